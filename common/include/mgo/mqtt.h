@@ -1,0 +1,99 @@
+/* mqtt.h - the MQTT 5 client of margo-mqtt (wraps Paho MQTTAsync; only common/src/mqtt.c
+ * includes Paho headers).
+ *
+ * Threading: Paho calls back on its own threads; the wrapper copies every message and
+ * connection event into a bounded queue and returns at once. The owner's loop thread
+ * drains the queue with mgo_mqtt_next(); all of the owner's state stays on that thread.
+ * When the queue is full, a QoS 1 message is not acknowledged (Paho redelivers it), so
+ * nothing is lost under load.
+ *
+ * Reconnects are the owner's decision (the agent has downtime windows and jittered
+ * backoff; see mgo/backoff.h): after MGO_MQTT_EV_DISCONNECTED call mgo_mqtt_connect()
+ * again when the owner's policy says so. */
+#ifndef MGO_MQTT_H
+#define MGO_MQTT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "mgo/err.h"
+
+struct mgo_mqtt;
+
+struct mgo_mqtt_will {
+    const char *topic;
+    const void *payload;
+    size_t payload_len;
+    int qos;
+    bool retain;
+};
+
+struct mgo_mqtt_config {
+    const char *url;        /* "tcp://127.0.0.1:1883" or "ssl://host:8883"; required */
+    const char *client_id;  /* required; the persistent session is keyed on it */
+    bool clean_start;       /* false = resume the persistent session */
+    uint32_t session_expiry_s; /* MQTT 5 session expiry interval (0 = ends at disconnect) */
+    uint16_t keepalive_s;   /* default 30 when 0 */
+    uint32_t connect_timeout_s; /* default 10 when 0 */
+    /* TLS (used when url starts with ssl:// or mqtts://); NULL = not set */
+    const char *ca_file;
+    const char *cert_file;
+    const char *key_file;
+    const char *username;   /* optional */
+    const char *password;   /* optional; never logged */
+    const struct mgo_mqtt_will *will; /* optional last will */
+    size_t queue_max;       /* inbound events kept before back-pressure; default 4096 when 0 */
+    size_t max_inflight;    /* default 64 when 0 */
+};
+
+enum mgo_mqtt_event_kind {
+    MGO_MQTT_EV_CONNECTED = 1,  /* session_present tells whether the broker kept our session */
+    MGO_MQTT_EV_CONNECT_FAILED, /* reason holds the MQTT reason code or a Paho code */
+    MGO_MQTT_EV_DISCONNECTED,   /* connection lost */
+    MGO_MQTT_EV_MESSAGE,        /* topic, payload, retained */
+    MGO_MQTT_EV_PUBLISHED,      /* token: the broker acknowledged that publish (QoS 1) */
+    MGO_MQTT_EV_PUBLISH_FAILED, /* token: the publish was not acknowledged */
+    MGO_MQTT_EV_SUBSCRIBED,     /* token */
+    MGO_MQTT_EV_SUBSCRIBE_FAILED,
+};
+
+struct mgo_mqtt_event {
+    enum mgo_mqtt_event_kind kind;
+    char *topic;      /* owned (MESSAGE) */
+    uint8_t *payload; /* owned (MESSAGE); may be NULL when payload_len is 0 */
+    size_t payload_len;
+    bool retained;
+    bool session_present;
+    int token;
+    int reason;
+};
+
+/* Creates the client (no network yet). Copies every string of cfg. */
+mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out) MGO_MUST_CHECK;
+/* Disconnects if needed and frees everything, including queued events. NULL is fine. */
+void mgo_mqtt_free(struct mgo_mqtt *m);
+
+/* Starts an asynchronous connect; the outcome arrives as CONNECTED or CONNECT_FAILED. */
+mgo_err mgo_mqtt_connect(struct mgo_mqtt *m) MGO_MUST_CHECK;
+/* Clean disconnect (no last will), waiting at most timeout_ms. */
+mgo_err mgo_mqtt_disconnect(struct mgo_mqtt *m, int timeout_ms) MGO_MUST_CHECK;
+bool mgo_mqtt_is_connected(const struct mgo_mqtt *m);
+
+/* Asynchronous subscribe; token_out (optional) matches the SUBSCRIBED event. */
+mgo_err mgo_mqtt_subscribe(struct mgo_mqtt *m, const char *filter, int qos, int *token_out)
+    MGO_MUST_CHECK;
+/* Asynchronous publish (payload copied). MGO_ERR_NET when not connected.
+ * token_out (optional) matches the PUBLISHED / PUBLISH_FAILED event. An empty retained
+ * payload clears the retained message. */
+mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payload,
+                         size_t payload_len, int qos, bool retain, int *token_out) MGO_MUST_CHECK;
+
+/* Takes the next event, waiting at most timeout_ms (0 = poll). MGO_ERR_TIMEOUT when none
+ * arrived; the caller then owns *ev and releases it with mgo_mqtt_event_cleanup(). */
+mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event *ev)
+    MGO_MUST_CHECK;
+void mgo_mqtt_event_cleanup(struct mgo_mqtt_event *ev);
+/* Makes a waiting mgo_mqtt_next() return MGO_ERR_TIMEOUT now (async-signal-safe: a pipe write). */
+void mgo_mqtt_wake(struct mgo_mqtt *m);
+
+#endif

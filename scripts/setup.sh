@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# setup.sh - installs the Debian packages margo-mqtt needs that are missing.
+# Idempotent and quiet when nothing is missing.
+#   scripts/setup.sh            build + test dependencies
+#   scripts/setup.sh containers also the container engine and registry for the demo and e2e
+set -euo pipefail
+
+BUILD_PKGS=(
+  build-essential cmake pkg-config clang libclang-rt-14-dev
+  libpaho-mqtt-dev libmsgpack-dev libssl-dev openssl libcunit1-dev libyaml-dev
+  libsqlite3-dev sqlite3 libcurl4-openssl-dev libmicrohttpd-dev
+  mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
+)
+CONTAINER_PKGS=(
+  podman runc podman-compose docker-registry busybox-static slirp4netns uidmap
+  fuse-overlayfs iproute2 iptables
+)
+
+want=("${BUILD_PKGS[@]}")
+for arg in "$@"; do
+  case "$arg" in
+    containers) want+=("${CONTAINER_PKGS[@]}") ;;
+    *) echo "setup.sh: unknown profile '$arg' (known: containers)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${want[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup.sh: missing packages: ${missing[*]}; run as root to install them" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >/dev/null
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Debian starts a system mosquitto on install; margo-mqtt runs its own brokers.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
+  systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi

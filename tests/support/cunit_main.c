@@ -1,0 +1,86 @@
+/* cunit_main.c - the main() of every CUnit test binary. */
+#include "mgo_test.h"
+
+#include <CUnit/Basic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgo/log.h"
+
+void mgo_test_add_suite(const char *suite, const struct mgo_test_case *cases)
+{
+    CU_pSuite s = CU_add_suite(suite, NULL, NULL);
+    if (s == NULL) {
+        fprintf(stderr, "CU_add_suite(%s): %s\n", suite, CU_get_error_msg());
+        exit(2);
+    }
+    for (const struct mgo_test_case *c = cases; c->name != NULL; c++) {
+        if (CU_add_test(s, c->name, c->fn) == NULL) {
+            fprintf(stderr, "CU_add_test(%s): %s\n", c->name, CU_get_error_msg());
+            exit(2);
+        }
+    }
+}
+
+const char *mgo_test_path(const char *rel)
+{
+    static char path[4096];
+    snprintf(path, sizeof path, "%s/%s", MGO_SOURCE_DIR, rel);
+    return path;
+}
+
+char *mgo_test_read_file(const char *path, size_t *len_out)
+{
+    FILE *f = fopen(path, "rb");
+    if (f == NULL) {
+        fprintf(stderr, "cannot open %s\n", path);
+        exit(2);
+    }
+    size_t cap = 4096, len = 0;
+    char *data = malloc(cap);
+    for (;;) {
+        if (data == NULL) {
+            fprintf(stderr, "out of memory reading %s\n", path);
+            exit(2);
+        }
+        size_t n = fread(data + len, 1, cap - len - 1, f);
+        len += n;
+        if (n == 0)
+            break;
+        if (len + 1 == cap) {
+            cap *= 2;
+            data = realloc(data, cap);
+        }
+    }
+    fclose(f);
+    data[len] = '\0';
+    if (len_out != NULL)
+        *len_out = len;
+    return data;
+}
+
+int main(void)
+{
+    const char *level = getenv("MGO_TEST_LOG");
+    enum mgo_log_level lvl = MGO_LOG_WARN;
+    if (level == NULL || mgo_log_level_parse(level, &lvl) != MGO_OK)
+        lvl = MGO_LOG_WARN;
+    mgo_log_set_level(lvl);
+
+    if (CU_initialize_registry() != CUE_SUCCESS) {
+        fprintf(stderr, "CU_initialize_registry: %s\n", CU_get_error_msg());
+        return 2;
+    }
+    mgo_test_register();
+    CU_basic_set_mode(CU_BRM_VERBOSE);
+    CU_basic_run_tests();
+    unsigned failed = CU_get_number_of_failures() + CU_get_number_of_tests_failed();
+    unsigned run = CU_get_number_of_tests_run();
+    CU_cleanup_registry();
+    if (run == 0) {
+        fprintf(stderr, "no test ran\n");
+        return 1;
+    }
+    return failed == 0 ? 0 : 1;
+}
