@@ -1,0 +1,255 @@
+/* codec_util.c - the tree reader shared by the typed codecs. */
+#include "codec_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mgo/limits.h"
+
+void mgo_codec__rd_init(struct mgo_rd *rd, struct mgo_arena *arena, struct mgo_problems *p)
+{
+    rd->arena = arena;
+    rd->problems = p;
+    rd->path[0] = '\0';
+    rd->path_len = 0;
+    rd->failed = false;
+    rd->nomem = false;
+}
+
+static size_t append_path(struct mgo_rd *rd, const char *text)
+{
+    size_t saved = rd->path_len;
+    size_t n = strlen(text);
+    if (rd->path_len + n + 1 < sizeof rd->path) {
+        memcpy(rd->path + rd->path_len, text, n + 1);
+        rd->path_len += n;
+    }
+    return saved;
+}
+
+size_t mgo_codec__enter(struct mgo_rd *rd, const char *key)
+{
+    size_t saved = rd->path_len;
+    if (rd->path_len > 0)
+        append_path(rd, ".");
+    append_path(rd, key);
+    return saved;
+}
+
+size_t mgo_codec__enter_index(struct mgo_rd *rd, size_t index)
+{
+    char text[32];
+    snprintf(text, sizeof text, "[%zu]", index);
+    return append_path(rd, text);
+}
+
+void mgo_codec__leave(struct mgo_rd *rd, size_t saved)
+{
+    rd->path_len = saved;
+    rd->path[saved] = '\0';
+}
+
+void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...)
+{
+    char field[MGO_MAX_FIELD_PATH];
+    int n;
+    if (key != NULL && rd->path_len > 0)
+        n = snprintf(field, sizeof field, "%s.%s", rd->path, key);
+    else if (key != NULL)
+        n = snprintf(field, sizeof field, "%s", key);
+    else
+        n = snprintf(field, sizeof field, "%s", rd->path_len ? rd->path : "$");
+    if (n < 0 || (size_t)n >= sizeof field)
+        field[sizeof field - 1] = '\0'; /* a truncated path still names the place */
+    char rule[MGO_MAX_PROBLEM_TEXT];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(rule, sizeof rule, fmt, ap);
+    va_end(ap);
+    mgo_problems_add(rd->problems, field, "%s", rule);
+    rd->failed = true;
+}
+
+mgo_err mgo_codec__result(const struct mgo_rd *rd)
+{
+    if (rd->nomem)
+        return MGO_ERR_NOMEM;
+    return rd->failed ? MGO_ERR_INVALID : MGO_OK;
+}
+
+void *mgo_codec__alloc(struct mgo_rd *rd, size_t size)
+{
+    void *p = mgo_arena_alloc(rd->arena, size ? size : 1);
+    if (p == NULL && !rd->nomem) {
+        rd->nomem = true;
+        mgo_codec__fail(rd, NULL, "document needs more than MGO_MAX_DOC_ARENA_BYTES");
+    }
+    return p;
+}
+
+const struct mgo_value *mgo_codec__field(struct mgo_rd *rd, const struct mgo_value *map,
+                                         const char *key, bool required)
+{
+    if (map == NULL)
+        return NULL;
+    if (map->kind != MGO_V_MAP) {
+        mgo_codec__fail(rd, NULL, "must be a map, got %s", mgo_value_kind_name(map->kind));
+        return NULL;
+    }
+    const struct mgo_value *v = mgo_value_get(map, key);
+    if (v != NULL && v->kind == MGO_V_NULL && required) {
+        mgo_codec__fail(rd, key, "is required and must not be null");
+        return NULL;
+    }
+    if (v != NULL && v->kind == MGO_V_NULL)
+        return NULL;
+    if (v == NULL && required)
+        mgo_codec__fail(rd, key, "is required");
+    return v;
+}
+
+const char *mgo_codec__str(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                           bool required, size_t max_len)
+{
+    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    if (v == NULL)
+        return NULL;
+    const char *s = NULL;
+    size_t n = 0;
+    if (v->kind == MGO_V_STR) {
+        s = v->as.str.ptr;
+        n = v->as.str.len;
+    } else if (v->text != NULL && v->kind != MGO_V_MAP && v->kind != MGO_V_ARRAY) {
+        s = v->text; /* YAML plain scalar such as `version: 1.0` */
+        n = strlen(s);
+    } else {
+        mgo_codec__fail(rd, key, "must be a string, got %s", mgo_value_kind_name(v->kind));
+        return NULL;
+    }
+    if (max_len == 0)
+        max_len = MGO_MAX_STRING_BYTES;
+    if (n > max_len) {
+        mgo_codec__fail(rd, key, "is %zu bytes long, at most %zu allowed", n, max_len);
+        return NULL;
+    }
+    return s;
+}
+
+bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                     bool required, uint64_t *out)
+{
+    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    if (v == NULL)
+        return false;
+    if (v->kind == MGO_V_INT) {
+        mgo_codec__fail(rd, key, "must not be negative");
+        return false;
+    }
+    if (v->kind != MGO_V_UINT) {
+        mgo_codec__fail(rd, key, "must be an unsigned integer, got %s", mgo_value_kind_name(v->kind));
+        return false;
+    }
+    *out = v->as.u;
+    return true;
+}
+
+bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                     bool required, bool *out)
+{
+    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    if (v == NULL)
+        return false;
+    if (v->kind != MGO_V_BOOL) {
+        mgo_codec__fail(rd, key, "must be a boolean, got %s", mgo_value_kind_name(v->kind));
+        return false;
+    }
+    *out = v->as.b;
+    return true;
+}
+
+bool mgo_codec__number(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                       bool required, double *out)
+{
+    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    if (v == NULL)
+        return false;
+    switch (v->kind) {
+    case MGO_V_UINT: *out = (double)v->as.u; return true;
+    case MGO_V_INT: *out = (double)v->as.i; return true;
+    case MGO_V_FLOAT: *out = v->as.f; return true;
+    default:
+        mgo_codec__fail(rd, key, "must be a number, got %s", mgo_value_kind_name(v->kind));
+        return false;
+    }
+}
+
+const struct mgo_value *mgo_codec__array(struct mgo_rd *rd, const struct mgo_value *map,
+                                         const char *key, bool required, size_t min_items,
+                                         size_t max_items)
+{
+    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    if (v == NULL)
+        return NULL;
+    if (v->kind != MGO_V_ARRAY) {
+        mgo_codec__fail(rd, key, "must be a list, got %s", mgo_value_kind_name(v->kind));
+        return NULL;
+    }
+    if (v->as.array.len < min_items) {
+        mgo_codec__fail(rd, key, "must have at least %zu item%s", min_items,
+                        min_items == 1 ? "" : "s");
+        return NULL;
+    }
+    if (v->as.array.len > max_items) {
+        mgo_codec__fail(rd, key, "has %zu items, at most %zu allowed", v->as.array.len, max_items);
+        return NULL;
+    }
+    return v;
+}
+
+const struct mgo_value *mgo_codec__map(struct mgo_rd *rd, const struct mgo_value *map,
+                                       const char *key, bool required)
+{
+    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    if (v == NULL)
+        return NULL;
+    if (v->kind != MGO_V_MAP) {
+        mgo_codec__fail(rd, key, "must be a map, got %s", mgo_value_kind_name(v->kind));
+        return NULL;
+    }
+    return v;
+}
+
+int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                    bool required, const char *const *names, size_t n)
+{
+    const char *s = mgo_codec__str(rd, map, key, required, 64);
+    if (s == NULL)
+        return -1;
+    for (size_t i = 0; i < n; i++) {
+        if (strcmp(s, names[i]) == 0)
+            return (int)i;
+    }
+    char allowed[MGO_MAX_PROBLEM_TEXT / 2];
+    size_t used = 0;
+    allowed[0] = '\0';
+    for (size_t i = 0; i < n && used + 1 < sizeof allowed; i++) {
+        int w = snprintf(allowed + used, sizeof allowed - used, "%s%s", i ? ", " : "", names[i]);
+        if (w < 0)
+            break;
+        used += (size_t)w;
+    }
+    mgo_codec__fail(rd, key, "\"%.40s\" is not one of: %s", s, allowed);
+    return -1;
+}
+
+mgo_err mgo_codec__str_array(struct mgo_arena *arena, const char *const *items, size_t n,
+                             struct mgo_value *out)
+{
+    mgo_err err = mgo_value_array_new(arena, n, out);
+    if (err != MGO_OK)
+        return err;
+    for (size_t i = 0; i < n; i++)
+        out->as.array.items[i] = mgo_value_str(items[i]);
+    return MGO_OK;
+}

@@ -1,0 +1,855 @@
+/* mqtt.c - the MQTT 5 client: Paho MQTTAsync behind mgo/mqtt.h.
+ *
+ * Threads: Paho runs its callbacks on its own threads while holding its global mutex.
+ * Every callback here only copies what it got into the event queue (struct qnode list,
+ * guarded by m->mu), bumps the eventfd and returns. The owner's thread takes events with
+ * mgo_mqtt_next(), which polls the eventfd. Lock order: Paho's mutex, then m->mu; code
+ * holding m->mu never calls Paho, so the two cannot deadlock.
+ *
+ * Back-pressure: at most queue_max MESSAGE events are queued. When the queue is full,
+ * message_arrived() returns 0 without freeing, Paho keeps the message on its own queue and
+ * offers it again later (in arrival order), so nothing is lost; control events (connect,
+ * publish and subscribe outcomes) are always queued, they are bounded by the in-flight
+ * window.
+ *
+ * Memory: every event owns malloc'd copies of topic and payload; nothing points into Paho
+ * buffers after a callback returns. mgo_mqtt_free() destroys the Paho client first (after
+ * MQTTAsync_destroy() returns no callback of ours runs any more), then frees the queue. */
+#include "mgo/mqtt.h"
+
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <MQTTAsync.h>
+#include <MQTTClientPersistence.h>
+
+#include "mgo/limits.h"
+#include "mgo/log.h"
+
+#define TAG "mqtt"
+
+#define DEFAULT_KEEPALIVE_S 30u
+#define DEFAULT_CONNECT_TIMEOUT_S 10u
+#define DEFAULT_QUEUE_MAX 4096u
+#define DEFAULT_MAX_INFLIGHT 64u
+/* Paho keeps maxInflight in an int; MQTT's Receive Maximum is 16 bits. */
+#define MAX_INFLIGHT_LIMIT 65535u
+/* The wait in mgo_mqtt_free() for a clean disconnect. */
+#define FREE_DISCONNECT_MS 1000
+
+struct qnode {
+    struct qnode *next;
+    struct mgo_mqtt_event ev;
+};
+
+enum disc_state { DISC_IDLE = 0, DISC_PENDING, DISC_DONE };
+
+struct mgo_mqtt {
+    MQTTAsync client;
+
+    /* Copies of the configuration (owned). */
+    char *url; /* normalized to Paho's tcp:// or ssl:// */
+    char *client_id;
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *username;
+    char *password;
+    bool tls;
+    bool clean_start;
+    uint32_t session_expiry_s;
+    uint16_t keepalive_s;
+    uint32_t connect_timeout_s;
+    size_t queue_max;
+    size_t max_inflight;
+    bool has_will;
+    char *will_topic;
+    uint8_t *will_payload;
+    size_t will_payload_len;
+    int will_qos;
+    bool will_retain;
+
+    /* Shared with Paho's threads; guarded by mu. */
+    pthread_mutex_t mu;
+    pthread_cond_t cond; /* signals disc changes */
+    struct qnode *head;
+    struct qnode *tail;
+    size_t n_messages; /* MESSAGE events queued */
+    bool connected;    /* as reported by the callbacks */
+    bool refusing;     /* a message was refused and not yet taken (logs once per episode) */
+    enum disc_state disc;
+
+    int wake_fd;                /* eventfd: bumped on every push and by mgo_mqtt_wake() */
+    atomic_int wake_requested;  /* set by mgo_mqtt_wake() */
+};
+
+/* ---- helpers ---------------------------------------------------------------------- */
+
+static mgo_err paho_err(int rc, const char *what)
+{
+    mgo_err err;
+    switch (rc) {
+    case MQTTASYNC_SUCCESS:
+        return MGO_OK;
+    case MQTTASYNC_DISCONNECTED:
+    case MQTTASYNC_FAILURE:
+        err = MGO_ERR_NET;
+        break;
+    case MQTTASYNC_MAX_MESSAGES_INFLIGHT:
+    case MQTTASYNC_MAX_BUFFERED_MESSAGES:
+    case MQTTASYNC_NO_MORE_MSGIDS:
+    case MQTTASYNC_MAX_BUFFERED:
+        err = MGO_ERR_LIMIT;
+        break;
+    case MQTTASYNC_BAD_UTF8_STRING:
+    case MQTTASYNC_NULL_PARAMETER:
+    case MQTTASYNC_TOPICNAME_TRUNCATED:
+    case MQTTASYNC_BAD_QOS:
+    case MQTTASYNC_BAD_PROTOCOL:
+    case MQTTASYNC_BAD_MQTT_OPTION:
+    case MQTTASYNC_0_LEN_WILL_TOPIC:
+    case MQTTASYNC_SSL_NOT_SUPPORTED:
+        err = MGO_ERR_INVALID;
+        break;
+    case MQTTASYNC_OPERATION_INCOMPLETE:
+    case MQTTASYNC_COMMAND_IGNORED:
+        err = MGO_ERR_CONFLICT;
+        break;
+    case MQTTASYNC_PERSISTENCE_ERROR:
+        err = MGO_ERR_IO;
+        break;
+    default: /* BAD_STRUCTURE, WRONG_MQTT_VERSION: our bug */
+        err = MGO_ERR_INTERNAL;
+        break;
+    }
+    const char *detail = MQTTAsync_strerror(rc);
+    if (rc == MQTTASYNC_DISCONNECTED)
+        MGO_LOGD(TAG, "%s: %s (paho %d)", what, detail != NULL ? detail : "?", rc);
+    else
+        MGO_LOGW(TAG, "%s: %s (paho %d)", what, detail != NULL ? detail : "?", rc);
+    return err;
+}
+
+static bool dup_opt(const char *src, char **out)
+{
+    *out = NULL;
+    if (src == NULL)
+        return true;
+    *out = strdup(src);
+    return *out != NULL;
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void bump(struct mgo_mqtt *m)
+{
+    uint64_t one = 1;
+    /* A full counter (2^64-2 pending wakes) cannot happen; EAGAIN would still leave it
+     * readable, which is all the reader needs. */
+    ssize_t n = write(m->wake_fd, &one, sizeof one);
+    (void)n;
+}
+
+static void free_node(struct qnode *n)
+{
+    mgo_mqtt_event_cleanup(&n->ev);
+    free(n);
+}
+
+/* Appends a node; called from Paho's threads (or from destroy on ours). */
+static void push(struct mgo_mqtt *m, struct qnode *n)
+{
+    n->next = NULL;
+    pthread_mutex_lock(&m->mu);
+    if (m->tail != NULL)
+        m->tail->next = n;
+    else
+        m->head = n;
+    m->tail = n;
+    if (n->ev.kind == MGO_MQTT_EV_MESSAGE)
+        m->n_messages++;
+    pthread_mutex_unlock(&m->mu);
+    bump(m);
+}
+
+static struct qnode *new_node(enum mgo_mqtt_event_kind kind)
+{
+    struct qnode *n = calloc(1, sizeof *n);
+    if (n == NULL) {
+        MGO_LOGE(TAG, "out of memory queueing event %d; event lost", (int)kind);
+        return NULL;
+    }
+    n->ev.kind = kind;
+    return n;
+}
+
+static void push_control(struct mgo_mqtt *m, enum mgo_mqtt_event_kind kind, int token, int reason)
+{
+    struct qnode *n = new_node(kind);
+    if (n == NULL)
+        return;
+    n->ev.token = token;
+    n->ev.reason = reason;
+    push(m, n);
+}
+
+/* ---- Paho callbacks (Paho's threads) ------------------------------------------------ */
+
+static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_message *msg)
+{
+    struct mgo_mqtt *m = context;
+    size_t tlen = topic_len > 0 ? (size_t)topic_len : strlen(topic_name);
+    size_t plen = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+
+    if (plen > MGO_MAX_MESSAGE_BYTES) {
+        MGO_LOGW(TAG, "dropped message on %.*s: payload of %zu bytes exceeds %u", (int)tlen,
+                 topic_name, plen, MGO_MAX_MESSAGE_BYTES);
+        goto consumed;
+    }
+
+    pthread_mutex_lock(&m->mu);
+    bool full = m->n_messages >= m->queue_max;
+    bool first_refusal = full && !m->refusing;
+    if (full)
+        m->refusing = true;
+    pthread_mutex_unlock(&m->mu);
+    if (full) {
+        if (first_refusal)
+            MGO_LOGI(TAG, "event queue full (%zu messages); holding messages back", m->queue_max);
+        return 0; /* Paho keeps the message and offers it again */
+    }
+
+    struct qnode *n = new_node(MGO_MQTT_EV_MESSAGE);
+    if (n == NULL)
+        return 0;
+    n->ev.topic = malloc(tlen + 1);
+    if (n->ev.topic == NULL)
+        goto nomem;
+    memcpy(n->ev.topic, topic_name, tlen);
+    n->ev.topic[tlen] = '\0';
+    if (plen > 0) {
+        n->ev.payload = malloc(plen);
+        if (n->ev.payload == NULL)
+            goto nomem;
+        memcpy(n->ev.payload, msg->payload, plen);
+    }
+    n->ev.payload_len = plen;
+    n->ev.retained = msg->retained != 0;
+    push(m, n);
+consumed:
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic_name);
+    return 1;
+nomem:
+    free_node(n);
+    MGO_LOGE(TAG, "out of memory copying a message; Paho will offer it again");
+    return 0;
+}
+
+static void lost(struct mgo_mqtt *m, int reason)
+{
+    pthread_mutex_lock(&m->mu);
+    bool was = m->connected;
+    m->connected = false;
+    pthread_mutex_unlock(&m->mu);
+    if (was)
+        push_control(m, MGO_MQTT_EV_DISCONNECTED, 0, reason);
+}
+
+static void on_connection_lost(void *context, char *cause)
+{
+    struct mgo_mqtt *m = context;
+    MGO_LOGW(TAG, "connection to %s lost%s%s", m->url, cause != NULL ? ": " : "",
+             cause != NULL ? cause : "");
+    lost(m, 0);
+}
+
+static void on_disconnected(void *context, MQTTProperties *props, enum MQTTReasonCodes reason)
+{
+    struct mgo_mqtt *m = context;
+    (void)props;
+    const char *text = MQTTReasonCode_toString(reason);
+    MGO_LOGW(TAG, "broker %s disconnected us: %s (reason %d)", m->url, text != NULL ? text : "?",
+             (int)reason);
+    lost(m, (int)reason);
+}
+
+static void on_connect_ok(void *context, MQTTAsync_successData5 *resp)
+{
+    struct mgo_mqtt *m = context;
+    struct qnode *n = new_node(MGO_MQTT_EV_CONNECTED);
+    pthread_mutex_lock(&m->mu);
+    m->connected = true;
+    pthread_mutex_unlock(&m->mu);
+    if (n == NULL)
+        return;
+    n->ev.session_present = resp != NULL && resp->alt.connect.sessionPresent != 0;
+    n->ev.reason = resp != NULL ? (int)resp->reasonCode : 0;
+    MGO_LOGI(TAG, "connected to %s as %s (session %s)", m->url, m->client_id,
+             n->ev.session_present ? "resumed" : "new");
+    push(m, n);
+}
+
+/* Reason code when the broker sent one, else Paho's code. */
+static int failure_reason(const MQTTAsync_failureData5 *resp)
+{
+    if (resp == NULL)
+        return MQTTASYNC_FAILURE;
+    return resp->reasonCode != MQTTREASONCODE_SUCCESS ? (int)resp->reasonCode : resp->code;
+}
+
+static const char *failure_text(const MQTTAsync_failureData5 *resp)
+{
+    if (resp == NULL)
+        return "unknown failure";
+    if (resp->message != NULL)
+        return resp->message;
+    if (resp->reasonCode != MQTTREASONCODE_SUCCESS) {
+        const char *t = MQTTReasonCode_toString(resp->reasonCode);
+        return t != NULL ? t : "?";
+    }
+    const char *t = MQTTAsync_strerror(resp->code);
+    return t != NULL ? t : "?";
+}
+
+static void on_connect_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+    struct mgo_mqtt *m = context;
+    int reason = failure_reason(resp);
+    MGO_LOGW(TAG, "connect to %s as %s failed: %s (code %d)", m->url, m->client_id,
+             failure_text(resp), reason);
+    push_control(m, MGO_MQTT_EV_CONNECT_FAILED, resp != NULL ? resp->token : 0, reason);
+}
+
+static void on_publish_ok(void *context, MQTTAsync_successData5 *resp)
+{
+    push_control(context, MGO_MQTT_EV_PUBLISHED, resp != NULL ? resp->token : 0,
+                 resp != NULL ? (int)resp->reasonCode : 0);
+}
+
+static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+    int reason = failure_reason(resp);
+    MGO_LOGW(TAG, "publish %d not acknowledged: %s (code %d)", resp != NULL ? resp->token : 0,
+             failure_text(resp), reason);
+    push_control(context, MGO_MQTT_EV_PUBLISH_FAILED, resp != NULL ? resp->token : 0, reason);
+}
+
+static void on_subscribe_ok(void *context, MQTTAsync_successData5 *resp)
+{
+    push_control(context, MGO_MQTT_EV_SUBSCRIBED, resp != NULL ? resp->token : 0,
+                 resp != NULL ? (int)resp->reasonCode : 0);
+}
+
+static void on_subscribe_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+    int reason = failure_reason(resp);
+    MGO_LOGW(TAG, "subscribe %d refused: %s (code %d)", resp != NULL ? resp->token : 0,
+             failure_text(resp), reason);
+    push_control(context, MGO_MQTT_EV_SUBSCRIBE_FAILED, resp != NULL ? resp->token : 0, reason);
+}
+
+static void disc_finished(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->disc = DISC_DONE;
+    pthread_cond_broadcast(&m->cond);
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void on_disconnect_ok(void *context, MQTTAsync_successData5 *resp)
+{
+    (void)resp;
+    disc_finished(context);
+}
+
+static void on_disconnect_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+    MGO_LOGD(TAG, "disconnect: %s", failure_text(resp));
+    disc_finished(context);
+}
+
+/* ---- public API --------------------------------------------------------------------- */
+
+static mgo_err normalize_url(const char *url, char **out, bool *tls)
+{
+    static const struct {
+        const char *prefix;
+        const char *paho;
+        bool tls;
+    } schemes[] = {
+        {"tcp://", "tcp://", false},
+        {"mqtt://", "tcp://", false},
+        {"ssl://", "ssl://", true},
+        {"mqtts://", "ssl://", true},
+    };
+    for (size_t i = 0; i < sizeof schemes / sizeof schemes[0]; i++) {
+        size_t plen = strlen(schemes[i].prefix);
+        if (strncmp(url, schemes[i].prefix, plen) != 0)
+            continue;
+        const char *rest = url + plen;
+        if (rest[0] == '\0') {
+            MGO_LOGE(TAG, "url: missing host after %s", schemes[i].prefix);
+            return MGO_ERR_INVALID;
+        }
+        size_t len = strlen(schemes[i].paho) + strlen(rest) + 1;
+        char *s = malloc(len);
+        if (s == NULL)
+            return MGO_ERR_NOMEM;
+        snprintf(s, len, "%s%s", schemes[i].paho, rest);
+        *out = s;
+        *tls = schemes[i].tls;
+        return MGO_OK;
+    }
+    MGO_LOGE(TAG, "url: must start with tcp://, mqtt://, ssl:// or mqtts://");
+    return MGO_ERR_INVALID;
+}
+
+static mgo_err check_config(const struct mgo_mqtt_config *cfg)
+{
+    if (cfg->url == NULL || cfg->url[0] == '\0') {
+        MGO_LOGE(TAG, "url: required");
+        return MGO_ERR_INVALID;
+    }
+    if (cfg->client_id == NULL || cfg->client_id[0] == '\0') {
+        MGO_LOGE(TAG, "client_id: required");
+        return MGO_ERR_INVALID;
+    }
+    if (strlen(cfg->client_id) > 65535u) {
+        MGO_LOGE(TAG, "client_id: longer than 65535 bytes");
+        return MGO_ERR_LIMIT;
+    }
+    if (cfg->max_inflight > MAX_INFLIGHT_LIMIT) {
+        MGO_LOGE(TAG, "max_inflight: must be at most %u", MAX_INFLIGHT_LIMIT);
+        return MGO_ERR_INVALID;
+    }
+    if (cfg->connect_timeout_s > INT32_MAX) {
+        MGO_LOGE(TAG, "connect_timeout_s: too large");
+        return MGO_ERR_INVALID;
+    }
+    const struct mgo_mqtt_will *w = cfg->will;
+    if (w != NULL) {
+        if (w->topic == NULL || w->topic[0] == '\0') {
+            MGO_LOGE(TAG, "will.topic: required when a will is given");
+            return MGO_ERR_INVALID;
+        }
+        if (strlen(w->topic) > MGO_MAX_TOPIC_LEN) {
+            MGO_LOGE(TAG, "will.topic: longer than %u bytes", MGO_MAX_TOPIC_LEN);
+            return MGO_ERR_LIMIT;
+        }
+        if (w->qos < 0 || w->qos > 2) {
+            MGO_LOGE(TAG, "will.qos: must be 0, 1 or 2");
+            return MGO_ERR_INVALID;
+        }
+        if (w->payload_len > MGO_MAX_MESSAGE_BYTES) {
+            MGO_LOGE(TAG, "will.payload: larger than %u bytes", MGO_MAX_MESSAGE_BYTES);
+            return MGO_ERR_LIMIT;
+        }
+        if (w->payload_len > 0 && w->payload == NULL) {
+            MGO_LOGE(TAG, "will.payload: NULL with a non-zero length");
+            return MGO_ERR_INVALID;
+        }
+    }
+    return MGO_OK;
+}
+
+static void free_config_copies(struct mgo_mqtt *m)
+{
+    free(m->url);
+    free(m->client_id);
+    free(m->ca_file);
+    free(m->cert_file);
+    free(m->key_file);
+    free(m->username);
+    if (m->password != NULL) {
+        explicit_bzero(m->password, strlen(m->password));
+        free(m->password);
+    }
+    free(m->will_topic);
+    free(m->will_payload);
+}
+
+mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out)
+{
+    *out = NULL;
+    mgo_err err = check_config(cfg);
+    if (err != MGO_OK)
+        return err;
+
+    struct mgo_mqtt *m = calloc(1, sizeof *m);
+    if (m == NULL)
+        return MGO_ERR_NOMEM;
+    m->wake_fd = -1;
+
+    err = normalize_url(cfg->url, &m->url, &m->tls);
+    if (err != MGO_OK)
+        goto fail_copies;
+    err = MGO_ERR_NOMEM;
+    if (!dup_opt(cfg->client_id, &m->client_id) || !dup_opt(cfg->ca_file, &m->ca_file) ||
+        !dup_opt(cfg->cert_file, &m->cert_file) || !dup_opt(cfg->key_file, &m->key_file) ||
+        !dup_opt(cfg->username, &m->username) || !dup_opt(cfg->password, &m->password))
+        goto fail_copies;
+    if (cfg->will != NULL) {
+        m->has_will = true;
+        if (!dup_opt(cfg->will->topic, &m->will_topic))
+            goto fail_copies;
+        if (cfg->will->payload_len > 0) {
+            m->will_payload = malloc(cfg->will->payload_len);
+            if (m->will_payload == NULL)
+                goto fail_copies;
+            memcpy(m->will_payload, cfg->will->payload, cfg->will->payload_len);
+        }
+        m->will_payload_len = cfg->will->payload_len;
+        m->will_qos = cfg->will->qos;
+        m->will_retain = cfg->will->retain;
+    }
+    m->clean_start = cfg->clean_start;
+    m->session_expiry_s = cfg->session_expiry_s;
+    m->keepalive_s = cfg->keepalive_s != 0 ? cfg->keepalive_s : DEFAULT_KEEPALIVE_S;
+    m->connect_timeout_s =
+        cfg->connect_timeout_s != 0 ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
+    m->queue_max = cfg->queue_max != 0 ? cfg->queue_max : DEFAULT_QUEUE_MAX;
+    m->max_inflight = cfg->max_inflight != 0 ? cfg->max_inflight : DEFAULT_MAX_INFLIGHT;
+
+    err = MGO_ERR_INTERNAL;
+    if (pthread_mutex_init(&m->mu, NULL) != 0)
+        goto fail_copies;
+    if (pthread_cond_init(&m->cond, NULL) != 0)
+        goto fail_mutex;
+    atomic_init(&m->wake_requested, 0);
+    m->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (m->wake_fd < 0) {
+        MGO_LOGE(TAG, "eventfd: %s", strerror(errno));
+        err = MGO_ERR_IO;
+        goto fail_cond;
+    }
+
+    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+    copts.sendWhileDisconnected = 0;
+    int rc = MQTTAsync_createWithOptions(&m->client, m->url, m->client_id,
+                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
+    if (rc != MQTTASYNC_SUCCESS) {
+        err = paho_err(rc, "create client");
+        goto fail_fd;
+    }
+    rc = MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL);
+    if (rc == MQTTASYNC_SUCCESS)
+        rc = MQTTAsync_setDisconnected(m->client, m, on_disconnected);
+    if (rc != MQTTASYNC_SUCCESS) {
+        err = paho_err(rc, "set callbacks");
+        goto fail_client;
+    }
+    *out = m;
+    return MGO_OK;
+
+fail_client:
+    MQTTAsync_destroy(&m->client);
+fail_fd:
+    close(m->wake_fd);
+fail_cond:
+    pthread_cond_destroy(&m->cond);
+fail_mutex:
+    pthread_mutex_destroy(&m->mu);
+fail_copies:
+    free_config_copies(m);
+    free(m);
+    return err;
+}
+
+void mgo_mqtt_free(struct mgo_mqtt *m)
+{
+    if (m == NULL)
+        return;
+    if (MQTTAsync_isConnected(m->client)) {
+        mgo_err err = mgo_mqtt_disconnect(m, FREE_DISCONNECT_MS);
+        if (err != MGO_OK)
+            MGO_LOGD(TAG, "disconnect before free: %s", mgo_strerror(err));
+    }
+    /* After this no callback runs with m as context (Paho calls them under its global
+     * mutex, which destroy takes); pending commands may still fail into our queue here. */
+    MQTTAsync_destroy(&m->client);
+
+    struct qnode *n = m->head;
+    while (n != NULL) {
+        struct qnode *next = n->next;
+        free_node(n);
+        n = next;
+    }
+    close(m->wake_fd);
+    pthread_cond_destroy(&m->cond);
+    pthread_mutex_destroy(&m->mu);
+    free_config_copies(m);
+    free(m);
+}
+
+mgo_err mgo_mqtt_connect(struct mgo_mqtt *m)
+{
+    MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
+    MQTTAsync_willOptions will = MQTTAsync_willOptions_initializer;
+    MQTTAsync_SSLOptions ssl = MQTTAsync_SSLOptions_initializer;
+    MQTTProperties props = MQTTProperties_initializer;
+
+    opts.keepAliveInterval = m->keepalive_s;
+    opts.cleanstart = m->clean_start ? 1 : 0;
+    opts.maxInflight = (int)m->max_inflight;
+    opts.connectTimeout = (int)m->connect_timeout_s;
+    opts.automaticReconnect = 0; /* the owner decides when to reconnect */
+    opts.retryInterval = 0;
+    opts.username = m->username;
+    opts.password = m->password;
+    opts.onSuccess5 = on_connect_ok;
+    opts.onFailure5 = on_connect_fail;
+    opts.context = m;
+
+    if (m->has_will) {
+        will.topicName = m->will_topic;
+        will.qos = m->will_qos;
+        will.retained = m->will_retain ? 1 : 0;
+        if (m->will_payload_len > 0) {
+            will.payload.data = m->will_payload;
+            will.payload.len = (int)m->will_payload_len;
+        } else {
+            will.message = ""; /* Paho copies a string when there is no binary payload */
+        }
+        opts.will = &will;
+    }
+    if (m->tls) {
+        ssl.trustStore = m->ca_file;
+        ssl.keyStore = m->cert_file;
+        ssl.privateKey = m->key_file;
+        ssl.enableServerCertAuth = 1;
+        ssl.verify = 1; /* host name must match the certificate */
+        opts.ssl = &ssl;
+    }
+
+    MQTTProperty expiry;
+    memset(&expiry, 0, sizeof expiry);
+    expiry.identifier = MQTTPROPERTY_CODE_SESSION_EXPIRY_INTERVAL;
+    expiry.value.integer4 = m->session_expiry_s;
+    int rc = MQTTProperties_add(&props, &expiry);
+    if (rc != 0) {
+        MGO_LOGE(TAG, "connect: cannot add the session expiry property (%d)", rc);
+        return MGO_ERR_NOMEM;
+    }
+    opts.connectProperties = &props;
+
+    pthread_mutex_lock(&m->mu);
+    m->connected = false;
+    pthread_mutex_unlock(&m->mu);
+
+    MGO_LOGD(TAG, "connecting to %s as %s (clean start %d, session expiry %u s)", m->url,
+             m->client_id, opts.cleanstart, (unsigned)m->session_expiry_s);
+    rc = MQTTAsync_connect(m->client, &opts);
+    MQTTProperties_free(&props);
+    return paho_err(rc, "connect");
+}
+
+mgo_err mgo_mqtt_disconnect(struct mgo_mqtt *m, int timeout_ms)
+{
+    MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer5;
+    opts.timeout = timeout_ms > 0 ? timeout_ms : 0;
+    opts.reasonCode = MQTTREASONCODE_NORMAL_DISCONNECTION; /* the will is not sent */
+    opts.onSuccess5 = on_disconnect_ok;
+    opts.onFailure5 = on_disconnect_fail;
+    opts.context = m;
+
+    pthread_mutex_lock(&m->mu);
+    m->connected = false; /* a clean disconnect is not reported as DISCONNECTED */
+    m->disc = DISC_PENDING;
+    pthread_mutex_unlock(&m->mu);
+
+    int rc = MQTTAsync_disconnect(m->client, &opts);
+    if (rc != MQTTASYNC_SUCCESS) {
+        pthread_mutex_lock(&m->mu);
+        m->disc = DISC_IDLE;
+        pthread_mutex_unlock(&m->mu);
+        if (rc == MQTTASYNC_DISCONNECTED)
+            return MGO_OK; /* nothing to disconnect */
+        return paho_err(rc, "disconnect");
+    }
+    if (timeout_ms <= 0)
+        return MGO_OK;
+
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += timeout_ms / 1000;
+    deadline.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (deadline.tv_nsec >= 1000000000L) {
+        deadline.tv_sec++;
+        deadline.tv_nsec -= 1000000000L;
+    }
+    mgo_err err = MGO_OK;
+    pthread_mutex_lock(&m->mu);
+    while (m->disc != DISC_DONE) {
+        if (pthread_cond_timedwait(&m->cond, &m->mu, &deadline) == ETIMEDOUT) {
+            if (m->disc != DISC_DONE)
+                err = MGO_ERR_TIMEOUT;
+            break;
+        }
+    }
+    m->disc = DISC_IDLE;
+    pthread_mutex_unlock(&m->mu);
+    if (err != MGO_OK)
+        MGO_LOGW(TAG, "disconnect from %s did not finish within %d ms", m->url, timeout_ms);
+    return err;
+}
+
+bool mgo_mqtt_is_connected(const struct mgo_mqtt *m)
+{
+    return m != NULL && MQTTAsync_isConnected(m->client) != 0;
+}
+
+static mgo_err check_topic(const char *topic, const char *what)
+{
+    if (topic == NULL || topic[0] == '\0') {
+        MGO_LOGE(TAG, "%s: topic is empty", what);
+        return MGO_ERR_INVALID;
+    }
+    if (strlen(topic) > MGO_MAX_TOPIC_LEN) {
+        MGO_LOGE(TAG, "%s: topic longer than %u bytes", what, MGO_MAX_TOPIC_LEN);
+        return MGO_ERR_LIMIT;
+    }
+    return MGO_OK;
+}
+
+mgo_err mgo_mqtt_subscribe(struct mgo_mqtt *m, const char *filter, int qos, int *token_out)
+{
+    mgo_err err = check_topic(filter, "subscribe");
+    if (err != MGO_OK)
+        return err;
+    if (qos < 0 || qos > 2) {
+        MGO_LOGE(TAG, "subscribe %s: qos must be 0, 1 or 2", filter);
+        return MGO_ERR_INVALID;
+    }
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_subscribe_ok;
+    ro.onFailure5 = on_subscribe_fail;
+    ro.context = m;
+    int rc = MQTTAsync_subscribe(m->client, filter, qos, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        return paho_err(rc, "subscribe");
+    if (token_out != NULL)
+        *token_out = ro.token;
+    return MGO_OK;
+}
+
+mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payload,
+                         size_t payload_len, int qos, bool retain, int *token_out)
+{
+    mgo_err err = check_topic(topic, "publish");
+    if (err != MGO_OK)
+        return err;
+    if (qos < 0 || qos > 2) {
+        MGO_LOGE(TAG, "publish %s: qos must be 0, 1 or 2", topic);
+        return MGO_ERR_INVALID;
+    }
+    if (payload_len > MGO_MAX_MESSAGE_BYTES) {
+        MGO_LOGE(TAG, "publish %s: payload of %zu bytes exceeds %u", topic, payload_len,
+                 MGO_MAX_MESSAGE_BYTES);
+        return MGO_ERR_LIMIT;
+    }
+    if (payload_len > 0 && payload == NULL) {
+        MGO_LOGE(TAG, "publish %s: NULL payload with a non-zero length", topic);
+        return MGO_ERR_INVALID;
+    }
+    static const uint8_t empty[1] = {0};
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_publish_ok;
+    ro.onFailure5 = on_publish_fail;
+    ro.context = m;
+    /* Paho copies the payload before MQTTAsync_send returns. */
+    int rc = MQTTAsync_send(m->client, topic, (int)payload_len, payload_len > 0 ? payload : empty,
+                            qos, retain ? 1 : 0, &ro);
+    if (rc != MQTTASYNC_SUCCESS)
+        return paho_err(rc, "publish");
+    if (token_out != NULL)
+        *token_out = ro.token;
+    return MGO_OK;
+}
+
+static struct qnode *pop(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    struct qnode *n = m->head;
+    if (n != NULL) {
+        m->head = n->next;
+        if (m->head == NULL)
+            m->tail = NULL;
+        if (n->ev.kind == MGO_MQTT_EV_MESSAGE) {
+            m->n_messages--;
+            m->refusing = false;
+        }
+    }
+    pthread_mutex_unlock(&m->mu);
+    return n;
+}
+
+mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event *ev)
+{
+    memset(ev, 0, sizeof *ev);
+    int64_t deadline = timeout_ms > 0 ? now_ms() + timeout_ms : 0;
+    for (;;) {
+        if (atomic_exchange(&m->wake_requested, 0) != 0)
+            return MGO_ERR_TIMEOUT;
+        struct qnode *n = pop(m);
+        if (n != NULL) {
+            *ev = n->ev;
+            free(n);
+            return MGO_OK;
+        }
+        int wait_ms;
+        if (timeout_ms < 0) {
+            wait_ms = -1; /* negative: wait until an event or a wake */
+        } else if (timeout_ms == 0) {
+            return MGO_ERR_TIMEOUT;
+        } else {
+            int64_t left = deadline - now_ms();
+            if (left <= 0)
+                return MGO_ERR_TIMEOUT;
+            wait_ms = left > INT32_MAX ? INT32_MAX : (int)left;
+        }
+        struct pollfd pfd = {.fd = m->wake_fd, .events = POLLIN, .revents = 0};
+        int pr = poll(&pfd, 1, wait_ms);
+        if (pr < 0 && errno != EINTR) {
+            MGO_LOGE(TAG, "poll: %s", strerror(errno));
+            return MGO_ERR_IO;
+        }
+        if (pr > 0) {
+            uint64_t count;
+            ssize_t r = read(m->wake_fd, &count, sizeof count);
+            (void)r; /* EAGAIN: another reader drained it; the queue check decides */
+        }
+    }
+}
+
+void mgo_mqtt_event_cleanup(struct mgo_mqtt_event *ev)
+{
+    if (ev == NULL)
+        return;
+    free(ev->topic);
+    free(ev->payload);
+    memset(ev, 0, sizeof *ev);
+}
+
+void mgo_mqtt_wake(struct mgo_mqtt *m)
+{
+    if (m == NULL)
+        return;
+    atomic_store(&m->wake_requested, 1);
+    uint64_t one = 1;
+    ssize_t n = write(m->wake_fd, &one, sizeof one);
+    (void)n;
+}

@@ -1,0 +1,388 @@
+/* msgpack.c - MessagePack <-> mgo_value, on msgpack-c.
+ *
+ * Decoding first runs a bounds scan over the raw bytes (msgpack-c allocates a container's
+ * claimed item count up front, so a 5-byte message could ask for gigabytes): every length
+ * must fit in the bytes that remain, every limit of mgo/limits.h holds, ext types are
+ * refused, and the message is exactly one object. Only then does msgpack-c unpack it. */
+#include <math.h>
+#include <msgpack.h>
+#include <string.h>
+
+#include "mgo/limits.h"
+#include "mgo/log.h"
+#include "mgo/value.h"
+#include "utf8.h"
+
+/* ---- bounds scan ------------------------------------------------------------------- */
+
+struct scan {
+    const uint8_t *p;
+    size_t len;
+    size_t pos;
+};
+
+static bool need(const struct scan *s, size_t n)
+{
+    return s->len - s->pos >= n;
+}
+
+static uint64_t be(const uint8_t *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Reads the header at s->pos; sets *count for containers (items still to read), *skip for
+ * payload bytes. Returns false with *why on malformed or over-limit input. */
+static bool scan_header(struct scan *s, uint64_t *count, bool *is_container, uint64_t *skip,
+                        const char **why, mgo_err *err)
+{
+    *count = 0;
+    *skip = 0;
+    *is_container = false;
+    *err = MGO_ERR_PARSE;
+    if (!need(s, 1)) {
+        *why = "truncated: expected a value";
+        return false;
+    }
+    uint8_t t = s->p[s->pos++];
+    size_t hdr = 0;
+    enum { SCALAR, STR, BIN, ARR, MAP } kind = SCALAR;
+    if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+        return true;
+    } else if (t >= 0x80 && t <= 0x8f) {
+        *count = t & 0x0f;
+        kind = MAP;
+    } else if (t >= 0x90 && t <= 0x9f) {
+        *count = t & 0x0f;
+        kind = ARR;
+    } else if (t >= 0xa0 && t <= 0xbf) {
+        *skip = t & 0x1f;
+        kind = STR;
+    } else {
+        switch (t) {
+        case 0xc4: hdr = 1; kind = BIN; break;
+        case 0xc5: hdr = 2; kind = BIN; break;
+        case 0xc6: hdr = 4; kind = BIN; break;
+        case 0xca: *skip = 4; return need(s, 4) || (*why = "truncated float32", false);
+        case 0xcb: *skip = 8; return need(s, 8) || (*why = "truncated float64", false);
+        case 0xcc: case 0xd0: *skip = 1; break;
+        case 0xcd: case 0xd1: *skip = 2; break;
+        case 0xce: case 0xd2: *skip = 4; break;
+        case 0xcf: case 0xd3: *skip = 8; break;
+        case 0xd9: hdr = 1; kind = STR; break;
+        case 0xda: hdr = 2; kind = STR; break;
+        case 0xdb: hdr = 4; kind = STR; break;
+        case 0xdc: hdr = 2; kind = ARR; break;
+        case 0xdd: hdr = 4; kind = ARR; break;
+        case 0xde: hdr = 2; kind = MAP; break;
+        case 0xdf: hdr = 4; kind = MAP; break;
+        default:
+            *why = "ext types and reserved bytes are not part of the contract";
+            *err = MGO_ERR_INVALID;
+            return false;
+        }
+        if (kind == SCALAR) {
+            if (!need(s, *skip)) {
+                *why = "truncated integer";
+                return false;
+            }
+            return true;
+        }
+        if (!need(s, hdr)) {
+            *why = "truncated length";
+            return false;
+        }
+        uint64_t n = be(s->p + s->pos, hdr);
+        s->pos += hdr;
+        if (kind == STR || kind == BIN)
+            *skip = n;
+        else
+            *count = n;
+    }
+    if (kind == STR || kind == BIN) {
+        if (*skip > MGO_MAX_STRING_BYTES) {
+            *why = "string longer than MGO_MAX_STRING_BYTES (16384)";
+            *err = MGO_ERR_LIMIT;
+            return false;
+        }
+        if (!need(s, *skip)) {
+            *why = "truncated string";
+            return false;
+        }
+        return true;
+    }
+    *is_container = true;
+    if (*count > (kind == MAP ? MGO_MAX_MAP_ENTRIES : MGO_MAX_ARRAY_ITEMS)) {
+        *why = kind == MAP ? "map has more than MGO_MAX_MAP_ENTRIES (1024) entries"
+                           : "array has more than MGO_MAX_ARRAY_ITEMS (1024) items";
+        *err = MGO_ERR_LIMIT;
+        return false;
+    }
+    if (kind == MAP)
+        *count *= 2;
+    /* Each item takes at least one byte. */
+    if (*count > s->len - s->pos) {
+        *why = "truncated: container claims more items than bytes remain";
+        return false;
+    }
+    return true;
+}
+
+static mgo_err scan_all(const uint8_t *data, size_t len, struct mgo_problems *problems)
+{
+    struct scan s = {data, len, 0};
+    uint64_t remaining[MGO_MAX_DEPTH + 1];
+    size_t depth = 0;
+    remaining[0] = 1; /* the root */
+    for (;;) {
+        while (depth > 0 && remaining[depth] == 0)
+            depth--;
+        if (depth == 0 && remaining[0] == 0)
+            break;
+        remaining[depth]--;
+        uint64_t count, skip;
+        bool is_container;
+        const char *why = NULL;
+        mgo_err err;
+        size_t at = s.pos;
+        if (!scan_header(&s, &count, &is_container, &skip, &why, &err)) {
+            mgo_problems_add(problems, "$", "offset %zu: %s", at, why);
+            return err;
+        }
+        s.pos += (size_t)skip;
+        if (is_container) {
+            if (depth + 1 > MGO_MAX_DEPTH) {
+                mgo_problems_add(problems, "$", "offset %zu: nesting deeper than MGO_MAX_DEPTH (%u)",
+                                 at, MGO_MAX_DEPTH);
+                return MGO_ERR_LIMIT;
+            }
+            if (count > 0)
+                remaining[++depth] = count;
+        }
+    }
+    if (s.pos != len) {
+        mgo_problems_add(problems, "$", "offset %zu: trailing bytes after the document", s.pos);
+        return MGO_ERR_PARSE;
+    }
+    return MGO_OK;
+}
+
+/* ---- msgpack_object -> mgo_value ----------------------------------------------------- */
+
+static mgo_err convert(const msgpack_object *o, struct mgo_arena *arena, struct mgo_value *out,
+                       struct mgo_problems *problems)
+{
+    memset(out, 0, sizeof *out);
+    switch (o->type) {
+    case MSGPACK_OBJECT_NIL:
+        out->kind = MGO_V_NULL;
+        return MGO_OK;
+    case MSGPACK_OBJECT_BOOLEAN:
+        out->kind = MGO_V_BOOL;
+        out->as.b = o->via.boolean;
+        return MGO_OK;
+    case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        out->kind = MGO_V_UINT;
+        out->as.u = o->via.u64;
+        return MGO_OK;
+    case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        out->kind = MGO_V_INT;
+        out->as.i = o->via.i64;
+        return MGO_OK;
+    case MSGPACK_OBJECT_FLOAT32:
+    case MSGPACK_OBJECT_FLOAT64:
+        if (!isfinite(o->via.f64)) {
+            mgo_problems_add(problems, "$", "non-finite numbers (NaN, Infinity) are not allowed");
+            return MGO_ERR_INVALID;
+        }
+        out->kind = MGO_V_FLOAT;
+        out->as.f = o->via.f64;
+        return MGO_OK;
+    case MSGPACK_OBJECT_STR:
+    case MSGPACK_OBJECT_BIN: {
+        bool is_str = o->type == MSGPACK_OBJECT_STR;
+        const char *ptr = is_str ? o->via.str.ptr : o->via.bin.ptr;
+        size_t n = is_str ? o->via.str.size : o->via.bin.size;
+        if (is_str && !mgo_utf8__valid(ptr, n)) {
+            mgo_problems_add(problems, "$", "string is not valid UTF-8 or contains NUL");
+            return MGO_ERR_INVALID;
+        }
+        char *copy = mgo_arena_strndup(arena, ptr, n);
+        if (copy == NULL)
+            return MGO_ERR_NOMEM;
+        out->kind = is_str ? MGO_V_STR : MGO_V_BIN;
+        out->as.str.ptr = copy;
+        out->as.str.len = n;
+        return MGO_OK;
+    }
+    case MSGPACK_OBJECT_ARRAY: {
+        mgo_err err = mgo_value_array_new(arena, o->via.array.size, out);
+        if (err != MGO_OK)
+            return err;
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            err = convert(&o->via.array.ptr[i], arena, &out->as.array.items[i], problems);
+            if (err != MGO_OK)
+                return err;
+        }
+        return MGO_OK;
+    }
+    case MSGPACK_OBJECT_MAP: {
+        size_t n = o->via.map.size;
+        struct mgo_member *items = mgo_arena_alloc(arena, (n ? n : 1) * sizeof *items);
+        if (items == NULL)
+            return MGO_ERR_NOMEM;
+        for (size_t i = 0; i < n; i++) {
+            const msgpack_object_kv *kv = &o->via.map.ptr[i];
+            if (kv->key.type != MSGPACK_OBJECT_STR) {
+                mgo_problems_add(problems, "$", "map key is a %s, keys must be strings",
+                                 kv->key.type == MSGPACK_OBJECT_BIN ? "binary" : "non-string");
+                return MGO_ERR_INVALID;
+            }
+            if (!mgo_utf8__valid(kv->key.via.str.ptr, kv->key.via.str.size)) {
+                mgo_problems_add(problems, "$", "map key is not valid UTF-8 or contains NUL");
+                return MGO_ERR_INVALID;
+            }
+            items[i].key = mgo_arena_strndup(arena, kv->key.via.str.ptr, kv->key.via.str.size);
+            items[i].key_len = kv->key.via.str.size;
+            if (items[i].key == NULL)
+                return MGO_ERR_NOMEM;
+            mgo_err err = convert(&kv->val, arena, &items[i].value, problems);
+            if (err != MGO_OK)
+                return err;
+        }
+        out->kind = MGO_V_MAP;
+        out->as.map.items = items;
+        out->as.map.len = n;
+        if (mgo_value_map_sort(out) != MGO_OK) {
+            mgo_problems_add(problems, "$", "map has a duplicate key");
+            return MGO_ERR_INVALID;
+        }
+        return MGO_OK;
+    }
+    case MSGPACK_OBJECT_EXT:
+        break;
+    }
+    mgo_problems_add(problems, "$", "ext types are not part of the contract");
+    return MGO_ERR_INVALID;
+}
+
+mgo_err mgo_value_from_msgpack(const void *data, size_t len, struct mgo_arena *arena,
+                               struct mgo_value *out, struct mgo_problems *problems)
+{
+    if (len > MGO_MAX_MESSAGE_BYTES) {
+        mgo_problems_add(problems, "$", "message of %zu bytes exceeds MGO_MAX_MESSAGE_BYTES (%u)",
+                         len, MGO_MAX_MESSAGE_BYTES);
+        return MGO_ERR_LIMIT;
+    }
+    if (len == 0) {
+        mgo_problems_add(problems, "$", "empty message");
+        return MGO_ERR_PARSE;
+    }
+    mgo_err err = scan_all(data, len, problems);
+    if (err != MGO_OK)
+        return err;
+
+    msgpack_unpacked result;
+    msgpack_unpacked_init(&result);
+    size_t off = 0;
+    msgpack_unpack_return ret = msgpack_unpack_next(&result, data, len, &off);
+    if (ret != MSGPACK_UNPACK_SUCCESS) {
+        MGO_LOGD("msgpack", "msgpack_unpack_next returned %d", (int)ret);
+        mgo_problems_add(problems, "$", "not a MessagePack document (msgpack-c code %d)", (int)ret);
+        err = ret == MSGPACK_UNPACK_NOMEM_ERROR ? MGO_ERR_NOMEM : MGO_ERR_PARSE;
+        goto out_unpacked;
+    }
+    struct mgo_value v;
+    err = convert(&result.data, arena, &v, problems);
+    if (err == MGO_ERR_NOMEM)
+        mgo_problems_add(problems, "$", "document needs more than MGO_MAX_DOC_ARENA_BYTES");
+    if (err == MGO_OK)
+        *out = v;
+out_unpacked:
+    msgpack_unpacked_destroy(&result);
+    return err;
+}
+
+/* ---- mgo_value -> MessagePack ------------------------------------------------------- */
+
+struct pack_ctx {
+    struct mgo_buf *buf;
+    mgo_err err; /* first failure of buf_write */
+};
+
+static int buf_write(void *data, const char *bytes, size_t len)
+{
+    struct pack_ctx *ctx = data;
+    mgo_err err = mgo_buf_append(ctx->buf, bytes, len);
+    if (err != MGO_OK && ctx->err == MGO_OK)
+        ctx->err = err;
+    return err == MGO_OK ? 0 : -1;
+}
+
+static int pack(msgpack_packer *pk, const struct mgo_value *v, unsigned depth)
+{
+    if (depth > MGO_MAX_DEPTH)
+        return -1;
+    switch (v->kind) {
+    case MGO_V_NULL: return msgpack_pack_nil(pk);
+    case MGO_V_BOOL: return v->as.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case MGO_V_INT: return msgpack_pack_int64(pk, v->as.i);
+    case MGO_V_UINT: return msgpack_pack_uint64(pk, v->as.u);
+    case MGO_V_FLOAT: return msgpack_pack_double(pk, v->as.f);
+    case MGO_V_STR:
+        if (msgpack_pack_str(pk, v->as.str.len) != 0)
+            return -1;
+        return msgpack_pack_str_body(pk, v->as.str.ptr, v->as.str.len);
+    case MGO_V_BIN:
+        if (msgpack_pack_bin(pk, v->as.str.len) != 0)
+            return -1;
+        return msgpack_pack_bin_body(pk, v->as.str.ptr, v->as.str.len);
+    case MGO_V_ARRAY:
+        if (v->as.array.len > UINT32_MAX || msgpack_pack_array(pk, v->as.array.len) != 0)
+            return -1;
+        for (size_t i = 0; i < v->as.array.len; i++) {
+            if (pack(pk, &v->as.array.items[i], depth + 1) != 0)
+                return -1;
+        }
+        return 0;
+    case MGO_V_MAP:
+        if (v->as.map.len > UINT32_MAX || msgpack_pack_map(pk, v->as.map.len) != 0)
+            return -1;
+        for (size_t i = 0; i < v->as.map.len; i++) {
+            const struct mgo_member *m = &v->as.map.items[i];
+            if (i > 0) {
+                /* canonical form: the tree must already be sorted (builders and decoders do it) */
+                const struct mgo_member *prev = &v->as.map.items[i - 1];
+                size_t n = prev->key_len < m->key_len ? prev->key_len : m->key_len;
+                int c = memcmp(prev->key, m->key, n);
+                if (c > 0 || (c == 0 && prev->key_len >= m->key_len))
+                    return -1;
+            }
+            if (msgpack_pack_str(pk, m->key_len) != 0 ||
+                msgpack_pack_str_body(pk, m->key, m->key_len) != 0 ||
+                pack(pk, &m->value, depth + 1) != 0)
+                return -1;
+        }
+        return 0;
+    }
+    return -1;
+}
+
+mgo_err mgo_value_to_msgpack(const struct mgo_value *v, struct mgo_buf *buf)
+{
+    size_t start = buf->len;
+    struct pack_ctx ctx = {buf, MGO_OK};
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &ctx, buf_write);
+    if (pack(&pk, v, 1) != 0) {
+        buf->len = start;
+        if (buf->data != NULL)
+            buf->data[start] = '\0';
+        /* a write failure (size cap, memory) or a tree that is unsorted or too deep */
+        return ctx.err != MGO_OK ? ctx.err : MGO_ERR_INVALID;
+    }
+    return MGO_OK;
+}
