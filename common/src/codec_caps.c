@@ -105,7 +105,11 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
     out->model_number = mgo_codec__str(&rd, props, "modelNumber", true, 256);
     out->serial_number = mgo_codec__str(&rd, props, "serialNumber", true, 256);
 
-    bool older = mgo_value_get(props, "roles") != NULL || mgo_value_get(props, "resources") != NULL;
+    /* The newer shape wins when present (our own output keeps roles beside it). */
+    bool older = mgo_value_get(props, "supportedDeploymentTypes") == NULL &&
+                 (mgo_value_get(props, "roles") != NULL || mgo_value_get(props, "resources") != NULL);
+    if (!older && mgo_value_get(props, "roles") != NULL)
+        out->roles = read_bits(&rd, props, "roles", role_names, 4, 1);
     if (older) {
         out->roles = read_bits(&rd, props, "roles", role_names, 4, 1);
         if (out->roles & (MGO_ROLE_STANDALONE_CLUSTER | MGO_ROLE_CLUSTER_LEADER))
