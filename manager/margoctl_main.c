@@ -9,7 +9,8 @@ static void usage(FILE *out)
     fputs("usage: margoctl <command> [options]\n"
           "\n"
           "commands:\n"
-          "  validate FILE...   check Margo documents (YAML or JSON); --json for machine output\n"
+          "  validate FILE...   check Margo documents (YAML, JSON, MessagePack); --json output\n"
+          "  convert FILE       write a document normalised as JSON or canonical MessagePack\n"
           "\n"
           "Run 'margoctl <command> --help' for the options of one command.\n",
           out);
@@ -28,6 +29,8 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "validate") == 0)
         return mgo_ctl_validate(argc - 1, argv + 1);
+    if (strcmp(cmd, "convert") == 0)
+        return mgo_ctl_convert(argc - 1, argv + 1);
     fprintf(stderr, "margoctl: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

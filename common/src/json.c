@@ -30,7 +30,30 @@ static mgo_err put_string(struct mgo_buf *b, const char *s, size_t n)
         case '\b': esc = "\\b"; break;
         case '\f': esc = "\\f"; break;
         default:
-            if (c < 0x20) {
+            /* C0 controls, DEL, C1 controls and U+FFFE/U+FFFF are written as \u escapes, so the
+             * output is also valid YAML (whose printable set excludes them). */
+            if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
+                (unsigned char)s[i + 1] <= 0x9F) {
+                unsigned cp = (unsigned char)s[i + 1];
+                u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
+                u[4] = hex[cp >> 4]; u[5] = hex[cp & 15];
+                err = put(b, s + i - run, run);
+                run = 0;
+                if (err == MGO_OK)
+                    err = put(b, u, 6);
+                i++;
+                continue;
+            }
+            if (c == 0xEF && i + 2 < n && (unsigned char)s[i + 1] == 0xBF &&
+                ((unsigned char)s[i + 2] == 0xBE || (unsigned char)s[i + 2] == 0xBF)) {
+                err = put(b, s + i - run, run);
+                run = 0;
+                if (err == MGO_OK)
+                    err = put(b, (unsigned char)s[i + 2] == 0xBE ? "\\ufffe" : "\\uffff", 6);
+                i += 2;
+                continue;
+            }
+            if (c < 0x20 || c == 0x7F) {
                 u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
                 u[4] = hex[c >> 4]; u[5] = hex[c & 15];
                 err = put(b, s + i - run, run);

@@ -7,10 +7,16 @@
  * holding m->mu never calls Paho, so the two cannot deadlock.
  *
  * Back-pressure: at most queue_max MESSAGE events are queued. When the queue is full,
- * message_arrived() returns 0 without freeing, Paho keeps the message on its own queue and
- * offers it again later (in arrival order), so nothing is lost; control events (connect,
- * publish and subscribe outcomes) are always queued, they are bounded by the in-flight
- * window.
+ * on_message() returns 0 without freeing; Paho keeps the message (and every later one, in
+ * arrival order) on its own queue, so nothing is lost. Control events (connect, publish and
+ * subscribe outcomes) are always queued; they are bounded by the in-flight window.
+ *
+ * Paho 1.3 offers a held message again only when a packet arrives on the connection (one
+ * message per packet; an idle connection would stall until the next keepalive). So while
+ * messages are held, the wrapper "nudges": it unsubscribes from NUDGE_FILTER, which it never
+ * subscribed to; the broker's UNSUBACK makes Paho offer the next held message. A nudge is
+ * sent when the owner frees a slot and again from the UNSUBACK callback while there is room,
+ * until one round trip passes with nothing offered (Paho's queue is then empty).
  *
  * Memory: every event owns malloc'd copies of topic and payload; nothing points into Paho
  * buffers after a callback returns. mgo_mqtt_free() destroys the Paho client first (after
@@ -44,6 +50,8 @@
 #define MAX_INFLIGHT_LIMIT 65535u
 /* The wait in mgo_mqtt_free() for a clean disconnect. */
 #define FREE_DISCONNECT_MS 1000
+/* Never subscribed: unsubscribing from it only makes the broker answer (see above). */
+#define NUDGE_FILTER "mgo-internal/nudge"
 
 struct qnode {
     struct qnode *next;
@@ -85,6 +93,10 @@ struct mgo_mqtt {
     size_t n_messages; /* MESSAGE events queued */
     bool connected;    /* as reported by the callbacks */
     bool refusing;     /* a message was refused and not yet taken (logs once per episode) */
+    bool held;         /* Paho may hold messages we refused */
+    bool nudge_pending;           /* a nudge UNSUBSCRIBE is in flight */
+    size_t offered_since_nudge;   /* on_message calls since that nudge was sent */
+    bool closing;      /* mgo_mqtt_free() started: no more nudges */
     enum disc_state disc;
 
     int wake_fd;                /* eventfd: bumped on every push and by mgo_mqtt_wake() */
@@ -208,6 +220,57 @@ static void push_control(struct mgo_mqtt *m, enum mgo_mqtt_event_kind kind, int 
 
 /* ---- Paho callbacks (Paho's threads) ------------------------------------------------ */
 
+static void nudge(struct mgo_mqtt *m);
+
+static void nudge_done(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->nudge_pending = false;
+    if (m->offered_since_nudge == 0)
+        m->held = false; /* a whole round trip and Paho offered nothing: its queue is empty */
+    pthread_mutex_unlock(&m->mu);
+    nudge(m); /* Paho allows new requests from its callbacks */
+}
+
+static void on_nudge_ok(void *context, MQTTAsync_successData5 *resp)
+{
+    (void)resp;
+    nudge_done(context);
+}
+
+static void on_nudge_fail(void *context, MQTTAsync_failureData5 *resp)
+{
+    (void)resp; /* "no subscription existed" or "not authorized": the answer is what counts */
+    nudge_done(context);
+}
+
+/* Asks the broker for a packet so Paho offers the next held message (any thread, without
+ * m->mu held). */
+static void nudge(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    bool go = m->held && !m->nudge_pending && !m->closing && m->n_messages < m->queue_max;
+    if (go) {
+        m->nudge_pending = true;
+        m->offered_since_nudge = 0;
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (!go)
+        return;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_nudge_ok;
+    ro.onFailure5 = on_nudge_fail;
+    ro.context = m;
+    int rc = MQTTAsync_unsubscribe(m->client, NUDGE_FILTER, &ro);
+    if (rc != MQTTASYNC_SUCCESS) {
+        /* Not connected: traffic after the reconnect makes Paho offer them again. */
+        MGO_LOGD(TAG, "nudge: paho %d", rc);
+        pthread_mutex_lock(&m->mu);
+        m->nudge_pending = false;
+        pthread_mutex_unlock(&m->mu);
+    }
+}
+
 static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_message *msg)
 {
     struct mgo_mqtt *m = context;
@@ -223,8 +286,11 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
     pthread_mutex_lock(&m->mu);
     bool full = m->n_messages >= m->queue_max;
     bool first_refusal = full && !m->refusing;
-    if (full)
+    m->offered_since_nudge++;
+    if (full) {
         m->refusing = true;
+        m->held = true;
+    }
     pthread_mutex_unlock(&m->mu);
     if (full) {
         if (first_refusal)
@@ -573,6 +639,9 @@ void mgo_mqtt_free(struct mgo_mqtt *m)
 {
     if (m == NULL)
         return;
+    pthread_mutex_lock(&m->mu);
+    m->closing = true;
+    pthread_mutex_unlock(&m->mu);
     if (MQTTAsync_isConnected(m->client)) {
         mgo_err err = mgo_mqtt_disconnect(m, FREE_DISCONNECT_MS);
         if (err != MGO_OK)
@@ -808,6 +877,7 @@ mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event 
         if (n != NULL) {
             *ev = n->ev;
             free(n);
+            nudge(m); /* a slot is free: let Paho offer what it holds */
             return MGO_OK;
         }
         int wait_ms;

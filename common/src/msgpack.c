@@ -322,9 +322,10 @@ static int buf_write(void *data, const char *bytes, size_t len)
     return err == MGO_OK ? 0 : -1;
 }
 
+/* depth counts containers as the decoder does: the root container is depth 1 */
 static int pack(msgpack_packer *pk, const struct mgo_value *v, unsigned depth)
 {
-    if (depth > MGO_MAX_DEPTH)
+    if ((v->kind == MGO_V_ARRAY || v->kind == MGO_V_MAP) && depth > MGO_MAX_DEPTH)
         return -1;
     switch (v->kind) {
     case MGO_V_NULL: return msgpack_pack_nil(pk);

@@ -1,5 +1,8 @@
-/* ctl_validate.c - `margoctl validate FILE...`: checks Margo documents (YAML, JSON or
- * MessagePack), detects their kind and prints every problem with its field path and rule. */
+/* ctl_validate.c - document commands of margoctl that need no manager:
+ *   validate FILE...  checks Margo documents (YAML, JSON or MessagePack), detects their kind
+ *                     and prints every problem with its field path and rule;
+ *   convert FILE      validates one document and writes it normalised as canonical
+ *                     MessagePack or as JSON (what goes on the wire / what monitors see). */
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -169,5 +172,129 @@ int mgo_ctl_validate(int argc, char **argv)
     if (json && print_json(&out_arena, &results) != 0)
         status = 1;
     mgo_arena_cleanup(&out_arena);
+    return status;
+}
+
+static void convert_usage(FILE *out)
+{
+    fputs("usage: margoctl convert [--to json|msgpack] [--format auto|yaml|json|msgpack] FILE\n"
+          "\n"
+          "Validates one Margo document and writes it normalised (drift between Margo drafts\n"
+          "resolved, keys sorted) to standard output: canonical MessagePack as published on\n"
+          "the MQTT topics, or JSON (default). Exit status: 0 ok, 1 invalid, 2 usage error.\n",
+          out);
+}
+
+/* Re-encodes a validated tree through its typed codec (normalisation happens there). */
+static mgo_err normalise(enum mgo_doc_kind kind, const struct mgo_value *root,
+                         struct mgo_arena *arena, struct mgo_value *out,
+                         struct mgo_problems *problems)
+{
+    mgo_err err = MGO_ERR_INVALID;
+#define NORMALISE(doc, type)                                                                   \
+    do {                                                                                       \
+        struct type d;                                                                         \
+        err = mgo_##doc##_from_value(root, arena, &d, problems);                               \
+        if (err == MGO_OK)                                                                     \
+            err = mgo_##doc##_to_value(&d, arena, out);                                        \
+    } while (0)
+    switch (kind) {
+    case MGO_DOC_APP_DESCRIPTION: NORMALISE(app_description, mgo_app_description); break;
+    case MGO_DOC_APP_DEPLOYMENT: NORMALISE(app_deployment, mgo_app_deployment); break;
+    case MGO_DOC_DESIRED_STATE: NORMALISE(desired_state, mgo_desired_state); break;
+    case MGO_DOC_DEPLOYMENT_STATUS: NORMALISE(deployment_status, mgo_deployment_status); break;
+    case MGO_DOC_CAPABILITIES: NORMALISE(capabilities, mgo_capabilities); break;
+    case MGO_DOC_PRESENCE: NORMALISE(presence, mgo_presence); break;
+    case MGO_DOC_EVENT: NORMALISE(event, mgo_event); break;
+    case MGO_DOC_PROBLEM_DETAIL:
+        *out = *root; /* no typed form: validated as is */
+        err = MGO_OK;
+        break;
+    case MGO_DOC_UNKNOWN:
+        break;
+    }
+#undef NORMALISE
+    return err;
+}
+
+int mgo_ctl_convert(int argc, char **argv)
+{
+    const char *to = "json", *format = "auto", *path = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            convert_usage(stdout);
+            return 0;
+        } else if (strcmp(a, "--to") == 0 && i + 1 < argc) {
+            to = argv[++i];
+        } else if (strcmp(a, "--format") == 0 && i + 1 < argc) {
+            format = argv[++i];
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "margoctl convert: unknown option '%s'\n", a);
+            convert_usage(stderr);
+            return 2;
+        } else if (path == NULL) {
+            path = a;
+        } else {
+            fprintf(stderr, "margoctl convert: one FILE only\n");
+            return 2;
+        }
+    }
+    if (path == NULL || (strcmp(to, "json") != 0 && strcmp(to, "msgpack") != 0) ||
+        (strcmp(format, "auto") && strcmp(format, "yaml") && strcmp(format, "json") &&
+         strcmp(format, "msgpack"))) {
+        convert_usage(stderr);
+        return 2;
+    }
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems problems;
+    mgo_problems_init(&problems);
+    enum mgo_doc_kind kind;
+    int status = 1;
+    struct mgo_buf buf, out;
+    mgo_buf_init(&buf, MGO_MAX_FILE_BYTES);
+    mgo_buf_init(&out, MGO_MAX_FILE_BYTES * 4);
+    mgo_err err = strcmp(path, "-") == 0 ? MGO_ERR_INVALID : mgo_buf_read_file(&buf, path);
+    if (strcmp(path, "-") == 0) {
+        char chunk[8192];
+        size_t n;
+        err = MGO_OK;
+        while (err == MGO_OK && (n = fread(chunk, 1, sizeof chunk, stdin)) > 0)
+            err = mgo_buf_append(&buf, chunk, n);
+    }
+    if (err != MGO_OK) {
+        fprintf(stderr, "margoctl convert: %s: %s\n", path, mgo_strerror(err));
+        goto out;
+    }
+    enum mgo_format fmt = MGO_FORMAT_YAML;
+    if (strcmp(format, "msgpack") == 0 ||
+        (strcmp(format, "auto") == 0 && (ends_with(path, ".msgpack") || ends_with(path, ".mpk"))))
+        fmt = MGO_FORMAT_MSGPACK;
+    struct mgo_value root, norm;
+    err = mgo_doc_validate(buf.data ? buf.data : (const uint8_t *)"", buf.len, fmt, &arena, &kind,
+                           &root, &problems);
+    if (err == MGO_OK)
+        err = normalise(kind, &root, &arena, &norm, &problems);
+    if (err != MGO_OK) {
+        fprintf(stderr, "%s: INVALID (%s)\n", path, mgo_doc_kind_name(kind));
+        for (size_t k = 0; k < problems.count; k++)
+            fprintf(stderr, "  %s: %s\n", problems.items[k].field, problems.items[k].rule);
+        goto out;
+    }
+    err = strcmp(to, "msgpack") == 0 ? mgo_value_to_msgpack(&norm, &out)
+                                      : mgo_value_to_json(&norm, true, &out);
+    if (err == MGO_OK && strcmp(to, "json") == 0)
+        err = mgo_buf_append(&out, "\n", 1);
+    if (err != MGO_OK) {
+        fprintf(stderr, "margoctl convert: cannot encode: %s\n", mgo_strerror(err));
+        goto out;
+    }
+    if (fwrite(out.data, 1, out.len, stdout) == out.len && fflush(stdout) == 0)
+        status = 0;
+out:
+    mgo_buf_cleanup(&buf);
+    mgo_buf_cleanup(&out);
+    mgo_arena_cleanup(&arena);
     return status;
 }
