@@ -575,9 +575,9 @@ mgo_err mgo_codec__error_to_value(const struct mgo_error_info *e, struct mgo_are
 {
     struct mgo_map_builder mb;
     mgo_map_builder_init(&mb, arena);
-    mgo_map_put_str(&mb, "code", e->code ? e->code : "");
-    mgo_map_put_str(&mb, "source", e->source ? e->source : "");
-    mgo_map_put_str(&mb, "message", e->message ? e->message : "");
+    mgo_map_put_str_opt(&mb, "code", e->code);
+    mgo_map_put_str_opt(&mb, "source", e->source);
+    mgo_map_put_str_opt(&mb, "message", e->message);
     return mgo_map_builder_finish(&mb, out);
 }
 
