@@ -145,14 +145,14 @@ static mgo_err apply(const struct mgo_cfg_option *opt, void *target, const char 
     case MGO_CFG_LIST: {
         size_t len = strlen(value);
         if (opt->max > 0 && (uint64_t)len > (uint64_t)opt->max) {
-            mgo_problems_add(problems, origin, "%s: longer than %" PRId64 " bytes (%zu)",
-                             opt->name, opt->max, len);
+            mgo_problems_add(problems, origin, "%s: longer than %" PRId64 " bytes (%zu)", opt->name,
+                             opt->max, len);
             return MGO_ERR_LIMIT;
         }
         for (size_t i = 0; i < len; i++) {
             if (iscntrl((unsigned char)value[i]) && value[i] != '\t') {
-                mgo_problems_add(problems, origin, "%s: control character at byte %zu",
-                                 opt->name, i);
+                mgo_problems_add(problems, origin, "%s: control character at byte %zu", opt->name,
+                                 i);
                 return MGO_ERR_INVALID;
             }
         }
@@ -284,8 +284,7 @@ static mgo_err split_line(char *line, const char *origin, struct mgo_problems *p
         p++;
     if (*p != '\0' && *p != '#') {
         mgo_problems_add(problems, origin,
-                         "%.128s: unexpected text after the value (quote values with spaces)",
-                         key);
+                         "%.128s: unexpected text after the value (quote values with spaces)", key);
         return MGO_ERR_PARSE;
     }
     *key_out = key;
@@ -532,8 +531,7 @@ mgo_err mgo_cfg_parse_args(const struct mgo_cfg_option *table, size_t n, void *t
     return first;
 }
 
-void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char *usage,
-                        FILE *out)
+void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char *usage, FILE *out)
 {
     if (usage != NULL)
         fprintf(out, "%s\n", usage);

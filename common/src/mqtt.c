@@ -90,17 +90,17 @@ struct mgo_mqtt {
     pthread_cond_t cond; /* signals disc changes */
     struct qnode *head;
     struct qnode *tail;
-    size_t n_messages; /* MESSAGE events queued */
-    bool connected;    /* as reported by the callbacks */
-    bool refusing;     /* a message was refused and not yet taken (logs once per episode) */
-    bool held;         /* Paho may hold messages we refused */
-    bool nudge_pending;           /* a nudge UNSUBSCRIBE is in flight */
-    size_t offered_since_nudge;   /* on_message calls since that nudge was sent */
-    bool closing;      /* mgo_mqtt_free() started: no more nudges */
+    size_t n_messages;  /* MESSAGE events queued */
+    bool connected;     /* as reported by the callbacks */
+    bool refusing;      /* a message was refused and not yet taken (logs once per episode) */
+    bool held;          /* Paho may hold messages we refused */
+    bool nudge_pending; /* a nudge UNSUBSCRIBE is in flight */
+    size_t offered_since_nudge; /* on_message calls since that nudge was sent */
+    bool closing;               /* mgo_mqtt_free() started: no more nudges */
     enum disc_state disc;
 
-    int wake_fd;                /* eventfd: bumped on every push and by mgo_mqtt_wake() */
-    atomic_int wake_requested;  /* set by mgo_mqtt_wake() */
+    int wake_fd;               /* eventfd: bumped on every push and by mgo_mqtt_wake() */
+    atomic_int wake_requested; /* set by mgo_mqtt_wake() */
 };
 
 /* ---- helpers ---------------------------------------------------------------------- */
@@ -300,7 +300,7 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
 
     struct qnode *n = new_node(MGO_MQTT_EV_MESSAGE);
     if (n == NULL)
-        return 0;
+        goto nomem;
     n->ev.topic = malloc(tlen + 1);
     if (n->ev.topic == NULL)
         goto nomem;
@@ -320,7 +320,11 @@ consumed:
     MQTTAsync_free(topic_name);
     return 1;
 nomem:
-    free_node(n);
+    if (n != NULL)
+        free_node(n);
+    pthread_mutex_lock(&m->mu);
+    m->held = true; /* the next nudge or packet makes Paho offer it again */
+    pthread_mutex_unlock(&m->mu);
     MGO_LOGE(TAG, "out of memory copying a message; Paho will offer it again");
     return 0;
 }

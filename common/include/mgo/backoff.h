@@ -1,5 +1,6 @@
-/* backoff.h - jittered exponential backoff ("full jitter"): the delay before attempt n is
- * uniform in [min_ms, min(max_ms, base_ms * 2^n)]. */
+/* backoff.h - jittered exponential backoff: the first delay is base_ms, the delay before
+ * attempt n is uniform in [base_ms, min(max_ms, base_ms * 2^n)]. A zero seed is replaced by
+ * a fixed non-zero one. */
 #ifndef MGO_BACKOFF_H
 #define MGO_BACKOFF_H
 

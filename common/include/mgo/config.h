@@ -34,7 +34,7 @@ struct mgo_cfg_option {
     const char *help;     /* one line for --help */
 };
 
-/* Sets every option to its default. */
+/* Sets every option to its default. target must start zeroed (old strings are freed). */
 mgo_err mgo_cfg_defaults(const struct mgo_cfg_option *table, size_t n, void *target)
     MGO_MUST_CHECK;
 /* Applies one key = value; origin ("file.conf:12" or "--flag") is used in problems. */

@@ -4,8 +4,11 @@
  * Threading: Paho calls back on its own threads; the wrapper copies every message and
  * connection event into a bounded queue and returns at once. The owner's loop thread
  * drains the queue with mgo_mqtt_next(); all of the owner's state stays on that thread.
- * When the queue is full, a QoS 1 message is not acknowledged (Paho redelivers it), so
- * nothing is lost under load.
+ * When the queue is full, the message callback declines the message and Paho keeps it in
+ * its own memory (Paho 1.3 has already sent the PUBACK by then); Paho offers held messages
+ * again only when a packet arrives, so the wrapper provokes a broker reply (an unsubscribe
+ * of a filter it never used) until every held message is taken. Nothing is lost and order
+ * is kept; held messages are dropped only on a reconnect with clean_start = true.
  *
  * Reconnects are the owner's decision (the agent has downtime windows and jittered
  * backoff; see mgo/backoff.h): after MGO_MQTT_EV_DISCONNECTED call mgo_mqtt_connect()

@@ -1,0 +1,52 @@
+/* manager.h - the margo-manager daemon as a library (main() only parses arguments and
+ * calls these; tests run the same code in a thread).
+ *
+ * One loop thread (the caller of mgo_manager_run) owns all state: the store, the MQTT
+ * client, device knowledge. HTTP requests arrive on libmicrohttpd threads and are handed
+ * to the loop thread, which answers them; Server-Sent Event streams are fed by the loop
+ * thread through a locked hub. */
+#ifndef MGO_MANAGER_H
+#define MGO_MANAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "mgo/config.h"
+#include "mgo/err.h"
+
+struct mgo_manager_config {
+    char *state_dir;      /* SQLite store and the generated API token live here */
+    char *broker_url;     /* tcp://127.0.0.1:1883 or ssl://host:8883 */
+    char *client_id;      /* MQTT client id (persistent session key) */
+    char *topic_prefix;   /* margo/v1 */
+    char *api_listen;     /* 127.0.0.1:8080, [::1]:8080; port 0 picks a free one */
+    char *api_token_file; /* bearer token; empty = <state-dir>/api-token (made if missing) */
+    char *log_level;
+    char *ca_file;
+    char *cert_file;
+    char *key_file;
+    char *username;
+    char *password_file;
+    int64_t session_expiry_s;
+    int64_t keepalive_s;
+};
+
+extern const struct mgo_cfg_option mgo_manager_options[];
+extern const size_t mgo_manager_options_len;
+
+struct mgo_manager;
+
+/* Opens the store, reads (or creates) the API token, creates the MQTT client and starts the
+ * HTTP API. Logs and returns the reason on failure. cfg must outlive the manager. */
+mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager **out)
+    MGO_MUST_CHECK;
+/* Runs the loop until mgo_manager_stop(). Connects to the broker with jittered backoff. */
+mgo_err mgo_manager_run(struct mgo_manager *m) MGO_MUST_CHECK;
+/* Asks the loop to finish; async-signal-safe (a flag and a pipe write). */
+void mgo_manager_stop(struct mgo_manager *m);
+/* Stops the HTTP API, disconnects, closes the store. NULL is fine. */
+void mgo_manager_free(struct mgo_manager *m);
+/* The port the HTTP API listens on (useful with port 0). */
+uint16_t mgo_manager_api_port(const struct mgo_manager *m);
+
+#endif

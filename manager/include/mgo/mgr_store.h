@@ -1,0 +1,190 @@
+/* mgr_store.h - the manager's persistent store (SQLite, one file "manager.db" under the
+ * state directory, WAL mode, synchronous=FULL so a committed manifestVersion survives a
+ * crash or power loss).
+ *
+ * Owner: the manager's loop thread (one connection, no locking). Rows are handed to
+ * visitor callbacks; every pointer in a row is valid only during that callback.
+ *
+ * Schema versions (table schema_version, migrations applied in order inside one
+ * transaction each):
+ *   1  apps, devices, deployments, manifests, status, status_history
+ *   2  per-device status journal position (devices.status_boot/status_seq), device_events,
+ *      index on status_history(deployment_id)
+ *
+ * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
+ * nest); a failed step is undone with mgo_mgr_store_rollback(). */
+#ifndef MGO_MGR_STORE_H
+#define MGO_MGR_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "mgo/err.h"
+
+#define MGO_MGR_STORE_SCHEMA_VERSION 2
+#define MGO_MGR_STORE_FILE "manager.db"
+
+struct mgo_mgr_store;
+
+/* Opens (creating when missing) dir/manager.db and migrates it to the newest schema.
+ * MGO_ERR_IO when the file cannot be opened, MGO_ERR_INVALID when its schema is newer
+ * than this program knows (never downgraded). */
+mgo_err mgo_mgr_store_open(const char *dir, struct mgo_mgr_store **out) MGO_MUST_CHECK;
+/* Same, migrating only up to max_version (tests build older databases with it). */
+mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_mgr_store **out)
+    MGO_MUST_CHECK;
+void mgo_mgr_store_close(struct mgo_mgr_store *s); /* NULL is fine */
+int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s);
+
+mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+void mgo_mgr_store_rollback(struct mgo_mgr_store *s);
+
+/* Milliseconds since the epoch (the store's clock; also used by callers for replies). */
+int64_t mgo_mgr_store_now_ms(void);
+
+/* ---- catalog ------------------------------------------------------------------------ */
+
+struct mgo_mgr_app_row {
+    const char *id;
+    const char *version;
+    const char *name;
+    const uint8_t *source; /* margo.yaml bytes as added */
+    size_t source_len;
+    const uint8_t *doc;    /* the parsed tree as canonical MessagePack */
+    size_t doc_len;
+    int64_t added_ms;
+};
+typedef void (*mgo_mgr_app_visit)(const struct mgo_mgr_app_row *row, void *ctx);
+
+/* MGO_ERR_EXISTS when (id, version) is already in the catalog. */
+mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_row *row)
+    MGO_MUST_CHECK;
+/* version NULL = the most recently added version. MGO_ERR_NOT_FOUND when absent. */
+mgo_err mgo_mgr_store_app_get(struct mgo_mgr_store *s, const char *id, const char *version,
+                              mgo_mgr_app_visit visit, void *ctx) MGO_MUST_CHECK;
+/* Every version of every app (id, then order added); id non-NULL limits to one app. */
+mgo_err mgo_mgr_store_app_list(struct mgo_mgr_store *s, const char *id, mgo_mgr_app_visit visit,
+                               void *ctx) MGO_MUST_CHECK;
+/* version NULL = every version. MGO_ERR_CONFLICT while a deployment that is not removed uses
+ * it, MGO_ERR_NOT_FOUND when nothing matched. */
+mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const char *version)
+    MGO_MUST_CHECK;
+
+/* ---- devices ------------------------------------------------------------------------ */
+
+struct mgo_mgr_device_row {
+    const char *id;
+    const uint8_t *caps; /* DeviceCapabilities as canonical MessagePack; NULL if never sent */
+    size_t caps_len;
+    bool has_presence;
+    bool online;
+    uint64_t boot;
+    int64_t last_seen_ms;
+    bool has_journal; /* last accepted status position */
+    uint64_t status_boot;
+    uint64_t status_seq;
+};
+typedef void (*mgo_mgr_device_visit)(const struct mgo_mgr_device_row *row, void *ctx);
+
+mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id,
+                                      const uint8_t *caps, size_t caps_len) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_device_put_presence(struct mgo_mgr_store *s, const char *id, bool online,
+                                          uint64_t boot) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
+                                 mgo_mgr_device_visit visit, void *ctx) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
+    MGO_MUST_CHECK;
+
+/* ---- deployments --------------------------------------------------------------------- */
+
+enum mgo_mgr_desired {
+    MGO_MGR_DESIRED_PRESENT = 0, /* listed in the device's manifest */
+    MGO_MGR_DESIRED_REMOVING,    /* left out of the manifest; waiting for "removed" */
+    MGO_MGR_DESIRED_REMOVED,     /* device reported removed; retained document cleared */
+};
+const char *mgo_mgr_desired_name(enum mgo_mgr_desired d);
+
+struct mgo_mgr_deployment_row {
+    const char *id;
+    const char *device_id;
+    const char *app_id;
+    const char *app_version;
+    const char *profile_type;
+    const char *parameters_json; /* the answers as a JSON object */
+    const uint8_t *doc;          /* ApplicationDeployment, canonical MessagePack */
+    size_t doc_len;
+    const char *digest;          /* mgo_doc_digest of doc */
+    enum mgo_mgr_desired desired;
+    uint64_t manifest_version;   /* manifest in which this revision first appeared */
+    int64_t created_ms;
+    int64_t updated_ms;
+};
+typedef void (*mgo_mgr_deployment_visit)(const struct mgo_mgr_deployment_row *row, void *ctx);
+
+/* Inserts or replaces by id (created_ms is kept on replace). */
+mgo_err mgo_mgr_store_deployment_put(struct mgo_mgr_store *s,
+                                     const struct mgo_mgr_deployment_row *row) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_deployment_set_desired(struct mgo_mgr_store *s, const char *id,
+                                             enum mgo_mgr_desired desired) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_deployment_get(struct mgo_mgr_store *s, const char *id,
+                                     mgo_mgr_deployment_visit visit, void *ctx) MGO_MUST_CHECK;
+/* device / app_id NULL = any; include_removed false skips REMOVED rows. Ordered by
+ * creation. */
+mgo_err mgo_mgr_store_deployment_list(struct mgo_mgr_store *s, const char *device_id,
+                                      const char *app_id, bool include_removed,
+                                      mgo_mgr_deployment_visit visit, void *ctx) MGO_MUST_CHECK;
+
+/* ---- per-device manifest versions -------------------------------------------------- */
+
+/* Next manifestVersion for device (last + 1, starting at 1), stored at once. Call inside
+ * the transaction that stores the deployment change. */
+mgo_err mgo_mgr_store_manifest_bump(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t *version_out) MGO_MUST_CHECK;
+/* version/published 0 when the device never had a manifest. */
+mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_id,
+                                   uint64_t *version_out, uint64_t *published_out) MGO_MUST_CHECK;
+/* Records that the broker acknowledged manifest `version` (never lowers it). */
+mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
+                                             uint64_t version) MGO_MUST_CHECK;
+typedef void (*mgo_mgr_id_visit)(const char *id, void *ctx);
+/* Devices whose newest manifest the broker has not acknowledged yet. */
+mgo_err mgo_mgr_store_manifest_unpublished(struct mgo_mgr_store *s, mgo_mgr_id_visit visit,
+                                           void *ctx) MGO_MUST_CHECK;
+
+/* ---- status ------------------------------------------------------------------------- */
+
+struct mgo_mgr_status_row {
+    const char *deployment_id;
+    const char *device_id;
+    const char *state;    /* overall state name */
+    bool has_journal;
+    uint64_t boot;
+    uint64_t seq;
+    const char *doc_json; /* the DeploymentStatus as JSON */
+    int64_t received_ms;
+};
+typedef void (*mgo_mgr_status_visit)(const struct mgo_mgr_status_row *row, void *ctx);
+
+/* In one transaction: refuses a journal position not after the device's last accepted one
+ * (MGO_ERR_STALE), then stores the position, the current status and a history entry.
+ * received_ms is filled by the store when 0. */
+mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row)
+    MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment_id,
+                                 mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
+/* device_id NULL = all devices. */
+mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id,
+                                  mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
+/* Transitions of one deployment, oldest first. */
+mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deployment_id,
+                                     mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
+
+/* ---- device events (schema 2) ----------------------------------------------------- */
+
+mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, const char *type,
+                                const char *severity, const char *message) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
+                                  uint64_t *count_out) MGO_MUST_CHECK;
+
+#endif

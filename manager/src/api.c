@@ -1,0 +1,1004 @@
+/* api.c - the northbound HTTP JSON API (docs/api.md). Runs on the loop thread: every
+ * handler may use the store and publish. Errors are RFC 9457 problem+json bodies with an
+ * `errors: [{field, message}]` list. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "jw.h"
+#include "mgr_internal.h"
+#include "mgo/log.h"
+#include "mgo/match.h"
+
+#define TAG "api"
+#define PROBLEM_BASE "https://docs.margo.org/specification/problem-types#"
+#define JSON_TYPE "application/json"
+
+void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
+                      const char *title, const char *detail, const struct mgo_problems *problems);
+
+void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
+                      const char *title, const char *detail, const struct mgo_problems *problems)
+{
+    mgo_buf_reset(&req->reply);
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    mgo_jw_obj(&w);
+    mgo_jw_kstr(&w, "type", type ? type : "about:blank");
+    mgo_jw_kstr(&w, "title", title);
+    mgo_jw_ku64(&w, "status", status);
+    if (detail)
+        mgo_jw_kstr(&w, "detail", detail);
+    mgo_jw_kstr(&w, "instance", req->path);
+    bool retry = status == 503 || status == 500;
+    mgo_jw_kbool(&w, "retryable", retry);
+    mgo_jw_kstr(&w, "backoffStrategy", retry ? "exponential" : "none");
+    if (problems && problems->count > 0) {
+        mgo_jw_key(&w, "errors");
+        mgo_jw_arr(&w);
+        for (size_t i = 0; i < problems->count; i++) {
+            mgo_jw_obj(&w);
+            mgo_jw_kstr(&w, "field", problems->items[i].field);
+            mgo_jw_kstr(&w, "message", problems->items[i].rule);
+            mgo_jw_obj_end(&w);
+        }
+        mgo_jw_arr_end(&w);
+        if (problems->dropped)
+            mgo_jw_ku64(&w, "errorsOmitted", problems->dropped);
+    }
+    mgo_jw_obj_end(&w);
+    req->status = status;
+    req->content_type = "application/problem+json";
+}
+
+static void invalid(struct mgo_api_request *req, const char *detail,
+                    const struct mgo_problems *problems)
+{
+    mgo_api__problem(req, 422, PROBLEM_BASE "semantic-error", "Unprocessable Content", detail,
+                     problems);
+}
+
+static void bad_request(struct mgo_api_request *req, const char *detail,
+                        const struct mgo_problems *problems)
+{
+    mgo_api__problem(req, 400, PROBLEM_BASE "invalid-request", "Bad Request", detail, problems);
+}
+
+static void not_found(struct mgo_api_request *req, const char *type, const char *detail)
+{
+    mgo_api__problem(req, 404, type, "Not Found", detail, NULL);
+}
+
+static void internal(struct mgo_api_request *req, mgo_err err)
+{
+    MGO_LOGE(TAG, "%s %s: %s", req->method, req->path, mgo_strerror(err));
+    mgo_api__problem(req, 500, NULL, "Internal Server Error", mgo_strerror(err), NULL);
+}
+
+const char *mgo_api__query(const struct mgo_api_request *req, const char *key)
+{
+    for (size_t i = 0; i < req->query_len; i++) {
+        if (strcmp(req->query[i].key, key) == 0)
+            return req->query[i].value;
+    }
+    return NULL;
+}
+
+static void ok_json(struct mgo_api_request *req, unsigned status, const struct mgo_jw *w)
+{
+    if (w->err) {
+        internal(req, w->err);
+        return;
+    }
+    req->status = status;
+    req->content_type = JSON_TYPE;
+}
+
+/* Parses the JSON body into a map (400 with a problem when it is not one). */
+static bool body_map(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out)
+{
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    if (req->body.len == 0) {
+        bad_request(req, "a JSON object body is required", NULL);
+        return false;
+    }
+    if (mgo_value_from_yaml(req->body.data, req->body.len, arena, out, &p) != MGO_OK) {
+        bad_request(req, "the body is not valid JSON", &p);
+        return false;
+    }
+    if (out->kind != MGO_V_MAP) {
+        bad_request(req, "the body must be a JSON object", NULL);
+        return false;
+    }
+    return true;
+}
+
+static const char *str_field(const struct mgo_value *map, const char *key)
+{
+    const struct mgo_value *v = mgo_value_get(map, key);
+    return v && v->kind == MGO_V_STR ? v->as.str.ptr : NULL;
+}
+
+/* ---- apps ------------------------------------------------------------------------------ */
+
+static void write_app_summary(struct mgo_jw *w, const struct mgo_app_description *app,
+                              int64_t added_ms)
+{
+    mgo_jw_kstr(w, "id", app->id);
+    mgo_jw_kstr(w, "version", app->version);
+    mgo_jw_kstr(w, "name", app->name);
+    mgo_jw_kstr(w, "description", app->description);
+    mgo_jw_kstr(w, "tagline", app->tagline);
+    mgo_jw_key(w, "profiles");
+    mgo_jw_arr(w);
+    for (size_t i = 0; i < app->profiles_len; i++) {
+        mgo_jw_obj(w);
+        mgo_jw_kstr(w, "id", app->profiles[i].id);
+        mgo_jw_kstr(w, "type", mgo_profile_type_name(app->profiles[i].type));
+        mgo_jw_obj_end(w);
+    }
+    mgo_jw_arr_end(w);
+    if (added_ms)
+        mgo_jw_ktime(w, "addedAt", added_ms);
+}
+
+static const struct mgo_value *schema_entry(const struct mgo_value *tree, const char *name)
+{
+    const struct mgo_value *list = mgo_value_pointer(tree, "/configuration/schema");
+    for (size_t i = 0; list && list->kind == MGO_V_ARRAY && i < list->as.array.len; i++) {
+        const char *n = str_field(&list->as.array.items[i], "name");
+        if (n && strcmp(n, name) == 0)
+            return &list->as.array.items[i];
+    }
+    return NULL;
+}
+
+static void write_questions(struct mgo_jw *w, const struct mgo_app_description *app,
+                            const struct mgo_value *tree)
+{
+    mgo_jw_key(w, "questions");
+    mgo_jw_arr(w);
+    for (size_t s = 0; s < app->sections_len; s++) {
+        for (size_t i = 0; i < app->sections[s].settings_len; i++) {
+            const struct mgo_setting *st = &app->sections[s].settings[i];
+            mgo_jw_obj(w);
+            mgo_jw_kstr(w, "section", app->sections[s].name);
+            mgo_jw_kstr(w, "parameter", st->parameter);
+            mgo_jw_kstr(w, "name", st->name);
+            mgo_jw_kstr(w, "description", st->description);
+            mgo_jw_kbool(w, "immutable", st->immutable);
+            mgo_jw_key(w, "schema");
+            mgo_jw_value(w, schema_entry(tree, st->schema));
+            mgo_jw_key(w, "default");
+            const struct mgo_value *def = NULL;
+            for (size_t p = 0; p < app->parameters_len; p++) {
+                if (strcmp(app->parameters[p].name, st->parameter) == 0 &&
+                    app->parameters[p].has_value)
+                    def = &app->parameters[p].value;
+            }
+            mgo_jw_value(w, def);
+            mgo_jw_obj_end(w);
+        }
+    }
+    mgo_jw_arr_end(w);
+}
+
+struct app_list_ctx {
+    struct mgo_jw *w;
+    size_t n;
+};
+
+static void app_list_visit(const struct mgo_mgr_app_row *row, void *c)
+{
+    struct app_list_ctx *ctx = c;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value tree;
+    struct mgo_app_description app;
+    if (mgo_value_from_msgpack(row->doc, row->doc_len, &arena, &tree, &p) == MGO_OK &&
+        mgo_app_description_from_value(&tree, &arena, &app, &p) == MGO_OK) {
+        mgo_jw_obj(ctx->w);
+        write_app_summary(ctx->w, &app, row->added_ms);
+        mgo_jw_obj_end(ctx->w);
+        ctx->n++;
+    }
+    mgo_arena_cleanup(&arena);
+}
+
+static void apps_list(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    mgo_jw_obj(&w);
+    mgo_jw_key(&w, "apps");
+    mgo_jw_arr(&w);
+    struct app_list_ctx ctx = {&w, 0};
+    mgo_err err = mgo_mgr_store_app_list(m->store, NULL, app_list_visit, &ctx);
+    mgo_jw_arr_end(&w);
+    mgo_jw_obj_end(&w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+}
+
+static void version_visit(const struct mgo_mgr_app_row *row, void *c)
+{
+    mgo_jw_str(c, row->version);
+}
+
+static void apps_show(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_app_description app;
+    struct mgo_value tree, norm;
+    mgo_err err = mgo_manager__load_app(m, id, mgo_api__query(req, "version"), &arena, &app, &tree);
+    if (err == MGO_ERR_NOT_FOUND) {
+        not_found(req, NULL, "no such application (or version) in the catalog");
+        goto cleanup;
+    }
+    if (!err)
+        err = mgo_app_description_to_value(&app, &arena, &norm);
+    if (err) {
+        internal(req, err);
+        goto cleanup;
+    }
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    mgo_jw_obj(&w);
+    write_app_summary(&w, &app, 0);
+    mgo_jw_key(&w, "versions");
+    mgo_jw_arr(&w);
+    err = mgo_mgr_store_app_list(m->store, id, version_visit, &w);
+    mgo_jw_arr_end(&w);
+    write_questions(&w, &app, &tree);
+    mgo_jw_key(&w, "document");
+    mgo_jw_value(&w, &norm);
+    mgo_jw_obj_end(&w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+cleanup:
+    mgo_arena_cleanup(&arena);
+}
+
+static void apps_add(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_buf file, doc;
+    mgo_buf_init(&file, MGO_MAX_FILE_BYTES);
+    mgo_buf_init(&doc, MGO_MAX_FILE_BYTES * 2);
+    const uint8_t *src = req->body.data;
+    size_t src_len = req->body.len;
+    struct mgo_value body;
+    if (src_len == 0) {
+        bad_request(req, "send margo.yaml as the body, or {\"yaml\": TEXT} / {\"path\": PATH}",
+                    NULL);
+        goto cleanup;
+    }
+    /* a JSON wrapper {"yaml": ...} or {"path": ...}; anything else is the document itself */
+    if (mgo_value_from_yaml(src, src_len, &arena, &body, &p) == MGO_OK && body.kind == MGO_V_MAP &&
+        (mgo_value_get(&body, "yaml") || mgo_value_get(&body, "path"))) {
+        const char *yaml = str_field(&body, "yaml");
+        const char *path = str_field(&body, "path");
+        if (yaml) {
+            src = (const uint8_t *)yaml;
+            src_len = strlen(yaml);
+        } else if (path) {
+            char full[4096];
+            snprintf(full, sizeof full, "%s", path);
+            size_t n = strlen(full);
+            if (n > 0 && full[n - 1] == '/')
+                full[--n] = '\0';
+            /* a package folder holds margo.yaml */
+            if (mgo_buf_read_file(&file, full) != MGO_OK) {
+                snprintf(full + n, sizeof full - n, "/margo.yaml");
+                mgo_buf_reset(&file);
+                if (mgo_buf_read_file(&file, full) != MGO_OK) {
+                    mgo_problems_init(&p);
+                    mgo_problems_add(&p, "path", "cannot read %.200s (nor %.200s/margo.yaml)",
+                                     path, path);
+                    invalid(req, "the application file cannot be read", &p);
+                    goto cleanup;
+                }
+            }
+            src = file.data;
+            src_len = file.len;
+        } else {
+            mgo_problems_init(&p);
+            mgo_problems_add(&p, mgo_value_get(&body, "yaml") ? "yaml" : "path", "must be a string");
+            bad_request(req, "wrong wrapper field type", &p);
+            goto cleanup;
+        }
+    }
+    mgo_problems_init(&p);
+    struct mgo_value tree;
+    struct mgo_app_description app;
+    if (mgo_value_from_yaml(src, src_len, &arena, &tree, &p) != MGO_OK) {
+        invalid(req, "margo.yaml is not well-formed YAML", &p);
+        goto cleanup;
+    }
+    if (mgo_app_description_from_value(&tree, &arena, &app, &p) != MGO_OK) {
+        invalid(req, "margo.yaml is not a valid ApplicationDescription", &p);
+        goto cleanup;
+    }
+    mgo_err err = mgo_value_to_msgpack(&tree, &doc);
+    struct mgo_mgr_app_row row = {
+        .id = app.id,
+        .version = app.version,
+        .name = app.name,
+        .source = src,
+        .source_len = src_len,
+        .doc = doc.data,
+        .doc_len = doc.len,
+    };
+    if (!err)
+        err = mgo_mgr_store_app_put(m->store, &row);
+    if (err == MGO_ERR_EXISTS) {
+        char detail[512];
+        snprintf(detail, sizeof detail, "%s version %s is already in the catalog", app.id,
+                 app.version);
+        mgo_api__problem(req, 409, NULL, "Conflict", detail, NULL);
+        goto cleanup;
+    }
+    if (err) {
+        internal(req, err);
+        goto cleanup;
+    }
+    MGO_LOGI(TAG, "catalog: added %s %s", app.id, app.version);
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    mgo_jw_obj(&w);
+    write_app_summary(&w, &app, mgo_mgr_store_now_ms());
+    mgo_jw_obj_end(&w);
+    snprintf(req->location, sizeof req->location, "/api/v1/apps/%s", app.id);
+    ok_json(req, 201, &w);
+cleanup:
+    mgo_buf_cleanup(&file);
+    mgo_buf_cleanup(&doc);
+    mgo_arena_cleanup(&arena);
+}
+
+static void apps_delete(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+{
+    const char *version = mgo_api__query(req, "version");
+    mgo_err err = mgo_mgr_store_app_delete(m->store, id, version);
+    if (err == MGO_ERR_CONFLICT) {
+        mgo_api__problem(req, 409, NULL, "Conflict",
+                         "the application is still deployed; remove its deployments first", NULL);
+    } else if (err == MGO_ERR_NOT_FOUND) {
+        not_found(req, NULL, "no such application (or version) in the catalog");
+    } else if (err) {
+        internal(req, err);
+    } else {
+        MGO_LOGI(TAG, "catalog: removed %s%s%s", id, version ? " " : "", version ? version : "");
+        req->status = 204;
+    }
+}
+
+/* ---- devices ------------------------------------------------------------------------------ */
+
+static void write_types(struct mgo_jw *w, unsigned types)
+{
+    mgo_jw_key(w, "deploymentTypes");
+    mgo_jw_arr(w);
+    if (types & MGO_DTYPE_HELM)
+        mgo_jw_str(w, "helm");
+    if (types & MGO_DTYPE_COMPOSE)
+        mgo_jw_str(w, "compose");
+    if (types & MGO_DTYPE_CUSTOM)
+        mgo_jw_str(w, "custom");
+    mgo_jw_arr_end(w);
+}
+
+struct count_ctx {
+    size_t n;
+};
+
+static void count_dep(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    (void)row;
+    ((struct count_ctx *)c)->n++;
+}
+
+struct dev_list_ctx {
+    struct mgo_manager *m;
+    struct mgo_jw *w;
+    const struct mgo_app_description *app; /* ?compatible= */
+    bool full;                              /* show: capabilities tree too */
+};
+
+static void write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_device_row *row)
+{
+    struct mgo_jw *w = ctx->w;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value tree;
+    struct mgo_capabilities caps;
+    bool have_caps = row->caps && row->caps_len > 0 &&
+                     mgo_value_from_msgpack(row->caps, row->caps_len, &arena, &tree, &p) == MGO_OK &&
+                     mgo_capabilities_from_value(&tree, &arena, &caps, &p) == MGO_OK;
+    mgo_jw_obj(w);
+    mgo_jw_kstr(w, "id", row->id);
+    mgo_jw_key(w, "online");
+    if (row->has_presence)
+        mgo_jw_bool(w, row->online);
+    else
+        mgo_jw_null(w);
+    mgo_jw_ku64(w, "boot", row->boot);
+    mgo_jw_ktime(w, "lastSeen", row->last_seen_ms);
+    mgo_jw_kstr(w, "vendor", have_caps ? caps.vendor : NULL);
+    mgo_jw_kstr(w, "modelNumber", have_caps ? caps.model_number : NULL);
+    write_types(w, have_caps ? caps.deployment_types : 0);
+    struct count_ctx cc = {0};
+    MGO_IGNORE(mgo_mgr_store_deployment_list(ctx->m->store, row->id, NULL, false, count_dep, &cc));
+    mgo_jw_ku64(w, "deployments", cc.n);
+    if (ctx->app) {
+        char why[MGO_MATCH_REASON_SIZE] = "no capabilities received yet";
+        const struct mgo_profile *prof =
+            have_caps ? mgo_match_app(ctx->app, &caps, why, sizeof why) : NULL;
+        mgo_jw_kbool(w, "compatible", prof != NULL);
+        mgo_jw_kstr(w, "profile", prof ? prof->id : NULL);
+        mgo_jw_kstr(w, "reason", prof ? NULL : why);
+    }
+    if (ctx->full) {
+        mgo_jw_key(w, "capabilities");
+        mgo_jw_value(w, have_caps ? &tree : NULL);
+    }
+    mgo_jw_obj_end(w);
+    mgo_arena_cleanup(&arena);
+}
+
+static void dev_list_visit(const struct mgo_mgr_device_row *row, void *c)
+{
+    write_device(c, row);
+}
+
+static void devices_list(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_app_description app;
+    struct mgo_value tree;
+    const char *compat = mgo_api__query(req, "compatible");
+    struct dev_list_ctx ctx = {.m = m};
+    if (compat) {
+        mgo_err err = mgo_manager__load_app(m, compat, mgo_api__query(req, "version"), &arena,
+                                            &app, &tree);
+        if (err == MGO_ERR_NOT_FOUND) {
+            not_found(req, NULL, "no such application (or version) in the catalog");
+            goto cleanup;
+        }
+        if (err) {
+            internal(req, err);
+            goto cleanup;
+        }
+        ctx.app = &app;
+    }
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    ctx.w = &w;
+    mgo_jw_obj(&w);
+    if (compat) {
+        mgo_jw_kstr(&w, "app", app.id);
+        mgo_jw_kstr(&w, "version", app.version);
+    }
+    mgo_jw_key(&w, "devices");
+    mgo_jw_arr(&w);
+    mgo_err err = mgo_mgr_store_device_list(m->store, dev_list_visit, &ctx);
+    mgo_jw_arr_end(&w);
+    mgo_jw_obj_end(&w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+cleanup:
+    mgo_arena_cleanup(&arena);
+}
+
+static void devices_show(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+{
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    struct dev_list_ctx ctx = {.m = m, .w = &w, .full = true};
+    mgo_err err = mgo_mgr_store_device_get(m->store, id, dev_list_visit, &ctx);
+    if (err == MGO_ERR_NOT_FOUND)
+        not_found(req, PROBLEM_BASE "device-not-found", "no such device");
+    else if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+}
+
+/* ---- deployments ---------------------------------------------------------------------- */
+
+struct status_brief {
+    char state[16];
+    int64_t at;
+};
+
+static void status_brief_visit(const struct mgo_mgr_status_row *row, void *c)
+{
+    struct status_brief *b = c;
+    snprintf(b->state, sizeof b->state, "%s", row->state);
+    b->at = row->received_ms;
+}
+
+struct dep_ctx {
+    struct mgo_manager *m;
+    struct mgo_jw *w;
+    bool full;
+};
+
+static void status_full_visit(const struct mgo_mgr_status_row *row, void *c)
+{
+    struct mgo_jw *w = c;
+    mgo_jw_raw(w, row->doc_json);
+}
+
+static void history_visit(const struct mgo_mgr_status_row *row, void *c)
+{
+    struct mgo_jw *w = c;
+    mgo_jw_obj(w);
+    mgo_jw_kstr(w, "state", row->state);
+    if (row->has_journal) {
+        mgo_jw_ku64(w, "boot", row->boot);
+        mgo_jw_ku64(w, "seq", row->seq);
+    }
+    mgo_jw_ktime(w, "receivedAt", row->received_ms);
+    mgo_jw_obj_end(w);
+}
+
+static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deployment_row *row)
+{
+    struct mgo_jw *w = ctx->w;
+    mgo_jw_obj(w);
+    mgo_jw_kstr(w, "id", row->id);
+    mgo_jw_kstr(w, "device", row->device_id);
+    mgo_jw_kstr(w, "app", row->app_id);
+    mgo_jw_kstr(w, "version", row->app_version);
+    mgo_jw_kstr(w, "profileType", row->profile_type);
+    mgo_jw_kstr(w, "desired", mgo_mgr_desired_name(row->desired));
+    mgo_jw_ku64(w, "manifestVersion", row->manifest_version);
+    mgo_jw_kstr(w, "digest", row->digest);
+    mgo_jw_key(w, "parameters");
+    mgo_jw_raw(w, row->parameters_json);
+    struct status_brief b = {"", 0};
+    MGO_IGNORE(mgo_mgr_store_status_get(ctx->m->store, row->id, status_brief_visit, &b));
+    mgo_jw_kstr(w, "state", b.state[0] ? b.state : NULL);
+    mgo_jw_ktime(w, "stateAt", b.at);
+    mgo_jw_ktime(w, "createdAt", row->created_ms);
+    mgo_jw_ktime(w, "updatedAt", row->updated_ms);
+    if (ctx->full) {
+        struct mgo_arena arena;
+        mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+        struct mgo_problems p;
+        mgo_problems_init(&p);
+        struct mgo_value doc;
+        mgo_jw_key(w, "document");
+        if (mgo_value_from_msgpack(row->doc, row->doc_len, &arena, &doc, &p) == MGO_OK)
+            mgo_jw_value(w, &doc);
+        else
+            mgo_jw_null(w);
+        mgo_arena_cleanup(&arena);
+        mgo_jw_key(w, "status");
+        if (b.state[0])
+            MGO_IGNORE(mgo_mgr_store_status_get(ctx->m->store, row->id, status_full_visit, w));
+        else
+            mgo_jw_null(w);
+        mgo_jw_key(w, "history");
+        mgo_jw_arr(w);
+        MGO_IGNORE(mgo_mgr_store_status_history(ctx->m->store, row->id, history_visit, w));
+        mgo_jw_arr_end(w);
+    }
+    mgo_jw_obj_end(w);
+}
+
+static void dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    write_deployment(c, row);
+}
+
+static void deployments_list(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    struct dep_ctx ctx = {m, &w, false};
+    const char *all = mgo_api__query(req, "all");
+    mgo_jw_obj(&w);
+    mgo_jw_key(&w, "deployments");
+    mgo_jw_arr(&w);
+    mgo_err err = mgo_mgr_store_deployment_list(m->store, mgo_api__query(req, "device"),
+                                                mgo_api__query(req, "app"),
+                                                all && strcmp(all, "true") == 0, dep_visit, &ctx);
+    mgo_jw_arr_end(&w);
+    mgo_jw_obj_end(&w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+}
+
+static void deployment_reply(struct mgo_manager *m, struct mgo_api_request *req, const char *id,
+                             unsigned status)
+{
+    mgo_buf_reset(&req->reply);
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    struct dep_ctx ctx = {m, &w, true};
+    mgo_err err = mgo_mgr_store_deployment_get(m->store, id, dep_visit, &ctx);
+    if (err == MGO_ERR_NOT_FOUND)
+        not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
+    else if (err)
+        internal(req, err);
+    else
+        ok_json(req, status, &w);
+}
+
+#define MAX_DEPLOY_DEVICES 256
+
+static void deployments_create(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value body;
+    const char **devices = NULL;
+    char (*ids)[37] = NULL;
+    if (!body_map(req, &arena, &body))
+        goto cleanup;
+    const char *app = str_field(&body, "app");
+    const struct mgo_value *version_v = mgo_value_get(&body, "version");
+    const char *version = str_field(&body, "version");
+    const struct mgo_value *devs = mgo_value_get(&body, "devices");
+    const struct mgo_value *params = mgo_value_get(&body, "parameters");
+    if (!app)
+        mgo_problems_add(&p, "app", "is required (an application id from the catalog)");
+    if (version_v && !version)
+        mgo_problems_add(&p, "version", "must be a string");
+    if (!devs || devs->kind != MGO_V_ARRAY || devs->as.array.len == 0 ||
+        devs->as.array.len > MAX_DEPLOY_DEVICES)
+        mgo_problems_add(&p, "devices", "must be a list of 1..%d device ids", MAX_DEPLOY_DEVICES);
+    if (params && params->kind != MGO_V_MAP && params->kind != MGO_V_NULL)
+        mgo_problems_add(&p, "parameters", "must be an object of name: value");
+    for (size_t i = 0; i < body.as.map.len; i++) {
+        const char *k = body.as.map.items[i].key;
+        if (strcmp(k, "app") && strcmp(k, "version") && strcmp(k, "devices") &&
+            strcmp(k, "parameters"))
+            mgo_problems_add(&p, k, "unknown field (expected app, version, devices, parameters)");
+    }
+    if (p.count == 0) {
+        devices = calloc(devs->as.array.len, sizeof *devices);
+        ids = calloc(devs->as.array.len, sizeof *ids);
+        if (!devices || !ids) {
+            internal(req, MGO_ERR_NOMEM);
+            goto cleanup;
+        }
+        for (size_t i = 0; i < devs->as.array.len; i++) {
+            const struct mgo_value *d = &devs->as.array.items[i];
+            if (d->kind != MGO_V_STR) {
+                char f[32];
+                snprintf(f, sizeof f, "devices[%zu]", i);
+                mgo_problems_add(&p, f, "must be a string");
+            } else {
+                devices[i] = d->as.str.ptr;
+            }
+        }
+    }
+    if (p.count > 0) {
+        invalid(req, "the deployment request is invalid", &p);
+        goto cleanup;
+    }
+    struct mgo_deploy_request dr = {
+        .app_id = app,
+        .version = version,
+        .devices = devices,
+        .devices_len = devs->as.array.len,
+        .answers = params,
+    };
+    mgo_err err = mgo_deploy__create(m, &dr, ids, &p);
+    if (err == MGO_ERR_INVALID) {
+        invalid(req, "nothing was deployed", &p);
+        goto cleanup;
+    }
+    if (err) {
+        internal(req, err);
+        goto cleanup;
+    }
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    struct dep_ctx ctx = {m, &w, false};
+    mgo_jw_obj(&w);
+    mgo_jw_key(&w, "deployments");
+    mgo_jw_arr(&w);
+    for (size_t i = 0; i < dr.devices_len; i++)
+        MGO_IGNORE(mgo_mgr_store_deployment_get(m->store, ids[i], dep_visit, &ctx));
+    mgo_jw_arr_end(&w);
+    mgo_jw_obj_end(&w);
+    ok_json(req, 201, &w);
+cleanup:
+    free(devices);
+    free(ids);
+    mgo_arena_cleanup(&arena);
+}
+
+static void deployments_patch(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value body;
+    if (!body_map(req, &arena, &body))
+        goto cleanup;
+    const struct mgo_value *version_v = mgo_value_get(&body, "version");
+    const char *version = str_field(&body, "version");
+    const struct mgo_value *params = mgo_value_get(&body, "parameters");
+    if (version_v && !version)
+        mgo_problems_add(&p, "version", "must be a string");
+    if (params && params->kind != MGO_V_MAP)
+        mgo_problems_add(&p, "parameters", "must be an object of name: value");
+    for (size_t i = 0; i < body.as.map.len; i++) {
+        const char *k = body.as.map.items[i].key;
+        if (strcmp(k, "version") && strcmp(k, "parameters"))
+            mgo_problems_add(&p, k, "unknown field (expected version, parameters)");
+    }
+    if (p.count > 0) {
+        invalid(req, "the update request is invalid", &p);
+        goto cleanup;
+    }
+    mgo_err err = mgo_deploy__update(m, id, version, params, &p);
+    if (err == MGO_ERR_NOT_FOUND)
+        not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
+    else if (err == MGO_ERR_CONFLICT)
+        mgo_api__problem(req, 409, NULL, "Conflict", "the deployment is being removed", NULL);
+    else if (err == MGO_ERR_INVALID)
+        invalid(req, "nothing was changed", &p);
+    else if (err)
+        internal(req, err);
+    else
+        deployment_reply(m, req, id, 200);
+cleanup:
+    mgo_arena_cleanup(&arena);
+}
+
+static void deployments_delete(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+{
+    mgo_err err = mgo_deploy__remove(m, id);
+    if (err == MGO_ERR_NOT_FOUND)
+        not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
+    else if (err)
+        internal(req, err);
+    else
+        deployment_reply(m, req, id, 202);
+}
+
+/* ---- status and events ----------------------------------------------------------------- */
+
+struct status_list_ctx {
+    struct mgo_jw *w;
+};
+
+static void status_list_visit(const struct mgo_mgr_status_row *row, void *c)
+{
+    struct mgo_jw *w = c;
+    mgo_jw_obj(w);
+    mgo_jw_kstr(w, "deploymentId", row->deployment_id);
+    mgo_jw_kstr(w, "deviceId", row->device_id);
+    mgo_jw_kstr(w, "state", row->state);
+    if (row->has_journal) {
+        mgo_jw_ku64(w, "boot", row->boot);
+        mgo_jw_ku64(w, "seq", row->seq);
+    }
+    mgo_jw_ktime(w, "receivedAt", row->received_ms);
+    mgo_jw_key(w, "status");
+    mgo_jw_raw(w, row->doc_json);
+    mgo_jw_obj_end(w);
+}
+
+static void status_list(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    mgo_jw_obj(&w);
+    mgo_jw_key(&w, "status");
+    mgo_jw_arr(&w);
+    mgo_err err = mgo_mgr_store_status_list(m->store, mgo_api__query(req, "device"),
+                                            status_list_visit, &w);
+    mgo_jw_arr_end(&w);
+    mgo_jw_obj_end(&w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+}
+
+struct snapshot_ctx {
+    struct mgo_sse_client *client;
+    const char *desired;
+    uint64_t manifest_version;
+    struct mgo_buf *buf;
+};
+
+static void snapshot_visit(const struct mgo_mgr_status_row *row, void *c)
+{
+    struct snapshot_ctx *ctx = c;
+    mgo_buf_reset(ctx->buf);
+    struct mgo_jw w;
+    mgo_jw_init(&w, ctx->buf);
+    mgo_jw_obj(&w);
+    mgo_jw_kstr(&w, "deploymentId", row->deployment_id);
+    mgo_jw_kstr(&w, "deviceId", row->device_id);
+    mgo_jw_kstr(&w, "state", row->state);
+    mgo_jw_kstr(&w, "desired", ctx->desired);
+    mgo_jw_ku64(&w, "manifestVersion", ctx->manifest_version);
+    mgo_jw_ktime(&w, "receivedAt", row->received_ms);
+    mgo_jw_kbool(&w, "snapshot", true);
+    mgo_jw_key(&w, "status");
+    mgo_jw_raw(&w, row->doc_json);
+    mgo_jw_obj_end(&w);
+    if (w.err == MGO_OK)
+        mgo_sse__client_push(ctx->client, "status", (const char *)ctx->buf->data);
+}
+
+struct desired_ctx {
+    uint64_t manifest_version;
+    char desired[16];
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+};
+
+static void desired_visit(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct desired_ctx *d = c;
+    snprintf(d->desired, sizeof d->desired, "%s", mgo_mgr_desired_name(row->desired));
+    d->manifest_version = row->manifest_version;
+    snprintf(d->device, sizeof d->device, "%s", row->device_id);
+}
+
+/* GET /api/v1/events[?deployment=ID&deployment=ID...]: registers a stream; for each named
+ * deployment the current state (if any) is sent first, atomically with joining the hub. */
+static void events_open(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    const char *ids[MGO_API_MAX_QUERY];
+    size_t n = 0;
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    for (size_t i = 0; i < req->query_len; i++) {
+        if (strcmp(req->query[i].key, "deployment") != 0)
+            continue;
+        const char *id = req->query[i].value;
+        struct desired_ctx d = {0, "", ""};
+        if (mgo_mgr_store_deployment_get(m->store, id, desired_visit, &d) != MGO_OK)
+            mgo_problems_add(&p, "deployment", "no such deployment: %.64s", id);
+        ids[n++] = id;
+    }
+    if (p.count) {
+        not_found(req, PROBLEM_BASE "deployment-not-found", p.items[0].rule);
+        return;
+    }
+    struct mgo_sse_client *c = mgo_sse__client_new(ids, n);
+    if (!c) {
+        internal(req, MGO_ERR_NOMEM);
+        return;
+    }
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, 8u * MGO_MAX_MESSAGE_BYTES);
+    mgo_sse__client_push(c, "hello", "{\"stream\":\"margo-manager\"}");
+    for (size_t i = 0; i < n; i++) {
+        struct desired_ctx d = {0, "", ""};
+        MGO_IGNORE(mgo_mgr_store_deployment_get(m->store, ids[i], desired_visit, &d));
+        struct snapshot_ctx sc = {c, d.desired, d.manifest_version, &buf};
+        MGO_IGNORE(mgo_mgr_store_status_get(m->store, ids[i], snapshot_visit, &sc));
+    }
+    mgo_buf_cleanup(&buf);
+    mgo_sse__hub_add(m->hub, c);
+    req->sse = c;
+    req->status = 200;
+}
+
+/* ---- routing ---------------------------------------------------------------------------- */
+
+static bool is_method(const struct mgo_api_request *req, const char *m)
+{
+    return strcmp(req->method, m) == 0;
+}
+
+static void method_not_allowed(struct mgo_api_request *req)
+{
+    mgo_api__problem(req, 405, NULL, "Method Not Allowed",
+                     "this method is not supported on this resource", NULL);
+}
+
+void mgo_api__handle(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    static const char root[] = "/api/v1/";
+    if (req->query_overflow) {
+        bad_request(req, "too many or too long query parameters (or path)", NULL);
+        return;
+    }
+    if (strncmp(req->path, root, sizeof root - 1) != 0) {
+        not_found(req, NULL, "unknown resource; the API lives under /api/v1/");
+        return;
+    }
+    /* split the rest into at most 3 segments */
+    char rest[512];
+    snprintf(rest, sizeof rest, "%s", req->path + sizeof root - 1);
+    char *seg[3] = {NULL, NULL, NULL};
+    size_t n = 0;
+    char *p = rest;
+    while (*p && n < 3) {
+        seg[n++] = p;
+        char *slash = strchr(p, '/');
+        if (!slash)
+            break;
+        *slash = '\0';
+        p = slash + 1;
+    }
+    if (*p && n == 3 && strchr(seg[2], '/')) {
+        not_found(req, NULL, "unknown resource");
+        return;
+    }
+    if (n >= 2 && seg[1][0] == '\0')
+        n = 1; /* trailing slash */
+    const char *coll = n ? seg[0] : "";
+    const char *id = n >= 2 ? seg[1] : NULL;
+    if (n == 3) {
+        not_found(req, NULL, "unknown resource");
+        return;
+    }
+    MGO_LOGD(TAG, "%s %s", req->method, req->path);
+    if (strcmp(coll, "apps") == 0) {
+        if (!id && is_method(req, "GET"))
+            apps_list(m, req);
+        else if (!id && is_method(req, "POST"))
+            apps_add(m, req);
+        else if (id && is_method(req, "GET"))
+            apps_show(m, req, id);
+        else if (id && is_method(req, "DELETE"))
+            apps_delete(m, req, id);
+        else
+            method_not_allowed(req);
+    } else if (strcmp(coll, "devices") == 0) {
+        if (!id && is_method(req, "GET"))
+            devices_list(m, req);
+        else if (id && is_method(req, "GET"))
+            devices_show(m, req, id);
+        else
+            method_not_allowed(req);
+    } else if (strcmp(coll, "deployments") == 0) {
+        if (!id && is_method(req, "GET"))
+            deployments_list(m, req);
+        else if (!id && is_method(req, "POST"))
+            deployments_create(m, req);
+        else if (id && is_method(req, "GET"))
+            deployment_reply(m, req, id, 200);
+        else if (id && is_method(req, "PATCH"))
+            deployments_patch(m, req, id);
+        else if (id && is_method(req, "DELETE"))
+            deployments_delete(m, req, id);
+        else
+            method_not_allowed(req);
+    } else if (strcmp(coll, "status") == 0 && !id) {
+        if (is_method(req, "GET"))
+            status_list(m, req);
+        else
+            method_not_allowed(req);
+    } else if (strcmp(coll, "events") == 0 && !id) {
+        if (is_method(req, "GET"))
+            events_open(m, req);
+        else
+            method_not_allowed(req);
+    } else {
+        not_found(req, NULL, "unknown resource");
+    }
+}

@@ -1,0 +1,319 @@
+/* http.c - libmicrohttpd glue for the northbound API: one thread per connection; checks
+ * the bearer token (constant time) before reading a body, caps bodies, hands each request
+ * to the loop thread and waits for its answer; streams Server-Sent Events. */
+#include <arpa/inet.h>
+#include <microhttpd.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "mgr_internal.h"
+#include "mgo/log.h"
+
+#define TAG "http"
+
+void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
+                      const char *title, const char *detail, const struct mgo_problems *problems);
+
+static const char *canonical_method(const char *method)
+{
+    static const char *const known[] = {"GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"};
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(method, known[i]) == 0)
+            return known[i];
+    }
+    return "OTHER";
+}
+
+static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const char *key,
+                                     const char *value)
+{
+    (void)kind;
+    struct mgo_api_request *req = cls;
+    if (req->query_len >= MGO_API_MAX_QUERY || strlen(key) >= sizeof req->query[0].key ||
+        (value && strlen(value) >= sizeof req->query[0].value)) {
+        req->query_overflow = true;
+        return MHD_YES;
+    }
+    struct mgo_api_query *q = &req->query[req->query_len++];
+    snprintf(q->key, sizeof q->key, "%s", key);
+    snprintf(q->value, sizeof q->value, "%s", value ? value : "");
+    return MHD_YES;
+}
+
+/* Constant-time comparison of a presented token with ours (length leaks only via the
+ * loop bound of our own token). */
+static bool token_ok(const struct mgo_manager *m, const char *header)
+{
+    static const char prefix[] = "Bearer ";
+    if (header == NULL || strncmp(header, prefix, sizeof prefix - 1) != 0)
+        return false;
+    const char *given = header + sizeof prefix - 1;
+    size_t given_len = strlen(given);
+    unsigned char diff = (unsigned char)(given_len != m->token_len);
+    for (size_t i = 0; i < m->token_len; i++) {
+        unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
+        diff |= (unsigned char)(g ^ (unsigned char)m->token[i]);
+    }
+    return diff == 0 && m->token_len > 0;
+}
+
+struct conn_state {
+    struct mgo_api_request req;
+    bool auth_failed;
+};
+
+static void submit(struct mgo_manager *m, struct mgo_api_request *req)
+{
+    pthread_mutex_lock(&m->req_mu);
+    if (m->req_closed) {
+        pthread_mutex_unlock(&m->req_mu);
+        mgo_api__problem(req, 503, NULL, "Service Unavailable", "the manager is shutting down",
+                         NULL);
+        return;
+    }
+    if (m->req_tail)
+        m->req_tail->next = req;
+    else
+        m->req_head = req;
+    m->req_tail = req;
+    pthread_mutex_unlock(&m->req_mu);
+    if (m->mqtt)
+        mgo_mqtt_wake(m->mqtt);
+    pthread_mutex_lock(&m->req_mu);
+    while (!req->done)
+        pthread_cond_wait(&m->req_cond, &m->req_mu);
+    pthread_mutex_unlock(&m->req_mu);
+}
+
+struct sse_ctx {
+    struct mgo_manager *m;
+    struct mgo_sse_client *client;
+};
+
+static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    struct sse_ctx *ctx = cls;
+    long n = mgo_sse__read(ctx->m->hub, ctx->client, buf, max);
+    return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void sse_free(void *cls)
+{
+    struct sse_ctx *ctx = cls;
+    mgo_sse__client_free(ctx->m->hub, ctx->client);
+    free(ctx);
+}
+
+static enum MHD_Result reply(struct mgo_manager *m, struct MHD_Connection *conn,
+                             struct mgo_api_request *req)
+{
+    struct MHD_Response *resp = NULL;
+    if (req->sse) {
+        struct sse_ctx *ctx = calloc(1, sizeof *ctx);
+        if (ctx) {
+            ctx->m = m;
+            ctx->client = req->sse;
+            resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, ctx,
+                                                     sse_free);
+            if (!resp)
+                free(ctx);
+        }
+        if (!resp) {
+            mgo_sse__client_free(m->hub, req->sse);
+            req->sse = NULL;
+            return MHD_NO;
+        }
+        req->sse = NULL; /* owned by the response now */
+        MHD_add_response_header(resp, "Content-Type", "text/event-stream");
+        MHD_add_response_header(resp, "Cache-Control", "no-cache");
+    } else {
+        resp = MHD_create_response_from_buffer(req->reply.len,
+                                               req->reply.data ? req->reply.data : (void *)"",
+                                               MHD_RESPMEM_MUST_COPY);
+        if (!resp)
+            return MHD_NO;
+        if (req->content_type)
+            MHD_add_response_header(resp, "Content-Type", req->content_type);
+        if (req->location[0])
+            MHD_add_response_header(resp, "Location", req->location);
+        if (req->status == 401)
+            MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"margo-manager\"");
+    }
+    enum MHD_Result r = MHD_queue_response(conn, req->status ? req->status : 500, resp);
+    MHD_destroy_response(resp);
+    return r;
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
+                                  const char *method, const char *version,
+                                  const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    struct mgo_manager *m = cls;
+    struct conn_state *cs = *con_cls;
+    if (cs == NULL) {
+        cs = calloc(1, sizeof *cs);
+        if (!cs)
+            return MHD_NO;
+        mgo_buf_init(&cs->req.body, MGO_API_MAX_BODY);
+        mgo_buf_init(&cs->req.reply, 16u * 1024u * 1024u);
+        cs->req.method = canonical_method(method);
+        if (strlen(url) >= sizeof cs->req.path)
+            cs->req.query_overflow = true;
+        snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
+        MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
+        cs->auth_failed = !token_ok(m, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+                                                                   "Authorization"));
+        *con_cls = cs;
+        return MHD_YES;
+    }
+    if (*upload_data_size > 0) {
+        if (!cs->auth_failed && !cs->req.body_too_large &&
+            mgo_buf_append(&cs->req.body, upload_data, *upload_data_size) != MGO_OK)
+            cs->req.body_too_large = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    if (cs->auth_failed) {
+        MGO_LOGW(TAG, "%s %s: missing or wrong bearer token", cs->req.method, cs->req.path);
+        mgo_api__problem(&cs->req, 401, NULL, "Unauthorized",
+                         "a valid bearer token is required (Authorization: Bearer <token>)",
+                         NULL);
+    } else if (cs->req.body_too_large) {
+        mgo_api__problem(&cs->req, 413, NULL, "Content Too Large",
+                         "request bodies are limited to 1 MiB plus 64 KiB", NULL);
+    } else {
+        submit(m, &cs->req);
+    }
+    return reply(m, conn, &cs->req);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
+                         enum MHD_RequestTerminationCode toe)
+{
+    (void)conn;
+    (void)toe;
+    struct mgo_manager *m = cls;
+    struct conn_state *cs = *con_cls;
+    if (!cs)
+        return;
+    if (cs->req.sse)
+        mgo_sse__client_free(m->hub, cs->req.sse);
+    mgo_buf_cleanup(&cs->req.body);
+    mgo_buf_cleanup(&cs->req.reply);
+    free(cs);
+    *con_cls = NULL;
+}
+
+/* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
+static mgo_err parse_listen(const char *text, struct sockaddr_storage *ss, bool *ipv6)
+{
+    memset(ss, 0, sizeof *ss);
+    char host[64];
+    const char *port_text;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
+            return MGO_ERR_INVALID;
+        memcpy(host, text + 1, (size_t)(end - text - 1));
+        host[end - text - 1] = '\0';
+        port_text = end + 2;
+        *ipv6 = true;
+    } else {
+        const char *colon = strrchr(text, ':');
+        if (!colon || (size_t)(colon - text) >= sizeof host)
+            return MGO_ERR_INVALID;
+        memcpy(host, text, (size_t)(colon - text));
+        host[colon - text] = '\0';
+        port_text = colon + 1;
+        *ipv6 = false;
+    }
+    char *end = NULL;
+    long port = strtol(port_text, &end, 10);
+    if (port_text[0] == '\0' || *end != '\0' || port < 0 || port > 65535)
+        return MGO_ERR_INVALID;
+    if (*ipv6) {
+        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+        a->sin6_family = AF_INET6;
+        a->sin6_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
+            return MGO_ERR_INVALID;
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)port);
+        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
+            return MGO_ERR_INVALID;
+    }
+    return MGO_OK;
+}
+
+mgo_err mgo_http__start(struct mgo_manager *m)
+{
+    struct sockaddr_storage ss;
+    bool ipv6 = false;
+    if (parse_listen(m->cfg->api_listen, &ss, &ipv6) != MGO_OK) {
+        MGO_LOGE(TAG, "api-listen: \"%s\" is not ADDRESS:PORT (e.g. 127.0.0.1:8080, [::1]:8080)",
+                 m->cfg->api_listen);
+        return MGO_ERR_INVALID;
+    }
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
+                     (ipv6 ? MHD_USE_IPv6 : 0);
+    m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
+                                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
+                                m, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    if (!m->httpd) {
+        MGO_LOGE(TAG, "cannot listen on %s (address in use or not available)",
+                 m->cfg->api_listen);
+        return MGO_ERR_IO;
+    }
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
+    m->api_port = info ? info->port : 0;
+    MGO_LOGI(TAG, "API listening on %s (port %u)", m->cfg->api_listen, (unsigned)m->api_port);
+    return MGO_OK;
+}
+
+void mgo_http__stop(struct mgo_manager *m)
+{
+    if (m->httpd) {
+        MHD_stop_daemon(m->httpd);
+        m->httpd = NULL;
+    }
+}
+
+void mgo_http__drain(struct mgo_manager *m)
+{
+    pthread_mutex_lock(&m->req_mu);
+    struct mgo_api_request *list = m->req_head;
+    m->req_head = m->req_tail = NULL;
+    pthread_mutex_unlock(&m->req_mu);
+    while (list) {
+        struct mgo_api_request *next = list->next;
+        mgo_api__handle(m, list);
+        pthread_mutex_lock(&m->req_mu);
+        list->done = true;
+        pthread_cond_broadcast(&m->req_cond);
+        pthread_mutex_unlock(&m->req_mu);
+        list = next;
+    }
+}
+
+void mgo_http__close_queue(struct mgo_manager *m)
+{
+    pthread_mutex_lock(&m->req_mu);
+    m->req_closed = true;
+    struct mgo_api_request *list = m->req_head;
+    m->req_head = m->req_tail = NULL;
+    for (; list; list = list->next) {
+        mgo_api__problem(list, 503, NULL, "Service Unavailable", "the manager is shutting down",
+                         NULL);
+        list->done = true;
+    }
+    pthread_cond_broadcast(&m->req_cond);
+    pthread_mutex_unlock(&m->req_mu);
+}

@@ -1,0 +1,921 @@
+/* store.c - the manager's SQLite store (see mgo/mgr_store.h). */
+#include "mgo/mgr_store.h"
+
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mgo/log.h"
+
+#define TAG "store"
+
+struct mgo_mgr_store {
+    sqlite3 *db;
+    int schema_version;
+    unsigned depth; /* open savepoints */
+};
+
+/* ---- migrations -------------------------------------------------------------------- */
+
+static const char *const MIGRATIONS[] = {
+    /* 1 */
+    "CREATE TABLE apps ("
+    "  id TEXT NOT NULL, version TEXT NOT NULL, name TEXT NOT NULL,"
+    "  source BLOB NOT NULL, doc BLOB NOT NULL, added_ms INTEGER NOT NULL,"
+    "  PRIMARY KEY (id, version));"
+    "CREATE TABLE devices ("
+    "  id TEXT PRIMARY KEY, capabilities BLOB, has_presence INTEGER NOT NULL DEFAULT 0,"
+    "  online INTEGER NOT NULL DEFAULT 0, boot INTEGER NOT NULL DEFAULT 0,"
+    "  last_seen_ms INTEGER NOT NULL DEFAULT 0);"
+    "CREATE TABLE deployments ("
+    "  id TEXT PRIMARY KEY, device_id TEXT NOT NULL, app_id TEXT NOT NULL,"
+    "  app_version TEXT NOT NULL, profile_type TEXT NOT NULL, parameters TEXT NOT NULL,"
+    "  doc BLOB NOT NULL, digest TEXT NOT NULL, desired INTEGER NOT NULL,"
+    "  manifest_version INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL);"
+    "CREATE INDEX deployments_device ON deployments(device_id);"
+    "CREATE TABLE manifests ("
+    "  device_id TEXT PRIMARY KEY, version INTEGER NOT NULL, published INTEGER NOT NULL);"
+    "CREATE TABLE status ("
+    "  deployment_id TEXT PRIMARY KEY, device_id TEXT NOT NULL, state TEXT NOT NULL,"
+    "  has_journal INTEGER NOT NULL, boot INTEGER NOT NULL, seq INTEGER NOT NULL,"
+    "  doc TEXT NOT NULL, received_ms INTEGER NOT NULL);"
+    "CREATE TABLE status_history ("
+    "  n INTEGER PRIMARY KEY AUTOINCREMENT, deployment_id TEXT NOT NULL,"
+    "  device_id TEXT NOT NULL, state TEXT NOT NULL, has_journal INTEGER NOT NULL,"
+    "  boot INTEGER NOT NULL, seq INTEGER NOT NULL, doc TEXT NOT NULL,"
+    "  received_ms INTEGER NOT NULL);",
+    /* 2 */
+    "ALTER TABLE devices ADD COLUMN has_journal INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN status_boot INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN status_seq INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX status_history_deployment ON status_history(deployment_id, n);"
+    "CREATE TABLE device_events ("
+    "  n INTEGER PRIMARY KEY AUTOINCREMENT, device_id TEXT NOT NULL, type TEXT NOT NULL,"
+    "  severity TEXT NOT NULL, message TEXT NOT NULL, received_ms INTEGER NOT NULL);",
+};
+_Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
+               "one migration per schema version");
+
+int64_t mgo_mgr_store_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static mgo_err sql_err(struct mgo_mgr_store *s, const char *what)
+{
+    int code = sqlite3_extended_errcode(s->db);
+    if ((code & 0xff) == SQLITE_CONSTRAINT) {
+        MGO_LOGD(TAG, "%s: %s", what, sqlite3_errmsg(s->db));
+        return MGO_ERR_EXISTS;
+    }
+    MGO_LOGE(TAG, "%s: %s (sqlite %d)", what, sqlite3_errmsg(s->db), code);
+    if ((code & 0xff) == SQLITE_NOMEM)
+        return MGO_ERR_NOMEM;
+    return MGO_ERR_IO;
+}
+
+static mgo_err exec(struct mgo_mgr_store *s, const char *sql)
+{
+    char *msg = NULL;
+    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
+        MGO_LOGE(TAG, "exec failed: %s", msg ? msg : "?");
+        sqlite3_free(msg);
+        return MGO_ERR_IO;
+    }
+    return MGO_OK;
+}
+
+static mgo_err prep(struct mgo_mgr_store *s, const char *sql, sqlite3_stmt **st)
+{
+    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+        return sql_err(s, "prepare");
+    return MGO_OK;
+}
+
+static void bind_text(sqlite3_stmt *st, int i, const char *text)
+{
+    if (text)
+        sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_blob(sqlite3_stmt *st, int i, const void *data, size_t len)
+{
+    if (data)
+        sqlite3_bind_blob64(st, i, data, (sqlite3_uint64)len, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(st, i);
+}
+
+static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+{
+    /* stored as the same 64 bits; read back with col_u64 */
+    sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+}
+
+static const char *col_text(sqlite3_stmt *st, int i)
+{
+    return (const char *)sqlite3_column_text(st, i);
+}
+
+static uint64_t col_u64(sqlite3_stmt *st, int i)
+{
+    return (uint64_t)sqlite3_column_int64(st, i);
+}
+
+/* Steps a statement that returns no rows; finalizes it. */
+static mgo_err run(struct mgo_mgr_store *s, sqlite3_stmt *st, const char *what)
+{
+    int rc = sqlite3_step(st);
+    mgo_err err = MGO_OK;
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+        err = sql_err(s, what);
+    sqlite3_finalize(st);
+    return err;
+}
+
+static mgo_err read_version(struct mgo_mgr_store *s, int *out)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT version FROM schema_version", &st);
+    if (err)
+        return err;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *out = sqlite3_column_int(st, 0);
+    else if (rc == SQLITE_DONE)
+        *out = 0;
+    else
+        err = sql_err(s, "read schema version");
+    sqlite3_finalize(st);
+    return err;
+}
+
+static mgo_err migrate(struct mgo_mgr_store *s, int max_version)
+{
+    mgo_err err = exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+    if (err)
+        return err;
+    int version = 0;
+    err = read_version(s, &version);
+    if (err)
+        return err;
+    if (version > MGO_MGR_STORE_SCHEMA_VERSION) {
+        MGO_LOGE(TAG, "database schema %d is newer than this program's %d; refusing to open",
+                 version, MGO_MGR_STORE_SCHEMA_VERSION);
+        return MGO_ERR_INVALID;
+    }
+    while (version < max_version) {
+        int next = version + 1;
+        err = exec(s, "BEGIN IMMEDIATE");
+        if (err)
+            return err;
+        err = exec(s, MIGRATIONS[next - 1]);
+        if (!err) {
+            char sql[96];
+            snprintf(sql, sizeof(sql), "DELETE FROM schema_version; "
+                                       "INSERT INTO schema_version VALUES (%d)", next);
+            err = exec(s, sql);
+        }
+        if (err) {
+            (void)exec(s, "ROLLBACK");
+            MGO_LOGE(TAG, "migration to schema %d failed", next);
+            return err;
+        }
+        err = exec(s, "COMMIT");
+        if (err)
+            return err;
+        MGO_LOGI(TAG, "migrated store to schema %d", next);
+        version = next;
+    }
+    s->schema_version = version;
+    return MGO_OK;
+}
+
+mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_mgr_store **out)
+{
+    if (max_version < 1 || max_version > MGO_MGR_STORE_SCHEMA_VERSION)
+        return MGO_ERR_INVALID;
+    char path[4096];
+    int n = snprintf(path, sizeof(path), "%s/%s", dir, MGO_MGR_STORE_FILE);
+    if (n < 0 || (size_t)n >= sizeof(path))
+        return MGO_ERR_LIMIT;
+    struct mgo_mgr_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return MGO_ERR_NOMEM;
+    mgo_err err = MGO_OK;
+    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
+                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+        MGO_LOGE(TAG, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
+        err = MGO_ERR_IO;
+        goto fail_close;
+    }
+    sqlite3_busy_timeout(s->db, 5000);
+    /* FULL: a committed manifestVersion must survive power loss, or a restarted manager
+     * could hand out a version an agent has already seen. */
+    err = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON");
+    if (err)
+        goto fail_close;
+    err = migrate(s, max_version);
+    if (err)
+        goto fail_close;
+    *out = s;
+    return MGO_OK;
+fail_close:
+    sqlite3_close(s->db);
+    free(s);
+    return err;
+}
+
+mgo_err mgo_mgr_store_open(const char *dir, struct mgo_mgr_store **out)
+{
+    return mgo_mgr_store_open_version(dir, MGO_MGR_STORE_SCHEMA_VERSION, out);
+}
+
+void mgo_mgr_store_close(struct mgo_mgr_store *s)
+{
+    if (!s)
+        return;
+    while (s->depth > 0)
+        mgo_mgr_store_rollback(s);
+    sqlite3_close(s->db);
+    free(s);
+}
+
+int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s)
+{
+    return s->schema_version;
+}
+
+mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s)
+{
+    mgo_err err = exec(s, "SAVEPOINT mgo");
+    if (!err)
+        s->depth++;
+    return err;
+}
+
+mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
+{
+    if (s->depth == 0)
+        return MGO_ERR_INTERNAL;
+    mgo_err err = exec(s, "RELEASE mgo");
+    if (err) {
+        mgo_mgr_store_rollback(s);
+        return err;
+    }
+    s->depth--;
+    return MGO_OK;
+}
+
+void mgo_mgr_store_rollback(struct mgo_mgr_store *s)
+{
+    if (s->depth == 0)
+        return;
+    (void)exec(s, "ROLLBACK TO mgo; RELEASE mgo");
+    s->depth--;
+}
+
+/* ---- catalog ------------------------------------------------------------------------ */
+
+mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_row *row)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "INSERT INTO apps (id, version, name, source, doc, added_ms) "
+                          "VALUES (?, ?, ?, ?, ?, ?)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, row->id);
+    bind_text(st, 2, row->version);
+    bind_text(st, 3, row->name ? row->name : row->id);
+    bind_blob(st, 4, row->source ? (const void *)row->source : "", row->source_len);
+    bind_blob(st, 5, row->doc ? (const void *)row->doc : "", row->doc_len);
+    sqlite3_bind_int64(st, 6, row->added_ms ? row->added_ms : mgo_mgr_store_now_ms());
+    return run(s, st, "add app");
+}
+
+static mgo_err visit_apps(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_app_visit visit,
+                          void *ctx, bool *found)
+{
+    int rc;
+    *found = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_app_row row = {
+            .id = col_text(st, 0),
+            .version = col_text(st, 1),
+            .name = col_text(st, 2),
+            .source = sqlite3_column_blob(st, 3),
+            .source_len = (size_t)sqlite3_column_bytes(st, 3),
+            .doc = sqlite3_column_blob(st, 4),
+            .doc_len = (size_t)sqlite3_column_bytes(st, 4),
+            .added_ms = sqlite3_column_int64(st, 5),
+        };
+        *found = true;
+        if (visit)
+            visit(&row, ctx);
+    }
+    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read apps");
+    sqlite3_finalize(st);
+    return err;
+}
+
+#define APP_COLS "SELECT id, version, name, source, doc, added_ms FROM apps "
+
+mgo_err mgo_mgr_store_app_get(struct mgo_mgr_store *s, const char *id, const char *version,
+                              mgo_mgr_app_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, version ? APP_COLS "WHERE id = ? AND version = ?"
+                                  : APP_COLS "WHERE id = ? ORDER BY rowid DESC LIMIT 1", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    if (version)
+        bind_text(st, 2, version);
+    bool found;
+    err = visit_apps(s, st, visit, ctx, &found);
+    if (!err && !found)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_app_list(struct mgo_mgr_store *s, const char *id, mgo_mgr_app_visit visit,
+                               void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, id ? APP_COLS "WHERE id = ? ORDER BY rowid"
+                             : APP_COLS "ORDER BY id, rowid", &st);
+    if (err)
+        return err;
+    if (id)
+        bind_text(st, 1, id);
+    bool found;
+    return visit_apps(s, st, visit, ctx, &found);
+}
+
+static mgo_err count_rows(struct mgo_mgr_store *s, sqlite3_stmt *st, uint64_t *out)
+{
+    int rc = sqlite3_step(st);
+    mgo_err err = MGO_OK;
+    if (rc == SQLITE_ROW)
+        *out = col_u64(st, 0);
+    else
+        err = sql_err(s, "count");
+    sqlite3_finalize(st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const char *version)
+{
+    sqlite3_stmt *st = NULL;
+    uint64_t in_use = 0;
+    mgo_err err = prep(s, "SELECT COUNT(*) FROM deployments WHERE app_id = ?1 AND desired != 2 "
+                          "AND (?2 IS NULL OR app_version = ?2)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    bind_text(st, 2, version);
+    err = count_rows(s, st, &in_use);
+    if (err)
+        return err;
+    if (in_use > 0)
+        return MGO_ERR_CONFLICT;
+    err = prep(s, "DELETE FROM apps WHERE id = ?1 AND (?2 IS NULL OR version = ?2)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    bind_text(st, 2, version);
+    err = run(s, st, "delete app");
+    if (err)
+        return err;
+    return sqlite3_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
+}
+
+/* ---- devices ------------------------------------------------------------------------ */
+
+static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "INSERT OR IGNORE INTO devices (id) VALUES (?)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    return run(s, st, "add device");
+}
+
+mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id,
+                                      const uint8_t *caps, size_t caps_len)
+{
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = ensure_device(s, id);
+    if (err)
+        goto rollback;
+    sqlite3_stmt *st = NULL;
+    err = prep(s, "UPDATE devices SET capabilities = ?, last_seen_ms = ? WHERE id = ?", &st);
+    if (err)
+        goto rollback;
+    bind_blob(st, 1, caps, caps_len);
+    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    bind_text(st, 3, id);
+    err = run(s, st, "store capabilities");
+    if (err)
+        goto rollback;
+    return mgo_mgr_store_commit(s);
+rollback:
+    mgo_mgr_store_rollback(s);
+    return err;
+}
+
+mgo_err mgo_mgr_store_device_put_presence(struct mgo_mgr_store *s, const char *id, bool online,
+                                          uint64_t boot)
+{
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = ensure_device(s, id);
+    if (err)
+        goto rollback;
+    sqlite3_stmt *st = NULL;
+    err = prep(s, "UPDATE devices SET has_presence = 1, online = ?, boot = ?, last_seen_ms = ? "
+                  "WHERE id = ?", &st);
+    if (err)
+        goto rollback;
+    sqlite3_bind_int(st, 1, online ? 1 : 0);
+    bind_u64(st, 2, boot);
+    sqlite3_bind_int64(st, 3, mgo_mgr_store_now_ms());
+    bind_text(st, 4, id);
+    err = run(s, st, "store presence");
+    if (err)
+        goto rollback;
+    return mgo_mgr_store_commit(s);
+rollback:
+    mgo_mgr_store_rollback(s);
+    return err;
+}
+
+static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
+                             mgo_mgr_device_visit visit, void *ctx, bool *found)
+{
+    int rc;
+    bool v2 = s->schema_version >= 2;
+    *found = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_device_row row = {
+            .id = col_text(st, 0),
+            .caps = sqlite3_column_blob(st, 1),
+            .caps_len = (size_t)sqlite3_column_bytes(st, 1),
+            .has_presence = sqlite3_column_int(st, 2) != 0,
+            .online = sqlite3_column_int(st, 3) != 0,
+            .boot = col_u64(st, 4),
+            .last_seen_ms = sqlite3_column_int64(st, 5),
+            .has_journal = v2 && sqlite3_column_int(st, 6) != 0,
+            .status_boot = v2 ? col_u64(st, 7) : 0,
+            .status_seq = v2 ? col_u64(st, 8) : 0,
+        };
+        *found = true;
+        if (visit)
+            visit(&row, ctx);
+    }
+    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read devices");
+    sqlite3_finalize(st);
+    return err;
+}
+
+static const char *device_cols(const struct mgo_mgr_store *s)
+{
+    return s->schema_version >= 2
+               ? "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, has_journal,"
+                 " status_boot, status_seq FROM devices "
+               : "SELECT id, capabilities, has_presence, online, boot, last_seen_ms FROM devices ";
+}
+
+mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
+                                 mgo_mgr_device_visit visit, void *ctx)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "%sWHERE id = ?", device_cols(s));
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, sql, &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    bool found;
+    err = visit_devices(s, st, visit, ctx, &found);
+    if (!err && !found)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql), "%sORDER BY id", device_cols(s));
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, sql, &st);
+    if (err)
+        return err;
+    bool found;
+    return visit_devices(s, st, visit, ctx, &found);
+}
+
+/* ---- deployments --------------------------------------------------------------------- */
+
+const char *mgo_mgr_desired_name(enum mgo_mgr_desired d)
+{
+    switch (d) {
+    case MGO_MGR_DESIRED_PRESENT: return "present";
+    case MGO_MGR_DESIRED_REMOVING: return "removing";
+    case MGO_MGR_DESIRED_REMOVED: return "removed";
+    }
+    return "?";
+}
+
+mgo_err mgo_mgr_store_deployment_put(struct mgo_mgr_store *s,
+                                     const struct mgo_mgr_deployment_row *row)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t now = mgo_mgr_store_now_ms();
+    mgo_err err = prep(
+        s,
+        "INSERT INTO deployments (id, device_id, app_id, app_version, profile_type, parameters,"
+        " doc, digest, desired, manifest_version, created_ms, updated_ms)"
+        " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)"
+        " ON CONFLICT(id) DO UPDATE SET device_id = ?2, app_id = ?3, app_version = ?4,"
+        " profile_type = ?5, parameters = ?6, doc = ?7, digest = ?8, desired = ?9,"
+        " manifest_version = ?10, updated_ms = ?11",
+        &st);
+    if (err)
+        return err;
+    bind_text(st, 1, row->id);
+    bind_text(st, 2, row->device_id);
+    bind_text(st, 3, row->app_id);
+    bind_text(st, 4, row->app_version);
+    bind_text(st, 5, row->profile_type ? row->profile_type : "");
+    bind_text(st, 6, row->parameters_json ? row->parameters_json : "{}");
+    bind_blob(st, 7, row->doc ? (const void *)row->doc : "", row->doc_len);
+    bind_text(st, 8, row->digest ? row->digest : "");
+    sqlite3_bind_int(st, 9, (int)row->desired);
+    bind_u64(st, 10, row->manifest_version);
+    sqlite3_bind_int64(st, 11, now);
+    return run(s, st, "store deployment");
+}
+
+mgo_err mgo_mgr_store_deployment_set_desired(struct mgo_mgr_store *s, const char *id,
+                                             enum mgo_mgr_desired desired)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "UPDATE deployments SET desired = ?, updated_ms = ? WHERE id = ?", &st);
+    if (err)
+        return err;
+    sqlite3_bind_int(st, 1, (int)desired);
+    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    bind_text(st, 3, id);
+    err = run(s, st, "update deployment");
+    if (err)
+        return err;
+    return sqlite3_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
+}
+
+#define DEP_COLS                                                                               \
+    "SELECT id, device_id, app_id, app_version, profile_type, parameters, doc, digest,"        \
+    " desired, manifest_version, created_ms, updated_ms FROM deployments "
+
+static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
+                                 mgo_mgr_deployment_visit visit, void *ctx, bool *found)
+{
+    int rc;
+    *found = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        int desired = sqlite3_column_int(st, 8);
+        struct mgo_mgr_deployment_row row = {
+            .id = col_text(st, 0),
+            .device_id = col_text(st, 1),
+            .app_id = col_text(st, 2),
+            .app_version = col_text(st, 3),
+            .profile_type = col_text(st, 4),
+            .parameters_json = col_text(st, 5),
+            .doc = sqlite3_column_blob(st, 6),
+            .doc_len = (size_t)sqlite3_column_bytes(st, 6),
+            .digest = col_text(st, 7),
+            .desired = desired == 1   ? MGO_MGR_DESIRED_REMOVING
+                       : desired == 2 ? MGO_MGR_DESIRED_REMOVED
+                                      : MGO_MGR_DESIRED_PRESENT,
+            .manifest_version = col_u64(st, 9),
+            .created_ms = sqlite3_column_int64(st, 10),
+            .updated_ms = sqlite3_column_int64(st, 11),
+        };
+        *found = true;
+        if (visit)
+            visit(&row, ctx);
+    }
+    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read deployments");
+    sqlite3_finalize(st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_deployment_get(struct mgo_mgr_store *s, const char *id,
+                                     mgo_mgr_deployment_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, DEP_COLS "WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    bool found;
+    err = visit_deployments(s, st, visit, ctx, &found);
+    if (!err && !found)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_deployment_list(struct mgo_mgr_store *s, const char *device_id,
+                                      const char *app_id, bool include_removed,
+                                      mgo_mgr_deployment_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, DEP_COLS "WHERE (?1 IS NULL OR device_id = ?1) AND"
+                                   " (?2 IS NULL OR app_id = ?2) AND (?3 OR desired != 2)"
+                                   " ORDER BY created_ms, rowid", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_text(st, 2, app_id);
+    sqlite3_bind_int(st, 3, include_removed ? 1 : 0);
+    bool found;
+    return visit_deployments(s, st, visit, ctx, &found);
+}
+
+/* ---- manifests ------------------------------------------------------------------------ */
+
+mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_id,
+                                   uint64_t *version_out, uint64_t *published_out)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT version, published FROM manifests WHERE device_id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    uint64_t version = 0, published = 0;
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        version = col_u64(st, 0);
+        published = col_u64(st, 1);
+    } else if (rc != SQLITE_DONE) {
+        err = sql_err(s, "read manifest version");
+    }
+    sqlite3_finalize(st);
+    if (!err) {
+        if (version_out)
+            *version_out = version;
+        if (published_out)
+            *published_out = published;
+    }
+    return err;
+}
+
+mgo_err mgo_mgr_store_manifest_bump(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t *version_out)
+{
+    uint64_t version = 0;
+    mgo_err err = mgo_mgr_store_manifest_get(s, device_id, &version, NULL);
+    if (err)
+        return err;
+    if (version == UINT64_MAX) {
+        MGO_LOGE(TAG, "device %s: manifestVersion exhausted", device_id);
+        return MGO_ERR_LIMIT;
+    }
+    /* SQLite integers are signed; versions past INT64_MAX are not needed in practice and
+     * refused so ordering in SQL stays right. */
+    if (version >= (uint64_t)INT64_MAX)
+        return MGO_ERR_LIMIT;
+    sqlite3_stmt *st = NULL;
+    err = prep(s, "INSERT INTO manifests (device_id, version, published) VALUES (?1, ?2, 0)"
+                  " ON CONFLICT(device_id) DO UPDATE SET version = ?2", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_u64(st, 2, version + 1);
+    err = run(s, st, "store manifest version");
+    if (!err)
+        *version_out = version + 1;
+    return err;
+}
+
+mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
+                                             uint64_t version)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "UPDATE manifests SET published = MAX(published, ?) WHERE device_id = ?",
+                       &st);
+    if (err)
+        return err;
+    bind_u64(st, 1, version);
+    bind_text(st, 2, device_id);
+    return run(s, st, "mark manifest published");
+}
+
+mgo_err mgo_mgr_store_manifest_unpublished(struct mgo_mgr_store *s, mgo_mgr_id_visit visit,
+                                           void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT device_id FROM manifests WHERE published < version "
+                          "ORDER BY device_id", &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        visit(col_text(st, 0), ctx);
+    if (rc != SQLITE_DONE)
+        err = sql_err(s, "read manifests");
+    sqlite3_finalize(st);
+    return err;
+}
+
+/* ---- status ---------------------------------------------------------------------------- */
+
+static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row)
+{
+    if (!row->has_journal)
+        return MGO_OK;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT has_journal, status_boot, status_seq FROM devices WHERE id = ?",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, row->device_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW && sqlite3_column_int(st, 0)) {
+        uint64_t boot = col_u64(st, 1), seq = col_u64(st, 2);
+        if (row->boot < boot || (row->boot == boot && row->seq <= seq)) {
+            MGO_LOGD(TAG, "device %s: status (%llu,%llu) not after (%llu,%llu)", row->device_id,
+                     (unsigned long long)row->boot, (unsigned long long)row->seq,
+                     (unsigned long long)boot, (unsigned long long)seq);
+            err = MGO_ERR_STALE;
+        }
+    } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        err = sql_err(s, "read journal position");
+    }
+    sqlite3_finalize(st);
+    if (err)
+        return err;
+    err = ensure_device(s, row->device_id);
+    if (err)
+        return err;
+    err = prep(s, "UPDATE devices SET has_journal = 1, status_boot = ?, status_seq = ? "
+                  "WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_u64(st, 1, row->boot);
+    bind_u64(st, 2, row->seq);
+    bind_text(st, 3, row->device_id);
+    return run(s, st, "store journal position");
+}
+
+mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row)
+{
+    if (s->schema_version < 2)
+        return MGO_ERR_INTERNAL;
+    int64_t now = row->received_ms ? row->received_ms : mgo_mgr_store_now_ms();
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = journal_check(s, row);
+    if (err)
+        goto rollback;
+    static const char *const sqls[2] = {
+        "INSERT INTO status (deployment_id, device_id, state, has_journal, boot, seq, doc,"
+        " received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(deployment_id)"
+        " DO UPDATE SET device_id = ?2, state = ?3, has_journal = ?4, boot = ?5, seq = ?6,"
+        " doc = ?7, received_ms = ?8",
+        "INSERT INTO status_history (deployment_id, device_id, state, has_journal, boot, seq,"
+        " doc, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+    };
+    for (size_t i = 0; i < 2; i++) {
+        sqlite3_stmt *st = NULL;
+        err = prep(s, sqls[i], &st);
+        if (err)
+            goto rollback;
+        bind_text(st, 1, row->deployment_id);
+        bind_text(st, 2, row->device_id);
+        bind_text(st, 3, row->state);
+        sqlite3_bind_int(st, 4, row->has_journal ? 1 : 0);
+        bind_u64(st, 5, row->boot);
+        bind_u64(st, 6, row->seq);
+        bind_text(st, 7, row->doc_json ? row->doc_json : "{}");
+        sqlite3_bind_int64(st, 8, now);
+        err = run(s, st, "store status");
+        if (err)
+            goto rollback;
+    }
+    return mgo_mgr_store_commit(s);
+rollback:
+    mgo_mgr_store_rollback(s);
+    return err;
+}
+
+static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_status_visit visit,
+                            void *ctx, bool *found)
+{
+    int rc;
+    *found = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_status_row row = {
+            .deployment_id = col_text(st, 0),
+            .device_id = col_text(st, 1),
+            .state = col_text(st, 2),
+            .has_journal = sqlite3_column_int(st, 3) != 0,
+            .boot = col_u64(st, 4),
+            .seq = col_u64(st, 5),
+            .doc_json = col_text(st, 6),
+            .received_ms = sqlite3_column_int64(st, 7),
+        };
+        *found = true;
+        if (visit)
+            visit(&row, ctx);
+    }
+    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read status");
+    sqlite3_finalize(st);
+    return err;
+}
+
+#define STATUS_COLS "SELECT deployment_id, device_id, state, has_journal, boot, seq, doc, received_ms "
+
+mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment_id,
+                                 mgo_mgr_status_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, STATUS_COLS "FROM status WHERE deployment_id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, deployment_id);
+    bool found;
+    err = visit_status(s, st, visit, ctx, &found);
+    if (!err && !found)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id,
+                                  mgo_mgr_status_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, STATUS_COLS "FROM status WHERE (?1 IS NULL OR device_id = ?1) "
+                                      "ORDER BY device_id, deployment_id", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bool found;
+    return visit_status(s, st, visit, ctx, &found);
+}
+
+mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deployment_id,
+                                     mgo_mgr_status_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, STATUS_COLS "FROM status_history WHERE deployment_id = ? ORDER BY n",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, deployment_id);
+    bool found;
+    return visit_status(s, st, visit, ctx, &found);
+}
+
+/* ---- device events ----------------------------------------------------------------- */
+
+mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, const char *type,
+                                const char *severity, const char *message)
+{
+    if (s->schema_version < 2)
+        return MGO_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "INSERT INTO device_events (device_id, type, severity, message,"
+                          " received_ms) VALUES (?, ?, ?, ?, ?)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_text(st, 2, type ? type : "");
+    bind_text(st, 3, severity ? severity : "");
+    bind_text(st, 4, message ? message : "");
+    sqlite3_bind_int64(st, 5, mgo_mgr_store_now_ms());
+    return run(s, st, "store event");
+}
+
+mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
+                                  uint64_t *count_out)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT COUNT(*) FROM device_events WHERE device_id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    return count_rows(s, st, count_out);
+}

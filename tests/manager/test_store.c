@@ -1,0 +1,305 @@
+/* test_store.c - the manager's SQLite store: migrations, manifestVersion monotonicity
+ * across restarts, transaction atomicity, journal (boot, seq) ordering. */
+#include "mgo_test.h"
+
+#include <sqlite3.h>
+#include <string.h>
+
+#include "mgo/mgr_store.h"
+#include "mgr_test_util.h"
+
+static struct mgo_mgr_deployment_row dep_row(const char *id, const char *device,
+                                             uint64_t manifest_version)
+{
+    static const uint8_t doc[] = {0x80};
+    struct mgo_mgr_deployment_row r = {
+        .id = id,
+        .device_id = device,
+        .app_id = "hello",
+        .app_version = "1.0",
+        .profile_type = "compose",
+        .parameters_json = "{\"greeting\":\"hi\"}",
+        .doc = doc,
+        .doc_len = sizeof doc,
+        .digest = "sha256:00",
+        .desired = MGO_MGR_DESIRED_PRESENT,
+        .manifest_version = manifest_version,
+    };
+    return r;
+}
+
+static void count_visit(const void *row, void *ctx)
+{
+    (void)row;
+    (*(int *)ctx)++;
+}
+
+static int count_deployments(struct mgo_mgr_store *s, const char *device)
+{
+    int n = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_list(s, device, NULL, true,
+                                                  (mgo_mgr_deployment_visit)count_visit, &n),
+                    MGO_OK);
+    return n;
+}
+
+static void test_open_empty_reaches_newest_schema(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
+    /* every table of the newest schema is usable */
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_add(s, "dev1", "t", "info", "m"), MGO_OK);
+    uint64_t n = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev1", &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    mgo_mgr_store_close(s);
+    /* reopening does not migrate again and keeps data */
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev1", &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 1);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+static void test_migrate_from_v1_keeps_data(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(dir, 1, &s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 1);
+    struct mgo_mgr_app_row app = {.id = "hello", .version = "1.0", .name = "Hello",
+                                  .source = (const uint8_t *)"id: hello", .source_len = 9,
+                                  .doc = (const uint8_t *)"\x80", .doc_len = 1};
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_caps(s, "dev1", (const uint8_t *)"\x80", 1), MGO_OK);
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    struct mgo_mgr_deployment_row d = dep_row("dep-1", "dev1", v);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d), MGO_OK);
+    /* schema-2 features are refused on a v1 store, not half-applied */
+    struct mgo_mgr_status_row st = {.deployment_id = "dep-1", .device_id = "dev1",
+                                    .state = "installed", .has_journal = true, .boot = 1,
+                                    .seq = 1, .doc_json = "{}"};
+    CU_ASSERT_NOT_EQUAL(mgo_mgr_store_status_apply(s, &st), MGO_OK);
+    mgo_mgr_store_close(s);
+
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 2);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_get(s, "hello", "1.0", NULL, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &st), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_get(s, "dep-1", NULL, NULL), MGO_OK);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+static void test_refuses_newer_schema(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    mgo_mgr_store_close(s);
+    /* pretend a future program wrote schema 99 */
+    char path[512];
+    snprintf(path, sizeof path, "%s/manager.db", dir);
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
+                    SQLITE_OK);
+    sqlite3_close(db);
+    s = NULL;
+    CU_ASSERT_EQUAL(mgo_mgr_store_open(dir, &s), MGO_ERR_INVALID);
+    CU_ASSERT_PTR_NULL(s);
+    mgr_test_rmdir(dir);
+}
+
+static void test_manifest_version_monotonic_across_restart(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    uint64_t last = 0;
+    for (int restart = 0; restart < 3; restart++) {
+        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+        for (int i = 0; i < 4; i++) {
+            uint64_t v = 0;
+            CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+            CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+            CU_ASSERT_EQUAL(mgo_mgr_store_commit(s), MGO_OK);
+            CU_ASSERT(v > last);
+            last = v;
+        }
+        /* a change started but never committed (crash) must not lower the next version */
+        uint64_t lost = 0;
+        CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+        CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &lost), MGO_OK);
+        mgo_mgr_store_close(s); /* closes with the savepoint open */
+    }
+    CU_ASSERT_EQUAL(last, 12);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    uint64_t v = 0, published = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
+    CU_ASSERT_EQUAL(v, 12);
+    CU_ASSERT_EQUAL(published, 0);
+    /* another device has its own counter */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev2", &v), MGO_OK);
+    CU_ASSERT_EQUAL(v, 1);
+    /* published tracking: never lowered */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(s, "dev1", 12), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(s, "dev1", 3), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
+    CU_ASSERT_EQUAL(published, 12);
+    int unpublished = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_unpublished(s, (mgo_mgr_id_visit)count_visit,
+                                                       &unpublished), MGO_OK);
+    CU_ASSERT_EQUAL(unpublished, 1); /* dev2 only */
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+static void test_transaction_atomicity(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    /* a deploy to two devices that fails half-way leaves nothing behind */
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    struct mgo_mgr_deployment_row d1 = dep_row("dep-1", "dev1", v);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d1), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev2", &v), MGO_OK);
+    mgo_mgr_store_rollback(s);
+    CU_ASSERT_EQUAL(count_deployments(s, NULL), 0);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(v, 0);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev2", &v, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(v, 0);
+    /* nested: an inner failure rolled back, the outer commit keeps the rest */
+    CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d1), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+    struct mgo_mgr_deployment_row d2 = dep_row("dep-2", "dev1", v);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d2), MGO_OK);
+    mgo_mgr_store_rollback(s);
+    CU_ASSERT_EQUAL(mgo_mgr_store_commit(s), MGO_OK);
+    CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_get(s, "dep-2", NULL, NULL), MGO_ERR_NOT_FOUND);
+    mgo_mgr_store_close(s);
+    /* committed data survives reopen */
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+struct states {
+    char list[8][16];
+    int n;
+};
+
+static void collect_state(const struct mgo_mgr_status_row *row, void *ctx)
+{
+    struct states *st = ctx;
+    if (st->n < 8)
+        snprintf(st->list[st->n++], 16, "%s", row->state);
+}
+
+static void test_status_journal_order(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
+                                   .state = "pending", .has_journal = true, .boot = 2,
+                                   .seq = 1, .doc_json = "{}"};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_OK);
+    r.state = "installing";
+    r.seq = 2;
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_OK);
+    /* duplicate and older positions are refused and change nothing */
+    r.state = "failed";
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    r.seq = 1;
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    r.boot = 1;
+    r.seq = 99;
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    /* a new boot starts its sequence again */
+    r.boot = 3;
+    r.seq = 1;
+    r.state = "installed";
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_OK);
+    mgo_mgr_store_close(s);
+
+    /* after a restart the journal position is still known */
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    struct states hist = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-1", collect_state, &hist), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(hist.n, 3);
+    CU_ASSERT_STRING_EQUAL(hist.list[0], "pending");
+    CU_ASSERT_STRING_EQUAL(hist.list[1], "installing");
+    CU_ASSERT_STRING_EQUAL(hist.list[2], "installed");
+    struct states cur = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_get(s, "dep-1", collect_state, &cur), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(cur.n, 1);
+    CU_ASSERT_STRING_EQUAL(cur.list[0], "installed");
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+static void test_app_catalog_rules(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    struct mgo_mgr_app_row app = {.id = "hello", .version = "1.0", .name = "Hello",
+                                  .source = (const uint8_t *)"x", .source_len = 1,
+                                  .doc = (const uint8_t *)"\x80", .doc_len = 1};
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_ERR_EXISTS);
+    app.version = "2.0";
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
+    int n = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_list(s, NULL, (mgo_mgr_app_visit)count_visit, &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 2);
+    /* deployed -> refused; removed deployments do not count */
+    struct mgo_mgr_deployment_row d = dep_row("dep-1", "dev1", 1);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_delete(s, "hello", NULL), MGO_ERR_CONFLICT);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_delete(s, "hello", "2.0"), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_delete(s, "hello", "2.0"), MGO_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_set_desired(s, "dep-1", MGO_MGR_DESIRED_REMOVED),
+                    MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_delete(s, "hello", NULL), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_get(s, "hello", NULL, NULL, NULL), MGO_ERR_NOT_FOUND);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+void mgo_test_register(void)
+{
+    static const struct mgo_test_case cases[] = {
+        {"open empty reaches newest schema", test_open_empty_reaches_newest_schema},
+        {"migrate from v1 keeps data", test_migrate_from_v1_keeps_data},
+        {"refuses newer schema", test_refuses_newer_schema},
+        {"manifestVersion monotonic across restart", test_manifest_version_monotonic_across_restart},
+        {"transaction atomicity", test_transaction_atomicity},
+        {"status journal order", test_status_journal_order},
+        {"app catalog rules", test_app_catalog_rules},
+        {NULL, NULL},
+    };
+    mgo_test_add_suite("manager store", cases);
+}
