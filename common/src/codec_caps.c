@@ -10,24 +10,14 @@ static const char *const role_names[] = {"Standalone Cluster", "Cluster Leader",
 static const char *const dtype_names[] = {"helm", "compose", "custom"};
 static const char *const runtime_names[] = {"oci", "custom"};
 
-static bool is_device_id(const char *s)
+static void take_resources(struct mgo_capabilities *out, const struct mgo_resources *r)
 {
-    size_t seg = 0;
-    for (const char *p = s;; p++) {
-        char c = *p;
-        if (c == '\0' || c == '/') {
-            if (seg == 0)
-                return false;
-            if (c == '\0')
-                return true;
-            seg = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '~' || c == '-'))
-            return false;
-        seg++;
-    }
+    out->memory_bytes = r->memory_bytes;
+    out->storage_bytes = r->storage_bytes;
+    out->peripherals = r->peripherals;
+    out->peripherals_len = r->peripherals_len;
+    out->interfaces = r->interfaces;
+    out->interfaces_len = r->interfaces_len;
 }
 
 static unsigned read_bits(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
@@ -99,7 +89,7 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
     out->properties = props;
     size_t saved = mgo_codec__enter(&rd, "properties");
     out->id = mgo_codec__str(&rd, props, "id", true, 1024);
-    if (out->id != NULL && !is_device_id(out->id))
+    if (out->id != NULL && !mgo_codec__is_device_path(out->id, false))
         mgo_codec__fail(&rd, "id", "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$");
     out->vendor = mgo_codec__str(&rd, props, "vendor", true, 256);
     out->model_number = mgo_codec__str(&rd, props, "modelNumber", true, 256);
@@ -132,12 +122,7 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
                     out->cpus_len = 1;
                 }
             }
-            out->memory_bytes = r.memory_bytes;
-            out->storage_bytes = r.storage_bytes;
-            out->peripherals = r.peripherals;
-            out->peripherals_len = r.peripherals_len;
-            out->interfaces = r.interfaces;
-            out->interfaces_len = r.interfaces_len;
+            take_resources(out, &r);
         }
     } else {
         out->deployment_types =
@@ -176,12 +161,7 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
                 mgo_codec__fail(&rd, "memory", "is required for a hosting device");
             if (mgo_value_get(props, "storage") == NULL)
                 mgo_codec__fail(&rd, "storage", "is required for a hosting device");
-            out->memory_bytes = r.memory_bytes;
-            out->storage_bytes = r.storage_bytes;
-            out->peripherals = r.peripherals;
-            out->peripherals_len = r.peripherals_len;
-            out->interfaces = r.interfaces;
-            out->interfaces_len = r.interfaces_len;
+            take_resources(out, &r);
         } else {
             /* a see-thru gateway that hosts nothing must omit the hosting fields */
             static const char *const hosting_keys[] = {"cpus", "memory", "storage", "otelCollector",

@@ -5,6 +5,7 @@
 
 #include "codec_util.h"
 #include "mgo/limits.h"
+#include "mgo/sign.h"
 
 static const char *const state_names[MGO_STATE_COUNT] = {
     "pending", "installing", "installed", "failed", "removing", "removed",
@@ -216,7 +217,7 @@ enum mgo_doc_kind mgo_doc_detect(const struct mgo_value *root)
     return MGO_DOC_UNKNOWN;
 }
 
-mgo_err mgo_doc_digest(const struct mgo_value *root, char out[MGO_DIGEST_STR_SIZE])
+mgo_err mgo_doc_canonical(const struct mgo_value *root, struct mgo_buf *out)
 {
     if (root->kind != MGO_V_MAP)
         return MGO_ERR_INVALID;
@@ -225,9 +226,6 @@ mgo_err mgo_doc_digest(const struct mgo_value *root, char out[MGO_DIGEST_STR_SIZ
     struct mgo_member scratch[64];
     struct mgo_member *items = scratch;
     size_t n = root->as.map.len;
-    struct mgo_buf buf;
-    mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
-    mgo_err err = MGO_OK;
     if (n > sizeof scratch / sizeof scratch[0]) {
         items = calloc(n, sizeof *items);
         if (items == NULL)
@@ -241,12 +239,20 @@ mgo_err mgo_doc_digest(const struct mgo_value *root, char out[MGO_DIGEST_STR_SIZ
     struct mgo_value stripped = {.kind = MGO_V_MAP};
     stripped.as.map.items = items;
     stripped.as.map.len = k;
-    err = mgo_value_to_msgpack(&stripped, &buf);
+    mgo_err err = mgo_value_to_msgpack(&stripped, out);
+    if (items != scratch)
+        free(items);
+    return err;
+}
+
+mgo_err mgo_doc_digest(const struct mgo_value *root, char out[MGO_DIGEST_STR_SIZE])
+{
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
+    mgo_err err = mgo_doc_canonical(root, &buf);
     if (err == MGO_OK)
         err = mgo_digest_sha256(buf.data, buf.len, out);
     mgo_buf_cleanup(&buf);
-    if (items != scratch)
-        free(items);
     return err;
 }
 

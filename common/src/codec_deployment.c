@@ -4,29 +4,6 @@
 #include "codec_util.h"
 #include "mgo/limits.h"
 
-static bool is_device_path(const char *s)
-{
-    /* ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*(/\*)?$ */
-    size_t seg = 0;
-    for (const char *p = s;; p++) {
-        char c = *p;
-        if (c == '\0' || c == '/') {
-            if (seg == 0)
-                return false;
-            if (c == '\0')
-                return true;
-            if (p[1] == '*' && p[2] == '\0')
-                return true;
-            seg = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '~' || c == '-'))
-            return false;
-        seg++;
-    }
-}
-
 mgo_err mgo_app_deployment_from_value(const struct mgo_value *root, struct mgo_arena *arena,
                                       struct mgo_app_deployment *out, struct mgo_problems *problems)
 {
@@ -58,7 +35,7 @@ mgo_err mgo_app_deployment_from_value(const struct mgo_value *root, struct mgo_a
         out->name = mgo_codec__str(&rd, meta, "name", true, MGO_MAX_NAME_LEN);
         out->namespace_ = mgo_codec__str(&rd, meta, "namespace", true, MGO_MAX_NAME_LEN);
         out->device_id = mgo_codec__str(&rd, meta, "deviceId", false, 1024);
-        if (out->device_id != NULL && !is_device_path(out->device_id))
+        if (out->device_id != NULL && !mgo_codec__is_device_path(out->device_id, true))
             mgo_codec__fail(&rd, "deviceId", "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*(/\\*)?$");
         out->labels = mgo_codec__map(&rd, meta, "labels", false);
         for (size_t i = 0; out->labels != NULL && i < out->labels->as.map.len; i++) {

@@ -4,22 +4,11 @@
 #include "codec_util.h"
 #include "mgo/limits.h"
 
-static bool is_safe_id(const char *s, size_t max)
-{
-    size_t n = 0;
-    for (; s[n]; n++) {
-        char c = s[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '~' || c == '-'))
-            return false;
-    }
-    return n >= 1 && n <= max && strcmp(s, ".") != 0 && strcmp(s, "..") != 0;
-}
-
 static const char *read_device_id(struct mgo_rd *rd, const struct mgo_value *root)
 {
     const char *id = mgo_codec__str(rd, root, "deviceId", true, MGO_MAX_DEVICE_ID_LEN);
-    if (id != NULL && !is_safe_id(id, MGO_MAX_DEVICE_ID_LEN))
+    if (id != NULL && (!mgo_codec__is_device_path(id, false) || strchr(id, '/') != NULL ||
+                       strcmp(id, ".") == 0 || strcmp(id, "..") == 0))
         mgo_codec__fail(rd, "deviceId", "must be 1..%u of [A-Za-z0-9._~-], not . or ..",
                         MGO_MAX_DEVICE_ID_LEN);
     return id;

@@ -8,26 +8,6 @@ static const char *const state_names[MGO_STATE_COUNT] = {
     "pending", "installing", "installed", "failed", "removing", "removed",
 };
 
-static bool is_device_id(const char *s)
-{
-    size_t seg = 0;
-    for (const char *p = s;; p++) {
-        char c = *p;
-        if (c == '\0' || c == '/') {
-            if (seg == 0)
-                return false;
-            if (c == '\0')
-                return true;
-            seg = 0;
-            continue;
-        }
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '~' || c == '-'))
-            return false;
-        seg++;
-    }
-}
-
 mgo_err mgo_deployment_status_from_value(const struct mgo_value *root, struct mgo_arena *arena,
                                          struct mgo_deployment_status *out,
                                          struct mgo_problems *problems)
@@ -47,7 +27,7 @@ mgo_err mgo_deployment_status_from_value(const struct mgo_value *root, struct mg
     if (out->deployment_id != NULL && !mgo_is_uuid(out->deployment_id))
         mgo_codec__fail(&rd, "deploymentId", "\"%.64s\" must be a UUID", out->deployment_id);
     out->device_id = mgo_codec__str(&rd, root, "deviceId", false, 1024);
-    if (out->device_id != NULL && !is_device_id(out->device_id))
+    if (out->device_id != NULL && !mgo_codec__is_device_path(out->device_id, false))
         mgo_codec__fail(&rd, "deviceId", "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$");
     out->has_adopted_manifest_version =
         mgo_codec__uint(&rd, root, "adoptedManifestVersion", false, &out->adopted_manifest_version);

@@ -253,3 +253,30 @@ mgo_err mgo_codec__str_array(struct mgo_arena *arena, const char *const *items, 
         out->as.array.items[i] = mgo_value_str(items[i]);
     return MGO_OK;
 }
+
+static bool is_unreserved(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '.' || c == '_' || c == '~' || c == '-';
+}
+
+bool mgo_codec__is_device_path(const char *s, bool allow_wildcard)
+{
+    size_t seg = 0;
+    for (const char *p = s;; p++) {
+        char c = *p;
+        if (c == '\0' || c == '/') {
+            if (seg == 0)
+                return false;
+            if (c == '\0')
+                return true;
+            if (allow_wildcard && p[1] == '*' && p[2] == '\0')
+                return true;
+            seg = 0;
+            continue;
+        }
+        if (!is_unreserved(c))
+            return false;
+        seg++;
+    }
+}

@@ -51,6 +51,10 @@ int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map, const char *
 /* Allocation from the reader's arena; records nomem on failure. */
 void *mgo_codec__alloc(struct mgo_rd *rd, size_t size);
 
+/* Margo device ids: one or more segments of [A-Za-z0-9._~-] separated by '/', and, when
+ * allow_wildcard, an optional trailing slash-star (a gateway picks the child). */
+bool mgo_codec__is_device_path(const char *s, bool allow_wildcard);
+
 /* Shared document pieces (codec_profile.c). */
 void mgo_codec__read_resources(struct mgo_rd *rd, const struct mgo_value *v,
                                struct mgo_resources *out, bool require_all);
