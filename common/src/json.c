@@ -12,7 +12,7 @@ static mgo_err put(struct mgo_buf *b, const char *s, size_t n)
     return mgo_buf_append(b, s, n);
 }
 
-static mgo_err put_string(struct mgo_buf *b, const char *s, size_t n)
+mgo_err mgo_json_put_string(struct mgo_buf *b, const char *s, size_t n)
 {
     static const char hex[] = "0123456789abcdef";
     mgo_err err = put(b, "\"", 1);
@@ -139,7 +139,7 @@ static mgo_err write_value(struct mgo_buf *b, const struct mgo_value *v, bool pr
         snprintf(num, sizeof num, "%llu", (unsigned long long)v->as.u);
         return put(b, num, strlen(num));
     case MGO_V_FLOAT: return put_double(b, v->as.f);
-    case MGO_V_STR: return put_string(b, v->as.str.ptr, v->as.str.len);
+    case MGO_V_STR: return mgo_json_put_string(b, v->as.str.ptr, v->as.str.len);
     case MGO_V_BIN: return put_base64(b, (const unsigned char *)v->as.str.ptr, v->as.str.len);
     case MGO_V_ARRAY:
         err = put(b, "[", 1);
@@ -163,7 +163,7 @@ static mgo_err write_value(struct mgo_buf *b, const struct mgo_value *v, bool pr
             if (err == MGO_OK)
                 err = indent(b, pretty, depth + 1);
             if (err == MGO_OK)
-                err = put_string(b, m->key, m->key_len);
+                err = mgo_json_put_string(b, m->key, m->key_len);
             if (err == MGO_OK)
                 err = pretty ? put(b, ": ", 2) : put(b, ":", 1);
             if (err == MGO_OK)

@@ -60,28 +60,8 @@ void mgo_jw_arr_end(struct mgo_jw *w) { close_(w, ']'); }
 
 static void quoted(struct mgo_jw *w, const char *s, size_t len)
 {
-    put(w, "\"", 1);
-    size_t start = 0;
-    for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)s[i];
-        if (c >= 0x20 && c != '"' && c != '\\')
-            continue;
-        put(w, s + start, i - start);
-        char esc[8];
-        switch (c) {
-        case '"': put(w, "\\\"", 2); break;
-        case '\\': put(w, "\\\\", 2); break;
-        case '\n': put(w, "\\n", 2); break;
-        case '\r': put(w, "\\r", 2); break;
-        case '\t': put(w, "\\t", 2); break;
-        default:
-            snprintf(esc, sizeof esc, "\\u%04x", c);
-            put(w, esc, 6);
-        }
-        start = i + 1;
-    }
-    put(w, s + start, len - start);
-    put(w, "\"", 1);
+    if (w->err == MGO_OK)
+        w->err = mgo_json_put_string(w->buf, s, len);
 }
 
 void mgo_jw_key(struct mgo_jw *w, const char *key)

@@ -80,6 +80,9 @@ mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *aren
 mgo_err mgo_value_to_msgpack(const struct mgo_value *v, struct mgo_buf *buf) MGO_MUST_CHECK;
 mgo_err mgo_value_to_json(const struct mgo_value *v, bool pretty, struct mgo_buf *buf)
     MGO_MUST_CHECK;
+/* Appends s[0..len) as a quoted JSON string with the same escaping as mgo_value_to_json
+ * (for streaming JSON writers that build replies piece by piece). */
+mgo_err mgo_json_put_string(struct mgo_buf *buf, const char *s, size_t len) MGO_MUST_CHECK;
 
 /* Lookup in a map (binary search); NULL when v is not a map or has no such key. */
 const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key);
