@@ -3,6 +3,7 @@
 # Idempotent and quiet when nothing is missing.
 #   scripts/setup.sh            build + test dependencies
 #   scripts/setup.sh containers also the container engine and registry for the demo and e2e
+#   scripts/setup.sh web        also Chromium and Node.js for the browser tests of the web UI
 set -euo pipefail
 
 BUILD_PKGS=(
@@ -16,11 +17,19 @@ CONTAINER_PKGS=(
   fuse-overlayfs iproute2 iptables
 )
 
+WEB_PKGS=(chromium)
+
 want=("${BUILD_PKGS[@]}")
 for arg in "$@"; do
   case "$arg" in
     containers) want+=("${CONTAINER_PKGS[@]}") ;;
-    *) echo "setup.sh: unknown profile '$arg' (known: containers)" >&2; exit 2 ;;
+    web)
+      want+=("${WEB_PKGS[@]}")
+      # Node.js may come from elsewhere (it includes npm); Debian's packages only when absent.
+      command -v node >/dev/null 2>&1 || want+=(nodejs)
+      command -v npm >/dev/null 2>&1 || want+=(npm)
+      ;;
+    *) echo "setup.sh: unknown profile '$arg' (known: containers, web)" >&2; exit 2 ;;
   esac
 done
 

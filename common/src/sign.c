@@ -216,8 +216,10 @@ mgo_err mgo_verify_key_load(const char *path, struct mgo_verify_key **out)
     if (err == MGO_OK) {
         err = mgo_verify_key_from_pem(pem.data, pem.len, out);
         if (err == MGO_ERR_INVALID)
-            MGO_LOGE(TAG, "verification key %s: must be a PEM EC P-256 public key or a "
-                          "certificate holding one", path);
+            MGO_LOGE(TAG,
+                     "verification key %s: must be a PEM EC P-256 public key or a "
+                     "certificate holding one",
+                     path);
     }
     mgo_buf_cleanup(&pem);
     return err;
@@ -341,7 +343,7 @@ mgo_err mgo_sign_verify_document(const struct mgo_verify_key *const *keys, size_
     if (alg == NULL || alg->kind != MGO_V_STR || strcmp(alg->as.str.ptr, MGO_SIGN_ALG) != 0) {
         set_why(why, SIG_FIELD ".alg: must be \"" MGO_SIGN_ALG "\", got %s%.32s%s",
                 alg && alg->kind == MGO_V_STR ? "\"" : "",
-                alg == NULL ? "nothing"
+                alg == NULL              ? "nothing"
                 : alg->kind == MGO_V_STR ? alg->as.str.ptr
                                          : mgo_value_kind_name(alg->kind),
                 alg && alg->kind == MGO_V_STR ? "\"" : "");
@@ -365,7 +367,8 @@ mgo_err mgo_sign_verify_document(const struct mgo_verify_key *const *keys, size_
             key = keys[i];
     }
     if (key == NULL) {
-        set_why(why, SIG_FIELD ".keyId: \"%.80s\" is not a configured manager key", kid->as.str.ptr);
+        set_why(why, SIG_FIELD ".keyId: \"%.80s\" is not a configured manager key",
+                kid->as.str.ptr);
         return MGO_ERR_CRYPTO;
     }
 
@@ -406,8 +409,10 @@ mgo_err mgo_sign_verify_document(const struct mgo_verify_key *const *keys, size_
             return MGO_ERR_CRYPTO;
         }
         if (strcmp(dev->as.str.ptr, device_id) != 0) {
-            set_why(why, "%s: signed for device \"%.64s\", not for \"%.64s\" (replayed from "
-                         "another device)", field, dev->as.str.ptr, device_id);
+            set_why(why,
+                    "%s: signed for device \"%.64s\", not for \"%.64s\" (replayed from "
+                    "another device)",
+                    field, dev->as.str.ptr, device_id);
             return MGO_ERR_CRYPTO;
         }
     }

@@ -123,6 +123,10 @@ static CURL *make_handle(const struct mgo_ctl_conn *c, const char *path, struct 
     curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT_MS, 5000L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "margoctl");
+    /* HTTPS to a manager whose certificate is not in the system store (api-tls-cert) */
+    const char *ca = getenv("MARGO_CA_FILE");
+    if (ca && ca[0])
+        curl_easy_setopt(h, CURLOPT_CAINFO, ca);
     return h;
 }
 

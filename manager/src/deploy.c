@@ -22,17 +22,19 @@ struct built {
     char digest[MGO_DIGEST_STR_SIZE];
 };
 
-static mgo_err build_doc(const struct mgo_app_description *app, const struct mgo_profile *profile,
-                         const struct mgo_value *resolved, const char *id, const char *device,
-                         struct mgo_arena *arena, struct built *out)
+static mgo_err build_doc(struct mgo_manager *m, const struct mgo_app_description *app,
+                         const struct mgo_profile *profile, const struct mgo_value *resolved,
+                         const char *id, const char *device, struct mgo_arena *arena,
+                         struct built *out)
 {
     struct mgo_app_deployment d;
     struct mgo_value tree;
     mgo_err err = mgo_params_build_deployment(app, profile, resolved, id, device, arena, &d);
     if (!err)
         err = mgo_app_deployment_to_value(&d, arena, &tree);
+    /* the digest covers the tree without its signature, so signing leaves it unchanged */
     if (!err)
-        err = mgo_value_to_msgpack(&tree, &out->doc);
+        err = mgo_manager__encode_doc(m, &tree, arena, &out->doc);
     if (!err)
         err = mgo_doc_digest(&tree, out->digest);
     if (!err && out->doc.len > MGO_MAX_MESSAGE_BYTES)
@@ -144,7 +146,7 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
     for (size_t i = 0; !err && i < req->devices_len; i++) {
         err = mgo_params_new_uuid(built[i].id);
         if (!err)
-            err = build_doc(&app, profiles[i], &resolved, built[i].id, req->devices[i], &arena,
+            err = build_doc(m, &app, profiles[i], &resolved, built[i].id, req->devices[i], &arena,
                             &built[i]);
     }
     if (err) {
@@ -281,7 +283,7 @@ mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, con
         err = MGO_ERR_INVALID;
         goto cleanup;
     }
-    err = build_doc(&app, profile, &resolved, deployment_id, old.device, &arena, &b);
+    err = build_doc(m, &app, profile, &resolved, deployment_id, old.device, &arena, &b);
     if (!err)
         err = params_json(&resolved, &pjson);
     if (err)

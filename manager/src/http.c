@@ -10,6 +10,7 @@
 
 #include "mgr_internal.h"
 #include "mgo/log.h"
+#include "web.h"
 
 #define TAG "http"
 
@@ -155,6 +156,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct mgo_manager *m = cls;
     struct conn_state *cs = *con_cls;
+    if (cs == NULL && mgo_web__owns(url))
+        return mgo_web__serve(conn, method, url); /* the embedded web front end (web.c) */
     if (cs == NULL) {
         cs = calloc(1, sizeof *cs);
         if (!cs)
@@ -263,18 +266,45 @@ mgo_err mgo_http__start(struct mgo_manager *m)
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      (ipv6 ? MHD_USE_IPv6 : 0);
-    m->httpd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR,
-                                (struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED, on_completed,
-                                m, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-                                MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120, MHD_OPTION_END);
+    const char *cert = m->cfg->api_tls_cert, *key = m->cfg->api_tls_key;
+    bool tls = (cert && cert[0]) || (key && key[0]);
+    mgo_buf_init(&m->api_tls_cert, 256u * 1024u);
+    mgo_buf_init(&m->api_tls_key, 64u * 1024u);
+    if (tls) {
+        if (!cert || !cert[0] || !key || !key[0]) {
+            MGO_LOGE(TAG, "api-tls-cert and api-tls-key: set both (HTTPS) or neither (HTTP)");
+            return MGO_ERR_INVALID;
+        }
+        if (MHD_is_feature_supported(MHD_FEATURE_TLS) != MHD_YES) {
+            MGO_LOGE(TAG, "api-tls-cert: this libmicrohttpd has no TLS support; terminate TLS "
+                          "in a reverse proxy instead (docs/security.md)");
+            return MGO_ERR_INVALID;
+        }
+        if (mgo_buf_read_file(&m->api_tls_cert, cert) != MGO_OK ||
+            mgo_buf_read_file(&m->api_tls_key, key) != MGO_OK) {
+            MGO_LOGE(TAG, "api-tls-cert / api-tls-key: cannot read %s or %s", cert, key);
+            return MGO_ERR_IO;
+        }
+        flags |= MHD_USE_TLS;
+        /* MHD_OPTION_END ends the list early for plain HTTP (the TLS options follow it) */
+    }
+    m->httpd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, m, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)m->api_tls_cert.data,
+        MHD_OPTION_HTTPS_MEM_KEY, (const char *)m->api_tls_key.data,
+        MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+        MHD_OPTION_END);
     if (!m->httpd) {
-        MGO_LOGE(TAG, "cannot listen on %s (address in use or not available)",
-                 m->cfg->api_listen);
+        MGO_LOGE(TAG, "cannot listen on %s (address in use or not available%s)",
+                 m->cfg->api_listen, tls ? ", or api-tls-cert/api-tls-key unusable" : "");
         return MGO_ERR_IO;
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
     m->api_port = info ? info->port : 0;
-    MGO_LOGI(TAG, "API listening on %s (port %u)", m->cfg->api_listen, (unsigned)m->api_port);
+    MGO_LOGI(TAG, "API listening on %s (port %u, %s)", m->cfg->api_listen, (unsigned)m->api_port,
+             tls ? "HTTPS" : "plain HTTP");
     return MGO_OK;
 }
 
@@ -284,6 +314,10 @@ void mgo_http__stop(struct mgo_manager *m)
         MHD_stop_daemon(m->httpd);
         m->httpd = NULL;
     }
+    if (m->api_tls_key.data)
+        memset(m->api_tls_key.data, 0, m->api_tls_key.len);
+    mgo_buf_cleanup(&m->api_tls_key);
+    mgo_buf_cleanup(&m->api_tls_cert);
 }
 
 void mgo_http__drain(struct mgo_manager *m)

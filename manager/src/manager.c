@@ -36,6 +36,10 @@ const struct mgo_cfg_option mgo_manager_options[] = {
         "HTTP API address:port (loopback by default; port 0 picks one)"),
     OPT("api-token-file", MGO_CFG_STR, api_token_file, 0, 1024, "",
         "file holding the API bearer token (default: STATE-DIR/api-token, created if missing)"),
+    OPT("api-tls-cert", MGO_CFG_STR, api_tls_cert, 0, 1024, NULL,
+        "PEM certificate for HTTPS on api-listen (with api-tls-key); default plain HTTP"),
+    OPT("api-tls-key", MGO_CFG_STR, api_tls_key, 0, 1024, NULL,
+        "PEM private key of api-tls-cert"),
     OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info", "error, warn, info or debug"),
     OPT("ca-file", MGO_CFG_STR, ca_file, 0, 1024, NULL, "CA bundle to verify the broker (TLS)"),
     OPT("cert-file", MGO_CFG_STR, cert_file, 0, 1024, NULL, "client certificate (TLS)"),
@@ -43,6 +47,9 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("username", MGO_CFG_STR, username, 0, 256, NULL, "MQTT user name"),
     OPT("password-file", MGO_CFG_STR, password_file, 0, 1024, NULL,
         "file holding the MQTT password"),
+    OPT("signing-key", MGO_CFG_STR, signing_key_file, 0, 1024, NULL,
+        "PEM EC P-256 private key; when set, every desired-state manifest and deployment "
+        "document is signed (ES256, docs/security.md)"),
     OPT("session-expiry", MGO_CFG_INT, session_expiry_s, 0, 4294967295LL, "86400",
         "seconds the broker keeps the session (and queued messages) while disconnected"),
     OPT("keepalive", MGO_CFG_INT, keepalive_s, 5, 3600, "30", "MQTT keepalive seconds"),
@@ -238,6 +245,41 @@ static void collect_present(const struct mgo_mgr_deployment_row *row, void *c)
     }
 }
 
+mgo_err mgo_manager__encode_doc(struct mgo_manager *m, const struct mgo_value *tree,
+                                struct mgo_arena *arena, struct mgo_buf *out)
+{
+    if (m->sign_key == NULL)
+        return mgo_value_to_msgpack(tree, out);
+    struct mgo_value signed_tree;
+    mgo_err err = mgo_sign_document(m->sign_key, tree, arena, &signed_tree);
+    if (err == MGO_OK)
+        err = mgo_value_to_msgpack(&signed_tree, out);
+    return err;
+}
+
+/* The manifest as published: signed manifests also name their device at the root
+ * ("deviceId"), so a signed manifest cannot be replayed on another device's topic. */
+static mgo_err encode_manifest(struct mgo_manager *m, const struct mgo_desired_state *ds,
+                               const char *device_id, struct mgo_arena *arena,
+                               struct mgo_buf *out)
+{
+    if (m->sign_key == NULL)
+        return mgo_desired_state_encode(ds, out);
+    struct mgo_value tree, bound;
+    mgo_err err = mgo_desired_state_to_value(ds, arena, &tree);
+    if (err)
+        return err;
+    struct mgo_map_builder mb;
+    mgo_map_builder_init(&mb, arena);
+    for (size_t i = 0; i < tree.as.map.len; i++)
+        mgo_map_put(&mb, tree.as.map.items[i].key, &tree.as.map.items[i].value);
+    mgo_map_put_str(&mb, "deviceId", mgo_arena_strdup(arena, device_id));
+    err = mgo_map_builder_finish(&mb, &bound);
+    if (err == MGO_OK)
+        err = mgo_manager__encode_doc(m, &bound, arena, out);
+    return err;
+}
+
 void mgo_manager__publish_device(struct mgo_manager *m, const char *device_id,
                                  const char *const *changed_ids, size_t changed_len)
 {
@@ -285,7 +327,7 @@ void mgo_manager__publish_device(struct mgo_manager *m, const char *device_id,
         .deployments = ctx->refs,
         .deployments_len = ctx->len,
     };
-    mgo_err err = mgo_desired_state_encode(&ds, &buf);
+    mgo_err err = encode_manifest(m, &ds, device_id, &arena, &buf);
     if (err) {
         MGO_LOGE(TAG, "device %s: cannot encode manifest: %s", device_id, mgo_strerror(err));
         goto cleanup;
@@ -795,6 +837,16 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
             goto fail;
         }
     }
+    if (cfg->signing_key_file && cfg->signing_key_file[0]) {
+        err = mgo_sign_key_load(cfg->signing_key_file, &m->sign_key);
+        if (err) {
+            MGO_LOGE(TAG, "signing-key: cannot use %s: %s", cfg->signing_key_file,
+                     mgo_strerror(err));
+            goto fail;
+        }
+        MGO_LOGI(TAG, "signing manifests and deployments with key %s",
+                 mgo_sign_key_id(m->sign_key));
+    }
     struct mgo_mqtt_config mc = {
         .url = cfg->broker_url,
         .client_id = cfg->client_id,
@@ -879,6 +931,7 @@ void mgo_manager_free(struct mgo_manager *m)
     mgo_sse__hub_free(m->hub);
     mgo_mqtt_free(m->mqtt);
     mgo_mgr_store_close(m->store);
+    mgo_sign_key_free(m->sign_key);
     if (m->password) {
         memset(m->password, 0, strlen(m->password));
         free(m->password);

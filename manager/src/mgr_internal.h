@@ -21,6 +21,7 @@
 #include "mgo/mgr_store.h"
 #include "mgo/mqtt.h"
 #include "mgo/problems.h"
+#include "mgo/sign.h"
 #include "mgo/topic.h"
 
 /* Deliberately ignores a result (a (void) cast does not silence warn_unused_result). */
@@ -74,6 +75,7 @@ struct mgo_manager {
     struct mgo_mgr_store *store;
     struct mgo_mqtt *mqtt;
     char *password; /* read from password_file */
+    struct mgo_sign_key *sign_key; /* signing-key, or NULL: documents go out unsigned */
     struct mgo_backoff backoff;
     bool connected;
     bool connecting;
@@ -83,6 +85,8 @@ struct mgo_manager {
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct MHD_Daemon *httpd;
+    struct mgo_buf api_tls_cert; /* PEM of api-tls-cert / api-tls-key while the API runs */
+    struct mgo_buf api_tls_key;
     uint16_t api_port;
     struct mgo_sse_hub *hub;
     /* request queue: HTTP threads -> loop thread */
@@ -99,6 +103,10 @@ struct mgo_manager {
  * manifest. Not connected -> left for the reconnect sweep (manifest stays unpublished). */
 void mgo_manager__publish_device(struct mgo_manager *m, const char *device_id,
                                  const char *const *changed_ids, size_t changed_len);
+/* Encodes a document tree for publishing into out: as is, or signed (ES256) when a
+ * signing key is configured. The digest of the result equals mgo_doc_digest(tree). */
+mgo_err mgo_manager__encode_doc(struct mgo_manager *m, const struct mgo_value *tree,
+                                struct mgo_arena *arena, struct mgo_buf *out) MGO_MUST_CHECK;
 /* Loads an app version (NULL = newest) from the store into arena. */
 mgo_err mgo_manager__load_app(struct mgo_manager *m, const char *id, const char *version,
                               struct mgo_arena *arena, struct mgo_app_description *app,

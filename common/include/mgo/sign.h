@@ -41,7 +41,8 @@ struct mgo_verify_key; /* a P-256 public key and its keyId */
 mgo_err mgo_doc_canonical(const struct mgo_value *root, struct mgo_buf *out) MGO_MUST_CHECK;
 
 /* Loads a PEM private key (PKCS#8 "PRIVATE KEY" or "EC PRIVATE KEY", unencrypted). Refuses
- * anything but an EC P-256 key with MGO_ERR_INVALID; MGO_ERR_IO when unreadable. The reason is
+ * anything but an EC P-256 key with MGO_ERR_INVALID; MGO_ERR_NOT_FOUND / MGO_ERR_IO when the
+ * file is missing or unreadable. The reason is
  * logged, naming the file; key material never is. */
 mgo_err mgo_sign_key_load(const char *path, struct mgo_sign_key **out) MGO_MUST_CHECK;
 void mgo_sign_key_free(struct mgo_sign_key *key);
@@ -52,8 +53,8 @@ const char *mgo_sign_key_id(const struct mgo_sign_key *key);
  * public key is used; dates are not checked: the key is pinned by configuration). EC P-256 only. */
 mgo_err mgo_verify_key_load(const char *path, struct mgo_verify_key **out) MGO_MUST_CHECK;
 /* Same from PEM text in memory (len bytes). */
-mgo_err mgo_verify_key_from_pem(const void *pem, size_t len, struct mgo_verify_key **out)
-    MGO_MUST_CHECK;
+mgo_err mgo_verify_key_from_pem(const void *pem, size_t len,
+                                struct mgo_verify_key **out) MGO_MUST_CHECK;
 void mgo_verify_key_free(struct mgo_verify_key *key);
 const char *mgo_verify_key_id(const struct mgo_verify_key *key);
 
@@ -71,8 +72,8 @@ mgo_err mgo_sign_document(const struct mgo_sign_key *key, const struct mgo_value
  * field and the rule, e.g. "x-margo-mqtt-extensions.signature: missing (unsigned document)";
  * MGO_ERR_NOMEM/MGO_ERR_INTERNAL for local failures. */
 mgo_err mgo_sign_verify_document(const struct mgo_verify_key *const *keys, size_t n,
-                                 const struct mgo_value *root, const char *device_id, char *why)
-    MGO_MUST_CHECK;
+                                 const struct mgo_value *root, const char *device_id,
+                                 char *why) MGO_MUST_CHECK;
 
 /* Convenience for receivers that hold raw bytes: decodes MessagePack (limits of value.h)
  * into arena, then verifies as above. A decoding failure is MGO_ERR_PARSE/LIMIT/INVALID. */

@@ -21,12 +21,15 @@ struct mgo_manager_config {
     char *topic_prefix;   /* margo/v1 */
     char *api_listen;     /* 127.0.0.1:8080, [::1]:8080; port 0 picks a free one */
     char *api_token_file; /* bearer token; empty = <state-dir>/api-token (made if missing) */
+    char *api_tls_cert;   /* PEM certificate (chain) for HTTPS on api-listen; NULL = plain HTTP */
+    char *api_tls_key;    /* its PEM private key (both or neither) */
     char *log_level;
     char *ca_file;
     char *cert_file;
     char *key_file;
     char *username;
     char *password_file;
+    char *signing_key_file; /* PEM EC P-256 key: sign manifests and deployments (ES256) */
     int64_t session_expiry_s;
     int64_t keepalive_s;
 };

@@ -1,0 +1,220 @@
+#!/bin/sh
+# pki.sh - development and test PKI for margo-mqtt (openssl CLI only).
+#
+#   broker-config/pki.sh [options] OUTDIR
+#
+# Creates, inside OUTDIR (made if missing, mode 0700):
+#   ca.crt ca.key                  fleet CA (self-signed, 10 years)
+#   broker.crt broker.key          broker server certificate; SAN DNS:localhost, IP:127.0.0.1
+#                                  (plus every --broker-host)
+#   manager.crt manager.key        manager client certificate, CN = margo-manager (--manager-cn)
+#   monitor.crt monitor.key        monitor client certificate, CN = margo-monitor (--monitor-cn)
+#   devices/ID.crt devices/ID.key  one client certificate per --device ID, CN = ID
+#   signing.key signing.pub        the manager's document-signing key pair (ES256), kept apart
+#                                  from its TLS key; agents are configured with signing.pub
+#   expired/CN.crt expired/CN.key  with --expired CN: a client certificate signed by the CA
+#                                  whose validity ended in the past (for tests only)
+#
+# Keys are ECDSA P-256 (--rsa: RSA 3072). Private keys are written 0600.
+# Idempotent: files that already exist are kept, so re-running with more --device options
+# only adds the new devices and never replaces the CA.
+#
+# Options:
+#   --device ID        (repeatable) device certificate with CN = ID
+#   --expired CN       (repeatable) an already expired client certificate with CN = CN
+#   --broker-host NAME (repeatable) extra SAN for the broker: an IPv4 address or a DNS name
+#   --manager-cn CN    default margo-manager
+#   --monitor-cn CN    default margo-monitor
+#   --days N           validity of leaf certificates, default 825
+#   --rsa              RSA 3072 keys instead of ECDSA P-256
+#
+# Production: use your own CA instead (see docs/security.md, "Production PKI").
+set -eu
+
+usage() {
+    sed -n '2,/^set -eu/p' "$0" | sed -e 's/^# \{0,1\}//' -e '/^set -eu/d' >&2
+    exit 2
+}
+
+die() {
+    echo "pki.sh: $*" >&2
+    exit 1
+}
+
+devices=""
+expired=""
+broker_hosts=""
+manager_cn="margo-manager"
+monitor_cn="margo-monitor"
+days=825
+rsa=0
+outdir=""
+
+# A CN becomes a file name and an MQTT user name: the device id rule of docs/protocol.md 2.2.
+check_cn() {
+    case "$1" in
+        "" | . | .. | *[!A-Za-z0-9._~-]*) die "$2: \"$1\" must be 1-128 characters of [A-Za-z0-9._~-], not . or .." ;;
+    esac
+    [ "${#1}" -le 128 ] || die "$2: \"$1\" is longer than 128 characters"
+}
+
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --device) [ $# -ge 2 ] || usage; check_cn "$2" --device; devices="$devices $2"; shift 2 ;;
+        --expired) [ $# -ge 2 ] || usage; check_cn "$2" --expired; expired="$expired $2"; shift 2 ;;
+        --broker-host)
+            [ $# -ge 2 ] || usage
+            case "$2" in
+                "" | *[!A-Za-z0-9.:-]*) die "--broker-host: \"$2\" is not a host name or address" ;;
+            esac
+            broker_hosts="$broker_hosts $2"; shift 2 ;;
+        --manager-cn) [ $# -ge 2 ] || usage; check_cn "$2" --manager-cn; manager_cn="$2"; shift 2 ;;
+        --monitor-cn) [ $# -ge 2 ] || usage; check_cn "$2" --monitor-cn; monitor_cn="$2"; shift 2 ;;
+        --days)
+            [ $# -ge 2 ] || usage
+            case "$2" in "" | *[!0-9]*) die "--days: \"$2\" must be a positive number" ;; esac
+            [ "$2" -ge 1 ] || die "--days: must be at least 1"
+            days="$2"; shift 2 ;;
+        --rsa) rsa=1; shift ;;
+        -h | --help) usage ;;
+        -*) die "unknown option $1 (see --help)" ;;
+        *) [ -z "$outdir" ] || die "only one OUTDIR may be given"; outdir="$1"; shift ;;
+    esac
+done
+[ -n "$outdir" ] || usage
+command -v openssl >/dev/null 2>&1 || die "the openssl command is required"
+
+for d in $devices $expired; do
+    case "$d" in "$manager_cn" | "$monitor_cn")
+        die "\"$d\" is a role name (manager or monitor) and cannot be a device" ;;
+    esac
+done
+
+umask 077
+mkdir -p "$outdir" "$outdir/devices" "$outdir/expired"
+cd "$outdir"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT INT TERM
+
+newkey() { # FILE [ec]
+    [ -s "$1" ] && return 0
+    if [ "$rsa" = 1 ] && [ "${2:-}" != ec ]; then
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:3072 -out "$1.tmp" 2>/dev/null
+    else
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1.tmp"
+    fi
+    chmod 600 "$1.tmp"
+    mv "$1.tmp" "$1"
+}
+
+serial() { # a random positive 64-bit serial, hex
+    echo "0x$(openssl rand -hex 8 | sed 's/^./4/')"
+}
+
+# ---- CA
+if [ ! -s ca.crt ]; then
+    newkey ca.key
+    cat >"$tmp/ca.ext" <<EOF
+[ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+EOF
+    openssl req -new -x509 -key ca.key -subj "/O=margo-mqtt/CN=margo-mqtt fleet CA" \
+        -days 3650 -sha256 -set_serial "$(serial)" \
+        -config "$tmp/ca.ext" -extensions ca -out ca.crt.tmp
+    chmod 644 ca.crt.tmp
+    mv ca.crt.tmp ca.crt
+    echo "pki.sh: created the fleet CA $outdir/ca.crt" >&2
+fi
+[ -s ca.key ] || die "$outdir/ca.crt exists but ca.key does not; cannot issue certificates"
+
+leaf() { # NAME CN PROFILE(server|client) [SAN]
+    name="$1"
+    [ -s "$name.crt" ] && return 0
+    newkey "$name.key"
+    {
+        echo "[leaf]"
+        echo "basicConstraints = critical, CA:FALSE"
+        echo "keyUsage = critical, digitalSignature, keyEncipherment"
+        if [ "$3" = server ]; then
+            echo "extendedKeyUsage = serverAuth"
+            echo "subjectAltName = $4"
+        else
+            echo "extendedKeyUsage = clientAuth"
+        fi
+        echo "authorityKeyIdentifier = keyid"
+        echo "subjectKeyIdentifier = hash"
+    } >"$tmp/leaf.ext"
+    openssl req -new -key "$name.key" -subj "/O=margo-mqtt/CN=$2" -out "$tmp/leaf.csr"
+    openssl x509 -req -in "$tmp/leaf.csr" -CA ca.crt -CAkey ca.key -set_serial "$(serial)" \
+        -days "$days" -sha256 -extfile "$tmp/leaf.ext" -extensions leaf \
+        -out "$name.crt.tmp" 2>"$tmp/x509.log" || { cat "$tmp/x509.log" >&2; die "openssl x509 failed for $name"; }
+    chmod 644 "$name.crt.tmp"
+    mv "$name.crt.tmp" "$name.crt"
+    echo "pki.sh: issued $outdir/$name.crt (CN=$2)" >&2
+}
+
+san="DNS:localhost,IP:127.0.0.1"
+for h in $broker_hosts; do
+    case "$h" in
+        *[!0-9.]*) san="$san,DNS:$h" ;;
+        *) san="$san,IP:$h" ;;
+    esac
+done
+leaf broker localhost server "$san"
+leaf manager "$manager_cn" client
+leaf monitor "$monitor_cn" client
+for d in $devices; do
+    leaf "devices/$d" "$d" client
+done
+
+# ---- expired client certificates: `openssl x509 -days` cannot go negative, so these are
+# issued with `openssl ca` and explicit -startdate/-enddate in the past.
+for cn in $expired; do
+    [ -s "expired/$cn.crt" ] && continue
+    newkey "expired/$cn.key"
+    mkdir -p "$tmp/ca"
+    : >"$tmp/ca/index.txt"
+    cat >"$tmp/ca.cnf" <<EOF
+[ca]
+default_ca = fleet
+[fleet]
+database = $tmp/ca/index.txt
+new_certs_dir = $tmp/ca
+serial = $tmp/ca/serial
+certificate = $PWD/ca.crt
+private_key = $PWD/ca.key
+default_md = sha256
+policy = any
+unique_subject = no
+copy_extensions = none
+x509_extensions = leaf
+[any]
+organizationName = optional
+commonName = supplied
+[leaf]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+authorityKeyIdentifier = keyid
+subjectKeyIdentifier = hash
+EOF
+    openssl req -new -key "expired/$cn.key" -subj "/O=margo-mqtt/CN=$cn" -out "$tmp/exp.csr"
+    openssl rand -hex 8 | sed 's/^./4/' >"$tmp/ca/serial"
+    openssl ca -batch -config "$tmp/ca.cnf" -in "$tmp/exp.csr" -notext \
+        -startdate 20200101000000Z -enddate 20200102000000Z \
+        -out "expired/$cn.crt.tmp" 2>"$tmp/ca.log" || { cat "$tmp/ca.log" >&2; die "openssl ca failed for the expired certificate $cn"; }
+    chmod 644 "expired/$cn.crt.tmp"
+    mv "expired/$cn.crt.tmp" "expired/$cn.crt"
+    echo "pki.sh: issued $outdir/expired/$cn.crt (CN=$cn, expired 2020-01-02)" >&2
+done
+
+# ---- the manager's document-signing key (docs/protocol.md 5.2)
+if [ ! -s signing.pub ]; then
+    newkey signing.key ec # ES256 needs P-256 even with --rsa
+    openssl pkey -in signing.key -pubout -out signing.pub.tmp
+    chmod 644 signing.pub.tmp
+    mv signing.pub.tmp signing.pub
+    echo "pki.sh: created the document-signing key $outdir/signing.key (public: signing.pub)" >&2
+fi
