@@ -50,6 +50,9 @@ mgo_err mgo_desired_state_from_value(const struct mgo_value *root, struct mgo_ar
     if (mgo_codec__uint(&rd, root, "manifestVersion", true, &out->manifest_version) &&
         out->manifest_version == 0)
         mgo_codec__fail(&rd, "manifestVersion", "must be at least 1");
+    out->device_id = mgo_codec__str(&rd, root, "deviceId", false, MGO_MAX_DEVICE_ID_LEN);
+    if (out->device_id != NULL && !mgo_codec__is_device_path(out->device_id, false))
+        mgo_codec__fail(&rd, "deviceId", "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*$");
     const struct mgo_value *bundle = mgo_value_get(root, "bundle");
     if (bundle == NULL) {
         mgo_codec__fail(&rd, "bundle", "is required (it may be null)");
@@ -105,6 +108,7 @@ mgo_err mgo_desired_state_to_value(const struct mgo_desired_state *in, struct mg
     struct mgo_map_builder mb;
     mgo_map_builder_init(&mb, arena);
     mgo_map_put_uint(&mb, "manifestVersion", in->manifest_version);
+    mgo_map_put_str_opt(&mb, "deviceId", in->device_id);
     struct mgo_value bundle = {.kind = MGO_V_NULL};
     if (in->has_bundle) {
         struct mgo_map_builder bb;

@@ -257,26 +257,18 @@ mgo_err mgo_manager__encode_doc(struct mgo_manager *m, const struct mgo_value *t
     return err;
 }
 
-/* The manifest as published: signed manifests also name their device at the root
- * ("deviceId"), so a signed manifest cannot be replayed on another device's topic. */
+/* The manifest as published names its device at the root ("deviceId"), so a signed
+ * manifest cannot be replayed on another device's topic. */
 static mgo_err encode_manifest(struct mgo_manager *m, const struct mgo_desired_state *ds,
                                const char *device_id, struct mgo_arena *arena,
                                struct mgo_buf *out)
 {
-    if (m->sign_key == NULL)
-        return mgo_desired_state_encode(ds, out);
-    struct mgo_value tree, bound;
-    mgo_err err = mgo_desired_state_to_value(ds, arena, &tree);
-    if (err)
-        return err;
-    struct mgo_map_builder mb;
-    mgo_map_builder_init(&mb, arena);
-    for (size_t i = 0; i < tree.as.map.len; i++)
-        mgo_map_put(&mb, tree.as.map.items[i].key, &tree.as.map.items[i].value);
-    mgo_map_put_str(&mb, "deviceId", mgo_arena_strdup(arena, device_id));
-    err = mgo_map_builder_finish(&mb, &bound);
+    struct mgo_desired_state bound = *ds;
+    bound.device_id = device_id;
+    struct mgo_value tree;
+    mgo_err err = mgo_desired_state_to_value(&bound, arena, &tree);
     if (err == MGO_OK)
-        err = mgo_manager__encode_doc(m, &bound, arena, out);
+        err = mgo_manager__encode_doc(m, &tree, arena, out);
     return err;
 }
 

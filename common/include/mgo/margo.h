@@ -242,6 +242,7 @@ struct mgo_desired_ref {
 
 struct mgo_desired_state {
     uint64_t manifest_version;
+    const char *device_id; /* optional: the device this manifest is for (binds a signature) */
     bool has_bundle; /* false = "bundle": null */
     struct {
         const char *media_type;
