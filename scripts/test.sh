@@ -4,7 +4,7 @@
 # sanitizer build. Extra arguments go to ctest (e.g. -R codec).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh web
+bash scripts/setup.sh containers web
 echo "== build (gcc, -Werror)"
 bash scripts/build.sh release
 echo "== build (clang, Debug, ASan+UBSan, fuzzers)"

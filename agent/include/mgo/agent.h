@@ -1,0 +1,56 @@
+/* agent.h - margo-agent: the device side of margo-mqtt.
+ *
+ * mgo_agent_run() owns one loop thread: it keeps the MQTT session (persistent, last will,
+ * jittered reconnect outside downtime windows), accepts desired-state manifests, plans and
+ * applies them through the Compose or Helm runtime, journals and publishes every status
+ * transition, publishes capabilities and presence, and checks for drift. See docs/agent.md. */
+#ifndef MGO_AGENT_H
+#define MGO_AGENT_H
+
+#include <signal.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mgo/config.h"
+#include "mgo/err.h"
+
+struct mgo_agent_config {
+    char *device_id;
+    char *broker_url;
+    char *topic_prefix;
+    char *ca_file, *cert_file, *key_file;
+    char *username, *password_file;
+    char *state_dir;
+    char *compose_command, *container_command, *helm_command, *kube_context;
+    int64_t reconcile_interval_s;
+    int64_t session_expiry_s;
+    int64_t keepalive_s;
+    int64_t backoff_min_ms, backoff_max_ms;
+    int64_t settle_ms;         /* quiet time before acting on a new manifest */
+    int64_t default_timeout_s; /* component timeout when the deployment gives none */
+    struct mgo_strlist downtime;
+    struct mgo_strlist label;
+    struct mgo_strlist peripheral;
+    struct mgo_strlist oci_plain_http;
+    char *vendor, *model, *serial, *memory, *storage;
+    char *cpu_cores;
+    bool otel_collector;
+    char *otel_http_endpoint, *otel_grpc_endpoint, *otel_certificate, *otel_protocol;
+    char *log_level;
+};
+
+extern const struct mgo_cfg_option mgo_agent_cfg_table[];
+extern const size_t mgo_agent_cfg_table_len;
+
+/* Checks the parts of the configuration the table cannot (ids, URLs, windows); adds
+ * problems naming the option. */
+mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_problems *problems)
+    MGO_MUST_CHECK;
+
+/* Runs until *stop becomes non-zero (set it from a signal handler). Returns MGO_OK after a
+ * clean shutdown, or the error that prevented start-up (state directory, configuration). */
+mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t *stop)
+    MGO_MUST_CHECK;
+
+#endif

@@ -1,0 +1,63 @@
+/* margo_agent_main.c - parses arguments, loads configuration, runs the agent. */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mgo/agent.h"
+#include "mgo/log.h"
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+int main(int argc, char **argv)
+{
+    struct mgo_agent_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    struct mgo_problems probs;
+    mgo_problems_init(&probs);
+    bool help = false;
+    mgo_err err = mgo_cfg_parse_args(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg, argc,
+                                     argv, &help, &probs);
+    if (help) {
+        mgo_cfg_print_help(mgo_agent_cfg_table, mgo_agent_cfg_table_len,
+                           "margo-agent [--config FILE] [--option value ...]\n"
+                           "Margo device agent over MQTT: applies the desired state published "
+                           "for this device\nwith Compose or Helm and reports status.",
+                           stdout);
+        mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg);
+        return 0;
+    }
+    if (err == MGO_OK)
+        err = mgo_agent_config_check(&cfg, &probs);
+    if (err != MGO_OK) {
+        for (size_t i = 0; i < probs.count; i++)
+            fprintf(stderr, "margo-agent: %s: %s\n", probs.items[i].field, probs.items[i].rule);
+        fprintf(stderr, "margo-agent: see --help\n");
+        mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg);
+        return 2;
+    }
+    enum mgo_log_level level = MGO_LOG_INFO;
+    if (cfg.log_level != NULL && mgo_log_level_parse(cfg.log_level, &level) == MGO_OK)
+        mgo_log_set_level(level);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    err = mgo_agent_run(&cfg, &stop_flag);
+    mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg);
+    if (err != MGO_OK) {
+        fprintf(stderr, "margo-agent: %s\n", mgo_strerror(err));
+        return 1;
+    }
+    return 0;
+}

@@ -1,0 +1,347 @@
+/* journal.c - append-only status journal with ACK frames, torn-tail recovery, compaction. */
+#include "journal.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "mgo/buf.h"
+#include "mgo/log.h"
+#include "state.h"
+
+#define TAG "agent.journal"
+#define MAGIC 0x314A474Du /* "MGJ1" little endian */
+#define T_STATUS 1u
+#define T_ACK 2u
+#define HDR_LEN (4u + 1u + 8u + 8u + 1u + 4u)
+#define MAX_FRAME_PAYLOAD MGO_MAX_MESSAGE_BYTES
+
+uint32_t mgo_journal__crc32(const void *data, size_t len)
+{
+    const uint8_t *p = data;
+    uint32_t crc = 0xFFFFFFFFu;
+    for (size_t i = 0; i < len; i++) {
+        crc ^= p[i];
+        for (int k = 0; k < 8; k++)
+            crc = (crc >> 1) ^ (0xEDB88320u & (0u - (crc & 1u)));
+    }
+    return ~crc;
+}
+
+static void put_u32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static void put_u64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+static uint32_t get_u32(const uint8_t *p)
+{
+    uint32_t v = 0;
+    for (int i = 3; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+static uint64_t get_u64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 7; i >= 0; i--)
+        v = (v << 8) | p[i];
+    return v;
+}
+
+/* Builds one frame into buf. */
+static mgo_err frame_build(struct mgo_buf *buf, unsigned type, uint64_t boot, uint64_t seq,
+                           const char *id, const void *payload, size_t payload_len)
+{
+    size_t id_len = id ? strlen(id) : 0;
+    if (id_len > MGO_MAX_DEPLOYMENT_ID_LEN || payload_len > MAX_FRAME_PAYLOAD)
+        return MGO_ERR_LIMIT;
+    uint8_t hdr[HDR_LEN];
+    put_u32(hdr, MAGIC);
+    hdr[4] = (uint8_t)type;
+    put_u64(hdr + 5, boot);
+    put_u64(hdr + 13, seq);
+    hdr[21] = (uint8_t)id_len;
+    put_u32(hdr + 22, (uint32_t)payload_len);
+    mgo_buf_reset(buf);
+    mgo_err err = mgo_buf_append(buf, hdr, sizeof hdr);
+    if (err == MGO_OK && id_len > 0)
+        err = mgo_buf_append(buf, id, id_len);
+    if (err == MGO_OK && payload_len > 0)
+        err = mgo_buf_append(buf, payload, payload_len);
+    if (err != MGO_OK)
+        return err;
+    uint8_t crc[4];
+    put_u32(crc, mgo_journal__crc32(buf->data, buf->len));
+    return mgo_buf_append(buf, crc, sizeof crc);
+}
+
+static mgo_err write_all_sync(int fd, const uint8_t *p, size_t len, const char *path)
+{
+    while (len > 0) {
+        ssize_t w = write(fd, p, len);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            MGO_LOGE(TAG, "write %s: %s", path, strerror(errno));
+            return MGO_ERR_IO;
+        }
+        p += w;
+        len -= (size_t)w;
+    }
+    if (fdatasync(fd) != 0) {
+        MGO_LOGE(TAG, "fdatasync %s: %s", path, strerror(errno));
+        return MGO_ERR_IO;
+    }
+    return MGO_OK;
+}
+
+static void entry_free(struct mgo_journal_entry *e)
+{
+    free(e->payload);
+    e->payload = NULL;
+}
+
+static mgo_err pending_push(struct mgo_journal *j, uint64_t boot, uint64_t seq, const char *id,
+                            size_t id_len, const void *payload, size_t payload_len)
+{
+    if (j->pending_len == MGO_JOURNAL_MAX_PENDING)
+        return MGO_ERR_LIMIT;
+    if (j->pending_len == j->pending_cap) {
+        size_t cap = j->pending_cap ? j->pending_cap * 2 : 16;
+        struct mgo_journal_entry *p = realloc(j->pending, cap * sizeof *p);
+        if (p == NULL)
+            return MGO_ERR_NOMEM;
+        j->pending = p;
+        j->pending_cap = cap;
+    }
+    struct mgo_journal_entry *e = &j->pending[j->pending_len];
+    memset(e, 0, sizeof *e);
+    e->payload = malloc(payload_len ? payload_len : 1);
+    if (e->payload == NULL)
+        return MGO_ERR_NOMEM;
+    if (payload_len > 0)
+        memcpy(e->payload, payload, payload_len);
+    e->payload_len = payload_len;
+    memcpy(e->deployment_id, id, id_len);
+    e->deployment_id[id_len] = '\0';
+    e->boot = boot;
+    e->seq = seq;
+    j->pending_len++;
+    return MGO_OK;
+}
+
+static bool pending_remove(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+{
+    for (size_t i = 0; i < j->pending_len; i++) {
+        if (j->pending[i].boot == boot && j->pending[i].seq == seq) {
+            entry_free(&j->pending[i]);
+            memmove(&j->pending[i], &j->pending[i + 1],
+                    (j->pending_len - i - 1) * sizeof j->pending[0]);
+            j->pending_len--;
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Reads the file, fills pending, returns the length of the valid prefix. */
+static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size_t *valid_out)
+{
+    size_t pos = 0;
+    while (len - pos >= HDR_LEN + 4) {
+        const uint8_t *h = data + pos;
+        if (get_u32(h) != MAGIC)
+            break;
+        unsigned type = h[4];
+        size_t id_len = h[21];
+        size_t pl = get_u32(h + 22);
+        if ((type != T_STATUS && type != T_ACK) || id_len > MGO_MAX_DEPLOYMENT_ID_LEN ||
+            pl > MAX_FRAME_PAYLOAD)
+            break;
+        size_t flen = HDR_LEN + id_len + pl + 4;
+        if (len - pos < flen)
+            break;
+        if (get_u32(h + flen - 4) != mgo_journal__crc32(h, flen - 4))
+            break;
+        uint64_t boot = get_u64(h + 5), seq = get_u64(h + 13);
+        if (type == T_STATUS) {
+            mgo_err err = pending_push(j, boot, seq, (const char *)h + HDR_LEN, id_len,
+                                       h + HDR_LEN + id_len, pl);
+            if (err != MGO_OK)
+                return err;
+        } else {
+            (void)pending_remove(j, boot, seq);
+        }
+        pos += flen;
+    }
+    *valid_out = pos;
+    return MGO_OK;
+}
+
+mgo_err mgo_journal_open(const char *path, struct mgo_journal *j)
+{
+    memset(j, 0, sizeof *j);
+    j->fd = -1;
+    size_t pl = strlen(path);
+    if (pl + 1 > sizeof j->path)
+        return MGO_ERR_LIMIT;
+    memcpy(j->path, path, pl + 1);
+
+    mgo_err err = MGO_OK;
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, (size_t)MGO_JOURNAL_COMPACT_BYTES * 64u);
+    if (access(path, F_OK) == 0) {
+        err = mgo_buf_read_file(&buf, path);
+        if (err != MGO_OK) {
+            MGO_LOGE(TAG, "%s: cannot read: %s", path, mgo_strerror(err));
+            goto cleanup;
+        }
+    }
+    size_t valid = 0;
+    err = scan(j, buf.data, buf.len, &valid);
+    if (err != MGO_OK)
+        goto cleanup;
+    j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (j->fd < 0) {
+        MGO_LOGE(TAG, "open %s: %s", path, strerror(errno));
+        err = MGO_ERR_IO;
+        goto cleanup;
+    }
+    if (valid < buf.len) {
+        MGO_LOGW(TAG, "%s: cutting %zu bytes of torn or corrupt tail at offset %zu", path,
+                 buf.len - valid, valid);
+        if (ftruncate(j->fd, (off_t)valid) != 0 || fsync(j->fd) != 0) {
+            MGO_LOGE(TAG, "truncate %s: %s", path, strerror(errno));
+            err = MGO_ERR_IO;
+            goto cleanup;
+        }
+    }
+    j->size = valid;
+    if (lseek(j->fd, 0, SEEK_END) < 0) {
+        err = MGO_ERR_IO;
+        goto cleanup;
+    }
+    mgo_buf_cleanup(&buf);
+    if (j->size > MGO_JOURNAL_COMPACT_BYTES || (j->pending_len == 0 && j->size > 0))
+        return mgo_journal_compact(j);
+    return MGO_OK;
+
+cleanup:
+    mgo_buf_cleanup(&buf);
+    mgo_journal_close(j);
+    return err;
+}
+
+void mgo_journal_close(struct mgo_journal *j)
+{
+    if (j->fd >= 0)
+        close(j->fd);
+    j->fd = -1;
+    for (size_t i = 0; i < j->pending_len; i++)
+        entry_free(&j->pending[i]);
+    free(j->pending);
+    j->pending = NULL;
+    j->pending_len = j->pending_cap = 0;
+}
+
+static mgo_err append_frame(struct mgo_journal *j, const struct mgo_buf *frame)
+{
+    mgo_err err = write_all_sync(j->fd, frame->data, frame->len, j->path);
+    if (err != MGO_OK) {
+        /* Cut whatever part reached the file so the next frame starts clean. */
+        if (ftruncate(j->fd, (off_t)j->size) != 0 || lseek(j->fd, 0, SEEK_END) < 0)
+            MGO_LOGE(TAG, "%s: cannot cut a failed append: %s", j->path, strerror(errno));
+        return err;
+    }
+    j->size += frame->len;
+    return MGO_OK;
+}
+
+mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
+                           const char *deployment_id, const void *payload, size_t payload_len)
+{
+    if (j->pending_len == MGO_JOURNAL_MAX_PENDING) {
+        MGO_LOGE(TAG, "%s: %u unacknowledged statuses; refusing more", j->path,
+                 MGO_JOURNAL_MAX_PENDING);
+        return MGO_ERR_LIMIT;
+    }
+    size_t id_len = strlen(deployment_id);
+    struct mgo_buf frame;
+    mgo_buf_init(&frame, MAX_FRAME_PAYLOAD + 256u);
+    mgo_err err = frame_build(&frame, T_STATUS, boot, seq, deployment_id, payload, payload_len);
+    if (err == MGO_OK)
+        err = append_frame(j, &frame);
+    if (err == MGO_OK)
+        err = pending_push(j, boot, seq, deployment_id, id_len, payload, payload_len);
+    mgo_buf_cleanup(&frame);
+    return err;
+}
+
+mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+{
+    bool found = false;
+    for (size_t i = 0; i < j->pending_len && !found; i++)
+        found = j->pending[i].boot == boot && j->pending[i].seq == seq;
+    if (!found)
+        return MGO_ERR_NOT_FOUND;
+    struct mgo_buf frame;
+    mgo_buf_init(&frame, 256);
+    mgo_err err = frame_build(&frame, T_ACK, boot, seq, NULL, NULL, 0);
+    if (err == MGO_OK)
+        err = append_frame(j, &frame);
+    mgo_buf_cleanup(&frame);
+    if (err != MGO_OK)
+        return err;
+    (void)pending_remove(j, boot, seq);
+    uint64_t live = 0;
+    for (size_t i = 0; i < j->pending_len; i++)
+        live += HDR_LEN + 4u + strlen(j->pending[i].deployment_id) + j->pending[i].payload_len;
+    bool compact = j->pending_len == 0 ? j->size > MGO_JOURNAL_COMPACT_BYTES / 8
+                                       : j->size > 2u * live + MGO_JOURNAL_COMPACT_BYTES;
+    if (compact && mgo_journal_compact(j) != MGO_OK)
+        MGO_LOGW(TAG, "%s: compaction failed; the journal keeps growing", j->path);
+    return MGO_OK;
+}
+
+mgo_err mgo_journal_compact(struct mgo_journal *j)
+{
+    struct mgo_buf all, frame;
+    mgo_buf_init(&all, (size_t)MGO_JOURNAL_COMPACT_BYTES * 64u);
+    mgo_buf_init(&frame, MAX_FRAME_PAYLOAD + 256u);
+    mgo_err err = MGO_OK;
+    for (size_t i = 0; i < j->pending_len && err == MGO_OK; i++) {
+        const struct mgo_journal_entry *e = &j->pending[i];
+        err = frame_build(&frame, T_STATUS, e->boot, e->seq, e->deployment_id, e->payload,
+                          e->payload_len);
+        if (err == MGO_OK)
+            err = mgo_buf_append(&all, frame.data, frame.len);
+    }
+    if (err == MGO_OK)
+        err = mgo_agent__write_atomic(j->path, all.data ? all.data : (const uint8_t *)"", all.len);
+    if (err == MGO_OK) {
+        int fd = open(j->path, O_RDWR | O_CLOEXEC);
+        if (fd < 0 || lseek(fd, 0, SEEK_END) < 0) {
+            MGO_LOGE(TAG, "reopen %s: %s", j->path, strerror(errno));
+            if (fd >= 0)
+                close(fd);
+            err = MGO_ERR_IO;
+        } else {
+            close(j->fd);
+            j->fd = fd;
+            j->size = all.len;
+        }
+    }
+    mgo_buf_cleanup(&frame);
+    mgo_buf_cleanup(&all);
+    return err;
+}

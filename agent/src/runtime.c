@@ -1,0 +1,230 @@
+/* runtime.c - dispatch by profile type, parameter values, shared error helpers. */
+#include "runtime.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "exec.h"
+#include "mgo/log.h"
+
+#define TAG "agent.runtime"
+
+void mgo_rt__set_error(struct mgo_rt_result *r, const char *code, const char *source,
+                       const char *fmt, ...)
+{
+    r->state = MGO_STATE_FAILED;
+    r->has_error = true;
+    snprintf(r->error.code, sizeof r->error.code, "%s", code);
+    snprintf(r->error.source, sizeof r->error.source, "%s", source ? source : "");
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(r->error.message, sizeof r->error.message, fmt, ap);
+    va_end(ap);
+}
+
+void mgo_rt__error_from_exec(struct mgo_rt_result *r, const char *what, const char *source,
+                             const struct mgo_exec_result *ex)
+{
+    char tail[400];
+    mgo_exec_tail(ex, tail, sizeof tail);
+    if (ex->not_found)
+        mgo_rt__set_error(r, "RUNTIME_NOT_FOUND", source, "%s: command not found", what);
+    else if (ex->timed_out)
+        mgo_rt__set_error(r, "TIMEOUT", source, "%s timed out%s%s", what, tail[0] ? ": " : "",
+                          tail);
+    else if (ex->cancelled)
+        mgo_rt__set_error(r, "CANCELLED", source, "%s interrupted by agent shutdown", what);
+    else if (ex->exited)
+        mgo_rt__set_error(r, "EXIT_CODE_", source, "%s exited with code %d%s%s", what,
+                          ex->exit_code, tail[0] ? ": " : "", tail);
+    else
+        mgo_rt__set_error(r, "KILLED", source, "%s killed by signal %d%s%s", what, ex->signal,
+                          tail[0] ? ": " : "", tail);
+    if (ex->exited && !ex->timed_out && !ex->cancelled && !ex->not_found)
+        snprintf(r->error.code, sizeof r->error.code, "EXIT_CODE_%d", ex->exit_code);
+}
+
+void mgo_rt_project_name(const char *deployment_id, char *out, size_t out_size)
+{
+    int n = snprintf(out, out_size, "margo-%s", deployment_id);
+    if (n < 0)
+        return;
+    for (char *p = out; *p; p++) {
+        if (*p >= 'A' && *p <= 'Z')
+            *p = (char)(*p - 'A' + 'a');
+        else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
+                   *p == '_'))
+            *p = '-';
+    }
+}
+
+static bool env_name_ok(const char *s)
+{
+    if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || *s == '_'))
+        return false;
+    for (s++; *s; s++)
+        if (!((*s >= 'A' && *s <= 'Z') || (*s >= 'a' && *s <= 'z') || (*s >= '0' && *s <= '9') ||
+              *s == '_'))
+            return false;
+    return true;
+}
+
+static bool helm_path_ok(const char *s)
+{
+    if (*s == '\0' || *s == '.')
+        return false;
+    for (; *s; s++) {
+        if (*s == '=' || *s == ',' || (unsigned char)*s < 0x20)
+            return false;
+        if (*s == '.' && (s[1] == '.' || s[1] == '\0'))
+            return false;
+    }
+    return true;
+}
+
+static const char *value_text(const struct mgo_value *v, struct mgo_arena *arena)
+{
+    switch (v->kind) {
+    case MGO_V_STR: return v->as.str.ptr;
+    case MGO_V_BOOL: return v->as.b ? "true" : "false";
+    case MGO_V_UINT: return mgo_arena_printf(arena, "%llu", (unsigned long long)v->as.u);
+    case MGO_V_INT: return mgo_arena_printf(arena, "%lld", (long long)v->as.i);
+    case MGO_V_FLOAT: {
+        if (v->text != NULL)
+            return v->text;
+        char buf[64];
+        for (int prec = 1; prec <= 17; prec++) {
+            snprintf(buf, sizeof buf, "%.*g", prec, v->as.f);
+            double back = 0;
+            if (sscanf(buf, "%lf", &back) == 1 && back == v->as.f)
+                break;
+        }
+        return mgo_arena_strdup(arena, buf);
+    }
+    case MGO_V_NULL: return "";
+    default: return NULL;
+    }
+}
+
+mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char *component,
+                                 bool env_names, struct mgo_arena *arena, const char **out,
+                                 size_t max, size_t *n_out, char *why, size_t why_len)
+{
+    size_t n = 0;
+    for (size_t p = 0; p < dep->parameters_len; p++) {
+        const struct mgo_parameter *par = &dep->parameters[p];
+        if (!par->has_value)
+            continue;
+        for (size_t t = 0; t < par->targets_len; t++) {
+            const struct mgo_target *tg = &par->targets[t];
+            bool mine = false;
+            for (size_t c = 0; c < tg->components_len && !mine; c++)
+                mine = strcmp(tg->components[c], component) == 0;
+            if (!mine)
+                continue;
+            const char *ptr = tg->pointer;
+            if (env_names && strncmp(ptr, "ENV.", 4) == 0)
+                ptr += 4; /* in case the codec left it */
+            if (env_names ? !env_name_ok(ptr) : !helm_path_ok(ptr)) {
+                snprintf(why, why_len,
+                         "parameters.%s.targets[%zu].pointer: '%.100s' is not a valid %s", par->name,
+                         t, ptr, env_names ? "environment variable name" : "values path");
+                return MGO_ERR_INVALID;
+            }
+            const char *text = value_text(&par->value, arena);
+            if (text == NULL) {
+                snprintf(why, why_len, "parameters.%s.value: unsupported type %s", par->name,
+                         mgo_value_kind_name(par->value.kind));
+                return MGO_ERR_INVALID;
+            }
+            if (env_names && strchr(text, '\n') != NULL) {
+                snprintf(why, why_len, "parameters.%s.value: newlines are not allowed", par->name);
+                return MGO_ERR_INVALID;
+            }
+            if (n == max) {
+                snprintf(why, why_len, "more than %zu values for component %s", max, component);
+                return MGO_ERR_LIMIT;
+            }
+            const char *kv = mgo_arena_printf(arena, "%s=%s", ptr, text);
+            if (kv == NULL)
+                return MGO_ERR_NOMEM;
+            /* a later target with the same pointer replaces an earlier one */
+            size_t plen = strlen(ptr);
+            size_t k = 0;
+            while (k < n && !(strncmp(out[k], ptr, plen) == 0 && out[k][plen] == '='))
+                k++;
+            out[k] = kv;
+            if (k == n)
+                n++;
+        }
+    }
+    *n_out = n;
+    return MGO_OK;
+}
+
+static void fail_all(const struct mgo_app_deployment *dep, struct mgo_rt_result *results,
+                     const char *code, const char *msg)
+{
+    for (size_t i = 0; i < dep->profile.components_len; i++)
+        mgo_rt__set_error(&results[i], code, dep->profile.components[i].name, "%s", msg);
+}
+
+mgo_err mgo_rt_apply(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
+                     struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
+{
+    for (size_t i = 0; i < dep->profile.components_len; i++)
+        memset(&results[i], 0, sizeof results[i]);
+    switch (dep->profile.type) {
+    case MGO_PROFILE_COMPOSE: return mgo_rt__compose_apply(s, dep, results, progress, ctx);
+    case MGO_PROFILE_HELM: return mgo_rt__helm_apply(s, dep, results, progress, ctx);
+    default:
+        fail_all(dep, results, "UNSUPPORTED_TYPE", "deployment profile type not supported here");
+        return MGO_ERR_RUNTIME;
+    }
+}
+
+mgo_err mgo_rt_remove(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
+                      struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
+{
+    for (size_t i = 0; i < dep->profile.components_len; i++) {
+        memset(&results[i], 0, sizeof results[i]);
+        results[i].state = MGO_STATE_INSTALLED;
+    }
+    switch (dep->profile.type) {
+    case MGO_PROFILE_COMPOSE: return mgo_rt__compose_remove(s, dep, results, progress, ctx);
+    case MGO_PROFILE_HELM: return mgo_rt__helm_remove(s, dep, results, progress, ctx);
+    default:
+        for (size_t i = 0; i < dep->profile.components_len; i++)
+            results[i].state = MGO_STATE_REMOVED; /* nothing was ever installed */
+        return MGO_OK;
+    }
+}
+
+mgo_err mgo_rt_probe(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
+                     struct mgo_rt_result *results, bool *healthy)
+{
+    for (size_t i = 0; i < dep->profile.components_len; i++)
+        memset(&results[i], 0, sizeof results[i]);
+    switch (dep->profile.type) {
+    case MGO_PROFILE_COMPOSE: return mgo_rt__compose_probe(s, dep, results, healthy);
+    case MGO_PROFILE_HELM: return mgo_rt__helm_probe(s, dep, results, healthy);
+    default:
+        *healthy = false;
+        return MGO_ERR_RUNTIME;
+    }
+}
+
+bool mgo_rt_available(const struct mgo_rt_settings *s, enum mgo_profile_type type)
+{
+    char cmd[256], path[1024];
+    const char *words[8];
+    const char *src = type == MGO_PROFILE_COMPOSE ? s->compose_command
+                    : type == MGO_PROFILE_HELM    ? s->helm_command
+                                                  : NULL;
+    if (src == NULL)
+        return false;
+    snprintf(cmd, sizeof cmd, "%s", src);
+    size_t n = mgo_exec_split(cmd, words, 8);
+    return n > 0 && mgo_exec_which(words[0], path, sizeof path) == MGO_OK;
+}

@@ -1,0 +1,221 @@
+/* test_journal.c - status journal: replay order, ACKs, no duplicates, and recovery from a
+ * crash at every byte of an append. */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "journal.h"
+#include "mgo_test.h"
+#include "state.h"
+
+static char dir[256];
+static char path[512];
+
+static void fresh(void)
+{
+    snprintf(dir, sizeof dir, "/tmp/mgo-agent-journal-XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    snprintf(path, sizeof path, "%s/journal", dir);
+}
+
+static void drop(void)
+{
+    CU_ASSERT(mgo_agent__rm_rf(dir) == MGO_OK);
+}
+
+static off_t file_size(void)
+{
+    struct stat sb;
+    CU_ASSERT_FATAL(stat(path, &sb) == 0);
+    return sb.st_size;
+}
+
+static void append(struct mgo_journal *j, uint64_t boot, uint64_t seq, const char *id,
+                   const char *payload)
+{
+    CU_ASSERT_FATAL(mgo_journal_append(j, boot, seq, id, payload, strlen(payload)) == MGO_OK);
+}
+
+static void test_replay_in_order_without_acked(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    append(&j, 1, 1, "dep-a", "installing");
+    append(&j, 1, 2, "dep-b", "pending");
+    append(&j, 1, 3, "dep-a", "installed");
+    CU_ASSERT(mgo_journal_ack(&j, 1, 1) == MGO_OK);
+    CU_ASSERT(mgo_journal_ack(&j, 1, 1) == MGO_ERR_NOT_FOUND); /* twice: no new frame */
+    mgo_journal_close(&j);
+
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
+    CU_ASSERT_EQUAL(j.pending[0].seq, 2);
+    CU_ASSERT_STRING_EQUAL(j.pending[0].deployment_id, "dep-b");
+    CU_ASSERT_EQUAL(j.pending[1].seq, 3);
+    CU_ASSERT_EQUAL(j.pending[1].payload_len, strlen("installed"));
+    CU_ASSERT(memcmp(j.pending[1].payload, "installed", 9) == 0);
+    /* acks out of order are fine */
+    CU_ASSERT(mgo_journal_ack(&j, 1, 3) == MGO_OK);
+    append(&j, 2, 1, "dep-b", "installed");
+    mgo_journal_close(&j);
+
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
+    CU_ASSERT(j.pending[0].boot == 1 && j.pending[0].seq == 2);
+    CU_ASSERT(j.pending[1].boot == 2 && j.pending[1].seq == 1);
+    CU_ASSERT(mgo_journal_ack(&j, 1, 2) == MGO_OK);
+    CU_ASSERT(mgo_journal_ack(&j, 2, 1) == MGO_OK);
+    mgo_journal_close(&j);
+
+    /* everything acknowledged: reopening compacts the file to nothing */
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, 0);
+    CU_ASSERT_EQUAL(file_size(), 0);
+    mgo_journal_close(&j);
+    drop();
+}
+
+/* A crash can stop an append after any byte. For every cut, reopening must keep every whole
+ * frame before it, drop the torn one, and accept new appends that survive the next open. */
+static void test_crash_at_every_byte(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    append(&j, 3, 1, "dep-a", "first");
+    off_t first_end = file_size();
+    append(&j, 3, 2, "dep-a", "second-status-payload");
+    off_t full = file_size();
+    mgo_journal_close(&j);
+
+    char *orig = NULL;
+    size_t orig_len = 0;
+    orig = mgo_test_read_file(path, &orig_len);
+    CU_ASSERT_EQUAL_FATAL((off_t)orig_len, full);
+
+    for (off_t cut = first_end; cut < full; cut++) {
+        int fd = open(path, O_WRONLY | O_TRUNC);
+        CU_ASSERT_FATAL(fd >= 0);
+        CU_ASSERT_FATAL(write(fd, orig, (size_t)cut) == (ssize_t)cut);
+        close(fd);
+        CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+        CU_ASSERT_EQUAL(j.pending_len, 1);
+        CU_ASSERT_EQUAL(j.pending[0].seq, 1);
+        CU_ASSERT_EQUAL(file_size(), first_end);
+        append(&j, 3, 3, "dep-a", "after-crash");
+        mgo_journal_close(&j);
+        CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+        CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
+        CU_ASSERT_EQUAL(j.pending[1].seq, 3);
+        mgo_journal_close(&j);
+    }
+    free(orig);
+    drop();
+}
+
+/* A flipped byte inside the last frame (bad sector, partial page write) is detected by the CRC. */
+static void test_corrupt_tail_detected(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    append(&j, 1, 1, "d", "aaaa");
+    append(&j, 1, 2, "d", "bbbb");
+    mgo_journal_close(&j);
+    int fd = open(path, O_RDWR);
+    CU_ASSERT_FATAL(fd >= 0);
+    off_t end = lseek(fd, 0, SEEK_END);
+    CU_ASSERT_FATAL(pwrite(fd, "X", 1, end - 6) == 1);
+    close(fd);
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, 1);
+    mgo_journal_close(&j);
+    drop();
+}
+
+/* A crash between the status append and its ACK re-sends it (same boot, seq) once. */
+static void test_crash_before_ack_resends_same_position(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    append(&j, 4, 9, "dep", "installed");
+    mgo_journal_close(&j); /* "crash": published maybe, ack never written */
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 1);
+    CU_ASSERT(j.pending[0].boot == 4 && j.pending[0].seq == 9);
+    CU_ASSERT(mgo_journal_ack(&j, 4, 9) == MGO_OK);
+    mgo_journal_close(&j);
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, 0);
+    mgo_journal_close(&j);
+    drop();
+}
+
+static void test_compaction_keeps_pending(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    char payload[2048];
+    memset(payload, 'p', sizeof payload - 1);
+    payload[sizeof payload - 1] = '\0';
+    /* one unacknowledged entry first, then twice the compaction threshold of acked
+     * traffic: the file stays bounded and the old pending entry survives */
+    append(&j, 1, 1, "dep", "kept");
+    uint64_t seq = 2;
+    for (size_t bytes = 0; bytes < 2u * MGO_JOURNAL_COMPACT_BYTES; bytes += sizeof payload) {
+        append(&j, 1, seq, "dep", payload);
+        CU_ASSERT_FATAL(mgo_journal_ack(&j, 1, seq) == MGO_OK);
+        seq++;
+    }
+    CU_ASSERT((uint64_t)file_size() <= MGO_JOURNAL_COMPACT_BYTES + 4096u);
+    append(&j, 1, seq, "dep", "last");
+    mgo_journal_close(&j);
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
+    CU_ASSERT_EQUAL(j.pending[0].seq, 1);
+    CU_ASSERT(memcmp(j.pending[0].payload, "kept", 4) == 0);
+    CU_ASSERT_EQUAL(j.pending[1].seq, seq);
+    mgo_journal_close(&j);
+    drop();
+}
+
+static void test_limits(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    char id[MGO_MAX_DEPLOYMENT_ID_LEN + 2];
+    memset(id, 'i', sizeof id - 1);
+    id[sizeof id - 1] = '\0';
+    CU_ASSERT(mgo_journal_append(&j, 1, 1, id, "x", 1) == MGO_ERR_LIMIT);
+    id[MGO_MAX_DEPLOYMENT_ID_LEN] = '\0';
+    CU_ASSERT(mgo_journal_append(&j, 1, 1, id, "x", 1) == MGO_OK);
+    static uint8_t big[MGO_MAX_MESSAGE_BYTES + 1];
+    CU_ASSERT(mgo_journal_append(&j, 1, 2, "d", big, sizeof big) == MGO_ERR_LIMIT);
+    CU_ASSERT(mgo_journal_append(&j, 1, 2, "d", big, sizeof big - 1) == MGO_OK);
+    mgo_journal_close(&j);
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, 2);
+    mgo_journal_close(&j);
+    drop();
+}
+
+void mgo_test_register(void)
+{
+    static const struct mgo_test_case cases[] = {
+        {"replay in order, acked entries not replayed", test_replay_in_order_without_acked},
+        {"crash at every byte of an append", test_crash_at_every_byte},
+        {"corrupt tail detected by crc", test_corrupt_tail_detected},
+        {"crash before ack re-sends same (boot, seq)", test_crash_before_ack_resends_same_position},
+        {"compaction keeps pending entries", test_compaction_keeps_pending},
+        {"id and payload limits", test_limits},
+        {NULL, NULL},
+    };
+    mgo_test_add_suite("agent.journal", cases);
+}
