@@ -1,21 +1,32 @@
 #!/usr/bin/env bash
-# build.sh - configures and builds one build folder.
+# build.sh - configures and builds one build folder; stops on the first failure and shows
+# the compiler's errors (the full log stays in <folder>/build.log).
 #   scripts/build.sh release   -> build/ (gcc, RelWithDebInfo, -Werror)
 #   scripts/build.sh test      -> build-test/ (clang, Debug: ASan+UBSan, libFuzzer harnesses)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
 jobs=$(nproc)
+
+build() {
+  local dir=$1
+  shift
+  if ! "$@" -S . -B "$dir" > "$dir.configure.log" 2>&1; then
+    cat "$dir.configure.log" >&2
+    echo "build.sh: configuring $dir failed" >&2
+    return 1
+  fi
+  rm -f "$dir.configure.log"
+  if ! cmake --build "$dir" -j "$jobs" > "$dir/build.log" 2>&1; then
+    grep -E -A3 'error|warning' "$dir/build.log" | head -80 >&2 || true
+    tail -5 "$dir/build.log" >&2
+    echo "build.sh: building $dir failed (full log: $dir/build.log)" >&2
+    return 1
+  fi
+}
+
 case "$kind" in
-  release)
-    cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMGO_WERROR=ON >/dev/null
-    cmake --build build -j "$jobs" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- ' || true
-    test "${PIPESTATUS[0]}" -eq 0
-    ;;
-  test)
-    CC=clang cmake -S . -B build-test -DCMAKE_BUILD_TYPE=Debug -DMGO_WERROR=ON -DMGO_FUZZ=ON >/dev/null
-    cmake --build build-test -j "$jobs" 2>&1 | grep -vE '^\[ *[0-9]+%\]|^-- ' || true
-    test "${PIPESTATUS[0]}" -eq 0
-    ;;
+  release) build build cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMGO_WERROR=ON ;;
+  test) CC=clang build build-test cmake -DCMAKE_BUILD_TYPE=Debug -DMGO_WERROR=ON -DMGO_FUZZ=ON ;;
   *) echo "build.sh: unknown kind '$kind' (release|test)" >&2; exit 2 ;;
 esac

@@ -28,9 +28,9 @@ static inline void mgr_test_rmdir(const char *path)
         while ((e = readdir(d)) != NULL) {
             if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
                 continue;
-            char file[512];
-            snprintf(file, sizeof file, "%s/%s", path, e->d_name);
-            unlink(file);
+            char file[1024];
+            if (snprintf(file, sizeof file, "%s/%s", path, e->d_name) < (int)sizeof file)
+                unlink(file);
         }
         closedir(d);
     }
