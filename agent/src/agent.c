@@ -18,6 +18,7 @@
 #include "mgo/log.h"
 #include "mgo/margo.h"
 #include "mgo/mqtt.h"
+#include "mgo/sign.h"
 #include "mgo/topic.h"
 #include "plan.h"
 #include "runtime.h"
@@ -29,6 +30,8 @@
 #define MAX_RECS (2u * MGO_MAX_DEPLOYMENTS)
 #define MAX_INFLIGHT 32u
 #define MAX_DOWNTIME 32u
+#define MAX_MANAGER_KEYS 8u
+#define STORAGE_RETRY_MS 2000u
 
 /* ---- configuration table ------------------------------------------------------------- */
 
@@ -76,6 +79,9 @@ const struct mgo_cfg_option mgo_agent_cfg_table[] = {
         "extra peripheral TYPE[:MANUFACTURER[:MODEL]]; repeatable"),
     OPT("oci-plain-http", MGO_CFG_LIST, oci_plain_http, 0, 256, NULL,
         "registry host:port reached over plain http (loopback test registries); repeatable"),
+    OPT("manager-public-key", MGO_CFG_LIST, manager_public_key, 0, 1024, NULL,
+        "manager signing key (PEM EC P-256 public key or certificate); when set, unsigned or "
+        "badly signed desired state is refused; repeatable (key rotation)"),
     OPT("vendor", MGO_CFG_STR, vendor, 0, 256, NULL, "capabilities vendor (default: DMI)"),
     OPT("model", MGO_CFG_STR, model, 0, 256, NULL, "capabilities modelNumber (default: DMI)"),
     OPT("serial", MGO_CFG_STR, serial, 0, 256, NULL, "capabilities serialNumber (default: DMI)"),
@@ -119,6 +125,11 @@ mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_pr
         if (mgo_downtime_parse(cfg->downtime.items[i], &w, why, sizeof why) != MGO_OK)
             mgo_problems_add(problems, "downtime", "%s", why);
     }
+    if (cfg->manager_public_key.len > MAX_MANAGER_KEYS)
+        mgo_problems_add(problems, "manager-public-key", "at most %u keys", MAX_MANAGER_KEYS);
+    for (size_t i = 0; i < cfg->manager_public_key.len; i++)
+        if (cfg->manager_public_key.items[i] == NULL || cfg->manager_public_key.items[i][0] == '\0')
+            mgo_problems_add(problems, "manager-public-key", "a file name, not empty");
     if (cfg->backoff_max_ms < cfg->backoff_min_ms)
         mgo_problems_add(problems, "backoff-max-ms", "must be >= backoff-min-ms");
     if (cfg->cpu_cores != NULL) {
@@ -171,6 +182,7 @@ struct agent {
     size_t manifest_len;
     uint64_t manifest_version;
     uint64_t last_mismatch_version;
+    uint64_t storage_error_version; /* manifest whose acceptance the disk refused */
     bool dirty;
     uint64_t dirty_since_ms;
 
@@ -183,6 +195,10 @@ struct agent {
 
     struct mgo_downtime downtime[MAX_DOWNTIME];
     size_t downtime_len;
+
+    /* manager signing keys: when any is loaded, desired state must be signed by one */
+    struct mgo_verify_key *keys[MAX_MANAGER_KEYS];
+    size_t keys_len;
     bool in_downtime;
 
     struct mgo_rt_settings rt;
@@ -650,6 +666,24 @@ static void drop_manifest(struct agent *a)
     a->manifest_version = 0;
 }
 
+/* The state directory refused a write while accepting a manifest (full, read-only, I/O
+ * error; state.c logged the path and errno). Nothing was acted on. The manifest stays the
+ * candidate and is tried again every STORAGE_RETRY_MS, so the agent recovers by itself once
+ * the disk is fixed; one "storage-error" event per manifest version tells the operator. */
+static void storage_failed(struct agent *a, uint64_t version, const char *what)
+{
+    if (a->storage_error_version != version) {
+        a->storage_error_version = version;
+        char msg[MGO_AGENT_MAX_PATH + 256];
+        snprintf(msg, sizeof msg, "state directory %s: cannot store %s (full, read-only or I/O "
+                 "error; see the agent log); manifest %" PRIu64 " not acted on, retrying",
+                 a->cfg->state_dir, what, version);
+        publish_event(a, "storage-error", "error", NULL, true, version, msg);
+    }
+    a->dirty = true;
+    a->dirty_since_ms = mono_ms() + STORAGE_RETRY_MS;
+}
+
 static void try_accept(struct agent *a)
 {
     a->dirty = false;
@@ -703,10 +737,12 @@ static void try_accept(struct agent *a)
         if (it->action == MGO_PLAN_REMOVE) {
             r->remove = true;
             r->desired_digest[0] = '\0';
+            r->adopted_manifest_version = ds.manifest_version; /* removal statuses carry it */
         } else {
             const struct doc_entry *d = doc_find(a, it->doc->deployment_id, it->doc->digest);
             if (d == NULL || mgo_agent_doc_save(&a->st, d->digest, d->bytes, d->len) != MGO_OK) {
                 MGO_LOGE(TAG, "%s: document not stored; manifest not accepted", it->deployment_id);
+                storage_failed(a, ds.manifest_version, "its deployment documents");
                 goto cleanup;
             }
             if (r == NULL) {
@@ -722,6 +758,7 @@ static void try_accept(struct agent *a)
         }
         if (mgo_agent_record_save(&a->st, r) != MGO_OK) {
             MGO_LOGE(TAG, "%s: record not stored; manifest not accepted", it->deployment_id);
+            storage_failed(a, ds.manifest_version, "its deployment records");
             goto cleanup;
         }
     }
@@ -731,6 +768,7 @@ static void try_accept(struct agent *a)
     if (mgo_agent_state_save(&a->st) != MGO_OK) {
         a->st.manifest_version = previous;
         MGO_LOGE(TAG, "manifest %" PRIu64 " not persisted; not acted on", ds.manifest_version);
+        storage_failed(a, ds.manifest_version, "the accepted manifestVersion");
         goto cleanup;
     }
     drop_manifest(a);
@@ -957,6 +995,34 @@ static void schedule_reconnect(struct agent *a, const char *why)
         MGO_LOGW(TAG, "%s; next attempt in %u ms", why, delay);
 }
 
+/* With manager keys configured, a non-empty manifest or deployment document must carry a
+ * valid signature by one of them, made for this device; checked before anything decodes,
+ * stores or plans it. An empty payload (a retained message cleared) carries nothing to act
+ * on and is let through. On failure: one event "signature-invalid" (it logs one line). */
+static bool signature_ok(struct agent *a, const struct mgo_topic *t, const uint8_t *payload,
+                         size_t len)
+{
+    if (a->keys_len == 0 || len == 0)
+        return true;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    char why[MGO_SIGN_WHY_SIZE] = "";
+    mgo_err err = mgo_sign_verify_msgpack((const struct mgo_verify_key *const *)a->keys,
+                                          a->keys_len, payload, len, a->cfg->device_id, &arena,
+                                          why);
+    mgo_arena_cleanup(&arena);
+    if (err == MGO_OK)
+        return true;
+    if (why[0] == '\0')
+        snprintf(why, sizeof why, "signature not verified: %s", mgo_strerror(err));
+    const char *dep_id = t->kind == MGO_TOPIC_DEPLOYMENT ? t->deployment_id : NULL;
+    char msg[MGO_SIGN_WHY_SIZE + 64];
+    snprintf(msg, sizeof msg, "%s refused: %s",
+             t->kind == MGO_TOPIC_DESIRED ? "desired-state manifest" : "deployment document", why);
+    publish_event(a, "signature-invalid", "error", dep_id, false, 0, msg);
+    return false;
+}
+
 static void handle_event(struct agent *a, struct mgo_mqtt_event *ev)
 {
     switch (ev->kind) {
@@ -996,6 +1062,9 @@ static void handle_event(struct agent *a, struct mgo_mqtt_event *ev)
                           "message larger than the limit refused");
             break;
         }
+        if ((t.kind == MGO_TOPIC_DESIRED || t.kind == MGO_TOPIC_DEPLOYMENT) &&
+            !signature_ok(a, &t, ev->payload, ev->payload_len))
+            break; /* dropped: the current state and any pending manifest stay as they are */
         if (t.kind == MGO_TOPIC_DESIRED)
             on_desired(a, ev->payload, ev->payload_len);
         else if (t.kind == MGO_TOPIC_DEPLOYMENT)
@@ -1093,7 +1162,22 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
         return MGO_ERR_NOMEM;
     a->cfg = cfg;
     a->stop = stop;
-    mgo_err err = mgo_agent_state_open(cfg->state_dir, &a->st);
+    mgo_err err = MGO_OK;
+    for (size_t i = 0; i < cfg->manager_public_key.len && i < MAX_MANAGER_KEYS; i++) {
+        err = mgo_verify_key_load(cfg->manager_public_key.items[i], &a->keys[a->keys_len]);
+        if (err != MGO_OK) {
+            MGO_LOGE(TAG, "manager-public-key %s: %s (an EC P-256 public key or certificate in "
+                     "PEM is required); not starting", cfg->manager_public_key.items[i],
+                     mgo_strerror(err));
+            goto cleanup_agent;
+        }
+        MGO_LOGI(TAG, "manager key %s (%s)", mgo_verify_key_id(a->keys[a->keys_len]),
+                 cfg->manager_public_key.items[i]);
+        a->keys_len++;
+    }
+    if (a->keys_len == 0)
+        MGO_LOGW(TAG, "no manager-public-key: desired state is accepted without a signature");
+    err = mgo_agent_state_open(cfg->state_dir, &a->st);
     if (err != MGO_OK)
         goto cleanup_agent;
     char jpath[MGO_AGENT_MAX_PATH];
@@ -1235,6 +1319,8 @@ cleanup_agent:
     drop_manifest(a);
     free(a->caps_bytes);
     memset(a->password, 0, sizeof a->password);
+    for (size_t i = 0; i < a->keys_len; i++)
+        mgo_verify_key_free(a->keys[i]);
     free(a);
     return err;
 }

@@ -140,6 +140,12 @@ static void read_configuration(struct mgo_rd *rd, const struct mgo_value *cfg,
                     set->description = mgo_codec__str(rd, st, "description", false, 0);
                     mgo_codec__bool(rd, st, "immutable", false, &set->immutable);
                     set->schema = mgo_codec__str(rd, st, "schema", true, MGO_MAX_NAME_LEN);
+                    const struct mgo_value *ext = mgo_codec__map(rd, st, MGO_EXT_KEY, false);
+                    if (ext != NULL) {
+                        size_t s4 = mgo_codec__enter(rd, MGO_EXT_KEY);
+                        mgo_codec__bool(rd, ext, "sensitive", false, &set->sensitive);
+                        mgo_codec__leave(rd, s4);
+                    }
                     if (set->parameter != NULL) {
                         bool found = false;
                         for (size_t p = 0; p < out->parameters_len && !found; p++)
@@ -343,6 +349,15 @@ mgo_err mgo_app_description_to_value(const struct mgo_app_description *in,
                 if (st->immutable)
                     mgo_map_put_bool(&sb, "immutable", true);
                 mgo_map_put_str(&sb, "schema", st->schema);
+                if (st->sensitive) {
+                    struct mgo_map_builder xb;
+                    struct mgo_value xv;
+                    mgo_map_builder_init(&xb, arena);
+                    mgo_map_put_bool(&xb, "sensitive", true);
+                    if ((err = mgo_map_builder_finish(&xb, &xv)) != MGO_OK)
+                        return err;
+                    mgo_map_put(&sb, MGO_EXT_KEY, &xv);
+                }
                 if ((err = mgo_map_builder_finish(&sb, &settings.as.array.items[k])) != MGO_OK)
                     return err;
             }

@@ -48,6 +48,8 @@
 #define DEFAULT_MAX_INFLIGHT 64u
 /* Paho keeps maxInflight in an int; MQTT's Receive Maximum is 16 bits. */
 #define MAX_INFLIGHT_LIMIT 65535u
+/* Publishes Paho may hold behind the in-flight window (see mgo_mqtt_new). */
+#define MAX_BUFFERED_MESSAGES 1000000
 /* The wait in mgo_mqtt_free() for a clean disconnect. */
 #define FREE_DISCONNECT_MS 1000
 /* Never subscribed: unsubscribing from it only makes the broker answer (see above). */
@@ -609,6 +611,13 @@ mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out)
 
     MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
     copts.sendWhileDisconnected = 0;
+    /* Paho counts every publish queued behind the in-flight window as "buffered" and refuses
+     * the 101st with MQTTASYNC_MAX_BUFFERED_MESSAGES by default, even while connected. The
+     * manager publishes two messages per device of a deploy (256 devices per call) and
+     * republishes every unacknowledged manifest after a reconnect, so the default made a
+     * deploy to more than ~45 devices lose publishes until the next reconnect (found by
+     * bench/fleet). Memory stays bounded by what the owner publishes. */
+    copts.maxBufferedMessages = MAX_BUFFERED_MESSAGES;
     int rc = MQTTAsync_createWithOptions(&m->client, m->url, m->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
     if (rc != MQTTASYNC_SUCCESS) {

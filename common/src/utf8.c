@@ -2,12 +2,25 @@
 #include "utf8.h"
 
 #include <stdint.h>
+#include <string.h>
 
 bool mgo_utf8__valid(const char *s, size_t len)
 {
     const unsigned char *p = (const unsigned char *)s;
     size_t i = 0;
     while (i < len) {
+        /* ASCII fast path, 8 bytes at a time: no byte has its high bit set and none is
+         * NUL (the validator was 20 % of a deployment decode; callgrind, bench/codec). */
+        while (len - i >= 8) {
+            uint64_t w;
+            memcpy(&w, p + i, sizeof w);
+            const uint64_t high = 0x8080808080808080ull, ones = 0x0101010101010101ull;
+            if ((w & high) != 0 || ((w - ones) & ~w & high) != 0)
+                break;
+            i += 8;
+        }
+        if (i >= len)
+            break;
         unsigned c = p[i];
         if (c == 0)
             return false;

@@ -12,6 +12,7 @@
 #define TAG "api"
 #define PROBLEM_BASE "https://docs.margo.org/specification/problem-types#"
 #define JSON_TYPE "application/json"
+#define MGO_API_MASK "***" /* stands for a sensitive parameter's value in replies */
 
 void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
                       const char *title, const char *detail, const struct mgo_problems *problems);
@@ -167,6 +168,7 @@ static void write_questions(struct mgo_jw *w, const struct mgo_app_description *
             mgo_jw_kstr(w, "name", st->name);
             mgo_jw_kstr(w, "description", st->description);
             mgo_jw_kbool(w, "immutable", st->immutable);
+            mgo_jw_kbool(w, "sensitive", st->sensitive);
             mgo_jw_key(w, "schema");
             mgo_jw_value(w, schema_entry(tree, st->schema));
             mgo_jw_key(w, "default");
@@ -533,10 +535,133 @@ static void status_brief_visit(const struct mgo_mgr_status_row *row, void *c)
     b->at = row->received_ms;
 }
 
+/* Sensitive parameters (docs/security.md): a parameter whose configuration setting carries
+ * x-margo-mqtt-extensions: {sensitive: true} is written as MGO_API_MASK in every reply. The
+ * app version of the deployment decides; when it cannot be loaded every value is masked
+ * (fail closed). One app version is kept loaded for a whole list. */
+struct secrets {
+    bool loaded; /* app_id/version below are the ones looked up */
+    bool known;  /* ... and that app version was found and validates */
+    char app_id[MGO_MAX_APP_ID_LEN + 1];
+    char version[129];
+    struct mgo_arena arena;
+    struct mgo_app_description app;
+};
+
+static void secrets_init(struct secrets *s)
+{
+    memset(s, 0, sizeof *s);
+    mgo_arena_init(&s->arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+}
+
+static void secrets_cleanup(struct secrets *s)
+{
+    mgo_arena_cleanup(&s->arena);
+}
+
+static void secrets_for(struct mgo_manager *m, struct secrets *s, const char *app_id,
+                        const char *version)
+{
+    if (s->loaded && strcmp(s->app_id, app_id) == 0 && strcmp(s->version, version) == 0)
+        return;
+    mgo_arena_cleanup(&s->arena);
+    mgo_arena_init(&s->arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
+    s->loaded = true;
+    snprintf(s->app_id, sizeof s->app_id, "%s", app_id);
+    snprintf(s->version, sizeof s->version, "%s", version);
+    struct mgo_value tree;
+    s->known = mgo_manager__load_app(m, app_id, version, &s->arena, &s->app, &tree) == MGO_OK;
+    if (!s->known)
+        MGO_LOGW(TAG, "app %s %s cannot be loaded: every parameter value is masked", app_id,
+                 version);
+}
+
+static bool secrets_has(const struct secrets *s, const char *param)
+{
+    if (!s->known)
+        return true;
+    for (size_t i = 0; i < s->app.sections_len; i++) {
+        const struct mgo_section *sec = &s->app.sections[i];
+        for (size_t k = 0; k < sec->settings_len; k++) {
+            if (sec->settings[k].sensitive && strcmp(sec->settings[k].parameter, param) == 0)
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool secrets_any(const struct secrets *s)
+{
+    if (!s->known)
+        return true;
+    for (size_t i = 0; i < s->app.sections_len; i++) {
+        for (size_t k = 0; k < s->app.sections[i].settings_len; k++) {
+            if (s->app.sections[i].settings[k].sensitive)
+                return true;
+        }
+    }
+    return false;
+}
+
+static void mask_value(struct mgo_value *v)
+{
+    memset(v, 0, sizeof *v);
+    v->kind = MGO_V_STR;
+    v->as.str.ptr = MGO_API_MASK;
+    v->as.str.len = sizeof MGO_API_MASK - 1;
+}
+
+static struct mgo_value *member(struct mgo_value *map, const char *key)
+{
+    for (size_t i = 0; map && map->kind == MGO_V_MAP && i < map->as.map.len; i++) {
+        if (strcmp(map->as.map.items[i].key, key) == 0)
+            return &map->as.map.items[i].value;
+    }
+    return NULL;
+}
+
+/* "parameters": the stored answers (JSON text) with sensitive values masked. */
+static void write_parameters(struct mgo_jw *w, const struct secrets *s, const char *json)
+{
+    if (json == NULL || !secrets_any(s)) {
+        mgo_jw_raw(w, json);
+        return;
+    }
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value v;
+    if (mgo_value_from_yaml(json, strlen(json), &arena, &v, &p) == MGO_OK &&
+        v.kind == MGO_V_MAP) {
+        for (size_t i = 0; i < v.as.map.len; i++) {
+            if (secrets_has(s, v.as.map.items[i].key))
+                mask_value(&v.as.map.items[i].value);
+        }
+        mgo_jw_value(w, &v);
+    } else {
+        mgo_jw_null(w); /* never echo what cannot be sorted into masked and clear */
+    }
+    mgo_arena_cleanup(&arena);
+}
+
+/* The ApplicationDeployment tree: spec.parameters.NAME.value masked. */
+static void mask_document(struct mgo_value *doc, const struct secrets *s)
+{
+    struct mgo_value *params = member(member(doc, "spec"), "parameters");
+    for (size_t i = 0; params && params->kind == MGO_V_MAP && i < params->as.map.len; i++) {
+        struct mgo_member *pm = &params->as.map.items[i];
+        struct mgo_value *value = member(&pm->value, "value");
+        if (value && secrets_has(s, pm->key))
+            mask_value(value);
+    }
+}
+
 struct dep_ctx {
     struct mgo_manager *m;
     struct mgo_jw *w;
     bool full;
+    struct secrets *secrets;
 };
 
 static void status_full_visit(const struct mgo_mgr_status_row *row, void *c)
@@ -570,8 +695,9 @@ static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deploymen
     mgo_jw_kstr(w, "desired", mgo_mgr_desired_name(row->desired));
     mgo_jw_ku64(w, "manifestVersion", row->manifest_version);
     mgo_jw_kstr(w, "digest", row->digest);
+    secrets_for(ctx->m, ctx->secrets, row->app_id, row->app_version);
     mgo_jw_key(w, "parameters");
-    mgo_jw_raw(w, row->parameters_json);
+    write_parameters(w, ctx->secrets, row->parameters_json);
     struct status_brief b = {"", 0};
     MGO_IGNORE(mgo_mgr_store_status_get(ctx->m->store, row->id, status_brief_visit, &b));
     mgo_jw_kstr(w, "state", b.state[0] ? b.state : NULL);
@@ -585,9 +711,10 @@ static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deploymen
         mgo_problems_init(&p);
         struct mgo_value doc;
         mgo_jw_key(w, "document");
-        if (mgo_value_from_msgpack(row->doc, row->doc_len, &arena, &doc, &p) == MGO_OK)
+        if (mgo_value_from_msgpack(row->doc, row->doc_len, &arena, &doc, &p) == MGO_OK) {
+            mask_document(&doc, ctx->secrets);
             mgo_jw_value(w, &doc);
-        else
+        } else
             mgo_jw_null(w);
         mgo_arena_cleanup(&arena);
         mgo_jw_key(w, "status");
@@ -612,7 +739,9 @@ static void deployments_list(struct mgo_manager *m, struct mgo_api_request *req)
 {
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
-    struct dep_ctx ctx = {m, &w, false};
+    struct secrets sec;
+    secrets_init(&sec);
+    struct dep_ctx ctx = {m, &w, false, &sec};
     const char *all = mgo_api__query(req, "all");
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
@@ -620,6 +749,7 @@ static void deployments_list(struct mgo_manager *m, struct mgo_api_request *req)
     mgo_err err = mgo_mgr_store_deployment_list(m->store, mgo_api__query(req, "device"),
                                                 mgo_api__query(req, "app"),
                                                 all && strcmp(all, "true") == 0, dep_visit, &ctx);
+    secrets_cleanup(&sec);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
     if (err)
@@ -634,8 +764,11 @@ static void deployment_reply(struct mgo_manager *m, struct mgo_api_request *req,
     mgo_buf_reset(&req->reply);
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
-    struct dep_ctx ctx = {m, &w, true};
+    struct secrets sec;
+    secrets_init(&sec);
+    struct dep_ctx ctx = {m, &w, true, &sec};
     mgo_err err = mgo_mgr_store_deployment_get(m->store, id, dep_visit, &ctx);
+    secrets_cleanup(&sec);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
     else if (err)
@@ -717,12 +850,15 @@ static void deployments_create(struct mgo_manager *m, struct mgo_api_request *re
     }
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
-    struct dep_ctx ctx = {m, &w, false};
+    struct secrets sec;
+    secrets_init(&sec);
+    struct dep_ctx ctx = {m, &w, false, &sec};
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
     mgo_jw_arr(&w);
     for (size_t i = 0; i < dr.devices_len; i++)
         MGO_IGNORE(mgo_mgr_store_deployment_get(m->store, ids[i], dep_visit, &ctx));
+    secrets_cleanup(&sec);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
     ok_json(req, 201, &w);

@@ -1,8 +1,11 @@
 /* ctl_deploy.c - margoctl deploy, deployment list|show|update|rm, status, watch. */
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/select.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include "ctl_internal.h"
@@ -25,6 +28,8 @@ static void answers_cleanup(struct answers *a)
 {
     for (size_t i = 0; i < a->len; i++) {
         free(a->name[i]);
+        if (a->json[i])
+            explicit_bzero(a->json[i], strlen(a->json[i])); /* answers may be secrets */
         free(a->json[i]);
     }
     a->len = 0;
@@ -73,23 +78,37 @@ static const struct mgo_value *find_question(const struct mgo_value *app, const 
     return NULL;
 }
 
-/* Converts typed text to JSON by the question's dataType; error text in why. */
-static int scalar_json(const char *type, const char *text, struct mgo_jw *w, char *why,
-                       size_t why_size)
+/* A setting marked sensitive (x-margo-mqtt-extensions.sensitive in margo.yaml): its value
+ * is never echoed, printed or put in an error message. */
+static bool is_sensitive(const struct mgo_value *question)
+{
+    const struct mgo_value *v = question ? mgo_value_get(question, "sensitive") : NULL;
+    return v && v->kind == MGO_V_BOOL && v->as.b;
+}
+
+/* Converts typed text to JSON by the question's dataType; error text in why (which quotes
+ * the text unless hide). */
+static int scalar_json(const char *type, const char *text, bool hide, struct mgo_jw *w,
+                       char *why, size_t why_size)
 {
     char *end = NULL;
+    char shown[160];
+    if (hide)
+        snprintf(shown, sizeof shown, "the hidden value");
+    else
+        snprintf(shown, sizeof shown, "\"%.150s\"", text);
     errno = 0;
     if (strcmp(type, "integer") == 0) {
         long long v = strtoll(text, &end, 10);
         if (text[0] == '\0' || *end != '\0' || errno) {
-            snprintf(why, why_size, "\"%s\" is not an integer", text);
+            snprintf(why, why_size, "%s is not an integer", shown);
             return -1;
         }
         mgo_jw_i64(w, (int64_t)v);
     } else if (strcmp(type, "double") == 0) {
         double v = strtod(text, &end);
         if (text[0] == '\0' || *end != '\0' || errno || !isfinite(v)) {
-            snprintf(why, why_size, "\"%s\" is not a number", text);
+            snprintf(why, why_size, "%s is not a number", shown);
             return -1;
         }
         mgo_jw_raw(w, text); /* keep the digits as typed (precision rules count them) */
@@ -99,7 +118,7 @@ static int scalar_json(const char *type, const char *text, struct mgo_jw *w, cha
         else if (strcmp(text, "false") == 0 || strcmp(text, "no") == 0)
             mgo_jw_bool(w, false);
         else {
-            snprintf(why, why_size, "\"%s\" is not true or false", text);
+            snprintf(why, why_size, "%s is not true or false", shown);
             return -1;
         }
     } else {
@@ -114,6 +133,7 @@ static int text_to_json(const struct mgo_value *question, const char *text, stru
     const struct mgo_value *schema = question ? mgo_value_get(question, "schema") : NULL;
     const char *type = schema ? mgo_ctl__str(schema, "dataType") : "";
     const struct mgo_value *multi = schema ? mgo_value_get(schema, "multiselect") : NULL;
+    bool hide = is_sensitive(question);
     struct mgo_jw w;
     mgo_jw_init(&w, out);
     int rc = 0;
@@ -131,13 +151,13 @@ static int text_to_json(const struct mgo_value *question, const char *text, stru
             char *comma = strchr(tok, ',');
             if (comma)
                 *comma = '\0';
-            rc = scalar_json(elem, tok, &w, why, why_size);
+            rc = scalar_json(elem, tok, hide, &w, why, why_size);
             tok = comma ? comma + 1 : NULL;
         }
         mgo_jw_arr_end(&w);
         free(copy);
     } else {
-        rc = scalar_json(type, text, &w, why, why_size);
+        rc = scalar_json(type, text, hide, &w, why, why_size);
     }
     return rc == 0 && w.err == MGO_OK ? 0 : -1;
 }
@@ -217,6 +237,113 @@ static void rules_line(const struct mgo_value *schema, char *out, size_t size)
     }
 }
 
+/* Hidden input: a sensitive answer is read with the terminal's echo off. The signals that
+ * end margoctl are blocked except while waiting in pselect, whose handler only sets a flag;
+ * so a Ctrl-C at any moment ends the wait, the terminal is restored, and the signal is
+ * raised again with its previous action. */
+static const int HIDE_SIGNALS[] = {SIGINT, SIGTERM, SIGHUP, SIGQUIT};
+#define HIDE_SIGNALS_LEN (sizeof HIDE_SIGNALS / sizeof HIDE_SIGNALS[0])
+
+static volatile sig_atomic_t g_hidden_signal;
+
+static void on_hidden_signal(int sig)
+{
+    g_hidden_signal = sig;
+}
+
+/* Appends n bytes to *line (capacity *cap); grows by copying so that no copy of the text
+ * is left behind in freed memory. */
+static int hidden_append(char **line, size_t *cap, size_t *len, const char *src, size_t n)
+{
+    if (*len + n + 1 > *cap) {
+        size_t want = *cap ? *cap : 128;
+        while (want < *len + n + 1)
+            want *= 2;
+        if (want > MGO_MAX_STRING_BYTES + 1)
+            return -1;
+        char *bigger = malloc(want);
+        if (!bigger)
+            return -1;
+        if (*line) {
+            memcpy(bigger, *line, *len);
+            explicit_bzero(*line, *cap);
+            free(*line);
+        }
+        *line = bigger;
+        *cap = want;
+    }
+    memcpy(*line + *len, src, n);
+    *len += n;
+    (*line)[*len] = '\0';
+    return 0;
+}
+
+/* Prints prompt and reads one line with echo off. Returns its length (newline included, as
+ * getline), or -1 on end of input, error, an over-long line or a signal. */
+static ssize_t read_hidden(const char *prompt, char **line, size_t *cap)
+{
+    struct termios saved, quiet;
+    bool tty = tcgetattr(STDIN_FILENO, &saved) == 0;
+    sigset_t block, old_mask;
+    sigemptyset(&block);
+    for (size_t i = 0; i < HIDE_SIGNALS_LEN; i++)
+        sigaddset(&block, HIDE_SIGNALS[i]);
+    sigprocmask(SIG_BLOCK, &block, &old_mask);
+    struct sigaction sa, old[HIDE_SIGNALS_LEN];
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_hidden_signal;
+    sigemptyset(&sa.sa_mask);
+    g_hidden_signal = 0;
+    for (size_t i = 0; i < HIDE_SIGNALS_LEN; i++)
+        sigaction(HIDE_SIGNALS[i], &sa, &old[i]);
+    if (tty) {
+        quiet = saved;
+        quiet.c_lflag &= ~(tcflag_t)ECHO;
+        /* TCSANOW: type-ahead already queued is kept, not flushed */
+        tty = tcsetattr(STDIN_FILENO, TCSANOW, &quiet) == 0;
+    }
+    fputs(prompt, stderr);
+    fflush(stderr);
+    size_t len = 0;
+    bool eol = false, failed = false;
+    while (!eol && !failed && !g_hidden_signal) {
+        fd_set in;
+        FD_ZERO(&in);
+        FD_SET(STDIN_FILENO, &in);
+        int ready = pselect(STDIN_FILENO + 1, &in, NULL, NULL, NULL, &old_mask);
+        if (ready < 0) {
+            failed = errno != EINTR;
+            continue;
+        }
+        char chunk[256];
+        ssize_t n = read(STDIN_FILENO, chunk, sizeof chunk);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            failed = true; /* end of input */
+            break;
+        }
+        char *nl = memchr(chunk, '\n', (size_t)n);
+        size_t take = nl ? (size_t)(nl - chunk) + 1 : (size_t)n;
+        eol = nl != NULL;
+        if (hidden_append(line, cap, &len, chunk, take) != 0)
+            failed = true;
+        explicit_bzero(chunk, sizeof chunk);
+    }
+    if (tty)
+        tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+    fputc('\n', stderr); /* the Enter that was not echoed */
+    for (size_t i = 0; i < HIDE_SIGNALS_LEN; i++)
+        sigaction(HIDE_SIGNALS[i], &old[i], NULL);
+    int sig = g_hidden_signal;
+    sigprocmask(SIG_SETMASK, &old_mask, NULL); /* a pending signal now takes its old action */
+    if (sig)
+        raise(sig);
+    if (failed || sig)
+        return -1;
+    return (ssize_t)len;
+}
+
 /* Asks every unanswered question on the terminal. */
 static int ask_questions(struct answers *a, const struct mgo_value *app)
 {
@@ -230,16 +357,26 @@ static int ask_questions(struct answers *a, const struct mgo_value *app)
         if (answers_has(a, param))
             continue;
         char rules[512], def[256];
+        bool hide = is_sensitive(q);
+        const struct mgo_value *defv = mgo_value_get(q, "default");
+        bool has_def = defv && defv->kind != MGO_V_NULL;
         rules_line(mgo_value_get(q, "schema"), rules, sizeof rules);
-        mgo_ctl__text(mgo_value_get(q, "default"), def, sizeof def);
-        fprintf(stderr, "\n%s: %s (%s)\n", mgo_ctl__str(q, "section"), mgo_ctl__str(q, "name"),
-                param);
+        mgo_ctl__text(defv, def, sizeof def);
+        fprintf(stderr, "\n%s: %s (%s)%s\n", mgo_ctl__str(q, "section"),
+                mgo_ctl__str(q, "name"), param, hide ? " [sensitive]" : "");
         if (mgo_ctl__str(q, "description")[0])
             fprintf(stderr, "  %s\n", mgo_ctl__str(q, "description"));
         fprintf(stderr, "  rules: %s\n", rules);
         for (;;) {
-            fprintf(stderr, "  value [%s]: ", def);
-            ssize_t n = getline(&line, &cap, stdin);
+            ssize_t n;
+            if (hide) {
+                n = read_hidden(has_def ? "  value (hidden; Enter keeps the default): "
+                                        : "  value (hidden; Enter leaves it unset): ",
+                                &line, &cap);
+            } else {
+                fprintf(stderr, "  value [%s]: ", def);
+                n = getline(&line, &cap, stdin);
+            }
             if (n < 0) {
                 fprintf(stderr, "\n");
                 rc = -1;
@@ -255,6 +392,11 @@ static int ask_questions(struct answers *a, const struct mgo_value *app)
             int ok = text_to_json(q, line, &json, why, sizeof why);
             if (ok == 0)
                 ok = answers_set(a, param, (const char *)json.data);
+            if (hide) {
+                if (json.data)
+                    explicit_bzero(json.data, json.cap);
+                explicit_bzero(line, cap);
+            }
             mgo_buf_cleanup(&json);
             if (ok == 0)
                 break;
@@ -262,6 +404,8 @@ static int ask_questions(struct answers *a, const struct mgo_value *app)
         }
     }
 done:
+    if (line)
+        explicit_bzero(line, cap);
     free(line);
     return rc;
 }

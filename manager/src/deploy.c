@@ -358,5 +358,6 @@ mgo_err mgo_deploy__remove(struct mgo_manager *m, const char *deployment_id)
              (unsigned long long)mv);
     static const char *const none[1] = {""};
     mgo_manager__publish_device(m, old.device, none, 0);
+    mgo_manager__clear_unreported(m, old.device, deployment_id);
     return MGO_OK;
 }

@@ -35,6 +35,9 @@
 #define MGO_API_MAX_BODY (MGO_MAX_FILE_BYTES + 64u * 1024u)
 #define MGO_API_TOKEN_MAX 512
 #define MGO_MGR_MAX_PENDING_PUBS 1024
+/* device messages held while the store refuses writes, and how often they are retried */
+#define MGO_MGR_MAX_HELD 65536u
+#define MGO_MGR_HELD_RETRY_MS 1000
 
 struct mgo_sse_client;
 struct mgo_sse_hub;
@@ -96,6 +99,12 @@ struct mgo_manager {
     struct mgo_api_request *req_tail;
     bool req_closed;
     atomic_bool stop;
+    /* device messages the store could not take (locked, full, I/O error): kept in arrival
+     * order and retried, so nothing acknowledged to the broker is lost (manager.c) */
+    struct mgo_mgr_held *held_head;
+    struct mgo_mgr_held *held_tail;
+    size_t held_len;
+    int64_t held_retry_ms;
 };
 
 /* manager.c */
@@ -103,6 +112,11 @@ struct mgo_manager {
  * manifest. Not connected -> left for the reconnect sweep (manifest stays unpublished). */
 void mgo_manager__publish_device(struct mgo_manager *m, const char *device_id,
                                  const char *const *changed_ids, size_t changed_len);
+/* A deployment being removed that its device never reported (added and removed while the
+ * device was away, so the device never acts on it): clears its retained document and
+ * marks it removed, since no "removed" status will ever come. No-op once reported. */
+void mgo_manager__clear_unreported(struct mgo_manager *m, const char *device_id,
+                                   const char *deployment_id);
 /* Encodes a document tree for publishing into out: as is, or signed (ES256) when a
  * signing key is configured. The digest of the result equals mgo_doc_digest(tree). */
 mgo_err mgo_manager__encode_doc(struct mgo_manager *m, const struct mgo_value *tree,

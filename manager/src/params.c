@@ -66,6 +66,16 @@ mgo_err mgo_params_resolve(const struct mgo_app_description *app, const struct m
         const struct mgo_value *value = NULL;
         char field[MGO_MAX_FIELD_PATH];
         snprintf(field, sizeof field, "parameters.%s", p->name);
+        if (setting != NULL && setting->sensitive && answer != NULL &&
+            answer->kind == MGO_V_STR && answer->as.str.len == 3 &&
+            memcmp(answer->as.str.ptr, "***", 3) == 0) {
+            /* the API shows a sensitive value as "***": sending it back is a mistake (a
+             * client that echoed a reply), never a new secret */
+            mgo_problems_add(problems, field,
+                             "is sensitive and \"***\" is how the API masks it: send the new "
+                             "value, or leave the parameter out to keep the current one");
+            continue;
+        }
         if (setting != NULL && answer != NULL) {
             value = answer;
             if (setting->immutable && has_value(prev) && !mgo_value_equal(prev, answer))

@@ -220,11 +220,16 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     /* FULL: a committed manifestVersion must survive power loss, or a restarted manager
      * could hand out a version an agent has already seen. */
     err = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON");
-    if (err)
+    if (err == MGO_OK)
+        err = migrate(s, max_version);
+    if (err) {
+        /* never repaired or recreated here: a corrupt or locked file stays as it is, for the
+         * operator to restore from a backup or to free */
+        MGO_LOGE(TAG, "%s: %s; the file was not changed (if it is corrupt, restore it from a "
+                 "backup; if another process holds it, stop that process)", path,
+                 sqlite3_errmsg(s->db));
         goto fail_close;
-    err = migrate(s, max_version);
-    if (err)
-        goto fail_close;
+    }
     *out = s;
     return MGO_OK;
 fail_close:
@@ -641,9 +646,17 @@ mgo_err mgo_mgr_store_deployment_list(struct mgo_mgr_store *s, const char *devic
                                       mgo_mgr_deployment_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, DEP_COLS "WHERE (?1 IS NULL OR device_id = ?1) AND"
-                                   " (?2 IS NULL OR app_id = ?2) AND (?3 OR desired != 2)"
-                                   " ORDER BY created_ms, rowid", &st);
+    /* With a device, say "device_id = ?1" plainly: SQLite cannot use the deployments_device
+     * index for "(?1 IS NULL OR device_id = ?1)", and the full scan per device (every deploy,
+     * every manifest publish) made a deploy to 10,000 devices take ~37 s of CPU, mostly
+     * pread() of deployment rows (perf, bench/fleet). */
+    mgo_err err = prep(s,
+                       device_id != NULL
+                           ? DEP_COLS "WHERE device_id = ?1 AND (?2 IS NULL OR app_id = ?2) AND"
+                                      " (?3 OR desired != 2) ORDER BY created_ms, rowid"
+                           : DEP_COLS "WHERE (?2 IS NULL OR app_id = ?2) AND (?3 OR desired != 2)"
+                                      " ORDER BY created_ms, rowid",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
@@ -746,11 +759,14 @@ static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_statu
     if (!row->has_journal)
         return MGO_OK;
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SELECT has_journal, status_boot, status_seq FROM devices WHERE id = ?",
-                       &st);
+    /* per (device, deployment) (protocol.md §8.1): retained statuses of different
+     * deployments may arrive in any order after a resubscription */
+    mgo_err err = prep(s, "SELECT has_journal, boot, seq FROM status WHERE deployment_id = ? "
+                          "AND device_id = ?", &st);
     if (err)
         return err;
-    bind_text(st, 1, row->device_id);
+    bind_text(st, 1, row->deployment_id);
+    bind_text(st, 2, row->device_id);
     int rc = sqlite3_step(st);
     if (rc == SQLITE_ROW && sqlite3_column_int(st, 0)) {
         uint64_t boot = col_u64(st, 1), seq = col_u64(st, 2);
@@ -769,8 +785,10 @@ static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_statu
     err = ensure_device(s, row->device_id);
     if (err)
         return err;
-    err = prep(s, "UPDATE devices SET has_journal = 1, status_boot = ?, status_seq = ? "
-                  "WHERE id = ?", &st);
+    /* the device's newest position, for display */
+    err = prep(s, "UPDATE devices SET has_journal = 1, status_boot = ?1, status_seq = ?2 "
+                  "WHERE id = ?3 AND (has_journal = 0 OR status_boot < ?1 OR "
+                  "(status_boot = ?1 AND status_seq < ?2))", &st);
     if (err)
         return err;
     bind_u64(st, 1, row->boot);

@@ -518,6 +518,8 @@
     const wantsArray = /^array\[/.test(s.dataType || '') || s.multiselect;
     const empty = Array.isArray(raw) ? raw.length === 0 : raw === '';
     if (empty) {
+      /* a sensitive field is never prefilled: left empty, it keeps the app's default */
+      if (q.sensitive && q.default !== null && q.default !== undefined) return { omit: true, errors: [] };
       if (s.allowEmpty === false) return { value: raw, errors: ['a value is required (allowEmpty: false)'] };
       if ((s.dataType || 'string') === 'string' && !wantsArray) return { value: '', errors: [] };
       return { omit: true, errors: [] };
@@ -562,13 +564,16 @@
       control = select;
       read = () => select.value;
     } else {
+      const hidden = q.sensitive === true;
       const input = h('input', {
-        type: 'text', id, name: q.parameter, 'aria-describedby': described, autocomplete: 'off',
+        type: hidden ? 'password' : 'text', id, name: q.parameter, 'aria-describedby': described,
+        autocomplete: hidden ? 'new-password' : 'off',
+        placeholder: hidden && def !== null && def !== undefined ? '(hidden; empty keeps the default)' : null,
         inputmode: type === 'integer' ? 'numeric' : type === 'double' ? 'decimal' : null,
         spellcheck: 'false',
         'aria-required': s.allowEmpty === false ? 'true' : null,
       });
-      if (def !== null && def !== undefined) input.value = Array.isArray(def) ? def.join(', ') : String(def);
+      if (!hidden && def !== null && def !== undefined) input.value = Array.isArray(def) ? def.join(', ') : String(def);
       control = input;
       read = () => input.value.trim() === '' && type !== 'string' ? '' : (type === 'string' ? input.value : input.value.trim());
     }

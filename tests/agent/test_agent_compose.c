@@ -202,7 +202,8 @@ static void test_agent_compose_real(void)
     CU_ASSERT(mon.len >= 8);
     CU_ASSERT_EQUAL(mon.items[0].state, MGO_STATE_PENDING);
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].state, MGO_STATE_REMOVED);
-    CU_ASSERT_EQUAL(mon.items[mon.len - 1].adopted, 3);
+    /* the removal status carries the manifest that removed it (protocol.md 7.4) */
+    CU_ASSERT_EQUAL(mon.items[mon.len - 1].adopted, 4);
 
     h_agent_cleanup(&agent);
     mgo_mqtt_free(mgr);

@@ -33,6 +33,7 @@ struct mgo_agent_config {
     struct mgo_strlist label;
     struct mgo_strlist peripheral;
     struct mgo_strlist oci_plain_http;
+    struct mgo_strlist manager_public_key; /* PEM P-256 keys or certificates (rotation) */
     char *vendor, *model, *serial, *memory, *storage;
     char *cpu_cores;
     bool otel_collector;

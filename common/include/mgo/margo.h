@@ -181,6 +181,9 @@ struct mgo_setting {
     bool immutable;
     const char *schema;
     const struct mgo_schema_rule *rule; /* resolved from schema name */
+    /* x-margo-mqtt-extensions.sensitive: the answer is a secret (never shown by the API,
+     * margoctl or logs; still published to the device) */
+    bool sensitive;
 };
 
 struct mgo_section {
