@@ -3,9 +3,14 @@
 # the compiler's errors (the full log stays in <folder>/build.log).
 #   scripts/build.sh release   -> build/ (gcc, RelWithDebInfo, -Werror)
 #   scripts/build.sh test      -> build-test/ (clang, Debug: ASan+UBSan, libFuzzer harnesses)
+# Extra arguments name targets to build instead of everything (the demo builds only the
+# three programs: margo-manager margo-agent margoctl).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 kind=${1:-release}
+shift || true
+targets=()
+for t in "$@"; do targets+=(--target "$t"); done
 jobs=$(nproc)
 
 build() {
@@ -17,7 +22,7 @@ build() {
     return 1
   fi
   rm -f "$dir.configure.log"
-  if ! cmake --build "$dir" -j "$jobs" > "$dir/build.log" 2>&1; then
+  if ! cmake --build "$dir" -j "$jobs" "${targets[@]}" > "$dir/build.log" 2>&1; then
     grep -E -A3 'error|warning' "$dir/build.log" | head -80 >&2 || true
     tail -5 "$dir/build.log" >&2
     echo "build.sh: building $dir failed (full log: $dir/build.log)" >&2

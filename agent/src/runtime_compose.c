@@ -323,6 +323,23 @@ static uint64_t mono_ms(void)
     return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* podman-compose 1.0.3 exits 0 even when a `podman run` it started failed (an image
+ * missing from the registry, say); it prints "exit code: N" on stdout for each podman
+ * command. The first non-zero N is the real outcome, 0 when there is none. */
+static int hidden_exit_code(const struct mgo_exec_result *ex)
+{
+    const char *p = ex->out.data != NULL ? (const char *)ex->out.data : "";
+    static const char marker[] = "exit code: ";
+    while ((p = strstr(p, marker)) != NULL) {
+        p += sizeof marker - 1;
+        char *end = NULL;
+        long v = strtol(p, &end, 10);
+        if (end != p && v > 0 && v < 256)
+            return (int)v;
+    }
+    return 0;
+}
+
 static mgo_err run_compose(const struct mgo_rt_settings *s, const char *project,
                            const char *const *files, size_t nfiles, const char *cwd,
                            const char *const *verb, const char **env, size_t nenv,
@@ -354,6 +371,8 @@ static mgo_err run_compose(const struct mgo_rt_settings *s, const char *project,
     };
     MGO_LOGI(TAG, "%s: %s %s", project, c.words[0], verb[0]);
     mgo_err err = mgo_exec_run(argv, &o, &ex);
+    if (err == MGO_OK && ex.exited && ex.exit_code == 0 && strcmp(verb[0], "up") == 0)
+        ex.exit_code = hidden_exit_code(&ex);
     if (err != MGO_OK || !ex.exited || ex.exit_code != 0) {
         char what[300];
         snprintf(what, sizeof what, "%s %s", s->compose_command, verb[0]);

@@ -974,9 +974,18 @@ static bool on_watch_event(const char *event, const char *data, void *vctx)
         snprintf(w->desired, sizeof w->desired, "%s", desired);
     if (mv && mv->kind == MGO_V_UINT && mv->as.u > w->manifest_version)
         w->manifest_version = mv->as.u;
-    /* a report about an older revision (before an update) does not settle anything */
-    bool current = !(adopted && adopted->kind == MGO_V_UINT && adopted->as.u < w->manifest_version &&
-                     strcmp(w->desired, "present") == 0);
+    /* A report about an older revision does not settle anything: while present, one adopted
+     * from a manifest before the deployment's current one (before an update); while being
+     * removed, one adopted from the deployment's own manifest or earlier, since removal
+     * reports carry the manifest that removed it (protocol.md 7.4) - so an old "failed"
+     * report does not end the watch of a removal. */
+    bool have_adopted = adopted && adopted->kind == MGO_V_UINT;
+    bool current;
+    if (strcmp(w->desired, "present") == 0)
+        current = !(have_adopted && adopted->as.u < w->manifest_version);
+    else
+        current = !have_adopted || adopted->as.u > w->manifest_version ||
+                  strcmp(state, "removing") == 0 || strcmp(state, "removed") == 0;
     if (ctx->c->json) {
         printf("%s\n", data);
     } else {
