@@ -622,6 +622,12 @@ mgo_err mgo_rt__compose_remove(const struct mgo_rt_settings *s,
                               s->default_timeout_s ? s->default_timeout_s
                                                    : MGO_RT_DEFAULT_TIMEOUT_S,
                               res, comp->name);
+            /* docker-compose's `down` also removes the project's shared network and fails
+             * while another component (removed after this one) is still attached; its
+             * containers are gone by then, and the network is removed once the last
+             * component is (remove_network below). */
+            if (err == MGO_ERR_RUNTIME && i > 0 && strstr(res->error.message, "active endpoints"))
+                err = MGO_OK;
         } else {
             err = remove_by_label(s, project, res, comp->name);
         }
