@@ -1,0 +1,927 @@
+/* rel_util.c - see rel_util.h. */
+#include "rel_util.h"
+
+#include <curl/curl.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <arpa/inet.h>
+
+#include "mgo/topic.h"
+#include "mgo_test.h"
+
+int64_t rel_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void rel_sleep_ms(int ms)
+{
+    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
+    }
+}
+
+void rel_tmpdir(const char *what, char out[256])
+{
+    snprintf(out, 256, "/tmp/mgo-rel-%s-XXXXXX", what);
+    if (mkdtemp(out) == NULL) {
+        perror("mkdtemp");
+        exit(2);
+    }
+}
+
+void rel_rm_rf(const char *path)
+{
+    if (path[0] != '\0' && strncmp(path, "/tmp/mgo-rel-", 13) == 0)
+        (void)rel_sh("rm -rf '%s'", path);
+}
+
+int rel_sh(const char *fmt, ...)
+{
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int rc = system(cmd);
+    return rc == -1 ? -1 : WEXITSTATUS(rc);
+}
+
+size_t rel_count_lines(const char *path, const char *needle)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[8192];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (strstr(line, needle) != NULL)
+            n++;
+    fclose(f);
+    return n;
+}
+
+bool rel_file_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}
+
+long rel_read_long(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    long v = 0;
+    if (fscanf(f, "%ld", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
+/* ---- child processes -------------------------------------------------------------- */
+
+static pid_t children[256];
+static size_t children_len;
+
+void rel_kill_children(void)
+{
+    for (size_t i = 0; i < children_len; i++) {
+        if (children[i] > 0 && waitpid(children[i], NULL, WNOHANG) == 0) {
+            kill(children[i], SIGKILL);
+            waitpid(children[i], NULL, 0);
+        }
+    }
+    children_len = 0;
+}
+
+pid_t rel_spawn(const char *const *argv, const char *log_path)
+{
+    if (children_len == sizeof children / sizeof children[0]) {
+        size_t k = 0;
+        for (size_t i = 0; i < children_len; i++)
+            if (children[i] > 0 && kill(children[i], 0) == 0)
+                children[k++] = children[i];
+        children_len = k;
+    }
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
+        if (fd >= 0) {
+            dup2(fd, STDOUT_FILENO);
+            dup2(fd, STDERR_FILENO);
+            close(fd);
+        }
+        int null = open("/dev/null", O_RDONLY);
+        if (null >= 0)
+            dup2(null, STDIN_FILENO);
+        execv(argv[0], (char *const *)(uintptr_t)argv);
+        _exit(127);
+    }
+    CU_ASSERT_FATAL(pid > 0);
+    if (children_len < sizeof children / sizeof children[0])
+        children[children_len++] = pid;
+    return pid;
+}
+
+int rel_wait_exit(pid_t pid, int timeout_ms)
+{
+    int64_t deadline = rel_now_ms() + timeout_ms;
+    for (;;) {
+        int status = 0;
+        pid_t r = waitpid(pid, &status, WNOHANG);
+        if (r == pid)
+            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+        if (r < 0)
+            return -2;
+        if (rel_now_ms() > deadline)
+            return -1;
+        rel_sleep_ms(20);
+    }
+}
+
+void rel_kill(pid_t pid, int sig)
+{
+    if (pid <= 0)
+        return;
+    kill(pid, sig);
+    if (rel_wait_exit(pid, 10000) == -1) {
+        kill(pid, SIGKILL);
+        (void)rel_wait_exit(pid, 10000);
+    }
+}
+
+long rel_rss_kb(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (f == NULL)
+        return 0;
+    char line[256];
+    long kb = 0;
+    while (fgets(line, sizeof line, f) != NULL)
+        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
+            break;
+    fclose(f);
+    return kb;
+}
+
+void rel_agent_init(struct rel_agent *a, const char *base_dir, const char *id, const char *url)
+{
+    memset(a, 0, sizeof *a);
+    snprintf(a->id, sizeof a->id, "%s", id);
+    snprintf(a->url, sizeof a->url, "%s", url);
+    snprintf(a->state_dir, sizeof a->state_dir, "%s/%s", base_dir, id);
+    snprintf(a->log, sizeof a->log, "%s/%s.log", base_dir, id);
+}
+
+void rel_agent_opt(struct rel_agent *a, const char *name, const char *value)
+{
+    CU_ASSERT_FATAL(a->extra_len + 2 <= 16);
+    snprintf(a->extra[a->extra_len++], sizeof a->extra[0], "--%s", name);
+    snprintf(a->extra[a->extra_len++], sizeof a->extra[0], "%s", value);
+}
+
+void rel_agent_start(struct rel_agent *a)
+{
+    const char *argv[64] = {MGO_AGENT_BIN, "--device-id", a->id, "--broker-url", a->url,
+                            "--state-dir", a->state_dir, "--helm-command", MGO_SLOW_HELM,
+                            "--compose-command", "mgo-no-compose-here", "--settle-ms", "200",
+                            "--backoff-min-ms", "100", "--backoff-max-ms", "1000",
+                            "--reconcile-interval", "3600", "--keepalive", "5",
+                            "--vendor", "Acme", "--model", "R1", "--serial", a->id,
+                            "--memory", "4Gi", "--storage", "10Gi", "--cpu-cores", "2"};
+    size_t n = 0;
+    while (argv[n] != NULL)
+        n++;
+    for (size_t i = 0; i < a->extra_len && n < 62; i++)
+        argv[n++] = a->extra[i];
+    argv[n] = NULL;
+    setenv("REL_FAKE_HELM", MGO_FAKE_HELM, 1);
+    if (getenv("SLOW_HELM_CONF") == NULL)
+        setenv("SLOW_HELM_CONF", "/dev/null", 1);
+    FILE *f = fopen(a->log, "a");
+    if (f) {
+        fprintf(f, "==== test: start %s\n", a->id);
+        fclose(f);
+    }
+    a->pid = rel_spawn(argv, a->log);
+}
+
+void rel_agent_kill(struct rel_agent *a)
+{
+    rel_kill(a->pid, SIGKILL);
+    a->pid = 0;
+}
+
+void rel_agent_stop(struct rel_agent *a)
+{
+    if (a->pid <= 0)
+        return;
+    kill(a->pid, SIGTERM);
+    int rc = rel_wait_exit(a->pid, 30000);
+    if (rc != 0)
+        fprintf(stderr, "agent %s exited with %d (see %s)\n", a->id, rc, a->log);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc == -1)
+        rel_kill(a->pid, SIGKILL);
+    a->pid = 0;
+}
+
+bool rel_log_wait(const char *log, const char *needle, size_t more_than, int timeout_ms)
+{
+    int64_t deadline = rel_now_ms() + timeout_ms;
+    while (rel_now_ms() < deadline) {
+        if (rel_count_lines(log, needle) > more_than)
+            return true;
+        rel_sleep_ms(20);
+    }
+    return false;
+}
+
+/* ---- recorder ---------------------------------------------------------------------- */
+
+#define GROW(arr, len, cap)                                                                    \
+    do {                                                                                       \
+        if ((len) == (cap)) {                                                                  \
+            size_t nc = (cap) ? (cap) * 2 : 256;                                               \
+            void *np = realloc((arr), nc * sizeof *(arr));                                     \
+            CU_ASSERT_FATAL(np != NULL);                                                       \
+            (arr) = np;                                                                        \
+            (cap) = nc;                                                                        \
+        }                                                                                      \
+    } while (0)
+
+static void rec_take(struct rel_recorder *r, const struct mgo_mqtt_event *ev)
+{
+    if (ev->payload_len == 0 || ev->topic == NULL)
+        return; /* a cleared retained message */
+    struct mgo_topic t;
+    if (mgo_topic_parse("margo/v1", ev->topic, strlen(ev->topic), &t) != MGO_OK)
+        return;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    pthread_mutex_lock(&r->mu);
+    if (t.kind == MGO_TOPIC_STATUS) {
+        struct mgo_deployment_status s;
+        if (mgo_deployment_status_decode(ev->payload, ev->payload_len, &arena, &s, &p) == MGO_OK) {
+            GROW(r->st, r->st_len, r->st_cap);
+            struct rel_status *h = &r->st[r->st_len++];
+            memset(h, 0, sizeof *h);
+            snprintf(h->device, sizeof h->device, "%s", t.device_id);
+            snprintf(h->dep, sizeof h->dep, "%s", s.deployment_id);
+            h->state = s.state;
+            h->boot = s.boot;
+            h->seq = s.seq;
+            h->adopted = s.adopted_manifest_version;
+            h->retained = ev->retained;
+            size_t off = 0;
+            for (size_t i = 0; i < s.components_len && off < sizeof h->comps; i++) {
+                int w = snprintf(h->comps + off, sizeof h->comps - off, "%s%s=%s", i ? "," : "",
+                                 s.components[i].name, mgo_state_name(s.components[i].state));
+                if (w < 0)
+                    break;
+                off += (size_t)w;
+            }
+            if (s.has_error)
+                snprintf(h->error, sizeof h->error, "%s: %s", s.error.code ? s.error.code : "",
+                         s.error.message ? s.error.message : "");
+            if (getenv("MGO_TEST_VERBOSE"))
+                fprintf(stderr, "  [rec] %s %s %s %llu.%llu adopted %llu %s%s\n", h->device,
+                        h->dep, mgo_state_name(h->state), (unsigned long long)h->boot,
+                        (unsigned long long)h->seq, (unsigned long long)h->adopted, h->comps,
+                        h->retained ? " (retained)" : "");
+        }
+    } else if (t.kind == MGO_TOPIC_STATE) {
+        struct mgo_presence pr;
+        if (mgo_presence_decode(ev->payload, ev->payload_len, &arena, &pr, &p) == MGO_OK) {
+            GROW(r->pr, r->pr_len, r->pr_cap);
+            struct rel_presence *h = &r->pr[r->pr_len++];
+            snprintf(h->device, sizeof h->device, "%s", t.device_id);
+            h->online = pr.online;
+            h->boot = pr.boot;
+            h->has_timestamp = pr.timestamp_ms != 0;
+            if (getenv("MGO_TEST_VERBOSE"))
+                fprintf(stderr, "  [rec] %s presence %s boot %llu%s\n", h->device,
+                        h->online ? "online" : "offline", (unsigned long long)h->boot,
+                        h->has_timestamp ? "" : " (will)");
+        }
+    } else if (t.kind == MGO_TOPIC_DESIRED) {
+        struct mgo_desired_state d;
+        if (mgo_desired_state_decode(ev->payload, ev->payload_len, &arena, &d, &p) == MGO_OK) {
+            GROW(r->ds, r->ds_len, r->ds_cap);
+            struct rel_desired *h = &r->ds[r->ds_len++];
+            snprintf(h->device, sizeof h->device, "%s", t.device_id);
+            h->version = d.manifest_version;
+            h->deployments = d.deployments_len;
+        }
+    } else if (t.kind == MGO_TOPIC_EVENTS) {
+        struct mgo_event e;
+        if (mgo_event_decode(ev->payload, ev->payload_len, &arena, &e, &p) == MGO_OK) {
+            GROW(r->ev, r->ev_len, r->ev_cap);
+            struct rel_event *h = &r->ev[r->ev_len++];
+            snprintf(h->device, sizeof h->device, "%s", t.device_id);
+            snprintf(h->type, sizeof h->type, "%s", e.type);
+            snprintf(h->message, sizeof h->message, "%s", e.message);
+            if (getenv("MGO_TEST_VERBOSE"))
+                fprintf(stderr, "  [rec] %s event %s: %s\n", h->device, h->type, h->message);
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    mgo_arena_cleanup(&arena);
+}
+
+static void *rec_main(void *arg)
+{
+    struct rel_recorder *r = arg;
+    bool connected = false, connecting = false;
+    int64_t next_try = 0;
+    while (!atomic_load(&r->stop)) {
+        if (!connected && !connecting && rel_now_ms() >= next_try) {
+            if (mgo_mqtt_connect(r->m) == MGO_OK)
+                connecting = true;
+            else
+                next_try = rel_now_ms() + 200;
+        }
+        struct mgo_mqtt_event ev;
+        if (mgo_mqtt_next(r->m, 100, &ev) != MGO_OK)
+            continue;
+        switch (ev.kind) {
+        case MGO_MQTT_EV_CONNECTED:
+            connected = true;
+            connecting = false;
+            pthread_mutex_lock(&r->mu);
+            r->connects++;
+            pthread_mutex_unlock(&r->mu);
+            if (!ev.session_present) {
+                static const char *const filters[] = {
+                    "margo/v1/devices/+/status/+", "margo/v1/devices/+/state",
+                    "margo/v1/devices/+/desired", "margo/v1/devices/+/events"};
+                for (size_t i = 0; i < 4; i++)
+                    if (mgo_mqtt_subscribe(r->m, filters[i], 1, NULL) != MGO_OK)
+                        fprintf(stderr, "recorder: subscribe %s failed\n", filters[i]);
+            }
+            break;
+        case MGO_MQTT_EV_CONNECT_FAILED:
+        case MGO_MQTT_EV_DISCONNECTED:
+            connected = false;
+            connecting = false;
+            next_try = rel_now_ms() + 200;
+            break;
+        case MGO_MQTT_EV_MESSAGE:
+            rec_take(r, &ev);
+            break;
+        default:
+            break;
+        }
+        mgo_mqtt_event_cleanup(&ev);
+    }
+    return NULL;
+}
+
+void rel_recorder_start(struct rel_recorder *r, const char *url, const char *client_id)
+{
+    memset(r, 0, sizeof *r);
+    pthread_mutex_init(&r->mu, NULL);
+    snprintf(r->url, sizeof r->url, "%s", url);
+    snprintf(r->client_id, sizeof r->client_id, "%s", client_id);
+    struct mgo_mqtt_config c = {.url = r->url, .client_id = r->client_id, .clean_start = false,
+                                .session_expiry_s = 3600, .keepalive_s = 30,
+                                .queue_max = 100000};
+    CU_ASSERT_FATAL(mgo_mqtt_new(&c, &r->m) == MGO_OK);
+    CU_ASSERT_FATAL(pthread_create(&r->thread, NULL, rec_main, r) == 0);
+    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
+    for (;;) {
+        pthread_mutex_lock(&r->mu);
+        size_t c2 = r->connects;
+        pthread_mutex_unlock(&r->mu);
+        if (c2 > 0)
+            break;
+        CU_ASSERT_FATAL(rel_now_ms() < deadline);
+        rel_sleep_ms(20);
+    }
+    rel_sleep_ms(300); /* the subscriptions are in place */
+}
+
+void rel_recorder_stop(struct rel_recorder *r)
+{
+    if (r->m == NULL)
+        return;
+    atomic_store(&r->stop, true);
+    pthread_join(r->thread, NULL);
+    if (mgo_mqtt_is_connected(r->m))
+        if (mgo_mqtt_disconnect(r->m, 1000) != MGO_OK)
+            fprintf(stderr, "disconnect not clean\n");
+    mgo_mqtt_free(r->m);
+    r->m = NULL;
+    free(r->st);
+    free(r->pr);
+    free(r->ds);
+    free(r->ev);
+    pthread_mutex_destroy(&r->mu);
+}
+
+static bool pos_gt(uint64_t b1, uint64_t s1, uint64_t b2, uint64_t s2)
+{
+    return b1 > b2 || (b1 == b2 && s1 > s2);
+}
+
+bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struct rel_status *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->st_len; i++) {
+        const struct rel_status *s = &r->st[i];
+        if (strcmp(s->device, device) != 0 || strcmp(s->dep, dep) != 0)
+            continue;
+        if (!found || pos_gt(s->boot, s->seq, out->boot, out->seq)) {
+            *out = *s;
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep,
+                    enum mgo_state st, uint64_t min_adopted, int timeout_ms)
+{
+    int64_t deadline = rel_now_ms() + timeout_ms;
+    do {
+        struct rel_status s;
+        if (rel_last(r, device, dep, &s) && s.state == st && s.adopted >= min_adopted)
+            return true;
+        rel_sleep_ms(50);
+    } while (rel_now_ms() < deadline);
+    return false;
+}
+
+size_t rel_count_state(struct rel_recorder *r, const char *device, const char *dep,
+                       enum mgo_state st)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->st_len; i++) {
+        const struct rel_status *s = &r->st[i];
+        if (strcmp(s->device, device) == 0 && (dep == NULL || strcmp(s->dep, dep) == 0) &&
+            s->state == st)
+            n++;
+    }
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+bool rel_last_presence(struct rel_recorder *r, const char *device, struct rel_presence *out)
+{
+    bool found = false;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = r->pr_len; i > 0 && !found; i--) {
+        if (strcmp(r->pr[i - 1].device, device) == 0) {
+            *out = r->pr[i - 1];
+            found = true;
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    return found;
+}
+
+size_t rel_count_events(struct rel_recorder *r, const char *device, const char *type)
+{
+    size_t n = 0;
+    pthread_mutex_lock(&r->mu);
+    for (size_t i = 0; i < r->ev_len; i++)
+        if (strcmp(r->ev[i].device, device) == 0 && (type == NULL || strcmp(r->ev[i].type, type) == 0))
+            n++;
+    pthread_mutex_unlock(&r->mu);
+    return n;
+}
+
+static int cmp_pos(const void *x, const void *y)
+{
+    const struct rel_status *a = x, *b = y;
+    int d = strcmp(a->device, b->device);
+    if (d != 0)
+        return d;
+    if (a->boot != b->boot)
+        return a->boot < b->boot ? -1 : 1;
+    if (a->seq != b->seq)
+        return a->seq < b->seq ? -1 : 1;
+    return 0;
+}
+
+static bool same_transition(const struct rel_status *a, const struct rel_status *b)
+{
+    return strcmp(a->dep, b->dep) == 0 && a->state == b->state && a->adopted == b->adopted &&
+           strcmp(a->comps, b->comps) == 0;
+}
+
+static bool terminal(enum mgo_state s)
+{
+    return s == MGO_STATE_INSTALLED || s == MGO_STATE_REMOVED || s == MGO_STATE_FAILED;
+}
+
+void rel_check_history(struct rel_recorder *r, const char *device, struct rel_check *out)
+{
+    memset(out, 0, sizeof *out);
+    pthread_mutex_lock(&r->mu);
+    size_t n = 0;
+    struct rel_status *all = calloc(r->st_len + 1, sizeof *all);
+    CU_ASSERT_FATAL(all != NULL);
+    for (size_t i = 0; i < r->st_len; i++)
+        if (device == NULL || strcmp(r->st[i].device, device) == 0)
+            all[n++] = r->st[i];
+    out->messages = n;
+
+    /* order per deployment in arrival order; exact re-sends of an earlier position are fine */
+    for (size_t i = 0; i < n; i++) {
+        bool resend = false, newer = true;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(all[k].device, all[i].device) != 0 || strcmp(all[k].dep, all[i].dep) != 0)
+                continue;
+            if (all[k].boot == all[i].boot && all[k].seq == all[i].seq)
+                resend = true;
+            else if (pos_gt(all[k].boot, all[k].seq, all[i].boot, all[i].seq))
+                newer = false;
+        }
+        if (!resend && !newer) {
+            out->order++;
+            fprintf(stderr, "history: %s %s %s %llu.%llu arrived after a later position\n",
+                    all[i].device, all[i].dep, mgo_state_name(all[i].state),
+                    (unsigned long long)all[i].boot, (unsigned long long)all[i].seq);
+        }
+    }
+    /* distinct positions, sorted */
+    qsort(all, n, sizeof *all, cmp_pos);
+    size_t d = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (d > 0 && cmp_pos(&all[d - 1], &all[i]) == 0) {
+            if (!same_transition(&all[d - 1], &all[i])) {
+                out->conflicts++;
+                fprintf(stderr, "history: %s %llu.%llu carries two different statuses\n",
+                        all[i].device, (unsigned long long)all[i].boot,
+                        (unsigned long long)all[i].seq);
+            }
+            continue;
+        }
+        all[d++] = all[i];
+    }
+    out->transitions = d;
+    /* gaps: within one (device, boot), seq runs 1..max without holes */
+    for (size_t i = 0; i < d; i++) {
+        bool first = i == 0 || strcmp(all[i - 1].device, all[i].device) != 0 ||
+                     all[i - 1].boot != all[i].boot;
+        uint64_t expect = first ? 1 : all[i - 1].seq + 1;
+        if (all[i].seq > expect) {
+            out->lost += all[i].seq - expect;
+            fprintf(stderr, "history: %s boot %llu: seq %llu..%llu never received\n",
+                    all[i].device, (unsigned long long)all[i].boot, (unsigned long long)expect,
+                    (unsigned long long)(all[i].seq - 1));
+        }
+    }
+    /* duplicates: per deployment, the same transition again under a new position */
+    for (size_t i = 0; i < d; i++) {
+        for (size_t k = i; k > 0; k--) {
+            const struct rel_status *p = &all[k - 1];
+            if (strcmp(p->device, all[i].device) != 0)
+                break;
+            if (strcmp(p->dep, all[i].dep) != 0)
+                continue;
+            if (same_transition(p, &all[i])) {
+                if (p->boot != all[i].boot && !terminal(all[i].state)) {
+                    out->resumed++;
+                } else {
+                    out->duplicates++;
+                    fprintf(stderr, "history: %s %s %s again at %llu.%llu (was %llu.%llu)\n",
+                            all[i].device, all[i].dep, mgo_state_name(all[i].state),
+                            (unsigned long long)all[i].boot, (unsigned long long)all[i].seq,
+                            (unsigned long long)p->boot, (unsigned long long)p->seq);
+                }
+            }
+            break; /* only the previous transition of this deployment counts */
+        }
+    }
+    /* desired manifests never go back */
+    for (size_t i = 0; i < r->ds_len; i++) {
+        if (device != NULL && strcmp(r->ds[i].device, device) != 0)
+            continue;
+        for (size_t k = 0; k < i; k++) {
+            if (strcmp(r->ds[k].device, r->ds[i].device) == 0 &&
+                r->ds[k].version > r->ds[i].version) {
+                out->manifest_regressions++;
+                fprintf(stderr, "history: %s manifest %llu after %llu\n", r->ds[i].device,
+                        (unsigned long long)r->ds[i].version, (unsigned long long)r->ds[k].version);
+                break;
+            }
+        }
+    }
+    pthread_mutex_unlock(&r->mu);
+    free(all);
+}
+
+void rel_check_print(const char *what, const struct rel_check *c)
+{
+    fprintf(stderr,
+            "%s: %zu status messages, %zu transitions, lost %zu, duplicates %zu, resumed %zu, "
+            "order %zu, conflicts %zu, manifest regressions %zu\n",
+            what, c->messages, c->transitions, c->lost, c->duplicates, c->resumed, c->order,
+            c->conflicts, c->manifest_regressions);
+}
+
+/* ---- TCP proxy ------------------------------------------------------------------------ */
+
+#define PROXY_MAX 64
+
+static int connect_local(int port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    if (connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+static void *proxy_main(void *arg)
+{
+    struct rel_proxy *p = arg;
+    int a[PROXY_MAX], b[PROXY_MAX];
+    size_t n = 0;
+    while (!atomic_load(&p->stop)) {
+        if (atomic_load(&p->frozen)) {
+            rel_sleep_ms(50); /* no accept, no read, no write; sockets stay open */
+            continue;
+        }
+        struct pollfd fds[1 + 2 * PROXY_MAX];
+        fds[0] = (struct pollfd){.fd = p->listen_fd, .events = POLLIN};
+        for (size_t i = 0; i < n; i++) {
+            fds[1 + 2 * i] = (struct pollfd){.fd = a[i], .events = POLLIN};
+            fds[2 + 2 * i] = (struct pollfd){.fd = b[i], .events = POLLIN};
+        }
+        if (poll(fds, 1 + 2 * n, 50) <= 0)
+            continue;
+        if (atomic_load(&p->frozen))
+            continue;
+        for (size_t i = n; i > 0; i--) {
+            size_t k = i - 1;
+            bool dead = false;
+            for (int side = 0; side < 2 && !dead; side++) {
+                short re = fds[1 + 2 * k + (size_t)side].revents;
+                if (re == 0)
+                    continue;
+                int from = side == 0 ? a[k] : b[k], to = side == 0 ? b[k] : a[k];
+                char buf[65536];
+                ssize_t got = read(from, buf, sizeof buf);
+                if (got <= 0) {
+                    dead = true;
+                    break;
+                }
+                for (ssize_t off = 0; off < got;) {
+                    ssize_t w = write(to, buf + off, (size_t)(got - off));
+                    if (w <= 0) {
+                        dead = true;
+                        break;
+                    }
+                    off += w;
+                }
+            }
+            if (dead) {
+                close(a[k]);
+                close(b[k]);
+                a[k] = a[n - 1];
+                b[k] = b[n - 1];
+                n--;
+                atomic_store(&p->connections, (int)n);
+            }
+        }
+        if ((fds[0].revents & POLLIN) != 0) {
+            int c = accept4(p->listen_fd, NULL, NULL, SOCK_CLOEXEC);
+            if (c >= 0) {
+                int up = connect_local(p->target_port);
+                if (up < 0 || n == PROXY_MAX) {
+                    close(c);
+                    if (up >= 0)
+                        close(up);
+                } else {
+                    a[n] = c;
+                    b[n] = up;
+                    n++;
+                    atomic_store(&p->connections, (int)n);
+                }
+            }
+        }
+    }
+    for (size_t i = 0; i < n; i++) {
+        close(a[i]);
+        close(b[i]);
+    }
+    return NULL;
+}
+
+int rel_proxy_start(struct rel_proxy *p, int target_port)
+{
+    memset(p, 0, sizeof *p);
+    p->target_port = target_port;
+    p->listen_fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (p->listen_fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(p->listen_fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    if (bind(p->listen_fd, (struct sockaddr *)&sa, sizeof sa) != 0 ||
+        listen(p->listen_fd, 16) != 0 ||
+        getsockname(p->listen_fd, (struct sockaddr *)&sa, &len) != 0) {
+        close(p->listen_fd);
+        return -1;
+    }
+    p->port = ntohs(sa.sin_port);
+    snprintf(p->url, sizeof p->url, "tcp://127.0.0.1:%d", p->port);
+    if (pthread_create(&p->thread, NULL, proxy_main, p) != 0) {
+        close(p->listen_fd);
+        return -1;
+    }
+    return 0;
+}
+
+void rel_proxy_freeze(struct rel_proxy *p, bool frozen)
+{
+    atomic_store(&p->frozen, frozen);
+}
+
+void rel_proxy_stop(struct rel_proxy *p)
+{
+    atomic_store(&p->stop, true);
+    pthread_join(p->thread, NULL);
+    close(p->listen_fd);
+}
+
+int rel_free_port(void)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof sa;
+    int port = -1;
+    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
+        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
+        port = ntohs(sa.sin_port);
+    if (fd >= 0)
+        close(fd);
+    return port;
+}
+
+/* ---- manager HTTP API ------------------------------------------------------------------ */
+
+static size_t on_data(char *d, size_t size, size_t n, void *ctx)
+{
+    return mgo_buf_append(ctx, d, size * n) == MGO_OK ? size * n : 0;
+}
+
+void rel_api(const char *base, const char *token, const char *method, const char *path,
+             const char *body, struct rel_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    mgo_buf_init(&r->body, 64u << 20);
+    mgo_arena_init(&r->arena, 256u << 20);
+    CURL *h = curl_easy_init();
+    CU_ASSERT_FATAL(h != NULL);
+    char url[512], auth[256];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
+    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
+    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
+    curl_easy_setopt(h, CURLOPT_URL, url);
+    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
+    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
+    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
+    if (body) {
+        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
+    }
+    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
+    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
+    if (curl_easy_perform(h) == CURLE_OK)
+        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
+    curl_easy_cleanup(h);
+    curl_slist_free_all(hdrs);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    if (r->body.len == 0 ||
+        mgo_value_from_yaml(r->body.data, r->body.len, &r->arena, &r->json, &p) != MGO_OK)
+        r->json.kind = MGO_V_NULL;
+}
+
+void rel_reply_cleanup(struct rel_reply *r)
+{
+    mgo_buf_cleanup(&r->body);
+    mgo_arena_cleanup(&r->arena);
+}
+
+const char *rel_jstr(const struct mgo_value *v, const char *pointer)
+{
+    const struct mgo_value *x = mgo_value_pointer(v, pointer);
+    return x && x->kind == MGO_V_STR ? x->as.str.ptr : "";
+}
+
+uint64_t rel_ju64(const struct mgo_value *v, const char *pointer)
+{
+    const struct mgo_value *x = mgo_value_pointer(v, pointer);
+    return x && x->kind == MGO_V_UINT ? x->as.u : 0;
+}
+
+void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker_url)
+{
+    memset(m, 0, sizeof *m);
+    snprintf(m->dir, sizeof m->dir, "%s", dir);
+    snprintf(m->url, sizeof m->url, "%s", broker_url);
+    snprintf(m->conf, sizeof m->conf, "%s/manager.conf", dir);
+    snprintf(m->log, sizeof m->log, "%s/manager.log", dir);
+    snprintf(m->token_path, sizeof m->token_path, "%s/token", dir);
+    snprintf(m->token, sizeof m->token, "rel-token-0123456789abcdef");
+    (void)mkdir(dir, 0700);
+    m->api_port = rel_free_port();
+    snprintf(m->api, sizeof m->api, "http://127.0.0.1:%d", m->api_port);
+    FILE *f = fopen(m->token_path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "%s\n", m->token);
+    fclose(f);
+}
+
+void rel_manager_start(struct rel_manager *m)
+{
+    FILE *f = fopen(m->conf, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f,
+            "state-dir %s/state\nbroker-url %s\napi-listen 127.0.0.1:%d\napi-token-file %s\n"
+            "log-level info\nclient-id margo-manager-rel\nkeepalive 5\n%s\n",
+            m->dir, m->url, m->api_port, m->token_path, m->extra_conf);
+    fclose(f);
+    const char *argv[] = {MGO_MANAGER_BIN, "--config", m->conf, NULL};
+    f = fopen(m->log, "a");
+    if (f) {
+        fprintf(f, "==== test: start manager\n");
+        fclose(f);
+    }
+    m->pid = rel_spawn(argv, m->log);
+}
+
+bool rel_manager_ready(struct rel_manager *m, int timeout_ms)
+{
+    int64_t deadline = rel_now_ms() + timeout_ms;
+    while (rel_now_ms() < deadline) {
+        struct rel_reply r;
+        rel_api(m->api, m->token, "GET", "/api/v1/apps", NULL, &r);
+        long st = r.status;
+        rel_reply_cleanup(&r);
+        if (st == 200)
+            return true;
+        if (m->pid > 0 && rel_wait_exit(m->pid, 0) != -1) {
+            m->pid = 0;
+            return false; /* it exited */
+        }
+        rel_sleep_ms(100);
+    }
+    return false;
+}
+
+void rel_manager_kill(struct rel_manager *m)
+{
+    rel_kill(m->pid, SIGKILL);
+    m->pid = 0;
+}
+
+void rel_manager_stop(struct rel_manager *m)
+{
+    if (m->pid <= 0)
+        return;
+    kill(m->pid, SIGTERM);
+    int rc = rel_wait_exit(m->pid, 30000);
+    if (rc != 0)
+        fprintf(stderr, "manager exited with %d (see %s)\n", rc, m->log);
+    CU_ASSERT_EQUAL(rc, 0);
+    if (rc == -1)
+        rel_kill(m->pid, SIGKILL);
+    m->pid = 0;
+}

@@ -1,0 +1,205 @@
+/* rel_util.h - shared by the reliability tests (issue 7, docs/reliability.md):
+ *
+ *  - child processes: margo-agent and margo-manager binaries started with fork/execv, their
+ *    output in a log file, stopped with SIGTERM or killed with SIGKILL;
+ *  - the recorder: an independent MQTT subscriber (persistent session, reconnects across
+ *    broker restarts) that keeps the full ordered history of status, presence, desired and
+ *    event messages of every device;
+ *  - the history check: lost transitions (gaps in a device's (boot, seq) within a boot),
+ *    duplicates (the same transition again under a new position), order per deployment,
+ *    conflicting payloads under one position;
+ *  - a TCP proxy that can be frozen (stops forwarding without closing) to partition a
+ *    client from the broker;
+ *  - the manager's HTTP API through libcurl.
+ * Nothing here asserts on time: waits poll with generous deadlines. */
+#ifndef MGO_REL_UTIL_H
+#define MGO_REL_UTIL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "mgo/arena.h"
+#include "mgo/buf.h"
+#include "mgo/limits.h"
+#include "mgo/margo.h"
+#include "mgo/mqtt.h"
+#include "mgo/value.h"
+
+#define REL_WAIT_MS 60000
+
+int64_t rel_now_ms(void);
+void rel_sleep_ms(int ms);
+/* Temporary folder /tmp/mgo-rel-<what>-XXXXXX into out (256 bytes). */
+void rel_tmpdir(const char *what, char out[256]);
+void rel_rm_rf(const char *path);
+/* Runs a shell command (test set-up only: mount, dd); returns its exit status. */
+int rel_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Lines of a file containing needle. */
+size_t rel_count_lines(const char *path, const char *needle);
+bool rel_file_exists(const char *path);
+/* First integer in a file (a pid file); 0 when absent. */
+long rel_read_long(const char *path);
+
+/* ---- child processes -------------------------------------------------------------- */
+
+/* argv[0] is the program; stdout and stderr are appended to log_path. */
+pid_t rel_spawn(const char *const *argv, const char *log_path);
+/* Waits for the child at most timeout_ms: its exit code, 128+signal, or -1 (still running). */
+int rel_wait_exit(pid_t pid, int timeout_ms);
+/* Sends sig and reaps the child (SIGKILL after 10 s if sig was not enough). */
+void rel_kill(pid_t pid, int sig);
+/* SIGKILLs every child rel_spawn started that is still running (after a fatal assertion). */
+void rel_kill_children(void);
+/* Resident set size of a process in KiB (0 when unknown). */
+long rel_rss_kb(pid_t pid);
+
+struct rel_agent {
+    char id[64];
+    char url[64];
+    char state_dir[512];
+    char log[512];
+    char extra[16][128]; /* "--option", "value" pairs added to every start */
+    size_t extra_len;
+    pid_t pid;
+};
+/* base_dir/id/state, base_dir/id.log; helm = slow-helm (see that file). */
+void rel_agent_init(struct rel_agent *a, const char *base_dir, const char *id, const char *url);
+void rel_agent_opt(struct rel_agent *a, const char *name, const char *value);
+void rel_agent_start(struct rel_agent *a);
+void rel_agent_kill(struct rel_agent *a);  /* SIGKILL */
+void rel_agent_stop(struct rel_agent *a);  /* SIGTERM, expects exit 0 */
+/* Waits until the agent's log contains needle (count > already). */
+bool rel_log_wait(const char *log, const char *needle, size_t more_than, int timeout_ms);
+
+/* ---- recorder ---------------------------------------------------------------------- */
+
+struct rel_status {
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    char dep[40];
+    enum mgo_state state;
+    uint64_t boot, seq, adopted;
+    char comps[128]; /* "name=state,..." */
+    char error[128];
+    bool retained;
+};
+struct rel_presence {
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    bool online;
+    uint64_t boot;
+    bool has_timestamp; /* false for the last will */
+};
+struct rel_desired {
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    uint64_t version;
+    size_t deployments;
+};
+struct rel_event {
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    char type[48];
+    char message[256];
+};
+
+struct rel_recorder {
+    pthread_mutex_t mu;
+    pthread_t thread;
+    atomic_bool stop;
+    char url[64];
+    char client_id[64];
+    struct mgo_mqtt *m;
+    struct rel_status *st;
+    size_t st_len, st_cap;
+    struct rel_presence *pr;
+    size_t pr_len, pr_cap;
+    struct rel_desired *ds;
+    size_t ds_len, ds_cap;
+    struct rel_event *ev;
+    size_t ev_len, ev_cap;
+    size_t connects;
+};
+void rel_recorder_start(struct rel_recorder *r, const char *url, const char *client_id);
+void rel_recorder_stop(struct rel_recorder *r);
+/* The status of (device, dep) with the highest (boot, seq); false when none. */
+bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struct rel_status *out);
+/* Waits until the highest status of (device, dep) has state st (and adopted >= min_adopted). */
+bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep,
+                    enum mgo_state st, uint64_t min_adopted, int timeout_ms);
+/* Number of statuses of (device, dep) (NULL dep = any) with state st, all positions. */
+size_t rel_count_state(struct rel_recorder *r, const char *device, const char *dep,
+                       enum mgo_state st);
+/* Last presence of a device; false when none. */
+bool rel_last_presence(struct rel_recorder *r, const char *device, struct rel_presence *out);
+size_t rel_count_events(struct rel_recorder *r, const char *device, const char *type);
+
+struct rel_check {
+    size_t messages;    /* status messages received (resends included) */
+    size_t transitions; /* distinct (device, boot, seq) received */
+    size_t lost;        /* positions missing inside a boot's 1..max */
+    size_t duplicates;  /* same transition again under a new position */
+    size_t resumed;     /* a non-terminal state re-entered after a restart (new boot) */
+    size_t order;       /* a deployment's position going backwards */
+    size_t conflicts;   /* one position, two different payloads */
+    size_t manifest_regressions; /* a desired manifestVersion lower than an earlier one */
+};
+/* Checks the history of one device (NULL = every device); prints every finding. */
+void rel_check_history(struct rel_recorder *r, const char *device, struct rel_check *out);
+void rel_check_print(const char *what, const struct rel_check *c);
+
+/* ---- TCP proxy ------------------------------------------------------------------------ */
+
+struct rel_proxy {
+    int listen_fd;
+    int port;
+    int target_port;
+    pthread_t thread;
+    atomic_bool frozen;
+    atomic_bool stop;
+    atomic_int connections; /* pairs being forwarded */
+    char url[64];
+};
+int rel_proxy_start(struct rel_proxy *p, int target_port);
+/* Frozen: nothing is read, written or accepted; connections stay open (a partition). */
+void rel_proxy_freeze(struct rel_proxy *p, bool frozen);
+void rel_proxy_stop(struct rel_proxy *p);
+
+/* ---- manager HTTP API ------------------------------------------------------------------ */
+
+struct rel_reply {
+    long status;
+    struct mgo_buf body;
+    struct mgo_arena arena;
+    struct mgo_value json;
+};
+/* base = "http://127.0.0.1:PORT"; body may be NULL. */
+void rel_api(const char *base, const char *token, const char *method, const char *path,
+             const char *body, struct rel_reply *r);
+void rel_reply_cleanup(struct rel_reply *r);
+const char *rel_jstr(const struct mgo_value *v, const char *pointer);
+uint64_t rel_ju64(const struct mgo_value *v, const char *pointer);
+
+struct rel_manager {
+    char dir[256];
+    char conf[512];
+    char log[512];
+    char token_path[512];
+    char token[80];
+    char url[64]; /* broker */
+    char api[64]; /* http://127.0.0.1:PORT */
+    int api_port;
+    pid_t pid;
+    char extra_conf[1024];
+};
+/* A config file in dir (api on a free port, token file, log-level info). */
+void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker_url);
+void rel_manager_start(struct rel_manager *m);
+/* Waits until GET /api/v1/apps answers 200. */
+bool rel_manager_ready(struct rel_manager *m, int timeout_ms);
+void rel_manager_kill(struct rel_manager *m);
+void rel_manager_stop(struct rel_manager *m); /* SIGTERM, expects exit 0 */
+
+int rel_free_port(void);
+
+#endif
