@@ -354,7 +354,8 @@ static void test_database_locked(void)
     /* a change asked for now is refused with a clear, retryable error; nothing crashes */
     size_t two[1] = {1};
     char body[256];
-    snprintf(body, sizeof body, "{\"app\": \"rel-app2\", \"devices\": [\"%s\"]}", dev(two[0]));
+    CU_ASSERT_FATAL(snprintf(body, sizeof body, "{\"app\": \"rel-app2\", \"devices\": [\"%s\"]}",
+                             dev(two[0])) < (int)sizeof body);
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
     fprintf(stderr, "deploy while the database is locked: %ld %.*s\n", r.status,
             (int)r.body.len, r.body.data);
