@@ -10,6 +10,13 @@
 
 #define TAG "agent.runtime"
 
+uint32_t mgo_rt__timeout_s(const struct mgo_rt_settings *s, const struct mgo_component *comp)
+{
+    if (comp != NULL && comp->timeout_s != 0)
+        return comp->timeout_s;
+    return s->default_timeout_s ? s->default_timeout_s : MGO_RT_DEFAULT_TIMEOUT_S;
+}
+
 void mgo_rt__set_error(struct mgo_rt_result *r, const char *code, const char *source,
                        const char *fmt, ...)
 {

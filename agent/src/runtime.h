@@ -103,6 +103,9 @@ mgo_err mgo_rt__helm_remove(const struct mgo_rt_settings *s, const struct mgo_ap
     MGO_MUST_CHECK;
 mgo_err mgo_rt__helm_probe(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
                            struct mgo_rt_result *results, bool *healthy) MGO_MUST_CHECK;
+/* Seconds a component may take: its own timeout, else the settings' default, else
+ * MGO_RT_DEFAULT_TIMEOUT_S. comp NULL: the default alone. */
+uint32_t mgo_rt__timeout_s(const struct mgo_rt_settings *s, const struct mgo_component *comp);
 void mgo_rt__set_error(struct mgo_rt_result *r, const char *code, const char *source,
                        const char *fmt, ...) MGO_PRINTF(4, 5);
 /* Turns a finished command into the component's error (exit code + stderr tail). */

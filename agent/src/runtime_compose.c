@@ -258,6 +258,32 @@ static void env_for(const struct mgo_rt_settings *s, const char **env, size_t *n
     }
 }
 
+/* Runs `<container command c> ps <all_flag> --filter label=com.docker.compose.project=<project>`,
+ * with `--format <format>` unless format is NULL; ex receives the outcome (the caller cleans
+ * it up, whatever this returns). */
+static mgo_err ps_project(const struct mgo_rt_settings *s, const struct cmd *c, const char *project,
+                          const char *all_flag, const char *format, struct mgo_exec_result *ex)
+{
+    char filter[300];
+    snprintf(filter, sizeof filter, "label=com.docker.compose.project=%s", project);
+    const char *argv[MAX_CMD_WORDS + 8];
+    size_t a = 0;
+    for (size_t i = 0; i < c->n; i++)
+        argv[a++] = c->words[i];
+    argv[a++] = "ps";
+    argv[a++] = all_flag;
+    argv[a++] = "--filter";
+    argv[a++] = filter;
+    if (format != NULL) {
+        argv[a++] = "--format";
+        argv[a++] = format;
+    }
+    argv[a] = NULL;
+    mgo_exec_result_init(ex);
+    struct mgo_exec_opts o = {.timeout_ms = PROBE_TIMEOUT_MS, .cancel = s->cancel};
+    return mgo_exec_run(argv, &o, ex);
+}
+
 /* Lists the project's containers: *total, *running, and "name state; ..." into detail. */
 static mgo_err list_containers(const struct mgo_rt_settings *s, const char *project,
                                size_t *total, size_t *running, char *detail, size_t detail_len,
@@ -268,23 +294,8 @@ static mgo_err list_containers(const struct mgo_rt_settings *s, const char *proj
     struct cmd c;
     if (!cmd_init(&c, cc))
         return MGO_ERR_INVALID;
-    char filter[300];
-    snprintf(filter, sizeof filter, "label=com.docker.compose.project=%s", project);
-    const char *argv[MAX_CMD_WORDS + 8];
-    size_t a = 0;
-    for (size_t i = 0; i < c.n; i++)
-        argv[a++] = c.words[i];
-    argv[a++] = "ps";
-    argv[a++] = "-a";
-    argv[a++] = "--filter";
-    argv[a++] = filter;
-    argv[a++] = "--format";
-    argv[a++] = "{{.Names}} {{.State}}";
-    argv[a] = NULL;
     struct mgo_exec_result ex;
-    mgo_exec_result_init(&ex);
-    struct mgo_exec_opts o = {.timeout_ms = PROBE_TIMEOUT_MS, .cancel = s->cancel};
-    mgo_err err = mgo_exec_run(argv, &o, &ex);
+    mgo_err err = ps_project(s, &c, project, "-a", "{{.Names}} {{.State}}", &ex);
     *total = *running = 0;
     detail[0] = '\0';
     if (err != MGO_OK || !ex.exited || ex.exit_code != 0) {
@@ -437,8 +448,7 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
             struct mgo_rt_result ignored;
             memset(&ignored, 0, sizeof ignored);
             if (run_compose(s, project, old_files, old_override ? 2 : 1, pkgdir, down, NULL, 0,
-                            s->default_timeout_s ? s->default_timeout_s : MGO_RT_DEFAULT_TIMEOUT_S,
-                            &ignored, comp->name) != MGO_OK)
+                            mgo_rt__timeout_s(s, NULL), &ignored, comp->name) != MGO_OK)
                 MGO_LOGW(TAG, "%s: taking the previous %s down failed: %s", project, comp->name,
                          ignored.error.message);
         }
@@ -459,9 +469,7 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
         if (write_otel_override(s, file, override, &have_override) != MGO_OK)
             MGO_LOGW(TAG, "%s: OpenTelemetry override not written", project);
         const char *files[2] = {file, override};
-        uint32_t timeout_s = comp->timeout_s ? comp->timeout_s
-                           : s->default_timeout_s ? s->default_timeout_s
-                                                  : MGO_RT_DEFAULT_TIMEOUT_S;
+        uint32_t timeout_s = mgo_rt__timeout_s(s, comp);
         static const char *const up[] = {"up", "-d", NULL};
         uint64_t start = mono_ms();
         err = run_compose(s, project, files, have_override ? 2 : 1, pkgdir, up, env, nenv,
@@ -513,21 +521,8 @@ static mgo_err remove_by_label(const struct mgo_rt_settings *s, const char *proj
     struct cmd c;
     if (!cmd_init(&c, cc))
         return MGO_ERR_INVALID;
-    char filter[300];
-    snprintf(filter, sizeof filter, "label=com.docker.compose.project=%s", project);
-    const char *argv[MAX_CMD_WORDS + 8];
-    size_t a = 0;
-    for (size_t i = 0; i < c.n; i++)
-        argv[a++] = c.words[i];
-    argv[a++] = "ps";
-    argv[a++] = "-aq";
-    argv[a++] = "--filter";
-    argv[a++] = filter;
-    argv[a] = NULL;
     struct mgo_exec_result ex;
-    mgo_exec_result_init(&ex);
-    struct mgo_exec_opts o = {.timeout_ms = PROBE_TIMEOUT_MS, .cancel = s->cancel};
-    mgo_err err = mgo_exec_run(argv, &o, &ex);
+    mgo_err err = ps_project(s, &c, project, "-aq", NULL, &ex);
     if (err != MGO_OK || !ex.exited || ex.exit_code != 0) {
         mgo_rt__error_from_exec(res, cc, source, &ex);
         mgo_exec_result_cleanup(&ex);
@@ -553,6 +548,7 @@ static mgo_err remove_by_label(const struct mgo_rt_settings *s, const char *proj
     if (r > fixed) {
         struct mgo_exec_result ex2;
         mgo_exec_result_init(&ex2);
+        struct mgo_exec_opts o = {.timeout_ms = PROBE_TIMEOUT_MS, .cancel = s->cancel};
         err = mgo_exec_run(rm, &o, &ex2);
         if (err != MGO_OK || !ex2.exited || ex2.exit_code != 0) {
             mgo_rt__error_from_exec(res, cc, source, &ex2);
@@ -619,9 +615,7 @@ mgo_err mgo_rt__compose_remove(const struct mgo_rt_settings *s,
             bool have_override = access(override, F_OK) == 0;
             static const char *const down[] = {"down", NULL};
             err = run_compose(s, project, files, have_override ? 2 : 1, pkgdir, down, NULL, 0,
-                              s->default_timeout_s ? s->default_timeout_s
-                                                   : MGO_RT_DEFAULT_TIMEOUT_S,
-                              res, comp->name);
+                              mgo_rt__timeout_s(s, NULL), res, comp->name);
             /* docker-compose's `down` also removes the project's shared network and fails
              * while another component (removed after this one) is still attached; its
              * containers are gone by then, and the network is removed once the last

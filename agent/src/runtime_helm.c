@@ -51,12 +51,21 @@ static bool dns_label(const char *s)
     return true;
 }
 
-static void add_timeout(struct argv_builder *ab, const struct mgo_component *comp,
-                        const struct mgo_rt_settings *s, char *buf, size_t buf_len)
+static void add_kube_context(struct argv_builder *ab, const struct mgo_rt_settings *s)
 {
-    uint32_t t = comp->timeout_s ? comp->timeout_s
-               : s->default_timeout_s ? s->default_timeout_s
-                                      : MGO_RT_DEFAULT_TIMEOUT_S;
+    if (s->kube_context != NULL) {
+        ab_add(ab, "--kube-context");
+        ab_add(ab, s->kube_context);
+    }
+}
+
+/* --wait when the component asks for it, and --timeout (its text kept in buf). */
+static void add_wait_timeout(struct argv_builder *ab, const struct mgo_component *comp,
+                             const struct mgo_rt_settings *s, char *buf, size_t buf_len)
+{
+    if (comp->wait)
+        ab_add(ab, "--wait");
+    uint32_t t = mgo_rt__timeout_s(s, comp);
     snprintf(buf, buf_len, "%um%us", t / 60u, t % 60u);
     ab_add(ab, "--timeout");
     ab_add(ab, buf);
@@ -64,9 +73,7 @@ static void add_timeout(struct argv_builder *ab, const struct mgo_component *com
 
 static uint32_t exec_timeout_s(const struct mgo_component *comp, const struct mgo_rt_settings *s)
 {
-    uint32_t t = comp->timeout_s ? comp->timeout_s
-               : s->default_timeout_s ? s->default_timeout_s
-                                      : MGO_RT_DEFAULT_TIMEOUT_S;
+    uint32_t t = mgo_rt__timeout_s(s, comp);
     /* helm enforces --timeout itself; this only guards a hung CLI */
     return t + (t < 60u ? 5u : 30u);
 }
@@ -145,10 +152,7 @@ mgo_err mgo_rt__helm_apply(const struct mgo_rt_settings *s, const struct mgo_app
         ab_add(&ab, "--namespace");
         ab_add(&ab, ns);
         ab_add(&ab, "--create-namespace");
-        if (s->kube_context != NULL) {
-            ab_add(&ab, "--kube-context");
-            ab_add(&ab, s->kube_context);
-        }
+        add_kube_context(&ab, s);
         /* strings with --set-string (no type guessing), others with --set; ',' and '\'
          * in values are escaped as helm's --set parser requires */
         for (size_t v = 0; v < nvals; v++) {
@@ -179,9 +183,7 @@ mgo_err mgo_rt__helm_apply(const struct mgo_rt_settings *s, const struct mgo_app
         if (err != MGO_OK)
             break;
         char tbuf[32];
-        if (comp->wait)
-            ab_add(&ab, "--wait");
-        add_timeout(&ab, comp, s, tbuf, sizeof tbuf);
+        add_wait_timeout(&ab, comp, s, tbuf, sizeof tbuf);
         struct mgo_exec_result ex;
         mgo_exec_result_init(&ex);
         MGO_LOGI(TAG, "helm upgrade --install %s %s (namespace %s)", comp->name, comp->repository,
@@ -226,14 +228,9 @@ mgo_err mgo_rt__helm_remove(const struct mgo_rt_settings *s, const struct mgo_ap
         ab_add(&ab, comp->name);
         ab_add(&ab, "--namespace");
         ab_add(&ab, ns);
-        if (s->kube_context != NULL) {
-            ab_add(&ab, "--kube-context");
-            ab_add(&ab, s->kube_context);
-        }
+        add_kube_context(&ab, s);
         char tbuf[32];
-        if (comp->wait)
-            ab_add(&ab, "--wait");
-        add_timeout(&ab, comp, s, tbuf, sizeof tbuf);
+        add_wait_timeout(&ab, comp, s, tbuf, sizeof tbuf);
         struct mgo_exec_result ex;
         mgo_exec_result_init(&ex);
         mgo_err err = run(&ab, exec_timeout_s(comp, s), s, res, "helm uninstall", comp->name, &ex);
@@ -274,6 +271,7 @@ mgo_err mgo_rt__helm_probe(const struct mgo_rt_settings *s, const struct mgo_app
         ab_add(&ab, ns);
         ab_add(&ab, "-o");
         ab_add(&ab, "json");
+        add_kube_context(&ab, s); /* the probe asks the same cluster install used */
         struct mgo_exec_result ex;
         mgo_exec_result_init(&ex);
         mgo_err err = run(&ab, STATUS_TIMEOUT_MS / 1000u, s, &results[i], "helm status",

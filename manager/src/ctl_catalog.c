@@ -126,16 +126,23 @@ static void rules_text(const struct mgo_value *schema, char *out, size_t size)
     }
 }
 
-static int app_show(struct mgo_ctl_conn *c, const char *app, const char *version)
+/* "/api/v1/apps/<app>[?version=<version>]", both escaped; version NULL = the latest. */
+static void app_path(const char *app, const char *version, char *path, size_t size)
 {
-    char path[1024], esc[512], vesc[256];
+    char esc[512], vesc[256];
     mgo_ctl__escape(app, esc, sizeof esc);
     if (version) {
         mgo_ctl__escape(version, vesc, sizeof vesc);
-        snprintf(path, sizeof path, "/api/v1/apps/%s?version=%s", esc, vesc);
+        snprintf(path, size, "/api/v1/apps/%s?version=%s", esc, vesc);
     } else {
-        snprintf(path, sizeof path, "/api/v1/apps/%s", esc);
+        snprintf(path, size, "/api/v1/apps/%s", esc);
     }
+}
+
+static int app_show(struct mgo_ctl_conn *c, const char *app, const char *version)
+{
+    char path[1024];
+    app_path(app, version, path, sizeof path);
     struct mgo_ctl_reply r;
     int rc = call(c, "GET", path, NULL, NULL, 0, 200, &r);
     if (rc == 0 && c->json) {
@@ -174,14 +181,8 @@ static int app_show(struct mgo_ctl_conn *c, const char *app, const char *version
 
 static int app_rm(struct mgo_ctl_conn *c, const char *app, const char *version)
 {
-    char path[1024], esc[512], vesc[256];
-    mgo_ctl__escape(app, esc, sizeof esc);
-    if (version) {
-        mgo_ctl__escape(version, vesc, sizeof vesc);
-        snprintf(path, sizeof path, "/api/v1/apps/%s?version=%s", esc, vesc);
-    } else {
-        snprintf(path, sizeof path, "/api/v1/apps/%s", esc);
-    }
+    char path[1024];
+    app_path(app, version, path, sizeof path);
     struct mgo_ctl_reply r;
     int rc = call(c, "DELETE", path, NULL, NULL, 0, 204, &r);
     if (rc == 0)

@@ -11,10 +11,21 @@
 
 #define TAG "store"
 
+/* Prepared statements kept for reuse, keyed by their SQL text (see prep()). */
+#define STMT_CACHE_SIZE 64
+
+struct stmt_slot {
+    char *sql; /* owned copy; NULL = free slot */
+    uint64_t hash;
+    sqlite3_stmt *st;
+    bool in_use; /* handed out by prep() and not yet given back by stmt_done() */
+};
+
 struct mgo_mgr_store {
     sqlite3 *db;
     int schema_version;
     unsigned depth; /* open savepoints */
+    struct stmt_slot cache[STMT_CACHE_SIZE];
 };
 
 /* ---- migrations -------------------------------------------------------------------- */
@@ -90,11 +101,72 @@ static mgo_err exec(struct mgo_mgr_store *s, const char *sql)
     return MGO_OK;
 }
 
+static uint64_t sql_hash(const char *sql)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)sql; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    return h;
+}
+
+/* Hands out a prepared statement for sql; give it back with stmt_done(). Statements are
+ * cached by their text and reset on return: compiling the SQL on every call was a third of
+ * the manager's CPU during a deploy to 10,000 devices and ~5 % of status ingest (perf,
+ * bench/fleet). A statement already handed out (a visitor calling back into the store) is
+ * compiled afresh and finalized on return. */
 static mgo_err prep(struct mgo_mgr_store *s, const char *sql, sqlite3_stmt **st)
 {
+    uint64_t h = sql_hash(sql);
+    struct stmt_slot *free_slot = NULL;
+    for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
+        struct stmt_slot *c = &s->cache[i];
+        if (c->sql == NULL) {
+            if (free_slot == NULL)
+                free_slot = c;
+            continue;
+        }
+        if (c->hash == h && !c->in_use && strcmp(c->sql, sql) == 0) {
+            c->in_use = true;
+            *st = c->st;
+            return MGO_OK;
+        }
+    }
     if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
         return sql_err(s, "prepare");
+    if (free_slot != NULL && (free_slot->sql = strdup(sql)) != NULL) {
+        free_slot->hash = h;
+        free_slot->st = *st;
+        free_slot->in_use = true;
+    }
     return MGO_OK;
+}
+
+/* Gives a statement from prep() back: cached ones are reset for the next use, others are
+ * finalized. */
+static void stmt_done(struct mgo_mgr_store *s, sqlite3_stmt *st)
+{
+    if (st == NULL)
+        return;
+    for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
+        if (s->cache[i].sql != NULL && s->cache[i].st == st) {
+            sqlite3_reset(st);
+            sqlite3_clear_bindings(st);
+            s->cache[i].in_use = false;
+            return;
+        }
+    }
+    sqlite3_finalize(st);
+}
+
+static void stmt_cache_clear(struct mgo_mgr_store *s)
+{
+    for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
+        if (s->cache[i].sql == NULL)
+            continue;
+        sqlite3_finalize(s->cache[i].st);
+        free(s->cache[i].sql);
+        memset(&s->cache[i], 0, sizeof s->cache[i]);
+    }
 }
 
 static void bind_text(sqlite3_stmt *st, int i, const char *text)
@@ -136,7 +208,7 @@ static mgo_err run(struct mgo_mgr_store *s, sqlite3_stmt *st, const char *what)
     mgo_err err = MGO_OK;
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = sql_err(s, what);
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -153,7 +225,7 @@ static mgo_err read_version(struct mgo_mgr_store *s, int *out)
         *out = 0;
     else
         err = sql_err(s, "read schema version");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -233,6 +305,7 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     *out = s;
     return MGO_OK;
 fail_close:
+    stmt_cache_clear(s);
     sqlite3_close(s->db);
     free(s);
     return err;
@@ -249,6 +322,7 @@ void mgo_mgr_store_close(struct mgo_mgr_store *s)
         return;
     while (s->depth > 0)
         mgo_mgr_store_rollback(s);
+    stmt_cache_clear(s);
     sqlite3_close(s->db);
     free(s);
 }
@@ -326,7 +400,7 @@ static mgo_err visit_apps(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_app
             visit(&row, ctx);
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read apps");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -372,7 +446,7 @@ static mgo_err count_rows(struct mgo_mgr_store *s, sqlite3_stmt *st, uint64_t *o
         *out = col_u64(st, 0);
     else
         err = sql_err(s, "count");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -490,7 +564,7 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
             visit(&row, ctx);
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read devices");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -622,7 +696,7 @@ static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
             visit(&row, ctx);
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read deployments");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -684,7 +758,7 @@ mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_i
     } else if (rc != SQLITE_DONE) {
         err = sql_err(s, "read manifest version");
     }
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     if (!err) {
         if (version_out)
             *version_out = version;
@@ -748,7 +822,7 @@ mgo_err mgo_mgr_store_manifest_unpublished(struct mgo_mgr_store *s, mgo_mgr_id_v
         visit(col_text(st, 0), ctx);
     if (rc != SQLITE_DONE)
         err = sql_err(s, "read manifests");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 
@@ -779,7 +853,7 @@ static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_statu
     } else if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
         err = sql_err(s, "read journal position");
     }
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     if (err)
         return err;
     err = ensure_device(s, row->device_id);
@@ -860,7 +934,7 @@ static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_s
             visit(&row, ctx);
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read status");
-    sqlite3_finalize(st);
+    stmt_done(s, st);
     return err;
 }
 

@@ -34,146 +34,21 @@ static char state_dir[256];
 static char state_dir2[256];
 static char token_path[512];
 static char api_base[64];
-static struct mgo_manager_config cfg;
-static struct mgo_manager *manager;
-static pthread_t manager_thread;
-static bool manager_running;
+static struct mgr_test_manager mgr;
 static struct mgo_mqtt *device;  /* the scripted agent of dev1 and dev2 */
 static char deployment_id[64];
 
-/* ---- time and waiting ----------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- manager in a thread ------------------------------------------------------------- */
-
-static void *run_manager(void *arg)
-{
-    mgo_err err = mgo_manager_run(arg);
-    (void)err;
-    return NULL;
-}
+/* ---- manager in a thread, HTTP ------------------------------------------------------- */
 
 static bool start_manager(const char *dir, const char *client_id)
 {
-    memset(&cfg, 0, sizeof cfg);
-    cfg.state_dir = (char *)dir;
-    cfg.broker_url = (char *)mgo_test_broker_url(&broker);
-    cfg.client_id = (char *)client_id;
-    cfg.topic_prefix = (char *)"margo/v1";
-    cfg.api_listen = (char *)"127.0.0.1:0";
-    cfg.api_token_file = token_path;
-    cfg.log_level = (char *)"warn";
-    cfg.session_expiry_s = 600;
-    cfg.keepalive_s = 30;
-    if (mgo_manager_new(&cfg, &manager) != MGO_OK)
-        return false;
-    snprintf(api_base, sizeof api_base, "http://127.0.0.1:%u", mgo_manager_api_port(manager));
-    if (pthread_create(&manager_thread, NULL, run_manager, manager) != 0)
-        return false;
-    manager_running = true;
-    return true;
+    return mgr_test_manager_start(&mgr, mgo_test_broker_url(&broker), dir, client_id, token_path,
+                                  "warn", api_base);
 }
 
-static void stop_manager(void)
+static void api(const char *method, const char *path, const char *body, struct mgr_test_reply *r)
 {
-    if (!manager_running)
-        return;
-    mgo_manager_stop(manager);
-    pthread_join(manager_thread, NULL);
-    mgo_manager_free(manager);
-    manager = NULL;
-    manager_running = false;
-}
-
-/* ---- HTTP ---------------------------------------------------------------------------------- */
-
-struct http_reply {
-    long status;
-    char content_type[128];
-    struct mgo_buf body;
-    struct mgo_arena arena;
-    struct mgo_value json;
-};
-
-static size_t on_data(char *d, size_t size, size_t n, void *ctx)
-{
-    return mgo_buf_append(ctx, d, size * n) == MGO_OK ? size * n : 0;
-}
-
-/* auth: NULL = no header */
-static void http(const char *method, const char *path, const char *body, const char *auth,
-                 struct http_reply *r)
-{
-    memset(r, 0, sizeof *r);
-    mgo_buf_init(&r->body, 64u << 20);
-    mgo_arena_init(&r->arena, 256u << 20);
-    CURL *h = curl_easy_init();
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", api_base, path);
-    struct curl_slist *hdrs = NULL;
-    char line[256];
-    if (auth) {
-        snprintf(line, sizeof line, "Authorization: %s", auth);
-        hdrs = curl_slist_append(hdrs, line);
-    }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    if (curl_easy_perform(h) == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-        char *ct = NULL;
-        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
-        snprintf(r->content_type, sizeof r->content_type, "%s", ct ? ct : "");
-    }
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    if (r->body.len == 0 ||
-        mgo_value_from_yaml(r->body.data, r->body.len, &r->arena, &r->json, &p) != MGO_OK)
-        r->json.kind = MGO_V_NULL;
-}
-
-static void api(const char *method, const char *path, const char *body, struct http_reply *r)
-{
-    http(method, path, body, "Bearer " TOKEN, r);
-}
-
-static void reply_cleanup(struct http_reply *r)
-{
-    mgo_buf_cleanup(&r->body);
-    mgo_arena_cleanup(&r->arena);
-}
-
-static const char *jstr(const struct mgo_value *v, const char *pointer)
-{
-    const struct mgo_value *x = mgo_value_pointer(v, pointer);
-    return x && x->kind == MGO_V_STR ? x->as.str.ptr : "";
-}
-
-static bool has_error(const struct http_reply *r, const char *field, const char *text)
-{
-    const struct mgo_value *e = mgo_value_get(&r->json, "errors");
-    for (size_t i = 0; e && e->kind == MGO_V_ARRAY && i < e->as.array.len; i++) {
-        if (strcmp(jstr(&e->as.array.items[i], "/field"), field) == 0 &&
-            strstr(jstr(&e->as.array.items[i], "/message"), text))
-            return true;
-    }
-    return false;
+    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
 /* ---- MQTT clients -------------------------------------------------------------------------- */
@@ -192,30 +67,12 @@ struct inbox {
 
 static struct mgo_mqtt *mqtt_connect(const char *client_id)
 {
-    struct mgo_mqtt_config c = {.url = mgo_test_broker_url(&broker), .client_id = client_id,
-                                .clean_start = true};
-    struct mgo_mqtt *m = NULL;
-    if (mgo_mqtt_new(&c, &m) != MGO_OK || mgo_mqtt_connect(m) != MGO_OK)
-        return NULL;
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
-            continue;
-        enum mgo_mqtt_event_kind k = ev.kind;
-        mgo_mqtt_event_cleanup(&ev);
-        if (k == MGO_MQTT_EV_CONNECTED)
-            return m;
-        if (k == MGO_MQTT_EV_CONNECT_FAILED)
-            break;
-    }
-    mgo_mqtt_free(m);
-    return NULL;
+    return mgr_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, WAIT_MS);
 }
 
 static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
 {
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = mgr_test_now_ms() + ms;
     do {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 20, &ev) != MGO_OK)
@@ -229,7 +86,7 @@ static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
             ev.payload = NULL;
         }
         mgo_mqtt_event_cleanup(&ev);
-    } while (now_ms() < deadline);
+    } while (mgr_test_now_ms() < deadline);
 }
 
 static void inbox_cleanup(struct inbox *in)
@@ -257,18 +114,7 @@ static void publish_doc(const char *topic, bool retain, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    struct mgo_arena arena;
-    mgo_arena_init(&arena, 1u << 20);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    struct mgo_value v;
-    struct mgo_buf b;
-    mgo_buf_init(&b, 1u << 20);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(text, strlen(text), &arena, &v, &p), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&v, &b), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_mqtt_publish(device, topic, b.data, b.len, 1, retain, NULL), MGO_OK);
-    mgo_buf_cleanup(&b);
-    mgo_arena_cleanup(&arena);
+    mgr_test_publish_yaml(device, topic, retain, text);
     pump(device, NULL, 0);
 }
 
@@ -333,18 +179,18 @@ static void publish_status(const char *dev, const char *dep, const char *state, 
 
 static size_t count_array(const char *path, const char *key)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", path, NULL, &r);
     const struct mgo_value *a = mgo_value_get(&r.json, key);
     size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     return n;
 }
 
 static bool wait_count(const char *path, const char *key, size_t want)
 {
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (mgr_test_now_ms() < deadline) {
         if (count_array(path, key) == want)
             return true;
         pump(device, NULL, 20);
@@ -356,18 +202,18 @@ static size_t history_len(const char *id)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", path, NULL, &r);
     const struct mgo_value *h = mgo_value_get(&r.json, "history");
     size_t n = h && h->kind == MGO_V_ARRAY ? h->as.array.len : 0;
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     return n;
 }
 
 static bool wait_history(const char *id, size_t want)
 {
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (mgr_test_now_ms() < deadline) {
         if (history_len(id) >= want)
             return history_len(id) == want;
         pump(device, NULL, 20);
@@ -405,10 +251,10 @@ static pid_t ctl_spawn(const char *const *args)
 /* Waits for the child (killing it after 60 s so a bug cannot hang the suite). */
 static int ctl_wait(pid_t pid)
 {
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = mgr_test_now_ms() + 60000;
     int status = 0;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (mgr_test_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -440,62 +286,65 @@ static void test_start(void)
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     device = mqtt_connect("it-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/apps", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 }
 
 static void test_auth_required(void)
 {
-    struct http_reply r;
-    http("GET", "/api/v1/apps", NULL, NULL, &r);
+    struct mgr_test_reply r;
+    mgr_test_http(api_base, "GET", "/api/v1/apps", NULL, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 401);
     CU_ASSERT_STRING_EQUAL(r.content_type, "application/problem+json");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/title"), "Unauthorized");
-    reply_cleanup(&r);
-    http("GET", "/api/v1/devices", NULL, "Bearer wrong-token-0123456789abcdef", &r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/title"), "Unauthorized");
+    mgr_test_reply_cleanup(&r);
+    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, "Bearer wrong-token-0123456789abcdef",
+                  &r);
     CU_ASSERT_EQUAL(r.status, 401);
-    reply_cleanup(&r);
-    http("GET", "/api/v1/devices", NULL, "Bearer it-token", &r); /* a prefix of the token */
+    mgr_test_reply_cleanup(&r);
+    /* a prefix of the token */
+    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, "Bearer it-token", &r);
     CU_ASSERT_EQUAL(r.status, 401);
-    reply_cleanup(&r);
-    http("GET", "/api/v1/devices", NULL, TOKEN, &r); /* no "Bearer " */
+    mgr_test_reply_cleanup(&r);
+    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, TOKEN, &r); /* no "Bearer " */
     CU_ASSERT_EQUAL(r.status, 401);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     /* a refused caller cannot change anything */
-    http("POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", NULL, &r);
+    mgr_test_http(api_base, "POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 401);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/apps", "apps"), 0);
 }
 
 static void test_catalog(void)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     char body[512];
     snprintf(body, sizeof body, "{\"path\": \"%s\"}",
              mgo_test_path("tests/manager/data/hello-1.0.yaml"));
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 201);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/id"), "hello-world");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/id"), "hello-world");
+    mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 409);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/apps", "kind: ApplicationDescription\nid: Bad_Id\n", &r);
     CU_ASSERT_EQUAL(r.status, 422);
-    CU_ASSERT_TRUE(has_error(&r, "id", "must match"));
-    reply_cleanup(&r);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "id", "must match"));
+    mgr_test_reply_cleanup(&r);
     /* margoctl app add of the second version (the CLI reads the file itself) */
     const char *args[] = {"app", "add", mgo_test_path("tests/manager/data/hello-2.0.yaml"), NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(args)), 0);
     CU_ASSERT_EQUAL(count_array("/api/v1/apps", "apps"), 2);
     api("GET", "/api/v1/apps/hello-world?version=1.0", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/questions/2/parameter"), "siteId");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/questions/2/schema/regexMatch"), "^site-[0-9]+$");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/questions/2/parameter"), "siteId");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/questions/2/schema/regexMatch"),
+                           "^site-[0-9]+$");
+    mgr_test_reply_cleanup(&r);
 }
 
 static void test_devices_and_compatibility(void)
@@ -504,53 +353,53 @@ static void test_devices_and_compatibility(void)
     publish_doc("margo/v1/devices/dev1/state", true, "{deviceId: dev1, state: online, boot: 1}");
     publish_caps("dev2", "128Mi");
     CU_ASSERT_TRUE_FATAL(wait_count("/api/v1/devices", "devices", 2));
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/devices?compatible=hello-world&version=1.0", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/devices/0/id"), "dev1");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/devices/0/id"), "dev1");
     const struct mgo_value *c0 = mgo_value_pointer(&r.json, "/devices/0/compatible");
     const struct mgo_value *c1 = mgo_value_pointer(&r.json, "/devices/1/compatible");
     CU_ASSERT_TRUE(c0 && c0->kind == MGO_V_BOOL && c0->as.b);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/devices/0/profile"), "hello-compose");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/devices/0/profile"), "hello-compose");
     CU_ASSERT_TRUE(c1 && c1->kind == MGO_V_BOOL && !c1->as.b);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/devices/1/reason"),
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/devices/1/reason"),
                            "memory: needs 256Mi, device has 128Mi");
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     /* presence is reflected (published before dev2's capabilities, so already processed) */
     api("GET", "/api/v1/devices/dev1", NULL, &r);
     const struct mgo_value *online = mgo_value_get(&r.json, "online");
     CU_ASSERT_TRUE(online && online->kind == MGO_V_BOOL && online->as.b);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/capabilities/properties/vendor"), "Acme");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/capabilities/properties/vendor"), "Acme");
+    mgr_test_reply_cleanup(&r);
 }
 
 static void test_invalid_answers_publish_nothing(void)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"hello-world\",\"version\":\"1.0\",\"devices\":[\"dev1\"],"
         "\"parameters\":{\"port\":80,\"siteId\":\"nope\",\"colour\":\"red\"}}",
         &r);
     CU_ASSERT_EQUAL(r.status, 422);
     CU_ASSERT_STRING_EQUAL(r.content_type, "application/problem+json");
-    CU_ASSERT_TRUE(has_error(&r, "parameters.port", "at least 1024"));
-    CU_ASSERT_TRUE(has_error(&r, "parameters.siteId", "regexMatch"));
-    CU_ASSERT_TRUE(has_error(&r, "parameters.colour", "not a parameter"));
-    reply_cleanup(&r);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.port", "at least 1024"));
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.siteId", "regexMatch"));
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.colour", "not a parameter"));
+    mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/deployments",
         "{\"app\":\"hello-world\",\"devices\":[\"dev2\",\"dev9\"],"
         "\"parameters\":{\"siteId\":\"site-1\"}}",
         &r);
     CU_ASSERT_EQUAL(r.status, 422);
-    CU_ASSERT_TRUE(has_error(&r, "devices[0]", "not compatible: memory"));
-    CU_ASSERT_TRUE(has_error(&r, "devices[1]", "unknown"));
-    reply_cleanup(&r);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "devices[0]", "not compatible: memory"));
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "devices[1]", "unknown"));
+    mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/deployments", "{\"app\": 5}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/deployments", "{not json", &r);
     CU_ASSERT_EQUAL(r.status, 400);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/deployments?all=true", "deployments"), 0);
     /* nothing retained for dev1 either (a late subscriber gets nothing) */
     struct mgo_mqtt *late = mqtt_connect("it-late-0");
@@ -565,15 +414,16 @@ static void test_invalid_answers_publish_nothing(void)
 
 static void test_deploy_publishes_retained_documents(void)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"hello-world\",\"version\":\"1.0\",\"devices\":[\"dev1\"],"
         "\"parameters\":{\"siteId\":\"site-7\",\"greeting\":\"Hi there\"}}",
         &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    snprintf(deployment_id, sizeof deployment_id, "%s", jstr(&r.json, "/deployments/0/id"));
+    snprintf(deployment_id, sizeof deployment_id, "%s",
+             mgr_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(mgo_is_uuid(deployment_id));
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 
     /* a subscriber that connects afterwards receives both retained documents */
     struct mgo_mqtt *mon = mqtt_connect("it-monitor");
@@ -582,8 +432,8 @@ static void test_deploy_publishes_retained_documents(void)
     char dep_topic[256];
     snprintf(dep_topic, sizeof dep_topic, "margo/v1/devices/dev1/deployments/%s", deployment_id);
     struct inbox in = {0};
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline &&
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (mgr_test_now_ms() < deadline &&
            (!inbox_last(&in, dep_topic) || !inbox_last(&in, "margo/v1/devices/dev1/desired")))
         pump(mon, &in, 50);
     const struct msg *dm = inbox_last(&in, dep_topic);
@@ -639,16 +489,16 @@ static void test_status_transitions_recorded(void)
     CU_ASSERT_TRUE_FATAL(wait_history(deployment_id, 3));
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", path, NULL, &r);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/state"), "installed");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/history/0/state"), "pending");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/history/1/state"), "installing");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/history/2/state"), "installed");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/state"), "installed");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/history/0/state"), "pending");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/history/1/state"), "installing");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/history/2/state"), "installed");
+    mgr_test_reply_cleanup(&r);
     api("GET", "/api/v1/status?device=dev1", NULL, &r);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/status/0/state"), "installed");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/status/0/state"), "installed");
+    mgr_test_reply_cleanup(&r);
 }
 
 static void test_bad_input_ignored(void)
@@ -688,24 +538,24 @@ static void test_bad_input_ignored(void)
     CU_ASSERT_TRUE_FATAL(wait_history(deployment_id, 4));
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", path, NULL, &r);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/state"), "installed");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/state"), "installed");
     for (int i = 0; i < 4; i++) {
         char ptr[32];
         snprintf(ptr, sizeof ptr, "/history/%d/state", i);
-        CU_ASSERT_STRING_NOT_EQUAL(jstr(&r.json, ptr), "failed");
+        CU_ASSERT_STRING_NOT_EQUAL(mgr_test_jstr(&r.json, ptr), "failed");
     }
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/devices", "devices"), 2); /* no dev3, dev4 */
     CU_ASSERT_EQUAL(count_array("/api/v1/status", "status"), 1);
     api("GET", "/api/v1/devices/dev1", NULL, &r);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/vendor"), "Acme");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/vendor"), "Acme");
+    mgr_test_reply_cleanup(&r);
     /* the manager is still serving */
     api("GET", "/api/v1/apps", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 }
 
 static void test_watch_exit_codes(void)
@@ -716,24 +566,24 @@ static void test_watch_exit_codes(void)
     /* reconfigure (manifest 2); the device fails it -> 1 */
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("PATCH", path, "{\"parameters\":{\"port\":9000}}", &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *mv = mgo_value_get(&r.json, "manifestVersion");
     CU_ASSERT_TRUE(mv && mv->kind == MGO_V_UINT && mv->as.u == 2);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     /* the immutable siteId cannot change */
     api("PATCH", path, "{\"parameters\":{\"siteId\":\"site-8\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
-    CU_ASSERT_TRUE(has_error(&r, "parameters.siteId", "immutable"));
-    reply_cleanup(&r);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.siteId", "immutable"));
+    mgr_test_reply_cleanup(&r);
     pid_t watch = ctl_spawn(ok_args);
     publish_status("dev1", deployment_id, "failed", 5, 2);
     CU_ASSERT_EQUAL(ctl_wait(watch), 1);
     /* another change that the device never reports -> timeout exit 3 */
     api("PATCH", path, "{\"parameters\":{\"port\":9001}}", &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     const char *short_args[] = {"watch", deployment_id, "--timeout", "1", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(short_args)), 3);
     /* unknown deployment -> 1 */
@@ -743,23 +593,23 @@ static void test_watch_exit_codes(void)
 
 static void test_remove(void)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("DELETE", "/api/v1/apps/hello-world?version=1.0", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 409); /* still deployed */
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 202);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/desired"), "removing");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/desired"), "removing");
+    mgr_test_reply_cleanup(&r);
     /* the new manifest leaves the deployment out */
     struct mgo_mqtt *mon = mqtt_connect("it-monitor-2");
     CU_ASSERT_PTR_NOT_NULL_FATAL(mon);
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/dev1/desired", 1, NULL), MGO_OK);
     struct inbox in = {0};
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline && in.len == 0)
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (mgr_test_now_ms() < deadline && in.len == 0)
         pump(mon, &in, 50);
     CU_ASSERT_EQUAL_FATAL(in.len, 1);
     struct mgo_arena arena;
@@ -781,12 +631,12 @@ static void test_remove(void)
     publish_status("dev1", deployment_id, "removed", 7, 4);
     CU_ASSERT_EQUAL(ctl_wait(watch), 0);
     /* the manager clears the retained document once the device reported removed */
-    deadline = now_ms() + WAIT_MS;
+    deadline = mgr_test_now_ms() + WAIT_MS;
     bool removed = false;
-    while (now_ms() < deadline && !removed) {
+    while (mgr_test_now_ms() < deadline && !removed) {
         api("GET", path, NULL, &r);
-        removed = strcmp(jstr(&r.json, "/desired"), "removed") == 0;
-        reply_cleanup(&r);
+        removed = strcmp(mgr_test_jstr(&r.json, "/desired"), "removed") == 0;
+        mgr_test_reply_cleanup(&r);
         pump(device, NULL, 20);
     }
     CU_ASSERT_TRUE(removed);
@@ -800,12 +650,12 @@ static void test_remove(void)
     mgo_mqtt_free(mon);
     api("DELETE", "/api/v1/apps/hello-world?version=1.0", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 204);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 }
 
 static void test_restart_keeps_versions_and_relearns(void)
 {
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     /* a new deploy after the restart (made with margoctl: --values file, --set typed by the
      * app's dataType) gets manifestVersion 5: versions are never reused */
@@ -825,21 +675,21 @@ static void test_restart_keeps_versions_and_relearns(void)
                           "--set", "port=9090", "--set", "siteId=site-9", "--set",
                           "verbose=true", "--no-prompt", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(args)), 0);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *mv = mgo_value_pointer(&r.json, "/deployments/0/manifestVersion");
     CU_ASSERT_TRUE(mv && mv->kind == MGO_V_UINT && mv->as.u == 5);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/deployments/0/version"), "2.0");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/deployments/0/parameters/greeting"), "Moin");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/deployments/0/version"), "2.0");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/deployments/0/parameters/greeting"), "Moin");
     const struct mgo_value *port = mgo_value_pointer(&r.json, "/deployments/0/parameters/port");
     CU_ASSERT_TRUE(port && port->kind == MGO_V_UINT && port->as.u == 9090);
     const struct mgo_value *verbose =
         mgo_value_pointer(&r.json, "/deployments/0/parameters/verbose");
     CU_ASSERT_TRUE(verbose && verbose->kind == MGO_V_BOOL && verbose->as.b);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     unlink(values);
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
     /* a manager with an empty store relearns the devices from retained messages */
     char fresh[256];
     mgr_test_tmpdir(fresh);
@@ -847,16 +697,16 @@ static void test_restart_keeps_versions_and_relearns(void)
     CU_ASSERT_TRUE(wait_count("/api/v1/devices", "devices", 2));
     /* presence arrives on its own topic: wait until it is reflected too */
     bool online = false;
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (!online && now_ms() < deadline) {
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (!online && mgr_test_now_ms() < deadline) {
         api("GET", "/api/v1/devices/dev1", NULL, &r);
         const struct mgo_value *o = mgo_value_get(&r.json, "online");
         online = o && o->kind == MGO_V_BOOL && o->as.b;
-        reply_cleanup(&r);
+        mgr_test_reply_cleanup(&r);
         pump(device, NULL, 20);
     }
     CU_ASSERT_TRUE(online);
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
     mgr_test_rmdir(fresh);
 }
 
@@ -865,11 +715,11 @@ static void test_restart_keeps_versions_and_relearns(void)
 static void test_broker_outage(void)
 {
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
     char id[64];
-    snprintf(id, sizeof id, "%s", jstr(&r.json, "/deployments/0/id"));
-    reply_cleanup(&r);
+    snprintf(id, sizeof id, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
+    mgr_test_reply_cleanup(&r);
     CU_ASSERT_TRUE_FATAL(mgo_is_uuid(id));
     mgo_mqtt_free(device);
     device = NULL;
@@ -878,7 +728,7 @@ static void test_broker_outage(void)
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 202); /* stored while the broker is away */
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL_FATAL(mgo_test_broker_restart(&broker), 0);
     device = mqtt_connect("it-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
@@ -888,8 +738,8 @@ static void test_broker_outage(void)
     uint64_t seen = 0;
     size_t refs = 99;
     struct inbox in = {0};
-    int64_t deadline = now_ms() + 45000; /* the manager's backoff is at most 30 s */
-    while (seen < 6 && now_ms() < deadline) {
+    int64_t deadline = mgr_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
+    while (seen < 6 && mgr_test_now_ms() < deadline) {
         pump(mon, &in, 100);
         for (size_t i = 0; i < in.len; i++) {
             struct mgo_arena arena;
@@ -910,41 +760,28 @@ static void test_broker_outage(void)
     CU_ASSERT_EQUAL(seen, 6);
     CU_ASSERT_EQUAL(refs, 0);
     mgo_mqtt_free(mon);
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
 }
 
 /* margoctl deploy on a terminal asks the unanswered questions (through a pty). */
 static void test_interactive_questions(void)
 {
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/manager/margoctl", MGO_BINARY_DIR);
     int master = -1;
-    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    pid_t pid = mgr_test_ctl_deploy_pty("hello-world", "dev1", api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
-    if (pid == 0) {
-        execl(bin, bin, "deploy", "hello-world", "--device", "dev1", "--url", api_base,
-              "--token-file", token_path, (char *)NULL);
-        _exit(127);
-    }
     /* prompts in order: greeting (keep default), port, siteId, verbose (first a wrong
      * answer, asked again), ratio (keep default) */
     char out[16384];
     size_t used = 0;
     int answered = 0;
     const char *answers[] = {"\n", "8088\n", "site-42\n", "maybe\n", "yes\n", "\n"};
-    int64_t deadline = now_ms() + WAIT_MS;
+    out[0] = '\0';
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
     int status = 0;
     bool exited = false;
-    while (now_ms() < deadline && !exited) {
-        struct pollfd pfd = {master, POLLIN, 0};
-        if (poll(&pfd, 1, 50) > 0) {
-            ssize_t n = read(master, out + used, sizeof out - used - 1);
-            if (n > 0) {
-                used += (size_t)n;
-                out[used] = '\0';
-            }
-        }
+    while (mgr_test_now_ms() < deadline && !exited) {
+        mgr_test_pty_read(master, 50, out, sizeof out, &used);
         /* answer each prompt once it appears */
         int prompts = 0;
         for (const char *q = out; (q = strstr(q, "value [")) != NULL; q++)
@@ -958,34 +795,31 @@ static void test_interactive_questions(void)
         }
         exited = waitpid(pid, &status, WNOHANG) == pid;
     }
-    if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
+    mgr_test_kill_unless_exited(pid, exited, &status);
     close(master);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "Site id (siteId)"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "Identifier of the site, set once"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "regexMatch: ^site-[0-9]+$"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"maybe\" is not true or false"));
     CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
     /* the list also holds the one still being removed (the device never confirmed) */
     const struct mgo_value *list = mgo_value_get(&r.json, "deployments");
     const struct mgo_value *made = NULL;
     for (size_t i = 0; list && list->kind == MGO_V_ARRAY && i < list->as.array.len; i++) {
-        if (strcmp(jstr(&list->as.array.items[i], "/desired"), "present") == 0)
+        if (strcmp(mgr_test_jstr(&list->as.array.items[i], "/desired"), "present") == 0)
             made = &list->as.array.items[i];
     }
     CU_ASSERT_PTR_NOT_NULL_FATAL(made);
-    CU_ASSERT_STRING_EQUAL(jstr(made, "/parameters/siteId"), "site-42");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(made, "/parameters/siteId"), "site-42");
     const struct mgo_value *port = mgo_value_pointer(made, "/parameters/port");
     CU_ASSERT_TRUE(port && port->kind == MGO_V_UINT && port->as.u == 8088);
     const struct mgo_value *verbose = mgo_value_pointer(made, "/parameters/verbose");
     CU_ASSERT_TRUE(verbose && verbose->kind == MGO_V_BOOL && verbose->as.b);
     char id[64];
-    snprintf(id, sizeof id, "%s", jstr(made, "/id"));
-    reply_cleanup(&r);
+    snprintf(id, sizeof id, "%s", mgr_test_jstr(made, "/id"));
+    mgr_test_reply_cleanup(&r);
 
     /* margoctl deployment update: move to another app version and change one answer; the
      * other answers (including the immutable siteId) are kept */
@@ -994,20 +828,21 @@ static void test_interactive_questions(void)
              mgo_test_path("tests/manager/data/hello-1.0.yaml"));
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 201);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     const char *upd[] = {"deployment", "update", id, "--version", "1.0", "--set", "port=8099",
                          NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(upd)), 0);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
     api("GET", path, NULL, &r);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/version"), "1.0");
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/parameters/siteId"), "site-42");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/version"), "1.0");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/parameters/siteId"), "site-42");
     port = mgo_value_pointer(&r.json, "/parameters/port");
     CU_ASSERT_TRUE(port && port->kind == MGO_V_UINT && port->as.u == 8099);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/document/spec/deploymentProfile/type"), "compose");
-    reply_cleanup(&r);
-    stop_manager();
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/document/spec/deploymentProfile/type"),
+                           "compose");
+    mgr_test_reply_cleanup(&r);
+    mgr_test_manager_stop(&mgr);
 }
 
 /* The daemon binary: a bad config line fails with file:line; SIGTERM ends it cleanly. */
@@ -1053,8 +888,8 @@ static void test_daemon_binary(void)
         }
         /* wait until it runs (its signal handlers are installed before "running") */
         bool running = false;
-        int64_t deadline = now_ms() + WAIT_MS;
-        while (!running && now_ms() < deadline) {
+        int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+        while (!running && mgr_test_now_ms() < deadline) {
             char *text = mgo_test_read_file(log, NULL);
             running = strstr(text, "connected to") != NULL;
             free(text);
@@ -1063,10 +898,10 @@ static void test_daemon_binary(void)
         CU_ASSERT_TRUE(running);
         kill(pid, SIGTERM);
         int status = 0;
-        deadline = now_ms() + WAIT_MS;
-        while (waitpid(pid, &status, WNOHANG) == 0 && now_ms() < deadline)
+        deadline = mgr_test_now_ms() + WAIT_MS;
+        while (waitpid(pid, &status, WNOHANG) == 0 && mgr_test_now_ms() < deadline)
             pump(device, NULL, 20);
-        if (now_ms() >= deadline) {
+        if (mgr_test_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
         }
@@ -1080,7 +915,7 @@ static void test_daemon_binary(void)
 
 static void test_stop(void)
 {
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
     mgo_mqtt_free(device);
     device = NULL;
     mgo_test_broker_cleanup(&broker);

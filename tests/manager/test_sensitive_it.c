@@ -51,10 +51,7 @@ static char state_dir[256];
 static char tmp_dir[256];
 static char token_path[512];
 static char api_base[64];
-static struct mgo_manager_config cfg;
-static struct mgo_manager *manager;
-static pthread_t manager_thread;
-static bool manager_running;
+static struct mgr_test_manager mgr;
 static struct mgo_mqtt *device;
 static char dep_a[64]; /* on devA, deployed through the API */
 static char dep_b[64]; /* on devB, deployed by margoctl on a terminal */
@@ -73,112 +70,20 @@ static void log_sink(enum mgo_log_level level, const char *tag, const char *line
     pthread_mutex_unlock(&g_log_mu);
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-/* ---- manager in a thread ------------------------------------------------------------- */
-
-static void *run_manager(void *arg)
-{
-    mgo_err err = mgo_manager_run(arg);
-    (void)err;
-    return NULL;
-}
+/* ---- manager in a thread, HTTP ------------------------------------------------------- */
 
 static bool start_manager(void)
 {
-    memset(&cfg, 0, sizeof cfg);
-    cfg.state_dir = state_dir;
-    cfg.broker_url = (char *)mgo_test_broker_url(&broker);
-    cfg.client_id = (char *)"manager-sens";
-    cfg.topic_prefix = (char *)"margo/v1";
-    cfg.api_listen = (char *)"127.0.0.1:0";
-    cfg.api_token_file = token_path;
-    cfg.log_level = (char *)"debug";
-    cfg.session_expiry_s = 600;
-    cfg.keepalive_s = 30;
-    if (mgo_manager_new(&cfg, &manager) != MGO_OK)
-        return false;
-    snprintf(api_base, sizeof api_base, "http://127.0.0.1:%u", mgo_manager_api_port(manager));
-    if (pthread_create(&manager_thread, NULL, run_manager, manager) != 0)
-        return false;
-    manager_running = true;
-    return true;
+    return mgr_test_manager_start(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens",
+                                  token_path, "debug", api_base);
 }
 
-static void stop_manager(void)
+static void api(const char *method, const char *path, const char *body, struct mgr_test_reply *r)
 {
-    if (!manager_running)
-        return;
-    mgo_manager_stop(manager);
-    pthread_join(manager_thread, NULL);
-    mgo_manager_free(manager);
-    manager = NULL;
-    manager_running = false;
+    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
-/* ---- HTTP ------------------------------------------------------------------------------ */
-
-struct http_reply {
-    long status;
-    struct mgo_buf body;
-    struct mgo_arena arena;
-    struct mgo_value json;
-};
-
-static size_t on_data(char *d, size_t size, size_t n, void *ctx)
-{
-    return mgo_buf_append(ctx, d, size * n) == MGO_OK ? size * n : 0;
-}
-
-static void api(const char *method, const char *path, const char *body, struct http_reply *r)
-{
-    memset(r, 0, sizeof *r);
-    mgo_buf_init(&r->body, 64u << 20);
-    mgo_arena_init(&r->arena, 256u << 20);
-    CURL *h = curl_easy_init();
-    char url[512];
-    snprintf(url, sizeof url, "%s%s", api_base, path);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    if (r->body.len == 0 ||
-        mgo_value_from_yaml(r->body.data, r->body.len, &r->arena, &r->json, &p) != MGO_OK)
-        r->json.kind = MGO_V_NULL;
-}
-
-static void reply_cleanup(struct http_reply *r)
-{
-    mgo_buf_cleanup(&r->body);
-    mgo_arena_cleanup(&r->arena);
-}
-
-static const char *jstr(const struct mgo_value *v, const char *pointer)
-{
-    const struct mgo_value *x = mgo_value_pointer(v, pointer);
-    return x && x->kind == MGO_V_STR ? x->as.str.ptr : "";
-}
-
-static const char *body_text(const struct http_reply *r)
+static const char *body_text(const struct mgr_test_reply *r)
 {
     return r->body.data ? (const char *)r->body.data : "";
 }
@@ -196,50 +101,21 @@ static bool has_no_secret(const char *text)
     return true;
 }
 
-static bool has_error(const struct http_reply *r, const char *field, const char *text)
-{
-    const struct mgo_value *e = mgo_value_get(&r->json, "errors");
-    for (size_t i = 0; e && e->kind == MGO_V_ARRAY && i < e->as.array.len; i++) {
-        if (strcmp(jstr(&e->as.array.items[i], "/field"), field) == 0 &&
-            strstr(jstr(&e->as.array.items[i], "/message"), text))
-            return true;
-    }
-    return false;
-}
-
 /* ---- MQTT ------------------------------------------------------------------------------ */
 
 static struct mgo_mqtt *mqtt_connect(const char *client_id)
 {
-    struct mgo_mqtt_config c = {.url = mgo_test_broker_url(&broker), .client_id = client_id,
-                                .clean_start = true};
-    struct mgo_mqtt *m = NULL;
-    if (mgo_mqtt_new(&c, &m) != MGO_OK || mgo_mqtt_connect(m) != MGO_OK)
-        return NULL;
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
-            continue;
-        enum mgo_mqtt_event_kind k = ev.kind;
-        mgo_mqtt_event_cleanup(&ev);
-        if (k == MGO_MQTT_EV_CONNECTED)
-            return m;
-        if (k == MGO_MQTT_EV_CONNECT_FAILED)
-            break;
-    }
-    mgo_mqtt_free(m);
-    return NULL;
+    return mgr_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, WAIT_MS);
 }
 
 static void pump(struct mgo_mqtt *m, int ms)
 {
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = mgr_test_now_ms() + ms;
     do {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 20, &ev) == MGO_OK)
             mgo_mqtt_event_cleanup(&ev);
-    } while (now_ms() < deadline);
+    } while (mgr_test_now_ms() < deadline);
 }
 
 static void publish_doc(const char *topic, const char *fmt, ...) MGO_PRINTF(2, 3);
@@ -250,18 +126,7 @@ static void publish_doc(const char *topic, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    struct mgo_arena arena;
-    mgo_arena_init(&arena, 1u << 20);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    struct mgo_value v;
-    struct mgo_buf b;
-    mgo_buf_init(&b, 1u << 20);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(text, strlen(text), &arena, &v, &p), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&v, &b), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_mqtt_publish(device, topic, b.data, b.len, 1, true, NULL), MGO_OK);
-    mgo_buf_cleanup(&b);
-    mgo_arena_cleanup(&arena);
+    mgr_test_publish_yaml(device, topic, true, text);
     pump(device, 0);
 }
 
@@ -304,8 +169,8 @@ static bool device_param(const char *dev, const char *dep, const char *name, cha
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/deployments/%s", dev, dep);
     bool got = false;
     if (mgo_mqtt_subscribe(sub, topic, 1, NULL) == MGO_OK) {
-        int64_t deadline = now_ms() + WAIT_MS;
-        while (!got && now_ms() < deadline) {
+        int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+        while (!got && mgr_test_now_ms() < deadline) {
             struct mgo_mqtt_event ev;
             if (mgo_mqtt_next(sub, 50, &ev) != MGO_OK)
                 continue;
@@ -372,10 +237,10 @@ static int ctl_run(const char *const *args, char **out)
         execv(bin, argv);
         _exit(127);
     }
-    int64_t deadline = now_ms() + 60000;
+    int64_t deadline = mgr_test_now_ms() + 60000;
     int status = 0;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (now_ms() > deadline) {
+        if (mgr_test_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             status = -1;
@@ -412,22 +277,22 @@ static void test_start(void)
     CU_ASSERT_TRUE_FATAL(start_manager());
     device = mqtt_connect("sens-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
-    struct http_reply r;
+    struct mgr_test_reply r;
     char body[512];
     snprintf(body, sizeof body, "{\"path\": \"%s\"}",
              mgo_test_path("tests/manager/data/secret-1.0.yaml"));
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     publish_caps("devA");
     publish_caps("devB");
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
     size_t n = 0;
-    while (n < 2 && now_ms() < deadline) {
+    while (n < 2 && mgr_test_now_ms() < deadline) {
         api("GET", "/api/v1/devices", NULL, &r);
         const struct mgo_value *d = mgo_value_get(&r.json, "devices");
         n = d && d->kind == MGO_V_ARRAY ? d->as.array.len : 0;
-        reply_cleanup(&r);
+        mgr_test_reply_cleanup(&r);
         pump(device, 20);
     }
     CU_ASSERT_EQUAL_FATAL(n, 2);
@@ -436,7 +301,7 @@ static void test_start(void)
 /* The questions say which settings are sensitive (clients hide what is typed). */
 static void test_questions_flag_sensitive(void)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/apps/secret-app", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *qs = mgo_value_get(&r.json, "questions");
@@ -444,46 +309,49 @@ static void test_questions_flag_sensitive(void)
     for (size_t i = 0; i < qs->as.array.len; i++) {
         const struct mgo_value *q = &qs->as.array.items[i];
         const struct mgo_value *s = mgo_value_get(q, "sensitive");
-        bool want = strcmp(jstr(q, "/parameter"), "dbUser") != 0;
+        bool want = strcmp(mgr_test_jstr(q, "/parameter"), "dbUser") != 0;
         CU_ASSERT_TRUE(s && s->kind == MGO_V_BOOL && s->as.b == want);
     }
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 }
 
 static void assert_masked_deployment(const struct mgo_value *d, bool with_document)
 {
-    CU_ASSERT_STRING_EQUAL(jstr(d, "/parameters/dbPassword"), "***");
-    CU_ASSERT_STRING_EQUAL(jstr(d, "/parameters/pin"), "***");
-    CU_ASSERT_STRING_EQUAL(jstr(d, "/parameters/apiKey"), "***");
-    CU_ASSERT_STRING_EQUAL(jstr(d, "/parameters/dbUser"), "reader"); /* not sensitive */
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/dbPassword"), "***");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/pin"), "***");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/apiKey"), "***");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/dbUser"), "reader"); /* not sensitive */
     if (with_document) {
-        CU_ASSERT_STRING_EQUAL(jstr(d, "/document/spec/parameters/dbPassword/value"), "***");
-        CU_ASSERT_STRING_EQUAL(jstr(d, "/document/spec/parameters/pin/value"), "***");
-        CU_ASSERT_STRING_EQUAL(jstr(d, "/document/spec/parameters/dbUser/value"), "reader");
+        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/dbPassword/value"),
+                               "***");
+        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/pin/value"), "***");
+        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/dbUser/value"),
+                               "reader");
         /* the rest of the document is intact */
         CU_ASSERT_STRING_EQUAL(
-            jstr(d, "/document/spec/parameters/dbPassword/targets/0/pointer"), "DB_PASSWORD");
+            mgr_test_jstr(d, "/document/spec/parameters/dbPassword/targets/0/pointer"),
+            "DB_PASSWORD");
     }
 }
 
 static void test_api_masks_every_reply(void)
 {
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"secret-app\",\"devices\":[\"devA\"],\"parameters\":{\"dbUser\":\"reader\","
         "\"dbPassword\":\"" SECRET1 "\",\"pin\":" PIN1 "}}",
         &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    snprintf(dep_a, sizeof dep_a, "%s", jstr(&r.json, "/deployments/0/id"));
+    snprintf(dep_a, sizeof dep_a, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(mgo_value_pointer(&r.json, "/deployments/0"), false);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 
     api("GET", "/api/v1/deployments", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(mgo_value_pointer(&r.json, "/deployments/0"), false);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
@@ -491,7 +359,7 @@ static void test_api_masks_every_reply(void)
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(&r.json, true);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 
     /* the device gets the real values */
     char v[128];
@@ -504,14 +372,14 @@ static void test_api_masks_every_reply(void)
 
     /* status list and the event stream (snapshot) */
     publish_status("devA", dep_a, "installed", 1, 1);
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
     bool seen = false;
-    while (!seen && now_ms() < deadline) {
+    while (!seen && mgr_test_now_ms() < deadline) {
         api("GET", "/api/v1/status", NULL, &r);
-        seen = strcmp(jstr(&r.json, "/status/0/state"), "installed") == 0;
+        seen = strcmp(mgr_test_jstr(&r.json, "/status/0/state"), "installed") == 0;
         if (seen)
             CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-        reply_cleanup(&r);
+        mgr_test_reply_cleanup(&r);
         pump(device, 20);
     }
     CU_ASSERT_TRUE(seen);
@@ -607,39 +475,32 @@ static void test_mask_sent_back_refused(void)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"reader\",\"dbPassword\":\"***\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
-    CU_ASSERT_TRUE(has_error(&r, "parameters.dbPassword", "masks"));
-    reply_cleanup(&r);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.dbPassword", "masks"));
+    mgr_test_reply_cleanup(&r);
     char v[128];
     CU_ASSERT_TRUE(device_param("devA", dep_a, "dbPassword", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, SECRET2); /* unchanged */
     /* for a parameter that is not sensitive "***" is an ordinary value */
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"***\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/parameters/dbUser"), "***");
-    reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/parameters/dbUser"), "***");
+    mgr_test_reply_cleanup(&r);
     CU_ASSERT_TRUE(device_param("devA", dep_a, "dbUser", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, "***");
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"reader\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 }
 
 /* margoctl deploy on a terminal: sensitive answers are not echoed, no default is shown. */
 static void test_interactive_hidden(void)
 {
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/manager/margoctl", MGO_BINARY_DIR);
     int master = -1;
-    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
-    if (pid == 0) {
-        execl(bin, bin, "deploy", "secret-app", "--device", "devB", "--url", api_base,
-              "--token-file", token_path, (char *)NULL);
-        _exit(127);
-    }
     /* prompts in order: dbUser (visible; "reader"), dbPassword (hidden), pin (hidden; first
      * a wrong answer, asked again), apiKey (hidden; Enter keeps the default). Each answer
      * is written only once its prompt is on screen, so none is typed while echo is on. */
@@ -648,19 +509,12 @@ static void test_interactive_hidden(void)
     int answered = 0;
     const char *answers[] = {"reader\n", SECRET3 "\n", BADPIN "\n", PIN1 "\n", "\n"};
     const int n_answers = 5;
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
     int status = 0;
     bool exited = false;
     out[0] = '\0';
-    while (now_ms() < deadline && !exited) {
-        struct pollfd pfd = {master, POLLIN, 0};
-        if (poll(&pfd, 1, 50) > 0) {
-            ssize_t n = read(master, out + used, sizeof out - used - 1);
-            if (n > 0) {
-                used += (size_t)n;
-                out[used] = '\0';
-            }
-        }
+    while (mgr_test_now_ms() < deadline && !exited) {
+        mgr_test_pty_read(master, 50, out, sizeof out, &used);
         int prompts = 0;
         for (const char *q = out; (q = strstr(q, "value [")) != NULL; q++)
             prompts++;
@@ -675,20 +529,9 @@ static void test_interactive_hidden(void)
         exited = waitpid(pid, &status, WNOHANG) == pid;
     }
     /* drain what is left */
-    for (;;) {
-        struct pollfd pfd = {master, POLLIN, 0};
-        if (poll(&pfd, 1, 50) <= 0)
-            break;
-        ssize_t n = read(master, out + used, sizeof out - used - 1);
-        if (n <= 0)
-            break;
-        used += (size_t)n;
-        out[used] = '\0';
-    }
-    if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
+    while (mgr_test_pty_read(master, 50, out, sizeof out, &used))
+        ;
+    mgr_test_kill_unless_exited(pid, exited, &status);
     close(master);
     CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
     CU_ASSERT_EQUAL(answered, n_answers);
@@ -700,11 +543,11 @@ static void test_interactive_hidden(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "reader"));
     CU_ASSERT_PTR_NULL(strstr(out, CATALOG_KEY)); /* no default printed */
     CU_ASSERT_TRUE(has_no_secret(out));           /* nothing typed was echoed, nor printed */
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("GET", "/api/v1/deployments?device=devB", NULL, &r);
-    snprintf(dep_b, sizeof dep_b, "%s", jstr(&r.json, "/deployments/0/id"));
+    snprintf(dep_b, sizeof dep_b, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     char v[128];
     CU_ASSERT_TRUE_FATAL(device_param("devB", dep_b, "dbPassword", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, SECRET3);
@@ -717,31 +560,17 @@ static void test_interactive_hidden(void)
 /* Ctrl-C at the hidden prompt: margoctl ends by SIGINT and the terminal echoes again. */
 static void test_interrupt_restores_echo(void)
 {
-    char bin[512];
-    snprintf(bin, sizeof bin, "%s/manager/margoctl", MGO_BINARY_DIR);
     int master = -1;
-    pid_t pid = forkpty(&master, NULL, NULL, NULL);
+    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
-    if (pid == 0) {
-        execl(bin, bin, "deploy", "secret-app", "--device", "devB", "--url", api_base,
-              "--token-file", token_path, (char *)NULL);
-        _exit(127);
-    }
     char out[16384];
     size_t used = 0;
     out[0] = '\0';
     bool user_sent = false, intr_sent = false, echo_was_off = false, exited = false;
     int status = 0;
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline && !exited) {
-        struct pollfd pfd = {master, POLLIN, 0};
-        if (poll(&pfd, 1, 50) > 0) {
-            ssize_t n = read(master, out + used, sizeof out - used - 1);
-            if (n > 0) {
-                used += (size_t)n;
-                out[used] = '\0';
-            }
-        }
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (mgr_test_now_ms() < deadline && !exited) {
+        mgr_test_pty_read(master, 50, out, sizeof out, &used);
         if (!user_sent && strstr(out, "value [")) {
             ssize_t w = write(master, "reader\n", 7);
             (void)w;
@@ -756,10 +585,7 @@ static void test_interrupt_restores_echo(void)
         }
         exited = waitpid(pid, &status, WNOHANG) == pid;
     }
-    if (!exited) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-    }
+    mgr_test_kill_unless_exited(pid, exited, &status);
     struct termios after;
     CU_ASSERT_EQUAL(tcgetattr(master, &after), 0);
     close(master);
@@ -774,12 +600,12 @@ static bool wait_desired(const char *id, const char *want)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
-        struct http_reply r;
+    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    while (mgr_test_now_ms() < deadline) {
+        struct mgr_test_reply r;
         api("GET", path, NULL, &r);
-        bool ok = strcmp(jstr(&r.json, "/desired"), want) == 0;
-        reply_cleanup(&r);
+        bool ok = strcmp(mgr_test_jstr(&r.json, "/desired"), want) == 0;
+        mgr_test_reply_cleanup(&r);
         if (ok)
             return true;
         pump(device, 20);
@@ -791,13 +617,13 @@ static void remove_one(const char *dev, const char *id)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 202);
     const struct mgo_value *mv = mgo_value_get(&r.json, "manifestVersion");
     uint64_t version = mv && mv->kind == MGO_V_UINT ? mv->as.u : 0;
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     publish_status(dev, id, "removed", 100, version);
     CU_ASSERT_TRUE(wait_desired(id, "removed"));
 }
@@ -808,33 +634,35 @@ static void test_unknown_app_masks_everything(void)
 {
     remove_one("devA", dep_a);
     remove_one("devB", dep_b);
-    struct http_reply r;
+    struct mgr_test_reply r;
     api("DELETE", "/api/v1/apps/secret-app", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 204);
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     api("GET", "/api/v1/deployments?all=true", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     const struct mgo_value *list = mgo_value_get(&r.json, "deployments");
     CU_ASSERT_TRUE_FATAL(list && list->kind == MGO_V_ARRAY && list->as.array.len == 2);
     for (size_t i = 0; i < list->as.array.len; i++) {
-        CU_ASSERT_STRING_EQUAL(jstr(&list->as.array.items[i], "/parameters/dbUser"), "***");
-        CU_ASSERT_STRING_EQUAL(jstr(&list->as.array.items[i], "/parameters/dbPassword"), "***");
+        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&list->as.array.items[i], "/parameters/dbUser"),
+                               "***");
+        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&list->as.array.items[i], "/parameters/dbPassword"),
+                               "***");
     }
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
     api("GET", path, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(jstr(&r.json, "/document/spec/parameters/dbUser/value"), "***");
+    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/document/spec/parameters/dbUser/value"), "***");
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    reply_cleanup(&r);
+    mgr_test_reply_cleanup(&r);
 }
 
 /* Runs after everything: the manager logged at debug level and no line holds a value. */
 static void test_no_value_in_logs(void)
 {
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
     pthread_mutex_lock(&g_log_mu);
     const char *log = g_log.data ? (const char *)g_log.data : "";
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "deployment")); /* the sink saw the manager work */
@@ -846,7 +674,7 @@ static void test_no_value_in_logs(void)
 
 static void test_stop(void)
 {
-    stop_manager();
+    mgr_test_manager_stop(&mgr);
     mgo_log_set_sink(NULL, NULL);
     mgo_log_set_level(MGO_LOG_WARN);
     mgo_buf_cleanup(&g_log);
