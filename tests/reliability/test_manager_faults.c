@@ -354,6 +354,9 @@ static void test_database_locked(void)
     struct dep_view v;
     view(rollout_ids[1], &v);
     uint64_t version = v.manifest_version;
+    /* the manager may be storing a status right now: wait for its write to finish (it holds
+     * the lock for milliseconds) instead of failing on the first SQLITE_BUSY */
+    sqlite3_busy_timeout(h, 10000);
     CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
     /* the device reports while the database is locked */
     CU_ASSERT(rel_wait_state(&g.rec, dev(1), rollout_ids[1], MGO_STATE_INSTALLED, version,
