@@ -24,6 +24,7 @@
 #include "mgo/margo.h"
 #include "mgo/mqtt.h"
 #include "mgo_test.h"
+#include "http.h"
 
 /* Creates a fresh directory under /tmp; path receives it. */
 static inline void mgr_test_tmpdir(char path[256])
@@ -124,11 +125,6 @@ struct mgr_test_reply {
     struct mgo_value json;
 };
 
-static inline size_t mgr_test_on_data(char *d, size_t size, size_t n, void *ctx)
-{
-    return mgo_buf_append(ctx, d, size * n) == MGO_OK ? size * n : 0;
-}
-
 /* method api_base+path with body (NULL = none) and auth as the Authorization header (NULL =
  * none); r receives the reply (status 0 when the request failed). */
 static inline void mgr_test_http(const char *api_base, const char *method, const char *path,
@@ -137,34 +133,15 @@ static inline void mgr_test_http(const char *api_base, const char *method, const
     memset(r, 0, sizeof *r);
     mgo_buf_init(&r->body, 64u << 20);
     mgo_arena_init(&r->arena, 256u << 20);
-    CURL *h = curl_easy_init();
-    char url[512];
+    char url[512], line[256];
     snprintf(url, sizeof url, "%s%s", api_base, path);
-    struct curl_slist *hdrs = NULL;
-    char line[256];
+    const char *headers[2] = {NULL, NULL};
     if (auth) {
         snprintf(line, sizeof line, "Authorization: %s", auth);
-        hdrs = curl_slist_append(hdrs, line);
+        headers[0] = line;
     }
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, mgr_test_on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    if (curl_easy_perform(h) == CURLE_OK) {
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-        char *ct = NULL;
-        curl_easy_getinfo(h, CURLINFO_CONTENT_TYPE, &ct);
-        snprintf(r->content_type, sizeof r->content_type, "%s", ct ? ct : "");
-    }
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
+    r->status = mgo_test_http(method, url, headers, body, 30000L, &r->body, r->content_type,
+                              sizeof r->content_type);
     struct mgo_problems p;
     mgo_problems_init(&p);
     if (r->body.len == 0 ||

@@ -20,6 +20,7 @@
 
 #include "mgo/topic.h"
 #include "mgo_test.h"
+#include "http.h"
 
 int64_t rel_now_ms(void)
 {
@@ -793,39 +794,17 @@ int rel_free_port(void)
 
 /* ---- manager HTTP API ------------------------------------------------------------------ */
 
-static size_t on_data(char *d, size_t size, size_t n, void *ctx)
-{
-    return mgo_buf_append(ctx, d, size * n) == MGO_OK ? size * n : 0;
-}
-
 void rel_api(const char *base, const char *token, const char *method, const char *path,
              const char *body, struct rel_reply *r)
 {
     memset(r, 0, sizeof *r);
     mgo_buf_init(&r->body, 64u << 20);
     mgo_arena_init(&r->arena, 256u << 20);
-    CURL *h = curl_easy_init();
-    CU_ASSERT_FATAL(h != NULL);
     char url[512], auth[256];
     snprintf(url, sizeof url, "%s%s", base, path);
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
-    struct curl_slist *hdrs = curl_slist_append(NULL, auth);
-    hdrs = curl_slist_append(hdrs, "Content-Type: application/json");
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 60000L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &r->body);
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &r->status);
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
+    const char *headers[] = {auth, "Content-Type: application/json", NULL};
+    r->status = mgo_test_http(method, url, headers, body, 60000L, &r->body, NULL, 0);
     struct mgo_problems p;
     mgo_problems_init(&p);
     if (r->body.len == 0 ||

@@ -27,6 +27,7 @@
 
 #include "mgo/manager.h"
 #include "mgo/margo.h"
+#include "http.h"
 #include "mgo/mqtt.h"
 #include "mgo/sign.h"
 #include "mgo_test.h"
@@ -546,38 +547,17 @@ static void test_monitor_reads_status_only(void)
 
 /* ---- the manager over TLS, signing ------------------------------------------------------- */
 
-static size_t on_data(char *d, size_t size, size_t n, void *ctx)
-{
-    return mgo_buf_append(ctx, d, size * n) == MGO_OK ? size * n : 0;
-}
-
 static long api(uint16_t port, const char *method, const char *path, const char *body)
 {
-    CURL *h = curl_easy_init();
     char url[256];
     snprintf(url, sizeof url, "http://127.0.0.1:%u%s", port, path);
-    struct curl_slist *hdrs = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
+    const char *headers[] = {"Authorization: Bearer " TOKEN, NULL};
     struct mgo_buf reply;
     mgo_buf_init(&reply, 1u << 20);
-    curl_easy_setopt(h, CURLOPT_URL, url);
-    curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
-    curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);
-    curl_easy_setopt(h, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(h, CURLOPT_TIMEOUT_MS, 30000L);
-    if (body) {
-        curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
-        curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, (long)strlen(body));
-    }
-    curl_easy_setopt(h, CURLOPT_WRITEFUNCTION, on_data);
-    curl_easy_setopt(h, CURLOPT_WRITEDATA, &reply);
-    long status = 0;
-    if (curl_easy_perform(h) == CURLE_OK)
-        curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &status);
+    long status = mgo_test_http(method, url, headers, body, 30000L, &reply, NULL, 0);
     if (status >= 300)
         fprintf(stderr, "%s %s -> %ld: %.*s\n", method, path, status, (int)reply.len,
                 reply.data ? (const char *)reply.data : "");
-    curl_easy_cleanup(h);
-    curl_slist_free_all(hdrs);
     mgo_buf_cleanup(&reply);
     return status;
 }
