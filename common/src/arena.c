@@ -49,7 +49,8 @@ void *mgo_arena_alloc(struct mgo_arena *arena, size_t size)
         if (c != NULL && c->size * 2 > chunk)
             chunk = c->size * 2; /* grow geometrically: few chunks per document */
         if (chunk < rounded)
-            chunk = rounded;
+            chunk = rounded + ARENA_CHUNK_MIN; /* room for the small pieces that follow (a
+                                                * decoded tree is one piece, then its struct) */
         size_t total = sizeof *c + chunk;
         if (arena->used + total > arena->max) {
             chunk = rounded; /* last try: exactly what is needed */

@@ -2,6 +2,7 @@
 #include "codec_util.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -11,68 +12,94 @@ void mgo_codec__rd_init(struct mgo_rd *rd, struct mgo_arena *arena, struct mgo_p
 {
     rd->arena = arena;
     rd->problems = p;
-    rd->path[0] = '\0';
-    rd->path_len = 0;
+    rd->depth = 0;
     rd->failed = false;
     rd->nomem = false;
 }
 
-static size_t append_path(struct mgo_rd *rd, const char *text)
+/* Appends text to path[0..*len) when it fits, as the path has always been built: a piece
+ * that does not fit is left out (a truncated path still names the place). */
+static void append_path(char *path, size_t *len, const char *text, size_t n)
 {
-    size_t saved = rd->path_len;
-    size_t n = strlen(text);
-    if (rd->path_len + n + 1 < sizeof rd->path) {
-        memcpy(rd->path + rd->path_len, text, n + 1);
-        rd->path_len += n;
+    if (*len + n + 1 < MGO_MAX_FIELD_PATH) {
+        memcpy(path + *len, text, n);
+        *len += n;
+        path[*len] = '\0';
     }
-    return saved;
+}
+
+/* Spells out the current path ("spec.deploymentProfile.components[1]"); "" at the root. */
+static size_t format_path(const struct mgo_rd *rd, char path[MGO_MAX_FIELD_PATH])
+{
+    size_t len = 0;
+    path[0] = '\0';
+    size_t depth = rd->depth < MGO_RD_MAX_SEGS ? rd->depth : MGO_RD_MAX_SEGS;
+    for (size_t i = 0; i < depth; i++) {
+        const struct mgo_rd_seg *seg = &rd->segs[i];
+        if (seg->key != NULL) {
+            if (len > 0)
+                append_path(path, &len, ".", 1);
+            append_path(path, &len, seg->key, strlen(seg->key));
+            continue;
+        }
+        /* "[index]" formatted by hand (no snprintf in the hot path of old) */
+        char digits[24];
+        size_t n = 0;
+        size_t index = seg->index;
+        do {
+            digits[n++] = (char)('0' + index % 10);
+            index /= 10;
+        } while (index > 0);
+        char text[32];
+        size_t tlen = 0;
+        text[tlen++] = '[';
+        while (n > 0)
+            text[tlen++] = digits[--n];
+        text[tlen++] = ']';
+        append_path(path, &len, text, tlen);
+    }
+    return len;
 }
 
 size_t mgo_codec__enter(struct mgo_rd *rd, const char *key)
 {
-    size_t saved = rd->path_len;
-    if (rd->path_len > 0)
-        append_path(rd, ".");
-    append_path(rd, key);
+    size_t saved = rd->depth;
+    if (saved < MGO_RD_MAX_SEGS) {
+        rd->segs[saved].key = key;
+        rd->segs[saved].index = 0;
+    }
+    rd->depth = saved + 1;
     return saved;
 }
 
 size_t mgo_codec__enter_index(struct mgo_rd *rd, size_t index)
 {
-    /* "[index]" formatted by hand: this runs for every array item of every decoded
-     * document, and snprintf was 12 % of a deployment decode (callgrind, bench/codec). */
-    char digits[24];
-    size_t n = 0;
-    do {
-        digits[n++] = (char)('0' + index % 10);
-        index /= 10;
-    } while (index > 0);
-    char text[32];
-    size_t len = 0;
-    text[len++] = '[';
-    while (n > 0)
-        text[len++] = digits[--n];
-    text[len++] = ']';
-    text[len] = '\0';
-    return append_path(rd, text);
+    size_t saved = rd->depth;
+    if (saved < MGO_RD_MAX_SEGS) {
+        rd->segs[saved].key = NULL;
+        rd->segs[saved].index = index;
+    }
+    rd->depth = saved + 1;
+    return saved;
 }
 
 void mgo_codec__leave(struct mgo_rd *rd, size_t saved)
 {
-    rd->path_len = saved;
-    rd->path[saved] = '\0';
+    rd->depth = saved;
 }
 
 void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...)
 {
+    char path[MGO_MAX_FIELD_PATH];
+    size_t path_len = format_path(rd, path);
     char field[MGO_MAX_FIELD_PATH];
     int n;
-    if (key != NULL && rd->path_len > 0)
-        n = snprintf(field, sizeof field, "%s.%s", rd->path, key);
+    if (key != NULL && path_len > 0)
+        n = snprintf(field, sizeof field, "%s.%s", path, key);
     else if (key != NULL)
         n = snprintf(field, sizeof field, "%s", key);
     else
-        n = snprintf(field, sizeof field, "%s", rd->path_len ? rd->path : "$");
+        n = snprintf(field, sizeof field, "%s", path_len ? path : "$");
     if (n < 0 || (size_t)n >= sizeof field)
         field[sizeof field - 1] = '\0'; /* a truncated path still names the place */
     char rule[MGO_MAX_PROBLEM_TEXT];
@@ -101,8 +128,87 @@ void *mgo_codec__alloc(struct mgo_rd *rd, size_t size)
     return p;
 }
 
-const struct mgo_value *mgo_codec__field(struct mgo_rd *rd, const struct mgo_value *map,
-                                         const char *key, bool required)
+/* Orders member key m against key[0..key_len) bytewise, shorter first on a common prefix
+ * (the order of mgo_value maps). Both are NUL-terminated, so the first bytes can be compared
+ * before the lengths; most probes of a binary search end there. */
+static int key_order(const struct mgo_member *m, const char *key, size_t key_len)
+{
+    const unsigned char *a = (const unsigned char *)m->key, *b = (const unsigned char *)key;
+    if (a[0] != b[0])
+        return (int)a[0] - (int)b[0];
+    size_t n = m->key_len < key_len ? m->key_len : key_len;
+    size_t i = 1;
+    for (; i < n && n - i >= 8; i += 8) {
+        uint64_t wa, wb;
+        memcpy(&wa, a + i, sizeof wa);
+        memcpy(&wb, b + i, sizeof wb);
+        if (wa != wb)
+            break; /* the byte loop below finds which byte */
+    }
+    for (; i < n; i++) {
+        if (a[i] != b[i])
+            return (int)a[i] - (int)b[i];
+    }
+    return m->key_len < key_len ? -1 : m->key_len > key_len;
+}
+
+/* True when the member key equals key[0..key_len), given equal lengths. */
+static bool key_equal(const char *a, const char *b, size_t n)
+{
+    size_t i = 0;
+    if (n >= 8) {
+        uint64_t wa, wb;
+        for (; n - i >= 8; i += 8) {
+            memcpy(&wa, a + i, sizeof wa);
+            memcpy(&wb, b + i, sizeof wb);
+            if (wa != wb)
+                return false;
+        }
+        if (i == n)
+            return true;
+        memcpy(&wa, a + n - 8, sizeof wa); /* the tail, overlapping the last word */
+        memcpy(&wb, b + n - 8, sizeof wb);
+        return wa == wb;
+    }
+    for (; i < n; i++) {
+        if (a[i] != b[i])
+            return false;
+    }
+    return true;
+}
+
+/* mgo_value_get with the key's length known. The maps the codecs read are small: a linear
+ * pass over the lengths (kept in the members, no pointer to follow) finds the one or two
+ * candidates faster than a binary search, whose probes each follow a key pointer and take
+ * a branch the predictor cannot know. Large maps are searched as usual. */
+static const struct mgo_value *get(const struct mgo_value *map, const char *key, size_t key_len)
+{
+    const struct mgo_member *items = map->as.map.items;
+    size_t len = map->as.map.len;
+    if (len <= 16) {
+        for (size_t i = 0; i < len; i++) {
+            if (items[i].key_len == key_len && key_equal(items[i].key, key, key_len))
+                return &items[i].value;
+        }
+        return NULL;
+    }
+    size_t lo = 0, hi = len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct mgo_member *m = &items[mid];
+        int c = key_order(m, key, key_len);
+        if (c == 0)
+            return &m->value;
+        if (c < 0)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return NULL;
+}
+
+const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                           const char *key, size_t key_len, bool required)
 {
     if (map == NULL)
         return NULL;
@@ -110,7 +216,7 @@ const struct mgo_value *mgo_codec__field(struct mgo_rd *rd, const struct mgo_val
         mgo_codec__fail(rd, NULL, "must be a map, got %s", mgo_value_kind_name(map->kind));
         return NULL;
     }
-    const struct mgo_value *v = mgo_value_get(map, key);
+    const struct mgo_value *v = get(map, key, key_len);
     if (v != NULL && v->kind == MGO_V_NULL && required) {
         mgo_codec__fail(rd, key, "is required and must not be null");
         return NULL;
@@ -122,10 +228,10 @@ const struct mgo_value *mgo_codec__field(struct mgo_rd *rd, const struct mgo_val
     return v;
 }
 
-const char *mgo_codec__str(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                           bool required, size_t max_len)
+const char *mgo_codec__str_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                             size_t key_len, bool required, size_t max_len)
 {
-    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
     if (v == NULL)
         return NULL;
     const char *s = NULL;
@@ -149,10 +255,10 @@ const char *mgo_codec__str(struct mgo_rd *rd, const struct mgo_value *map, const
     return s;
 }
 
-bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                     bool required, uint64_t *out)
+bool mgo_codec__uint_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                       size_t key_len, bool required, uint64_t *out)
 {
-    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
     if (v == NULL)
         return false;
     if (v->kind == MGO_V_INT) {
@@ -167,10 +273,10 @@ bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map, const char 
     return true;
 }
 
-bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                     bool required, bool *out)
+bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                       size_t key_len, bool required, bool *out)
 {
-    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
     if (v == NULL)
         return false;
     if (v->kind != MGO_V_BOOL) {
@@ -181,10 +287,10 @@ bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map, const char 
     return true;
 }
 
-bool mgo_codec__number(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                       bool required, double *out)
+bool mgo_codec__number_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                         size_t key_len, bool required, double *out)
 {
-    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
     if (v == NULL)
         return false;
     switch (v->kind) {
@@ -197,11 +303,11 @@ bool mgo_codec__number(struct mgo_rd *rd, const struct mgo_value *map, const cha
     }
 }
 
-const struct mgo_value *mgo_codec__array(struct mgo_rd *rd, const struct mgo_value *map,
-                                         const char *key, bool required, size_t min_items,
-                                         size_t max_items)
+const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                           const char *key, size_t key_len, bool required,
+                                           size_t min_items, size_t max_items)
 {
-    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
     if (v == NULL)
         return NULL;
     if (v->kind != MGO_V_ARRAY) {
@@ -220,10 +326,10 @@ const struct mgo_value *mgo_codec__array(struct mgo_rd *rd, const struct mgo_val
     return v;
 }
 
-const struct mgo_value *mgo_codec__map(struct mgo_rd *rd, const struct mgo_value *map,
-                                       const char *key, bool required)
+const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                         const char *key, size_t key_len, bool required)
 {
-    const struct mgo_value *v = mgo_codec__field(rd, map, key, required);
+    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
     if (v == NULL)
         return NULL;
     if (v->kind != MGO_V_MAP) {
@@ -233,10 +339,10 @@ const struct mgo_value *mgo_codec__map(struct mgo_rd *rd, const struct mgo_value
     return v;
 }
 
-int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                    bool required, const char *const *names, size_t n)
+int mgo_codec__enum_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                      size_t key_len, bool required, const char *const *names, size_t n)
 {
-    const char *s = mgo_codec__str(rd, map, key, required, 64);
+    const char *s = mgo_codec__str_n(rd, map, key, key_len, required, 64);
     if (s == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {

@@ -7,47 +7,116 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "mgo/margo.h"
+
+/* One step of the current path: a key, or (key NULL) an array index. */
+struct mgo_rd_seg {
+    const char *key;
+    size_t index;
+};
+
+/* Deepest path the reader keeps (the codecs nest about a dozen steps; selectors are capped
+ * at 4 levels). Steps past it still count for leave() but are left out of problem paths. */
+#define MGO_RD_MAX_SEGS 48u
 
 struct mgo_rd {
     struct mgo_arena *arena;
     struct mgo_problems *problems;
-    char path[MGO_MAX_FIELD_PATH];
-    size_t path_len;
+    /* The path is kept as steps and only spelled out when a problem is recorded; keys must
+     * stay valid while they are on it (literals and strings of the tree being read). */
+    struct mgo_rd_seg segs[MGO_RD_MAX_SEGS];
+    size_t depth;
     bool failed;   /* any problem recorded */
     bool nomem;    /* the arena ran out */
 };
 
 void mgo_codec__rd_init(struct mgo_rd *rd, struct mgo_arena *arena, struct mgo_problems *p);
-/* Path handling: enter returns the previous length to pass to leave. */
+/* Path handling: enter returns the previous depth to pass to leave. */
 size_t mgo_codec__enter(struct mgo_rd *rd, const char *key);
 size_t mgo_codec__enter_index(struct mgo_rd *rd, size_t index);
 void mgo_codec__leave(struct mgo_rd *rd, size_t saved);
 void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...) MGO_PRINTF(3, 4);
 mgo_err mgo_codec__result(const struct mgo_rd *rd);
 
-/* Field readers. key is a child of map; when the map itself is not a map they fail once. */
-const struct mgo_value *mgo_codec__field(struct mgo_rd *rd, const struct mgo_value *map,
-                                         const char *key, bool required);
+/* Field readers. key is a child of map; when the map itself is not a map they fail once.
+ * Each is an inline wrapper that passes strlen(key), which the compiler folds for the
+ * string literals nearly every call site uses (lookups were a tenth of a decode). */
+const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                           const char *key, size_t key_len, bool required);
+const char *mgo_codec__str_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                             size_t key_len, bool required, size_t max_len);
+bool mgo_codec__uint_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                       size_t key_len, bool required, uint64_t *out);
+bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                       size_t key_len, bool required, bool *out);
+bool mgo_codec__number_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                         size_t key_len, bool required, double *out);
+const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                           const char *key, size_t key_len, bool required,
+                                           size_t min_items, size_t max_items);
+const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                         const char *key, size_t key_len, bool required);
+int mgo_codec__enum_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                      size_t key_len, bool required, const char *const *names, size_t n);
+
+static inline const struct mgo_value *mgo_codec__field(struct mgo_rd *rd,
+                                                       const struct mgo_value *map,
+                                                       const char *key, bool required)
+{
+    return mgo_codec__field_n(rd, map, key, strlen(key), required);
+}
+
 /* String field (a plain YAML scalar like 1.0 counts as its text). max_len 0 = string limit. */
-const char *mgo_codec__str(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                           bool required, size_t max_len);
-bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                     bool required, uint64_t *out);
-bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                     bool required, bool *out);
-bool mgo_codec__number(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                       bool required, double *out);
+static inline const char *mgo_codec__str(struct mgo_rd *rd, const struct mgo_value *map,
+                                         const char *key, bool required, size_t max_len)
+{
+    return mgo_codec__str_n(rd, map, key, strlen(key), required, max_len);
+}
+
+static inline bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map,
+                                   const char *key, bool required, uint64_t *out)
+{
+    return mgo_codec__uint_n(rd, map, key, strlen(key), required, out);
+}
+
+static inline bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map,
+                                   const char *key, bool required, bool *out)
+{
+    return mgo_codec__bool_n(rd, map, key, strlen(key), required, out);
+}
+
+static inline bool mgo_codec__number(struct mgo_rd *rd, const struct mgo_value *map,
+                                     const char *key, bool required, double *out)
+{
+    return mgo_codec__number_n(rd, map, key, strlen(key), required, out);
+}
+
 /* Array field with at most max items (min_items enforced too). */
-const struct mgo_value *mgo_codec__array(struct mgo_rd *rd, const struct mgo_value *map,
-                                         const char *key, bool required, size_t min_items,
-                                         size_t max_items);
-const struct mgo_value *mgo_codec__map(struct mgo_rd *rd, const struct mgo_value *map,
-                                       const char *key, bool required);
+static inline const struct mgo_value *mgo_codec__array(struct mgo_rd *rd,
+                                                       const struct mgo_value *map,
+                                                       const char *key, bool required,
+                                                       size_t min_items, size_t max_items)
+{
+    return mgo_codec__array_n(rd, map, key, strlen(key), required, min_items, max_items);
+}
+
+static inline const struct mgo_value *mgo_codec__map(struct mgo_rd *rd,
+                                                     const struct mgo_value *map,
+                                                     const char *key, bool required)
+{
+    return mgo_codec__map_n(rd, map, key, strlen(key), required);
+}
+
 /* String field that must equal one of names[0..n); returns the index or -1. */
-int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                    bool required, const char *const *names, size_t n);
+static inline int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map,
+                                  const char *key, bool required, const char *const *names,
+                                  size_t n)
+{
+    return mgo_codec__enum_n(rd, map, key, strlen(key), required, names, n);
+}
+
 /* Allocation from the reader's arena; records nomem on failure. */
 void *mgo_codec__alloc(struct mgo_rd *rd, size_t size);
 

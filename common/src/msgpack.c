@@ -131,51 +131,179 @@ static bool scan_header(struct scan *s, uint64_t *count, bool *is_container, uin
     return true;
 }
 
-static mgo_err scan_all(const uint8_t *data, size_t len, struct mgo_problems *problems)
+/* What the tree of a scanned document takes, so the decoder can allocate it in one piece. */
+struct scan_totals {
+    size_t values;  /* array items */
+    size_t members; /* map entries */
+};
+
+static mgo_err scan_all(const uint8_t *data, size_t len, struct scan_totals *tot,
+                        struct mgo_problems *problems)
 {
     struct scan s = {data, len, 0};
-    uint64_t remaining[MGO_MAX_DEPTH + 1];
+    /* rem: items left in the innermost open container (the root counts as one item);
+     * parents[]: the same for the containers around it; depth: how many those are. */
+    uint64_t parents[MGO_MAX_DEPTH];
     size_t depth = 0;
-    remaining[0] = 1; /* the root */
+    uint64_t rem = 1;
+    size_t values = 0, members = 0;
     for (;;) {
-        while (depth > 0 && remaining[depth] == 0)
-            depth--;
-        if (depth == 0 && remaining[0] == 0)
-            break;
-        remaining[depth]--;
+        while (rem == 0) {
+            if (depth == 0)
+                goto scanned;
+            rem = parents[--depth];
+        }
+        rem--;
+        size_t at = s.pos;
+        /* Fast paths for the headers that make up most documents (fixint, nil, booleans,
+         * fixstr, fixmap, fixarray); anything else, and every error, goes through
+         * scan_header and the checks below, which word the problem. */
+        if (at < len) {
+            uint8_t t = data[at];
+            size_t left = len - at - 1;
+            if (t <= 0x7f || t >= 0xe0 || t == 0xc0 || t == 0xc2 || t == 0xc3) {
+                s.pos = at + 1;
+                continue;
+            }
+            if (t >= 0xa0 && t <= 0xbf && left >= (size_t)(t & 0x1f)) {
+                s.pos = at + 1 + (size_t)(t & 0x1f);
+                continue;
+            }
+            if (t >= 0x80 && t <= 0x9f && depth + 1 <= MGO_MAX_DEPTH) {
+                size_t n = t & 0x0f;
+                size_t items = t <= 0x8f ? 2 * n : n;
+                if (items <= left) {
+                    s.pos = at + 1;
+                    if (t <= 0x8f)
+                        members += n;
+                    else
+                        values += n;
+                    if (items > 0) {
+                        parents[depth++] = rem;
+                        rem = items;
+                    }
+                    continue;
+                }
+            }
+        }
         uint64_t count, skip;
         bool is_container;
         const char *why = NULL;
         mgo_err err;
-        size_t at = s.pos;
+        uint8_t t = at < len ? data[at] : 0;
         if (!scan_header(&s, &count, &is_container, &skip, &why, &err)) {
             mgo_problems_add(problems, "$", "offset %zu: %s", at, why);
             return err;
         }
         s.pos += (size_t)skip;
         if (is_container) {
+            /* depth open containers around this one: it would be number depth + 1 */
             if (depth + 1 > MGO_MAX_DEPTH) {
                 mgo_problems_add(problems, "$", "offset %zu: nesting deeper than MGO_MAX_DEPTH (%u)",
                                  at, MGO_MAX_DEPTH);
                 return MGO_ERR_LIMIT;
             }
-            if (count > 0)
-                remaining[++depth] = count;
+            bool is_map = (t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf;
+            if (is_map)
+                members += (size_t)count / 2; /* scan_header counted keys and values */
+            else
+                values += (size_t)count;
+            if (count > 0) {
+                parents[depth++] = rem;
+                rem = count;
+            }
         }
     }
+scanned:
     if (s.pos != len) {
         mgo_problems_add(problems, "$", "offset %zu: trailing bytes after the document", s.pos);
         return MGO_ERR_PARSE;
     }
+    tot->values = values;
+    tot->members = members;
     return MGO_OK;
 }
 
 /* ---- msgpack_object -> mgo_value ----------------------------------------------------- */
 
-static mgo_err convert(const msgpack_object *o, struct mgo_arena *arena, struct mgo_value *out,
-                       struct mgo_problems *problems)
+/* Storage for the tree. When it fits under the cap, the arena gets, in one piece, every
+ * array item and map entry (counted by the scan) and a copy of the message, which msgpack-c
+ * then parses: its strings point into the copy, and once parsed, the byte after each
+ * string (the next header, or one spare byte at the end) is free to become the string's
+ * NUL, so strings are checked in place and never copied one by one. When it does not fit,
+ * every node and string comes from the arena on its own as it is converted, so a document
+ * too large for the cap fails at the same node with the same problem as always. */
+struct pool {
+    struct mgo_arena *arena;
+    bool in_place;     /* strings live in the arena's copy of the message */
+    const char *empty; /* the spare NUL after the copy: empty strings (msgpack-c may give
+                        * them a NULL pointer) */
+    struct mgo_value *values;
+    size_t values_left;
+    struct mgo_member *members;
+    size_t members_left;
+};
+
+static struct mgo_value *take_values(struct pool *pl, size_t n)
 {
-    memset(out, 0, sizeof *out);
+    if (pl->in_place && n <= pl->values_left) {
+        struct mgo_value *v = pl->values;
+        pl->values += n;
+        pl->values_left -= n;
+        return v;
+    }
+    return mgo_arena_alloc(pl->arena, (n ? n : 1) * sizeof(struct mgo_value));
+}
+
+static struct mgo_member *take_members(struct pool *pl, size_t n)
+{
+    if (pl->in_place && n <= pl->members_left) {
+        struct mgo_member *m = pl->members;
+        pl->members += n;
+        pl->members_left -= n;
+        return m;
+    }
+    return mgo_arena_alloc(pl->arena, (n ? n : 1) * sizeof(struct mgo_member));
+}
+
+/* The NUL-terminated string for src[0..n) (validated when utf8); *bad when that fails. */
+static inline const char *take_str(struct pool *pl, const char *src, size_t n, bool utf8,
+                                   bool *bad)
+{
+    if (utf8 && !mgo_utf8__check(src, n)) {
+        *bad = true;
+        return NULL;
+    }
+    if (!pl->in_place)
+        return mgo_arena_strndup(pl->arena, src, n);
+    if (n == 0)
+        return pl->empty;
+    /* src points into the arena's copy of the message (see struct pool) */
+    ((char *)(uintptr_t)src)[n] = '\0';
+    return src;
+}
+
+/* Bytewise key order (shorter first on a common prefix), without a call when the first
+ * bytes differ, which they mostly do. */
+static inline bool key_less(const struct mgo_member *a, const struct mgo_member *b)
+{
+    if (a->key_len > 0 && b->key_len > 0 && a->key[0] != b->key[0])
+        return (unsigned char)a->key[0] < (unsigned char)b->key[0];
+    size_t n = a->key_len < b->key_len ? a->key_len : b->key_len;
+    int c = n ? memcmp(a->key, b->key, n) : 0;
+    return c < 0 || (c == 0 && a->key_len < b->key_len);
+}
+
+static mgo_err convert_array(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
+                             struct mgo_problems *problems);
+static mgo_err convert_map(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
+                           struct mgo_problems *problems);
+
+/* One value into zeroed storage (arena memory is). Inline, so the leaves of a container
+ * (most of a document) cost no call; containers recurse. */
+static inline mgo_err convert(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
+                              struct mgo_problems *problems)
+{
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
         out->kind = MGO_V_NULL;
@@ -206,11 +334,12 @@ static mgo_err convert(const msgpack_object *o, struct mgo_arena *arena, struct 
         bool is_str = o->type == MSGPACK_OBJECT_STR;
         const char *ptr = is_str ? o->via.str.ptr : o->via.bin.ptr;
         size_t n = is_str ? o->via.str.size : o->via.bin.size;
-        if (is_str && !mgo_utf8__valid(ptr, n)) {
+        bool bad = false;
+        const char *copy = take_str(pl, ptr, n, is_str, &bad);
+        if (bad) {
             mgo_problems_add(problems, "$", "string is not valid UTF-8 or contains NUL");
             return MGO_ERR_INVALID;
         }
-        char *copy = mgo_arena_strndup(arena, ptr, n);
         if (copy == NULL)
             return MGO_ERR_NOMEM;
         out->kind = is_str ? MGO_V_STR : MGO_V_BIN;
@@ -218,55 +347,106 @@ static mgo_err convert(const msgpack_object *o, struct mgo_arena *arena, struct 
         out->as.str.len = n;
         return MGO_OK;
     }
-    case MSGPACK_OBJECT_ARRAY: {
-        mgo_err err = mgo_value_array_new(arena, o->via.array.size, out);
-        if (err != MGO_OK)
-            return err;
-        for (uint32_t i = 0; i < o->via.array.size; i++) {
-            err = convert(&o->via.array.ptr[i], arena, &out->as.array.items[i], problems);
-            if (err != MGO_OK)
-                return err;
-        }
-        return MGO_OK;
-    }
-    case MSGPACK_OBJECT_MAP: {
-        size_t n = o->via.map.size;
-        struct mgo_member *items = mgo_arena_alloc(arena, (n ? n : 1) * sizeof *items);
-        if (items == NULL)
-            return MGO_ERR_NOMEM;
-        for (size_t i = 0; i < n; i++) {
-            const msgpack_object_kv *kv = &o->via.map.ptr[i];
-            if (kv->key.type != MSGPACK_OBJECT_STR) {
-                mgo_problems_add(problems, "$", "map key is a %s, keys must be strings",
-                                 kv->key.type == MSGPACK_OBJECT_BIN ? "binary" : "non-string");
-                return MGO_ERR_INVALID;
-            }
-            if (!mgo_utf8__valid(kv->key.via.str.ptr, kv->key.via.str.size)) {
-                mgo_problems_add(problems, "$", "map key is not valid UTF-8 or contains NUL");
-                return MGO_ERR_INVALID;
-            }
-            items[i].key = mgo_arena_strndup(arena, kv->key.via.str.ptr, kv->key.via.str.size);
-            items[i].key_len = kv->key.via.str.size;
-            if (items[i].key == NULL)
-                return MGO_ERR_NOMEM;
-            mgo_err err = convert(&kv->val, arena, &items[i].value, problems);
-            if (err != MGO_OK)
-                return err;
-        }
-        out->kind = MGO_V_MAP;
-        out->as.map.items = items;
-        out->as.map.len = n;
-        if (mgo_value_map_sort(out) != MGO_OK) {
-            mgo_problems_add(problems, "$", "map has a duplicate key");
-            return MGO_ERR_INVALID;
-        }
-        return MGO_OK;
-    }
+    case MSGPACK_OBJECT_ARRAY:
+        return convert_array(o, pl, out, problems);
+    case MSGPACK_OBJECT_MAP:
+        return convert_map(o, pl, out, problems);
     case MSGPACK_OBJECT_EXT:
         break;
     }
     mgo_problems_add(problems, "$", "ext types are not part of the contract");
     return MGO_ERR_INVALID;
+}
+
+static mgo_err convert_array(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
+                             struct mgo_problems *problems)
+{
+    size_t n = o->via.array.size;
+    struct mgo_value *items = take_values(pl, n);
+    if (items == NULL)
+        return MGO_ERR_NOMEM;
+    out->kind = MGO_V_ARRAY;
+    out->as.array.items = items;
+    out->as.array.len = n;
+    for (size_t i = 0; i < n; i++) {
+        mgo_err err = convert(&o->via.array.ptr[i], pl, &items[i], problems);
+        if (err != MGO_OK)
+            return err;
+    }
+    return MGO_OK;
+}
+
+static mgo_err convert_map(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
+                           struct mgo_problems *problems)
+{
+    size_t n = o->via.map.size;
+    struct mgo_member *items = take_members(pl, n);
+    if (items == NULL)
+        return MGO_ERR_NOMEM;
+    bool sorted = true;
+    for (size_t i = 0; i < n; i++) {
+        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+        if (kv->key.type != MSGPACK_OBJECT_STR) {
+            mgo_problems_add(problems, "$", "map key is a %s, keys must be strings",
+                             kv->key.type == MSGPACK_OBJECT_BIN ? "binary" : "non-string");
+            return MGO_ERR_INVALID;
+        }
+        bool bad = false;
+        items[i].key = take_str(pl, kv->key.via.str.ptr, kv->key.via.str.size, true, &bad);
+        items[i].key_len = kv->key.via.str.size;
+        if (bad) {
+            mgo_problems_add(problems, "$", "map key is not valid UTF-8 or contains NUL");
+            return MGO_ERR_INVALID;
+        }
+        if (items[i].key == NULL)
+            return MGO_ERR_NOMEM;
+        if (i > 0 && sorted)
+            sorted = key_less(&items[i - 1], &items[i]);
+        mgo_err err = convert(&kv->val, pl, &items[i].value, problems);
+        if (err != MGO_OK)
+            return err;
+    }
+    out->kind = MGO_V_MAP;
+    out->as.map.items = items;
+    out->as.map.len = n;
+    /* Our encoder sends keys sorted; strictly increasing keys are also free of duplicates,
+     * so only a map that arrives out of order is sorted and checked. */
+    if (!sorted && mgo_value_map_sort(out) != MGO_OK) {
+        mgo_problems_add(problems, "$", "map has a duplicate key");
+        return MGO_ERR_INVALID;
+    }
+    return MGO_OK;
+}
+
+/* Room msgpack-c needs for the objects of a scanned document (one zone chunk, one malloc). */
+static size_t zone_bytes(const struct scan_totals *tot)
+{
+    return tot->values * sizeof(msgpack_object) + tot->members * sizeof(msgpack_object_kv) + 256;
+}
+
+/* Takes the tree's storage and the message copy from the arena in one piece (see struct
+ * pool); returns the copy, or NULL (nodes then come from the arena one by one) when the
+ * piece does not fit under the cap. */
+static const char *pool_fill(struct pool *pl, const struct scan_totals *tot, const void *data,
+                             size_t len)
+{
+    size_t vbytes = tot->values * sizeof(struct mgo_value);
+    size_t mbytes = tot->members * sizeof(struct mgo_member);
+    size_t total = vbytes + mbytes + len + 1;
+    if (total > pl->arena->max)
+        return NULL;
+    unsigned char *block = mgo_arena_alloc(pl->arena, total);
+    if (block == NULL)
+        return NULL;
+    pl->in_place = true;
+    pl->values = (struct mgo_value *)(void *)block;
+    pl->values_left = tot->values;
+    pl->members = (struct mgo_member *)(void *)(block + vbytes);
+    pl->members_left = tot->members;
+    char *copy = (char *)block + vbytes + mbytes;
+    memcpy(copy, data, len);
+    pl->empty = copy + len; /* zeroed by the arena; string ends only ever write NUL here */
+    return copy;
 }
 
 mgo_err mgo_value_from_msgpack(const void *data, size_t len, struct mgo_arena *arena,
@@ -281,28 +461,39 @@ mgo_err mgo_value_from_msgpack(const void *data, size_t len, struct mgo_arena *a
         mgo_problems_add(problems, "$", "empty message");
         return MGO_ERR_PARSE;
     }
-    mgo_err err = scan_all(data, len, problems);
+    struct scan_totals tot;
+    mgo_err err = scan_all(data, len, &tot, problems);
     if (err != MGO_OK)
         return err;
 
-    msgpack_unpacked result;
-    msgpack_unpacked_init(&result);
+    msgpack_zone zone;
+    if (!msgpack_zone_init(&zone, zone_bytes(&tot))) {
+        mgo_problems_add(problems, "$", "not a MessagePack document (msgpack-c code %d)",
+                         (int)MSGPACK_UNPACK_NOMEM_ERROR);
+        return MGO_ERR_NOMEM;
+    }
+    struct pool pl = {.arena = arena};
+    const char *input = pool_fill(&pl, &tot, data, len);
+    if (input == NULL)
+        input = data;
+    msgpack_object obj;
     size_t off = 0;
-    msgpack_unpack_return ret = msgpack_unpack_next(&result, data, len, &off);
+    msgpack_unpack_return ret = msgpack_unpack(input, len, &off, &zone, &obj);
     if (ret != MSGPACK_UNPACK_SUCCESS) {
-        MGO_LOGD("msgpack", "msgpack_unpack_next returned %d", (int)ret);
+        MGO_LOGD("msgpack", "msgpack_unpack returned %d", (int)ret);
         mgo_problems_add(problems, "$", "not a MessagePack document (msgpack-c code %d)", (int)ret);
         err = ret == MSGPACK_UNPACK_NOMEM_ERROR ? MGO_ERR_NOMEM : MGO_ERR_PARSE;
-        goto out_unpacked;
+        goto out_zone;
     }
     struct mgo_value v;
-    err = convert(&result.data, arena, &v, problems);
+    memset(&v, 0, sizeof v);
+    err = convert(&obj, &pl, &v, problems);
     if (err == MGO_ERR_NOMEM)
         mgo_problems_add(problems, "$", "document needs more than MGO_MAX_DOC_ARENA_BYTES");
     if (err == MGO_OK)
         *out = v;
-out_unpacked:
-    msgpack_unpacked_destroy(&result);
+out_zone:
+    msgpack_zone_destroy(&zone);
     return err;
 }
 

@@ -55,16 +55,31 @@ mgo_err mgo_value_map_sort(struct mgo_value *map)
     return MGO_OK;
 }
 
+/* Orders member key m->key[0..key_len) against the NUL-terminated key like key_cmp, in
+ * one pass without strlen or a memcmp call: most probes of a lookup end at the first byte.
+ * A NUL byte in key ends it (a shorter key sorts first), even where m->key holds a NUL. */
+static int probe_cmp(const struct mgo_member *m, const char *key)
+{
+    const unsigned char *a = (const unsigned char *)m->key, *b = (const unsigned char *)key;
+    size_t n = m->key_len;
+    for (size_t i = 0; i < n; i++) {
+        if (a[i] != b[i])
+            return (int)a[i] - (int)b[i];
+        if (b[i] == 0)
+            return 1; /* key ended; the member key goes on */
+    }
+    return b[n] == 0 ? 0 : -1;
+}
+
 const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key)
 {
     if (v == NULL || v->kind != MGO_V_MAP)
         return NULL;
-    size_t klen = strlen(key);
     size_t lo = 0, hi = v->as.map.len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct mgo_member *m = &v->as.map.items[mid];
-        int c = key_cmp(m->key, m->key_len, key, klen);
+        int c = probe_cmp(m, key);
         if (c == 0)
             return &m->value;
         if (c < 0)
