@@ -133,6 +133,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "bench-ingest: no valid \"device deployment\" lines in %s\n", pairs_file);
         return 1;
     }
+    if ((size_t)n_pub > n_pairs)
+        n_pub = (int)n_pairs; /* one connection per device at most (see the publish loop) */
     for (int i = 0; i < n_pub; i++) {
         char id[64];
         snprintf(id, sizeof id, "bench-ingest-%d", i);
@@ -169,15 +171,23 @@ int main(int argc, char **argv)
     struct mgo_buf b;
     mgo_buf_init(&b, MGO_MAX_MESSAGE_BYTES);
     int64_t t0 = mgo_bench_now_ns(), end = t0 + (int64_t)seconds * 1000000000;
-    size_t next = 0;
+    /* Each device publishes through one connection only, as a real agent does: MQTT keeps the
+     * order of one connection's messages, not across connections, and the manager rightly
+     * refuses a status older than one it already stored. Publisher i sends for pairs
+     * i, i + n_pub, i + 2 n_pub, ... */
+    size_t next[MAX_PUBLISHERS];
+    for (int i = 0; i < n_pub; i++)
+        next[i] = (size_t)i % n_pairs;
     long total = 0;
     while (!stop_flag && mgo_bench_now_ns() < end) {
         bool any = false;
         for (int i = 0; i < n_pub; i++) {
             struct publisher *p = &pubs[i];
             while (p->sent - atomic_load(&p->acked) < window) {
-                struct pair *pr = &pairs[next];
-                next = (next + 1) % n_pairs;
+                struct pair *pr = &pairs[next[i]];
+                next[i] += (size_t)n_pub;
+                if (next[i] >= n_pairs)
+                    next[i] = (size_t)i % n_pairs;
                 struct mgo_deployment_status st = {
                     .api_version = "deployment.margo.org/v1alpha1",
                     .deployment_id = pr->deployment,

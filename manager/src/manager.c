@@ -23,12 +23,9 @@
  * window when its send thread next wakes (up to 1 s later), so with the wrapper default of 64
  * a deploy to N devices (2 publishes each) took about 2N/64 seconds (bench/fleet). */
 #define MGR_MAX_INFLIGHT 4096
-/* Inbound messages queued before the MQTT wrapper holds them back in Paho. Held messages come
- * back one per broker round trip, so after a burst larger than the queue (a fleet reporting
- * at once, a reconnect storm) ingest fell to a trickle: 1,500 of 135,000 statuses were still
- * not stored 60 s after a 10 s burst with the wrapper's default of 4,096 (bench/fleet). At
- * ~0.6 KiB per status message, 65,536 queued messages are about 40 MiB at most. */
-#define MGR_QUEUE_MAX 65536
+/* Received messages waiting for the loop before the MQTT wrapper warns that the manager falls
+ * behind (a whole fleet reporting at once, or a backlog after an outage, passes it briefly). */
+#define MGR_QUEUE_WARN 65536
 /* Messages ingested in one store transaction at most (see ingest_batch). */
 #define INGEST_BATCH_MAX 512
 
@@ -960,7 +957,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         .username = cfg->username,
         .password = m->password,
         .max_inflight = MGR_MAX_INFLIGHT,
-        .queue_max = MGR_QUEUE_MAX,
+        .queue_warn = MGR_QUEUE_WARN,
     };
     err = mgo_mqtt_new(&mc, &m->mqtt);
     if (err) {

@@ -404,7 +404,7 @@ void rel_recorder_start(struct rel_recorder *r, const char *url, const char *cli
     snprintf(r->client_id, sizeof r->client_id, "%s", client_id);
     struct mgo_mqtt_config c = {.url = r->url, .client_id = r->client_id, .clean_start = false,
                                 .session_expiry_s = 3600, .keepalive_s = 30,
-                                .queue_max = 100000};
+                                .queue_warn = 100000};
     CU_ASSERT_FATAL(mgo_mqtt_new(&c, &r->m) == MGO_OK);
     CU_ASSERT_FATAL(pthread_create(&r->thread, NULL, rec_main, r) == 0);
     int64_t deadline = rel_now_ms() + REL_WAIT_MS;

@@ -2,13 +2,11 @@
  * includes Paho headers).
  *
  * Threading: Paho calls back on its own threads; the wrapper copies every message and
- * connection event into a bounded queue and returns at once. The owner's loop thread
- * drains the queue with mgo_mqtt_next(); all of the owner's state stays on that thread.
- * When the queue is full, the message callback declines the message and Paho keeps it in
- * its own memory (Paho 1.3 has already sent the PUBACK by then); Paho offers held messages
- * again only when a packet arrives, so the wrapper provokes a broker reply (an unsubscribe
- * of a filter it never used) until every held message is taken. Nothing is lost and order
- * is kept; held messages are dropped only on a reconnect with clean_start = true.
+ * connection event into a queue and returns at once. The owner's loop thread drains the
+ * queue with mgo_mqtt_next(); all of the owner's state stays on that thread. Messages are
+ * never refused: Paho has already sent the PUBACK when it offers a message, so a refusal
+ * would only move the message to Paho's own queue and slow its delivery. An owner that
+ * falls behind is warned about (queue_warn); order is kept and nothing is dropped.
  *
  * Reconnects are the owner's decision (the agent has downtime windows and jittered
  * backoff; see mgo/backoff.h): after MGO_MQTT_EV_DISCONNECTED call mgo_mqtt_connect()
@@ -45,7 +43,10 @@ struct mgo_mqtt_config {
     const char *username;   /* optional */
     const char *password;   /* optional; never logged */
     const struct mgo_mqtt_will *will; /* optional last will */
-    size_t queue_max;       /* inbound events kept before back-pressure; default 4096 when 0 */
+    /* Received messages waiting for the owner before a warning that it falls behind (default
+     * 4096 when 0). Never a limit: Paho acknowledges QoS 1 messages as it reads them, so
+     * refusing one would not slow the broker down (see common/src/mqtt.c). */
+    size_t queue_warn;
     size_t max_inflight;    /* default 64 when 0 */
 };
 
