@@ -527,7 +527,8 @@ static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, c
         .seq = st.seq,
         .doc_json = (const char *)json.data,
     };
-    err = mgo_mgr_store_status_apply(m->store, &row);
+    bool changed = false;
+    err = mgo_mgr_store_status_apply(m->store, &row, &changed);
     if (err == MGO_ERR_STALE) {
         MGO_LOGI(TAG, "status on %s ignored: journal position (%llu, %llu) already seen", topic,
                  (unsigned long long)st.boot, (unsigned long long)st.seq);
@@ -538,7 +539,17 @@ static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, c
         result = err;
         goto cleanup;
     }
-    MGO_LOGI(TAG, "device %s deployment %s: %s", t->device_id, t->deployment_id, row.state);
+    /* a line per change of state; repeats (a component moving on, a re-sent status) would
+     * be one write per message at fleet rates */
+    if (changed)
+        MGO_LOGI(TAG, "device %s deployment %s: %s", t->device_id, t->deployment_id, row.state);
+    else
+        MGO_LOGD(TAG, "device %s deployment %s: %s (again)", t->device_id, t->deployment_id,
+                 row.state);
+    if (st.state == MGO_STATE_REMOVED && owner.desired == MGO_MGR_DESIRED_REMOVING)
+        clear_retained_deployment(m, t->device_id, t->deployment_id);
+    if (!mgo_sse__wanted(m->hub, t->deployment_id))
+        goto cleanup;
     /* live stream */
     struct mgo_buf ev;
     mgo_buf_init(&ev, 8u * MGO_MAX_MESSAGE_BYTES);
@@ -557,8 +568,6 @@ static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, c
     if (w.err == MGO_OK)
         mgo_sse__publish(m->hub, "status", t->deployment_id, (const char *)ev.data);
     mgo_buf_cleanup(&ev);
-    if (st.state == MGO_STATE_REMOVED && owner.desired == MGO_MGR_DESIRED_REMOVING)
-        clear_retained_deployment(m, t->device_id, t->deployment_id);
 cleanup:
     mgo_buf_cleanup(&json);
     mgo_arena_cleanup(&arena);

@@ -170,6 +170,9 @@ struct mgo_sse_client *mgo_sse__client_new(const char *const *deployments, size_
 /* Queues one event for this client only (snapshot before it joins). */
 void mgo_sse__client_push(struct mgo_sse_client *c, const char *event, const char *json);
 void mgo_sse__hub_add(struct mgo_sse_hub *hub, struct mgo_sse_client *c);
+/* Whether any client follows deployment_id (NULL: events about no deployment), so the loop
+ * can skip building an event nobody reads. */
+bool mgo_sse__wanted(struct mgo_sse_hub *hub, const char *deployment_id);
 /* Loop thread: an event concerning deployment_id (may be NULL) to every interested client. */
 void mgo_sse__publish(struct mgo_sse_hub *hub, const char *event, const char *deployment_id,
                       const char *json);

@@ -131,6 +131,16 @@ static bool wants(const struct mgo_sse_client *c, const char *deployment_id)
     return false;
 }
 
+bool mgo_sse__wanted(struct mgo_sse_hub *hub, const char *deployment_id)
+{
+    bool any = false;
+    pthread_mutex_lock(&hub->mu);
+    for (struct mgo_sse_client *c = hub->clients; c && !any; c = c->next)
+        any = wants(c, deployment_id);
+    pthread_mutex_unlock(&hub->mu);
+    return any;
+}
+
 void mgo_sse__publish(struct mgo_sse_hub *hub, const char *event, const char *deployment_id,
                       const char *json)
 {

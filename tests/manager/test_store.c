@@ -84,16 +84,16 @@ static void test_migrate_from_v1_keeps_data(void)
     struct mgo_mgr_status_row st = {.deployment_id = "dep-1", .device_id = "dev1",
                                     .state = "installed", .has_journal = true, .boot = 1,
                                     .seq = 1, .doc_json = "{}"};
-    CU_ASSERT_NOT_EQUAL(mgo_mgr_store_status_apply(s, &st), MGO_OK);
+    CU_ASSERT_NOT_EQUAL(mgo_mgr_store_status_apply(s, &st, NULL), MGO_OK);
     mgo_mgr_store_close(s);
 
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 2);
+    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
     CU_ASSERT_EQUAL(mgo_mgr_store_app_get(s, "hello", "1.0", NULL, NULL), MGO_OK);
     CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, NULL), MGO_OK);
     CU_ASSERT_EQUAL(v, 1);
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &st), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &st, NULL), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_status_get(s, "dep-1", NULL, NULL), MGO_OK);
     mgo_mgr_store_close(s);
     mgr_test_rmdir(dir);
@@ -223,34 +223,42 @@ static void test_status_journal_order(void)
     struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
                                    .state = "pending", .has_journal = true, .boot = 2,
                                    .seq = 1, .doc_json = "{}"};
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_OK);
+    bool changed = false;
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &changed), MGO_OK);
+    CU_ASSERT_TRUE(changed); /* the first status */
     r.state = "installing";
     r.seq = 2;
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &changed), MGO_OK);
+    CU_ASSERT_TRUE(changed);
+    /* the same state again (a component moved on) is stored, but is no change of state */
+    r.seq = 3;
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &changed), MGO_OK);
+    CU_ASSERT_FALSE(changed);
     /* duplicate and older positions are refused and change nothing */
     r.state = "failed";
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
     r.seq = 1;
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
     r.boot = 1;
     r.seq = 99;
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
     /* a new boot starts its sequence again */
     r.boot = 3;
     r.seq = 1;
     r.state = "installed";
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_OK);
     mgo_mgr_store_close(s);
 
     /* after a restart the journal position is still known */
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r), MGO_ERR_STALE);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
     struct states hist = {0};
     CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-1", collect_state, &hist), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(hist.n, 3);
+    CU_ASSERT_EQUAL_FATAL(hist.n, 4);
     CU_ASSERT_STRING_EQUAL(hist.list[0], "pending");
     CU_ASSERT_STRING_EQUAL(hist.list[1], "installing");
-    CU_ASSERT_STRING_EQUAL(hist.list[2], "installed");
+    CU_ASSERT_STRING_EQUAL(hist.list[2], "installing");
+    CU_ASSERT_STRING_EQUAL(hist.list[3], "installed");
     struct states cur = {0};
     CU_ASSERT_EQUAL(mgo_mgr_store_status_get(s, "dep-1", collect_state, &cur), MGO_OK);
     CU_ASSERT_EQUAL_FATAL(cur.n, 1);

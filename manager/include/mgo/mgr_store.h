@@ -10,6 +10,8 @@
  *   1  apps, devices, deployments, manifests, status, status_history
  *   2  per-device status journal position (devices.status_boot/status_seq), device_events,
  *      index on status_history(deployment_id)
+ *   3  drops the per-device journal position again (never read; the order check is per
+ *      deployment, on the status table)
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -21,7 +23,7 @@
 #include <stdint.h>
 #include "mgo/err.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 2
+#define MGO_MGR_STORE_SCHEMA_VERSION 3
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -81,9 +83,6 @@ struct mgo_mgr_device_row {
     bool online;
     uint64_t boot;
     int64_t last_seen_ms;
-    bool has_journal; /* last accepted status position */
-    uint64_t status_boot;
-    uint64_t status_seq;
 };
 typedef void (*mgo_mgr_device_visit)(const struct mgo_mgr_device_row *row, void *ctx);
 
@@ -168,9 +167,10 @@ typedef void (*mgo_mgr_status_visit)(const struct mgo_mgr_status_row *row, void 
 
 /* In one transaction: refuses a journal position not after the device's last accepted one
  * (MGO_ERR_STALE), then stores the position, the current status and a history entry.
- * received_ms is filled by the store when 0. */
-mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row)
-    MGO_MUST_CHECK;
+ * received_ms is filled by the store when 0. *state_changed (optional) tells whether the
+ * overall state differs from the one stored before (true for the first status). */
+mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
+                                   bool *state_changed) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment_id,
                                  mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
 /* device_id NULL = all devices. */
