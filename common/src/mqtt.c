@@ -15,6 +15,15 @@
  * wrapper logs once that its owner is falling behind. Control events (connect, publish and
  * subscribe outcomes) are bounded by the in-flight window.
  *
+ * Publishes: the wrapper hands Paho at most `window` publishes at a time (max_inflight, or
+ * the broker's Receive Maximum when smaller) and keeps the rest in its own FIFO, handing the
+ * next one over from the outcome callback of an earlier one. Paho's MQTTAsync_send walks its
+ * whole command list on every call (free message id, buffered count), so with a deploy's
+ * 20,000 publishes queued in Paho the manager spent a quarter of its time in those walks
+ * (perf, bench/fleet 10,000 devices); and a publish Paho queues behind the broker's window
+ * leaves only when its send thread next wakes, up to a second later. Tokens are the
+ * wrapper's own. One thread at a time hands over (`pumping`), so order is kept.
+ *
  * Wakeups: the eventfd is bumped only when a push finds the queue empty (the owner takes
  * events until the queue is empty before it polls again), so a burst costs one write, not
  * one per message.
@@ -59,6 +68,21 @@ struct qnode {
     struct mgo_mqtt_event ev;
 };
 
+/* A publish waiting in the wrapper's FIFO, or handed to Paho (then it is the context of the
+ * outcome callback and sits on the handed list until that callback frees it). */
+struct onode {
+    struct onode *next;
+    struct onode *prev; /* handed list only */
+    struct mgo_mqtt *m;
+    int token;
+    bool counted; /* counts against the window (false after a reconnect) */
+    char *topic;
+    uint8_t *payload;
+    size_t len;
+    int qos;
+    bool retain;
+};
+
 enum disc_state { DISC_IDLE = 0, DISC_PENDING, DISC_DONE };
 
 struct mgo_mqtt {
@@ -94,6 +118,14 @@ struct mgo_mqtt {
     size_t n_messages;  /* MESSAGE events queued */
     bool connected;     /* as reported by the callbacks */
     bool behind;        /* queue_warn was passed (logged once until the queue empties) */
+    /* publishes (see the top of this file) */
+    struct onode *out_head;
+    struct onode *out_tail;
+    struct onode *handed; /* handed to Paho, outcome not yet reported */
+    size_t n_counted;     /* handed ones that count against the window */
+    size_t window;
+    bool pumping;         /* a thread is handing publishes over */
+    int last_token;
     enum disc_state disc;
 
     int wake_fd;               /* eventfd: bumped by a push into an empty queue and by
@@ -269,12 +301,15 @@ nomem:
     return 0;
 }
 
+static void fail_queued(struct mgo_mqtt *m);
+
 static void lost(struct mgo_mqtt *m, int reason)
 {
     pthread_mutex_lock(&m->mu);
     bool was = m->connected;
     m->connected = false;
     pthread_mutex_unlock(&m->mu);
+    fail_queued(m);
     if (was)
         push_control(m, MGO_MQTT_EV_DISCONNECTED, 0, reason);
 }
@@ -301,15 +336,30 @@ static void on_connect_ok(void *context, MQTTAsync_successData5 *resp)
 {
     struct mgo_mqtt *m = context;
     struct qnode *n = new_node(MGO_MQTT_EV_CONNECTED);
+    /* The broker's Receive Maximum (65,535 when absent) bounds the publishes in flight. */
+    size_t window = m->max_inflight;
+    if (resp != NULL &&
+        MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
+        int rmax = MQTTProperties_getNumericValue(&resp->properties,
+                                                  MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+        if (rmax > 0 && (size_t)rmax < window)
+            window = (size_t)rmax;
+    }
     pthread_mutex_lock(&m->mu);
     m->connected = true;
+    m->window = window;
+    /* publishes handed over before the reconnect are Paho's to resend or fail; they no
+     * longer count against the new connection's window */
+    for (struct onode *o = m->handed; o != NULL; o = o->next)
+        o->counted = false;
+    m->n_counted = 0;
     pthread_mutex_unlock(&m->mu);
     if (n == NULL)
         return;
     n->ev.session_present = resp != NULL && resp->alt.connect.sessionPresent != 0;
     n->ev.reason = resp != NULL ? (int)resp->reasonCode : 0;
-    MGO_LOGI(TAG, "connected to %s as %s (session %s)", m->url, m->client_id,
-             n->ev.session_present ? "resumed" : "new");
+    MGO_LOGI(TAG, "connected to %s as %s (session %s, %zu publishes in flight at most)", m->url,
+             m->client_id, n->ev.session_present ? "resumed" : "new", window);
     push(m, n);
 }
 
@@ -344,18 +394,140 @@ static void on_connect_fail(void *context, MQTTAsync_failureData5 *resp)
     push_control(m, MGO_MQTT_EV_CONNECT_FAILED, resp != NULL ? resp->token : 0, reason);
 }
 
+/* ---- publishes: the wrapper's FIFO in front of Paho ------------------------------- */
+
+static void onode_free(struct onode *o)
+{
+    free(o->topic);
+    free(o->payload);
+    free(o);
+}
+
+/* With m->mu held. */
+static void handed_add(struct mgo_mqtt *m, struct onode *o)
+{
+    o->prev = NULL;
+    o->next = m->handed;
+    if (m->handed != NULL)
+        m->handed->prev = o;
+    m->handed = o;
+    o->counted = true;
+    m->n_counted++;
+}
+
+/* With m->mu held. */
+static void handed_remove(struct mgo_mqtt *m, struct onode *o)
+{
+    if (o->prev != NULL)
+        o->prev->next = o->next;
+    else
+        m->handed = o->next;
+    if (o->next != NULL)
+        o->next->prev = o->prev;
+    if (o->counted)
+        m->n_counted--;
+}
+
+static void on_publish_ok(void *context, MQTTAsync_successData5 *resp);
+static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp);
+
+/* Gives one publish to Paho (o is already on the handed list). Paho copies topic and
+ * payload; after a successful send o belongs to the outcome callback, which may already
+ * have run, so o is not touched again. */
+static int hand_over(struct mgo_mqtt *m, struct onode *o)
+{
+    static const uint8_t empty[1] = {0};
+    char *topic = o->topic;
+    uint8_t *payload = o->payload;
+    o->topic = NULL;
+    o->payload = NULL;
+    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
+    ro.onSuccess5 = on_publish_ok;
+    ro.onFailure5 = on_publish_fail;
+    ro.context = o;
+    int rc = MQTTAsync_send(m->client, topic, (int)o->len, o->len > 0 ? payload : empty, o->qos,
+                            o->retain ? 1 : 0, &ro);
+    free(topic);
+    free(payload);
+    return rc;
+}
+
+/* Hands queued publishes to Paho while the window has room (any thread, without m->mu). */
+static void pump(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    if (m->pumping) {
+        pthread_mutex_unlock(&m->mu); /* that thread re-checks the FIFO before it stops */
+        return;
+    }
+    m->pumping = true;
+    for (;;) {
+        struct onode *o = m->out_head;
+        if (o == NULL || m->n_counted >= m->window) {
+            m->pumping = false;
+            pthread_mutex_unlock(&m->mu);
+            return;
+        }
+        m->out_head = o->next;
+        if (m->out_head == NULL)
+            m->out_tail = NULL;
+        handed_add(m, o);
+        int token = o->token;
+        pthread_mutex_unlock(&m->mu);
+        int rc = hand_over(m, o);
+        if (rc != MQTTASYNC_SUCCESS) {
+            pthread_mutex_lock(&m->mu);
+            handed_remove(m, o);
+            pthread_mutex_unlock(&m->mu);
+            onode_free(o);
+            const char *why = MQTTAsync_strerror(rc);
+            MGO_LOGW(TAG, "publish %d: %s (paho %d)", token, why != NULL ? why : "?", rc);
+            push_control(m, MGO_MQTT_EV_PUBLISH_FAILED, token, rc);
+        }
+        pthread_mutex_lock(&m->mu);
+    }
+}
+
+/* Reports every publish still in the FIFO as failed (the connection is gone; owners
+ * publish again after a reconnect, as for any failed publish). */
+static void fail_queued(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    struct onode *o = m->out_head;
+    m->out_head = m->out_tail = NULL;
+    pthread_mutex_unlock(&m->mu);
+    while (o != NULL) {
+        struct onode *next = o->next;
+        push_control(m, MGO_MQTT_EV_PUBLISH_FAILED, o->token, MQTTASYNC_DISCONNECTED);
+        onode_free(o);
+        o = next;
+    }
+}
+
+static void publish_done(struct onode *o, enum mgo_mqtt_event_kind kind, int reason)
+{
+    struct mgo_mqtt *m = o->m;
+    int token = o->token;
+    pthread_mutex_lock(&m->mu);
+    handed_remove(m, o);
+    pthread_mutex_unlock(&m->mu);
+    onode_free(o);
+    push_control(m, kind, token, reason);
+    pump(m); /* a slot is free */
+}
+
 static void on_publish_ok(void *context, MQTTAsync_successData5 *resp)
 {
-    push_control(context, MGO_MQTT_EV_PUBLISHED, resp != NULL ? resp->token : 0,
-                 resp != NULL ? (int)resp->reasonCode : 0);
+    publish_done(context, MGO_MQTT_EV_PUBLISHED, resp != NULL ? (int)resp->reasonCode : 0);
 }
 
 static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp)
 {
+    struct onode *o = context;
     int reason = failure_reason(resp);
-    MGO_LOGW(TAG, "publish %d not acknowledged: %s (code %d)", resp != NULL ? resp->token : 0,
-             failure_text(resp), reason);
-    push_control(context, MGO_MQTT_EV_PUBLISH_FAILED, resp != NULL ? resp->token : 0, reason);
+    MGO_LOGW(TAG, "publish %d not acknowledged: %s (code %d)", o->token, failure_text(resp),
+             reason);
+    publish_done(o, MGO_MQTT_EV_PUBLISH_FAILED, reason);
 }
 
 static void on_subscribe_ok(void *context, MQTTAsync_successData5 *resp)
@@ -533,6 +705,7 @@ mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out)
         cfg->connect_timeout_s != 0 ? cfg->connect_timeout_s : DEFAULT_CONNECT_TIMEOUT_S;
     m->queue_warn = cfg->queue_warn != 0 ? cfg->queue_warn : DEFAULT_QUEUE_WARN;
     m->max_inflight = cfg->max_inflight != 0 ? cfg->max_inflight : DEFAULT_MAX_INFLIGHT;
+    m->window = m->max_inflight;
 
     err = MGO_ERR_INTERNAL;
     if (pthread_mutex_init(&m->mu, NULL) != 0)
@@ -549,12 +722,10 @@ mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out)
 
     MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
     copts.sendWhileDisconnected = 0;
-    /* Paho counts every publish queued behind the in-flight window as "buffered" and refuses
-     * the 101st with MQTTASYNC_MAX_BUFFERED_MESSAGES by default, even while connected. The
-     * manager publishes two messages per device of a deploy (256 devices per call) and
-     * republishes every unacknowledged manifest after a reconnect, so the default made a
-     * deploy to more than ~45 devices lose publishes until the next reconnect (found by
-     * bench/fleet). Memory stays bounded by what the owner publishes. */
+    /* Paho counts every publish it holds as "buffered" and refuses the 101st by default, even
+     * while connected. The wrapper hands it at most the window (see the top of this file),
+     * plus publishes of an earlier connection Paho still holds, so the bound only has to
+     * stay out of the way. */
     copts.maxBufferedMessages = MAX_BUFFERED_MESSAGES;
     int rc = MQTTAsync_createWithOptions(&m->client, m->url, m->client_id,
                                          MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
@@ -604,6 +775,14 @@ void mgo_mqtt_free(struct mgo_mqtt *m)
         struct qnode *next = n->next;
         free_node(n);
         n = next;
+    }
+    for (struct onode *o = m->out_head, *next; o != NULL; o = next) {
+        next = o->next;
+        onode_free(o);
+    }
+    for (struct onode *o = m->handed, *next; o != NULL; o = next) {
+        next = o->next;
+        onode_free(o); /* outcomes Paho never reported */
     }
     close(m->wake_fd);
     pthread_cond_destroy(&m->cond);
@@ -782,18 +961,64 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
         MGO_LOGE(TAG, "publish %s: NULL payload with a non-zero length", topic);
         return MGO_ERR_INVALID;
     }
-    static const uint8_t empty[1] = {0};
-    MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
-    ro.onSuccess5 = on_publish_ok;
-    ro.onFailure5 = on_publish_fail;
-    ro.context = m;
-    /* Paho copies the payload before MQTTAsync_send returns. */
-    int rc = MQTTAsync_send(m->client, topic, (int)payload_len, payload_len > 0 ? payload : empty,
-                            qos, retain ? 1 : 0, &ro);
-    if (rc != MQTTASYNC_SUCCESS)
-        return paho_err(rc, "publish");
+    struct onode *o = calloc(1, sizeof *o);
+    if (o == NULL)
+        return MGO_ERR_NOMEM;
+    o->m = m;
+    o->len = payload_len;
+    o->qos = qos;
+    o->retain = retain;
+    o->topic = strdup(topic);
+    if (payload_len > 0)
+        o->payload = malloc(payload_len);
+    if (o->topic == NULL || (payload_len > 0 && o->payload == NULL)) {
+        onode_free(o);
+        return MGO_ERR_NOMEM;
+    }
+    if (payload_len > 0)
+        memcpy(o->payload, payload, payload_len);
+
+    pthread_mutex_lock(&m->mu);
+    if (!m->connected) {
+        pthread_mutex_unlock(&m->mu);
+        onode_free(o);
+        MGO_LOGD(TAG, "publish %s: not connected", topic);
+        return MGO_ERR_NET;
+    }
+    m->last_token = m->last_token == INT32_MAX ? 1 : m->last_token + 1;
+    o->token = m->last_token;
+    int token = o->token;
+    /* Handed over at once when nothing waits and the window has room, so Paho's own
+     * refusals still come back from this call; otherwise queued behind the others. */
+    bool direct = !m->pumping && m->out_head == NULL && m->n_counted < m->window;
+    if (direct) {
+        m->pumping = true;
+        handed_add(m, o);
+    } else {
+        o->next = NULL;
+        if (m->out_tail != NULL)
+            m->out_tail->next = o;
+        else
+            m->out_head = o;
+        m->out_tail = o;
+    }
+    pthread_mutex_unlock(&m->mu);
+    if (direct) {
+        int rc = hand_over(m, o);
+        pthread_mutex_lock(&m->mu);
+        if (rc != MQTTASYNC_SUCCESS)
+            handed_remove(m, o);
+        m->pumping = false;
+        pthread_mutex_unlock(&m->mu);
+        if (rc != MQTTASYNC_SUCCESS) {
+            onode_free(o);
+            pump(m);
+            return paho_err(rc, "publish");
+        }
+    }
+    pump(m);
     if (token_out != NULL)
-        *token_out = ro.token;
+        *token_out = token;
     return MGO_OK;
 }
 
