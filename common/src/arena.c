@@ -36,7 +36,7 @@ void mgo_arena_cleanup(struct mgo_arena *arena)
     arena->used = 0;
 }
 
-void *mgo_arena_alloc(struct mgo_arena *arena, size_t size)
+void *mgo_arena_alloc_raw(struct mgo_arena *arena, size_t size)
 {
     if (size == 0)
         size = 1;
@@ -69,7 +69,14 @@ void *mgo_arena_alloc(struct mgo_arena *arena, size_t size)
     }
     void *p = c->data + c->used;
     c->used += rounded;
-    memset(p, 0, size);
+    return p;
+}
+
+void *mgo_arena_alloc(struct mgo_arena *arena, size_t size)
+{
+    void *p = mgo_arena_alloc_raw(arena, size);
+    if (p != NULL)
+        memset(p, 0, size ? size : 1);
     return p;
 }
 

@@ -146,25 +146,21 @@ mgo_err mgo_timeout_parse(const char *text, uint32_t *seconds)
 
 bool mgo_is_uuid(const char *t)
 {
-    static const unsigned groups[] = {8, 4, 4, 4, 12};
-    for (size_t g = 0; g < 5; g++) {
-        for (unsigned i = 0; i < groups[g]; i++, t++) {
-            char c = *t;
-            if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F')))
-                return false;
-        }
-        if (g < 4 && *t++ != '-')
+    /* 8-4-4-4-12 hex digits; a NUL has no class, so a short text ends the loop early */
+    static const char pattern[] = "xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx";
+    for (size_t i = 0; i < sizeof pattern - 1; i++) {
+        unsigned need = pattern[i] == '-' ? MGO_CC_DASH : MGO_CC_HEX;
+        if (!(mgo_codec__char_class[(unsigned char)t[i]] & need))
             return false;
     }
-    return *t == '\0';
+    return t[sizeof pattern - 1] == '\0';
 }
 
 bool mgo_is_app_id(const char *t)
 {
     size_t n = 0;
     for (; t[n]; n++) {
-        char c = t[n];
-        if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-'))
+        if (!(mgo_codec__char_class[(unsigned char)t[n]] & MGO_CC_NAME))
             return false;
     }
     return n >= 1 && n <= MGO_MAX_APP_ID_LEN;

@@ -15,8 +15,11 @@ mgo_err mgo_app_deployment_from_value(const struct mgo_value *root, struct mgo_a
         return MGO_ERR_INVALID;
     }
     out->api_version = mgo_codec__str(&rd, root, "apiVersion", false, 256);
-    const char *kind = mgo_codec__str(&rd, root, "kind", false, 64);
-    if (kind != NULL && strcmp(kind, "ApplicationDeployment") != 0)
+    static const char want_kind[] = "ApplicationDeployment";
+    size_t kind_len;
+    const char *kind = mgo_codec__str_len(&rd, root, "kind", false, 64, &kind_len);
+    if (kind != NULL &&
+        (kind_len != sizeof want_kind - 1 || memcmp(kind, want_kind, sizeof want_kind - 1) != 0))
         mgo_codec__fail(&rd, "kind", "must be \"ApplicationDeployment\", got \"%.64s\"", kind);
     const struct mgo_value *meta = mgo_codec__map(&rd, root, "metadata", true);
     const struct mgo_value *spec = mgo_codec__map(&rd, root, "spec", true);

@@ -102,15 +102,25 @@ void mgo_codec__read_resources(struct mgo_rd *rd, const struct mgo_value *v,
     }
 }
 
-static bool is_component_name(const char *s)
+/* s[0..n) starts with the literal prefix: one constant comparison, no strncmp call
+ * (strcmp and strncmp calls were a twentieth of a deployment decode). */
+#define HAS_PREFIX(s, n, prefix) \
+    ((n) >= sizeof(prefix) - 1 && memcmp((s), (prefix), sizeof(prefix) - 1) == 0)
+
+/* strcmp(a, b) == 0, without a call when the first bytes differ (distinct names mostly do). */
+static inline bool same_name(const char *a, const char *b)
 {
-    if (s[0] == '\0')
-        return false;
-    for (const char *p = s; *p; p++) {
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-'))
-            return false;
-    }
-    return true;
+    return a[0] == b[0] && strcmp(a, b) == 0;
+}
+
+/* s[0..n): one or more of [a-z0-9-]. The whole name is tested without an early exit, so
+ * the loop's only branch is its count. */
+static bool is_component_name(const char *s, size_t n)
+{
+    unsigned all = n > 0 ? MGO_CC_NAME : 0;
+    for (size_t i = 0; i < n; i++)
+        all &= mgo_codec__char_class[(unsigned char)s[i]];
+    return all != 0;
 }
 
 static void read_component(struct mgo_rd *rd, const struct mgo_value *v, enum mgo_profile_type type,
@@ -118,17 +128,19 @@ static void read_component(struct mgo_rd *rd, const struct mgo_value *v, enum mg
 {
     memset(out, 0, sizeof *out);
     out->wait = true;
-    out->name = mgo_codec__str(rd, v, "name", true, MGO_MAX_NAME_LEN);
-    if (out->name != NULL && !is_component_name(out->name))
+    size_t name_len, location_len, repository_len;
+    out->name = mgo_codec__str_len(rd, v, "name", true, MGO_MAX_NAME_LEN, &name_len);
+    if (out->name != NULL && !is_component_name(out->name, name_len))
         mgo_codec__fail(rd, "name", "\"%s\" must be lowercase letters, digits and dashes",
                         out->name);
     const struct mgo_value *props = mgo_codec__map(rd, v, "properties", true);
     if (props == NULL)
         return;
     size_t saved = mgo_codec__enter(rd, "properties");
-    out->repository = mgo_codec__str(rd, props, "repository", false, 2048);
+    out->repository = mgo_codec__str_len(rd, props, "repository", false, 2048, &repository_len);
     out->revision = mgo_codec__str(rd, props, "revision", false, 256);
-    out->package_location = mgo_codec__str(rd, props, "packageLocation", false, 2048);
+    out->package_location =
+        mgo_codec__str_len(rd, props, "packageLocation", false, 2048, &location_len);
     out->key_location = mgo_codec__str(rd, props, "keyLocation", false, 2048);
     mgo_codec__bool(rd, props, "wait", false, &out->wait);
     out->timeout = mgo_codec__str(rd, props, "timeout", false, 32);
@@ -148,10 +160,11 @@ static void read_component(struct mgo_rd *rd, const struct mgo_value *v, enum mg
             mgo_codec__fail(rd, "revision", "is required with repository");
     }
     if (out->repository != NULL && type == MGO_PROFILE_COMPOSE &&
-        strncmp(out->repository, "oci://", 6) != 0)
+        !HAS_PREFIX(out->repository, repository_len, "oci://"))
         mgo_codec__fail(rd, "repository", "must start with oci://");
-    if (out->package_location != NULL && strncmp(out->package_location, "http://", 7) != 0 &&
-        strncmp(out->package_location, "https://", 8) != 0)
+    if (out->package_location != NULL &&
+        !HAS_PREFIX(out->package_location, location_len, "http://") &&
+        !HAS_PREFIX(out->package_location, location_len, "https://"))
         mgo_codec__fail(rd, "packageLocation", "must be an http:// or https:// URL");
     mgo_codec__leave(rd, saved);
 }
@@ -264,7 +277,7 @@ void mgo_codec__read_profile(struct mgo_rd *rd, const struct mgo_value *v, bool 
             read_component(rd, &comps->as.array.items[i], out->type, &out->components[i]);
             for (size_t j = 0; j < i; j++) {
                 if (out->components[i].name && out->components[j].name &&
-                    strcmp(out->components[i].name, out->components[j].name) == 0)
+                    same_name(out->components[i].name, out->components[j].name))
                     mgo_codec__fail(rd, "name", "\"%s\" is used by another component",
                                     out->components[i].name);
             }
@@ -298,7 +311,7 @@ static const struct mgo_component *find_component(const struct mgo_profile *prof
     for (size_t p = 0; p < n; p++) {
         for (size_t c = 0; c < profiles[p].components_len; c++) {
             if (profiles[p].components[c].name != NULL &&
-                strcmp(profiles[p].components[c].name, name) == 0) {
+                same_name(profiles[p].components[c].name, name)) {
                 *type_out = profiles[p].type;
                 return &profiles[p].components[c];
             }
@@ -339,7 +352,7 @@ static void read_target(struct mgo_rd *rd, const struct mgo_value *v,
         }
     }
     /* Compose pointers are environment variables; "ENV.X" (older drafts) becomes "X". */
-    if (pointer != NULL && all_compose && strncmp(pointer, "ENV.", 4) == 0)
+    if (pointer != NULL && all_compose && pointer[0] == 'E' && strncmp(pointer, "ENV.", 4) == 0)
         pointer += 4;
     out->pointer = pointer;
 }
@@ -372,7 +385,7 @@ void mgo_codec__read_parameters(struct mgo_rd *rd, const struct mgo_value *map,
             mgo_codec__leave(rd, saved);
             continue;
         }
-        const struct mgo_value *value = mgo_value_get(&m->value, "value");
+        const struct mgo_value *value = mgo_codec__lookup(&m->value, "value", 5);
         if (value != NULL && value->kind != MGO_V_NULL) {
             if (value->kind == MGO_V_ARRAY || value->kind == MGO_V_MAP || value->kind == MGO_V_BIN)
                 mgo_codec__fail(rd, "value",

@@ -61,33 +61,6 @@ static size_t format_path(const struct mgo_rd *rd, char path[MGO_MAX_FIELD_PATH]
     return len;
 }
 
-size_t mgo_codec__enter(struct mgo_rd *rd, const char *key)
-{
-    size_t saved = rd->depth;
-    if (saved < MGO_RD_MAX_SEGS) {
-        rd->segs[saved].key = key;
-        rd->segs[saved].index = 0;
-    }
-    rd->depth = saved + 1;
-    return saved;
-}
-
-size_t mgo_codec__enter_index(struct mgo_rd *rd, size_t index)
-{
-    size_t saved = rd->depth;
-    if (saved < MGO_RD_MAX_SEGS) {
-        rd->segs[saved].key = NULL;
-        rd->segs[saved].index = index;
-    }
-    rd->depth = saved + 1;
-    return saved;
-}
-
-void mgo_codec__leave(struct mgo_rd *rd, size_t saved)
-{
-    rd->depth = saved;
-}
-
 void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...)
 {
     char path[MGO_MAX_FIELD_PATH];
@@ -152,47 +125,13 @@ static int key_order(const struct mgo_member *m, const char *key, size_t key_len
     return m->key_len < key_len ? -1 : m->key_len > key_len;
 }
 
-/* True when the member key equals key[0..key_len), given equal lengths. */
-static bool key_equal(const char *a, const char *b, size_t n)
-{
-    size_t i = 0;
-    if (n >= 8) {
-        uint64_t wa, wb;
-        for (; n - i >= 8; i += 8) {
-            memcpy(&wa, a + i, sizeof wa);
-            memcpy(&wb, b + i, sizeof wb);
-            if (wa != wb)
-                return false;
-        }
-        if (i == n)
-            return true;
-        memcpy(&wa, a + n - 8, sizeof wa); /* the tail, overlapping the last word */
-        memcpy(&wb, b + n - 8, sizeof wb);
-        return wa == wb;
-    }
-    for (; i < n; i++) {
-        if (a[i] != b[i])
-            return false;
-    }
-    return true;
-}
-
-/* mgo_value_get with the key's length known. The maps the codecs read are small: a linear
- * pass over the lengths (kept in the members, no pointer to follow) finds the one or two
- * candidates faster than a binary search, whose probes each follow a key pointer and take
- * a branch the predictor cannot know. Large maps are searched as usual. */
-static const struct mgo_value *get(const struct mgo_value *map, const char *key, size_t key_len)
+/* mgo_value_get with the key's length known, for maps too large for the linear pass of
+ * mgo_codec__lookup. */
+const struct mgo_value *mgo_codec__lookup_large(const struct mgo_value *map, const char *key,
+                                                size_t key_len)
 {
     const struct mgo_member *items = map->as.map.items;
-    size_t len = map->as.map.len;
-    if (len <= 16) {
-        for (size_t i = 0; i < len; i++) {
-            if (items[i].key_len == key_len && key_equal(items[i].key, key, key_len))
-                return &items[i].value;
-        }
-        return NULL;
-    }
-    size_t lo = 0, hi = len;
+    size_t lo = 0, hi = map->as.map.len;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct mgo_member *m = &items[mid];
@@ -207,8 +146,8 @@ static const struct mgo_value *get(const struct mgo_value *map, const char *key,
     return NULL;
 }
 
-const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd, const struct mgo_value *map,
-                                           const char *key, size_t key_len, bool required)
+const struct mgo_value *mgo_codec__field_slow(struct mgo_rd *rd, const struct mgo_value *map,
+                                              const char *key, size_t key_len, bool required)
 {
     if (map == NULL)
         return NULL;
@@ -216,7 +155,7 @@ const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd, const struct mgo_v
         mgo_codec__fail(rd, NULL, "must be a map, got %s", mgo_value_kind_name(map->kind));
         return NULL;
     }
-    const struct mgo_value *v = get(map, key, key_len);
+    const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
     if (v != NULL && v->kind == MGO_V_NULL && required) {
         mgo_codec__fail(rd, key, "is required and must not be null");
         return NULL;
@@ -228,10 +167,10 @@ const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd, const struct mgo_v
     return v;
 }
 
-const char *mgo_codec__str_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                             size_t key_len, bool required, size_t max_len)
+const char *mgo_codec__str_slow(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                                size_t key_len, bool required, size_t max_len)
 {
-    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
+    const struct mgo_value *v = mgo_codec__field_slow(rd, map, key, key_len, required);
     if (v == NULL)
         return NULL;
     const char *s = NULL;
@@ -258,7 +197,7 @@ const char *mgo_codec__str_n(struct mgo_rd *rd, const struct mgo_value *map, con
 bool mgo_codec__uint_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
                        size_t key_len, bool required, uint64_t *out)
 {
-    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
+    const struct mgo_value *v = mgo_codec__field_slow(rd, map, key, key_len, required);
     if (v == NULL)
         return false;
     if (v->kind == MGO_V_INT) {
@@ -273,10 +212,10 @@ bool mgo_codec__uint_n(struct mgo_rd *rd, const struct mgo_value *map, const cha
     return true;
 }
 
-bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                       size_t key_len, bool required, bool *out)
+bool mgo_codec__bool_slow(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                          size_t key_len, bool required, bool *out)
 {
-    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
+    const struct mgo_value *v = mgo_codec__field_slow(rd, map, key, key_len, required);
     if (v == NULL)
         return false;
     if (v->kind != MGO_V_BOOL) {
@@ -290,7 +229,7 @@ bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *map, const cha
 bool mgo_codec__number_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
                          size_t key_len, bool required, double *out)
 {
-    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
+    const struct mgo_value *v = mgo_codec__field_slow(rd, map, key, key_len, required);
     if (v == NULL)
         return false;
     switch (v->kind) {
@@ -303,11 +242,11 @@ bool mgo_codec__number_n(struct mgo_rd *rd, const struct mgo_value *map, const c
     }
 }
 
-const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd, const struct mgo_value *map,
-                                           const char *key, size_t key_len, bool required,
-                                           size_t min_items, size_t max_items)
+const struct mgo_value *mgo_codec__array_slow(struct mgo_rd *rd, const struct mgo_value *map,
+                                              const char *key, size_t key_len, bool required,
+                                              size_t min_items, size_t max_items)
 {
-    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
+    const struct mgo_value *v = mgo_codec__field_slow(rd, map, key, key_len, required);
     if (v == NULL)
         return NULL;
     if (v->kind != MGO_V_ARRAY) {
@@ -326,10 +265,10 @@ const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd, const struct mgo_v
     return v;
 }
 
-const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd, const struct mgo_value *map,
-                                         const char *key, size_t key_len, bool required)
+const struct mgo_value *mgo_codec__map_slow(struct mgo_rd *rd, const struct mgo_value *map,
+                                            const char *key, size_t key_len, bool required)
 {
-    const struct mgo_value *v = mgo_codec__field_n(rd, map, key, key_len, required);
+    const struct mgo_value *v = mgo_codec__field_slow(rd, map, key, key_len, required);
     if (v == NULL)
         return NULL;
     if (v->kind != MGO_V_MAP) {
@@ -346,7 +285,7 @@ int mgo_codec__enum_n(struct mgo_rd *rd, const struct mgo_value *map, const char
     if (s == NULL)
         return -1;
     for (size_t i = 0; i < n; i++) {
-        if (strcmp(s, names[i]) == 0)
+        if (s[0] == names[i][0] && strcmp(s, names[i]) == 0) /* a call only when it may match */
             return (int)i;
     }
     char allowed[MGO_MAX_PROBLEM_TEXT / 2];
@@ -373,11 +312,17 @@ mgo_err mgo_codec__str_array(struct mgo_arena *arena, const char *const *items, 
     return MGO_OK;
 }
 
-static bool is_unreserved(char c)
-{
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '~' || c == '-';
-}
+/* Bytes 0x80 and up belong to no class (left zero). */
+const unsigned char mgo_codec__char_class[256] = {
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 0x00 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 0x10 */
+     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 14,  4,  0, /* 0x20 */
+     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  0,  0,  0,  0,  0,  0, /* 0x30 */
+     0,  5,  5,  5,  5,  5,  5,  4,  4,  4,  4,  4,  4,  4,  4,  4, /* 0x40 */
+     4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  0,  0,  0,  0,  4, /* 0x50 */
+     0,  7,  7,  7,  7,  7,  7,  6,  6,  6,  6,  6,  6,  6,  6,  6, /* 0x60 */
+     6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  0,  0,  0,  4,  0, /* 0x70 */
+};
 
 bool mgo_codec__is_device_path(const char *s, bool allow_wildcard)
 {
@@ -394,7 +339,7 @@ bool mgo_codec__is_device_path(const char *s, bool allow_wildcard)
             seg = 0;
             continue;
         }
-        if (!is_unreserved(c))
+        if (!(mgo_codec__char_class[(unsigned char)c] & MGO_CC_UNRESERVED))
             return false;
         seg++;
     }

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "mgo/limits.h"
 #include "mgo/margo.h"
 
 /* One step of the current path: a key, or (key NULL) an array index. */
@@ -33,31 +34,179 @@ struct mgo_rd {
 };
 
 void mgo_codec__rd_init(struct mgo_rd *rd, struct mgo_arena *arena, struct mgo_problems *p);
-/* Path handling: enter returns the previous depth to pass to leave. */
-size_t mgo_codec__enter(struct mgo_rd *rd, const char *key);
-size_t mgo_codec__enter_index(struct mgo_rd *rd, size_t index);
-void mgo_codec__leave(struct mgo_rd *rd, size_t saved);
+/* Path handling: enter returns the previous depth to pass to leave. Inline: a deployment
+ * enters a step about thirty times. */
+static inline size_t mgo_codec__enter(struct mgo_rd *rd, const char *key)
+{
+    size_t saved = rd->depth;
+    if (saved < MGO_RD_MAX_SEGS) {
+        rd->segs[saved].key = key;
+        rd->segs[saved].index = 0;
+    }
+    rd->depth = saved + 1;
+    return saved;
+}
+
+static inline size_t mgo_codec__enter_index(struct mgo_rd *rd, size_t index)
+{
+    size_t saved = rd->depth;
+    if (saved < MGO_RD_MAX_SEGS) {
+        rd->segs[saved].key = NULL;
+        rd->segs[saved].index = index;
+    }
+    rd->depth = saved + 1;
+    return saved;
+}
+
+static inline void mgo_codec__leave(struct mgo_rd *rd, size_t saved)
+{
+    rd->depth = saved;
+}
 void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...) MGO_PRINTF(3, 4);
 mgo_err mgo_codec__result(const struct mgo_rd *rd);
 
+/* Member key[0..key_len) of a map value (binary search; for maps of more than 16 members). */
+const struct mgo_value *mgo_codec__lookup_large(const struct mgo_value *map, const char *key,
+                                                size_t key_len);
+
+/* Member key[0..key_len) of map (which must be a map), or NULL. Inline: the maps the codecs
+ * read are small, so a pass over the member lengths finds the candidate, and with a literal
+ * key the length and the byte comparison fold into constants at each call site, whose
+ * branches the predictor learns per site (one shared loop mispredicted about a third of
+ * its probes; perf, bench/codec). */
+static inline const struct mgo_value *mgo_codec__lookup(const struct mgo_value *map,
+                                                        const char *key, size_t key_len)
+{
+    const struct mgo_member *items = map->as.map.items;
+    size_t len = map->as.map.len;
+    if (len > 16)
+        return mgo_codec__lookup_large(map, key, key_len);
+    for (size_t i = 0; i < len; i++) {
+        if (items[i].key_len == key_len && memcmp(items[i].key, key, key_len) == 0)
+            return &items[i].value;
+    }
+    return NULL;
+}
+
 /* Field readers. key is a child of map; when the map itself is not a map they fail once.
  * Each is an inline wrapper that passes strlen(key), which the compiler folds for the
- * string literals nearly every call site uses (lookups were a tenth of a decode). */
-const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd, const struct mgo_value *map,
-                                           const char *key, size_t key_len, bool required);
-const char *mgo_codec__str_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                             size_t key_len, bool required, size_t max_len);
+ * string literals nearly every call site uses (lookups were a tenth of a decode). The
+ * *_slow functions hold the rules and the problems; the inline readers answer the common
+ * case (the field is there with the right type) themselves and otherwise call them, which
+ * repeat the whole check. */
+const struct mgo_value *mgo_codec__field_slow(struct mgo_rd *rd, const struct mgo_value *map,
+                                              const char *key, size_t key_len, bool required);
+const char *mgo_codec__str_slow(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                                size_t key_len, bool required, size_t max_len);
+
+static inline const struct mgo_value *mgo_codec__field_n(struct mgo_rd *rd,
+                                                         const struct mgo_value *map,
+                                                         const char *key, size_t key_len,
+                                                         bool required)
+{
+    if (map != NULL && map->kind == MGO_V_MAP) {
+        const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
+        if (v != NULL ? v->kind != MGO_V_NULL : !required)
+            return v;
+    }
+    return mgo_codec__field_slow(rd, map, key, key_len, required);
+}
+
+static inline const char *mgo_codec__str_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                           const char *key, size_t key_len, bool required,
+                                           size_t max_len)
+{
+    if (map != NULL && map->kind == MGO_V_MAP) {
+        const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
+        if (v == NULL && !required)
+            return NULL;
+        if (v != NULL && v->kind == MGO_V_STR &&
+            v->as.str.len <= (max_len ? max_len : MGO_MAX_STRING_BYTES))
+            return v->as.str.ptr;
+    }
+    return mgo_codec__str_slow(rd, map, key, key_len, required, max_len);
+}
+/* mgo_codec__str_n that also gives the string's length in *len (0 when NULL is returned),
+ * for checks that can then compare whole words instead of calling strlen or strncmp. */
+static inline const char *mgo_codec__str_len_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                               const char *key, size_t key_len, bool required,
+                                               size_t max_len, size_t *len)
+{
+    if (map != NULL && map->kind == MGO_V_MAP) {
+        const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
+        *len = 0;
+        if (v == NULL && !required)
+            return NULL;
+        if (v != NULL && v->kind == MGO_V_STR &&
+            v->as.str.len <= (max_len ? max_len : MGO_MAX_STRING_BYTES)) {
+            *len = v->as.str.len;
+            return v->as.str.ptr;
+        }
+    }
+    const char *s = mgo_codec__str_slow(rd, map, key, key_len, required, max_len);
+    *len = s != NULL ? strlen(s) : 0;
+    return s;
+}
+
 bool mgo_codec__uint_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
                        size_t key_len, bool required, uint64_t *out);
-bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
-                       size_t key_len, bool required, bool *out);
 bool mgo_codec__number_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
                          size_t key_len, bool required, double *out);
-const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd, const struct mgo_value *map,
-                                           const char *key, size_t key_len, bool required,
-                                           size_t min_items, size_t max_items);
-const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd, const struct mgo_value *map,
-                                         const char *key, size_t key_len, bool required);
+bool mgo_codec__bool_slow(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                          size_t key_len, bool required, bool *out);
+const struct mgo_value *mgo_codec__array_slow(struct mgo_rd *rd, const struct mgo_value *map,
+                                              const char *key, size_t key_len, bool required,
+                                              size_t min_items, size_t max_items);
+const struct mgo_value *mgo_codec__map_slow(struct mgo_rd *rd, const struct mgo_value *map,
+                                            const char *key, size_t key_len, bool required);
+
+static inline bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *map,
+                                     const char *key, size_t key_len, bool required, bool *out)
+{
+    if (map != NULL && map->kind == MGO_V_MAP) {
+        const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
+        if (v == NULL && !required)
+            return false;
+        if (v != NULL && v->kind == MGO_V_BOOL) {
+            *out = v->as.b;
+            return true;
+        }
+    }
+    return mgo_codec__bool_slow(rd, map, key, key_len, required, out);
+}
+
+static inline const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd,
+                                                         const struct mgo_value *map,
+                                                         const char *key, size_t key_len,
+                                                         bool required, size_t min_items,
+                                                         size_t max_items)
+{
+    if (map != NULL && map->kind == MGO_V_MAP) {
+        const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
+        if (v == NULL && !required)
+            return NULL;
+        if (v != NULL && v->kind == MGO_V_ARRAY && v->as.array.len >= min_items &&
+            v->as.array.len <= max_items)
+            return v;
+    }
+    return mgo_codec__array_slow(rd, map, key, key_len, required, min_items, max_items);
+}
+
+static inline const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd,
+                                                       const struct mgo_value *map,
+                                                       const char *key, size_t key_len,
+                                                       bool required)
+{
+    if (map != NULL && map->kind == MGO_V_MAP) {
+        const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
+        if (v == NULL && !required)
+            return NULL;
+        if (v != NULL && v->kind == MGO_V_MAP)
+            return v;
+    }
+    return mgo_codec__map_slow(rd, map, key, key_len, required);
+}
+
 int mgo_codec__enum_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
                       size_t key_len, bool required, const char *const *names, size_t n);
 
@@ -73,6 +222,14 @@ static inline const char *mgo_codec__str(struct mgo_rd *rd, const struct mgo_val
                                          const char *key, bool required, size_t max_len)
 {
     return mgo_codec__str_n(rd, map, key, strlen(key), required, max_len);
+}
+
+/* String field and its length (see mgo_codec__str_len_n). */
+static inline const char *mgo_codec__str_len(struct mgo_rd *rd, const struct mgo_value *map,
+                                             const char *key, bool required, size_t max_len,
+                                             size_t *len)
+{
+    return mgo_codec__str_len_n(rd, map, key, strlen(key), required, max_len, len);
 }
 
 static inline bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map,
@@ -119,6 +276,14 @@ static inline int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map
 
 /* Allocation from the reader's arena; records nomem on failure. */
 void *mgo_codec__alloc(struct mgo_rd *rd, size_t size);
+
+/* Character classes of the identifier rules: one table lookup per byte instead of a chain
+ * of range tests (the validators were a twentieth of a deployment decode). */
+#define MGO_CC_HEX 1u        /* [0-9a-fA-F] */
+#define MGO_CC_NAME 2u       /* [a-z0-9-]: application ids, component names */
+#define MGO_CC_UNRESERVED 4u /* [A-Za-z0-9._~-]: device id segments */
+#define MGO_CC_DASH 8u       /* '-' */
+extern const unsigned char mgo_codec__char_class[256];
 
 /* Margo device ids: one or more segments of [A-Za-z0-9._~-] separated by '/', and, when
  * allow_wildcard, an optional trailing slash-star (a gateway picks the child). */

@@ -299,26 +299,27 @@ static mgo_err convert_array(const msgpack_object *o, struct pool *pl, struct mg
 static mgo_err convert_map(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
                            struct mgo_problems *problems);
 
-/* One value into zeroed storage (arena memory is). Inline, so the leaves of a container
- * (most of a document) cost no call; containers recurse. */
-static inline mgo_err convert(const msgpack_object *o, struct pool *pl, struct mgo_value *out,
-                              struct mgo_problems *problems)
+/* One value, every field of *out written (the pool's storage is not zeroed). Inline, so
+ * the leaves of a container (most of a document) cost no call; containers recurse. The
+ * recursive copy starts on a cache line: placed 32 bytes off one it took a deployment
+ * decode from 2.9 to 3.05-3.3 µs (same instructions; bench/codec, A/B of two builds). */
+static inline __attribute__((aligned(64))) mgo_err convert(const msgpack_object *o,
+                                                            struct pool *pl,
+                                                            struct mgo_value *out,
+                                                            struct mgo_problems *problems)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
-        out->kind = MGO_V_NULL;
+        *out = (struct mgo_value){.kind = MGO_V_NULL};
         return MGO_OK;
     case MSGPACK_OBJECT_BOOLEAN:
-        out->kind = MGO_V_BOOL;
-        out->as.b = o->via.boolean;
+        *out = (struct mgo_value){.kind = MGO_V_BOOL, .as.b = o->via.boolean};
         return MGO_OK;
     case MSGPACK_OBJECT_POSITIVE_INTEGER:
-        out->kind = MGO_V_UINT;
-        out->as.u = o->via.u64;
+        *out = (struct mgo_value){.kind = MGO_V_UINT, .as.u = o->via.u64};
         return MGO_OK;
     case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-        out->kind = MGO_V_INT;
-        out->as.i = o->via.i64;
+        *out = (struct mgo_value){.kind = MGO_V_INT, .as.i = o->via.i64};
         return MGO_OK;
     case MSGPACK_OBJECT_FLOAT32:
     case MSGPACK_OBJECT_FLOAT64:
@@ -326,8 +327,7 @@ static inline mgo_err convert(const msgpack_object *o, struct pool *pl, struct m
             mgo_problems_add(problems, "$", "non-finite numbers (NaN, Infinity) are not allowed");
             return MGO_ERR_INVALID;
         }
-        out->kind = MGO_V_FLOAT;
-        out->as.f = o->via.f64;
+        *out = (struct mgo_value){.kind = MGO_V_FLOAT, .as.f = o->via.f64};
         return MGO_OK;
     case MSGPACK_OBJECT_STR:
     case MSGPACK_OBJECT_BIN: {
@@ -342,9 +342,8 @@ static inline mgo_err convert(const msgpack_object *o, struct pool *pl, struct m
         }
         if (copy == NULL)
             return MGO_ERR_NOMEM;
-        out->kind = is_str ? MGO_V_STR : MGO_V_BIN;
-        out->as.str.ptr = copy;
-        out->as.str.len = n;
+        *out = (struct mgo_value){.kind = is_str ? MGO_V_STR : MGO_V_BIN,
+                                  .as.str = {.ptr = copy, .len = n}};
         return MGO_OK;
     }
     case MSGPACK_OBJECT_ARRAY:
@@ -365,9 +364,7 @@ static mgo_err convert_array(const msgpack_object *o, struct pool *pl, struct mg
     struct mgo_value *items = take_values(pl, n);
     if (items == NULL)
         return MGO_ERR_NOMEM;
-    out->kind = MGO_V_ARRAY;
-    out->as.array.items = items;
-    out->as.array.len = n;
+    *out = (struct mgo_value){.kind = MGO_V_ARRAY, .as.array = {.items = items, .len = n}};
     for (size_t i = 0; i < n; i++) {
         mgo_err err = convert(&o->via.array.ptr[i], pl, &items[i], problems);
         if (err != MGO_OK)
@@ -406,9 +403,7 @@ static mgo_err convert_map(const msgpack_object *o, struct pool *pl, struct mgo_
         if (err != MGO_OK)
             return err;
     }
-    out->kind = MGO_V_MAP;
-    out->as.map.items = items;
-    out->as.map.len = n;
+    *out = (struct mgo_value){.kind = MGO_V_MAP, .as.map = {.items = items, .len = n}};
     /* Our encoder sends keys sorted; strictly increasing keys are also free of duplicates,
      * so only a map that arrives out of order is sorted and checked. */
     if (!sorted && mgo_value_map_sort(out) != MGO_OK) {
@@ -435,7 +430,7 @@ static const char *pool_fill(struct pool *pl, const struct scan_totals *tot, con
     size_t total = vbytes + mbytes + len + 1;
     if (total > pl->arena->max)
         return NULL;
-    unsigned char *block = mgo_arena_alloc(pl->arena, total);
+    unsigned char *block = mgo_arena_alloc_raw(pl->arena, total); /* convert() fills it */
     if (block == NULL)
         return NULL;
     pl->in_place = true;
@@ -445,7 +440,8 @@ static const char *pool_fill(struct pool *pl, const struct scan_totals *tot, con
     pl->members_left = tot->members;
     char *copy = (char *)block + vbytes + mbytes;
     memcpy(copy, data, len);
-    pl->empty = copy + len; /* zeroed by the arena; string ends only ever write NUL here */
+    copy[len] = '\0';
+    pl->empty = copy + len; /* string ends only ever write NUL here */
     return copy;
 }
 

@@ -320,18 +320,14 @@ static const char deployment_yaml[] =
     "      value: rtsp://10.7.0.21/s1\n"
     "      targets: [{pointer: URL, components: [camera, %s]}]\n";
 
-/* Decodes the deployment above (YAML -> tree -> MessagePack -> typed). */
-static mgo_err decode_dep(const char *name, const char *timeout, const char *extra,
-                          const char *target, struct mgo_app_deployment *d,
-                          struct mgo_arena *arena, struct mgo_problems *p)
+/* Decodes a deployment written in YAML (YAML -> tree -> MessagePack -> typed). */
+static mgo_err decode_dep_yaml(const char *yaml, struct mgo_app_deployment *d,
+                               struct mgo_arena *arena, struct mgo_problems *p)
 {
-    char yaml[4096];
-    int n = snprintf(yaml, sizeof yaml, deployment_yaml, name, timeout, extra, target);
-    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof yaml);
     mgo_arena_init(arena, MGO_MAX_DOC_ARENA_BYTES);
     mgo_problems_init(p);
     struct mgo_value tree;
-    if (mgo_value_from_yaml(yaml, (size_t)n, arena, &tree, p) != MGO_OK)
+    if (mgo_value_from_yaml(yaml, strlen(yaml), arena, &tree, p) != MGO_OK)
         return MGO_ERR_PARSE;
     struct mgo_buf mp;
     mgo_buf_init(&mp, MGO_MAX_MESSAGE_BYTES);
@@ -340,6 +336,17 @@ static mgo_err decode_dep(const char *name, const char *timeout, const char *ext
     err = mgo_app_deployment_decode(mp.data, mp.len, arena, d, p);
     mgo_buf_cleanup(&mp);
     return err;
+}
+
+/* Decodes the deployment above with its blanks filled. */
+static mgo_err decode_dep(const char *name, const char *timeout, const char *extra,
+                          const char *target, struct mgo_app_deployment *d,
+                          struct mgo_arena *arena, struct mgo_problems *p)
+{
+    char yaml[4096];
+    int n = snprintf(yaml, sizeof yaml, deployment_yaml, name, timeout, extra, target);
+    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof yaml);
+    return decode_dep_yaml(yaml, d, arena, p);
 }
 
 static void test_problem_paths_nested(void)
@@ -398,6 +405,192 @@ static void test_large_map_lookup(void)
     mgo_arena_cleanup(&arena);
 }
 
+/* Decodes the deployment with one blank filled and expects either success (rule NULL) or
+ * exactly one problem with that field and rule. */
+static void expect_dep(const char *name, const char *extra, const char *field, const char *rule)
+{
+    struct mgo_app_deployment d;
+    struct mgo_arena arena;
+    struct mgo_problems p;
+    mgo_err err = decode_dep(name, "1m0s", extra, "camera", &d, &arena, &p);
+    if (rule == NULL) {
+        CU_ASSERT_EQUAL(err, MGO_OK);
+        CU_ASSERT_EQUAL(p.count, 0);
+    } else {
+        CU_ASSERT_EQUAL(err, MGO_ERR_INVALID);
+        CU_ASSERT_EQUAL_FATAL(p.count, 1);
+        CU_ASSERT_STRING_EQUAL(p.items[0].field, field);
+        CU_ASSERT_STRING_EQUAL(p.items[0].rule, rule);
+    }
+    mgo_arena_cleanup(&arena);
+}
+
+#define COMP2 "spec.deploymentProfile.components[2]"
+
+static void test_reader_fallbacks(void)
+{
+    /* the inline readers hand everything but a present, well-typed field to the checks of
+     * old: each problem is worded and placed as before */
+    expect_dep("null", "", COMP2 ".name", "is required and must not be null");
+    expect_dep("7", "", COMP2 ".name", "must be a string, got integer");
+    expect_dep("[a]", "", COMP2 ".name", "must be a string, got array");
+    char long_name[300];
+    memset(long_name, 'a', 254);
+    long_name[254] = '\0';
+    expect_dep(long_name, "", COMP2 ".name", "is 254 bytes long, at most 253 allowed");
+    long_name[253] = '\0';
+    expect_dep(long_name, "", NULL, NULL);
+    expect_dep("viewer", "          wait: 'yes'\n", COMP2 ".properties.wait",
+               "must be a boolean, got string");
+    expect_dep("viewer", "          wait: null\n", NULL, NULL);
+    expect_dep("viewer", "          revision: 7\n", COMP2 ".properties.revision",
+               "must be a string, got integer");
+    expect_dep("viewer", "          repository: null\n", NULL, NULL);
+    expect_dep("viewer", "          repository: [oci://x]\n", COMP2 ".properties.repository",
+               "must be a string, got array");
+}
+
+static void test_component_names(void)
+{
+    expect_dep("a", "", NULL, NULL);
+    expect_dep("'-'", "", NULL, NULL);
+    expect_dep("abc-09-xyz", "", NULL, NULL);
+    expect_dep("''", "", COMP2 ".name", "\"\" must be lowercase letters, digits and dashes");
+    expect_dep("aBc", "", COMP2 ".name", "\"aBc\" must be lowercase letters, digits and dashes");
+    expect_dep("a_b", "", COMP2 ".name", "\"a_b\" must be lowercase letters, digits and dashes");
+    expect_dep("\"caf\\u00e9\"", "", COMP2 ".name",
+               "\"caf\xc3\xa9\" must be lowercase letters, digits and dashes");
+    expect_dep("camera", "", COMP2 ".name", "\"camera\" is used by another component");
+}
+
+/* A one-component deployment with the given kind, deviceId and component properties. */
+static const char small_dep_yaml[] =
+    "kind: %s\n"
+    "id: 6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f\n"
+    "metadata: {name: n, namespace: ns, deviceId: '%s', annotations: {applicationId: app}}\n"
+    "spec:\n"
+    "  deploymentProfile:\n"
+    "    type: compose\n"
+    "    components: [{name: c, properties: {%s}}]\n";
+
+static void expect_small(const char *kind, const char *device, const char *props,
+                         const char *field, const char *rule)
+{
+    char yaml[2048];
+    int n = snprintf(yaml, sizeof yaml, small_dep_yaml, kind, device, props);
+    CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof yaml);
+    struct mgo_app_deployment d;
+    struct mgo_arena arena;
+    struct mgo_problems p;
+    mgo_err err = decode_dep_yaml(yaml, &d, &arena, &p);
+    if (rule == NULL) {
+        CU_ASSERT_EQUAL(err, MGO_OK);
+        CU_ASSERT_EQUAL(p.count, 0);
+    } else {
+        CU_ASSERT_EQUAL(err, MGO_ERR_INVALID);
+        CU_ASSERT_EQUAL_FATAL(p.count, 1);
+        CU_ASSERT_STRING_EQUAL(p.items[0].field, field);
+        CU_ASSERT_STRING_EQUAL(p.items[0].rule, rule);
+    }
+    mgo_arena_cleanup(&arena);
+}
+
+#define KIND "ApplicationDeployment"
+#define LOC "spec.deploymentProfile.components[0].properties.packageLocation"
+#define URL_RULE "must be an http:// or https:// URL"
+
+static void test_prefixes_and_kind(void)
+{
+    /* prefixes compared by length: shorter texts, the exact prefix, near misses */
+    expect_small(KIND, "d", "packageLocation: 'http://'", NULL, NULL);
+    expect_small(KIND, "d", "packageLocation: 'https://'", NULL, NULL);
+    expect_small(KIND, "d", "packageLocation: 'https://x/y.tgz'", NULL, NULL);
+    expect_small(KIND, "d", "packageLocation: 'http:/'", LOC, URL_RULE);
+    expect_small(KIND, "d", "packageLocation: 'https:/x'", LOC, URL_RULE);
+    expect_small(KIND, "d", "packageLocation: 'HTTP://x'", LOC, URL_RULE);
+    expect_small(KIND, "d", "packageLocation: ''", LOC, URL_RULE);
+    expect_small(KIND, "d", "repository: 'oci://', revision: '1'", NULL, NULL);
+    expect_small(KIND, "d", "repository: 'oci:/x', revision: '1'",
+                 "spec.deploymentProfile.components[0].properties.repository",
+                 "must start with oci://");
+    expect_small(KIND "X", "d", "packageLocation: 'http://x'", "kind",
+                 "must be \"ApplicationDeployment\", got \"ApplicationDeploymentX\"");
+    expect_small("ApplicationDeploymen", "d", "packageLocation: 'http://x'", "kind",
+                 "must be \"ApplicationDeployment\", got \"ApplicationDeploymen\"");
+    expect_small("applicationDeployment", "d", "packageLocation: 'http://x'", "kind",
+                 "must be \"ApplicationDeployment\", got \"applicationDeployment\"");
+}
+
+static void test_device_ids(void)
+{
+    static const char *const good[] = {"d", "Edge.gw_1~-", "a/b/c", "site/gw/*", "A-Z.0_9~"};
+    static const char *const bad[] = {"", "/a", "a/", "a//b", "a b", "a/*/b", "*", "a/b*",
+                                      "caf\xc3\xa9", "a:b", "a@b"};
+    for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
+        expect_small(KIND, good[i], "packageLocation: 'http://x'", NULL, NULL);
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_small(KIND, bad[i], "packageLocation: 'http://x'", "metadata.deviceId",
+                     "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*(/\\*)?$");
+}
+
+static void test_uuid_and_app_id(void)
+{
+    CU_ASSERT(mgo_is_uuid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"));
+    CU_ASSERT(mgo_is_uuid("6F1C2D3E-4B5A-4C6D-8E7F-0A1B2C3D4E5F"));
+    CU_ASSERT(mgo_is_uuid("00000000-0000-0000-0000-000000000000"));
+    CU_ASSERT(!mgo_is_uuid(""));
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e"));
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5"));   /* 35 */
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f0")); /* 37 */
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e4-b5a-4c6d-8e7f-0a1b2c3d4e5f"));  /* dash moved */
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5g"));
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e-f"));
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e_4b5a-4c6d-8e7f-0a1b2c3d4e5f"));
+    CU_ASSERT(!mgo_is_uuid("6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e\xc3\xa9"));
+    char id[MGO_MAX_APP_ID_LEN + 2];
+    memset(id, 'a', sizeof id);
+    id[MGO_MAX_APP_ID_LEN] = '\0';
+    CU_ASSERT(mgo_is_app_id(id));
+    id[MGO_MAX_APP_ID_LEN] = '-';
+    id[MGO_MAX_APP_ID_LEN + 1] = '\0';
+    CU_ASSERT(!mgo_is_app_id(id)); /* 201 */
+    CU_ASSERT(mgo_is_app_id("a"));
+    CU_ASSERT(mgo_is_app_id("-"));
+    CU_ASSERT(mgo_is_app_id("factory-vision-09"));
+    CU_ASSERT(!mgo_is_app_id(""));
+    CU_ASSERT(!mgo_is_app_id("Factory"));
+    CU_ASSERT(!mgo_is_app_id("a_b"));
+    CU_ASSERT(!mgo_is_app_id("a.b"));
+    CU_ASSERT(!mgo_is_app_id("caf\xc3\xa9"));
+}
+
+static void test_arena_alloc_raw(void)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 8192);
+    unsigned char *a = mgo_arena_alloc_raw(&arena, 3);
+    unsigned char *b = mgo_arena_alloc_raw(&arena, 100);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT_EQUAL((uintptr_t)a % 16, 0);
+    CU_ASSERT_EQUAL((uintptr_t)b % 16, 0);
+    CU_ASSERT(b >= a + 3);
+    memset(b, 0xab, 100); /* all of it is usable */
+    CU_ASSERT_PTR_NOT_NULL(mgo_arena_alloc_raw(&arena, 0));
+    CU_ASSERT_PTR_NULL(mgo_arena_alloc_raw(&arena, 8193)); /* past the cap */
+    /* the zeroing allocation still zeroes, also where raw storage was handed out before */
+    mgo_arena_cleanup(&arena);
+    mgo_arena_init(&arena, 8192);
+    unsigned char *c = mgo_arena_alloc_raw(&arena, 64);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    memset(c, 0xff, 64);
+    unsigned char *z = mgo_arena_alloc(&arena, 64);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(z);
+    for (size_t i = 0; i < 64; i++)
+        CU_ASSERT_EQUAL_FATAL(z[i], 0);
+    mgo_arena_cleanup(&arena);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case decoder[] = {
@@ -413,6 +606,12 @@ void mgo_test_register(void)
     static const struct mgo_test_case reader[] = {
         {"problem paths with nested indexes", test_problem_paths_nested},
         {"large map lookup", test_large_map_lookup},
+        {"reader fallbacks word problems as before", test_reader_fallbacks},
+        {"component names", test_component_names},
+        {"prefixes and kind", test_prefixes_and_kind},
+        {"device ids", test_device_ids},
+        {"UUIDs and application ids", test_uuid_and_app_id},
+        {"arena without zeroing", test_arena_alloc_raw},
         {NULL, NULL},
     };
     mgo_test_add_suite("msgpack fast paths", decoder);
