@@ -159,7 +159,7 @@ repeats "$SMALL" 2
 repeats "$LARGE" 2 --storm
 median_table "$SMALL"
 median_table "$LARGE"
-# the same deploy with the broker's inflight window as shipped in broker-config/ (20)
+# the same deploy with Mosquitto's default in-flight window (20; broker-config/ ships 0 = no limit)
 fleet 300 --broker-inflight 20
 
 # ---- 3. the document --------------------------------------------------------------------------

@@ -439,10 +439,17 @@ static void collect_removed(const struct mgo_mgr_deployment_row *row, void *c)
     l->len++;
 }
 
-static void sweep_after_connect(struct mgo_manager *m)
+/* After a connect: publishes the documents and manifest of every device whose newest
+ * manifest the broker has not acknowledged, or of every device when the session is new (the
+ * broker may have lost its retained messages with it; protocol.md §6.2; agents ignore the
+ * byte-identical copies), and clears retained documents of removed deployments. */
+static void sweep_after_connect(struct mgo_manager *m, bool session_present)
 {
     struct id_list devices = {0};
-    if (mgo_mgr_store_manifest_unpublished(m->store, add_id, &devices) == MGO_OK) {
+    if (mgo_mgr_store_manifest_devices(m->store, session_present, add_id, &devices) == MGO_OK) {
+        if (!session_present && devices.len > 0)
+            MGO_LOGI(TAG, "new session: publishing the desired state of %zu devices again",
+                     devices.len);
         for (size_t i = 0; i < devices.len; i++)
             mgo_manager__publish_device(m, devices.ids[i], NULL, 0);
     }
@@ -858,7 +865,7 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         m->connecting = false;
         mgo_backoff_reset(&m->backoff);
         subscribe_all(m); /* also when resumed: cheap, and the filters may have changed */
-        sweep_after_connect(m);
+        sweep_after_connect(m, ev->session_present);
         break;
     case MGO_MQTT_EV_CONNECT_FAILED:
         MGO_LOGW(TAG, "connect to %s failed (reason %d)", m->cfg->broker_url, ev->reason);

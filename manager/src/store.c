@@ -812,12 +812,14 @@ mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char
     return run(s, st, "mark manifest published");
 }
 
-mgo_err mgo_mgr_store_manifest_unpublished(struct mgo_mgr_store *s, mgo_mgr_id_visit visit,
-                                           void *ctx)
+mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished_only,
+                                       mgo_mgr_id_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SELECT device_id FROM manifests WHERE published < version "
-                          "ORDER BY device_id", &st);
+    mgo_err err = prep(s, unpublished_only ? "SELECT device_id FROM manifests WHERE published < "
+                                             "version ORDER BY device_id"
+                                           : "SELECT device_id FROM manifests WHERE version > 0 "
+                                             "ORDER BY device_id", &st);
     if (err)
         return err;
     int rc;

@@ -763,6 +763,81 @@ static void test_broker_outage(void)
     mgr_test_manager_stop(&mgr);
 }
 
+/* Collects the newest manifest version per device from retained desired-state messages. */
+struct seen_manifests {
+    size_t len;
+    char device[8][32];
+    uint64_t version[8];
+};
+
+static void collect_manifests(struct mgo_mqtt *mon, struct seen_manifests *out, int ms)
+{
+    struct inbox in = {0};
+    pump(mon, &in, ms);
+    for (size_t i = 0; i < in.len; i++) {
+        char dev[32];
+        if (sscanf(in.items[i].topic, "margo/v1/devices/%31[^/]/desired", dev) != 1)
+            continue;
+        struct mgo_arena arena;
+        mgo_arena_init(&arena, 1u << 20);
+        struct mgo_problems p;
+        mgo_problems_init(&p);
+        struct mgo_desired_state ds;
+        if (mgo_desired_state_decode(in.items[i].payload, in.items[i].len, &arena, &ds, &p) ==
+            MGO_OK) {
+            size_t k = 0;
+            while (k < out->len && strcmp(out->device[k], dev) != 0)
+                k++;
+            if (k == out->len && out->len < 8)
+                snprintf(out->device[out->len++], sizeof out->device[0], "%s", dev);
+            if (k < out->len && ds.manifest_version > out->version[k])
+                out->version[k] = ds.manifest_version;
+        }
+        mgo_arena_cleanup(&arena);
+    }
+    inbox_cleanup(&in);
+}
+
+/* The broker loses everything (no persistence file): the manager's session is new when it
+ * reconnects, and it publishes every device's desired state again, so a device that
+ * subscribes afterwards still finds its manifest (protocol.md §6.2). */
+static void test_broker_lost_state_republished(void)
+{
+    CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
+    struct mgo_mqtt *mon = mqtt_connect("it-monitor-5");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mon);
+    CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/+/desired", 1, NULL), MGO_OK);
+    struct seen_manifests before = {0};
+    collect_manifests(mon, &before, 1000);
+    mgo_mqtt_free(mon);
+    CU_ASSERT_FATAL(before.len >= 1); /* earlier tests deployed to dev1 */
+    mgo_mqtt_free(device);
+    device = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_test_broker_stop(&broker), 0);
+    char db[400];
+    snprintf(db, sizeof db, "%s/mosquitto.db", broker.dir);
+    CU_ASSERT_EQUAL_FATAL(unlink(db), 0);
+    CU_ASSERT_EQUAL_FATAL(mgo_test_broker_restart(&broker), 0);
+    device = mqtt_connect("it-device");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(device);
+    mon = mqtt_connect("it-monitor-6");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(mon);
+    CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/+/desired", 1, NULL), MGO_OK);
+    struct seen_manifests after = {0};
+    int64_t deadline = mgr_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
+    while (after.len < before.len && mgr_test_now_ms() < deadline)
+        collect_manifests(mon, &after, 200);
+    CU_ASSERT_EQUAL(after.len, before.len);
+    for (size_t i = 0; i < before.len; i++) {
+        size_t k = 0;
+        while (k < after.len && strcmp(after.device[k], before.device[i]) != 0)
+            k++;
+        CU_ASSERT_TRUE(k < after.len && after.version[k] == before.version[i]);
+    }
+    mgo_mqtt_free(mon);
+    mgr_test_manager_stop(&mgr);
+}
+
 /* margoctl deploy on a terminal asks the unanswered questions (through a pty). */
 static void test_interactive_questions(void)
 {
@@ -940,6 +1015,7 @@ void mgo_test_register(void)
         {"remove: manifest without it, watch, retained cleared", test_remove},
         {"restart keeps manifestVersion; fresh store relearns", test_restart_keeps_versions_and_relearns},
         {"broker outage: change stored, published after reconnect", test_broker_outage},
+        {"broker lost its state: desired state published again", test_broker_lost_state_republished},
         {"margoctl deploy asks questions on a terminal", test_interactive_questions},
         {"daemon binary: config errors, SIGTERM", test_daemon_binary},
         {"stop", test_stop},

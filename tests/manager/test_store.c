@@ -157,9 +157,13 @@ static void test_manifest_version_monotonic_across_restart(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 12);
     int unpublished = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_unpublished(s, (mgo_mgr_id_visit)count_visit,
-                                                       &unpublished), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, true, (mgo_mgr_id_visit)count_visit,
+                                                   &unpublished), MGO_OK);
     CU_ASSERT_EQUAL(unpublished, 1); /* dev2 only */
+    int all = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, false, (mgo_mgr_id_visit)count_visit, &all),
+                    MGO_OK);
+    CU_ASSERT_EQUAL(all, 2);
     mgo_mgr_store_close(s);
     mgr_test_rmdir(dir);
 }

@@ -147,9 +147,10 @@ mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_i
 mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
                                              uint64_t version) MGO_MUST_CHECK;
 typedef void (*mgo_mgr_id_visit)(const char *id, void *ctx);
-/* Devices whose newest manifest the broker has not acknowledged yet. */
-mgo_err mgo_mgr_store_manifest_unpublished(struct mgo_mgr_store *s, mgo_mgr_id_visit visit,
-                                           void *ctx) MGO_MUST_CHECK;
+/* Devices with a manifest; with unpublished_only, those whose newest manifest the broker
+ * has not acknowledged yet. */
+mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished_only,
+                                       mgo_mgr_id_visit visit, void *ctx) MGO_MUST_CHECK;
 
 /* ---- status ------------------------------------------------------------------------- */
 
