@@ -7,8 +7,9 @@
  * with journal position (--boot, seq = 1, 2, 3, ...) so every message is new to the manager.
  * Each connection keeps at most --window unacknowledged publishes.
  *
- * Prints "PUBLISHED <n> <seconds>" when --seconds have passed and every publish was
- * acknowledged by the broker (the manager's store is counted by the controller). */
+ * Prints "PUBLISHED <n> <seconds>" when --seconds have passed and the acknowledgements came
+ * in (at most 30 s more); n counts only publishes the broker acknowledged (the manager's
+ * store is counted by the controller). */
 #include <inttypes.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -16,6 +17,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <MQTTAsync.h>
 
@@ -137,7 +139,7 @@ int main(int argc, char **argv)
         n_pub = (int)n_pairs; /* one connection per device at most (see the publish loop) */
     for (int i = 0; i < n_pub; i++) {
         char id[64];
-        snprintf(id, sizeof id, "bench-ingest-%d", i);
+        snprintf(id, sizeof id, "bench-ingest-%ld-%d", (long)getpid(), i); /* unique per process */
         MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
         co.MQTTVersion = MQTTVERSION_5;
         co.maxBufferedMessages = window + 10;
@@ -236,7 +238,14 @@ int main(int argc, char **argv)
         while (pubs[i].sent > atomic_load(&pubs[i].acked) && mgo_bench_now_ns() < deadline)
             mgo_bench_sleep_ms(5);
     }
-    printf("PUBLISHED %ld %.3f\n", total, secs);
+    /* only what the broker acknowledged counts as published */
+    long acked = 0;
+    for (int i = 0; i < n_pub; i++)
+        acked += atomic_load(&pubs[i].acked);
+    if (acked < total)
+        fprintf(stderr, "bench-ingest: %ld of %ld publishes not acknowledged\n", total - acked,
+                total);
+    printf("PUBLISHED %ld %.3f\n", acked, secs);
     fflush(stdout);
     for (int i = 0; i < n_pub; i++) {
         MQTTAsync_disconnectOptions d = MQTTAsync_disconnectOptions_initializer5;
