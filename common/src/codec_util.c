@@ -101,51 +101,6 @@ void *mgo_codec__alloc(struct mgo_rd *rd, size_t size)
     return p;
 }
 
-/* Orders member key m against key[0..key_len) bytewise, shorter first on a common prefix
- * (the order of mgo_value maps). Both are NUL-terminated, so the first bytes can be compared
- * before the lengths; most probes of a binary search end there. */
-static int key_order(const struct mgo_member *m, const char *key, size_t key_len)
-{
-    const unsigned char *a = (const unsigned char *)m->key, *b = (const unsigned char *)key;
-    if (a[0] != b[0])
-        return (int)a[0] - (int)b[0];
-    size_t n = m->key_len < key_len ? m->key_len : key_len;
-    size_t i = 1;
-    for (; i < n && n - i >= 8; i += 8) {
-        uint64_t wa, wb;
-        memcpy(&wa, a + i, sizeof wa);
-        memcpy(&wb, b + i, sizeof wb);
-        if (wa != wb)
-            break; /* the byte loop below finds which byte */
-    }
-    for (; i < n; i++) {
-        if (a[i] != b[i])
-            return (int)a[i] - (int)b[i];
-    }
-    return m->key_len < key_len ? -1 : m->key_len > key_len;
-}
-
-/* mgo_value_get with the key's length known, for maps too large for the linear pass of
- * mgo_codec__lookup. */
-const struct mgo_value *mgo_codec__lookup_large(const struct mgo_value *map, const char *key,
-                                                size_t key_len)
-{
-    const struct mgo_member *items = map->as.map.items;
-    size_t lo = 0, hi = map->as.map.len;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        const struct mgo_member *m = &items[mid];
-        int c = key_order(m, key, key_len);
-        if (c == 0)
-            return &m->value;
-        if (c < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
-    }
-    return NULL;
-}
-
 const struct mgo_value *mgo_codec__field_slow(struct mgo_rd *rd, const struct mgo_value *map,
                                               const char *key, size_t key_len, bool required)
 {

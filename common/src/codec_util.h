@@ -65,9 +65,6 @@ static inline void mgo_codec__leave(struct mgo_rd *rd, size_t saved)
 void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...) MGO_PRINTF(3, 4);
 mgo_err mgo_codec__result(const struct mgo_rd *rd);
 
-/* Member key[0..key_len) of a map value (binary search; for maps of more than 16 members). */
-const struct mgo_value *mgo_codec__lookup_large(const struct mgo_value *map, const char *key,
-                                                size_t key_len);
 
 /* Member key[0..key_len) of map (which must be a map), or NULL. Inline: the maps the codecs
  * read are small, so a pass over the member lengths finds the candidate, and with a literal
@@ -80,7 +77,7 @@ static inline const struct mgo_value *mgo_codec__lookup(const struct mgo_value *
     const struct mgo_member *items = map->as.map.items;
     size_t len = map->as.map.len;
     if (len > 16)
-        return mgo_codec__lookup_large(map, key, key_len);
+        return mgo_value_get_n(map, key, key_len);
     for (size_t i = 0; i < len; i++) {
         if (items[i].key_len == key_len && memcmp(items[i].key, key, key_len) == 0)
             return &items[i].value;

@@ -1,6 +1,7 @@
 /* value.c - the generic document tree: lookup, comparison, copy and builders. */
 #include "mgo/value.h"
 
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -58,20 +59,32 @@ mgo_err mgo_value_map_sort(struct mgo_value *map)
 /* Orders member key m->key[0..key_len) against the NUL-terminated key like key_cmp, in
  * one pass without strlen or a memcmp call: most probes of a lookup end at the first byte.
  * A NUL byte in key ends it (a shorter key sorts first), even where m->key holds a NUL. */
-static int probe_cmp(const struct mgo_member *m, const char *key)
+/* Orders member key m against key[0..key_len) bytewise, shorter first on a common prefix
+ * (the order of mgo_value maps). Both are NUL-terminated, so the first bytes can be compared
+ * before the lengths; most probes of a binary search end there. */
+static int key_order(const struct mgo_member *m, const char *key, size_t key_len)
 {
     const unsigned char *a = (const unsigned char *)m->key, *b = (const unsigned char *)key;
-    size_t n = m->key_len;
-    for (size_t i = 0; i < n; i++) {
+    if (a[0] != b[0])
+        return (int)a[0] - (int)b[0];
+    size_t n = m->key_len < key_len ? m->key_len : key_len;
+    size_t i = 1;
+    for (; i < n && n - i >= 8; i += 8) {
+        uint64_t wa, wb;
+        memcpy(&wa, a + i, sizeof wa);
+        memcpy(&wb, b + i, sizeof wb);
+        if (wa != wb)
+            break; /* the byte loop below finds which byte */
+    }
+    for (; i < n; i++) {
         if (a[i] != b[i])
             return (int)a[i] - (int)b[i];
-        if (b[i] == 0)
-            return 1; /* key ended; the member key goes on */
     }
-    return b[n] == 0 ? 0 : -1;
+    return m->key_len < key_len ? -1 : m->key_len > key_len;
 }
 
-const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key)
+const struct mgo_value *mgo_value_get_n(const struct mgo_value *v, const char *key,
+                                        size_t key_len)
 {
     if (v == NULL || v->kind != MGO_V_MAP)
         return NULL;
@@ -79,7 +92,7 @@ const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
         const struct mgo_member *m = &v->as.map.items[mid];
-        int c = probe_cmp(m, key);
+        int c = key_order(m, key, key_len);
         if (c == 0)
             return &m->value;
         if (c < 0)
@@ -88,6 +101,11 @@ const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key
             hi = mid;
     }
     return NULL;
+}
+
+const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key)
+{
+    return mgo_value_get_n(v, key, strlen(key));
 }
 
 /* Decodes one RFC 6901 reference token ("~0" -> "~", "~1" -> "/") into out. */

@@ -405,6 +405,21 @@ static void test_large_map_lookup(void)
     mgo_arena_cleanup(&arena);
 }
 
+/* Success when rule is NULL, otherwise exactly one problem with that field and rule. */
+static void expect_outcome(mgo_err err, const struct mgo_problems *p, const char *field,
+                           const char *rule)
+{
+    if (rule == NULL) {
+        CU_ASSERT_EQUAL(err, MGO_OK);
+        CU_ASSERT_EQUAL(p->count, 0);
+    } else {
+        CU_ASSERT_EQUAL(err, MGO_ERR_INVALID);
+        CU_ASSERT_EQUAL_FATAL(p->count, 1);
+        CU_ASSERT_STRING_EQUAL(p->items[0].field, field);
+        CU_ASSERT_STRING_EQUAL(p->items[0].rule, rule);
+    }
+}
+
 /* Decodes the deployment with one blank filled and expects either success (rule NULL) or
  * exactly one problem with that field and rule. */
 static void expect_dep(const char *name, const char *extra, const char *field, const char *rule)
@@ -413,15 +428,7 @@ static void expect_dep(const char *name, const char *extra, const char *field, c
     struct mgo_arena arena;
     struct mgo_problems p;
     mgo_err err = decode_dep(name, "1m0s", extra, "camera", &d, &arena, &p);
-    if (rule == NULL) {
-        CU_ASSERT_EQUAL(err, MGO_OK);
-        CU_ASSERT_EQUAL(p.count, 0);
-    } else {
-        CU_ASSERT_EQUAL(err, MGO_ERR_INVALID);
-        CU_ASSERT_EQUAL_FATAL(p.count, 1);
-        CU_ASSERT_STRING_EQUAL(p.items[0].field, field);
-        CU_ASSERT_STRING_EQUAL(p.items[0].rule, rule);
-    }
+    expect_outcome(err, &p, field, rule);
     mgo_arena_cleanup(&arena);
 }
 
@@ -483,15 +490,7 @@ static void expect_small(const char *kind, const char *device, const char *props
     struct mgo_arena arena;
     struct mgo_problems p;
     mgo_err err = decode_dep_yaml(yaml, &d, &arena, &p);
-    if (rule == NULL) {
-        CU_ASSERT_EQUAL(err, MGO_OK);
-        CU_ASSERT_EQUAL(p.count, 0);
-    } else {
-        CU_ASSERT_EQUAL(err, MGO_ERR_INVALID);
-        CU_ASSERT_EQUAL_FATAL(p.count, 1);
-        CU_ASSERT_STRING_EQUAL(p.items[0].field, field);
-        CU_ASSERT_STRING_EQUAL(p.items[0].rule, rule);
-    }
+    expect_outcome(err, &p, field, rule);
     mgo_arena_cleanup(&arena);
 }
 

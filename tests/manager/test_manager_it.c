@@ -710,6 +710,57 @@ static void test_restart_keeps_versions_and_relearns(void)
     mgr_test_rmdir(fresh);
 }
 
+/* Collects the newest manifest version per device from retained desired-state messages. */
+struct seen_manifests {
+    size_t len;
+    char device[8][32];
+    uint64_t version[8];
+    size_t refs[8]; /* deployments in that manifest */
+};
+
+/* The entry of device dev (0 when none was seen). */
+static uint64_t seen_version(const struct seen_manifests *s, const char *dev, size_t *refs)
+{
+    for (size_t k = 0; k < s->len; k++) {
+        if (strcmp(s->device[k], dev) == 0) {
+            if (refs != NULL)
+                *refs = s->refs[k];
+            return s->version[k];
+        }
+    }
+    return 0;
+}
+
+static void collect_manifests(struct mgo_mqtt *mon, struct seen_manifests *out, int ms)
+{
+    struct inbox in = {0};
+    pump(mon, &in, ms);
+    for (size_t i = 0; i < in.len; i++) {
+        char dev[32];
+        if (sscanf(in.items[i].topic, "margo/v1/devices/%31[^/]/desired", dev) != 1)
+            continue;
+        struct mgo_arena arena;
+        mgo_arena_init(&arena, 1u << 20);
+        struct mgo_problems p;
+        mgo_problems_init(&p);
+        struct mgo_desired_state ds;
+        if (mgo_desired_state_decode(in.items[i].payload, in.items[i].len, &arena, &ds, &p) ==
+            MGO_OK) {
+            size_t k = 0;
+            while (k < out->len && strcmp(out->device[k], dev) != 0)
+                k++;
+            if (k == out->len && out->len < 8)
+                snprintf(out->device[out->len++], sizeof out->device[0], "%s", dev);
+            if (k < out->len && ds.manifest_version > out->version[k]) {
+                out->version[k] = ds.manifest_version;
+                out->refs[k] = ds.deployments_len;
+            }
+        }
+        mgo_arena_cleanup(&arena);
+    }
+    inbox_cleanup(&in);
+}
+
 /* Broker outage: a change made while the broker is down is stored, and published (newest
  * manifest) once the manager has reconnected by itself. */
 static void test_broker_outage(void)
@@ -735,67 +786,15 @@ static void test_broker_outage(void)
     struct mgo_mqtt *mon = mqtt_connect("it-monitor-4");
     CU_ASSERT_PTR_NOT_NULL_FATAL(mon);
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/dev1/desired", 1, NULL), MGO_OK);
-    uint64_t seen = 0;
+    struct seen_manifests seen = {0};
     size_t refs = 99;
-    struct inbox in = {0};
     int64_t deadline = mgr_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
-    while (seen < 6 && mgr_test_now_ms() < deadline) {
-        pump(mon, &in, 100);
-        for (size_t i = 0; i < in.len; i++) {
-            struct mgo_arena arena;
-            mgo_arena_init(&arena, 1u << 20);
-            struct mgo_problems p;
-            mgo_problems_init(&p);
-            struct mgo_desired_state ds;
-            if (mgo_desired_state_decode(in.items[i].payload, in.items[i].len, &arena, &ds, &p) ==
-                    MGO_OK &&
-                ds.manifest_version > seen) {
-                seen = ds.manifest_version;
-                refs = ds.deployments_len;
-            }
-            mgo_arena_cleanup(&arena);
-        }
-        inbox_cleanup(&in);
-    }
-    CU_ASSERT_EQUAL(seen, 6);
+    while (seen_version(&seen, "dev1", &refs) < 6 && mgr_test_now_ms() < deadline)
+        collect_manifests(mon, &seen, 100);
+    CU_ASSERT_EQUAL(seen_version(&seen, "dev1", &refs), 6);
     CU_ASSERT_EQUAL(refs, 0);
     mgo_mqtt_free(mon);
     mgr_test_manager_stop(&mgr);
-}
-
-/* Collects the newest manifest version per device from retained desired-state messages. */
-struct seen_manifests {
-    size_t len;
-    char device[8][32];
-    uint64_t version[8];
-};
-
-static void collect_manifests(struct mgo_mqtt *mon, struct seen_manifests *out, int ms)
-{
-    struct inbox in = {0};
-    pump(mon, &in, ms);
-    for (size_t i = 0; i < in.len; i++) {
-        char dev[32];
-        if (sscanf(in.items[i].topic, "margo/v1/devices/%31[^/]/desired", dev) != 1)
-            continue;
-        struct mgo_arena arena;
-        mgo_arena_init(&arena, 1u << 20);
-        struct mgo_problems p;
-        mgo_problems_init(&p);
-        struct mgo_desired_state ds;
-        if (mgo_desired_state_decode(in.items[i].payload, in.items[i].len, &arena, &ds, &p) ==
-            MGO_OK) {
-            size_t k = 0;
-            while (k < out->len && strcmp(out->device[k], dev) != 0)
-                k++;
-            if (k == out->len && out->len < 8)
-                snprintf(out->device[out->len++], sizeof out->device[0], "%s", dev);
-            if (k < out->len && ds.manifest_version > out->version[k])
-                out->version[k] = ds.manifest_version;
-        }
-        mgo_arena_cleanup(&arena);
-    }
-    inbox_cleanup(&in);
 }
 
 /* The broker loses everything (no persistence file): the manager's session is new when it
@@ -828,12 +827,8 @@ static void test_broker_lost_state_republished(void)
     while (after.len < before.len && mgr_test_now_ms() < deadline)
         collect_manifests(mon, &after, 200);
     CU_ASSERT_EQUAL(after.len, before.len);
-    for (size_t i = 0; i < before.len; i++) {
-        size_t k = 0;
-        while (k < after.len && strcmp(after.device[k], before.device[i]) != 0)
-            k++;
-        CU_ASSERT_TRUE(k < after.len && after.version[k] == before.version[i]);
-    }
+    for (size_t i = 0; i < before.len; i++)
+        CU_ASSERT_EQUAL(seen_version(&after, before.device[i], NULL), before.version[i]);
     mgo_mqtt_free(mon);
     mgr_test_manager_stop(&mgr);
 }

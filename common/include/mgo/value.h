@@ -86,6 +86,9 @@ mgo_err mgo_json_put_string(struct mgo_buf *buf, const char *s, size_t len) MGO_
 
 /* Lookup in a map (binary search); NULL when v is not a map or has no such key. */
 const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key);
+/* The same for key[0..key_len), which must also be NUL-terminated (key[key_len] == 0). */
+const struct mgo_value *mgo_value_get_n(const struct mgo_value *v, const char *key,
+                                        size_t key_len);
 /* RFC 6901 JSON Pointer ("/a/0/b"); NULL when it does not resolve. "" is v itself. */
 const struct mgo_value *mgo_value_pointer(const struct mgo_value *v, const char *pointer);
 bool mgo_value_equal(const struct mgo_value *a, const struct mgo_value *b);
