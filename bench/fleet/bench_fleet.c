@@ -1106,7 +1106,10 @@ int main(int argc, char **argv)
             outf("\n**Status ingest**: %d publisher connections (QoS 1, window 500 each) sending "
                  "valid statuses (real codec, increasing journal positions) for the %d deployments "
                  "the manager knows, for %d s; stored = new rows in the manager's status_history "
-                 "(SQLite, WAL, synchronous=FULL). Load average before: %s.\n\n",
+                 "(SQLite, WAL, synchronous=FULL). The publisher runs on the same two cores as "
+                 "the manager and the broker and needs more than one core itself (see the "
+                 "backlog measurement below for the manager alone). Load average before: "
+                 "%s.\n\n",
                  o.ingest_publishers, o.devices, o.ingest_seconds, l2);
             outf("| measurement | result | goal | |\n|---|---|---|---|\n");
             outf("| published (all acknowledged by the broker) | %ld in %.1f s (%.0f/s offered) | – | |\n",
