@@ -259,7 +259,9 @@ static int start_manager(void)
     snprintf(api_base, sizeof api_base, "http://127.0.0.1:%d/api/v1", api_port);
     char *argv[] = {bin, (char *)"--state-dir", state, (char *)"--broker-url", broker,
                     (char *)"--api-listen", listen, (char *)"--api-token-file", tok,
-                    (char *)"--log-level", (char *)"warn", NULL};
+                    (char *)"--log-level", (char *)"warn",
+                    /* every report kept: the ingest steps count history rows */
+                    (char *)"--status-history", (char *)"0", NULL};
     manager_pid = spawn(argv, log, NULL);
     char url[128];
     snprintf(url, sizeof url, "%s/apps", api_base);

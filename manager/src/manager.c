@@ -64,6 +64,9 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("session-expiry", MGO_CFG_INT, session_expiry_s, 0, 4294967295LL, "86400",
         "seconds the broker keeps the session (and queued messages) while disconnected"),
     OPT("keepalive", MGO_CFG_INT, keepalive_s, 5, 3600, "30", "MQTT keepalive seconds"),
+    OPT("status-history", MGO_CFG_INT, status_history, 0, 1000000, "1000",
+        "status reports kept per deployment in its history (older ones are deleted; 0 = keep "
+        "every report)"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -935,6 +938,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
                  mgo_strerror(err));
         goto fail;
     }
+    mgo_mgr_store_set_history_limit(m->store, (uint32_t)cfg->status_history);
     err = load_token(m);
     if (err)
         goto fail;

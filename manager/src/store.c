@@ -25,6 +25,7 @@ struct mgo_mgr_store {
     sqlite3 *db;
     int schema_version;
     unsigned depth; /* open savepoints */
+    uint32_t history_limit; /* per deployment; 0 = keep all */
     struct stmt_slot cache[STMT_CACHE_SIZE];
 };
 
@@ -833,6 +834,32 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
 
 /* ---- status ---------------------------------------------------------------------------- */
 
+void mgo_mgr_store_set_history_limit(struct mgo_mgr_store *s, uint32_t per_deployment)
+{
+    s->history_limit = per_deployment;
+}
+
+/* After a history insert: see mgo_mgr_store_set_history_limit. The subquery walks the
+ * deployment's newest `limit` entries of the (deployment_id, n) index. */
+static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
+{
+    uint32_t limit = s->history_limit;
+    if (limit == 0)
+        return MGO_OK;
+    int64_t every = limit < 64 ? limit : 64;
+    if (sqlite3_last_insert_rowid(s->db) % every != 0)
+        return MGO_OK;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "DELETE FROM status_history WHERE deployment_id = ?1 AND n < "
+                          "(SELECT n FROM status_history WHERE deployment_id = ?1 "
+                          "ORDER BY n DESC LIMIT 1 OFFSET ?2)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, deployment_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit - 1);
+    return run(s, st, "prune status history");
+}
+
 /* Refuses a journal position not after the stored one (MGO_ERR_STALE) and tells whether the
  * overall state differs from the stored one (or none was stored). */
 static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
@@ -907,6 +934,9 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
         if (err)
             goto rollback;
     }
+    err = prune_history(s, row->deployment_id);
+    if (err)
+        goto rollback;
     return mgo_mgr_store_commit(s);
 rollback:
     mgo_mgr_store_rollback(s);

@@ -218,6 +218,19 @@ static void collect_state(const struct mgo_mgr_status_row *row, void *ctx)
         snprintf(st->list[st->n++], 16, "%s", row->state);
 }
 
+struct seqs {
+    size_t n;
+    uint64_t first, last;
+};
+
+static void collect_seq(const struct mgo_mgr_status_row *row, void *ctx)
+{
+    struct seqs *q = ctx;
+    if (q->n++ == 0)
+        q->first = row->seq;
+    q->last = row->seq;
+}
+
 static void test_status_journal_order(void)
 {
     char dir[256];
@@ -271,6 +284,50 @@ static void test_status_journal_order(void)
     mgr_test_rmdir(dir);
 }
 
+static void test_status_history_limit(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    mgo_mgr_store_set_history_limit(s, 5);
+    struct mgo_mgr_status_row a = {.deployment_id = "dep-a", .device_id = "dev1",
+                                   .state = "installing", .has_journal = true, .boot = 1,
+                                   .doc_json = "{}"};
+    struct mgo_mgr_status_row b = a;
+    b.deployment_id = "dep-b";
+    for (uint64_t seq = 1; seq <= 100; seq++) {
+        a.seq = b.seq = seq;
+        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_status_apply(s, &a, NULL), MGO_OK);
+        if (seq <= 3) /* dep-b stays under the limit */
+            CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_status_apply(s, &b, NULL), MGO_OK);
+    }
+    struct seqs ha = {0}, hb = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-a", collect_seq, &ha), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-b", collect_seq, &hb), MGO_OK);
+    /* at most the limit plus one pruning interval (5 here), the newest kept; nothing of
+     * dep-b is lost */
+    CU_ASSERT(ha.n >= 5 && ha.n < 10);
+    CU_ASSERT_EQUAL(ha.last, 100);
+    CU_ASSERT_EQUAL(ha.first, 100 - ha.n + 1);
+    CU_ASSERT_EQUAL(hb.n, 3);
+    mgo_mgr_store_close(s);
+
+    /* 0 keeps everything */
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    for (uint64_t seq = 101; seq <= 120; seq++) {
+        a.seq = seq;
+        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_status_apply(s, &a, NULL), MGO_OK);
+    }
+    struct seqs q = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-a", collect_seq, &q), MGO_OK);
+    CU_ASSERT_EQUAL(q.n, ha.n + 20);
+    CU_ASSERT_EQUAL(q.last, 120);
+    CU_ASSERT(q.first > 90); /* the newest reports were kept, the oldest deleted */
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
 static void test_app_catalog_rules(void)
 {
     char dir[256];
@@ -310,6 +367,7 @@ void mgo_test_register(void)
         {"manifestVersion monotonic across restart", test_manifest_version_monotonic_across_restart},
         {"transaction atomicity", test_transaction_atomicity},
         {"status journal order", test_status_journal_order},
+        {"status history limit", test_status_history_limit},
         {"app catalog rules", test_app_catalog_rules},
         {NULL, NULL},
     };

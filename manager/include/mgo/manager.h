@@ -32,6 +32,7 @@ struct mgo_manager_config {
     char *signing_key_file; /* PEM EC P-256 key: sign manifests and deployments (ES256) */
     int64_t session_expiry_s;
     int64_t keepalive_s;
+    int64_t status_history; /* reports kept per deployment in its history; 0 = all */
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];

@@ -177,6 +177,12 @@ mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment
 /* device_id NULL = all devices. */
 mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id,
                                   mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
+/* Keeps at most `per_deployment` reports in each deployment's history (0 = all, the
+ * default): a status insert whose history row number is a multiple of
+ * min(per_deployment, 64) deletes that deployment's older reports, so a history passes the
+ * limit by less than one pruning interval and pruning costs a fraction of a statement per
+ * status. */
+void mgo_mgr_store_set_history_limit(struct mgo_mgr_store *s, uint32_t per_deployment);
 /* Transitions of one deployment, oldest first. */
 mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deployment_id,
                                      mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
