@@ -490,6 +490,35 @@ static void dep_owner_visit(const struct mgo_mgr_deployment_row *row, void *c)
     snprintf(o->device, sizeof o->device, "%s", row->device_id);
 }
 
+/* A live event for the API's event stream (sse.c). live_begin returns false, and builds
+ * nothing, when no client follows deployment_id (NULL: events about no deployment), so the
+ * ingest paths pay for the JSON only when someone reads it; otherwise it opens the JSON
+ * object, which the caller fills and live_end closes, publishes and frees. */
+struct live_event {
+    struct mgo_buf buf;
+    struct mgo_jw w;
+};
+
+static bool live_begin(struct mgo_manager *m, const char *deployment_id, size_t max_bytes,
+                       struct live_event *e)
+{
+    if (!mgo_sse__wanted(m->hub, deployment_id))
+        return false;
+    mgo_buf_init(&e->buf, max_bytes);
+    mgo_jw_init(&e->w, &e->buf);
+    mgo_jw_obj(&e->w);
+    return true;
+}
+
+static void live_end(struct mgo_manager *m, const char *event, const char *deployment_id,
+                     struct live_event *e)
+{
+    mgo_jw_obj_end(&e->w);
+    if (e->w.err == MGO_OK)
+        mgo_sse__publish(m->hub, event, deployment_id, (const char *)e->buf.data);
+    mgo_buf_cleanup(&e->buf);
+}
+
 static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, const char *topic,
                              const uint8_t *payload, size_t len)
 {
@@ -560,26 +589,18 @@ static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, c
                  row.state);
     if (st.state == MGO_STATE_REMOVED && owner.desired == MGO_MGR_DESIRED_REMOVING)
         clear_retained_deployment(m, t->device_id, t->deployment_id);
-    if (!mgo_sse__wanted(m->hub, t->deployment_id))
-        goto cleanup;
-    /* live stream */
-    struct mgo_buf ev;
-    mgo_buf_init(&ev, 8u * MGO_MAX_MESSAGE_BYTES);
-    struct mgo_jw w;
-    mgo_jw_init(&w, &ev);
-    mgo_jw_obj(&w);
-    mgo_jw_kstr(&w, "deploymentId", t->deployment_id);
-    mgo_jw_kstr(&w, "deviceId", t->device_id);
-    mgo_jw_kstr(&w, "state", row.state);
-    mgo_jw_kstr(&w, "desired", mgo_mgr_desired_name(owner.desired));
-    mgo_jw_ku64(&w, "manifestVersion", owner.manifest_version);
-    mgo_jw_ktime(&w, "receivedAt", mgo_mgr_store_now_ms());
-    mgo_jw_key(&w, "status");
-    mgo_jw_raw(&w, (const char *)json.data);
-    mgo_jw_obj_end(&w);
-    if (w.err == MGO_OK)
-        mgo_sse__publish(m->hub, "status", t->deployment_id, (const char *)ev.data);
-    mgo_buf_cleanup(&ev);
+    struct live_event ev;
+    if (live_begin(m, t->deployment_id, 8u * MGO_MAX_MESSAGE_BYTES, &ev)) {
+        mgo_jw_kstr(&ev.w, "deploymentId", t->deployment_id);
+        mgo_jw_kstr(&ev.w, "deviceId", t->device_id);
+        mgo_jw_kstr(&ev.w, "state", row.state);
+        mgo_jw_kstr(&ev.w, "desired", mgo_mgr_desired_name(owner.desired));
+        mgo_jw_ku64(&ev.w, "manifestVersion", owner.manifest_version);
+        mgo_jw_ktime(&ev.w, "receivedAt", mgo_mgr_store_now_ms());
+        mgo_jw_key(&ev.w, "status");
+        mgo_jw_raw(&ev.w, (const char *)json.data);
+        live_end(m, "status", t->deployment_id, &ev);
+    }
 cleanup:
     mgo_buf_cleanup(&json);
     mgo_arena_cleanup(&arena);
@@ -613,16 +634,11 @@ static mgo_err ingest_capabilities(struct mgo_manager *m, const struct mgo_topic
     result = mgo_mgr_store_device_put_caps(m->store, t->device_id, canon.data, canon.len);
     if (result == MGO_OK) {
         MGO_LOGI(TAG, "device %s: capabilities stored", t->device_id);
-        struct mgo_buf ev;
-        mgo_buf_init(&ev, 4096);
-        struct mgo_jw w;
-        mgo_jw_init(&w, &ev);
-        mgo_jw_obj(&w);
-        mgo_jw_kstr(&w, "deviceId", t->device_id);
-        mgo_jw_obj_end(&w);
-        if (w.err == MGO_OK)
-            mgo_sse__publish(m->hub, "capabilities", NULL, (const char *)ev.data);
-        mgo_buf_cleanup(&ev);
+        struct live_event ev;
+        if (live_begin(m, NULL, 4096, &ev)) {
+            mgo_jw_kstr(&ev.w, "deviceId", t->device_id);
+            live_end(m, "capabilities", NULL, &ev);
+        }
     }
 cleanup:
     mgo_buf_cleanup(&canon);
@@ -651,18 +667,13 @@ static mgo_err ingest_presence(struct mgo_manager *m, const struct mgo_topic *t,
     if (result == MGO_OK) {
         MGO_LOGI(TAG, "device %s is %s (boot %llu)", t->device_id, pr.online ? "online" : "offline",
                  (unsigned long long)pr.boot);
-        struct mgo_buf ev;
-        mgo_buf_init(&ev, 4096);
-        struct mgo_jw w;
-        mgo_jw_init(&w, &ev);
-        mgo_jw_obj(&w);
-        mgo_jw_kstr(&w, "deviceId", t->device_id);
-        mgo_jw_kbool(&w, "online", pr.online);
-        mgo_jw_ku64(&w, "boot", pr.boot);
-        mgo_jw_obj_end(&w);
-        if (w.err == MGO_OK)
-            mgo_sse__publish(m->hub, "presence", NULL, (const char *)ev.data);
-        mgo_buf_cleanup(&ev);
+        struct live_event ev;
+        if (live_begin(m, NULL, 4096, &ev)) {
+            mgo_jw_kstr(&ev.w, "deviceId", t->device_id);
+            mgo_jw_kbool(&ev.w, "online", pr.online);
+            mgo_jw_ku64(&ev.w, "boot", pr.boot);
+            live_end(m, "presence", NULL, &ev);
+        }
     }
 cleanup:
     mgo_arena_cleanup(&arena);
@@ -689,21 +700,14 @@ static mgo_err ingest_event(struct mgo_manager *m, const struct mgo_topic *t, co
     MGO_LOGI(TAG, "device %s event %s (%s): %.200s", t->device_id, e.type, e.severity,
              e.message ? e.message : "");
     result = mgo_mgr_store_event_add(m->store, t->device_id, e.type, e.severity, e.message);
-    if (result == MGO_OK) {
-        struct mgo_buf ev;
-        mgo_buf_init(&ev, 64u * 1024u);
-        struct mgo_jw w;
-        mgo_jw_init(&w, &ev);
-        mgo_jw_obj(&w);
-        mgo_jw_kstr(&w, "deviceId", t->device_id);
-        mgo_jw_kstr(&w, "type", e.type);
-        mgo_jw_kstr(&w, "severity", e.severity);
-        mgo_jw_kstr(&w, "message", e.message);
-        mgo_jw_kstr(&w, "deploymentId", e.deployment_id);
-        mgo_jw_obj_end(&w);
-        if (w.err == MGO_OK)
-            mgo_sse__publish(m->hub, "device-event", e.deployment_id, (const char *)ev.data);
-        mgo_buf_cleanup(&ev);
+    struct live_event ev;
+    if (result == MGO_OK && live_begin(m, e.deployment_id, 64u * 1024u, &ev)) {
+        mgo_jw_kstr(&ev.w, "deviceId", t->device_id);
+        mgo_jw_kstr(&ev.w, "type", e.type);
+        mgo_jw_kstr(&ev.w, "severity", e.severity);
+        mgo_jw_kstr(&ev.w, "message", e.message);
+        mgo_jw_kstr(&ev.w, "deploymentId", e.deployment_id);
+        live_end(m, "device-event", e.deployment_id, &ev);
     }
 cleanup:
     mgo_arena_cleanup(&arena);
