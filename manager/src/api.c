@@ -959,6 +959,21 @@ static void status_list(struct mgo_manager *m, struct mgo_api_request *req)
         ok_json(req, 200, &w);
 }
 
+void mgo_api__status_event(struct mgo_jw *w, const struct mgo_mgr_status_row *row,
+                           const char *desired, uint64_t manifest_version, bool snapshot)
+{
+    mgo_jw_kstr(w, "deploymentId", row->deployment_id);
+    mgo_jw_kstr(w, "deviceId", row->device_id);
+    mgo_jw_kstr(w, "state", row->state);
+    mgo_jw_kstr(w, "desired", desired);
+    mgo_jw_ku64(w, "manifestVersion", manifest_version);
+    mgo_jw_ktime(w, "receivedAt", row->received_ms);
+    if (snapshot)
+        mgo_jw_kbool(w, "snapshot", true);
+    mgo_jw_key(w, "status");
+    mgo_jw_raw(w, row->doc_json);
+}
+
 struct snapshot_ctx {
     struct mgo_sse_client *client;
     const char *desired;
@@ -973,15 +988,7 @@ static void snapshot_visit(const struct mgo_mgr_status_row *row, void *c)
     struct mgo_jw w;
     mgo_jw_init(&w, ctx->buf);
     mgo_jw_obj(&w);
-    mgo_jw_kstr(&w, "deploymentId", row->deployment_id);
-    mgo_jw_kstr(&w, "deviceId", row->device_id);
-    mgo_jw_kstr(&w, "state", row->state);
-    mgo_jw_kstr(&w, "desired", ctx->desired);
-    mgo_jw_ku64(&w, "manifestVersion", ctx->manifest_version);
-    mgo_jw_ktime(&w, "receivedAt", row->received_ms);
-    mgo_jw_kbool(&w, "snapshot", true);
-    mgo_jw_key(&w, "status");
-    mgo_jw_raw(&w, row->doc_json);
+    mgo_api__status_event(&w, row, ctx->desired, ctx->manifest_version, true);
     mgo_jw_obj_end(&w);
     if (w.err == MGO_OK)
         mgo_sse__client_push(ctx->client, "status", (const char *)ctx->buf->data);

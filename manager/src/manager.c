@@ -567,6 +567,7 @@ static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, c
         .boot = st.boot,
         .seq = st.seq,
         .doc_json = (const char *)json.data,
+        .received_ms = mgo_mgr_store_now_ms(), /* stored and sent live alike */
     };
     bool changed = false;
     err = mgo_mgr_store_status_apply(m->store, &row, &changed);
@@ -591,14 +592,8 @@ static mgo_err ingest_status(struct mgo_manager *m, const struct mgo_topic *t, c
         clear_retained_deployment(m, t->device_id, t->deployment_id);
     struct live_event ev;
     if (live_begin(m, t->deployment_id, 8u * MGO_MAX_MESSAGE_BYTES, &ev)) {
-        mgo_jw_kstr(&ev.w, "deploymentId", t->deployment_id);
-        mgo_jw_kstr(&ev.w, "deviceId", t->device_id);
-        mgo_jw_kstr(&ev.w, "state", row.state);
-        mgo_jw_kstr(&ev.w, "desired", mgo_mgr_desired_name(owner.desired));
-        mgo_jw_ku64(&ev.w, "manifestVersion", owner.manifest_version);
-        mgo_jw_ktime(&ev.w, "receivedAt", mgo_mgr_store_now_ms());
-        mgo_jw_key(&ev.w, "status");
-        mgo_jw_raw(&ev.w, (const char *)json.data);
+        mgo_api__status_event(&ev.w, &row, mgo_mgr_desired_name(owner.desired),
+                              owner.manifest_version, false);
         live_end(m, "status", t->deployment_id, &ev);
     }
 cleanup:

@@ -152,6 +152,12 @@ mgo_err mgo_deploy__remove(struct mgo_manager *m, const char *deployment_id) MGO
 /* api.c */
 void mgo_api__handle(struct mgo_manager *m, struct mgo_api_request *req);
 const char *mgo_api__query(const struct mgo_api_request *req, const char *key);
+struct mgo_jw;
+/* The members of a "status" event of the event stream (docs/api.md), written into an open
+ * JSON object: sent live by the loop as statuses arrive, and as a snapshot (snapshot: true)
+ * to a client that has just joined. */
+void mgo_api__status_event(struct mgo_jw *w, const struct mgo_mgr_status_row *row,
+                           const char *desired, uint64_t manifest_version, bool snapshot);
 
 /* http.c */
 mgo_err mgo_http__start(struct mgo_manager *m) MGO_MUST_CHECK;
