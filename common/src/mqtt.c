@@ -432,24 +432,17 @@ static void on_publish_ok(void *context, MQTTAsync_successData5 *resp);
 static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp);
 
 /* Gives one publish to Paho (o is already on the handed list). Paho copies topic and
- * payload; after a successful send o belongs to the outcome callback, which may already
- * have run, so o is not touched again. */
-static int hand_over(struct mgo_mqtt *m, struct onode *o)
+ * payload before MQTTAsync_send returns; after a successful send o belongs to the outcome
+ * callback, which may already have run, so o is not touched again. */
+static int hand_over(struct mgo_mqtt *m, struct onode *o, const char *topic, const void *payload)
 {
     static const uint8_t empty[1] = {0};
-    char *topic = o->topic;
-    uint8_t *payload = o->payload;
-    o->topic = NULL;
-    o->payload = NULL;
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess5 = on_publish_ok;
     ro.onFailure5 = on_publish_fail;
     ro.context = o;
-    int rc = MQTTAsync_send(m->client, topic, (int)o->len, o->len > 0 ? payload : empty, o->qos,
-                            o->retain ? 1 : 0, &ro);
-    free(topic);
-    free(payload);
-    return rc;
+    return MQTTAsync_send(m->client, topic, (int)o->len, o->len > 0 ? payload : empty, o->qos,
+                          o->retain ? 1 : 0, &ro);
 }
 
 /* Hands queued publishes to Paho while the window has room (any thread, without m->mu). */
@@ -473,8 +466,14 @@ static void pump(struct mgo_mqtt *m)
             m->out_tail = NULL;
         handed_add(m, o);
         int token = o->token;
+        char *topic = o->topic;
+        uint8_t *payload = o->payload;
+        o->topic = NULL;
+        o->payload = NULL;
         pthread_mutex_unlock(&m->mu);
-        int rc = hand_over(m, o);
+        int rc = hand_over(m, o, topic, payload);
+        free(topic);
+        free(payload);
         if (rc != MQTTASYNC_SUCCESS) {
             pthread_mutex_lock(&m->mu);
             handed_remove(m, o);
@@ -968,15 +967,6 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
     o->len = payload_len;
     o->qos = qos;
     o->retain = retain;
-    o->topic = strdup(topic);
-    if (payload_len > 0)
-        o->payload = malloc(payload_len);
-    if (o->topic == NULL || (payload_len > 0 && o->payload == NULL)) {
-        onode_free(o);
-        return MGO_ERR_NOMEM;
-    }
-    if (payload_len > 0)
-        memcpy(o->payload, payload, payload_len);
 
     pthread_mutex_lock(&m->mu);
     if (!m->connected) {
@@ -988,23 +978,17 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
     m->last_token = m->last_token == INT32_MAX ? 1 : m->last_token + 1;
     o->token = m->last_token;
     int token = o->token;
-    /* Handed over at once when nothing waits and the window has room, so Paho's own
-     * refusals still come back from this call; otherwise queued behind the others. */
+    /* Handed over at once, from the caller's buffers, when nothing waits and the window has
+     * room, so Paho's own refusals still come back from this call; otherwise copied and
+     * queued behind the others (only the owner's thread publishes, so order holds). */
     bool direct = !m->pumping && m->out_head == NULL && m->n_counted < m->window;
     if (direct) {
         m->pumping = true;
         handed_add(m, o);
-    } else {
-        o->next = NULL;
-        if (m->out_tail != NULL)
-            m->out_tail->next = o;
-        else
-            m->out_head = o;
-        m->out_tail = o;
     }
     pthread_mutex_unlock(&m->mu);
     if (direct) {
-        int rc = hand_over(m, o);
+        int rc = hand_over(m, o, topic, payload);
         pthread_mutex_lock(&m->mu);
         if (rc != MQTTASYNC_SUCCESS)
             handed_remove(m, o);
@@ -1015,6 +999,28 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
             pump(m);
             return paho_err(rc, "publish");
         }
+    } else {
+        o->topic = strdup(topic);
+        if (payload_len > 0 && o->topic != NULL && (o->payload = malloc(payload_len)) != NULL)
+            memcpy(o->payload, payload, payload_len);
+        if (o->topic == NULL || (payload_len > 0 && o->payload == NULL)) {
+            onode_free(o);
+            return MGO_ERR_NOMEM;
+        }
+        pthread_mutex_lock(&m->mu);
+        if (!m->connected) { /* the connection went while copying: say so here */
+            pthread_mutex_unlock(&m->mu);
+            onode_free(o);
+            MGO_LOGD(TAG, "publish %s: not connected", topic);
+            return MGO_ERR_NET;
+        }
+        o->next = NULL;
+        if (m->out_tail != NULL)
+            m->out_tail->next = o;
+        else
+            m->out_head = o;
+        m->out_tail = o;
+        pthread_mutex_unlock(&m->mu);
     }
     pump(m);
     if (token_out != NULL)
