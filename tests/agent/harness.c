@@ -306,17 +306,6 @@ size_t h_monitor_order_violations(const struct h_monitor *mon)
     return bad;
 }
 
-int h_sh(const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
 int h_sh_out(char *out, size_t out_size, const char *fmt, ...)
 {
     char cmd[8192];

@@ -71,8 +71,6 @@ void h_monitor_stop(struct h_monitor *mon);
  * re-sends; returns the number of violations. */
 size_t h_monitor_order_violations(const struct h_monitor *mon);
 
-/* Runs a shell command; returns its exit status. */
-int h_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Reads a command's first output line into out. */
 int h_sh_out(char *out, size_t out_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 

@@ -30,7 +30,7 @@ static int read_var(const char *name, char *out, size_t n)
 /* Registry, busybox image, HTTP server for packages, OCI artifact for v2. */
 static bool setup_containers(char *why, size_t why_len)
 {
-    int rc = h_sh(
+    int rc = mgo_test_sh(
         "set -e; cd %s; . %s/scripts/containers-env.sh; "
         "command -v podman >/dev/null || { echo 'podman not installed (scripts/setup.sh containers)' > why; exit 1; }; "
         "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit 1; }; "
@@ -66,7 +66,7 @@ static bool setup_containers(char *why, size_t why_len)
 
 static void teardown_containers(void)
 {
-    h_sh("cd %s 2>/dev/null && { . %s/scripts/containers-env.sh; "
+    mgo_test_sh("cd %s 2>/dev/null && { . %s/scripts/containers-env.sh; "
          "podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) >/dev/null 2>&1; "
          "podman network rm %s_default >/dev/null 2>&1; "
          "[ -f httpd.pid ] && kill $(cat httpd.pid) 2>/dev/null; mgo_registry_stop %s; } ; true",
@@ -182,7 +182,7 @@ static void test_agent_compose_real(void)
     CU_ASSERT(app_says("v2:hello-2", 20));
 
     /* 4. drift: the container is stopped by hand; the agent brings it back */
-    CU_ASSERT(h_sh("podman stop -t 0 %s_web_1 >/dev/null 2>&1", PROJECT) == 0);
+    CU_ASSERT(mgo_test_sh("podman stop -t 0 %s_web_1 >/dev/null 2>&1", PROJECT) == 0);
     CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_INSTALLING, 30000));
     CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_INSTALLED, 180000));
     CU_ASSERT(app_says("v2:hello-2", 20));

@@ -75,20 +75,6 @@ static void clear_doc(struct mgo_mqtt *m, const char *id)
     h_publish(m, t, "", 0);
 }
 
-static size_t count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    char line[4096];
-    size_t n = 0;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strstr(line, needle) != NULL)
-            n++;
-    fclose(f);
-    return n;
-}
-
 static const struct h_status *last_of(const struct h_monitor *mon, const char *dep)
 {
     for (size_t i = mon->len; i > 0; i--)
@@ -151,8 +137,8 @@ static void test_agent_helm_lifecycle(void)
             seen = 3;
     }
     CU_ASSERT_EQUAL(seen, 3);
-    CU_ASSERT_EQUAL(count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
-    CU_ASSERT_EQUAL(count_lines(log, "--set\x1freplicas=1"), 3);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "--set\x1freplicas=1"), 3);
 
     /* drift: the release of C disappears behind the agent's back; it comes back */
     char p[600];
@@ -160,7 +146,7 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT_FATAL(unlink(p) == 0);
     CU_ASSERT(h_monitor_wait(&mon, ID_C, MGO_STATE_INSTALLED, 15000));
     CU_ASSERT(access(p, F_OK) == 0);
-    CU_ASSERT_EQUAL(count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 2);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 2);
 
     /* nothing lost: statuses produced while the broker is down (a drift repair) are
      * journaled and published, in order, once it is back */
@@ -196,7 +182,7 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT(inst >= 1 && ok >= 1); /* installing then installed, both delivered, in order */
     CU_ASSERT_EQUAL(h_monitor_order_violations(&pmon), 0);
     h_monitor_stop(&pmon);
-    CU_ASSERT_EQUAL(count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 3);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 3);
 
     /* offline: the agent goes away, the broker restarts, the desired state changes twice
      * (B added then deleted, D deleted, A updated twice) */
@@ -233,11 +219,11 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT_EQUAL(sa->adopted, 3);
     CU_ASSERT(sa->boot == 2);
     /* converged to the final state only: never 2.0.0, never B; C not reinstalled */
-    CU_ASSERT_EQUAL(count_lines(log, "\x1f" "2.0.0\x1f"), 0);
-    CU_ASSERT_EQUAL(count_lines(log, "\x1f" "3.0.0\x1f"), 1);
-    CU_ASSERT_EQUAL(count_lines(log, "\x1f" "beta\x1f"), 0);
-    CU_ASSERT_EQUAL(count_lines(log, "uninstall\x1f" "delta\x1f"), 1);
-    CU_ASSERT_EQUAL(count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 3);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "3.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "beta\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "uninstall\x1f" "delta\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 3);
     CU_ASSERT(last_of(&mon, ID_C) == NULL || last_of(&mon, ID_C)->boot == 1);
     CU_ASSERT_EQUAL(h_monitor_order_violations(&mon), 0);
     CU_ASSERT(statuses_before > 0);
@@ -256,7 +242,7 @@ static void test_agent_helm_lifecycle(void)
     h_monitor_pump(&mon, 1500);
     CU_ASSERT(mon.events > ev_before);
     CU_ASSERT_STRING_EQUAL(mon.last_event_type, "digest-mismatch");
-    CU_ASSERT_EQUAL(count_lines(log, "\x1f" "4.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "4.0.0\x1f"), 0);
 
     /* a failing chart: the component error carries helm's stderr */
     setenv("FAKE_HELM_MODE_UPGRADE", "failure", 1);
@@ -393,7 +379,7 @@ static void test_interrupted_deploy_resumes(void)
     CU_ASSERT(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 15000));
     const struct h_status *sa = last_of(&mon, ID_A);
     CU_ASSERT(sa != NULL && sa->boot == 2 && sa->adopted == 1);
-    CU_ASSERT_EQUAL(count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 2);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 2);
     CU_ASSERT_EQUAL(h_monitor_order_violations(&mon), 0);
     h_agent_cleanup(&agent);
     mgo_mqtt_free(mgr);

@@ -48,32 +48,7 @@ void rel_tmpdir(const char *what, char out[256])
 void rel_rm_rf(const char *path)
 {
     if (path[0] != '\0' && strncmp(path, "/tmp/mgo-rel-", 13) == 0)
-        (void)rel_sh("rm -rf '%s'", path);
-}
-
-int rel_sh(const char *fmt, ...)
-{
-    char cmd[4096];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    int rc = system(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
-}
-
-size_t rel_count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    char line[8192];
-    size_t n = 0;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strstr(line, needle) != NULL)
-            n++;
-    fclose(f);
-    return n;
+        (void)mgo_test_sh("rm -rf '%s'", path);
 }
 
 bool rel_file_exists(const char *path)
@@ -247,7 +222,7 @@ bool rel_log_wait(const char *log, const char *needle, size_t more_than, int tim
 {
     int64_t deadline = rel_now_ms() + timeout_ms;
     while (rel_now_ms() < deadline) {
-        if (rel_count_lines(log, needle) > more_than)
+        if (mgo_test_count_lines(log, needle) > more_than)
             return true;
         rel_sleep_ms(20);
     }

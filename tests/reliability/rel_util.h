@@ -36,10 +36,6 @@ void rel_sleep_ms(int ms);
 /* Temporary folder /tmp/mgo-rel-<what>-XXXXXX into out (256 bytes). */
 void rel_tmpdir(const char *what, char out[256]);
 void rel_rm_rf(const char *path);
-/* Runs a shell command (test set-up only: mount, dd); returns its exit status. */
-int rel_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Lines of a file containing needle. */
-size_t rel_count_lines(const char *path, const char *needle);
 bool rel_file_exists(const char *path);
 /* First integer in a file (a pid file); 0 when absent. */
 long rel_read_long(const char *path);

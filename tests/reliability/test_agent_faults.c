@@ -226,7 +226,7 @@ static size_t uninstalls(const struct env *e, const char *release)
 {
     char needle[256];
     snprintf(needle, sizeof needle, "uninstall\x1f%s\x1f", release);
-    return rel_count_lines(e->helm_log, needle);
+    return mgo_test_count_lines(e->helm_log, needle);
 }
 
 static void expect_state(struct env *e, const char *dev, const char *dep, enum mgo_state st,
@@ -370,7 +370,7 @@ static void test_agent_killed_at_each_step(void)
     docs[0] = &d4;
     publish_manifest(url, a.id, 4, 1, ids, docs);
     CU_ASSERT_FATAL(rel_wait_state(&e.rec, a.id, ID_A, MGO_STATE_INSTALLING, 4, REL_WAIT_MS));
-    size_t journaled = rel_count_lines(a.log, ID_A ": installed (seq");
+    size_t journaled = mgo_test_count_lines(a.log, ID_A ": installed (seq");
     CU_ASSERT_FATAL(mgo_test_broker_stop(&e.broker) == 0);
     CU_ASSERT_FATAL(rel_log_wait(a.log, ID_A ": installed (seq", journaled, REL_WAIT_MS));
     rel_agent_kill(&a);
@@ -535,7 +535,7 @@ static void test_state_dir_full_and_read_only(void)
     char mnt[512];
     snprintf(mnt, sizeof mnt, "%s/disk", e.dir);
     CU_ASSERT_FATAL(mkdir(mnt, 0755) == 0);
-    if (rel_sh("mount -t tmpfs -o size=1m mgo-rel-tmpfs '%s' 2>/dev/null", mnt) != 0) {
+    if (mgo_test_sh("mount -t tmpfs -o size=1m mgo-rel-tmpfs '%s' 2>/dev/null", mnt) != 0) {
         fprintf(stderr, "SKIPPED: cannot mount a tmpfs here (needs root); the full and "
                         "read-only state directory cases did not run\n");
         env_cleanup(&e);
@@ -554,7 +554,7 @@ static void test_state_dir_full_and_read_only(void)
 
     /* full: a new deployment cannot be recorded; the agent says so, acts on nothing and
      * keeps running */
-    (void)rel_sh("dd if=/dev/zero of='%s/filler' bs=4k 2>/dev/null", mnt);
+    (void)mgo_test_sh("dd if=/dev/zero of='%s/filler' bs=4k 2>/dev/null", mnt);
     publish_doc(url, a.id, ID_F, "phi", "1.0.0", &d_f);
     const char *ids2[] = {ID_E, ID_F};
     const struct doc *docs2[] = {&d_e, &d_f};
@@ -570,7 +570,7 @@ static void test_state_dir_full_and_read_only(void)
     CU_ASSERT(!rel_last(&e.rec, a.id, ID_F, &s));
 
     /* space again: it accepts the manifest by itself and converges */
-    (void)rel_sh("rm -f '%s/filler'", mnt);
+    (void)mgo_test_sh("rm -f '%s/filler'", mnt);
     expect_state(&e, a.id, ID_F, MGO_STATE_INSTALLED, 2);
     CU_ASSERT_EQUAL(upgrades(&e, "phi-web", "1.0.0"), 1);
     CU_ASSERT_EQUAL(upgrades(&e, "epsilon-web", NULL), 1);
@@ -584,14 +584,14 @@ static void test_state_dir_full_and_read_only(void)
     size_t nb = fread(before, 1, sizeof before - 1, f);
     before[nb] = '\0';
     fclose(f);
-    CU_ASSERT_FATAL(rel_sh("mount -o remount,ro '%s'", mnt) == 0);
-    size_t ro_lines = rel_count_lines(a.log, "Read-only file system");
+    CU_ASSERT_FATAL(mgo_test_sh("mount -o remount,ro '%s'", mnt) == 0);
+    size_t ro_lines = mgo_test_count_lines(a.log, "Read-only file system");
     rel_agent_start(&a);
     int rc = rel_wait_exit(a.pid, REL_WAIT_MS);
     a.pid = 0;
     CU_ASSERT(rc != 0 && rc != -1 && rc < 128); /* an exit with an error, not a crash */
-    CU_ASSERT(rel_count_lines(a.log, "Read-only file system") > ro_lines);
-    CU_ASSERT_FATAL(rel_sh("mount -o remount,rw '%s'", mnt) == 0);
+    CU_ASSERT(mgo_test_count_lines(a.log, "Read-only file system") > ro_lines);
+    CU_ASSERT_FATAL(mgo_test_sh("mount -o remount,rw '%s'", mnt) == 0);
     f = fopen(state_file, "r");
     CU_ASSERT_FATAL(f != NULL);
     nb = fread(after, 1, sizeof after - 1, f);
@@ -604,14 +604,14 @@ static void test_state_dir_full_and_read_only(void)
     rel_sleep_ms(1500);
     CU_ASSERT_EQUAL(upgrades(&e, "phi-web", NULL), 1);
     rel_agent_stop(&a);
-    (void)rel_sh("umount '%s'", mnt);
+    (void)mgo_test_sh("umount '%s'", mnt);
     env_check_history(&e, "state directory full / read-only");
     env_cleanup(&e);
 }
 
 static void cleanup_mounts(void)
 {
-    (void)rel_sh("for m in $(grep mgo-rel-tmpfs /proc/mounts | cut -d' ' -f2); do umount $m; done"
+    (void)mgo_test_sh("for m in $(grep mgo-rel-tmpfs /proc/mounts | cut -d' ' -f2); do umount $m; done"
                  " 2>/dev/null");
 }
 

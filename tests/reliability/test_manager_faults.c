@@ -400,27 +400,27 @@ static void test_database_corrupt(void)
     rel_manager_stop(&g.mgr);
     char sd[600];
     snprintf(sd, sizeof sd, "%s/state", g.mgr.dir);
-    CU_ASSERT_FATAL(rel_sh("mkdir -p '%s/backup' && cp -p '%s'/manager.db* '%s/backup/'", g.dir, sd,
+    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p '%s/backup' && cp -p '%s'/manager.db* '%s/backup/'", g.dir, sd,
                            g.dir) == 0);
     /* the first 4 KiB (the header and the schema page) overwritten */
-    CU_ASSERT_FATAL(rel_sh("dd if=/dev/urandom of='%s/manager.db' bs=4096 count=1 conv=notrunc "
+    CU_ASSERT_FATAL(mgo_test_sh("dd if=/dev/urandom of='%s/manager.db' bs=4096 count=1 conv=notrunc "
                            "2>/dev/null && rm -f '%s/manager.db-wal' '%s/manager.db-shm' && "
                            "sha256sum '%s/manager.db' > '%s/corrupt.sha'",
                            sd, sd, sd, sd, g.dir) == 0);
     /* refused with a clear error, every time, and the file is left as it is */
     for (int attempt = 0; attempt < 2; attempt++) {
-        size_t lines = rel_count_lines(g.mgr.log, "manager.db");
+        size_t lines = mgo_test_count_lines(g.mgr.log, "manager.db");
         rel_manager_start(&g.mgr);
         int rc = rel_wait_exit(g.mgr.pid, REL_WAIT_MS);
         g.mgr.pid = 0;
         CU_ASSERT(rc > 0 && rc < 128);
-        CU_ASSERT(rel_count_lines(g.mgr.log, "manager.db") > lines);
+        CU_ASSERT(mgo_test_count_lines(g.mgr.log, "manager.db") > lines);
     }
-    CU_ASSERT(rel_count_lines(g.mgr.log, "not a database") >= 1 ||
-              rel_count_lines(g.mgr.log, "malformed") >= 1);
-    CU_ASSERT(rel_sh("cd / && sha256sum --quiet -c '%s/corrupt.sha'", g.dir) == 0);
+    CU_ASSERT(mgo_test_count_lines(g.mgr.log, "not a database") >= 1 ||
+              mgo_test_count_lines(g.mgr.log, "malformed") >= 1);
+    CU_ASSERT(mgo_test_sh("cd / && sha256sum --quiet -c '%s/corrupt.sha'", g.dir) == 0);
     /* restored from the backup: everything is there again */
-    CU_ASSERT_FATAL(rel_sh("rm -f '%s'/manager.db* && cp -p '%s/backup/'manager.db* '%s/'", sd,
+    CU_ASSERT_FATAL(mgo_test_sh("rm -f '%s'/manager.db* && cp -p '%s/backup/'manager.db* '%s/'", sd,
                            g.dir, sd) == 0);
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));

@@ -261,7 +261,7 @@ static void test_soak(void)
     /* the history: journaled by the agents = received on the wire = stored by the manager */
     size_t sent = 0;
     for (long d = 0; d < ndev; d++)
-        sent += rel_count_lines(agents[d].log, " (seq ");
+        sent += mgo_test_count_lines(agents[d].log, " (seq ");
     struct rel_check c;
     rel_check_history(&rec, NULL, &c);
     rel_check_print("soak", &c);

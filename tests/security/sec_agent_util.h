@@ -101,21 +101,6 @@ static inline void sec_events_stop(struct sec_events *w)
     w->m = NULL;
 }
 
-/* Lines of a file containing needle (0 when the file does not exist). */
-static inline size_t sec_count_lines(const char *path, const char *needle)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    char line[8192];
-    size_t n = 0;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (strstr(line, needle) != NULL)
-            n++;
-    fclose(f);
-    return n;
-}
-
 /* YAML text -> tree in arena (fatal on error). */
 static inline struct mgo_value sec_yaml(struct mgo_arena *arena, const char *yaml)
 {

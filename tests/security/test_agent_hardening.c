@@ -36,7 +36,7 @@ static char port[16];
  * HTTP server for all of it. */
 static void setup_files(void)
 {
-    int rc = h_sh(
+    int rc = mgo_test_sh(
         "set -e; cd %s; mkdir -p www/v2/m/app/manifests www/v2/m/app/blobs outside; "
         "printf 'services:\\n  web:\\n    image: busybox\\n' > www/app.yaml; "
         "python3 - <<'EOF'\n"
@@ -84,7 +84,7 @@ static void setup_files(void)
     CU_ASSERT_FATAL((f = fopen(p, "w")) != NULL);
     fprintf(f, "#!/bin/sh\necho 'web-1 running'\n");
     fclose(f);
-    CU_ASSERT_FATAL(h_sh("chmod +x %s/fake-compose %s/fake-podman", dir, dir) == 0);
+    CU_ASSERT_FATAL(mgo_test_sh("chmod +x %s/fake-compose %s/fake-podman", dir, dir) == 0);
 }
 
 static void publish_doc(struct mgo_mqtt *m, const char *id, const char *type,
@@ -218,12 +218,12 @@ static void test_hostile_packages_and_parameters(void)
     /* compose ran for the one good package only */
     char clog[512];
     snprintf(clog, sizeof clog, "%s/compose.log", dir);
-    CU_ASSERT_EQUAL(sec_count_lines(clog, "\x1fup\x1f"), 1);
-    CU_ASSERT_EQUAL(sec_count_lines(clog, "margo-" ID_PARAM "\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(clog, "\x1fup\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(clog, "margo-" ID_PARAM "\x1f"), 1);
     for (size_t i = 0; i < 4; i++) {
         char needle[128];
         snprintf(needle, sizeof needle, "margo-%s", ids[i]);
-        CU_ASSERT_EQUAL(sec_count_lines(clog, needle), 0);
+        CU_ASSERT_EQUAL(mgo_test_count_lines(clog, needle), 0);
     }
 
     /* 3. the parameter value: literal in compose's environment and in helm's argument */
@@ -238,7 +238,7 @@ static void test_hostile_packages_and_parameters(void)
     free(g);
     char hneedle[1500];
     snprintf(hneedle, sizeof hneedle, "\x1f--set-string\x1fGREETING=%s\x1f", value);
-    CU_ASSERT_EQUAL(sec_count_lines(helm_log, hneedle), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(helm_log, hneedle), 1);
     CU_ASSERT(!file_exists("canary-1"));
     CU_ASSERT(!file_exists("canary-2"));
     CU_ASSERT(!file_exists("canary-3"));
@@ -248,7 +248,7 @@ static void test_hostile_packages_and_parameters(void)
     mgo_mqtt_free(mgr);
     h_monitor_stop(&mon);
     mgo_test_broker_cleanup(&broker);
-    h_sh("kill $(cat %s/httpd.pid) 2>/dev/null; true", dir);
+    mgo_test_sh("kill $(cat %s/httpd.pid) 2>/dev/null; true", dir);
     CU_ASSERT(mgo_agent__rm_rf(dir) == MGO_OK);
 }
 
@@ -262,7 +262,7 @@ static void test_parameter_literal_in_real_container(void)
 {
     snprintf(dir, sizeof dir, "/tmp/mgo-sec-hard-XXXXXX");
     CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
-    int rc = h_sh(
+    int rc = mgo_test_sh(
         "set -e; cd %s; . %s/scripts/containers-env.sh; mgo_containers_env %s; "
         "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit 1; }; "
         "mkdir -p root/bin root/etc www; cp /bin/busybox root/bin/busybox || { echo 'busybox-static missing' > why; exit 1; }; "
@@ -322,7 +322,7 @@ static void test_parameter_literal_in_real_container(void)
     /* read the container's environment without any shell: podman inspect's JSON */
     char env_file[600];
     snprintf(env_file, sizeof env_file, "%s/env.json", dir);
-    h_sh("podman inspect --format '{{json .Config.Env}}' %s_web_1 > %s 2>/dev/null", PROJECT_REAL,
+    mgo_test_sh("podman inspect --format '{{json .Config.Env}}' %s_web_1 > %s 2>/dev/null", PROJECT_REAL,
          env_file);
     char *env = mgo_test_read_file(env_file, NULL);
     /* JSON escapes the two double quotes of the value */
@@ -352,7 +352,7 @@ static void test_parameter_literal_in_real_container(void)
     mgo_mqtt_free(mgr);
     h_monitor_stop(&mon);
     mgo_test_broker_cleanup(&broker);
-    h_sh("cd %s && { podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) "
+    mgo_test_sh("cd %s && { podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) "
          ">/dev/null 2>&1; podman network rm %s_default >/dev/null 2>&1; "
          "podman rmi -f localhost/mgo-sec-busybox:1 >/dev/null 2>&1; "
          "kill $(cat httpd.pid) 2>/dev/null; }; true", dir, PROJECT_REAL, PROJECT_REAL);

@@ -231,8 +231,8 @@ static void test_agent_refuses_bad_signatures(void)
     publish_bytes(mgr, &v1);
     h_agent_start(&agent);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
-    CU_ASSERT_EQUAL(sec_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
-    CU_ASSERT_EQUAL(sec_count_lines(log, "\x1f" "1.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "1.0.0\x1f"), 1);
     CU_ASSERT(accepted_version_is(state_dir, 1));
     h_monitor_pump(&mon, 300);
     size_t statuses = mon.len;
@@ -262,10 +262,10 @@ static void test_agent_refuses_bad_signatures(void)
 
     /* nothing of the above was installed or reported, and the accepted version is still 1 */
     h_monitor_pump(&mon, 1000);
-    CU_ASSERT_EQUAL(sec_count_lines(log, "upgrade\x1f"), 1);
-    CU_ASSERT_EQUAL(sec_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
-    CU_ASSERT_EQUAL(sec_count_lines(log, "6.6."), 0);
-    CU_ASSERT_EQUAL(sec_count_lines(log, "beta"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "6.6."), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "beta"), 0);
     CU_ASSERT_EQUAL(mon.len, statuses);
     CU_ASSERT(accepted_version_is(state_dir, 1));
     CU_ASSERT(last_of(&mon, ID_B) == NULL);
@@ -273,20 +273,20 @@ static void test_agent_refuses_bad_signatures(void)
     /* 4. a correct manifest v3 signed with the rotated key: 2.0.0 installs */
     manifest(mgr, g_next, 3, DEV, ID_A, a2, FORGE_NONE, NULL, NULL);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
-    CU_ASSERT_EQUAL(sec_count_lines(log, "\x1f" "2.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 1);
     CU_ASSERT_EQUAL(last_of(&mon, ID_A)->adopted, 3);
     CU_ASSERT(accepted_version_is(state_dir, 3));
 
     /* 5. the original, validly signed manifest v1 replayed: refused (anti-rollback), the
      * device keeps 2.0.0 and runs nothing */
-    size_t lines = sec_count_lines(log, "\x1f");
+    size_t lines = mgo_test_count_lines(log, "\x1f");
     h_monitor_pump(&mon, 300);
     statuses = mon.len;
     publish_bytes(mgr, &v1);
     const struct sec_event *e = sec_events_wait(&ev, seen, "manifest-refused", 8000);
     CU_ASSERT(e != NULL && strstr(e->message, "anti-rollback") != NULL);
     h_monitor_pump(&mon, 1000);
-    CU_ASSERT_EQUAL(sec_count_lines(log, "\x1f"), lines);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"), lines);
     CU_ASSERT_EQUAL(mon.len, statuses);
     CU_ASSERT(accepted_version_is(state_dir, 3));
     /* no signature-invalid event for the valid ones */

@@ -23,5 +23,9 @@ void mgo_test_add_suite(const char *suite, const struct mgo_test_case *cases);
 const char *mgo_test_path(const char *rel);
 /* Reads a file into a malloc'd buffer (NUL-terminated); aborts the test binary on error. */
 char *mgo_test_read_file(const char *path, size_t *len_out);
+/* Runs a shell command (test set-up only); its exit status, -1 when it could not run. */
+int mgo_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Lines of a file containing needle (0 when the file does not exist). */
+size_t mgo_test_count_lines(const char *path, const char *needle);
 
 #endif
