@@ -1,11 +1,17 @@
 /* api.c - the northbound HTTP JSON API (docs/api.md). Runs on the loop thread: every
  * handler may use the store and publish. Errors are RFC 9457 problem+json bodies with an
  * `errors: [{field, message}]` list. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "api.h"
+#include "deploy.h"
+#include "events.h"
 #include "jw.h"
+#include "lookup.h"
 #include "mgr_internal.h"
+#include "sse.h"
 #include "mgo/log.h"
 #include "mgo/match.h"
 
@@ -13,9 +19,6 @@
 #define PROBLEM_BASE "https://docs.margo.org/specification/problem-types#"
 #define JSON_TYPE "application/json"
 #define MGO_API_MASK "***" /* stands for a sensitive parameter's value in replies */
-
-void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
-                      const char *title, const char *detail, const struct mgo_problems *problems);
 
 void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
                       const char *title, const char *detail, const struct mgo_problems *problems)
@@ -209,7 +212,7 @@ static void app_list_visit(const struct mgo_mgr_app_row *row, void *c)
     mgo_arena_cleanup(&arena);
 }
 
-static void apps_list(struct mgo_manager *m, struct mgo_api_request *req)
+static void apps_list(struct mgo_api *api, struct mgo_api_request *req)
 {
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
@@ -217,7 +220,7 @@ static void apps_list(struct mgo_manager *m, struct mgo_api_request *req)
     mgo_jw_key(&w, "apps");
     mgo_jw_arr(&w);
     struct app_list_ctx ctx = {&w, 0};
-    mgo_err err = mgo_mgr_store_app_list(m->store, NULL, app_list_visit, &ctx);
+    mgo_err err = mgo_mgr_store_app_list(api->store, NULL, app_list_visit, &ctx);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
     if (err)
@@ -231,13 +234,13 @@ static void version_visit(const struct mgo_mgr_app_row *row, void *c)
     mgo_jw_str(c, row->version);
 }
 
-static void apps_show(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+static void apps_show(struct mgo_api *api, struct mgo_api_request *req, const char *id)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_app_description app;
     struct mgo_value tree, norm;
-    mgo_err err = mgo_manager__load_app(m, id, mgo_api__query(req, "version"), &arena, &app, &tree);
+    mgo_err err = mgo_lookup__app(api->store, id, mgo_api__query(req, "version"), &arena, &app, &tree);
     if (err == MGO_ERR_NOT_FOUND) {
         not_found(req, NULL, "no such application (or version) in the catalog");
         goto cleanup;
@@ -254,7 +257,7 @@ static void apps_show(struct mgo_manager *m, struct mgo_api_request *req, const 
     write_app_summary(&w, &app, 0);
     mgo_jw_key(&w, "versions");
     mgo_jw_arr(&w);
-    err = mgo_mgr_store_app_list(m->store, id, version_visit, &w);
+    err = mgo_mgr_store_app_list(api->store, id, version_visit, &w);
     mgo_jw_arr_end(&w);
     write_questions(&w, &app, &tree);
     mgo_jw_key(&w, "document");
@@ -268,7 +271,7 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void apps_add(struct mgo_manager *m, struct mgo_api_request *req)
+static void apps_add(struct mgo_api *api, struct mgo_api_request *req)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
@@ -342,7 +345,7 @@ static void apps_add(struct mgo_manager *m, struct mgo_api_request *req)
         .doc_len = doc.len,
     };
     if (!err)
-        err = mgo_mgr_store_app_put(m->store, &row);
+        err = mgo_mgr_store_app_put(api->store, &row);
     if (err == MGO_ERR_EXISTS) {
         char detail[512];
         snprintf(detail, sizeof detail, "%s version %s is already in the catalog", app.id,
@@ -368,10 +371,10 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void apps_delete(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+static void apps_delete(struct mgo_api *api, struct mgo_api_request *req, const char *id)
 {
     const char *version = mgo_api__query(req, "version");
-    mgo_err err = mgo_mgr_store_app_delete(m->store, id, version);
+    mgo_err err = mgo_mgr_store_app_delete(api->store, id, version);
     if (err == MGO_ERR_CONFLICT) {
         mgo_api__problem(req, 409, NULL, "Conflict",
                          "the application is still deployed; remove its deployments first", NULL);
@@ -411,7 +414,7 @@ static void count_dep(const struct mgo_mgr_deployment_row *row, void *c)
 }
 
 struct dev_list_ctx {
-    struct mgo_manager *m;
+    struct mgo_api *api;
     struct mgo_jw *w;
     const struct mgo_app_description *app; /* ?compatible= */
     bool full;                              /* show: capabilities tree too */
@@ -442,7 +445,7 @@ static void write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_device_r
     mgo_jw_kstr(w, "modelNumber", have_caps ? caps.model_number : NULL);
     write_types(w, have_caps ? caps.deployment_types : 0);
     struct count_ctx cc = {0};
-    MGO_IGNORE(mgo_mgr_store_deployment_list(ctx->m->store, row->id, NULL, false, count_dep, &cc));
+    MGO_IGNORE(mgo_mgr_store_deployment_list(ctx->api->store, row->id, NULL, false, count_dep, &cc));
     mgo_jw_ku64(w, "deployments", cc.n);
     if (ctx->app) {
         char why[MGO_MATCH_REASON_SIZE] = "no capabilities received yet";
@@ -465,16 +468,16 @@ static void dev_list_visit(const struct mgo_mgr_device_row *row, void *c)
     write_device(c, row);
 }
 
-static void devices_list(struct mgo_manager *m, struct mgo_api_request *req)
+static void devices_list(struct mgo_api *api, struct mgo_api_request *req)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_app_description app;
     struct mgo_value tree;
     const char *compat = mgo_api__query(req, "compatible");
-    struct dev_list_ctx ctx = {.m = m};
+    struct dev_list_ctx ctx = {.api = api};
     if (compat) {
-        mgo_err err = mgo_manager__load_app(m, compat, mgo_api__query(req, "version"), &arena,
+        mgo_err err = mgo_lookup__app(api->store, compat, mgo_api__query(req, "version"), &arena,
                                             &app, &tree);
         if (err == MGO_ERR_NOT_FOUND) {
             not_found(req, NULL, "no such application (or version) in the catalog");
@@ -496,7 +499,7 @@ static void devices_list(struct mgo_manager *m, struct mgo_api_request *req)
     }
     mgo_jw_key(&w, "devices");
     mgo_jw_arr(&w);
-    mgo_err err = mgo_mgr_store_device_list(m->store, dev_list_visit, &ctx);
+    mgo_err err = mgo_mgr_store_device_list(api->store, dev_list_visit, &ctx);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
     if (err)
@@ -507,12 +510,12 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void devices_show(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+static void devices_show(struct mgo_api *api, struct mgo_api_request *req, const char *id)
 {
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
-    struct dev_list_ctx ctx = {.m = m, .w = &w, .full = true};
-    mgo_err err = mgo_mgr_store_device_get(m->store, id, dev_list_visit, &ctx);
+    struct dev_list_ctx ctx = {.api = api, .w = &w, .full = true};
+    mgo_err err = mgo_mgr_store_device_get(api->store, id, dev_list_visit, &ctx);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "device-not-found", "no such device");
     else if (err)
@@ -559,7 +562,7 @@ static void secrets_cleanup(struct secrets *s)
     mgo_arena_cleanup(&s->arena);
 }
 
-static void secrets_for(struct mgo_manager *m, struct secrets *s, const char *app_id,
+static void secrets_for(struct mgo_api *api, struct secrets *s, const char *app_id,
                         const char *version)
 {
     if (s->loaded && strcmp(s->app_id, app_id) == 0 && strcmp(s->version, version) == 0)
@@ -570,7 +573,7 @@ static void secrets_for(struct mgo_manager *m, struct secrets *s, const char *ap
     snprintf(s->app_id, sizeof s->app_id, "%s", app_id);
     snprintf(s->version, sizeof s->version, "%s", version);
     struct mgo_value tree;
-    s->known = mgo_manager__load_app(m, app_id, version, &s->arena, &s->app, &tree) == MGO_OK;
+    s->known = mgo_lookup__app(api->store, app_id, version, &s->arena, &s->app, &tree) == MGO_OK;
     if (!s->known)
         MGO_LOGW(TAG, "app %s %s cannot be loaded: every parameter value is masked", app_id,
                  version);
@@ -658,7 +661,7 @@ static void mask_document(struct mgo_value *doc, const struct secrets *s)
 }
 
 struct dep_ctx {
-    struct mgo_manager *m;
+    struct mgo_api *api;
     struct mgo_jw *w;
     bool full;
     struct secrets *secrets;
@@ -695,11 +698,11 @@ static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deploymen
     mgo_jw_kstr(w, "desired", mgo_mgr_desired_name(row->desired));
     mgo_jw_ku64(w, "manifestVersion", row->manifest_version);
     mgo_jw_kstr(w, "digest", row->digest);
-    secrets_for(ctx->m, ctx->secrets, row->app_id, row->app_version);
+    secrets_for(ctx->api, ctx->secrets, row->app_id, row->app_version);
     mgo_jw_key(w, "parameters");
     write_parameters(w, ctx->secrets, row->parameters_json);
     struct status_brief b = {"", 0};
-    MGO_IGNORE(mgo_mgr_store_status_get(ctx->m->store, row->id, status_brief_visit, &b));
+    MGO_IGNORE(mgo_mgr_store_status_get(ctx->api->store, row->id, status_brief_visit, &b));
     mgo_jw_kstr(w, "state", b.state[0] ? b.state : NULL);
     mgo_jw_ktime(w, "stateAt", b.at);
     mgo_jw_ktime(w, "createdAt", row->created_ms);
@@ -719,12 +722,12 @@ static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deploymen
         mgo_arena_cleanup(&arena);
         mgo_jw_key(w, "status");
         if (b.state[0])
-            MGO_IGNORE(mgo_mgr_store_status_get(ctx->m->store, row->id, status_full_visit, w));
+            MGO_IGNORE(mgo_mgr_store_status_get(ctx->api->store, row->id, status_full_visit, w));
         else
             mgo_jw_null(w);
         mgo_jw_key(w, "history");
         mgo_jw_arr(w);
-        MGO_IGNORE(mgo_mgr_store_status_history(ctx->m->store, row->id, history_visit, w));
+        MGO_IGNORE(mgo_mgr_store_status_history(ctx->api->store, row->id, history_visit, w));
         mgo_jw_arr_end(w);
     }
     mgo_jw_obj_end(w);
@@ -735,18 +738,18 @@ static void dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
     write_deployment(c, row);
 }
 
-static void deployments_list(struct mgo_manager *m, struct mgo_api_request *req)
+static void deployments_list(struct mgo_api *api, struct mgo_api_request *req)
 {
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     struct secrets sec;
     secrets_init(&sec);
-    struct dep_ctx ctx = {m, &w, false, &sec};
+    struct dep_ctx ctx = {api, &w, false, &sec};
     const char *all = mgo_api__query(req, "all");
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
     mgo_jw_arr(&w);
-    mgo_err err = mgo_mgr_store_deployment_list(m->store, mgo_api__query(req, "device"),
+    mgo_err err = mgo_mgr_store_deployment_list(api->store, mgo_api__query(req, "device"),
                                                 mgo_api__query(req, "app"),
                                                 all && strcmp(all, "true") == 0, dep_visit, &ctx);
     secrets_cleanup(&sec);
@@ -758,7 +761,7 @@ static void deployments_list(struct mgo_manager *m, struct mgo_api_request *req)
         ok_json(req, 200, &w);
 }
 
-static void deployment_reply(struct mgo_manager *m, struct mgo_api_request *req, const char *id,
+static void deployment_reply(struct mgo_api *api, struct mgo_api_request *req, const char *id,
                              unsigned status)
 {
     mgo_buf_reset(&req->reply);
@@ -766,8 +769,8 @@ static void deployment_reply(struct mgo_manager *m, struct mgo_api_request *req,
     mgo_jw_init(&w, &req->reply);
     struct secrets sec;
     secrets_init(&sec);
-    struct dep_ctx ctx = {m, &w, true, &sec};
-    mgo_err err = mgo_mgr_store_deployment_get(m->store, id, dep_visit, &ctx);
+    struct dep_ctx ctx = {api, &w, true, &sec};
+    mgo_err err = mgo_mgr_store_deployment_get(api->store, id, dep_visit, &ctx);
     secrets_cleanup(&sec);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
@@ -777,9 +780,7 @@ static void deployment_reply(struct mgo_manager *m, struct mgo_api_request *req,
         ok_json(req, status, &w);
 }
 
-#define MAX_DEPLOY_DEVICES 256
-
-static void deployments_create(struct mgo_manager *m, struct mgo_api_request *req)
+static void deployments_create(struct mgo_api *api, struct mgo_api_request *req)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
@@ -787,7 +788,7 @@ static void deployments_create(struct mgo_manager *m, struct mgo_api_request *re
     mgo_problems_init(&p);
     struct mgo_value body;
     const char **devices = NULL;
-    char (*ids)[37] = NULL;
+    char (*ids)[MGO_UUID_STR_SIZE] = NULL;
     if (!body_map(req, &arena, &body))
         goto cleanup;
     const char *app = str_field(&body, "app");
@@ -800,8 +801,9 @@ static void deployments_create(struct mgo_manager *m, struct mgo_api_request *re
     if (version_v && !version)
         mgo_problems_add(&p, "version", "must be a string");
     if (!devs || devs->kind != MGO_V_ARRAY || devs->as.array.len == 0 ||
-        devs->as.array.len > MAX_DEPLOY_DEVICES)
-        mgo_problems_add(&p, "devices", "must be a list of 1..%d device ids", MAX_DEPLOY_DEVICES);
+        devs->as.array.len > MGO_MAX_DEPLOY_DEVICES)
+        mgo_problems_add(&p, "devices", "must be a list of 1..%u device ids",
+                         MGO_MAX_DEPLOY_DEVICES);
     if (params && params->kind != MGO_V_MAP && params->kind != MGO_V_NULL)
         mgo_problems_add(&p, "parameters", "must be an object of name: value");
     for (size_t i = 0; i < body.as.map.len; i++) {
@@ -839,7 +841,7 @@ static void deployments_create(struct mgo_manager *m, struct mgo_api_request *re
         .devices_len = devs->as.array.len,
         .answers = params,
     };
-    mgo_err err = mgo_deploy__create(m, &dr, ids, &p);
+    mgo_err err = mgo_deploy__create(api->store, api->pub, &dr, ids, &p);
     if (err == MGO_ERR_INVALID) {
         invalid(req, "nothing was deployed", &p);
         goto cleanup;
@@ -852,12 +854,12 @@ static void deployments_create(struct mgo_manager *m, struct mgo_api_request *re
     mgo_jw_init(&w, &req->reply);
     struct secrets sec;
     secrets_init(&sec);
-    struct dep_ctx ctx = {m, &w, false, &sec};
+    struct dep_ctx ctx = {api, &w, false, &sec};
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
     mgo_jw_arr(&w);
     for (size_t i = 0; i < dr.devices_len; i++)
-        MGO_IGNORE(mgo_mgr_store_deployment_get(m->store, ids[i], dep_visit, &ctx));
+        MGO_IGNORE(mgo_mgr_store_deployment_get(api->store, ids[i], dep_visit, &ctx));
     secrets_cleanup(&sec);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
@@ -868,7 +870,7 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void deployments_patch(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+static void deployments_patch(struct mgo_api *api, struct mgo_api_request *req, const char *id)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
@@ -893,7 +895,7 @@ static void deployments_patch(struct mgo_manager *m, struct mgo_api_request *req
         invalid(req, "the update request is invalid", &p);
         goto cleanup;
     }
-    mgo_err err = mgo_deploy__update(m, id, version, params, &p);
+    mgo_err err = mgo_deploy__update(api->store, api->pub, id, version, params, &p);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
     else if (err == MGO_ERR_CONFLICT)
@@ -903,20 +905,20 @@ static void deployments_patch(struct mgo_manager *m, struct mgo_api_request *req
     else if (err)
         internal(req, err);
     else
-        deployment_reply(m, req, id, 200);
+        deployment_reply(api, req, id, 200);
 cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void deployments_delete(struct mgo_manager *m, struct mgo_api_request *req, const char *id)
+static void deployments_delete(struct mgo_api *api, struct mgo_api_request *req, const char *id)
 {
-    mgo_err err = mgo_deploy__remove(m, id);
+    mgo_err err = mgo_deploy__remove(api->store, api->pub, id);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
     else if (err)
         internal(req, err);
     else
-        deployment_reply(m, req, id, 202);
+        deployment_reply(api, req, id, 202);
 }
 
 /* ---- status and events ----------------------------------------------------------------- */
@@ -942,14 +944,14 @@ static void status_list_visit(const struct mgo_mgr_status_row *row, void *c)
     mgo_jw_obj_end(w);
 }
 
-static void status_list(struct mgo_manager *m, struct mgo_api_request *req)
+static void status_list(struct mgo_api *api, struct mgo_api_request *req)
 {
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "status");
     mgo_jw_arr(&w);
-    mgo_err err = mgo_mgr_store_status_list(m->store, mgo_api__query(req, "device"),
+    mgo_err err = mgo_mgr_store_status_list(api->store, mgo_api__query(req, "device"),
                                             status_list_visit, &w);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
@@ -957,21 +959,6 @@ static void status_list(struct mgo_manager *m, struct mgo_api_request *req)
         internal(req, err);
     else
         ok_json(req, 200, &w);
-}
-
-void mgo_api__status_event(struct mgo_jw *w, const struct mgo_mgr_status_row *row,
-                           const char *desired, uint64_t manifest_version, bool snapshot)
-{
-    mgo_jw_kstr(w, "deploymentId", row->deployment_id);
-    mgo_jw_kstr(w, "deviceId", row->device_id);
-    mgo_jw_kstr(w, "state", row->state);
-    mgo_jw_kstr(w, "desired", desired);
-    mgo_jw_ku64(w, "manifestVersion", manifest_version);
-    mgo_jw_ktime(w, "receivedAt", row->received_ms);
-    if (snapshot)
-        mgo_jw_kbool(w, "snapshot", true);
-    mgo_jw_key(w, "status");
-    mgo_jw_raw(w, row->doc_json);
 }
 
 struct snapshot_ctx {
@@ -988,7 +975,7 @@ static void snapshot_visit(const struct mgo_mgr_status_row *row, void *c)
     struct mgo_jw w;
     mgo_jw_init(&w, ctx->buf);
     mgo_jw_obj(&w);
-    mgo_api__status_event(&w, row, ctx->desired, ctx->manifest_version, true);
+    mgo_events__status(&w, row, ctx->desired, ctx->manifest_version, true);
     mgo_jw_obj_end(&w);
     if (w.err == MGO_OK)
         mgo_sse__client_push(ctx->client, "status", (const char *)ctx->buf->data);
@@ -1010,7 +997,7 @@ static void desired_visit(const struct mgo_mgr_deployment_row *row, void *c)
 
 /* GET /api/v1/events[?deployment=ID&deployment=ID...]: registers a stream; for each named
  * deployment the current state (if any) is sent first, atomically with joining the hub. */
-static void events_open(struct mgo_manager *m, struct mgo_api_request *req)
+static void events_open(struct mgo_api *api, struct mgo_api_request *req)
 {
     const char *ids[MGO_API_MAX_QUERY];
     size_t n = 0;
@@ -1021,7 +1008,7 @@ static void events_open(struct mgo_manager *m, struct mgo_api_request *req)
             continue;
         const char *id = req->query[i].value;
         struct desired_ctx d = {0, "", ""};
-        if (mgo_mgr_store_deployment_get(m->store, id, desired_visit, &d) != MGO_OK)
+        if (mgo_mgr_store_deployment_get(api->store, id, desired_visit, &d) != MGO_OK)
             mgo_problems_add(&p, "deployment", "no such deployment: %.64s", id);
         ids[n++] = id;
     }
@@ -1039,21 +1026,21 @@ static void events_open(struct mgo_manager *m, struct mgo_api_request *req)
     mgo_sse__client_push(c, "hello", "{\"stream\":\"margo-manager\"}");
     for (size_t i = 0; i < n; i++) {
         struct desired_ctx d = {0, "", ""};
-        MGO_IGNORE(mgo_mgr_store_deployment_get(m->store, ids[i], desired_visit, &d));
+        MGO_IGNORE(mgo_mgr_store_deployment_get(api->store, ids[i], desired_visit, &d));
         struct snapshot_ctx sc = {c, d.desired, d.manifest_version, &buf};
-        MGO_IGNORE(mgo_mgr_store_status_get(m->store, ids[i], snapshot_visit, &sc));
+        MGO_IGNORE(mgo_mgr_store_status_get(api->store, ids[i], snapshot_visit, &sc));
     }
     mgo_buf_cleanup(&buf);
-    mgo_sse__hub_add(m->hub, c);
+    mgo_sse__hub_add(api->hub, c);
     req->sse = c;
     req->status = 200;
 }
 
 /* ---- routing ---------------------------------------------------------------------------- */
 
-static bool is_method(const struct mgo_api_request *req, const char *m)
+static bool is_method(const struct mgo_api_request *req, const char *method)
 {
-    return strcmp(req->method, m) == 0;
+    return strcmp(req->method, method) == 0;
 }
 
 static void method_not_allowed(struct mgo_api_request *req)
@@ -1062,7 +1049,7 @@ static void method_not_allowed(struct mgo_api_request *req)
                      "this method is not supported on this resource", NULL);
 }
 
-void mgo_api__handle(struct mgo_manager *m, struct mgo_api_request *req)
+void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req)
 {
     static const char root[] = "/api/v1/";
     if (req->query_overflow) {
@@ -1102,43 +1089,43 @@ void mgo_api__handle(struct mgo_manager *m, struct mgo_api_request *req)
     MGO_LOGD(TAG, "%s %s", req->method, req->path);
     if (strcmp(coll, "apps") == 0) {
         if (!id && is_method(req, "GET"))
-            apps_list(m, req);
+            apps_list(api, req);
         else if (!id && is_method(req, "POST"))
-            apps_add(m, req);
+            apps_add(api, req);
         else if (id && is_method(req, "GET"))
-            apps_show(m, req, id);
+            apps_show(api, req, id);
         else if (id && is_method(req, "DELETE"))
-            apps_delete(m, req, id);
+            apps_delete(api, req, id);
         else
             method_not_allowed(req);
     } else if (strcmp(coll, "devices") == 0) {
         if (!id && is_method(req, "GET"))
-            devices_list(m, req);
+            devices_list(api, req);
         else if (id && is_method(req, "GET"))
-            devices_show(m, req, id);
+            devices_show(api, req, id);
         else
             method_not_allowed(req);
     } else if (strcmp(coll, "deployments") == 0) {
         if (!id && is_method(req, "GET"))
-            deployments_list(m, req);
+            deployments_list(api, req);
         else if (!id && is_method(req, "POST"))
-            deployments_create(m, req);
+            deployments_create(api, req);
         else if (id && is_method(req, "GET"))
-            deployment_reply(m, req, id, 200);
+            deployment_reply(api, req, id, 200);
         else if (id && is_method(req, "PATCH"))
-            deployments_patch(m, req, id);
+            deployments_patch(api, req, id);
         else if (id && is_method(req, "DELETE"))
-            deployments_delete(m, req, id);
+            deployments_delete(api, req, id);
         else
             method_not_allowed(req);
     } else if (strcmp(coll, "status") == 0 && !id) {
         if (is_method(req, "GET"))
-            status_list(m, req);
+            status_list(api, req);
         else
             method_not_allowed(req);
     } else if (strcmp(coll, "events") == 0 && !id) {
         if (is_method(req, "GET"))
-            events_open(m, req);
+            events_open(api, req);
         else
             method_not_allowed(req);
     } else {

@@ -1,28 +1,29 @@
 /* deploy.c - deploy, update/reconfigure and remove. Each operation validates everything
  * first (one problem per bad field), then stores every change in ONE transaction together
  * with the devices' new manifestVersions, and only then publishes. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "jw.h"
+#include "deploy.h"
+#include "lookup.h"
 #include "mgr_internal.h"
 #include "mgo/log.h"
 #include "mgo/match.h"
 #include "mgo/params.h"
 
 #define TAG "deploy"
-#define MAX_DEVICES_PER_DEPLOY 256u
 
 /* The stored form of one built deployment. */
 struct built {
-    char id[37];
+    char id[MGO_UUID_STR_SIZE];
     const char *device;
     const char *profile_type;
     struct mgo_buf doc;
     char digest[MGO_DIGEST_STR_SIZE];
 };
 
-static mgo_err build_doc(struct mgo_manager *m, const struct mgo_app_description *app,
+static mgo_err build_doc(const struct mgo_publisher *pub, const struct mgo_app_description *app,
                          const struct mgo_profile *profile, const struct mgo_value *resolved,
                          const char *id, const char *device, struct mgo_arena *arena,
                          struct built *out)
@@ -34,7 +35,7 @@ static mgo_err build_doc(struct mgo_manager *m, const struct mgo_app_description
         err = mgo_app_deployment_to_value(&d, arena, &tree);
     /* the digest covers the tree without its signature, so signing leaves it unchanged */
     if (!err)
-        err = mgo_manager__encode_doc(m, &tree, arena, &out->doc);
+        err = mgo_publish__encode_doc(pub, &tree, arena, &out->doc);
     if (!err)
         err = mgo_doc_digest(&tree, out->digest);
     if (!err && out->doc.len > MGO_MAX_MESSAGE_BYTES)
@@ -50,7 +51,7 @@ static mgo_err params_json(const struct mgo_value *resolved, struct mgo_buf *out
 
 struct has_app_ctx {
     const char *app_id;
-    char found[37];
+    char found[MGO_UUID_STR_SIZE];
 };
 
 static void has_app_visit(const struct mgo_mgr_deployment_row *row, void *c)
@@ -60,8 +61,9 @@ static void has_app_visit(const struct mgo_mgr_deployment_row *row, void *c)
         snprintf(ctx->found, sizeof ctx->found, "%s", row->id);
 }
 
-mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_request *req,
-                           char (*ids_out)[37], struct mgo_problems *problems)
+mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                           const struct mgo_deploy_request *req,
+                           char (*ids_out)[MGO_UUID_STR_SIZE], struct mgo_problems *problems)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
@@ -73,7 +75,7 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
 
     struct mgo_app_description app;
     struct mgo_value app_tree;
-    err = mgo_manager__load_app(m, req->app_id, req->version, &arena, &app, &app_tree);
+    err = mgo_lookup__app(store, req->app_id, req->version, &arena, &app, &app_tree);
     if (err == MGO_ERR_NOT_FOUND) {
         mgo_problems_add(problems, req->version ? "version" : "app",
                          "application %s%s%s is not in the catalog", req->app_id,
@@ -83,8 +85,8 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
     }
     if (err)
         goto cleanup;
-    if (req->devices_len == 0 || req->devices_len > MAX_DEVICES_PER_DEPLOY) {
-        mgo_problems_add(problems, "devices", "must list 1..%u device ids", MAX_DEVICES_PER_DEPLOY);
+    if (req->devices_len == 0 || req->devices_len > MGO_MAX_DEPLOY_DEVICES) {
+        mgo_problems_add(problems, "devices", "must list 1..%u device ids", MGO_MAX_DEPLOY_DEVICES);
         err = MGO_ERR_INVALID;
         goto cleanup;
     }
@@ -116,7 +118,7 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
         }
         struct mgo_capabilities caps;
         struct mgo_value caps_tree;
-        mgo_err e = mgo_manager__load_caps(m, dev, &arena, &caps, &caps_tree);
+        mgo_err e = mgo_lookup__caps(store, dev, &arena, &caps, &caps_tree);
         if (e) {
             mgo_problems_add(problems, field, "device %s is unknown (no capabilities received)",
                              dev);
@@ -129,7 +131,7 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
             continue;
         }
         struct has_app_ctx h = {.app_id = app.id};
-        if (mgo_mgr_store_deployment_list(m->store, dev, app.id, false, has_app_visit, &h) ==
+        if (mgo_mgr_store_deployment_list(store, dev, app.id, false, has_app_visit, &h) ==
                 MGO_OK &&
             h.found[0]) {
             mgo_problems_add(problems, field,
@@ -146,7 +148,7 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
     for (size_t i = 0; !err && i < req->devices_len; i++) {
         err = mgo_params_new_uuid(built[i].id);
         if (!err)
-            err = build_doc(m, &app, profiles[i], &resolved, built[i].id, req->devices[i], &arena,
+            err = build_doc(pub, &app, profiles[i], &resolved, built[i].id, req->devices[i], &arena,
                             &built[i]);
     }
     if (err) {
@@ -154,12 +156,12 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
         goto cleanup;
     }
 
-    err = mgo_mgr_store_begin(m->store);
+    err = mgo_mgr_store_begin(store);
     if (err)
         goto cleanup;
     for (size_t i = 0; i < req->devices_len; i++) {
         uint64_t version = 0;
-        err = mgo_mgr_store_manifest_bump(m->store, req->devices[i], &version);
+        err = mgo_mgr_store_manifest_bump(store, req->devices[i], &version);
         struct mgo_mgr_deployment_row row = {
             .id = built[i].id,
             .device_id = req->devices[i],
@@ -174,23 +176,24 @@ mgo_err mgo_deploy__create(struct mgo_manager *m, const struct mgo_deploy_reques
             .manifest_version = version,
         };
         if (!err)
-            err = mgo_mgr_store_deployment_put(m->store, &row);
+            err = mgo_mgr_store_deployment_put(store, &row);
         if (err)
             break;
     }
     if (err) {
-        mgo_mgr_store_rollback(m->store);
+        mgo_mgr_store_rollback(store);
         goto cleanup;
     }
-    err = mgo_mgr_store_commit(m->store);
+    err = mgo_mgr_store_commit(store);
     if (err)
         goto cleanup;
     for (size_t i = 0; i < req->devices_len; i++) {
-        snprintf(ids_out[i], 37, "%s", built[i].id);
+        snprintf(ids_out[i], MGO_UUID_STR_SIZE, "%s", built[i].id);
         MGO_LOGI(TAG, "deployment %s: %s %s on %s (%s)", built[i].id, app.id, app.version,
                  req->devices[i], built[i].profile_type);
         const char *changed[1] = {built[i].id};
-        mgo_manager__publish_device(m, req->devices[i], changed, 1);
+        /* stored: a failed publish is logged and left to the after-connect sweep */
+        MGO_IGNORE(mgo_publish__device(pub, req->devices[i], changed, 1));
     }
 cleanup:
     if (built) {
@@ -225,11 +228,12 @@ static void copy_dep(const struct mgo_mgr_deployment_row *row, void *c)
     d->desired = row->desired;
 }
 
-mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, const char *version,
+mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                           const char *deployment_id, const char *version,
                            const struct mgo_value *answers, struct mgo_problems *problems)
 {
     struct dep_copy old = {0};
-    mgo_err err = mgo_mgr_store_deployment_get(m->store, deployment_id, copy_dep, &old);
+    mgo_err err = mgo_mgr_store_deployment_get(store, deployment_id, copy_dep, &old);
     if (err)
         return err;
     struct mgo_arena arena;
@@ -248,7 +252,7 @@ mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, con
     }
     struct mgo_app_description app;
     struct mgo_value app_tree;
-    err = mgo_manager__load_app(m, old.app_id, version ? version : old.app_version, &arena, &app,
+    err = mgo_lookup__app(store, old.app_id, version ? version : old.app_version, &arena, &app,
                                 &app_tree);
     if (err == MGO_ERR_NOT_FOUND) {
         mgo_problems_add(problems, "version", "application %s version %s is not in the catalog",
@@ -269,7 +273,7 @@ mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, con
     struct mgo_capabilities caps;
     struct mgo_value caps_tree;
     const struct mgo_profile *profile = NULL;
-    if (mgo_manager__load_caps(m, old.device, &arena, &caps, &caps_tree) != MGO_OK) {
+    if (mgo_lookup__caps(store, old.device, &arena, &caps, &caps_tree) != MGO_OK) {
         mgo_problems_add(problems, "device", "device %s has no capabilities on record",
                          old.device);
     } else {
@@ -283,7 +287,7 @@ mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, con
         err = MGO_ERR_INVALID;
         goto cleanup;
     }
-    err = build_doc(m, &app, profile, &resolved, deployment_id, old.device, &arena, &b);
+    err = build_doc(pub, &app, profile, &resolved, deployment_id, old.device, &arena, &b);
     if (!err)
         err = params_json(&resolved, &pjson);
     if (err)
@@ -292,11 +296,11 @@ mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, con
         MGO_LOGI(TAG, "deployment %s: nothing changed", deployment_id);
         goto cleanup;
     }
-    err = mgo_mgr_store_begin(m->store);
+    err = mgo_mgr_store_begin(store);
     if (err)
         goto cleanup;
     uint64_t mv = 0;
-    err = mgo_mgr_store_manifest_bump(m->store, old.device, &mv);
+    err = mgo_mgr_store_manifest_bump(store, old.device, &mv);
     struct mgo_mgr_deployment_row row = {
         .id = deployment_id,
         .device_id = old.device,
@@ -311,18 +315,18 @@ mgo_err mgo_deploy__update(struct mgo_manager *m, const char *deployment_id, con
         .manifest_version = mv,
     };
     if (!err)
-        err = mgo_mgr_store_deployment_put(m->store, &row);
+        err = mgo_mgr_store_deployment_put(store, &row);
     if (err) {
-        mgo_mgr_store_rollback(m->store);
+        mgo_mgr_store_rollback(store);
         goto cleanup;
     }
-    err = mgo_mgr_store_commit(m->store);
+    err = mgo_mgr_store_commit(store);
     if (err)
         goto cleanup;
     MGO_LOGI(TAG, "deployment %s: updated to %s %s (manifest %llu)", deployment_id, app.id,
              app.version, (unsigned long long)mv);
     const char *changed[1] = {deployment_id};
-    mgo_manager__publish_device(m, old.device, changed, 1);
+    MGO_IGNORE(mgo_publish__device(pub, old.device, changed, 1)); /* else the sweep's */
 cleanup:
     free(old.params);
     mgo_buf_cleanup(&b.doc);
@@ -331,33 +335,34 @@ cleanup:
     return err;
 }
 
-mgo_err mgo_deploy__remove(struct mgo_manager *m, const char *deployment_id)
+mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                           const char *deployment_id)
 {
     struct dep_copy old = {0};
-    mgo_err err = mgo_mgr_store_deployment_get(m->store, deployment_id, copy_dep, &old);
+    mgo_err err = mgo_mgr_store_deployment_get(store, deployment_id, copy_dep, &old);
     if (err)
         return err;
     free(old.params);
     if (old.desired != MGO_MGR_DESIRED_PRESENT)
         return MGO_OK; /* already on its way out */
-    err = mgo_mgr_store_begin(m->store);
+    err = mgo_mgr_store_begin(store);
     if (err)
         return err;
     uint64_t mv = 0;
-    err = mgo_mgr_store_deployment_set_desired(m->store, deployment_id, MGO_MGR_DESIRED_REMOVING);
+    err = mgo_mgr_store_deployment_set_desired(store, deployment_id, MGO_MGR_DESIRED_REMOVING);
     if (!err)
-        err = mgo_mgr_store_manifest_bump(m->store, old.device, &mv);
+        err = mgo_mgr_store_manifest_bump(store, old.device, &mv);
     if (err) {
-        mgo_mgr_store_rollback(m->store);
+        mgo_mgr_store_rollback(store);
         return err;
     }
-    err = mgo_mgr_store_commit(m->store);
+    err = mgo_mgr_store_commit(store);
     if (err)
         return err;
     MGO_LOGI(TAG, "deployment %s: removing from %s (manifest %llu)", deployment_id, old.device,
              (unsigned long long)mv);
     static const char *const none[1] = {""};
-    mgo_manager__publish_device(m, old.device, none, 0);
-    mgo_manager__clear_unreported(m, old.device, deployment_id);
+    MGO_IGNORE(mgo_publish__device(pub, old.device, none, 0)); /* else the sweep's */
+    MGO_IGNORE(mgo_publish__clear_unreported(pub, old.device, deployment_id));
     return MGO_OK;
 }

@@ -4,18 +4,47 @@
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 
-#include "mgr_internal.h"
-#include "mgo/log.h"
+#include <pthread.h>
+
+#include "api.h"
+#include "http.h"
+#include "sse.h"
 #include "web.h"
+#include "mgo/log.h"
 
 #define TAG "http"
+#define TOKEN_MAX 512
 
-void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
-                      const char *title, const char *detail, const struct mgo_problems *problems);
+/* One request on its way to the loop thread. */
+struct queued {
+    struct mgo_api_request *req;
+    bool done;
+    struct queued *next;
+};
+
+struct mgo_http {
+    struct MHD_Daemon *httpd;
+    struct mgo_buf tls_cert; /* PEM of api-tls-cert / api-tls-key while the API runs */
+    struct mgo_buf tls_key;
+    uint16_t port;
+    char token[TOKEN_MAX + 1];
+    size_t token_len;
+    struct mgo_api *api;
+    struct mgo_sse_hub *hub;
+    void (*wake)(void *ctx);
+    void *wake_ctx;
+    /* the request queue: HTTP threads -> loop thread */
+    pthread_mutex_t mu;
+    pthread_cond_t cond;
+    struct queued *head;
+    struct queued *tail;
+    bool closed;
+};
 
 static const char *canonical_method(const char *method)
 {
@@ -45,19 +74,19 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 
 /* Constant-time comparison of a presented token with ours (length leaks only via the
  * loop bound of our own token). */
-static bool token_ok(const struct mgo_manager *m, const char *header)
+static bool token_ok(const struct mgo_http *h, const char *header)
 {
     static const char prefix[] = "Bearer ";
     if (header == NULL || strncmp(header, prefix, sizeof prefix - 1) != 0)
         return false;
     const char *given = header + sizeof prefix - 1;
     size_t given_len = strlen(given);
-    unsigned char diff = (unsigned char)(given_len != m->token_len);
-    for (size_t i = 0; i < m->token_len; i++) {
+    unsigned char diff = (unsigned char)(given_len != h->token_len);
+    for (size_t i = 0; i < h->token_len; i++) {
         unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
-        diff |= (unsigned char)(g ^ (unsigned char)m->token[i]);
+        diff |= (unsigned char)(g ^ (unsigned char)h->token[i]);
     }
-    return diff == 0 && m->token_len > 0;
+    return diff == 0 && h->token_len > 0;
 }
 
 struct conn_state {
@@ -65,31 +94,32 @@ struct conn_state {
     bool auth_failed;
 };
 
-static void submit(struct mgo_manager *m, struct mgo_api_request *req)
+static void submit(struct mgo_http *h, struct mgo_api_request *req)
 {
-    pthread_mutex_lock(&m->req_mu);
-    if (m->req_closed) {
-        pthread_mutex_unlock(&m->req_mu);
+    struct queued q = {req, false, NULL};
+    pthread_mutex_lock(&h->mu);
+    if (h->closed) {
+        pthread_mutex_unlock(&h->mu);
         mgo_api__problem(req, 503, NULL, "Service Unavailable", "the manager is shutting down",
                          NULL);
         return;
     }
-    if (m->req_tail)
-        m->req_tail->next = req;
+    if (h->tail)
+        h->tail->next = &q;
     else
-        m->req_head = req;
-    m->req_tail = req;
-    pthread_mutex_unlock(&m->req_mu);
-    if (m->mqtt)
-        mgo_mqtt_wake(m->mqtt);
-    pthread_mutex_lock(&m->req_mu);
-    while (!req->done)
-        pthread_cond_wait(&m->req_cond, &m->req_mu);
-    pthread_mutex_unlock(&m->req_mu);
+        h->head = &q;
+    h->tail = &q;
+    pthread_mutex_unlock(&h->mu);
+    if (h->wake)
+        h->wake(h->wake_ctx);
+    pthread_mutex_lock(&h->mu);
+    while (!q.done)
+        pthread_cond_wait(&h->cond, &h->mu);
+    pthread_mutex_unlock(&h->mu);
 }
 
 struct sse_ctx {
-    struct mgo_manager *m;
+    struct mgo_http *h;
     struct mgo_sse_client *client;
 };
 
@@ -97,25 +127,25 @@ static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct sse_ctx *ctx = cls;
-    long n = mgo_sse__read(ctx->m->hub, ctx->client, buf, max);
+    long n = mgo_sse__read(ctx->h->hub, ctx->client, buf, max);
     return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
 static void sse_free(void *cls)
 {
     struct sse_ctx *ctx = cls;
-    mgo_sse__client_free(ctx->m->hub, ctx->client);
+    mgo_sse__client_free(ctx->h->hub, ctx->client);
     free(ctx);
 }
 
-static enum MHD_Result reply(struct mgo_manager *m, struct MHD_Connection *conn,
+static enum MHD_Result reply(struct mgo_http *h, struct MHD_Connection *conn,
                              struct mgo_api_request *req)
 {
     struct MHD_Response *resp = NULL;
     if (req->sse) {
         struct sse_ctx *ctx = calloc(1, sizeof *ctx);
         if (ctx) {
-            ctx->m = m;
+            ctx->h = h;
             ctx->client = req->sse;
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, ctx,
                                                      sse_free);
@@ -123,7 +153,7 @@ static enum MHD_Result reply(struct mgo_manager *m, struct MHD_Connection *conn,
                 free(ctx);
         }
         if (!resp) {
-            mgo_sse__client_free(m->hub, req->sse);
+            mgo_sse__client_free(h->hub, req->sse);
             req->sse = NULL;
             return MHD_NO;
         }
@@ -154,7 +184,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                                   void **con_cls)
 {
     (void)version;
-    struct mgo_manager *m = cls;
+    struct mgo_http *h = cls;
     struct conn_state *cs = *con_cls;
     if (cs == NULL && mgo_web__owns(url))
         return mgo_web__serve(conn, method, url); /* the embedded web front end (web.c) */
@@ -169,7 +199,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cs->req.query_overflow = true;
         snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
-        cs->auth_failed = !token_ok(m, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+        cs->auth_failed = !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
                                                                    "Authorization"));
         *con_cls = cs;
         return MHD_YES;
@@ -190,9 +220,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         mgo_api__problem(&cs->req, 413, NULL, "Content Too Large",
                          "request bodies are limited to 1 MiB plus 64 KiB", NULL);
     } else {
-        submit(m, &cs->req);
+        submit(h, &cs->req);
     }
-    return reply(m, conn, &cs->req);
+    return reply(h, conn, &cs->req);
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
@@ -200,12 +230,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 {
     (void)conn;
     (void)toe;
-    struct mgo_manager *m = cls;
+    struct mgo_http *h = cls;
     struct conn_state *cs = *con_cls;
     if (!cs)
         return;
     if (cs->req.sse)
-        mgo_sse__client_free(m->hub, cs->req.sse);
+        mgo_sse__client_free(h->hub, cs->req.sse);
     mgo_buf_cleanup(&cs->req.body);
     mgo_buf_cleanup(&cs->req.reply);
     free(cs);
@@ -255,21 +285,19 @@ static mgo_err parse_listen(const char *text, struct sockaddr_storage *ss, bool 
     return MGO_OK;
 }
 
-mgo_err mgo_http__start(struct mgo_manager *m)
+static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cfg)
 {
     struct sockaddr_storage ss;
     bool ipv6 = false;
-    if (parse_listen(m->cfg->api_listen, &ss, &ipv6) != MGO_OK) {
+    if (parse_listen(cfg->listen, &ss, &ipv6) != MGO_OK) {
         MGO_LOGE(TAG, "api-listen: \"%s\" is not ADDRESS:PORT (e.g. 127.0.0.1:8080, [::1]:8080)",
-                 m->cfg->api_listen);
+                 cfg->listen);
         return MGO_ERR_INVALID;
     }
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
                      (ipv6 ? MHD_USE_IPv6 : 0);
-    const char *cert = m->cfg->api_tls_cert, *key = m->cfg->api_tls_key;
+    const char *cert = cfg->tls_cert, *key = cfg->tls_key;
     bool tls = (cert && cert[0]) || (key && key[0]);
-    mgo_buf_init(&m->api_tls_cert, 256u * 1024u);
-    mgo_buf_init(&m->api_tls_key, 64u * 1024u);
     if (tls) {
         if (!cert || !cert[0] || !key || !key[0]) {
             MGO_LOGE(TAG, "api-tls-cert and api-tls-key: set both (HTTPS) or neither (HTTP)");
@@ -280,74 +308,112 @@ mgo_err mgo_http__start(struct mgo_manager *m)
                           "in a reverse proxy instead (docs/security.md)");
             return MGO_ERR_INVALID;
         }
-        if (mgo_buf_read_file(&m->api_tls_cert, cert) != MGO_OK ||
-            mgo_buf_read_file(&m->api_tls_key, key) != MGO_OK) {
+        if (mgo_buf_read_file(&h->tls_cert, cert) != MGO_OK ||
+            mgo_buf_read_file(&h->tls_key, key) != MGO_OK) {
             MGO_LOGE(TAG, "api-tls-cert / api-tls-key: cannot read %s or %s", cert, key);
             return MGO_ERR_IO;
         }
         flags |= MHD_USE_TLS;
         /* MHD_OPTION_END ends the list early for plain HTTP (the TLS options follow it) */
     }
-    m->httpd = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, m, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, m, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
+    h->httpd = MHD_start_daemon(
+        flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)m->api_tls_cert.data,
-        MHD_OPTION_HTTPS_MEM_KEY, (const char *)m->api_tls_key.data,
+        tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)h->tls_cert.data,
+        MHD_OPTION_HTTPS_MEM_KEY, (const char *)h->tls_key.data,
         MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
         MHD_OPTION_END);
-    if (!m->httpd) {
-        MGO_LOGE(TAG, "cannot listen on %s (address in use or not available%s)",
-                 m->cfg->api_listen, tls ? ", or api-tls-cert/api-tls-key unusable" : "");
+    if (!h->httpd) {
+        MGO_LOGE(TAG, "cannot listen on %s (address in use or not available%s)", cfg->listen,
+                 tls ? ", or api-tls-cert/api-tls-key unusable" : "");
         return MGO_ERR_IO;
     }
-    const union MHD_DaemonInfo *info = MHD_get_daemon_info(m->httpd, MHD_DAEMON_INFO_BIND_PORT);
-    m->api_port = info ? info->port : 0;
-    MGO_LOGI(TAG, "API listening on %s (port %u, %s)", m->cfg->api_listen, (unsigned)m->api_port,
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->httpd, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = info ? info->port : 0;
+    MGO_LOGI(TAG, "API listening on %s (port %u, %s)", cfg->listen, (unsigned)h->port,
              tls ? "HTTPS" : "plain HTTP");
     return MGO_OK;
 }
 
-void mgo_http__stop(struct mgo_manager *m)
+mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out)
 {
-    if (m->httpd) {
-        MHD_stop_daemon(m->httpd);
-        m->httpd = NULL;
+    if (cfg->token_len > TOKEN_MAX)
+        return MGO_ERR_LIMIT;
+    struct mgo_http *h = calloc(1, sizeof *h);
+    if (!h)
+        return MGO_ERR_NOMEM;
+    memcpy(h->token, cfg->token, cfg->token_len);
+    h->token_len = cfg->token_len;
+    h->api = cfg->api;
+    h->hub = cfg->hub;
+    h->wake = cfg->wake;
+    h->wake_ctx = cfg->wake_ctx;
+    pthread_mutex_init(&h->mu, NULL);
+    pthread_cond_init(&h->cond, NULL);
+    mgo_buf_init(&h->tls_cert, 256u * 1024u);
+    mgo_buf_init(&h->tls_key, 64u * 1024u);
+    mgo_err err = start_daemon(h, cfg);
+    if (err) {
+        mgo_http__free(h);
+        return err;
     }
-    if (m->api_tls_key.data)
-        memset(m->api_tls_key.data, 0, m->api_tls_key.len);
-    mgo_buf_cleanup(&m->api_tls_key);
-    mgo_buf_cleanup(&m->api_tls_cert);
+    *out = h;
+    return MGO_OK;
 }
 
-void mgo_http__drain(struct mgo_manager *m)
+uint16_t mgo_http__port(const struct mgo_http *h)
 {
-    pthread_mutex_lock(&m->req_mu);
-    struct mgo_api_request *list = m->req_head;
-    m->req_head = m->req_tail = NULL;
-    pthread_mutex_unlock(&m->req_mu);
+    return h->port;
+}
+
+void mgo_http__drain(struct mgo_http *h)
+{
+    pthread_mutex_lock(&h->mu);
+    struct queued *list = h->head;
+    h->head = h->tail = NULL;
+    pthread_mutex_unlock(&h->mu);
     while (list) {
-        struct mgo_api_request *next = list->next;
-        mgo_api__handle(m, list);
-        pthread_mutex_lock(&m->req_mu);
-        list->done = true;
-        pthread_cond_broadcast(&m->req_cond);
-        pthread_mutex_unlock(&m->req_mu);
+        struct queued *next = list->next;
+        mgo_api__handle(h->api, list->req);
+        pthread_mutex_lock(&h->mu);
+        list->done = true; /* list belongs to the waiting HTTP thread from here on */
+        pthread_cond_broadcast(&h->cond);
+        pthread_mutex_unlock(&h->mu);
         list = next;
     }
 }
 
-void mgo_http__close_queue(struct mgo_manager *m)
+void mgo_http__close(struct mgo_http *h)
 {
-    pthread_mutex_lock(&m->req_mu);
-    m->req_closed = true;
-    struct mgo_api_request *list = m->req_head;
-    m->req_head = m->req_tail = NULL;
+    if (!h)
+        return;
+    pthread_mutex_lock(&h->mu);
+    h->closed = true;
+    struct queued *list = h->head;
+    h->head = h->tail = NULL;
     for (; list; list = list->next) {
-        mgo_api__problem(list, 503, NULL, "Service Unavailable", "the manager is shutting down",
-                         NULL);
+        mgo_api__problem(list->req, 503, NULL, "Service Unavailable",
+                         "the manager is shutting down", NULL);
         list->done = true;
     }
-    pthread_cond_broadcast(&m->req_cond);
-    pthread_mutex_unlock(&m->req_mu);
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->mu);
+}
+
+void mgo_http__free(struct mgo_http *h)
+{
+    if (!h)
+        return;
+    mgo_http__close(h);
+    if (h->httpd)
+        MHD_stop_daemon(h->httpd);
+    if (h->tls_key.data)
+        memset(h->tls_key.data, 0, h->tls_key.len);
+    mgo_buf_cleanup(&h->tls_key);
+    mgo_buf_cleanup(&h->tls_cert);
+    memset(h->token, 0, sizeof h->token);
+    pthread_cond_destroy(&h->cond);
+    pthread_mutex_destroy(&h->mu);
+    free(h);
 }

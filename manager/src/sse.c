@@ -3,11 +3,15 @@
  * every client in it; a client whose backlog passes MGO_SSE_MAX_BACKLOG is ended (a slow
  * reader must not grow memory without bound). */
 #include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "mgr_internal.h"
+#include "sse.h"
+#include "mgo/buf.h"
+#include "mgo/limits.h"
 #include "mgo/log.h"
 
 #define TAG "sse"

@@ -1,0 +1,60 @@
+/* api.h - the northbound HTTP JSON API (docs/api.md): routing and replies. Runs on the loop
+ * thread (http.c hands each request over and waits); handlers use the store, deploy.c and
+ * the event-stream hub through struct mgo_api, never the daemon. */
+#ifndef MGO_MGR_API_H
+#define MGO_MGR_API_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "mgo/buf.h"
+#include "mgo/limits.h"
+#include "mgo/mgr_store.h"
+#include "mgo/problems.h"
+
+#define MGO_API_MAX_QUERY 16
+#define MGO_API_MAX_BODY (MGO_MAX_FILE_BYTES + 64u * 1024u)
+
+struct mgo_publisher;
+struct mgo_sse_client;
+struct mgo_sse_hub;
+
+struct mgo_api_query {
+    char key[32];
+    char value[256];
+};
+
+/* One HTTP request, filled by an HTTP thread, answered on the loop thread. */
+struct mgo_api_request {
+    const char *method; /* "GET", "POST", "PATCH", "DELETE", ... */
+    char path[512];
+    struct mgo_api_query query[MGO_API_MAX_QUERY];
+    size_t query_len;
+    bool query_overflow;
+    struct mgo_buf body;
+    bool body_too_large;
+    /* reply, filled on the loop thread */
+    unsigned status;
+    const char *content_type;
+    struct mgo_buf reply;
+    char location[256];
+    struct mgo_sse_client *sse; /* set for GET /api/v1/events */
+};
+
+/* What the handlers work on. */
+struct mgo_api {
+    struct mgo_mgr_store *store;
+    struct mgo_publisher *pub; /* deploy.c publishes through it */
+    struct mgo_sse_hub *hub;
+};
+
+/* Loop thread: answers req (status, reply, or an event stream in req->sse). */
+void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req);
+/* Replaces the reply with an RFC 9457 problem document (docs/api.md "Errors"); 500 and 503
+ * are marked retryable. Any thread (it touches only req). */
+void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
+                      const char *title, const char *detail, const struct mgo_problems *problems);
+/* The value of query parameter key (first one), or NULL. */
+const char *mgo_api__query(const struct mgo_api_request *req, const char *key);
+
+#endif

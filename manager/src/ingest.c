@@ -1,0 +1,527 @@
+/* ingest.c - device messages into the store (ingest.h): status, capabilities, presence and
+ * events; batches; held messages. */
+#include "ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "jw.h"
+#include "mgr_internal.h"
+#include "sse.h"
+#include "mgo/log.h"
+#include "mgo/margo.h"
+#include "mgo/problems.h"
+#include "mgo/topic.h"
+
+#define TAG "ingest"
+
+/* One acknowledged device message: in the open batch, or held. */
+struct mgo_ingest_msg {
+    struct mgo_ingest_msg *next;
+    char *topic;
+    uint8_t *payload;
+    size_t len;
+};
+
+/* One event-stream event waiting for its batch's commit. */
+struct mgo_ingest_live {
+    struct mgo_ingest_live *next;
+    const char *event;   /* static name */
+    char *deployment_id; /* NULL: about no deployment */
+    char *json;
+};
+
+void mgo_ingest__init(struct mgo_ingest *in, struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                      struct mgo_sse_hub *hub, const char *prefix)
+{
+    memset(in, 0, sizeof *in);
+    in->store = store;
+    in->pub = pub;
+    in->hub = hub;
+    in->prefix = prefix;
+}
+
+static void msg_free(struct mgo_ingest_msg *msg)
+{
+    free(msg->topic);
+    free(msg->payload);
+    free(msg);
+}
+
+static void live_free(struct mgo_ingest_live *l)
+{
+    free(l->deployment_id);
+    free(l->json);
+    free(l);
+}
+
+static void drop_live(struct mgo_ingest *in)
+{
+    while (in->live_head) {
+        struct mgo_ingest_live *l = in->live_head;
+        in->live_head = l->next;
+        live_free(l);
+    }
+    in->live_tail = NULL;
+}
+
+/* ---- live events ----------------------------------------------------------------------- */
+
+/* A live event for the API's event stream (sse.c). live_begin returns false, and builds
+ * nothing, when no client follows deployment_id (NULL: events about no deployment), so
+ * ingest pays for the JSON only when someone reads it; otherwise it opens the JSON object,
+ * which the caller fills (events.c) and live_end closes: sent now when the change is already
+ * committed, or kept until the batch's commit. */
+struct live_event {
+    struct mgo_buf buf;
+    struct mgo_jw w;
+};
+
+static bool live_begin(struct mgo_ingest *in, const char *deployment_id, size_t max_bytes,
+                       struct live_event *e)
+{
+    if (in->hub == NULL || !mgo_sse__wanted(in->hub, deployment_id))
+        return false;
+    mgo_buf_init(&e->buf, max_bytes);
+    mgo_jw_init(&e->w, &e->buf);
+    mgo_jw_obj(&e->w);
+    return true;
+}
+
+static void live_end(struct mgo_ingest *in, const char *event, const char *deployment_id,
+                     struct live_event *e)
+{
+    mgo_jw_obj_end(&e->w);
+    if (e->w.err != MGO_OK)
+        goto cleanup;
+    if (!in->tx) {
+        mgo_sse__publish(in->hub, event, deployment_id, (const char *)e->buf.data);
+        goto cleanup;
+    }
+    struct mgo_ingest_live *l = calloc(1, sizeof *l);
+    if (l) {
+        l->event = event;
+        l->deployment_id = deployment_id ? strdup(deployment_id) : NULL;
+        l->json = strdup((const char *)e->buf.data);
+    }
+    if (!l || !l->json || (deployment_id && !l->deployment_id)) {
+        MGO_LOGW(TAG, "out of memory: a live %s event is not sent", event);
+        if (l)
+            live_free(l);
+        goto cleanup;
+    }
+    if (in->live_tail)
+        in->live_tail->next = l;
+    else
+        in->live_head = l;
+    in->live_tail = l;
+cleanup:
+    mgo_buf_cleanup(&e->buf);
+}
+
+static void send_live(struct mgo_ingest *in)
+{
+    for (struct mgo_ingest_live *l = in->live_head; l; l = l->next)
+        mgo_sse__publish(in->hub, l->event, l->deployment_id, l->json);
+    drop_live(in);
+}
+
+/* ---- one message ----------------------------------------------------------------------- */
+
+static void log_problems(const char *what, const char *topic, const struct mgo_problems *p)
+{
+    char text[512];
+    mgo_problems_format(p, text, sizeof text);
+    MGO_LOGW(TAG, "%s on %s refused: %s", what, topic, text);
+}
+
+struct dep_owner {
+    bool found;
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    enum mgo_mgr_desired desired;
+    uint64_t manifest_version;
+};
+
+static void dep_owner_visit(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct dep_owner *o = c;
+    o->found = true;
+    o->desired = row->desired;
+    o->manifest_version = row->manifest_version;
+    snprintf(o->device, sizeof o->device, "%s", row->device_id);
+}
+
+static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,
+                             const uint8_t *payload, size_t len)
+{
+    mgo_err result = MGO_OK;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_deployment_status st;
+    struct mgo_buf json;
+    mgo_buf_init(&json, 4u * MGO_MAX_MESSAGE_BYTES);
+    if (mgo_deployment_status_decode(payload, len, &arena, &st, &p) != MGO_OK) {
+        log_problems("status", topic, &p);
+        goto cleanup;
+    }
+    if (strcmp(st.deployment_id, t->deployment_id) != 0) {
+        MGO_LOGW(TAG, "status on %s refused: deploymentId %.64s differs from the topic", topic,
+                 st.deployment_id);
+        goto cleanup;
+    }
+    if (st.device_id && strcmp(st.device_id, t->device_id) != 0) {
+        MGO_LOGW(TAG, "status on %s refused: deviceId %.128s differs from the topic", topic,
+                 st.device_id);
+        goto cleanup;
+    }
+    struct dep_owner owner = {0};
+    mgo_err err =
+        mgo_mgr_store_deployment_get(in->store, t->deployment_id, dep_owner_visit, &owner);
+    if (err == MGO_ERR_NOT_FOUND || (owner.found && strcmp(owner.device, t->device_id) != 0)) {
+        MGO_LOGW(TAG, "status on %s ignored: unknown deployment %s for device %s", topic,
+                 t->deployment_id, t->device_id);
+        goto cleanup;
+    }
+    if (err) {
+        result = err; /* the store could not be read: try again later */
+        goto cleanup;
+    }
+    struct mgo_value tree;
+    if (mgo_deployment_status_to_value(&st, &arena, &tree) != MGO_OK ||
+        mgo_value_to_json(&tree, false, &json) != MGO_OK)
+        goto cleanup;
+    struct mgo_mgr_status_row row = {
+        .deployment_id = t->deployment_id,
+        .device_id = t->device_id,
+        .state = mgo_state_name(st.state),
+        .has_journal = st.has_journal,
+        .boot = st.boot,
+        .seq = st.seq,
+        .doc_json = (const char *)json.data,
+        .received_ms = mgo_mgr_store_now_ms(), /* stored and sent live alike */
+    };
+    bool changed = false;
+    err = mgo_mgr_store_status_apply(in->store, &row, &changed);
+    if (err == MGO_ERR_STALE) {
+        MGO_LOGI(TAG, "status on %s ignored: journal position (%llu, %llu) already seen", topic,
+                 (unsigned long long)st.boot, (unsigned long long)st.seq);
+        goto cleanup;
+    }
+    if (err) {
+        MGO_LOGE(TAG, "status on %s not stored: %s; kept and retried", topic, mgo_strerror(err));
+        result = err;
+        goto cleanup;
+    }
+    /* a line per change of state; repeats (a component moving on, a re-sent status) would
+     * be one write per message at fleet rates */
+    if (changed)
+        MGO_LOGI(TAG, "device %s deployment %s: %s", t->device_id, t->deployment_id, row.state);
+    else
+        MGO_LOGD(TAG, "device %s deployment %s: %s (again)", t->device_id, t->deployment_id,
+                 row.state);
+    /* a failure here is logged and left to the after-connect sweep, which clears it again;
+     * the status itself is stored */
+    if (st.state == MGO_STATE_REMOVED && owner.desired == MGO_MGR_DESIRED_REMOVING)
+        MGO_IGNORE(mgo_publish__clear_removed(in->pub, t->device_id, t->deployment_id));
+    struct live_event ev;
+    if (live_begin(in, t->deployment_id, 8u * MGO_MAX_MESSAGE_BYTES, &ev)) {
+        mgo_events__status(&ev.w, &row, mgo_mgr_desired_name(owner.desired), owner.manifest_version,
+                           false);
+        live_end(in, "status", t->deployment_id, &ev);
+    }
+cleanup:
+    mgo_buf_cleanup(&json);
+    mgo_arena_cleanup(&arena);
+    return result;
+}
+
+static mgo_err ingest_capabilities(struct mgo_ingest *in, const struct mgo_topic *t,
+                                   const char *topic, const uint8_t *payload, size_t len)
+{
+    mgo_err result = MGO_OK;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_capabilities caps;
+    struct mgo_buf canon;
+    mgo_buf_init(&canon, MGO_MAX_MESSAGE_BYTES);
+    struct mgo_value tree;
+    if (mgo_value_from_msgpack(payload, len, &arena, &tree, &p) != MGO_OK ||
+        mgo_capabilities_from_value(&tree, &arena, &caps, &p) != MGO_OK) {
+        log_problems("capabilities", topic, &p);
+        goto cleanup;
+    }
+    if (caps.id == NULL || strcmp(caps.id, t->device_id) != 0) {
+        MGO_LOGW(TAG, "capabilities on %s refused: properties.id %.128s differs from the topic",
+                 topic, caps.id ? caps.id : "(none)");
+        goto cleanup;
+    }
+    if (mgo_value_to_msgpack(&tree, &canon) != MGO_OK)
+        goto cleanup;
+    result = mgo_mgr_store_device_put_caps(in->store, t->device_id, canon.data, canon.len);
+    if (result == MGO_OK) {
+        MGO_LOGI(TAG, "device %s: capabilities stored", t->device_id);
+        struct live_event ev;
+        if (live_begin(in, NULL, 4096, &ev)) {
+            mgo_events__capabilities(&ev.w, t->device_id);
+            live_end(in, "capabilities", NULL, &ev);
+        }
+    }
+cleanup:
+    mgo_buf_cleanup(&canon);
+    mgo_arena_cleanup(&arena);
+    return result;
+}
+
+static mgo_err ingest_presence(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,
+                               const uint8_t *payload, size_t len)
+{
+    mgo_err result = MGO_OK;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_presence pr;
+    if (mgo_presence_decode(payload, len, &arena, &pr, &p) != MGO_OK) {
+        log_problems("presence", topic, &p);
+        goto cleanup;
+    }
+    if (pr.device_id && strcmp(pr.device_id, t->device_id) != 0) {
+        MGO_LOGW(TAG, "presence on %s refused: deviceId differs from the topic", topic);
+        goto cleanup;
+    }
+    result = mgo_mgr_store_device_put_presence(in->store, t->device_id, pr.online, pr.boot);
+    if (result == MGO_OK) {
+        MGO_LOGI(TAG, "device %s is %s (boot %llu)", t->device_id, pr.online ? "online" : "offline",
+                 (unsigned long long)pr.boot);
+        struct live_event ev;
+        if (live_begin(in, NULL, 4096, &ev)) {
+            mgo_events__presence(&ev.w, t->device_id, pr.online, pr.boot);
+            live_end(in, "presence", NULL, &ev);
+        }
+    }
+cleanup:
+    mgo_arena_cleanup(&arena);
+    return result;
+}
+
+static mgo_err ingest_event(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,
+                            const uint8_t *payload, size_t len)
+{
+    mgo_err result = MGO_OK;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_event e;
+    if (mgo_event_decode(payload, len, &arena, &e, &p) != MGO_OK) {
+        log_problems("event", topic, &p);
+        goto cleanup;
+    }
+    if (e.device_id && strcmp(e.device_id, t->device_id) != 0) {
+        MGO_LOGW(TAG, "event on %s refused: deviceId differs from the topic", topic);
+        goto cleanup;
+    }
+    MGO_LOGI(TAG, "device %s event %s (%s): %.200s", t->device_id, e.type, e.severity,
+             e.message ? e.message : "");
+    result = mgo_mgr_store_event_add(in->store, t->device_id, e.type, e.severity, e.message);
+    struct live_event ev;
+    if (result == MGO_OK && live_begin(in, e.deployment_id, 64u * 1024u, &ev)) {
+        mgo_events__device_event(&ev.w, t->device_id, e.type, e.severity, e.message,
+                                 e.deployment_id);
+        live_end(in, "device-event", e.deployment_id, &ev);
+    }
+cleanup:
+    mgo_arena_cleanup(&arena);
+    return result;
+}
+
+/* Ingests one device message. MGO_OK when it was handled (stored, or refused for a reason
+ * that retrying cannot change); another error when the store failed (locked by another
+ * process past the busy timeout, disk full, I/O error): the caller holds it for later. */
+static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_t *payload,
+                          size_t len)
+{
+    struct mgo_topic t;
+    if (mgo_topic_parse(in->prefix, topic, strlen(topic), &t) != MGO_OK) {
+        MGO_LOGD(TAG, "ignoring message on %.200s (not a margo topic)", topic);
+        return MGO_OK;
+    }
+    if (len == 0) {
+        MGO_LOGD(TAG, "ignoring empty payload on %s (a cleared retained message)", topic);
+        return MGO_OK;
+    }
+    if (len > MGO_MAX_MESSAGE_BYTES) {
+        MGO_LOGW(TAG, "ignoring %zu bytes on %s: larger than %u", len, topic,
+                 MGO_MAX_MESSAGE_BYTES);
+        return MGO_OK;
+    }
+    switch (t.kind) {
+    case MGO_TOPIC_STATUS:
+        return ingest_status(in, &t, topic, payload, len);
+    case MGO_TOPIC_CAPABILITIES:
+        return ingest_capabilities(in, &t, topic, payload, len);
+    case MGO_TOPIC_STATE:
+        return ingest_presence(in, &t, topic, payload, len);
+    case MGO_TOPIC_EVENTS:
+        return ingest_event(in, &t, topic, payload, len);
+    default:
+        /* our own desired/deployments topics: not subscribed, ignore */
+        return MGO_OK;
+    }
+}
+
+/* ---- held messages ------------------------------------------------------------------ */
+
+static void held_pop(struct mgo_ingest *in)
+{
+    struct mgo_ingest_msg *msg = in->held_head;
+    in->held_head = msg->next;
+    if (in->held_head == NULL)
+        in->held_tail = NULL;
+    in->held_len--;
+    msg_free(msg);
+}
+
+static void held_push(struct mgo_ingest *in, struct mgo_ingest_msg *msg)
+{
+    if (in->held_len == MGO_INGEST_MAX_HELD) {
+        MGO_LOGE(TAG,
+                 "store unavailable for too long: %u messages held; dropping the oldest "
+                 "(%s); the device's retained state still converges",
+                 MGO_INGEST_MAX_HELD, in->held_head->topic);
+        held_pop(in);
+    }
+    msg->next = NULL;
+    if (in->held_tail)
+        in->held_tail->next = msg;
+    else
+        in->held_head = msg;
+    in->held_tail = msg;
+    in->held_len++;
+}
+
+size_t mgo_ingest__held(const struct mgo_ingest *in)
+{
+    return in->held_len;
+}
+
+size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max)
+{
+    size_t before = in->held_len;
+    for (size_t i = 0; i < max && in->held_head != NULL; i++) {
+        struct mgo_ingest_msg *msg = in->held_head;
+        if (ingest_one(in, msg->topic, msg->payload, msg->len) != MGO_OK)
+            break;
+        held_pop(in);
+    }
+    if (in->held_len == 0 && before > 0)
+        MGO_LOGI(TAG, "store available again: %zu held messages stored", before);
+    return in->held_len;
+}
+
+/* ---- batches -------------------------------------------------------------------------- */
+
+void mgo_ingest__begin(struct mgo_ingest *in)
+{
+    in->in_batch = true;
+    in->tx = mgo_mgr_store_begin(in->store) == MGO_OK;
+}
+
+void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+{
+    bool own_batch = !in->in_batch;
+    if (own_batch)
+        mgo_ingest__begin(in);
+    struct mgo_ingest_msg *msg = calloc(1, sizeof *msg);
+    if (msg == NULL) {
+        MGO_LOGE(TAG, "out of memory: message on %s dropped", topic);
+        free(topic);
+        free(payload);
+        goto end;
+    }
+    msg->topic = topic;
+    msg->payload = payload;
+    msg->len = len;
+    /* behind held messages, to keep each device's order */
+    if (in->held_len > 0 || ingest_one(in, topic, payload, len) != MGO_OK) {
+        held_push(in, msg);
+    } else if (in->tx) {
+        /* kept until the commit: a failed commit holds it for another try */
+        if (in->batch_tail)
+            in->batch_tail->next = msg;
+        else
+            in->batch_head = msg;
+        in->batch_tail = msg;
+        in->batch_len++;
+    } else {
+        msg_free(msg);
+    }
+end:
+    if (own_batch)
+        MGO_IGNORE(mgo_ingest__commit(in)); /* logged there; the messages are held */
+}
+
+mgo_err mgo_ingest__commit(struct mgo_ingest *in)
+{
+    mgo_err err = MGO_OK;
+    if (in->tx)
+        err = mgo_mgr_store_commit(in->store); /* rolls back when it fails */
+    in->tx = false;
+    in->in_batch = false;
+    if (err) {
+        MGO_LOGE(TAG, "store: cannot commit a batch of %zu messages: %s; held and retried",
+                 in->batch_len, mgo_strerror(err));
+        drop_live(in);
+        /* the batch came before anything held during it: it goes first */
+        if (in->batch_head) {
+            in->batch_tail->next = in->held_head;
+            in->held_head = in->batch_head;
+            if (in->held_tail == NULL)
+                in->held_tail = in->batch_tail;
+            in->held_len += in->batch_len;
+            while (in->held_len > MGO_INGEST_MAX_HELD) {
+                MGO_LOGE(TAG, "store unavailable for too long: dropping held message %s",
+                         in->held_head->topic);
+                held_pop(in);
+            }
+        }
+    } else {
+        while (in->batch_head) {
+            struct mgo_ingest_msg *msg = in->batch_head;
+            in->batch_head = msg->next;
+            msg_free(msg);
+        }
+        send_live(in);
+    }
+    in->batch_head = in->batch_tail = NULL;
+    in->batch_len = 0;
+    return err;
+}
+
+void mgo_ingest__cleanup(struct mgo_ingest *in)
+{
+    size_t lost = in->held_len;
+    if (in->in_batch && in->tx) {
+        mgo_mgr_store_rollback(in->store);
+        lost += in->batch_len;
+    }
+    in->in_batch = in->tx = false;
+    drop_live(in);
+    while (in->batch_head) {
+        struct mgo_ingest_msg *msg = in->batch_head;
+        in->batch_head = msg->next;
+        msg_free(msg);
+    }
+    in->batch_tail = NULL;
+    in->batch_len = 0;
+    if (lost > 0) /* the retained state comes back with the next subscription */
+        MGO_LOGE(TAG, "stopping with %zu device messages the store never took", lost);
+    while (in->held_head != NULL)
+        held_pop(in);
+}

@@ -1,0 +1,73 @@
+/* ingest.h - device messages into the store: status, capabilities, presence and events
+ * (docs/protocol.md §5), in batches of one store transaction, with the messages the store
+ * could not take held in arrival order and retried.
+ *
+ * Every message handed here was already acknowledged to the broker, so none is dropped for
+ * a store failure: a message the store refuses is held; a batch whose commit fails is rolled
+ * back and all its messages are held, in order, ahead of those that came after. Live events
+ * (the API's event stream) go out only once the transaction holding their change is
+ * committed. Loop thread only. */
+#ifndef MGO_MGR_INGEST_H
+#define MGO_MGR_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "publish.h"
+#include "mgo/mgr_store.h"
+
+/* Held messages at most; past it the oldest is dropped with an error line (the device's
+ * retained state still converges), so a store that never comes back cannot eat all memory. */
+#define MGO_INGEST_MAX_HELD 65536u
+/* Messages ingested in one store transaction at most (the loop ends a batch there, so HTTP
+ * requests keep being answered). */
+#define MGO_INGEST_BATCH_MAX 512u
+
+struct mgo_sse_hub;
+struct mgo_ingest_msg;
+struct mgo_ingest_live;
+
+struct mgo_ingest {
+    struct mgo_mgr_store *store;
+    struct mgo_publisher *pub; /* clears a removed deployment's document */
+    struct mgo_sse_hub *hub;   /* live events; NULL: none */
+    const char *prefix;
+    bool in_batch;
+    bool tx; /* the batch's transaction is open */
+    /* messages of the open batch, kept until it is committed */
+    struct mgo_ingest_msg *batch_head, *batch_tail;
+    size_t batch_len;
+    /* live events of the open batch, sent once it is committed */
+    struct mgo_ingest_live *live_head, *live_tail;
+    /* messages the store could not take, oldest first */
+    struct mgo_ingest_msg *held_head, *held_tail;
+    size_t held_len;
+};
+
+/* The pointers must outlive in. */
+void mgo_ingest__init(struct mgo_ingest *in, struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                      struct mgo_sse_hub *hub, const char *prefix);
+/* Frees everything; held messages are logged as lost (their retained state comes back with
+ * the next subscription). An open batch is rolled back. */
+void mgo_ingest__cleanup(struct mgo_ingest *in);
+
+/* Opens a batch: the following messages share one store transaction (one WAL sync for a
+ * burst of statuses instead of one each). */
+void mgo_ingest__begin(struct mgo_ingest *in);
+/* Ingests one message, taking ownership of topic and payload (malloc'd; payload may be NULL
+ * when len is 0). Outside a batch it is a batch of one. Never fails: a message that cannot
+ * be stored now is held. */
+void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len);
+/* Commits the batch and sends its live events. When the commit fails the batch is rolled
+ * back, its messages are held (in order, before any held later) and the store's error is
+ * returned. */
+mgo_err mgo_ingest__commit(struct mgo_ingest *in) MGO_MUST_CHECK;
+
+/* Messages held now. */
+size_t mgo_ingest__held(const struct mgo_ingest *in);
+/* Retries held messages in order (at most max), each in its own transaction; stops at the
+ * first the store still refuses. Returns how many remain held. */
+size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max);
+
+#endif

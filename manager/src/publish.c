@@ -1,0 +1,327 @@
+/* publish.c - fleet publishing (publish.h): deployment documents, desired-state manifests,
+ * clearing retained documents, the after-connect sweep, and manifest acknowledgements. */
+#include "publish.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mgo/log.h"
+#include "mgo/margo.h"
+#include "mgo/topic.h"
+
+#define TAG "publish"
+
+void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
+                       const struct mgo_outbox *outbox, const char *prefix,
+                       const struct mgo_sign_key *sign_key)
+{
+    p->store = store;
+    p->outbox = outbox;
+    p->prefix = prefix;
+    p->sign_key = sign_key;
+    p->pending_len = 0;
+}
+
+static void remember_pub(struct mgo_publisher *p, int token, const char *device, uint64_t version)
+{
+    if (p->pending_len == MGO_PUBLISH_MAX_PENDING) {
+        /* forget the oldest; its manifest stays unpublished and is sent again on reconnect */
+        memmove(&p->pending[0], &p->pending[1], (p->pending_len - 1) * sizeof p->pending[0]);
+        p->pending_len--;
+    }
+    struct mgo_pending_pub *pp = &p->pending[p->pending_len++];
+    pp->token = token;
+    pp->version = version;
+    snprintf(pp->device, sizeof pp->device, "%s", device);
+}
+
+void mgo_publish__acked(struct mgo_publisher *p, int token)
+{
+    for (size_t i = 0; i < p->pending_len; i++) {
+        if (p->pending[i].token != token)
+            continue;
+        if (mgo_mgr_store_manifest_set_published(p->store, p->pending[i].device,
+                                                 p->pending[i].version) != MGO_OK)
+            MGO_LOGE(TAG, "device %s: cannot record manifest as published", p->pending[i].device);
+        memmove(&p->pending[i], &p->pending[i + 1],
+                (p->pending_len - i - 1) * sizeof p->pending[0]);
+        p->pending_len--;
+        return;
+    }
+}
+
+void mgo_publish__connection_lost(struct mgo_publisher *p)
+{
+    p->pending_len = 0;
+}
+
+struct manifest_ctx {
+    struct mgo_arena *arena;
+    struct mgo_desired_ref refs[MGO_MAX_DEPLOYMENTS];
+    size_t len;
+    bool overflow;
+    /* documents to publish */
+    struct {
+        const char *id;
+        uint8_t *doc;
+        size_t doc_len;
+    } docs[MGO_MAX_DEPLOYMENTS];
+    size_t docs_len;
+    const char *const *changed;
+    size_t changed_len;
+};
+
+static bool is_changed(const struct manifest_ctx *ctx, const char *id)
+{
+    if (ctx->changed == NULL)
+        return true;
+    for (size_t i = 0; i < ctx->changed_len; i++) {
+        if (strcmp(ctx->changed[i], id) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void collect_present(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct manifest_ctx *ctx = c;
+    if (row->desired != MGO_MGR_DESIRED_PRESENT)
+        return;
+    if (ctx->len == MGO_MAX_DEPLOYMENTS) {
+        ctx->overflow = true;
+        return;
+    }
+    struct mgo_desired_ref *r = &ctx->refs[ctx->len++];
+    r->deployment_id = mgo_arena_strdup(ctx->arena, row->id);
+    r->digest = mgo_arena_strdup(ctx->arena, row->digest);
+    if (is_changed(ctx, row->id)) {
+        size_t i = ctx->docs_len++;
+        ctx->docs[i].id = r->deployment_id;
+        ctx->docs[i].doc = mgo_arena_alloc(ctx->arena, row->doc_len + 1);
+        if (ctx->docs[i].doc)
+            memcpy(ctx->docs[i].doc, row->doc, row->doc_len);
+        ctx->docs[i].doc_len = row->doc_len;
+    }
+}
+
+mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
+                                struct mgo_arena *arena, struct mgo_buf *out)
+{
+    if (p->sign_key == NULL)
+        return mgo_value_to_msgpack(tree, out);
+    struct mgo_value signed_tree;
+    mgo_err err = mgo_sign_document(p->sign_key, tree, arena, &signed_tree);
+    if (err == MGO_OK)
+        err = mgo_value_to_msgpack(&signed_tree, out);
+    return err;
+}
+
+/* The manifest as published names its device at the root ("deviceId"), so a signed
+ * manifest cannot be replayed on another device's topic. */
+static mgo_err encode_manifest(const struct mgo_publisher *p, const struct mgo_desired_state *ds,
+                               const char *device_id, struct mgo_arena *arena, struct mgo_buf *out)
+{
+    struct mgo_desired_state bound = *ds;
+    bound.device_id = device_id;
+    struct mgo_value tree;
+    mgo_err err = mgo_desired_state_to_value(&bound, arena, &tree);
+    if (err == MGO_OK)
+        err = mgo_publish__encode_doc(p, &tree, arena, out);
+    return err;
+}
+
+mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
+                            const char *const *changed_ids, size_t changed_len)
+{
+    uint64_t version = 0;
+    mgo_err err = mgo_mgr_store_manifest_get(p->store, device_id, &version, NULL);
+    if (err || version == 0)
+        return err;
+    if (!mgo_outbox__connected(p->outbox)) {
+        MGO_LOGI(TAG, "device %s: manifest %llu stored; publishing once connected", device_id,
+                 (unsigned long long)version);
+        return MGO_OK;
+    }
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 64u * 1024u * 1024u);
+    struct manifest_ctx *ctx = calloc(1, sizeof *ctx);
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
+    if (!ctx) {
+        err = MGO_ERR_NOMEM;
+        goto cleanup;
+    }
+    ctx->arena = &arena;
+    ctx->changed = changed_ids;
+    ctx->changed_len = changed_len;
+    err = mgo_mgr_store_deployment_list(p->store, device_id, NULL, false, collect_present, ctx);
+    if (!err && ctx->overflow)
+        err = MGO_ERR_LIMIT;
+    if (err) {
+        MGO_LOGE(TAG, "device %s: cannot collect its deployments: %s", device_id,
+                 mgo_strerror(err));
+        goto cleanup;
+    }
+    char topic[MGO_MAX_TOPIC_LEN + 1];
+    for (size_t i = 0; i < ctx->docs_len; i++) {
+        if (!ctx->docs[i].doc) {
+            err = MGO_ERR_NOMEM;
+            goto cleanup;
+        }
+        err = mgo_topic_format(p->prefix, MGO_TOPIC_DEPLOYMENT, device_id, ctx->docs[i].id, topic,
+                               sizeof topic);
+        if (!err)
+            err = mgo_outbox__send(p->outbox, MGO_TOPIC_DEPLOYMENT, topic, ctx->docs[i].doc,
+                                   ctx->docs[i].doc_len, NULL);
+        if (err) {
+            MGO_LOGW(TAG, "publish %s: %s (will retry on reconnect)", topic, mgo_strerror(err));
+            goto cleanup;
+        }
+    }
+    struct mgo_desired_state ds = {
+        .manifest_version = version,
+        .has_bundle = false,
+        .deployments = ctx->refs,
+        .deployments_len = ctx->len,
+    };
+    err = encode_manifest(p, &ds, device_id, &arena, &buf);
+    if (err) {
+        MGO_LOGE(TAG, "device %s: cannot encode manifest: %s", device_id, mgo_strerror(err));
+        goto cleanup;
+    }
+    err = mgo_topic_format(p->prefix, MGO_TOPIC_DESIRED, device_id, NULL, topic, sizeof topic);
+    if (err)
+        goto cleanup;
+    int token = 0;
+    err = mgo_outbox__send(p->outbox, MGO_TOPIC_DESIRED, topic, buf.data, buf.len, &token);
+    if (err) {
+        MGO_LOGW(TAG, "publish %s: %s (will retry on reconnect)", topic, mgo_strerror(err));
+        goto cleanup;
+    }
+    remember_pub(p, token, device_id, version);
+    MGO_LOGI(TAG, "device %s: published manifest %llu (%zu deployments, %zu documents)", device_id,
+             (unsigned long long)version, ctx->len, ctx->docs_len);
+cleanup:
+    mgo_buf_cleanup(&buf);
+    free(ctx);
+    mgo_arena_cleanup(&arena);
+    return err;
+}
+
+mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_id,
+                                   const char *deployment_id)
+{
+    char topic[MGO_MAX_TOPIC_LEN + 1];
+    mgo_err err = mgo_topic_format(p->prefix, MGO_TOPIC_DEPLOYMENT, device_id, deployment_id, topic,
+                                   sizeof topic);
+    if (err)
+        return err;
+    if (!mgo_outbox__connected(p->outbox) ||
+        mgo_outbox__send(p->outbox, MGO_TOPIC_DEPLOYMENT, topic, NULL, 0, NULL) != MGO_OK) {
+        MGO_LOGI(TAG, "deployment %s removed; clearing its document once connected", deployment_id);
+        return MGO_OK;
+    }
+    err = mgo_mgr_store_deployment_set_desired(p->store, deployment_id, MGO_MGR_DESIRED_REMOVED);
+    if (err == MGO_OK)
+        MGO_LOGI(TAG, "deployment %s removed from device %s", deployment_id, device_id);
+    return err;
+}
+
+mgo_err mgo_publish__clear_unreported(struct mgo_publisher *p, const char *device_id,
+                                      const char *deployment_id)
+{
+    mgo_err err = mgo_mgr_store_status_get(p->store, deployment_id, NULL, NULL);
+    if (err == MGO_ERR_NOT_FOUND)
+        return mgo_publish__clear_removed(p, device_id, deployment_id);
+    return err;
+}
+
+/* ---- the after-connect sweep -------------------------------------------------------- */
+
+struct id_list {
+    char (*ids)[MGO_MAX_DEVICE_ID_LEN + 1];
+    size_t len;
+    size_t cap;
+};
+
+static void add_id(const char *id, void *c)
+{
+    struct id_list *l = c;
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *n = realloc(l->ids, cap * sizeof *l->ids);
+        if (!n)
+            return;
+        l->ids = n;
+        l->cap = cap;
+    }
+    snprintf(l->ids[l->len++], sizeof l->ids[0], "%s", id);
+}
+
+struct removal {
+    char deployment[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+};
+
+struct removal_list {
+    struct removal *items;
+    size_t len, cap;
+    struct mgo_mgr_store *store;
+};
+
+static void state_of(const struct mgo_mgr_status_row *row, void *c)
+{
+    snprintf(c, 16, "%s", row->state);
+}
+
+static void collect_removed(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct removal_list *l = c;
+    if (row->desired != MGO_MGR_DESIRED_REMOVING)
+        return;
+    char state[16] = "";
+    mgo_err err = mgo_mgr_store_status_get(l->store, row->id, state_of, state);
+    /* reported removed, or never reported at all (added and removed while the device was
+     * away: it never acts on it, protocol.md §7.4-7.5) */
+    if (err != MGO_ERR_NOT_FOUND && (err != MGO_OK || strcmp(state, "removed") != 0))
+        return;
+    if (l->len == l->cap) {
+        size_t cap = l->cap ? l->cap * 2 : 16;
+        void *n = realloc(l->items, cap * sizeof *l->items);
+        if (!n)
+            return;
+        l->items = n;
+        l->cap = cap;
+    }
+    snprintf(l->items[l->len].deployment, sizeof l->items[0].deployment, "%s", row->id);
+    snprintf(l->items[l->len].device, sizeof l->items[0].device, "%s", row->device_id);
+    l->len++;
+}
+
+mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
+{
+    struct id_list devices = {0};
+    mgo_err err = mgo_mgr_store_manifest_devices(p->store, session_present, add_id, &devices);
+    if (!err && !session_present && devices.len > 0)
+        MGO_LOGI(TAG, "new session: publishing the desired state of %zu devices again",
+                 devices.len);
+    /* one device that cannot be published does not hold the others back */
+    for (size_t i = 0; i < devices.len; i++) {
+        mgo_err e = mgo_publish__device(p, devices.ids[i], NULL, 0);
+        if (e && !err)
+            err = e;
+    }
+    free(devices.ids);
+    struct removal_list rl = {.store = p->store};
+    mgo_err e = mgo_mgr_store_deployment_list(p->store, NULL, NULL, false, collect_removed, &rl);
+    if (e && !err)
+        err = e;
+    for (size_t i = 0; !e && i < rl.len; i++) {
+        mgo_err c = mgo_publish__clear_removed(p, rl.items[i].device, rl.items[i].deployment);
+        if (c && !err)
+            err = c;
+    }
+    free(rl.items);
+    return err;
+}

@@ -1,0 +1,79 @@
+/* publish.h - fleet publishing: a device's deployment documents and desired-state manifest,
+ * clearing retained documents of removed deployments, the sweep after a connect, encoding
+ * (and signing) documents, and which manifests the broker has acknowledged
+ * (docs/protocol.md §6-7).
+ *
+ * Works on a narrow context (the store, an outbox, the topic prefix, the signing key), never
+ * on the daemon: the unit tests drive it with a temporary store and a recording outbox.
+ * Loop thread only. Nothing here calls back into its callers. */
+#ifndef MGO_MGR_PUBLISH_H
+#define MGO_MGR_PUBLISH_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "outbox.h"
+#include "mgo/arena.h"
+#include "mgo/buf.h"
+#include "mgo/limits.h"
+#include "mgo/mgr_store.h"
+#include "mgo/sign.h"
+#include "mgo/value.h"
+
+/* Manifest publishes waiting for the broker's acknowledgement at most; past it the oldest
+ * is forgotten (its manifest stays unacknowledged and is sent again after a reconnect). */
+#define MGO_PUBLISH_MAX_PENDING 1024
+
+struct mgo_pending_pub {
+    int token;
+    uint64_t version;
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+};
+
+struct mgo_publisher {
+    struct mgo_mgr_store *store;
+    const struct mgo_outbox *outbox;
+    const char *prefix;                  /* topic prefix */
+    const struct mgo_sign_key *sign_key; /* NULL: documents go out unsigned */
+    struct mgo_pending_pub pending[MGO_PUBLISH_MAX_PENDING];
+    size_t pending_len;
+};
+
+/* The pointers must outlive p. */
+void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
+                       const struct mgo_outbox *outbox, const char *prefix,
+                       const struct mgo_sign_key *sign_key);
+
+/* Publishes device's present deployments (changed_ids non-NULL: just those) and its current
+ * manifest. Not connected: MGO_OK, left for the after-connect sweep (the manifest stays
+ * unacknowledged). A device without a manifest: MGO_OK, nothing sent. Errors: the store's,
+ * MGO_ERR_LIMIT (more than MGO_MAX_DEPLOYMENTS present), encoding and outbox errors (the
+ * sweep sends it again). */
+mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
+                            const char *const *changed_ids, size_t changed_len) MGO_MUST_CHECK;
+/* Clears the retained document of a deployment being removed and marks it removed in the
+ * store. Not connected: MGO_OK, left for the sweep. */
+mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_id,
+                                   const char *deployment_id) MGO_MUST_CHECK;
+/* A deployment being removed that its device never reported (added and removed while the
+ * device was away, so the device never acts on it): clears it as above, since no
+ * "removed" status will ever come. No-op once reported. */
+mgo_err mgo_publish__clear_unreported(struct mgo_publisher *p, const char *device_id,
+                                      const char *deployment_id) MGO_MUST_CHECK;
+/* After a connect: publishes every device whose newest manifest the broker has not
+ * acknowledged, or every device when the session is new (the broker may have lost its
+ * retained messages with it; protocol.md §6.2), and clears retained documents of removed
+ * deployments. A device that fails does not stop the others; the first error is returned
+ * (the sweep is incomplete: the caller tries again later). */
+mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present) MGO_MUST_CHECK;
+/* Encodes a document tree for publishing into out: as is, or signed (ES256) when a signing
+ * key is set. The digest of the result equals mgo_doc_digest(tree). */
+mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
+                                struct mgo_arena *arena, struct mgo_buf *out) MGO_MUST_CHECK;
+/* The broker acknowledged the publish named token: a manifest is recorded as published. */
+void mgo_publish__acked(struct mgo_publisher *p, int token);
+/* The connection went: outcomes of publishes in flight are unknown (sent again on connect). */
+void mgo_publish__connection_lost(struct mgo_publisher *p);
+
+#endif
