@@ -25,6 +25,7 @@ struct mgo_mgr_store {
     sqlite3 *db;
     int schema_version;
     unsigned depth; /* open savepoints */
+    unsigned fail_commits; /* test hook: outermost commits still to fail */
     uint32_t history_limit; /* per deployment; 0 = keep all */
     struct stmt_slot cache[STMT_CACHE_SIZE];
 };
@@ -360,7 +361,13 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
     if (s->depth == 0)
         return MGO_ERR_INTERNAL;
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "RELEASE mgo", &st);
+    mgo_err err = MGO_OK;
+    if (s->depth == 1 && s->fail_commits > 0) {
+        s->fail_commits--;
+        err = MGO_ERR_IO;
+    }
+    if (!err)
+        err = prep(s, "RELEASE mgo", &st);
     if (!err)
         err = run(s, st, "commit");
     if (err) {
@@ -369,6 +376,11 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
     }
     s->depth--;
     return MGO_OK;
+}
+
+void mgo_mgr_store_fail_commits(struct mgo_mgr_store *s, unsigned n)
+{
+    s->fail_commits = n;
 }
 
 void mgo_mgr_store_rollback(struct mgo_mgr_store *s)

@@ -39,8 +39,12 @@ void mgo_mgr_store_close(struct mgo_mgr_store *s); /* NULL is fine */
 int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s);
 
 mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+/* A failed commit has rolled the transaction back. */
 mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s) MGO_MUST_CHECK;
 void mgo_mgr_store_rollback(struct mgo_mgr_store *s);
+/* Test hook (fault injection): the next n outermost commits fail with MGO_ERR_IO and roll
+ * back, as a full disk or an I/O error at commit would. */
+void mgo_mgr_store_fail_commits(struct mgo_mgr_store *s, unsigned n);
 
 /* Milliseconds since the epoch (the store's clock; also used by callers for replies). */
 int64_t mgo_mgr_store_now_ms(void);

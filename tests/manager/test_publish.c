@@ -1,0 +1,249 @@
+/* test_publish.c - fleet publishing (manager/src/publish.c) against a temporary store and a
+ * recording outbox, no broker: documents and manifest with the topics table's QoS/retain,
+ * only changed documents, nothing while disconnected, acknowledgements recorded, signatures,
+ * and the after-connect sweep. */
+#include "mgo_test.h"
+
+#include "../../manager/src/publish.h"
+#include "mgo/margo.h"
+#include "mgo/sign.h"
+#include "mgr_test_util.h"
+#include "outbox_rec.h"
+
+#define DEP_A "aaaaaaaa-0000-4000-8000-000000000001"
+#define DEP_B "aaaaaaaa-0000-4000-8000-000000000002"
+#define DEP_C "aaaaaaaa-0000-4000-8000-000000000003"
+#define DIGEST_A "sha256:aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static const uint8_t doc_a[] = {0x81, 0xa2, 'i', 'd', 0xa1, 'A'};
+static const uint8_t doc_b[] = {0x81, 0xa2, 'i', 'd', 0xa1, 'B'};
+
+struct fixture {
+    char dir[256];
+    struct mgo_mgr_store *store;
+    struct rec_outbox rec;
+    struct mgo_outbox outbox;
+    struct mgo_publisher *pub; /* large: on the heap */
+};
+
+static void put_dep(struct fixture *f, const char *id, const char *device, const uint8_t *doc,
+                    size_t doc_len, enum mgo_mgr_desired desired)
+{
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_manifest_bump(f->store, device, &v), MGO_OK);
+    struct mgo_mgr_deployment_row r = {
+        .id = id,
+        .device_id = device,
+        .app_id = "hello",
+        .app_version = "1.0",
+        .profile_type = "compose",
+        .parameters_json = "{}",
+        .doc = doc,
+        .doc_len = doc_len,
+        .digest = DIGEST_A,
+        .desired = desired,
+        .manifest_version = v,
+    };
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
+}
+
+static void setup(struct fixture *f, const struct mgo_sign_key *key)
+{
+    mgr_test_tmpdir(f->dir);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
+    rec_init(&f->rec, &f->outbox);
+    f->pub = calloc(1, sizeof *f->pub);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f->pub);
+    mgo_publish__init(f->pub, f->store, &f->outbox, "margo/v1", key);
+    put_dep(f, DEP_A, "dev1", doc_a, sizeof doc_a, MGO_MGR_DESIRED_PRESENT);
+    put_dep(f, DEP_B, "dev1", doc_b, sizeof doc_b, MGO_MGR_DESIRED_PRESENT);
+}
+
+static void teardown(struct fixture *f)
+{
+    rec_clear(&f->rec);
+    free(f->pub);
+    mgo_mgr_store_close(f->store);
+    mgr_test_rmdir(f->dir);
+}
+
+static void check_table(const struct rec_msg *m, enum mgo_topic_kind kind)
+{
+    CU_ASSERT_EQUAL(m->qos, mgo_topic_qos(kind));
+    CU_ASSERT_EQUAL(m->retain, mgo_topic_retained(kind));
+}
+
+static void test_device_publishes_documents_then_manifest(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(f.rec.len, 3);
+    const struct rec_msg *a = rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_A);
+    const struct rec_msg *b = rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_B);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+    CU_ASSERT(a->len == sizeof doc_a && memcmp(a->payload, doc_a, sizeof doc_a) == 0);
+    check_table(a, MGO_TOPIC_DEPLOYMENT);
+    check_table(b, MGO_TOPIC_DEPLOYMENT);
+    /* the manifest goes last, so an agent never sees a manifest before its documents */
+    const struct rec_msg *d = &f.rec.msgs[2];
+    CU_ASSERT_STRING_EQUAL(d->topic, "margo/v1/devices/dev1/desired");
+    check_table(d, MGO_TOPIC_DESIRED);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 20);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_desired_state ds;
+    CU_ASSERT_EQUAL_FATAL(mgo_desired_state_decode(d->payload, d->len, &arena, &ds, &p), MGO_OK);
+    CU_ASSERT_EQUAL(ds.manifest_version, 2);
+    CU_ASSERT_STRING_EQUAL(ds.device_id, "dev1");
+    CU_ASSERT_EQUAL_FATAL(ds.deployments_len, 2);
+    CU_ASSERT_STRING_EQUAL(ds.deployments[0].deployment_id, DEP_A);
+    CU_ASSERT_STRING_EQUAL(ds.deployments[0].digest, DIGEST_A);
+    mgo_arena_cleanup(&arena);
+    /* not acknowledged yet; the broker's acknowledgement records it */
+    uint64_t version = 0, published = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
+    CU_ASSERT_EQUAL(published, 0);
+    mgo_publish__acked(f.pub, d->token);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
+    CU_ASSERT_EQUAL(published, 2);
+    teardown(&f);
+}
+
+static void test_device_only_changed_documents(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    const char *changed[] = {DEP_B};
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", changed, 1), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 2);
+    CU_ASSERT_PTR_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_A));
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_B));
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/desired"));
+    teardown(&f);
+}
+
+static void test_device_disconnected_publishes_nothing(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    f.rec.connected = false;
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    /* a device without a manifest: nothing either */
+    f.rec.connected = true;
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "nobody", NULL, 0), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    teardown(&f);
+}
+
+static void test_device_signed_when_key_set(void)
+{
+    char keydir[256];
+    mgr_test_tmpdir(keydir);
+    CU_ASSERT_EQUAL_FATAL(mgo_test_sh("cd '%s' && openssl genpkey -algorithm EC -pkeyopt "
+                                      "ec_paramgen_curve:P-256 -out sign.key 2>/dev/null && "
+                                      "openssl pkey -in sign.key -pubout -out sign.pub",
+                                      keydir),
+                          0);
+    char path[512];
+    struct mgo_sign_key *key = NULL;
+    struct mgo_verify_key *vkey = NULL;
+    snprintf(path, sizeof path, "%s/sign.key", keydir);
+    CU_ASSERT_EQUAL_FATAL(mgo_sign_key_load(path, &key), MGO_OK);
+    snprintf(path, sizeof path, "%s/sign.pub", keydir);
+    CU_ASSERT_EQUAL_FATAL(mgo_verify_key_load(path, &vkey), MGO_OK);
+    struct fixture f;
+    setup(&f, key);
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    const struct rec_msg *d = rec_find(&f.rec, "margo/v1/devices/dev1/desired");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    const struct mgo_verify_key *keys[] = {vkey};
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 20);
+    char why[256] = "";
+    CU_ASSERT_EQUAL(mgo_sign_verify_msgpack(keys, 1, d->payload, d->len, "dev1", &arena, why),
+                    MGO_OK);
+    /* bound to its device: the same bytes do not verify for another one */
+    CU_ASSERT_NOT_EQUAL(mgo_sign_verify_msgpack(keys, 1, d->payload, d->len, "dev2", &arena, why),
+                        MGO_OK);
+    mgo_arena_cleanup(&arena);
+    /* encode_doc signs too, and without a key it does not */
+    struct mgo_value tree;
+    mgo_arena_init(&arena, 1u << 20);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml("{a: 1}", 6, &arena, &tree, &p), MGO_OK);
+    struct mgo_buf out;
+    mgo_buf_init(&out, 1u << 16);
+    CU_ASSERT_EQUAL(mgo_publish__encode_doc(f.pub, &tree, &arena, &out), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_sign_verify_msgpack(keys, 1, out.data, out.len, NULL, &arena, why), MGO_OK);
+    mgo_buf_reset(&out);
+    f.pub->sign_key = NULL;
+    CU_ASSERT_EQUAL(mgo_publish__encode_doc(f.pub, &tree, &arena, &out), MGO_OK);
+    CU_ASSERT_NOT_EQUAL(mgo_sign_verify_msgpack(keys, 1, out.data, out.len, NULL, &arena, why),
+                        MGO_OK);
+    mgo_buf_cleanup(&out);
+    mgo_arena_cleanup(&arena);
+    teardown(&f);
+    mgo_verify_key_free(vkey);
+    mgo_sign_key_free(key);
+    mgr_test_rmdir(keydir);
+}
+
+static void test_sweep_after_new_session_republishes_all(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_PRESENT);
+    /* both devices' newest manifests acknowledged */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev1", 2), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev2", 1), MGO_OK);
+    /* resumed session: the broker still holds everything */
+    CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, true), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    /* new session: every device's documents and manifest again */
+    CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, false), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 5);
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/desired"));
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev2/desired"));
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev2/deployments/" DEP_C));
+    teardown(&f);
+}
+
+static void test_sweep_resumed_publishes_unacknowledged_and_clears_removed(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_REMOVING);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev2", 1), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, true), MGO_OK);
+    /* dev1 (never acknowledged): 2 documents + manifest; dev2's removed deployment, never
+     * reported, is cleared (an empty retained message) and marked removed */
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/desired"));
+    CU_ASSERT_PTR_NULL(rec_find(&f.rec, "margo/v1/devices/dev2/desired"));
+    const struct rec_msg *c = rec_find(&f.rec, "margo/v1/devices/dev2/deployments/" DEP_C);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+    CU_ASSERT_EQUAL(c->len, 0);
+    check_table(c, MGO_TOPIC_DEPLOYMENT);
+    CU_ASSERT_EQUAL(f.rec.len, 4);
+    teardown(&f);
+}
+
+void mgo_test_register(void)
+{
+    static const struct mgo_test_case cases[] = {
+        {"device: documents then manifest, table QoS/retain, ack recorded",
+         test_device_publishes_documents_then_manifest},
+        {"device: only changed documents", test_device_only_changed_documents},
+        {"device: nothing while disconnected", test_device_disconnected_publishes_nothing},
+        {"device: signed when a key is set", test_device_signed_when_key_set},
+        {"sweep: new session republishes all", test_sweep_after_new_session_republishes_all},
+        {"sweep: resumed session, unacknowledged and removed",
+         test_sweep_resumed_publishes_unacknowledged_and_clears_removed},
+        {NULL, NULL},
+    };
+    mgo_test_add_suite("publish", cases);
+}
