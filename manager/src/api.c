@@ -193,7 +193,7 @@ struct app_list_ctx {
     size_t n;
 };
 
-static void app_list_visit(const struct mgo_mgr_app_row *row, void *c)
+static mgo_err app_list_visit(const struct mgo_mgr_app_row *row, void *c)
 {
     struct app_list_ctx *ctx = c;
     struct mgo_arena arena;
@@ -210,6 +210,7 @@ static void app_list_visit(const struct mgo_mgr_app_row *row, void *c)
         ctx->n++;
     }
     mgo_arena_cleanup(&arena);
+    return MGO_OK;
 }
 
 static void apps_list(struct mgo_api *api, struct mgo_api_request *req)
@@ -229,9 +230,10 @@ static void apps_list(struct mgo_api *api, struct mgo_api_request *req)
         ok_json(req, 200, &w);
 }
 
-static void version_visit(const struct mgo_mgr_app_row *row, void *c)
+static mgo_err version_visit(const struct mgo_mgr_app_row *row, void *c)
 {
     mgo_jw_str(c, row->version);
+    return MGO_OK;
 }
 
 static void apps_show(struct mgo_api *api, struct mgo_api_request *req, const char *id)
@@ -407,10 +409,11 @@ struct count_ctx {
     size_t n;
 };
 
-static void count_dep(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err count_dep(const struct mgo_mgr_deployment_row *row, void *c)
 {
     (void)row;
     ((struct count_ctx *)c)->n++;
+    return MGO_OK;
 }
 
 struct dev_list_ctx {
@@ -420,7 +423,8 @@ struct dev_list_ctx {
     bool full;                              /* show: capabilities tree too */
 };
 
-static void write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_device_row *row)
+/* A store error ends the reply (the caller answers 500, never a partial list). */
+static mgo_err write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_device_row *row)
 {
     struct mgo_jw *w = ctx->w;
     struct mgo_arena arena;
@@ -445,7 +449,8 @@ static void write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_device_r
     mgo_jw_kstr(w, "modelNumber", have_caps ? caps.model_number : NULL);
     write_types(w, have_caps ? caps.deployment_types : 0);
     struct count_ctx cc = {0};
-    MGO_IGNORE(mgo_mgr_store_deployment_list(ctx->api->store, row->id, NULL, false, count_dep, &cc));
+    mgo_err err =
+        mgo_mgr_store_deployment_list(ctx->api->store, row->id, NULL, false, count_dep, &cc);
     mgo_jw_ku64(w, "deployments", cc.n);
     if (ctx->app) {
         char why[MGO_MATCH_REASON_SIZE] = "no capabilities received yet";
@@ -461,11 +466,12 @@ static void write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_device_r
     }
     mgo_jw_obj_end(w);
     mgo_arena_cleanup(&arena);
+    return err;
 }
 
-static void dev_list_visit(const struct mgo_mgr_device_row *row, void *c)
+static mgo_err dev_list_visit(const struct mgo_mgr_device_row *row, void *c)
 {
-    write_device(c, row);
+    return write_device(c, row);
 }
 
 static void devices_list(struct mgo_api *api, struct mgo_api_request *req)
@@ -531,11 +537,12 @@ struct status_brief {
     int64_t at;
 };
 
-static void status_brief_visit(const struct mgo_mgr_status_row *row, void *c)
+static mgo_err status_brief_visit(const struct mgo_mgr_status_row *row, void *c)
 {
     struct status_brief *b = c;
     snprintf(b->state, sizeof b->state, "%s", row->state);
     b->at = row->received_ms;
+    return MGO_OK;
 }
 
 /* Sensitive parameters (docs/security.md): a parameter whose configuration setting carries
@@ -667,13 +674,14 @@ struct dep_ctx {
     struct secrets *secrets;
 };
 
-static void status_full_visit(const struct mgo_mgr_status_row *row, void *c)
+static mgo_err status_full_visit(const struct mgo_mgr_status_row *row, void *c)
 {
     struct mgo_jw *w = c;
     mgo_jw_raw(w, row->doc_json);
+    return MGO_OK;
 }
 
-static void history_visit(const struct mgo_mgr_status_row *row, void *c)
+static mgo_err history_visit(const struct mgo_mgr_status_row *row, void *c)
 {
     struct mgo_jw *w = c;
     mgo_jw_obj(w);
@@ -684,9 +692,11 @@ static void history_visit(const struct mgo_mgr_status_row *row, void *c)
     }
     mgo_jw_ktime(w, "receivedAt", row->received_ms);
     mgo_jw_obj_end(w);
+    return MGO_OK;
 }
 
-static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deployment_row *row)
+/* A store error ends the reply (the caller answers 500, never partial data). */
+static mgo_err write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deployment_row *row)
 {
     struct mgo_jw *w = ctx->w;
     mgo_jw_obj(w);
@@ -702,7 +712,9 @@ static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deploymen
     mgo_jw_key(w, "parameters");
     write_parameters(w, ctx->secrets, row->parameters_json);
     struct status_brief b = {"", 0};
-    MGO_IGNORE(mgo_mgr_store_status_get(ctx->api->store, row->id, status_brief_visit, &b));
+    mgo_err err = mgo_mgr_store_status_get(ctx->api->store, row->id, status_brief_visit, &b);
+    if (err == MGO_ERR_NOT_FOUND) /* never reported */
+        err = MGO_OK;
     mgo_jw_kstr(w, "state", b.state[0] ? b.state : NULL);
     mgo_jw_ktime(w, "stateAt", b.at);
     mgo_jw_ktime(w, "createdAt", row->created_ms);
@@ -721,21 +733,23 @@ static void write_deployment(struct dep_ctx *ctx, const struct mgo_mgr_deploymen
             mgo_jw_null(w);
         mgo_arena_cleanup(&arena);
         mgo_jw_key(w, "status");
-        if (b.state[0])
-            MGO_IGNORE(mgo_mgr_store_status_get(ctx->api->store, row->id, status_full_visit, w));
+        if (b.state[0] && !err)
+            err = mgo_mgr_store_status_get(ctx->api->store, row->id, status_full_visit, w);
         else
             mgo_jw_null(w);
         mgo_jw_key(w, "history");
         mgo_jw_arr(w);
-        MGO_IGNORE(mgo_mgr_store_status_history(ctx->api->store, row->id, history_visit, w));
+        if (!err)
+            err = mgo_mgr_store_status_history(ctx->api->store, row->id, history_visit, w);
         mgo_jw_arr_end(w);
     }
     mgo_jw_obj_end(w);
+    return err;
 }
 
-static void dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
 {
-    write_deployment(c, row);
+    return write_deployment(c, row);
 }
 
 static void deployments_list(struct mgo_api *api, struct mgo_api_request *req)
@@ -858,12 +872,17 @@ static void deployments_create(struct mgo_api *api, struct mgo_api_request *req)
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
     mgo_jw_arr(&w);
-    for (size_t i = 0; i < dr.devices_len; i++)
-        MGO_IGNORE(mgo_mgr_store_deployment_get(api->store, ids[i], dep_visit, &ctx));
+    /* stored and published already: a store error now is a 500 the client may retry with a
+     * GET of the listed devices (never a 201 with part of the list) */
+    for (size_t i = 0; !err && i < dr.devices_len; i++)
+        err = mgo_mgr_store_deployment_get(api->store, ids[i], dep_visit, &ctx);
     secrets_cleanup(&sec);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
-    ok_json(req, 201, &w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 201, &w);
 cleanup:
     free(devices);
     free(ids);
@@ -927,7 +946,7 @@ struct status_list_ctx {
     struct mgo_jw *w;
 };
 
-static void status_list_visit(const struct mgo_mgr_status_row *row, void *c)
+static mgo_err status_list_visit(const struct mgo_mgr_status_row *row, void *c)
 {
     struct mgo_jw *w = c;
     mgo_jw_obj(w);
@@ -942,6 +961,7 @@ static void status_list_visit(const struct mgo_mgr_status_row *row, void *c)
     mgo_jw_key(w, "status");
     mgo_jw_raw(w, row->doc_json);
     mgo_jw_obj_end(w);
+    return MGO_OK;
 }
 
 static void status_list(struct mgo_api *api, struct mgo_api_request *req)
@@ -968,7 +988,7 @@ struct snapshot_ctx {
     struct mgo_buf *buf;
 };
 
-static void snapshot_visit(const struct mgo_mgr_status_row *row, void *c)
+static mgo_err snapshot_visit(const struct mgo_mgr_status_row *row, void *c)
 {
     struct snapshot_ctx *ctx = c;
     mgo_buf_reset(ctx->buf);
@@ -979,6 +999,7 @@ static void snapshot_visit(const struct mgo_mgr_status_row *row, void *c)
     mgo_jw_obj_end(&w);
     if (w.err == MGO_OK)
         mgo_sse__client_push(ctx->client, "status", (const char *)ctx->buf->data);
+    return MGO_OK;
 }
 
 struct desired_ctx {
@@ -987,12 +1008,13 @@ struct desired_ctx {
     char device[MGO_MAX_DEVICE_ID_LEN + 1];
 };
 
-static void desired_visit(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err desired_visit(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct desired_ctx *d = c;
     snprintf(d->desired, sizeof d->desired, "%s", mgo_mgr_desired_name(row->desired));
     d->manifest_version = row->manifest_version;
     snprintf(d->device, sizeof d->device, "%s", row->device_id);
+    return MGO_OK;
 }
 
 /* GET /api/v1/events[?deployment=ID&deployment=ID...]: registers a stream; for each named
@@ -1008,8 +1030,13 @@ static void events_open(struct mgo_api *api, struct mgo_api_request *req)
             continue;
         const char *id = req->query[i].value;
         struct desired_ctx d = {0, "", ""};
-        if (mgo_mgr_store_deployment_get(api->store, id, desired_visit, &d) != MGO_OK)
+        mgo_err err = mgo_mgr_store_deployment_get(api->store, id, desired_visit, &d);
+        if (err == MGO_ERR_NOT_FOUND) {
             mgo_problems_add(&p, "deployment", "no such deployment: %.64s", id);
+        } else if (err) {
+            internal(req, err);
+            return;
+        }
         ids[n++] = id;
     }
     if (p.count) {
@@ -1024,13 +1051,22 @@ static void events_open(struct mgo_api *api, struct mgo_api_request *req)
     struct mgo_buf buf;
     mgo_buf_init(&buf, 8u * MGO_MAX_MESSAGE_BYTES);
     mgo_sse__client_push(c, "hello", "{\"stream\":\"margo-manager\"}");
-    for (size_t i = 0; i < n; i++) {
+    mgo_err err = MGO_OK;
+    for (size_t i = 0; !err && i < n; i++) {
         struct desired_ctx d = {0, "", ""};
-        MGO_IGNORE(mgo_mgr_store_deployment_get(api->store, ids[i], desired_visit, &d));
+        err = mgo_mgr_store_deployment_get(api->store, ids[i], desired_visit, &d);
         struct snapshot_ctx sc = {c, d.desired, d.manifest_version, &buf};
-        MGO_IGNORE(mgo_mgr_store_status_get(api->store, ids[i], snapshot_visit, &sc));
+        if (!err)
+            err = mgo_mgr_store_status_get(api->store, ids[i], snapshot_visit, &sc);
+        if (err == MGO_ERR_NOT_FOUND) /* no status yet: no snapshot */
+            err = MGO_OK;
     }
     mgo_buf_cleanup(&buf);
+    if (err) { /* a stream without its snapshot would miss a state: refuse, retryable */
+        mgo_sse__client_free(api->hub, c);
+        internal(req, err);
+        return;
+    }
     mgo_sse__hub_add(api->hub, c);
     req->sse = c;
     req->status = 200;

@@ -54,11 +54,12 @@ struct has_app_ctx {
     char found[MGO_UUID_STR_SIZE];
 };
 
-static void has_app_visit(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err has_app_visit(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct has_app_ctx *ctx = c;
     if (row->desired == MGO_MGR_DESIRED_PRESENT && strcmp(row->app_id, ctx->app_id) == 0)
         snprintf(ctx->found, sizeof ctx->found, "%s", row->id);
+    return MGO_OK;
 }
 
 mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pub,
@@ -119,6 +120,10 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
         struct mgo_capabilities caps;
         struct mgo_value caps_tree;
         mgo_err e = mgo_lookup__caps(store, dev, &arena, &caps, &caps_tree);
+        if (e && e != MGO_ERR_NOT_FOUND && e != MGO_ERR_INVALID && e != MGO_ERR_PARSE) {
+            err = e; /* the store failed: not the request's fault */
+            goto cleanup;
+        }
         if (e) {
             mgo_problems_add(problems, field, "device %s is unknown (no capabilities received)",
                              dev);
@@ -131,9 +136,10 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
             continue;
         }
         struct has_app_ctx h = {.app_id = app.id};
-        if (mgo_mgr_store_deployment_list(store, dev, app.id, false, has_app_visit, &h) ==
-                MGO_OK &&
-            h.found[0]) {
+        err = mgo_mgr_store_deployment_list(store, dev, app.id, false, has_app_visit, &h);
+        if (err)
+            goto cleanup;
+        if (h.found[0]) {
             mgo_problems_add(problems, field,
                              "device %s already runs %s (deployment %s); update that one", dev,
                              app.id, h.found);
@@ -216,7 +222,7 @@ struct dep_copy {
     enum mgo_mgr_desired desired;
 };
 
-static void copy_dep(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err copy_dep(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct dep_copy *d = c;
     d->found = true;
@@ -226,6 +232,7 @@ static void copy_dep(const struct mgo_mgr_deployment_row *row, void *c)
     snprintf(d->digest, sizeof d->digest, "%s", row->digest);
     d->params = strdup(row->parameters_json ? row->parameters_json : "{}");
     d->desired = row->desired;
+    return d->params ? MGO_OK : MGO_ERR_NOMEM;
 }
 
 mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pub,

@@ -144,13 +144,14 @@ struct dep_owner {
     uint64_t manifest_version;
 };
 
-static void dep_owner_visit(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err dep_owner_visit(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct dep_owner *o = c;
     o->found = true;
     o->desired = row->desired;
     o->manifest_version = row->manifest_version;
     snprintf(o->device, sizeof o->device, "%s", row->device_id);
+    return MGO_OK;
 }
 
 static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,

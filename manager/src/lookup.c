@@ -12,24 +12,26 @@ struct decode_ctx {
     mgo_err err;
 };
 
-static void decode_app_row(const struct mgo_mgr_app_row *row, void *c)
+static mgo_err decode_app_row(const struct mgo_mgr_app_row *row, void *c)
 {
     struct decode_ctx *ctx = c;
     struct mgo_problems p;
     mgo_problems_init(&p);
     ctx->err = mgo_value_from_msgpack(row->doc, row->doc_len, ctx->arena, ctx->tree, &p);
+    return MGO_OK;
 }
 
-static void decode_caps_row(const struct mgo_mgr_device_row *row, void *c)
+static mgo_err decode_caps_row(const struct mgo_mgr_device_row *row, void *c)
 {
     struct decode_ctx *ctx = c;
     if (row->caps == NULL || row->caps_len == 0) {
         ctx->err = MGO_ERR_NOT_FOUND;
-        return;
+        return MGO_OK;
     }
     struct mgo_problems p;
     mgo_problems_init(&p);
     ctx->err = mgo_value_from_msgpack(row->caps, row->caps_len, ctx->arena, ctx->tree, &p);
+    return MGO_OK;
 }
 
 mgo_err mgo_lookup__app(struct mgo_mgr_store *store, const char *id, const char *version,

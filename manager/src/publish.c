@@ -60,7 +60,6 @@ struct manifest_ctx {
     struct mgo_arena *arena;
     struct mgo_desired_ref refs[MGO_MAX_DEPLOYMENTS];
     size_t len;
-    bool overflow;
     /* documents to publish */
     struct {
         const char *id;
@@ -83,26 +82,28 @@ static bool is_changed(const struct manifest_ctx *ctx, const char *id)
     return false;
 }
 
-static void collect_present(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err collect_present(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct manifest_ctx *ctx = c;
     if (row->desired != MGO_MGR_DESIRED_PRESENT)
-        return;
-    if (ctx->len == MGO_MAX_DEPLOYMENTS) {
-        ctx->overflow = true;
-        return;
-    }
+        return MGO_OK;
+    if (ctx->len == MGO_MAX_DEPLOYMENTS)
+        return MGO_ERR_LIMIT;
     struct mgo_desired_ref *r = &ctx->refs[ctx->len++];
     r->deployment_id = mgo_arena_strdup(ctx->arena, row->id);
     r->digest = mgo_arena_strdup(ctx->arena, row->digest);
+    if (!r->deployment_id || !r->digest)
+        return MGO_ERR_NOMEM;
     if (is_changed(ctx, row->id)) {
         size_t i = ctx->docs_len++;
         ctx->docs[i].id = r->deployment_id;
         ctx->docs[i].doc = mgo_arena_alloc(ctx->arena, row->doc_len + 1);
-        if (ctx->docs[i].doc)
-            memcpy(ctx->docs[i].doc, row->doc, row->doc_len);
+        if (!ctx->docs[i].doc)
+            return MGO_ERR_NOMEM;
+        memcpy(ctx->docs[i].doc, row->doc, row->doc_len);
         ctx->docs[i].doc_len = row->doc_len;
     }
+    return MGO_OK;
 }
 
 mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
@@ -156,8 +157,6 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     ctx->changed = changed_ids;
     ctx->changed_len = changed_len;
     err = mgo_mgr_store_deployment_list(p->store, device_id, NULL, false, collect_present, ctx);
-    if (!err && ctx->overflow)
-        err = MGO_ERR_LIMIT;
     if (err) {
         MGO_LOGE(TAG, "device %s: cannot collect its deployments: %s", device_id,
                  mgo_strerror(err));
@@ -165,10 +164,6 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     }
     char topic[MGO_MAX_TOPIC_LEN + 1];
     for (size_t i = 0; i < ctx->docs_len; i++) {
-        if (!ctx->docs[i].doc) {
-            err = MGO_ERR_NOMEM;
-            goto cleanup;
-        }
         err = mgo_topic_format(p->prefix, MGO_TOPIC_DEPLOYMENT, device_id, ctx->docs[i].id, topic,
                                sizeof topic);
         if (!err)
@@ -245,18 +240,19 @@ struct id_list {
     size_t cap;
 };
 
-static void add_id(const char *id, void *c)
+static mgo_err add_id(const char *id, void *c)
 {
     struct id_list *l = c;
     if (l->len == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         void *n = realloc(l->ids, cap * sizeof *l->ids);
         if (!n)
-            return;
+            return MGO_ERR_NOMEM;
         l->ids = n;
         l->cap = cap;
     }
     snprintf(l->ids[l->len++], sizeof l->ids[0], "%s", id);
+    return MGO_OK;
 }
 
 struct removal {
@@ -270,33 +266,37 @@ struct removal_list {
     struct mgo_mgr_store *store;
 };
 
-static void state_of(const struct mgo_mgr_status_row *row, void *c)
+static mgo_err state_of(const struct mgo_mgr_status_row *row, void *c)
 {
     snprintf(c, 16, "%s", row->state);
+    return MGO_OK;
 }
 
-static void collect_removed(const struct mgo_mgr_deployment_row *row, void *c)
+static mgo_err collect_removed(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct removal_list *l = c;
     if (row->desired != MGO_MGR_DESIRED_REMOVING)
-        return;
+        return MGO_OK;
     char state[16] = "";
     mgo_err err = mgo_mgr_store_status_get(l->store, row->id, state_of, state);
     /* reported removed, or never reported at all (added and removed while the device was
      * away: it never acts on it, protocol.md §7.4-7.5) */
-    if (err != MGO_ERR_NOT_FOUND && (err != MGO_OK || strcmp(state, "removed") != 0))
-        return;
+    if (err != MGO_OK && err != MGO_ERR_NOT_FOUND)
+        return err;
+    if (err == MGO_OK && strcmp(state, "removed") != 0)
+        return MGO_OK;
     if (l->len == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 16;
         void *n = realloc(l->items, cap * sizeof *l->items);
         if (!n)
-            return;
+            return MGO_ERR_NOMEM;
         l->items = n;
         l->cap = cap;
     }
     snprintf(l->items[l->len].deployment, sizeof l->items[0].deployment, "%s", row->id);
     snprintf(l->items[l->len].device, sizeof l->items[0].device, "%s", row->device_id);
     l->len++;
+    return MGO_OK;
 }
 
 mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)

@@ -426,8 +426,11 @@ static mgo_err visit_apps(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_app
             .added_ms = sqlite3_column_int64(st, 5),
         };
         *found = true;
-        if (visit)
-            visit(&row, ctx);
+        mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
+        if (verr) {
+            stmt_done(s, st);
+            return verr; /* the visitor's failure ends the walk */
+        }
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read apps");
     stmt_done(s, st);
@@ -586,8 +589,11 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
             .last_seen_ms = sqlite3_column_int64(st, 5),
         };
         *found = true;
-        if (visit)
-            visit(&row, ctx);
+        mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
+        if (verr) {
+            stmt_done(s, st);
+            return verr; /* the visitor's failure ends the walk */
+        }
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read devices");
     stmt_done(s, st);
@@ -708,8 +714,11 @@ static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
             .updated_ms = sqlite3_column_int64(st, 11),
         };
         *found = true;
-        if (visit)
-            visit(&row, ctx);
+        mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
+        if (verr) {
+            stmt_done(s, st);
+            return verr; /* the visitor's failure ends the walk */
+        }
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read deployments");
     stmt_done(s, st);
@@ -836,8 +845,13 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
     if (err)
         return err;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
-        visit(col_text(st, 0), ctx);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        err = visit(col_text(st, 0), ctx);
+        if (err) {
+            stmt_done(s, st);
+            return err; /* the visitor's failure ends the walk */
+        }
+    }
     if (rc != SQLITE_DONE)
         err = sql_err(s, "read manifests");
     stmt_done(s, st);
@@ -972,8 +986,11 @@ static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_s
             .received_ms = sqlite3_column_int64(st, 7),
         };
         *found = true;
-        if (visit)
-            visit(&row, ctx);
+        mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
+        if (verr) {
+            stmt_done(s, st);
+            return verr; /* the visitor's failure ends the walk */
+        }
     }
     mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read status");
     stmt_done(s, st);

@@ -102,9 +102,10 @@ static void deliver_status(struct fixture *f, const char *state, uint64_t seq)
     deliver(f, STATUS_TOPIC, yaml);
 }
 
-static void state_visit(const struct mgo_mgr_status_row *row, void *ctx)
+static mgo_err state_visit(const struct mgo_mgr_status_row *row, void *ctx)
 {
     snprintf(ctx, 32, "%s", row->state);
+    return MGO_OK;
 }
 
 /* The stored overall state, "" when none. */
@@ -115,10 +116,11 @@ static void stored_state(struct fixture *f, char out[32])
     CU_ASSERT(err == MGO_OK || err == MGO_ERR_NOT_FOUND);
 }
 
-static void count_visit(const struct mgo_mgr_status_row *row, void *ctx)
+static mgo_err count_visit(const struct mgo_mgr_status_row *row, void *ctx)
 {
     (void)row;
     (*(int *)ctx)++;
+    return MGO_OK;
 }
 
 static int history_len(struct fixture *f)

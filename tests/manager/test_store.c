@@ -28,17 +28,32 @@ static struct mgo_mgr_deployment_row dep_row(const char *id, const char *device,
     return r;
 }
 
-static void count_visit(const void *row, void *ctx)
+static mgo_err count_dep_visit(const struct mgo_mgr_deployment_row *row, void *ctx)
 {
     (void)row;
     (*(int *)ctx)++;
+    return MGO_OK;
+}
+
+static mgo_err count_app_visit(const struct mgo_mgr_app_row *row, void *ctx)
+{
+    (void)row;
+    (*(int *)ctx)++;
+    return MGO_OK;
+}
+
+static mgo_err count_id_visit(const char *id, void *ctx)
+{
+    (void)id;
+    (*(int *)ctx)++;
+    return MGO_OK;
 }
 
 static int count_deployments(struct mgo_mgr_store *s, const char *device)
 {
     int n = 0;
     CU_ASSERT_EQUAL(mgo_mgr_store_deployment_list(s, device, NULL, true,
-                                                  (mgo_mgr_deployment_visit)count_visit, &n),
+                                                  count_dep_visit, &n),
                     MGO_OK);
     return n;
 }
@@ -157,11 +172,11 @@ static void test_manifest_version_monotonic_across_restart(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 12);
     int unpublished = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, true, (mgo_mgr_id_visit)count_visit,
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, true, count_id_visit,
                                                    &unpublished), MGO_OK);
     CU_ASSERT_EQUAL(unpublished, 1); /* dev2 only */
     int all = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, false, (mgo_mgr_id_visit)count_visit, &all),
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, false, count_id_visit, &all),
                     MGO_OK);
     CU_ASSERT_EQUAL(all, 2);
     mgo_mgr_store_close(s);
@@ -211,11 +226,12 @@ struct states {
     int n;
 };
 
-static void collect_state(const struct mgo_mgr_status_row *row, void *ctx)
+static mgo_err collect_state(const struct mgo_mgr_status_row *row, void *ctx)
 {
     struct states *st = ctx;
     if (st->n < 8)
         snprintf(st->list[st->n++], 16, "%s", row->state);
+    return MGO_OK;
 }
 
 struct seqs {
@@ -223,12 +239,13 @@ struct seqs {
     uint64_t first, last;
 };
 
-static void collect_seq(const struct mgo_mgr_status_row *row, void *ctx)
+static mgo_err collect_seq(const struct mgo_mgr_status_row *row, void *ctx)
 {
     struct seqs *q = ctx;
     if (q->n++ == 0)
         q->first = row->seq;
     q->last = row->seq;
+    return MGO_OK;
 }
 
 static void test_status_journal_order(void)
@@ -342,7 +359,7 @@ static void test_app_catalog_rules(void)
     app.version = "2.0";
     CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
     int n = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_app_list(s, NULL, (mgo_mgr_app_visit)count_visit, &n), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_app_list(s, NULL, count_app_visit, &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 2);
     /* deployed -> refused; removed deployments do not count */
     struct mgo_mgr_deployment_row d = dep_row("dep-1", "dev1", 1);
@@ -358,6 +375,58 @@ static void test_app_catalog_rules(void)
     mgr_test_rmdir(dir);
 }
 
+/* Stops after *ctx rows with MGO_ERR_NOMEM, as a visitor whose allocation failed would. */
+static mgo_err fail_after_visit(const struct mgo_mgr_deployment_row *row, void *ctx)
+{
+    (void)row;
+    int *left = ctx;
+    if (*left == 0)
+        return MGO_ERR_NOMEM;
+    (*left)--;
+    return MGO_OK;
+}
+
+static void test_visitor_error_ends_the_walk(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    struct mgo_mgr_deployment_row r1 = dep_row("dep-1", "dev1", 1);
+    struct mgo_mgr_deployment_row r2 = dep_row("dep-2", "dev1", 2);
+    struct mgo_mgr_deployment_row r3 = dep_row("dep-3", "dev1", 3);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r1), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r2), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r3), MGO_OK);
+    int left = 1;
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_list(s, "dev1", NULL, true, fail_after_visit, &left),
+                    MGO_ERR_NOMEM);
+    CU_ASSERT_EQUAL(left, 0); /* one row taken, the second refused, the third never offered */
+    /* the statement was given back: the store keeps working */
+    CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 3);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
+static void test_failed_commit_rolls_back(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_begin(s), MGO_OK);
+    struct mgo_mgr_deployment_row r1 = dep_row("dep-1", "dev1", 1);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r1), MGO_OK);
+    mgo_mgr_store_fail_commits(s, 1);
+    CU_ASSERT_EQUAL(mgo_mgr_store_commit(s), MGO_ERR_IO);
+    CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 0);
+    /* the hook fired once: the next commit works */
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r1), MGO_OK);
+    CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -369,6 +438,8 @@ void mgo_test_register(void)
         {"status journal order", test_status_journal_order},
         {"status history limit", test_status_history_limit},
         {"app catalog rules", test_app_catalog_rules},
+        {"visitor error ends the walk", test_visitor_error_ends_the_walk},
+        {"failed commit rolls back", test_failed_commit_rolls_back},
         {NULL, NULL},
     };
     mgo_test_add_suite("manager store", cases);

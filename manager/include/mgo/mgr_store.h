@@ -3,7 +3,9 @@
  * crash or power loss).
  *
  * Owner: the manager's loop thread (one connection, no locking). Rows are handed to
- * visitor callbacks; every pointer in a row is valid only during that callback.
+ * visitor callbacks; every pointer in a row is valid only during that callback. A visitor
+ * returns MGO_OK to go on; any other value ends the walk, and the listing function returns
+ * it (so a visitor that cannot keep a row, e.g. out of memory, is never silently skipped).
  *
  * Schema versions (table schema_version, migrations applied in order inside one
  * transaction each):
@@ -61,7 +63,7 @@ struct mgo_mgr_app_row {
     size_t doc_len;
     int64_t added_ms;
 };
-typedef void (*mgo_mgr_app_visit)(const struct mgo_mgr_app_row *row, void *ctx);
+typedef mgo_err (*mgo_mgr_app_visit)(const struct mgo_mgr_app_row *row, void *ctx);
 
 /* MGO_ERR_EXISTS when (id, version) is already in the catalog. */
 mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_row *row)
@@ -88,7 +90,7 @@ struct mgo_mgr_device_row {
     uint64_t boot;
     int64_t last_seen_ms;
 };
-typedef void (*mgo_mgr_device_visit)(const struct mgo_mgr_device_row *row, void *ctx);
+typedef mgo_err (*mgo_mgr_device_visit)(const struct mgo_mgr_device_row *row, void *ctx);
 
 mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id,
                                       const uint8_t *caps, size_t caps_len) MGO_MUST_CHECK;
@@ -123,7 +125,7 @@ struct mgo_mgr_deployment_row {
     int64_t created_ms;
     int64_t updated_ms;
 };
-typedef void (*mgo_mgr_deployment_visit)(const struct mgo_mgr_deployment_row *row, void *ctx);
+typedef mgo_err (*mgo_mgr_deployment_visit)(const struct mgo_mgr_deployment_row *row, void *ctx);
 
 /* Inserts or replaces by id (created_ms is kept on replace). */
 mgo_err mgo_mgr_store_deployment_put(struct mgo_mgr_store *s,
@@ -150,7 +152,7 @@ mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_i
 /* Records that the broker acknowledged manifest `version` (never lowers it). */
 mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
                                              uint64_t version) MGO_MUST_CHECK;
-typedef void (*mgo_mgr_id_visit)(const char *id, void *ctx);
+typedef mgo_err (*mgo_mgr_id_visit)(const char *id, void *ctx);
 /* Devices with a manifest; with unpublished_only, those whose newest manifest the broker
  * has not acknowledged yet. */
 mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished_only,
@@ -168,7 +170,7 @@ struct mgo_mgr_status_row {
     const char *doc_json; /* the DeploymentStatus as JSON */
     int64_t received_ms;
 };
-typedef void (*mgo_mgr_status_visit)(const struct mgo_mgr_status_row *row, void *ctx);
+typedef mgo_err (*mgo_mgr_status_visit)(const struct mgo_mgr_status_row *row, void *ctx);
 
 /* In one transaction: refuses a journal position not after the device's last accepted one
  * (MGO_ERR_STALE), then stores the position, the current status and a history entry.
