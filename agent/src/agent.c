@@ -270,7 +270,7 @@ static void flush_journal(struct agent *a)
         return;
     for (size_t i = 0; i < a->journal.pending_len && a->inflight_len < MAX_INFLIGHT; i++) {
         const struct mgo_journal_entry *e = &a->journal.pending[i];
-        if (is_inflight(a, e->boot, e->seq))
+        if (e->delivered || is_inflight(a, e->boot, e->seq))
             continue;
         const char *t = topic(a, MGO_TOPIC_STATUS, e->deployment_id);
         int token = 0;

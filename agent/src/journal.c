@@ -1,4 +1,5 @@
-/* journal.c - append-only status journal with ACK frames, torn-tail recovery, compaction. */
+/* journal.c - append-only status journal with ACK and STORED frames, torn-tail recovery,
+ * compaction. */
 #include "journal.h"
 
 #include <errno.h>
@@ -18,6 +19,7 @@
 #define MAGIC 0x314A474Du /* "MGJ1" little endian */
 #define T_STATUS 1u
 #define T_ACK 2u
+#define T_STORED 3u
 #define HDR_LEN (4u + 1u + 8u + 8u + 1u + 4u)
 #define MAX_FRAME_PAYLOAD MGO_MAX_MESSAGE_BYTES
 
@@ -85,7 +87,7 @@ static mgo_err frame_build(struct mgo_buf *buf, unsigned type, uint64_t boot, ui
     return mgo_buf_append(buf, crc, sizeof crc);
 }
 
-static mgo_err write_all_sync(int fd, const uint8_t *p, size_t len, const char *path)
+static mgo_err write_all(int fd, const uint8_t *p, size_t len, const char *path, bool sync)
 {
     while (len > 0) {
         ssize_t w = write(fd, p, len);
@@ -98,7 +100,7 @@ static mgo_err write_all_sync(int fd, const uint8_t *p, size_t len, const char *
         p += w;
         len -= (size_t)w;
     }
-    if (fdatasync(fd) != 0) {
+    if (sync && fdatasync(fd) != 0) {
         MGO_LOGE(TAG, "fdatasync %s: %s", path, strerror(errno));
         return MGO_ERR_IO;
     }
@@ -114,8 +116,6 @@ static void entry_free(struct mgo_journal_entry *e)
 static mgo_err pending_push(struct mgo_journal *j, uint64_t boot, uint64_t seq, const char *id,
                             size_t id_len, const void *payload, size_t payload_len)
 {
-    if (j->pending_len == MGO_JOURNAL_MAX_PENDING)
-        return MGO_ERR_LIMIT;
     if (j->pending_len == j->pending_cap) {
         size_t cap = j->pending_cap ? j->pending_cap * 2 : 16;
         struct mgo_journal_entry *p = realloc(j->pending, cap * sizeof *p);
@@ -140,18 +140,38 @@ static mgo_err pending_push(struct mgo_journal *j, uint64_t boot, uint64_t seq, 
     return MGO_OK;
 }
 
-static bool pending_remove(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+bool mgo_journal_before(uint64_t a_boot, uint64_t a_seq, uint64_t b_boot, uint64_t b_seq)
 {
-    for (size_t i = 0; i < j->pending_len; i++) {
-        if (j->pending[i].boot == boot && j->pending[i].seq == seq) {
-            entry_free(&j->pending[i]);
-            memmove(&j->pending[i], &j->pending[i + 1],
-                    (j->pending_len - i - 1) * sizeof j->pending[0]);
-            j->pending_len--;
-            return true;
-        }
-    }
-    return false;
+    return a_boot < b_boot || (a_boot == b_boot && a_seq < b_seq);
+}
+
+static struct mgo_journal_entry *find(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+{
+    for (size_t i = 0; i < j->pending_len; i++)
+        if (j->pending[i].boot == boot && j->pending[i].seq == seq)
+            return &j->pending[i];
+    return NULL;
+}
+
+/* Drops the first n entries. */
+static void drop_head(struct mgo_journal *j, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        entry_free(&j->pending[i]);
+    memmove(&j->pending[0], &j->pending[n], (j->pending_len - n) * sizeof j->pending[0]);
+    j->pending_len -= n;
+}
+
+/* Leading entries at or before (boot, seq); with skip_replay, stops at one marked replay. */
+static size_t settled_prefix(const struct mgo_journal *j, uint64_t boot, uint64_t seq,
+                             bool skip_replay)
+{
+    size_t n = 0;
+    while (n < j->pending_len && !mgo_journal_before(boot, seq, j->pending[n].boot,
+                                                     j->pending[n].seq) &&
+           !(skip_replay && j->pending[n].replay))
+        n++;
+    return n;
 }
 
 /* Reads the file, fills pending, returns the length of the valid prefix. */
@@ -165,7 +185,8 @@ static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size
         unsigned type = h[4];
         size_t id_len = h[21];
         size_t pl = get_u32(h + 22);
-        if ((type != T_STATUS && type != T_ACK) || id_len > MGO_MAX_DEPLOYMENT_ID_LEN ||
+        if ((type != T_STATUS && type != T_ACK && type != T_STORED) ||
+            id_len > MGO_MAX_DEPLOYMENT_ID_LEN ||
             pl > MAX_FRAME_PAYLOAD)
             break;
         size_t flen = HDR_LEN + id_len + pl + 4;
@@ -175,12 +196,18 @@ static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size
             break;
         uint64_t boot = get_u64(h + 5), seq = get_u64(h + 13);
         if (type == T_STATUS) {
+            if (j->pending_len == MGO_JOURNAL_MAX_PENDING)
+                drop_head(j, 1); /* it was dropped to make room when this one was added */
             mgo_err err = pending_push(j, boot, seq, (const char *)h + HDR_LEN, id_len,
                                        h + HDR_LEN + id_len, pl);
             if (err != MGO_OK)
                 return err;
+        } else if (type == T_ACK) {
+            struct mgo_journal_entry *e = find(j, boot, seq);
+            if (e != NULL)
+                e->delivered = true;
         } else {
-            (void)pending_remove(j, boot, seq);
+            drop_head(j, settled_prefix(j, boot, seq, false));
         }
         pos += flen;
     }
@@ -254,9 +281,9 @@ void mgo_journal_close(struct mgo_journal *j)
     j->pending_len = j->pending_cap = 0;
 }
 
-static mgo_err append_frame(struct mgo_journal *j, const struct mgo_buf *frame)
+static mgo_err append_frame(struct mgo_journal *j, const struct mgo_buf *frame, bool sync)
 {
-    mgo_err err = write_all_sync(j->fd, frame->data, frame->len, j->path);
+    mgo_err err = write_all(j->fd, frame->data, frame->len, j->path, sync);
     if (err != MGO_OK) {
         /* Cut whatever part reached the file so the next frame starts clean. */
         if (ftruncate(j->fd, (off_t)j->size) != 0 || lseek(j->fd, 0, SEEK_END) < 0)
@@ -267,20 +294,54 @@ static mgo_err append_frame(struct mgo_journal *j, const struct mgo_buf *frame)
     return MGO_OK;
 }
 
+static mgo_err append_position(struct mgo_journal *j, unsigned type, uint64_t boot,
+                               uint64_t seq, bool sync)
+{
+    struct mgo_buf frame;
+    mgo_buf_init(&frame, 256);
+    mgo_err err = frame_build(&frame, type, boot, seq, NULL, NULL, 0);
+    if (err == MGO_OK)
+        err = append_frame(j, &frame, sync);
+    mgo_buf_cleanup(&frame);
+    return err;
+}
+
+/* Rewrites the file when the frames of dropped or acknowledged entries dominate it. */
+static void maybe_compact(struct mgo_journal *j)
+{
+    uint64_t live = 0;
+    for (size_t i = 0; i < j->pending_len; i++)
+        live += 2u * (HDR_LEN + 4u) + strlen(j->pending[i].deployment_id) +
+                j->pending[i].payload_len;
+    bool compact = j->pending_len == 0 ? j->size > MGO_JOURNAL_COMPACT_BYTES / 8
+                                       : j->size > 2u * live + MGO_JOURNAL_COMPACT_BYTES;
+    if (compact && mgo_journal_compact(j) != MGO_OK)
+        MGO_LOGW(TAG, "%s: compaction failed; the journal keeps growing", j->path);
+}
+
 mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
                            const char *deployment_id, const void *payload, size_t payload_len)
 {
     if (j->pending_len == MGO_JOURNAL_MAX_PENDING) {
-        MGO_LOGE(TAG, "%s: %u unacknowledged statuses; refusing more", j->path,
-                 MGO_JOURNAL_MAX_PENDING);
-        return MGO_ERR_LIMIT;
+        if (!j->pending[0].delivered || j->pending[0].replay) {
+            MGO_LOGE(TAG, "%s: %u undelivered statuses; refusing more", j->path,
+                     MGO_JOURNAL_MAX_PENDING);
+            return MGO_ERR_LIMIT;
+        }
+        /* the broker has it; only a manager loss after this point could not be repaired */
+        if (j->dropped_unsettled++ == 0)
+            MGO_LOGW(TAG, "%s: %u statuses the manager has not confirmed storing; dropping the "
+                     "oldest delivered ones to make room (counted)", j->path,
+                     MGO_JOURNAL_MAX_PENDING);
     }
     size_t id_len = strlen(deployment_id);
     struct mgo_buf frame;
     mgo_buf_init(&frame, MAX_FRAME_PAYLOAD + 256u);
     mgo_err err = frame_build(&frame, T_STATUS, boot, seq, deployment_id, payload, payload_len);
     if (err == MGO_OK)
-        err = append_frame(j, &frame);
+        err = append_frame(j, &frame, true);
+    if (err == MGO_OK && j->pending_len == MGO_JOURNAL_MAX_PENDING)
+        drop_head(j, 1); /* scan() drops it the same way on reload */
     if (err == MGO_OK)
         err = pending_push(j, boot, seq, deployment_id, id_len, payload, payload_len);
     mgo_buf_cleanup(&frame);
@@ -289,28 +350,47 @@ mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
 
 mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq)
 {
-    bool found = false;
-    for (size_t i = 0; i < j->pending_len && !found; i++)
-        found = j->pending[i].boot == boot && j->pending[i].seq == seq;
-    if (!found)
+    struct mgo_journal_entry *e = find(j, boot, seq);
+    if (e == NULL || e->delivered)
         return MGO_ERR_NOT_FOUND;
-    struct mgo_buf frame;
-    mgo_buf_init(&frame, 256);
-    mgo_err err = frame_build(&frame, T_ACK, boot, seq, NULL, NULL, 0);
-    if (err == MGO_OK)
-        err = append_frame(j, &frame);
-    mgo_buf_cleanup(&frame);
+    mgo_err err = append_position(j, T_ACK, boot, seq, true);
     if (err != MGO_OK)
         return err;
-    (void)pending_remove(j, boot, seq);
-    uint64_t live = 0;
-    for (size_t i = 0; i < j->pending_len; i++)
-        live += HDR_LEN + 4u + strlen(j->pending[i].deployment_id) + j->pending[i].payload_len;
-    bool compact = j->pending_len == 0 ? j->size > MGO_JOURNAL_COMPACT_BYTES / 8
-                                       : j->size > 2u * live + MGO_JOURNAL_COMPACT_BYTES;
-    if (compact && mgo_journal_compact(j) != MGO_OK)
-        MGO_LOGW(TAG, "%s: compaction failed; the journal keeps growing", j->path);
+    e->delivered = true;
+    maybe_compact(j);
     return MGO_OK;
+}
+
+mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq,
+                           size_t *dropped_out)
+{
+    if (dropped_out != NULL)
+        *dropped_out = 0;
+    size_t n = settled_prefix(j, boot, seq, true);
+    if (n == 0)
+        return MGO_OK;
+    const struct mgo_journal_entry *last = &j->pending[n - 1];
+    mgo_err err = append_position(j, T_STORED, last->boot, last->seq, false);
+    if (err != MGO_OK)
+        return err;
+    drop_head(j, n);
+    if (dropped_out != NULL)
+        *dropped_out = n;
+    maybe_compact(j);
+    return MGO_OK;
+}
+
+size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < j->pending_len; i++) {
+        struct mgo_journal_entry *e = &j->pending[i];
+        if (e->delivered && mgo_journal_before(boot, seq, e->boot, e->seq)) {
+            e->replay = true;
+            n++;
+        }
+    }
+    return n;
 }
 
 mgo_err mgo_journal_compact(struct mgo_journal *j)
@@ -325,6 +405,11 @@ mgo_err mgo_journal_compact(struct mgo_journal *j)
                           e->payload_len);
         if (err == MGO_OK)
             err = mgo_buf_append(&all, frame.data, frame.len);
+        if (err == MGO_OK && e->delivered) {
+            err = frame_build(&frame, T_ACK, e->boot, e->seq, NULL, NULL, 0);
+            if (err == MGO_OK)
+                err = mgo_buf_append(&all, frame.data, frame.len);
+        }
     }
     if (err == MGO_OK)
         err = mgo_agent__write_atomic(j->path, all.data ? all.data : (const uint8_t *)"", all.len);

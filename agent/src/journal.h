@@ -1,13 +1,19 @@
 /* journal.h - the on-disk status journal (private to agent/).
  *
- * Every status transition is appended (and fsync'd) before it is published; the broker's
- * acknowledgement appends an ACK frame. After a restart or reconnect, entries without an
- * ACK are published again, in append order, with their original (boot, seq), so a reader
- * can tell a re-send from a new transition.
+ * Every status transition is appended (and fsync'd) before it is published. An entry then
+ * lives through two acknowledgements (docs/protocol.md §6.4):
+ *   delivered  the broker acknowledged the publish (PUBACK): an ACK frame is appended;
+ *   settled    the manager's receipt says it has stored every status up to a position:
+ *              a STORED frame is appended and the entries up to it are dropped.
+ * An entry is kept until it is settled, so a status the broker acknowledged but a manager
+ * lost (killed, or its store failed, between PUBACK and commit) can still be replayed.
+ * After a restart, entries not delivered are published again, in append order, with their
+ * original (boot, seq), so a reader can tell a re-send from a new transition.
  *
  * Frame (little endian):
- *   u32 magic "MGJ1" | u8 type (1 status, 2 ack) | u64 boot | u64 seq | u8 id_len |
+ *   u32 magic "MGJ1" | u8 type (1 status, 2 ack, 3 stored) | u64 boot | u64 seq | u8 id_len |
  *   u32 payload_len | id bytes | payload bytes | u32 crc32 of everything before it.
+ * A stored frame (boot, seq) drops every entry at or before that position.
  * A torn or corrupt tail (crash during append) is cut off at the last whole frame. */
 #ifndef MGO_AGENT_JOURNAL_H
 #define MGO_AGENT_JOURNAL_H
@@ -19,7 +25,9 @@
 #include "mgo/err.h"
 #include "mgo/limits.h"
 
-/* Unacknowledged entries kept at most (a device offline for very long). */
+/* Unsettled entries kept at most (a device offline, or its manager away, for very long).
+ * When full, the oldest delivered entry is dropped (logged) to make room; when none is
+ * delivered, appends are refused. */
 #define MGO_JOURNAL_MAX_PENDING 65536u
 /* Rewrite the file (dropping acknowledged frames) when it grows past this. */
 #define MGO_JOURNAL_COMPACT_BYTES (1024u * 1024u)
@@ -30,15 +38,20 @@ struct mgo_journal_entry {
     char deployment_id[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
     uint8_t *payload; /* owned by the journal */
     size_t payload_len;
+    bool delivered;   /* the broker acknowledged it (persisted as an ACK frame) */
+    bool replay;      /* the manager may have lost it: send it again on the replay topic
+                       * (kept in memory only: after a restart the first receipt decides) */
 };
 
 struct mgo_journal {
     int fd;
     char path[1024];
     uint64_t size;                    /* bytes of whole frames in the file */
-    struct mgo_journal_entry *pending; /* unacknowledged, in append order */
+    struct mgo_journal_entry *pending; /* not settled, in append (= position) order */
     size_t pending_len;
     size_t pending_cap;
+    uint64_t dropped_unsettled;        /* delivered entries dropped because the journal was
+                                        * full before the manager settled them */
 };
 
 /* Opens (creating) the journal, cuts a torn tail, loads unacknowledged entries. */
@@ -46,13 +59,26 @@ mgo_err mgo_journal_open(const char *path, struct mgo_journal *j) MGO_MUST_CHECK
 void mgo_journal_close(struct mgo_journal *j);
 
 /* Appends a status entry and fsyncs. MGO_ERR_LIMIT when MGO_JOURNAL_MAX_PENDING entries are
- * unacknowledged; MGO_ERR_IO when the disk refuses (nothing is then published). */
+ * unsettled and none of them is delivered; MGO_ERR_IO when the disk refuses (nothing is then
+ * published). */
 mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
                            const char *deployment_id, const void *payload, size_t payload_len)
     MGO_MUST_CHECK;
-/* Marks (boot, seq) delivered. MGO_ERR_NOT_FOUND when no such pending entry (already acked). */
+/* Marks (boot, seq) delivered (an ACK frame). MGO_ERR_NOT_FOUND when there is no such
+ * unsettled entry or it is marked already. */
 mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq) MGO_MUST_CHECK;
-/* Rewrites the file with only the pending entries (atomic replace). */
+/* The manager has stored everything up to (boot, seq): drops the leading entries at or
+ * before that position, stopping at the first one marked for replay (the manager may not
+ * hold it; it is settled once its replay is delivered and this is called again). Appends a
+ * STORED frame for what was dropped (not synced: losing it only means replaying again).
+ * *dropped_out (optional) receives the count. */
+mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq,
+                           size_t *dropped_out) MGO_MUST_CHECK;
+/* Marks every delivered entry after (boot, seq) for replay; returns how many. */
+size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t seq);
+/* Whether position a comes before position b (boot first, then seq). */
+bool mgo_journal_before(uint64_t a_boot, uint64_t a_seq, uint64_t b_boot, uint64_t b_seq);
+/* Rewrites the file with only the unsettled entries and their ACK frames (atomic replace). */
 mgo_err mgo_journal_compact(struct mgo_journal *j) MGO_MUST_CHECK;
 
 uint32_t mgo_journal__crc32(const void *data, size_t len);

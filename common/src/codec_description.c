@@ -400,16 +400,12 @@ static size_t utf8_chars(const char *s, size_t n)
 /* Decimal places of a number as written (text) or in its shortest round-trip form. */
 static unsigned decimal_places(const struct mgo_value *v)
 {
-    char text[40];
+    char text[MGO_DOUBLE_STR_SIZE];
     const char *t = v->text;
     if (t == NULL) {
         if (v->kind != MGO_V_FLOAT)
             return 0;
-        for (int prec = 1; prec <= 17; prec++) {
-            snprintf(text, sizeof text, "%.*g", prec, v->as.f);
-            if (strtod(text, NULL) == v->as.f)
-                break;
-        }
+        mgo_format_double(v->as.f, text);
         t = text;
     }
     const char *dot = strchr(t, '.');

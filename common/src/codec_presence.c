@@ -1,4 +1,5 @@
-/* codec_presence.c - margo-mqtt's own documents: presence (.../state) and events (.../events). */
+/* codec_presence.c - margo-mqtt's own documents: presence (.../state), events (.../events)
+ * and receipts (.../receipt). */
 #include <string.h>
 
 #include "codec_util.h"
@@ -103,3 +104,46 @@ mgo_err mgo_event_to_value(const struct mgo_event *in, struct mgo_arena *arena,
 }
 
 MGO_CODEC_GLUE(event, mgo_event)
+
+static bool is_epoch(const char *s)
+{
+    size_t n = 0;
+    for (; s[n]; n++) {
+        if (!((s[n] >= '0' && s[n] <= '9') || (s[n] >= 'a' && s[n] <= 'f')))
+            return false;
+    }
+    return n >= 16 && n <= MGO_RECEIPT_EPOCH_MAX;
+}
+
+mgo_err mgo_receipt_from_value(const struct mgo_value *root, struct mgo_arena *arena,
+                               struct mgo_receipt *out, struct mgo_problems *problems)
+{
+    struct mgo_rd rd;
+    mgo_codec__rd_init(&rd, arena, problems);
+    memset(out, 0, sizeof *out);
+    if (root->kind != MGO_V_MAP) {
+        mgo_codec__fail(&rd, NULL, "a receipt must be a map");
+        return MGO_ERR_INVALID;
+    }
+    out->device_id = read_device_id(&rd, root);
+    out->epoch = mgo_codec__str(&rd, root, "epoch", true, MGO_RECEIPT_EPOCH_MAX);
+    if (out->epoch != NULL && !is_epoch(out->epoch))
+        mgo_codec__fail(&rd, "epoch", "must be 16..%u of [0-9a-f]", MGO_RECEIPT_EPOCH_MAX);
+    mgo_codec__uint(&rd, root, "boot", true, &out->boot);
+    mgo_codec__uint(&rd, root, "seq", true, &out->seq);
+    return mgo_codec__result(&rd);
+}
+
+mgo_err mgo_receipt_to_value(const struct mgo_receipt *in, struct mgo_arena *arena,
+                             struct mgo_value *out)
+{
+    struct mgo_map_builder mb;
+    mgo_map_builder_init(&mb, arena);
+    mgo_map_put_str(&mb, "deviceId", in->device_id);
+    mgo_map_put_str(&mb, "epoch", in->epoch);
+    mgo_map_put_uint(&mb, "boot", in->boot);
+    mgo_map_put_uint(&mb, "seq", in->seq);
+    return mgo_map_builder_finish(&mb, out);
+}
+
+MGO_CODEC_GLUE(receipt, mgo_receipt)

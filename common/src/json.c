@@ -98,19 +98,16 @@ static mgo_err put_base64(struct mgo_buf *b, const unsigned char *p, size_t n)
 
 static mgo_err put_double(struct mgo_buf *b, double f)
 {
-    char text[40];
+    char text[MGO_DOUBLE_STR_SIZE + 2];
     if (!isfinite(f))
         return put(b, "null", 4);
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(text, sizeof text, "%.*g", prec, f);
-        if (strtod(text, NULL) == f)
-            break;
-    }
+    size_t tl = mgo_format_double(f, text);
     /* keep it a float when read back: 24 -> 24.0 */
-    size_t tl = strlen(text);
-    if (strpbrk(text, ".eE") == NULL && tl + 3 <= sizeof text)
+    if (strpbrk(text, ".eE") == NULL) {
         memcpy(text + tl, ".0", 3);
-    return put(b, text, strlen(text));
+        tl += 2;
+    }
+    return put(b, text, tl);
 }
 
 static mgo_err indent(struct mgo_buf *b, bool pretty, unsigned depth)

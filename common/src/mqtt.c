@@ -1062,6 +1062,18 @@ mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event 
         if (timeout_ms < 0) {
             wait_ms = -1; /* negative: wait until an event or a wake */
         } else if (timeout_ms == 0) {
+            /* consume the readiness an owner's loop polls (mgo_mqtt_fd), then look once
+             * more: a push between the empty pop and this read bumped the fd before we
+             * cleared it, and its event is in the queue now */
+            uint64_t count;
+            ssize_t r = read(m->wake_fd, &count, sizeof count);
+            (void)r; /* EAGAIN: not readable; nothing to consume */
+            n = pop(m);
+            if (n != NULL) {
+                *ev = n->ev;
+                free(n);
+                return MGO_OK;
+            }
             return MGO_ERR_TIMEOUT;
         } else {
             int64_t left = deadline - now_ms();
@@ -1090,6 +1102,11 @@ void mgo_mqtt_event_cleanup(struct mgo_mqtt_event *ev)
     free(ev->topic);
     free(ev->payload);
     memset(ev, 0, sizeof *ev);
+}
+
+int mgo_mqtt_fd(const struct mgo_mqtt *m)
+{
+    return m->wake_fd;
 }
 
 void mgo_mqtt_wake(struct mgo_mqtt *m)

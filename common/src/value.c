@@ -1,7 +1,9 @@
 /* value.c - the generic document tree: lookup, comparison, copy and builders. */
 #include "mgo/value.h"
 
+#include <math.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -362,4 +364,20 @@ mgo_err mgo_value_array_new(struct mgo_arena *arena, size_t n, struct mgo_value 
     out->as.array.items = items;
     out->as.array.len = n;
     return MGO_OK;
+}
+
+size_t mgo_format_double(double f, char out[MGO_DOUBLE_STR_SIZE])
+{
+    int n = 0;
+    if (!isfinite(f))
+        return (size_t)snprintf(out, MGO_DOUBLE_STR_SIZE, "%g", f);
+    /* 15 significant digits print every double whose shortest form has at most 15 exactly
+     * (the rounding error of a double is far below half a unit of the 15th digit), so the
+     * first precision that reads back is the shortest form */
+    for (int prec = 15; prec <= 17; prec++) {
+        n = snprintf(out, MGO_DOUBLE_STR_SIZE, "%.*g", prec, f);
+        if (strtod(out, NULL) == f)
+            break;
+    }
+    return n > 0 ? (size_t)n : 0;
 }

@@ -399,7 +399,12 @@ void mgo_ctl__text(const struct mgo_value *v, char *out, size_t out_size)
     case MGO_V_BOOL: snprintf(out, out_size, "%s", v->as.b ? "true" : "false"); return;
     case MGO_V_UINT: snprintf(out, out_size, "%llu", (unsigned long long)v->as.u); return;
     case MGO_V_INT: snprintf(out, out_size, "%lld", (long long)v->as.i); return;
-    case MGO_V_FLOAT: snprintf(out, out_size, "%g", v->as.f); return;
+    case MGO_V_FLOAT: {
+        char num[MGO_DOUBLE_STR_SIZE];
+        mgo_format_double(v->as.f, num);
+        snprintf(out, out_size, "%s", num);
+        return;
+    }
     case MGO_V_ARRAY: {
         size_t used = 0;
         out[0] = '\0';

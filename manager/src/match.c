@@ -389,13 +389,15 @@ static bool eval_expr(const struct mgo_value *expr, const struct mgo_value *root
             for (size_t i = 0; i < values->as.array.len && used + 1 < sizeof vals; i++) {
                 const struct mgo_value *v = &values->as.array.items[i];
                 double d;
+                char num[MGO_DOUBLE_STR_SIZE] = "";
+                if (v->kind != MGO_V_STR && number_of(v, &d))
+                    mgo_format_double(d, num);
                 int n = v->kind == MGO_V_STR
                             ? snprintf(vals + used, sizeof vals - used, "%s%s", i ? "," : "",
                                        v->as.str.ptr)
-                            : number_of(v, &d)
-                                  ? snprintf(vals + used, sizeof vals - used, "%s%g",
-                                             i ? "," : "", d)
-                                  : 0;
+                        : num[0] != '\0'
+                            ? snprintf(vals + used, sizeof vals - used, "%s%s", i ? "," : "", num)
+                            : 0;
                 if (n < 0)
                     break;
                 used += (size_t)n;

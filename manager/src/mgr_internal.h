@@ -31,12 +31,4 @@
         (void)ignored_;                                                                            \
     } while (0)
 
-/* until limits.h (common) has them */
-#ifndef MGO_UUID_STR_SIZE
-#define MGO_UUID_STR_SIZE 37
-#endif
-#ifndef MGO_MAX_DEPLOY_DEVICES
-#define MGO_MAX_DEPLOY_DEVICES 256u
-#endif
-
 #endif

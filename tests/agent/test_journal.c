@@ -1,5 +1,5 @@
-/* test_journal.c - status journal: replay order, ACKs, no duplicates, and recovery from a
- * crash at every byte of an append. */
+/* test_journal.c - status journal: replay order, delivery ACKs, settling by the manager's
+ * receipt, replay marks, the bound, and recovery from a crash at every byte of an append. */
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,7 +39,8 @@ static void append(struct mgo_journal *j, uint64_t boot, uint64_t seq, const cha
     CU_ASSERT_FATAL(mgo_journal_append(j, boot, seq, id, payload, strlen(payload)) == MGO_OK);
 }
 
-static void test_replay_in_order_without_acked(void)
+/* Delivered entries stay until settled; only undelivered ones are re-sent after a restart. */
+static void test_delivered_kept_until_settled(void)
 {
     fresh();
     struct mgo_journal j;
@@ -52,29 +53,68 @@ static void test_replay_in_order_without_acked(void)
     mgo_journal_close(&j);
 
     CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
-    CU_ASSERT_EQUAL(j.pending[0].seq, 2);
-    CU_ASSERT_STRING_EQUAL(j.pending[0].deployment_id, "dep-b");
-    CU_ASSERT_EQUAL(j.pending[1].seq, 3);
-    CU_ASSERT_EQUAL(j.pending[1].payload_len, strlen("installed"));
-    CU_ASSERT(memcmp(j.pending[1].payload, "installed", 9) == 0);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 3);
+    CU_ASSERT(j.pending[0].seq == 1 && j.pending[0].delivered);
+    CU_ASSERT(j.pending[1].seq == 2 && !j.pending[1].delivered);
+    CU_ASSERT_STRING_EQUAL(j.pending[1].deployment_id, "dep-b");
+    CU_ASSERT_EQUAL(j.pending[2].payload_len, strlen("installed"));
+    CU_ASSERT(memcmp(j.pending[2].payload, "installed", 9) == 0);
     /* acks out of order are fine */
     CU_ASSERT(mgo_journal_ack(&j, 1, 3) == MGO_OK);
     append(&j, 2, 1, "dep-b", "installed");
+    /* the manager stored up to (1, 2): two entries go, settling is idempotent */
+    size_t dropped = 0;
+    CU_ASSERT(mgo_journal_settle(&j, 1, 2, &dropped) == MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 2);
+    CU_ASSERT(mgo_journal_settle(&j, 1, 2, &dropped) == MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 0);
     mgo_journal_close(&j);
 
     CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
-    CU_ASSERT(j.pending[0].boot == 1 && j.pending[0].seq == 2);
-    CU_ASSERT(j.pending[1].boot == 2 && j.pending[1].seq == 1);
-    CU_ASSERT(mgo_journal_ack(&j, 1, 2) == MGO_OK);
-    CU_ASSERT(mgo_journal_ack(&j, 2, 1) == MGO_OK);
+    CU_ASSERT(j.pending[0].boot == 1 && j.pending[0].seq == 3 && j.pending[0].delivered);
+    CU_ASSERT(j.pending[1].boot == 2 && j.pending[1].seq == 1 && !j.pending[1].delivered);
+    /* a position across boots settles everything before it */
+    CU_ASSERT(mgo_journal_settle(&j, 2, 1, &dropped) == MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 2);
     mgo_journal_close(&j);
 
-    /* everything acknowledged: reopening compacts the file to nothing */
+    /* everything settled: reopening compacts the file to nothing */
     CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
     CU_ASSERT_EQUAL(j.pending_len, 0);
     CU_ASSERT_EQUAL(file_size(), 0);
+    mgo_journal_close(&j);
+    drop();
+}
+
+/* A new manager epoch marks the delivered entries beyond its receipt for replay; settling
+ * stops at a marked entry until its replay is delivered. */
+static void test_replay_marks_hold_settling(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    for (uint64_t seq = 1; seq <= 4; seq++) {
+        append(&j, 7, seq, "dep", "s");
+        if (seq <= 3)
+            CU_ASSERT(mgo_journal_ack(&j, 7, seq) == MGO_OK);
+    }
+    /* the manager restarted having stored only (7, 1): 2 and 3 were delivered, 4 was not */
+    CU_ASSERT_EQUAL(mgo_journal_mark_replay(&j, 7, 1), 2);
+    CU_ASSERT(!j.pending[0].replay && j.pending[1].replay && j.pending[2].replay);
+    CU_ASSERT(!j.pending[3].replay);
+    /* a receipt beyond them (a newer status arrived first) does not drop them */
+    size_t dropped = 0;
+    CU_ASSERT(mgo_journal_settle(&j, 7, 4, &dropped) == MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 1);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 3);
+    CU_ASSERT_EQUAL(j.pending[0].seq, 2);
+    /* their replays delivered: settling again drops everything the receipt covers */
+    j.pending[0].replay = false;
+    j.pending[1].replay = false;
+    CU_ASSERT(mgo_journal_settle(&j, 7, 4, &dropped) == MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 3);
+    CU_ASSERT_EQUAL(j.pending_len, 0);
     mgo_journal_close(&j);
     drop();
 }
@@ -147,11 +187,12 @@ static void test_crash_before_ack_resends_same_position(void)
     mgo_journal_close(&j); /* "crash": published maybe, ack never written */
     CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(j.pending_len, 1);
-    CU_ASSERT(j.pending[0].boot == 4 && j.pending[0].seq == 9);
+    CU_ASSERT(j.pending[0].boot == 4 && j.pending[0].seq == 9 && !j.pending[0].delivered);
     CU_ASSERT(mgo_journal_ack(&j, 4, 9) == MGO_OK);
     mgo_journal_close(&j);
     CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
-    CU_ASSERT_EQUAL(j.pending_len, 0);
+    CU_ASSERT_EQUAL_FATAL(j.pending_len, 1);
+    CU_ASSERT(j.pending[0].delivered);
     mgo_journal_close(&j);
     drop();
 }
@@ -164,22 +205,35 @@ static void test_compaction_keeps_pending(void)
     char payload[2048];
     memset(payload, 'p', sizeof payload - 1);
     payload[sizeof payload - 1] = '\0';
-    /* one unacknowledged entry first, then twice the compaction threshold of acked
-     * traffic: the file stays bounded and the old pending entry survives */
+    /* one unsettled entry marked for replay first, then twice the compaction threshold of
+     * delivered and settled traffic: the file stays bounded and the old entry survives */
     append(&j, 1, 1, "dep", "kept");
+    CU_ASSERT_FATAL(mgo_journal_ack(&j, 1, 1) == MGO_OK);
+    CU_ASSERT_EQUAL(mgo_journal_mark_replay(&j, 0, 0), 1);
     uint64_t seq = 2;
     for (size_t bytes = 0; bytes < 2u * MGO_JOURNAL_COMPACT_BYTES; bytes += sizeof payload) {
         append(&j, 1, seq, "dep", payload);
         CU_ASSERT_FATAL(mgo_journal_ack(&j, 1, seq) == MGO_OK);
+        /* settled one by one, except the replay-marked head, which holds the prefix: move
+         * it out of the way as its delivered replay would */
+        j.pending[0].replay = false;
+        size_t dropped = 0;
+        CU_ASSERT_FATAL(mgo_journal_settle(&j, 1, seq, &dropped) == MGO_OK);
         seq++;
+        if (dropped > 0) {
+            append(&j, 1, seq, "dep", "kept");
+            CU_ASSERT_FATAL(mgo_journal_ack(&j, 1, seq) == MGO_OK);
+            CU_ASSERT_EQUAL(mgo_journal_mark_replay(&j, 1, seq - 1), 1);
+            seq++;
+        }
     }
     CU_ASSERT((uint64_t)file_size() <= MGO_JOURNAL_COMPACT_BYTES + 4096u);
     append(&j, 1, seq, "dep", "last");
     mgo_journal_close(&j);
     CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(j.pending_len, 2);
-    CU_ASSERT_EQUAL(j.pending[0].seq, 1);
     CU_ASSERT(memcmp(j.pending[0].payload, "kept", 4) == 0);
+    CU_ASSERT(j.pending[0].delivered);
     CU_ASSERT_EQUAL(j.pending[1].seq, seq);
     mgo_journal_close(&j);
     drop();
@@ -206,10 +260,36 @@ static void test_limits(void)
     drop();
 }
 
+/* At the bound, the oldest delivered entry makes room (counted); an undelivered one never. */
+static void test_full_drops_oldest_delivered(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    uint64_t seq = 1;
+    for (; seq <= MGO_JOURNAL_MAX_PENDING; seq++)
+        CU_ASSERT_FATAL(mgo_journal_append(&j, 1, seq, "d", "x", 1) == MGO_OK);
+    CU_ASSERT(mgo_journal_append(&j, 1, seq, "d", "x", 1) == MGO_ERR_LIMIT);
+    CU_ASSERT(mgo_journal_ack(&j, 1, 1) == MGO_OK);
+    CU_ASSERT(mgo_journal_append(&j, 1, seq, "d", "x", 1) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, MGO_JOURNAL_MAX_PENDING);
+    CU_ASSERT_EQUAL(j.pending[0].seq, 2);
+    CU_ASSERT_EQUAL(j.dropped_unsettled, 1);
+    mgo_journal_close(&j);
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, MGO_JOURNAL_MAX_PENDING);
+    CU_ASSERT_EQUAL(j.pending[0].seq, 2);
+    CU_ASSERT_EQUAL(j.pending[MGO_JOURNAL_MAX_PENDING - 1].seq, seq);
+    mgo_journal_close(&j);
+    drop();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
-        {"replay in order, acked entries not replayed", test_replay_in_order_without_acked},
+        {"delivered entries kept until settled", test_delivered_kept_until_settled},
+        {"replay marks hold settling", test_replay_marks_hold_settling},
+        {"full journal drops the oldest delivered entry", test_full_drops_oldest_delivered},
         {"crash at every byte of an append", test_crash_at_every_byte},
         {"corrupt tail detected by crc", test_corrupt_tail_detected},
         {"crash before ack re-sends same (boot, seq)", test_crash_before_ack_resends_same_position},

@@ -503,6 +503,39 @@ static void test_presence_and_event(void)
     mgo_arena_cleanup(&arena);
 }
 
+static void test_receipt(void)
+{
+    struct mgo_receipt r = {.device_id = "dev-1", .epoch = "0123456789abcdef", .boot = 3,
+                            .seq = 41};
+    struct mgo_buf m;
+    mgo_buf_init(&m, MGO_MAX_MESSAGE_BYTES);
+    CU_ASSERT_EQUAL_FATAL(mgo_receipt_encode(&r, &m), MGO_OK);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_receipt b;
+    CU_ASSERT_EQUAL_FATAL(mgo_receipt_decode(m.data, m.len, &arena, &b, &p), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(b.device_id, "dev-1");
+    CU_ASSERT_STRING_EQUAL(b.epoch, "0123456789abcdef");
+    CU_ASSERT_EQUAL(b.boot, 3);
+    CU_ASSERT_EQUAL(b.seq, 41);
+    /* an epoch too short, with upper case, or missing positions is refused, naming the field */
+    static const char *const bad_epochs[] = {"0123456789abcde", "0123456789ABCDEF", "x"};
+    for (size_t i = 0; i < sizeof bad_epochs / sizeof bad_epochs[0]; i++) {
+        r.epoch = bad_epochs[i];
+        mgo_buf_reset(&m);
+        CU_ASSERT_EQUAL_FATAL(mgo_receipt_encode(&r, &m), MGO_OK);
+        mgo_problems_init(&p);
+        CU_ASSERT_EQUAL(mgo_receipt_decode(m.data, m.len, &arena, &b, &p), MGO_ERR_INVALID);
+        char text[256];
+        mgo_problems_format(&p, text, sizeof text);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, "epoch"));
+    }
+    mgo_buf_cleanup(&m);
+    mgo_arena_cleanup(&arena);
+}
+
 /* ---- patterns ----------------------------------------------------------------------------- */
 
 static void test_sizes_timeouts_ids(void)
@@ -748,6 +781,7 @@ void mgo_test_register(void)
         {"precedence", test_status_precedence},
         {"journal extension", test_status_journal_extension},
         {"presence and event", test_presence_and_event},
+        {"receipt", test_receipt},
         {NULL, NULL},
     };
     static const struct mgo_test_case rules[] = {

@@ -28,7 +28,7 @@ static mgo_err parse_str(const char *topic, struct mgo_topic *out)
 
 static void test_contract_table(void)
 {
-    /* DESIGN.md: every topic retained except events; QoS 1 everywhere. */
+    /* DESIGN.md: every topic retained except events and replays; QoS 1 everywhere. */
     static const struct {
         enum mgo_topic_kind kind;
         const char *name;
@@ -41,6 +41,8 @@ static void test_contract_table(void)
         {MGO_TOPIC_CAPABILITIES, "capabilities", true, false},
         {MGO_TOPIC_STATE, "state", true, false},
         {MGO_TOPIC_EVENTS, "events", false, false},
+        {MGO_TOPIC_RECEIPT, "receipt", true, false},
+        {MGO_TOPIC_REPLAY, "replay", false, true},
     };
     CU_ASSERT_EQUAL(sizeof rows / sizeof rows[0], MGO_TOPIC_KIND_COUNT);
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -73,6 +75,8 @@ static void test_build_exact_names(void)
         {MGO_TOPIC_CAPABILITIES, "margo/v1/devices/dev-1/capabilities"},
         {MGO_TOPIC_STATE, "margo/v1/devices/dev-1/state"},
         {MGO_TOPIC_EVENTS, "margo/v1/devices/dev-1/events"},
+        {MGO_TOPIC_RECEIPT, "margo/v1/devices/dev-1/receipt"},
+        {MGO_TOPIC_REPLAY, "margo/v1/devices/dev-1/replay/a3e2f5dc-912e-494f-8395-52cf3769bc06"},
     };
     char out[MGO_MAX_TOPIC_LEN + 1];
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
@@ -420,6 +424,8 @@ static void test_filters(void)
          "margo/v1/devices/dev-9/capabilities"},
         {MGO_TOPIC_STATE, "margo/v1/devices/+/state", "margo/v1/devices/dev-9/state"},
         {MGO_TOPIC_EVENTS, "margo/v1/devices/+/events", "margo/v1/devices/dev-9/events"},
+        {MGO_TOPIC_RECEIPT, "margo/v1/devices/+/receipt", "margo/v1/devices/dev-9/receipt"},
+        {MGO_TOPIC_REPLAY, "margo/v1/devices/+/replay/+", "margo/v1/devices/dev-9/replay/+"},
     };
     char out[MGO_MAX_TOPIC_LEN + 1];
     for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {

@@ -24,6 +24,8 @@ static const struct kind_info KINDS[MGO_TOPIC_KIND_COUNT] = {
     [MGO_TOPIC_CAPABILITIES] = {"capabilities", false, true, 1},
     [MGO_TOPIC_STATE] = {"state", false, true, 1},
     [MGO_TOPIC_EVENTS] = {"events", false, false, 1},
+    [MGO_TOPIC_RECEIPT] = {"receipt", false, true, 1},
+    [MGO_TOPIC_REPLAY] = {"replay", true, false, 1},
 };
 
 static const struct kind_info *kind_info(enum mgo_topic_kind kind)

@@ -22,11 +22,13 @@
 #define MGO_MAX_DEPLOYMENT_ID_LEN 64u  /* one topic level; Margo uses UUIDs (36) */
 #define MGO_MAX_APP_ID_LEN 200u        /* Margo: ^[-a-z0-9]{1,200}$ */
 #define MGO_MAX_NAME_LEN 253u          /* component names, metadata.name, namespace */
+#define MGO_UUID_STR_SIZE 37u         /* a UUID as text (36) with its NUL: deployment ids */
 #define MGO_MAX_TOPIC_LEN 512u
 #define MGO_MAX_TOPIC_PREFIX_LEN 128u
 
 /* Document shape. */
 #define MGO_MAX_DEPLOYMENTS 256u       /* deployments in one desired-state manifest */
+#define MGO_MAX_DEPLOY_DEVICES 256u    /* devices one deploy request names */
 #define MGO_MAX_COMPONENTS 64u         /* components in one profile or status */
 #define MGO_MAX_PROFILES 16u           /* deployment profiles in one description */
 #define MGO_MAX_PARAMETERS 256u        /* parameters in one description or deployment */

@@ -344,6 +344,21 @@ struct mgo_event {
     uint64_t timestamp_ms;
 };
 
+/* ---- receipt (margo-mqtt's own document on .../receipt, docs/protocol.md §6.4) -------- */
+
+#define MGO_RECEIPT_EPOCH_MAX 64u
+
+/* The manager's word to one device: every status of its journal up to (boot, seq) is
+ * stored. epoch names the manager's run (a new one at each start): a receipt with an epoch
+ * the agent has not seen asks it to replay what it delivered beyond (boot, seq). (0, 0):
+ * nothing stored yet. */
+struct mgo_receipt {
+    const char *device_id;
+    const char *epoch; /* 16..MGO_RECEIPT_EPOCH_MAX of [0-9a-f] */
+    uint64_t boot;
+    uint64_t seq;
+};
+
 /* ---- codecs ----------------------------------------------------------------------- */
 
 enum mgo_doc_kind {
@@ -379,6 +394,7 @@ MGO_DECLARE_CODEC(deployment_status, mgo_deployment_status)
 MGO_DECLARE_CODEC(capabilities, mgo_capabilities)
 MGO_DECLARE_CODEC(presence, mgo_presence)
 MGO_DECLARE_CODEC(event, mgo_event)
+MGO_DECLARE_CODEC(receipt, mgo_receipt)
 
 /* Validates an RFC 9457 problem body (type, title, status required). */
 mgo_err mgo_problem_detail_validate(const struct mgo_value *root, struct mgo_problems *problems)

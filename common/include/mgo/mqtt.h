@@ -97,6 +97,12 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
 mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event *ev)
     MGO_MUST_CHECK;
 void mgo_mqtt_event_cleanup(struct mgo_mqtt_event *ev);
+/* A descriptor that becomes readable (POLLIN) when events may be queued, for an owner that
+ * runs an event loop (mgo/loop.h): on readiness it takes events with mgo_mqtt_next(m, 0, ..)
+ * until MGO_ERR_TIMEOUT. That final empty call consumes the readiness; an owner that stops
+ * taking events earlier (to let other work in) must come back by itself (a post or a 0 ms
+ * timer), since the descriptor stays readable only until consumed. Owned by the client. */
+int mgo_mqtt_fd(const struct mgo_mqtt *m);
 /* Makes a waiting mgo_mqtt_next() return MGO_ERR_TIMEOUT now (async-signal-safe: a pipe write). */
 void mgo_mqtt_wake(struct mgo_mqtt *m);
 

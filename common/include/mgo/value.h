@@ -126,4 +126,11 @@ mgo_err mgo_value_array_new(struct mgo_arena *arena, size_t n, struct mgo_value 
 /* Sorts a map's members in place and refuses duplicates (used by decoders). */
 mgo_err mgo_value_map_sort(struct mgo_value *map) MGO_MUST_CHECK;
 
+/* Bytes a formatted double needs at most, with its NUL. */
+#define MGO_DOUBLE_STR_SIZE 32u
+/* The one float formatter: the shortest decimal form that reads back (strtod) to the same
+ * double, as printf's %g writes it ("0.1", "24", "1e+21"); non-finite values as %g writes
+ * them ("nan", "inf"). Returns the length written. */
+size_t mgo_format_double(double f, char out[MGO_DOUBLE_STR_SIZE]);
+
 #endif

@@ -6,6 +6,12 @@
  *   {prefix}/devices/{deviceId}/capabilities                 agent -> manager, retained, QoS 1
  *   {prefix}/devices/{deviceId}/state                        agent -> all,     retained, QoS 1
  *   {prefix}/devices/{deviceId}/events                       agent -> manager, not retained, QoS 1
+ *   {prefix}/devices/{deviceId}/receipt                      manager -> agent, retained, QoS 1
+ *   {prefix}/devices/{deviceId}/replay/{deploymentId}        agent -> manager, not retained, QoS 1
+ *
+ * receipt and replay carry the end-to-end status guarantee (docs/protocol.md §6.4): the
+ * manager says which journal position it has stored, the agent keeps every status until
+ * then and replays, to the manager alone, what a manager restart may have lost.
  *
  * Pure: no I/O, no allocation. The default prefix is "margo/v1". */
 #ifndef MGO_TOPIC_H
@@ -25,13 +31,15 @@ enum mgo_topic_kind {
     MGO_TOPIC_CAPABILITIES,
     MGO_TOPIC_STATE,
     MGO_TOPIC_EVENTS,
+    MGO_TOPIC_RECEIPT,
+    MGO_TOPIC_REPLAY,
 };
-#define MGO_TOPIC_KIND_COUNT 6
+#define MGO_TOPIC_KIND_COUNT 8
 
 struct mgo_topic {
     enum mgo_topic_kind kind;
     char device_id[MGO_MAX_DEVICE_ID_LEN + 1];
-    char deployment_id[MGO_MAX_DEPLOYMENT_ID_LEN + 1]; /* "" unless DEPLOYMENT or STATUS */
+    char deployment_id[MGO_MAX_DEPLOYMENT_ID_LEN + 1]; /* "" unless the kind has one */
 };
 
 /* Fixed properties of each kind (the contract table). */
@@ -62,8 +70,8 @@ mgo_err mgo_topic_format(const char *prefix, enum mgo_topic_kind kind, const cha
 mgo_err mgo_topic_parse(const char *prefix, const char *topic, size_t len, struct mgo_topic *out)
     MGO_MUST_CHECK;
 
-/* Subscription filter for kind; device_id NULL means every device ("+"); for DEPLOYMENT
- * and STATUS the deployment level is always "+". Example: margo/v1/devices/+/status/+ */
+/* Subscription filter for kind; device_id NULL means every device ("+"); for kinds with a
+ * deployment level (DEPLOYMENT, STATUS, REPLAY) that level is always "+". Example: margo/v1/devices/+/status/+ */
 mgo_err mgo_topic_filter(const char *prefix, enum mgo_topic_kind kind, const char *device_id,
                          char *out, size_t out_size) MGO_MUST_CHECK;
 
