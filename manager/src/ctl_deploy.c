@@ -10,11 +10,11 @@
 
 #include "ctl_internal.h"
 #include "jw.h"
+#include "mgo/limits.h"
 #include "mgo/ctl.h"
 #include "mgo/limits.h"
 
 #define MAX_ANSWERS 256
-#define MAX_DEVICES 256
 
 /* ---- answers ----------------------------------------------------------------------------- */
 
@@ -470,7 +470,7 @@ struct change_opts {
     const char *values;
     const char *sets[MAX_ANSWERS];
     size_t sets_len;
-    const char *devices[MAX_DEVICES];
+    const char *devices[MGO_MAX_DEPLOY_DEVICES];
     size_t devices_len;
     bool no_prompt;
 };
@@ -508,7 +508,7 @@ static int parse_change_opts(int *argc, char **argv, struct change_opts *o, bool
                 return -1;
             o->sets[o->sets_len++] = val;
         } else if (which == 3 && allow_devices) {
-            if (o->devices_len == MAX_DEVICES)
+            if (o->devices_len == MGO_MAX_DEPLOY_DEVICES)
                 return -1;
             o->devices[o->devices_len++] = val;
         } else if (strcmp(a, "--no-prompt") == 0) {

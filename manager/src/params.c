@@ -173,7 +173,7 @@ mgo_err mgo_params_build_deployment(const struct mgo_app_description *app,
     return MGO_OK;
 }
 
-mgo_err mgo_params_new_uuid(char out[37])
+mgo_err mgo_params_new_uuid(char out[MGO_UUID_STR_SIZE])
 {
     uint8_t b[16];
     size_t got = 0;
@@ -185,7 +185,7 @@ mgo_err mgo_params_new_uuid(char out[37])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
+    snprintf(out, MGO_UUID_STR_SIZE, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
              b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
              b[13], b[14], b[15]);
     return MGO_OK;

@@ -10,6 +10,7 @@
 #ifndef MGO_PARAMS_H
 #define MGO_PARAMS_H
 
+#include "mgo/limits.h"
 #include "mgo/margo.h"
 
 /* answers: map or NULL (no answers). previous: the map of values of the deployment being
@@ -32,6 +33,6 @@ mgo_err mgo_params_build_deployment(const struct mgo_app_description *app,
                                     struct mgo_app_deployment *out) MGO_MUST_CHECK;
 
 /* A random version-4 UUID (lowercase) from getrandom(). */
-mgo_err mgo_params_new_uuid(char out[37]) MGO_MUST_CHECK;
+mgo_err mgo_params_new_uuid(char out[MGO_UUID_STR_SIZE]) MGO_MUST_CHECK;
 
 #endif
