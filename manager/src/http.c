@@ -15,16 +15,18 @@
 #include "http.h"
 #include "sse.h"
 #include "web.h"
+#include "mgo/loop.h"
 #include "mgo/log.h"
 
 #define TAG "http"
 #define TOKEN_MAX 512
 
-/* One request on its way to the loop thread. */
+/* One request on its way to the loop thread; lives on the stack of the HTTP thread that
+ * waits for done. */
 struct queued {
+    struct mgo_http *h;
     struct mgo_api_request *req;
     bool done;
-    struct queued *next;
 };
 
 struct mgo_http {
@@ -36,13 +38,10 @@ struct mgo_http {
     size_t token_len;
     struct mgo_api *api;
     struct mgo_sse_hub *hub;
-    void (*wake)(void *ctx);
-    void *wake_ctx;
-    /* the request queue: HTTP threads -> loop thread */
-    pthread_mutex_t mu;
+    /* the request queue: HTTP threads -> loop thread, as posts to the loop */
+    struct mgo_loop *loop;
+    pthread_mutex_t mu; /* guards closed and every queued.done */
     pthread_cond_t cond;
-    struct queued *head;
-    struct queued *tail;
     bool closed;
 };
 
@@ -94,25 +93,51 @@ struct conn_state {
     bool auth_failed;
 };
 
+static void finish(struct queued *q)
+{
+    pthread_mutex_lock(&q->h->mu);
+    q->done = true; /* q belongs to the waiting HTTP thread from here on */
+    pthread_cond_broadcast(&q->h->cond);
+    pthread_mutex_unlock(&q->h->mu);
+}
+
+/* Loop thread: answers the request. */
+static void run_request(void *ctx)
+{
+    struct queued *q = ctx;
+    mgo_api__handle(q->h->api, q->req);
+    finish(q);
+}
+
+/* The loop was freed before the request ran (shutting down). */
+static void refuse_request(void *ctx)
+{
+    struct queued *q = ctx;
+    mgo_api__problem(q->req, 503, NULL, "Service Unavailable", "the manager is shutting down",
+                     NULL);
+    finish(q);
+}
+
+/* HTTP thread: hands req to the loop thread and waits for its answer. */
 static void submit(struct mgo_http *h, struct mgo_api_request *req)
 {
-    struct queued q = {req, false, NULL};
+    struct queued q = {h, req, false};
     pthread_mutex_lock(&h->mu);
-    if (h->closed) {
+    /* posted under the lock, so that once mgo_http__close() returns no request reaches the
+     * loop any more */
+    mgo_err err = h->closed ? MGO_ERR_CONFLICT
+                            : mgo_loop_post(h->loop, run_request, refuse_request, &q);
+    if (err) {
         pthread_mutex_unlock(&h->mu);
-        mgo_api__problem(req, 503, NULL, "Service Unavailable", "the manager is shutting down",
+        if (err != MGO_ERR_CONFLICT)
+            MGO_LOGW(TAG, "%s %s: cannot reach the loop: %s", req->method, req->path,
+                     mgo_strerror(err));
+        mgo_api__problem(req, 503, NULL, "Service Unavailable",
+                         err == MGO_ERR_CONFLICT ? "the manager is shutting down"
+                                                 : "the manager is overloaded",
                          NULL);
         return;
     }
-    if (h->tail)
-        h->tail->next = &q;
-    else
-        h->head = &q;
-    h->tail = &q;
-    pthread_mutex_unlock(&h->mu);
-    if (h->wake)
-        h->wake(h->wake_ctx);
-    pthread_mutex_lock(&h->mu);
     while (!q.done)
         pthread_cond_wait(&h->cond, &h->mu);
     pthread_mutex_unlock(&h->mu);
@@ -347,8 +372,7 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
     h->token_len = cfg->token_len;
     h->api = cfg->api;
     h->hub = cfg->hub;
-    h->wake = cfg->wake;
-    h->wake_ctx = cfg->wake_ctx;
+    h->loop = cfg->loop;
     pthread_mutex_init(&h->mu, NULL);
     pthread_cond_init(&h->cond, NULL);
     mgo_buf_init(&h->tls_cert, 256u * 1024u);
@@ -367,37 +391,12 @@ uint16_t mgo_http__port(const struct mgo_http *h)
     return h->port;
 }
 
-void mgo_http__drain(struct mgo_http *h)
-{
-    pthread_mutex_lock(&h->mu);
-    struct queued *list = h->head;
-    h->head = h->tail = NULL;
-    pthread_mutex_unlock(&h->mu);
-    while (list) {
-        struct queued *next = list->next;
-        mgo_api__handle(h->api, list->req);
-        pthread_mutex_lock(&h->mu);
-        list->done = true; /* list belongs to the waiting HTTP thread from here on */
-        pthread_cond_broadcast(&h->cond);
-        pthread_mutex_unlock(&h->mu);
-        list = next;
-    }
-}
-
 void mgo_http__close(struct mgo_http *h)
 {
     if (!h)
         return;
     pthread_mutex_lock(&h->mu);
     h->closed = true;
-    struct queued *list = h->head;
-    h->head = h->tail = NULL;
-    for (; list; list = list->next) {
-        mgo_api__problem(list->req, 503, NULL, "Service Unavailable",
-                         "the manager is shutting down", NULL);
-        list->done = true;
-    }
-    pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->mu);
 }
 

@@ -3,7 +3,7 @@
  * messages go to ingest.c, connection events to publish.c, HTTP requests (queued by
  * http.c) to api.c. File map and call directions: mgr_internal.h, docs/architecture.md. */
 #include <errno.h>
-#include <stdatomic.h>
+#include <poll.h>
 #include <fcntl.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -22,13 +22,14 @@
 #include "sse.h"
 #include "mgo/backoff.h"
 #include "mgo/log.h"
+#include "mgo/loop.h"
 #include "mgo/manager.h"
 #include "mgo/mqtt.h"
+#include "mgo/secret.h"
 #include "mgo/sign.h"
 
 #define TAG "manager"
 
-#define LOOP_WAIT_MS 200
 #define BACKOFF_BASE_MS 500
 #define BACKOFF_MAX_MS 30000
 /* QoS 1 publishes in flight to the broker. The MQTT wrapper hands the next publish over as
@@ -52,11 +53,12 @@ struct mgo_manager {
     struct mgo_mqtt *mqtt;
     char *password; /* read from password_file */
     struct mgo_sign_key *sign_key; /* signing-key, or NULL: documents go out unsigned */
+    struct mgo_loop *loop;
     struct mgo_backoff backoff;
-    bool connecting;
-    int64_t next_connect_ms;
-    int64_t held_retry_ms;
-    int64_t sweep_retry_ms; /* 0: no sweep to redo */
+    uint64_t connect_timer;  /* pending reconnect, 0: none */
+    uint64_t held_timer;     /* pending retry of held messages, 0: none */
+    uint64_t sweep_timer;    /* pending retry of an incomplete sweep, 0: none */
+    bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
     char token[API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
@@ -66,7 +68,6 @@ struct mgo_manager {
     struct mgo_api api;
     struct mgo_sse_hub *hub;
     struct mgo_http *http;
-    atomic_bool stop;
 };
 
 #define OPT(name, type, field, min, max, def, help)                                            \
@@ -110,26 +111,6 @@ const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_m
 
 /* ---- small helpers --------------------------------------------------------------------- */
 
-static mgo_err read_secret(const char *path, char *out, size_t out_size, size_t *len_out)
-{
-    struct mgo_buf b;
-    mgo_buf_init(&b, out_size - 1);
-    mgo_err err = mgo_buf_read_file(&b, path);
-    if (err) {
-        mgo_buf_cleanup(&b);
-        return err;
-    }
-    size_t len = b.len;
-    while (len > 0 && (b.data[len - 1] == '\n' || b.data[len - 1] == '\r' ||
-                       b.data[len - 1] == ' ' || b.data[len - 1] == '\t'))
-        len--;
-    memcpy(out, b.data, len);
-    out[len] = '\0';
-    *len_out = len;
-    mgo_buf_cleanup(&b);
-    return memchr(out, '\0', len) ? MGO_ERR_INVALID : MGO_OK;
-}
-
 static mgo_err load_token(struct mgo_manager *m)
 {
     char path[2048];
@@ -156,7 +137,7 @@ static mgo_err load_token(struct mgo_manager *m)
             MGO_LOGI(TAG, "generated an API token in %s", file);
         }
     }
-    mgo_err err = read_secret(file, m->token, sizeof m->token, &m->token_len);
+    mgo_err err = mgo_secret_read(file, m->token, sizeof m->token, &m->token_len);
     if (err) {
         MGO_LOGE(TAG, "api-token-file: cannot read %s: %s", file, mgo_strerror(err));
         return err;
@@ -186,27 +167,75 @@ static void subscribe_all(struct mgo_manager *m)
     }
 }
 
+static void try_connect(void *ctx);
+
 static void schedule_reconnect(struct mgo_manager *m)
 {
     m->mqtt_outbox.connected = false;
-    m->connecting = false;
-    m->sweep_retry_ms = 0;
     mgo_publish__connection_lost(&m->pub);
+    mgo_loop_timer_cancel(m->loop, m->sweep_timer);
+    m->sweep_timer = 0;
+    mgo_loop_timer_cancel(m->loop, m->connect_timer);
     uint32_t delay = mgo_backoff_next_ms(&m->backoff);
-    m->next_connect_ms = mgo_mgr_store_now_ms() + delay;
+    if (mgo_loop_timer_add(m->loop, delay, try_connect, m, &m->connect_timer) != MGO_OK) {
+        MGO_LOGE(TAG, "out of memory: cannot schedule a reconnect; stopping");
+        mgo_loop_stop(m->loop);
+        return;
+    }
     MGO_LOGI(TAG, "reconnecting to %s in %u ms", m->cfg->broker_url, delay);
+}
+
+/* Timer: starts a connect; its outcome arrives as an MQTT event. */
+static void try_connect(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->connect_timer = 0;
+    mgo_err err = mgo_mqtt_connect(m->mqtt);
+    if (err) {
+        MGO_LOGW(TAG, "connect to %s: %s", m->cfg->broker_url, mgo_strerror(err));
+        schedule_reconnect(m);
+    }
+}
+
+static void sweep(struct mgo_manager *m, bool session_present);
+
+static void retry_sweep(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->sweep_timer = 0;
+    if (m->mqtt_outbox.connected)
+        sweep(m, true); /* unacknowledged manifests and pending removals */
 }
 
 static void sweep(struct mgo_manager *m, bool session_present)
 {
     mgo_err err = mgo_publish__sweep(&m->pub, session_present);
-    if (err) {
-        MGO_LOGW(TAG, "after-connect publishing incomplete (%s); trying again in %d ms",
-                 mgo_strerror(err), SWEEP_RETRY_MS);
-        m->sweep_retry_ms = mgo_mgr_store_now_ms() + SWEEP_RETRY_MS;
-    } else {
-        m->sweep_retry_ms = 0;
-    }
+    if (err == MGO_OK || m->sweep_timer != 0)
+        return;
+    MGO_LOGW(TAG, "after-connect publishing incomplete (%s); trying again in %d ms",
+             mgo_strerror(err), SWEEP_RETRY_MS);
+    if (mgo_loop_timer_add(m->loop, SWEEP_RETRY_MS, retry_sweep, m, &m->sweep_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the sweep is left to the next connect");
+}
+
+/* Timer: retries held device messages while the store refuses them. */
+static void retry_held(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->held_timer = 0;
+    if (mgo_ingest__retry_held(&m->ingest, MGO_INGEST_BATCH_MAX) == 0)
+        return;
+    if (mgo_loop_timer_add(m->loop, HELD_RETRY_MS, retry_held, m, &m->held_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: held messages are retried with the next message");
+}
+
+/* Arms the held-message retry when messages are held and it is not armed. */
+static void watch_held(struct mgo_manager *m)
+{
+    if (m->held_timer != 0 || mgo_ingest__held(&m->ingest) == 0)
+        return;
+    if (mgo_loop_timer_add(m->loop, HELD_RETRY_MS, retry_held, m, &m->held_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: held messages are retried with the next message");
 }
 
 static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
@@ -216,7 +245,6 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         MGO_LOGI(TAG, "connected to %s (session %s)", m->cfg->broker_url,
                  ev->session_present ? "resumed" : "new");
         m->mqtt_outbox.connected = true;
-        m->connecting = false;
         mgo_backoff_reset(&m->backoff);
         subscribe_all(m); /* also when resumed: cheap, and the filters may have changed */
         sweep(m, ev->session_present);
@@ -249,57 +277,57 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
     }
 }
 
-/* Ingests a run of queued messages (ev first) in one store transaction, so a burst of
- * statuses costs one WAL sync instead of one each: the per-message commit (fdatasync)
- * capped ingest rates (docs/benchmarks.md). Each message still has its own savepoint inside
- * (a refused one changes nothing); a failed commit keeps the whole batch (ingest.h). The run
- * stops at the first other event (connect, publish outcomes), which is handled after the
- * commit, and after MGO_INGEST_BATCH_MAX messages so HTTP requests keep being answered. ev
- * stays owned by the caller; *ev may be replaced by the event that ended the run. */
-static void ingest_batch(struct mgo_manager *m, struct mgo_mqtt_event *ev)
-{
-    mgo_ingest__begin(&m->ingest);
-    on_mqtt_event(m, ev);
-    bool other = false;
-    for (size_t n = 1; n < MGO_INGEST_BATCH_MAX && !atomic_load(&m->stop); n++) {
-        mgo_mqtt_event_cleanup(ev);
-        if (mgo_mqtt_next(m->mqtt, 0, ev) != MGO_OK) {
-            memset(ev, 0, sizeof *ev);
-            break;
-        }
-        if (ev->kind != MGO_MQTT_EV_MESSAGE) {
-            other = true;
-            break;
-        }
-        on_mqtt_event(m, ev);
-    }
-    if (mgo_ingest__commit(&m->ingest) != MGO_OK && m->held_retry_ms == 0)
-        m->held_retry_ms = mgo_mgr_store_now_ms() + HELD_RETRY_MS;
-    if (other)
-        on_mqtt_event(m, ev);
-}
+static void drain_mqtt(struct mgo_manager *m);
 
-static void retry_held(struct mgo_manager *m)
-{
-    size_t held = mgo_ingest__held(&m->ingest);
-    if (held == 0) {
-        m->held_retry_ms = 0;
-        return;
-    }
-    int64_t now = mgo_mgr_store_now_ms();
-    if (m->held_retry_ms == 0)
-        m->held_retry_ms = now + HELD_RETRY_MS;
-    if (now < m->held_retry_ms)
-        return;
-    held = mgo_ingest__retry_held(&m->ingest, 256);
-    m->held_retry_ms = held ? now + HELD_RETRY_MS : 0;
-}
-
-static void wake_loop(void *ctx)
+static void continue_drain(void *ctx)
 {
     struct mgo_manager *m = ctx;
-    if (m->mqtt)
-        mgo_mqtt_wake(m->mqtt);
+    m->drain_scheduled = false;
+    drain_mqtt(m);
+}
+
+/* Takes the MQTT client's queued events. A run of messages is ingested in one store
+ * transaction, so a burst of statuses costs one WAL sync instead of one each (the
+ * per-message commit capped ingest rates, docs/benchmarks.md); each message still has its
+ * own savepoint inside, and a failed commit keeps the whole batch (ingest.h). Any other event
+ * (connect, publish outcomes) ends the run and is handled after the commit, in order. After
+ * MGO_INGEST_BATCH_MAX events the drain yields to the loop (HTTP requests, timers) and comes
+ * back through a 0 ms timer: the descriptor is not readable again until the queue has been
+ * emptied once (mgo_mqtt_fd). */
+static void drain_mqtt(struct mgo_manager *m)
+{
+    bool batch = false;
+    size_t n = 0;
+    for (;; n++) {
+        if (n == MGO_INGEST_BATCH_MAX) {
+            if (!m->drain_scheduled &&
+                mgo_loop_timer_add(m->loop, 0, continue_drain, m, NULL) == MGO_OK)
+                m->drain_scheduled = true;
+            break; /* without a timer (out of memory) the next readiness comes back here */
+        }
+        struct mgo_mqtt_event ev;
+        if (mgo_mqtt_next(m->mqtt, 0, &ev) != MGO_OK)
+            break; /* empty: the readiness is consumed */
+        if (ev.kind == MGO_MQTT_EV_MESSAGE && !batch) {
+            mgo_ingest__begin(&m->ingest);
+            batch = true;
+        } else if (ev.kind != MGO_MQTT_EV_MESSAGE && batch) {
+            MGO_IGNORE(mgo_ingest__commit(&m->ingest)); /* logged; the batch is held */
+            batch = false;
+        }
+        on_mqtt_event(m, &ev);
+        mgo_mqtt_event_cleanup(&ev);
+    }
+    if (batch)
+        MGO_IGNORE(mgo_ingest__commit(&m->ingest)); /* logged; the batch is held */
+    watch_held(m);
+}
+
+static void on_mqtt_ready(void *ctx, int fd, short revents)
+{
+    (void)fd;
+    (void)revents;
+    drain_mqtt(ctx);
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
@@ -331,7 +359,11 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     if (!m)
         return MGO_ERR_NOMEM;
     m->cfg = cfg;
-    atomic_init(&m->stop, false);
+    err = mgo_loop_new(&m->loop);
+    if (err) {
+        free(m);
+        return err;
+    }
     uint64_t seed = 0;
     if (getrandom(&seed, sizeof seed, 0) != (ssize_t)sizeof seed || seed == 0)
         seed = (uint64_t)mgo_mgr_store_now_ms() | 1u;
@@ -349,10 +381,10 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         goto fail;
     if (cfg->password_file && cfg->password_file[0]) {
         char pw[512];
-        size_t pw_len = 0;
-        err = read_secret(cfg->password_file, pw, sizeof pw, &pw_len);
+        err = mgo_secret_read(cfg->password_file, pw, sizeof pw, NULL);
         if (err) {
-            MGO_LOGE(TAG, "password-file: cannot read %s", cfg->password_file);
+            MGO_LOGE(TAG, "password-file: cannot read %s: %s", cfg->password_file,
+                     mgo_strerror(err));
             goto fail;
         }
         m->password = strdup(pw);
@@ -408,8 +440,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         .token_len = m->token_len,
         .api = &m->api,
         .hub = m->hub,
-        .wake = wake_loop,
-        .wake_ctx = m,
+        .loop = m->loop,
     };
     err = mgo_http__start(&hc, &m->http);
     if (err)
@@ -428,46 +459,27 @@ uint16_t mgo_manager_api_port(const struct mgo_manager *m)
 
 void mgo_manager_stop(struct mgo_manager *m)
 {
-    atomic_store(&m->stop, true);
-    if (m->mqtt)
-        mgo_mqtt_wake(m->mqtt);
+    mgo_loop_stop(m->loop);
 }
 
 mgo_err mgo_manager_run(struct mgo_manager *m)
 {
     MGO_LOGI(TAG, "running: broker %s, prefix %s, store %s/%s", m->cfg->broker_url,
              m->cfg->topic_prefix, m->cfg->state_dir, MGO_MGR_STORE_FILE);
-    m->next_connect_ms = 0;
-    while (!atomic_load(&m->stop)) {
-        bool connected = m->mqtt_outbox.connected;
-        if (!connected && !m->connecting && mgo_mgr_store_now_ms() >= m->next_connect_ms) {
-            mgo_err err = mgo_mqtt_connect(m->mqtt);
-            if (err) {
-                MGO_LOGW(TAG, "connect to %s: %s", m->cfg->broker_url, mgo_strerror(err));
-                schedule_reconnect(m);
-            } else {
-                m->connecting = true;
-            }
-        }
-        struct mgo_mqtt_event ev;
-        mgo_err err = mgo_mqtt_next(m->mqtt, LOOP_WAIT_MS, &ev);
-        if (err == MGO_OK && ev.kind == MGO_MQTT_EV_MESSAGE)
-            ingest_batch(m, &ev);
-        else if (err == MGO_OK)
-            on_mqtt_event(m, &ev);
-        if (err == MGO_OK)
-            mgo_mqtt_event_cleanup(&ev);
-        retry_held(m);
-        if (m->sweep_retry_ms && mgo_mgr_store_now_ms() >= m->sweep_retry_ms)
-            sweep(m, true);
-        mgo_http__drain(m->http);
-    }
+    mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_run(m->loop);
+    if (err)
+        MGO_LOGE(TAG, "loop: %s", mgo_strerror(err));
     MGO_LOGI(TAG, "stopping");
     mgo_http__close(m->http);
+    mgo_loop_unwatch(m->loop, mgo_mqtt_fd(m->mqtt));
     if (m->mqtt_outbox.connected)
         MGO_IGNORE(mgo_mqtt_disconnect(m->mqtt, 2000));
     m->mqtt_outbox.connected = false;
-    return MGO_OK;
+    return err;
 }
 
 void mgo_manager_free(struct mgo_manager *m)
@@ -476,6 +488,8 @@ void mgo_manager_free(struct mgo_manager *m)
         return;
     mgo_http__close(m->http);
     mgo_sse__hub_shutdown(m->hub);
+    /* answers requests still posted with 503, so the HTTP threads can end */
+    mgo_loop_free(m->loop);
     mgo_http__free(m->http);
     mgo_sse__hub_free(m->hub);
     mgo_mqtt_free(m->mqtt);
