@@ -14,10 +14,11 @@
  *   sse.c      the event-stream hub (loop thread -> HTTP threads)
  *   store.c    SQLite store (mgo/mgr_store.h); jw.c JSON writer; web.c embedded front end
  *
- * Calls go one way (docs/architecture.md):
+ * Calls go one way (docs/architecture.md has the diagram):
  *   manager.c -> http.c -> api.c -> deploy.c -> publish.c -> outbox.c
- *   manager.c -> ingest.c -> publish.c;  ingest.c, api.c -> events.c, sse.c
- *   api.c, deploy.c -> lookup.c;  everything -> store.c
+ *   manager.c -> ingest.c -> publish.c;  manager.c -> publish.c (acks, sweep), outbox.c, sse.c
+ *   ingest.c, api.c -> events.c;  ingest.c, api.c, http.c -> sse.c;  http.c -> web.c
+ *   api.c, deploy.c -> lookup.c;  manager, ingest, publish, deploy, api, lookup -> store.c
  * No file calls back into one that calls it. */
 #ifndef MGO_MGR_INTERNAL_H
 #define MGO_MGR_INTERNAL_H

@@ -4,7 +4,7 @@
  * One loop thread (the caller of mgo_manager_run) owns all state: the store, the MQTT
  * client, device knowledge. HTTP requests arrive on libmicrohttpd threads and are handed
  * to the loop thread, which answers them; Server-Sent Event streams are fed by the loop
- * thread through a locked hub. */
+ * thread through a locked hub. Threads and file map: docs/architecture.md. */
 #ifndef MGO_MANAGER_H
 #define MGO_MANAGER_H
 
@@ -46,7 +46,8 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     MGO_MUST_CHECK;
 /* Runs the loop until mgo_manager_stop(). Connects to the broker with jittered backoff. */
 mgo_err mgo_manager_run(struct mgo_manager *m) MGO_MUST_CHECK;
-/* Asks the loop to finish; async-signal-safe (a flag and a pipe write). */
+/* Asks the loop to finish; async-signal-safe (mgo_loop_stop: an atomic store and an eventfd
+ * write). */
 void mgo_manager_stop(struct mgo_manager *m);
 /* Stops the HTTP API, disconnects, closes the store. NULL is fine. */
 void mgo_manager_free(struct mgo_manager *m);
