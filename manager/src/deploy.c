@@ -280,7 +280,12 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
     struct mgo_capabilities caps;
     struct mgo_value caps_tree;
     const struct mgo_profile *profile = NULL;
-    if (mgo_lookup__caps(store, old.device, &arena, &caps, &caps_tree) != MGO_OK) {
+    mgo_err e = mgo_lookup__caps(store, old.device, &arena, &caps, &caps_tree);
+    if (e && e != MGO_ERR_NOT_FOUND && e != MGO_ERR_INVALID && e != MGO_ERR_PARSE) {
+        err = e; /* the store failed: not the request's fault */
+        goto cleanup;
+    }
+    if (e) {
         mgo_problems_add(problems, "device", "device %s has no capabilities on record",
                          old.device);
     } else {

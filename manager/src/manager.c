@@ -218,14 +218,19 @@ static void sweep(struct mgo_manager *m, bool session_present)
         MGO_LOGE(TAG, "out of memory: the sweep is left to the next connect");
 }
 
-/* Timer: retries held device messages while the store refuses them. */
+/* Timer: retries held device messages while the store refuses them. Once the store takes
+ * them again the backlog goes in slices of MGO_INGEST_BATCH_MAX with 0 ms timers between
+ * (the loop stays responsive); while it still refuses, every HELD_RETRY_MS. */
 static void retry_held(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->held_timer = 0;
-    if (mgo_ingest__retry_held(&m->ingest, MGO_INGEST_BATCH_MAX) == 0)
+    size_t before = mgo_ingest__held(&m->ingest);
+    size_t left = mgo_ingest__retry_held(&m->ingest, MGO_INGEST_BATCH_MAX);
+    if (left == 0)
         return;
-    if (mgo_loop_timer_add(m->loop, HELD_RETRY_MS, retry_held, m, &m->held_timer) != MGO_OK)
+    int64_t delay = before - left == MGO_INGEST_BATCH_MAX ? 0 : HELD_RETRY_MS;
+    if (mgo_loop_timer_add(m->loop, delay, retry_held, m, &m->held_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: held messages are retried with the next message");
 }
 
