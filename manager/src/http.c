@@ -15,11 +15,10 @@
 #include "http.h"
 #include "sse.h"
 #include "web.h"
-#include "mgo/loop.h"
 #include "mgo/log.h"
+#include "mgo/loop.h"
 
 #define TAG "http"
-#define TOKEN_MAX 512
 
 /* One request on its way to the loop thread; lives on the stack of the HTTP thread that
  * waits for done. */
@@ -34,7 +33,7 @@ struct mgo_http {
     struct mgo_buf tls_cert; /* PEM of api-tls-cert / api-tls-key while the API runs */
     struct mgo_buf tls_key;
     uint16_t port;
-    char token[TOKEN_MAX + 1];
+    char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_api *api;
     struct mgo_sse_hub *hub;
@@ -95,10 +94,11 @@ struct conn_state {
 
 static void finish(struct queued *q)
 {
-    pthread_mutex_lock(&q->h->mu);
-    q->done = true; /* q belongs to the waiting HTTP thread from here on */
-    pthread_cond_broadcast(&q->h->cond);
-    pthread_mutex_unlock(&q->h->mu);
+    struct mgo_http *h = q->h;
+    pthread_mutex_lock(&h->mu);
+    q->done = true; /* q (on the waiter's stack) may be gone once mu is released */
+    pthread_cond_broadcast(&h->cond);
+    pthread_mutex_unlock(&h->mu);
 }
 
 /* Loop thread: answers the request. */
@@ -363,7 +363,7 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
 
 mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out)
 {
-    if (cfg->token_len > TOKEN_MAX)
+    if (cfg->token_len > MGO_API_TOKEN_MAX)
         return MGO_ERR_LIMIT;
     struct mgo_http *h = calloc(1, sizeof *h);
     if (!h)

@@ -10,6 +10,9 @@
 
 #include "mgo/err.h"
 
+/* Longest API bearer token accepted (bytes). */
+#define MGO_API_TOKEN_MAX 512
+
 struct mgo_api;
 struct mgo_http;
 struct mgo_loop;

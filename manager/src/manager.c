@@ -3,8 +3,8 @@
  * messages go to ingest.c, connection events to publish.c, HTTP requests (queued by
  * http.c) to api.c. File map and call directions: mgr_internal.h, docs/architecture.md. */
 #include <errno.h>
-#include <poll.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,7 +41,6 @@
 /* Received messages waiting for the loop before the MQTT wrapper warns that the manager falls
  * behind (a whole fleet reporting at once, or a backlog after an outage, passes it briefly). */
 #define MGR_QUEUE_WARN 65536
-#define API_TOKEN_MAX 512
 /* how often held device messages are retried while the store refuses writes */
 #define HELD_RETRY_MS 1000
 /* how soon an incomplete after-connect sweep is tried again */
@@ -59,7 +58,7 @@ struct mgo_manager {
     uint64_t held_timer;     /* pending retry of held messages, 0: none */
     uint64_t sweep_timer;    /* pending retry of an incomplete sweep, 0: none */
     bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
-    char token[API_TOKEN_MAX + 1];
+    char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
     struct mgo_outbox outbox;
