@@ -12,6 +12,7 @@
 #   ms_init_broker DIR               instead of ms_init for a stack of only the broker
 #   ms_broker_start                  sets MS_BROKER_PORT, MS_BROKER_URL
 #   ms_broker_restart                stop (it saves) + start on the same port
+#   ms_record_start / ms_record_check   record every message; validate against docs/schemas/
 #   ms_registry_start                sets MS_REGISTRY (127.0.0.1:PORT); podman env exported
 #   ms_image                         builds + pushes MS_IMAGE (REGISTRY/margo/examples/busybox:1)
 #   ms_publish PACKAGE-DIR           prints the folder to `margoctl app add`
@@ -150,6 +151,23 @@ ms_broker_restart() {
         { ms_fail "the broker came back on port $MS_BROKER_PORT, not $port"; return 1; }
 }
 
+# ms_record_start: records every message on the broker into $MS_DIR/wire.jsonl
+# (tests/scripts/wire_record.py, Debian's python3-paho-mqtt) from now on; returns once the
+# recorder is subscribed. ms_record_check [--need CASE]... stops it and validates the record
+# against docs/schemas/ (tests/scripts/wire_validate.py); ms_cleanup also stops it.
+ms_record_start() {
+    _ms_bg recorder /usr/bin/python3 "$MS_ROOT/tests/scripts/wire_record.py" 127.0.0.1 \
+        "$MS_BROKER_PORT" "$MS_DIR/wire.jsonl"
+    ms_wait 10 "the wire recorder's subscription (log: $MS_DIR/recorder.log)" \
+        test -e "$MS_DIR/wire.jsonl.ready"
+}
+
+ms_record_check() {
+    ms_stop recorder || true
+    /usr/bin/python3 "$MS_ROOT/tests/scripts/wire_validate.py" "$MS_ROOT/docs/schemas" \
+        "$MS_DIR/wire.jsonl" "$@"
+}
+
 ms_registry_start() {
     MS_REGISTRY_PORT=$(ms_pick_port "${MS_REGISTRY_PORT:-5000}")
     MS_REGISTRY="127.0.0.1:$MS_REGISTRY_PORT"
@@ -258,6 +276,7 @@ ms_cleanup() {
         [ -z "$ids" ] || podman rm -f $ids >/dev/null 2>&1 || true
         podman network rm "${project}_default" >/dev/null 2>&1 || true
     done
+    ms_stop recorder || true
     ms_stop mosquitto || true
     if grep -q '^registry ' "$MS_DIR/pids" 2>/dev/null; then
         mgo_registry_stop "$MS_DIR/registry"
