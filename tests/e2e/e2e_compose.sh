@@ -243,7 +243,12 @@ rc=$?
 # ---------------------------------------------------------------- the wire
 # Every message of this run (manager, agent, broker will) validates against docs/schemas/.
 # (no events in this run: scripts/wire_schemas is the run that must see every topic kind)
-if ms_record_check --partial --need status-installed --need status-removed --need presence-will; then
+if [ "$MODE" = flow ]; then
+    needs=(--need status-installed --need status-removed --need presence-will)
+else
+    needs=(--need status-failed --need status-error --need status-removed)
+fi
+if ms_record_check --partial "${needs[@]}"; then
     ok "every message on the wire validates against docs/schemas/"
 else
     bad "messages on the wire do not match docs/schemas/ (record: $dir/wire.jsonl)"
