@@ -229,7 +229,7 @@ broker_restart_check() {
     ( cd "$src" &&
       "${dc[@]}" "${bx[@]}" mosquitto_pub "${P[@]}" -q 1 -r -t "$rt" -m retained-1 &&
       "${dc[@]}" "${bx[@]}" mosquitto_sub "${P[@]}" -i restart-check -c -x 3600 -q 1 \
-          -t 'margo/v1/devices/restart-check/#' -E &&
+          -t "$qt" -E &&
       "${dc[@]}" "${bx[@]}" mosquitto_pub "${P[@]}" -q 1 -t "$qt" -m queued-1 ) >"$tmp/restart.log" 2>&1 ||
         { bad "broker restart check: preparing failed: $(tail -n 5 "$tmp/restart.log")"; return; }
     (cd "$src" && timeout 120 "${dc[@]}" restart broker) >>"$tmp/restart.log" 2>&1 ||
