@@ -68,20 +68,23 @@ openssl ecparam -name prime256v1 -genkey -noout -out "$dir/signing.pem" 2>/dev/n
     fatal "openssl could not make a signing key"
 ms_manager_start --signing-key "$dir/signing.pem" || fatal "manager"
 
-# agent DEVICE: an agent with the fake Helm runtime and no Compose runtime.
+# agent DEVICE [OPTION VALUE]...: an agent with the fake Helm runtime and no Compose runtime.
 agent() {
     local dev="$1"
+    shift
     mkdir -p "$dir/agent-$dev" "$dir/helm-$dev"
     FAKE_HELM_STATE="$dir/helm-$dev" FAKE_HELM_LOG="$dir/helm-$dev.log" \
         _ms_bg "agent-$dev" "$MS_AGENT" --device-id "$dev" --broker-url "$MS_BROKER_URL" \
         --state-dir "$dir/agent-$dev" --compose-command margo-no-compose-here \
         --helm-command "$FAKE_HELM" --settle-ms 100 --reconcile-interval 3600 \
-        --label site=wire --label rack=2 --memory 1Gi --storage 2Gi --cpu-cores 1.5
+        --label site=wire --label rack=2 --memory 1Gi --storage 2Gi --cpu-cores 1.5 "$@"
     ms_wait 30 "device $dev in the manager (log: $dir/agent-$dev.log)" _ms_device_known "$dev" ||
         fatal "agent $dev"
 }
 agent wire-dev-1
-agent wire-dev-2
+# otelCollector is the agent's otel-collector setting (docs/protocol.md 3.5): default false
+# (wire-dev-1, like the demo), true where the operator says a collector runs (wire-dev-2).
+agent wire-dev-2 --otel-collector true
 ok "manager and two agents up (broker $MS_BROKER_URL)"
 
 ctl app add "$src/examples/hello-helm" >/dev/null || fatal "app add hello-helm"
@@ -138,7 +141,8 @@ if $PY "$src/tests/scripts/wire_validate.py" "$src/docs/schemas" "$dir/wire.json
     --need status-pending --need status-installing --need status-installed \
     --need status-failed --need status-error --need status-removing --need status-removed \
     --need event-deployment-invalid --need event-manifest-invalid \
-    --need desired-signed --need deployment-signed; then
+    --need desired-signed --need deployment-signed \
+    --need capabilities-otel-false --need capabilities-otel-true; then
     ok "recorded traffic validates against docs/schemas/"
 else
     bad "recorded traffic does not validate (record: $dir/wire.jsonl)"

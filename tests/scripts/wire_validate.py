@@ -21,7 +21,8 @@ Fails unless every topic kind was seen at least once with a non-empty payload (u
 
 --foreign names a topic the test itself published malformed messages on (skipped). Cases:
 presence-online, presence-offline (with timestamp), presence-will (offline, no timestamp),
-status-<state>, status-error, event-<type>, desired-signed, deployment-signed.
+status-<state>, status-error, event-<type>, desired-signed, deployment-signed,
+capabilities-otel-true, capabilities-otel-false.
 """
 import base64
 import json
@@ -173,6 +174,8 @@ with open(record, encoding="ascii") as f:
             cases.add("status-" + doc["status"]["state"])
             if "error" in doc["status"]:
                 cases.add("status-error")
+        if kind == "capabilities" and "otelCollector" in doc["properties"]:
+            cases.add("capabilities-otel-" + str(doc["properties"]["otelCollector"]).lower())
         if kind == "event":
             cases.add("event-" + doc["type"])
         if kind in ("desired", "deployment") and "signature" in (doc.get("x-margo-mqtt-extensions") or {}):
