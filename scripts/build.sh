@@ -3,6 +3,7 @@
 # the compiler's errors (the full log stays in <folder>/build.log).
 #   scripts/build.sh release   -> build/ (gcc, RelWithDebInfo, -Werror)
 #   scripts/build.sh test      -> build-test/ (clang, Debug: ASan+UBSan, libFuzzer harnesses)
+#   scripts/build.sh tsan      -> build-tsan/ (clang, Debug: ThreadSanitizer; no benchmarks)
 # Extra arguments name targets to build instead of everything (the demo builds only the
 # three programs: margo-manager margo-agent margoctl).
 set -euo pipefail
@@ -33,5 +34,7 @@ build() {
 case "$kind" in
   release) build build cmake -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMGO_WERROR=ON ;;
   test) CC=clang build build-test cmake -DCMAKE_BUILD_TYPE=Debug -DMGO_WERROR=ON -DMGO_FUZZ=ON ;;
-  *) echo "build.sh: unknown kind '$kind' (release|test)" >&2; exit 2 ;;
+  tsan) CC=clang build build-tsan cmake -DCMAKE_BUILD_TYPE=Debug -DMGO_WERROR=ON \
+          -DMGO_SANITIZER=thread -DMGO_BENCH=OFF ;;
+  *) echo "build.sh: unknown kind '$kind' (release|test|tsan)" >&2; exit 2 ;;
 esac

@@ -9,7 +9,10 @@
 #   MS_CTL=.../margoctl MS_MANAGER=.../margo-manager MS_AGENT=.../margo-agent
 #   . scripts/margo-stack.sh
 #   ms_init DIR                      folder for state, logs, configs
+#   ms_init_broker DIR               instead of ms_init for a stack of only the broker
 #   ms_broker_start                  sets MS_BROKER_PORT, MS_BROKER_URL
+#   ms_broker_restart                stop (it saves) + start on the same port
+#   ms_record_start / ms_record_check   record every message; validate against docs/schemas/
 #   ms_registry_start                sets MS_REGISTRY (127.0.0.1:PORT); podman env exported
 #   ms_image                         builds + pushes MS_IMAGE (REGISTRY/margo/examples/busybox:1)
 #   ms_publish PACKAGE-DIR           prints the folder to `margoctl app add`
@@ -56,19 +59,34 @@ ms_wait() {
 }
 
 ms_init() {
+    _ms_init_dir "$1" || return 1
+    local b
+    for b in "$MS_CTL" "$MS_MANAGER" "$MS_AGENT"; do
+        [ -x "$b" ] || { ms_fail "binary $b missing (build first)"; return 1; }
+    done
+    for b in mosquitto mosquitto_sub podman podman-compose docker-registry curl python3; do
+        command -v "$b" >/dev/null ||
+            { ms_fail "$b not installed (run: bash scripts/setup.sh containers)"; return 1; }
+    done
+}
+
+# ms_init_broker DIR: like ms_init for a stack that is only the broker (ms_broker_start,
+# ms_broker_restart, ms_cleanup): needs neither the margo binaries nor the container tools.
+ms_init_broker() {
+    _ms_init_dir "$1" || return 1
+    local b
+    for b in mosquitto mosquitto_sub python3; do
+        command -v "$b" >/dev/null ||
+            { ms_fail "$b not installed (run: bash scripts/setup.sh)"; return 1; }
+    done
+}
+
+_ms_init_dir() {
     MS_DIR="$1"
     mkdir -p "$MS_DIR" || return 1
     MS_DIR=$(cd "$MS_DIR" && pwd)
     : >"$MS_DIR/pids"
     : >"$MS_DIR/deployments"
-    local b
-    for b in "$MS_CTL" "$MS_MANAGER" "$MS_AGENT"; do
-        [ -x "$b" ] || { ms_fail "binary $b missing (build first)"; return 1; }
-    done
-    for b in mosquitto podman podman-compose docker-registry curl python3; do
-        command -v "$b" >/dev/null ||
-            { ms_fail "$b not installed (run: bash scripts/setup.sh containers)"; return 1; }
-    done
 }
 
 # _ms_bg NAME CMD...: starts CMD in the background, output in $MS_DIR/NAME.log, in its own
@@ -85,20 +103,69 @@ _ms_bg() {
 
 _ms_alive() { kill -0 "$1" 2>/dev/null; }
 
+# ms_broker_start: Mosquitto with broker-config/mosquitto.conf, persisting in $MS_DIR/broker/.
+# Started as root, Mosquitto switches to the user named by `user` (default `mosquitto`), and
+# that user could not write $MS_DIR/broker/ (created by root, below a 0700 folder): every
+# save failed with "Permission denied" and a restart lost all sessions and retained messages.
+# So the broker runs as the user who starts the stack, like the manager and the agents.
 ms_broker_start() {
     command -v mosquitto >/dev/null || { ms_fail "mosquitto not installed"; return 1; }
     MS_BROKER_PORT=$(ms_pick_port "${MS_BROKER_PORT:-1883}")
     mkdir -p "$MS_DIR/broker"
-    # The development configuration as is, except the listener port and where it persists.
+    # The development configuration as is, except the listener port, where it persists and
+    # the user it runs as.
     sed -e "s|^listener 1883 127.0.0.1\$|listener $MS_BROKER_PORT 127.0.0.1|" \
         -e "s|^persistence_location .*|persistence_location $MS_DIR/broker/|" \
         "$MS_ROOT/broker-config/mosquitto.conf" >"$MS_DIR/mosquitto.conf"
     grep -q "^listener $MS_BROKER_PORT 127.0.0.1\$" "$MS_DIR/mosquitto.conf" ||
         { ms_fail "broker-config/mosquitto.conf has no 'listener 1883 127.0.0.1' line to move"; return 1; }
+    grep -q "^persistence_location $MS_DIR/broker/\$" "$MS_DIR/mosquitto.conf" ||
+        { ms_fail "broker-config/mosquitto.conf has no 'persistence_location' line to move"; return 1; }
+    if grep -q '^user ' "$MS_DIR/mosquitto.conf"; then
+        sed -i "s|^user .*|user $(id -un)|" "$MS_DIR/mosquitto.conf"
+    else
+        printf '\n# margo-stack.sh: run as the user who started the stack (it owns %s)\nuser %s\n' \
+            "$MS_DIR/broker/" "$(id -un)" >>"$MS_DIR/mosquitto.conf"
+    fi
     _ms_bg mosquitto mosquitto -c "$MS_DIR/mosquitto.conf"
     MS_BROKER_URL="tcp://127.0.0.1:$MS_BROKER_PORT"
     ms_wait 15 "Mosquitto on 127.0.0.1:$MS_BROKER_PORT (log: $MS_DIR/mosquitto.log)" \
         mosquitto_sub -p "$MS_BROKER_PORT" -h 127.0.0.1 -t 'margo/ready-check' -W 1 -E || return 1
+}
+
+# ms_broker_restart: stops the broker (SIGTERM: it saves its persistence file) and starts it
+# again on the same port with the same configuration. Fails if the save failed (the broker's
+# log says so) or the port was taken meanwhile.
+ms_broker_restart() {
+    local port="$MS_BROKER_PORT"
+    ms_stop mosquitto || true
+    if grep -E 'Error saving|Permission denied|Unable to open' "$MS_DIR/mosquitto.log" >&2; then
+        ms_fail "Mosquitto could not save its persistence file (log: $MS_DIR/mosquitto.log)"
+        return 1
+    fi
+    mv "$MS_DIR/mosquitto.log" "$MS_DIR/mosquitto.log.$(date +%s%N)"
+    ms_port_free "$port" || { ms_fail "port $port taken while the broker restarted"; return 1; }
+    MS_BROKER_PORT="$port"
+    ms_broker_start || return 1
+    [ "$MS_BROKER_PORT" = "$port" ] ||
+        { ms_fail "the broker came back on port $MS_BROKER_PORT, not $port"; return 1; }
+}
+
+# ms_record_start: records every message on the broker into $MS_DIR/wire.jsonl
+# (tests/scripts/wire_record.py, Debian's python3-paho-mqtt) from now on; returns once the
+# recorder is subscribed. ms_record_check [--need CASE]... stops it and validates the record
+# against docs/schemas/ (tests/scripts/wire_validate.py); ms_cleanup also stops it.
+ms_record_start() {
+    _ms_bg recorder /usr/bin/python3 "$MS_ROOT/tests/scripts/wire_record.py" 127.0.0.1 \
+        "$MS_BROKER_PORT" "$MS_DIR/wire.jsonl"
+    ms_wait 10 "the wire recorder's subscription (log: $MS_DIR/recorder.log)" \
+        test -e "$MS_DIR/wire.jsonl.ready"
+}
+
+ms_record_check() {
+    ms_stop recorder || true
+    /usr/bin/python3 "$MS_ROOT/tests/scripts/wire_validate.py" "$MS_ROOT/docs/schemas" \
+        "$MS_DIR/wire.jsonl" "$@"
 }
 
 ms_registry_start() {
@@ -209,6 +276,7 @@ ms_cleanup() {
         [ -z "$ids" ] || podman rm -f $ids >/dev/null 2>&1 || true
         podman network rm "${project}_default" >/dev/null 2>&1 || true
     done
+    ms_stop recorder || true
     ms_stop mosquitto || true
     if grep -q '^registry ' "$MS_DIR/pids" 2>/dev/null; then
         mgo_registry_stop "$MS_DIR/registry"

@@ -11,6 +11,7 @@ BUILD_PKGS=(
   libpaho-mqtt-dev libmsgpack-dev libssl-dev openssl libcunit1-dev libyaml-dev
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libmicrohttpd-dev
   mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
+  python3-paho-mqtt python3-jsonschema
   libcjson-dev
 )
 CONTAINER_PKGS=(

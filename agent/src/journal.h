@@ -1,7 +1,7 @@
 /* journal.h - the on-disk status journal (private to agent/).
  *
  * Every status transition is appended (and fsync'd) before it is published. An entry then
- * lives through two acknowledgements (docs/protocol.md §6.4):
+ * lives through two acknowledgements (docs/protocol.md §6.3):
  *   delivered  the broker acknowledged the publish (PUBACK): an ACK frame is appended;
  *   settled    the manager's receipt says it has stored every status up to a position:
  *              a STORED frame is appended and the entries up to it are dropped.

@@ -42,14 +42,14 @@ void mgo_rt__error_from_exec(struct mgo_rt_result *r, const char *what, const ch
                           tail);
     else if (ex->cancelled)
         mgo_rt__set_error(r, "CANCELLED", source, "%s interrupted by agent shutdown", what);
+    /* One documented code (docs/protocol.md 8.3) for every failed runtime command, so a
+     * monitor can filter on it; the exit code or signal is in the message. */
     else if (ex->exited)
-        mgo_rt__set_error(r, "EXIT_CODE_", source, "%s exited with code %d%s%s", what,
+        mgo_rt__set_error(r, "RUNTIME_FAILED", source, "%s exited with code %d%s%s", what,
                           ex->exit_code, tail[0] ? ": " : "", tail);
     else
-        mgo_rt__set_error(r, "KILLED", source, "%s killed by signal %d%s%s", what, ex->signal,
-                          tail[0] ? ": " : "", tail);
-    if (ex->exited && !ex->timed_out && !ex->cancelled && !ex->not_found)
-        snprintf(r->error.code, sizeof r->error.code, "EXIT_CODE_%d", ex->exit_code);
+        mgo_rt__set_error(r, "RUNTIME_FAILED", source, "%s killed by signal %d%s%s", what,
+                          ex->signal, tail[0] ? ": " : "", tail);
 }
 
 void mgo_rt_project_name(const char *deployment_id, char *out, size_t out_size)

@@ -253,7 +253,7 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT(h_monitor_wait(&mon, ID_A, MGO_STATE_FAILED, 15000));
     sa = last_of(&mon, ID_A);
     CU_ASSERT(sa != NULL && strstr(sa->error_message, "INSTALLATION FAILED") != NULL);
-    CU_ASSERT(sa != NULL && strcmp(sa->error_code, "EXIT_CODE_1") == 0);
+    CU_ASSERT(sa != NULL && strcmp(sa->error_code, "RUNTIME_FAILED") == 0);
     unsetenv("FAKE_HELM_MODE_UPGRADE");
 
     /* restart: the accepted version and the boot counter persist */

@@ -328,7 +328,8 @@ static void test_helm_failure_reports_stderr(void)
     CU_ASSERT(mgo_rt_apply(&s, &helm_dep, res, NULL, NULL) == MGO_ERR_RUNTIME);
     CU_ASSERT_EQUAL(res[0].state, MGO_STATE_FAILED);
     CU_ASSERT(res[0].has_error);
-    CU_ASSERT_STRING_EQUAL(res[0].error.code, "EXIT_CODE_1");
+    CU_ASSERT_STRING_EQUAL(res[0].error.code, "RUNTIME_FAILED");
+    CU_ASSERT(strstr(res[0].error.message, "exited with code 1") != NULL);
     CU_ASSERT_STRING_EQUAL(res[0].error.source, "redis");
     CU_ASSERT(strstr(res[0].error.message, "INSTALLATION FAILED") != NULL);
     /* the next component was not attempted */
@@ -441,7 +442,8 @@ static void test_compose_contract(void)
     setenv("FAKE_COMPOSE_FAIL", "1", 1);
     CU_ASSERT(mgo_rt_apply(&s, &dep, res, NULL, NULL) == MGO_ERR_RUNTIME);
     CU_ASSERT_EQUAL(res[0].state, MGO_STATE_FAILED);
-    CU_ASSERT_STRING_EQUAL(res[0].error.code, "EXIT_CODE_125");
+    CU_ASSERT_STRING_EQUAL(res[0].error.code, "RUNTIME_FAILED");
+    CU_ASSERT(strstr(res[0].error.message, "exited with code 125") != NULL);
     CU_ASSERT(strstr(res[0].error.message, "image pull failed") != NULL);
     unsetenv("FAKE_COMPOSE_FAIL");
 

@@ -13,8 +13,9 @@
 # starts broker + manager + two agents; checks both devices register online with the Compose
 # type and the sample app is compatible with both; deploys hello-compose through agent-1
 # (docker-compose on that dockerd; compose artifacts from a registry on the compose network's
-# gateway, image imported offline), fetches its page, removes it; tears everything down and
-# stops dockerd.
+# gateway, image imported offline), fetches its page, removes it; restarts the broker container
+# and finds a retained message and a persistent session's queued message intact; tears
+# everything down and stops dockerd.
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mode="${1:-}"
@@ -215,6 +216,38 @@ EOF2
     curl -fsS --max-time 5 "http://127.0.0.1:$api_port/" | grep -qi '<html' &&
         ok "web UI served on the published port" || bad "web UI not served on 127.0.0.1:$api_port"
     deploy_through_docker "$ctl"
+    broker_restart_check
+}
+
+# The broker container keeps sessions and retained messages across a restart (its named
+# volume is writable by the mosquitto user that runs it): a retained message, and a QoS 1
+# message queued for an offline persistent session, are both there after
+# `docker-compose restart broker`.
+broker_restart_check() {
+    local bx=(exec -T broker) P=(-h 127.0.0.1 -p 1883 -V mqttv5) got
+    local rt=margo/v1/devices/restart-check/capabilities qt=margo/v1/devices/restart-check/events
+    ( cd "$src" &&
+      "${dc[@]}" "${bx[@]}" mosquitto_pub "${P[@]}" -q 1 -r -t "$rt" -m retained-1 &&
+      "${dc[@]}" "${bx[@]}" mosquitto_sub "${P[@]}" -i restart-check -c -x 3600 -q 1 \
+          -t "$qt" -E &&
+      "${dc[@]}" "${bx[@]}" mosquitto_pub "${P[@]}" -q 1 -t "$qt" -m queued-1 ) >"$tmp/restart.log" 2>&1 ||
+        { bad "broker restart check: preparing failed: $(tail -n 5 "$tmp/restart.log")"; return; }
+    (cd "$src" && timeout 120 "${dc[@]}" restart broker) >>"$tmp/restart.log" 2>&1 ||
+        { bad "docker-compose restart broker failed: $(tail -n 5 "$tmp/restart.log")"; return; }
+    for _ in $(seq 1 40); do
+        (cd "$src" && "${dc[@]}" "${bx[@]}" mosquitto_sub "${P[@]}" -t margo/ready -W 1 -E) >/dev/null 2>&1 && break
+        sleep 0.5
+    done
+    got=$(cd "$src" && "${dc[@]}" "${bx[@]}" mosquitto_sub "${P[@]}" -t "$rt" --retained-only -C 1 -W 5 2>&1)
+    [ "$got" = retained-1 ] && ok "broker container restart: retained message intact" ||
+        bad "broker container restart lost the retained message (got '$got')"
+    got=$(cd "$src" && "${dc[@]}" "${bx[@]}" mosquitto_sub "${P[@]}" -i restart-check -c -x 0 -q 1 \
+        -t margo/none -v -C 1 -W 5 2>&1)
+    [ "$got" = "$qt queued-1" ] && ok "broker container restart: persistent session and its queued message intact" ||
+        bad "broker container restart lost the persistent session's queued message (got '$got')"
+    if (cd "$src" && "${dc[@]}" logs broker 2>&1) | grep -E 'Error saving|Permission denied'; then
+        bad "the broker container could not save its persistence file"
+    fi
 }
 
 # A real deployment through agent-1 (docker-compose on the test's dockerd): the registry on

@@ -5,7 +5,8 @@
 #   catalog, compatible devices, refused answers (nothing published), deploy with parameters,
 #   the workload answers with the parameter's text, reconfigure, immutable change refused,
 #   remove, an image missing from the registry ends `failed` with podman's reason in
-#   `margoctl status`, clean SIGTERM exits of manager and agent, nothing left running.
+#   `margoctl status`, clean SIGTERM exits of manager and agent, nothing left running, and every
+#   message on the wire valid against docs/schemas/ (a recorder subscribed to #).
 #
 #   e2e_compose.sh flow|missing-image MARGOCTL MARGO-MANAGER MARGO-AGENT
 #     flow           everything above except the missing image
@@ -53,6 +54,7 @@ MS_BROKER_PORT=$(mgo_free_port) && MS_REGISTRY_PORT=$(mgo_free_port) && MS_API_P
 export MS_BROKER_PORT MS_REGISTRY_PORT MS_API_PORT
 ms_init "$dir" || fatal "prerequisites missing"
 ms_broker_start || fatal "broker"
+ms_record_start || fatal "wire recorder"
 ms_registry_start || fatal "registry"
 ms_image || fatal "image"
 pkg=$(ms_publish "$src/examples/hello-compose") || fatal "publishing examples/hello-compose"
@@ -237,3 +239,17 @@ rc=$?
 ms_stop manager
 rc=$?
 [ "$rc" -eq 0 ] && ok "margo-manager exits 0 on SIGTERM" || bad "margo-manager exit status $rc on SIGTERM"
+
+# ---------------------------------------------------------------- the wire
+# Every message of this run (manager, agent, broker will) validates against docs/schemas/.
+# (no events in this run: scripts/wire_schemas is the run that must see every topic kind)
+if [ "$MODE" = flow ]; then
+    needs=(--need status-installed --need status-removed --need presence-will)
+else
+    needs=(--need status-failed --need status-error --need status-removed)
+fi
+if ms_record_check --partial "${needs[@]}"; then
+    ok "every message on the wire validates against docs/schemas/"
+else
+    bad "messages on the wire do not match docs/schemas/ (record: $dir/wire.jsonl)"
+fi

@@ -344,7 +344,7 @@ struct mgo_event {
     uint64_t timestamp_ms;
 };
 
-/* ---- receipt (margo-mqtt's own document on .../receipt, docs/protocol.md §6.4) -------- */
+/* ---- receipt (margo-mqtt's own document on .../receipt, docs/protocol.md §6.3) -------- */
 
 #define MGO_RECEIPT_EPOCH_MAX 64u
 

@@ -9,7 +9,7 @@
  *   {prefix}/devices/{deviceId}/receipt                      manager -> agent, retained, QoS 1
  *   {prefix}/devices/{deviceId}/replay/{deploymentId}        agent -> manager, not retained, QoS 1
  *
- * receipt and replay carry the end-to-end status guarantee (docs/protocol.md §6.4): the
+ * receipt and replay carry the end-to-end status guarantee (docs/protocol.md §6.3): the
  * manager says which journal position it has stored, the agent keeps every status until
  * then and replays, to the manager alone, what a manager restart may have lost.
  *
