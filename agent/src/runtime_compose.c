@@ -134,7 +134,11 @@ static mgo_err fetch_package(const struct mgo_rt_settings *s, const struct mgo_c
         goto cleanup;
     }
     if (err != MGO_OK) {
-        mgo_rt__set_error(res, err == MGO_ERR_CRYPTO ? "DIGEST_MISMATCH" : "FETCH_FAILED",
+        bool cancelled = s->cancel != NULL && atomic_load(s->cancel) != 0;
+        mgo_rt__set_error(res,
+                          cancelled               ? "CANCELLED"
+                          : err == MGO_ERR_CRYPTO ? "DIGEST_MISMATCH"
+                                                  : "FETCH_FAILED",
                           comp->name, "%s: %s", where, why);
         goto cleanup;
     }
