@@ -8,7 +8,7 @@
 
 #include "mgo/log.h"
 #include "mgo/margo.h"
-#include "plan.h"
+#include "mgo/plan.h"
 #include "worker.h"
 
 #define TAG "agent"
@@ -59,6 +59,7 @@ struct mgo_executor {
     uint64_t settle_timer;
     struct mgo_plan plan; /* one per executor: large, and agents run side by side in tests */
     struct mgo_plan_doc pdocs[MGO_DOCS_MAX];
+    struct mgo_plan_installed installed[MAX_RECS];
 };
 
 static void pump(struct mgo_executor *x);
@@ -410,8 +411,18 @@ static void try_accept(void *ctx)
         x->pdocs[i] = (struct mgo_plan_doc){docs->items[i].id, docs->items[i].digest,
                                             docs->items[i].params_hash,
                                             docs->items[i].profile_hash};
-    mgo_err err = mgo_plan_compute(x->d.st->manifest_version, &ds, x->pdocs, docs->len, x->recs,
-                                   x->recs_len, plan);
+    for (size_t i = 0; i < x->recs_len; i++) {
+        const struct mgo_dep_record *r = &x->recs[i];
+        struct mgo_plan_installed *in = &x->installed[i];
+        snprintf(in->id, sizeof in->id, "%s", r->id);
+        snprintf(in->desired_digest, sizeof in->desired_digest, "%s", r->desired_digest);
+        snprintf(in->installed_digest, sizeof in->installed_digest, "%s", r->installed_digest);
+        snprintf(in->profile_hash, sizeof in->profile_hash, "%s", r->profile_hash);
+        in->installed_ok = r->installed_ok;
+        in->remove = r->remove;
+    }
+    mgo_err err = mgo_plan_compute(x->d.st->manifest_version, &ds, x->pdocs, docs->len,
+                                   x->installed, x->recs_len, plan);
     if (err == MGO_ERR_NOT_FOUND) {
         MGO_LOGI(TAG, "manifest %" PRIu64 ": waiting for %s (%s)", ds.manifest_version,
                  plan->why_deployment, plan->why);
