@@ -13,6 +13,7 @@
 
 #include "exec.h"
 #include "mgo/log.h"
+#include "mgo/loop.h"
 #include "state.h"
 
 #define TAG "agent.compose"
@@ -333,9 +334,7 @@ cleanup:
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)mgo_loop_now_ms(); /* the daemons' one monotonic clock */
 }
 
 /* podman-compose 1.0.3 exits 0 even when a `podman run` it started failed (an image
