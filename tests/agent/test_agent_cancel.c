@@ -2,9 +2,10 @@
  * whole agent on a real Mosquitto and a compose command that takes 60 s:
  *
  * - removal: while the slow install runs, the agent still answers (a bad document gets its
- *   "deployment-invalid" event at once); a manifest that drops the deployment stops the
- *   install (the compose process group is killed), "compose down" starts within 2 s, the
- *   cancelled install reports failed/CANCELLED and the deployment ends removed;
+ *   "deployment-invalid" event at once; a second manifest keeping the install and adding a
+ *   deployment is accepted and the new one reported pending at once); a manifest that drops the
+ * deployment stops the install (the compose process group is killed), "compose down" starts within
+ * 2 s, the cancelled install reports failed/CANCELLED and the deployment ends removed;
  * - update: a manifest that gives the deployment another document mid-install cancels it
  *   the same way and the new document is applied (installed, adopted by the new manifest).
  *
@@ -173,6 +174,16 @@ static const struct h_status *find_status(const struct h_monitor *mon, const cha
     return NULL;
 }
 
+/* The newest status of dep (a monitor always holds one here). */
+static const struct h_status *last_of(const struct h_monitor *mon, const char *dep)
+{
+    for (size_t i = mon->len; i > 0; i--)
+        if (strcmp(mon->items[i - 1].deployment_id, dep) == 0)
+            return &mon->items[i - 1];
+    CU_FAIL_FATAL("no status of the deployment");
+    return NULL;
+}
+
 static void test_remove_cancels_slow_install(void)
 {
     const char *dev = "dev-cancel-remove";
@@ -198,8 +209,8 @@ static void test_remove_cancels_slow_install(void)
     size_t events = mon.events;
     char bad[MGO_DIGEST_STR_SIZE];
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, dev, NOT_OTHER, t,
-                                     sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(
+        mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, dev, NOT_OTHER, t, sizeof t) == MGO_OK);
     struct mgo_buf bytes;
     h_doc("apiVersion: application.margo.org/v1alpha1\nkind: ApplicationDeployment\n"
           "metadata: {annotations: {applicationId: x, id: " OTHER "}, name: x, namespace: d}\n"
@@ -216,9 +227,22 @@ static void test_remove_cancels_slow_install(void)
     CU_ASSERT(now_ms() - t_bad < CANCEL_BUDGET_MS);
     CU_ASSERT(kill(slow, 0) == 0); /* and the install is still running */
 
-    /* the manifest that removes it: compose down starts within the budget */
+    /* ... and accepts a second manifest: it keeps DEP with the same document (the install
+     * goes on, nothing cancelled) and adds OTHER, which is reported pending at once */
+    char d_other[MGO_DIGEST_STR_SIZE];
+    publish_dep(mgr, dev, OTHER, "fast", d_other);
+    const char *ids2[] = {DEP, OTHER};
+    const char *dg2[] = {d, d_other};
+    long t_second = now_ms();
+    h_publish_manifest(mgr, dev, 2, 2, ids2, dg2);
+    CU_ASSERT(h_monitor_wait(&mon, OTHER, MGO_STATE_PENDING, 5000));
+    CU_ASSERT(now_ms() - t_second < CANCEL_BUDGET_MS);
+    CU_ASSERT(kill(slow, 0) == 0);
+    CU_ASSERT_PTR_NULL(find_status(&mon, DEP, MGO_STATE_FAILED, NULL));
+
+    /* the manifest that removes both: compose down starts within the budget */
     long t0 = now_ms();
-    h_publish_manifest(mgr, dev, 2, 0, NULL, NULL);
+    h_publish_manifest(mgr, dev, 3, 0, NULL, NULL);
     long took = -1;
     while (now_ms() - t0 < 10000) {
         if (log_lines("down") > 0) {
@@ -233,18 +257,19 @@ static void test_remove_cancels_slow_install(void)
     /* the slow compose process (and its sleep) were stopped, never finished */
     CU_ASSERT(kill(slow, 0) != 0);
     CU_ASSERT_EQUAL(log_lines("up finished"), 0);
+    CU_ASSERT_EQUAL(log_lines("up fast"), 0); /* OTHER never started: removed from pending */
 
-    h_monitor_pump(&mon, 300);
+    h_monitor_pump(&mon, 500);
     const struct h_status *c = find_status(&mon, DEP, MGO_STATE_FAILED, "CANCELLED");
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_EQUAL(c->adopted, 1); /* the cancelled work came from manifest 1 */
-    CU_ASSERT(strstr(c->error_message, "manifestVersion 2 removes") != NULL);
+    CU_ASSERT(strstr(c->error_message, "install cancelled: manifestVersion 3 removes") != NULL);
     CU_ASSERT_STRING_EQUAL(c->comp_state[0], "failed");
-    const struct h_status *last = &mon.items[mon.len - 1];
-    CU_ASSERT_STRING_EQUAL(last->deployment_id, DEP);
+    const struct h_status *last = last_of(&mon, DEP);
     CU_ASSERT_EQUAL(last->state, MGO_STATE_REMOVED);
-    CU_ASSERT_EQUAL(last->adopted, 2);
+    CU_ASSERT_EQUAL(last->adopted, 3);
     CU_ASSERT(c < last);
+    CU_ASSERT_EQUAL(last_of(&mon, OTHER)->state, MGO_STATE_REMOVED);
     CU_ASSERT_EQUAL(h_monitor_order_violations(&mon), 0);
 
     h_agent_cleanup(&agent);
@@ -296,7 +321,7 @@ static void test_update_cancels_slow_install(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_EQUAL(c->adopted, 1);
     CU_ASSERT(strstr(c->error_message, "manifestVersion 2 changes") != NULL);
-    const struct h_status *last = &mon.items[mon.len - 1];
+    const struct h_status *last = last_of(&mon, DEP);
     CU_ASSERT_EQUAL(last->state, MGO_STATE_INSTALLED);
     CU_ASSERT_EQUAL(last->adopted, 2);
     CU_ASSERT(c < last);
@@ -353,9 +378,12 @@ static void test_shutdown_cancels_and_resumes(void)
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
-        {"a manifest removing a deployment cancels its slow install", test_remove_cancels_slow_install},
-        {"a manifest changing a deployment cancels its slow install", test_update_cancels_slow_install},
-        {"shutdown cancels a slow install; the next start resumes it", test_shutdown_cancels_and_resumes},
+        {"a manifest removing a deployment cancels its slow install",
+         test_remove_cancels_slow_install},
+        {"a manifest changing a deployment cancels its slow install",
+         test_update_cancels_slow_install},
+        {"shutdown cancels a slow install; the next start resumes it",
+         test_shutdown_cancels_and_resumes},
         {NULL, NULL},
     };
     mgo_test_add_suite("agent.daemon.cancel", cases);
