@@ -87,8 +87,8 @@ static void rec_drop(struct mgo_executor *x, const char *id)
     }
 }
 
-static void enqueue(struct mgo_executor *x, enum item_kind kind, const char *id,
-                    const char *digest, const char *label)
+static void enqueue(struct mgo_executor *x, enum item_kind kind, const char *id, const char *digest,
+                    const char *label)
 {
     if (x->q_pos == x->q_len)
         x->q_pos = x->q_len = 0;
@@ -108,8 +108,13 @@ static void report_simple(struct mgo_executor *x, const char *id,
                           size_t n, uint64_t adopted, enum mgo_state state,
                           const struct mgo_rt_error *error)
 {
-    struct mgo_report rep = {.deployment_id = id, .dep = dep, .results = results, .n = n,
-                             .adopted_version = adopted, .state = state, .error = error};
+    struct mgo_report rep = {.deployment_id = id,
+                             .dep = dep,
+                             .results = results,
+                             .n = n,
+                             .adopted_version = adopted,
+                             .state = state,
+                             .error = error};
     mgo_reporter_report(x->d.reporter, &rep);
 }
 
@@ -211,8 +216,8 @@ static void finish_remove(struct mgo_executor *x, struct mgo_job *job)
         rec->state = MGO_STATE_FAILED;
         if (mgo_agent_record_save(x->d.st, rec) != MGO_OK)
             MGO_LOGE(TAG, "%s: record not saved", rec->id);
-        report_simple(x, rec->id, &x->cur.dep, job->results, job->n,
-                      rec->adopted_manifest_version, MGO_STATE_FAILED, NULL);
+        report_simple(x, rec->id, &x->cur.dep, job->results, job->n, rec->adopted_manifest_version,
+                      MGO_STATE_FAILED, NULL);
         return;
     }
     finish_removed(x, rec, &x->cur.dep, job->results, job->n);
@@ -296,8 +301,7 @@ static bool start(struct mgo_executor *x, const struct item *it)
         const struct mgo_doc_entry *d = mgo_docs_for(x->d.docs, it->id, it->digest);
         if (d == NULL)
             return false; /* logged by the cache; the record keeps it for the next start */
-        return submit(x, it->kind == ITEM_APPLY ? MGO_JOB_APPLY : MGO_JOB_PROBE, rec, d,
-                      it->label);
+        return submit(x, it->kind == ITEM_APPLY ? MGO_JOB_APPLY : MGO_JOB_PROBE, rec, d, it->label);
     }
     const struct mgo_doc_entry *d = mgo_docs_for(x->d.docs, rec->id, rec->installed_digest);
     if (d != NULL && submit(x, MGO_JOB_REMOVE, rec, d, it->label))
@@ -354,7 +358,8 @@ static void storage_failed(struct mgo_executor *x, uint64_t version, const char 
     if (x->storage_error_version != version) {
         x->storage_error_version = version;
         char msg[MGO_AGENT_MAX_PATH + 256];
-        snprintf(msg, sizeof msg, "state directory %s: cannot store %s (full, read-only or I/O "
+        snprintf(msg, sizeof msg,
+                 "state directory %s: cannot store %s (full, read-only or I/O "
                  "error; see the agent log); manifest %" PRIu64 " not acted on, retrying",
                  x->d.state_dir, what, version);
         mgo_session_event(x->d.session, "storage-error", "error", NULL, true, version, msg);
@@ -408,9 +413,9 @@ static void try_accept(void *ctx)
         (void)mgo_docs_for(x->d.docs, x->recs[i].id, x->recs[i].installed_digest);
     struct mgo_docs *docs = x->d.docs;
     for (size_t i = 0; i < docs->len; i++)
-        x->pdocs[i] = (struct mgo_plan_doc){docs->items[i].id, docs->items[i].digest,
-                                            docs->items[i].params_hash,
-                                            docs->items[i].profile_hash};
+        x->pdocs[i] =
+            (struct mgo_plan_doc){docs->items[i].id, docs->items[i].digest,
+                                  docs->items[i].params_hash, docs->items[i].profile_hash};
     for (size_t i = 0; i < x->recs_len; i++) {
         const struct mgo_dep_record *r = &x->recs[i];
         struct mgo_plan_installed *in = &x->installed[i];
@@ -458,8 +463,7 @@ static void try_accept(void *ctx)
             const struct mgo_doc_entry *d =
                 mgo_docs_find(docs, it->doc->deployment_id, it->doc->digest);
             if (d == NULL || mgo_agent_doc_save(x->d.st, d->digest, d->bytes, d->len) != MGO_OK) {
-                MGO_LOGE(TAG, "%s: document not stored; manifest not accepted",
-                         it->deployment_id);
+                MGO_LOGE(TAG, "%s: document not stored; manifest not accepted", it->deployment_id);
                 storage_failed(x, ds.manifest_version, "its deployment documents");
                 goto cleanup;
             }
@@ -512,8 +516,8 @@ static void try_accept(void *ctx)
         if (r == NULL || r->installed_digest[0] != '\0')
             continue;
         /* a new deployment: pending, with every component listed as pending */
-        const struct mgo_doc_entry *d = mgo_docs_find(docs, it->doc->deployment_id,
-                                                      it->doc->digest);
+        const struct mgo_doc_entry *d =
+            mgo_docs_find(docs, it->doc->deployment_id, it->doc->digest);
         struct mgo_arena darena;
         mgo_arena_init(&darena, MGO_MAX_DOC_ARENA_BYTES);
         struct mgo_app_deployment dep;
@@ -567,8 +571,10 @@ void mgo_executor_on_desired(struct mgo_executor *x, const uint8_t *payload, siz
         goto cleanup;
     }
     if (ds.manifest_version < accepted) {
-        snprintf(why, sizeof why, "manifestVersion %" PRIu64 " is older than the accepted %" PRIu64
-                 " (anti-rollback)", ds.manifest_version, accepted);
+        snprintf(why, sizeof why,
+                 "manifestVersion %" PRIu64 " is older than the accepted %" PRIu64
+                 " (anti-rollback)",
+                 ds.manifest_version, accepted);
         mgo_session_event(x->d.session, "manifest-refused", "warning", NULL, true,
                           ds.manifest_version, why);
         goto cleanup;

@@ -43,8 +43,8 @@ struct mgo_executor_deps {
 struct mgo_executor;
 
 /* Loads the records and starts the worker thread. Everything in deps is borrowed. */
-mgo_err mgo_executor_new(const struct mgo_executor_deps *deps, struct mgo_executor **out)
-    MGO_MUST_CHECK;
+mgo_err mgo_executor_new(const struct mgo_executor_deps *deps,
+                         struct mgo_executor **out) MGO_MUST_CHECK;
 /* Cancels a running job and waits for the worker (a job that completed anyway is reported;
  * an interrupted one is resumed at the next start). NULL is fine. Loop stopped. */
 void mgo_executor_free(struct mgo_executor *x);

@@ -96,7 +96,8 @@ void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep)
     for (size_t i = 0; i < n; i++) {
         const struct mgo_rt_result *res = &rep->results[i];
         comps[i] = (struct mgo_component_status){
-            .name = rep->dep ? rep->dep->profile.components[i].name : "", .state = res->state,
+            .name = rep->dep ? rep->dep->profile.components[i].name : "",
+            .state = res->state,
             .has_error = res->has_error,
             .error = {res->error.code, res->error.source, res->error.message},
         };
@@ -104,16 +105,21 @@ void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep)
             first_err = res;
     }
     struct mgo_deployment_status s = {
-        .deployment_id = rep->deployment_id, .device_id = r->device_id,
+        .deployment_id = rep->deployment_id,
+        .device_id = r->device_id,
         .has_adopted_manifest_version = rep->adopted_version > 0,
-        .adopted_manifest_version = rep->adopted_version, .state = rep->state,
-        .components = comps, .components_len = n,
-        .has_journal = true, .boot = r->boot, .seq = r->seq + 1,
+        .adopted_manifest_version = rep->adopted_version,
+        .state = rep->state,
+        .components = comps,
+        .components_len = n,
+        .has_journal = true,
+        .boot = r->boot,
+        .seq = r->seq + 1,
     };
     if (rep->error != NULL) {
         s.has_error = true;
-        s.error = (struct mgo_error_info){rep->error->code, rep->error->source,
-                                          rep->error->message};
+        s.error =
+            (struct mgo_error_info){rep->error->code, rep->error->source, rep->error->message};
     } else if (s.state == MGO_STATE_FAILED && first_err != NULL) {
         s.has_error = true;
         s.error = (struct mgo_error_info){first_err->error.code,

@@ -36,8 +36,8 @@ struct mgo_report {
     const struct mgo_app_deployment *dep;
     const struct mgo_rt_result *results;
     size_t n;
-    uint64_t adopted_version;   /* manifest the document came from; 0 = none */
-    enum mgo_state state;       /* the deployment's overall state */
+    uint64_t adopted_version; /* manifest the document came from; 0 = none */
+    enum mgo_state state;     /* the deployment's overall state */
     /* The deployment's error; NULL = the first failing component's when state is FAILED. */
     const struct mgo_rt_error *error;
 };

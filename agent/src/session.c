@@ -78,8 +78,8 @@ mgo_err mgo_session_publish(struct mgo_session *s, enum mgo_topic_kind kind, con
     const char *t = topic(s, kind, dep_id);
     if (t == NULL)
         return MGO_ERR_INVALID;
-    return mgo_mqtt_publish(s->mqtt, t, payload, len, mgo_topic_qos(kind),
-                            mgo_topic_retained(kind), token_out);
+    return mgo_mqtt_publish(s->mqtt, t, payload, len, mgo_topic_qos(kind), mgo_topic_retained(kind),
+                            token_out);
 }
 
 void mgo_session_event(struct mgo_session *s, const char *type, const char *severity,
@@ -89,9 +89,14 @@ void mgo_session_event(struct mgo_session *s, const char *type, const char *seve
     if (!s->connected)
         return; /* events are not journaled; the log keeps them */
     struct mgo_event ev = {
-        .device_id = s->cfg->device_id, .type = type, .severity = severity, .message = msg,
-        .deployment_id = dep_id, .has_manifest_version = has_version,
-        .manifest_version = version, .timestamp_ms = wall_ms(),
+        .device_id = s->cfg->device_id,
+        .type = type,
+        .severity = severity,
+        .message = msg,
+        .deployment_id = dep_id,
+        .has_manifest_version = has_version,
+        .manifest_version = version,
+        .timestamp_ms = wall_ms(),
     };
     struct mgo_buf buf;
     mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
@@ -103,7 +108,9 @@ void mgo_session_event(struct mgo_session *s, const char *type, const char *seve
 
 static mgo_err encode_presence(const struct mgo_session *s, bool online, struct mgo_buf *buf)
 {
-    struct mgo_presence p = {.device_id = s->cfg->device_id, .online = online, .boot = s->boot,
+    struct mgo_presence p = {.device_id = s->cfg->device_id,
+                             .online = online,
+                             .boot = s->boot,
                              .timestamp_ms = online ? wall_ms() : 0,
                              .agent_version = MGO_SESSION_VERSION};
     return mgo_presence_encode(&p, buf);
@@ -118,16 +125,23 @@ static void publish_caps(struct mgo_session *s)
         s->caps_published = true;
 }
 
-mgo_err mgo_session_refresh_caps(struct mgo_session *s, bool compose_available,
-                                 bool helm_available)
+mgo_err mgo_session_refresh_caps(struct mgo_session *s, bool compose_available, bool helm_available)
 {
     const struct mgo_agent_config *c = s->cfg;
     struct mgo_caps_config cc = {
-        .device_id = c->device_id, .vendor = c->vendor, .model = c->model, .serial = c->serial,
-        .cpu_cores = c->cpu_cores ? strtod(c->cpu_cores, NULL) : 0, .memory = c->memory,
-        .storage = c->storage, .storage_path = c->state_dir, .otel_collector = c->otel_collector,
-        .compose_available = compose_available, .helm_available = helm_available,
-        .labels = (const char *const *)c->label.items, .labels_len = c->label.len,
+        .device_id = c->device_id,
+        .vendor = c->vendor,
+        .model = c->model,
+        .serial = c->serial,
+        .cpu_cores = c->cpu_cores ? strtod(c->cpu_cores, NULL) : 0,
+        .memory = c->memory,
+        .storage = c->storage,
+        .storage_path = c->state_dir,
+        .otel_collector = c->otel_collector,
+        .compose_available = compose_available,
+        .helm_available = helm_available,
+        .labels = (const char *const *)c->label.items,
+        .labels_len = c->label.len,
         .peripherals = (const char *const *)c->peripheral.items,
         .peripherals_len = c->peripheral.len,
     };
@@ -209,8 +223,8 @@ static void attempt(void *ctx)
 static void subscribe(struct mgo_session *s, enum mgo_topic_kind kind)
 {
     char filter[MGO_MAX_TOPIC_LEN + 1];
-    if (mgo_topic_filter(s->cfg->topic_prefix, kind, s->cfg->device_id, filter,
-                         sizeof filter) == MGO_OK &&
+    if (mgo_topic_filter(s->cfg->topic_prefix, kind, s->cfg->device_id, filter, sizeof filter) ==
+            MGO_OK &&
         mgo_mqtt_subscribe(s->mqtt, filter, mgo_topic_qos(kind), NULL) != MGO_OK)
         MGO_LOGW(TAG, "subscribe %s failed", filter);
 }
@@ -249,9 +263,9 @@ static bool signature_ok(struct mgo_session *s, const struct mgo_topic *t, const
     struct mgo_arena arena;
     mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
     char why[MGO_SIGN_WHY_SIZE] = "";
-    mgo_err err = mgo_sign_verify_msgpack((const struct mgo_verify_key *const *)s->keys,
-                                          s->keys_len, payload, len, s->cfg->device_id, &arena,
-                                          why);
+    mgo_err err =
+        mgo_sign_verify_msgpack((const struct mgo_verify_key *const *)s->keys, s->keys_len, payload,
+                                len, s->cfg->device_id, &arena, why);
     mgo_arena_cleanup(&arena);
     if (err == MGO_OK)
         return true;
@@ -360,9 +374,10 @@ mgo_err mgo_session_new(const struct mgo_agent_config *cfg, struct mgo_loop *loo
     for (size_t i = 0; i < cfg->manager_public_key.len && i < MGO_SESSION_MAX_KEYS; i++) {
         err = mgo_verify_key_load(cfg->manager_public_key.items[i], &s->keys[s->keys_len]);
         if (err != MGO_OK) {
-            MGO_LOGE(TAG, "manager-public-key %s: %s (an EC P-256 public key or certificate in "
-                     "PEM is required); not starting", cfg->manager_public_key.items[i],
-                     mgo_strerror(err));
+            MGO_LOGE(TAG,
+                     "manager-public-key %s: %s (an EC P-256 public key or certificate in "
+                     "PEM is required); not starting",
+                     cfg->manager_public_key.items[i], mgo_strerror(err));
             goto fail;
         }
         MGO_LOGI(TAG, "manager key %s (%s)", mgo_verify_key_id(s->keys[s->keys_len]),
@@ -403,11 +418,17 @@ mgo_err mgo_session_start(struct mgo_session *s, uint64_t boot)
     struct mgo_mqtt_will w = {s->will_topic, s->will.data, s->will.len,
                               mgo_topic_qos(MGO_TOPIC_STATE), mgo_topic_retained(MGO_TOPIC_STATE)};
     struct mgo_mqtt_config mc = {
-        .url = cfg->broker_url, .client_id = cfg->device_id, .clean_start = false,
+        .url = cfg->broker_url,
+        .client_id = cfg->device_id,
+        .clean_start = false,
         .session_expiry_s = (uint32_t)cfg->session_expiry_s,
-        .keepalive_s = (uint16_t)cfg->keepalive_s, .ca_file = cfg->ca_file,
-        .cert_file = cfg->cert_file, .key_file = cfg->key_file, .username = cfg->username,
-        .password = cfg->password_file ? s->password : NULL, .will = &w,
+        .keepalive_s = (uint16_t)cfg->keepalive_s,
+        .ca_file = cfg->ca_file,
+        .cert_file = cfg->cert_file,
+        .key_file = cfg->key_file,
+        .username = cfg->username,
+        .password = cfg->password_file ? s->password : NULL,
+        .will = &w,
     };
     err = mgo_mqtt_new(&mc, &s->mqtt);
     if (err != MGO_OK) {

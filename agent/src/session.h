@@ -21,7 +21,7 @@
 #include "mgo/loop.h"
 #include "mgo/topic.h"
 
-#define MGO_SESSION_VERSION "0.1.0" /* agentVersion in presence */
+#define MGO_SESSION_VERSION "0.1.0"  /* agentVersion in presence */
 #define MGO_SESSION_MAX_DOWNTIME 32u /* downtime windows */
 #define MGO_SESSION_MAX_KEYS 8u      /* manager signing keys (rotation) */
 
@@ -43,8 +43,8 @@ struct mgo_session_handlers {
  * load stops the start before the state directory is touched. cfg and loop are borrowed
  * for the session's life. MGO_ERR_INVALID/IO/CRYPTO (logged), MGO_ERR_NOMEM. */
 mgo_err mgo_session_new(const struct mgo_agent_config *cfg, struct mgo_loop *loop,
-                        const struct mgo_session_handlers *h, struct mgo_session **out)
-    MGO_MUST_CHECK;
+                        const struct mgo_session_handlers *h,
+                        struct mgo_session **out) MGO_MUST_CHECK;
 /* Says "offline" itself when connected (a clean disconnect does not fire the will), waits
  * up to 2 s for the broker's acknowledgements (delivered to handlers.published), and
  * disconnects. Then frees. Call after the loop stopped. NULL is fine. */
