@@ -200,7 +200,8 @@ static void on_deployment(void *ctx, const char *dep_id, const uint8_t *payload,
 static void check_stop(void *ctx)
 {
     struct agent *a = ctx;
-    if (*a->stop != 0) {
+    /* an atomic read: a signal handler or another thread (tests) sets the flag */
+    if (__atomic_load_n(a->stop, __ATOMIC_ACQUIRE) != 0) {
         mgo_loop_stop(a->loop);
         return;
     }
