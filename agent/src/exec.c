@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "mgo/log.h"
+#include "mgo/loop.h"
 
 #define TAG "agent.exec"
 
@@ -33,9 +34,7 @@ void mgo_exec_result_cleanup(struct mgo_exec_result *r)
 
 static uint64_t now_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)mgo_loop_now_ms(); /* the daemons' one monotonic clock */
 }
 
 mgo_err mgo_exec_which(const char *prog, char *out, size_t out_size)

@@ -4,6 +4,7 @@
 #define MGO_AGENT_EXEC_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -33,7 +34,8 @@ struct mgo_exec_opts {
     const char *const *env_add;  /* "K=V" entries added to (or replacing in) the environment */
     size_t env_add_len;
     uint32_t timeout_ms;         /* 0 = none */
-    const volatile sig_atomic_t *cancel; /* checked every 100 ms; non-zero kills the child */
+    /* Checked every 100 ms; non-zero kills the child. Atomic: another thread sets it. */
+    const atomic_int *cancel;
 };
 
 void mgo_exec_result_init(struct mgo_exec_result *r);

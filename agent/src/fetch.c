@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,6 +39,18 @@ static size_t write_cb(char *ptr, size_t size, size_t nmemb, void *ud)
         return 0;
     }
     return n;
+}
+
+/* curl's progress callback: a non-zero return aborts the transfer. */
+static int progress_cb(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
+                       curl_off_t ulnow)
+{
+    (void)dltotal;
+    (void)dlnow;
+    (void)ultotal;
+    (void)ulnow;
+    const atomic_int *cancel = ud;
+    return atomic_load(cancel) != 0;
 }
 
 static mgo_err http_get(const char *url, const char *accept, const struct mgo_fetch_opts *opts,
@@ -80,6 +93,11 @@ static mgo_err http_get(const char *url, const char *accept, const struct mgo_fe
         curl_easy_setopt(c, CURLOPT_CAINFO, opts->ca_file);
     if (hdrs != NULL)
         curl_easy_setopt(c, CURLOPT_HTTPHEADER, hdrs);
+    if (opts != NULL && opts->cancel != NULL) {
+        curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress_cb);
+        curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)(uintptr_t)opts->cancel);
+        curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+    }
     CURLcode rc = curl_easy_perform(c);
     long status = 0;
     curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
@@ -87,6 +105,9 @@ static mgo_err http_get(const char *url, const char *accept, const struct mgo_fe
     if (s.too_large || rc == CURLE_FILESIZE_EXCEEDED) {
         snprintf(why, why_len, "too large (more than %zu bytes)", out->max);
         err = MGO_ERR_LIMIT;
+    } else if (rc == CURLE_ABORTED_BY_CALLBACK) {
+        snprintf(why, why_len, "cancelled");
+        err = MGO_ERR_RUNTIME;
     } else if (rc == CURLE_OPERATION_TIMEDOUT) {
         snprintf(why, why_len, "timed out: %s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
         err = MGO_ERR_TIMEOUT;

@@ -3,6 +3,7 @@
 #ifndef MGO_AGENT_FETCH_H
 #define MGO_AGENT_FETCH_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -19,6 +20,9 @@ struct mgo_fetch_opts {
     const char *ca_file;             /* NULL = system store */
     const char *const *plain_http;   /* registries ("host:port") reached over http:// */
     size_t plain_http_len;
+    /* Non-zero aborts a transfer in progress (checked by curl's progress callback, about
+     * once a second and on every block received); why then says "cancelled". */
+    const atomic_int *cancel;
 };
 
 /* GET url (http, https; file only when allow_file) into out (capped by out->max).

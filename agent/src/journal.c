@@ -393,6 +393,13 @@ size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t se
     return n;
 }
 
+void mgo_journal_replayed(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+{
+    struct mgo_journal_entry *e = find(j, boot, seq);
+    if (e != NULL)
+        e->replay = false;
+}
+
 mgo_err mgo_journal_compact(struct mgo_journal *j)
 {
     struct mgo_buf all, frame;

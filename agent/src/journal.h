@@ -76,6 +76,8 @@ mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq,
                            size_t *dropped_out) MGO_MUST_CHECK;
 /* Marks every delivered entry after (boot, seq) for replay; returns how many. */
 size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t seq);
+/* The replay of (boot, seq) was delivered: it no longer holds settling. */
+void mgo_journal_replayed(struct mgo_journal *j, uint64_t boot, uint64_t seq);
 /* Whether position a comes before position b (boot first, then seq). */
 bool mgo_journal_before(uint64_t a_boot, uint64_t a_seq, uint64_t b_boot, uint64_t b_seq);
 /* Rewrites the file with only the unsettled entries and their ACK frames (atomic replace). */

@@ -1,5 +1,5 @@
 /* plan.c - install / update / reconfigure / retry / remove / no-op per deployment. */
-#include "plan.h"
+#include "mgo/plan.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -34,8 +34,8 @@ static const struct mgo_plan_doc *find_doc(const struct mgo_plan_doc *docs, size
     return other;
 }
 
-static const struct mgo_dep_record *find_rec(const struct mgo_dep_record *recs, size_t n,
-                                             const char *id)
+static const struct mgo_plan_installed *find_rec(const struct mgo_plan_installed *recs,
+                                                 size_t n, const char *id)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(recs[i].id, id) == 0)
@@ -53,7 +53,8 @@ static mgo_err refuse(struct mgo_plan *out, mgo_err err, const char *id, const c
 
 mgo_err mgo_plan_compute(uint64_t accepted_version, const struct mgo_desired_state *manifest,
                          const struct mgo_plan_doc *docs, size_t docs_len,
-                         const struct mgo_dep_record *recs, size_t recs_len, struct mgo_plan *out)
+                         const struct mgo_plan_installed *recs, size_t recs_len,
+                         struct mgo_plan *out)
 {
     memset(out, 0, sizeof *out);
     out->manifest_version = manifest->manifest_version;
@@ -107,7 +108,7 @@ mgo_err mgo_plan_compute(uint64_t accepted_version, const struct mgo_desired_sta
     for (size_t i = 0; i < manifest->deployments_len; i++) {
         const struct mgo_desired_ref *ref = &manifest->deployments[i];
         const struct mgo_plan_doc *doc = find_doc(docs, docs_len, ref->deployment_id, ref->digest);
-        const struct mgo_dep_record *rec = find_rec(recs, recs_len, ref->deployment_id);
+        const struct mgo_plan_installed *rec = find_rec(recs, recs_len, ref->deployment_id);
         struct mgo_plan_item *it = &out->items[out->len++];
         snprintf(it->deployment_id, sizeof it->deployment_id, "%s", ref->deployment_id);
         it->doc = doc;

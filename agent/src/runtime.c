@@ -41,7 +41,7 @@ void mgo_rt__error_from_exec(struct mgo_rt_result *r, const char *what, const ch
         mgo_rt__set_error(r, "TIMEOUT", source, "%s timed out%s%s", what, tail[0] ? ": " : "",
                           tail);
     else if (ex->cancelled)
-        mgo_rt__set_error(r, "CANCELLED", source, "%s interrupted by agent shutdown", what);
+        mgo_rt__set_error(r, "CANCELLED", source, "%s cancelled by the agent", what);
     /* One documented code (docs/protocol.md 8.3) for every failed runtime command, so a
      * monitor can filter on it; the exit code or signal is in the message. */
     else if (ex->exited)
@@ -100,13 +100,8 @@ static const char *value_text(const struct mgo_value *v, struct mgo_arena *arena
     case MGO_V_FLOAT: {
         if (v->text != NULL)
             return v->text;
-        char buf[64];
-        for (int prec = 1; prec <= 17; prec++) {
-            snprintf(buf, sizeof buf, "%.*g", prec, v->as.f);
-            double back = 0;
-            if (sscanf(buf, "%lf", &back) == 1 && back == v->as.f)
-                break;
-        }
+        char buf[MGO_DOUBLE_STR_SIZE];
+        mgo_format_double(v->as.f, buf);
         return mgo_arena_strdup(arena, buf);
     }
     case MGO_V_NULL: return "";

@@ -13,6 +13,7 @@
 #define MGO_AGENT_RUNTIME_H
 
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -50,7 +51,9 @@ struct mgo_rt_settings {
     struct mgo_fetch_opts fetch;
     uint32_t default_timeout_s;    /* when a component gives none; 0 = MGO_RT_DEFAULT_TIMEOUT_S */
     uint32_t wait_poll_ms;         /* how often "wait" re-probes; 0 = 1000 */
-    const volatile sig_atomic_t *cancel;
+    /* Non-zero stops the job: the running command's process group gets SIGTERM then
+     * SIGKILL (exec.h), a download is aborted (fetch.h), a wait ends. Set by another thread. */
+    const atomic_int *cancel;
 };
 
 /* Called before each component starts (state INSTALLING / REMOVING) so the caller can report

@@ -13,6 +13,7 @@
 
 #include "exec.h"
 #include "mgo/log.h"
+#include "mgo/loop.h"
 #include "state.h"
 
 #define TAG "agent.compose"
@@ -104,6 +105,14 @@ static mgo_err write_file(const char *path, const void *data, size_t len)
     return ok ? MGO_OK : MGO_ERR_IO;
 }
 
+/* How often a sleeping wait looks at the cancel flag. */
+#define CANCEL_CHECK_MS 50
+
+static bool cancelled(const struct mgo_rt_settings *s)
+{
+    return s->cancel != NULL && atomic_load(s->cancel) != 0;
+}
+
 /* Fetches the component's package into DIR/pkg (replacing an older one only on success). */
 static mgo_err fetch_package(const struct mgo_rt_settings *s, const struct mgo_component *comp,
                              const char *dir, char *compose_file, struct mgo_rt_result *res)
@@ -134,7 +143,10 @@ static mgo_err fetch_package(const struct mgo_rt_settings *s, const struct mgo_c
         goto cleanup;
     }
     if (err != MGO_OK) {
-        mgo_rt__set_error(res, err == MGO_ERR_CRYPTO ? "DIGEST_MISMATCH" : "FETCH_FAILED",
+        mgo_rt__set_error(res,
+                          cancelled(s)            ? "CANCELLED"
+                          : err == MGO_ERR_CRYPTO ? "DIGEST_MISMATCH"
+                                                  : "FETCH_FAILED",
                           comp->name, "%s: %s", where, why);
         goto cleanup;
     }
@@ -329,9 +341,7 @@ cleanup:
 
 static uint64_t mono_ms(void)
 {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+    return (uint64_t)mgo_loop_now_ms(); /* the daemons' one monotonic clock */
 }
 
 /* podman-compose 1.0.3 exits 0 even when a `podman run` it started failed (an image
@@ -488,17 +498,26 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
                     break;
                 if (total > 0 && running == total)
                     break;
-                bool cancelled = s->cancel != NULL && *s->cancel != 0;
-                if (mono_ms() >= deadline || cancelled) {
-                    mgo_rt__set_error(res, cancelled ? "CANCELLED" : "NOT_RUNNING", comp->name,
-                                      "%zu of %zu containers running after %us: %s", running,
-                                      total, timeout_s, detail);
-                    err = cancelled ? MGO_ERR_RUNTIME : MGO_ERR_TIMEOUT;
+                if (cancelled(s)) {
+                    mgo_rt__set_error(res, "CANCELLED", comp->name,
+                                      "cancelled while waiting: %zu of %zu containers running: %s",
+                                      running, total, detail);
+                    err = MGO_ERR_RUNTIME;
                     break;
                 }
-                struct timespec ts = {0, (long)(s->wait_poll_ms ? s->wait_poll_ms : 1000u) *
-                                             1000000L};
-                nanosleep(&ts, NULL);
+                if (mono_ms() >= deadline) {
+                    mgo_rt__set_error(res, "NOT_RUNNING", comp->name,
+                                      "%zu of %zu containers running after %us: %s", running,
+                                      total, timeout_s, detail);
+                    err = MGO_ERR_TIMEOUT;
+                    break;
+                }
+                /* sleep until the next poll in short slices: a cancel ends the wait at once */
+                uint64_t next = mono_ms() + (s->wait_poll_ms ? s->wait_poll_ms : 1000u);
+                while (mono_ms() < next && !cancelled(s)) {
+                    struct timespec ts = {0, CANCEL_CHECK_MS * 1000000L};
+                    nanosleep(&ts, NULL);
+                }
             }
             if (err != MGO_OK)
                 break;

@@ -6,7 +6,7 @@
  *   connect (clean start off) -> subscribe desired + deployments/+ when the session is new ->
  *   retained presence online + capabilities -> on a manifest: decode + validate, wait for every
  *   referenced document with a matching mgo_doc_digest, plan with the agent's own planner
- *   (agent/src/plan.c, when built with it), then pending -> installing (per component) ->
+ *   (mgo/plan.h from the agent library, when built with it), then pending -> installing (per component) ->
  *   installed, each status with a growing (boot, seq) journal position.
  *
  * The runtime is a no-op that answers at once or after --delay-ms per component. Unlike
@@ -48,7 +48,7 @@
 #include "mgo/value.h"
 
 #ifdef MGO_SIM_AGENT_PLAN
-#include "plan.h"
+#include "mgo/plan.h" /* the agent library's public planner */
 #endif
 
 #define SIM_MAX_DEPS 4
@@ -579,21 +579,18 @@ static void try_plan(struct sim_device *d)
             pdocs[npd++] = (struct mgo_plan_doc){d->docs[i].id, d->docs[i].digest, d->docs[i].digest,
                                                  d->docs[i].digest};
     }
-    struct mgo_dep_record recs[SIM_MAX_DEPS];
+    struct mgo_plan_installed recs[SIM_MAX_DEPS];
     size_t nr = 0;
     for (int i = 0; i < SIM_MAX_DEPS; i++) {
         if (!d->inst[i].used || d->inst[i].state == MGO_STATE_REMOVED)
             continue;
-        struct mgo_dep_record *r = &recs[nr++];
+        struct mgo_plan_installed *r = &recs[nr++];
         memset(r, 0, sizeof *r);
         snprintf(r->id, sizeof r->id, "%s", d->inst[i].id);
         snprintf(r->desired_digest, sizeof r->desired_digest, "%s", d->inst[i].digest);
         snprintf(r->installed_digest, sizeof r->installed_digest, "%s", d->inst[i].digest);
-        snprintf(r->params_hash, sizeof r->params_hash, "%s", d->inst[i].digest);
         snprintf(r->profile_hash, sizeof r->profile_hash, "%s", d->inst[i].digest);
-        r->adopted_manifest_version = d->inst[i].adopted;
         r->installed_ok = d->inst[i].state == MGO_STATE_INSTALLED;
-        r->state = d->inst[i].state;
     }
     static struct mgo_plan plan; /* large; the loop thread is the only user */
     mgo_err err = mgo_plan_compute(d->accepted, &ds, pdocs, npd, recs, nr, &plan);

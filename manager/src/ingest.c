@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
 
 #include "events.h"
 #include "jw.h"
@@ -41,6 +42,19 @@ void mgo_ingest__init(struct mgo_ingest *in, struct mgo_mgr_store *store, struct
     in->pub = pub;
     in->hub = hub;
     in->prefix = prefix;
+    mgo_ingest__new_epoch(in->next_epoch);
+}
+
+void mgo_ingest__new_epoch(char out[MGO_MGR_EPOCH_SIZE])
+{
+    uint8_t raw[8];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw) {
+        /* no entropy: the clock still gives a value no earlier run used */
+        uint64_t t = (uint64_t)mgo_mgr_store_now_ms() * 1000003u;
+        memcpy(raw, &t, sizeof raw);
+    }
+    for (size_t i = 0; i < sizeof raw; i++)
+        snprintf(out + 2 * i, 3, "%02x", raw[i]);
 }
 
 static void msg_free(struct mgo_ingest_msg *msg)
@@ -154,6 +168,84 @@ static mgo_err dep_owner_visit(const struct mgo_mgr_deployment_row *row, void *c
     return MGO_OK;
 }
 
+/* The device's receipt after a handled status: with the batch's commit, or now when there is
+ * no open batch (the status was committed by itself). */
+static void note_receipt(struct mgo_ingest *in, const char *device,
+                         const struct mgo_mgr_position *pos)
+{
+    if (pos->gap_opened) {
+        MGO_LOGI(TAG, "device %s: statuses missing after (%llu, %llu); asking for a replay "
+                 "(receipt epoch %s)", device, (unsigned long long)pos->boot,
+                 (unsigned long long)pos->seq, pos->epoch);
+        mgo_ingest__new_epoch(in->next_epoch);
+    }
+    if (!in->tx) {
+        MGO_IGNORE(mgo_publish__receipt(in->pub, device, pos->epoch, pos->boot, pos->seq));
+        return;
+    }
+    if (in->receipts_len == in->receipts_cap) {
+        size_t cap = in->receipts_cap ? 2 * in->receipts_cap : 64;
+        void *r = realloc(in->receipts, cap * sizeof *in->receipts);
+        if (r == NULL) {
+            /* the next receipt of the device covers this one too */
+            MGO_LOGW(TAG, "out of memory: device %s's receipt waits for its next status", device);
+            return;
+        }
+        in->receipts = r;
+        in->receipts_cap = cap;
+    }
+    struct mgo_ingest_receipt *r = &in->receipts[in->receipts_len++];
+    snprintf(r->device, sizeof r->device, "%s", device);
+    snprintf(r->epoch, sizeof r->epoch, "%s", pos->epoch);
+    r->boot = pos->boot;
+    r->seq = pos->seq;
+}
+
+static int receipt_cmp(const void *a, const void *b)
+{
+    const struct mgo_ingest_receipt *x = a, *y = b;
+    int c = strcmp(x->device, y->device);
+    if (c != 0)
+        return c;
+    /* the newer receipt of a device last (positions only grow within a batch) */
+    if (x->boot != y->boot)
+        return x->boot < y->boot ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+/* After a commit: the newest receipt of each device in the batch. */
+static void send_receipts(struct mgo_ingest *in)
+{
+    if (in->receipts_len == 0)
+        return;
+    qsort(in->receipts, in->receipts_len, sizeof in->receipts[0], receipt_cmp);
+    for (size_t i = 0; i < in->receipts_len; i++) {
+        const struct mgo_ingest_receipt *r = &in->receipts[i];
+        if (i + 1 < in->receipts_len && strcmp(r->device, in->receipts[i + 1].device) == 0)
+            continue;
+        MGO_IGNORE(mgo_publish__receipt(in->pub, r->device, r->epoch, r->boot, r->seq));
+    }
+    in->receipts_len = 0;
+}
+
+/* A journaled status the manager refuses for good still moves the device's position on, so
+ * its agent does not keep (and replay) it for ever. */
+static mgo_err take_position(struct mgo_ingest *in, const struct mgo_topic *t,
+                             const struct mgo_deployment_status *st)
+{
+    if (!st->has_journal)
+        return MGO_OK;
+    struct mgo_mgr_position pos;
+    memset(&pos, 0, sizeof pos);
+    snprintf(pos.new_epoch, sizeof pos.new_epoch, "%s", in->next_epoch);
+    mgo_err err = mgo_mgr_store_position_take(in->store, t->device_id, st->boot, st->seq, &pos);
+    if (err == MGO_ERR_STALE)
+        err = MGO_OK;
+    if (err == MGO_OK)
+        note_receipt(in, t->device_id, &pos);
+    return err;
+}
+
 static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,
                              const uint8_t *payload, size_t len)
 {
@@ -185,6 +277,7 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
     if (err == MGO_ERR_NOT_FOUND || (owner.found && strcmp(owner.device, t->device_id) != 0)) {
         MGO_LOGW(TAG, "status on %s ignored: unknown deployment %s for device %s", topic,
                  t->deployment_id, t->device_id);
+        result = take_position(in, t, &st);
         goto cleanup;
     }
     if (err) {
@@ -205,16 +298,28 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
         .doc_json = (const char *)json.data,
         .received_ms = mgo_mgr_store_now_ms(), /* stored and sent live alike */
     };
-    bool changed = false;
-    err = mgo_mgr_store_status_apply(in->store, &row, &changed);
+    struct mgo_mgr_status_outcome out;
+    memset(&out, 0, sizeof out);
+    snprintf(out.position.new_epoch, sizeof out.position.new_epoch, "%s", in->next_epoch);
+    err = mgo_mgr_store_status_apply(in->store, &row, &out);
     if (err == MGO_ERR_STALE) {
         MGO_LOGI(TAG, "status on %s ignored: journal position (%llu, %llu) already seen", topic,
                  (unsigned long long)st.boot, (unsigned long long)st.seq);
+        note_receipt(in, t->device_id, &out.position);
         goto cleanup;
     }
     if (err) {
         MGO_LOGE(TAG, "status on %s not stored: %s; kept and retried", topic, mgo_strerror(err));
         result = err;
+        goto cleanup;
+    }
+    if (out.has_position)
+        note_receipt(in, t->device_id, &out.position);
+    bool changed = out.changed;
+    if (!out.newest) {
+        MGO_LOGI(TAG, "device %s deployment %s: %s at (%llu, %llu) added to the history (a "
+                 "replay older than the current status)", t->device_id, t->deployment_id,
+                 row.state, (unsigned long long)st.boot, (unsigned long long)st.seq);
         goto cleanup;
     }
     /* a line per change of state; repeats (a component moving on, a re-sent status) would
@@ -364,6 +469,7 @@ static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_
     }
     switch (t.kind) {
     case MGO_TOPIC_STATUS:
+    case MGO_TOPIC_REPLAY: /* a status the manager may have lost (protocol.md §6.3) */
         return ingest_status(in, &t, topic, payload, len);
     case MGO_TOPIC_CAPABILITIES:
         return ingest_capabilities(in, &t, topic, payload, len);
@@ -479,6 +585,7 @@ mgo_err mgo_ingest__commit(struct mgo_ingest *in)
         MGO_LOGE(TAG, "store: cannot commit a batch of %zu messages: %s; held and retried",
                  in->batch_len, mgo_strerror(err));
         drop_live(in);
+        in->receipts_len = 0; /* nothing of it is stored */
         /* the batch came before anything held during it: it goes first */
         if (in->batch_head) {
             in->batch_tail->next = in->held_head;
@@ -499,6 +606,7 @@ mgo_err mgo_ingest__commit(struct mgo_ingest *in)
             msg_free(msg);
         }
         send_live(in);
+        send_receipts(in);
     }
     in->batch_head = in->batch_tail = NULL;
     in->batch_len = 0;
@@ -514,6 +622,9 @@ void mgo_ingest__cleanup(struct mgo_ingest *in)
     }
     in->in_batch = in->tx = false;
     drop_live(in);
+    free(in->receipts);
+    in->receipts = NULL;
+    in->receipts_len = in->receipts_cap = 0;
     while (in->batch_head) {
         struct mgo_ingest_msg *msg = in->batch_head;
         in->batch_head = msg->next;

@@ -5,8 +5,9 @@
  * Every message handed here was already acknowledged to the broker, so none is dropped for
  * a store failure: a message the store refuses is held; a batch whose commit fails is rolled
  * back and all its messages are held, in order, ahead of those that came after. Live events
- * (the API's event stream) go out only once the transaction holding their change is
- * committed. Loop thread only. */
+ * (the API's event stream) and receipts (protocol.md §6.3: "every status of this device up
+ * to here is stored") go out only once the transaction holding their change is committed.
+ * Statuses come from the status and the replay topics alike. Loop thread only. */
 #ifndef MGO_MGR_INGEST_H
 #define MGO_MGR_INGEST_H
 
@@ -28,6 +29,13 @@ struct mgo_sse_hub;
 struct mgo_ingest_msg;
 struct mgo_ingest_live;
 
+/* A receipt to publish once the batch holding its statuses is committed. */
+struct mgo_ingest_receipt {
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    char epoch[MGO_MGR_EPOCH_SIZE];
+    uint64_t boot, seq;
+};
+
 struct mgo_ingest {
     struct mgo_mgr_store *store;
     struct mgo_publisher *pub; /* clears a removed deployment's document */
@@ -40,6 +48,10 @@ struct mgo_ingest {
     size_t batch_len;
     /* live events of the open batch, sent once it is committed */
     struct mgo_ingest_live *live_head, *live_tail;
+    /* receipts of the open batch (docs/protocol.md §6.3), published after its commit */
+    struct mgo_ingest_receipt *receipts;
+    size_t receipts_len, receipts_cap;
+    char next_epoch[MGO_MGR_EPOCH_SIZE]; /* taken by the next device whose positions gap */
     /* messages the store could not take, oldest first */
     struct mgo_ingest_msg *held_head, *held_tail;
     size_t held_len;
@@ -63,6 +75,9 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
  * back, its messages are held (in order, before any held later) and the store's error is
  * returned. */
 mgo_err mgo_ingest__commit(struct mgo_ingest *in) MGO_MUST_CHECK;
+
+/* A fresh receipt epoch: 16 hex digits from the system's random source. */
+void mgo_ingest__new_epoch(char out[MGO_MGR_EPOCH_SIZE]);
 
 /* Messages held now. */
 size_t mgo_ingest__held(const struct mgo_ingest *in);

@@ -153,8 +153,9 @@ static mgo_err load_token(struct mgo_manager *m)
 
 static void subscribe_all(struct mgo_manager *m)
 {
-    static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_STATUS, MGO_TOPIC_CAPABILITIES,
-                                                MGO_TOPIC_STATE, MGO_TOPIC_EVENTS};
+    static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_STATUS, MGO_TOPIC_REPLAY,
+                                                MGO_TOPIC_CAPABILITIES, MGO_TOPIC_STATE,
+                                                MGO_TOPIC_EVENTS};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char filter[MGO_MAX_TOPIC_LEN + 1];
         if (mgo_topic_filter(m->cfg->topic_prefix, kinds[i], NULL, filter, sizeof filter) !=
@@ -251,6 +252,8 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         m->mqtt_outbox.connected = true;
         mgo_backoff_reset(&m->backoff);
         subscribe_all(m); /* also when resumed: cheap, and the filters may have changed */
+        /* before any status of this connection is stored (protocol.md §6.3) */
+        MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
         break;
     case MGO_MQTT_EV_CONNECT_FAILED:
@@ -380,6 +383,17 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         goto fail;
     }
     mgo_mgr_store_set_history_limit(m->store, (uint32_t)cfg->status_history);
+    /* a new run: every receipt asks the agents to replay what this run has not stored
+     * (a status the last run took from the broker but never committed; protocol.md §6.3) */
+    char epoch[MGO_MGR_EPOCH_SIZE];
+    mgo_ingest__new_epoch(epoch);
+    mgo_mgr_store_set_epoch(m->store, epoch);
+    err = mgo_mgr_store_receipts_reset(m->store);
+    if (err) {
+        MGO_LOGE(TAG, "state-dir: cannot start receipts in the store: %s", mgo_strerror(err));
+        goto fail;
+    }
+    MGO_LOGI(TAG, "receipt epoch %s", epoch);
     err = load_token(m);
     if (err)
         goto fail;

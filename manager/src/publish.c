@@ -232,6 +232,58 @@ mgo_err mgo_publish__clear_unreported(struct mgo_publisher *p, const char *devic
     return err;
 }
 
+/* ---- receipts --------------------------------------------------------------------------- */
+
+mgo_err mgo_publish__receipt(struct mgo_publisher *p, const char *device_id, const char *epoch,
+                             uint64_t boot, uint64_t seq)
+{
+    if (!mgo_outbox__connected(p->outbox))
+        return MGO_OK;
+    char topic[MGO_MAX_TOPIC_LEN + 1];
+    mgo_err err =
+        mgo_topic_format(p->prefix, MGO_TOPIC_RECEIPT, device_id, NULL, topic, sizeof topic);
+    if (err)
+        return err;
+    struct mgo_receipt r = {.device_id = device_id, .epoch = epoch, .boot = boot, .seq = seq};
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, 1024);
+    err = mgo_receipt_encode(&r, &buf);
+    if (err == MGO_OK)
+        err = mgo_outbox__send(p->outbox, MGO_TOPIC_RECEIPT, topic, buf.data, buf.len, NULL);
+    mgo_buf_cleanup(&buf);
+    if (err)
+        MGO_LOGW(TAG, "device %s: receipt up to (%llu, %llu) not published: %s (sent again "
+                 "after the next connect)", device_id, (unsigned long long)boot,
+                 (unsigned long long)seq, mgo_strerror(err));
+    return err;
+}
+
+struct receipts_ctx {
+    struct mgo_publisher *p;
+    mgo_err first;
+    size_t n;
+};
+
+static mgo_err receipt_visit(const char *device_id, const char *epoch, uint64_t boot, uint64_t seq,
+                             void *c)
+{
+    struct receipts_ctx *ctx = c;
+    mgo_err err = mgo_publish__receipt(ctx->p, device_id, epoch, boot, seq);
+    if (err && ctx->first == MGO_OK)
+        ctx->first = err;
+    ctx->n++;
+    return MGO_OK; /* one device failing does not stop the others */
+}
+
+mgo_err mgo_publish__receipts(struct mgo_publisher *p)
+{
+    struct receipts_ctx ctx = {p, MGO_OK, 0};
+    mgo_err err = mgo_mgr_store_receipts_list(p->store, receipt_visit, &ctx);
+    if (ctx.n > 0)
+        MGO_LOGI(TAG, "published the receipts of %zu devices", ctx.n);
+    return err ? err : ctx.first;
+}
+
 /* ---- the after-connect sweep -------------------------------------------------------- */
 
 struct id_list {

@@ -1,7 +1,7 @@
 /* publish.h - fleet publishing: a device's deployment documents and desired-state manifest,
  * clearing retained documents of removed deployments, the sweep after a connect, encoding
- * (and signing) documents, and which manifests the broker has acknowledged
- * (docs/protocol.md §6-7).
+ * (and signing) documents, receipts of stored statuses, and which manifests the broker has
+ * acknowledged (docs/protocol.md §6-7).
  *
  * Works on a narrow context (the store, an outbox, the topic prefix, the signing key), never
  * on the daemon: the unit tests drive it with a temporary store and a recording outbox.
@@ -67,6 +67,14 @@ mgo_err mgo_publish__clear_unreported(struct mgo_publisher *p, const char *devic
  * deployments. A device that fails does not stop the others; the first error is returned
  * (the sweep is incomplete: the caller tries again later). */
 mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present) MGO_MUST_CHECK;
+/* Publishes a device's receipt (retained; docs/protocol.md §6.3): every status up to
+ * (boot, seq) is stored. Not connected: MGO_OK, nothing sent (mgo_publish__receipts sends
+ * every receipt after the next connect). */
+mgo_err mgo_publish__receipt(struct mgo_publisher *p, const char *device_id, const char *epoch,
+                             uint64_t boot, uint64_t seq) MGO_MUST_CHECK;
+/* After a connect, before any status of that connection is stored: the receipt of every
+ * device with stored statuses. Returns the first error (the others are still sent). */
+mgo_err mgo_publish__receipts(struct mgo_publisher *p) MGO_MUST_CHECK;
 /* Encodes a document tree for publishing into out: as is, or signed (ES256) when a signing
  * key is set. The digest of the result equals mgo_doc_digest(tree). */
 mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,

@@ -27,6 +27,7 @@ struct mgo_mgr_store {
     unsigned depth; /* open savepoints */
     unsigned fail_commits; /* test hook: outermost commits still to fail */
     uint32_t history_limit; /* per deployment; 0 = keep all */
+    char epoch[MGO_MGR_EPOCH_SIZE]; /* receipts' epoch for devices added in this run */
     struct stmt_slot cache[STMT_CACHE_SIZE];
 };
 
@@ -73,6 +74,21 @@ static const char *const MIGRATIONS[] = {
     "ALTER TABLE devices DROP COLUMN has_journal;"
     "ALTER TABLE devices DROP COLUMN status_boot;"
     "ALTER TABLE devices DROP COLUMN status_seq;",
+    /* 4: the end-to-end status guarantee (protocol.md §6.3): per device, the journal position
+     * up to which every status was handled (rcpt_*), the highest handled (top_*), the epoch
+     * of its receipts, and the handled positions beyond rcpt (a gap waiting for replays) */
+    "ALTER TABLE devices ADD COLUMN rcpt_boot INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN rcpt_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN top_boot INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN top_seq INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN rcpt_epoch TEXT NOT NULL DEFAULT '';"
+    "CREATE TABLE device_positions (device_id TEXT NOT NULL, boot INTEGER NOT NULL,"
+    "  seq INTEGER NOT NULL, PRIMARY KEY (device_id, boot, seq)) WITHOUT ROWID;"
+    "UPDATE devices SET (rcpt_boot, rcpt_seq) = (SELECT boot, seq FROM status WHERE"
+    "  status.device_id = devices.id AND has_journal = 1 ORDER BY boot DESC, seq DESC LIMIT 1)"
+    "  WHERE EXISTS (SELECT 1 FROM status WHERE status.device_id = devices.id AND"
+    "  has_journal = 1);"
+    "UPDATE devices SET top_boot = rcpt_boot, top_seq = rcpt_seq;",
 };
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -886,10 +902,245 @@ static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
     return run(s, st, "prune status history");
 }
 
-/* Refuses a journal position not after the stored one (MGO_ERR_STALE) and tells whether the
- * overall state differs from the stored one (or none was stored). */
-static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
-                             bool *changed)
+/* ---- journal positions (protocol.md §6.3) ----------------------------------------------- */
+
+static bool pos_before(uint64_t ab, uint64_t as, uint64_t bb, uint64_t bs)
+{
+    return ab < bb || (ab == bb && as < bs);
+}
+
+/* Whether (b, q) comes right after (rb, rs) in an agent's journal: the next seq of the same
+ * boot, or the first of a later boot (the tail of an earlier boot cannot be known). */
+static bool pos_next(uint64_t rb, uint64_t rs, uint64_t b, uint64_t q)
+{
+    return (b == rb && q == rs + 1) || (b > rb && q == 1);
+}
+
+struct dev_pos {
+    uint64_t rb, rs; /* handled up to */
+    uint64_t tb, ts; /* highest handled */
+    char epoch[MGO_MGR_EPOCH_SIZE];
+};
+
+static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct dev_pos *p)
+{
+    memset(p, 0, sizeof *p);
+    snprintf(p->epoch, sizeof p->epoch, "%s", s->epoch);
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch FROM "
+                          "devices WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        p->rb = col_u64(st, 0);
+        p->rs = col_u64(st, 1);
+        p->tb = col_u64(st, 2);
+        p->ts = col_u64(st, 3);
+        const char *e = col_text(st, 4);
+        if (e != NULL && e[0] != '\0')
+            snprintf(p->epoch, sizeof p->epoch, "%s", e);
+    } else if (rc != SQLITE_DONE) {
+        err = sql_err(s, "read journal position");
+    }
+    stmt_done(s, st);
+    return err;
+}
+
+static mgo_err dev_pos_write(struct mgo_mgr_store *s, const char *device, const struct dev_pos *p)
+{
+    mgo_err err = ensure_device(s, device);
+    if (err)
+        return err;
+    sqlite3_stmt *st = NULL;
+    err = prep(s, "UPDATE devices SET rcpt_boot = ?, rcpt_seq = ?, top_boot = ?, top_seq = ?, "
+                  "rcpt_epoch = ? WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_u64(st, 1, p->rb);
+    bind_u64(st, 2, p->rs);
+    bind_u64(st, 3, p->tb);
+    bind_u64(st, 4, p->ts);
+    bind_text(st, 5, p->epoch);
+    bind_text(st, 6, device);
+    return run(s, st, "store journal position");
+}
+
+static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b, uint64_t q,
+                         bool *has)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT 1 FROM device_positions WHERE device_id = ? AND boot = ? AND "
+                          "seq = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device);
+    bind_u64(st, 2, b);
+    bind_u64(st, 3, q);
+    int rc = sqlite3_step(st);
+    *has = rc == SQLITE_ROW;
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        err = sql_err(s, "read handled positions");
+    stmt_done(s, st);
+    return err;
+}
+
+/* Moves the handled-up-to position over the positions handled ahead of it that now follow
+ * on without a gap, and forgets them. */
+static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct dev_pos *p)
+{
+    for (;;) {
+        sqlite3_stmt *st = NULL;
+        mgo_err err = prep(s, "SELECT boot, seq FROM device_positions WHERE device_id = ? "
+                              "ORDER BY boot, seq LIMIT 1", &st);
+        if (err)
+            return err;
+        bind_text(st, 1, device);
+        int rc = sqlite3_step(st);
+        uint64_t b = 0, q = 0;
+        bool found = rc == SQLITE_ROW;
+        if (found) {
+            b = col_u64(st, 0);
+            q = col_u64(st, 1);
+        } else if (rc != SQLITE_DONE) {
+            err = sql_err(s, "read handled positions");
+        }
+        stmt_done(s, st);
+        if (err || !found || !pos_next(p->rb, p->rs, b, q))
+            return err;
+        p->rb = b;
+        p->rs = q;
+        err = prep(s, "DELETE FROM device_positions WHERE device_id = ? AND boot = ? AND seq = ?",
+                   &st);
+        if (err)
+            return err;
+        bind_text(st, 1, device);
+        bind_u64(st, 2, b);
+        bind_u64(st, 3, q);
+        err = run(s, st, "forget handled position");
+        if (err)
+            return err;
+    }
+}
+
+/* Takes position (b, q) of device as handled (inside the caller's savepoint).
+ * MGO_ERR_STALE when it was handled before. */
+static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64_t b, uint64_t q,
+                             struct mgo_mgr_position *out)
+{
+    struct dev_pos p;
+    mgo_err err = dev_pos_read(s, device, &p);
+    if (err)
+        return err;
+    bool has = !pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
+    if (!has) {
+        err = ahead_has(s, device, b, q, &has);
+        if (err)
+            return err;
+    }
+    if (has) {
+        MGO_LOGD(TAG, "device %s: status (%llu,%llu) handled before", device,
+                 (unsigned long long)b, (unsigned long long)q);
+        out->gap_opened = false;
+        out->boot = p.rb;
+        out->seq = p.rs;
+        snprintf(out->epoch, sizeof out->epoch, "%s", p.epoch);
+        return MGO_ERR_STALE;
+    }
+    bool gap_was_open = pos_before(p.rb, p.rs, p.tb, p.ts);
+    if (pos_next(p.rb, p.rs, b, q)) {
+        p.rb = b;
+        p.rs = q;
+        err = ahead_absorb(s, device, &p);
+    } else {
+        sqlite3_stmt *st = NULL;
+        err = prep(s, "INSERT INTO device_positions (device_id, boot, seq) VALUES (?, ?, ?)", &st);
+        if (err)
+            return err;
+        bind_text(st, 1, device);
+        bind_u64(st, 2, b);
+        bind_u64(st, 3, q);
+        err = run(s, st, "store handled position");
+    }
+    if (err)
+        return err;
+    if (pos_before(p.tb, p.ts, b, q)) {
+        p.tb = b;
+        p.ts = q;
+    }
+    out->gap_opened = !gap_was_open && pos_before(p.rb, p.rs, p.tb, p.ts);
+    if (out->gap_opened && out->new_epoch[0] != '\0')
+        snprintf(p.epoch, sizeof p.epoch, "%s", out->new_epoch);
+    out->boot = p.rb;
+    out->seq = p.rs;
+    snprintf(out->epoch, sizeof out->epoch, "%s", p.epoch);
+    return dev_pos_write(s, device, &p);
+}
+
+mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t boot, uint64_t seq, struct mgo_mgr_position *out)
+{
+    if (s->schema_version < 4)
+        return MGO_ERR_INTERNAL;
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = position_take(s, device_id, boot, seq, out);
+    if (err) {
+        mgo_mgr_store_rollback(s);
+        return err;
+    }
+    return mgo_mgr_store_commit(s);
+}
+
+void mgo_mgr_store_set_epoch(struct mgo_mgr_store *s, const char *epoch)
+{
+    snprintf(s->epoch, sizeof s->epoch, "%s", epoch);
+}
+
+mgo_err mgo_mgr_store_receipts_reset(struct mgo_mgr_store *s)
+{
+    if (s->schema_version < 4)
+        return MGO_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "UPDATE devices SET rcpt_epoch = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, s->epoch);
+    return run(s, st, "start receipts");
+}
+
+mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_visit visit,
+                                    void *ctx)
+{
+    if (s->schema_version < 4)
+        return MGO_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT id, rcpt_epoch, rcpt_boot, rcpt_seq FROM devices WHERE "
+                          "top_boot > 0 OR top_seq > 0 ORDER BY id", &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        const char *e = col_text(st, 1);
+        err = visit(col_text(st, 0), e != NULL && e[0] ? e : s->epoch, col_u64(st, 2),
+                    col_u64(st, 3), ctx);
+        if (err)
+            break;
+    }
+    if (!err && rc != SQLITE_DONE)
+        err = sql_err(s, "read receipts");
+    stmt_done(s, st);
+    return err;
+}
+
+/* ---- status ------------------------------------------------------------------------------ */
+
+/* The deployment's newest stored status: whether (boot, seq) comes after it, and whether
+ * the overall state differs from it (or none was stored). */
+static mgo_err latest_check(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
+                            bool *newer, bool *changed)
 {
     sqlite3_stmt *st = NULL;
     /* per (device, deployment) (protocol.md §8.1): retained statuses of different
@@ -902,17 +1153,13 @@ static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_statu
     bind_text(st, 2, row->device_id);
     int rc = sqlite3_step(st);
     *changed = true;
+    *newer = true;
     if (rc == SQLITE_ROW) {
         const char *state = col_text(st, 3);
         *changed = state == NULL || strcmp(state, row->state) != 0;
         uint64_t boot = col_u64(st, 1), seq = col_u64(st, 2);
-        if (row->has_journal && sqlite3_column_int(st, 0) &&
-            (row->boot < boot || (row->boot == boot && row->seq <= seq))) {
-            MGO_LOGD(TAG, "device %s: status (%llu,%llu) not after (%llu,%llu)", row->device_id,
-                     (unsigned long long)row->boot, (unsigned long long)row->seq,
-                     (unsigned long long)boot, (unsigned long long)seq);
-            err = MGO_ERR_STALE;
-        }
+        *newer = !(row->has_journal && sqlite3_column_int(st, 0) &&
+                   !pos_before(boot, seq, row->boot, row->seq));
     } else if (rc != SQLITE_DONE) {
         err = sql_err(s, "read journal position");
     }
@@ -921,20 +1168,32 @@ static mgo_err journal_check(struct mgo_mgr_store *s, const struct mgo_mgr_statu
 }
 
 mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
-                                   bool *state_changed)
+                                   struct mgo_mgr_status_outcome *out)
 {
-    bool changed_local;
-    if (state_changed == NULL)
-        state_changed = &changed_local;
-    if (s->schema_version < 2)
+    struct mgo_mgr_status_outcome local;
+    if (out == NULL) {
+        memset(&local, 0, sizeof local);
+        out = &local;
+    }
+    if (s->schema_version < 4)
         return MGO_ERR_INTERNAL;
     int64_t now = row->received_ms ? row->received_ms : mgo_mgr_store_now_ms();
     mgo_err err = mgo_mgr_store_begin(s);
     if (err)
         return err;
-    err = journal_check(s, row, state_changed);
+    bool newer = true;
+    out->has_position = row->has_journal;
+    if (row->has_journal) {
+        err = position_take(s, row->device_id, row->boot, row->seq, &out->position);
+        if (err)
+            goto rollback;
+    }
+    err = latest_check(s, row, &newer, &out->changed);
     if (err)
         goto rollback;
+    out->newest = newer;
+    if (!newer)
+        out->changed = false; /* an older transition, added to the history only */
     static const char *const sqls[2] = {
         "INSERT INTO status (deployment_id, device_id, state, has_journal, boot, seq, doc,"
         " received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT(deployment_id)"
@@ -943,7 +1202,7 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
         "INSERT INTO status_history (deployment_id, device_id, state, has_journal, boot, seq,"
         " doc, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     };
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = newer ? 0 : 1; i < 2; i++) {
         sqlite3_stmt *st = NULL;
         err = prep(s, sqls[i], &st);
         if (err)
@@ -1031,8 +1290,9 @@ mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deploy
                                      mgo_mgr_status_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, STATUS_COLS "FROM status_history WHERE deployment_id = ? ORDER BY n",
-                       &st);
+    /* in journal order (replayed transitions arrive after newer ones, protocol.md §6.3) */
+    mgo_err err = prep(s, STATUS_COLS "FROM status_history WHERE deployment_id = ? "
+                          "ORDER BY boot, seq, n", &st);
     if (err)
         return err;
     bind_text(st, 1, deployment_id);

@@ -52,7 +52,7 @@ void h_agent_stop(struct h_agent *a)
 {
     if (!a->running)
         return;
-    a->stop = 1;
+    __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE); /* the agent's loop reads it atomically */
     pthread_join(a->thread, NULL);
     a->running = false;
     CU_ASSERT_EQUAL(a->result, MGO_OK);

@@ -1,12 +1,14 @@
 /* test_agent_compose.c - the whole agent with the real Compose runtime (podman + runc +
  * podman-compose, DESIGN.md recipe) and a real Mosquitto: deploy a compose app fetched over
  * HTTP, reconfigure it (parameter change), update it to a version fetched as an OCI artifact
- * from a loopback docker-registry, repair a container stopped by hand, remove it. The
+ * from a loopback docker-registry, repair a container stopped by hand, remove it; then an
+ * install stuck waiting for a container that never runs is cancelled by a removal. The
  * container really answers over HTTP; statuses arrive in order at a separate subscriber.
  * If podman cannot run containers here, the test says exactly why and fails. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -44,6 +46,8 @@ static bool setup_containers(char *why, size_t why_len)
         "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: SIGKILL\\n"
         "    command: [\"/bin/sh\", \"-c\", \"mkdir -p /www && echo %%s$${GREETING} > /www/index.html && exec httpd -f -p 8080 -h /www\"]\\n"
         "    environment:\\n      GREETING: ${GREETING:-unset}\\n    ports:\\n      - \"127.0.0.1:%%s:8080\"\\n' $REG \"$pre\" $APP > www/app-v$v.yaml; done; "
+        "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: SIGKILL\\n"
+        "    command: [\"/bin/sh\", \"-c\", \"exit 3\"]\\n' $REG > www/app-stuck.yaml; "
         "(busybox httpd -f -p 127.0.0.1:$HTTP -h www > httpd.log 2>&1 & echo $! > httpd.pid); "
         "mgo_oci_push_file 127.0.0.1:$REG margo/web 2.0.0 www/app-v2.yaml > oci.digest || { echo 'OCI artifact push failed' > why; exit 1; }",
         dir, MGO_SOURCE_DIR, dir, dir, dir);
@@ -204,6 +208,37 @@ static void test_agent_compose_real(void)
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].state, MGO_STATE_REMOVED);
     /* the removal status carries the manifest that removed it (protocol.md 7.4) */
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].adopted, 4);
+
+    /* 6. cancellation (protocol.md 7.7): a component whose container never runs keeps the
+     *    install waiting (its timeout is 2 minutes); a manifest removing it cancels the wait,
+     *    the removal starts within 2 s and ends removed with no container left */
+    snprintf(loc, sizeof loc, "          packageLocation: http://127.0.0.1:%s/app-stuck.yaml\n",
+             http_port);
+    publish_dep(mgr, loc, "GREETING", "stuck", d);
+    h_publish_manifest(mgr, DEV, 5, 1, ids, dg);
+    CU_ASSERT_FATAL(h_monitor_wait(&mon, DEP, MGO_STATE_INSTALLING, 60000));
+    h_monitor_pump(&mon, 3000); /* compose up done; the wait polls */
+    size_t before = mon.len;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    h_publish_manifest(mgr, DEV, 6, 0, NULL, NULL);
+    CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_REMOVING, 10000));
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long took = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    fprintf(stderr, "\n  real compose: removal started %ld ms after the manifest\n", took);
+    CU_ASSERT(took < 2000);
+    CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_REMOVED, 60000));
+    bool cancelled = false;
+    for (size_t i = before; i < mon.len; i++)
+        if (mon.items[i].state == MGO_STATE_FAILED &&
+            strcmp(mon.items[i].error_code, "CANCELLED") == 0 && mon.items[i].adopted == 5)
+            cancelled = true;
+    CU_ASSERT(cancelled);
+    CU_ASSERT_EQUAL(mon.items[mon.len - 1].state, MGO_STATE_REMOVED);
+    CU_ASSERT_EQUAL(mon.items[mon.len - 1].adopted, 6);
+    h_sh_out(left, sizeof left, "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l",
+             PROJECT);
+    CU_ASSERT_STRING_EQUAL(left, "0");
 
     h_agent_cleanup(&agent);
     mgo_mqtt_free(mgr);

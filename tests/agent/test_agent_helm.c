@@ -245,7 +245,8 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "4.0.0\x1f"), 0);
 
     /* a failing chart: the component error carries helm's stderr */
-    setenv("FAKE_HELM_MODE_UPGRADE", "failure", 1);
+    /* (a mode file, not setenv: the agent's threads read the environment) */
+    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p %s && echo failure > %s/mode-upgrade", rel, rel) == 0);
     struct pub_doc a5;
     publish_doc(mgr, ID_A, "alpha", "5.0.0", 1, &a5);
     const char *dg5[] = {a5.digest, c1.digest};
@@ -254,7 +255,7 @@ static void test_agent_helm_lifecycle(void)
     sa = last_of(&mon, ID_A);
     CU_ASSERT(sa != NULL && strstr(sa->error_message, "INSTALLATION FAILED") != NULL);
     CU_ASSERT(sa != NULL && strcmp(sa->error_code, "RUNTIME_FAILED") == 0);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    CU_ASSERT_FATAL(mgo_test_sh("rm -f %s/mode-upgrade", rel) == 0);
 
     /* restart: the accepted version and the boot counter persist */
     h_agent_stop(&agent);

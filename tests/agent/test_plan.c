@@ -4,7 +4,7 @@
 #include <string.h>
 
 #include "mgo_test.h"
-#include "plan.h"
+#include "mgo/plan.h"
 
 #define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
     c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
@@ -28,18 +28,17 @@ static void set_manifest(uint64_t version, size_t n, const char *const *ids,
     manifest.deployments_len = n;
 }
 
-static struct mgo_dep_record rec(const char *id, const char *digest, const char *params,
-                                 const char *profile, bool ok)
+static struct mgo_plan_installed rec(const char *id, const char *digest, const char *params,
+                                     const char *profile, bool ok)
 {
-    struct mgo_dep_record r;
+    struct mgo_plan_installed r;
     memset(&r, 0, sizeof r);
     snprintf(r.id, sizeof r.id, "%s", id);
     snprintf(r.desired_digest, sizeof r.desired_digest, "%s", digest);
     snprintf(r.installed_digest, sizeof r.installed_digest, "%s", digest);
-    snprintf(r.params_hash, sizeof r.params_hash, "%s", params);
+    (void)params; /* the planner decides on the profile; parameters follow the document */
     snprintf(r.profile_hash, sizeof r.profile_hash, "%s", profile);
     r.installed_ok = ok;
-    r.state = ok ? MGO_STATE_INSTALLED : MGO_STATE_FAILED;
     return r;
 }
 
@@ -59,7 +58,7 @@ static void test_install_noop_remove(void)
     const char *dg[] = {DA1, DB1};
     set_manifest(3, 2, ids, dg);
     struct mgo_plan_doc docs[] = {{"a", DA1, P1, F1}, {"b", DB1, P1, F1}};
-    struct mgo_dep_record recs[] = {rec("a", DA1, P1, F1, true), rec("c", DC1, P1, F1, true)};
+    struct mgo_plan_installed recs[] = {rec("a", DA1, P1, F1, true), rec("c", DC1, P1, F1, true)};
     CU_ASSERT_FATAL(mgo_plan_compute(2, &manifest, docs, 2, recs, 2, &plan) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(plan.len, 3);
     /* removal first */
@@ -76,7 +75,7 @@ static void test_update_vs_reconfigure(void)
     const char *ids[] = {"a"};
     const char *dg[] = {DA2};
     set_manifest(5, 1, ids, dg);
-    struct mgo_dep_record recs[] = {rec("a", DA1, P1, F1, true)};
+    struct mgo_plan_installed recs[] = {rec("a", DA1, P1, F1, true)};
     /* only the parameters changed */
     struct mgo_plan_doc reconf[] = {{"a", DA2, P2, F1}};
     CU_ASSERT_FATAL(mgo_plan_compute(4, &manifest, reconf, 1, recs, 1, &plan) == MGO_OK);
@@ -93,16 +92,16 @@ static void test_retry_after_failure_or_interruption(void)
     const char *dg[] = {DA1};
     set_manifest(8, 1, ids, dg);
     struct mgo_plan_doc docs[] = {{"a", DA1, P1, F1}};
-    struct mgo_dep_record failed = rec("a", DA1, P1, F1, false);
+    struct mgo_plan_installed failed = rec("a", DA1, P1, F1, false);
     CU_ASSERT_FATAL(mgo_plan_compute(7, &manifest, docs, 1, &failed, 1, &plan) == MGO_OK);
     CU_ASSERT_EQUAL(item(&plan, "a")->action, MGO_PLAN_RETRY);
     /* an update to DA2 was interrupted; the new manifest goes back to DA1 */
-    struct mgo_dep_record moving = rec("a", DA1, P1, F1, true);
+    struct mgo_plan_installed moving = rec("a", DA1, P1, F1, true);
     snprintf(moving.desired_digest, sizeof moving.desired_digest, "%s", DA2);
     CU_ASSERT_FATAL(mgo_plan_compute(7, &manifest, docs, 1, &moving, 1, &plan) == MGO_OK);
     CU_ASSERT_EQUAL(item(&plan, "a")->action, MGO_PLAN_RETRY);
     /* a removal was pending but the deployment is back */
-    struct mgo_dep_record removing = rec("a", DA1, P1, F1, true);
+    struct mgo_plan_installed removing = rec("a", DA1, P1, F1, true);
     removing.remove = true;
     CU_ASSERT_FATAL(mgo_plan_compute(7, &manifest, docs, 1, &removing, 1, &plan) == MGO_OK);
     CU_ASSERT_EQUAL(item(&plan, "a")->action, MGO_PLAN_RETRY);
@@ -128,7 +127,7 @@ static void test_digest_mismatch_and_missing(void)
     const char *ids[] = {"a", "b"};
     const char *dg[] = {DA2, DB1};
     set_manifest(2, 2, ids, dg);
-    struct mgo_dep_record recs[] = {rec("x", DC1, P1, F1, true)};
+    struct mgo_plan_installed recs[] = {rec("x", DC1, P1, F1, true)};
     struct mgo_plan_doc stale[] = {{"a", DA1, P1, F1}, {"b", DB1, P1, F1}};
     CU_ASSERT(mgo_plan_compute(1, &manifest, stale, 2, recs, 1, &plan) == MGO_ERR_CRYPTO);
     CU_ASSERT_STRING_EQUAL(plan.why_deployment, "a");
@@ -161,7 +160,7 @@ static void test_invalid_manifest(void)
 static void test_empty_manifest_removes_all(void)
 {
     set_manifest(9, 0, NULL, NULL);
-    struct mgo_dep_record recs[] = {rec("a", DA1, P1, F1, true), rec("b", DB1, P1, F1, false)};
+    struct mgo_plan_installed recs[] = {rec("a", DA1, P1, F1, true), rec("b", DB1, P1, F1, false)};
     CU_ASSERT_FATAL(mgo_plan_compute(1, &manifest, NULL, 0, recs, 2, &plan) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(plan.len, 2);
     CU_ASSERT_EQUAL(plan.items[0].action, MGO_PLAN_REMOVE);

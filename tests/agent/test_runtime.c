@@ -86,7 +86,7 @@ static void test_exec_timeout_and_missing(void)
     CU_ASSERT(!r.exited);
     mgo_exec_result_cleanup(&r);
 
-    volatile sig_atomic_t cancel = 1;
+    atomic_int cancel = 1;
     struct mgo_exec_opts oc = {.cancel = &cancel};
     mgo_exec_result_init(&r);
     CU_ASSERT_FATAL(mgo_exec_run(argv, &oc, &r) == MGO_OK);

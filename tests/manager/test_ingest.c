@@ -30,6 +30,7 @@ static void setup(struct fixture *f)
 {
     mgr_test_tmpdir(f->dir);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
+    mgo_mgr_store_set_epoch(f->store, "0123456789abcdef"); /* as the manager does at start */
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->pub);
@@ -165,11 +166,19 @@ static void test_stale_status_refused(void)
     struct fixture f;
     setup(&f);
     deliver_status(&f, "installed", 5);
-    deliver_status(&f, "installing", 4); /* older journal position */
+    /* an older journal position (a replay, protocol.md §6.3) joins the history, never
+     * replaces the current status */
+    deliver_status(&f, "installing", 4);
     char state[32];
     stored_state(&f, state);
     CU_ASSERT_STRING_EQUAL(state, "installed");
-    CU_ASSERT_EQUAL(history_len(&f), 1);
+    CU_ASSERT_EQUAL(history_len(&f), 2);
+    /* a position seen before is refused and changes nothing */
+    deliver_status(&f, "failed", 5);
+    deliver_status(&f, "failed", 4);
+    stored_state(&f, state);
+    CU_ASSERT_STRING_EQUAL(state, "installed");
+    CU_ASSERT_EQUAL(history_len(&f), 2);
     CU_ASSERT_EQUAL(mgo_ingest__held(&f.in), 0); /* refused for good, not held */
     teardown(&f);
 }
@@ -234,6 +243,83 @@ static void test_commit_failure_keeps_batch_and_retries(void)
     teardown(&f);
 }
 
+/* The receipts of the recording outbox, decoded: count, and the last one's fields. */
+static size_t receipts(struct fixture *f, struct mgo_arena *arena, struct mgo_receipt *last)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < f->rec.len; i++) {
+        const struct rec_msg *m = &f->rec.msgs[i];
+        if (strcmp(m->topic, "margo/v1/devices/dev1/receipt") != 0)
+            continue;
+        CU_ASSERT(m->retain && m->qos == 1); /* the topics table's flags */
+        struct mgo_problems p;
+        mgo_problems_init(&p);
+        CU_ASSERT_EQUAL_FATAL(mgo_receipt_decode(m->payload, m->len, arena, last, &p), MGO_OK);
+        n++;
+    }
+    return n;
+}
+
+/* protocol.md §6.3: a receipt goes out after the commit that stored its statuses (one per
+ * device and batch, the newest position), never for a batch that was rolled back; a gap in
+ * the positions holds the receipt back and changes its epoch once (a replay request); the
+ * replay topic is ingested like the status topic. */
+static void test_receipts_after_commit(void)
+{
+    struct fixture f;
+    setup(&f);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 20);
+    struct mgo_receipt r;
+    mgo_ingest__begin(&f.in);
+    deliver_status(&f, "installing", 1);
+    deliver_status(&f, "installing", 2);
+    CU_ASSERT_EQUAL(receipts(&f, &arena, &r), 0); /* nothing before the commit */
+    CU_ASSERT_EQUAL(mgo_ingest__commit(&f.in), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(receipts(&f, &arena, &r), 1);
+    CU_ASSERT(r.boot == 1 && r.seq == 2);
+    char first_epoch[MGO_MGR_EPOCH_SIZE];
+    snprintf(first_epoch, sizeof first_epoch, "%s", r.epoch);
+    /* a rolled-back batch: no receipt */
+    mgo_ingest__begin(&f.in);
+    deliver_status(&f, "installing", 3);
+    mgo_mgr_store_fail_commits(f.store, 1);
+    CU_ASSERT_NOT_EQUAL(mgo_ingest__commit(&f.in), MGO_OK);
+    CU_ASSERT_EQUAL(receipts(&f, &arena, &r), 1);
+    CU_ASSERT_EQUAL(mgo_ingest__retry_held(&f.in, 256), 0); /* stored now: receipt (1, 3) */
+    CU_ASSERT_EQUAL_FATAL(receipts(&f, &arena, &r), 2);
+    CU_ASSERT(r.seq == 3);
+    CU_ASSERT_STRING_EQUAL(r.epoch, first_epoch);
+    /* (1, 4) and (1, 5) lost: (1, 6) opens a gap: the receipt stays at 3, new epoch */
+    deliver_status(&f, "installed", 6);
+    CU_ASSERT_EQUAL_FATAL(receipts(&f, &arena, &r), 3);
+    CU_ASSERT(r.seq == 3);
+    CU_ASSERT_STRING_NOT_EQUAL(r.epoch, first_epoch);
+    char gap_epoch[MGO_MGR_EPOCH_SIZE];
+    snprintf(gap_epoch, sizeof gap_epoch, "%s", r.epoch);
+    /* the replays fill it, on the replay topic, out of order; the epoch stays */
+    static const char replay_topic[] = "margo/v1/devices/dev1/replay/" DEP;
+    char yaml[512];
+    for (uint64_t seq = 5; seq >= 4; seq--) {
+        snprintf(yaml, sizeof yaml,
+                 "{apiVersion: deployment.margo.org/v1alpha1, kind: DeploymentStatusManifest,"
+                 " deploymentId: %s, adoptedManifestVersion: 1, status: {state: installing},"
+                 " components: [{name: c, state: installing}],"
+                 " x-margo-mqtt-extensions: {boot: 1, seq: %llu}}",
+                 DEP, (unsigned long long)seq);
+        deliver(&f, replay_topic, yaml);
+    }
+    CU_ASSERT_EQUAL_FATAL(receipts(&f, &arena, &r), 5);
+    CU_ASSERT(r.seq == 6);
+    CU_ASSERT_STRING_EQUAL(r.epoch, gap_epoch);
+    char state[32];
+    stored_state(&f, state);
+    CU_ASSERT_STRING_EQUAL(state, "installed"); /* the replays did not go backwards */
+    CU_ASSERT_EQUAL(history_len(&f), 6);
+    mgo_arena_cleanup(&arena);
+    teardown(&f);
+}
+
 static void test_batch_commits_once_and_sends_live_after(void)
 {
     struct fixture f;
@@ -253,6 +339,7 @@ static void test_batch_commits_once_and_sends_live_after(void)
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
+        {"receipts after the commit; gaps ask for a replay", test_receipts_after_commit},
         {"status stored and sent live", test_status_stored_and_sent_live},
         {"stale status refused", test_stale_status_refused},
         {"capabilities id mismatch refused", test_caps_id_mismatch_refused},

@@ -257,17 +257,19 @@ static void test_status_journal_order(void)
     struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
                                    .state = "pending", .has_journal = true, .boot = 2,
                                    .seq = 1, .doc_json = "{}"};
-    bool changed = false;
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &changed), MGO_OK);
-    CU_ASSERT_TRUE(changed); /* the first status */
+    struct mgo_mgr_status_outcome out = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &out), MGO_OK);
+    CU_ASSERT_TRUE(out.changed); /* the first status */
     r.state = "installing";
     r.seq = 2;
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &changed), MGO_OK);
-    CU_ASSERT_TRUE(changed);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &out), MGO_OK);
+    CU_ASSERT_TRUE(out.changed);
     /* the same state again (a component moved on) is stored, but is no change of state */
     r.seq = 3;
-    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &changed), MGO_OK);
-    CU_ASSERT_FALSE(changed);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &out), MGO_OK);
+    CU_ASSERT_FALSE(out.changed);
+    CU_ASSERT(out.newest && out.has_position && !out.position.gap_opened);
+    CU_ASSERT(out.position.boot == 2 && out.position.seq == 3);
     /* duplicate and older positions are refused and change nothing */
     r.state = "failed";
     CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
@@ -313,6 +315,7 @@ static void test_status_history_limit(void)
                                    .doc_json = "{}"};
     struct mgo_mgr_status_row b = a;
     b.deployment_id = "dep-b";
+    b.device_id = "dev2"; /* a journal position names one status of one device */
     for (uint64_t seq = 1; seq <= 100; seq++) {
         a.seq = b.seq = seq;
         CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_status_apply(s, &a, NULL), MGO_OK);
@@ -427,6 +430,109 @@ static void test_failed_commit_rolls_back(void)
     mgr_test_rmdir(dir);
 }
 
+static mgo_err collect_pos(const struct mgo_mgr_status_row *row, void *ctx)
+{
+    struct seqs *q = ctx;
+    q->n++;
+    if (row->seq <= q->last)
+        q->first = 0; /* marks "out of order" */
+    q->last = row->seq;
+    return MGO_OK;
+}
+
+struct receipt_seen {
+    size_t n;
+    char epoch[MGO_MGR_EPOCH_SIZE];
+    uint64_t boot, seq;
+};
+
+static mgo_err collect_receipt(const char *device, const char *epoch, uint64_t boot, uint64_t seq,
+                               void *ctx)
+{
+    struct receipt_seen *r = ctx;
+    if (strcmp(device, "dev1") == 0) {
+        snprintf(r->epoch, sizeof r->epoch, "%s", epoch);
+        r->boot = boot;
+        r->seq = seq;
+    }
+    r->n++;
+    return MGO_OK;
+}
+
+/* protocol.md §6.3: a gap in a device's positions holds its receipt back and asks for a
+ * replay (a new epoch) once; replays fill it, in any order, each once; the history lists
+ * journal order; a refused status still moves the position on. */
+static void test_status_positions_gap_and_replay(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    mgo_mgr_store_set_epoch(s, "00000000000000aa");
+    CU_ASSERT_EQUAL(mgo_mgr_store_receipts_reset(s), MGO_OK);
+    struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
+                                   .state = "installing", .has_journal = true, .boot = 1,
+                                   .doc_json = "{}"};
+    struct mgo_mgr_status_outcome out;
+    static const uint64_t order[] = {1, 2, 5, 4, 3};
+    for (size_t i = 0; i < 5; i++) {
+        memset(&out, 0, sizeof out);
+        snprintf(out.position.new_epoch, sizeof out.position.new_epoch, "00000000000000b%zu", i);
+        r.seq = order[i];
+        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_status_apply(s, &r, &out), MGO_OK);
+        switch (order[i]) {
+        case 5: /* the gap opens: receipt held at (1, 2), new epoch */
+            CU_ASSERT(out.newest && out.position.gap_opened);
+            CU_ASSERT(out.position.seq == 2);
+            CU_ASSERT_STRING_EQUAL(out.position.epoch, "00000000000000b2");
+            break;
+        case 4: /* a replay older than the current status: history only, no second request */
+            CU_ASSERT(!out.newest && !out.changed && !out.position.gap_opened);
+            CU_ASSERT(out.position.seq == 2);
+            CU_ASSERT_STRING_EQUAL(out.position.epoch, "00000000000000b2");
+            break;
+        case 3: /* the gap fills: the receipt jumps over everything handled */
+            CU_ASSERT(!out.newest && !out.position.gap_opened);
+            CU_ASSERT(out.position.seq == 5);
+            break;
+        default:
+            CU_ASSERT(out.newest && !out.position.gap_opened);
+            CU_ASSERT_STRING_EQUAL(out.position.epoch, "00000000000000aa");
+        }
+    }
+    /* each position once */
+    for (uint64_t q = 1; q <= 5; q++) {
+        r.seq = q;
+        CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
+    }
+    struct seqs h = {.first = 1};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-1", collect_pos, &h), MGO_OK);
+    CU_ASSERT_EQUAL(h.n, 5);
+    CU_ASSERT(h.first != 0); /* journal order */
+    /* the newest stays the current status */
+    struct seqs cur = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_get(s, "dep-1", collect_seq, &cur), MGO_OK);
+    CU_ASSERT_EQUAL(cur.last, 5);
+    /* a status refused for good (unknown deployment) moves the position on */
+    struct mgo_mgr_position pos = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, 6, &pos), MGO_OK);
+    CU_ASSERT(pos.seq == 6 && !pos.gap_opened);
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, 6, &pos), MGO_ERR_STALE);
+    mgo_mgr_store_close(s);
+
+    /* a new run: receipts carry its epoch, positions are kept */
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    mgo_mgr_store_set_epoch(s, "00000000000000cc");
+    CU_ASSERT_EQUAL(mgo_mgr_store_receipts_reset(s), MGO_OK);
+    struct receipt_seen seen = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_receipts_list(s, collect_receipt, &seen), MGO_OK);
+    CU_ASSERT_EQUAL(seen.n, 1);
+    CU_ASSERT_STRING_EQUAL(seen.epoch, "00000000000000cc");
+    CU_ASSERT(seen.boot == 1 && seen.seq == 6);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -436,6 +542,7 @@ void mgo_test_register(void)
         {"manifestVersion monotonic across restart", test_manifest_version_monotonic_across_restart},
         {"transaction atomicity", test_transaction_atomicity},
         {"status journal order", test_status_journal_order},
+        {"positions: gap, replay, receipts", test_status_positions_gap_and_replay},
         {"status history limit", test_status_history_limit},
         {"app catalog rules", test_app_catalog_rules},
         {"visitor error ends the walk", test_visitor_error_ends_the_walk},

@@ -14,6 +14,9 @@
  *      index on status_history(deployment_id)
  *   3  drops the per-device journal position again (never read; the order check is per
  *      deployment, on the status table)
+ *   4  the end-to-end status guarantee (protocol.md §6.3): per device, the journal position
+ *      up to which every status was handled, the highest handled, the receipts' epoch, and
+ *      the positions handled beyond a gap (device_positions)
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -25,7 +28,7 @@
 #include <stdint.h>
 #include "mgo/err.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 3
+#define MGO_MGR_STORE_SCHEMA_VERSION 4
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -172,12 +175,47 @@ struct mgo_mgr_status_row {
 };
 typedef mgo_err (*mgo_mgr_status_visit)(const struct mgo_mgr_status_row *row, void *ctx);
 
-/* In one transaction: refuses a journal position not after the device's last accepted one
- * (MGO_ERR_STALE), then stores the position, the current status and a history entry.
- * received_ms is filled by the store when 0. *state_changed (optional) tells whether the
- * overall state differs from the one stored before (true for the first status). */
+/* ---- journal positions and receipts (schema 4, protocol.md §6.3) ------------------- */
+
+#define MGO_MGR_EPOCH_SIZE 65 /* a receipt epoch (at most 64 hex digits) and its NUL */
+
+/* A device's receipt: every status up to (boot, seq) is handled (stored, or refused for
+ * good). Statuses handled beyond a gap wait in the store until the gap is filled. */
+struct mgo_mgr_position {
+    char new_epoch[MGO_MGR_EPOCH_SIZE]; /* in: the epoch to take if this opens a gap */
+    bool gap_opened;                    /* out: a replay is needed (the epoch changed) */
+    char epoch[MGO_MGR_EPOCH_SIZE];     /* out: the device's receipt epoch */
+    uint64_t boot, seq;                 /* out: handled up to */
+};
+/* The epoch of this manager run: given to devices added from now on. */
+void mgo_mgr_store_set_epoch(struct mgo_mgr_store *s, const char *epoch);
+/* At start: every device's receipts carry this run's epoch (set first), so every agent
+ * replays what this run may not have stored. */
+mgo_err mgo_mgr_store_receipts_reset(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+typedef mgo_err (*mgo_mgr_receipt_visit)(const char *device_id, const char *epoch,
+                                         uint64_t boot, uint64_t seq, void *ctx);
+/* Every device that has handled statuses, with its receipt. */
+mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_visit visit,
+                                    void *ctx) MGO_MUST_CHECK;
+/* Takes a status position as handled without storing a status (one refused for good, e.g.
+ * for a deployment the manager does not know). MGO_ERR_STALE when handled before. */
+mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t boot, uint64_t seq, struct mgo_mgr_position *out)
+    MGO_MUST_CHECK;
+
+struct mgo_mgr_status_outcome {
+    bool changed;      /* the deployment's overall state changed (false for an older one) */
+    bool newest;       /* it is now the deployment's status; false: an older transition (a
+                        * replay), added to the history only */
+    bool has_position; /* a journaled status: position tells the device's receipt */
+    struct mgo_mgr_position position; /* new_epoch is an input, see above */
+};
+/* In one transaction: a journaled status whose position was handled before is refused
+ * (MGO_ERR_STALE); otherwise it is added to the deployment's history, becomes its current
+ * status when it is newer than the current one, and the device's position moves on.
+ * received_ms is filled by the store when 0. out may be NULL. */
 mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
-                                   bool *state_changed) MGO_MUST_CHECK;
+                                   struct mgo_mgr_status_outcome *out) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment_id,
                                  mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
 /* device_id NULL = all devices. */
@@ -189,7 +227,7 @@ mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id
  * limit by less than one pruning interval and pruning costs a fraction of a statement per
  * status. */
 void mgo_mgr_store_set_history_limit(struct mgo_mgr_store *s, uint32_t per_deployment);
-/* Transitions of one deployment, oldest first. */
+/* Transitions of one deployment in journal-position order (oldest first). */
 mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deployment_id,
                                      mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
 

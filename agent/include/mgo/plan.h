@@ -1,14 +1,18 @@
-/* plan.h - from an accepted manifest, the documents it names and what is installed, compute
- * what to do per deployment (private to agent/). Pure: no I/O. */
-#ifndef MGO_AGENT_PLAN_H
-#define MGO_AGENT_PLAN_H
+/* plan.h - the agent's planner: from a manifest, the documents at hand and what is
+ * installed, what to do per deployment. Exported by the agent library (margo-agent uses it,
+ * and so does the fleet simulator, bench/fleet, so that simulated devices plan exactly like
+ * real ones). Pure: no I/O, no allocation, no global state. */
+#ifndef MGO_PLAN_H
+#define MGO_PLAN_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
+#include "mgo/digest.h"
+#include "mgo/err.h"
+#include "mgo/limits.h"
 #include "mgo/margo.h"
-#include "state.h"
 
 enum mgo_plan_action {
     MGO_PLAN_NOOP = 0,      /* installed, same document, last apply succeeded */
@@ -26,6 +30,16 @@ struct mgo_plan_doc {
     const char *digest;       /* mgo_doc_digest of the document */
     const char *params_hash;  /* digest of spec.parameters */
     const char *profile_hash; /* digest of spec.deploymentProfile */
+};
+
+/* What a device has for one deployment (the agent fills it from its record). */
+struct mgo_plan_installed {
+    char id[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
+    char desired_digest[MGO_DIGEST_STR_SIZE];   /* document last planned; "" when removing */
+    char installed_digest[MGO_DIGEST_STR_SIZE]; /* document last applied; "" = nothing */
+    char profile_hash[MGO_DIGEST_STR_SIZE];     /* deploymentProfile of the installed document */
+    bool installed_ok;                          /* last apply of installed_digest succeeded */
+    bool remove;                                /* absent from the accepted manifest */
 };
 
 struct mgo_plan_item {
@@ -52,7 +66,7 @@ struct mgo_plan {
  * On any error the plan is unusable and nothing may be acted on. */
 mgo_err mgo_plan_compute(uint64_t accepted_version, const struct mgo_desired_state *manifest,
                          const struct mgo_plan_doc *docs, size_t docs_len,
-                         const struct mgo_dep_record *recs, size_t recs_len, struct mgo_plan *out)
-    MGO_MUST_CHECK;
+                         const struct mgo_plan_installed *installed, size_t installed_len,
+                         struct mgo_plan *out) MGO_MUST_CHECK;
 
 #endif

@@ -1,0 +1,190 @@
+/* reporter.c - statuses, the journal and its delivery (reporter.h). */
+#include "reporter.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "mgo/buf.h"
+#include "mgo/log.h"
+
+#define TAG "agent"
+
+mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *path, struct mgo_session *session,
+                          const char *device_id, uint64_t boot)
+{
+    memset(r, 0, sizeof *r);
+    r->session = session;
+    r->device_id = device_id;
+    r->boot = boot;
+    return mgo_journal_open(path, &r->journal);
+}
+
+void mgo_reporter_close(struct mgo_reporter *r)
+{
+    mgo_journal_close(&r->journal);
+}
+
+size_t mgo_reporter_unsent(const struct mgo_reporter *r)
+{
+    return r->journal.pending_len;
+}
+
+static bool is_inflight(const struct mgo_reporter *r, uint64_t boot, uint64_t seq)
+{
+    for (size_t i = 0; i < r->inflight_len; i++)
+        if (r->inflight[i].boot == boot && r->inflight[i].seq == seq)
+            return true;
+    return false;
+}
+
+/* Whether a newer status of entry i's deployment was delivered already: then entry i on the
+ * status topic would make the retained status go backwards. */
+static bool superseded(const struct mgo_journal *j, size_t i)
+{
+    for (size_t k = i + 1; k < j->pending_len; k++)
+        if (j->pending[k].delivered &&
+            strcmp(j->pending[k].deployment_id, j->pending[i].deployment_id) == 0)
+            return true;
+    return false;
+}
+
+/* Publishes what is due, in journal order: entries not delivered yet (on the status topic,
+ * or the replay topic when superseded) and entries marked for replay. */
+static void flush(struct mgo_reporter *r)
+{
+    if (!mgo_session_connected(r->session))
+        return;
+    for (size_t i = 0; i < r->journal.pending_len && r->inflight_len < MGO_REPORTER_MAX_INFLIGHT;
+         i++) {
+        const struct mgo_journal_entry *e = &r->journal.pending[i];
+        if ((e->delivered && !e->replay) || is_inflight(r, e->boot, e->seq))
+            continue;
+        bool replay = e->replay || superseded(&r->journal, i);
+        int token = 0;
+        if (mgo_session_publish(r->session, replay ? MGO_TOPIC_REPLAY : MGO_TOPIC_STATUS,
+                                e->deployment_id, e->payload, e->payload_len,
+                                &token) != MGO_OK) {
+            MGO_LOGD(TAG, "status %" PRIu64 ".%" PRIu64 " not published yet", e->boot, e->seq);
+            return; /* keep order: retry from here later */
+        }
+        r->inflight[r->inflight_len++] =
+            (struct mgo_reporter_inflight){token, e->boot, e->seq, replay};
+    }
+}
+
+void mgo_reporter_connected(struct mgo_reporter *r)
+{
+    r->inflight_len = 0;
+    flush(r);
+}
+
+void mgo_reporter_disconnected(struct mgo_reporter *r)
+{
+    r->inflight_len = 0;
+}
+
+void mgo_reporter_published(struct mgo_reporter *r, int token, bool ok)
+{
+    for (size_t i = 0; i < r->inflight_len; i++) {
+        if (r->inflight[i].token != token)
+            continue;
+        struct mgo_reporter_inflight f = r->inflight[i];
+        memmove(&r->inflight[i], &r->inflight[i + 1], (r->inflight_len - i - 1) * sizeof f);
+        r->inflight_len--;
+        if (ok) {
+            /* a replay delivered: the entry waits for a receipt like any other */
+            if (f.replay)
+                mgo_journal_replayed(&r->journal, f.boot, f.seq);
+            mgo_err err = mgo_journal_ack(&r->journal, f.boot, f.seq);
+            if (err != MGO_OK && err != MGO_ERR_NOT_FOUND)
+                MGO_LOGE(TAG, "journal ack %" PRIu64 ".%" PRIu64 ": %s", f.boot, f.seq,
+                         mgo_strerror(err));
+        }
+        break;
+    }
+    flush(r);
+}
+
+void mgo_reporter_receipt(struct mgo_reporter *r, const struct mgo_receipt *rc)
+{
+    if (strcmp(rc->epoch, r->epoch) != 0) {
+        /* a manager run (or a gap it found) we have not answered yet: whatever it has not
+         * stored beyond its position may be lost, so everything delivered goes again */
+        snprintf(r->epoch, sizeof r->epoch, "%s", rc->epoch);
+        size_t n = mgo_journal_mark_replay(&r->journal, rc->boot, rc->seq);
+        r->replays += n;
+        if (n > 0)
+            MGO_LOGI(TAG, "replaying %zu statuses the manager may not have stored (receipt "
+                     "epoch %s, stored up to %" PRIu64 ".%" PRIu64 ")", n, rc->epoch, rc->boot,
+                     rc->seq);
+    }
+    r->receipt_boot = rc->boot;
+    r->receipt_seq = rc->seq;
+    size_t dropped = 0;
+    mgo_err err = mgo_journal_settle(&r->journal, rc->boot, rc->seq, &dropped);
+    if (err != MGO_OK)
+        MGO_LOGW(TAG, "journal: cannot record the receipt up to %" PRIu64 ".%" PRIu64 ": %s "
+                 "(the entries are sent again after a restart)", rc->boot, rc->seq,
+                 mgo_strerror(err));
+    else if (dropped > 0)
+        MGO_LOGD(TAG, "manager stored %zu more statuses (up to %" PRIu64 ".%" PRIu64 ")",
+                 dropped, rc->boot, rc->seq);
+    flush(r);
+}
+
+void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep)
+{
+    struct mgo_component_status comps[MGO_MAX_COMPONENTS];
+    size_t n = rep->n < MGO_MAX_COMPONENTS ? rep->n : MGO_MAX_COMPONENTS;
+    const struct mgo_rt_result *first_err = NULL;
+    for (size_t i = 0; i < n; i++) {
+        const struct mgo_rt_result *res = &rep->results[i];
+        comps[i] = (struct mgo_component_status){
+            .name = rep->dep ? rep->dep->profile.components[i].name : "",
+            .state = res->state,
+            .has_error = res->has_error,
+            .error = {res->error.code, res->error.source, res->error.message},
+        };
+        if (res->has_error && first_err == NULL)
+            first_err = res;
+    }
+    struct mgo_deployment_status s = {
+        .deployment_id = rep->deployment_id,
+        .device_id = r->device_id,
+        .has_adopted_manifest_version = rep->adopted_version > 0,
+        .adopted_manifest_version = rep->adopted_version,
+        .state = rep->state,
+        .components = comps,
+        .components_len = n,
+        .has_journal = true,
+        .boot = r->boot,
+        .seq = r->seq + 1,
+    };
+    if (rep->error != NULL) {
+        s.has_error = true;
+        s.error =
+            (struct mgo_error_info){rep->error->code, rep->error->source, rep->error->message};
+    } else if (s.state == MGO_STATE_FAILED && first_err != NULL) {
+        s.has_error = true;
+        s.error = (struct mgo_error_info){first_err->error.code,
+                                          rep->dep ? rep->dep->name : first_err->error.source,
+                                          first_err->error.message};
+    }
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
+    mgo_err err = mgo_deployment_status_encode(&s, &buf);
+    if (err == MGO_OK)
+        err = mgo_journal_append(&r->journal, r->boot, r->seq + 1, rep->deployment_id, buf.data,
+                                 buf.len);
+    if (err != MGO_OK) {
+        MGO_LOGE(TAG, "%s: status %s not journaled: %s", rep->deployment_id,
+                 mgo_state_name(s.state), mgo_strerror(err));
+    } else {
+        r->seq++;
+        MGO_LOGI(TAG, "%s: %s (seq %" PRIu64 ")", rep->deployment_id, mgo_state_name(s.state),
+                 r->seq);
+    }
+    mgo_buf_cleanup(&buf);
+    flush(r);
+}
