@@ -5,13 +5,14 @@
 #   scripts/package.sh                  version from CMakeLists.txt's project()
 #   MGO_PKG_VERSION=0.1.1 scripts/package.sh   another version (the package test's upgrade)
 #   MGO_PKG_OUT=DIR scripts/package.sh  write the packages to DIR instead of dist/
+#   MGO_PKG_BUILD=DIR                   build folder instead of build-pkg/
 #   MGO_PKG_JOBS=N                      parallel compile jobs (default 1)
 # Needs dpkg-dev (dpkg-shlibdeps computes the shared-library Depends); scripts/setup.sh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 src=$PWD
 out=${MGO_PKG_OUT:-$src/dist}
-dir=$src/build-pkg
+dir=${MGO_PKG_BUILD:-$src/build-pkg}
 jobs=${MGO_PKG_JOBS:-1}
 command -v dpkg-shlibdeps >/dev/null ||
     { echo "package.sh: dpkg-shlibdeps missing (apt-get install dpkg-dev; scripts/setup.sh)" >&2; exit 1; }
