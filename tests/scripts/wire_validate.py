@@ -3,7 +3,7 @@
 
 Reads the JSON lines written by wire_record.py. For every message on a topic under PREFIX:
   - the topic must be one of docs/protocol.md 2.1 (desired, deployments/{u}, status/{u},
-    capabilities, state, events); anything else under PREFIX fails;
+    capabilities, state, events, receipt, replay/{u}); anything else under PREFIX fails;
   - an empty payload is a retained-message deletion (TOP-2): allowed on retained topics only,
     counted, not validated;
   - otherwise the payload is decoded as MessagePack (Debian's python3-msgpack; bin values
@@ -12,7 +12,8 @@ Reads the JSON lines written by wire_record.py. For every message on a topic und
     and deployment id in the payload equal the topic's (ID-1), and the retain flag is the one
     of the topic table (events are never retained).
 Fails unless every topic kind was seen at least once with a non-empty payload (unless
---partial), and each case listed with --need was seen.
+--partial; replays only happen after a manager lost statuses, so they are validated when seen
+but not required), and each case listed with --need was seen.
 
   wire_validate.py SCHEMA_DIR RECORD [--prefix margo/v1] [--partial] [--foreign TOPIC]...
                    [--need CASE]...
@@ -59,6 +60,8 @@ while rest:
         print(f"wire_validate: unknown argument {rest[0]}", file=sys.stderr)
         sys.exit(2)
 
+# kinds a run need not show (replays happen only when a manager lost statuses, §6.3)
+OPTIONAL = {"replay"}
 KINDS = {  # kind: (topic regex after PREFIX/devices/, schema file, retained)
     "desired": (r"(?P<d>[^/]+)/desired", "desired.schema.json", True),
     "deployment": (r"(?P<d>[^/]+)/deployments/(?P<u>[^/]+)", "deployment.schema.json", True),
@@ -66,6 +69,8 @@ KINDS = {  # kind: (topic regex after PREFIX/devices/, schema file, retained)
     "capabilities": (r"(?P<d>[^/]+)/capabilities", "capabilities.schema.json", True),
     "presence": (r"(?P<d>[^/]+)/state", "presence.schema.json", True),
     "event": (r"(?P<d>[^/]+)/events", "event.schema.json", False),
+    "receipt": (r"(?P<d>[^/]+)/receipt", "receipt.schema.json", True),
+    "replay": (r"(?P<d>[^/]+)/replay/(?P<u>[^/]+)", "status.schema.json", False),
 }
 validators = {}
 for kind, (_, fname, _) in KINDS.items():
@@ -98,7 +103,7 @@ def ids_in(kind, doc):
     devs, deps = [], []
     if not isinstance(doc, dict):
         return devs, deps
-    if kind in ("desired", "status", "presence", "event") and "deviceId" in doc:
+    if kind in ("desired", "status", "replay", "presence", "event", "receipt") and "deviceId" in doc:
         devs.append(doc["deviceId"])
     if kind == "capabilities":
         devs.append((doc.get("properties") or {}).get("id"))
@@ -108,7 +113,7 @@ def ids_in(kind, doc):
             devs.append(meta["deviceId"])
         deps.append(doc.get("id"))
         deps.append((meta.get("annotations") or {}).get("id"))
-    if kind == "status":
+    if kind in ("status", "replay"):
         deps.append(doc.get("deploymentId"))
     return devs, deps
 
@@ -182,7 +187,7 @@ with open(record, encoding="ascii") as f:
             cases.add(kind + "-signed")
 
 for k in KINDS:
-    if seen[k] == 0 and not partial:
+    if seen[k] == 0 and not partial and k not in OPTIONAL:
         fail(f"no valid {k} message recorded (topic kind never seen with a payload)")
 for c in needs:
     if c not in cases:
