@@ -318,7 +318,7 @@ static mgo_err write_dotenv(const struct mgo_rt_settings *s, const char *dir,
     if (err == MGO_OK && python)
         err = mgo_buf_append_str(&b, "MGO_AGENT_BS=\\\nMGO_AGENT_DOLLAR=$\n");
     if (err != MGO_OK) {
-        snprintf(why, why_len, "%s: too large", path);
+        snprintf(why, why_len, "%.200s: too large", path);
         goto cleanup;
     }
     for (size_t i = 0; i < nvals && err == MGO_OK; i++)
@@ -328,7 +328,7 @@ static mgo_err write_dotenv(const struct mgo_rt_settings *s, const char *dir,
     (void)unlink(path); /* a package .env may be read-only or a link; we write a new file */
     int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
     if (fd < 0) {
-        snprintf(why, why_len, "cannot create %s: %s", path, strerror(errno));
+        snprintf(why, why_len, "cannot create %.200s: %s", path, strerror(errno));
         err = MGO_ERR_IO;
         goto cleanup;
     }
@@ -342,7 +342,7 @@ static mgo_err write_dotenv(const struct mgo_rt_settings *s, const char *dir,
         off += (size_t)w;
     }
     if (close(fd) != 0 || off != b.len) {
-        snprintf(why, why_len, "cannot write %s", path);
+        snprintf(why, why_len, "cannot write %.200s", path);
         err = MGO_ERR_IO;
     }
 cleanup:
