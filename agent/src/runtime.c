@@ -189,7 +189,8 @@ mgo_err mgo_rt_env_check(const struct mgo_app_deployment *dep, const char *compo
             if (rule != NULL) {
                 snprintf(why, why_len,
                          "parameters.%s.targets[%zu].pointer: '%.100s' is refused: a deployment "
-                         "may not set this variable (%s)", par->name, t, name, rule);
+                         "may not set this variable (%s)",
+                         par->name, t, name, rule);
                 return MGO_ERR_INVALID;
             }
         }

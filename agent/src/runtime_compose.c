@@ -281,7 +281,8 @@ static mgo_err dotenv_line(struct mgo_buf *b, const char *kv, bool python, char 
         else if (!python && *c == '\\' && (c[1] == '\'' || c[1] == '\0')) {
             snprintf(why, why_len,
                      "%.*s: a backslash before a quote or at the end of the value cannot be "
-                     "written to a Docker Compose .env file", (int)klen, kv);
+                     "written to a Docker Compose .env file",
+                     (int)klen, kv);
             return MGO_ERR_INVALID;
         } else
             err = mgo_buf_append(b, c, 1);
@@ -576,13 +577,13 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
          * compose command's environment gets nothing but the agent's own OTel settings. */
         const char *vals[MGO_RT_MAX_ENV];
         size_t nvals = 0;
-        err = mgo_rt_component_values(dep, comp->name, true, &arena, vals, MGO_RT_MAX_ENV,
-                                      &nvals, why, sizeof why);
+        err = mgo_rt_component_values(dep, comp->name, true, &arena, vals, MGO_RT_MAX_ENV, &nvals,
+                                      why, sizeof why);
         if (err == MGO_OK)
             err = write_dotenv(s, pkgdir, vals, nvals, why, sizeof why);
         if (err != MGO_OK) {
-            mgo_rt__set_error(res, err == MGO_ERR_IO ? "IO_ERROR" : "INVALID_PARAMETER",
-                              comp->name, "%s", why);
+            mgo_rt__set_error(res, err == MGO_ERR_IO ? "IO_ERROR" : "INVALID_PARAMETER", comp->name,
+                              "%s", why);
             break;
         }
         const char *env[8];

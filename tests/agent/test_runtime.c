@@ -385,8 +385,12 @@ static void test_compose_contract(void)
     snprintf(fake, sizeof fake, "%s/fake-compose", dir);
     FILE *f = fopen(fake, "w");
     CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "#!/bin/sh\necho \"$* | $(pwd) | GREETING=${GREETING-unset} | OTEL=$HTTP_OTEL_EXPORTER_OTLP_ENDPOINT\" >> %s/compose.log\n"
-               "[ \"$FAKE_COMPOSE_FAIL\" = 1 ] && { echo 'Error: image pull failed: manifest unknown' >&2; exit 125; }\nexit 0\n", dir);
+    fprintf(f,
+            "#!/bin/sh\necho \"$* | $(pwd) | GREETING=${GREETING-unset} | "
+            "OTEL=$HTTP_OTEL_EXPORTER_OTLP_ENDPOINT\" >> %s/compose.log\n"
+            "[ \"$FAKE_COMPOSE_FAIL\" = 1 ] && { echo 'Error: image pull failed: manifest unknown' "
+            ">&2; exit 125; }\nexit 0\n",
+            dir);
     fclose(f);
     snprintf(p, sizeof p, "%s/fake-podman", dir);
     f = fopen(p, "w");
@@ -429,7 +433,8 @@ static void test_compose_contract(void)
     snprintf(want, sizeof want,
              "-p margo-abc-123 -f %s/margo-abc-123/web/pkg/compose.yaml -f "
              "%s/margo-abc-123/web/margo-otel.yaml up -d | %s/margo-abc-123/web/pkg | "
-             "GREETING=unset | OTEL=http://127.0.0.1:4318\n", work, work, work);
+             "GREETING=unset | OTEL=http://127.0.0.1:4318\n",
+             work, work, work);
     CU_ASSERT_STRING_EQUAL(log, want);
     free(log);
     /* the parameter is in the project's .env (read for ${X} interpolation), mode 0600 */
@@ -478,19 +483,41 @@ static void test_compose_contract(void)
 
 static void test_env_names_refused(void)
 {
-    const char *refused[] = {"PATH", "path", "LD_PRELOAD", "LD_LIBRARY_PATH", "ld_audit", "HOME",
-                             "IFS", "ENV", "BASH_ENV", "SHELL", "PYTHONPATH", "PYTHONSTARTUP",
-                             "CONTAINERS_CONF", "CONTAINER_HOST", "DOCKER_HOST", "COMPOSE_FILE",
-                             "COMPOSE_PROJECT_NAME", "PODMAN_USERNS", "HELM_PLUGINS", "KUBECONFIG",
-                             "XDG_RUNTIME_DIR", "GCONV_PATH", "GLIBC_TUNABLES", "SSL_CERT_FILE",
-                             "OPENSSL_CONF", "TMPDIR", "MGO_AGENT_DOLLAR"};
+    const char *refused[] = {"PATH",
+                             "path",
+                             "LD_PRELOAD",
+                             "LD_LIBRARY_PATH",
+                             "ld_audit",
+                             "HOME",
+                             "IFS",
+                             "ENV",
+                             "BASH_ENV",
+                             "SHELL",
+                             "PYTHONPATH",
+                             "PYTHONSTARTUP",
+                             "CONTAINERS_CONF",
+                             "CONTAINER_HOST",
+                             "DOCKER_HOST",
+                             "COMPOSE_FILE",
+                             "COMPOSE_PROJECT_NAME",
+                             "PODMAN_USERNS",
+                             "HELM_PLUGINS",
+                             "KUBECONFIG",
+                             "XDG_RUNTIME_DIR",
+                             "GCONV_PATH",
+                             "GLIBC_TUNABLES",
+                             "SSL_CERT_FILE",
+                             "OPENSSL_CONF",
+                             "TMPDIR",
+                             "MGO_AGENT_DOLLAR"};
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
         if (mgo_rt_env_name_refused(refused[i]) == NULL)
             fprintf(stderr, "%s not refused\n", refused[i]);
         CU_ASSERT(mgo_rt_env_name_refused(refused[i]) != NULL);
     }
-    const char *allowed[] = {"GREETING", "PATHS", "MY_PATH", "LD", "HOMEPAGE", "DB_HOST",
-                             "HTTP_PROXY", "TZ", "LANG", "CONTAINER_NAME", "SITE_NAME", "ENVIRONMENT"};
+    const char *allowed[] = {"GREETING", "PATHS",          "MY_PATH",    "LD",
+                             "HOMEPAGE", "DB_HOST",        "HTTP_PROXY", "TZ",
+                             "LANG",     "CONTAINER_NAME", "SITE_NAME",  "ENVIRONMENT"};
     for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
         if (mgo_rt_env_name_refused(allowed[i]) != NULL)
             fprintf(stderr, "%s refused\n", allowed[i]);
@@ -512,14 +539,17 @@ static void make_fake_compose(const char *name, bool python, char *cmd_out, size
     snprintf(p, sizeof p, "%s/bin-%s/%s", dir, name, name);
     FILE *f = fopen(p, "w");
     CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "#!/bin/sh\n"
-               "printf 'PATH=%%s LD_PRELOAD=%%s GREETING=%%s | %%s\\n' \"$PATH\" "
-               "\"${LD_PRELOAD-unset}\" \"${GREETING-unset}\" \"$*\" >> %s/compose-env.log\n",
+    fprintf(f,
+            "#!/bin/sh\n"
+            "printf 'PATH=%%s LD_PRELOAD=%%s GREETING=%%s | %%s\\n' \"$PATH\" "
+            "\"${LD_PRELOAD-unset}\" \"${GREETING-unset}\" \"$*\" >> %s/compose-env.log\n",
             dir);
     if (python)
-        fprintf(f, "/usr/bin/python3 -c 'import sys; from podman_compose import dotenv_to_dict; "
-                   "sys.stdout.buffer.write(dotenv_to_dict(sys.argv[1]).get(\"GREETING\", \"<unset>\")"
-                   ".encode())' \"$PWD/.env\" > %s/dotenv-value || exit 3\n", dir);
+        fprintf(f,
+                "/usr/bin/python3 -c 'import sys; from podman_compose import dotenv_to_dict; "
+                "sys.stdout.buffer.write(dotenv_to_dict(sys.argv[1]).get(\"GREETING\", \"<unset>\")"
+                ".encode())' \"$PWD/.env\" > %s/dotenv-value || exit 3\n",
+                dir);
     fputs("exit 0\n", f);
     fclose(f);
     snprintf(podman_out, podman_len, "%s/fake-podman", dir);
@@ -543,7 +573,8 @@ static void setup_env_dep(const char *pointer, const char *value)
     snprintf(pkg, sizeof pkg, "%s/app.yaml", dir);
     FILE *f = fopen(pkg, "w");
     CU_ASSERT_FATAL(f != NULL);
-    fputs("services:\n  web:\n    image: busybox\n    environment:\n      GREETING: ${GREETING}\n", f);
+    fputs("services:\n  web:\n    image: busybox\n    environment:\n      GREETING: ${GREETING}\n",
+          f);
     fclose(f);
     snprintf(env_url, sizeof env_url, "file://%s", pkg);
     env_comp = (struct mgo_component){.name = "web", .package_location = env_url};
@@ -569,8 +600,8 @@ static void test_compose_refuses_runtime_env(void)
     char cmd[1024], podman[600], work[512], p[600];
     make_fake_compose("podman-compose", true, cmd, sizeof cmd, podman, sizeof podman);
     snprintf(work, sizeof work, "%s/work", dir);
-    struct mgo_rt_settings s = {.work_dir = work, .compose_command = cmd,
-                                .container_command = podman};
+    struct mgo_rt_settings s = {
+        .work_dir = work, .compose_command = cmd, .container_command = podman};
     const char *pointers[] = {"PATH", "LD_PRELOAD", "ENV.LD_PRELOAD", "ld_library_path"};
     for (size_t i = 0; i < sizeof pointers / sizeof pointers[0]; i++) {
         setup_env_dep(pointers[i], "hello");
@@ -581,8 +612,8 @@ static void test_compose_refuses_runtime_env(void)
         CU_ASSERT_STRING_EQUAL(res[0].error.source, "web");
         CU_ASSERT(strstr(res[0].error.message, "parameters.evil.targets[0].pointer") != NULL);
         CU_ASSERT(strstr(res[0].error.message, "is refused") != NULL);
-        CU_ASSERT(strstr(res[0].error.message, i == 0 ? "program search path"
-                                                      : "read by the dynamic loader") != NULL);
+        CU_ASSERT(strstr(res[0].error.message,
+                         i == 0 ? "program search path" : "read by the dynamic loader") != NULL);
     }
     snprintf(p, sizeof p, "%s/compose-env.log", dir);
     CU_ASSERT(access(p, F_OK) != 0); /* compose never ran */
@@ -610,8 +641,8 @@ static void test_compose_values_only_in_dotenv(void)
     char cmd[1024], podman[600], work[512], p[600];
     make_fake_compose("podman-compose", true, cmd, sizeof cmd, podman, sizeof podman);
     snprintf(work, sizeof work, "%s/work", dir);
-    struct mgo_rt_settings s = {.work_dir = work, .compose_command = cmd,
-                                .container_command = podman};
+    struct mgo_rt_settings s = {
+        .work_dir = work, .compose_command = cmd, .container_command = podman};
     setup_env_dep(NULL, value);
     struct mgo_rt_result res[1];
     CU_ASSERT_FATAL(mgo_rt_apply(&s, &env_dep, res, NULL, NULL) == MGO_OK);

@@ -78,10 +78,13 @@ static void setup_files(void)
     FILE *f;
     snprintf(p, sizeof p, "%s/fake-compose", dir);
     CU_ASSERT_FATAL((f = fopen(p, "w")) != NULL);
-    fprintf(f, "#!/bin/sh\nline=''\nfor a in \"$@\"; do line=\"$line$(printf '%%s\\037' \"$a\")\"; done\n"
-               "printf '%%s\\n' \"$line\" >> %s/compose.log\n"
-               "printf '%%s\\n' \"${GREETING-unset}\" >> %s/greeting.log\n"
-               "grep '^GREETING=' .env >> %s/greeting.log\nexit 0\n", dir, dir, dir);
+    fprintf(
+        f,
+        "#!/bin/sh\nline=''\nfor a in \"$@\"; do line=\"$line$(printf '%%s\\037' \"$a\")\"; done\n"
+        "printf '%%s\\n' \"$line\" >> %s/compose.log\n"
+        "printf '%%s\\n' \"${GREETING-unset}\" >> %s/greeting.log\n"
+        "grep '^GREETING=' .env >> %s/greeting.log\nexit 0\n",
+        dir, dir, dir);
     fclose(f);
     snprintf(p, sizeof p, "%s/fake-podman", dir);
     CU_ASSERT_FATAL((f = fopen(p, "w")) != NULL);

@@ -839,7 +839,8 @@ static char *serial_of(const char *rel)
 {
     char path[512], cmd[1200], out[512];
     snprintf(out, sizeof out, "%s/serial.txt", g_dir);
-    snprintf(cmd, sizeof cmd, "openssl x509 -in '%s' -noout -serial -subject -nameopt RFC2253 > '%s'",
+    snprintf(cmd, sizeof cmd,
+             "openssl x509 -in '%s' -noout -serial -subject -nameopt RFC2253 > '%s'",
              sec_pki_path(g_dir, rel, path), out);
     return sec_run(cmd) == 0 ? mgo_test_read_file(out, NULL) : NULL;
 }
