@@ -14,6 +14,10 @@
 #                                  from its TLS key; agents are configured with signing.pub
 #   expired/CN.crt expired/CN.key  with --expired CN: a client certificate signed by the CA
 #                                  whose validity ended in the past (for tests only)
+#   ca.crl                         the CA's certificate revocation list (PEM), re-signed at every
+#                                  run; the broker's crlfile. Valid for --crl-days.
+#   ca-db/                         the CA's record of revoked certificates (openssl ca database)
+#   NAME.prev.crt NAME.prev.key    after a renewal: the certificate that was replaced
 #
 # Keys are ECDSA P-256 (--rsa: RSA 3072). Private keys are written 0600.
 # Idempotent: files that already exist are kept, so re-running with more --device options
@@ -27,6 +31,18 @@
 #   --monitor-cn CN    default margo-monitor
 #   --days N           validity of leaf certificates, default 825
 #   --rsa              RSA 3072 keys instead of ECDSA P-256
+#   --renew-device ID  (repeatable) rotation: a new key and certificate for device ID, same CN;
+#                      the current pair becomes devices/ID.prev.crt/.key and stays valid
+#                      until revoked (refused while an unrevoked .prev exists)
+#   --renew-manager, --renew-monitor, --renew-broker   the same for those certificates
+#   --revoke FILE      (repeatable) revoke a certificate issued by this CA (FILE relative to
+#                      OUTDIR, e.g. devices/dev-1.prev.crt, or absolute) and re-sign ca.crl
+#   --crl-days N       validity of ca.crl, default 365. A broker with an expired CRL refuses
+#                      every client: re-run pki.sh (any options) before then, and send the
+#                      broker SIGHUP so it reads the new ca.crl.
+#
+# After --revoke or a re-signed ca.crl: kill -HUP <mosquitto pid> (Mosquitto 2.0 reloads the
+# listener's crlfile, certfile and keyfile on SIGHUP; connections already open stay open).
 #
 # Production: use your own CA instead (see docs/security.md, "Production PKI").
 set -eu
@@ -43,6 +59,9 @@ die() {
 
 devices=""
 expired=""
+renew=""
+revoke=""
+crl_days=365
 broker_hosts=""
 manager_cn="margo-manager"
 monitor_cn="margo-monitor"
@@ -76,6 +95,19 @@ while [ $# -gt 0 ]; do
             [ "$2" -ge 1 ] || die "--days: must be at least 1"
             days="$2"; shift 2 ;;
         --rsa) rsa=1; shift ;;
+        --renew-device) [ $# -ge 2 ] || usage; check_cn "$2" --renew-device; renew="$renew devices/$2"; shift 2 ;;
+        --renew-manager) renew="$renew manager"; shift ;;
+        --renew-monitor) renew="$renew monitor"; shift ;;
+        --renew-broker) renew="$renew broker"; shift ;;
+        --revoke)
+            [ $# -ge 2 ] || usage
+            case "$2" in "" | *[!A-Za-z0-9._~/-]* | *..*) die "--revoke: \"$2\" must be a certificate path without '..'" ;; esac
+            revoke="$revoke $2"; shift 2 ;;
+        --crl-days)
+            [ $# -ge 2 ] || usage
+            case "$2" in "" | *[!0-9]*) die "--crl-days: \"$2\" must be a positive number" ;; esac
+            [ "$2" -ge 1 ] || die "--crl-days: must be at least 1"
+            crl_days="$2"; shift 2 ;;
         -h | --help) usage ;;
         -*) die "unknown option $1 (see --help)" ;;
         *) [ -z "$outdir" ] || die "only one OUTDIR may be given"; outdir="$1"; shift ;;
@@ -155,6 +187,57 @@ leaf() { # NAME CN PROFILE(server|client) [SAN]
     echo "pki.sh: issued $outdir/$name.crt (CN=$2)" >&2
 }
 
+# ---- the CA database: which certificates are revoked (openssl ca), and the CRL
+mkdir -p ca-db
+[ -f ca-db/index.txt ] || : >ca-db/index.txt
+[ -s ca-db/crlnumber ] || echo 1000 >ca-db/crlnumber
+cat >"$tmp/ca-db.cnf" <<EOF
+[ca]
+default_ca = fleet
+[fleet]
+database = $PWD/ca-db/index.txt
+crlnumber = $PWD/ca-db/crlnumber
+certificate = $PWD/ca.crt
+private_key = $PWD/ca.key
+default_md = sha256
+default_crl_days = $crl_days
+unique_subject = no
+crl_extensions = crl_ext
+[crl_ext]
+authorityKeyIdentifier = keyid
+EOF
+
+cn_of() { # CERT -> its subject CN
+    openssl x509 -in "$1" -noout -subject -nameopt RFC2253 | sed -n 's/^subject=\(.*,\)\{0,1\}CN=\([^,]*\).*$/\2/p'
+}
+
+is_revoked() { # CERT -> 0 when ca-db lists its serial as revoked
+    sn=$(openssl x509 -in "$1" -noout -serial | sed 's/^serial=//')
+    awk -F '\t' -v s="$sn" '$1 == "R" && toupper($4) == toupper(s) { f = 1 } END { exit !f }' ca-db/index.txt
+}
+
+# ---- renewal (rotation): the current pair becomes NAME.prev.*, a new pair is issued below
+# with the same CN; the previous certificate stays valid until it is revoked.
+renew_cn=""
+for name in $renew; do
+    [ -s "$name.crt" ] || die "--renew: $outdir/$name.crt does not exist"
+    if [ -s "$name.prev.crt" ] && ! is_revoked "$name.prev.crt"; then
+        die "--renew: $outdir/$name.prev.crt is not revoked yet; revoke it (--revoke $name.prev.crt) or delete it first"
+    fi
+    cn=$(cn_of "$name.crt")
+    [ -n "$cn" ] || die "--renew: no CN in $outdir/$name.crt"
+    mv "$name.crt" "$name.prev.crt"
+    mv "$name.key" "$name.prev.key"
+    renew_cn="$renew_cn $name=$cn"
+    echo "pki.sh: renewing $outdir/$name.crt; the current certificate is now $name.prev.crt" >&2
+done
+renewed_cn() { # NAME DEFAULT -> the CN to issue NAME with
+    for r in $renew_cn; do
+        [ "${r%%=*}" = "$1" ] && { echo "${r#*=}"; return 0; }
+    done
+    echo "$2"
+}
+
 san="DNS:localhost,IP:127.0.0.1"
 for h in $broker_hosts; do
     case "$h" in
@@ -162,11 +245,14 @@ for h in $broker_hosts; do
         *) san="$san,IP:$h" ;;
     esac
 done
-leaf broker localhost server "$san"
-leaf manager "$manager_cn" client
-leaf monitor "$monitor_cn" client
+leaf broker "$(renewed_cn broker localhost)" server "$san"
+leaf manager "$(renewed_cn manager "$manager_cn")" client
+leaf monitor "$(renewed_cn monitor "$monitor_cn")" client
 for d in $devices; do
     leaf "devices/$d" "$d" client
+done
+for name in $renew; do
+    case "$name" in devices/*) leaf "$name" "$(renewed_cn "$name" "")" client ;; esac
 done
 
 # ---- expired client certificates: `openssl x509 -days` cannot go negative, so these are
@@ -218,3 +304,23 @@ if [ ! -s signing.pub ]; then
     mv signing.pub.tmp signing.pub
     echo "pki.sh: created the document-signing key $outdir/signing.key (public: signing.pub)" >&2
 fi
+
+# ---- revocation and the CRL (re-signed at every run, so its validity restarts)
+for f in $revoke; do
+    case "$f" in /*) ;; *) f="$PWD/$f" ;; esac
+    [ -s "$f" ] || die "--revoke: $f does not exist"
+    cmp -s "$f" ca.crt && die "--revoke: $f is the CA certificate itself"
+    openssl verify -no-CApath -no-CAstore -CAfile ca.crt -no_check_time "$f" >/dev/null 2>&1 ||
+        die "--revoke: $f was not issued by this CA ($outdir/ca.crt)"
+    if is_revoked "$f"; then
+        echo "pki.sh: $f is already revoked" >&2
+        continue
+    fi
+    openssl ca -batch -config "$tmp/ca-db.cnf" -revoke "$f" 2>"$tmp/revoke.log" ||
+        { cat "$tmp/revoke.log" >&2; die "openssl ca -revoke failed for $f"; }
+    echo "pki.sh: revoked $f (CN=$(cn_of "$f"))" >&2
+done
+openssl ca -batch -config "$tmp/ca-db.cnf" -gencrl -out ca.crl.tmp 2>"$tmp/crl.log" ||
+    { cat "$tmp/crl.log" >&2; die "openssl ca -gencrl failed"; }
+chmod 644 ca.crl.tmp
+mv ca.crl.tmp ca.crl

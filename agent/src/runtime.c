@@ -77,6 +77,127 @@ static bool env_name_ok(const char *s)
     return true;
 }
 
+/* Environment variable names a deployment may not set (docs/security.md section 3, "Parameters
+ * and the runtime's environment"). Workload values are written to the compose project's .env
+ * file and never become the compose command's environment, so these names could not reach
+ * the agent host's tools anyway; refusing them is defence in depth against a runtime that
+ * does export .env entries (newer podman-compose exports PODMAN_*, Docker Compose reads
+ * COMPOSE_* and DOCKER_* from .env) and against a future change of that path. Matched without
+ * regard to case; an entry ending in '*' is a prefix. */
+static const struct {
+    const char *name;
+    const char *rule;
+} REFUSED_ENV[] = {
+    {"PATH", "program search path"},
+    {"HOME", "user home of the runtime tools"},
+    {"USER", "identity of the runtime tools"},
+    {"LOGNAME", "identity of the runtime tools"},
+    {"SHELL", "shell of the runtime tools"},
+    {"PWD", "working directory of the runtime tools"},
+    {"OLDPWD", "working directory of the runtime tools"},
+    {"TMPDIR", "temporary files of the runtime tools"},
+    {"IFS", "read by the shell"},
+    {"ENV", "read by the shell"},
+    {"CDPATH", "read by the shell"},
+    {"PS4", "read by the shell"},
+    {"SHELLOPTS", "read by the shell"},
+    {"GLOBIGNORE", "read by the shell"},
+    {"BASH_*", "read by the shell"},
+    {"LD_*", "read by the dynamic loader"},
+    {"DYLD_*", "read by the dynamic loader"},
+    {"GCONV_PATH", "read by the C library"},
+    {"GLIBC_TUNABLES", "read by the C library"},
+    {"LOCPATH", "read by the C library"},
+    {"NLSPATH", "read by the C library"},
+    {"MALLOC_*", "read by the C library"},
+    {"HOSTALIASES", "read by the C library resolver"},
+    {"RES_OPTIONS", "read by the C library resolver"},
+    {"LOCALDOMAIN", "read by the C library resolver"},
+    {"PYTHON*", "read by Python (podman-compose)"},
+    {"OPENSSL_*", "read by OpenSSL"},
+    {"SSL_CERT_*", "trust store of the runtime tools"},
+    {"GODEBUG", "read by Go programs (docker, podman, helm)"},
+    {"CONTAINERS_*", "configuration of podman"},
+    {"CONTAINER_HOST", "configuration of podman"},
+    {"CONTAINER_CONNECTION", "configuration of podman"},
+    {"CONTAINER_SSHKEY", "configuration of podman"},
+    {"CONTAINER_PASSPHRASE", "configuration of podman"},
+    {"REGISTRY_AUTH_FILE", "configuration of podman"},
+    {"STORAGE_DRIVER", "configuration of podman"},
+    {"STORAGE_OPTS", "configuration of podman"},
+    {"PODMAN_*", "configuration of podman and podman-compose"},
+    {"BUILDAH_*", "configuration of podman"},
+    {"DOCKER_*", "configuration of docker"},
+    {"BUILDKIT_*", "configuration of docker"},
+    {"COMPOSE_*", "configuration of Docker Compose and podman-compose"},
+    {"HELM_*", "configuration of helm"},
+    {"KUBECONFIG", "configuration of helm"},
+    {"XDG_*", "configuration folders of the runtime tools"},
+    {"DBUS_SESSION_BUS_ADDRESS", "configuration of podman (systemd)"},
+    {"NOTIFY_SOCKET", "configuration of podman (systemd)"},
+    {"MGO_AGENT_*", "reserved by margo-agent"},
+};
+
+static bool ieq(char a, char b)
+{
+    if (a >= 'a' && a <= 'z')
+        a = (char)(a - 'a' + 'A');
+    if (b >= 'a' && b <= 'z')
+        b = (char)(b - 'a' + 'A');
+    return a == b;
+}
+
+const char *mgo_rt_env_name_refused(const char *name)
+{
+    for (size_t i = 0; i < sizeof REFUSED_ENV / sizeof REFUSED_ENV[0]; i++) {
+        const char *pat = REFUSED_ENV[i].name, *s = name;
+        while (*pat != '\0' && *pat != '*' && *s != '\0' && ieq(*pat, *s)) {
+            pat++;
+            s++;
+        }
+        if ((*pat == '*') || (*pat == '\0' && *s == '\0'))
+            return REFUSED_ENV[i].rule;
+    }
+    return NULL;
+}
+
+/* The pointer of a compose target as an environment variable name. */
+static const char *env_pointer(const char *ptr)
+{
+    return strncmp(ptr, "ENV.", 4) == 0 ? ptr + 4 : ptr; /* in case the codec left it */
+}
+
+static bool targets(const struct mgo_target *tg, const char *component)
+{
+    for (size_t c = 0; c < tg->components_len; c++)
+        if (strcmp(tg->components[c], component) == 0)
+            return true;
+    return false;
+}
+
+mgo_err mgo_rt_env_check(const struct mgo_app_deployment *dep, const char *component, char *why,
+                         size_t why_len)
+{
+    for (size_t p = 0; p < dep->parameters_len; p++) {
+        const struct mgo_parameter *par = &dep->parameters[p];
+        for (size_t t = 0; t < par->targets_len; t++) {
+            const struct mgo_target *tg = &par->targets[t];
+            if (!targets(tg, component))
+                continue;
+            const char *name = env_pointer(tg->pointer);
+            const char *rule = mgo_rt_env_name_refused(name);
+            if (rule != NULL) {
+                snprintf(why, why_len,
+                         "parameters.%s.targets[%zu].pointer: '%.100s' is refused: a deployment "
+                         "may not set this variable (%s)",
+                         par->name, t, name, rule);
+                return MGO_ERR_INVALID;
+            }
+        }
+    }
+    return MGO_OK;
+}
+
 static bool helm_path_ok(const char *s)
 {
     if (*s == '\0' || *s == '.')
@@ -120,14 +241,9 @@ mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char
             continue;
         for (size_t t = 0; t < par->targets_len; t++) {
             const struct mgo_target *tg = &par->targets[t];
-            bool mine = false;
-            for (size_t c = 0; c < tg->components_len && !mine; c++)
-                mine = strcmp(tg->components[c], component) == 0;
-            if (!mine)
+            if (!targets(tg, component))
                 continue;
-            const char *ptr = tg->pointer;
-            if (env_names && strncmp(ptr, "ENV.", 4) == 0)
-                ptr += 4; /* in case the codec left it */
+            const char *ptr = env_names ? env_pointer(tg->pointer) : tg->pointer;
             if (env_names ? !env_name_ok(ptr) : !helm_path_ok(ptr)) {
                 snprintf(why, why_len,
                          "parameters.%s.targets[%zu].pointer: '%.100s' is not a valid %s", par->name,
@@ -140,10 +256,13 @@ mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char
                          mgo_value_kind_name(par->value.kind));
                 return MGO_ERR_INVALID;
             }
-            if (env_names && strchr(text, '\n') != NULL) {
-                snprintf(why, why_len, "parameters.%s.value: newlines are not allowed", par->name);
+            if (env_names && strpbrk(text, "\r\n") != NULL) {
+                snprintf(why, why_len, "parameters.%s.value: line breaks are not allowed",
+                         par->name);
                 return MGO_ERR_INVALID;
             }
+            if (env_names && mgo_rt_env_name_refused(ptr) != NULL)
+                return mgo_rt_env_check(dep, component, why, why_len);
             if (n == max) {
                 snprintf(why, why_len, "more than %zu values for component %s", max, component);
                 return MGO_ERR_LIMIT;

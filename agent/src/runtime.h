@@ -83,11 +83,23 @@ void mgo_rt_project_name(const char *deployment_id, char *out, size_t out_size);
 
 /* Values a component receives: "POINTER=value" strings for the parameters whose targets
  * name the component (compose pointers are env names; helm pointers dotted paths).
- * Strings are allocated in arena. MGO_ERR_INVALID (with why) for a bad pointer. */
+ * Strings are allocated in arena. MGO_ERR_INVALID (with why) for a bad pointer, a refused
+ * environment name (mgo_rt_env_check) or a line break in an environment value. */
 mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char *component,
                                  bool env_names, struct mgo_arena *arena, const char **out,
                                  size_t max, size_t *n_out, char *why, size_t why_len)
     MGO_MUST_CHECK;
+
+/* Environment variables a deployment may not set through a compose parameter (the shell's,
+ * the dynamic loader's, the container tools' own settings; docs/security.md section 3): the
+ * reason when name is refused (any case), NULL when it may be used. */
+const char *mgo_rt_env_name_refused(const char *name);
+
+/* MGO_ERR_INVALID, with why naming the parameter, the variable and the rule, when a parameter
+ * targeting component sets a refused variable (mgo_rt_env_name_refused). Compose checks this
+ * first to report PARAMETER_REFUSED; mgo_rt_component_values refuses them too. */
+mgo_err mgo_rt_env_check(const struct mgo_app_deployment *dep, const char *component, char *why,
+                         size_t why_len) MGO_MUST_CHECK;
 
 /* Private to the runtime files. */
 mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,

@@ -1,9 +1,11 @@
 /* runtime_compose.c - the Compose runtime ("standalone device"): fetch each component's
- * package (HTTP(S) compose file or tar.gz, or an oci:// artifact), apply parameters as
- * environment variables, run the compose command, probe with the container command. */
+ * package (HTTP(S) compose file or tar.gz, or an oci:// artifact), write parameters to the
+ * project's .env file for the compose file's ${X} interpolation, run the compose command,
+ * probe with the container command. */
 #include "runtime.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -252,6 +254,115 @@ cleanup:
     return err;
 }
 
+/* The .env dialect of the compose command: podman-compose parses .env with python-dotenv,
+ * Docker Compose (and anything else) with compose-go. */
+static bool python_dotenv(const struct mgo_rt_settings *s)
+{
+    char cc[256];
+    snprintf(cc, sizeof cc, "%s", s->compose_command ? s->compose_command : "podman-compose");
+    const char *words[MAX_CMD_WORDS];
+    if (mgo_exec_split(cc, words, MAX_CMD_WORDS) == 0)
+        return false;
+    const char *base = strrchr(words[0], '/');
+    return strstr(base ? base + 1 : words[0], "podman-compose") != NULL;
+}
+
+/* Appends NAME='value' so that the dialect reads value back byte for byte.
+ * python-dotenv 0.21 (Debian 12's podman-compose 1.0.3) decodes \' and \\ in single quotes
+ * and then expands ${X} even there, with no escape for '$'; so every backslash and every '$'
+ * before '{' is written as a reference to a helper variable (MGO_AGENT_BS, MGO_AGENT_DOLLAR,
+ * defined unquoted at the top of the block), and the only backslashes left are those of \'.
+ * compose-go (Docker Compose) takes single-quoted values literally, except \'; a backslash
+ * before a quote or at the end of the value cannot be written, and is refused. */
+static mgo_err dotenv_line(struct mgo_buf *b, const char *kv, bool python, char *why,
+                           size_t why_len)
+{
+    const char *eq = strchr(kv, '=');
+    size_t klen = (size_t)(eq - kv);
+    const char *v = eq + 1;
+    mgo_err err = mgo_buf_append(b, kv, klen);
+    if (err == MGO_OK)
+        err = mgo_buf_append_str(b, "='");
+    for (const char *c = v; *c != '\0' && err == MGO_OK; c++) {
+        if (*c == '\'')
+            err = mgo_buf_append_str(b, "\\'");
+        else if (python && *c == '\\')
+            err = mgo_buf_append_str(b, "${MGO_AGENT_BS}");
+        else if (python && *c == '$' && c[1] == '{')
+            err = mgo_buf_append_str(b, "${MGO_AGENT_DOLLAR}");
+        else if (!python && *c == '\\' && (c[1] == '\'' || c[1] == '\0')) {
+            snprintf(why, why_len,
+                     "%.*s: a backslash before a quote or at the end of the value cannot be "
+                     "written to a Docker Compose .env file",
+                     (int)klen, kv);
+            return MGO_ERR_INVALID;
+        } else
+            err = mgo_buf_append(b, c, 1);
+    }
+    if (err == MGO_OK)
+        err = mgo_buf_append_str(b, "'\n");
+    if (err != MGO_OK)
+        snprintf(why, why_len, "%.*s: value too large", (int)klen, kv);
+    return err;
+}
+
+/* Writes the workload's values to DIR/.env (DIR holds the compose file), mode 0600, after the
+ * package's own .env lines when it has one. podman-compose 1.0.3 has no --env-file option and
+ * reads only this file; Docker Compose reads it by default too. Both use .env entries for the
+ * compose file's ${X} interpolation only, so the values reach the workload and never the
+ * environment of the compose command or of the podman/docker it runs. */
+static mgo_err write_dotenv(const struct mgo_rt_settings *s, const char *dir,
+                            const char *const *vals, size_t nvals, char *why, size_t why_len)
+{
+    char path[MGO_AGENT_MAX_PATH + 8];
+    snprintf(path, sizeof path, "%s/.env", dir);
+    bool python = python_dotenv(s);
+    struct mgo_buf b;
+    mgo_buf_init(&b, MGO_MAX_FILE_BYTES);
+    mgo_err err = mgo_buf_read_file(&b, path);
+    if (err == MGO_ERR_NOT_FOUND) { /* the package has no .env of its own */
+        err = MGO_OK;
+        b.len = 0;
+    }
+    if (err == MGO_OK && b.len > 0 && b.data[b.len - 1] != '\n')
+        err = mgo_buf_append_str(&b, "\n");
+    if (err == MGO_OK)
+        err = mgo_buf_append_str(&b, "# written by margo-agent: deployment parameters\n");
+    if (err == MGO_OK && python)
+        err = mgo_buf_append_str(&b, "MGO_AGENT_BS=\\\nMGO_AGENT_DOLLAR=$\n");
+    if (err != MGO_OK) {
+        snprintf(why, why_len, "%.200s: too large", path);
+        goto cleanup;
+    }
+    for (size_t i = 0; i < nvals && err == MGO_OK; i++)
+        err = dotenv_line(&b, vals[i], python, why, why_len);
+    if (err != MGO_OK)
+        goto cleanup;
+    (void)unlink(path); /* a package .env may be read-only or a link; we write a new file */
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        snprintf(why, why_len, "cannot create %.200s: %s", path, strerror(errno));
+        err = MGO_ERR_IO;
+        goto cleanup;
+    }
+    size_t off = 0;
+    while (off < b.len) {
+        ssize_t w = write(fd, b.data + off, b.len - off);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            break;
+        off += (size_t)w;
+    }
+    if (close(fd) != 0 || off != b.len) {
+        snprintf(why, why_len, "cannot write %.200s", path);
+        err = MGO_ERR_IO;
+    }
+cleanup:
+    mgo_buf_cleanup(&b);
+    return err;
+}
+
 static void env_for(const struct mgo_rt_settings *s, const char **env, size_t *n,
                     struct mgo_arena *arena)
 {
@@ -433,6 +544,13 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
             err = MGO_ERR_INVALID;
             break;
         }
+        /* before anything runs, so a refused deployment leaves the previous one up */
+        char why[300];
+        err = mgo_rt_env_check(dep, comp->name, why, sizeof why);
+        if (err != MGO_OK) {
+            mgo_rt__set_error(res, "PARAMETER_REFUSED", comp->name, "%s", why);
+            break;
+        }
         char dir[MGO_AGENT_MAX_PATH], file[MGO_AGENT_MAX_PATH], pkgdir[MGO_AGENT_MAX_PATH];
         char override[MGO_AGENT_MAX_PATH];
         if (comp_dir(s, project, comp->name, NULL, dir) != MGO_OK ||
@@ -465,15 +583,21 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
         err = fetch_package(s, comp, dir, file, res);
         if (err != MGO_OK)
             break;
-        const char *env[MGO_RT_MAX_ENV + 8];
-        size_t nenv = 0;
-        char why[300];
-        err = mgo_rt_component_values(dep, comp->name, true, &arena, env, MGO_RT_MAX_ENV, &nenv,
+        /* Parameter values go to the workload through pkg/.env only (write_dotenv); the
+         * compose command's environment gets nothing but the agent's own OTel settings. */
+        const char *vals[MGO_RT_MAX_ENV];
+        size_t nvals = 0;
+        err = mgo_rt_component_values(dep, comp->name, true, &arena, vals, MGO_RT_MAX_ENV, &nvals,
                                       why, sizeof why);
+        if (err == MGO_OK)
+            err = write_dotenv(s, pkgdir, vals, nvals, why, sizeof why);
         if (err != MGO_OK) {
-            mgo_rt__set_error(res, "INVALID_PARAMETER", comp->name, "%s", why);
+            mgo_rt__set_error(res, err == MGO_ERR_IO ? "IO_ERROR" : "INVALID_PARAMETER", comp->name,
+                              "%s", why);
             break;
         }
+        const char *env[8];
+        size_t nenv = 0;
         env_for(s, env, &nenv, &arena);
         bool have_override = false;
         if (write_otel_override(s, file, override, &have_override) != MGO_OK)

@@ -46,9 +46,16 @@
 
 #include <MQTTAsync.h>
 #include <MQTTClientPersistence.h>
+#include <openssl/opensslv.h>
 
 #include "mgo/limits.h"
 #include "mgo/log.h"
+
+/* TLS 1.3 (and Paho's version-agnostic TLS_client_method path) needs OpenSSL 1.1.1 or later;
+ * Paho uses the same OpenSSL as this file. */
+#if OPENSSL_VERSION_NUMBER < 0x10101000L
+#error "margo-mqtt needs OpenSSL 1.1.1 or later for TLS 1.3 to the broker"
+#endif
 
 #define TAG "mqtt"
 
@@ -827,6 +834,14 @@ mgo_err mgo_mqtt_connect(struct mgo_mqtt *m)
         ssl.privateKey = m->key_file;
         ssl.enableServerCertAuth = 1;
         ssl.verify = 1; /* host name must match the certificate */
+        /* TLS version: Paho 1.3.12 has no TLS 1.3 value, and built against OpenSSL >= 1.1 it
+         * ignores sslVersion (SSL_CTX_new(TLS_client_method())); MQTT_SSL_VERSION_TLS_1_2 would
+         * pin TLS 1.2 exactly on an older OpenSSL and break against our 1.3-only broker. So
+         * DEFAULT: OpenSSL offers 1.3 and 1.2, 1.3 is negotiated with any 1.3 broker, and the
+         * 1.3 downgrade sentinel (RFC 8446 4.1.3, checked by OpenSSL) stops an attacker from
+         * forcing 1.2 against it; the 1.3-only rule is the broker's (mosquitto-tls.conf,
+         * docs/security.md). */
+        ssl.sslVersion = MQTT_SSL_VERSION_DEFAULT;
         opts.ssl = &ssl;
     }
 

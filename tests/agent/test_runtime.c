@@ -385,8 +385,12 @@ static void test_compose_contract(void)
     snprintf(fake, sizeof fake, "%s/fake-compose", dir);
     FILE *f = fopen(fake, "w");
     CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "#!/bin/sh\necho \"$* | $(pwd) | GREETING=$GREETING | OTEL=$HTTP_OTEL_EXPORTER_OTLP_ENDPOINT\" >> %s/compose.log\n"
-               "[ \"$FAKE_COMPOSE_FAIL\" = 1 ] && { echo 'Error: image pull failed: manifest unknown' >&2; exit 125; }\nexit 0\n", dir);
+    fprintf(f,
+            "#!/bin/sh\necho \"$* | $(pwd) | GREETING=${GREETING-unset} | "
+            "OTEL=$HTTP_OTEL_EXPORTER_OTLP_ENDPOINT\" >> %s/compose.log\n"
+            "[ \"$FAKE_COMPOSE_FAIL\" = 1 ] && { echo 'Error: image pull failed: manifest unknown' "
+            ">&2; exit 125; }\nexit 0\n",
+            dir);
     fclose(f);
     snprintf(p, sizeof p, "%s/fake-podman", dir);
     f = fopen(p, "w");
@@ -429,9 +433,17 @@ static void test_compose_contract(void)
     snprintf(want, sizeof want,
              "-p margo-abc-123 -f %s/margo-abc-123/web/pkg/compose.yaml -f "
              "%s/margo-abc-123/web/margo-otel.yaml up -d | %s/margo-abc-123/web/pkg | "
-             "GREETING=hello | OTEL=http://127.0.0.1:4318\n", work, work, work);
+             "GREETING=unset | OTEL=http://127.0.0.1:4318\n",
+             work, work, work);
     CU_ASSERT_STRING_EQUAL(log, want);
     free(log);
+    /* the parameter is in the project's .env (read for ${X} interpolation), mode 0600 */
+    snprintf(p, sizeof p, "%s/margo-abc-123/web/pkg/.env", work);
+    log = mgo_test_read_file(p, NULL);
+    CU_ASSERT(log != NULL && strstr(log, "\nGREETING='hello'\n") != NULL);
+    free(log);
+    struct stat sb;
+    CU_ASSERT(stat(p, &sb) == 0 && (sb.st_mode & 0777) == 0600);
     snprintf(p, sizeof p, "%s/margo-abc-123/web/margo-otel.yaml", work);
     log = mgo_test_read_file(p, NULL);
     CU_ASSERT(strstr(log, "\"web\":\n    environment:\n      HTTP_OTEL_EXPORTER_OTLP_ENDPOINT: "
@@ -464,6 +476,241 @@ static void test_compose_contract(void)
     free(log);
     snprintf(p, sizeof p, "%s/margo-abc-123", work);
     CU_ASSERT(access(p, F_OK) != 0);
+    drop();
+}
+
+/* ---- parameters never set the runtime's own environment (issue 19 item 4) ------------- */
+
+static void test_env_names_refused(void)
+{
+    const char *refused[] = {"PATH",
+                             "path",
+                             "LD_PRELOAD",
+                             "LD_LIBRARY_PATH",
+                             "ld_audit",
+                             "HOME",
+                             "IFS",
+                             "ENV",
+                             "BASH_ENV",
+                             "SHELL",
+                             "PYTHONPATH",
+                             "PYTHONSTARTUP",
+                             "CONTAINERS_CONF",
+                             "CONTAINER_HOST",
+                             "DOCKER_HOST",
+                             "COMPOSE_FILE",
+                             "COMPOSE_PROJECT_NAME",
+                             "PODMAN_USERNS",
+                             "HELM_PLUGINS",
+                             "KUBECONFIG",
+                             "XDG_RUNTIME_DIR",
+                             "GCONV_PATH",
+                             "GLIBC_TUNABLES",
+                             "SSL_CERT_FILE",
+                             "OPENSSL_CONF",
+                             "TMPDIR",
+                             "MGO_AGENT_DOLLAR"};
+    for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
+        if (mgo_rt_env_name_refused(refused[i]) == NULL)
+            fprintf(stderr, "%s not refused\n", refused[i]);
+        CU_ASSERT(mgo_rt_env_name_refused(refused[i]) != NULL);
+    }
+    const char *allowed[] = {"GREETING", "PATHS",          "MY_PATH",    "LD",
+                             "HOMEPAGE", "DB_HOST",        "HTTP_PROXY", "TZ",
+                             "LANG",     "CONTAINER_NAME", "SITE_NAME",  "ENVIRONMENT"};
+    for (size_t i = 0; i < sizeof allowed / sizeof allowed[0]; i++) {
+        if (mgo_rt_env_name_refused(allowed[i]) != NULL)
+            fprintf(stderr, "%s refused\n", allowed[i]);
+        CU_ASSERT(mgo_rt_env_name_refused(allowed[i]) == NULL);
+    }
+    CU_ASSERT_STRING_EQUAL(mgo_rt_env_name_refused("LD_PRELOAD"), "read by the dynamic loader");
+}
+
+/* A recording compose command (named NAME inside dir/bin-NAME/): appends its own PATH,
+ * LD_PRELOAD and GREETING to compose-env.log; with python, also the GREETING that
+ * podman-compose 1.0.3's own .env reader (podman_compose.dotenv_to_dict) gets from the
+ * project's .env, byte for byte, to dotenv-value. The fake container command reports one
+ * running container. */
+static void make_fake_compose(const char *name, bool python, char *cmd_out, size_t cmd_len,
+                              char *podman_out, size_t podman_len)
+{
+    char p[1024];
+    CU_ASSERT_FATAL(sh("mkdir -p %s/bin-%s", dir, name) == 0);
+    snprintf(p, sizeof p, "%s/bin-%s/%s", dir, name, name);
+    FILE *f = fopen(p, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f,
+            "#!/bin/sh\n"
+            "printf 'PATH=%%s LD_PRELOAD=%%s GREETING=%%s | %%s\\n' \"$PATH\" "
+            "\"${LD_PRELOAD-unset}\" \"${GREETING-unset}\" \"$*\" >> %s/compose-env.log\n",
+            dir);
+    if (python)
+        fprintf(f,
+                "/usr/bin/python3 -c 'import sys; from podman_compose import dotenv_to_dict; "
+                "sys.stdout.buffer.write(dotenv_to_dict(sys.argv[1]).get(\"GREETING\", \"<unset>\")"
+                ".encode())' \"$PWD/.env\" > %s/dotenv-value || exit 3\n",
+                dir);
+    fputs("exit 0\n", f);
+    fclose(f);
+    snprintf(podman_out, podman_len, "%s/fake-podman", dir);
+    f = fopen(podman_out, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("#!/bin/sh\necho 'margo-x_web_1 running'\n", f);
+    fclose(f);
+    CU_ASSERT_FATAL(sh("chmod +x %s %s", p, podman_out) == 0);
+    snprintf(cmd_out, cmd_len, "%s", p);
+}
+
+static struct mgo_component env_comp;
+static struct mgo_target env_t[2];
+static struct mgo_parameter env_params[2];
+static struct mgo_app_deployment env_dep;
+static char env_url[600];
+
+static void setup_env_dep(const char *pointer, const char *value)
+{
+    char pkg[512];
+    snprintf(pkg, sizeof pkg, "%s/app.yaml", dir);
+    FILE *f = fopen(pkg, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs("services:\n  web:\n    image: busybox\n    environment:\n      GREETING: ${GREETING}\n",
+          f);
+    fclose(f);
+    snprintf(env_url, sizeof env_url, "file://%s", pkg);
+    env_comp = (struct mgo_component){.name = "web", .package_location = env_url};
+    env_t[0] = (struct mgo_target){"GREETING", comps_web, 1};
+    env_t[1] = (struct mgo_target){pointer, comps_web, 1};
+    env_params[0] = (struct mgo_parameter){"greeting", true, mgo_value_str(value), &env_t[0], 1};
+    env_params[1] = (struct mgo_parameter){"evil", true, mgo_value_str("/tmp/evil"), &env_t[1], 1};
+    memset(&env_dep, 0, sizeof env_dep);
+    env_dep.id = "ENV-1";
+    env_dep.name = "x";
+    env_dep.profile.type = MGO_PROFILE_COMPOSE;
+    env_dep.profile.components = &env_comp;
+    env_dep.profile.components_len = 1;
+    env_dep.parameters = env_params;
+    env_dep.parameters_len = pointer != NULL ? 2 : 1;
+}
+
+/* PATH and LD_PRELOAD parameters: the deployment fails with PARAMETER_REFUSED naming the
+ * parameter, the variable and the rule, and compose never runs. */
+static void test_compose_refuses_runtime_env(void)
+{
+    fresh();
+    char cmd[1024], podman[600], work[512], p[600];
+    make_fake_compose("podman-compose", true, cmd, sizeof cmd, podman, sizeof podman);
+    snprintf(work, sizeof work, "%s/work", dir);
+    struct mgo_rt_settings s = {
+        .work_dir = work, .compose_command = cmd, .container_command = podman};
+    const char *pointers[] = {"PATH", "LD_PRELOAD", "ENV.LD_PRELOAD", "ld_library_path"};
+    for (size_t i = 0; i < sizeof pointers / sizeof pointers[0]; i++) {
+        setup_env_dep(pointers[i], "hello");
+        struct mgo_rt_result res[1];
+        CU_ASSERT(mgo_rt_apply(&s, &env_dep, res, NULL, NULL) == MGO_ERR_RUNTIME);
+        CU_ASSERT_EQUAL(res[0].state, MGO_STATE_FAILED);
+        CU_ASSERT_STRING_EQUAL(res[0].error.code, "PARAMETER_REFUSED");
+        CU_ASSERT_STRING_EQUAL(res[0].error.source, "web");
+        CU_ASSERT(strstr(res[0].error.message, "parameters.evil.targets[0].pointer") != NULL);
+        CU_ASSERT(strstr(res[0].error.message, "is refused") != NULL);
+        CU_ASSERT(strstr(res[0].error.message,
+                         i == 0 ? "program search path" : "read by the dynamic loader") != NULL);
+    }
+    snprintf(p, sizeof p, "%s/compose-env.log", dir);
+    CU_ASSERT(access(p, F_OK) != 0); /* compose never ran */
+    /* mgo_rt_component_values refuses them as well, for any other caller */
+    setup_env_dep("LD_PRELOAD", "hello");
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 65536);
+    const char *vals[8];
+    size_t n = 0;
+    char why[300];
+    CU_ASSERT(mgo_rt_component_values(&env_dep, "web", true, &arena, vals, 8, &n, why,
+                                      sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(strstr(why, "'LD_PRELOAD' is refused") != NULL);
+    mgo_arena_cleanup(&arena);
+    drop();
+}
+
+/* A value full of .env syntax reaches the workload's interpolation exactly, through the
+ * project's .env; the compose process's own PATH, LD_PRELOAD and GREETING are untouched. */
+static void test_compose_values_only_in_dotenv(void)
+{
+    fresh();
+    static const char value[] = "it's a \"test\" \\ with $HOME ${PATH} $${X} ${MGO_AGENT_BS} "
+                                "#no comment\t\\'x ends with \\";
+    char cmd[1024], podman[600], work[512], p[600];
+    make_fake_compose("podman-compose", true, cmd, sizeof cmd, podman, sizeof podman);
+    snprintf(work, sizeof work, "%s/work", dir);
+    struct mgo_rt_settings s = {
+        .work_dir = work, .compose_command = cmd, .container_command = podman};
+    setup_env_dep(NULL, value);
+    struct mgo_rt_result res[1];
+    CU_ASSERT_FATAL(mgo_rt_apply(&s, &env_dep, res, NULL, NULL) == MGO_OK);
+    snprintf(p, sizeof p, "%s/dotenv-value", dir);
+    size_t len = 0;
+    char *got = mgo_test_read_file(p, &len);
+    CU_ASSERT_FATAL(got != NULL);
+    if (strcmp(got, value) != 0)
+        fprintf(stderr, "podman-compose's .env reader got [%s]\nwanted [%s]\n", got, value);
+    CU_ASSERT(len == strlen(value) && strcmp(got, value) == 0);
+    free(got);
+    snprintf(p, sizeof p, "%s/compose-env.log", dir);
+    char *log = mgo_test_read_file(p, NULL);
+    char want[2048];
+    snprintf(want, sizeof want, "PATH=%s LD_PRELOAD=%s GREETING=unset | ", getenv("PATH"),
+             getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "unset");
+    CU_ASSERT(log != NULL && strncmp(log, want, strlen(want)) == 0);
+    free(log);
+    CU_ASSERT_FATAL(mgo_rt_remove(&s, &env_dep, res, NULL, NULL) == MGO_OK);
+
+    /* Docker Compose's reader (compose-go) takes single quotes literally except \' */
+    char dcmd[1200];
+    make_fake_compose("docker", false, cmd, sizeof cmd, podman, sizeof podman);
+    snprintf(dcmd, sizeof dcmd, "%s compose", cmd);
+    s.compose_command = dcmd;
+    setup_env_dep(NULL, "it's $HOME ${PATH} \\ ok");
+    CU_ASSERT_FATAL(mgo_rt_apply(&s, &env_dep, res, NULL, NULL) == MGO_OK);
+    snprintf(p, sizeof p, "%s/margo-env-1/web/pkg/.env", work);
+    log = mgo_test_read_file(p, NULL);
+    CU_ASSERT(log != NULL && strstr(log, "\nGREETING='it\\'s $HOME ${PATH} \\ ok'\n") != NULL);
+    CU_ASSERT(log != NULL && strstr(log, "MGO_AGENT") == NULL);
+    free(log);
+    /* ... so a backslash before a quote cannot be written: refused, not mangled */
+    setup_env_dep(NULL, "a\\'b");
+    CU_ASSERT(mgo_rt_apply(&s, &env_dep, res, NULL, NULL) == MGO_ERR_RUNTIME);
+    CU_ASSERT_STRING_EQUAL(res[0].error.code, "INVALID_PARAMETER");
+    CU_ASSERT(strstr(res[0].error.message, "GREETING: a backslash") != NULL);
+    drop();
+}
+
+/* Helm gets values as --set-string arguments only: a PATH or LD_PRELOAD values path leaves
+ * helm's own environment as it was. */
+static void test_helm_values_not_environment(void)
+{
+    fresh();
+    helm_env("success");
+    char p[512];
+    snprintf(p, sizeof p, "%s/helm-env.log", dir);
+    setenv("FAKE_HELM_ENV_LOG", p, 1);
+    setup_helm_dep();
+    helm_t[0].pointer = "PATH";
+    helm_t[1].pointer = "LD_PRELOAD";
+    helm_params[0].value = mgo_value_str("/tmp/evil");
+    helm_params[1].value = mgo_value_str("/tmp/evil.so");
+    struct mgo_rt_settings s = {.helm_command = MGO_FAKE_HELM};
+    struct mgo_rt_result res[2];
+    CU_ASSERT_FATAL(mgo_rt_apply(&s, &helm_dep, res, NULL, NULL) == MGO_OK);
+    char *log = read_log();
+    CU_ASSERT(log != NULL && strstr(log, "\x1f--set-string\x1fPATH=/tmp/evil\x1f"
+                                         "--set-string\x1fLD_PRELOAD=/tmp/evil.so\x1f") != NULL);
+    free(log);
+    char *env = mgo_test_read_file(p, NULL);
+    char want[2048];
+    snprintf(want, sizeof want, "PATH=%s LD_PRELOAD=%s\n", getenv("PATH"),
+             getenv("LD_PRELOAD") ? getenv("LD_PRELOAD") : "unset");
+    CU_ASSERT(env != NULL && strncmp(env, want, strlen(want)) == 0);
+    free(env);
+    unsetenv("FAKE_HELM_ENV_LOG");
     drop();
 }
 
@@ -538,6 +785,7 @@ void mgo_test_register(void)
     };
     static const struct mgo_test_case helm_cases[] = {
         {"success: recorded argv contract", test_helm_success_argv},
+        {"values are arguments, never helm's environment", test_helm_values_not_environment},
         {"failure: stderr becomes the error", test_helm_failure_reports_stderr},
         {"timeout", test_helm_timeout},
         {"missing helm CLI", test_helm_missing_cli},
@@ -545,6 +793,10 @@ void mgo_test_register(void)
     };
     static const struct mgo_test_case compose_cases[] = {
         {"command contract with a recording compose", test_compose_contract},
+        {"runtime environment names refused", test_env_names_refused},
+        {"PATH, LD_PRELOAD parameters: PARAMETER_REFUSED, compose not run",
+         test_compose_refuses_runtime_env},
+        {"values reach the workload through .env only", test_compose_values_only_in_dotenv},
         {NULL, NULL},
     };
     mgo_test_add_suite("agent.exec", exec_cases);

@@ -5,8 +5,9 @@
  *   (PACKAGE_INVALID) and nothing is written outside the package folder;
  * - an OCI compose artifact whose layer bytes do not match the manifest's digest is refused
  *   (DIGEST_MISMATCH) and compose never runs;
- * - a parameter value full of shell syntax reaches the compose command's environment and
- *   helm's --set-string argument byte for byte, and none of the commands in it runs.
+ * - a parameter value full of shell syntax reaches the project's .env (never the compose
+ *   command's environment) and helm's --set-string argument byte for byte, and none of the
+ *   commands in it runs.
  * The compose and container commands are recording fakes; helm is tests/agent/fake-helm. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,14 +72,19 @@ static void setup_files(void)
     snprintf(port, sizeof port, "%.*s", (int)strcspn(pt, "\n"), pt);
     free(pt);
 
-    /* fake compose: records argv (0x1f-separated) and $GREETING exactly; fake podman: the
-     * project's container runs */
+    /* fake compose: records argv (0x1f-separated), its own $GREETING (which must stay unset:
+     * parameters never become the compose command's environment) and the GREETING line of
+     * the project's .env; fake podman: the project's container runs */
     FILE *f;
     snprintf(p, sizeof p, "%s/fake-compose", dir);
     CU_ASSERT_FATAL((f = fopen(p, "w")) != NULL);
-    fprintf(f, "#!/bin/sh\nline=''\nfor a in \"$@\"; do line=\"$line$(printf '%%s\\037' \"$a\")\"; done\n"
-               "printf '%%s\\n' \"$line\" >> %s/compose.log\n"
-               "printf '%%s\\n' \"${GREETING-unset}\" >> %s/greeting.log\nexit 0\n", dir, dir);
+    fprintf(
+        f,
+        "#!/bin/sh\nline=''\nfor a in \"$@\"; do line=\"$line$(printf '%%s\\037' \"$a\")\"; done\n"
+        "printf '%%s\\n' \"$line\" >> %s/compose.log\n"
+        "printf '%%s\\n' \"${GREETING-unset}\" >> %s/greeting.log\n"
+        "grep '^GREETING=' .env >> %s/greeting.log\nexit 0\n",
+        dir, dir, dir);
     fclose(f);
     snprintf(p, sizeof p, "%s/fake-podman", dir);
     CU_ASSERT_FATAL((f = fopen(p, "w")) != NULL);
@@ -226,14 +232,15 @@ static void test_hostile_packages_and_parameters(void)
         CU_ASSERT_EQUAL(mgo_test_count_lines(clog, needle), 0);
     }
 
-    /* 3. the parameter value: literal in compose's environment and in helm's argument */
+    /* 3. the parameter value: literal in the project's .env (single-quoted, read without
+     * interpolation; not in compose's own environment) and in helm's argument */
     const struct h_status *sp = final_of(&mon, ID_PARAM);
     CU_ASSERT(sp != NULL && sp->state == MGO_STATE_INSTALLED);
     char glog[512];
     snprintf(glog, sizeof glog, "%s/greeting.log", dir);
     char *g = mgo_test_read_file(glog, NULL);
     char want[1500];
-    snprintf(want, sizeof want, "%s\n", value);
+    snprintf(want, sizeof want, "unset\nGREETING='%s'\n", value);
     CU_ASSERT(g != NULL && strcmp(g, want) == 0);
     free(g);
     char hneedle[1500];
