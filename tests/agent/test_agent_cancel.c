@@ -47,8 +47,9 @@ static int setup(void)
     snprintf(dir, sizeof dir, "/tmp/mgo-agent-cancel-XXXXXX");
     if (mkdtemp(dir) == NULL)
         return 1;
-    /* fake compose: one log line per call ("up MODE" / "down"); "up" with MODE=slow writes
-     * its pid and sleeps 60 s (the test checks the process is gone after the cancel) */
+    /* fake compose: one log line per call ("up MODE" / "down", MODE read from the .env the
+     * agent writes in its working folder); "up" with MODE=slow writes its pid and sleeps
+     * 60 s (the test checks the process is gone after the cancel) */
     char p[512];
     snprintf(p, sizeof p, "%s/fake-compose", dir);
     FILE *f = fopen(p, "w");
@@ -59,6 +60,8 @@ static int setup(void)
             "verb=''\n"
             "for a in \"$@\"; do case \"$a\" in up|down) verb=$a;; esac; done\n"
             "case \" $* \" in *' ps '*) echo 'web-1 running'; exit 0;; esac\n"
+            /* parameters reach compose through the project's .env, never its environment */
+            "MODE=$(sed -n 's/^MODE=//p' .env 2>/dev/null | tr -d \"'\\\"\")\n"
             "echo \"$verb ${MODE-}\" >> %s/compose.log\n"
             "if [ \"$verb\" = up ] && [ \"${MODE-}\" = slow ]; then\n"
             "  echo $$ > %s/slow.pid\n"

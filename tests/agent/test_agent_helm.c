@@ -370,6 +370,10 @@ static void test_interrupted_deploy_resumes(void)
     h_publish_manifest(mgr, DEV, 1, 1, ids, dg);
     h_agent_start(&agent);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLING, 15000));
+    /* "installing" is reported before the runtime worker starts helm: wait for helm itself */
+    for (int i = 0; i < 300 && mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f") < 1;
+         i++)
+        h_monitor_pump(&mon, 100);
     h_agent_stop(&agent); /* SIGTERM equivalent while helm hangs */
     h_monitor_pump(&mon, 500);
     CU_ASSERT_EQUAL(last_of(&mon, ID_A)->state, MGO_STATE_INSTALLING); /* not "failed" */

@@ -557,9 +557,23 @@ static void test_interactive_hidden(void)
     CU_ASSERT_STRING_EQUAL(v, CATALOG_KEY);
 }
 
+/* ThreadSanitizer defers a signal handler until the thread leaves its blocking call, and does
+ * not do so for pselect's atomic mask switch: under TSan a Ctrl-C at the prompt is not seen
+ * until more input arrives. That is TSan's signal model, not margoctl's (single-threaded)
+ * behaviour, so the TSan build skips this one case; every other build runs it. */
+#if defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MGO_UNDER_TSAN 1
+#endif
+#endif
+
 /* Ctrl-C at the hidden prompt: margoctl ends by SIGINT and the terminal echoes again. */
 static void test_interrupt_restores_echo(void)
 {
+#ifdef MGO_UNDER_TSAN
+    fprintf(stderr, "skipped under ThreadSanitizer (see the comment above)\n");
+    return;
+#endif
     int master = -1;
     pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
