@@ -504,8 +504,9 @@ static void try_accept(void *ctx)
     const char *running = x->cur.job ? x->cur.job->deployment_id : NULL;
     bool goes_on = supersede(x, ds.manifest_version);
 
-    /* 4. pending for every new deployment (not the one the worker holds: its own reports
-     *    come first), then the plan replaces whatever was still queued */
+    /* 4. pending for every deployment the plan installs, updates, reconfigures or retries
+     *    (not the one the worker holds: its own reports come first; protocol.md §7.2-7.3),
+     *    then the plan replaces whatever was still queued */
     for (size_t i = 0; i < plan->len; i++) {
         const struct mgo_plan_item *it = &plan->items[i];
         if (it->action == MGO_PLAN_NOOP || it->action == MGO_PLAN_REMOVE)
@@ -513,9 +514,9 @@ static void try_accept(void *ctx)
         if (running != NULL && strcmp(running, it->deployment_id) == 0)
             continue;
         struct mgo_dep_record *r = rec_find(x, it->deployment_id);
-        if (r == NULL || r->installed_digest[0] != '\0')
+        if (r == NULL)
             continue;
-        /* a new deployment: pending, with every component listed as pending */
+        /* pending, with every component of the new document listed as pending */
         const struct mgo_doc_entry *d =
             mgo_docs_find(docs, it->doc->deployment_id, it->doc->digest);
         struct mgo_arena darena;

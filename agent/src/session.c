@@ -106,12 +106,15 @@ void mgo_session_event(struct mgo_session *s, const char *type, const char *seve
     mgo_buf_cleanup(&buf);
 }
 
-static mgo_err encode_presence(const struct mgo_session *s, bool online, struct mgo_buf *buf)
+/* timestamped: every presence the agent publishes itself; the last will, composed at
+ * connect time, carries none (protocol.md §3.6, §6.1). */
+static mgo_err encode_presence(const struct mgo_session *s, bool online, bool timestamped,
+                               struct mgo_buf *buf)
 {
     struct mgo_presence p = {.device_id = s->cfg->device_id,
                              .online = online,
                              .boot = s->boot,
-                             .timestamp_ms = online ? wall_ms() : 0,
+                             .timestamp_ms = timestamped ? wall_ms() : 0,
                              .agent_version = MGO_SESSION_VERSION};
     return mgo_presence_encode(&p, buf);
 }
@@ -237,7 +240,7 @@ static void on_connected(struct mgo_session *s, bool session_present)
     MGO_LOGI(TAG, "connected (session %s)", session_present ? "resumed" : "new");
     struct mgo_buf buf;
     mgo_buf_init(&buf, 4096);
-    if (encode_presence(s, true, &buf) == MGO_OK &&
+    if (encode_presence(s, true, true, &buf) == MGO_OK &&
         mgo_session_publish(s, MGO_TOPIC_STATE, NULL, buf.data, buf.len, NULL) != MGO_OK)
         MGO_LOGW(TAG, "presence not published");
     mgo_buf_cleanup(&buf);
@@ -431,7 +434,7 @@ mgo_err mgo_session_start(struct mgo_session *s, uint64_t boot)
     s->boot = boot;
     const char *state_topic = topic(s, MGO_TOPIC_STATE, NULL);
     snprintf(s->will_topic, sizeof s->will_topic, "%s", state_topic ? state_topic : "");
-    mgo_err err = encode_presence(s, false, &s->will);
+    mgo_err err = encode_presence(s, false, false, &s->will);
     if (err != MGO_OK)
         return err;
     if (cfg->password_file != NULL) {
@@ -483,7 +486,7 @@ void mgo_session_free(struct mgo_session *s)
         /* say offline ourselves: a clean disconnect does not fire the will */
         struct mgo_buf off;
         mgo_buf_init(&off, 4096);
-        if (encode_presence(s, false, &off) == MGO_OK &&
+        if (encode_presence(s, false, true, &off) == MGO_OK &&
             mgo_session_publish(s, MGO_TOPIC_STATE, NULL, off.data, off.len, NULL) == MGO_OK) {
             /* give the broker a moment to acknowledge it and pending statuses */
             int64_t until = mgo_loop_now_ms() + 2000;

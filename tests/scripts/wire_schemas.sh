@@ -133,11 +133,10 @@ ms_stop manager || bad "manager exit status"
 kill -TERM "$rec_pid" 2>/dev/null && wait "$rec_pid" 2>/dev/null
 rec_pid=""
 
-# presence-offline (a clean stop's offline presence with timestamp, docs/protocol.md 6.1) is
-# not required: margo-agent sends it without timestamp today (issue 18).
+# presence-offline: a clean stop's offline presence, with timestamp (docs/protocol.md 6.1)
 if $PY "$src/tests/scripts/wire_validate.py" "$src/docs/schemas" "$dir/wire.jsonl" \
     --foreign "$bad_doc_topic" --foreign "$bad_desired_topic" \
-    --need presence-online --need presence-will \
+    --need presence-online --need presence-offline --need presence-will \
     --need status-pending --need status-installing --need status-installed \
     --need status-failed --need status-error --need status-removing --need status-removed \
     --need event-deployment-invalid --need event-manifest-invalid \
