@@ -110,6 +110,11 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
             mgo_problems_add(problems, field, "\"%.64s\" is not a valid device id", dev);
             continue;
         }
+        if (mgo_mgr_store_is_role(store, dev)) {
+            mgo_problems_add(problems, field, "%s is a role identity (manager or monitor), "
+                             "never a device (protocol.md 2.3)", dev);
+            continue;
+        }
         bool dup = false;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(req->devices[j], dev) == 0;
@@ -280,6 +285,13 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
     struct mgo_capabilities caps;
     struct mgo_value caps_tree;
     const struct mgo_profile *profile = NULL;
+    if (mgo_mgr_store_is_role(store, old.device)) {
+        /* stored by a version that took roles as devices (protocol.md 2.3) */
+        mgo_problems_add(problems, "device", "%s is a role identity (manager or monitor), "
+                         "never a device", old.device);
+        err = MGO_ERR_INVALID;
+        goto cleanup;
+    }
     mgo_err e = mgo_lookup__caps(store, old.device, &arena, &caps, &caps_tree);
     if (e && e != MGO_ERR_NOT_FOUND && e != MGO_ERR_INVALID && e != MGO_ERR_PARSE) {
         err = e; /* the store failed: not the request's fault */
