@@ -8,6 +8,7 @@
 #include "../../manager/src/api.h"
 #include "../../manager/src/publish.h"
 #include "../../manager/src/sse.h"
+#include "mgo/manager.h"
 #include "mgr_test_util.h"
 #include "outbox_rec.h"
 
@@ -253,6 +254,53 @@ static void test_devices_roles_and_counters(void)
     teardown(&f);
 }
 
+/* role-names: names of 1-128 device-id characters, comma or space separated, at most 16
+ * (MGO_MGR_MAX_ROLES, with the manager's own client id and user name); anything else stops
+ * the start with the option named. */
+static void test_role_names_option(void)
+{
+    char dir[256], token[512];
+    mgr_test_tmpdir(dir);
+    snprintf(token, sizeof token, "%s/token", dir);
+    FILE *f = fopen(token, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs("api-token-0123456789abcdef\n", f);
+    fclose(f);
+    char many[2048] = "";
+    for (int i = 0; i < 15; i++) /* with client-id and username: 17 */
+        snprintf(many + strlen(many), sizeof many - strlen(many), "ops-%d,", i);
+    const struct {
+        const char *names;
+        mgo_err want;
+    } cases[] = {
+        {"ops-watch, ops-dash,,ops-3", MGO_OK},
+        {"ops-watch,bad/name", MGO_ERR_INVALID},
+        {"ops+watch", MGO_ERR_INVALID},
+        {many, MGO_ERR_INVALID},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char state[300];
+        snprintf(state, sizeof state, "%s/state", dir);
+        struct mgo_manager_config cfg = {
+            .state_dir = state,
+            .broker_url = (char *)"tcp://127.0.0.1:1",
+            .client_id = (char *)"mgr-1",
+            .username = (char *)"mgr-user",
+            .topic_prefix = (char *)"margo/v1",
+            .api_listen = (char *)"127.0.0.1:0",
+            .api_token_file = token,
+            .log_level = (char *)"error",
+            .session_expiry_s = 600,
+            .keepalive_s = 30,
+            .role_names = (char *)cases[i].names,
+        };
+        struct mgo_manager *m = NULL;
+        CU_ASSERT_EQUAL(mgo_manager_new(&cfg, &m), cases[i].want);
+        mgo_manager_free(m);
+    }
+    mgo_test_sh("rm -rf '%s'", dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -260,6 +308,7 @@ void mgo_test_register(void)
         {"not found is not retryable", test_not_found_is_not_retryable},
         {"POST /apps path confined to catalog-dir", test_apps_path_confined_to_catalog},
         {"devices: roles refused, bound counters shown", test_devices_roles_and_counters},
+        {"role-names option: names and limits", test_role_names_option},
         {NULL, NULL},
     };
     mgo_test_add_suite("api", cases);
