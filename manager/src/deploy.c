@@ -258,6 +258,13 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
         err = MGO_ERR_NOMEM;
         goto cleanup;
     }
+    if (mgo_mgr_store_is_role(store, old.device)) {
+        /* stored by a version that took roles as devices (protocol.md 2.3) */
+        mgo_problems_add(problems, "device", "%s is a role identity (manager or monitor), "
+                         "never a device", old.device);
+        err = MGO_ERR_INVALID;
+        goto cleanup;
+    }
     if (old.desired != MGO_MGR_DESIRED_PRESENT) {
         err = MGO_ERR_CONFLICT;
         goto cleanup;
@@ -285,13 +292,6 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
     struct mgo_capabilities caps;
     struct mgo_value caps_tree;
     const struct mgo_profile *profile = NULL;
-    if (mgo_mgr_store_is_role(store, old.device)) {
-        /* stored by a version that took roles as devices (protocol.md 2.3) */
-        mgo_problems_add(problems, "device", "%s is a role identity (manager or monitor), "
-                         "never a device", old.device);
-        err = MGO_ERR_INVALID;
-        goto cleanup;
-    }
     mgo_err e = mgo_lookup__caps(store, old.device, &arena, &caps, &caps_tree);
     if (e && e != MGO_ERR_NOT_FOUND && e != MGO_ERR_INVALID && e != MGO_ERR_PARSE) {
         err = e; /* the store failed: not the request's fault */
@@ -369,6 +369,15 @@ mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pu
     free(old.params);
     if (old.desired != MGO_MGR_DESIRED_PRESENT)
         return MGO_OK; /* already on its way out */
+    if (mgo_mgr_store_is_role(store, old.device)) {
+        /* stored by a version that took roles as devices (protocol.md 2.3): nothing is
+         * published for a role, so it is removed here and now (its retained documents on the
+         * broker are the operator's to clear, docs/security.md) */
+        MGO_LOGW(TAG, "deployment %s: %s is a role identity, never a device; marked removed "
+                 "without publishing", deployment_id, old.device);
+        return mgo_mgr_store_deployment_set_desired(store, deployment_id,
+                                                    MGO_MGR_DESIRED_REMOVED);
+    }
     err = mgo_mgr_store_begin(store);
     if (err)
         return err;

@@ -307,7 +307,8 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
         rate_take(in, t->device_id, MGO_MGR_RATE_STATUSES, in->status_rate, &over) != MGO_OK)
         MGO_LOGD(TAG, "device %s: status not counted against the rate", t->device_id);
     struct dep_owner owner = {0};
-    mgo_err err = mgo_mgr_store_deployment_get(in->store, t->deployment_id, dep_owner_visit, &owner);
+    mgo_err err =
+        mgo_mgr_store_deployment_get(in->store, t->deployment_id, dep_owner_visit, &owner);
     if (err == MGO_ERR_NOT_FOUND || (owner.found && strcmp(owner.device, t->device_id) != 0)) {
         MGO_LOGW(TAG, "status on %s ignored: unknown deployment %s for device %s", topic,
                  t->deployment_id, t->device_id);

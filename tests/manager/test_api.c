@@ -251,6 +251,44 @@ static void test_devices_roles_and_counters(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(reply(&req), "role identity"));
     request_cleanup(&req);
     CU_ASSERT_EQUAL(f.rec.len, 0u); /* nothing published */
+
+    /* a deployment to a role stored by an older version (the store refuses to make one now):
+     * an update is refused, a removal marks it removed without publishing anything */
+    char path[512];
+    snprintf(path, sizeof path, "%s/%s", f.dir, MGO_MGR_STORE_FILE);
+    sqlite3 *db = NULL;
+    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
+    CU_ASSERT_EQUAL(sqlite3_exec(db,
+                                 "INSERT INTO deployments SELECT 'eeeeeeee-0000-4000-8000-"
+                                 "000000000001', 'margo-monitor', app_id, app_version, "
+                                 "profile_type, parameters, doc, digest, desired, "
+                                 "manifest_version, created_ms, updated_ms FROM deployments",
+                                 NULL, NULL, NULL),
+                    SQLITE_OK);
+    sqlite3_close(db);
+    memset(&req, 0, sizeof req);
+    req.method = "PATCH";
+    snprintf(req.path, sizeof req.path, "/api/v1/deployments/eeeeeeee-0000-4000-8000-000000000001");
+    mgo_buf_init(&req.body, 1024);
+    mgo_buf_init(&req.reply, 1u << 20);
+    CU_ASSERT_EQUAL(mgo_buf_append_str(&req.body, "{\"version\": \"1.0\"}"), MGO_OK);
+    mgo_api__handle(&f.api, &req);
+    CU_ASSERT_EQUAL(mgo_buf_append(&req.reply, "", 1), MGO_OK);
+    CU_ASSERT_EQUAL(req.status, 422);
+    CU_ASSERT_PTR_NOT_NULL(strstr(reply(&req), "role identity"));
+    request_cleanup(&req);
+    memset(&req, 0, sizeof req);
+    req.method = "DELETE";
+    snprintf(req.path, sizeof req.path, "/api/v1/deployments/eeeeeeee-0000-4000-8000-000000000001");
+    mgo_buf_init(&req.body, 1024);
+    mgo_buf_init(&req.reply, 1u << 20);
+    mgo_api__handle(&f.api, &req);
+    CU_ASSERT_EQUAL(req.status, 202);
+    request_cleanup(&req);
+    get(&f, "/api/v1/deployments/eeeeeeee-0000-4000-8000-000000000001", &req);
+    CU_ASSERT_PTR_NOT_NULL(strstr(reply(&req), "\"desired\":\"removed\""));
+    request_cleanup(&req);
+    CU_ASSERT_EQUAL(f.rec.len, 0u);
     teardown(&f);
 }
 
