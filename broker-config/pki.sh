@@ -10,6 +10,10 @@
 #   manager.crt manager.key        manager client certificate, CN = margo-manager (--manager-cn)
 #   monitor.crt monitor.key        monitor client certificate, CN = margo-monitor (--monitor-cn)
 #   devices/ID.crt devices/ID.key  one client certificate per --device ID, CN = ID
+#
+# Role names (docs/security.md "Roles are not devices"): a role CN (--manager-cn,
+# --monitor-cn) must start with "margo-", and a device ID must not (in any letter case), so a
+# role certificate can never be a device's and the manager can tell them apart by name.
 #   signing.key signing.pub        the manager's document-signing key pair (ES256), kept apart
 #                                  from its TLS key; agents are configured with signing.pub
 #   expired/CN.crt expired/CN.key  with --expired CN: a client certificate signed by the CA
@@ -27,8 +31,8 @@
 #   --device ID        (repeatable) device certificate with CN = ID
 #   --expired CN       (repeatable) an already expired client certificate with CN = CN
 #   --broker-host NAME (repeatable) extra SAN for the broker: an IPv4 address or a DNS name
-#   --manager-cn CN    default margo-manager
-#   --monitor-cn CN    default margo-monitor
+#   --manager-cn CN    default margo-manager (must start with margo-)
+#   --monitor-cn CN    default margo-monitor (must start with margo-)
 #   --days N           validity of leaf certificates, default 825
 #   --rsa              RSA 3072 keys instead of ECDSA P-256
 #   --renew-device ID  (repeatable) rotation: a new key and certificate for device ID, same CN;
@@ -116,9 +120,20 @@ done
 [ -n "$outdir" ] || usage
 command -v openssl >/dev/null 2>&1 || die "the openssl command is required"
 
+for cn in "$manager_cn" "$monitor_cn"; do
+    case "$cn" in
+        margo-?*) ;;
+        *) die "\"$cn\": a role (manager or monitor) CN must start with margo- (docs/security.md)" ;;
+    esac
+done
 for d in $devices $expired; do
     case "$d" in "$manager_cn" | "$monitor_cn")
         die "\"$d\" is a role name (manager or monitor) and cannot be a device" ;;
+    esac
+done
+for d in $devices; do
+    case "$d" in [Mm][Aa][Rr][Gg][Oo]-*)
+        die "\"$d\": device ids must not start with margo- (reserved for roles; docs/security.md)" ;;
     esac
 done
 

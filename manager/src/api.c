@@ -1,9 +1,11 @@
 /* api.c - the northbound HTTP JSON API (docs/api.md). Runs on the loop thread: every
  * handler may use the store and publish. Errors are RFC 9457 problem+json bodies with an
  * `errors: [{field, message}]` list. */
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "api.h"
 #include "deploy.h"
@@ -124,6 +126,65 @@ static const char *str_field(const struct mgo_value *map, const char *key)
 }
 
 /* ---- apps ------------------------------------------------------------------------------ */
+
+/* Whether every component of rel is a plain name: not empty at the start, no "." or ".."
+ * component, not absolute. */
+static bool plain_relative(const char *rel)
+{
+    if (rel[0] == '\0' || rel[0] == '/')
+        return false;
+    const char *c = rel;
+    while (*c) {
+        size_t n = strcspn(c, "/");
+        if ((n == 1 && c[0] == '.') || (n == 2 && c[0] == '.' && c[1] == '.'))
+            return false;
+        c += n;
+        while (*c == '/')
+            c++;
+    }
+    return true;
+}
+
+/* Whether real (a resolved path) is dir_real itself or below it. */
+static bool beneath(const char *dir_real, const char *real)
+{
+    size_t n = strlen(dir_real);
+    if (strncmp(real, dir_real, n) != 0)
+        return false;
+    return real[n] == '/' || (n == 1 && dir_real[0] == '/');
+}
+
+/* Reads the {"path": ...} of POST /apps into file: a margo.yaml, or a package folder holding
+ * one, inside the catalog folder dir (catalog-dir). False for every refusal alike (no
+ * folder configured, absolute, a ".." component, a symbolic link leading out, missing, not a
+ * regular file, unreadable, too large), so the reply tells nothing about the file system.
+ * The links are resolved before the check; the catalog folder's writers are trusted not to
+ * swap a link between the check and the read (the folder is the operator's). */
+static bool catalog_read(const char *dir, const char *rel, struct mgo_buf *file)
+{
+    if (dir == NULL || dir[0] == '\0' || !plain_relative(rel) || strlen(rel) > 1024)
+        return false;
+    char dir_real[PATH_MAX], joined[PATH_MAX + 1200], real[PATH_MAX];
+    if (realpath(dir, dir_real) == NULL)
+        return false;
+    snprintf(joined, sizeof joined, "%s/%s", dir_real, rel);
+    if (realpath(joined, real) == NULL || !beneath(dir_real, real))
+        return false;
+    struct stat sb;
+    if (stat(real, &sb) != 0)
+        return false;
+    if (S_ISDIR(sb.st_mode)) {
+        /* a package folder holds margo.yaml; it may be a link too */
+        snprintf(joined, sizeof joined, "%s/margo.yaml", real);
+        if (realpath(joined, real) == NULL || !beneath(dir_real, real) ||
+            stat(real, &sb) != 0)
+            return false;
+    }
+    if (!S_ISREG(sb.st_mode))
+        return false;
+    mgo_buf_reset(file);
+    return mgo_buf_read_file(file, real) == MGO_OK;
+}
 
 static void write_app_summary(struct mgo_jw *w, const struct mgo_app_description *app,
                               int64_t added_ms)
@@ -299,22 +360,21 @@ static void apps_add(struct mgo_api *api, struct mgo_api_request *req)
             src = (const uint8_t *)yaml;
             src_len = strlen(yaml);
         } else if (path) {
-            char full[4096];
-            snprintf(full, sizeof full, "%s", path);
-            size_t n = strlen(full);
-            if (n > 0 && full[n - 1] == '/')
-                full[--n] = '\0';
-            /* a package folder holds margo.yaml */
-            if (mgo_buf_read_file(&file, full) != MGO_OK) {
-                snprintf(full + n, sizeof full - n, "/margo.yaml");
-                mgo_buf_reset(&file);
-                if (mgo_buf_read_file(&file, full) != MGO_OK) {
-                    mgo_problems_init(&p);
-                    mgo_problems_add(&p, "path", "cannot read %.200s (nor %.200s/margo.yaml)",
-                                     path, path);
-                    invalid(req, "the application file cannot be read", &p);
-                    goto cleanup;
-                }
+            if (!catalog_read(api->catalog_dir, path, &file)) {
+                /* one answer for every refusal: a token holder learns nothing about files
+                 * outside the catalog folder (existence, type, contents) */
+                mgo_problems_init(&p);
+                mgo_problems_add(&p, "path", "must name a readable margo.yaml (or a package "
+                                 "folder holding one) inside the catalog folder, as a "
+                                 "relative path without \"..\"");
+                if (api->catalog_dir == NULL || api->catalog_dir[0] == '\0')
+                    mgo_api__problem(req, 403, PROBLEM_BASE "forbidden", "Forbidden",
+                                     "the path form is disabled (no catalog-dir configured); "
+                                     "send margo.yaml as the body", &p);
+                else
+                    mgo_api__problem(req, 403, PROBLEM_BASE "forbidden", "Forbidden",
+                                     "the application file cannot be used", &p);
+                goto cleanup;
             }
             src = file.data;
             src_len = file.len;
@@ -452,6 +512,10 @@ static mgo_err write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_devic
     mgo_err err =
         mgo_mgr_store_deployment_list(ctx->api->store, row->id, NULL, false, count_dep, &cc);
     mgo_jw_ku64(w, "deployments", cc.n);
+    /* what the per-device bounds refused or noted (docs/security.md "Bounded storage") */
+    mgo_jw_ku64(w, "eventsDropped", row->events_dropped);
+    mgo_jw_ku64(w, "statusesOverRate", row->statuses_over_rate);
+    mgo_jw_ku64(w, "positionsDropped", row->positions_dropped);
     if (ctx->app) {
         char why[MGO_MATCH_REASON_SIZE] = "no capabilities received yet";
         const struct mgo_profile *prof =
@@ -471,7 +535,11 @@ static mgo_err write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_devic
 
 static mgo_err dev_list_visit(const struct mgo_mgr_device_row *row, void *c)
 {
-    return write_device(c, row);
+    struct dev_list_ctx *ctx = c;
+    /* a role identity stored by an older version is no device (protocol.md §2.3) */
+    if (mgo_mgr_store_is_role(ctx->api->store, row->id))
+        return MGO_OK;
+    return write_device(ctx, row);
 }
 
 static void devices_list(struct mgo_api *api, struct mgo_api_request *req)
@@ -521,6 +589,12 @@ static void devices_show(struct mgo_api *api, struct mgo_api_request *req, const
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     struct dev_list_ctx ctx = {.api = api, .w = &w, .full = true};
+    if (mgo_mgr_store_is_role(api->store, id)) {
+        not_found(req, PROBLEM_BASE "device-not-found",
+                  "no such device: the id is a role identity (manager or monitor), never a "
+                  "device");
+        return;
+    }
     mgo_err err = mgo_mgr_store_device_get(api->store, id, dev_list_visit, &ctx);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "device-not-found", "no such device");

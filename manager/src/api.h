@@ -46,6 +46,9 @@ struct mgo_api {
     struct mgo_mgr_store *store;
     struct mgo_publisher *pub; /* deploy.c publishes through it */
     struct mgo_sse_hub *hub;
+    /* catalog-dir: the folder POST /apps {"path": ...} may read from; NULL or "": the path
+     * form is refused */
+    const char *catalog_dir;
 };
 
 /* Loop thread: answers req (status, reply, or an event stream in req->sse). */

@@ -110,6 +110,11 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
             mgo_problems_add(problems, field, "\"%.64s\" is not a valid device id", dev);
             continue;
         }
+        if (mgo_mgr_store_is_role(store, dev)) {
+            mgo_problems_add(problems, field, "%s is a role identity (manager or monitor), "
+                             "never a device (protocol.md 2.3)", dev);
+            continue;
+        }
         bool dup = false;
         for (size_t j = 0; j < i; j++)
             dup = dup || strcmp(req->devices[j], dev) == 0;
@@ -253,6 +258,13 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
         err = MGO_ERR_NOMEM;
         goto cleanup;
     }
+    if (mgo_mgr_store_is_role(store, old.device)) {
+        /* stored by a version that took roles as devices (protocol.md 2.3) */
+        mgo_problems_add(problems, "device", "%s is a role identity (manager or monitor), "
+                         "never a device", old.device);
+        err = MGO_ERR_INVALID;
+        goto cleanup;
+    }
     if (old.desired != MGO_MGR_DESIRED_PRESENT) {
         err = MGO_ERR_CONFLICT;
         goto cleanup;
@@ -357,6 +369,15 @@ mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pu
     free(old.params);
     if (old.desired != MGO_MGR_DESIRED_PRESENT)
         return MGO_OK; /* already on its way out */
+    if (mgo_mgr_store_is_role(store, old.device)) {
+        /* stored by a version that took roles as devices (protocol.md 2.3): nothing is
+         * published for a role, so it is removed here and now (its retained documents on the
+         * broker are the operator's to clear, docs/security.md) */
+        MGO_LOGW(TAG, "deployment %s: %s is a role identity, never a device; marked removed "
+                 "without publishing", deployment_id, old.device);
+        return mgo_mgr_store_deployment_set_desired(store, deployment_id,
+                                                    MGO_MGR_DESIRED_REMOVED);
+    }
     err = mgo_mgr_store_begin(store);
     if (err)
         return err;

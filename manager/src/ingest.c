@@ -228,6 +228,34 @@ static void send_receipts(struct mgo_ingest *in)
     in->receipts_len = 0;
 }
 
+/* Counts a message against the device's rate and logs the excess: one line when a window
+ * first passes the limit, one when a window that passed it ends. *over: past the limit. */
+static mgo_err rate_take(struct mgo_ingest *in, const char *device, enum mgo_mgr_rate_kind kind,
+                         uint32_t per_minute, bool *over)
+{
+    *over = false;
+    if (per_minute == 0)
+        return MGO_OK;
+    struct mgo_mgr_rate r;
+    mgo_err err = mgo_mgr_store_rate_take(in->store, device, kind, per_minute,
+                                          mgo_mgr_store_now_ms(), &r);
+    if (err)
+        return err;
+    bool events = kind == MGO_MGR_RATE_EVENTS;
+    if (r.ended_over > 0)
+        MGO_LOGW(TAG, "device %s: %llu %s over the rate of %u a minute in the last window "
+                 "(%s %llu in all)", device, (unsigned long long)r.ended_over,
+                 events ? "events dropped" : "statuses", per_minute,
+                 events ? "eventsDropped" : "statusesOverRate", (unsigned long long)r.total_over);
+    if (r.over && r.window_over == 1)
+        MGO_LOGW(TAG, "device %s: more than %u %s a minute; %s", device, per_minute,
+                 events ? "events" : "statuses",
+                 events ? "the excess is dropped and counted (eventsDropped)"
+                        : "the excess is stored all the same and counted (statusesOverRate)");
+    *over = r.over;
+    return MGO_OK;
+}
+
 /* A journaled status the manager refuses for good still moves the device's position on, so
  * its agent does not keep (and replay) it for ever. */
 static mgo_err take_position(struct mgo_ingest *in, const struct mgo_topic *t,
@@ -271,6 +299,13 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
                  st.device_id);
         goto cleanup;
     }
+    /* replays are the agent catching up after an outage: not counted against the rate. A
+     * status past the rate is stored all the same (ingest.h), and a count the store could
+     * not take does not hold the status back (the store error shows again below) */
+    bool over = false;
+    if (t->kind == MGO_TOPIC_STATUS &&
+        rate_take(in, t->device_id, MGO_MGR_RATE_STATUSES, in->status_rate, &over) != MGO_OK)
+        MGO_LOGD(TAG, "device %s: status not counted against the rate", t->device_id);
     struct dep_owner owner = {0};
     mgo_err err =
         mgo_mgr_store_deployment_get(in->store, t->deployment_id, dep_owner_visit, &owner);
@@ -433,6 +468,10 @@ static mgo_err ingest_event(struct mgo_ingest *in, const struct mgo_topic *t, co
         MGO_LOGW(TAG, "event on %s refused: deviceId differs from the topic", topic);
         goto cleanup;
     }
+    bool over = false;
+    result = rate_take(in, t->device_id, MGO_MGR_RATE_EVENTS, in->event_rate, &over);
+    if (result != MGO_OK || over)
+        goto cleanup; /* over: counted and logged by rate_take */
     MGO_LOGI(TAG, "device %s event %s (%s): %.200s", t->device_id, e.type, e.severity,
              e.message ? e.message : "");
     result = mgo_mgr_store_event_add(in->store, t->device_id, e.type, e.severity, e.message);
@@ -460,6 +499,15 @@ static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_
     }
     if (len == 0) {
         MGO_LOGD(TAG, "ignoring empty payload on %s (a cleared retained message)", topic);
+        return MGO_OK;
+    }
+    if (mgo_mgr_store_is_role(in->store, t.device_id)) {
+        /* the broker's device patterns apply to role certificates too (margo.acl): a
+         * monitor can publish as a "device" named after itself; it never is one */
+        if (in->roles_refused++ % 1000 == 0)
+            MGO_LOGW(TAG, "refusing a message on %.200s: %s is a role identity (manager or "
+                     "monitor), never a device (%llu refused)", topic, t.device_id,
+                     (unsigned long long)in->roles_refused);
         return MGO_OK;
     }
     if (len > MGO_MAX_MESSAGE_BYTES) {

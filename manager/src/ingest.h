@@ -41,6 +41,13 @@ struct mgo_ingest {
     struct mgo_publisher *pub; /* clears a removed deployment's document */
     struct mgo_sse_hub *hub;   /* live events; NULL: none */
     const char *prefix;
+    /* per-device rates (docs/security.md "Bounded storage"), messages a minute; 0 = none.
+     * Events past event_rate are not stored (counted: eventsDropped); statuses past
+     * status_rate are stored all the same and counted (statusesOverRate): a journaled status
+     * is covered by the receipt protocol and must not be lost (protocol.md §6.3). */
+    uint32_t event_rate;
+    uint32_t status_rate;
+    uint64_t roles_refused; /* messages from role identities refused (for the log) */
     bool in_batch;
     bool tx; /* the batch's transaction is open */
     /* messages of the open batch, kept until it is committed */

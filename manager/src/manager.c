@@ -105,6 +105,20 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("status-history", MGO_CFG_INT, status_history, 0, 1000000, "1000",
         "status reports kept per deployment in its history (older ones are deleted; 0 = keep "
         "every report)"),
+    OPT("event-history", MGO_CFG_INT, event_history, 0, 1000000, "1000",
+        "device events kept per device (older ones are deleted; 0 = keep every event)"),
+    OPT("event-rate", MGO_CFG_INT, event_rate, 0, 1000000, "600",
+        "device events stored per device a minute; the excess is dropped, counted "
+        "(eventsDropped in GET /devices/ID) and logged (0 = no limit)"),
+    OPT("status-rate", MGO_CFG_INT, status_rate, 0, 1000000, "600",
+        "statuses per device a minute past which they are counted (statusesOverRate) and "
+        "logged; they are stored all the same (0 = no counting)"),
+    OPT("catalog-dir", MGO_CFG_STR, catalog_dir, 0, 1024, NULL,
+        "folder that POST /apps {\"path\": ...} may read application files from (relative "
+        "paths below it only); unset: the path form is refused"),
+    OPT("role-names", MGO_CFG_STR, role_names, 0, 4096, NULL,
+        "comma-separated certificate names of non-device identities (monitors, the manager) "
+        "that do not start with margo-; never accepted as device ids"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -145,6 +159,39 @@ static mgo_err load_token(struct mgo_manager *m)
         MGO_LOGE(TAG, "api-token-file: %s holds %zu characters; at least 16 are required", file,
                  m->token_len);
         return MGO_ERR_INVALID;
+    }
+    return MGO_OK;
+}
+
+/* Role identities are never device ids (protocol.md §2.3): every name starting with
+ * margo- (the store's rule), the manager's own client id and user name, and role-names. */
+static mgo_err add_roles(struct mgo_manager *m)
+{
+    const char *own[] = {m->cfg->client_id, m->cfg->username};
+    for (size_t i = 0; i < sizeof own / sizeof own[0]; i++) {
+        /* a client id that is no device-id-shaped name cannot collide with one */
+        mgo_err err = own[i] && own[i][0] ? mgo_mgr_store_add_role(m->store, own[i]) : MGO_OK;
+        if (err == MGO_ERR_LIMIT)
+            return err;
+    }
+    const char *list = m->cfg->role_names ? m->cfg->role_names : "";
+    while (*list) {
+        size_t n = strcspn(list, ", ");
+        if (n > 0) {
+            char name[MGO_MAX_DEVICE_ID_LEN + 2];
+            snprintf(name, sizeof name, "%.*s", (int)(n < sizeof name - 1 ? n : sizeof name - 1),
+                     list);
+            mgo_err err = n > MGO_MAX_DEVICE_ID_LEN ? MGO_ERR_INVALID
+                                                    : mgo_mgr_store_add_role(m->store, name);
+            if (err) {
+                MGO_LOGE(TAG, "role-names: \"%.64s\": %s (at most %u names of 1-%u "
+                         "characters of [A-Za-z0-9._~-])", name, mgo_strerror(err),
+                         MGO_MGR_MAX_ROLES, MGO_MAX_DEVICE_ID_LEN);
+                return MGO_ERR_INVALID;
+            }
+        }
+        list += n;
+        list += strspn(list, ", ");
     }
     return MGO_OK;
 }
@@ -383,6 +430,10 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         goto fail;
     }
     mgo_mgr_store_set_history_limit(m->store, (uint32_t)cfg->status_history);
+    mgo_mgr_store_set_event_limit(m->store, (uint32_t)cfg->event_history);
+    err = add_roles(m);
+    if (err)
+        goto fail;
     /* a new run: every receipt asks the agents to replay what this run has not stored
      * (a status the last run took from the broker but never committed; protocol.md §6.3) */
     char epoch[MGO_MGR_EPOCH_SIZE];
@@ -449,7 +500,10 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     mgo_outbox__mqtt_init(&m->outbox, &m->mqtt_outbox);
     mgo_publish__init(&m->pub, m->store, &m->outbox, cfg->topic_prefix, m->sign_key);
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
-    m->api = (struct mgo_api){.store = m->store, .pub = &m->pub, .hub = m->hub};
+    m->ingest.event_rate = (uint32_t)cfg->event_rate;
+    m->ingest.status_rate = (uint32_t)cfg->status_rate;
+    m->api = (struct mgo_api){
+        .store = m->store, .pub = &m->pub, .hub = m->hub, .catalog_dir = cfg->catalog_dir};
     struct mgo_http_config hc = {
         .listen = cfg->api_listen,
         .tls_cert = cfg->api_tls_cert,

@@ -3,6 +3,7 @@
 
 #include <sqlite3.h>
 #include <stdio.h>
+#include <strings.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -27,6 +28,10 @@ struct mgo_mgr_store {
     unsigned depth; /* open savepoints */
     unsigned fail_commits; /* test hook: outermost commits still to fail */
     uint32_t history_limit; /* per deployment; 0 = keep all */
+    uint32_t event_limit;   /* events kept per device; 0 = keep all */
+    uint32_t ahead_limit;   /* positions waiting beyond a gap per device */
+    size_t roles_len;       /* identities that are never devices (protocol.md §2.3) */
+    char roles[MGO_MGR_MAX_ROLES][MGO_MAX_DEVICE_ID_LEN + 1];
     char epoch[MGO_MGR_EPOCH_SIZE]; /* receipts' epoch for devices added in this run */
     struct stmt_slot cache[STMT_CACHE_SIZE];
 };
@@ -89,6 +94,21 @@ static const char *const MIGRATIONS[] = {
     "  WHERE EXISTS (SELECT 1 FROM status WHERE status.device_id = devices.id AND"
     "  has_journal = 1);"
     "UPDATE devices SET top_boot = rcpt_boot, top_seq = rcpt_seq;",
+    /* 5: bounds on what one device can make the store keep (docs/security.md): per device,
+     * the events stored so far (pruning), the rate windows of events and statuses and their
+     * excess, the positions waiting beyond a gap and those not kept past its bound */
+    "ALTER TABLE devices ADD COLUMN events_n INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN ev_win_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN ev_win_n INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN ev_over INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN st_win_ms INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN st_win_n INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN st_over INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN ahead_n INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE devices ADD COLUMN ahead_over INTEGER NOT NULL DEFAULT 0;"
+    "UPDATE devices SET ahead_n = (SELECT COUNT(*) FROM device_positions WHERE"
+    "  device_positions.device_id = devices.id);"
+    "CREATE INDEX device_events_device ON device_events(device_id, n);",
 };
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -304,6 +324,7 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     struct mgo_mgr_store *s = calloc(1, sizeof(*s));
     if (!s)
         return MGO_ERR_NOMEM;
+    s->ahead_limit = MGO_MGR_AHEAD_LIMIT;
     mgo_err err = MGO_OK;
     if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
                                           SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
@@ -525,10 +546,49 @@ mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const 
     return sqlite3_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
 }
 
+/* ---- role identities ------------------------------------------------------------------ */
+
+mgo_err mgo_mgr_store_add_role(struct mgo_mgr_store *s, const char *name)
+{
+    if (name == NULL || mgo_mgr_store_is_role(s, name))
+        return MGO_OK;
+    size_t n = strlen(name);
+    if (n == 0 || n > MGO_MAX_DEVICE_ID_LEN || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                                                           "abcdefghijklmnopqrstuvwxyz"
+                                                           "0123456789._~-") != n)
+        return MGO_ERR_INVALID;
+    if (s->roles_len == MGO_MGR_MAX_ROLES)
+        return MGO_ERR_LIMIT;
+    memcpy(s->roles[s->roles_len++], name, n + 1);
+    return MGO_OK;
+}
+
+bool mgo_mgr_store_is_role(const struct mgo_mgr_store *s, const char *id)
+{
+    if (strncasecmp(id, MGO_MGR_ROLE_PREFIX, sizeof MGO_MGR_ROLE_PREFIX - 1) == 0)
+        return true;
+    for (size_t i = 0; s != NULL && i < s->roles_len; i++) {
+        if (strcmp(s->roles[i], id) == 0)
+            return true;
+    }
+    return false;
+}
+
+/* The store's own refusal of a role as a device (callers refuse it first, with a message). */
+static mgo_err refuse_role(const struct mgo_mgr_store *s, const char *id)
+{
+    if (!mgo_mgr_store_is_role(s, id))
+        return MGO_OK;
+    MGO_LOGW(TAG, "refusing %.128s as a device id: it is a role identity", id);
+    return MGO_ERR_INVALID;
+}
+
 /* ---- devices ------------------------------------------------------------------------ */
 
 static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
 {
+    if (refuse_role(s, id) != MGO_OK)
+        return MGO_ERR_INVALID;
     sqlite3_stmt *st = NULL;
     mgo_err err = prep(s, "INSERT OR IGNORE INTO devices (id) VALUES (?)", &st);
     if (err)
@@ -603,6 +663,9 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
             .online = sqlite3_column_int(st, 3) != 0,
             .boot = col_u64(st, 4),
             .last_seen_ms = sqlite3_column_int64(st, 5),
+            .events_dropped = col_u64(st, 6),
+            .statuses_over_rate = col_u64(st, 7),
+            .positions_dropped = col_u64(st, 8),
         };
         *found = true;
         mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
@@ -616,13 +679,17 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
     return err;
 }
 
-#define DEVICE_COLS "SELECT id, capabilities, has_presence, online, boot, last_seen_ms FROM devices "
+#define DEVICE_COLS_4 "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, 0, 0, 0 "
+#define DEVICE_COLS                                                                                \
+    "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, ev_over, st_over, "       \
+    "ahead_over "
 
 mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
                                  mgo_mgr_device_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, DEVICE_COLS "WHERE id = ?", &st);
+    mgo_err err = prep(s, s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices WHERE id = ?"
+                                                : DEVICE_COLS "FROM devices WHERE id = ?", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
@@ -636,7 +703,8 @@ mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
 mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, DEVICE_COLS "ORDER BY id", &st);
+    mgo_err err = prep(s, s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices ORDER BY id"
+                                                : DEVICE_COLS "FROM devices ORDER BY id", &st);
     if (err)
         return err;
     bool found;
@@ -658,6 +726,8 @@ const char *mgo_mgr_desired_name(enum mgo_mgr_desired d)
 mgo_err mgo_mgr_store_deployment_put(struct mgo_mgr_store *s,
                                      const struct mgo_mgr_deployment_row *row)
 {
+    if (refuse_role(s, row->device_id) != MGO_OK)
+        return MGO_ERR_INVALID;
     sqlite3_stmt *st = NULL;
     int64_t now = mgo_mgr_store_now_ms();
     mgo_err err = prep(
@@ -812,6 +882,8 @@ mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_i
 mgo_err mgo_mgr_store_manifest_bump(struct mgo_mgr_store *s, const char *device_id,
                                     uint64_t *version_out)
 {
+    if (refuse_role(s, device_id) != MGO_OK)
+        return MGO_ERR_INVALID;
     uint64_t version = 0;
     mgo_err err = mgo_mgr_store_manifest_get(s, device_id, &version, NULL);
     if (err)
@@ -862,6 +934,8 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
         return err;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (mgo_mgr_store_is_role(s, col_text(st, 0)))
+            continue; /* stored by a version that took roles as devices: never published */
         err = visit(col_text(st, 0), ctx);
         if (err) {
             stmt_done(s, st);
@@ -919,6 +993,8 @@ static bool pos_next(uint64_t rb, uint64_t rs, uint64_t b, uint64_t q)
 struct dev_pos {
     uint64_t rb, rs; /* handled up to */
     uint64_t tb, ts; /* highest handled */
+    uint64_t an;     /* positions waiting beyond the gap (rows in device_positions) */
+    uint64_t aover;  /* positions not kept past the bound */
     char epoch[MGO_MGR_EPOCH_SIZE];
 };
 
@@ -927,8 +1003,8 @@ static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct 
     memset(p, 0, sizeof *p);
     snprintf(p->epoch, sizeof p->epoch, "%s", s->epoch);
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch FROM "
-                          "devices WHERE id = ?", &st);
+    mgo_err err = prep(s, "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
+                          "ahead_over FROM devices WHERE id = ?", &st);
     if (err)
         return err;
     bind_text(st, 1, device);
@@ -941,6 +1017,8 @@ static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct 
         const char *e = col_text(st, 4);
         if (e != NULL && e[0] != '\0')
             snprintf(p->epoch, sizeof p->epoch, "%s", e);
+        p->an = col_u64(st, 5);
+        p->aover = col_u64(st, 6);
     } else if (rc != SQLITE_DONE) {
         err = sql_err(s, "read journal position");
     }
@@ -955,7 +1033,7 @@ static mgo_err dev_pos_write(struct mgo_mgr_store *s, const char *device, const 
         return err;
     sqlite3_stmt *st = NULL;
     err = prep(s, "UPDATE devices SET rcpt_boot = ?, rcpt_seq = ?, top_boot = ?, top_seq = ?, "
-                  "rcpt_epoch = ? WHERE id = ?", &st);
+                  "rcpt_epoch = ?, ahead_n = ?, ahead_over = ? WHERE id = ?", &st);
     if (err)
         return err;
     bind_u64(st, 1, p->rb);
@@ -963,7 +1041,9 @@ static mgo_err dev_pos_write(struct mgo_mgr_store *s, const char *device, const 
     bind_u64(st, 3, p->tb);
     bind_u64(st, 4, p->ts);
     bind_text(st, 5, p->epoch);
-    bind_text(st, 6, device);
+    bind_u64(st, 6, p->an);
+    bind_u64(st, 7, p->aover);
+    bind_text(st, 8, device);
     return run(s, st, "store journal position");
 }
 
@@ -1021,6 +1101,8 @@ static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct 
         err = run(s, st, "forget handled position");
         if (err)
             return err;
+        if (p->an > 0)
+            p->an--;
     }
 }
 
@@ -1053,6 +1135,19 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
         p.rb = b;
         p.rs = q;
         err = ahead_absorb(s, device, &p);
+    } else if (p.an >= s->ahead_limit) {
+        /* past the bound (mgr_store.h MGO_MGR_AHEAD_LIMIT): not kept, so not receipted; the
+         * agent replays it after the next epoch */
+        if (p.aover++ == 0 || p.aover % 1000 == 0)
+            MGO_LOGW(TAG, "device %s: %llu journal positions wait beyond a gap already; "
+                     "(%llu, %llu) is not kept (%llu so far)", device,
+                     (unsigned long long)p.an, (unsigned long long)b, (unsigned long long)q,
+                     (unsigned long long)p.aover);
+        out->gap_opened = false;
+        out->boot = p.rb;
+        out->seq = p.rs;
+        snprintf(out->epoch, sizeof out->epoch, "%s", p.epoch);
+        return dev_pos_write(s, device, &p);
     } else {
         sqlite3_stmt *st = NULL;
         err = prep(s, "INSERT INTO device_positions (device_id, boot, seq) VALUES (?, ?, ?)", &st);
@@ -1062,6 +1157,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
         bind_u64(st, 2, b);
         bind_u64(st, 3, q);
         err = run(s, st, "store handled position");
+        p.an++;
     }
     if (err)
         return err;
@@ -1081,7 +1177,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
 mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id,
                                     uint64_t boot, uint64_t seq, struct mgo_mgr_position *out)
 {
-    if (s->schema_version < 4)
+    if (s->schema_version < 5)
         return MGO_ERR_INTERNAL;
     mgo_err err = mgo_mgr_store_begin(s);
     if (err)
@@ -1123,6 +1219,8 @@ mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_vis
         return err;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        if (mgo_mgr_store_is_role(s, col_text(st, 0)))
+            continue; /* stored by a version that took roles as devices: never published */
         const char *e = col_text(st, 1);
         err = visit(col_text(st, 0), e != NULL && e[0] ? e : s->epoch, col_u64(st, 2),
                     col_u64(st, 3), ctx);
@@ -1175,7 +1273,7 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
         memset(&local, 0, sizeof local);
         out = &local;
     }
-    if (s->schema_version < 4)
+    if (s->schema_version < 5)
         return MGO_ERR_INTERNAL;
     int64_t now = row->received_ms ? row->received_ms : mgo_mgr_store_now_ms();
     mgo_err err = mgo_mgr_store_begin(s);
@@ -1302,22 +1400,154 @@ mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deploy
 
 /* ---- device events ----------------------------------------------------------------- */
 
+void mgo_mgr_store_set_event_limit(struct mgo_mgr_store *s, uint32_t per_device)
+{
+    s->event_limit = per_device;
+}
+
+void mgo_mgr_store_set_ahead_limit(struct mgo_mgr_store *s, uint32_t per_device)
+{
+    s->ahead_limit = per_device;
+}
+
+/* After an event insert: the device's count of stored events moves on, and every
+ * min(limit, 64) events its older ones past the limit are deleted (the subquery walks the
+ * device's newest `limit` entries of the (device_id, n) index). */
+static mgo_err prune_events(struct mgo_mgr_store *s, const char *device_id)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "UPDATE devices SET events_n = events_n + 1 WHERE id = ? "
+                          "RETURNING events_n", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    uint64_t n = rc == SQLITE_ROW ? col_u64(st, 0) : 0;
+    if (rc == SQLITE_ROW)
+        rc = sqlite3_step(st);
+    if (rc != SQLITE_DONE)
+        err = sql_err(s, "count events");
+    stmt_done(s, st);
+    uint32_t limit = s->event_limit;
+    if (err || limit == 0)
+        return err;
+    uint64_t every = limit < 64 ? limit : 64;
+    if (n % every != 0)
+        return MGO_OK;
+    err = prep(s, "DELETE FROM device_events WHERE device_id = ?1 AND n < "
+                  "(SELECT n FROM device_events WHERE device_id = ?1 "
+                  "ORDER BY n DESC LIMIT 1 OFFSET ?2)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit - 1);
+    return run(s, st, "prune events");
+}
+
 mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, const char *type,
                                 const char *severity, const char *message)
 {
-    if (s->schema_version < 2)
+    if (s->schema_version < 5)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT INTO device_events (device_id, type, severity, message,"
-                          " received_ms) VALUES (?, ?, ?, ?, ?)", &st);
+    mgo_err err = mgo_mgr_store_begin(s);
     if (err)
         return err;
+    err = ensure_device(s, device_id);
+    if (err)
+        goto rollback;
+    sqlite3_stmt *st = NULL;
+    err = prep(s, "INSERT INTO device_events (device_id, type, severity, message,"
+                  " received_ms) VALUES (?, ?, ?, ?, ?)", &st);
+    if (err)
+        goto rollback;
     bind_text(st, 1, device_id);
     bind_text(st, 2, type ? type : "");
     bind_text(st, 3, severity ? severity : "");
     bind_text(st, 4, message ? message : "");
     sqlite3_bind_int64(st, 5, mgo_mgr_store_now_ms());
-    return run(s, st, "store event");
+    err = run(s, st, "store event");
+    if (!err)
+        err = prune_events(s, device_id);
+    if (err)
+        goto rollback;
+    return mgo_mgr_store_commit(s);
+rollback:
+    mgo_mgr_store_rollback(s);
+    return err;
+}
+
+/* ---- rates ------------------------------------------------------------------------------ */
+
+#define RATE_WINDOW_MS 60000
+
+mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
+                                enum mgo_mgr_rate_kind kind, uint32_t per_minute, int64_t now_ms,
+                                struct mgo_mgr_rate *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s->schema_version < 5)
+        return MGO_ERR_INTERNAL;
+    static const char *const sel[2] = {
+        "SELECT ev_win_ms, ev_win_n, ev_over FROM devices WHERE id = ?",
+        "SELECT st_win_ms, st_win_n, st_over FROM devices WHERE id = ?",
+    };
+    static const char *const upd[2] = {
+        "UPDATE devices SET ev_win_ms = ?, ev_win_n = ?, ev_over = ? WHERE id = ?",
+        "UPDATE devices SET st_win_ms = ?, st_win_n = ?, st_over = ? WHERE id = ?",
+    };
+    size_t k = kind == MGO_MGR_RATE_EVENTS ? 0 : 1;
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = ensure_device(s, device_id);
+    if (err)
+        goto rollback;
+    sqlite3_stmt *st = NULL;
+    err = prep(s, sel[k], &st);
+    if (err)
+        goto rollback;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    int64_t win_ms = 0;
+    uint64_t win_n = 0, total = 0;
+    if (rc == SQLITE_ROW) {
+        win_ms = sqlite3_column_int64(st, 0);
+        win_n = col_u64(st, 1);
+        total = col_u64(st, 2);
+    } else {
+        err = sql_err(s, "read rate");
+    }
+    stmt_done(s, st);
+    if (err)
+        goto rollback;
+    /* a clock stepped back also opens a new window */
+    if (now_ms < win_ms || now_ms - win_ms >= RATE_WINDOW_MS) {
+        if (per_minute > 0 && win_n > per_minute)
+            out->ended_over = win_n - per_minute;
+        win_ms = now_ms;
+        win_n = 0;
+    }
+    win_n++;
+    if (per_minute > 0 && win_n > per_minute) {
+        out->over = true;
+        out->window_over = win_n - per_minute;
+        total++;
+    }
+    out->total_over = total;
+    err = prep(s, upd[k], &st);
+    if (err)
+        goto rollback;
+    sqlite3_bind_int64(st, 1, win_ms);
+    bind_u64(st, 2, win_n);
+    bind_u64(st, 3, total);
+    bind_text(st, 4, device_id);
+    err = run(s, st, "store rate");
+    if (err)
+        goto rollback;
+    return mgo_mgr_store_commit(s);
+rollback:
+    mgo_mgr_store_rollback(s);
+    return err;
 }
 
 mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,

@@ -147,6 +147,155 @@ static size_t live_count(struct fixture *f, const char *event)
     return count;
 }
 
+static uint64_t device_counter(struct fixture *f, const char *id, int which);
+
+/* issue 19 item 2: 5,000 events of 2 KiB from one device in a second leave a bounded store
+ * and a counted excess (event-rate, event-history). */
+static void test_event_flood_bounded_and_counted(void)
+{
+    struct fixture f;
+    setup(&f);
+    f.in.event_rate = 1000;
+    mgo_mgr_store_set_event_limit(f.store, 100);
+    static char yaml[2400], yaml2[2400];
+    char msg[2049];
+    memset(msg, 'x', sizeof msg - 1);
+    msg[sizeof msg - 1] = '\0';
+    static const char fmt[] = "{deviceId: %s, type: flood, severity: info, message: %s, "
+                              "timestamp: 1}";
+    snprintf(yaml, sizeof yaml, fmt, "dev1", msg);
+    snprintf(yaml2, sizeof yaml2, fmt, "dev2", msg);
+    mgo_ingest__begin(&f.in);
+    for (int i = 0; i < 5000; i++) {
+        deliver(&f, "margo/v1/devices/dev1/events", yaml);
+        if (i % 500 == 499) { /* batches, as the loop makes them */
+            CU_ASSERT_EQUAL(mgo_ingest__commit(&f.in), MGO_OK);
+            mgo_ingest__begin(&f.in);
+        }
+    }
+    CU_ASSERT_EQUAL(mgo_ingest__commit(&f.in), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_ingest__held(&f.in), 0u);
+    uint64_t n = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(f.store, "dev1", &n), MGO_OK);
+    /* the limit, passed by less than one pruning interval (64) */
+    CU_ASSERT(n >= 100 && n < 164);
+    /* 1,000 in the minute's window were taken; the other 4,000 are counted, not stored */
+    CU_ASSERT_EQUAL(device_counter(&f, "dev1", 0), 4000u);
+    /* another device is not affected by dev1's window */
+    deliver(&f, "margo/v1/devices/dev2/events", yaml2);
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(f.store, "dev2", &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 1u);
+    CU_ASSERT_EQUAL(device_counter(&f, "dev2", 0), 0u);
+    teardown(&f);
+}
+
+/* Statuses past status-rate are stored all the same (the receipt protocol covers them,
+ * protocol.md §6.3) and counted; replays are not counted. */
+static void test_status_rate_counts_but_keeps(void)
+{
+    struct fixture f;
+    setup(&f);
+    f.in.status_rate = 5;
+    for (uint64_t seq = 1; seq <= 12; seq++)
+        deliver_status(&f, seq % 2 ? "installing" : "installed", seq);
+    CU_ASSERT_EQUAL(history_len(&f), 12);
+    CU_ASSERT_EQUAL(device_counter(&f, "dev1", 1), 7u);
+    char state[32];
+    stored_state(&f, state);
+    CU_ASSERT_STRING_EQUAL(state, "installed");
+    /* the receipt covers every one of them */
+    const struct rec_msg *m = rec_find(&f.rec, "margo/v1/devices/dev1/receipt");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 20);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_receipt r;
+    CU_ASSERT_EQUAL_FATAL(mgo_receipt_decode(m->payload, m->len, &arena, &r, &p), MGO_OK);
+    CU_ASSERT(r.boot == 1 && r.seq == 12);
+    mgo_arena_cleanup(&arena);
+    teardown(&f);
+}
+
+static const char ROLE_CAPS[] =
+    "{apiVersion: device.margo.org/v1alpha1, kind: DeviceCapabilitiesManifest,"
+    " properties: {id: %s, vendor: Acme, modelNumber: X1, serialNumber: S-1,"
+    " cpus: [{cores: 4, architecture: amd64}], memory: 8Gi, storage: 10Gi,"
+    " interfaces: [{type: ethernet}], otelCollector: true,"
+    " supportedRuntimes: [oci], supportedDeploymentTypes: [compose]}}";
+
+/* issue 19 item 1: a role identity (the margo- prefix, or a configured name) is refused on
+ * every topic kind: nothing about it is stored, and the store refuses it as a device too. */
+static void test_role_identities_refused(void)
+{
+    struct fixture f;
+    setup(&f);
+    CU_ASSERT_EQUAL(mgo_mgr_store_add_role(f.store, "ops-watch"), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_add_role(f.store, "bad/name"), MGO_ERR_INVALID);
+    const char *roles[] = {"margo-monitor", "Margo-Monitor", "margo-manager", "ops-watch"};
+    for (size_t i = 0; i < sizeof roles / sizeof roles[0]; i++) {
+        const char *id = roles[i];
+        char topic[256], yaml[1024];
+        snprintf(topic, sizeof topic, "margo/v1/devices/%s/capabilities", id);
+        snprintf(yaml, sizeof yaml, ROLE_CAPS, id);
+        deliver(&f, topic, yaml);
+        snprintf(topic, sizeof topic, "margo/v1/devices/%s/state", id);
+        snprintf(yaml, sizeof yaml, "{deviceId: %s, state: online, boot: 1}", id);
+        deliver(&f, topic, yaml);
+        snprintf(topic, sizeof topic, "margo/v1/devices/%s/events", id);
+        snprintf(yaml, sizeof yaml, "{deviceId: %s, type: t, severity: info, message: m, "
+                 "timestamp: 1}", id);
+        deliver(&f, topic, yaml);
+        snprintf(topic, sizeof topic, "margo/v1/devices/%s/status/%s", id, DEP);
+        snprintf(yaml, sizeof yaml,
+                 "{apiVersion: deployment.margo.org/v1alpha1, kind: DeploymentStatusManifest,"
+                 " deploymentId: %s, adoptedManifestVersion: 1, status: {state: installed},"
+                 " components: [{name: c, state: installed}],"
+                 " x-margo-mqtt-extensions: {boot: 1, seq: 1}}", DEP);
+        deliver(&f, topic, yaml);
+        snprintf(topic, sizeof topic, "margo/v1/devices/%s/replay/%s", id, DEP);
+        deliver(&f, topic, yaml);
+        CU_ASSERT_EQUAL(mgo_mgr_store_device_get(f.store, id, NULL, NULL), MGO_ERR_NOT_FOUND);
+        uint64_t n = 1;
+        CU_ASSERT_EQUAL(mgo_mgr_store_event_count(f.store, id, &n), MGO_OK);
+        CU_ASSERT_EQUAL(n, 0u);
+        /* the store's own refusal, under the callers' */
+        static const uint8_t caps[] = {0x80};
+        CU_ASSERT_EQUAL(mgo_mgr_store_device_put_caps(f.store, id, caps, sizeof caps),
+                        MGO_ERR_INVALID);
+        uint64_t v = 0;
+        CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, id, &v), MGO_ERR_INVALID);
+    }
+    CU_ASSERT_EQUAL(mgo_ingest__held(&f.in), 0u);
+    CU_ASSERT_EQUAL(history_len(&f), 0); /* dev1's deployment got nothing from them */
+    CU_ASSERT_PTR_NULL(rec_find(&f.rec, "margo/v1/devices/margo-monitor/receipt"));
+    /* a device id that only contains the prefix is a device */
+    CU_ASSERT_FALSE(mgo_mgr_store_is_role(f.store, "dev-margo-1"));
+    CU_ASSERT_TRUE(mgo_mgr_store_is_role(f.store, "margo-anything"));
+    teardown(&f);
+}
+
+struct counters {
+    uint64_t v[3];
+};
+
+static mgo_err counters_visit(const struct mgo_mgr_device_row *row, void *ctx)
+{
+    struct counters *c = ctx;
+    c->v[0] = row->events_dropped;
+    c->v[1] = row->statuses_over_rate;
+    c->v[2] = row->positions_dropped;
+    return MGO_OK;
+}
+
+/* which: 0 events dropped, 1 statuses over the rate, 2 positions dropped */
+static uint64_t device_counter(struct fixture *f, const char *id, int which)
+{
+    struct counters c = {{0}};
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_get(f->store, id, counters_visit, &c), MGO_OK);
+    return c.v[which];
+}
+
 static void test_status_stored_and_sent_live(void)
 {
     struct fixture f;
@@ -341,6 +490,10 @@ void mgo_test_register(void)
     static const struct mgo_test_case cases[] = {
         {"receipts after the commit; gaps ask for a replay", test_receipts_after_commit},
         {"status stored and sent live", test_status_stored_and_sent_live},
+        {"5,000 events from one device: bounded store, counted excess",
+         test_event_flood_bounded_and_counted},
+        {"statuses over the rate are counted, never dropped", test_status_rate_counts_but_keeps},
+        {"role identities refused on every topic kind", test_role_identities_refused},
         {"stale status refused", test_stale_status_refused},
         {"capabilities id mismatch refused", test_caps_id_mismatch_refused},
         {"batch commits once, live events after", test_batch_commits_once_and_sends_live_after},

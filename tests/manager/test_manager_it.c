@@ -321,15 +321,20 @@ static void test_auth_required(void)
 static void test_catalog(void)
 {
     struct mgr_test_reply r;
-    char body[512];
-    snprintf(body, sizeof body, "{\"path\": \"%s\"}",
-             mgo_test_path("tests/manager/data/hello-1.0.yaml"));
+    /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
+    char *body = mgo_test_read_file(mgo_test_path("tests/manager/data/hello-1.0.yaml"), NULL);
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 201);
     CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/id"), "hello-world");
     mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 409);
+    mgr_test_reply_cleanup(&r);
+    free(body);
+    /* without catalog-dir the path form is refused, whatever the path names */
+    api("POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", &r);
+    CU_ASSERT_EQUAL(r.status, 403);
+    CU_ASSERT_PTR_NULL(strstr((const char *)r.body.data, "passwd"));
     mgr_test_reply_cleanup(&r);
     api("POST", "/api/v1/apps", "kind: ApplicationDescription\nid: Bad_Id\n", &r);
     CU_ASSERT_EQUAL(r.status, 422);
@@ -893,10 +898,9 @@ static void test_interactive_questions(void)
 
     /* margoctl deployment update: move to another app version and change one answer; the
      * other answers (including the immutable siteId) are kept */
-    char body[512];
-    snprintf(body, sizeof body, "{\"path\": \"%s\"}",
-             mgo_test_path("tests/manager/data/hello-1.0.yaml"));
+    char *body = mgo_test_read_file(mgo_test_path("tests/manager/data/hello-1.0.yaml"), NULL);
     api("POST", "/api/v1/apps", body, &r);
+    free(body);
     CU_ASSERT_EQUAL(r.status, 201);
     mgr_test_reply_cleanup(&r);
     const char *upd[] = {"deployment", "update", id, "--version", "1.0", "--set", "port=8099",

@@ -278,10 +278,10 @@ static void test_start(void)
     device = mqtt_connect("sens-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
     struct mgr_test_reply r;
-    char body[512];
-    snprintf(body, sizeof body, "{\"path\": \"%s\"}",
-             mgo_test_path("tests/manager/data/secret-1.0.yaml"));
+    /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
+    char *body = mgo_test_read_file(mgo_test_path("tests/manager/data/secret-1.0.yaml"), NULL);
     api("POST", "/api/v1/apps", body, &r);
+    free(body);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
     mgr_test_reply_cleanup(&r);
     publish_caps("devA");

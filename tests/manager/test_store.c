@@ -533,6 +533,60 @@ static void test_status_positions_gap_and_replay(void)
     mgr_test_rmdir(dir);
 }
 
+static mgo_err dropped_visit(const struct mgo_mgr_device_row *row, void *ctx)
+{
+    *(uint64_t *)ctx = row->positions_dropped;
+    return MGO_OK;
+}
+
+/* Positions waiting beyond a gap are bounded (schema 5, MGO_MGR_AHEAD_LIMIT; 4 here): at the
+ * limit they are kept, one past it is not kept (counted; not receipted, so the agent replays
+ * it), and once the gap fills the receipt moves over the kept ones; the one not kept is then
+ * taken normally. Also: events past the per-device limit are pruned. */
+static void test_gap_positions_and_events_bounded(void)
+{
+    char dir[256];
+    mgr_test_tmpdir(dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    mgo_mgr_store_set_epoch(s, "00000000000000aa");
+    mgo_mgr_store_set_ahead_limit(s, 4);
+    struct mgo_mgr_position pos;
+    memset(&pos, 0, sizeof pos);
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, 1, &pos), MGO_OK);
+    for (uint64_t q = 3; q <= 6; q++) { /* 2 is missing: 4 wait, the limit */
+        memset(&pos, 0, sizeof pos);
+        CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, q, &pos), MGO_OK);
+        CU_ASSERT(pos.boot == 1 && pos.seq == 1);
+    }
+    uint64_t dropped = 9;
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_get(s, "dev1", dropped_visit, &dropped), MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 0u);
+    memset(&pos, 0, sizeof pos);
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, 7, &pos), MGO_OK); /* one past */
+    CU_ASSERT(pos.seq == 1 && !pos.gap_opened);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_get(s, "dev1", dropped_visit, &dropped), MGO_OK);
+    CU_ASSERT_EQUAL(dropped, 1u);
+    memset(&pos, 0, sizeof pos);
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, 2, &pos), MGO_OK); /* gap fills */
+    CU_ASSERT(pos.seq == 6);
+    memset(&pos, 0, sizeof pos);
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(s, "dev1", 1, 7, &pos), MGO_OK); /* its replay */
+    CU_ASSERT(pos.seq == 7);
+
+    mgo_mgr_store_set_event_limit(s, 10);
+    for (int i = 0; i < 100; i++)
+        CU_ASSERT_EQUAL(mgo_mgr_store_event_add(s, "dev1", "t", "info", "m"), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_add(s, "dev2", "t", "info", "m"), MGO_OK);
+    uint64_t n = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev1", &n), MGO_OK);
+    CU_ASSERT(n >= 10 && n < 20);
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev2", &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 1u);
+    mgo_mgr_store_close(s);
+    mgr_test_rmdir(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -543,6 +597,7 @@ void mgo_test_register(void)
         {"transaction atomicity", test_transaction_atomicity},
         {"status journal order", test_status_journal_order},
         {"positions: gap, replay, receipts", test_status_positions_gap_and_replay},
+        {"gap positions and events bounded per device", test_gap_positions_and_events_bounded},
         {"status history limit", test_status_history_limit},
         {"app catalog rules", test_app_catalog_rules},
         {"visitor error ends the walk", test_visitor_error_ends_the_walk},

@@ -47,10 +47,13 @@ static const char *dev(size_t i)
 
 static void add_app(const char *file)
 {
-    char body[1024];
-    snprintf(body, sizeof body, "{\"path\": \"%s/%s\"}", MGO_REL_DATA, file);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", MGO_REL_DATA, file);
+    /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
+    char *body = mgo_test_read_file(path, NULL);
     struct rel_reply r;
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", body, &r);
+    free(body);
     CU_ASSERT_EQUAL(r.status, 201);
     rel_reply_cleanup(&r);
 }

@@ -168,10 +168,13 @@ static void test_soak(void)
     }
     setenv("ASAN_OPTIONS", saved_asan, 1);
     for (int a = 1; a <= NAPPS; a++) {
-        char body[600];
-        snprintf(body, sizeof body, "{\"path\": \"%s/rel-app%d.yaml\"}", MGO_REL_DATA, a);
+        char path[600];
+        snprintf(path, sizeof path, "%s/rel-app%d.yaml", MGO_REL_DATA, a);
+        /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
+        char *body = mgo_test_read_file(path, NULL);
         struct rel_reply r;
         rel_api(mgr.api, mgr.token, "POST", "/api/v1/apps", body, &r);
+        free(body);
         CU_ASSERT_FATAL(r.status == 201);
         rel_reply_cleanup(&r);
     }

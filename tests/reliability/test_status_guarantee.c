@@ -213,16 +213,18 @@ static void test_start_fleet(void)
         rel_agent_init(&g.agents[i], g.dir, id, url);
         rel_agent_start(&g.agents[i]);
     }
-    char body[1024];
-    snprintf(body, sizeof body, "{\"path\": \"%s/rel-app1.yaml\"}", MGO_REL_DATA);
+    /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
+    char *app = mgo_test_read_file(MGO_REL_DATA "/rel-app1.yaml", NULL);
     struct rel_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", body, &r);
+    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", app, &r);
+    free(app);
     CU_ASSERT_EQUAL(r.status, 201);
     rel_reply_cleanup(&r);
     int64_t deadline = rel_now_ms() + REL_WAIT_MS;
     while (count_devices() < NDEV && rel_now_ms() < deadline)
         rel_sleep_ms(200);
     CU_ASSERT_FATAL(count_devices() == NDEV);
+    char body[1024];
     snprintf(body, sizeof body, "{\"app\": \"rel-app1\", \"devices\": [\"%s\", \"%s\", \"%s\"]}",
              g.agents[0].id, g.agents[1].id, g.agents[2].id);
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);

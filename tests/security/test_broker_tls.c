@@ -13,6 +13,8 @@
  *     process (no restart); a connection opened before stays open (the documented limit);
  *   - rotation (pki.sh --renew-device / --renew-manager): the new certificate, same CN,
  *     connects, the previous one keeps working until it is revoked.
+ *   - the monitor publishing as a "device" named margo-monitor gets through the broker but
+ *     is refused by the manager (nothing stored, no deployment); pki.sh refuses role names.
  * The API's 401 behaviour is proven by tests/manager/test_manager_it.c (test_auth_required). */
 #include <arpa/inet.h>
 #include <curl/curl.h>
@@ -32,6 +34,7 @@
 #include <unistd.h>
 
 #include "mgo/manager.h"
+#include "mgo/mgr_store.h"
 #include "mgo/margo.h"
 #include "http.h"
 #include "mgo/mqtt.h"
@@ -651,10 +654,10 @@ static void test_manager_publishes_signed_documents(void)
     PUMP_UNTIL(a, &ia, ia.published > 0);
     CU_ASSERT_EQUAL(ia.published, 1);
 
-    char body[1024];
-    snprintf(body, sizeof body, "{\"path\": \"%s\"}",
-             mgo_test_path("tests/manager/data/hello-1.0.yaml"));
-    CU_ASSERT_EQUAL(api(port, "POST", "/api/v1/apps", body), 201);
+    /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
+    char *app = mgo_test_read_file(mgo_test_path("tests/manager/data/hello-1.0.yaml"), NULL);
+    CU_ASSERT_EQUAL(api(port, "POST", "/api/v1/apps", app), 201);
+    free(app);
     /* the manager learns dev-a from the retained capabilities asynchronously */
     long st = 0;
     for (int i = 0; i < 100 && st != 201; i++) {
@@ -893,6 +896,162 @@ static void test_rotated_certificates(void)
     hup_broker();
     CU_ASSERT_NOT_EQUAL(connect_as("manager.prev.crt", "manager.prev.key", "mgr-old"), MGO_OK);
     CU_ASSERT_EQUAL(connect_as("manager.crt", "manager.key", "mgr-new"), MGO_OK);
+/* Publishes a YAML document as MessagePack, QoS 1, and waits for the broker's answer. */
+static void pub_doc(struct mgo_mqtt *m, struct inbox *in, const char *topic, const char *yaml,
+                    bool retain)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 20);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value v;
+    struct mgo_buf b;
+    mgo_buf_init(&b, 1u << 20);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &v, &p), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&v, &b), MGO_OK);
+    int before = in->published + in->publish_failed;
+    CU_ASSERT_EQUAL(mgo_mqtt_publish(m, topic, b.data, b.len, 1, retain, NULL), MGO_OK);
+    PUMP_UNTIL(m, in, in->published + in->publish_failed > before);
+    mgo_buf_cleanup(&b);
+    mgo_arena_cleanup(&arena);
+}
+
+static const char CAPS_FMT[] =
+    "{apiVersion: device.margo.org/v1alpha1, kind: DeviceCapabilitiesManifest,"
+    " properties: {id: %s, vendor: Acme, modelNumber: X1, serialNumber: S-1,"
+    " cpus: [{cores: 4, architecture: amd64}], memory: 8Gi, storage: 10Gi,"
+    " interfaces: [{type: ethernet}], otelCollector: true,"
+    " supportedRuntimes: [oci], supportedDeploymentTypes: [compose]}}";
+
+/* issue 19 item 1: margo.acl's device patterns apply to every user (Mosquitto 2.0 has no
+ * deny rules), so the monitor's certificate may publish capabilities, presence, events and
+ * statuses as a "device" named margo-monitor: the broker lets it through (asserted, so a
+ * future ACL that closes this shows up here); the manager registers nothing and refuses a
+ * deployment to it. And pki.sh issues no device certificate with a role's name or prefix,
+ * and no role certificate without the prefix. */
+static void test_monitor_cannot_act_as_device(void)
+{
+    char state[512], token[512], ca[512], crt[512], key[512];
+    snprintf(state, sizeof state, "%s/manager-state-roles", g_dir);
+    snprintf(token, sizeof token, "%s/api-token", g_dir);
+    FILE *f = fopen(token, "w");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
+    fputs(TOKEN "\n", f);
+    fclose(f);
+    struct mgo_manager_config cfg = {
+        .state_dir = state,
+        .broker_url = g_url,
+        .client_id = (char *)"margo-manager",
+        .topic_prefix = (char *)"margo/v1",
+        .api_listen = (char *)"127.0.0.1:0",
+        .api_token_file = token,
+        .log_level = (char *)"warn",
+        .ca_file = (char *)sec_pki_path(g_dir, "ca.crt", ca),
+        .cert_file = (char *)sec_pki_path(g_dir, "manager.crt", crt),
+        .key_file = (char *)sec_pki_path(g_dir, "manager.key", key),
+        .session_expiry_s = 600,
+        .keepalive_s = 30,
+    };
+    struct mgo_manager *mgr = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_manager_new(&cfg, &mgr), MGO_OK);
+    pthread_t thread;
+    CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, run_manager, mgr), 0);
+    uint16_t port = mgo_manager_api_port(mgr);
+    char *app = mgo_test_read_file(mgo_test_path("tests/manager/data/hello-1.0.yaml"), NULL);
+    CU_ASSERT_EQUAL(api(port, "POST", "/api/v1/apps", app), 201);
+    free(app);
+    /* the manager subscribes once connected: wait for it to learn a real device first */
+    struct mgo_mqtt *b = device("dev-b");
+    struct inbox ib = {0};
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml, CAPS_FMT, "dev-b");
+    pub_doc(b, &ib, "margo/v1/devices/dev-b/capabilities", yaml, true);
+    long st = 0;
+    for (int i = 0; i < 100 && st != 200; i++) {
+        st = api(port, "GET", "/api/v1/devices/dev-b", NULL);
+        if (st != 200)
+            sleep_ms(100);
+    }
+    CU_ASSERT_EQUAL_FATAL(st, 200);
+
+    /* the monitor, with its own certificate, as the "device" margo-monitor */
+    struct mgo_mqtt *mon = role("monitor", "margo-monitor");
+    struct inbox im = {0};
+    snprintf(yaml, sizeof yaml, CAPS_FMT, "margo-monitor");
+    pub_doc(mon, &im, "margo/v1/devices/margo-monitor/capabilities", yaml, true);
+    pub_doc(mon, &im, "margo/v1/devices/margo-monitor/state",
+            "{deviceId: margo-monitor, state: online, boot: 1}", true);
+    pub_doc(mon, &im, "margo/v1/devices/margo-monitor/events",
+            "{deviceId: margo-monitor, type: t, severity: info, message: m, timestamp: 1}",
+            false);
+    pub_doc(mon, &im,
+            "margo/v1/devices/margo-monitor/status/aaaaaaaa-0000-4000-8000-000000000001",
+            "{apiVersion: deployment.margo.org/v1alpha1, kind: DeploymentStatusManifest,"
+            " deploymentId: aaaaaaaa-0000-4000-8000-000000000001, adoptedManifestVersion: 1,"
+            " status: {state: installed}, components: [{name: c, state: installed}],"
+            " x-margo-mqtt-extensions: {boot: 1, seq: 1}}", false);
+    /* the broker's ACL cannot tell (see margo.acl): all four are accepted there */
+    CU_ASSERT_EQUAL(im.published, 4);
+    /* dev-b's next message reaches the manager after the monitor's four (one session, in
+     * the broker's order); once it shows, the monitor's have been handled */
+    pub_doc(b, &ib, "margo/v1/devices/dev-b/state", "{deviceId: dev-b, state: online, boot: 7}",
+            true);
+    bool seen = false;
+    for (int i = 0; i < 100 && !seen; i++) {
+        char url[128];
+        snprintf(url, sizeof url, "http://127.0.0.1:%u/api/v1/devices/dev-b", port);
+        const char *headers[] = {"Authorization: Bearer " TOKEN, NULL};
+        struct mgo_buf reply;
+        mgo_buf_init(&reply, 1u << 20);
+        if (mgo_test_http("GET", url, headers, NULL, 30000L, &reply, NULL, 0) == 200 &&
+            reply.data && strstr((const char *)reply.data, "\"boot\":7"))
+            seen = true;
+        mgo_buf_cleanup(&reply);
+        if (!seen)
+            sleep_ms(100);
+    }
+    CU_ASSERT_TRUE(seen);
+    CU_ASSERT_EQUAL(api(port, "GET", "/api/v1/devices/margo-monitor", NULL), 404);
+    CU_ASSERT_EQUAL(api(port, "POST", "/api/v1/deployments",
+                        "{\"app\":\"hello-world\",\"version\":\"1.0\","
+                        "\"devices\":[\"margo-monitor\"],\"parameters\":{\"siteId\":\"site-7\"}}"),
+                    422);
+    /* a real device still deploys */
+    CU_ASSERT_EQUAL(api(port, "POST", "/api/v1/deployments",
+                        "{\"app\":\"hello-world\",\"version\":\"1.0\","
+                        "\"devices\":[\"dev-b\"],\"parameters\":{\"siteId\":\"site-7\"}}"),
+                    201);
+    /* leave no retained messages of the monitor's for later tests */
+    pub(mon, &im, "margo/v1/devices/margo-monitor/capabilities", "", true);
+    pub(mon, &im, "margo/v1/devices/margo-monitor/state", "", true);
+    mgo_mqtt_free(mon);
+    mgo_mqtt_free(b);
+    mgo_manager_stop(mgr);
+    pthread_join(thread, NULL);
+    mgo_manager_free(mgr);
+
+    /* nothing of the monitor's is in the store */
+    struct mgo_mgr_store *store = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(state, &store), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_get(store, "margo-monitor", NULL, NULL),
+                    MGO_ERR_NOT_FOUND);
+    uint64_t n = 1;
+    CU_ASSERT_EQUAL(mgo_mgr_store_event_count(store, "margo-monitor", &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 0u);
+    mgo_mgr_store_close(store);
+
+    /* pki.sh: reserved names are refused before anything is issued */
+    char out[512];
+    snprintf(out, sizeof out, "%s/pki-refused", g_dir);
+    const char *bad[] = {"--device margo-monitor", "--device margo-x", "--device MARGO-x",
+                         "--monitor-cn ops-watch", "--manager-cn manager",
+                         "--monitor-cn margo-ops --device margo-ops"};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        CU_ASSERT_NOT_EQUAL(mgo_test_sh("'%s' %s '%s' >/dev/null 2>&1",
+                                        mgo_test_path("broker-config/pki.sh"), bad[i], out),
+                            0);
+        CU_ASSERT_NOT_EQUAL(access(out, F_OK), 0); /* refused before making anything */
+    }
 }
 
 void mgo_test_register(void)
@@ -906,6 +1065,7 @@ void mgo_test_register(void)
         {"monitor reads status, state, capabilities only", test_monitor_reads_status_only},
         {"manager over TLS publishes signed documents", test_manager_publishes_signed_documents},
         {"TLS 1.2-only client refused, TLS 1.3 accepted", test_tls12_only_client_refused},
+        {"monitor cannot act as a device", test_monitor_cannot_act_as_device},
         {NULL, NULL},
     };
     static const struct mgo_test_case revocation_cases[] = {

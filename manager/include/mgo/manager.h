@@ -33,6 +33,11 @@ struct mgo_manager_config {
     int64_t session_expiry_s;
     int64_t keepalive_s;
     int64_t status_history; /* reports kept per deployment in its history; 0 = all */
+    char *catalog_dir;      /* POST /apps {"path"} reads only below it; NULL/"" = refused */
+    char *role_names;       /* extra identities that are never devices (comma-separated) */
+    int64_t event_history;  /* events kept per device; 0 = all */
+    int64_t event_rate;     /* events stored per device a minute; 0 = no limit */
+    int64_t status_rate;    /* statuses per device a minute before they are counted */
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];

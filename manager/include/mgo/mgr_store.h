@@ -17,6 +17,10 @@
  *   4  the end-to-end status guarantee (protocol.md §6.3): per device, the journal position
  *      up to which every status was handled, the highest handled, the receipts' epoch, and
  *      the positions handled beyond a gap (device_positions)
+ *   5  bounds per device (docs/security.md "Bounded storage"): events stored so far (for
+ *      pruning), the rate windows of events and statuses with their excess, the number of
+ *      positions waiting beyond a gap and of those not kept past its bound; index on
+ *      device_events(device_id)
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -27,8 +31,9 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "mgo/err.h"
+#include "mgo/limits.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 4
+#define MGO_MGR_STORE_SCHEMA_VERSION 5
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -53,6 +58,23 @@ void mgo_mgr_store_fail_commits(struct mgo_mgr_store *s, unsigned n);
 
 /* Milliseconds since the epoch (the store's clock; also used by callers for replies). */
 int64_t mgo_mgr_store_now_ms(void);
+
+/* ---- role identities (protocol.md §2.3, docs/security.md "Roles are not devices") ------ */
+
+/* Every certificate CN (MQTT user name) that starts with this prefix, in any letter case, is
+ * a role (the manager, a monitor) and never a device id; pki.sh issues role certificates only
+ * with it and device certificates only without it. */
+#define MGO_MGR_ROLE_PREFIX "margo-"
+#define MGO_MGR_MAX_ROLES 16u
+/* Adds a name that is never a device id (a role CN outside the prefix, the manager's own
+ * client id / user name). MGO_ERR_LIMIT past MGO_MGR_MAX_ROLES, MGO_ERR_INVALID when name is
+ * not a device-id-shaped name (then it could not be one anyway). */
+mgo_err mgo_mgr_store_add_role(struct mgo_mgr_store *s, const char *name) MGO_MUST_CHECK;
+/* Whether id is a role identity: the prefix or an added name. The store itself refuses to
+ * take a role as a device (MGO_ERR_INVALID from every call that would add one), and leaves
+ * role rows stored by older versions out of the manifest and receipt walks; callers refuse
+ * them first with a clear message (ingest, the API). */
+bool mgo_mgr_store_is_role(const struct mgo_mgr_store *s, const char *id);
 
 /* ---- catalog ------------------------------------------------------------------------ */
 
@@ -86,6 +108,9 @@ mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const 
 
 struct mgo_mgr_device_row {
     const char *id;
+    uint64_t events_dropped;     /* events refused over the event rate, ever */
+    uint64_t statuses_over_rate; /* statuses past the status rate (stored all the same) */
+    uint64_t positions_dropped;  /* journal positions not kept past the gap bound */
     const uint8_t *caps; /* DeviceCapabilities as canonical MessagePack; NULL if never sent */
     size_t caps_len;
     bool has_presence;
@@ -231,8 +256,39 @@ void mgo_mgr_store_set_history_limit(struct mgo_mgr_store *s, uint32_t per_deplo
 mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deployment_id,
                                      mgo_mgr_status_visit visit, void *ctx) MGO_MUST_CHECK;
 
+/* Positions kept per device beyond a gap (device_positions) at most by default: the agent's
+ * journal holds at most MGO_JOURNAL_MAX_PENDING (65,536) unreceipted statuses, so an agent
+ * that follows the protocol never has more waiting. Past it a status is still stored, but its
+ * position is not kept and is counted (positions_dropped): its receipt does not cover it, so
+ * the agent replays it after the next epoch (a duplicate in the history at worst). */
+#define MGO_MGR_AHEAD_LIMIT 65536u
+void mgo_mgr_store_set_ahead_limit(struct mgo_mgr_store *s, uint32_t per_device);
+
+/* ---- rates (schema 5) -------------------------------------------------------------- */
+
+enum mgo_mgr_rate_kind { MGO_MGR_RATE_EVENTS, MGO_MGR_RATE_STATUSES };
+struct mgo_mgr_rate {
+    bool over;              /* this message is past the limit of its window */
+    uint64_t window_over;   /* messages past the limit in the current window, this one too */
+    uint64_t ended_over;    /* when this message opened a new window: the excess of the one
+                             * that ended (0 otherwise) */
+    uint64_t total_over;    /* the device's counter: events_dropped / statuses_over_rate */
+};
+/* Counts one message of kind from device in its per-minute window (a fixed window of 60 s
+ * opened by the first message after the last one ended) and tells whether it is past
+ * per_minute (0 = no limit: never over). The excess is added to the device's counter. Adds
+ * the device when missing; MGO_ERR_INVALID for a role identity. */
+mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
+                                enum mgo_mgr_rate_kind kind, uint32_t per_minute, int64_t now_ms,
+                                struct mgo_mgr_rate *out) MGO_MUST_CHECK;
+
 /* ---- device events (schema 2) ----------------------------------------------------- */
 
+/* Keeps at most per_device events of each device (0 = all): an insert whose per-device count
+ * is a multiple of min(per_device, 64) deletes that device's older events, so a device passes
+ * the limit by less than one pruning interval. Default 0. */
+void mgo_mgr_store_set_event_limit(struct mgo_mgr_store *s, uint32_t per_device);
+/* MGO_ERR_INVALID for a role identity. */
 mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, const char *type,
                                 const char *severity, const char *message) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
