@@ -896,6 +896,8 @@ static void test_rotated_certificates(void)
     hup_broker();
     CU_ASSERT_NOT_EQUAL(connect_as("manager.prev.crt", "manager.prev.key", "mgr-old"), MGO_OK);
     CU_ASSERT_EQUAL(connect_as("manager.crt", "manager.key", "mgr-new"), MGO_OK);
+}
+
 /* Publishes a YAML document as MessagePack, QoS 1, and waits for the broker's answer. */
 static void pub_doc(struct mgo_mqtt *m, struct inbox *in, const char *topic, const char *yaml,
                     bool retain)
