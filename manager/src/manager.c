@@ -57,6 +57,7 @@ struct mgo_manager {
     uint64_t connect_timer;  /* pending reconnect, 0: none */
     uint64_t held_timer;     /* pending retry of held messages, 0: none */
     uint64_t sweep_timer;    /* pending retry of an incomplete sweep, 0: none */
+    uint64_t http_timer;     /* the HTTP front end's tick (request deadline, keepalives) */
     bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
@@ -105,6 +106,19 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("status-history", MGO_CFG_INT, status_history, 0, 1000000, "1000",
         "status reports kept per deployment in its history (older ones are deleted; 0 = keep "
         "every report)"),
+    OPT("api-max-connections", MGO_CFG_INT, api_max_connections, 32, 60000, "512",
+        "open HTTP connections at most (each costs a descriptor and up to 32 KiB, no thread)"),
+    OPT("api-max-event-streams", MGO_CFG_INT, api_max_event_streams, 1, 60000, "128",
+        "open event streams (GET /api/v1/events) at most; more are refused with 503; at least "
+        "16 connections are always left to other requests"),
+    OPT("api-max-connections-per-address", MGO_CFG_INT, api_max_per_address, 1, 60000, "64",
+        "open HTTP connections per client address at most (past it a connection is closed "
+        "unanswered); raise it behind a reverse proxy, where all clients share one address"),
+    OPT("api-request-timeout", MGO_CFG_INT, api_request_timeout_s, 1, 3600, "30",
+        "seconds a client has to send a whole request (headers and body), also the most a "
+        "kept-alive connection waits for its next one; however slowly bytes trickle in"),
+    OPT("api-idle-timeout", MGO_CFG_INT, api_idle_timeout_s, 1, 86400, "120",
+        "seconds without a byte either way before a connection is closed"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -330,6 +344,15 @@ static void drain_mqtt(struct mgo_manager *m)
     watch_held(m);
 }
 
+static void http_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->http_timer = 0;
+    mgo_http__tick(m->http);
+    if (mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the API's request deadline and keepalives stop");
+}
+
 static void on_mqtt_ready(void *ctx, int fd, short revents)
 {
     (void)fd;
@@ -459,6 +482,11 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         .api = &m->api,
         .hub = m->hub,
         .loop = m->loop,
+        .limits = {.max_connections = (unsigned)cfg->api_max_connections,
+                   .max_streams = (unsigned)cfg->api_max_event_streams,
+                   .max_per_address = (unsigned)cfg->api_max_per_address,
+                   .request_timeout_s = (unsigned)cfg->api_request_timeout_s,
+                   .idle_timeout_s = (unsigned)cfg->api_idle_timeout_s},
     };
     err = mgo_http__start(&hc, &m->http);
     if (err)
@@ -487,6 +515,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer);
     if (err == MGO_OK)
         err = mgo_loop_run(m->loop);
     if (err)

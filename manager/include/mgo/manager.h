@@ -33,6 +33,12 @@ struct mgo_manager_config {
     int64_t session_expiry_s;
     int64_t keepalive_s;
     int64_t status_history; /* reports kept per deployment in its history; 0 = all */
+    /* HTTP API bounds (docs/security.md); 0 = the default (http.h) */
+    int64_t api_max_connections;
+    int64_t api_max_event_streams;
+    int64_t api_max_per_address;
+    int64_t api_request_timeout_s;
+    int64_t api_idle_timeout_s;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];
