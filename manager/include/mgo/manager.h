@@ -39,6 +39,9 @@ struct mgo_manager_config {
     int64_t api_max_per_address;
     int64_t api_request_timeout_s;
     int64_t api_idle_timeout_s;
+    /* signed manifests expire this long after they are issued and are re-issued at half of
+     * it (protocol.md §3.2); 0 = the default, 7 days */
+    int64_t manifest_expiry_s;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];
