@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "mgo/log.h"
 #include "mgo/margo.h"
@@ -16,6 +17,13 @@
 /* A plan (removals + manifest entries) plus resume, probe and repair items. */
 #define MAX_QUEUE (4u * MGO_MAX_DEPLOYMENTS)
 #define STORAGE_RETRY_MS 2000
+/* A manifest counts as expired only this long after its expiresAt by the device's wall
+ * clock: a device clock that is a little ahead does not refuse fresh manifests
+ * (protocol.md §8.1). */
+#define EXPIRY_TOLERANCE_S 300
+/* How often the accepted manifest's expiry is looked at (wall clock, so a loop timer cannot
+ * simply be set for it). */
+#define EXPIRY_CHECK_MS 60000
 
 enum item_kind { ITEM_APPLY = 1, ITEM_REMOVE, ITEM_PROBE };
 
@@ -56,6 +64,12 @@ struct mgo_executor {
     uint64_t manifest_version;
     uint64_t last_mismatch_version;
     uint64_t storage_error_version; /* manifest whose acceptance the disk refused */
+    /* expiry of the accepted manifest (x-margo-mqtt-validity; 0: unknown or none): set at
+     * acceptance and by refreshes of the same version; not persisted, the retained manifest
+     * sets it again after a restart */
+    uint64_t held_expires_at;
+    uint64_t expired_event_version; /* manifest-expired already raised for this version */
+    uint64_t expiry_timer;
     uint64_t settle_timer;
     struct mgo_plan plan; /* one per executor: large, and agents run side by side in tests */
     struct mgo_plan_doc pdocs[MGO_DOCS_MAX];
@@ -391,6 +405,95 @@ static bool supersede(struct mgo_executor *x, uint64_t version)
     return false;
 }
 
+/* ---- expiry (protocol.md §3.2, §8.1) -------------------------------------------------- */
+
+static uint64_t wall_now_s(void)
+{
+    time_t t = time(NULL);
+    return t > 0 ? (uint64_t)t : 0;
+}
+
+static bool is_expired(uint64_t expires_at, uint64_t now)
+{
+    return expires_at != 0 && now > expires_at + EXPIRY_TOLERANCE_S;
+}
+
+/* One "manifest-expired" event per manifest version: the agent keeps every deployment
+ * running as it is and acts on nothing in that manifest. */
+static void raise_expired(struct mgo_executor *x, uint64_t version, uint64_t expires_at,
+                          uint64_t now, bool accepted)
+{
+    if (x->expired_event_version == version)
+        return;
+    x->expired_event_version = version;
+    char msg[512];
+    snprintf(msg, sizeof msg,
+             "manifest %" PRIu64 " expired at %" PRIu64 " (Unix time; device clock %" PRIu64
+             ", tolerance %d s): %s; the deployments keep running as they are",
+             version, expires_at, now, EXPIRY_TOLERANCE_S,
+             accepted ? "no fresh copy of the accepted manifest arrived (manager or broker "
+                        "withholding it, or the device clock is wrong)"
+                      : "not acted on (an old manifest replayed, or the device clock is wrong)");
+    MGO_LOGW(TAG, "%s", msg);
+    mgo_session_event(x->d.session, "manifest-expired", "warning", NULL, true, version, msg);
+}
+
+static void check_expiry(void *ctx)
+{
+    struct mgo_executor *x = ctx;
+    x->expiry_timer = 0;
+    uint64_t now = wall_now_s();
+    if (is_expired(x->held_expires_at, now))
+        raise_expired(x, x->d.st->manifest_version, x->held_expires_at, now, true);
+    if (mgo_loop_timer_add(x->d.loop, EXPIRY_CHECK_MS, check_expiry, x, &x->expiry_timer) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "expiry check not set: out of memory");
+}
+
+/* Whether ds lists exactly the deployments (ids and digests) of the accepted manifest, as
+ * the records hold them: every deployment not being removed, with its desired digest. */
+static bool same_deployments(const struct mgo_executor *x, const struct mgo_desired_state *ds)
+{
+    size_t kept = 0;
+    for (size_t i = 0; i < x->recs_len; i++)
+        kept += !x->recs[i].remove;
+    if (kept != ds->deployments_len)
+        return false;
+    for (size_t i = 0; i < ds->deployments_len; i++) {
+        const struct mgo_desired_ref *d = &ds->deployments[i];
+        bool found = false;
+        for (size_t j = 0; j < x->recs_len && !found; j++) {
+            const struct mgo_dep_record *r = &x->recs[j];
+            found = !r->remove && strcmp(r->id, d->deployment_id) == 0 &&
+                    strcmp(r->desired_digest, d->digest) == 0;
+        }
+        if (!found)
+            return false;
+    }
+    return true;
+}
+
+/* The accepted version again (a retained copy, a duplicate, or the manager's refresh). It
+ * never changes what runs; a refresh only moves the accepted manifest's expiry later. */
+static void same_version(struct mgo_executor *x, const struct mgo_desired_state *ds)
+{
+    if (!ds->has_validity || ds->expires_at <= x->held_expires_at) {
+        MGO_LOGD(TAG, "manifest %" PRIu64 " already accepted", ds->manifest_version);
+        return;
+    }
+    if (!same_deployments(x, ds)) {
+        MGO_LOGW(TAG, "manifest %" PRIu64 " received again with other deployments: ignored "
+                 "(an accepted version never changes; its expiry is not extended)",
+                 ds->manifest_version);
+        return;
+    }
+    x->held_expires_at = ds->expires_at;
+    if (x->expired_event_version == ds->manifest_version)
+        x->expired_event_version = 0; /* fresh again: a later expiry is reported again */
+    MGO_LOGI(TAG, "manifest %" PRIu64 " refreshed: valid until %" PRIu64 " (Unix time)",
+             ds->manifest_version, ds->expires_at);
+}
+
 static void try_accept(void *ctx)
 {
     struct mgo_executor *x = ctx;
@@ -405,6 +508,13 @@ static void try_accept(void *ctx)
     struct mgo_desired_state ds;
     if (mgo_desired_state_decode(x->manifest_bytes, x->manifest_len, &arena, &ds, &probs) !=
         MGO_OK) {
+        drop_manifest(x);
+        goto cleanup;
+    }
+    uint64_t now = wall_now_s();
+    if (ds.has_validity && is_expired(ds.expires_at, now)) {
+        /* expired while it waited (settle time, documents) */
+        raise_expired(x, ds.manifest_version, ds.expires_at, now, false);
         drop_manifest(x);
         goto cleanup;
     }
@@ -498,6 +608,7 @@ static void try_accept(void *ctx)
         storage_failed(x, ds.manifest_version, "the accepted manifestVersion");
         goto cleanup;
     }
+    x->held_expires_at = ds.has_validity ? ds.expires_at : 0;
     drop_manifest(x);
 
     /* 3. what runs now and goes on is left alone; what the manifest changes is cancelled */
@@ -580,8 +691,16 @@ void mgo_executor_on_desired(struct mgo_executor *x, const uint8_t *payload, siz
                           ds.manifest_version, why);
         goto cleanup;
     }
+    uint64_t now = wall_now_s();
+    if (ds.has_validity && is_expired(ds.expires_at, now)) {
+        /* a replayed old manifest (newer than ours, but withheld until it expired), or the
+         * accepted one that nobody refreshes: nothing is installed or removed */
+        raise_expired(x, ds.manifest_version, ds.expires_at, now,
+                      ds.manifest_version == accepted);
+        goto cleanup;
+    }
     if (ds.manifest_version == accepted) {
-        MGO_LOGD(TAG, "manifest %" PRIu64 " already accepted", ds.manifest_version);
+        same_version(x, &ds);
         goto cleanup;
     }
     if (x->manifest_bytes != NULL && x->manifest_version >= ds.manifest_version)
@@ -680,6 +799,9 @@ mgo_err mgo_executor_new(const struct mgo_executor_deps *deps, struct mgo_execut
         free(x);
         return err;
     }
+    if (mgo_loop_timer_add(deps->loop, EXPIRY_CHECK_MS, check_expiry, x, &x->expiry_timer) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "expiry check not set: out of memory");
     *out = x;
     return MGO_OK;
 }
@@ -703,6 +825,7 @@ void mgo_executor_free(struct mgo_executor *x)
     }
     cur_clear(x);
     mgo_loop_timer_cancel(x->d.loop, x->settle_timer);
+    mgo_loop_timer_cancel(x->d.loop, x->expiry_timer);
     drop_manifest(x);
     free(x);
 }

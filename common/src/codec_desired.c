@@ -97,6 +97,16 @@ mgo_err mgo_desired_state_from_value(const struct mgo_value *root, struct mgo_ar
         if (out->deployments != NULL)
             out->deployments_len = deps->as.array.len;
     }
+    const struct mgo_value *validity = mgo_codec__map(&rd, root, MGO_VALIDITY_KEY, false);
+    if (validity != NULL) {
+        size_t saved = mgo_codec__enter(&rd, MGO_VALIDITY_KEY);
+        bool issued = mgo_codec__uint(&rd, validity, "issuedAt", true, &out->issued_at);
+        bool expires = mgo_codec__uint(&rd, validity, "expiresAt", true, &out->expires_at);
+        if (issued && expires && out->expires_at <= out->issued_at)
+            mgo_codec__fail(&rd, "expiresAt", "must be later than issuedAt");
+        out->has_validity = issued && expires;
+        mgo_codec__leave(&rd, saved);
+    }
     out->ext = mgo_codec__map(&rd, root, MGO_EXT_KEY, false);
     return mgo_codec__result(&rd);
 }
@@ -138,6 +148,16 @@ mgo_err mgo_desired_state_to_value(const struct mgo_desired_state *in, struct mg
             return err;
     }
     mgo_map_put(&mb, "deployments", &deps);
+    if (in->has_validity) {
+        struct mgo_map_builder vb;
+        mgo_map_builder_init(&vb, arena);
+        mgo_map_put_uint(&vb, "issuedAt", in->issued_at);
+        mgo_map_put_uint(&vb, "expiresAt", in->expires_at);
+        struct mgo_value validity;
+        if ((err = mgo_map_builder_finish(&vb, &validity)) != MGO_OK)
+            return err;
+        mgo_map_put(&mb, MGO_VALIDITY_KEY, &validity);
+    }
     if (in->ext != NULL)
         mgo_map_put(&mb, MGO_EXT_KEY, in->ext);
     return mgo_map_builder_finish(&mb, out);

@@ -1,6 +1,9 @@
-/* http.c - libmicrohttpd glue for the northbound API: one thread per connection; checks
- * the bearer token (constant time) before reading a body, caps bodies, hands each request
- * to the loop thread and waits for its answer; streams Server-Sent Events. */
+/* http.c - libmicrohttpd glue for the northbound API: a few polling threads (epoll) serve
+ * every connection; no connection owns a thread. Checks the bearer token (constant time)
+ * before reading a body, caps bodies, hands each request to the loop thread and suspends the
+ * connection until the loop has answered; streams Server-Sent Events from the hub, suspended
+ * while a stream has nothing to send. Bounds (http.h): connections, connections per client
+ * address, event streams, the time to send a whole request, idle time. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -8,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 
 #include <pthread.h>
 
@@ -20,12 +24,30 @@
 
 #define TAG "http"
 
-/* One request on its way to the loop thread; lives on the stack of the HTTP thread that
- * waits for done. */
+/* Polling threads of libmicrohttpd: connections are multiplexed (epoll), so this is not a
+ * bound on clients; it only spreads TLS handshakes and the web front end's files. */
+#define MGO_HTTP_THREADS 2
+/* Event-stream keepalive and request-deadline sweep period (mgo_http__tick). */
+#define MGO_HTTP_KEEPALIVE_TICKS 5
+
+/* One request on its way to the loop thread; lives in its connection's state, which stays
+ * valid while the connection is suspended (libmicrohttpd neither times out nor closes a
+ * suspended connection). */
 struct queued {
     struct mgo_http *h;
     struct mgo_api_request *req;
+    struct MHD_Connection *conn;
     bool done;
+};
+
+/* Every open connection, for the request deadline: since when it has been waiting for a
+ * request to arrive completely (headers and body). */
+struct tracked {
+    struct tracked *prev, *next;
+    int fd;
+    int64_t since_ms; /* monotonic */
+    bool waiting;     /* a request is incomplete (or none has started) */
+    bool cut;         /* shut down by the sweep */
 };
 
 struct mgo_http {
@@ -39,10 +61,20 @@ struct mgo_http {
     struct mgo_sse_hub *hub;
     /* the request queue: HTTP threads -> loop thread, as posts to the loop */
     struct mgo_loop *loop;
-    pthread_mutex_t mu; /* guards closed and every queued.done */
-    pthread_cond_t cond;
+    struct mgo_http_limits limits;
+    pthread_mutex_t mu; /* guards closed, streams, conns and every queued.done */
     bool closed;
+    unsigned streams; /* event-stream requests open (counted against limits.max_streams) */
+    struct tracked *conns;
+    unsigned ticks;
 };
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static const char *canonical_method(const char *method)
 {
@@ -89,15 +121,21 @@ static bool token_ok(const struct mgo_http *h, const char *header)
 
 struct conn_state {
     struct mgo_api_request req;
+    struct queued q;
     bool auth_failed;
+    bool stream;    /* GET /api/v1/events, counted in h->streams */
+    bool refused;   /* answered here, without the loop */
+    bool submitted; /* posted to the loop; q.done says when it has answered */
 };
 
+/* Any thread: the request's connection state is done with the loop; its connection was
+ * suspended under mu by on_request, so resuming under mu cannot come before that. */
 static void finish(struct queued *q)
 {
     struct mgo_http *h = q->h;
     pthread_mutex_lock(&h->mu);
-    q->done = true; /* q (on the waiter's stack) may be gone once mu is released */
-    pthread_cond_broadcast(&h->cond);
+    q->done = true;
+    MHD_resume_connection(q->conn);
     pthread_mutex_unlock(&h->mu);
 }
 
@@ -118,41 +156,58 @@ static void refuse_request(void *ctx)
     finish(q);
 }
 
-/* HTTP thread: hands req to the loop thread and waits for its answer. */
-static void submit(struct mgo_http *h, struct mgo_api_request *req)
+/* HTTP thread: hands the request to the loop thread and suspends its connection; the loop
+ * resumes it once it has answered (finish), and on_request is called again. Returns false
+ * when the request could not be posted: it is answered 503 at once. */
+static bool submit(struct mgo_http *h, struct MHD_Connection *conn, struct conn_state *cs)
 {
-    struct queued q = {h, req, false};
+    struct mgo_api_request *req = &cs->req;
+    cs->q = (struct queued){h, req, conn, false};
     pthread_mutex_lock(&h->mu);
     /* posted under the lock, so that once mgo_http__close() returns no request reaches the
-     * loop any more */
+     * loop any more, and suspended before the loop can resume it */
     mgo_err err = h->closed ? MGO_ERR_CONFLICT
-                            : mgo_loop_post(h->loop, run_request, refuse_request, &q);
-    if (err) {
-        pthread_mutex_unlock(&h->mu);
-        if (err != MGO_ERR_CONFLICT)
-            MGO_LOGW(TAG, "%s %s: cannot reach the loop: %s", req->method, req->path,
-                     mgo_strerror(err));
-        mgo_api__problem(req, 503, NULL, "Service Unavailable",
-                         err == MGO_ERR_CONFLICT ? "the manager is shutting down"
-                                                 : "the manager is overloaded",
-                         NULL);
-        return;
+                            : mgo_loop_post(h->loop, run_request, refuse_request, &cs->q);
+    if (err == MGO_OK) {
+        MHD_suspend_connection(conn);
+        cs->submitted = true;
     }
-    while (!q.done)
-        pthread_cond_wait(&h->cond, &h->mu);
     pthread_mutex_unlock(&h->mu);
+    if (err == MGO_OK)
+        return true;
+    if (err != MGO_ERR_CONFLICT)
+        MGO_LOGW(TAG, "%s %s: cannot reach the loop: %s", req->method, req->path,
+                 mgo_strerror(err));
+    mgo_api__problem(req, 503, NULL, "Service Unavailable",
+                     err == MGO_ERR_CONFLICT ? "the manager is shutting down"
+                                             : "the manager is overloaded",
+                     NULL);
+    return false;
 }
 
 struct sse_ctx {
     struct mgo_http *h;
+    struct MHD_Connection *conn;
     struct mgo_sse_client *client;
 };
+
+/* Under the hub's lock (mgo_sse__read / the hub's publishers): a stream with nothing to
+ * send costs no thread while it waits. */
+static void sse_park(void *arg)
+{
+    MHD_suspend_connection(arg);
+}
+
+static void sse_wake(void *arg)
+{
+    MHD_resume_connection(arg);
+}
 
 static ssize_t sse_reader(void *cls, uint64_t pos, char *buf, size_t max)
 {
     (void)pos;
     struct sse_ctx *ctx = cls;
-    long n = mgo_sse__read(ctx->h->hub, ctx->client, buf, max);
+    long n = mgo_sse__read(ctx->h->hub, ctx->client, buf, max, sse_park, sse_wake, ctx->conn);
     return n < 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
 }
 
@@ -171,6 +226,7 @@ static enum MHD_Result reply(struct mgo_http *h, struct MHD_Connection *conn,
         struct sse_ctx *ctx = calloc(1, sizeof *ctx);
         if (ctx) {
             ctx->h = h;
+            ctx->conn = conn;
             ctx->client = req->sse;
             resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_reader, ctx,
                                                      sse_free);
@@ -197,10 +253,37 @@ static enum MHD_Result reply(struct mgo_http *h, struct MHD_Connection *conn,
             MHD_add_response_header(resp, "Location", req->location);
         if (req->status == 401)
             MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"margo-manager\"");
+        if (req->status == 503)
+            MHD_add_response_header(resp, "Retry-After", "5");
     }
     enum MHD_Result r = MHD_queue_response(conn, req->status ? req->status : 500, resp);
     MHD_destroy_response(resp);
     return r;
+}
+
+static struct tracked *tracked_of(struct MHD_Connection *conn)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+/* The request has arrived completely (or the connection is being reused): the request
+ * deadline stops (starts again) for this connection. */
+static void request_arrived(struct mgo_http *h, struct MHD_Connection *conn, bool arrived)
+{
+    struct tracked *t = tracked_of(conn);
+    if (!t)
+        return;
+    pthread_mutex_lock(&h->mu);
+    t->waiting = !arrived;
+    t->since_ms = mono_ms();
+    pthread_mutex_unlock(&h->mu);
+}
+
+static bool is_stream_request(const char *method, const char *url)
+{
+    return strcmp(method, "GET") == 0 && strcmp(url, "/api/v1/events") == 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -211,8 +294,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct mgo_http *h = cls;
     struct conn_state *cs = *con_cls;
-    if (cs == NULL && mgo_web__owns(url))
+    if (cs == NULL && mgo_web__owns(url)) {
+        request_arrived(h, conn, true);
         return mgo_web__serve(conn, method, url); /* the embedded web front end (web.c) */
+    }
     if (cs == NULL) {
         cs = calloc(1, sizeof *cs);
         if (!cs)
@@ -229,6 +314,15 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *con_cls = cs;
         return MHD_YES;
     }
+    if (cs->submitted) { /* resumed: the loop has answered */
+        bool done;
+        pthread_mutex_lock(&h->mu);
+        done = cs->q.done;
+        pthread_mutex_unlock(&h->mu);
+        if (!done)
+            return MHD_YES; /* cannot happen: only finish() resumes a submitted request */
+        return reply(h, conn, &cs->req);
+    }
     if (*upload_data_size > 0) {
         if (!cs->auth_failed && !cs->req.body_too_large &&
             mgo_buf_append(&cs->req.body, upload_data, *upload_data_size) != MGO_OK)
@@ -236,35 +330,126 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         *upload_data_size = 0;
         return MHD_YES;
     }
+    request_arrived(h, conn, true);
     if (cs->auth_failed) {
         MGO_LOGW(TAG, "%s %s: missing or wrong bearer token", cs->req.method, cs->req.path);
         mgo_api__problem(&cs->req, 401, NULL, "Unauthorized",
                          "a valid bearer token is required (Authorization: Bearer <token>)",
                          NULL);
-    } else if (cs->req.body_too_large) {
+        return reply(h, conn, &cs->req);
+    }
+    if (cs->req.body_too_large) {
         mgo_api__problem(&cs->req, 413, NULL, "Content Too Large",
                          "request bodies are limited to 1 MiB plus 64 KiB", NULL);
-    } else {
-        submit(h, &cs->req);
+        return reply(h, conn, &cs->req);
     }
-    return reply(h, conn, &cs->req);
+    if (is_stream_request(method, url)) {
+        bool full;
+        pthread_mutex_lock(&h->mu);
+        full = h->streams >= h->limits.max_streams;
+        if (!full) {
+            h->streams++;
+            cs->stream = true;
+        }
+        pthread_mutex_unlock(&h->mu);
+        if (full) {
+            MGO_LOGW(TAG, "GET /api/v1/events: refused, %u event streams are open "
+                     "(api-max-event-streams)", h->limits.max_streams);
+            mgo_api__problem(&cs->req, 503, NULL, "Too Many Event Streams",
+                             "the manager serves at most api-max-event-streams event streams "
+                             "at once; retry later",
+                             NULL);
+            return reply(h, conn, &cs->req);
+        }
+    }
+    if (!submit(h, conn, cs))
+        return reply(h, conn, &cs->req);
+    return MHD_YES;
 }
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe)
 {
-    (void)conn;
     (void)toe;
     struct mgo_http *h = cls;
+    request_arrived(h, conn, false); /* a kept-alive connection waits for its next request */
     struct conn_state *cs = *con_cls;
     if (!cs)
         return;
+    if (cs->stream) {
+        pthread_mutex_lock(&h->mu);
+        h->streams--;
+        pthread_mutex_unlock(&h->mu);
+    }
     if (cs->req.sse)
         mgo_sse__client_free(h->hub, cs->req.sse);
     mgo_buf_cleanup(&cs->req.body);
     mgo_buf_cleanup(&cs->req.reply);
     free(cs);
     *con_cls = NULL;
+}
+
+/* Connection opened / closed: tracked for the request deadline. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    struct mgo_http *h = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        struct tracked *t = ci ? calloc(1, sizeof *t) : NULL;
+        *socket_context = t;
+        if (!t)
+            return; /* out of memory: this connection has only the idle timeout */
+        t->fd = ci->connect_fd;
+        t->since_ms = mono_ms();
+        t->waiting = true;
+        pthread_mutex_lock(&h->mu);
+        t->next = h->conns;
+        if (h->conns)
+            h->conns->prev = t;
+        h->conns = t;
+        pthread_mutex_unlock(&h->mu);
+        return;
+    }
+    struct tracked *t = *socket_context;
+    if (!t)
+        return;
+    /* called before libmicrohttpd closes the socket: the sweep never touches a closed fd */
+    pthread_mutex_lock(&h->mu);
+    if (t->prev)
+        t->prev->next = t->next;
+    else
+        h->conns = t->next;
+    if (t->next)
+        t->next->prev = t->prev;
+    pthread_mutex_unlock(&h->mu);
+    free(t);
+    *socket_context = NULL;
+}
+
+void mgo_http__tick(struct mgo_http *h)
+{
+    if (!h)
+        return;
+    if (++h->ticks % MGO_HTTP_KEEPALIVE_TICKS == 0)
+        mgo_sse__keepalive(h->hub);
+    int64_t now = mono_ms();
+    int64_t deadline_ms = (int64_t)h->limits.request_timeout_s * 1000;
+    unsigned cut = 0;
+    pthread_mutex_lock(&h->mu);
+    for (struct tracked *t = h->conns; t; t = t->next) {
+        if (t->waiting && !t->cut && now - t->since_ms > deadline_ms) {
+            /* libmicrohttpd sees the end of the stream and closes the connection */
+            shutdown(t->fd, SHUT_RDWR);
+            t->cut = true;
+            cut++;
+        }
+    }
+    pthread_mutex_unlock(&h->mu);
+    if (cut)
+        MGO_LOGW(TAG, "closed %u connection%s that did not send a complete request within %u s "
+                 "(api-request-timeout)", cut, cut == 1 ? "" : "s", h->limits.request_timeout_s);
 }
 
 /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
@@ -319,8 +504,12 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
                  cfg->listen);
         return MGO_ERR_INVALID;
     }
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_THREAD_PER_CONNECTION |
-                     (ipv6 ? MHD_USE_IPv6 : 0);
+    /* epoll where there is epoll; suspend/resume so that neither a request waiting for the
+     * loop nor an idle event stream holds a thread */
+    unsigned flags = (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
+                          ? MHD_USE_EPOLL_INTERNAL_THREAD
+                          : MHD_USE_POLL_INTERNAL_THREAD) |
+                     MHD_ALLOW_SUSPEND_RESUME | (ipv6 ? MHD_USE_IPv6 : 0);
     const char *cert = cfg->tls_cert, *key = cfg->tls_key;
     bool tls = (cert && cert[0]) || (key && key[0]);
     if (tls) {
@@ -343,8 +532,11 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
     }
     h->httpd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_CONNECTION_LIMIT, (unsigned)64,
-        MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
+        on_connection, h, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)MGO_HTTP_THREADS,
+        MHD_OPTION_CONNECTION_LIMIT, h->limits.max_connections,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->limits.max_per_address,
+        MHD_OPTION_CONNECTION_TIMEOUT, h->limits.idle_timeout_s,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)h->tls_cert.data,
         MHD_OPTION_HTTPS_MEM_KEY, (const char *)h->tls_key.data,
         MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
@@ -356,8 +548,9 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->httpd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
-    MGO_LOGI(TAG, "API listening on %s (port %u, %s)", cfg->listen, (unsigned)h->port,
-             tls ? "HTTPS" : "plain HTTP");
+    MGO_LOGI(TAG, "API listening on %s (port %u, %s; at most %u connections, %u per address, "
+             "%u event streams)", cfg->listen, (unsigned)h->port, tls ? "HTTPS" : "plain HTTP",
+             h->limits.max_connections, h->limits.max_per_address, h->limits.max_streams);
     return MGO_OK;
 }
 
@@ -365,6 +558,14 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
 {
     if (cfg->token_len > MGO_API_TOKEN_MAX)
         return MGO_ERR_LIMIT;
+    struct mgo_http_limits lim = cfg->limits;
+    mgo_http_limits_defaults(&lim);
+    if (lim.max_streams + MGO_HTTP_MIN_RESERVE > lim.max_connections) {
+        MGO_LOGE(TAG, "api-max-event-streams (%u) must leave at least %u of api-max-connections "
+                 "(%u) to other requests", lim.max_streams, MGO_HTTP_MIN_RESERVE,
+                 lim.max_connections);
+        return MGO_ERR_INVALID;
+    }
     struct mgo_http *h = calloc(1, sizeof *h);
     if (!h)
         return MGO_ERR_NOMEM;
@@ -373,8 +574,8 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
     h->api = cfg->api;
     h->hub = cfg->hub;
     h->loop = cfg->loop;
+    h->limits = lim;
     pthread_mutex_init(&h->mu, NULL);
-    pthread_cond_init(&h->cond, NULL);
     mgo_buf_init(&h->tls_cert, 256u * 1024u);
     mgo_buf_init(&h->tls_key, 64u * 1024u);
     mgo_err err = start_daemon(h, cfg);
@@ -384,6 +585,20 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
     }
     *out = h;
     return MGO_OK;
+}
+
+void mgo_http_limits_defaults(struct mgo_http_limits *lim)
+{
+    if (lim->max_connections == 0)
+        lim->max_connections = MGO_HTTP_DEFAULT_MAX_CONNECTIONS;
+    if (lim->max_streams == 0)
+        lim->max_streams = MGO_HTTP_DEFAULT_MAX_STREAMS;
+    if (lim->max_per_address == 0)
+        lim->max_per_address = MGO_HTTP_DEFAULT_MAX_PER_ADDRESS;
+    if (lim->request_timeout_s == 0)
+        lim->request_timeout_s = MGO_HTTP_DEFAULT_REQUEST_TIMEOUT_S;
+    if (lim->idle_timeout_s == 0)
+        lim->idle_timeout_s = MGO_HTTP_DEFAULT_IDLE_TIMEOUT_S;
 }
 
 uint16_t mgo_http__port(const struct mgo_http *h)
@@ -405,6 +620,9 @@ void mgo_http__free(struct mgo_http *h)
     if (!h)
         return;
     mgo_http__close(h);
+    /* every suspended connection must be resumed before libmicrohttpd stops: event streams
+     * end here (requests posted to the loop were answered when it was freed) */
+    mgo_sse__hub_shutdown(h->hub);
     if (h->httpd)
         MHD_stop_daemon(h->httpd);
     if (h->tls_key.data)
@@ -412,7 +630,6 @@ void mgo_http__free(struct mgo_http *h)
     mgo_buf_cleanup(&h->tls_key);
     mgo_buf_cleanup(&h->tls_cert);
     memset(h->token, 0, sizeof h->token);
-    pthread_cond_destroy(&h->cond);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

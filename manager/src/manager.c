@@ -57,6 +57,9 @@ struct mgo_manager {
     uint64_t connect_timer;  /* pending reconnect, 0: none */
     uint64_t held_timer;     /* pending retry of held messages, 0: none */
     uint64_t sweep_timer;    /* pending retry of an incomplete sweep, 0: none */
+    uint64_t http_timer;     /* the HTTP front end's tick (request deadline, keepalives) */
+    uint64_t refresh_timer;  /* re-issues every manifest at half of manifest-expiry */
+    bool refresh_due;        /* a refresh waits for the next connect (also at start-up) */
     bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
@@ -119,6 +122,23 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("role-names", MGO_CFG_STR, role_names, 0, 4096, NULL,
         "comma-separated certificate names of non-device identities (monitors, the manager) "
         "that do not start with margo-; never accepted as device ids"),
+    OPT("api-max-connections", MGO_CFG_INT, api_max_connections, 32, 60000, "512",
+        "open HTTP connections at most (each costs a descriptor and up to 32 KiB, no thread)"),
+    OPT("api-max-event-streams", MGO_CFG_INT, api_max_event_streams, 1, 60000, "128",
+        "open event streams (GET /api/v1/events) at most; more are refused with 503; at least "
+        "16 connections are always left to other requests"),
+    OPT("api-max-connections-per-address", MGO_CFG_INT, api_max_per_address, 1, 60000, "64",
+        "open HTTP connections per client address at most (past it a connection is closed "
+        "unanswered); raise it behind a reverse proxy, where all clients share one address"),
+    OPT("api-request-timeout", MGO_CFG_INT, api_request_timeout_s, 1, 3600, "30",
+        "seconds a client has to send a whole request (headers and body), also the most a "
+        "kept-alive connection waits for its next one; however slowly bytes trickle in"),
+    OPT("api-idle-timeout", MGO_CFG_INT, api_idle_timeout_s, 1, 86400, "120",
+        "seconds without a byte either way before a connection is closed"),
+    OPT("manifest-expiry", MGO_CFG_INT, manifest_expiry_s, 10, 31536000, "604800",
+        "seconds a published manifest stays valid (signed expiresAt); every manifest is "
+        "re-issued at half of it, so a device that stops receiving them notices (protocol.md "
+        "§3.2)"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -302,6 +322,10 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         /* before any status of this connection is stored (protocol.md §6.3) */
         MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
+        if (!ev->session_present)
+            m->refresh_due = false; /* the sweep re-issued every manifest */
+        else if (m->refresh_due && mgo_publish__refresh(&m->pub) == MGO_OK)
+            m->refresh_due = false; /* else: again at the next connect or refresh tick */
         break;
     case MGO_MQTT_EV_CONNECT_FAILED:
         MGO_LOGW(TAG, "connect to %s failed (reason %d)", m->cfg->broker_url, ev->reason);
@@ -375,6 +399,35 @@ static void drain_mqtt(struct mgo_manager *m)
     if (batch)
         MGO_IGNORE(mgo_ingest__commit(&m->ingest)); /* logged; the batch is held */
     watch_held(m);
+}
+
+static void http_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->http_timer = 0;
+    mgo_http__tick(m->http);
+    if (mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the API's request deadline and keepalives stop");
+}
+
+static uint64_t expiry_s(const struct mgo_manager *m)
+{
+    return m->cfg->manifest_expiry_s > 0 ? (uint64_t)m->cfg->manifest_expiry_s
+                                         : MGO_PUBLISH_DEFAULT_EXPIRY_S;
+}
+
+/* Timer (monotonic), every half of manifest-expiry: every device's manifest is re-issued,
+ * so none expires while the manager runs (protocol.md §3.2). */
+static void refresh_manifests(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->refresh_timer = 0;
+    if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
+        m->refresh_due = true; /* logged by publish.c; done after the next connect */
+    int64_t period_ms = (int64_t)(expiry_s(m) * 1000u / 2u);
+    if (mgo_loop_timer_add(m->loop, period_ms, refresh_manifests, m, &m->refresh_timer) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "out of memory: manifests are re-issued only after a reconnect");
 }
 
 static void on_mqtt_ready(void *ctx, int fd, short revents)
@@ -499,6 +552,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     m->mqtt_outbox.mqtt = m->mqtt;
     mgo_outbox__mqtt_init(&m->outbox, &m->mqtt_outbox);
     mgo_publish__init(&m->pub, m->store, &m->outbox, cfg->topic_prefix, m->sign_key);
+    mgo_publish__set_expiry(&m->pub, expiry_s(m));
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
     m->ingest.event_rate = (uint32_t)cfg->event_rate;
     m->ingest.status_rate = (uint32_t)cfg->status_rate;
@@ -513,6 +567,11 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         .api = &m->api,
         .hub = m->hub,
         .loop = m->loop,
+        .limits = {.max_connections = (unsigned)cfg->api_max_connections,
+                   .max_streams = (unsigned)cfg->api_max_event_streams,
+                   .max_per_address = (unsigned)cfg->api_max_per_address,
+                   .request_timeout_s = (unsigned)cfg->api_request_timeout_s,
+                   .idle_timeout_s = (unsigned)cfg->api_idle_timeout_s},
     };
     err = mgo_http__start(&hc, &m->http);
     if (err)
@@ -541,6 +600,13 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer);
+    /* the last run's manifests may be half-way to expiry: re-issue them after connecting */
+    m->refresh_due = true;
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, (int64_t)(expiry_s(m) * 1000u / 2u), refresh_manifests,
+                                 m, &m->refresh_timer);
     if (err == MGO_OK)
         err = mgo_loop_run(m->loop);
     if (err)

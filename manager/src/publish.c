@@ -20,7 +20,13 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
     p->outbox = outbox;
     p->prefix = prefix;
     p->sign_key = sign_key;
+    p->expiry_s = MGO_PUBLISH_DEFAULT_EXPIRY_S;
     p->pending_len = 0;
+}
+
+void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s)
+{
+    p->expiry_s = expiry_s > 0 ? expiry_s : 1;
 }
 
 static void remember_pub(struct mgo_publisher *p, int token, const char *device, uint64_t version)
@@ -174,11 +180,16 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
             goto cleanup;
         }
     }
+    /* wall clock: devices compare it with theirs (protocol.md §3.2) */
+    uint64_t now_s = (uint64_t)(mgo_mgr_store_now_ms() / 1000);
     struct mgo_desired_state ds = {
         .manifest_version = version,
         .has_bundle = false,
         .deployments = ctx->refs,
         .deployments_len = ctx->len,
+        .has_validity = true,
+        .issued_at = now_s,
+        .expires_at = now_s + p->expiry_s,
     };
     err = encode_manifest(p, &ds, device_id, &arena, &buf);
     if (err) {
@@ -375,5 +386,27 @@ mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
             err = c;
     }
     free(rl.items);
+    return err;
+}
+
+/* ---- validity refresh ----------------------------------------------------------------- */
+
+mgo_err mgo_publish__refresh(struct mgo_publisher *p)
+{
+    if (!mgo_outbox__connected(p->outbox))
+        return MGO_OK;
+    struct id_list devices = {0};
+    /* every device with a manifest (as after a new session) */
+    mgo_err err = mgo_mgr_store_manifest_devices(p->store, false, add_id, &devices);
+    static const char *const no_documents[1] = {NULL};
+    for (size_t i = 0; i < devices.len; i++) {
+        mgo_err e = mgo_publish__device(p, devices.ids[i], no_documents, 0);
+        if (e && !err)
+            err = e;
+    }
+    if (devices.len > 0)
+        MGO_LOGI(TAG, "re-issued the manifests of %zu devices (valid for %llu s)", devices.len,
+                 (unsigned long long)p->expiry_s);
+    free(devices.ids);
     return err;
 }

@@ -25,6 +25,9 @@
  * is forgotten (its manifest stays unacknowledged and is sent again after a reconnect). */
 #define MGO_PUBLISH_MAX_PENDING 1024
 
+/* How long a manifest stays valid by default (manifest-expiry): 7 days. */
+#define MGO_PUBLISH_DEFAULT_EXPIRY_S (7u * 24u * 3600u)
+
 struct mgo_pending_pub {
     int token;
     uint64_t version;
@@ -36,22 +39,32 @@ struct mgo_publisher {
     const struct mgo_outbox *outbox;
     const char *prefix;                  /* topic prefix */
     const struct mgo_sign_key *sign_key; /* NULL: documents go out unsigned */
+    uint64_t expiry_s; /* each manifest's expiresAt = issuedAt + expiry_s */
     struct mgo_pending_pub pending[MGO_PUBLISH_MAX_PENDING];
     size_t pending_len;
 };
 
-/* The pointers must outlive p. */
+/* The pointers must outlive p. Manifests expire after MGO_PUBLISH_DEFAULT_EXPIRY_S. */
 void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
                        const struct mgo_outbox *outbox, const char *prefix,
                        const struct mgo_sign_key *sign_key);
+/* Manifests published from now on are valid for expiry_s seconds (at least 1). */
+void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s);
 
 /* Publishes device's present deployments (changed_ids non-NULL: just those) and its current
- * manifest. Not connected: MGO_OK, left for the after-connect sweep (the manifest stays
+ * manifest, issued now and valid for expiry_s (x-margo-mqtt-validity, signed with it). Not connected: MGO_OK, left for the after-connect sweep (the manifest stays
  * unacknowledged). A device without a manifest: MGO_OK, nothing sent. Errors: the store's,
  * MGO_ERR_LIMIT (more than MGO_MAX_DEPLOYMENTS present), encoding and outbox errors (the
  * sweep sends it again). */
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len) MGO_MUST_CHECK;
+/* Re-issues every device's manifest: the same manifestVersion and deployments, a new
+ * validity (no deployment document is published again). Called at half of expiry_s, so a
+ * device always holds a manifest that has not expired while the manager and the broker
+ * work (protocol.md §3.2). Not connected: MGO_OK, nothing sent (the caller refreshes after
+ * the next connect). A device that fails does not stop the others; the first error is
+ * returned. */
+mgo_err mgo_publish__refresh(struct mgo_publisher *p) MGO_MUST_CHECK;
 /* Clears the retained document of a deployment being removed and marks it removed in the
  * store. Not connected: MGO_OK, left for the sweep. */
 mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_id,

@@ -1,13 +1,13 @@
 /* sse.c - Server-Sent Events hub. The loop thread appends events to each client's pending
- * text; the client's HTTP thread waits for text and sends it. One mutex guards the hub and
- * every client in it; a client whose backlog passes MGO_SSE_MAX_BACKLOG is ended (a slow
- * reader must not grow memory without bound). */
-#include <errno.h>
+ * text; the HTTP front end takes it from the polling thread that serves the client. A client
+ * with nothing to send is parked (its connection suspended, no thread waits for it) and woken
+ * when text arrives, at a keepalive or at shutdown. One mutex guards the hub and every client
+ * in it; a client whose backlog passes MGO_SSE_MAX_BACKLOG is ended (a slow reader must not
+ * grow memory without bound). */
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sse.h"
 #include "mgo/buf.h"
@@ -16,7 +16,6 @@
 
 #define TAG "sse"
 #define MGO_SSE_MAX_BACKLOG (1024u * 1024u)
-#define MGO_SSE_KEEPALIVE_MS 5000
 #define MGO_SSE_MAX_FILTER 64
 
 struct mgo_sse_client {
@@ -24,6 +23,9 @@ struct mgo_sse_client {
     size_t sent; /* bytes of pending already handed to MHD */
     bool ended;
     bool in_hub;
+    /* parked: the reader found nothing to send; wake(wake_arg) once there is */
+    void (*wake)(void *arg);
+    void *wake_arg;
     size_t filter_len;
     char filter[MGO_SSE_MAX_FILTER][MGO_MAX_DEPLOYMENT_ID_LEN + 1];
     struct mgo_sse_client *next;
@@ -31,22 +33,26 @@ struct mgo_sse_client {
 
 struct mgo_sse_hub {
     pthread_mutex_t mu;
-    pthread_cond_t cond;
     struct mgo_sse_client *clients;
     bool shutdown;
 };
+
+/* Under mu: a parked client has something to do (text, its end, the hub's end). */
+static void wake(struct mgo_sse_client *c)
+{
+    if (c->wake == NULL)
+        return;
+    void (*fn)(void *) = c->wake;
+    c->wake = NULL;
+    fn(c->wake_arg);
+}
 
 mgo_err mgo_sse__hub_new(struct mgo_sse_hub **out)
 {
     struct mgo_sse_hub *hub = calloc(1, sizeof *hub);
     if (!hub)
         return MGO_ERR_NOMEM;
-    pthread_condattr_t attr;
-    pthread_condattr_init(&attr);
-    pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
     pthread_mutex_init(&hub->mu, NULL);
-    pthread_cond_init(&hub->cond, &attr);
-    pthread_condattr_destroy(&attr);
     *out = hub;
     return MGO_OK;
 }
@@ -57,7 +63,8 @@ void mgo_sse__hub_shutdown(struct mgo_sse_hub *hub)
         return;
     pthread_mutex_lock(&hub->mu);
     hub->shutdown = true;
-    pthread_cond_broadcast(&hub->cond);
+    for (struct mgo_sse_client *c = hub->clients; c; c = c->next)
+        wake(c);
     pthread_mutex_unlock(&hub->mu);
 }
 
@@ -78,7 +85,6 @@ void mgo_sse__hub_free(struct mgo_sse_hub *hub)
         client_destroy(c);
         c = next;
     }
-    pthread_cond_destroy(&hub->cond);
     pthread_mutex_destroy(&hub->mu);
     free(hub);
 }
@@ -150,24 +156,33 @@ void mgo_sse__publish(struct mgo_sse_hub *hub, const char *event, const char *de
 {
     pthread_mutex_lock(&hub->mu);
     for (struct mgo_sse_client *c = hub->clients; c; c = c->next) {
-        if (wants(c, deployment_id))
+        if (wants(c, deployment_id)) {
             append_event(c, event, json);
+            wake(c);
+        }
     }
-    pthread_cond_broadcast(&hub->cond);
     pthread_mutex_unlock(&hub->mu);
 }
 
-long mgo_sse__read(struct mgo_sse_hub *hub, struct mgo_sse_client *c, char *buf, size_t max)
+void mgo_sse__keepalive(struct mgo_sse_hub *hub)
+{
+    static const char keepalive[] = ": keepalive\n\n";
+    pthread_mutex_lock(&hub->mu);
+    for (struct mgo_sse_client *c = hub->clients; c; c = c->next) {
+        if (c->wake == NULL)
+            continue; /* busy sending: no keepalive needed */
+        if (mgo_buf_append(&c->pending, keepalive, sizeof keepalive - 1) != MGO_OK)
+            c->ended = true;
+        wake(c);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
+long mgo_sse__read(struct mgo_sse_hub *hub, struct mgo_sse_client *c, char *buf, size_t max,
+                   void (*park)(void *arg), void (*wake_fn)(void *arg), void *arg)
 {
     long n = -1;
     pthread_mutex_lock(&hub->mu);
-    struct timespec deadline;
-    clock_gettime(CLOCK_MONOTONIC, &deadline);
-    deadline.tv_sec += MGO_SSE_KEEPALIVE_MS / 1000;
-    while (c->sent >= c->pending.len && !c->ended && !hub->shutdown) {
-        if (pthread_cond_timedwait(&hub->cond, &hub->mu, &deadline) == ETIMEDOUT)
-            break;
-    }
     if (c->sent < c->pending.len) {
         size_t avail = c->pending.len - c->sent;
         size_t take = avail < max ? avail : max;
@@ -179,10 +194,11 @@ long mgo_sse__read(struct mgo_sse_hub *hub, struct mgo_sse_client *c, char *buf,
         }
         n = (long)take;
     } else if (!c->ended && !hub->shutdown) {
-        static const char keepalive[] = ": keepalive\n\n";
-        size_t take = sizeof keepalive - 1 < max ? sizeof keepalive - 1 : max;
-        memcpy(buf, keepalive, take);
-        n = (long)take;
+        /* parked under mu: every waker takes mu first, so the wake cannot come before it */
+        park(arg);
+        c->wake = wake_fn;
+        c->wake_arg = arg;
+        n = 0;
     }
     pthread_mutex_unlock(&hub->mu);
     return n;

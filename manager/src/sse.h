@@ -1,6 +1,8 @@
-/* sse.h - the Server-Sent Events hub: the loop thread publishes events, each client's HTTP
- * thread reads its own pending text. One mutex inside guards the hub and its clients; every
- * function here may be called from the thread its comment names. */
+/* sse.h - the Server-Sent Events hub: the loop thread publishes events, the HTTP front end
+ * reads each client's pending text; a client with nothing to send is parked and woken
+ * (callbacks of the front end, called under the hub's mutex) when there is. One mutex
+ * inside guards the hub and its clients; every function here may be called from the thread
+ * its comment names. */
 #ifndef MGO_MGR_SSE_H
 #define MGO_MGR_SSE_H
 
@@ -27,9 +29,15 @@ bool mgo_sse__wanted(struct mgo_sse_hub *hub, const char *deployment_id);
 /* Loop thread: an event concerning deployment_id (may be NULL) to every interested client. */
 void mgo_sse__publish(struct mgo_sse_hub *hub, const char *event, const char *deployment_id,
                       const char *json);
-/* HTTP thread: copies up to max bytes of pending stream into buf, waiting for data;
- * returns bytes, 0 never, -1 at end of stream. */
-long mgo_sse__read(struct mgo_sse_hub *hub, struct mgo_sse_client *c, char *buf, size_t max);
+/* Loop thread: a keepalive comment to every parked client (the front end calls it every
+ * 5 s), which also finds readers that went away. */
+void mgo_sse__keepalive(struct mgo_sse_hub *hub);
+/* HTTP thread: copies up to max bytes of pending stream into buf; returns bytes, -1 at end
+ * of stream, or 0 when nothing is pending: then park(arg) has been called, and wake(arg)
+ * will be called once (from whichever thread publishes, keeps alive or shuts down) when
+ * there is something to read. Both run under the hub's mutex: they must not call the hub. */
+long mgo_sse__read(struct mgo_sse_hub *hub, struct mgo_sse_client *c, char *buf, size_t max,
+                   void (*park)(void *arg), void (*wake)(void *arg), void *arg);
 /* HTTP thread: the connection ended; removes and frees the client. */
 void mgo_sse__client_free(struct mgo_sse_hub *hub, struct mgo_sse_client *c);
 

@@ -131,12 +131,17 @@ static int history_len(struct fixture *f)
     return n;
 }
 
+static void no_park(void *arg)
+{
+    (void)arg;
+}
+
 /* Live events the client has been sent so far named event (reads only what is pending: call
  * it when at least one event is known to be there). */
 static size_t live_count(struct fixture *f, const char *event)
 {
     char buf[64 * 1024];
-    long n = mgo_sse__read(f->hub, f->client, buf, sizeof buf - 1);
+    long n = mgo_sse__read(f->hub, f->client, buf, sizeof buf - 1, no_park, no_park, NULL);
     CU_ASSERT_FATAL(n > 0);
     buf[n] = '\0';
     char needle[64];

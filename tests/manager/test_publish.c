@@ -193,6 +193,80 @@ static void test_device_signed_when_key_set(void)
     mgr_test_rmdir(keydir);
 }
 
+static void manifest_digest(const struct rec_msg *m, struct mgo_arena *arena,
+                            char out[MGO_DIGEST_STR_SIZE])
+{
+    struct mgo_value tree;
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_msgpack(m->payload, m->len, arena, &tree, &p), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_doc_digest(&tree, out), MGO_OK);
+}
+
+static void decode_manifest(const struct rec_msg *m, struct mgo_arena *arena,
+                            struct mgo_desired_state *ds)
+{
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_desired_state_decode(m->payload, m->len, arena, ds, &p), MGO_OK);
+}
+
+/* Every manifest carries a signed validity (protocol.md §3.2 EXP-1); a refresh re-issues
+ * each device's manifest with the same version and deployment digests, a later validity,
+ * and no document. */
+static void test_manifest_validity_and_refresh(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_PRESENT);
+    mgo_publish__set_expiry(f.pub, 600);
+    uint64_t before = (uint64_t)(mgo_mgr_store_now_ms() / 1000);
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    const struct rec_msg *d = rec_find(&f.rec, "margo/v1/devices/dev1/desired");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 20);
+    struct mgo_desired_state first;
+    decode_manifest(d, &arena, &first);
+    CU_ASSERT_FATAL(first.has_validity);
+    CU_ASSERT(first.issued_at >= before && first.issued_at <= before + 2);
+    CU_ASSERT_EQUAL(first.expires_at, first.issued_at + 600);
+    char first_digest[MGO_DIGEST_STR_SIZE];
+    manifest_digest(d, &arena, first_digest);
+
+    sleep(1); /* a later issuedAt */
+    rec_clear(&f.rec);
+    /* not connected: nothing, and no error (the manager refreshes after the next connect) */
+    f.rec.connected = false;
+    CU_ASSERT_EQUAL(mgo_publish__refresh(f.pub), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    f.rec.connected = true;
+    CU_ASSERT_EQUAL(mgo_publish__refresh(f.pub), MGO_OK);
+    /* one manifest per device, no document */
+    CU_ASSERT_EQUAL(f.rec.len, 2);
+    CU_ASSERT_PTR_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_A));
+    const struct rec_msg *r1 = rec_find(&f.rec, "margo/v1/devices/dev1/desired");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(r1);
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev2/desired"));
+    struct mgo_desired_state again;
+    decode_manifest(r1, &arena, &again);
+    CU_ASSERT_EQUAL(again.manifest_version, first.manifest_version);
+    CU_ASSERT_EQUAL_FATAL(again.deployments_len, first.deployments_len);
+    for (size_t i = 0; i < again.deployments_len; i++) {
+        CU_ASSERT_STRING_EQUAL(again.deployments[i].deployment_id,
+                               first.deployments[i].deployment_id);
+        CU_ASSERT_STRING_EQUAL(again.deployments[i].digest, first.deployments[i].digest);
+    }
+    CU_ASSERT(again.has_validity && again.issued_at > first.issued_at);
+    CU_ASSERT_EQUAL(again.expires_at, again.issued_at + 600);
+    /* the validity is signed content: the manifest digest differs */
+    char again_digest[MGO_DIGEST_STR_SIZE];
+    manifest_digest(r1, &arena, again_digest);
+    CU_ASSERT_STRING_NOT_EQUAL(again_digest, first_digest);
+    mgo_arena_cleanup(&arena);
+    teardown(&f);
+}
+
 static void test_sweep_after_new_session_republishes_all(void)
 {
     struct fixture f;
@@ -235,6 +309,8 @@ static void test_sweep_resumed_publishes_unacknowledged_and_clears_removed(void)
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
+        {"manifests carry a validity; a refresh re-issues them unchanged otherwise",
+         test_manifest_validity_and_refresh},
         {"device: documents then manifest, table QoS/retain, ack recorded",
          test_device_publishes_documents_then_manifest},
         {"device: only changed documents", test_device_only_changed_documents},

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -147,6 +148,28 @@ static void manifest(struct mgo_mqtt *m, const struct mgo_sign_key *key, uint64_
         h_publish(m, t, b.data, b.len);
         mgo_buf_cleanup(&b);
     }
+    mgo_arena_cleanup(&arena);
+}
+
+/* A manifest {version, deviceId, deployments: [{id, digest}], x-margo-mqtt-validity:
+ * {issuedAt, expiresAt}} signed by key and published (protocol.md §3.2 EXP-1). */
+static void manifest_valid(struct mgo_mqtt *m, const struct mgo_sign_key *key, uint64_t version,
+                           const char *id, const char *digest, uint64_t issued, uint64_t expires)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    char yaml[1024];
+    snprintf(yaml, sizeof yaml,
+             "manifestVersion: %llu\nbundle: null\ndeviceId: " DEV "\n"
+             "deployments:\n  - {deploymentId: %s, digest: '%s'}\n"
+             "x-margo-mqtt-validity: {issuedAt: %llu, expiresAt: %llu}\n",
+             (unsigned long long)version, id, digest, (unsigned long long)issued,
+             (unsigned long long)expires);
+    struct mgo_value root = sec_yaml(&arena, yaml);
+    struct mgo_value doc = sec_sign(key, &root, &arena);
+    char t[MGO_MAX_TOPIC_LEN + 1];
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) == MGO_OK);
+    sec_publish_value(m, t, &doc);
     mgo_arena_cleanup(&arena);
 }
 
@@ -300,6 +323,91 @@ static void test_agent_refuses_bad_signatures(void)
     mgo_test_broker_cleanup(&broker);
 }
 
+/* Freeze and rollback by a broker (issue 19 item 6, protocol.md §3.2 EXP-1): a refreshed
+ * manifest (same version and deployments, later validity, another manifest digest) causes
+ * no runtime action; a validly signed newer manifest replayed after its expiry raises
+ * manifest-expired once and installs or removes nothing; a fresh manifest still installs. */
+static void test_agent_manifest_expiry(void)
+{
+    struct mgo_test_broker broker;
+    memset(&broker, 0, sizeof broker);
+    CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
+    char state_dir[512], log[512], rel[512], key1[512];
+    snprintf(state_dir, sizeof state_dir, "%s/state-expiry", g_dir);
+    snprintf(log, sizeof log, "%s/helm-expiry.log", g_dir);
+    snprintf(rel, sizeof rel, "%s/releases-expiry", g_dir);
+    setenv("FAKE_HELM_LOG", log, 1);
+    setenv("FAKE_HELM_STATE", rel, 1);
+    setenv("FAKE_HELM_MODE", "success", 1);
+    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    sec_pki_path(g_dir, "signing.pub", key1);
+    struct h_agent agent;
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
+                 "state-dir", state_dir, "helm-command", g_fake_helm, "compose-command",
+                 "mgo-no-compose-here", "settle-ms", "200", "reconcile-interval", "3600",
+                 "backoff-min-ms", "100", "backoff-max-ms", "500", "manager-public-key", key1,
+                 NULL);
+    struct h_monitor mon;
+    h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
+    struct sec_events ev;
+    sec_events_start(&ev, mgo_test_broker_url(&broker), DEV);
+    struct mgo_mqtt *mgr = h_client(mgo_test_broker_url(&broker), "manager-expiry");
+    uint64_t now = (uint64_t)time(NULL);
+
+    /* 1. v1, valid for an hour: installed */
+    char a1[MGO_DIGEST_STR_SIZE], a2[MGO_DIGEST_STR_SIZE];
+    publish_doc(mgr, g_sign, ID_A, "alpha", "1.0.0", NULL, a1);
+    manifest_valid(mgr, g_sign, 1, ID_A, a1, now, now + 3600);
+    h_agent_start(&agent);
+    CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
+    CU_ASSERT(accepted_version_is(state_dir, 1));
+    h_monitor_pump(&mon, 500);
+    size_t statuses = mon.len;
+    size_t lines = mgo_test_count_lines(log, "\x1f");
+
+    /* 2. the manager's refresh of v1: same deployments, later validity, new signature */
+    manifest_valid(mgr, g_sign, 1, ID_A, a1, now + 1, now + 7201);
+    h_monitor_pump(&mon, 1500);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"), lines); /* no helm command */
+    CU_ASSERT_EQUAL(mon.len, statuses);                        /* no status */
+    CU_ASSERT(accepted_version_is(state_dir, 1));
+    CU_ASSERT(sec_events_wait(&ev, 0, "manifest-refused", 1) == NULL);
+    CU_ASSERT(sec_events_wait(&ev, 0, "manifest-expired", 1) == NULL);
+
+    /* 3. a broker withheld v2 (naming 2.0.0) until it expired, then replays it: a newer,
+     * validly signed manifest, but expired: event, nothing installed or removed */
+    publish_doc(mgr, g_sign, ID_A, "alpha", "2.0.0", NULL, a2);
+    manifest_valid(mgr, g_sign, 2, ID_A, a2, now - 8 * 86400, now - 86400);
+    const struct sec_event *e = sec_events_wait(&ev, 0, "manifest-expired", 8000);
+    CU_ASSERT_FATAL(e != NULL);
+    CU_ASSERT_STRING_EQUAL(e->severity, "warning");
+    CU_ASSERT(strstr(e->message, "manifest 2 expired") != NULL);
+    size_t seen = (size_t)(e - ev.items) + 1;
+    /* the same replay again: no second event for that version */
+    manifest_valid(mgr, g_sign, 2, ID_A, a2, now - 8 * 86400, now - 86400);
+    h_monitor_pump(&mon, 1500);
+    CU_ASSERT(sec_events_wait(&ev, seen, "manifest-expired", 1) == NULL);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"), lines);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "uninstall"), 0);
+    CU_ASSERT_EQUAL(mon.len, statuses);
+    CU_ASSERT(accepted_version_is(state_dir, 1));
+    CU_ASSERT_EQUAL(last_of(&mon, ID_A)->state, MGO_STATE_INSTALLED);
+
+    /* 4. a fresh v3 naming 2.0.0 installs it */
+    manifest_valid(mgr, g_sign, 3, ID_A, a2, now, now + 3600);
+    CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(last_of(&mon, ID_A)->adopted, 3);
+    CU_ASSERT(accepted_version_is(state_dir, 3));
+
+    h_agent_cleanup(&agent);
+    mgo_mqtt_free(mgr);
+    sec_events_stop(&ev);
+    h_monitor_stop(&mon);
+    mgo_test_broker_cleanup(&broker);
+}
+
 /* A configured key that cannot be loaded stops the start before anything is touched. */
 static void test_bad_key_stops_start(void)
 {
@@ -338,6 +446,8 @@ void mgo_test_register(void)
         {"bad manager-public-key stops the start", test_bad_key_stops_start},
         {"forged, unsigned, other-key, other-device, replayed: refused, nothing installed",
          test_agent_refuses_bad_signatures},
+        {"refreshed manifest: no action; expired replay: manifest-expired, nothing installed",
+         test_agent_manifest_expiry},
         {NULL, NULL},
     };
     CU_pSuite s = CU_add_suite("agent.signed", suite_init, suite_clean);

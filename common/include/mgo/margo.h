@@ -32,6 +32,8 @@
 #include "mgo/digest.h"
 
 #define MGO_EXT_KEY "x-margo-mqtt-extensions"
+/* The signed validity of a desired-state manifest ({issuedAt, expiresAt}; protocol.md §3.2). */
+#define MGO_VALIDITY_KEY "x-margo-mqtt-validity"
 
 /* ---- shared enums ------------------------------------------------------------------ */
 
@@ -256,6 +258,12 @@ struct mgo_desired_state {
     } bundle;
     struct mgo_desired_ref *deployments;
     size_t deployments_len;
+    /* MGO_VALIDITY_KEY (protocol.md §3.2): when the manager issued this manifest and when it
+     * stops being valid, seconds since the Unix epoch. A root key, so the digest and the
+     * signature cover it (unlike MGO_EXT_KEY). */
+    bool has_validity;
+    uint64_t issued_at;
+    uint64_t expires_at;
     const struct mgo_value *ext; /* MGO_EXT_KEY map (signature) or NULL */
 };
 

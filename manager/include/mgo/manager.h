@@ -38,6 +38,15 @@ struct mgo_manager_config {
     int64_t event_history;  /* events kept per device; 0 = all */
     int64_t event_rate;     /* events stored per device a minute; 0 = no limit */
     int64_t status_rate;    /* statuses per device a minute before they are counted */
+    /* HTTP API bounds (docs/security.md); 0 = the default (http.h) */
+    int64_t api_max_connections;
+    int64_t api_max_event_streams;
+    int64_t api_max_per_address;
+    int64_t api_request_timeout_s;
+    int64_t api_idle_timeout_s;
+    /* signed manifests expire this long after they are issued and are re-issued at half of
+     * it (protocol.md §3.2); 0 = the default, 7 days */
+    int64_t manifest_expiry_s;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];
