@@ -539,7 +539,7 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
         MHD_OPTION_CONNECTION_TIMEOUT, h->limits.idle_timeout_s,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)h->tls_cert.data,
         MHD_OPTION_HTTPS_MEM_KEY, (const char *)h->tls_key.data,
-        MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2",
+        MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3",
         MHD_OPTION_END);
     if (!h->httpd) {
         MGO_LOGE(TAG, "cannot listen on %s (address in use or not available%s)", cfg->listen,

@@ -191,6 +191,17 @@ static void test_https_api(void)
     CU_ASSERT_EQUAL(margoctl(port, g_ca), 0);
     CU_ASSERT_NOT_EQUAL(margoctl(port, NULL), 0);
 
+    /* TLS 1.3 only (docs/security.md §4): a client limited to TLS 1.2 gets no session, the
+     * same client with TLS 1.3 does */
+    static const char *const versions[] = {"-tls1_2", "-tls1_3"};
+    for (size_t i = 0; i < 2; i++) {
+        int found = mgo_test_sh("timeout 20 openssl s_client -connect 127.0.0.1:%u -CAfile '%s' "
+                                "%s </dev/null 2>&1 | grep -q 'Cipher is TLS_'",
+                                (unsigned)port, g_ca, versions[i]);
+        /* 1.2: no session (grep finds no cipher); 1.3: a session */
+        CU_ASSERT_EQUAL(found == 0, i == 1);
+    }
+
     mgo_manager_stop(m);
     pthread_join(t, NULL);
     mgo_manager_free(m);
