@@ -341,6 +341,10 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
         MGO_LOGI(TAG, "status on %s ignored: journal position (%llu, %llu) already seen", topic,
                  (unsigned long long)st.boot, (unsigned long long)st.seq);
         note_receipt(in, t->device_id, &out.position);
+        /* a removed status published again (a re-send after a reconnect) must not stay
+         * retained either (protocol.md §7.4) */
+        if (st.state == MGO_STATE_REMOVED && owner.desired != MGO_MGR_DESIRED_PRESENT)
+            MGO_IGNORE(mgo_publish__clear_removed(in->pub, t->device_id, t->deployment_id));
         goto cleanup;
     }
     if (err) {

@@ -218,16 +218,23 @@ cleanup:
 mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_id,
                                    const char *deployment_id)
 {
-    char topic[MGO_MAX_TOPIC_LEN + 1];
-    mgo_err err = mgo_topic_format(p->prefix, MGO_TOPIC_DEPLOYMENT, device_id, deployment_id, topic,
-                                   sizeof topic);
-    if (err)
-        return err;
-    if (!mgo_outbox__connected(p->outbox) ||
-        mgo_outbox__send(p->outbox, MGO_TOPIC_DEPLOYMENT, topic, NULL, 0, NULL) != MGO_OK) {
-        MGO_LOGI(TAG, "deployment %s removed; clearing its document once connected", deployment_id);
-        return MGO_OK;
+    /* the document, then the retained status (protocol.md §7.4 steps 6-7): a deployment
+     * that is gone leaves nothing retained behind; its removal stays in the history */
+    static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_DEPLOYMENT, MGO_TOPIC_STATUS};
+    for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+        char topic[MGO_MAX_TOPIC_LEN + 1];
+        mgo_err err = mgo_topic_format(p->prefix, kinds[i], device_id, deployment_id, topic,
+                                       sizeof topic);
+        if (err)
+            return err;
+        if (!mgo_outbox__connected(p->outbox) ||
+            mgo_outbox__send(p->outbox, kinds[i], topic, NULL, 0, NULL) != MGO_OK) {
+            MGO_LOGI(TAG, "deployment %s removed; clearing its retained messages once connected",
+                     deployment_id);
+            return MGO_OK;
+        }
     }
+    mgo_err err;
     err = mgo_mgr_store_deployment_set_desired(p->store, deployment_id, MGO_MGR_DESIRED_REMOVED);
     if (err == MGO_OK)
         MGO_LOGI(TAG, "deployment %s removed from device %s", deployment_id, device_id);

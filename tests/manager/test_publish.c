@@ -302,7 +302,13 @@ static void test_sweep_resumed_publishes_unacknowledged_and_clears_removed(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(c);
     CU_ASSERT_EQUAL(c->len, 0);
     check_table(c, MGO_TOPIC_DEPLOYMENT);
-    CU_ASSERT_EQUAL(f.rec.len, 4);
+    /* and its retained status (protocol.md §7.4 step 7), after the document */
+    const struct rec_msg *st = rec_find(&f.rec, "margo/v1/devices/dev2/status/" DEP_C);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(st);
+    CU_ASSERT_EQUAL(st->len, 0);
+    check_table(st, MGO_TOPIC_STATUS);
+    CU_ASSERT(st > c);
+    CU_ASSERT_EQUAL(f.rec.len, 5);
     teardown(&f);
 }
 
