@@ -7,7 +7,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(
-  build-essential cmake pkg-config clang libclang-rt-14-dev
+  build-essential cmake pkg-config clang libclang-rt-14-dev clang-format
   libpaho-mqtt-dev libmsgpack-dev libssl-dev openssl libcunit1-dev libyaml-dev
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libmicrohttpd-dev
   mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
