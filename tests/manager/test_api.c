@@ -26,7 +26,7 @@ struct fixture {
 
 static void setup(struct fixture *f)
 {
-    mgr_test_tmpdir(f->dir);
+    mgo_test_tmpdir("mgr", f->dir);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
@@ -58,7 +58,7 @@ static void teardown(struct fixture *f)
     rec_clear(&f->rec);
     free(f->pub);
     mgo_mgr_store_close(f->store);
-    mgr_test_rmdir(f->dir);
+    mgo_test_rm_rf(f->dir);
 }
 
 /* Answers GET path; *req must be cleaned up with request_cleanup. */

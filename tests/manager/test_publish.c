@@ -49,7 +49,7 @@ static void put_dep(struct fixture *f, const char *id, const char *device, const
 
 static void setup(struct fixture *f, const struct mgo_sign_key *key)
 {
-    mgr_test_tmpdir(f->dir);
+    mgo_test_tmpdir("mgr", f->dir);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
@@ -64,7 +64,7 @@ static void teardown(struct fixture *f)
     rec_clear(&f->rec);
     free(f->pub);
     mgo_mgr_store_close(f->store);
-    mgr_test_rmdir(f->dir);
+    mgo_test_rm_rf(f->dir);
 }
 
 static void check_table(const struct rec_msg *m, enum mgo_topic_kind kind)
@@ -142,7 +142,7 @@ static void test_device_disconnected_publishes_nothing(void)
 static void test_device_signed_when_key_set(void)
 {
     char keydir[256];
-    mgr_test_tmpdir(keydir);
+    mgo_test_tmpdir("mgr", keydir);
     CU_ASSERT_EQUAL_FATAL(mgo_test_sh("cd '%s' && openssl genpkey -algorithm EC -pkeyopt "
                                       "ec_paramgen_curve:P-256 -out sign.key 2>/dev/null && "
                                       "openssl pkey -in sign.key -pubout -out sign.pub",
@@ -190,7 +190,7 @@ static void test_device_signed_when_key_set(void)
     teardown(&f);
     mgo_verify_key_free(vkey);
     mgo_sign_key_free(key);
-    mgr_test_rmdir(keydir);
+    mgo_test_rm_rf(keydir);
 }
 
 static void test_sweep_after_new_session_republishes_all(void)

@@ -51,7 +51,7 @@ static char state_dir[256];
 static char tmp_dir[256];
 static char token_path[512];
 static char api_base[64];
-static struct mgr_test_manager mgr;
+static struct mgo_test_manager mgr;
 static struct mgo_mqtt *device;
 static char dep_a[64]; /* on devA, deployed through the API */
 static char dep_b[64]; /* on devB, deployed by margoctl on a terminal */
@@ -74,16 +74,19 @@ static void log_sink(enum mgo_log_level level, const char *tag, const char *line
 
 static bool start_manager(void)
 {
-    return mgr_test_manager_start(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens",
-                                  token_path, "debug", api_base);
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens", token_path, "debug");
+    if (mgo_test_manager_start(&mgr, true) != MGO_OK)
+        return false;
+    snprintf(api_base, sizeof api_base, "%s", mgr.api_base);
+    return true;
 }
 
-static void api(const char *method, const char *path, const char *body, struct mgr_test_reply *r)
+static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
 {
     mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
-static const char *body_text(const struct mgr_test_reply *r)
+static const char *body_text(const struct mgo_test_reply *r)
 {
     return r->body.data ? (const char *)r->body.data : "";
 }
@@ -105,17 +108,17 @@ static bool has_no_secret(const char *text)
 
 static struct mgo_mqtt *mqtt_connect(const char *client_id)
 {
-    return mgr_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, WAIT_MS);
+    return mgo_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, 0, WAIT_MS);
 }
 
 static void pump(struct mgo_mqtt *m, int ms)
 {
-    int64_t deadline = mgr_test_now_ms() + ms;
+    int64_t deadline = mgo_test_now_ms() + ms;
     do {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 20, &ev) == MGO_OK)
             mgo_mqtt_event_cleanup(&ev);
-    } while (mgr_test_now_ms() < deadline);
+    } while (mgo_test_now_ms() < deadline);
 }
 
 static void publish_doc(const char *topic, const char *fmt, ...) MGO_PRINTF(2, 3);
@@ -126,7 +129,7 @@ static void publish_doc(const char *topic, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(text, sizeof text, fmt, ap);
     va_end(ap);
-    mgr_test_publish_yaml(device, topic, true, text);
+    CU_ASSERT_EQUAL(mgo_test_publish_yaml(device, topic, true, text, 0), MGO_OK);
     pump(device, 0);
 }
 
@@ -169,8 +172,8 @@ static bool device_param(const char *dev, const char *dep, const char *name, cha
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/deployments/%s", dev, dep);
     bool got = false;
     if (mgo_mqtt_subscribe(sub, topic, 1, NULL) == MGO_OK) {
-        int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-        while (!got && mgr_test_now_ms() < deadline) {
+        int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+        while (!got && mgo_test_now_ms() < deadline) {
             struct mgo_mqtt_event ev;
             if (mgo_mqtt_next(sub, 50, &ev) != MGO_OK)
                 continue;
@@ -237,10 +240,10 @@ static int ctl_run(const char *const *args, char **out)
         execv(bin, argv);
         _exit(127);
     }
-    int64_t deadline = mgr_test_now_ms() + 60000;
+    int64_t deadline = mgo_test_now_ms() + 60000;
     int status = 0;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (mgr_test_now_ms() > deadline) {
+        if (mgo_test_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             status = -1;
@@ -267,8 +270,8 @@ static void test_start(void)
     mgo_buf_init(&g_log, 16u << 20);
     mgo_log_set_sink(log_sink, NULL);
     CU_ASSERT_EQUAL_FATAL(mgo_test_broker_start(&broker, NULL), 0);
-    mgr_test_tmpdir(state_dir);
-    mgr_test_tmpdir(tmp_dir);
+    mgo_test_tmpdir("mgr", state_dir);
+    mgo_test_tmpdir("mgr", tmp_dir);
     snprintf(token_path, sizeof token_path, "%s/token", tmp_dir);
     FILE *f = fopen(token_path, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
@@ -277,22 +280,22 @@ static void test_start(void)
     CU_ASSERT_TRUE_FATAL(start_manager());
     device = mqtt_connect("sens-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     char body[512];
     snprintf(body, sizeof body, "{\"path\": \"%s\"}",
              mgo_test_path("tests/manager/data/secret-1.0.yaml"));
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     publish_caps("devA");
     publish_caps("devB");
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     size_t n = 0;
-    while (n < 2 && mgr_test_now_ms() < deadline) {
+    while (n < 2 && mgo_test_now_ms() < deadline) {
         api("GET", "/api/v1/devices", NULL, &r);
         const struct mgo_value *d = mgo_value_get(&r.json, "devices");
         n = d && d->kind == MGO_V_ARRAY ? d->as.array.len : 0;
-        mgr_test_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         pump(device, 20);
     }
     CU_ASSERT_EQUAL_FATAL(n, 2);
@@ -301,7 +304,7 @@ static void test_start(void)
 /* The questions say which settings are sensitive (clients hide what is typed). */
 static void test_questions_flag_sensitive(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/apps/secret-app", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *qs = mgo_value_get(&r.json, "questions");
@@ -309,49 +312,49 @@ static void test_questions_flag_sensitive(void)
     for (size_t i = 0; i < qs->as.array.len; i++) {
         const struct mgo_value *q = &qs->as.array.items[i];
         const struct mgo_value *s = mgo_value_get(q, "sensitive");
-        bool want = strcmp(mgr_test_jstr(q, "/parameter"), "dbUser") != 0;
+        bool want = strcmp(mgo_test_jstr(q, "/parameter"), "dbUser") != 0;
         CU_ASSERT_TRUE(s && s->kind == MGO_V_BOOL && s->as.b == want);
     }
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void assert_masked_deployment(const struct mgo_value *d, bool with_document)
 {
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/dbPassword"), "***");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/pin"), "***");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/apiKey"), "***");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/dbUser"), "reader"); /* not sensitive */
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/dbPassword"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/pin"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/apiKey"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/dbUser"), "reader"); /* not sensitive */
     if (with_document) {
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/dbPassword/value"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/document/spec/parameters/dbPassword/value"),
                                "***");
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/pin/value"), "***");
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/dbUser/value"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/document/spec/parameters/pin/value"), "***");
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/document/spec/parameters/dbUser/value"),
                                "reader");
         /* the rest of the document is intact */
         CU_ASSERT_STRING_EQUAL(
-            mgr_test_jstr(d, "/document/spec/parameters/dbPassword/targets/0/pointer"),
+            mgo_test_jstr(d, "/document/spec/parameters/dbPassword/targets/0/pointer"),
             "DB_PASSWORD");
     }
 }
 
 static void test_api_masks_every_reply(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"secret-app\",\"devices\":[\"devA\"],\"parameters\":{\"dbUser\":\"reader\","
         "\"dbPassword\":\"" SECRET1 "\",\"pin\":" PIN1 "}}",
         &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    snprintf(dep_a, sizeof dep_a, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
+    snprintf(dep_a, sizeof dep_a, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(mgo_value_pointer(&r.json, "/deployments/0"), false);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     api("GET", "/api/v1/deployments", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(mgo_value_pointer(&r.json, "/deployments/0"), false);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
@@ -359,7 +362,7 @@ static void test_api_masks_every_reply(void)
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(&r.json, true);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     /* the device gets the real values */
     char v[128];
@@ -372,14 +375,14 @@ static void test_api_masks_every_reply(void)
 
     /* status list and the event stream (snapshot) */
     publish_status("devA", dep_a, "installed", 1, 1);
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     bool seen = false;
-    while (!seen && mgr_test_now_ms() < deadline) {
+    while (!seen && mgo_test_now_ms() < deadline) {
         api("GET", "/api/v1/status", NULL, &r);
-        seen = strcmp(mgr_test_jstr(&r.json, "/status/0/state"), "installed") == 0;
+        seen = strcmp(mgo_test_jstr(&r.json, "/status/0/state"), "installed") == 0;
         if (seen)
             CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-        mgr_test_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         pump(device, 20);
     }
     CU_ASSERT_TRUE(seen);
@@ -475,24 +478,24 @@ static void test_mask_sent_back_refused(void)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"reader\",\"dbPassword\":\"***\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.dbPassword", "masks"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char v[128];
     CU_ASSERT_TRUE(device_param("devA", dep_a, "dbPassword", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, SECRET2); /* unchanged */
     /* for a parameter that is not sensitive "***" is an ordinary value */
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"***\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/parameters/dbUser"), "***");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/parameters/dbUser"), "***");
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_TRUE(device_param("devA", dep_a, "dbUser", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, "***");
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"reader\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 /* margoctl deploy on a terminal: sensitive answers are not echoed, no default is shown. */
@@ -509,11 +512,11 @@ static void test_interactive_hidden(void)
     int answered = 0;
     const char *answers[] = {"reader\n", SECRET3 "\n", BADPIN "\n", PIN1 "\n", "\n"};
     const int n_answers = 5;
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     int status = 0;
     bool exited = false;
     out[0] = '\0';
-    while (mgr_test_now_ms() < deadline && !exited) {
+    while (mgo_test_now_ms() < deadline && !exited) {
         mgr_test_pty_read(master, 50, out, sizeof out, &used);
         int prompts = 0;
         for (const char *q = out; (q = strstr(q, "value [")) != NULL; q++)
@@ -543,11 +546,11 @@ static void test_interactive_hidden(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "reader"));
     CU_ASSERT_PTR_NULL(strstr(out, CATALOG_KEY)); /* no default printed */
     CU_ASSERT_TRUE(has_no_secret(out));           /* nothing typed was echoed, nor printed */
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/deployments?device=devB", NULL, &r);
-    snprintf(dep_b, sizeof dep_b, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
+    snprintf(dep_b, sizeof dep_b, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char v[128];
     CU_ASSERT_TRUE_FATAL(device_param("devB", dep_b, "dbPassword", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, SECRET3);
@@ -568,8 +571,8 @@ static void test_interrupt_restores_echo(void)
     out[0] = '\0';
     bool user_sent = false, intr_sent = false, echo_was_off = false, exited = false;
     int status = 0;
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline && !exited) {
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline && !exited) {
         mgr_test_pty_read(master, 50, out, sizeof out, &used);
         if (!user_sent && strstr(out, "value [")) {
             ssize_t w = write(master, "reader\n", 7);
@@ -600,12 +603,12 @@ static bool wait_desired(const char *id, const char *want)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline) {
-        struct mgr_test_reply r;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline) {
+        struct mgo_test_reply r;
         api("GET", path, NULL, &r);
-        bool ok = strcmp(mgr_test_jstr(&r.json, "/desired"), want) == 0;
-        mgr_test_reply_cleanup(&r);
+        bool ok = strcmp(mgo_test_jstr(&r.json, "/desired"), want) == 0;
+        mgo_test_reply_cleanup(&r);
         if (ok)
             return true;
         pump(device, 20);
@@ -617,13 +620,13 @@ static void remove_one(const char *dev, const char *id)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 202);
     const struct mgo_value *mv = mgo_value_get(&r.json, "manifestVersion");
     uint64_t version = mv && mv->kind == MGO_V_UINT ? mv->as.u : 0;
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     publish_status(dev, id, "removed", 100, version);
     CU_ASSERT_TRUE(wait_desired(id, "removed"));
 }
@@ -634,35 +637,35 @@ static void test_unknown_app_masks_everything(void)
 {
     remove_one("devA", dep_a);
     remove_one("devB", dep_b);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("DELETE", "/api/v1/apps/secret-app", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 204);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     api("GET", "/api/v1/deployments?all=true", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     const struct mgo_value *list = mgo_value_get(&r.json, "deployments");
     CU_ASSERT_TRUE_FATAL(list && list->kind == MGO_V_ARRAY && list->as.array.len == 2);
     for (size_t i = 0; i < list->as.array.len; i++) {
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&list->as.array.items[i], "/parameters/dbUser"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&list->as.array.items[i], "/parameters/dbUser"),
                                "***");
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&list->as.array.items[i], "/parameters/dbPassword"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&list->as.array.items[i], "/parameters/dbPassword"),
                                "***");
     }
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
     api("GET", path, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/document/spec/parameters/dbUser/value"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/document/spec/parameters/dbUser/value"), "***");
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 /* Runs after everything: the manager logged at debug level and no line holds a value. */
 static void test_no_value_in_logs(void)
 {
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
     pthread_mutex_lock(&g_log_mu);
     const char *log = g_log.data ? (const char *)g_log.data : "";
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "deployment")); /* the sink saw the manager work */
@@ -674,15 +677,15 @@ static void test_no_value_in_logs(void)
 
 static void test_stop(void)
 {
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
     mgo_log_set_sink(NULL, NULL);
     mgo_log_set_level(MGO_LOG_WARN);
     mgo_buf_cleanup(&g_log);
     mgo_mqtt_free(device);
     device = NULL;
     mgo_test_broker_cleanup(&broker);
-    mgr_test_rmdir(state_dir);
-    mgr_test_rmdir(tmp_dir);
+    mgo_test_rm_rf(state_dir);
+    mgo_test_rm_rf(tmp_dir);
     curl_global_cleanup();
 }
 

@@ -59,7 +59,7 @@ static void env_start(struct env *e, const char *what)
     g_live = e;
     e->live = true;
     CU_ASSERT_FATAL(mgo_test_broker_start(&e->broker, NULL) == 0);
-    rel_tmpdir(what, e->dir);
+    mgo_test_tmpdir(what, e->dir);
     snprintf(e->helm_log, sizeof e->helm_log, "%s/helm.log", e->dir);
     snprintf(e->releases, sizeof e->releases, "%s/releases", e->dir);
     snprintf(e->mark, sizeof e->mark, "%s/mark", e->dir);
@@ -87,12 +87,12 @@ static void env_check_history(struct env *e, const char *what)
 
 static void env_cleanup(struct env *e)
 {
-    rel_kill_children();
+    mgo_test_kill_children();
     e->live = false;
     rel_recorder_stop(&e->rec);
     mgo_test_broker_cleanup(&e->broker);
     if (getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(e->dir);
+        mgo_test_rm_rf(e->dir);
     else
         fprintf(stderr, "kept %s\n", e->dir);
 }
@@ -109,8 +109,8 @@ static void publish(const char *url, const char *topic, const void *data, size_t
     CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
     bool connected = false, acked = false;
     int token = -1;
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!acked && rel_now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!acked && mgo_test_now_ms() < deadline) {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
             continue;
@@ -119,7 +119,7 @@ static void publish(const char *url, const char *topic, const void *data, size_t
             CU_ASSERT_FATAL(mgo_mqtt_publish(m, topic, data, len, 1, true, &token) == MGO_OK);
         } else if (ev.kind == MGO_MQTT_EV_CONNECT_FAILED) {
             mgo_mqtt_event_cleanup(&ev);
-            rel_sleep_ms(200);
+            mgo_test_sleep_ms(200);
             CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
             continue;
         } else if (ev.kind == MGO_MQTT_EV_PUBLISHED && ev.token == token) {
@@ -264,7 +264,7 @@ static void test_broker_restart_mid_deployment(void)
     /* mid-deployment: the first component is being installed */
     CU_ASSERT_FATAL(rel_wait_state(&e.rec, a.id, ID_A, MGO_STATE_INSTALLING, 1, REL_WAIT_MS));
     CU_ASSERT_FATAL(mgo_test_broker_stop(&e.broker) == 0);
-    rel_sleep_ms(2500); /* the agent goes on installing and journaling, offline */
+    mgo_test_sleep_ms(2500); /* the agent goes on installing and journaling, offline */
     CU_ASSERT_FATAL(mgo_test_broker_restart(&e.broker) == 0);
 
     expect_state(&e, a.id, ID_A, MGO_STATE_INSTALLED, 1);
@@ -286,7 +286,7 @@ static void test_broker_restart_mid_deployment(void)
 
 static void kill_group(const char *mark_file)
 {
-    long pid = rel_read_long(mark_file);
+    long pid = mgo_test_read_long(mark_file);
     if (pid > 1)
         kill(-(pid_t)pid, SIGKILL); /* slow-helm leads its own process group */
 }
@@ -310,7 +310,7 @@ static void test_agent_killed_at_each_step(void)
     publish_doc(url, a.id, ID_A, "alpha", "1.0.0", &d1);
     docs[0] = &d1;
     publish_manifest(url, a.id, 1, 1, ids, docs);
-    CU_ASSERT_FATAL(rel_log_wait(a.log, "manifest 1 received", 0, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(a.log, "manifest 1 received", 0, REL_WAIT_MS));
     rel_agent_kill(&settling);
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-web", NULL), 0);
     rel_agent_start(&a);
@@ -327,10 +327,10 @@ static void test_agent_killed_at_each_step(void)
     publish_doc(url, a.id, ID_A, "alpha", "2.0.0", &d2);
     docs[0] = &d2;
     publish_manifest(url, a.id, 2, 1, ids, docs);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!rel_file_exists(start) && rel_now_ms() < deadline)
-        rel_sleep_ms(20);
-    CU_ASSERT_FATAL(rel_file_exists(start));
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!mgo_test_file_exists(start) && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(20);
+    CU_ASSERT_FATAL(mgo_test_file_exists(start));
     rel_agent_kill(&a);
     kill_group(start);
     unlink(start);
@@ -348,10 +348,10 @@ static void test_agent_killed_at_each_step(void)
     publish_doc(url, a.id, ID_A, "alpha", "3.0.0", &d3);
     docs[0] = &d3;
     publish_manifest(url, a.id, 3, 1, ids, docs);
-    deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!rel_file_exists(done) && rel_now_ms() < deadline)
-        rel_sleep_ms(20);
-    CU_ASSERT_FATAL(rel_file_exists(done));
+    deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!mgo_test_file_exists(done) && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(20);
+    CU_ASSERT_FATAL(mgo_test_file_exists(done));
     rel_agent_kill(&a);
     kill_group(done);
     unlink(start);
@@ -372,7 +372,7 @@ static void test_agent_killed_at_each_step(void)
     CU_ASSERT_FATAL(rel_wait_state(&e.rec, a.id, ID_A, MGO_STATE_INSTALLING, 4, REL_WAIT_MS));
     size_t journaled = mgo_test_count_lines(a.log, ID_A ": installed (seq");
     CU_ASSERT_FATAL(mgo_test_broker_stop(&e.broker) == 0);
-    CU_ASSERT_FATAL(rel_log_wait(a.log, ID_A ": installed (seq", journaled, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(a.log, ID_A ": installed (seq", journaled, REL_WAIT_MS));
     rel_agent_kill(&a);
     slow(&e, NULL, NULL, false);
     CU_ASSERT_FATAL(mgo_test_broker_restart(&e.broker) == 0);
@@ -431,7 +431,7 @@ static void test_offline_converges_to_final_state(void)
     rel_agent_start(&a);
     expect_state(&e, a.id, ID_C, MGO_STATE_INSTALLED, 4);
     expect_state(&e, a.id, ID_B, MGO_STATE_REMOVED, 4);
-    rel_sleep_ms(1000);
+    mgo_test_sleep_ms(1000);
     /* the final state only: gamma 3.0.0, never 1.0.0 or 2.0.0; beta uninstalled once;
      * alpha untouched */
     CU_ASSERT_EQUAL(upgrades(&e, "gamma-web", "1.0.0"), 0);
@@ -493,9 +493,9 @@ static void test_partition_longer_than_keepalive(void)
     /* partition: nothing flows, nothing is closed; the broker's keepalive (1.5 x 5 s)
      * expires and it publishes the last will */
     rel_proxy_freeze(&proxy, true);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (presence_count(&e.rec, a.id, false, true) == 0 && rel_now_ms() < deadline)
-        rel_sleep_ms(100);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (presence_count(&e.rec, a.id, false, true) == 0 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT_FATAL(presence_count(&e.rec, a.id, false, true) == 1);
     CU_ASSERT_FATAL(rel_last_presence(&e.rec, a.id, &p));
     CU_ASSERT(!p.online && p.boot == boot);
@@ -504,15 +504,15 @@ static void test_partition_longer_than_keepalive(void)
     char rel[600];
     snprintf(rel, sizeof rel, "%s/delta-web", e.releases);
     CU_ASSERT_FATAL(unlink(rel) == 0);
-    CU_ASSERT_FATAL(rel_log_wait(a.log, ID_D ": installed (seq", 1, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(a.log, ID_D ": installed (seq", 1, REL_WAIT_MS));
     CU_ASSERT_EQUAL(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED), installed_before);
 
     /* healed: online again (same boot), the journal replays, in order */
     rel_proxy_freeze(&proxy, false);
-    deadline = rel_now_ms() + REL_WAIT_MS;
+    deadline = mgo_test_now_ms() + REL_WAIT_MS;
     while (rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED) <= installed_before &&
-           rel_now_ms() < deadline)
-        rel_sleep_ms(100);
+           mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED) > installed_before);
     CU_ASSERT(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLING) >= 1);
     CU_ASSERT_FATAL(rel_last_presence(&e.rec, a.id, &p));
@@ -559,12 +559,12 @@ static void test_state_dir_full_and_read_only(void)
     const char *ids2[] = {ID_E, ID_F};
     const struct doc *docs2[] = {&d_e, &d_f};
     publish_manifest(url, a.id, 2, 2, ids2, docs2);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (rel_count_events(&e.rec, a.id, "storage-error") == 0 && rel_now_ms() < deadline)
-        rel_sleep_ms(100);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (rel_count_events(&e.rec, a.id, "storage-error") == 0 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT(rel_count_events(&e.rec, a.id, "storage-error") >= 1);
-    CU_ASSERT(rel_log_wait(a.log, "No space left on device", 0, 1000));
-    CU_ASSERT_EQUAL(rel_wait_exit(a.pid, 0), -1); /* still running */
+    CU_ASSERT(mgo_test_log_wait(a.log, "No space left on device", 0, 1000));
+    CU_ASSERT_EQUAL(mgo_test_wait_exit(a.pid, 0), -1); /* still running */
     CU_ASSERT_EQUAL(upgrades(&e, "phi-web", NULL), 0);
     struct rel_status s;
     CU_ASSERT(!rel_last(&e.rec, a.id, ID_F, &s));
@@ -587,7 +587,7 @@ static void test_state_dir_full_and_read_only(void)
     CU_ASSERT_FATAL(mgo_test_sh("mount -o remount,ro '%s'", mnt) == 0);
     size_t ro_lines = mgo_test_count_lines(a.log, "Read-only file system");
     rel_agent_start(&a);
-    int rc = rel_wait_exit(a.pid, REL_WAIT_MS);
+    int rc = mgo_test_wait_exit(a.pid, REL_WAIT_MS);
     a.pid = 0;
     CU_ASSERT(rc != 0 && rc != -1 && rc < 128); /* an exit with an error, not a crash */
     CU_ASSERT(mgo_test_count_lines(a.log, "Read-only file system") > ro_lines);
@@ -600,8 +600,8 @@ static void test_state_dir_full_and_read_only(void)
     CU_ASSERT_STRING_EQUAL(before, after);
     /* writable again: it starts, and everything it had is still there */
     rel_agent_start(&a);
-    CU_ASSERT(rel_log_wait(a.log, "2 deployments", 0, REL_WAIT_MS));
-    rel_sleep_ms(1500);
+    CU_ASSERT(mgo_test_log_wait(a.log, "2 deployments", 0, REL_WAIT_MS));
+    mgo_test_sleep_ms(1500);
     CU_ASSERT_EQUAL(upgrades(&e, "phi-web", NULL), 1);
     rel_agent_stop(&a);
     (void)mgo_test_sh("umount '%s'", mnt);

@@ -49,19 +49,19 @@ static void add_app(const char *file)
 {
     char body[1024];
     snprintf(body, sizeof body, "{\"path\": \"%s/%s\"}", MGO_REL_DATA, file);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 201);
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static size_t count_array(const char *path, const char *key)
 {
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", path, NULL, &r);
     const struct mgo_value *a = mgo_value_get(&r.json, key);
     size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
@@ -78,28 +78,28 @@ static void view(const char *id, struct dep_view *v)
     memset(v, 0, sizeof *v);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", path, NULL, &r);
     v->http = r.status;
-    snprintf(v->state, sizeof v->state, "%s", rel_jstr(&r.json, "/state"));
-    snprintf(v->desired, sizeof v->desired, "%s", rel_jstr(&r.json, "/desired"));
-    v->manifest_version = rel_ju64(&r.json, "/manifestVersion");
+    snprintf(v->state, sizeof v->state, "%s", mgo_test_jstr(&r.json, "/state"));
+    snprintf(v->desired, sizeof v->desired, "%s", mgo_test_jstr(&r.json, "/desired"));
+    v->manifest_version = mgo_test_ju64(&r.json, "/manifestVersion");
     const struct mgo_value *h = mgo_value_get(&r.json, "history");
     v->history = h && h->kind == MGO_V_ARRAY ? h->as.array.len : 0;
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 /* Waits until the API reports state for the deployment. */
 static bool api_wait_state(const char *id, const char *state, int timeout_ms)
 {
-    int64_t deadline = rel_now_ms() + timeout_ms;
+    int64_t deadline = mgo_test_now_ms() + timeout_ms;
     struct dep_view v;
     do {
         view(id, &v);
         if (strcmp(v.state, state) == 0)
             return true;
-        rel_sleep_ms(200);
-    } while (rel_now_ms() < deadline);
+        mgo_test_sleep_ms(200);
+    } while (mgo_test_now_ms() < deadline);
     fprintf(stderr, "deployment %s: API state '%s' (http %ld), wanted %s\n", id, v.state, v.http,
             state);
     return false;
@@ -134,7 +134,7 @@ static void deploy(const char *app, size_t ndev, const size_t *devs, char ids[][
         off += snprintf(body + off, sizeof body - (size_t)off, "%s\"%s\"", i ? ", " : "",
                         dev(devs[i]));
     snprintf(body + off, sizeof body - (size_t)off, "]}");
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
     if (r.status != 201)
         fprintf(stderr, "deploy %s: %ld %.*s\n", app, r.status, (int)r.body.len, r.body.data);
@@ -142,15 +142,15 @@ static void deploy(const char *app, size_t ndev, const size_t *devs, char ids[][
     for (size_t i = 0; i < ndev; i++) {
         char ptr[64];
         snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
-        const char *d = rel_jstr(&r.json, ptr);
+        const char *d = mgo_test_jstr(&r.json, ptr);
         for (size_t k = 0; k < ndev; k++) {
             if (strcmp(d, dev(devs[k])) == 0) {
                 snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
-                snprintf(ids[k], 64, "%s", rel_jstr(&r.json, ptr));
+                snprintf(ids[k], 64, "%s", mgo_test_jstr(&r.json, ptr));
             }
         }
     }
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void check_wire(const char *what)
@@ -182,11 +182,11 @@ static void cleanup_all(void)
     if (!g.live)
         return;
     g.live = false;
-    rel_kill_children();
+    mgo_test_kill_children();
     rel_recorder_stop(&g.rec);
     mgo_test_broker_cleanup(&g.broker);
     if (getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(g.dir);
+        mgo_test_rm_rf(g.dir);
     else
         fprintf(stderr, "kept %s\n", g.dir);
 }
@@ -197,7 +197,7 @@ static void test_start_fleet(void)
     atexit(cleanup_all);
     CU_ASSERT_FATAL(mgo_test_broker_start(&g.broker, NULL) == 0);
     g.live = true;
-    rel_tmpdir("mgr", g.dir);
+    mgo_test_tmpdir("mgr", g.dir);
     snprintf(g.helm_log, sizeof g.helm_log, "%s/helm.log", g.dir);
     snprintf(g.conf, sizeof g.conf, "%s/slow-helm.conf", g.dir);
     char releases[512], mdir[512];
@@ -222,9 +222,9 @@ static void test_start_fleet(void)
     add_app("rel-app1.yaml");
     add_app("rel-app2.yaml");
     add_app("rel-app3.yaml");
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (count_array("/api/v1/devices", "devices") < NDEV && rel_now_ms() < deadline)
-        rel_sleep_ms(200);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (count_array("/api/v1/devices", "devices") < NDEV && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
     CU_ASSERT_FATAL(count_array("/api/v1/devices", "devices") == NDEV);
 }
 
@@ -239,16 +239,16 @@ static void test_manager_killed_during_rollout(void)
     deploy("rel-app1", NDEV, all, rollout_ids);
     rel_manager_kill(&g.mgr); /* right after the API answered: mid-rollout */
     /* the devices finish (or, if the kill beat the publish, wait for the restart) */
-    int64_t deadline = rel_now_ms() + 20000;
+    int64_t deadline = mgo_test_now_ms() + 20000;
     size_t done = 0;
-    while (done < NDEV && rel_now_ms() < deadline) {
+    while (done < NDEV && mgo_test_now_ms() < deadline) {
         done = 0;
         for (size_t i = 0; i < NDEV; i++) {
             struct rel_status s;
             if (rel_last(&g.rec, dev(i), rollout_ids[i], &s) && s.state == MGO_STATE_INSTALLED)
                 done++;
         }
-        rel_sleep_ms(200);
+        mgo_test_sleep_ms(200);
     }
     fprintf(stderr, "rollout: %zu of %d devices installed while the manager was down\n", done,
             NDEV);
@@ -269,10 +269,10 @@ static void test_manager_killed_during_rollout(void)
     for (size_t i = 0; i < NDEV; i++) {
         char path[256];
         snprintf(path, sizeof path, "/api/v1/deployments/%s", rollout_ids[i]);
-        struct rel_reply r;
+        struct mgo_test_reply r;
         rel_api(g.mgr.api, g.mgr.token, "PATCH", path, "{\"parameters\": {\"replicas\": 2}}", &r);
         CU_ASSERT_EQUAL(r.status, 200);
-        rel_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
     }
     for (size_t i = 0; i < NDEV; i++) {
         struct dep_view v;
@@ -310,14 +310,14 @@ static void test_manager_down_longer_than_its_session(void)
     for (int waited = 0; rel_count_state(&g.rec, dev(0), id3[0], MGO_STATE_PENDING) == 0 &&
                          waited < REL_WAIT_MS;
          waited += 50)
-        rel_sleep_ms(50);
+        mgo_test_sleep_ms(50);
     CU_ASSERT(rel_count_state(&g.rec, dev(0), id3[0], MGO_STATE_PENDING) > 0);
     rel_manager_kill(&g.mgr);
     /* another update of the first rollout on the same device while the manager is away is
      * not possible (the manager is the writer), so the device just finishes its work */
     CU_ASSERT(rel_wait_state(&g.rec, dev(0), id2[0], MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
     CU_ASSERT(rel_wait_state(&g.rec, dev(0), id3[0], MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
-    rel_sleep_ms(2500); /* past the session expiry */
+    mgo_test_sleep_ms(2500); /* past the session expiry */
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
     CU_ASSERT(api_wait_state(id2[0], "installed", REL_WAIT_MS));
@@ -347,10 +347,10 @@ static void test_database_locked(void)
      * than the manager's 5 s busy timeout) */
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", rollout_ids[1]);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "PATCH", path, "{\"parameters\": {\"replicas\": 3}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     struct dep_view v;
     view(rollout_ids[1], &v);
     uint64_t version = v.manifest_version;
@@ -370,20 +370,20 @@ static void test_database_locked(void)
     fprintf(stderr, "deploy while the database is locked: %ld %.*s\n", r.status,
             (int)r.body.len, r.body.data);
     CU_ASSERT(r.status == 500 || r.status == 503);
-    rel_reply_cleanup(&r);
-    rel_sleep_ms(3000);
-    CU_ASSERT_EQUAL(rel_wait_exit(g.mgr.pid, 0), -1); /* still running */
+    mgo_test_reply_cleanup(&r);
+    mgo_test_sleep_ms(3000);
+    CU_ASSERT_EQUAL(mgo_test_wait_exit(g.mgr.pid, 0), -1); /* still running */
     CU_ASSERT_FATAL(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(h);
     /* once released: the statuses received meanwhile are all there */
     CU_ASSERT(api_wait_state(rollout_ids[1], "installed", REL_WAIT_MS));
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
     do {
         view(rollout_ids[1], &v);
         if (v.history == wire_transitions(dev(1), rollout_ids[1]))
             break;
-        rel_sleep_ms(200);
-    } while (rel_now_ms() < deadline);
+        mgo_test_sleep_ms(200);
+    } while (mgo_test_now_ms() < deadline);
     CU_ASSERT_EQUAL(v.history, wire_transitions(dev(1), rollout_ids[1]));
     /* and the refused deploy works now */
     char id[1][64];
@@ -411,7 +411,7 @@ static void test_database_corrupt(void)
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t lines = mgo_test_count_lines(g.mgr.log, "manager.db");
         rel_manager_start(&g.mgr);
-        int rc = rel_wait_exit(g.mgr.pid, REL_WAIT_MS);
+        int rc = mgo_test_wait_exit(g.mgr.pid, REL_WAIT_MS);
         g.mgr.pid = 0;
         CU_ASSERT(rc > 0 && rc < 128);
         CU_ASSERT(mgo_test_count_lines(g.mgr.log, "manager.db") > lines);
@@ -447,8 +447,8 @@ static void forge_status(const char *device, const char *dep, enum mgo_state st,
     CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
     bool acked = false;
     int token = -1;
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!acked && rel_now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!acked && mgo_test_now_ms() < deadline) {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
             continue;
