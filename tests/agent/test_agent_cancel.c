@@ -76,7 +76,7 @@ static int setup(void)
                     "echo $! > httpd.pid)",
                     dir) != 0)
         return 1;
-    h_sh_out(http_port, sizeof http_port, "cat %s/port", dir);
+    mgo_test_sh_out(http_port, sizeof http_port, "cat %s/port", dir);
     memset(&broker, 0, sizeof broker);
     return mgo_test_broker_start(&broker, NULL) == 0 ? 0 : 1;
 }
@@ -157,7 +157,7 @@ static pid_t wait_slow_pid(void)
     char p[512], text[32] = "";
     snprintf(p, sizeof p, "%s/slow.pid", dir);
     for (int i = 0; i < 300; i++) {
-        if (h_sh_out(text, sizeof text, "cat %s 2>/dev/null", p) == 0 && text[0] != '\0')
+        if (mgo_test_sh_out(text, sizeof text, "cat %s 2>/dev/null", p) == 0 && text[0] != '\0')
             return (pid_t)atol(text);
         usleep(100 * 1000);
     }

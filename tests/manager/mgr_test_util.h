@@ -1,6 +1,6 @@
 /* mgr_test_util.h - helpers of the manager tests only (header-only): the API with the
- * manager's Authorization header and its validation errors, and margoctl on a
- * pseudo-terminal. Everything else comes from the test kit (tests/support). */
+ * manager's Authorization header and its validation errors, margoctl on a pseudo-terminal,
+ * and the deployment row the unit tests store. Everything else comes from the test kit (tests/support). */
 #ifndef MGR_TEST_UTIL_H
 #define MGR_TEST_UTIL_H
 
@@ -20,9 +20,33 @@
 #include "manager_thread.h"
 #include "mgo/manager.h"
 #include "mgo/margo.h"
+#include "mgo/mgr_store.h"
 #include "mgo/mqtt.h"
 #include "mgo_test.h"
 #include "mqtt_client.h"
+
+/* A deployment row of the app hello 1.0 (compose, no parameters, desired present) as the
+ * unit tests store it; the row points at the given strings and doc. */
+static inline struct mgo_mgr_deployment_row mgr_test_dep_row(const char *id, const char *device,
+                                                             const uint8_t *doc, size_t doc_len,
+                                                             const char *digest,
+                                                             uint64_t manifest_version)
+{
+    struct mgo_mgr_deployment_row r = {
+        .id = id,
+        .device_id = device,
+        .app_id = "hello",
+        .app_version = "1.0",
+        .profile_type = "compose",
+        .parameters_json = "{}",
+        .doc = doc,
+        .doc_len = doc_len,
+        .digest = digest,
+        .desired = MGO_MGR_DESIRED_PRESENT,
+        .manifest_version = manifest_version,
+    };
+    return r;
+}
 
 /* method api_base+path with body (NULL = none) and auth as the Authorization header (NULL =
  * none); r receives the reply (status 0 when the request failed). */

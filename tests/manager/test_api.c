@@ -35,19 +35,7 @@ static void setup(struct fixture *f)
     CU_ASSERT_EQUAL_FATAL(mgo_sse__hub_new(&f->hub), MGO_OK);
     f->api = (struct mgo_api){.store = f->store, .pub = f->pub, .hub = f->hub};
     static const uint8_t doc[] = {0x80};
-    struct mgo_mgr_deployment_row r = {
-        .id = DEP,
-        .device_id = "dev1",
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{}",
-        .doc = doc,
-        .doc_len = sizeof doc,
-        .digest = DIGEST,
-        .desired = MGO_MGR_DESIRED_PRESENT,
-        .manifest_version = 1,
-    };
+    struct mgo_mgr_deployment_row r = mgr_test_dep_row(DEP, "dev1", doc, sizeof doc, DIGEST, 1);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
 }
 

@@ -43,19 +43,7 @@ static void setup(struct fixture *f)
     uint64_t v = 0;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_manifest_bump(f->store, "dev1", &v), MGO_OK);
     static const uint8_t doc[] = {0x80};
-    struct mgo_mgr_deployment_row r = {
-        .id = DEP,
-        .device_id = "dev1",
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{}",
-        .doc = doc,
-        .doc_len = sizeof doc,
-        .digest = DIGEST,
-        .desired = MGO_MGR_DESIRED_PRESENT,
-        .manifest_version = v,
-    };
+    struct mgo_mgr_deployment_row r = mgr_test_dep_row(DEP, "dev1", doc, sizeof doc, DIGEST, v);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
 }
 

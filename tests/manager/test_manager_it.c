@@ -33,7 +33,6 @@ static struct mgo_test_broker broker;
 static char state_dir[256];
 static char state_dir2[256];
 static char token_path[512];
-static char api_base[64];
 static struct mgo_test_manager mgr;
 static struct mgo_mqtt *device;  /* the scripted agent of dev1 and dev2 */
 static char deployment_id[64];
@@ -43,15 +42,12 @@ static char deployment_id[64];
 static bool start_manager(const char *dir, const char *client_id)
 {
     mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), dir, client_id, token_path, "warn");
-    if (mgo_test_manager_start(&mgr, true) != MGO_OK)
-        return false;
-    snprintf(api_base, sizeof api_base, "%s", mgr.api_base);
-    return true;
+    return mgo_test_manager_start(&mgr, true) == MGO_OK;
 }
 
 static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
 {
-    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
+    mgr_test_http(mgr.api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
 /* ---- MQTT clients -------------------------------------------------------------------------- */
@@ -112,12 +108,10 @@ static const struct msg *inbox_last(const struct inbox *in, const char *topic)
 static void publish_doc(const char *topic, bool retain, const char *fmt, ...) MGO_PRINTF(3, 4);
 static void publish_doc(const char *topic, bool retain, const char *fmt, ...)
 {
-    char text[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    CU_ASSERT_EQUAL(mgo_test_publish_vyamlf(device, topic, retain, 0, fmt, ap), MGO_OK);
     va_end(ap);
-    CU_ASSERT_EQUAL(mgo_test_publish_yaml(device, topic, retain, text, 0), MGO_OK);
     pump(device, NULL, 0);
 }
 
@@ -236,7 +230,7 @@ static pid_t ctl_spawn(const char *const *args)
     for (; args[n - 1] && n < 16; n++)
         argv[n] = (char *)args[n - 1];
     argv[n++] = (char *)"--url";
-    argv[n++] = api_base;
+    argv[n++] = mgr.api_base;
     argv[n++] = (char *)"--token-file";
     argv[n++] = token_path;
     argv[n] = NULL;
@@ -298,24 +292,24 @@ static void test_start(void)
 static void test_auth_required(void)
 {
     struct mgo_test_reply r;
-    mgr_test_http(api_base, "GET", "/api/v1/apps", NULL, NULL, &r);
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/apps", NULL, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 401);
     CU_ASSERT_STRING_EQUAL(r.content_type, "application/problem+json");
     CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/title"), "Unauthorized");
     mgo_test_reply_cleanup(&r);
-    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, "Bearer wrong-token-0123456789abcdef",
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL, "Bearer wrong-token-0123456789abcdef",
                   &r);
     CU_ASSERT_EQUAL(r.status, 401);
     mgo_test_reply_cleanup(&r);
     /* a prefix of the token */
-    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, "Bearer it-token", &r);
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL, "Bearer it-token", &r);
     CU_ASSERT_EQUAL(r.status, 401);
     mgo_test_reply_cleanup(&r);
-    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, TOKEN, &r); /* no "Bearer " */
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL, TOKEN, &r); /* no "Bearer " */
     CU_ASSERT_EQUAL(r.status, 401);
     mgo_test_reply_cleanup(&r);
     /* a refused caller cannot change anything */
-    mgr_test_http(api_base, "POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", NULL, &r);
+    mgr_test_http(mgr.api_base, "POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 401);
     mgo_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/apps", "apps"), 0);
@@ -841,7 +835,7 @@ static void test_interactive_questions(void)
 {
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     int master = -1;
-    pid_t pid = mgr_test_ctl_deploy_pty("hello-world", "dev1", api_base, token_path, &master);
+    pid_t pid = mgr_test_ctl_deploy_pty("hello-world", "dev1", mgr.api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
     /* prompts in order: greeting (keep default), port, siteId, verbose (first a wrong
      * answer, asked again), ratio (keep default) */

@@ -31,19 +31,8 @@ static void put_dep(struct fixture *f, const char *id, const char *device, const
 {
     uint64_t v = 0;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_manifest_bump(f->store, device, &v), MGO_OK);
-    struct mgo_mgr_deployment_row r = {
-        .id = id,
-        .device_id = device,
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{}",
-        .doc = doc,
-        .doc_len = doc_len,
-        .digest = DIGEST_A,
-        .desired = desired,
-        .manifest_version = v,
-    };
+    struct mgo_mgr_deployment_row r = mgr_test_dep_row(id, device, doc, doc_len, DIGEST_A, v);
+    r.desired = desired;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
 }
 

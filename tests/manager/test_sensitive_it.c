@@ -50,40 +50,22 @@ static struct mgo_test_broker broker;
 static char state_dir[256];
 static char tmp_dir[256];
 static char token_path[512];
-static char api_base[64];
 static struct mgo_test_manager mgr;
 static struct mgo_mqtt *device;
 static char dep_a[64]; /* on devA, deployed through the API */
 static char dep_b[64]; /* on devB, deployed by margoctl on a terminal */
-
-/* every log line of the manager goes here too */
-static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct mgo_buf g_log;
-
-static void log_sink(enum mgo_log_level level, const char *tag, const char *line, void *ctx)
-{
-    (void)level;
-    (void)ctx;
-    pthread_mutex_lock(&g_log_mu);
-    if (mgo_buf_printf(&g_log, "%s: %s\n", tag, line) != MGO_OK)
-        fprintf(stderr, "(log capture full)\n");
-    pthread_mutex_unlock(&g_log_mu);
-}
 
 /* ---- manager in a thread, HTTP ------------------------------------------------------- */
 
 static bool start_manager(void)
 {
     mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens", token_path, "debug");
-    if (mgo_test_manager_start(&mgr, true) != MGO_OK)
-        return false;
-    snprintf(api_base, sizeof api_base, "%s", mgr.api_base);
-    return true;
+    return mgo_test_manager_start(&mgr, true) == MGO_OK;
 }
 
 static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
 {
-    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
+    mgr_test_http(mgr.api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
 static const char *body_text(const struct mgo_test_reply *r)
@@ -124,12 +106,10 @@ static void pump(struct mgo_mqtt *m, int ms)
 static void publish_doc(const char *topic, const char *fmt, ...) MGO_PRINTF(2, 3);
 static void publish_doc(const char *topic, const char *fmt, ...)
 {
-    char text[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    CU_ASSERT_EQUAL(mgo_test_publish_vyamlf(device, topic, true, 0, fmt, ap), MGO_OK);
     va_end(ap);
-    CU_ASSERT_EQUAL(mgo_test_publish_yaml(device, topic, true, text, 0), MGO_OK);
     pump(device, 0);
 }
 
@@ -224,7 +204,7 @@ static int ctl_run(const char *const *args, char **out)
     for (size_t i = 0; args[i] && n < 18; i++)
         argv[n++] = (char *)args[i];
     argv[n++] = (char *)"--url";
-    argv[n++] = api_base;
+    argv[n++] = mgr.api_base;
     argv[n++] = (char *)"--token-file";
     argv[n++] = token_path;
     argv[n] = NULL;
@@ -267,8 +247,7 @@ static void test_start(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     atexit(cleanup_at_exit);
-    mgo_buf_init(&g_log, 16u << 20);
-    mgo_log_set_sink(log_sink, NULL);
+    mgo_test_log_capture_start(16u << 20);
     CU_ASSERT_EQUAL_FATAL(mgo_test_broker_start(&broker, NULL), 0);
     mgo_test_tmpdir("mgr", state_dir);
     mgo_test_tmpdir("mgr", tmp_dir);
@@ -411,7 +390,7 @@ static void test_event_stream_masked(void)
     mgo_buf_init(&s.text, 1u << 20);
     CURL *h = curl_easy_init();
     char url[512];
-    snprintf(url, sizeof url, "%s/api/v1/events?deployment=%s", api_base, dep_a);
+    snprintf(url, sizeof url, "%s/api/v1/events?deployment=%s", mgr.api_base, dep_a);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -502,7 +481,7 @@ static void test_mask_sent_back_refused(void)
 static void test_interactive_hidden(void)
 {
     int master = -1;
-    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
+    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", mgr.api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
     /* prompts in order: dbUser (visible; "reader"), dbPassword (hidden), pin (hidden; first
      * a wrong answer, asked again), apiKey (hidden; Enter keeps the default). Each answer
@@ -564,7 +543,7 @@ static void test_interactive_hidden(void)
 static void test_interrupt_restores_echo(void)
 {
     int master = -1;
-    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
+    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", mgr.api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
     char out[16384];
     size_t used = 0;
@@ -666,21 +645,19 @@ static void test_unknown_app_masks_everything(void)
 static void test_no_value_in_logs(void)
 {
     mgo_test_manager_stop(&mgr);
-    pthread_mutex_lock(&g_log_mu);
-    const char *log = g_log.data ? (const char *)g_log.data : "";
+    const char *log = mgo_test_log_capture_lock(NULL);
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "deployment")); /* the sink saw the manager work */
     CU_ASSERT_PTR_NOT_NULL(strstr(log, dep_a));
     CU_ASSERT_TRUE(has_no_secret(log));
     CU_ASSERT_PTR_NULL(strstr(log, CATALOG_KEY));
-    pthread_mutex_unlock(&g_log_mu);
+    mgo_test_log_capture_unlock();
 }
 
 static void test_stop(void)
 {
     mgo_test_manager_stop(&mgr);
-    mgo_log_set_sink(NULL, NULL);
+    mgo_test_log_capture_stop();
     mgo_log_set_level(MGO_LOG_WARN);
-    mgo_buf_cleanup(&g_log);
     mgo_mqtt_free(device);
     device = NULL;
     mgo_test_broker_cleanup(&broker);

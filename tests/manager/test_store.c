@@ -12,19 +12,9 @@ static struct mgo_mgr_deployment_row dep_row(const char *id, const char *device,
                                              uint64_t manifest_version)
 {
     static const uint8_t doc[] = {0x80};
-    struct mgo_mgr_deployment_row r = {
-        .id = id,
-        .device_id = device,
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{\"greeting\":\"hi\"}",
-        .doc = doc,
-        .doc_len = sizeof doc,
-        .digest = "sha256:00",
-        .desired = MGO_MGR_DESIRED_PRESENT,
-        .manifest_version = manifest_version,
-    };
+    struct mgo_mgr_deployment_row r =
+        mgr_test_dep_row(id, device, doc, sizeof doc, "sha256:00", manifest_version);
+    r.parameters_json = "{\"greeting\":\"hi\"}";
     return r;
 }
 

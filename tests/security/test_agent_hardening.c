@@ -203,7 +203,7 @@ static void test_hostile_packages_and_parameters(void)
     CU_ASSERT(strstr(final_of(&mon, ID_ABS)->error_message, "absolute path") != NULL);
     CU_ASSERT(strstr(final_of(&mon, ID_LINK)->error_message, "refused") != NULL);
     char found[256] = "x";
-    h_sh_out(found, sizeof found, "find %s -name 'evil-*' | wc -l", dir);
+    mgo_test_sh_out(found, sizeof found, "find %s -name 'evil-*' | wc -l", dir);
     CU_ASSERT_STRING_EQUAL(found, "0");
     CU_ASSERT(!file_exists("outside/evil-abs"));
     CU_ASSERT(!file_exists("outside/evil-link"));
@@ -277,7 +277,7 @@ static void test_parameter_literal_in_real_container(void)
         dir, MGO_SOURCE_DIR, dir);
     if (rc != 0) {
         char reason[256] = "";
-        h_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
+        mgo_test_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
         fprintf(stderr, "\n*** real compose check cannot run: %s ***\n", reason[0] ? reason : "setup failed");
         CU_FAIL_FATAL("podman/compose runtime unavailable here (reason printed above)");
     }

@@ -37,7 +37,7 @@ static int suite_init(void)
              "&& openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | "
              "openssl pkey -pubout -out rsa.pub && echo 'not a key' > garbage.pub",
              g_dir);
-    if (sec_run(cmd) != 0)
+    if (mgo_test_sh("%s", cmd) != 0)
         return 1;
     snprintf(g_fake_helm, sizeof g_fake_helm, "%s", mgo_test_path("tests/agent/fake-helm"));
     if (mgo_sign_key_load(sec_pki_path(g_dir, "signing.key", p), &g_sign) != MGO_OK ||
@@ -52,7 +52,7 @@ static int suite_clean(void)
     mgo_sign_key_free(g_sign);
     mgo_sign_key_free(g_other);
     mgo_sign_key_free(g_next);
-    sec_rmtree(g_dir);
+    mgo_test_rm_rf(g_dir);
     return 0;
 }
 

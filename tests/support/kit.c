@@ -149,7 +149,7 @@ int mgo_test_sh(const char *fmt, ...)
     if (ok != 0)
         return -1;
     int rc = system(cmd);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
+    return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
 }
 
 int mgo_test_sh_out(char *out, size_t out_size, const char *fmt, ...)
@@ -168,7 +168,7 @@ int mgo_test_sh_out(char *out, size_t out_size, const char *fmt, ...)
     if (fgets(out, (int)out_size, p) != NULL)
         out[strcspn(out, "\n")] = '\0';
     int rc = pclose(p);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
+    return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
 }
 
 static struct sockaddr_in loopback(int port)

@@ -7,7 +7,8 @@
  * repository and the build folder.
  *
  * The kit, one header per job, every name mgo_test_*:
- *   mgo_test.h      suites, paths, files, temporary folders, time, shell commands, ports
+ *   mgo_test.h      suites, paths, files, temporary folders, time, shell commands, ports,
+ *                   the process's log lines captured
  *   proc.h          child processes with their output in a log file; waiting for a log line
  *   http.h          one HTTP request; a reply parsed as JSON
  *   mqtt_client.h   a connected MQTT client; YAML documents published as MessagePack
@@ -56,7 +57,8 @@ int64_t mgo_test_now_ms(void);
 /* Sleeps ms milliseconds (restarts after signals). */
 void mgo_test_sleep_ms(int ms);
 
-/* Runs a shell command (test set-up only); its exit status, -1 when it could not run. */
+/* Runs a shell command (test set-up only); its exit status, -1 when it could not run or
+ * ended by a signal. */
 int mgo_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* The same, with the command's first output line (without its newline) in out. */
 int mgo_test_sh_out(char *out, size_t out_size, const char *fmt, ...)
@@ -66,5 +68,15 @@ int mgo_test_sh_out(char *out, size_t out_size, const char *fmt, ...)
 int mgo_test_free_port(void);
 /* Whether something accepts connections on 127.0.0.1:port. */
 bool mgo_test_port_open(int port);
+
+/* From now on every mgo_log line of the process ("tag: line\n", any thread) is also kept in
+ * one buffer of at most cap bytes (the log level stays as it is). */
+void mgo_test_log_capture_start(size_t cap);
+/* The text captured so far ("" when none; *len its length, len may be NULL). No line is
+ * added until mgo_test_log_capture_unlock(). */
+const char *mgo_test_log_capture_lock(size_t *len);
+void mgo_test_log_capture_unlock(void);
+/* Back to the default sink; the text is freed. */
+void mgo_test_log_capture_stop(void);
 
 #endif

@@ -1,6 +1,7 @@
 /* mqtt_client.c - see mqtt_client.h. */
 #include "mqtt_client.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -101,5 +102,27 @@ mgo_err mgo_test_publish_yaml(struct mgo_mqtt *m, const char *topic, bool retain
         err = wait_ms > 0 ? mgo_test_mqtt_publish_wait(m, topic, b.data, b.len, retain, wait_ms)
                           : mgo_mqtt_publish(m, topic, b.data, b.len, 1, retain, NULL);
     mgo_buf_cleanup(&b);
+    return err;
+}
+
+mgo_err mgo_test_publish_vyamlf(struct mgo_mqtt *m, const char *topic, bool retain, int wait_ms,
+                                const char *fmt, va_list ap)
+{
+    char text[16384];
+    int n = vsnprintf(text, sizeof text, fmt, ap);
+    if (n < 0 || (size_t)n >= sizeof text) {
+        fprintf(stderr, "test YAML longer than %zu bytes\n", sizeof text - 1);
+        return MGO_ERR_LIMIT;
+    }
+    return mgo_test_publish_yaml(m, topic, retain, text, wait_ms);
+}
+
+mgo_err mgo_test_publish_yamlf(struct mgo_mqtt *m, const char *topic, bool retain, int wait_ms,
+                               const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    mgo_err err = mgo_test_publish_vyamlf(m, topic, retain, wait_ms, fmt, ap);
+    va_end(ap);
     return err;
 }

@@ -5,6 +5,7 @@
 #ifndef MGO_TEST_MQTT_CLIENT_H
 #define MGO_TEST_MQTT_CLIENT_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -31,5 +32,11 @@ mgo_err mgo_test_yaml_msgpack(const char *text, struct mgo_buf *out);
  * for the broker's acknowledgement, else returns once it is queued. */
 mgo_err mgo_test_publish_yaml(struct mgo_mqtt *m, const char *topic, bool retain,
                               const char *text, int wait_ms);
+
+/* The same with the text made by printf from fmt (at most 16 KiB). */
+mgo_err mgo_test_publish_yamlf(struct mgo_mqtt *m, const char *topic, bool retain, int wait_ms,
+                               const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+mgo_err mgo_test_publish_vyamlf(struct mgo_mqtt *m, const char *topic, bool retain, int wait_ms,
+                                const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 #endif
