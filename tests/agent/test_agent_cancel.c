@@ -44,9 +44,7 @@ static long now_ms(void)
 
 static int setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-cancel-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return 1;
+    mgo_test_tmpdir("agent-cancel", dir);
     /* fake compose: one log line per call ("up MODE" / "down"); "up" with MODE=slow writes
      * its pid and sleeps 60 s (the test checks the process is gone after the cancel) */
     char p[512];

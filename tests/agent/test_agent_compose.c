@@ -129,8 +129,7 @@ static bool app_says(const char *want, int tries)
 
 static void test_agent_compose_real(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-compose-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-compose", dir);
     char why[256];
     if (!setup_containers(why, sizeof why)) {
         fprintf(stderr, "\n*** compose integration test cannot run: %s ***\n", why);

@@ -695,3 +695,114 @@ void rel_manager_stop(struct rel_manager *m)
         mgo_test_kill(m->pid, SIGKILL);
     m->pid = 0;
 }
+
+/* ---- publishing ------------------------------------------------------------------------ */
+
+void rel_publish(const char *url, const char *client_id, const char *topic, const void *data,
+                 size_t len)
+{
+    struct mgo_mqtt_config c = {.url = url, .client_id = client_id, .clean_start = true};
+    struct mgo_mqtt *m = NULL;
+    CU_ASSERT_FATAL(mgo_mqtt_new(&c, &m) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
+    bool connected = false, acked = false;
+    int token = -1;
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!acked && mgo_test_now_ms() < deadline) {
+        struct mgo_mqtt_event ev;
+        if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
+            continue;
+        if (ev.kind == MGO_MQTT_EV_CONNECTED) {
+            connected = true;
+            CU_ASSERT_FATAL(mgo_mqtt_publish(m, topic, data, len, 1, true, &token) == MGO_OK);
+        } else if (ev.kind == MGO_MQTT_EV_CONNECT_FAILED) {
+            mgo_mqtt_event_cleanup(&ev);
+            mgo_test_sleep_ms(200);
+            CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
+            continue;
+        } else if (ev.kind == MGO_MQTT_EV_PUBLISHED && ev.token == token) {
+            acked = true;
+        }
+        mgo_mqtt_event_cleanup(&ev);
+    }
+    CU_ASSERT_FATAL(connected && acked);
+    if (mgo_mqtt_disconnect(m, 1000) != MGO_OK)
+        fprintf(stderr, "disconnect not clean\n");
+    mgo_mqtt_free(m);
+}
+
+/* ---- the fixture of a test ------------------------------------------------------------ */
+
+static struct rel_env *live_env;
+
+void rel_env_slow(const struct rel_env *e, const char *before, const char *after, bool mark)
+{
+    FILE *f = fopen(e->conf, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n",
+            before ? before : "", after ? after : "", mark ? e->mark : "");
+    fclose(f);
+}
+
+void rel_env_start(struct rel_env *e, const char *what, const char *recorder_id)
+{
+    if (live_env != NULL && live_env->live)
+        rel_env_cleanup(live_env);
+    memset(e, 0, sizeof *e);
+    live_env = e;
+    e->live = true;
+    CU_ASSERT_FATAL(mgo_test_broker_start(&e->broker, NULL) == 0);
+    mgo_test_tmpdir(what, e->dir);
+    snprintf(e->mark, sizeof e->mark, "%s/mark", e->dir);
+    snprintf(e->conf, sizeof e->conf, "%s/slow-helm.conf", e->dir);
+    mgo_test_fake_helm_env(e->dir, "success", e->helm_log, e->releases);
+    setenv("SLOW_HELM_CONF", e->conf, 1);
+    rel_env_slow(e, NULL, NULL, false);
+    rel_recorder_start(&e->rec, mgo_test_broker_url(&e->broker), recorder_id);
+}
+
+void rel_env_check_history(struct rel_env *e, const char *what)
+{
+    struct rel_check c;
+    rel_check_history(&e->rec, NULL, &c);
+    rel_check_print(what, &c);
+    CU_ASSERT(c.transitions > 0);
+    CU_ASSERT_EQUAL(c.lost, 0);
+    CU_ASSERT_EQUAL(c.duplicates, 0);
+    CU_ASSERT_EQUAL(c.order, 0);
+    CU_ASSERT_EQUAL(c.conflicts, 0);
+    CU_ASSERT_EQUAL(c.manifest_regressions, 0);
+}
+
+void rel_env_cleanup(struct rel_env *e)
+{
+    if (!e->live)
+        return;
+    e->live = false;
+    if (live_env == e)
+        live_env = NULL;
+    mgo_test_kill_children();
+    rel_recorder_stop(&e->rec);
+    mgo_test_broker_cleanup(&e->broker);
+    if (getenv("MGO_TEST_KEEP") == NULL)
+        mgo_test_rm_rf(e->dir);
+    else
+        fprintf(stderr, "kept %s\n", e->dir);
+}
+
+void rel_env_start_fleet(struct rel_env *e, struct rel_manager *m, struct rel_agent *agents,
+                         size_t n, const char *id_prefix)
+{
+    const char *url = mgo_test_broker_url(&e->broker);
+    char mdir[512];
+    snprintf(mdir, sizeof mdir, "%s/manager", e->dir);
+    rel_manager_init(m, mdir, url);
+    rel_manager_start(m);
+    CU_ASSERT_FATAL(rel_manager_ready(m, REL_WAIT_MS));
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%zu", id_prefix, i + 1);
+        rel_agent_init(&agents[i], e->dir, id, url);
+        rel_agent_start(&agents[i]);
+    }
+}

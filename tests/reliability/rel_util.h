@@ -26,12 +26,14 @@
 #include "mgo/limits.h"
 #include "mgo/margo.h"
 #include "mgo/mqtt.h"
+#include "broker.h"
 #include "mgo/value.h"
 #include "http.h"
 #include "mgo_test.h"
 #include "proc.h"
 
 #define REL_WAIT_MS 60000
+
 
 struct rel_agent {
     char id[64];
@@ -167,5 +169,43 @@ bool rel_manager_ready(struct rel_manager *m, int timeout_ms);
 void rel_manager_kill(struct rel_manager *m);
 void rel_manager_stop(struct rel_manager *m); /* SIGTERM, expects exit 0 */
 
+
+/* ---- publishing ------------------------------------------------------------------------ */
+
+/* Publishes retained at QoS 1 on a connection of its own (client_id, clean start; connecting
+ * again while the broker refuses) and waits for the acknowledgement: independent of broker
+ * restarts between calls. Fatal assertion when that does not happen within REL_WAIT_MS. */
+void rel_publish(const char *url, const char *client_id, const char *topic, const void *data,
+                 size_t len);
+
+/* ---- the fixture of a test ------------------------------------------------------------ */
+
+/* A private broker, a temporary folder, fake-helm behind slow-helm (both configured through
+ * the environment of the children started from now on), and the recorder. */
+struct rel_env {
+    struct mgo_test_broker broker;
+    struct rel_recorder rec;
+    char dir[256];
+    char helm_log[512]; /* fake-helm's call log */
+    char releases[512]; /* fake-helm's installed releases */
+    char mark[512];     /* slow-helm's mark file, see rel_env_slow() */
+    char conf[512];     /* slow-helm's settings */
+    bool live;
+};
+/* Starts everything (fatal assertions). A fixture still live from an earlier case (a fatal
+ * assertion skipped its cleanup) is cleaned up first. */
+void rel_env_start(struct rel_env *e, const char *what, const char *recorder_id);
+/* slow-helm's settings, read by every helm call (so they change while agents run): seconds
+ * to sleep before and after installing (NULL = none), and whether to write the mark files. */
+void rel_env_slow(const struct rel_env *e, const char *before, const char *after, bool mark);
+/* Asserts the recorded history of every device is clean: transitions, none lost, duplicated,
+ * out of order or conflicting, no manifest regression (each finding printed). */
+void rel_env_check_history(struct rel_env *e, const char *what);
+/* Kills every child, stops the recorder and the broker, removes the folder (kept with
+ * MGO_TEST_KEEP set). Safe when not live. */
+void rel_env_cleanup(struct rel_env *e);
+/* A manager in e->dir/manager (ready) and n agents <id_prefix>1..n, all started. */
+void rel_env_start_fleet(struct rel_env *e, struct rel_manager *m, struct rel_agent *agents,
+                         size_t n, const char *id_prefix);
 
 #endif

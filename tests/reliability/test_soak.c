@@ -143,12 +143,8 @@ static void test_soak(void)
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     mgo_test_tmpdir("soak", dir);
     char helm_log[512], releases[512], mdir[512];
-    snprintf(helm_log, sizeof helm_log, "%s/helm.log", dir);
-    snprintf(releases, sizeof releases, "%s/releases", dir);
     snprintf(mdir, sizeof mdir, "%s/manager", dir);
-    setenv("FAKE_HELM_LOG", helm_log, 1);
-    setenv("FAKE_HELM_STATE", releases, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
+    mgo_test_fake_helm_env(dir, "success", helm_log, releases);
     setenv("SLOW_HELM_CONF", "/dev/null", 1);
     const char *url = mgo_test_broker_url(&broker);
     rel_recorder_start(&rec, url, "rel-recorder-soak");

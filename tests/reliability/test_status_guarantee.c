@@ -28,38 +28,17 @@
 #define NDEV 3
 
 struct env {
-    struct mgo_test_broker broker;
-    struct rel_recorder rec;
+    struct rel_env e;
     struct rel_manager mgr;
     struct rel_agent agents[NDEV];
-    char dir[256];
-    char conf[512];
     char ids[NDEV][64];
-    bool live;
 };
 
 static struct env g;
 
-static void slow(const char *before)
-{
-    FILE *f = fopen(g.conf, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "SLOW_HELM_BEFORE=%s\n", before ? before : "");
-    fclose(f);
-}
-
 static void cleanup_all(void)
 {
-    if (!g.live)
-        return;
-    g.live = false;
-    mgo_test_kill_children();
-    rel_recorder_stop(&g.rec);
-    mgo_test_broker_cleanup(&g.broker);
-    if (getenv("MGO_TEST_KEEP") == NULL)
-        mgo_test_rm_rf(g.dir);
-    else
-        fprintf(stderr, "kept %s\n", g.dir);
+    rel_env_cleanup(&g.e);
 }
 
 static size_t count_devices(void)
@@ -112,13 +91,13 @@ static size_t history(const char *id, struct pos *out, size_t max, bool *ordered
 static struct pos wire_max(const char *device)
 {
     struct pos m = {0, 0};
-    pthread_mutex_lock(&g.rec.mu);
-    for (size_t i = 0; i < g.rec.st_len; i++) {
-        struct pos p = {g.rec.st[i].boot, g.rec.st[i].seq};
-        if (strcmp(g.rec.st[i].device, device) == 0 && pos_cmp(&p, &m) > 0)
+    pthread_mutex_lock(&g.e.rec.mu);
+    for (size_t i = 0; i < g.e.rec.st_len; i++) {
+        struct pos p = {g.e.rec.st[i].boot, g.e.rec.st[i].seq};
+        if (strcmp(g.e.rec.st[i].device, device) == 0 && pos_cmp(&p, &m) > 0)
             m = p;
     }
-    pthread_mutex_unlock(&g.rec.mu);
+    pthread_mutex_unlock(&g.e.rec.mu);
     return m;
 }
 
@@ -189,30 +168,8 @@ static void test_start_fleet(void)
 {
     memset(&g, 0, sizeof g);
     atexit(cleanup_all);
-    CU_ASSERT_FATAL(mgo_test_broker_start(&g.broker, NULL) == 0);
-    g.live = true;
-    mgo_test_tmpdir("ack", g.dir);
-    char helm_log[512], releases[512], mdir[512];
-    snprintf(helm_log, sizeof helm_log, "%s/helm.log", g.dir);
-    snprintf(releases, sizeof releases, "%s/releases", g.dir);
-    snprintf(g.conf, sizeof g.conf, "%s/slow-helm.conf", g.dir);
-    setenv("FAKE_HELM_LOG", helm_log, 1);
-    setenv("FAKE_HELM_STATE", releases, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    setenv("SLOW_HELM_CONF", g.conf, 1);
-    slow(NULL);
-    const char *url = mgo_test_broker_url(&g.broker);
-    rel_recorder_start(&g.rec, url, "rel-recorder-ack");
-    snprintf(mdir, sizeof mdir, "%s/manager", g.dir);
-    rel_manager_init(&g.mgr, mdir, url);
-    rel_manager_start(&g.mgr);
-    CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
-    for (size_t i = 0; i < NDEV; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "dev-a%zu", i + 1);
-        rel_agent_init(&g.agents[i], g.dir, id, url);
-        rel_agent_start(&g.agents[i]);
-    }
+    rel_env_start(&g.e, "ack", "rel-recorder-ack");
+    rel_env_start_fleet(&g.e, &g.mgr, g.agents, NDEV, "dev-a");
     char body[1024];
     snprintf(body, sizeof body, "{\"path\": \"%s/rel-app1.yaml\"}", MGO_REL_DATA);
     struct mgo_test_reply r;
@@ -240,7 +197,7 @@ static void test_start_fleet(void)
     }
     mgo_test_reply_cleanup(&r);
     for (size_t i = 0; i < NDEV; i++)
-        CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED, 0,
+        CU_ASSERT_FATAL(rel_wait_state(&g.e.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED, 0,
                                        REL_WAIT_MS));
     CU_ASSERT(converged("after the deploy", REL_WAIT_MS));
 }
@@ -272,7 +229,7 @@ static void unlock_store(sqlite3 *h)
  * `installed` for the new version and the manager has logged failed stores. */
 static sqlite3 *statuses_in_the_window(int replicas)
 {
-    slow("2"); /* each chart takes 2 s: the lock is taken before the devices report */
+    rel_env_slow(&g.e, "2", NULL, false); /* each chart takes 2 s: the lock is taken before the devices report */
     uint64_t version[NDEV];
     for (size_t i = 0; i < NDEV; i++) {
         char path[256], body[128];
@@ -287,12 +244,12 @@ static sqlite3 *statuses_in_the_window(int replicas)
     size_t held_before = mgo_test_count_lines(g.mgr.log, "kept and retried");
     sqlite3 *h = lock_store();
     for (size_t i = 0; i < NDEV; i++)
-        CU_ASSERT(rel_wait_state(&g.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED,
+        CU_ASSERT(rel_wait_state(&g.e.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED,
                                  version[i], REL_WAIT_MS));
     /* the manager has them (acknowledged) and could not store them */
     CU_ASSERT(mgo_test_log_wait(g.mgr.log, "kept and retried", held_before, REL_WAIT_MS));
     mgo_test_sleep_ms(1000); /* the last statuses reach the manager's queue too */
-    slow(NULL);
+    rel_env_slow(&g.e, NULL, NULL, false);
     return h;
 }
 

@@ -132,8 +132,7 @@ static bool file_exists(const char *rel)
 
 static void test_hostile_packages_and_parameters(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-sec-hard-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("sec-hard", dir);
     setup_files();
     struct mgo_test_broker broker;
     memset(&broker, 0, sizeof broker);
@@ -142,15 +141,10 @@ static void test_hostile_packages_and_parameters(void)
     char fake_helm[512];
     snprintf(fake_helm, sizeof fake_helm, "%s", mgo_test_path("tests/agent/fake-helm"));
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
-    snprintf(helm_log, sizeof helm_log, "%s/helm.log", dir);
-    snprintf(rel, sizeof rel, "%s/releases", dir);
     snprintf(compose, sizeof compose, "%s/fake-compose", dir);
     snprintf(podman, sizeof podman, "%s/fake-podman", dir);
     snprintf(plain, sizeof plain, "127.0.0.1:%s", port);
-    setenv("FAKE_HELM_LOG", helm_log, 1);
-    setenv("FAKE_HELM_STATE", rel, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    mgo_test_fake_helm_env(dir, "success", helm_log, rel);
 
     struct h_agent agent;
     h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
@@ -260,8 +254,7 @@ static void test_hostile_packages_and_parameters(void)
 
 static void test_parameter_literal_in_real_container(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-sec-hard-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("sec-hard", dir);
     int rc = mgo_test_sh(
         "set -e; cd %s; . %s/scripts/containers-env.sh; mgo_containers_env %s; "
         "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit 1; }; "

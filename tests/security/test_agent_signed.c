@@ -200,12 +200,7 @@ static void test_agent_refuses_bad_signatures(void)
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     char state_dir[512], log[512], rel[512], key1[512], key2[512];
     snprintf(state_dir, sizeof state_dir, "%s/state", g_dir);
-    snprintf(log, sizeof log, "%s/helm.log", g_dir);
-    snprintf(rel, sizeof rel, "%s/releases", g_dir);
-    setenv("FAKE_HELM_LOG", log, 1);
-    setenv("FAKE_HELM_STATE", rel, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    mgo_test_fake_helm_env(g_dir, "success", log, rel);
     sec_pki_path(g_dir, "signing.pub", key1);
     sec_pki_path(g_dir, "rotated.pub", key2);
 

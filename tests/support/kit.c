@@ -171,6 +171,21 @@ int mgo_test_sh_out(char *out, size_t out_size, const char *fmt, ...)
     return rc == -1 || !WIFEXITED(rc) ? -1 : WEXITSTATUS(rc);
 }
 
+void mgo_test_fake_helm_env(const char *dir, const char *mode, char *log, char *releases)
+{
+    char path[512];
+    snprintf(path, sizeof path, "%s/helm.log", dir);
+    setenv("FAKE_HELM_LOG", path, 1);
+    if (log != NULL)
+        snprintf(log, 512, "%s", path);
+    snprintf(path, sizeof path, "%s/releases", dir);
+    setenv("FAKE_HELM_STATE", path, 1);
+    if (releases != NULL)
+        snprintf(releases, 512, "%s", path);
+    setenv("FAKE_HELM_MODE", mode, 1);
+    unsetenv("FAKE_HELM_MODE_UPGRADE");
+}
+
 static struct sockaddr_in loopback(int port)
 {
     struct sockaddr_in sa;

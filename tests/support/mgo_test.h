@@ -64,6 +64,12 @@ int mgo_test_sh(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 int mgo_test_sh_out(char *out, size_t out_size, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 
+/* tests/agent/fake-helm (a recorded helm CLI) for the children started from now on: its call
+ * log dir/helm.log, its releases in dir/releases, every command answering as mode says
+ * ("success", "failure", ...; no per-subcommand mode). log and releases (512 bytes each, may be
+ * NULL) receive the paths. It changes the environment: call it before starting threads. */
+void mgo_test_fake_helm_env(const char *dir, const char *mode, char *log, char *releases);
+
 /* A loopback TCP port that was free a moment ago; -1 when none could be bound. */
 int mgo_test_free_port(void);
 /* Whether something accepts connections on 127.0.0.1:port. */
