@@ -114,6 +114,18 @@ void h_publish(struct mgo_mqtt *m, const char *topic, const void *data, size_t l
     }
 }
 
+void h_publish_doc(struct mgo_mqtt *m, const char *device, const char *id, const char *yaml,
+                   char digest[MGO_DIGEST_STR_SIZE])
+{
+    struct mgo_buf bytes;
+    h_doc(yaml, &bytes, digest);
+    char t[MGO_MAX_TOPIC_LEN + 1];
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, device, id, t, sizeof t) ==
+                    MGO_OK);
+    h_publish(m, t, bytes.data, bytes.len);
+    mgo_buf_cleanup(&bytes);
+}
+
 void h_publish_manifest(struct mgo_mqtt *m, const char *device, uint64_t version, size_t n,
                         const char *const *ids, const char *const *digests)
 {

@@ -34,6 +34,10 @@ struct mgo_mqtt *h_client_persistent(const char *url, const char *client_id);
 
 /* YAML text -> canonical msgpack bytes (owned by buf) + mgo_doc_digest. */
 void h_doc(const char *yaml, struct mgo_buf *bytes, char digest[MGO_DIGEST_STR_SIZE]);
+/* h_doc(yaml) published retained on device's deployment topic for its id (h_publish);
+ * digest receives the document's digest. */
+void h_publish_doc(struct mgo_mqtt *m, const char *device, const char *id, const char *yaml,
+                   char digest[MGO_DIGEST_STR_SIZE]);
 /* Publishes retained at QoS 1 and waits for the broker's acknowledgement (at most 10 s). */
 void h_publish(struct mgo_mqtt *m, const char *topic, const void *data, size_t len);
 /* Desired-state manifest with the given version and (id, digest) pairs. */

@@ -121,13 +121,7 @@ static void publish_dep(struct mgo_mqtt *mgr, const char *dev, const char *id, c
              "  parameters:\n"
              "    mode: {value: %s, targets: [{pointer: MODE, components: [web]}]}\n",
              id, http_port, mode);
-    struct mgo_buf bytes;
-    h_doc(yaml, &bytes, digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, dev, id, t, sizeof t) ==
-                    MGO_OK);
-    h_publish(mgr, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(mgr, dev, id, yaml, digest);
 }
 
 static void start_agent(struct h_agent *a, const char *dev)

@@ -106,12 +106,7 @@ static void publish_dep(struct mgo_mqtt *mgr, const char *location_yaml, const c
              "        - pointer: %s\n"
              "          components: [web]\n",
              location_yaml, greeting, pointer);
-    struct mgo_buf bytes;
-    h_doc(yaml, &bytes, digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, DEP, t, sizeof t) == MGO_OK);
-    h_publish(mgr, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(mgr, DEV, DEP, yaml, digest);
 }
 
 static bool app_says(const char *want, int tries)

@@ -60,12 +60,7 @@ static void publish_doc(struct mgo_mqtt *m, const char *id, const char *release,
                         int replicas, struct pub_doc *out)
 {
     char yaml[2048];
-    struct mgo_buf bytes;
-    h_doc(doc_yaml(yaml, sizeof yaml, id, release, rev, replicas), &bytes, out->digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) == MGO_OK);
-    h_publish(m, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(m, DEV, id, doc_yaml(yaml, sizeof yaml, id, release, rev, replicas), out->digest);
 }
 
 static void clear_doc(struct mgo_mqtt *m, const char *id)

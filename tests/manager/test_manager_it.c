@@ -276,10 +276,7 @@ static void test_start(void)
     mgo_test_tmpdir("mgr", state_dir);
     mgo_test_tmpdir("mgr", state_dir2);
     snprintf(token_path, sizeof token_path, "%s/token", state_dir2);
-    FILE *f = fopen(token_path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token_path, TOKEN "\n"));
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     device = mqtt_connect("it-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);

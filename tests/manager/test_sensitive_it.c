@@ -252,10 +252,7 @@ static void test_start(void)
     mgo_test_tmpdir("mgr", state_dir);
     mgo_test_tmpdir("mgr", tmp_dir);
     snprintf(token_path, sizeof token_path, "%s/token", tmp_dir);
-    FILE *f = fopen(token_path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token_path, TOKEN "\n"));
     CU_ASSERT_TRUE_FATAL(start_manager());
     device = mqtt_connect("sens-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);

@@ -632,10 +632,9 @@ void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker
     (void)mkdir(dir, 0700);
     m->api_port = mgo_test_free_port();
     snprintf(m->api, sizeof m->api, "http://127.0.0.1:%d", m->api_port);
-    FILE *f = fopen(m->token_path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "%s\n", m->token);
-    fclose(f);
+    char line[96];
+    snprintf(line, sizeof line, "%s\n", m->token);
+    CU_ASSERT_FATAL(mgo_test_write_file(m->token_path, line));
 }
 
 void rel_manager_start(struct rel_manager *m)

@@ -107,12 +107,7 @@ static void publish_doc(struct mgo_mqtt *m, const char *id, const char *type,
              "  parameters:\n"
              "    greeting: {value: '%s', targets: [{pointer: GREETING, components: [web]}]}\n",
              id, type, properties, value);
-    struct mgo_buf bytes;
-    h_doc(yaml, &bytes, digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) == MGO_OK);
-    h_publish(m, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(m, DEV, id, yaml, digest);
 }
 
 static const struct h_status *final_of(const struct h_monitor *mon, const char *dep)

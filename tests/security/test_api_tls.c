@@ -30,15 +30,6 @@ static char g_dir[256];
 static char g_token[512], g_pw[512], g_ca[512], g_crt[512], g_key[512], g_skey[512];
 static char g_state[512];
 
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
-        perror(path);
-        exit(2);
-    }
-}
-
 static int suite_init(void)
 {
     sec_pki_make(g_dir, "");
@@ -49,8 +40,8 @@ static int suite_init(void)
     sec_pki_path(g_dir, "broker.crt", g_crt); /* SAN 127.0.0.1, serverAuth */
     sec_pki_path(g_dir, "broker.key", g_key);
     sec_pki_path(g_dir, "signing.key", g_skey);
-    write_file(g_token, TOKEN "\n");
-    write_file(g_pw, PASSWORD "\n");
+    if (!mgo_test_write_file(g_token, TOKEN "\n") || !mgo_test_write_file(g_pw, PASSWORD "\n"))
+        exit(2);
     mgo_log_set_level(MGO_LOG_DEBUG);
     mgo_test_log_capture_start(4u << 20);
     return 0;

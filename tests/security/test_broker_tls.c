@@ -531,10 +531,7 @@ static void test_manager_publishes_signed_documents(void)
     char state[512], token[512], ca[512], crt[512], key[512], skey[512], spub[512];
     snprintf(state, sizeof state, "%s/manager-state", g_dir);
     snprintf(token, sizeof token, "%s/api-token", g_dir);
-    FILE *f = fopen(token, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token, TOKEN "\n"));
     struct mgo_test_manager mgr;
     mgo_test_manager_init(&mgr, g_url, state, "margo-manager", token, "warn");
     mgr.cfg.ca_file = (char *)sec_pki_path(g_dir, "ca.crt", ca);

@@ -70,6 +70,17 @@ bool mgo_test_file_exists(const char *path)
     return access(path, F_OK) == 0;
 }
 
+bool mgo_test_write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    bool ok = f != NULL && fputs(text, f) >= 0;
+    if (f != NULL && fclose(f) != 0)
+        ok = false;
+    if (!ok)
+        fprintf(stderr, "cannot write %s: %s\n", path, strerror(errno));
+    return ok;
+}
+
 long mgo_test_read_long(const char *path)
 {
     FILE *f = fopen(path, "r");

@@ -40,6 +40,8 @@ char *mgo_test_read_file(const char *path, size_t *len_out);
 /* Lines of a file containing needle (0 when the file does not exist). */
 size_t mgo_test_count_lines(const char *path, const char *needle);
 bool mgo_test_file_exists(const char *path);
+/* Writes text to a new (or truncated) file; false after a message when it cannot. */
+bool mgo_test_write_file(const char *path, const char *text);
 /* First integer in a file (a pid file); 0 when absent. */
 long mgo_test_read_long(const char *path);
 

@@ -86,11 +86,8 @@ static int suite_init(void)
 {
     mgo_test_tmpdir("web-unit", state_dir);
     snprintf(token_path, sizeof token_path, "%s/token", state_dir);
-    FILE *f = fopen(token_path, "w");
-    if (!f)
+    if (!mgo_test_write_file(token_path, TOKEN "\n"))
         return -1;
-    fputs(TOKEN "\n", f);
-    fclose(f);
     /* never connected: the loop does not run */
     mgo_test_manager_init(&manager, "tcp://127.0.0.1:1", state_dir, "margo-manager-web-unit",
                           token_path, "error");
