@@ -160,8 +160,9 @@ static void test_agent_compose_real(void)
     CU_ASSERT(app_says("hello-1", 20));
     /* the OpenTelemetry variable reached the container */
     char env[256] = "";
-    mgo_test_sh_out(env, sizeof env, "podman exec %s_web_1 /bin/sh -c 'echo $HTTP_OTEL_EXPORTER_OTLP_ENDPOINT'",
-             PROJECT);
+    mgo_test_sh_out(env, sizeof env,
+                    "podman exec %s_web_1 /bin/sh -c 'echo $HTTP_OTEL_EXPORTER_OTLP_ENDPOINT'",
+                    PROJECT);
     CU_ASSERT_STRING_EQUAL(env, "http://127.0.0.1:4318");
 
     /* 2. reconfigure: only the parameter changes (plain pointer style) */
@@ -189,8 +190,8 @@ static void test_agent_compose_real(void)
     h_publish_manifest(mgr, DEV, 4, 0, NULL, NULL);
     CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_REMOVED, 180000));
     char left[256] = "x";
-    mgo_test_sh_out(left, sizeof left, "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l",
-             PROJECT);
+    mgo_test_sh_out(left, sizeof left,
+                    "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l", PROJECT);
     CU_ASSERT_STRING_EQUAL(left, "0");
     CU_ASSERT(!app_says("v2:hello-2", 1));
 
@@ -230,8 +231,8 @@ static void test_agent_compose_real(void)
     CU_ASSERT(cancelled);
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].state, MGO_STATE_REMOVED);
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].adopted, 6);
-    mgo_test_sh_out(left, sizeof left, "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l",
-             PROJECT);
+    mgo_test_sh_out(left, sizeof left,
+                    "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l", PROJECT);
     CU_ASSERT_STRING_EQUAL(left, "0");
 
     h_agent_cleanup(&agent);

@@ -1,6 +1,7 @@
 /* mgr_test_util.h - helpers of the manager tests only (header-only): the API with the
  * manager's Authorization header and its validation errors, margoctl on a pseudo-terminal,
- * and the deployment row the unit tests store. Everything else comes from the test kit (tests/support). */
+ * and the deployment row the unit tests store. Everything else comes from the test kit
+ * (tests/support). */
 #ifndef MGR_TEST_UTIL_H
 #define MGR_TEST_UTIL_H
 

@@ -294,8 +294,8 @@ static void test_auth_required(void)
     CU_ASSERT_STRING_EQUAL(r.content_type, "application/problem+json");
     CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/title"), "Unauthorized");
     mgo_test_reply_cleanup(&r);
-    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL, "Bearer wrong-token-0123456789abcdef",
-                  &r);
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL,
+                  "Bearer wrong-token-0123456789abcdef", &r);
     CU_ASSERT_EQUAL(r.status, 401);
     mgo_test_reply_cleanup(&r);
     /* a prefix of the token */

@@ -59,7 +59,8 @@ static char dep_b[64]; /* on devB, deployed by margoctl on a terminal */
 
 static bool start_manager(void)
 {
-    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens", token_path, "debug");
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens", token_path,
+                          "debug");
     return mgo_test_manager_start(&mgr, true) == MGO_OK;
 }
 

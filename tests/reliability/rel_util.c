@@ -620,6 +620,36 @@ void rel_api(const char *base, const char *token, const char *method, const char
     mgo_test_request(base, method, path, headers, body, 60000L, r);
 }
 
+void rel_deploy(const struct rel_manager *m, const char *app, const char *const *devices, size_t n,
+                char ids[][64])
+{
+    char body[1024];
+    int off = snprintf(body, sizeof body, "{\"app\": \"%s\", \"devices\": [", app);
+    for (size_t i = 0; i < n && off > 0 && (size_t)off < sizeof body; i++)
+        off +=
+            snprintf(body + off, sizeof body - (size_t)off, "%s\"%s\"", i ? ", " : "", devices[i]);
+    CU_ASSERT_FATAL(off > 0 && (size_t)off + 3 <= sizeof body);
+    snprintf(body + off, sizeof body - (size_t)off, "]}");
+    struct mgo_test_reply r;
+    rel_api(m->api, m->token, "POST", "/api/v1/deployments", body, &r);
+    if (r.status != 201)
+        fprintf(stderr, "deploy %s: %ld %.*s\n", app, r.status, (int)r.body.len,
+                r.body.data ? (const char *)r.body.data : "");
+    CU_ASSERT_FATAL(r.status == 201);
+    for (size_t i = 0; i < n; i++) {
+        char ptr[64];
+        snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
+        const char *d = mgo_test_jstr(&r.json, ptr);
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(d, devices[k]) == 0) {
+                snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
+                snprintf(ids[k], 64, "%s", mgo_test_jstr(&r.json, ptr));
+            }
+        }
+    }
+    mgo_test_reply_cleanup(&r);
+}
+
 void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker_url)
 {
     memset(m, 0, sizeof *m);
@@ -738,8 +768,8 @@ void rel_env_slow(const struct rel_env *e, const char *before, const char *after
 {
     FILE *f = fopen(e->conf, "w");
     CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n",
-            before ? before : "", after ? after : "", mark ? e->mark : "");
+    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n", before ? before : "",
+            after ? after : "", mark ? e->mark : "");
     fclose(f);
 }
 

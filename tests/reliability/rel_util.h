@@ -34,7 +34,6 @@
 
 #define REL_WAIT_MS 60000
 
-
 struct rel_agent {
     char id[64];
     char url[64];
@@ -166,9 +165,12 @@ void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker
 void rel_manager_start(struct rel_manager *m);
 /* Waits until GET /api/v1/apps answers 200. */
 bool rel_manager_ready(struct rel_manager *m, int timeout_ms);
+/* POST /api/v1/deployments of app to devices (201 or a fatal assertion); ids[k] receives the
+ * deployment id of devices[k]. */
+void rel_deploy(const struct rel_manager *m, const char *app, const char *const *devices, size_t n,
+                char ids[][64]);
 void rel_manager_kill(struct rel_manager *m);
 void rel_manager_stop(struct rel_manager *m); /* SIGTERM, expects exit 0 */
-
 
 /* ---- publishing ------------------------------------------------------------------------ */
 

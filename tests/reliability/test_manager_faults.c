@@ -115,29 +115,11 @@ static size_t wire_transitions(const char *device, const char *id)
 /* Deploys app to devices; ids receive the deployment ids in device order. */
 static void deploy(const char *app, size_t ndev, const size_t *devs, char ids[][64])
 {
-    char body[1024];
-    int off = snprintf(body, sizeof body, "{\"app\": \"%s\", \"devices\": [", app);
+    const char *devices[NDEV];
+    CU_ASSERT_FATAL(ndev <= NDEV);
     for (size_t i = 0; i < ndev; i++)
-        off += snprintf(body + off, sizeof body - (size_t)off, "%s\"%s\"", i ? ", " : "",
-                        dev(devs[i]));
-    snprintf(body + off, sizeof body - (size_t)off, "]}");
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
-    if (r.status != 201)
-        fprintf(stderr, "deploy %s: %ld %.*s\n", app, r.status, (int)r.body.len, r.body.data);
-    CU_ASSERT_FATAL(r.status == 201);
-    for (size_t i = 0; i < ndev; i++) {
-        char ptr[64];
-        snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
-        const char *d = mgo_test_jstr(&r.json, ptr);
-        for (size_t k = 0; k < ndev; k++) {
-            if (strcmp(d, dev(devs[k])) == 0) {
-                snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
-                snprintf(ids[k], 64, "%s", mgo_test_jstr(&r.json, ptr));
-            }
-        }
-    }
-    mgo_test_reply_cleanup(&r);
+        devices[i] = dev(devs[i]);
+    rel_deploy(&g.mgr, app, devices, ndev, ids);
 }
 
 static uint64_t last_desired_version(const char *device)
@@ -177,7 +159,8 @@ static char rollout_ids[NDEV][64];
 
 static void test_manager_killed_during_rollout(void)
 {
-    rel_env_slow(&g.e, "1", NULL, false); /* each chart takes a second: the devices work while the manager is away */
+    rel_env_slow(&g.e, "1", NULL,
+                 false); /* each chart takes a second: the devices work while the manager is away */
     size_t all[NDEV] = {0, 1, 2};
     deploy("rel-app1", NDEV, all, rollout_ids);
     rel_manager_kill(&g.mgr); /* right after the API answered: mid-rollout */
@@ -250,8 +233,8 @@ static void test_manager_down_longer_than_its_session(void)
     snprintf(expired_ids[1], 64, "%s", id3[0]);
     /* kill only once the device has the last manifest: a publish still queued inside the
      * killed manager's MQTT client is not the fault this case is about */
-    for (int waited = 0; rel_count_state(&g.e.rec, dev(0), id3[0], MGO_STATE_PENDING) == 0 &&
-                         waited < REL_WAIT_MS;
+    for (int waited = 0;
+         rel_count_state(&g.e.rec, dev(0), id3[0], MGO_STATE_PENDING) == 0 && waited < REL_WAIT_MS;
          waited += 50)
         mgo_test_sleep_ms(50);
     CU_ASSERT(rel_count_state(&g.e.rec, dev(0), id3[0], MGO_STATE_PENDING) > 0);
@@ -343,13 +326,14 @@ static void test_database_corrupt(void)
     rel_manager_stop(&g.mgr);
     char sd[600];
     snprintf(sd, sizeof sd, "%s/state", g.mgr.dir);
-    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p '%s/backup' && cp -p '%s'/manager.db* '%s/backup/'", g.e.dir, sd,
-                           g.e.dir) == 0);
+    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p '%s/backup' && cp -p '%s'/manager.db* '%s/backup/'",
+                                g.e.dir, sd, g.e.dir) == 0);
     /* the first 4 KiB (the header and the schema page) overwritten */
-    CU_ASSERT_FATAL(mgo_test_sh("dd if=/dev/urandom of='%s/manager.db' bs=4096 count=1 conv=notrunc "
-                           "2>/dev/null && rm -f '%s/manager.db-wal' '%s/manager.db-shm' && "
-                           "sha256sum '%s/manager.db' > '%s/corrupt.sha'",
-                           sd, sd, sd, sd, g.e.dir) == 0);
+    CU_ASSERT_FATAL(
+        mgo_test_sh("dd if=/dev/urandom of='%s/manager.db' bs=4096 count=1 conv=notrunc "
+                    "2>/dev/null && rm -f '%s/manager.db-wal' '%s/manager.db-shm' && "
+                    "sha256sum '%s/manager.db' > '%s/corrupt.sha'",
+                    sd, sd, sd, sd, g.e.dir) == 0);
     /* refused with a clear error, every time, and the file is left as it is */
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t lines = mgo_test_count_lines(g.mgr.log, "manager.db");
@@ -364,7 +348,7 @@ static void test_database_corrupt(void)
     CU_ASSERT(mgo_test_sh("cd / && sha256sum --quiet -c '%s/corrupt.sha'", g.e.dir) == 0);
     /* restored from the backup: everything is there again */
     CU_ASSERT_FATAL(mgo_test_sh("rm -f '%s'/manager.db* && cp -p '%s/backup/'manager.db* '%s/'", sd,
-                           g.e.dir, sd) == 0);
+                                g.e.dir, sd) == 0);
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
     CU_ASSERT_EQUAL(count_array("/api/v1/deployments", "deployments"), before);

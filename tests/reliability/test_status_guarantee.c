@@ -180,22 +180,10 @@ static void test_start_fleet(void)
     while (count_devices() < NDEV && mgo_test_now_ms() < deadline)
         mgo_test_sleep_ms(200);
     CU_ASSERT_FATAL(count_devices() == NDEV);
-    snprintf(body, sizeof body, "{\"app\": \"rel-app1\", \"devices\": [\"%s\", \"%s\", \"%s\"]}",
-             g.agents[0].id, g.agents[1].id, g.agents[2].id);
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
-    CU_ASSERT_FATAL(r.status == 201);
-    for (size_t i = 0; i < NDEV; i++) {
-        char ptr[64];
-        snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
-        const char *d = mgo_test_jstr(&r.json, ptr);
-        for (size_t k = 0; k < NDEV; k++) {
-            if (strcmp(d, g.agents[k].id) == 0) {
-                snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
-                snprintf(g.ids[k], sizeof g.ids[k], "%s", mgo_test_jstr(&r.json, ptr));
-            }
-        }
-    }
-    mgo_test_reply_cleanup(&r);
+    const char *devices[NDEV];
+    for (size_t i = 0; i < NDEV; i++)
+        devices[i] = g.agents[i].id;
+    rel_deploy(&g.mgr, "rel-app1", devices, NDEV, g.ids);
     for (size_t i = 0; i < NDEV; i++)
         CU_ASSERT_FATAL(rel_wait_state(&g.e.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED, 0,
                                        REL_WAIT_MS));
@@ -229,7 +217,8 @@ static void unlock_store(sqlite3 *h)
  * `installed` for the new version and the manager has logged failed stores. */
 static sqlite3 *statuses_in_the_window(int replicas)
 {
-    rel_env_slow(&g.e, "2", NULL, false); /* each chart takes 2 s: the lock is taken before the devices report */
+    rel_env_slow(&g.e, "2", NULL,
+                 false); /* each chart takes 2 s: the lock is taken before the devices report */
     uint64_t version[NDEV];
     for (size_t i = 0; i < NDEV; i++) {
         char path[256], body[128];

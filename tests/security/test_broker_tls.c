@@ -250,8 +250,8 @@ static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
 /* Pumps until pred holds (or WAIT_MS). */
 #define PUMP_UNTIL(m, in, cond)                                                                    \
     do {                                                                                           \
-        int64_t until_ = mgo_test_now_ms() + WAIT_MS;                                                       \
-        while (!(cond) && mgo_test_now_ms() < until_)                                                       \
+        int64_t until_ = mgo_test_now_ms() + WAIT_MS;                                              \
+        while (!(cond) && mgo_test_now_ms() < until_)                                              \
             pump((m), (in), 20);                                                                   \
     } while (0)
 
@@ -554,8 +554,8 @@ static void test_manager_publishes_signed_documents(void)
     mgo_arena_init(&arena, 8u << 20);
     struct mgo_problems p;
     mgo_problems_init(&p);
-    CU_ASSERT_EQUAL(
-        mgo_test_publish_yaml(a, "margo/v1/devices/dev-a/capabilities", true, caps, 0), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_test_publish_yaml(a, "margo/v1/devices/dev-a/capabilities", true, caps, 0),
+                    MGO_OK);
     PUMP_UNTIL(a, &ia, ia.published > 0);
     CU_ASSERT_EQUAL(ia.published, 1);
 

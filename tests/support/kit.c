@@ -140,7 +140,7 @@ void mgo_test_sleep_ms(int ms)
 }
 
 __attribute__((format(printf, 3, 0))) static int vformat(char *cmd, size_t size, const char *fmt,
-                                                        va_list ap)
+                                                         va_list ap)
 {
     int n = vsnprintf(cmd, size, fmt, ap);
     if (n < 0 || (size_t)n >= size) {

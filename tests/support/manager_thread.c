@@ -13,8 +13,8 @@ static void *run_manager(void *arg)
 }
 
 void mgo_test_manager_init(struct mgo_test_manager *t, const char *broker_url,
-                           const char *state_dir, const char *client_id,
-                           const char *token_file, const char *log_level)
+                           const char *state_dir, const char *client_id, const char *token_file,
+                           const char *log_level)
 {
     memset(t, 0, sizeof *t);
     struct mgo_manager_config *cfg = &t->cfg;

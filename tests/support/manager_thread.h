@@ -22,7 +22,7 @@ struct mgo_test_manager {
     struct mgo_manager_config cfg; /* the manager refers to it while it lives */
     struct mgo_manager *m;
     pthread_t thread;
-    bool running;     /* the loop runs on thread */
+    bool running;      /* the loop runs on thread */
     char api_base[64]; /* "http://127.0.0.1:PORT" once started */
 };
 
@@ -30,8 +30,8 @@ struct mgo_test_manager {
  * manager; token_file and log_level may be NULL), topic prefix margo/v1, the API on a free
  * loopback port, session expiry 600 s, keepalive 30 s. */
 void mgo_test_manager_init(struct mgo_test_manager *t, const char *broker_url,
-                           const char *state_dir, const char *client_id,
-                           const char *token_file, const char *log_level);
+                           const char *state_dir, const char *client_id, const char *token_file,
+                           const char *log_level);
 /* mgo_manager_new() with t->cfg, sets api_base, and with run starts the loop on a thread
  * (without it only the HTTP front end answers). mgo_manager_new()'s error, or MGO_ERR_INTERNAL
  * when no thread could be started. */

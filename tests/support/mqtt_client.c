@@ -14,7 +14,8 @@
 struct mgo_mqtt *mgo_test_mqtt_connect(const char *url, const char *client_id,
                                        uint32_t session_expiry_s, int wait_ms)
 {
-    struct mgo_mqtt_config c = {.url = url, .client_id = client_id,
+    struct mgo_mqtt_config c = {.url = url,
+                                .client_id = client_id,
                                 .clean_start = session_expiry_s == 0,
                                 .session_expiry_s = session_expiry_s};
     struct mgo_mqtt *m = NULL;
@@ -92,8 +93,8 @@ mgo_err mgo_test_yaml_msgpack(const char *text, struct mgo_buf *out)
     return err;
 }
 
-mgo_err mgo_test_publish_yaml(struct mgo_mqtt *m, const char *topic, bool retain,
-                              const char *text, int wait_ms)
+mgo_err mgo_test_publish_yaml(struct mgo_mqtt *m, const char *topic, bool retain, const char *text,
+                              int wait_ms)
 {
     struct mgo_buf b;
     mgo_buf_init(&b, 1u << 20); /* tests may send more than MGO_MAX_MESSAGE_BYTES */

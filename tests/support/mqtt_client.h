@@ -30,8 +30,8 @@ mgo_err mgo_test_yaml(const char *text, struct mgo_arena *arena, struct mgo_valu
 mgo_err mgo_test_yaml_msgpack(const char *text, struct mgo_buf *out);
 /* YAML (or JSON) text published as MessagePack at QoS 1; with wait_ms > 0 waits that long
  * for the broker's acknowledgement, else returns once it is queued. */
-mgo_err mgo_test_publish_yaml(struct mgo_mqtt *m, const char *topic, bool retain,
-                              const char *text, int wait_ms);
+mgo_err mgo_test_publish_yaml(struct mgo_mqtt *m, const char *topic, bool retain, const char *text,
+                              int wait_ms);
 
 /* The same with the text made by printf from fmt (at most 16 KiB). */
 mgo_err mgo_test_publish_yamlf(struct mgo_mqtt *m, const char *topic, bool retain, int wait_ms,
