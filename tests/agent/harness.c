@@ -2,6 +2,7 @@
 #include "harness.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,9 @@
 #include "mgo/log.h"
 #include "mgo/topic.h"
 #include "mgo_test.h"
+#include "mqtt_client.h"
+
+#define CONNECT_WAIT_MS 10000
 
 static void *agent_main(void *arg)
 {
@@ -64,50 +68,29 @@ void h_agent_cleanup(struct h_agent *a)
     mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->cfg);
 }
 
-static struct mgo_mqtt *client(const char *url, const char *client_id, bool persistent)
-{
-    struct mgo_mqtt_config c = {.url = url, .client_id = client_id, .clean_start = !persistent,
-                                .session_expiry_s = persistent ? 300u : 0u};
-    struct mgo_mqtt *m = NULL;
-    CU_ASSERT_FATAL(mgo_mqtt_new(&c, &m) == MGO_OK);
-    CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
-    for (int i = 0; i < 100; i++) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(m, 100, &ev) == MGO_OK) {
-            enum mgo_mqtt_event_kind k = ev.kind;
-            mgo_mqtt_event_cleanup(&ev);
-            if (k == MGO_MQTT_EV_CONNECTED)
-                return m;
-            CU_ASSERT_FATAL(k != MGO_MQTT_EV_CONNECT_FAILED);
-        }
-    }
-    CU_FAIL_FATAL("client did not connect");
-    return NULL;
-}
-
 struct mgo_mqtt *h_client(const char *url, const char *client_id)
 {
-    return client(url, client_id, false);
+    struct mgo_mqtt *m = mgo_test_mqtt_connect(url, client_id, 0, CONNECT_WAIT_MS);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    return m;
 }
 
 struct mgo_mqtt *h_client_persistent(const char *url, const char *client_id)
 {
-    return client(url, client_id, true);
+    struct mgo_mqtt *m = mgo_test_mqtt_connect(url, client_id, 300, CONNECT_WAIT_MS);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(m);
+    return m;
 }
 
 void h_doc(const char *yaml, struct mgo_buf *bytes, char digest[MGO_DIGEST_STR_SIZE])
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_value root;
+    if (mgo_test_yaml(yaml, &arena, &root) != MGO_OK)
+        CU_FAIL_FATAL("yaml");
     struct mgo_problems p;
     mgo_problems_init(&p);
-    struct mgo_value root;
-    if (mgo_value_from_yaml(yaml, strlen(yaml), &arena, &root, &p) != MGO_OK) {
-        char t[512];
-        mgo_problems_format(&p, t, sizeof t);
-        fprintf(stderr, "yaml: %s\n", t);
-        CU_FAIL_FATAL("yaml");
-    }
     struct mgo_app_deployment dep;
     if (mgo_app_deployment_from_value(&root, &arena, &dep, &p) != MGO_OK) {
         char t[512];
@@ -123,18 +106,24 @@ void h_doc(const char *yaml, struct mgo_buf *bytes, char digest[MGO_DIGEST_STR_S
 
 void h_publish(struct mgo_mqtt *m, const char *topic, const void *data, size_t len)
 {
-    int token = -1;
-    CU_ASSERT_FATAL(mgo_mqtt_publish(m, topic, data, len, 1, true, &token) == MGO_OK);
-    for (int i = 0; i < 100; i++) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(m, 100, &ev) == MGO_OK) {
-            bool done = ev.kind == MGO_MQTT_EV_PUBLISHED && ev.token == token;
-            mgo_mqtt_event_cleanup(&ev);
-            if (done)
-                return;
-        }
+    mgo_err err = mgo_test_mqtt_publish_wait(m, topic, data, len, true, CONNECT_WAIT_MS);
+    if (err == MGO_ERR_TIMEOUT) {
+        CU_FAIL("publish not acknowledged");
+    } else {
+        CU_ASSERT_FATAL(err == MGO_OK);
     }
-    CU_FAIL("publish not acknowledged");
+}
+
+void h_publish_doc(struct mgo_mqtt *m, const char *device, const char *id, const char *yaml,
+                   char digest[MGO_DIGEST_STR_SIZE])
+{
+    struct mgo_buf bytes;
+    h_doc(yaml, &bytes, digest);
+    char t[MGO_MAX_TOPIC_LEN + 1];
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, device, id, t, sizeof t) ==
+                    MGO_OK);
+    h_publish(m, t, bytes.data, bytes.len);
+    mgo_buf_cleanup(&bytes);
 }
 
 void h_publish_manifest(struct mgo_mqtt *m, const char *device, uint64_t version, size_t n,
@@ -231,12 +220,9 @@ static void take(struct h_monitor *mon, struct mgo_mqtt_event *ev)
 
 void h_monitor_pump(struct h_monitor *mon, int ms)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = mgo_test_now_ms();
     for (;;) {
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+        int64_t el = mgo_test_now_ms() - t0;
         if (el >= ms)
             return;
         struct mgo_mqtt_event ev;
@@ -250,17 +236,13 @@ void h_monitor_pump(struct h_monitor *mon, int ms)
 bool h_monitor_wait(struct h_monitor *mon, const char *dep, enum mgo_state st, int timeout_ms)
 {
     size_t start = mon->len;
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = mgo_test_now_ms();
     for (;;) {
         for (size_t i = start; i < mon->len; i++)
             if (strcmp(mon->items[i].deployment_id, dep) == 0 && mon->items[i].state == st)
                 return true;
         start = mon->len;
-        struct timespec t1;
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        long el = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
-        if (el >= timeout_ms)
+        if (mgo_test_now_ms() - t0 >= timeout_ms)
             return false;
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(mon->m, 200, &ev) == MGO_OK) {
@@ -304,21 +286,4 @@ size_t h_monitor_order_violations(const struct h_monitor *mon)
         }
     }
     return bad;
-}
-
-int h_sh_out(char *out, size_t out_size, const char *fmt, ...)
-{
-    char cmd[8192];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cmd, sizeof cmd, fmt, ap);
-    va_end(ap);
-    out[0] = '\0';
-    FILE *p = popen(cmd, "r");
-    if (p == NULL)
-        return -1;
-    if (fgets(out, (int)out_size, p) != NULL)
-        out[strcspn(out, "\n")] = '\0';
-    int rc = pclose(p);
-    return rc == -1 ? -1 : WEXITSTATUS(rc);
 }

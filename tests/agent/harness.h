@@ -34,7 +34,11 @@ struct mgo_mqtt *h_client_persistent(const char *url, const char *client_id);
 
 /* YAML text -> canonical msgpack bytes (owned by buf) + mgo_doc_digest. */
 void h_doc(const char *yaml, struct mgo_buf *bytes, char digest[MGO_DIGEST_STR_SIZE]);
-/* Publishes retained at QoS 1 and waits for the broker's acknowledgement. */
+/* h_doc(yaml) published retained on device's deployment topic for its id (h_publish);
+ * digest receives the document's digest. */
+void h_publish_doc(struct mgo_mqtt *m, const char *device, const char *id, const char *yaml,
+                   char digest[MGO_DIGEST_STR_SIZE]);
+/* Publishes retained at QoS 1 and waits for the broker's acknowledgement (at most 10 s). */
 void h_publish(struct mgo_mqtt *m, const char *topic, const void *data, size_t len);
 /* Desired-state manifest with the given version and (id, digest) pairs. */
 void h_publish_manifest(struct mgo_mqtt *m, const char *device, uint64_t version, size_t n,
@@ -70,8 +74,5 @@ void h_monitor_stop(struct h_monitor *mon);
 /* Checks that, per deployment, (boot, seq) only grow in arrival order, ignoring exact
  * re-sends; returns the number of violations. */
 size_t h_monitor_order_violations(const struct h_monitor *mon);
-
-/* Reads a command's first output line into out. */
-int h_sh_out(char *out, size_t out_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

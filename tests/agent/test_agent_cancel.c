@@ -44,9 +44,7 @@ static long now_ms(void)
 
 static int setup(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-cancel-XXXXXX");
-    if (mkdtemp(dir) == NULL)
-        return 1;
+    mgo_test_tmpdir("agent-cancel", dir);
     /* fake compose: one log line per call ("up MODE" / "down", MODE read from the .env the
      * agent writes in its working folder); "up" with MODE=slow writes its pid and sleeps
      * 60 s (the test checks the process is gone after the cancel) */
@@ -79,7 +77,7 @@ static int setup(void)
                     "echo $! > httpd.pid)",
                     dir) != 0)
         return 1;
-    h_sh_out(http_port, sizeof http_port, "cat %s/port", dir);
+    mgo_test_sh_out(http_port, sizeof http_port, "cat %s/port", dir);
     memset(&broker, 0, sizeof broker);
     return mgo_test_broker_start(&broker, NULL) == 0 ? 0 : 1;
 }
@@ -126,13 +124,7 @@ static void publish_dep(struct mgo_mqtt *mgr, const char *dev, const char *id, c
              "  parameters:\n"
              "    mode: {value: %s, targets: [{pointer: MODE, components: [web]}]}\n",
              id, http_port, mode);
-    struct mgo_buf bytes;
-    h_doc(yaml, &bytes, digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, dev, id, t, sizeof t) ==
-                    MGO_OK);
-    h_publish(mgr, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(mgr, dev, id, yaml, digest);
 }
 
 static void start_agent(struct h_agent *a, const char *dev)
@@ -160,7 +152,7 @@ static pid_t wait_slow_pid(void)
     char p[512], text[32] = "";
     snprintf(p, sizeof p, "%s/slow.pid", dir);
     for (int i = 0; i < 300; i++) {
-        if (h_sh_out(text, sizeof text, "cat %s 2>/dev/null", p) == 0 && text[0] != '\0')
+        if (mgo_test_sh_out(text, sizeof text, "cat %s 2>/dev/null", p) == 0 && text[0] != '\0')
             return (pid_t)atol(text);
         usleep(100 * 1000);
     }

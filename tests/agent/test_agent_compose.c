@@ -26,7 +26,7 @@ static char reg_port[16], http_port[16], app_port[16];
 
 static int read_var(const char *name, char *out, size_t n)
 {
-    return h_sh_out(out, n, "sed -n 's/^%s=//p' %s/ports", name, dir);
+    return mgo_test_sh_out(out, n, "sed -n 's/^%s=//p' %s/ports", name, dir);
 }
 
 /* Registry, busybox image, HTTP server for packages, OCI artifact for v2. */
@@ -53,7 +53,7 @@ static bool setup_containers(char *why, size_t why_len)
         dir, MGO_SOURCE_DIR, dir, dir, dir);
     if (rc != 0) {
         char reason[256] = "";
-        h_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
+        mgo_test_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
         snprintf(why, why_len, "%s", reason[0] ? reason : "container setup failed");
         return false;
     }
@@ -106,19 +106,14 @@ static void publish_dep(struct mgo_mqtt *mgr, const char *location_yaml, const c
              "        - pointer: %s\n"
              "          components: [web]\n",
              location_yaml, greeting, pointer);
-    struct mgo_buf bytes;
-    h_doc(yaml, &bytes, digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, DEP, t, sizeof t) == MGO_OK);
-    h_publish(mgr, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(mgr, DEV, DEP, yaml, digest);
 }
 
 static bool app_says(const char *want, int tries)
 {
     char got[256] = "";
     for (int i = 0; i < tries; i++) {
-        h_sh_out(got, sizeof got, "curl -s --max-time 2 http://127.0.0.1:%s/", app_port);
+        mgo_test_sh_out(got, sizeof got, "curl -s --max-time 2 http://127.0.0.1:%s/", app_port);
         if (strcmp(got, want) == 0)
             return true;
         usleep(500 * 1000);
@@ -129,8 +124,7 @@ static bool app_says(const char *want, int tries)
 
 static void test_agent_compose_real(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-compose-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-compose", dir);
     char why[256];
     if (!setup_containers(why, sizeof why)) {
         fprintf(stderr, "\n*** compose integration test cannot run: %s ***\n", why);
@@ -166,8 +160,9 @@ static void test_agent_compose_real(void)
     CU_ASSERT(app_says("hello-1", 20));
     /* the OpenTelemetry variable reached the container */
     char env[256] = "";
-    h_sh_out(env, sizeof env, "podman exec %s_web_1 /bin/sh -c 'echo $HTTP_OTEL_EXPORTER_OTLP_ENDPOINT'",
-             PROJECT);
+    mgo_test_sh_out(env, sizeof env,
+                    "podman exec %s_web_1 /bin/sh -c 'echo $HTTP_OTEL_EXPORTER_OTLP_ENDPOINT'",
+                    PROJECT);
     CU_ASSERT_STRING_EQUAL(env, "http://127.0.0.1:4318");
 
     /* 2. reconfigure: only the parameter changes (plain pointer style) */
@@ -195,8 +190,8 @@ static void test_agent_compose_real(void)
     h_publish_manifest(mgr, DEV, 4, 0, NULL, NULL);
     CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_REMOVED, 180000));
     char left[256] = "x";
-    h_sh_out(left, sizeof left, "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l",
-             PROJECT);
+    mgo_test_sh_out(left, sizeof left,
+                    "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l", PROJECT);
     CU_ASSERT_STRING_EQUAL(left, "0");
     CU_ASSERT(!app_says("v2:hello-2", 1));
 
@@ -236,8 +231,8 @@ static void test_agent_compose_real(void)
     CU_ASSERT(cancelled);
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].state, MGO_STATE_REMOVED);
     CU_ASSERT_EQUAL(mon.items[mon.len - 1].adopted, 6);
-    h_sh_out(left, sizeof left, "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l",
-             PROJECT);
+    mgo_test_sh_out(left, sizeof left,
+                    "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l", PROJECT);
     CU_ASSERT_STRING_EQUAL(left, "0");
 
     h_agent_cleanup(&agent);

@@ -60,12 +60,7 @@ static void publish_doc(struct mgo_mqtt *m, const char *id, const char *release,
                         int replicas, struct pub_doc *out)
 {
     char yaml[2048];
-    struct mgo_buf bytes;
-    h_doc(doc_yaml(yaml, sizeof yaml, id, release, rev, replicas), &bytes, out->digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) == MGO_OK);
-    h_publish(m, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(m, DEV, id, doc_yaml(yaml, sizeof yaml, id, release, rev, replicas), out->digest);
 }
 
 static void clear_doc(struct mgo_mqtt *m, const char *id)
@@ -89,16 +84,10 @@ static void test_agent_helm_lifecycle(void)
     memset(&broker, 0, sizeof broker);
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     char dir[256];
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-helm-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-helm", dir);
     char state_dir[512], log[512], rel[512];
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
-    snprintf(log, sizeof log, "%s/helm.log", dir);
-    snprintf(rel, sizeof rel, "%s/releases", dir);
-    setenv("FAKE_HELM_LOG", log, 1);
-    setenv("FAKE_HELM_STATE", rel, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    mgo_test_fake_helm_env(dir, "success", log, rel);
 
     struct h_agent agent;
     h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
@@ -304,8 +293,7 @@ static void test_presence_and_downtime(void)
     memset(&broker, 0, sizeof broker);
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     char dir[256], state_dir[512];
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-down-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-down", dir);
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
     struct mgo_mqtt *watch = h_client(mgo_test_broker_url(&broker), "presence-watch");
     char t[MGO_MAX_TOPIC_LEN + 1];
@@ -347,14 +335,9 @@ static void test_interrupted_deploy_resumes(void)
     memset(&broker, 0, sizeof broker);
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     char dir[256], state_dir[512], log[512], rel[512];
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-resume-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-resume", dir);
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
-    snprintf(log, sizeof log, "%s/helm.log", dir);
-    snprintf(rel, sizeof rel, "%s/releases", dir);
-    setenv("FAKE_HELM_LOG", log, 1);
-    setenv("FAKE_HELM_STATE", rel, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
+    mgo_test_fake_helm_env(dir, "success", log, rel);
     setenv("FAKE_HELM_MODE_UPGRADE", "timeout", 1);
     setenv("FAKE_HELM_SLEEP", "30", 1);
     struct h_agent agent;

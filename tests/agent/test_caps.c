@@ -35,8 +35,7 @@ static bool has_iface(const struct mgo_capabilities *c, enum mgo_interface_type 
 
 static void test_detect_fake_host(void)
 {
-    snprintf(root, sizeof root, "/tmp/mgo-agent-caps-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(root) != NULL);
+    mgo_test_tmpdir("agent-caps", root);
     touch("sys/class/net/lo/type");
     touch("sys/class/net/eth0/type");
     touch("sys/class/net/wlp2s0/wireless/x");

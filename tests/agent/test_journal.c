@@ -16,8 +16,7 @@ static char path[512];
 
 static void fresh(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-journal-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-journal", dir);
     snprintf(path, sizeof path, "%s/journal", dir);
 }
 

@@ -18,8 +18,7 @@ static char dir[256];
 
 static void fresh(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-rt-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-rt", dir);
 }
 
 static void drop(void)
@@ -264,13 +263,7 @@ static char *read_log(void)
 
 static void helm_env(const char *mode)
 {
-    char p[512];
-    snprintf(p, sizeof p, "%s/helm.log", dir);
-    setenv("FAKE_HELM_LOG", p, 1);
-    snprintf(p, sizeof p, "%s/releases", dir);
-    setenv("FAKE_HELM_STATE", p, 1);
-    setenv("FAKE_HELM_MODE", mode, 1);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    mgo_test_fake_helm_env(dir, mode, NULL, NULL);
 }
 
 static void test_helm_success_argv(void)

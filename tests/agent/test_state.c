@@ -13,8 +13,7 @@ static char dir[256];
 
 static void fresh_dir(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-agent-state-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("agent-state", dir);
 }
 
 static void drop_dir(void)

@@ -27,7 +27,7 @@ struct fixture {
 
 static void setup(struct fixture *f)
 {
-    mgr_test_tmpdir(f->dir);
+    mgo_test_tmpdir("mgr", f->dir);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
@@ -36,19 +36,7 @@ static void setup(struct fixture *f)
     CU_ASSERT_EQUAL_FATAL(mgo_sse__hub_new(&f->hub), MGO_OK);
     f->api = (struct mgo_api){.store = f->store, .pub = f->pub, .hub = f->hub};
     static const uint8_t doc[] = {0x80};
-    struct mgo_mgr_deployment_row r = {
-        .id = DEP,
-        .device_id = "dev1",
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{}",
-        .doc = doc,
-        .doc_len = sizeof doc,
-        .digest = DIGEST,
-        .desired = MGO_MGR_DESIRED_PRESENT,
-        .manifest_version = 1,
-    };
+    struct mgo_mgr_deployment_row r = mgr_test_dep_row(DEP, "dev1", doc, sizeof doc, DIGEST, 1);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
 }
 
@@ -59,7 +47,7 @@ static void teardown(struct fixture *f)
     rec_clear(&f->rec);
     free(f->pub);
     mgo_mgr_store_close(f->store);
-    mgr_test_rmdir(f->dir);
+    mgo_test_rm_rf(f->dir);
 }
 
 /* Answers GET path; *req must be cleaned up with request_cleanup. */
@@ -298,7 +286,7 @@ static void test_devices_roles_and_counters(void)
 static void test_role_names_option(void)
 {
     char dir[256], token[512];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     snprintf(token, sizeof token, "%s/token", dir);
     FILE *f = fopen(token, "w");
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);

@@ -28,7 +28,7 @@ struct fixture {
 
 static void setup(struct fixture *f)
 {
-    mgr_test_tmpdir(f->dir);
+    mgo_test_tmpdir("mgr", f->dir);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
     mgo_mgr_store_set_epoch(f->store, "0123456789abcdef"); /* as the manager does at start */
     rec_init(&f->rec, &f->outbox);
@@ -43,19 +43,7 @@ static void setup(struct fixture *f)
     uint64_t v = 0;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_manifest_bump(f->store, "dev1", &v), MGO_OK);
     static const uint8_t doc[] = {0x80};
-    struct mgo_mgr_deployment_row r = {
-        .id = DEP,
-        .device_id = "dev1",
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{}",
-        .doc = doc,
-        .doc_len = sizeof doc,
-        .digest = DIGEST,
-        .desired = MGO_MGR_DESIRED_PRESENT,
-        .manifest_version = v,
-    };
+    struct mgo_mgr_deployment_row r = mgr_test_dep_row(DEP, "dev1", doc, sizeof doc, DIGEST, v);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
 }
 
@@ -68,27 +56,20 @@ static void teardown(struct fixture *f)
     rec_clear(&f->rec);
     free(f->pub);
     mgo_mgr_store_close(f->store);
-    mgr_test_rmdir(f->dir);
+    mgo_test_rm_rf(f->dir);
 }
 
 /* Hands ingest a message as the loop does: topic and payload malloc'd, ownership moved. */
 static void deliver(struct fixture *f, const char *topic, const char *yaml)
 {
-    struct mgo_arena arena;
-    mgo_arena_init(&arena, 1u << 20);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    struct mgo_value v;
     struct mgo_buf b;
     mgo_buf_init(&b, 1u << 20);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &v, &p), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&v, &b), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_test_yaml_msgpack(yaml, &b), MGO_OK);
     uint8_t *payload = malloc(b.len);
     CU_ASSERT_PTR_NOT_NULL_FATAL(payload);
     memcpy(payload, b.data, b.len);
     mgo_ingest__message(&f->in, strdup(topic), payload, b.len);
     mgo_buf_cleanup(&b);
-    mgo_arena_cleanup(&arena);
 }
 
 static void deliver_status(struct fixture *f, const char *state, uint64_t seq)

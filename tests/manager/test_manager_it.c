@@ -33,8 +33,7 @@ static struct mgo_test_broker broker;
 static char state_dir[256];
 static char state_dir2[256];
 static char token_path[512];
-static char api_base[64];
-static struct mgr_test_manager mgr;
+static struct mgo_test_manager mgr;
 static struct mgo_mqtt *device;  /* the scripted agent of dev1 and dev2 */
 static char deployment_id[64];
 
@@ -42,13 +41,13 @@ static char deployment_id[64];
 
 static bool start_manager(const char *dir, const char *client_id)
 {
-    return mgr_test_manager_start(&mgr, mgo_test_broker_url(&broker), dir, client_id, token_path,
-                                  "warn", api_base);
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), dir, client_id, token_path, "warn");
+    return mgo_test_manager_start(&mgr, true) == MGO_OK;
 }
 
-static void api(const char *method, const char *path, const char *body, struct mgr_test_reply *r)
+static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
 {
-    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
+    mgr_test_http(mgr.api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
 /* ---- MQTT clients -------------------------------------------------------------------------- */
@@ -67,12 +66,12 @@ struct inbox {
 
 static struct mgo_mqtt *mqtt_connect(const char *client_id)
 {
-    return mgr_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, WAIT_MS);
+    return mgo_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, 0, WAIT_MS);
 }
 
 static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
 {
-    int64_t deadline = mgr_test_now_ms() + ms;
+    int64_t deadline = mgo_test_now_ms() + ms;
     do {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 20, &ev) != MGO_OK)
@@ -86,7 +85,7 @@ static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
             ev.payload = NULL;
         }
         mgo_mqtt_event_cleanup(&ev);
-    } while (mgr_test_now_ms() < deadline);
+    } while (mgo_test_now_ms() < deadline);
 }
 
 static void inbox_cleanup(struct inbox *in)
@@ -109,12 +108,10 @@ static const struct msg *inbox_last(const struct inbox *in, const char *topic)
 static void publish_doc(const char *topic, bool retain, const char *fmt, ...) MGO_PRINTF(3, 4);
 static void publish_doc(const char *topic, bool retain, const char *fmt, ...)
 {
-    char text[8192];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    CU_ASSERT_EQUAL(mgo_test_publish_vyamlf(device, topic, retain, 0, fmt, ap), MGO_OK);
     va_end(ap);
-    mgr_test_publish_yaml(device, topic, retain, text);
     pump(device, NULL, 0);
 }
 
@@ -179,18 +176,18 @@ static void publish_status(const char *dev, const char *dep, const char *state, 
 
 static size_t count_array(const char *path, const char *key)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", path, NULL, &r);
     const struct mgo_value *a = mgo_value_get(&r.json, key);
     size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
 static bool wait_count(const char *path, const char *key, size_t want)
 {
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline) {
         if (count_array(path, key) == want)
             return true;
         pump(device, NULL, 20);
@@ -202,18 +199,18 @@ static size_t history_len(const char *id)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", path, NULL, &r);
     const struct mgo_value *h = mgo_value_get(&r.json, "history");
     size_t n = h && h->kind == MGO_V_ARRAY ? h->as.array.len : 0;
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
 static bool wait_history(const char *id, size_t want)
 {
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline) {
         if (history_len(id) >= want)
             return history_len(id) == want;
         pump(device, NULL, 20);
@@ -233,7 +230,7 @@ static pid_t ctl_spawn(const char *const *args)
     for (; args[n - 1] && n < 16; n++)
         argv[n] = (char *)args[n - 1];
     argv[n++] = (char *)"--url";
-    argv[n++] = api_base;
+    argv[n++] = mgr.api_base;
     argv[n++] = (char *)"--token-file";
     argv[n++] = token_path;
     argv[n] = NULL;
@@ -251,10 +248,10 @@ static pid_t ctl_spawn(const char *const *args)
 /* Waits for the child (killing it after 60 s so a bug cannot hang the suite). */
 static int ctl_wait(pid_t pid)
 {
-    int64_t deadline = mgr_test_now_ms() + 60000;
+    int64_t deadline = mgo_test_now_ms() + 60000;
     int status = 0;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (mgr_test_now_ms() > deadline) {
+        if (mgo_test_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             return -1;
@@ -276,80 +273,77 @@ static void test_start(void)
     curl_global_init(CURL_GLOBAL_DEFAULT);
     atexit(cleanup_at_exit);
     CU_ASSERT_EQUAL_FATAL(mgo_test_broker_start(&broker, NULL), 0);
-    mgr_test_tmpdir(state_dir);
-    mgr_test_tmpdir(state_dir2);
+    mgo_test_tmpdir("mgr", state_dir);
+    mgo_test_tmpdir("mgr", state_dir2);
     snprintf(token_path, sizeof token_path, "%s/token", state_dir2);
-    FILE *f = fopen(token_path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token_path, TOKEN "\n"));
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     device = mqtt_connect("it-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/apps", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void test_auth_required(void)
 {
-    struct mgr_test_reply r;
-    mgr_test_http(api_base, "GET", "/api/v1/apps", NULL, NULL, &r);
+    struct mgo_test_reply r;
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/apps", NULL, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 401);
     CU_ASSERT_STRING_EQUAL(r.content_type, "application/problem+json");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/title"), "Unauthorized");
-    mgr_test_reply_cleanup(&r);
-    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, "Bearer wrong-token-0123456789abcdef",
-                  &r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/title"), "Unauthorized");
+    mgo_test_reply_cleanup(&r);
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL,
+                  "Bearer wrong-token-0123456789abcdef", &r);
     CU_ASSERT_EQUAL(r.status, 401);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     /* a prefix of the token */
-    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, "Bearer it-token", &r);
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL, "Bearer it-token", &r);
     CU_ASSERT_EQUAL(r.status, 401);
-    mgr_test_reply_cleanup(&r);
-    mgr_test_http(api_base, "GET", "/api/v1/devices", NULL, TOKEN, &r); /* no "Bearer " */
+    mgo_test_reply_cleanup(&r);
+    mgr_test_http(mgr.api_base, "GET", "/api/v1/devices", NULL, TOKEN, &r); /* no "Bearer " */
     CU_ASSERT_EQUAL(r.status, 401);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     /* a refused caller cannot change anything */
-    mgr_test_http(api_base, "POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", NULL, &r);
+    mgr_test_http(mgr.api_base, "POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 401);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/apps", "apps"), 0);
 }
 
 static void test_catalog(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
     char *body = mgo_test_read_file(mgo_test_path("tests/manager/data/hello-1.0.yaml"), NULL);
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 201);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/id"), "hello-world");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/id"), "hello-world");
+    mgo_test_reply_cleanup(&r);
     api("POST", "/api/v1/apps", body, &r);
     CU_ASSERT_EQUAL(r.status, 409);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     free(body);
     /* without catalog-dir the path form is refused, whatever the path names */
     api("POST", "/api/v1/apps", "{\"path\": \"/etc/passwd\"}", &r);
     CU_ASSERT_EQUAL(r.status, 403);
     CU_ASSERT_PTR_NULL(strstr((const char *)r.body.data, "passwd"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     api("POST", "/api/v1/apps", "kind: ApplicationDescription\nid: Bad_Id\n", &r);
     CU_ASSERT_EQUAL(r.status, 422);
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "id", "must match"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     /* margoctl app add of the second version (the CLI reads the file itself) */
     const char *args[] = {"app", "add", mgo_test_path("tests/manager/data/hello-2.0.yaml"), NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(args)), 0);
     CU_ASSERT_EQUAL(count_array("/api/v1/apps", "apps"), 2);
     api("GET", "/api/v1/apps/hello-world?version=1.0", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/questions/2/parameter"), "siteId");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/questions/2/schema/regexMatch"),
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/questions/2/parameter"), "siteId");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/questions/2/schema/regexMatch"),
                            "^site-[0-9]+$");
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void test_devices_and_compatibility(void)
@@ -358,29 +352,29 @@ static void test_devices_and_compatibility(void)
     publish_doc("margo/v1/devices/dev1/state", true, "{deviceId: dev1, state: online, boot: 1}");
     publish_caps("dev2", "128Mi");
     CU_ASSERT_TRUE_FATAL(wait_count("/api/v1/devices", "devices", 2));
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/devices?compatible=hello-world&version=1.0", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/devices/0/id"), "dev1");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/devices/0/id"), "dev1");
     const struct mgo_value *c0 = mgo_value_pointer(&r.json, "/devices/0/compatible");
     const struct mgo_value *c1 = mgo_value_pointer(&r.json, "/devices/1/compatible");
     CU_ASSERT_TRUE(c0 && c0->kind == MGO_V_BOOL && c0->as.b);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/devices/0/profile"), "hello-compose");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/devices/0/profile"), "hello-compose");
     CU_ASSERT_TRUE(c1 && c1->kind == MGO_V_BOOL && !c1->as.b);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/devices/1/reason"),
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/devices/1/reason"),
                            "memory: needs 256Mi, device has 128Mi");
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     /* presence is reflected (published before dev2's capabilities, so already processed) */
     api("GET", "/api/v1/devices/dev1", NULL, &r);
     const struct mgo_value *online = mgo_value_get(&r.json, "online");
     CU_ASSERT_TRUE(online && online->kind == MGO_V_BOOL && online->as.b);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/capabilities/properties/vendor"), "Acme");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/capabilities/properties/vendor"), "Acme");
+    mgo_test_reply_cleanup(&r);
 }
 
 static void test_invalid_answers_publish_nothing(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"hello-world\",\"version\":\"1.0\",\"devices\":[\"dev1\"],"
         "\"parameters\":{\"port\":80,\"siteId\":\"nope\",\"colour\":\"red\"}}",
@@ -390,7 +384,7 @@ static void test_invalid_answers_publish_nothing(void)
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.port", "at least 1024"));
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.siteId", "regexMatch"));
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.colour", "not a parameter"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     api("POST", "/api/v1/deployments",
         "{\"app\":\"hello-world\",\"devices\":[\"dev2\",\"dev9\"],"
         "\"parameters\":{\"siteId\":\"site-1\"}}",
@@ -398,13 +392,13 @@ static void test_invalid_answers_publish_nothing(void)
     CU_ASSERT_EQUAL(r.status, 422);
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "devices[0]", "not compatible: memory"));
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "devices[1]", "unknown"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     api("POST", "/api/v1/deployments", "{\"app\": 5}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     api("POST", "/api/v1/deployments", "{not json", &r);
     CU_ASSERT_EQUAL(r.status, 400);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/deployments?all=true", "deployments"), 0);
     /* nothing retained for dev1 either (a late subscriber gets nothing) */
     struct mgo_mqtt *late = mqtt_connect("it-late-0");
@@ -419,16 +413,16 @@ static void test_invalid_answers_publish_nothing(void)
 
 static void test_deploy_publishes_retained_documents(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"hello-world\",\"version\":\"1.0\",\"devices\":[\"dev1\"],"
         "\"parameters\":{\"siteId\":\"site-7\",\"greeting\":\"Hi there\"}}",
         &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
     snprintf(deployment_id, sizeof deployment_id, "%s",
-             mgr_test_jstr(&r.json, "/deployments/0/id"));
+             mgo_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(mgo_is_uuid(deployment_id));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     /* a subscriber that connects afterwards receives both retained documents */
     struct mgo_mqtt *mon = mqtt_connect("it-monitor");
@@ -437,8 +431,8 @@ static void test_deploy_publishes_retained_documents(void)
     char dep_topic[256];
     snprintf(dep_topic, sizeof dep_topic, "margo/v1/devices/dev1/deployments/%s", deployment_id);
     struct inbox in = {0};
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline &&
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline &&
            (!inbox_last(&in, dep_topic) || !inbox_last(&in, "margo/v1/devices/dev1/desired")))
         pump(mon, &in, 50);
     const struct msg *dm = inbox_last(&in, dep_topic);
@@ -494,16 +488,16 @@ static void test_status_transitions_recorded(void)
     CU_ASSERT_TRUE_FATAL(wait_history(deployment_id, 3));
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", path, NULL, &r);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/state"), "installed");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/history/0/state"), "pending");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/history/1/state"), "installing");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/history/2/state"), "installed");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/state"), "installed");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/history/0/state"), "pending");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/history/1/state"), "installing");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/history/2/state"), "installed");
+    mgo_test_reply_cleanup(&r);
     api("GET", "/api/v1/status?device=dev1", NULL, &r);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/status/0/state"), "installed");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/status/0/state"), "installed");
+    mgo_test_reply_cleanup(&r);
 }
 
 static void test_bad_input_ignored(void)
@@ -543,24 +537,24 @@ static void test_bad_input_ignored(void)
     CU_ASSERT_TRUE_FATAL(wait_history(deployment_id, 4));
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", path, NULL, &r);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/state"), "installed");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/state"), "installed");
     for (int i = 0; i < 4; i++) {
         char ptr[32];
         snprintf(ptr, sizeof ptr, "/history/%d/state", i);
-        CU_ASSERT_STRING_NOT_EQUAL(mgr_test_jstr(&r.json, ptr), "failed");
+        CU_ASSERT_STRING_NOT_EQUAL(mgo_test_jstr(&r.json, ptr), "failed");
     }
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(count_array("/api/v1/devices", "devices"), 2); /* no dev3, dev4 */
     CU_ASSERT_EQUAL(count_array("/api/v1/status", "status"), 1);
     api("GET", "/api/v1/devices/dev1", NULL, &r);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/vendor"), "Acme");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/vendor"), "Acme");
+    mgo_test_reply_cleanup(&r);
     /* the manager is still serving */
     api("GET", "/api/v1/apps", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void test_watch_exit_codes(void)
@@ -571,24 +565,24 @@ static void test_watch_exit_codes(void)
     /* reconfigure (manifest 2); the device fails it -> 1 */
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("PATCH", path, "{\"parameters\":{\"port\":9000}}", &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *mv = mgo_value_get(&r.json, "manifestVersion");
     CU_ASSERT_TRUE(mv && mv->kind == MGO_V_UINT && mv->as.u == 2);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     /* the immutable siteId cannot change */
     api("PATCH", path, "{\"parameters\":{\"siteId\":\"site-8\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.siteId", "immutable"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     pid_t watch = ctl_spawn(ok_args);
     publish_status("dev1", deployment_id, "failed", 5, 2);
     CU_ASSERT_EQUAL(ctl_wait(watch), 1);
     /* another change that the device never reports -> timeout exit 3 */
     api("PATCH", path, "{\"parameters\":{\"port\":9001}}", &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     const char *short_args[] = {"watch", deployment_id, "--timeout", "1", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(short_args)), 3);
     /* unknown deployment -> 1 */
@@ -598,23 +592,23 @@ static void test_watch_exit_codes(void)
 
 static void test_remove(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("DELETE", "/api/v1/apps/hello-world?version=1.0", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 409); /* still deployed */
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", deployment_id);
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 202);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/desired"), "removing");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/desired"), "removing");
+    mgo_test_reply_cleanup(&r);
     /* the new manifest leaves the deployment out */
     struct mgo_mqtt *mon = mqtt_connect("it-monitor-2");
     CU_ASSERT_PTR_NOT_NULL_FATAL(mon);
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/dev1/desired", 1, NULL), MGO_OK);
     struct inbox in = {0};
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline && in.len == 0)
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline && in.len == 0)
         pump(mon, &in, 50);
     CU_ASSERT_EQUAL_FATAL(in.len, 1);
     struct mgo_arena arena;
@@ -636,12 +630,12 @@ static void test_remove(void)
     publish_status("dev1", deployment_id, "removed", 7, 4);
     CU_ASSERT_EQUAL(ctl_wait(watch), 0);
     /* the manager clears the retained document once the device reported removed */
-    deadline = mgr_test_now_ms() + WAIT_MS;
+    deadline = mgo_test_now_ms() + WAIT_MS;
     bool removed = false;
-    while (mgr_test_now_ms() < deadline && !removed) {
+    while (mgo_test_now_ms() < deadline && !removed) {
         api("GET", path, NULL, &r);
-        removed = strcmp(mgr_test_jstr(&r.json, "/desired"), "removed") == 0;
-        mgr_test_reply_cleanup(&r);
+        removed = strcmp(mgo_test_jstr(&r.json, "/desired"), "removed") == 0;
+        mgo_test_reply_cleanup(&r);
         pump(device, NULL, 20);
     }
     CU_ASSERT_TRUE(removed);
@@ -655,12 +649,12 @@ static void test_remove(void)
     mgo_mqtt_free(mon);
     api("DELETE", "/api/v1/apps/hello-world?version=1.0", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 204);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void test_restart_keeps_versions_and_relearns(void)
 {
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     /* a new deploy after the restart (made with margoctl: --values file, --set typed by the
      * app's dataType) gets manifestVersion 5: versions are never reused */
@@ -680,39 +674,39 @@ static void test_restart_keeps_versions_and_relearns(void)
                           "--set", "port=9090", "--set", "siteId=site-9", "--set",
                           "verbose=true", "--no-prompt", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(args)), 0);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *mv = mgo_value_pointer(&r.json, "/deployments/0/manifestVersion");
     CU_ASSERT_TRUE(mv && mv->kind == MGO_V_UINT && mv->as.u == 5);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/deployments/0/version"), "2.0");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/deployments/0/parameters/greeting"), "Moin");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/deployments/0/version"), "2.0");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/deployments/0/parameters/greeting"), "Moin");
     const struct mgo_value *port = mgo_value_pointer(&r.json, "/deployments/0/parameters/port");
     CU_ASSERT_TRUE(port && port->kind == MGO_V_UINT && port->as.u == 9090);
     const struct mgo_value *verbose =
         mgo_value_pointer(&r.json, "/deployments/0/parameters/verbose");
     CU_ASSERT_TRUE(verbose && verbose->kind == MGO_V_BOOL && verbose->as.b);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     unlink(values);
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
     /* a manager with an empty store relearns the devices from retained messages */
     char fresh[256];
-    mgr_test_tmpdir(fresh);
+    mgo_test_tmpdir("mgr", fresh);
     CU_ASSERT_TRUE_FATAL(start_manager(fresh, "manager-it-fresh"));
     CU_ASSERT_TRUE(wait_count("/api/v1/devices", "devices", 2));
     /* presence arrives on its own topic: wait until it is reflected too */
     bool online = false;
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (!online && mgr_test_now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (!online && mgo_test_now_ms() < deadline) {
         api("GET", "/api/v1/devices/dev1", NULL, &r);
         const struct mgo_value *o = mgo_value_get(&r.json, "online");
         online = o && o->kind == MGO_V_BOOL && o->as.b;
-        mgr_test_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         pump(device, NULL, 20);
     }
     CU_ASSERT_TRUE(online);
-    mgr_test_manager_stop(&mgr);
-    mgr_test_rmdir(fresh);
+    mgo_test_manager_stop(&mgr);
+    mgo_test_rm_rf(fresh);
 }
 
 /* Collects the newest manifest version per device from retained desired-state messages. */
@@ -771,11 +765,11 @@ static void collect_manifests(struct mgo_mqtt *mon, struct seen_manifests *out, 
 static void test_broker_outage(void)
 {
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
     char id[64];
-    snprintf(id, sizeof id, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
-    mgr_test_reply_cleanup(&r);
+    snprintf(id, sizeof id, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_TRUE_FATAL(mgo_is_uuid(id));
     mgo_mqtt_free(device);
     device = NULL;
@@ -784,7 +778,7 @@ static void test_broker_outage(void)
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 202); /* stored while the broker is away */
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL_FATAL(mgo_test_broker_restart(&broker), 0);
     device = mqtt_connect("it-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
@@ -793,13 +787,13 @@ static void test_broker_outage(void)
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/dev1/desired", 1, NULL), MGO_OK);
     struct seen_manifests seen = {0};
     size_t refs = 99;
-    int64_t deadline = mgr_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
-    while (seen_version(&seen, "dev1", &refs) < 6 && mgr_test_now_ms() < deadline)
+    int64_t deadline = mgo_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
+    while (seen_version(&seen, "dev1", &refs) < 6 && mgo_test_now_ms() < deadline)
         collect_manifests(mon, &seen, 100);
     CU_ASSERT_EQUAL(seen_version(&seen, "dev1", &refs), 6);
     CU_ASSERT_EQUAL(refs, 0);
     mgo_mqtt_free(mon);
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
 }
 
 /* The broker loses everything (no persistence file): the manager's session is new when it
@@ -828,14 +822,14 @@ static void test_broker_lost_state_republished(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(mon);
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(mon, "margo/v1/devices/+/desired", 1, NULL), MGO_OK);
     struct seen_manifests after = {0};
-    int64_t deadline = mgr_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
-    while (after.len < before.len && mgr_test_now_ms() < deadline)
+    int64_t deadline = mgo_test_now_ms() + 45000; /* the manager's backoff is at most 30 s */
+    while (after.len < before.len && mgo_test_now_ms() < deadline)
         collect_manifests(mon, &after, 200);
     CU_ASSERT_EQUAL(after.len, before.len);
     for (size_t i = 0; i < before.len; i++)
         CU_ASSERT_EQUAL(seen_version(&after, before.device[i], NULL), before.version[i]);
     mgo_mqtt_free(mon);
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
 }
 
 /* margoctl deploy on a terminal asks the unanswered questions (through a pty). */
@@ -843,7 +837,7 @@ static void test_interactive_questions(void)
 {
     CU_ASSERT_TRUE_FATAL(start_manager(state_dir, "manager-it"));
     int master = -1;
-    pid_t pid = mgr_test_ctl_deploy_pty("hello-world", "dev1", api_base, token_path, &master);
+    pid_t pid = mgr_test_ctl_deploy_pty("hello-world", "dev1", mgr.api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
     /* prompts in order: greeting (keep default), port, siteId, verbose (first a wrong
      * answer, asked again), ratio (keep default) */
@@ -852,10 +846,10 @@ static void test_interactive_questions(void)
     int answered = 0;
     const char *answers[] = {"\n", "8088\n", "site-42\n", "maybe\n", "yes\n", "\n"};
     out[0] = '\0';
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     int status = 0;
     bool exited = false;
-    while (mgr_test_now_ms() < deadline && !exited) {
+    while (mgo_test_now_ms() < deadline && !exited) {
         mgr_test_pty_read(master, 50, out, sizeof out, &used);
         /* answer each prompt once it appears */
         int prompts = 0;
@@ -877,24 +871,24 @@ static void test_interactive_questions(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "regexMatch: ^site-[0-9]+$"));
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"maybe\" is not true or false"));
     CU_ASSERT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
     /* the list also holds the one still being removed (the device never confirmed) */
     const struct mgo_value *list = mgo_value_get(&r.json, "deployments");
     const struct mgo_value *made = NULL;
     for (size_t i = 0; list && list->kind == MGO_V_ARRAY && i < list->as.array.len; i++) {
-        if (strcmp(mgr_test_jstr(&list->as.array.items[i], "/desired"), "present") == 0)
+        if (strcmp(mgo_test_jstr(&list->as.array.items[i], "/desired"), "present") == 0)
             made = &list->as.array.items[i];
     }
     CU_ASSERT_PTR_NOT_NULL_FATAL(made);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(made, "/parameters/siteId"), "site-42");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(made, "/parameters/siteId"), "site-42");
     const struct mgo_value *port = mgo_value_pointer(made, "/parameters/port");
     CU_ASSERT_TRUE(port && port->kind == MGO_V_UINT && port->as.u == 8088);
     const struct mgo_value *verbose = mgo_value_pointer(made, "/parameters/verbose");
     CU_ASSERT_TRUE(verbose && verbose->kind == MGO_V_BOOL && verbose->as.b);
     char id[64];
-    snprintf(id, sizeof id, "%s", mgr_test_jstr(made, "/id"));
-    mgr_test_reply_cleanup(&r);
+    snprintf(id, sizeof id, "%s", mgo_test_jstr(made, "/id"));
+    mgo_test_reply_cleanup(&r);
 
     /* margoctl deployment update: move to another app version and change one answer; the
      * other answers (including the immutable siteId) are kept */
@@ -902,21 +896,21 @@ static void test_interactive_questions(void)
     api("POST", "/api/v1/apps", body, &r);
     free(body);
     CU_ASSERT_EQUAL(r.status, 201);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     const char *upd[] = {"deployment", "update", id, "--version", "1.0", "--set", "port=8099",
                          NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(upd)), 0);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
     api("GET", path, NULL, &r);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/version"), "1.0");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/parameters/siteId"), "site-42");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/version"), "1.0");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/parameters/siteId"), "site-42");
     port = mgo_value_pointer(&r.json, "/parameters/port");
     CU_ASSERT_TRUE(port && port->kind == MGO_V_UINT && port->as.u == 8099);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/document/spec/deploymentProfile/type"),
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/document/spec/deploymentProfile/type"),
                            "compose");
-    mgr_test_reply_cleanup(&r);
-    mgr_test_manager_stop(&mgr);
+    mgo_test_reply_cleanup(&r);
+    mgo_test_manager_stop(&mgr);
 }
 
 /* The daemon binary: a bad config line fails with file:line; SIGTERM ends it cleanly. */
@@ -924,7 +918,7 @@ static void test_daemon_binary(void)
 {
     char bin[512], conf[512], log[512], dir[256];
     snprintf(bin, sizeof bin, "%s/manager/margo-manager", MGO_BINARY_DIR);
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     snprintf(conf, sizeof conf, "%s/manager.conf", dir);
     snprintf(log, sizeof log, "%s/manager.log", dir);
     FILE *f = fopen(conf, "w");
@@ -962,8 +956,8 @@ static void test_daemon_binary(void)
         }
         /* wait until it runs (its signal handlers are installed before "running") */
         bool running = false;
-        int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-        while (!running && mgr_test_now_ms() < deadline) {
+        int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+        while (!running && mgo_test_now_ms() < deadline) {
             char *text = mgo_test_read_file(log, NULL);
             running = strstr(text, "connected to") != NULL;
             free(text);
@@ -972,10 +966,10 @@ static void test_daemon_binary(void)
         CU_ASSERT_TRUE(running);
         kill(pid, SIGTERM);
         int status = 0;
-        deadline = mgr_test_now_ms() + WAIT_MS;
-        while (waitpid(pid, &status, WNOHANG) == 0 && mgr_test_now_ms() < deadline)
+        deadline = mgo_test_now_ms() + WAIT_MS;
+        while (waitpid(pid, &status, WNOHANG) == 0 && mgo_test_now_ms() < deadline)
             pump(device, NULL, 20);
-        if (mgr_test_now_ms() >= deadline) {
+        if (mgo_test_now_ms() >= deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
         }
@@ -983,18 +977,18 @@ static void test_daemon_binary(void)
     }
     char sub[512];
     snprintf(sub, sizeof sub, "%s/state", dir);
-    mgr_test_rmdir(sub);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(sub);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_stop(void)
 {
-    mgr_test_manager_stop(&mgr);
+    mgo_test_manager_stop(&mgr);
     mgo_mqtt_free(device);
     device = NULL;
     mgo_test_broker_cleanup(&broker);
-    mgr_test_rmdir(state_dir);
-    mgr_test_rmdir(state_dir2);
+    mgo_test_rm_rf(state_dir);
+    mgo_test_rm_rf(state_dir2);
     curl_global_cleanup();
 }
 

@@ -31,25 +31,14 @@ static void put_dep(struct fixture *f, const char *id, const char *device, const
 {
     uint64_t v = 0;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_manifest_bump(f->store, device, &v), MGO_OK);
-    struct mgo_mgr_deployment_row r = {
-        .id = id,
-        .device_id = device,
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{}",
-        .doc = doc,
-        .doc_len = doc_len,
-        .digest = DIGEST_A,
-        .desired = desired,
-        .manifest_version = v,
-    };
+    struct mgo_mgr_deployment_row r = mgr_test_dep_row(id, device, doc, doc_len, DIGEST_A, v);
+    r.desired = desired;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_deployment_put(f->store, &r), MGO_OK);
 }
 
 static void setup(struct fixture *f, const struct mgo_sign_key *key)
 {
-    mgr_test_tmpdir(f->dir);
+    mgo_test_tmpdir("mgr", f->dir);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
@@ -64,7 +53,7 @@ static void teardown(struct fixture *f)
     rec_clear(&f->rec);
     free(f->pub);
     mgo_mgr_store_close(f->store);
-    mgr_test_rmdir(f->dir);
+    mgo_test_rm_rf(f->dir);
 }
 
 static void check_table(const struct rec_msg *m, enum mgo_topic_kind kind)
@@ -142,7 +131,7 @@ static void test_device_disconnected_publishes_nothing(void)
 static void test_device_signed_when_key_set(void)
 {
     char keydir[256];
-    mgr_test_tmpdir(keydir);
+    mgo_test_tmpdir("mgr", keydir);
     CU_ASSERT_EQUAL_FATAL(mgo_test_sh("cd '%s' && openssl genpkey -algorithm EC -pkeyopt "
                                       "ec_paramgen_curve:P-256 -out sign.key 2>/dev/null && "
                                       "openssl pkey -in sign.key -pubout -out sign.pub",
@@ -190,7 +179,7 @@ static void test_device_signed_when_key_set(void)
     teardown(&f);
     mgo_verify_key_free(vkey);
     mgo_sign_key_free(key);
-    mgr_test_rmdir(keydir);
+    mgo_test_rm_rf(keydir);
 }
 
 static void manifest_digest(const struct rec_msg *m, struct mgo_arena *arena,

@@ -50,40 +50,26 @@ static struct mgo_test_broker broker;
 static char state_dir[256];
 static char tmp_dir[256];
 static char token_path[512];
-static char api_base[64];
-static struct mgr_test_manager mgr;
+static struct mgo_test_manager mgr;
 static struct mgo_mqtt *device;
 static char dep_a[64]; /* on devA, deployed through the API */
 static char dep_b[64]; /* on devB, deployed by margoctl on a terminal */
-
-/* every log line of the manager goes here too */
-static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct mgo_buf g_log;
-
-static void log_sink(enum mgo_log_level level, const char *tag, const char *line, void *ctx)
-{
-    (void)level;
-    (void)ctx;
-    pthread_mutex_lock(&g_log_mu);
-    if (mgo_buf_printf(&g_log, "%s: %s\n", tag, line) != MGO_OK)
-        fprintf(stderr, "(log capture full)\n");
-    pthread_mutex_unlock(&g_log_mu);
-}
 
 /* ---- manager in a thread, HTTP ------------------------------------------------------- */
 
 static bool start_manager(void)
 {
-    return mgr_test_manager_start(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens",
-                                  token_path, "debug", api_base);
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-sens", token_path,
+                          "debug");
+    return mgo_test_manager_start(&mgr, true) == MGO_OK;
 }
 
-static void api(const char *method, const char *path, const char *body, struct mgr_test_reply *r)
+static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
 {
-    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
+    mgr_test_http(mgr.api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
-static const char *body_text(const struct mgr_test_reply *r)
+static const char *body_text(const struct mgo_test_reply *r)
 {
     return r->body.data ? (const char *)r->body.data : "";
 }
@@ -105,28 +91,26 @@ static bool has_no_secret(const char *text)
 
 static struct mgo_mqtt *mqtt_connect(const char *client_id)
 {
-    return mgr_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, WAIT_MS);
+    return mgo_test_mqtt_connect(mgo_test_broker_url(&broker), client_id, 0, WAIT_MS);
 }
 
 static void pump(struct mgo_mqtt *m, int ms)
 {
-    int64_t deadline = mgr_test_now_ms() + ms;
+    int64_t deadline = mgo_test_now_ms() + ms;
     do {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 20, &ev) == MGO_OK)
             mgo_mqtt_event_cleanup(&ev);
-    } while (mgr_test_now_ms() < deadline);
+    } while (mgo_test_now_ms() < deadline);
 }
 
 static void publish_doc(const char *topic, const char *fmt, ...) MGO_PRINTF(2, 3);
 static void publish_doc(const char *topic, const char *fmt, ...)
 {
-    char text[4096];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(text, sizeof text, fmt, ap);
+    CU_ASSERT_EQUAL(mgo_test_publish_vyamlf(device, topic, true, 0, fmt, ap), MGO_OK);
     va_end(ap);
-    mgr_test_publish_yaml(device, topic, true, text);
     pump(device, 0);
 }
 
@@ -169,8 +153,8 @@ static bool device_param(const char *dev, const char *dep, const char *name, cha
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/deployments/%s", dev, dep);
     bool got = false;
     if (mgo_mqtt_subscribe(sub, topic, 1, NULL) == MGO_OK) {
-        int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-        while (!got && mgr_test_now_ms() < deadline) {
+        int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+        while (!got && mgo_test_now_ms() < deadline) {
             struct mgo_mqtt_event ev;
             if (mgo_mqtt_next(sub, 50, &ev) != MGO_OK)
                 continue;
@@ -221,7 +205,7 @@ static int ctl_run(const char *const *args, char **out)
     for (size_t i = 0; args[i] && n < 18; i++)
         argv[n++] = (char *)args[i];
     argv[n++] = (char *)"--url";
-    argv[n++] = api_base;
+    argv[n++] = mgr.api_base;
     argv[n++] = (char *)"--token-file";
     argv[n++] = token_path;
     argv[n] = NULL;
@@ -237,10 +221,10 @@ static int ctl_run(const char *const *args, char **out)
         execv(bin, argv);
         _exit(127);
     }
-    int64_t deadline = mgr_test_now_ms() + 60000;
+    int64_t deadline = mgo_test_now_ms() + 60000;
     int status = 0;
     while (waitpid(pid, &status, WNOHANG) == 0) {
-        if (mgr_test_now_ms() > deadline) {
+        if (mgo_test_now_ms() > deadline) {
             kill(pid, SIGKILL);
             waitpid(pid, &status, 0);
             status = -1;
@@ -264,35 +248,31 @@ static void test_start(void)
 {
     curl_global_init(CURL_GLOBAL_DEFAULT);
     atexit(cleanup_at_exit);
-    mgo_buf_init(&g_log, 16u << 20);
-    mgo_log_set_sink(log_sink, NULL);
+    mgo_test_log_capture_start(16u << 20);
     CU_ASSERT_EQUAL_FATAL(mgo_test_broker_start(&broker, NULL), 0);
-    mgr_test_tmpdir(state_dir);
-    mgr_test_tmpdir(tmp_dir);
+    mgo_test_tmpdir("mgr", state_dir);
+    mgo_test_tmpdir("mgr", tmp_dir);
     snprintf(token_path, sizeof token_path, "%s/token", tmp_dir);
-    FILE *f = fopen(token_path, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token_path, TOKEN "\n"));
     CU_ASSERT_TRUE_FATAL(start_manager());
     device = mqtt_connect("sens-device");
     CU_ASSERT_PTR_NOT_NULL_FATAL(device);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
     char *body = mgo_test_read_file(mgo_test_path("tests/manager/data/secret-1.0.yaml"), NULL);
     api("POST", "/api/v1/apps", body, &r);
     free(body);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     publish_caps("devA");
     publish_caps("devB");
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     size_t n = 0;
-    while (n < 2 && mgr_test_now_ms() < deadline) {
+    while (n < 2 && mgo_test_now_ms() < deadline) {
         api("GET", "/api/v1/devices", NULL, &r);
         const struct mgo_value *d = mgo_value_get(&r.json, "devices");
         n = d && d->kind == MGO_V_ARRAY ? d->as.array.len : 0;
-        mgr_test_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         pump(device, 20);
     }
     CU_ASSERT_EQUAL_FATAL(n, 2);
@@ -301,7 +281,7 @@ static void test_start(void)
 /* The questions say which settings are sensitive (clients hide what is typed). */
 static void test_questions_flag_sensitive(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/apps/secret-app", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 200);
     const struct mgo_value *qs = mgo_value_get(&r.json, "questions");
@@ -309,49 +289,49 @@ static void test_questions_flag_sensitive(void)
     for (size_t i = 0; i < qs->as.array.len; i++) {
         const struct mgo_value *q = &qs->as.array.items[i];
         const struct mgo_value *s = mgo_value_get(q, "sensitive");
-        bool want = strcmp(mgr_test_jstr(q, "/parameter"), "dbUser") != 0;
+        bool want = strcmp(mgo_test_jstr(q, "/parameter"), "dbUser") != 0;
         CU_ASSERT_TRUE(s && s->kind == MGO_V_BOOL && s->as.b == want);
     }
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static void assert_masked_deployment(const struct mgo_value *d, bool with_document)
 {
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/dbPassword"), "***");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/pin"), "***");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/apiKey"), "***");
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/parameters/dbUser"), "reader"); /* not sensitive */
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/dbPassword"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/pin"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/apiKey"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/parameters/dbUser"), "reader"); /* not sensitive */
     if (with_document) {
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/dbPassword/value"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/document/spec/parameters/dbPassword/value"),
                                "***");
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/pin/value"), "***");
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(d, "/document/spec/parameters/dbUser/value"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/document/spec/parameters/pin/value"), "***");
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(d, "/document/spec/parameters/dbUser/value"),
                                "reader");
         /* the rest of the document is intact */
         CU_ASSERT_STRING_EQUAL(
-            mgr_test_jstr(d, "/document/spec/parameters/dbPassword/targets/0/pointer"),
+            mgo_test_jstr(d, "/document/spec/parameters/dbPassword/targets/0/pointer"),
             "DB_PASSWORD");
     }
 }
 
 static void test_api_masks_every_reply(void)
 {
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("POST", "/api/v1/deployments",
         "{\"app\":\"secret-app\",\"devices\":[\"devA\"],\"parameters\":{\"dbUser\":\"reader\","
         "\"dbPassword\":\"" SECRET1 "\",\"pin\":" PIN1 "}}",
         &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    snprintf(dep_a, sizeof dep_a, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
+    snprintf(dep_a, sizeof dep_a, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(mgo_value_pointer(&r.json, "/deployments/0"), false);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     api("GET", "/api/v1/deployments", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(mgo_value_pointer(&r.json, "/deployments/0"), false);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
@@ -359,7 +339,7 @@ static void test_api_masks_every_reply(void)
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
     assert_masked_deployment(&r.json, true);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 
     /* the device gets the real values */
     char v[128];
@@ -372,14 +352,14 @@ static void test_api_masks_every_reply(void)
 
     /* status list and the event stream (snapshot) */
     publish_status("devA", dep_a, "installed", 1, 1);
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     bool seen = false;
-    while (!seen && mgr_test_now_ms() < deadline) {
+    while (!seen && mgo_test_now_ms() < deadline) {
         api("GET", "/api/v1/status", NULL, &r);
-        seen = strcmp(mgr_test_jstr(&r.json, "/status/0/state"), "installed") == 0;
+        seen = strcmp(mgo_test_jstr(&r.json, "/status/0/state"), "installed") == 0;
         if (seen)
             CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-        mgr_test_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         pump(device, 20);
     }
     CU_ASSERT_TRUE(seen);
@@ -408,7 +388,7 @@ static void test_event_stream_masked(void)
     mgo_buf_init(&s.text, 1u << 20);
     CURL *h = curl_easy_init();
     char url[512];
-    snprintf(url, sizeof url, "%s/api/v1/events?deployment=%s", api_base, dep_a);
+    snprintf(url, sizeof url, "%s/api/v1/events?deployment=%s", mgr.api_base, dep_a);
     struct curl_slist *hdrs = curl_slist_append(NULL, "Authorization: Bearer " TOKEN);
     curl_easy_setopt(h, CURLOPT_URL, url);
     curl_easy_setopt(h, CURLOPT_HTTPHEADER, hdrs);
@@ -475,31 +455,31 @@ static void test_mask_sent_back_refused(void)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"reader\",\"dbPassword\":\"***\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 422);
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "parameters.dbPassword", "masks"));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char v[128];
     CU_ASSERT_TRUE(device_param("devA", dep_a, "dbPassword", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, SECRET2); /* unchanged */
     /* for a parameter that is not sensitive "***" is an ordinary value */
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"***\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/parameters/dbUser"), "***");
-    mgr_test_reply_cleanup(&r);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/parameters/dbUser"), "***");
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_TRUE(device_param("devA", dep_a, "dbUser", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, "***");
     api("PATCH", path, "{\"parameters\":{\"dbUser\":\"reader\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 /* margoctl deploy on a terminal: sensitive answers are not echoed, no default is shown. */
 static void test_interactive_hidden(void)
 {
     int master = -1;
-    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
+    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", mgr.api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
     /* prompts in order: dbUser (visible; "reader"), dbPassword (hidden), pin (hidden; first
      * a wrong answer, asked again), apiKey (hidden; Enter keeps the default). Each answer
@@ -509,11 +489,11 @@ static void test_interactive_hidden(void)
     int answered = 0;
     const char *answers[] = {"reader\n", SECRET3 "\n", BADPIN "\n", PIN1 "\n", "\n"};
     const int n_answers = 5;
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     int status = 0;
     bool exited = false;
     out[0] = '\0';
-    while (mgr_test_now_ms() < deadline && !exited) {
+    while (mgo_test_now_ms() < deadline && !exited) {
         mgr_test_pty_read(master, 50, out, sizeof out, &used);
         int prompts = 0;
         for (const char *q = out; (q = strstr(q, "value [")) != NULL; q++)
@@ -543,11 +523,11 @@ static void test_interactive_hidden(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "reader"));
     CU_ASSERT_PTR_NULL(strstr(out, CATALOG_KEY)); /* no default printed */
     CU_ASSERT_TRUE(has_no_secret(out));           /* nothing typed was echoed, nor printed */
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("GET", "/api/v1/deployments?device=devB", NULL, &r);
-    snprintf(dep_b, sizeof dep_b, "%s", mgr_test_jstr(&r.json, "/deployments/0/id"));
+    snprintf(dep_b, sizeof dep_b, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char v[128];
     CU_ASSERT_TRUE_FATAL(device_param("devB", dep_b, "dbPassword", v, sizeof v));
     CU_ASSERT_STRING_EQUAL(v, SECRET3);
@@ -575,15 +555,15 @@ static void test_interrupt_restores_echo(void)
     return;
 #endif
     int master = -1;
-    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", api_base, token_path, &master);
+    pid_t pid = mgr_test_ctl_deploy_pty("secret-app", "devB", mgr.api_base, token_path, &master);
     CU_ASSERT_TRUE_FATAL(pid >= 0);
     char out[16384];
     size_t used = 0;
     out[0] = '\0';
     bool user_sent = false, intr_sent = false, echo_was_off = false, exited = false;
     int status = 0;
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline && !exited) {
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline && !exited) {
         mgr_test_pty_read(master, 50, out, sizeof out, &used);
         if (!user_sent && strstr(out, "value [")) {
             ssize_t w = write(master, "reader\n", 7);
@@ -614,12 +594,12 @@ static bool wait_desired(const char *id, const char *want)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    int64_t deadline = mgr_test_now_ms() + WAIT_MS;
-    while (mgr_test_now_ms() < deadline) {
-        struct mgr_test_reply r;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_now_ms() < deadline) {
+        struct mgo_test_reply r;
         api("GET", path, NULL, &r);
-        bool ok = strcmp(mgr_test_jstr(&r.json, "/desired"), want) == 0;
-        mgr_test_reply_cleanup(&r);
+        bool ok = strcmp(mgo_test_jstr(&r.json, "/desired"), want) == 0;
+        mgo_test_reply_cleanup(&r);
         if (ok)
             return true;
         pump(device, 20);
@@ -631,13 +611,13 @@ static void remove_one(const char *dev, const char *id)
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("DELETE", path, NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 202);
     const struct mgo_value *mv = mgo_value_get(&r.json, "manifestVersion");
     uint64_t version = mv && mv->kind == MGO_V_UINT ? mv->as.u : 0;
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     publish_status(dev, id, "removed", 100, version);
     CU_ASSERT_TRUE(wait_desired(id, "removed"));
 }
@@ -648,55 +628,53 @@ static void test_unknown_app_masks_everything(void)
 {
     remove_one("devA", dep_a);
     remove_one("devB", dep_b);
-    struct mgr_test_reply r;
+    struct mgo_test_reply r;
     api("DELETE", "/api/v1/apps/secret-app", NULL, &r);
     CU_ASSERT_EQUAL_FATAL(r.status, 204);
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     api("GET", "/api/v1/deployments?all=true", NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
     const struct mgo_value *list = mgo_value_get(&r.json, "deployments");
     CU_ASSERT_TRUE_FATAL(list && list->kind == MGO_V_ARRAY && list->as.array.len == 2);
     for (size_t i = 0; i < list->as.array.len; i++) {
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&list->as.array.items[i], "/parameters/dbUser"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&list->as.array.items[i], "/parameters/dbUser"),
                                "***");
-        CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&list->as.array.items[i], "/parameters/dbPassword"),
+        CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&list->as.array.items[i], "/parameters/dbPassword"),
                                "***");
     }
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", dep_a);
     api("GET", path, NULL, &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    CU_ASSERT_STRING_EQUAL(mgr_test_jstr(&r.json, "/document/spec/parameters/dbUser/value"), "***");
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/document/spec/parameters/dbUser/value"), "***");
     CU_ASSERT_TRUE(has_no_secret(body_text(&r)));
-    mgr_test_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 /* Runs after everything: the manager logged at debug level and no line holds a value. */
 static void test_no_value_in_logs(void)
 {
-    mgr_test_manager_stop(&mgr);
-    pthread_mutex_lock(&g_log_mu);
-    const char *log = g_log.data ? (const char *)g_log.data : "";
+    mgo_test_manager_stop(&mgr);
+    const char *log = mgo_test_log_capture_lock(NULL);
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "deployment")); /* the sink saw the manager work */
     CU_ASSERT_PTR_NOT_NULL(strstr(log, dep_a));
     CU_ASSERT_TRUE(has_no_secret(log));
     CU_ASSERT_PTR_NULL(strstr(log, CATALOG_KEY));
-    pthread_mutex_unlock(&g_log_mu);
+    mgo_test_log_capture_unlock();
 }
 
 static void test_stop(void)
 {
-    mgr_test_manager_stop(&mgr);
-    mgo_log_set_sink(NULL, NULL);
+    mgo_test_manager_stop(&mgr);
+    mgo_test_log_capture_stop();
     mgo_log_set_level(MGO_LOG_WARN);
-    mgo_buf_cleanup(&g_log);
     mgo_mqtt_free(device);
     device = NULL;
     mgo_test_broker_cleanup(&broker);
-    mgr_test_rmdir(state_dir);
-    mgr_test_rmdir(tmp_dir);
+    mgo_test_rm_rf(state_dir);
+    mgo_test_rm_rf(tmp_dir);
     curl_global_cleanup();
 }
 

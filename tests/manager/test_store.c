@@ -12,19 +12,9 @@ static struct mgo_mgr_deployment_row dep_row(const char *id, const char *device,
                                              uint64_t manifest_version)
 {
     static const uint8_t doc[] = {0x80};
-    struct mgo_mgr_deployment_row r = {
-        .id = id,
-        .device_id = device,
-        .app_id = "hello",
-        .app_version = "1.0",
-        .profile_type = "compose",
-        .parameters_json = "{\"greeting\":\"hi\"}",
-        .doc = doc,
-        .doc_len = sizeof doc,
-        .digest = "sha256:00",
-        .desired = MGO_MGR_DESIRED_PRESENT,
-        .manifest_version = manifest_version,
-    };
+    struct mgo_mgr_deployment_row r =
+        mgr_test_dep_row(id, device, doc, sizeof doc, "sha256:00", manifest_version);
+    r.parameters_json = "{\"greeting\":\"hi\"}";
     return r;
 }
 
@@ -61,7 +51,7 @@ static int count_deployments(struct mgo_mgr_store *s, const char *device)
 static void test_open_empty_reaches_newest_schema(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
@@ -76,13 +66,13 @@ static void test_open_empty_reaches_newest_schema(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev1", &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 1);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_migrate_from_v1_keeps_data(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(dir, 1, &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 1);
@@ -111,13 +101,13 @@ static void test_migrate_from_v1_keeps_data(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &st, NULL), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_status_get(s, "dep-1", NULL, NULL), MGO_OK);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_refuses_newer_schema(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     mgo_mgr_store_close(s);
@@ -132,13 +122,13 @@ static void test_refuses_newer_schema(void)
     s = NULL;
     CU_ASSERT_EQUAL(mgo_mgr_store_open(dir, &s), MGO_ERR_INVALID);
     CU_ASSERT_PTR_NULL(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_manifest_version_monotonic_across_restart(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     uint64_t last = 0;
     for (int restart = 0; restart < 3; restart++) {
@@ -180,13 +170,13 @@ static void test_manifest_version_monotonic_across_restart(void)
                     MGO_OK);
     CU_ASSERT_EQUAL(all, 2);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_transaction_atomicity(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     /* a deploy to two devices that fails half-way leaves nothing behind */
@@ -218,7 +208,7 @@ static void test_transaction_atomicity(void)
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 struct states {
@@ -251,7 +241,7 @@ static mgo_err collect_seq(const struct mgo_mgr_status_row *row, void *ctx)
 static void test_status_journal_order(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
@@ -300,13 +290,13 @@ static void test_status_journal_order(void)
     CU_ASSERT_EQUAL_FATAL(cur.n, 1);
     CU_ASSERT_STRING_EQUAL(cur.list[0], "installed");
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_status_history_limit(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     mgo_mgr_store_set_history_limit(s, 5);
@@ -345,13 +335,13 @@ static void test_status_history_limit(void)
     CU_ASSERT_EQUAL(q.last, 120);
     CU_ASSERT(q.first > 90); /* the newest reports were kept, the oldest deleted */
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_app_catalog_rules(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     struct mgo_mgr_app_row app = {.id = "hello", .version = "1.0", .name = "Hello",
@@ -375,7 +365,7 @@ static void test_app_catalog_rules(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_app_delete(s, "hello", NULL), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_app_get(s, "hello", NULL, NULL, NULL), MGO_ERR_NOT_FOUND);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 /* Stops after *ctx rows with MGO_ERR_NOMEM, as a visitor whose allocation failed would. */
@@ -392,7 +382,7 @@ static mgo_err fail_after_visit(const struct mgo_mgr_deployment_row *row, void *
 static void test_visitor_error_ends_the_walk(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     struct mgo_mgr_deployment_row r1 = dep_row("dep-1", "dev1", 1);
@@ -408,13 +398,13 @@ static void test_visitor_error_ends_the_walk(void)
     /* the statement was given back: the store keeps working */
     CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 3);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_failed_commit_rolls_back(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_begin(s), MGO_OK);
@@ -427,7 +417,7 @@ static void test_failed_commit_rolls_back(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r1), MGO_OK);
     CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static mgo_err collect_pos(const struct mgo_mgr_status_row *row, void *ctx)
@@ -465,7 +455,7 @@ static mgo_err collect_receipt(const char *device, const char *epoch, uint64_t b
 static void test_status_positions_gap_and_replay(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     mgo_mgr_store_set_epoch(s, "00000000000000aa");
@@ -530,7 +520,7 @@ static void test_status_positions_gap_and_replay(void)
     CU_ASSERT_STRING_EQUAL(seen.epoch, "00000000000000cc");
     CU_ASSERT(seen.boot == 1 && seen.seq == 6);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 static mgo_err dropped_visit(const struct mgo_mgr_device_row *row, void *ctx)
@@ -546,7 +536,7 @@ static mgo_err dropped_visit(const struct mgo_mgr_device_row *row, void *ctx)
 static void test_gap_positions_and_events_bounded(void)
 {
     char dir[256];
-    mgr_test_tmpdir(dir);
+    mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     mgo_mgr_store_set_epoch(s, "00000000000000aa");
@@ -584,7 +574,7 @@ static void test_gap_positions_and_events_bounded(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev2", &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 1u);
     mgo_mgr_store_close(s);
-    mgr_test_rmdir(dir);
+    mgo_test_rm_rf(dir);
 }
 
 void mgo_test_register(void)

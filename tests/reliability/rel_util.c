@@ -1,7 +1,6 @@
 /* rel_util.c - see rel_util.h. */
 #include "rel_util.h"
 
-#include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -22,139 +21,7 @@
 #include "mgo_test.h"
 #include "http.h"
 
-int64_t rel_now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-void rel_sleep_ms(int ms)
-{
-    struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-void rel_tmpdir(const char *what, char out[256])
-{
-    snprintf(out, 256, "/tmp/mgo-rel-%s-XXXXXX", what);
-    if (mkdtemp(out) == NULL) {
-        perror("mkdtemp");
-        exit(2);
-    }
-}
-
-void rel_rm_rf(const char *path)
-{
-    if (path[0] != '\0' && strncmp(path, "/tmp/mgo-rel-", 13) == 0)
-        (void)mgo_test_sh("rm -rf '%s'", path);
-}
-
-bool rel_file_exists(const char *path)
-{
-    return access(path, F_OK) == 0;
-}
-
-long rel_read_long(const char *path)
-{
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    long v = 0;
-    if (fscanf(f, "%ld", &v) != 1)
-        v = 0;
-    fclose(f);
-    return v;
-}
-
 /* ---- child processes -------------------------------------------------------------- */
-
-static pid_t children[256];
-static size_t children_len;
-
-void rel_kill_children(void)
-{
-    for (size_t i = 0; i < children_len; i++) {
-        if (children[i] > 0 && waitpid(children[i], NULL, WNOHANG) == 0) {
-            kill(children[i], SIGKILL);
-            waitpid(children[i], NULL, 0);
-        }
-    }
-    children_len = 0;
-}
-
-pid_t rel_spawn(const char *const *argv, const char *log_path)
-{
-    if (children_len == sizeof children / sizeof children[0]) {
-        size_t k = 0;
-        for (size_t i = 0; i < children_len; i++)
-            if (children[i] > 0 && kill(children[i], 0) == 0)
-                children[k++] = children[i];
-        children_len = k;
-    }
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(log_path, O_WRONLY | O_CREAT | O_APPEND, 0644);
-        if (fd >= 0) {
-            dup2(fd, STDOUT_FILENO);
-            dup2(fd, STDERR_FILENO);
-            close(fd);
-        }
-        int null = open("/dev/null", O_RDONLY);
-        if (null >= 0)
-            dup2(null, STDIN_FILENO);
-        execv(argv[0], (char *const *)(uintptr_t)argv);
-        _exit(127);
-    }
-    CU_ASSERT_FATAL(pid > 0);
-    if (children_len < sizeof children / sizeof children[0])
-        children[children_len++] = pid;
-    return pid;
-}
-
-int rel_wait_exit(pid_t pid, int timeout_ms)
-{
-    int64_t deadline = rel_now_ms() + timeout_ms;
-    for (;;) {
-        int status = 0;
-        pid_t r = waitpid(pid, &status, WNOHANG);
-        if (r == pid)
-            return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-        if (r < 0)
-            return -2;
-        if (rel_now_ms() > deadline)
-            return -1;
-        rel_sleep_ms(20);
-    }
-}
-
-void rel_kill(pid_t pid, int sig)
-{
-    if (pid <= 0)
-        return;
-    kill(pid, sig);
-    if (rel_wait_exit(pid, 10000) == -1) {
-        kill(pid, SIGKILL);
-        (void)rel_wait_exit(pid, 10000);
-    }
-}
-
-long rel_rss_kb(pid_t pid)
-{
-    char path[64];
-    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
-    FILE *f = fopen(path, "r");
-    if (f == NULL)
-        return 0;
-    char line[256];
-    long kb = 0;
-    while (fgets(line, sizeof line, f) != NULL)
-        if (sscanf(line, "VmRSS: %ld kB", &kb) == 1)
-            break;
-    fclose(f);
-    return kb;
-}
 
 void rel_agent_init(struct rel_agent *a, const char *base_dir, const char *id, const char *url)
 {
@@ -195,12 +62,13 @@ void rel_agent_start(struct rel_agent *a)
         fprintf(f, "==== test: start %s\n", a->id);
         fclose(f);
     }
-    a->pid = rel_spawn(argv, a->log);
+    a->pid = mgo_test_spawn(argv, a->log);
+    CU_ASSERT_FATAL(a->pid > 0);
 }
 
 void rel_agent_kill(struct rel_agent *a)
 {
-    rel_kill(a->pid, SIGKILL);
+    mgo_test_kill(a->pid, SIGKILL);
     a->pid = 0;
 }
 
@@ -209,24 +77,13 @@ void rel_agent_stop(struct rel_agent *a)
     if (a->pid <= 0)
         return;
     kill(a->pid, SIGTERM);
-    int rc = rel_wait_exit(a->pid, 30000);
+    int rc = mgo_test_wait_exit(a->pid, 30000);
     if (rc != 0)
         fprintf(stderr, "agent %s exited with %d (see %s)\n", a->id, rc, a->log);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc == -1)
-        rel_kill(a->pid, SIGKILL);
+        mgo_test_kill(a->pid, SIGKILL);
     a->pid = 0;
-}
-
-bool rel_log_wait(const char *log, const char *needle, size_t more_than, int timeout_ms)
-{
-    int64_t deadline = rel_now_ms() + timeout_ms;
-    while (rel_now_ms() < deadline) {
-        if (mgo_test_count_lines(log, needle) > more_than)
-            return true;
-        rel_sleep_ms(20);
-    }
-    return false;
 }
 
 /* ---- recorder ---------------------------------------------------------------------- */
@@ -329,11 +186,11 @@ static void *rec_main(void *arg)
     bool connected = false, connecting = false;
     int64_t next_try = 0;
     while (!atomic_load(&r->stop)) {
-        if (!connected && !connecting && rel_now_ms() >= next_try) {
+        if (!connected && !connecting && mgo_test_now_ms() >= next_try) {
             if (mgo_mqtt_connect(r->m) == MGO_OK)
                 connecting = true;
             else
-                next_try = rel_now_ms() + 200;
+                next_try = mgo_test_now_ms() + 200;
         }
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(r->m, 100, &ev) != MGO_OK)
@@ -358,7 +215,7 @@ static void *rec_main(void *arg)
         case MGO_MQTT_EV_DISCONNECTED:
             connected = false;
             connecting = false;
-            next_try = rel_now_ms() + 200;
+            next_try = mgo_test_now_ms() + 200;
             break;
         case MGO_MQTT_EV_MESSAGE:
             rec_take(r, &ev);
@@ -382,17 +239,17 @@ void rel_recorder_start(struct rel_recorder *r, const char *url, const char *cli
                                 .queue_warn = 100000};
     CU_ASSERT_FATAL(mgo_mqtt_new(&c, &r->m) == MGO_OK);
     CU_ASSERT_FATAL(pthread_create(&r->thread, NULL, rec_main, r) == 0);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
     for (;;) {
         pthread_mutex_lock(&r->mu);
         size_t c2 = r->connects;
         pthread_mutex_unlock(&r->mu);
         if (c2 > 0)
             break;
-        CU_ASSERT_FATAL(rel_now_ms() < deadline);
-        rel_sleep_ms(20);
+        CU_ASSERT_FATAL(mgo_test_now_ms() < deadline);
+        mgo_test_sleep_ms(20);
     }
-    rel_sleep_ms(300); /* the subscriptions are in place */
+    mgo_test_sleep_ms(300); /* the subscriptions are in place */
 }
 
 void rel_recorder_stop(struct rel_recorder *r)
@@ -438,13 +295,13 @@ bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struc
 bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep,
                     enum mgo_state st, uint64_t min_adopted, int timeout_ms)
 {
-    int64_t deadline = rel_now_ms() + timeout_ms;
+    int64_t deadline = mgo_test_now_ms() + timeout_ms;
     do {
         struct rel_status s;
         if (rel_last(r, device, dep, &s) && s.state == st && s.adopted >= min_adopted)
             return true;
-        rel_sleep_ms(50);
-    } while (rel_now_ms() < deadline);
+        mgo_test_sleep_ms(50);
+    } while (mgo_test_now_ms() < deadline);
     return false;
 }
 
@@ -644,7 +501,7 @@ static void *proxy_main(void *arg)
     size_t n = 0;
     while (!atomic_load(&p->stop)) {
         if (atomic_load(&p->frozen)) {
-            rel_sleep_ms(50); /* no accept, no read, no write; sockets stay open */
+            mgo_test_sleep_ms(50); /* no accept, no read, no write; sockets stay open */
             continue;
         }
         struct pollfd fds[1 + 2 * PROXY_MAX];
@@ -752,57 +609,45 @@ void rel_proxy_stop(struct rel_proxy *p)
     close(p->listen_fd);
 }
 
-int rel_free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET};
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof sa;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
 /* ---- manager HTTP API ------------------------------------------------------------------ */
 
 void rel_api(const char *base, const char *token, const char *method, const char *path,
-             const char *body, struct rel_reply *r)
+             const char *body, struct mgo_test_reply *r)
 {
-    memset(r, 0, sizeof *r);
-    mgo_buf_init(&r->body, 64u << 20);
-    mgo_arena_init(&r->arena, 256u << 20);
-    char url[512], auth[256];
-    snprintf(url, sizeof url, "%s%s", base, path);
+    char auth[256];
     snprintf(auth, sizeof auth, "Authorization: Bearer %s", token);
     const char *headers[] = {auth, "Content-Type: application/json", NULL};
-    r->status = mgo_test_http(method, url, headers, body, 60000L, &r->body, NULL, 0);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    if (r->body.len == 0 ||
-        mgo_value_from_yaml(r->body.data, r->body.len, &r->arena, &r->json, &p) != MGO_OK)
-        r->json.kind = MGO_V_NULL;
+    mgo_test_request(base, method, path, headers, body, 60000L, r);
 }
 
-void rel_reply_cleanup(struct rel_reply *r)
+void rel_deploy(const struct rel_manager *m, const char *app, const char *const *devices, size_t n,
+                char ids[][64])
 {
-    mgo_buf_cleanup(&r->body);
-    mgo_arena_cleanup(&r->arena);
-}
-
-const char *rel_jstr(const struct mgo_value *v, const char *pointer)
-{
-    const struct mgo_value *x = mgo_value_pointer(v, pointer);
-    return x && x->kind == MGO_V_STR ? x->as.str.ptr : "";
-}
-
-uint64_t rel_ju64(const struct mgo_value *v, const char *pointer)
-{
-    const struct mgo_value *x = mgo_value_pointer(v, pointer);
-    return x && x->kind == MGO_V_UINT ? x->as.u : 0;
+    char body[1024];
+    int off = snprintf(body, sizeof body, "{\"app\": \"%s\", \"devices\": [", app);
+    for (size_t i = 0; i < n && off > 0 && (size_t)off < sizeof body; i++)
+        off +=
+            snprintf(body + off, sizeof body - (size_t)off, "%s\"%s\"", i ? ", " : "", devices[i]);
+    CU_ASSERT_FATAL(off > 0 && (size_t)off + 3 <= sizeof body);
+    snprintf(body + off, sizeof body - (size_t)off, "]}");
+    struct mgo_test_reply r;
+    rel_api(m->api, m->token, "POST", "/api/v1/deployments", body, &r);
+    if (r.status != 201)
+        fprintf(stderr, "deploy %s: %ld %.*s\n", app, r.status, (int)r.body.len,
+                r.body.data ? (const char *)r.body.data : "");
+    CU_ASSERT_FATAL(r.status == 201);
+    for (size_t i = 0; i < n; i++) {
+        char ptr[64];
+        snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
+        const char *d = mgo_test_jstr(&r.json, ptr);
+        for (size_t k = 0; k < n; k++) {
+            if (strcmp(d, devices[k]) == 0) {
+                snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
+                snprintf(ids[k], 64, "%s", mgo_test_jstr(&r.json, ptr));
+            }
+        }
+    }
+    mgo_test_reply_cleanup(&r);
 }
 
 void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker_url)
@@ -815,12 +660,11 @@ void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker
     snprintf(m->token_path, sizeof m->token_path, "%s/token", dir);
     snprintf(m->token, sizeof m->token, "rel-token-0123456789abcdef");
     (void)mkdir(dir, 0700);
-    m->api_port = rel_free_port();
+    m->api_port = mgo_test_free_port();
     snprintf(m->api, sizeof m->api, "http://127.0.0.1:%d", m->api_port);
-    FILE *f = fopen(m->token_path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "%s\n", m->token);
-    fclose(f);
+    char line[96];
+    snprintf(line, sizeof line, "%s\n", m->token);
+    CU_ASSERT_FATAL(mgo_test_write_file(m->token_path, line));
 }
 
 void rel_manager_start(struct rel_manager *m)
@@ -838,31 +682,32 @@ void rel_manager_start(struct rel_manager *m)
         fprintf(f, "==== test: start manager\n");
         fclose(f);
     }
-    m->pid = rel_spawn(argv, m->log);
+    m->pid = mgo_test_spawn(argv, m->log);
+    CU_ASSERT_FATAL(m->pid > 0);
 }
 
 bool rel_manager_ready(struct rel_manager *m, int timeout_ms)
 {
-    int64_t deadline = rel_now_ms() + timeout_ms;
-    while (rel_now_ms() < deadline) {
-        struct rel_reply r;
+    int64_t deadline = mgo_test_now_ms() + timeout_ms;
+    while (mgo_test_now_ms() < deadline) {
+        struct mgo_test_reply r;
         rel_api(m->api, m->token, "GET", "/api/v1/apps", NULL, &r);
         long st = r.status;
-        rel_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         if (st == 200)
             return true;
-        if (m->pid > 0 && rel_wait_exit(m->pid, 0) != -1) {
+        if (m->pid > 0 && mgo_test_wait_exit(m->pid, 0) != -1) {
             m->pid = 0;
             return false; /* it exited */
         }
-        rel_sleep_ms(100);
+        mgo_test_sleep_ms(100);
     }
     return false;
 }
 
 void rel_manager_kill(struct rel_manager *m)
 {
-    rel_kill(m->pid, SIGKILL);
+    mgo_test_kill(m->pid, SIGKILL);
     m->pid = 0;
 }
 
@@ -871,11 +716,122 @@ void rel_manager_stop(struct rel_manager *m)
     if (m->pid <= 0)
         return;
     kill(m->pid, SIGTERM);
-    int rc = rel_wait_exit(m->pid, 30000);
+    int rc = mgo_test_wait_exit(m->pid, 30000);
     if (rc != 0)
         fprintf(stderr, "manager exited with %d (see %s)\n", rc, m->log);
     CU_ASSERT_EQUAL(rc, 0);
     if (rc == -1)
-        rel_kill(m->pid, SIGKILL);
+        mgo_test_kill(m->pid, SIGKILL);
     m->pid = 0;
+}
+
+/* ---- publishing ------------------------------------------------------------------------ */
+
+void rel_publish(const char *url, const char *client_id, const char *topic, const void *data,
+                 size_t len)
+{
+    struct mgo_mqtt_config c = {.url = url, .client_id = client_id, .clean_start = true};
+    struct mgo_mqtt *m = NULL;
+    CU_ASSERT_FATAL(mgo_mqtt_new(&c, &m) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
+    bool connected = false, acked = false;
+    int token = -1;
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!acked && mgo_test_now_ms() < deadline) {
+        struct mgo_mqtt_event ev;
+        if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
+            continue;
+        if (ev.kind == MGO_MQTT_EV_CONNECTED) {
+            connected = true;
+            CU_ASSERT_FATAL(mgo_mqtt_publish(m, topic, data, len, 1, true, &token) == MGO_OK);
+        } else if (ev.kind == MGO_MQTT_EV_CONNECT_FAILED) {
+            mgo_mqtt_event_cleanup(&ev);
+            mgo_test_sleep_ms(200);
+            CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
+            continue;
+        } else if (ev.kind == MGO_MQTT_EV_PUBLISHED && ev.token == token) {
+            acked = true;
+        }
+        mgo_mqtt_event_cleanup(&ev);
+    }
+    CU_ASSERT_FATAL(connected && acked);
+    if (mgo_mqtt_disconnect(m, 1000) != MGO_OK)
+        fprintf(stderr, "disconnect not clean\n");
+    mgo_mqtt_free(m);
+}
+
+/* ---- the fixture of a test ------------------------------------------------------------ */
+
+static struct rel_env *live_env;
+
+void rel_env_slow(const struct rel_env *e, const char *before, const char *after, bool mark)
+{
+    FILE *f = fopen(e->conf, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n", before ? before : "",
+            after ? after : "", mark ? e->mark : "");
+    fclose(f);
+}
+
+void rel_env_start(struct rel_env *e, const char *what, const char *recorder_id)
+{
+    if (live_env != NULL && live_env->live)
+        rel_env_cleanup(live_env);
+    memset(e, 0, sizeof *e);
+    live_env = e;
+    e->live = true;
+    CU_ASSERT_FATAL(mgo_test_broker_start(&e->broker, NULL) == 0);
+    mgo_test_tmpdir(what, e->dir);
+    snprintf(e->mark, sizeof e->mark, "%s/mark", e->dir);
+    snprintf(e->conf, sizeof e->conf, "%s/slow-helm.conf", e->dir);
+    mgo_test_fake_helm_env(e->dir, "success", e->helm_log, e->releases);
+    setenv("SLOW_HELM_CONF", e->conf, 1);
+    rel_env_slow(e, NULL, NULL, false);
+    rel_recorder_start(&e->rec, mgo_test_broker_url(&e->broker), recorder_id);
+}
+
+void rel_env_check_history(struct rel_env *e, const char *what)
+{
+    struct rel_check c;
+    rel_check_history(&e->rec, NULL, &c);
+    rel_check_print(what, &c);
+    CU_ASSERT(c.transitions > 0);
+    CU_ASSERT_EQUAL(c.lost, 0);
+    CU_ASSERT_EQUAL(c.duplicates, 0);
+    CU_ASSERT_EQUAL(c.order, 0);
+    CU_ASSERT_EQUAL(c.conflicts, 0);
+    CU_ASSERT_EQUAL(c.manifest_regressions, 0);
+}
+
+void rel_env_cleanup(struct rel_env *e)
+{
+    if (!e->live)
+        return;
+    e->live = false;
+    if (live_env == e)
+        live_env = NULL;
+    mgo_test_kill_children();
+    rel_recorder_stop(&e->rec);
+    mgo_test_broker_cleanup(&e->broker);
+    if (getenv("MGO_TEST_KEEP") == NULL)
+        mgo_test_rm_rf(e->dir);
+    else
+        fprintf(stderr, "kept %s\n", e->dir);
+}
+
+void rel_env_start_fleet(struct rel_env *e, struct rel_manager *m, struct rel_agent *agents,
+                         size_t n, const char *id_prefix)
+{
+    const char *url = mgo_test_broker_url(&e->broker);
+    char mdir[512];
+    snprintf(mdir, sizeof mdir, "%s/manager", e->dir);
+    rel_manager_init(m, mdir, url);
+    rel_manager_start(m);
+    CU_ASSERT_FATAL(rel_manager_ready(m, REL_WAIT_MS));
+    for (size_t i = 0; i < n; i++) {
+        char id[32];
+        snprintf(id, sizeof id, "%s%zu", id_prefix, i + 1);
+        rel_agent_init(&agents[i], e->dir, id, url);
+        rel_agent_start(&agents[i]);
+    }
 }

@@ -10,7 +10,8 @@
  *    conflicting payloads under one position;
  *  - a TCP proxy that can be frozen (stops forwarding without closing) to partition a
  *    client from the broker;
- *  - the manager's HTTP API through libcurl.
+ *  - the manager's HTTP API with its token.
+ * Time, folders, child processes, logs and HTTP come from the test kit (tests/support).
  * Nothing here asserts on time: waits poll with generous deadlines. */
 #ifndef MGO_REL_UTIL_H
 #define MGO_REL_UTIL_H
@@ -22,36 +23,16 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-#include "mgo/arena.h"
-#include "mgo/buf.h"
 #include "mgo/limits.h"
 #include "mgo/margo.h"
 #include "mgo/mqtt.h"
+#include "broker.h"
 #include "mgo/value.h"
+#include "http.h"
+#include "mgo_test.h"
+#include "proc.h"
 
 #define REL_WAIT_MS 60000
-
-int64_t rel_now_ms(void);
-void rel_sleep_ms(int ms);
-/* Temporary folder /tmp/mgo-rel-<what>-XXXXXX into out (256 bytes). */
-void rel_tmpdir(const char *what, char out[256]);
-void rel_rm_rf(const char *path);
-bool rel_file_exists(const char *path);
-/* First integer in a file (a pid file); 0 when absent. */
-long rel_read_long(const char *path);
-
-/* ---- child processes -------------------------------------------------------------- */
-
-/* argv[0] is the program; stdout and stderr are appended to log_path. */
-pid_t rel_spawn(const char *const *argv, const char *log_path);
-/* Waits for the child at most timeout_ms: its exit code, 128+signal, or -1 (still running). */
-int rel_wait_exit(pid_t pid, int timeout_ms);
-/* Sends sig and reaps the child (SIGKILL after 10 s if sig was not enough). */
-void rel_kill(pid_t pid, int sig);
-/* SIGKILLs every child rel_spawn started that is still running (after a fatal assertion). */
-void rel_kill_children(void);
-/* Resident set size of a process in KiB (0 when unknown). */
-long rel_rss_kb(pid_t pid);
 
 struct rel_agent {
     char id[64];
@@ -163,18 +144,9 @@ void rel_proxy_stop(struct rel_proxy *p);
 
 /* ---- manager HTTP API ------------------------------------------------------------------ */
 
-struct rel_reply {
-    long status;
-    struct mgo_buf body;
-    struct mgo_arena arena;
-    struct mgo_value json;
-};
-/* base = "http://127.0.0.1:PORT"; body may be NULL. */
+/* base = "http://127.0.0.1:PORT"; the token as a Bearer header, body (may be NULL) as JSON. */
 void rel_api(const char *base, const char *token, const char *method, const char *path,
-             const char *body, struct rel_reply *r);
-void rel_reply_cleanup(struct rel_reply *r);
-const char *rel_jstr(const struct mgo_value *v, const char *pointer);
-uint64_t rel_ju64(const struct mgo_value *v, const char *pointer);
+             const char *body, struct mgo_test_reply *r);
 
 struct rel_manager {
     char dir[256];
@@ -193,9 +165,49 @@ void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker
 void rel_manager_start(struct rel_manager *m);
 /* Waits until GET /api/v1/apps answers 200. */
 bool rel_manager_ready(struct rel_manager *m, int timeout_ms);
+/* POST /api/v1/deployments of app to devices (201 or a fatal assertion); ids[k] receives the
+ * deployment id of devices[k]. */
+void rel_deploy(const struct rel_manager *m, const char *app, const char *const *devices, size_t n,
+                char ids[][64]);
 void rel_manager_kill(struct rel_manager *m);
 void rel_manager_stop(struct rel_manager *m); /* SIGTERM, expects exit 0 */
 
-int rel_free_port(void);
+/* ---- publishing ------------------------------------------------------------------------ */
+
+/* Publishes retained at QoS 1 on a connection of its own (client_id, clean start; connecting
+ * again while the broker refuses) and waits for the acknowledgement: independent of broker
+ * restarts between calls. Fatal assertion when that does not happen within REL_WAIT_MS. */
+void rel_publish(const char *url, const char *client_id, const char *topic, const void *data,
+                 size_t len);
+
+/* ---- the fixture of a test ------------------------------------------------------------ */
+
+/* A private broker, a temporary folder, fake-helm behind slow-helm (both configured through
+ * the environment of the children started from now on), and the recorder. */
+struct rel_env {
+    struct mgo_test_broker broker;
+    struct rel_recorder rec;
+    char dir[256];
+    char helm_log[512]; /* fake-helm's call log */
+    char releases[512]; /* fake-helm's installed releases */
+    char mark[512];     /* slow-helm's mark file, see rel_env_slow() */
+    char conf[512];     /* slow-helm's settings */
+    bool live;
+};
+/* Starts everything (fatal assertions). A fixture still live from an earlier case (a fatal
+ * assertion skipped its cleanup) is cleaned up first. */
+void rel_env_start(struct rel_env *e, const char *what, const char *recorder_id);
+/* slow-helm's settings, read by every helm call (so they change while agents run): seconds
+ * to sleep before and after installing (NULL = none), and whether to write the mark files. */
+void rel_env_slow(const struct rel_env *e, const char *before, const char *after, bool mark);
+/* Asserts the recorded history of every device is clean: transitions, none lost, duplicated,
+ * out of order or conflicting, no manifest regression (each finding printed). */
+void rel_env_check_history(struct rel_env *e, const char *what);
+/* Kills every child, stops the recorder and the broker, removes the folder (kept with
+ * MGO_TEST_KEEP set). Safe when not live. */
+void rel_env_cleanup(struct rel_env *e);
+/* A manager in e->dir/manager (ready) and n agents <id_prefix>1..n, all started. */
+void rel_env_start_fleet(struct rel_env *e, struct rel_manager *m, struct rel_agent *agents,
+                         size_t n, const char *id_prefix);
 
 #endif

@@ -27,111 +27,7 @@
 #define ID_E "22222222-2222-4222-8222-22222222222e"
 #define ID_F "22222222-2222-4222-8222-22222222222f"
 
-struct env {
-    struct mgo_test_broker broker;
-    struct rel_recorder rec;
-    char dir[256];
-    char helm_log[512];
-    char releases[512];
-    char mark[512];
-    char conf[512];
-    bool live;
-};
-
-static void env_cleanup(struct env *e);
-static struct env *g_live;
-
-/* slow-helm settings (read by every helm call, so they change while the agent runs) */
-static void slow(const struct env *e, const char *before, const char *after, bool mark)
-{
-    FILE *f = fopen(e->conf, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n", before ? before : "",
-            after ? after : "", mark ? e->mark : "");
-    fclose(f);
-}
-
-static void env_start(struct env *e, const char *what)
-{
-    if (g_live != NULL && g_live->live)
-        env_cleanup(g_live); /* a fatal assertion skipped the previous case's cleanup */
-    memset(e, 0, sizeof *e);
-    g_live = e;
-    e->live = true;
-    CU_ASSERT_FATAL(mgo_test_broker_start(&e->broker, NULL) == 0);
-    rel_tmpdir(what, e->dir);
-    snprintf(e->helm_log, sizeof e->helm_log, "%s/helm.log", e->dir);
-    snprintf(e->releases, sizeof e->releases, "%s/releases", e->dir);
-    snprintf(e->mark, sizeof e->mark, "%s/mark", e->dir);
-    setenv("FAKE_HELM_LOG", e->helm_log, 1);
-    setenv("FAKE_HELM_STATE", e->releases, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    snprintf(e->conf, sizeof e->conf, "%s/slow-helm.conf", e->dir);
-    setenv("SLOW_HELM_CONF", e->conf, 1);
-    slow(e, NULL, NULL, false);
-    rel_recorder_start(&e->rec, mgo_test_broker_url(&e->broker), "rel-recorder");
-}
-
-static void env_check_history(struct env *e, const char *what)
-{
-    struct rel_check c;
-    rel_check_history(&e->rec, NULL, &c);
-    rel_check_print(what, &c);
-    CU_ASSERT(c.transitions > 0);
-    CU_ASSERT_EQUAL(c.lost, 0);
-    CU_ASSERT_EQUAL(c.duplicates, 0);
-    CU_ASSERT_EQUAL(c.order, 0);
-    CU_ASSERT_EQUAL(c.conflicts, 0);
-    CU_ASSERT_EQUAL(c.manifest_regressions, 0);
-}
-
-static void env_cleanup(struct env *e)
-{
-    rel_kill_children();
-    e->live = false;
-    rel_recorder_stop(&e->rec);
-    mgo_test_broker_cleanup(&e->broker);
-    if (getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(e->dir);
-    else
-        fprintf(stderr, "kept %s\n", e->dir);
-}
-
 /* ---- the publishing side (what margo-manager sends) ------------------------------------ */
-
-/* Publishes retained at QoS 1 on a connection of its own and waits for the acknowledgement
- * (independent of broker restarts between calls). */
-static void publish(const char *url, const char *topic, const void *data, size_t len)
-{
-    struct mgo_mqtt_config c = {.url = url, .client_id = "rel-publisher", .clean_start = true};
-    struct mgo_mqtt *m = NULL;
-    CU_ASSERT_FATAL(mgo_mqtt_new(&c, &m) == MGO_OK);
-    CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
-    bool connected = false, acked = false;
-    int token = -1;
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!acked && rel_now_ms() < deadline) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
-            continue;
-        if (ev.kind == MGO_MQTT_EV_CONNECTED) {
-            connected = true;
-            CU_ASSERT_FATAL(mgo_mqtt_publish(m, topic, data, len, 1, true, &token) == MGO_OK);
-        } else if (ev.kind == MGO_MQTT_EV_CONNECT_FAILED) {
-            mgo_mqtt_event_cleanup(&ev);
-            rel_sleep_ms(200);
-            CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
-            continue;
-        } else if (ev.kind == MGO_MQTT_EV_PUBLISHED && ev.token == token) {
-            acked = true;
-        }
-        mgo_mqtt_event_cleanup(&ev);
-    }
-    CU_ASSERT_FATAL(connected && acked);
-    if (mgo_mqtt_disconnect(m, 1000) != MGO_OK)
-        fprintf(stderr, "disconnect not clean\n");
-    mgo_mqtt_free(m);
-}
 
 struct doc {
     char digest[MGO_DIGEST_STR_SIZE];
@@ -169,7 +65,7 @@ static void publish_doc(const char *url, const char *device, const char *id, con
     char t[MGO_MAX_TOPIC_LEN + 1];
     CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, device, id, t, sizeof t) ==
                     MGO_OK);
-    publish(url, t, bytes.data, bytes.len);
+    rel_publish(url, "rel-publisher", t, bytes.data, bytes.len);
     mgo_buf_cleanup(&bytes);
     mgo_arena_cleanup(&arena);
 }
@@ -192,7 +88,7 @@ static void publish_manifest(const char *url, const char *device, uint64_t versi
     char t[MGO_MAX_TOPIC_LEN + 1];
     CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, device, NULL, t, sizeof t) ==
                     MGO_OK);
-    publish(url, t, buf.data, buf.len);
+    rel_publish(url, "rel-publisher", t, buf.data, buf.len);
     mgo_buf_cleanup(&buf);
 }
 
@@ -201,11 +97,11 @@ static void clear_doc(const char *url, const char *device, const char *id)
     char t[MGO_MAX_TOPIC_LEN + 1];
     CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, device, id, t, sizeof t) ==
                     MGO_OK);
-    publish(url, t, "", 0);
+    rel_publish(url, "rel-publisher", t, "", 0);
 }
 
 /* fake-helm log lines: "upgrade --install RELEASE ... --version REV" */
-static size_t upgrades(const struct env *e, const char *release, const char *rev)
+static size_t upgrades(const struct rel_env *e, const char *release, const char *rev)
 {
     char needle[256];
     snprintf(needle, sizeof needle, "upgrade\x1f--install\x1f%s\x1f", release);
@@ -222,14 +118,14 @@ static size_t upgrades(const struct env *e, const char *release, const char *rev
     return n;
 }
 
-static size_t uninstalls(const struct env *e, const char *release)
+static size_t uninstalls(const struct rel_env *e, const char *release)
 {
     char needle[256];
     snprintf(needle, sizeof needle, "uninstall\x1f%s\x1f", release);
     return mgo_test_count_lines(e->helm_log, needle);
 }
 
-static void expect_state(struct env *e, const char *dev, const char *dep, enum mgo_state st,
+static void expect_state(struct rel_env *e, const char *dev, const char *dep, enum mgo_state st,
                          uint64_t adopted)
 {
     bool ok = rel_wait_state(&e->rec, dev, dep, st, adopted, REL_WAIT_MS);
@@ -247,12 +143,12 @@ static void expect_state(struct env *e, const char *dev, const char *dep, enum m
 
 static void test_broker_restart_mid_deployment(void)
 {
-    static struct env e;
-    env_start(&e, "broker");
+    static struct rel_env e;
+    rel_env_start(&e, "broker", "rel-recorder");
     const char *url = mgo_test_broker_url(&e.broker);
     struct rel_agent a;
     rel_agent_init(&a, e.dir, "dev-broker", url);
-    slow(&e, "1", NULL, false); /* every install takes a second: 4 of them */
+    rel_env_slow(&e, "1", NULL, false); /* every install takes a second: 4 of them */
     rel_agent_start(&a);
     struct doc da, db;
     publish_doc(url, a.id, ID_A, "alpha", "1.0.0", &da);
@@ -264,12 +160,12 @@ static void test_broker_restart_mid_deployment(void)
     /* mid-deployment: the first component is being installed */
     CU_ASSERT_FATAL(rel_wait_state(&e.rec, a.id, ID_A, MGO_STATE_INSTALLING, 1, REL_WAIT_MS));
     CU_ASSERT_FATAL(mgo_test_broker_stop(&e.broker) == 0);
-    rel_sleep_ms(2500); /* the agent goes on installing and journaling, offline */
+    mgo_test_sleep_ms(2500); /* the agent goes on installing and journaling, offline */
     CU_ASSERT_FATAL(mgo_test_broker_restart(&e.broker) == 0);
 
     expect_state(&e, a.id, ID_A, MGO_STATE_INSTALLED, 1);
     expect_state(&e, a.id, ID_B, MGO_STATE_INSTALLED, 1);
-    slow(&e, NULL, NULL, false);
+    rel_env_slow(&e, NULL, NULL, false);
     /* every release installed exactly once */
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-web", "1.0.0"), 1);
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-db", "1.0.0"), 1);
@@ -278,23 +174,23 @@ static void test_broker_restart_mid_deployment(void)
     /* each deployment: pending once, installed once */
     CU_ASSERT_EQUAL(rel_count_state(&e.rec, a.id, ID_A, MGO_STATE_INSTALLED) >= 1, true);
     rel_agent_stop(&a);
-    env_check_history(&e, "broker restart mid-deployment");
-    env_cleanup(&e);
+    rel_env_check_history(&e, "broker restart mid-deployment");
+    rel_env_cleanup(&e);
 }
 
 /* ---- 2. agent SIGKILLed at each step of an install ---------------------------------- */
 
 static void kill_group(const char *mark_file)
 {
-    long pid = rel_read_long(mark_file);
+    long pid = mgo_test_read_long(mark_file);
     if (pid > 1)
-        kill(-(pid_t)pid, SIGKILL); /* slow-helm leads its own process group */
+        kill(-(pid_t)pid, SIGKILL); /* rel_env_slow-helm leads its own process group */
 }
 
 static void test_agent_killed_at_each_step(void)
 {
-    static struct env e;
-    env_start(&e, "kill");
+    static struct rel_env e;
+    rel_env_start(&e, "kill", "rel-recorder");
     const char *url = mgo_test_broker_url(&e.broker);
     struct rel_agent a;
     rel_agent_init(&a, e.dir, "dev-kill", url);
@@ -310,7 +206,7 @@ static void test_agent_killed_at_each_step(void)
     publish_doc(url, a.id, ID_A, "alpha", "1.0.0", &d1);
     docs[0] = &d1;
     publish_manifest(url, a.id, 1, 1, ids, docs);
-    CU_ASSERT_FATAL(rel_log_wait(a.log, "manifest 1 received", 0, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(a.log, "manifest 1 received", 0, REL_WAIT_MS));
     rel_agent_kill(&settling);
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-web", NULL), 0);
     rel_agent_start(&a);
@@ -323,18 +219,18 @@ static void test_agent_killed_at_each_step(void)
     char start[600], done[600];
     snprintf(start, sizeof start, "%s.start", e.mark);
     snprintf(done, sizeof done, "%s.done", e.mark);
-    slow(&e, "60", NULL, true);
+    rel_env_slow(&e, "60", NULL, true);
     publish_doc(url, a.id, ID_A, "alpha", "2.0.0", &d2);
     docs[0] = &d2;
     publish_manifest(url, a.id, 2, 1, ids, docs);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!rel_file_exists(start) && rel_now_ms() < deadline)
-        rel_sleep_ms(20);
-    CU_ASSERT_FATAL(rel_file_exists(start));
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!mgo_test_file_exists(start) && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(20);
+    CU_ASSERT_FATAL(mgo_test_file_exists(start));
     rel_agent_kill(&a);
     kill_group(start);
     unlink(start);
-    slow(&e, NULL, NULL, false);
+    rel_env_slow(&e, NULL, NULL, false);
     rel_agent_start(&a);
     expect_state(&e, a.id, ID_A, MGO_STATE_INSTALLED, 2);
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-web", "2.0.0"), 1); /* the killed one never ran helm */
@@ -343,20 +239,20 @@ static void test_agent_killed_at_each_step(void)
     /* (c) killed after helm finished, before the agent recorded and reported it: the
      * agent cannot know the step finished, so it runs that idempotent step once more
      * (helm upgrade --install), and nothing else */
-    slow(&e, NULL, "60", true);
+    rel_env_slow(&e, NULL, "60", true);
     unlink(done);
     publish_doc(url, a.id, ID_A, "alpha", "3.0.0", &d3);
     docs[0] = &d3;
     publish_manifest(url, a.id, 3, 1, ids, docs);
-    deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!rel_file_exists(done) && rel_now_ms() < deadline)
-        rel_sleep_ms(20);
-    CU_ASSERT_FATAL(rel_file_exists(done));
+    deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!mgo_test_file_exists(done) && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(20);
+    CU_ASSERT_FATAL(mgo_test_file_exists(done));
     rel_agent_kill(&a);
     kill_group(done);
     unlink(start);
     unlink(done);
-    slow(&e, NULL, NULL, false);
+    rel_env_slow(&e, NULL, NULL, false);
     rel_agent_start(&a);
     expect_state(&e, a.id, ID_A, MGO_STATE_INSTALLED, 3);
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-web", "3.0.0"), 2);
@@ -365,16 +261,16 @@ static void test_agent_killed_at_each_step(void)
     /* (d) killed after the final status was journaled but before it reached the broker
      * (broker down): the restart publishes it from the journal, with its original
      * position, and installs nothing */
-    slow(&e, "2", NULL, false);
+    rel_env_slow(&e, "2", NULL, false);
     publish_doc(url, a.id, ID_A, "alpha", "4.0.0", &d4);
     docs[0] = &d4;
     publish_manifest(url, a.id, 4, 1, ids, docs);
     CU_ASSERT_FATAL(rel_wait_state(&e.rec, a.id, ID_A, MGO_STATE_INSTALLING, 4, REL_WAIT_MS));
     size_t journaled = mgo_test_count_lines(a.log, ID_A ": installed (seq");
     CU_ASSERT_FATAL(mgo_test_broker_stop(&e.broker) == 0);
-    CU_ASSERT_FATAL(rel_log_wait(a.log, ID_A ": installed (seq", journaled, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(a.log, ID_A ": installed (seq", journaled, REL_WAIT_MS));
     rel_agent_kill(&a);
-    slow(&e, NULL, NULL, false);
+    rel_env_slow(&e, NULL, NULL, false);
     CU_ASSERT_FATAL(mgo_test_broker_restart(&e.broker) == 0);
     struct rel_status before;
     CU_ASSERT_FATAL(rel_last(&e.rec, a.id, ID_A, &before));
@@ -388,16 +284,16 @@ static void test_agent_killed_at_each_step(void)
     CU_ASSERT_EQUAL(upgrades(&e, "alpha-db", "4.0.0"), 1);
 
     rel_agent_stop(&a);
-    env_check_history(&e, "agent killed at each step");
-    env_cleanup(&e);
+    rel_env_check_history(&e, "agent killed at each step");
+    rel_env_cleanup(&e);
 }
 
 /* ---- 4. device offline through several changes -------------------------------------- */
 
 static void test_offline_converges_to_final_state(void)
 {
-    static struct env e;
-    env_start(&e, "offline");
+    static struct rel_env e;
+    rel_env_start(&e, "offline", "rel-recorder");
     const char *url = mgo_test_broker_url(&e.broker);
     struct rel_agent a;
     rel_agent_init(&a, e.dir, "dev-offline", url);
@@ -431,7 +327,7 @@ static void test_offline_converges_to_final_state(void)
     rel_agent_start(&a);
     expect_state(&e, a.id, ID_C, MGO_STATE_INSTALLED, 4);
     expect_state(&e, a.id, ID_B, MGO_STATE_REMOVED, 4);
-    rel_sleep_ms(1000);
+    mgo_test_sleep_ms(1000);
     /* the final state only: gamma 3.0.0, never 1.0.0 or 2.0.0; beta uninstalled once;
      * alpha untouched */
     CU_ASSERT_EQUAL(upgrades(&e, "gamma-web", "1.0.0"), 0);
@@ -450,8 +346,8 @@ static void test_offline_converges_to_final_state(void)
     pthread_mutex_unlock(&e.rec.mu);
     CU_ASSERT_EQUAL(intermediate, 0);
     rel_agent_stop(&a);
-    env_check_history(&e, "offline through several changes");
-    env_cleanup(&e);
+    rel_env_check_history(&e, "offline through several changes");
+    rel_env_cleanup(&e);
 }
 
 /* ---- 5. network partition longer than the keepalive ------------------------------------ */
@@ -470,8 +366,8 @@ static size_t presence_count(struct rel_recorder *r, const char *dev, bool onlin
 
 static void test_partition_longer_than_keepalive(void)
 {
-    static struct env e;
-    env_start(&e, "partition");
+    static struct rel_env e;
+    rel_env_start(&e, "partition", "rel-recorder");
     const char *url = mgo_test_broker_url(&e.broker);
     struct rel_proxy proxy;
     CU_ASSERT_FATAL(rel_proxy_start(&proxy, e.broker.port) == 0);
@@ -493,9 +389,9 @@ static void test_partition_longer_than_keepalive(void)
     /* partition: nothing flows, nothing is closed; the broker's keepalive (1.5 x 5 s)
      * expires and it publishes the last will */
     rel_proxy_freeze(&proxy, true);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (presence_count(&e.rec, a.id, false, true) == 0 && rel_now_ms() < deadline)
-        rel_sleep_ms(100);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (presence_count(&e.rec, a.id, false, true) == 0 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT_FATAL(presence_count(&e.rec, a.id, false, true) == 1);
     CU_ASSERT_FATAL(rel_last_presence(&e.rec, a.id, &p));
     CU_ASSERT(!p.online && p.boot == boot);
@@ -504,15 +400,15 @@ static void test_partition_longer_than_keepalive(void)
     char rel[600];
     snprintf(rel, sizeof rel, "%s/delta-web", e.releases);
     CU_ASSERT_FATAL(unlink(rel) == 0);
-    CU_ASSERT_FATAL(rel_log_wait(a.log, ID_D ": installed (seq", 1, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(a.log, ID_D ": installed (seq", 1, REL_WAIT_MS));
     CU_ASSERT_EQUAL(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED), installed_before);
 
     /* healed: online again (same boot), the journal replays, in order */
     rel_proxy_freeze(&proxy, false);
-    deadline = rel_now_ms() + REL_WAIT_MS;
+    deadline = mgo_test_now_ms() + REL_WAIT_MS;
     while (rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED) <= installed_before &&
-           rel_now_ms() < deadline)
-        rel_sleep_ms(100);
+           mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED) > installed_before);
     CU_ASSERT(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLING) >= 1);
     CU_ASSERT_FATAL(rel_last_presence(&e.rec, a.id, &p));
@@ -521,16 +417,16 @@ static void test_partition_longer_than_keepalive(void)
     CU_ASSERT_EQUAL(upgrades(&e, "delta-web", "1.0.0"), 2); /* install + one repair */
     rel_agent_stop(&a);
     rel_proxy_stop(&proxy);
-    env_check_history(&e, "partition longer than the keepalive");
-    env_cleanup(&e);
+    rel_env_check_history(&e, "partition longer than the keepalive");
+    rel_env_cleanup(&e);
 }
 
 /* ---- 6. state directory full, then read-only ----------------------------------------- */
 
 static void test_state_dir_full_and_read_only(void)
 {
-    static struct env e;
-    env_start(&e, "disk");
+    static struct rel_env e;
+    rel_env_start(&e, "disk", "rel-recorder");
     const char *url = mgo_test_broker_url(&e.broker);
     char mnt[512];
     snprintf(mnt, sizeof mnt, "%s/disk", e.dir);
@@ -538,7 +434,7 @@ static void test_state_dir_full_and_read_only(void)
     if (mgo_test_sh("mount -t tmpfs -o size=1m mgo-rel-tmpfs '%s' 2>/dev/null", mnt) != 0) {
         fprintf(stderr, "SKIPPED: cannot mount a tmpfs here (needs root); the full and "
                         "read-only state directory cases did not run\n");
-        env_cleanup(&e);
+        rel_env_cleanup(&e);
         return;
     }
     struct rel_agent a;
@@ -559,12 +455,12 @@ static void test_state_dir_full_and_read_only(void)
     const char *ids2[] = {ID_E, ID_F};
     const struct doc *docs2[] = {&d_e, &d_f};
     publish_manifest(url, a.id, 2, 2, ids2, docs2);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (rel_count_events(&e.rec, a.id, "storage-error") == 0 && rel_now_ms() < deadline)
-        rel_sleep_ms(100);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (rel_count_events(&e.rec, a.id, "storage-error") == 0 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT(rel_count_events(&e.rec, a.id, "storage-error") >= 1);
-    CU_ASSERT(rel_log_wait(a.log, "No space left on device", 0, 1000));
-    CU_ASSERT_EQUAL(rel_wait_exit(a.pid, 0), -1); /* still running */
+    CU_ASSERT(mgo_test_log_wait(a.log, "No space left on device", 0, 1000));
+    CU_ASSERT_EQUAL(mgo_test_wait_exit(a.pid, 0), -1); /* still running */
     CU_ASSERT_EQUAL(upgrades(&e, "phi-web", NULL), 0);
     struct rel_status s;
     CU_ASSERT(!rel_last(&e.rec, a.id, ID_F, &s));
@@ -587,7 +483,7 @@ static void test_state_dir_full_and_read_only(void)
     CU_ASSERT_FATAL(mgo_test_sh("mount -o remount,ro '%s'", mnt) == 0);
     size_t ro_lines = mgo_test_count_lines(a.log, "Read-only file system");
     rel_agent_start(&a);
-    int rc = rel_wait_exit(a.pid, REL_WAIT_MS);
+    int rc = mgo_test_wait_exit(a.pid, REL_WAIT_MS);
     a.pid = 0;
     CU_ASSERT(rc != 0 && rc != -1 && rc < 128); /* an exit with an error, not a crash */
     CU_ASSERT(mgo_test_count_lines(a.log, "Read-only file system") > ro_lines);
@@ -600,13 +496,13 @@ static void test_state_dir_full_and_read_only(void)
     CU_ASSERT_STRING_EQUAL(before, after);
     /* writable again: it starts, and everything it had is still there */
     rel_agent_start(&a);
-    CU_ASSERT(rel_log_wait(a.log, "2 deployments", 0, REL_WAIT_MS));
-    rel_sleep_ms(1500);
+    CU_ASSERT(mgo_test_log_wait(a.log, "2 deployments", 0, REL_WAIT_MS));
+    mgo_test_sleep_ms(1500);
     CU_ASSERT_EQUAL(upgrades(&e, "phi-web", NULL), 1);
     rel_agent_stop(&a);
     (void)mgo_test_sh("umount '%s'", mnt);
-    env_check_history(&e, "state directory full / read-only");
-    env_cleanup(&e);
+    rel_env_check_history(&e, "state directory full / read-only");
+    rel_env_cleanup(&e);
 }
 
 static void cleanup_mounts(void)

@@ -20,25 +20,12 @@
 #define NDEV 3
 
 struct env {
-    struct mgo_test_broker broker;
-    struct rel_recorder rec;
+    struct rel_env e;
     struct rel_manager mgr;
     struct rel_agent agents[NDEV];
-    char dir[256];
-    char helm_log[512];
-    char conf[512];
-    bool live;
 };
 
 static struct env g; /* one fleet for the whole file: the cases build on each other */
-
-static void slow(const char *before)
-{
-    FILE *f = fopen(g.conf, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "SLOW_HELM_BEFORE=%s\n", before ? before : "");
-    fclose(f);
-}
 
 static const char *dev(size_t i)
 {
@@ -51,20 +38,20 @@ static void add_app(const char *file)
     snprintf(path, sizeof path, "%s/%s", MGO_REL_DATA, file);
     /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
     char *body = mgo_test_read_file(path, NULL);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", body, &r);
     free(body);
     CU_ASSERT_EQUAL(r.status, 201);
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 static size_t count_array(const char *path, const char *key)
 {
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", path, NULL, &r);
     const struct mgo_value *a = mgo_value_get(&r.json, key);
     size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
@@ -81,28 +68,28 @@ static void view(const char *id, struct dep_view *v)
     memset(v, 0, sizeof *v);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", path, NULL, &r);
     v->http = r.status;
-    snprintf(v->state, sizeof v->state, "%s", rel_jstr(&r.json, "/state"));
-    snprintf(v->desired, sizeof v->desired, "%s", rel_jstr(&r.json, "/desired"));
-    v->manifest_version = rel_ju64(&r.json, "/manifestVersion");
+    snprintf(v->state, sizeof v->state, "%s", mgo_test_jstr(&r.json, "/state"));
+    snprintf(v->desired, sizeof v->desired, "%s", mgo_test_jstr(&r.json, "/desired"));
+    v->manifest_version = mgo_test_ju64(&r.json, "/manifestVersion");
     const struct mgo_value *h = mgo_value_get(&r.json, "history");
     v->history = h && h->kind == MGO_V_ARRAY ? h->as.array.len : 0;
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
 }
 
 /* Waits until the API reports state for the deployment. */
 static bool api_wait_state(const char *id, const char *state, int timeout_ms)
 {
-    int64_t deadline = rel_now_ms() + timeout_ms;
+    int64_t deadline = mgo_test_now_ms() + timeout_ms;
     struct dep_view v;
     do {
         view(id, &v);
         if (strcmp(v.state, state) == 0)
             return true;
-        rel_sleep_ms(200);
-    } while (rel_now_ms() < deadline);
+        mgo_test_sleep_ms(200);
+    } while (mgo_test_now_ms() < deadline);
     fprintf(stderr, "deployment %s: API state '%s' (http %ld), wanted %s\n", id, v.state, v.http,
             state);
     return false;
@@ -112,122 +99,60 @@ static bool api_wait_state(const char *id, const char *state, int timeout_ms)
 static size_t wire_transitions(const char *device, const char *id)
 {
     size_t n = 0;
-    pthread_mutex_lock(&g.rec.mu);
-    for (size_t i = 0; i < g.rec.st_len; i++) {
-        const struct rel_status *s = &g.rec.st[i];
+    pthread_mutex_lock(&g.e.rec.mu);
+    for (size_t i = 0; i < g.e.rec.st_len; i++) {
+        const struct rel_status *s = &g.e.rec.st[i];
         if (strcmp(s->device, device) != 0 || strcmp(s->dep, id) != 0)
             continue;
         bool seen = false;
         for (size_t k = 0; k < i && !seen; k++)
-            seen = strcmp(g.rec.st[k].dep, id) == 0 && g.rec.st[k].boot == s->boot &&
-                   g.rec.st[k].seq == s->seq;
+            seen = strcmp(g.e.rec.st[k].dep, id) == 0 && g.e.rec.st[k].boot == s->boot &&
+                   g.e.rec.st[k].seq == s->seq;
         if (!seen)
             n++;
     }
-    pthread_mutex_unlock(&g.rec.mu);
+    pthread_mutex_unlock(&g.e.rec.mu);
     return n;
 }
 
 /* Deploys app to devices; ids receive the deployment ids in device order. */
 static void deploy(const char *app, size_t ndev, const size_t *devs, char ids[][64])
 {
-    char body[1024];
-    int off = snprintf(body, sizeof body, "{\"app\": \"%s\", \"devices\": [", app);
+    const char *devices[NDEV];
+    CU_ASSERT_FATAL(ndev <= NDEV);
     for (size_t i = 0; i < ndev; i++)
-        off += snprintf(body + off, sizeof body - (size_t)off, "%s\"%s\"", i ? ", " : "",
-                        dev(devs[i]));
-    snprintf(body + off, sizeof body - (size_t)off, "]}");
-    struct rel_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
-    if (r.status != 201)
-        fprintf(stderr, "deploy %s: %ld %.*s\n", app, r.status, (int)r.body.len, r.body.data);
-    CU_ASSERT_FATAL(r.status == 201);
-    for (size_t i = 0; i < ndev; i++) {
-        char ptr[64];
-        snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
-        const char *d = rel_jstr(&r.json, ptr);
-        for (size_t k = 0; k < ndev; k++) {
-            if (strcmp(d, dev(devs[k])) == 0) {
-                snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
-                snprintf(ids[k], 64, "%s", rel_jstr(&r.json, ptr));
-            }
-        }
-    }
-    rel_reply_cleanup(&r);
-}
-
-static void check_wire(const char *what)
-{
-    struct rel_check c;
-    rel_check_history(&g.rec, NULL, &c);
-    rel_check_print(what, &c);
-    CU_ASSERT(c.transitions > 0);
-    CU_ASSERT_EQUAL(c.lost, 0);
-    CU_ASSERT_EQUAL(c.duplicates, 0);
-    CU_ASSERT_EQUAL(c.order, 0);
-    CU_ASSERT_EQUAL(c.conflicts, 0);
-    CU_ASSERT_EQUAL(c.manifest_regressions, 0);
+        devices[i] = dev(devs[i]);
+    rel_deploy(&g.mgr, app, devices, ndev, ids);
 }
 
 static uint64_t last_desired_version(const char *device)
 {
     uint64_t v = 0;
-    pthread_mutex_lock(&g.rec.mu);
-    for (size_t i = 0; i < g.rec.ds_len; i++)
-        if (strcmp(g.rec.ds[i].device, device) == 0 && g.rec.ds[i].version > v)
-            v = g.rec.ds[i].version;
-    pthread_mutex_unlock(&g.rec.mu);
+    pthread_mutex_lock(&g.e.rec.mu);
+    for (size_t i = 0; i < g.e.rec.ds_len; i++)
+        if (strcmp(g.e.rec.ds[i].device, device) == 0 && g.e.rec.ds[i].version > v)
+            v = g.e.rec.ds[i].version;
+    pthread_mutex_unlock(&g.e.rec.mu);
     return v;
 }
 
 static void cleanup_all(void)
 {
-    if (!g.live)
-        return;
-    g.live = false;
-    rel_kill_children();
-    rel_recorder_stop(&g.rec);
-    mgo_test_broker_cleanup(&g.broker);
-    if (getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(g.dir);
-    else
-        fprintf(stderr, "kept %s\n", g.dir);
+    rel_env_cleanup(&g.e);
 }
 
 static void test_start_fleet(void)
 {
     memset(&g, 0, sizeof g);
     atexit(cleanup_all);
-    CU_ASSERT_FATAL(mgo_test_broker_start(&g.broker, NULL) == 0);
-    g.live = true;
-    rel_tmpdir("mgr", g.dir);
-    snprintf(g.helm_log, sizeof g.helm_log, "%s/helm.log", g.dir);
-    snprintf(g.conf, sizeof g.conf, "%s/slow-helm.conf", g.dir);
-    char releases[512], mdir[512];
-    snprintf(releases, sizeof releases, "%s/releases", g.dir);
-    setenv("FAKE_HELM_LOG", g.helm_log, 1);
-    setenv("FAKE_HELM_STATE", releases, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    setenv("SLOW_HELM_CONF", g.conf, 1);
-    slow(NULL);
-    const char *url = mgo_test_broker_url(&g.broker);
-    rel_recorder_start(&g.rec, url, "rel-recorder-mgr");
-    snprintf(mdir, sizeof mdir, "%s/manager", g.dir);
-    rel_manager_init(&g.mgr, mdir, url);
-    rel_manager_start(&g.mgr);
-    CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
-    for (size_t i = 0; i < NDEV; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "dev-m%zu", i + 1);
-        rel_agent_init(&g.agents[i], g.dir, id, url);
-        rel_agent_start(&g.agents[i]);
-    }
+    rel_env_start(&g.e, "mgr", "rel-recorder-mgr");
+    rel_env_start_fleet(&g.e, &g.mgr, g.agents, NDEV, "dev-m");
     add_app("rel-app1.yaml");
     add_app("rel-app2.yaml");
     add_app("rel-app3.yaml");
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (count_array("/api/v1/devices", "devices") < NDEV && rel_now_ms() < deadline)
-        rel_sleep_ms(200);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (count_array("/api/v1/devices", "devices") < NDEV && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
     CU_ASSERT_FATAL(count_array("/api/v1/devices", "devices") == NDEV);
 }
 
@@ -237,21 +162,22 @@ static char rollout_ids[NDEV][64];
 
 static void test_manager_killed_during_rollout(void)
 {
-    slow("1"); /* each chart takes a second: the devices work while the manager is away */
+    rel_env_slow(&g.e, "1", NULL,
+                 false); /* each chart takes a second: the devices work while the manager is away */
     size_t all[NDEV] = {0, 1, 2};
     deploy("rel-app1", NDEV, all, rollout_ids);
     rel_manager_kill(&g.mgr); /* right after the API answered: mid-rollout */
     /* the devices finish (or, if the kill beat the publish, wait for the restart) */
-    int64_t deadline = rel_now_ms() + 20000;
+    int64_t deadline = mgo_test_now_ms() + 20000;
     size_t done = 0;
-    while (done < NDEV && rel_now_ms() < deadline) {
+    while (done < NDEV && mgo_test_now_ms() < deadline) {
         done = 0;
         for (size_t i = 0; i < NDEV; i++) {
             struct rel_status s;
-            if (rel_last(&g.rec, dev(i), rollout_ids[i], &s) && s.state == MGO_STATE_INSTALLED)
+            if (rel_last(&g.e.rec, dev(i), rollout_ids[i], &s) && s.state == MGO_STATE_INSTALLED)
                 done++;
         }
-        rel_sleep_ms(200);
+        mgo_test_sleep_ms(200);
     }
     fprintf(stderr, "rollout: %zu of %d devices installed while the manager was down\n", done,
             NDEV);
@@ -272,22 +198,22 @@ static void test_manager_killed_during_rollout(void)
     for (size_t i = 0; i < NDEV; i++) {
         char path[256];
         snprintf(path, sizeof path, "/api/v1/deployments/%s", rollout_ids[i]);
-        struct rel_reply r;
+        struct mgo_test_reply r;
         rel_api(g.mgr.api, g.mgr.token, "PATCH", path, "{\"parameters\": {\"replicas\": 2}}", &r);
         CU_ASSERT_EQUAL(r.status, 200);
-        rel_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
     }
     for (size_t i = 0; i < NDEV; i++) {
         struct dep_view v;
         view(rollout_ids[i], &v);
         CU_ASSERT(v.manifest_version > v1[i]);
-        CU_ASSERT(rel_wait_state(&g.rec, dev(i), rollout_ids[i], MGO_STATE_INSTALLED,
+        CU_ASSERT(rel_wait_state(&g.e.rec, dev(i), rollout_ids[i], MGO_STATE_INSTALLED,
                                  v.manifest_version, REL_WAIT_MS));
         CU_ASSERT(api_wait_state(rollout_ids[i], "installed", REL_WAIT_MS));
         CU_ASSERT_EQUAL(last_desired_version(dev(i)), v.manifest_version);
     }
-    slow(NULL);
-    check_wire("manager killed during a rollout");
+    rel_env_slow(&g.e, NULL, NULL, false);
+    rel_env_check_history(&g.e, "manager killed during a rollout");
 }
 
 /* The same with the manager's session expired while it was down: only retained statuses
@@ -301,7 +227,7 @@ static void test_manager_down_longer_than_its_session(void)
     snprintf(g.mgr.extra_conf, sizeof g.mgr.extra_conf, "session-expiry 1");
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
-    slow("0.5");
+    rel_env_slow(&g.e, "0.5", NULL, false);
     size_t one[1] = {0};
     char id2[1][64], id3[1][64];
     deploy("rel-app2", 1, one, id2);
@@ -310,17 +236,17 @@ static void test_manager_down_longer_than_its_session(void)
     snprintf(expired_ids[1], 64, "%s", id3[0]);
     /* kill only once the device has the last manifest: a publish still queued inside the
      * killed manager's MQTT client is not the fault this case is about */
-    for (int waited = 0; rel_count_state(&g.rec, dev(0), id3[0], MGO_STATE_PENDING) == 0 &&
-                         waited < REL_WAIT_MS;
+    for (int waited = 0;
+         rel_count_state(&g.e.rec, dev(0), id3[0], MGO_STATE_PENDING) == 0 && waited < REL_WAIT_MS;
          waited += 50)
-        rel_sleep_ms(50);
-    CU_ASSERT(rel_count_state(&g.rec, dev(0), id3[0], MGO_STATE_PENDING) > 0);
+        mgo_test_sleep_ms(50);
+    CU_ASSERT(rel_count_state(&g.e.rec, dev(0), id3[0], MGO_STATE_PENDING) > 0);
     rel_manager_kill(&g.mgr);
     /* another update of the first rollout on the same device while the manager is away is
      * not possible (the manager is the writer), so the device just finishes its work */
-    CU_ASSERT(rel_wait_state(&g.rec, dev(0), id2[0], MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
-    CU_ASSERT(rel_wait_state(&g.rec, dev(0), id3[0], MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
-    rel_sleep_ms(2500); /* past the session expiry */
+    CU_ASSERT(rel_wait_state(&g.e.rec, dev(0), id2[0], MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
+    CU_ASSERT(rel_wait_state(&g.e.rec, dev(0), id3[0], MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
+    mgo_test_sleep_ms(2500); /* past the session expiry */
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
     CU_ASSERT(api_wait_state(id2[0], "installed", REL_WAIT_MS));
@@ -330,8 +256,8 @@ static void test_manager_down_longer_than_its_session(void)
     g.mgr.extra_conf[0] = '\0';
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
-    slow(NULL);
-    check_wire("manager down longer than its session");
+    rel_env_slow(&g.e, NULL, NULL, false);
+    rel_env_check_history(&g.e, "manager down longer than its session");
 }
 
 /* ---- 6. database locked, then corrupt ------------------------------------------------- */
@@ -345,15 +271,15 @@ static void test_database_locked(void)
         sqlite3_close(h);
         CU_FAIL_FATAL("cannot open the manager database");
     }
-    slow("1");
+    rel_env_slow(&g.e, "1", NULL, false);
     /* an update is under way when another process takes the write lock for 12 s (more
      * than the manager's 5 s busy timeout) */
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", rollout_ids[1]);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "PATCH", path, "{\"parameters\": {\"replicas\": 3}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     struct dep_view v;
     view(rollout_ids[1], &v);
     uint64_t version = v.manifest_version;
@@ -362,7 +288,7 @@ static void test_database_locked(void)
     sqlite3_busy_timeout(h, 10000);
     CU_ASSERT_FATAL(sqlite3_exec(h, "BEGIN EXCLUSIVE", NULL, NULL, NULL) == SQLITE_OK);
     /* the device reports while the database is locked */
-    CU_ASSERT(rel_wait_state(&g.rec, dev(1), rollout_ids[1], MGO_STATE_INSTALLED, version,
+    CU_ASSERT(rel_wait_state(&g.e.rec, dev(1), rollout_ids[1], MGO_STATE_INSTALLED, version,
                              REL_WAIT_MS));
     /* a change asked for now is refused with a clear, retryable error; nothing crashes */
     size_t two[1] = {1};
@@ -373,27 +299,27 @@ static void test_database_locked(void)
     fprintf(stderr, "deploy while the database is locked: %ld %.*s\n", r.status,
             (int)r.body.len, r.body.data);
     CU_ASSERT(r.status == 500 || r.status == 503);
-    rel_reply_cleanup(&r);
-    rel_sleep_ms(3000);
-    CU_ASSERT_EQUAL(rel_wait_exit(g.mgr.pid, 0), -1); /* still running */
+    mgo_test_reply_cleanup(&r);
+    mgo_test_sleep_ms(3000);
+    CU_ASSERT_EQUAL(mgo_test_wait_exit(g.mgr.pid, 0), -1); /* still running */
     CU_ASSERT_FATAL(sqlite3_exec(h, "COMMIT", NULL, NULL, NULL) == SQLITE_OK);
     sqlite3_close(h);
     /* once released: the statuses received meanwhile are all there */
     CU_ASSERT(api_wait_state(rollout_ids[1], "installed", REL_WAIT_MS));
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
     do {
         view(rollout_ids[1], &v);
         if (v.history == wire_transitions(dev(1), rollout_ids[1]))
             break;
-        rel_sleep_ms(200);
-    } while (rel_now_ms() < deadline);
+        mgo_test_sleep_ms(200);
+    } while (mgo_test_now_ms() < deadline);
     CU_ASSERT_EQUAL(v.history, wire_transitions(dev(1), rollout_ids[1]));
     /* and the refused deploy works now */
     char id[1][64];
     deploy("rel-app2", 1, two, id);
     CU_ASSERT(api_wait_state(id[0], "installed", REL_WAIT_MS));
-    slow(NULL);
-    check_wire("database locked");
+    rel_env_slow(&g.e, NULL, NULL, false);
+    rel_env_check_history(&g.e, "database locked");
 }
 
 static void test_database_corrupt(void)
@@ -403,28 +329,29 @@ static void test_database_corrupt(void)
     rel_manager_stop(&g.mgr);
     char sd[600];
     snprintf(sd, sizeof sd, "%s/state", g.mgr.dir);
-    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p '%s/backup' && cp -p '%s'/manager.db* '%s/backup/'", g.dir, sd,
-                           g.dir) == 0);
+    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p '%s/backup' && cp -p '%s'/manager.db* '%s/backup/'",
+                                g.e.dir, sd, g.e.dir) == 0);
     /* the first 4 KiB (the header and the schema page) overwritten */
-    CU_ASSERT_FATAL(mgo_test_sh("dd if=/dev/urandom of='%s/manager.db' bs=4096 count=1 conv=notrunc "
-                           "2>/dev/null && rm -f '%s/manager.db-wal' '%s/manager.db-shm' && "
-                           "sha256sum '%s/manager.db' > '%s/corrupt.sha'",
-                           sd, sd, sd, sd, g.dir) == 0);
+    CU_ASSERT_FATAL(
+        mgo_test_sh("dd if=/dev/urandom of='%s/manager.db' bs=4096 count=1 conv=notrunc "
+                    "2>/dev/null && rm -f '%s/manager.db-wal' '%s/manager.db-shm' && "
+                    "sha256sum '%s/manager.db' > '%s/corrupt.sha'",
+                    sd, sd, sd, sd, g.e.dir) == 0);
     /* refused with a clear error, every time, and the file is left as it is */
     for (int attempt = 0; attempt < 2; attempt++) {
         size_t lines = mgo_test_count_lines(g.mgr.log, "manager.db");
         rel_manager_start(&g.mgr);
-        int rc = rel_wait_exit(g.mgr.pid, REL_WAIT_MS);
+        int rc = mgo_test_wait_exit(g.mgr.pid, REL_WAIT_MS);
         g.mgr.pid = 0;
         CU_ASSERT(rc > 0 && rc < 128);
         CU_ASSERT(mgo_test_count_lines(g.mgr.log, "manager.db") > lines);
     }
     CU_ASSERT(mgo_test_count_lines(g.mgr.log, "not a database") >= 1 ||
               mgo_test_count_lines(g.mgr.log, "malformed") >= 1);
-    CU_ASSERT(mgo_test_sh("cd / && sha256sum --quiet -c '%s/corrupt.sha'", g.dir) == 0);
+    CU_ASSERT(mgo_test_sh("cd / && sha256sum --quiet -c '%s/corrupt.sha'", g.e.dir) == 0);
     /* restored from the backup: everything is there again */
     CU_ASSERT_FATAL(mgo_test_sh("rm -f '%s'/manager.db* && cp -p '%s/backup/'manager.db* '%s/'", sd,
-                           g.dir, sd) == 0);
+                                g.e.dir, sd) == 0);
     rel_manager_start(&g.mgr);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
     CU_ASSERT_EQUAL(count_array("/api/v1/deployments", "deployments"), before);
@@ -443,30 +370,7 @@ static void forge_status(const char *device, const char *dep, enum mgo_state st,
     CU_ASSERT_FATAL(mgo_deployment_status_encode(&s, &buf) == MGO_OK);
     char topic[256];
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/status/%s", device, dep);
-    struct mgo_mqtt_config c = {.url = mgo_test_broker_url(&g.broker), .client_id = device,
-                                .clean_start = true};
-    struct mgo_mqtt *m = NULL;
-    CU_ASSERT_FATAL(mgo_mqtt_new(&c, &m) == MGO_OK);
-    CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
-    bool acked = false;
-    int token = -1;
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!acked && rel_now_ms() < deadline) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
-            continue;
-        if (ev.kind == MGO_MQTT_EV_CONNECTED) {
-            CU_ASSERT_FATAL(mgo_mqtt_publish(m, topic, buf.data, buf.len, 1, true, &token) ==
-                            MGO_OK);
-        } else if (ev.kind == MGO_MQTT_EV_PUBLISHED && ev.token == token) {
-            acked = true;
-        }
-        mgo_mqtt_event_cleanup(&ev);
-    }
-    CU_ASSERT(acked);
-    if (mgo_mqtt_disconnect(m, 1000) != MGO_OK)
-        fprintf(stderr, "disconnect not clean\n");
-    mgo_mqtt_free(m);
+    rel_publish(mgo_test_broker_url(&g.e.broker), device, topic, buf.data, buf.len);
     mgo_buf_cleanup(&buf);
 }
 
@@ -474,7 +378,7 @@ static void test_stop_fleet(void)
 {
     for (size_t i = 0; i < NDEV; i++)
         rel_agent_stop(&g.agents[i]);
-    check_wire("manager faults, whole run");
+    rel_env_check_history(&g.e, "manager faults, whole run");
     /* the journal position is checked per (device, deployment), protocol.md §8.1: a newer
      * position of deployment X does not make an older, still unseen, position of deployment
      * Y stale (retained statuses arrive in the broker's order after a resubscription) */

@@ -51,12 +51,12 @@ static long env_long(const char *name, long def, long min, long max)
 
 static void soak_cleanup(void)
 {
-    rel_kill_children();
+    mgo_test_kill_children();
     if (rec.m != NULL)
         rel_recorder_stop(&rec);
     mgo_test_broker_cleanup(&broker);
     if (dir[0] != '\0' && getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(dir);
+        mgo_test_rm_rf(dir);
 }
 
 static uint64_t dep_version(const char *id, char *desired, size_t desired_len, char *state,
@@ -64,18 +64,18 @@ static uint64_t dep_version(const char *id, char *desired, size_t desired_len, c
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(mgr.api, mgr.token, "GET", path, NULL, &r);
-    uint64_t v = rel_ju64(&r.json, "/manifestVersion");
+    uint64_t v = mgo_test_ju64(&r.json, "/manifestVersion");
     if (desired)
-        snprintf(desired, desired_len, "%s", rel_jstr(&r.json, "/desired"));
+        snprintf(desired, desired_len, "%s", mgo_test_jstr(&r.json, "/desired"));
     if (state)
-        snprintf(state, state_len, "%s", rel_jstr(&r.json, "/state"));
+        snprintf(state, state_len, "%s", mgo_test_jstr(&r.json, "/state"));
     if (history) {
         const struct mgo_value *h = mgo_value_get(&r.json, "history");
         *history = h && h->kind == MGO_V_ARRAY ? h->as.array.len : 0;
     }
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return v;
 }
 
@@ -85,7 +85,7 @@ static bool operate(size_t d, unsigned *seed)
     size_t app = (size_t)rand_r(seed) % NAPPS;
     struct slot *s = &slots[d][app];
     char body[512], path[256], desired[32] = "";
-    struct rel_reply r;
+    struct mgo_test_reply r;
     bool changed = false;
     if (s->phase == 2) {
         /* being removed: deployable again once the device reported removed */
@@ -100,15 +100,15 @@ static bool operate(size_t d, unsigned *seed)
                  agents[d].id);
         rel_api(mgr.api, mgr.token, "POST", "/api/v1/deployments", body, &r);
         if (r.status == 201) {
-            snprintf(s->id, sizeof s->id, "%s", rel_jstr(&r.json, "/deployments/0/id"));
-            s->version = rel_ju64(&r.json, "/deployments/0/manifestVersion");
+            snprintf(s->id, sizeof s->id, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
+            s->version = mgo_test_ju64(&r.json, "/deployments/0/manifestVersion");
             s->phase = 1;
             changed = true;
         } else {
             fprintf(stderr, "soak: deploy refused: %ld %.*s\n", r.status, (int)r.body.len,
                     r.body.data);
         }
-        rel_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         return changed;
     }
     snprintf(path, sizeof path, "/api/v1/deployments/%s", s->id);
@@ -125,7 +125,7 @@ static bool operate(size_t d, unsigned *seed)
     if (!changed)
         fprintf(stderr, "soak: change refused: %ld %.*s\n", r.status, (int)r.body.len,
                 r.body.data);
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     if (changed)
         s->version = dep_version(s->id, NULL, 0, NULL, 0, NULL);
     return changed;
@@ -141,14 +141,10 @@ static void test_soak(void)
             restarts, seed);
     atexit(soak_cleanup);
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
-    rel_tmpdir("soak", dir);
+    mgo_test_tmpdir("soak", dir);
     char helm_log[512], releases[512], mdir[512];
-    snprintf(helm_log, sizeof helm_log, "%s/helm.log", dir);
-    snprintf(releases, sizeof releases, "%s/releases", dir);
     snprintf(mdir, sizeof mdir, "%s/manager", dir);
-    setenv("FAKE_HELM_LOG", helm_log, 1);
-    setenv("FAKE_HELM_STATE", releases, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
+    mgo_test_fake_helm_env(dir, "success", helm_log, releases);
     setenv("SLOW_HELM_CONF", "/dev/null", 1);
     const char *url = mgo_test_broker_url(&broker);
     rel_recorder_start(&rec, url, "rel-recorder-soak");
@@ -172,47 +168,47 @@ static void test_soak(void)
         snprintf(path, sizeof path, "%s/rel-app%d.yaml", MGO_REL_DATA, a);
         /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
         char *body = mgo_test_read_file(path, NULL);
-        struct rel_reply r;
+        struct mgo_test_reply r;
         rel_api(mgr.api, mgr.token, "POST", "/api/v1/apps", body, &r);
         free(body);
         CU_ASSERT_FATAL(r.status == 201);
-        rel_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
     }
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
     for (;;) {
-        struct rel_reply r;
+        struct mgo_test_reply r;
         rel_api(mgr.api, mgr.token, "GET", "/api/v1/devices", NULL, &r);
         const struct mgo_value *a = mgo_value_get(&r.json, "devices");
         size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-        rel_reply_cleanup(&r);
+        mgo_test_reply_cleanup(&r);
         if (n == (size_t)ndev)
             break;
-        CU_ASSERT_FATAL(rel_now_ms() < deadline);
-        rel_sleep_ms(200);
+        CU_ASSERT_FATAL(mgo_test_now_ms() < deadline);
+        mgo_test_sleep_ms(200);
     }
-    rel_sleep_ms(1000);
-    long rss_start = rel_rss_kb(mgr.pid);
+    mgo_test_sleep_ms(1000);
+    long rss_start = mgo_test_rss_kb(mgr.pid);
 
     /* the loop: operations all the time, broker restarts at random moments */
-    int64_t start = rel_now_ms(), end = start + seconds * 1000;
+    int64_t start = mgo_test_now_ms(), end = start + seconds * 1000;
     int64_t *restart_at = calloc((size_t)restarts + 1, sizeof *restart_at);
     CU_ASSERT_FATAL(restart_at != NULL);
     for (long i = 0; i < restarts; i++)
         restart_at[i] = start + (int64_t)(rand_r(&seed) % (unsigned)(seconds * 1000));
     long done_restarts = 0, operations = 0;
-    while (rel_now_ms() < end) {
+    while (mgo_test_now_ms() < end) {
         for (long i = 0; i < restarts; i++) {
-            if (restart_at[i] != 0 && rel_now_ms() >= restart_at[i]) {
+            if (restart_at[i] != 0 && mgo_test_now_ms() >= restart_at[i]) {
                 restart_at[i] = 0;
                 CU_ASSERT_FATAL(mgo_test_broker_stop(&broker) == 0);
-                rel_sleep_ms(200 + rand_r(&seed) % 1500);
+                mgo_test_sleep_ms(200 + rand_r(&seed) % 1500);
                 CU_ASSERT_FATAL(mgo_test_broker_restart(&broker) == 0);
                 done_restarts++;
             }
         }
         if (operate((size_t)(rand_r(&seed) % (unsigned)ndev), &seed))
             operations++;
-        rel_sleep_ms(50 + rand_r(&seed) % 200);
+        mgo_test_sleep_ms(50 + rand_r(&seed) % 200);
     }
     free(restart_at);
 
@@ -234,7 +230,7 @@ static void test_soak(void)
                 ok = rel_wait_state(&rec, agents[d].id, s->id, want, s->phase == 1 ? s->version : 0,
                                     REL_WAIT_MS);
             char desired[32] = "", state[32] = "";
-            deadline = rel_now_ms() + REL_WAIT_MS;
+            deadline = mgo_test_now_ms() + REL_WAIT_MS;
             bool api_ok = false;
             do {
                 (void)dep_version(s->id, desired, sizeof desired, state, sizeof state, NULL);
@@ -243,8 +239,8 @@ static void test_soak(void)
                                              (strcmp(state, "removed") == 0 || !reported);
                 if (api_ok)
                     break;
-                rel_sleep_ms(200);
-            } while (rel_now_ms() < deadline);
+                mgo_test_sleep_ms(200);
+            } while (mgo_test_now_ms() < deadline);
             if (!ok || !api_ok) {
                 stuck++;
                 fprintf(stderr, "soak: %s %s: wanted %s at version %llu; API says %s/%s\n",
@@ -258,8 +254,8 @@ static void test_soak(void)
         }
     }
     CU_ASSERT_EQUAL(stuck, 0);
-    rel_sleep_ms(1000);
-    long rss_end = rel_rss_kb(mgr.pid);
+    mgo_test_sleep_ms(1000);
+    long rss_end = mgo_test_rss_kb(mgr.pid);
 
     /* the history: journaled by the agents = received on the wire = stored by the manager */
     size_t sent = 0;
@@ -269,15 +265,15 @@ static void test_soak(void)
     rel_check_history(&rec, NULL, &c);
     rel_check_print("soak", &c);
     size_t stored = 0;
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(mgr.api, mgr.token, "GET", "/api/v1/deployments?all=true", NULL, &r);
     const struct mgo_value *deps = mgo_value_get(&r.json, "deployments");
     for (size_t i = 0; deps && deps->kind == MGO_V_ARRAY && i < deps->as.array.len; i++) {
         size_t h = 0;
-        (void)dep_version(rel_jstr(&deps->as.array.items[i], "/id"), NULL, 0, NULL, 0, &h);
+        (void)dep_version(mgo_test_jstr(&deps->as.array.items[i], "/id"), NULL, 0, NULL, 0, &h);
         stored += h;
     }
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_EQUAL(c.lost, 0);
     CU_ASSERT_EQUAL(c.duplicates, 0);
     CU_ASSERT_EQUAL(c.order, 0);

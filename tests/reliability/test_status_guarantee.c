@@ -28,47 +28,26 @@
 #define NDEV 3
 
 struct env {
-    struct mgo_test_broker broker;
-    struct rel_recorder rec;
+    struct rel_env e;
     struct rel_manager mgr;
     struct rel_agent agents[NDEV];
-    char dir[256];
-    char conf[512];
     char ids[NDEV][64];
-    bool live;
 };
 
 static struct env g;
 
-static void slow(const char *before)
-{
-    FILE *f = fopen(g.conf, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "SLOW_HELM_BEFORE=%s\n", before ? before : "");
-    fclose(f);
-}
-
 static void cleanup_all(void)
 {
-    if (!g.live)
-        return;
-    g.live = false;
-    rel_kill_children();
-    rel_recorder_stop(&g.rec);
-    mgo_test_broker_cleanup(&g.broker);
-    if (getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(g.dir);
-    else
-        fprintf(stderr, "kept %s\n", g.dir);
+    rel_env_cleanup(&g.e);
 }
 
 static size_t count_devices(void)
 {
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", "/api/v1/devices", NULL, &r);
     const struct mgo_value *a = mgo_value_get(&r.json, "devices");
     size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
@@ -90,21 +69,21 @@ static size_t history(const char *id, struct pos *out, size_t max, bool *ordered
 {
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", path, NULL, &r);
     const struct mgo_value *h = mgo_value_get(&r.json, "history");
     size_t n = 0;
     for (size_t i = 0; h && h->kind == MGO_V_ARRAY && i < h->as.array.len && n < max; i++) {
         char p[64];
         snprintf(p, sizeof p, "/history/%zu/boot", i);
-        out[n].boot = rel_ju64(&r.json, p);
+        out[n].boot = mgo_test_ju64(&r.json, p);
         snprintf(p, sizeof p, "/history/%zu/seq", i);
-        out[n].seq = rel_ju64(&r.json, p);
+        out[n].seq = mgo_test_ju64(&r.json, p);
         if (n > 0 && pos_cmp(&out[n - 1], &out[n]) >= 0)
             *ordered = false;
         n++;
     }
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
@@ -112,13 +91,13 @@ static size_t history(const char *id, struct pos *out, size_t max, bool *ordered
 static struct pos wire_max(const char *device)
 {
     struct pos m = {0, 0};
-    pthread_mutex_lock(&g.rec.mu);
-    for (size_t i = 0; i < g.rec.st_len; i++) {
-        struct pos p = {g.rec.st[i].boot, g.rec.st[i].seq};
-        if (strcmp(g.rec.st[i].device, device) == 0 && pos_cmp(&p, &m) > 0)
+    pthread_mutex_lock(&g.e.rec.mu);
+    for (size_t i = 0; i < g.e.rec.st_len; i++) {
+        struct pos p = {g.e.rec.st[i].boot, g.e.rec.st[i].seq};
+        if (strcmp(g.e.rec.st[i].device, device) == 0 && pos_cmp(&p, &m) > 0)
             m = p;
     }
-    pthread_mutex_unlock(&g.rec.mu);
+    pthread_mutex_unlock(&g.e.rec.mu);
     return m;
 }
 
@@ -161,7 +140,7 @@ static void judge(size_t i, struct verdict *v)
 /* Waits until the manager holds every status of every device (or the deadline). */
 static bool converged(const char *what, int timeout_ms)
 {
-    int64_t deadline = rel_now_ms() + timeout_ms;
+    int64_t deadline = mgo_test_now_ms() + timeout_ms;
     struct verdict v[NDEV];
     bool ok;
     do {
@@ -172,8 +151,8 @@ static bool converged(const char *what, int timeout_ms)
         }
         if (ok)
             break;
-        rel_sleep_ms(250);
-    } while (rel_now_ms() < deadline);
+        mgo_test_sleep_ms(250);
+    } while (mgo_test_now_ms() < deadline);
     for (size_t i = 0; i < NDEV; i++) {
         fprintf(stderr, "%s: %s: %zu statuses stored, %zu missing, %zu twice, %s\n", what,
                 g.agents[i].id, v[i].stored, v[i].missing, v[i].duplicates,
@@ -189,60 +168,25 @@ static void test_start_fleet(void)
 {
     memset(&g, 0, sizeof g);
     atexit(cleanup_all);
-    CU_ASSERT_FATAL(mgo_test_broker_start(&g.broker, NULL) == 0);
-    g.live = true;
-    rel_tmpdir("ack", g.dir);
-    char helm_log[512], releases[512], mdir[512];
-    snprintf(helm_log, sizeof helm_log, "%s/helm.log", g.dir);
-    snprintf(releases, sizeof releases, "%s/releases", g.dir);
-    snprintf(g.conf, sizeof g.conf, "%s/slow-helm.conf", g.dir);
-    setenv("FAKE_HELM_LOG", helm_log, 1);
-    setenv("FAKE_HELM_STATE", releases, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    setenv("SLOW_HELM_CONF", g.conf, 1);
-    slow(NULL);
-    const char *url = mgo_test_broker_url(&g.broker);
-    rel_recorder_start(&g.rec, url, "rel-recorder-ack");
-    snprintf(mdir, sizeof mdir, "%s/manager", g.dir);
-    rel_manager_init(&g.mgr, mdir, url);
-    rel_manager_start(&g.mgr);
-    CU_ASSERT_FATAL(rel_manager_ready(&g.mgr, REL_WAIT_MS));
-    for (size_t i = 0; i < NDEV; i++) {
-        char id[32];
-        snprintf(id, sizeof id, "dev-a%zu", i + 1);
-        rel_agent_init(&g.agents[i], g.dir, id, url);
-        rel_agent_start(&g.agents[i]);
-    }
+    rel_env_start(&g.e, "ack", "rel-recorder-ack");
+    rel_env_start_fleet(&g.e, &g.mgr, g.agents, NDEV, "dev-a");
     /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
     char *app = mgo_test_read_file(MGO_REL_DATA "/rel-app1.yaml", NULL);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", app, &r);
     free(app);
     CU_ASSERT_EQUAL(r.status, 201);
-    rel_reply_cleanup(&r);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (count_devices() < NDEV && rel_now_ms() < deadline)
-        rel_sleep_ms(200);
+    mgo_test_reply_cleanup(&r);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (count_devices() < NDEV && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
     CU_ASSERT_FATAL(count_devices() == NDEV);
-    char body[1024];
-    snprintf(body, sizeof body, "{\"app\": \"rel-app1\", \"devices\": [\"%s\", \"%s\", \"%s\"]}",
-             g.agents[0].id, g.agents[1].id, g.agents[2].id);
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
-    CU_ASSERT_FATAL(r.status == 201);
-    for (size_t i = 0; i < NDEV; i++) {
-        char ptr[64];
-        snprintf(ptr, sizeof ptr, "/deployments/%zu/device", i);
-        const char *d = rel_jstr(&r.json, ptr);
-        for (size_t k = 0; k < NDEV; k++) {
-            if (strcmp(d, g.agents[k].id) == 0) {
-                snprintf(ptr, sizeof ptr, "/deployments/%zu/id", i);
-                snprintf(g.ids[k], sizeof g.ids[k], "%s", rel_jstr(&r.json, ptr));
-            }
-        }
-    }
-    rel_reply_cleanup(&r);
+    const char *devices[NDEV];
     for (size_t i = 0; i < NDEV; i++)
-        CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED, 0,
+        devices[i] = g.agents[i].id;
+    rel_deploy(&g.mgr, "rel-app1", devices, NDEV, g.ids);
+    for (size_t i = 0; i < NDEV; i++)
+        CU_ASSERT_FATAL(rel_wait_state(&g.e.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED, 0,
                                        REL_WAIT_MS));
     CU_ASSERT(converged("after the deploy", REL_WAIT_MS));
 }
@@ -274,35 +218,36 @@ static void unlock_store(sqlite3 *h)
  * `installed` for the new version and the manager has logged failed stores. */
 static sqlite3 *statuses_in_the_window(int replicas)
 {
-    slow("2"); /* each chart takes 2 s: the lock is taken before the devices report */
+    rel_env_slow(&g.e, "2", NULL,
+                 false); /* each chart takes 2 s: the lock is taken before the devices report */
     uint64_t version[NDEV];
     for (size_t i = 0; i < NDEV; i++) {
         char path[256], body[128];
         snprintf(path, sizeof path, "/api/v1/deployments/%s", g.ids[i]);
         snprintf(body, sizeof body, "{\"parameters\": {\"replicas\": %d}}", replicas);
-        struct rel_reply r;
+        struct mgo_test_reply r;
         rel_api(g.mgr.api, g.mgr.token, "PATCH", path, body, &r);
         CU_ASSERT_FATAL(r.status == 200);
-        version[i] = rel_ju64(&r.json, "/manifestVersion");
-        rel_reply_cleanup(&r);
+        version[i] = mgo_test_ju64(&r.json, "/manifestVersion");
+        mgo_test_reply_cleanup(&r);
     }
     size_t held_before = mgo_test_count_lines(g.mgr.log, "kept and retried");
     sqlite3 *h = lock_store();
     for (size_t i = 0; i < NDEV; i++)
-        CU_ASSERT(rel_wait_state(&g.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED,
+        CU_ASSERT(rel_wait_state(&g.e.rec, g.agents[i].id, g.ids[i], MGO_STATE_INSTALLED,
                                  version[i], REL_WAIT_MS));
     /* the manager has them (acknowledged) and could not store them */
-    CU_ASSERT(rel_log_wait(g.mgr.log, "kept and retried", held_before, REL_WAIT_MS));
-    rel_sleep_ms(1000); /* the last statuses reach the manager's queue too */
-    slow(NULL);
+    CU_ASSERT(mgo_test_log_wait(g.mgr.log, "kept and retried", held_before, REL_WAIT_MS));
+    mgo_test_sleep_ms(1000); /* the last statuses reach the manager's queue too */
+    rel_env_slow(&g.e, NULL, NULL, false);
     return h;
 }
 
 static void test_store_fails_in_the_window(void)
 {
     sqlite3 *h = statuses_in_the_window(3);
-    rel_sleep_ms(6000); /* past the 5 s busy timeout: commits fail, nothing is stored */
-    CU_ASSERT_EQUAL(rel_wait_exit(g.mgr.pid, 0), -1); /* still running */
+    mgo_test_sleep_ms(6000); /* past the 5 s busy timeout: commits fail, nothing is stored */
+    CU_ASSERT_EQUAL(mgo_test_wait_exit(g.mgr.pid, 0), -1); /* still running */
     unlock_store(h);
     CU_ASSERT(converged("store failed in the window", REL_WAIT_MS));
 }

@@ -7,7 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
+#include <stdint.h>
 
 #include "harness.h"
 #include "mgo/margo.h"
@@ -15,6 +15,7 @@
 #include "mgo/sign.h"
 #include "mgo/topic.h"
 #include "mgo_test.h"
+#include "mqtt_client.h"
 
 struct sec_event {
     char type[64];
@@ -63,25 +64,16 @@ static inline void sec_events_take(struct sec_events *w, const struct mgo_mqtt_e
     mgo_arena_cleanup(&arena);
 }
 
-static inline long sec_elapsed_ms(const struct timespec *t0)
-{
-    struct timespec t1;
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    return (t1.tv_sec - t0->tv_sec) * 1000 + (t1.tv_nsec - t0->tv_nsec) / 1000000;
-}
-
 /* Waits at most timeout_ms for a new event (index >= from) of the given type; returns it. */
 static inline const struct sec_event *sec_events_wait(struct sec_events *w, size_t from,
                                                       const char *type, int timeout_ms)
 {
-    struct timespec t0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int64_t t0 = mgo_test_now_ms();
     for (;;) {
         for (size_t i = from; i < w->len; i++)
             if (strcmp(w->items[i].type, type) == 0)
                 return &w->items[i];
-        long el = sec_elapsed_ms(&t0);
-        if (el >= timeout_ms)
+        if (mgo_test_now_ms() - t0 >= timeout_ms)
             return NULL;
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(w->m, 200, &ev) == MGO_OK) {
@@ -104,15 +96,9 @@ static inline void sec_events_stop(struct sec_events *w)
 /* YAML text -> tree in arena (fatal on error). */
 static inline struct mgo_value sec_yaml(struct mgo_arena *arena, const char *yaml)
 {
-    struct mgo_problems p;
-    mgo_problems_init(&p);
     struct mgo_value v;
-    if (mgo_value_from_yaml(yaml, strlen(yaml), arena, &v, &p) != MGO_OK) {
-        char t[512];
-        mgo_problems_format(&p, t, sizeof t);
-        fprintf(stderr, "yaml: %s\n", t);
+    if (mgo_test_yaml(yaml, arena, &v) != MGO_OK)
         CU_FAIL_FATAL("test YAML");
-    }
     return v;
 }
 

@@ -113,12 +113,7 @@ static void publish_doc(struct mgo_mqtt *m, const char *id, const char *type,
              "  parameters:\n"
              "    greeting: {value: '%s', targets: [{pointer: GREETING, components: [web]}]}\n",
              id, type, properties, value);
-    struct mgo_buf bytes;
-    h_doc(yaml, &bytes, digest);
-    char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) == MGO_OK);
-    h_publish(m, t, bytes.data, bytes.len);
-    mgo_buf_cleanup(&bytes);
+    h_publish_doc(m, DEV, id, yaml, digest);
 }
 
 static const struct h_status *final_of(const struct h_monitor *mon, const char *dep)
@@ -138,8 +133,7 @@ static bool file_exists(const char *rel)
 
 static void test_hostile_packages_and_parameters(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-sec-hard-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("sec-hard", dir);
     setup_files();
     struct mgo_test_broker broker;
     memset(&broker, 0, sizeof broker);
@@ -148,15 +142,10 @@ static void test_hostile_packages_and_parameters(void)
     char fake_helm[512];
     snprintf(fake_helm, sizeof fake_helm, "%s", mgo_test_path("tests/agent/fake-helm"));
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
-    snprintf(helm_log, sizeof helm_log, "%s/helm.log", dir);
-    snprintf(rel, sizeof rel, "%s/releases", dir);
     snprintf(compose, sizeof compose, "%s/fake-compose", dir);
     snprintf(podman, sizeof podman, "%s/fake-podman", dir);
     snprintf(plain, sizeof plain, "127.0.0.1:%s", port);
-    setenv("FAKE_HELM_LOG", helm_log, 1);
-    setenv("FAKE_HELM_STATE", rel, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    mgo_test_fake_helm_env(dir, "success", helm_log, rel);
 
     struct h_agent agent;
     h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
@@ -209,7 +198,7 @@ static void test_hostile_packages_and_parameters(void)
     CU_ASSERT(strstr(final_of(&mon, ID_ABS)->error_message, "absolute path") != NULL);
     CU_ASSERT(strstr(final_of(&mon, ID_LINK)->error_message, "refused") != NULL);
     char found[256] = "x";
-    h_sh_out(found, sizeof found, "find %s -name 'evil-*' | wc -l", dir);
+    mgo_test_sh_out(found, sizeof found, "find %s -name 'evil-*' | wc -l", dir);
     CU_ASSERT_STRING_EQUAL(found, "0");
     CU_ASSERT(!file_exists("outside/evil-abs"));
     CU_ASSERT(!file_exists("outside/evil-link"));
@@ -267,8 +256,7 @@ static void test_hostile_packages_and_parameters(void)
 
 static void test_parameter_literal_in_real_container(void)
 {
-    snprintf(dir, sizeof dir, "/tmp/mgo-sec-hard-XXXXXX");
-    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    mgo_test_tmpdir("sec-hard", dir);
     int rc = mgo_test_sh(
         "set -e; cd %s; . %s/scripts/containers-env.sh; mgo_containers_env %s; "
         "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit 1; }; "
@@ -284,7 +272,7 @@ static void test_parameter_literal_in_real_container(void)
         dir, MGO_SOURCE_DIR, dir);
     if (rc != 0) {
         char reason[256] = "";
-        h_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
+        mgo_test_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
         fprintf(stderr, "\n*** real compose check cannot run: %s ***\n", reason[0] ? reason : "setup failed");
         CU_FAIL_FATAL("podman/compose runtime unavailable here (reason printed above)");
     }

@@ -38,7 +38,7 @@ static int suite_init(void)
              "&& openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | "
              "openssl pkey -pubout -out rsa.pub && echo 'not a key' > garbage.pub",
              g_dir);
-    if (sec_run(cmd) != 0)
+    if (mgo_test_sh("%s", cmd) != 0)
         return 1;
     snprintf(g_fake_helm, sizeof g_fake_helm, "%s", mgo_test_path("tests/agent/fake-helm"));
     if (mgo_sign_key_load(sec_pki_path(g_dir, "signing.key", p), &g_sign) != MGO_OK ||
@@ -53,7 +53,7 @@ static int suite_clean(void)
     mgo_sign_key_free(g_sign);
     mgo_sign_key_free(g_other);
     mgo_sign_key_free(g_next);
-    sec_rmtree(g_dir);
+    mgo_test_rm_rf(g_dir);
     return 0;
 }
 
@@ -223,12 +223,7 @@ static void test_agent_refuses_bad_signatures(void)
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     char state_dir[512], log[512], rel[512], key1[512], key2[512];
     snprintf(state_dir, sizeof state_dir, "%s/state", g_dir);
-    snprintf(log, sizeof log, "%s/helm.log", g_dir);
-    snprintf(rel, sizeof rel, "%s/releases", g_dir);
-    setenv("FAKE_HELM_LOG", log, 1);
-    setenv("FAKE_HELM_STATE", rel, 1);
-    setenv("FAKE_HELM_MODE", "success", 1);
-    unsetenv("FAKE_HELM_MODE_UPGRADE");
+    mgo_test_fake_helm_env(g_dir, "success", log, rel);
     sec_pki_path(g_dir, "signing.pub", key1);
     sec_pki_path(g_dir, "rotated.pub", key2);
 

@@ -37,13 +37,10 @@ static char g_state[512];
 
 static int suite_init(void)
 {
-    snprintf(g_dir, sizeof g_dir, "/tmp/mgo-sec-test-XXXXXX");
-    if (mkdtemp(g_dir) == NULL)
-        return 1;
+    mgo_test_tmpdir("sec-limits", g_dir);
     snprintf(g_token, sizeof g_token, "%s/api-token", g_dir);
     snprintf(g_state, sizeof g_state, "%s/state", g_dir);
-    FILE *f = fopen(g_token, "w");
-    if (f == NULL || fputs(TOKEN "\n", f) < 0 || fclose(f) != 0)
+    if (!mgo_test_write_file(g_token, TOKEN "\n"))
         return 1;
     /* client and server ends of ~320 connections live in this process */
     struct rlimit rl;
@@ -57,7 +54,7 @@ static int suite_init(void)
 
 static int suite_clean(void)
 {
-    sec_rmtree(g_dir);
+    mgo_test_rm_rf(g_dir);
     return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "mgo/buf.h"
 #include "mgo/log.h"
 #include "mgo/manager.h"
+#include "manager_thread.h"
 #include "mgo_test.h"
 #include "sec_test_util.h"
 
@@ -28,30 +29,6 @@
 static char g_dir[256];
 static char g_token[512], g_pw[512], g_ca[512], g_crt[512], g_key[512], g_skey[512];
 static char g_state[512];
-
-/* every log line goes here too */
-static pthread_mutex_t g_log_mu = PTHREAD_MUTEX_INITIALIZER;
-static struct mgo_buf g_log;
-
-static void log_sink(enum mgo_log_level level, const char *tag, const char *line, void *ctx)
-{
-    (void)level;
-    (void)ctx;
-    pthread_mutex_lock(&g_log_mu);
-    if (mgo_buf_printf(&g_log, "%s: %s\n", tag, line) != MGO_OK) {
-        /* the cap is generous; a full buffer only shortens what is searched */
-    }
-    pthread_mutex_unlock(&g_log_mu);
-}
-
-static void write_file(const char *path, const char *text)
-{
-    FILE *f = fopen(path, "w");
-    if (f == NULL || fputs(text, f) < 0 || fclose(f) != 0) {
-        perror(path);
-        exit(2);
-    }
-}
 
 static int suite_init(void)
 {
@@ -63,20 +40,18 @@ static int suite_init(void)
     sec_pki_path(g_dir, "broker.crt", g_crt); /* SAN 127.0.0.1, serverAuth */
     sec_pki_path(g_dir, "broker.key", g_key);
     sec_pki_path(g_dir, "signing.key", g_skey);
-    write_file(g_token, TOKEN "\n");
-    write_file(g_pw, PASSWORD "\n");
-    mgo_buf_init(&g_log, 4u << 20);
+    if (!mgo_test_write_file(g_token, TOKEN "\n") || !mgo_test_write_file(g_pw, PASSWORD "\n"))
+        exit(2);
     mgo_log_set_level(MGO_LOG_DEBUG);
-    mgo_log_set_sink(log_sink, NULL);
+    mgo_test_log_capture_start(4u << 20);
     return 0;
 }
 
 static int suite_clean(void)
 {
-    mgo_log_set_sink(NULL, NULL);
+    mgo_test_log_capture_stop();
     mgo_log_set_level(MGO_LOG_WARN);
-    mgo_buf_cleanup(&g_log);
-    sec_rmtree(g_dir);
+    mgo_test_rm_rf(g_dir);
     return 0;
 }
 
@@ -133,13 +108,6 @@ static struct reply get(const char *scheme, uint16_t port, const char *auth, boo
     return r;
 }
 
-static void *run_manager(void *arg)
-{
-    mgo_err err = mgo_manager_run(arg);
-    (void)err;
-    return NULL;
-}
-
 /* margoctl app list against the HTTPS API; ca NULL = MARGO_CA_FILE unset. */
 static int margoctl(uint16_t port, const char *ca)
 {
@@ -165,13 +133,11 @@ static int margoctl(uint16_t port, const char *ca)
 
 static void test_https_api(void)
 {
-    struct mgo_manager_config cfg;
-    config(&cfg, true, true);
-    struct mgo_manager *m = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_manager_new(&cfg, &m), MGO_OK);
-    pthread_t t;
-    CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, run_manager, m), 0);
-    uint16_t port = mgo_manager_api_port(m);
+    struct mgo_test_manager t;
+    memset(&t, 0, sizeof t);
+    config(&t.cfg, true, true);
+    CU_ASSERT_EQUAL_FATAL(mgo_test_manager_start(&t, true), MGO_OK);
+    uint16_t port = mgo_manager_api_port(t.m);
 
     struct reply r = get("https", port, "Authorization: Bearer " TOKEN, true);
     CU_ASSERT_EQUAL(r.code, CURLE_OK);
@@ -202,9 +168,7 @@ static void test_https_api(void)
         CU_ASSERT_EQUAL(found == 0, i == 1);
     }
 
-    mgo_manager_stop(m);
-    pthread_join(t, NULL);
-    mgo_manager_free(m);
+    mgo_test_manager_stop(&t);
 }
 
 static void test_tls_needs_cert_and_key(void)
@@ -227,9 +191,9 @@ static void test_tls_needs_cert_and_key(void)
 /* Runs last: everything the suite logged at debug level holds no secret. */
 static void test_no_secret_in_logs(void)
 {
-    pthread_mutex_lock(&g_log_mu);
-    const char *log = g_log.data ? (const char *)g_log.data : "";
-    CU_ASSERT(g_log.len > 0);
+    size_t log_len = 0;
+    const char *log = mgo_test_log_capture_lock(&log_len);
+    CU_ASSERT(log_len > 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(log, "API listening")); /* the sink did see the manager */
     CU_ASSERT_PTR_NULL(strstr(log, TOKEN));
     CU_ASSERT_PTR_NULL(strstr(log, "0123456789abcdef")); /* no part of a token either */
@@ -249,7 +213,7 @@ static void test_no_secret_in_logs(void)
         }
         free(pem);
     }
-    pthread_mutex_unlock(&g_log_mu);
+    mgo_test_log_capture_unlock();
 }
 
 void mgo_test_register(void)

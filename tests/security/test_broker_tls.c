@@ -16,18 +16,14 @@
  *   - the monitor publishing as a "device" named margo-monitor gets through the broker but
  *     is refused by the manager (nothing stored, no deployment); pki.sh refuses role names.
  * The API's 401 behaviour is proven by tests/manager/test_manager_it.c (test_auth_required). */
-#include <arpa/inet.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -37,6 +33,8 @@
 #include "mgo/mgr_store.h"
 #include "mgo/margo.h"
 #include "http.h"
+#include "manager_thread.h"
+#include "mqtt_client.h"
 #include "mgo/mqtt.h"
 #include "mgo/sign.h"
 #include "mgo_test.h"
@@ -52,46 +50,6 @@ static int g_tls_port, g_plain_port;
 static char g_url[64];
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
-
-static int free_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    socklen_t len = sizeof sa;
-    int port = -1;
-    if (fd >= 0 && bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    if (fd >= 0)
-        close(fd);
-    return port;
-}
-
-static bool port_open(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK),
-                             .sin_port = htons((unsigned short)port)};
-    bool ok = fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    if (fd >= 0)
-        close(fd);
-    return ok;
-}
 
 /* Copies the shipped config, changing only "listener 8883" and "listener 1883 127.0.0.1" to
  * free ports; false when either line is missing (the shipped file drifted from this test). */
@@ -133,10 +91,10 @@ static bool start_broker(void)
              "mkdir -p '%s/broker/run/broker' && ln -s '%s/pki' '%s/broker/run/pki' && "
              "ln -s '%s' '%s/broker/broker-config'",
              g_dir, g_dir, g_dir, mgo_test_path("broker-config"), g_dir);
-    if (sec_run(cmd) != 0)
+    if (mgo_test_sh("%s", cmd) != 0)
         return false;
-    g_tls_port = free_port();
-    g_plain_port = free_port();
+    g_tls_port = mgo_test_free_port();
+    g_plain_port = mgo_test_free_port();
     snprintf(g_url, sizeof g_url, "ssl://localhost:%d", g_tls_port);
     char conf[512], log[512], wd[512];
     snprintf(conf, sizeof conf, "%s/broker/mosquitto.conf", g_dir);
@@ -161,7 +119,7 @@ static bool start_broker(void)
     }
     g_broker = pid;
     for (int waited = 0; waited < 5000; waited += 20) {
-        if (port_open(g_tls_port) && port_open(g_plain_port))
+        if (mgo_test_port_open(g_tls_port) && mgo_test_port_open(g_plain_port))
             return true;
         int st;
         if (waitpid(pid, &st, WNOHANG) == pid) {
@@ -169,7 +127,7 @@ static bool start_broker(void)
             fprintf(stderr, "mosquitto exited at startup; see %s\n", log);
             return false;
         }
-        sleep_ms(20);
+        mgo_test_sleep_ms(20);
     }
     return false;
 }
@@ -204,9 +162,9 @@ static mgo_err tls_client(const char *pki_dir, const char *cert, const char *key
         mgo_mqtt_free(m);
         return err;
     }
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     err = MGO_ERR_TIMEOUT;
-    while (now_ms() < deadline && err == MGO_ERR_TIMEOUT) {
+    while (mgo_test_now_ms() < deadline && err == MGO_ERR_TIMEOUT) {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
             continue;
@@ -258,7 +216,7 @@ struct inbox {
 
 static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
 {
-    int64_t deadline = now_ms() + ms;
+    int64_t deadline = mgo_test_now_ms() + ms;
     do {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 20, &ev) != MGO_OK)
@@ -295,14 +253,14 @@ static void pump(struct mgo_mqtt *m, struct inbox *in, int ms)
             break;
         }
         mgo_mqtt_event_cleanup(&ev);
-    } while (now_ms() < deadline);
+    } while (mgo_test_now_ms() < deadline);
 }
 
 /* Pumps until pred holds (or WAIT_MS). */
 #define PUMP_UNTIL(m, in, cond)                                                                    \
     do {                                                                                           \
-        int64_t until_ = now_ms() + WAIT_MS;                                                       \
-        while (!(cond) && now_ms() < until_)                                                       \
+        int64_t until_ = mgo_test_now_ms() + WAIT_MS;                                              \
+        while (!(cond) && mgo_test_now_ms() < until_)                                              \
             pump((m), (in), 20);                                                                   \
     } while (0)
 
@@ -371,8 +329,8 @@ static int suite_init_revocation(void)
 static int suite_clean(void)
 {
     stop_broker();
-    sec_rmtree(g_dir);
-    sec_rmtree(g_rogue);
+    mgo_test_rm_rf(g_dir);
+    mgo_test_rm_rf(g_rogue);
     return 0;
 }
 
@@ -507,9 +465,9 @@ static void test_connect_refused_without_valid_certificate(void)
     CU_ASSERT_EQUAL_FATAL(mgo_mqtt_new(&plain, &m), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mqtt_connect(m), MGO_OK);
     struct inbox in = {0};
-    int64_t deadline = now_ms() + WAIT_MS;
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
     bool connected = false, failed = false;
-    while (!connected && !failed && now_ms() < deadline) {
+    while (!connected && !failed && mgo_test_now_ms() < deadline) {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 50, &ev) != MGO_OK)
             continue;
@@ -586,13 +544,6 @@ static long api(uint16_t port, const char *method, const char *path, const char 
     return status;
 }
 
-static void *run_manager(void *arg)
-{
-    mgo_err err = mgo_manager_run(arg);
-    (void)err;
-    return NULL;
-}
-
 struct raw {
     char topic[256];
     uint8_t *data;
@@ -604,30 +555,15 @@ static void test_manager_publishes_signed_documents(void)
     char state[512], token[512], ca[512], crt[512], key[512], skey[512], spub[512];
     snprintf(state, sizeof state, "%s/manager-state", g_dir);
     snprintf(token, sizeof token, "%s/api-token", g_dir);
-    FILE *f = fopen(token, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
-    struct mgo_manager_config cfg = {
-        .state_dir = state,
-        .broker_url = g_url,
-        .client_id = (char *)"margo-manager",
-        .topic_prefix = (char *)"margo/v1",
-        .api_listen = (char *)"127.0.0.1:0",
-        .api_token_file = token,
-        .log_level = (char *)"warn",
-        .ca_file = (char *)sec_pki_path(g_dir, "ca.crt", ca),
-        .cert_file = (char *)sec_pki_path(g_dir, "manager.crt", crt),
-        .key_file = (char *)sec_pki_path(g_dir, "manager.key", key),
-        .signing_key_file = (char *)sec_pki_path(g_dir, "signing.key", skey),
-        .session_expiry_s = 600,
-        .keepalive_s = 30,
-    };
-    struct mgo_manager *mgr = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_manager_new(&cfg, &mgr), MGO_OK);
-    pthread_t thread;
-    CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, run_manager, mgr), 0);
-    uint16_t port = mgo_manager_api_port(mgr);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token, TOKEN "\n"));
+    struct mgo_test_manager mgr;
+    mgo_test_manager_init(&mgr, g_url, state, "margo-manager", token, "warn");
+    mgr.cfg.ca_file = (char *)sec_pki_path(g_dir, "ca.crt", ca);
+    mgr.cfg.cert_file = (char *)sec_pki_path(g_dir, "manager.crt", crt);
+    mgr.cfg.key_file = (char *)sec_pki_path(g_dir, "manager.key", key);
+    mgr.cfg.signing_key_file = (char *)sec_pki_path(g_dir, "signing.key", skey);
+    CU_ASSERT_EQUAL_FATAL(mgo_test_manager_start(&mgr, true), MGO_OK);
+    uint16_t port = mgo_manager_api_port(mgr.m);
 
     /* dev-a (TLS, own certificate) announces its capabilities */
     struct mgo_mqtt *a = device("dev-a");
@@ -642,15 +578,8 @@ static void test_manager_publishes_signed_documents(void)
     mgo_arena_init(&arena, 8u << 20);
     struct mgo_problems p;
     mgo_problems_init(&p);
-    struct mgo_value v;
-    struct mgo_buf b;
-    mgo_buf_init(&b, 1u << 20);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(caps, strlen(caps), &arena, &v, &p), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&v, &b), MGO_OK);
-    CU_ASSERT_EQUAL(
-        mgo_mqtt_publish(a, "margo/v1/devices/dev-a/capabilities", b.data, b.len, 1, true, NULL),
-        MGO_OK);
-    mgo_buf_cleanup(&b);
+    CU_ASSERT_EQUAL(mgo_test_publish_yaml(a, "margo/v1/devices/dev-a/capabilities", true, caps, 0),
+                    MGO_OK);
     PUMP_UNTIL(a, &ia, ia.published > 0);
     CU_ASSERT_EQUAL(ia.published, 1);
 
@@ -665,7 +594,7 @@ static void test_manager_publishes_signed_documents(void)
                  "{\"app\":\"hello-world\",\"version\":\"1.0\",\"devices\":[\"dev-a\"],"
                  "\"parameters\":{\"siteId\":\"site-7\",\"greeting\":\"x; rm -rf / $(id)\"}}");
         if (st != 201)
-            sleep_ms(100);
+            mgo_test_sleep_ms(100);
     }
     CU_ASSERT_EQUAL_FATAL(st, 201);
 
@@ -674,8 +603,8 @@ static void test_manager_publishes_signed_documents(void)
     memset(got, 0, sizeof got);
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(a, "margo/v1/devices/dev-a/desired", 1, NULL), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mqtt_subscribe(a, "margo/v1/devices/dev-a/deployments/+", 1, NULL), MGO_OK);
-    int64_t deadline = now_ms() + WAIT_MS;
-    while ((!got[0].data || !got[1].data) && now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while ((!got[0].data || !got[1].data) && mgo_test_now_ms() < deadline) {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(a, 50, &ev) != MGO_OK)
             continue;
@@ -732,9 +661,7 @@ static void test_manager_publishes_signed_documents(void)
     free(got[1].data);
     mgo_arena_cleanup(&arena);
     mgo_mqtt_free(a);
-    mgo_manager_stop(mgr);
-    pthread_join(thread, NULL);
-    mgo_manager_free(mgr);
+    mgo_test_manager_stop(&mgr);
 }
 
 /* ---- TLS versions, revocation, rotation (issue 19 item 7) ---------------------------------- */
@@ -751,7 +678,7 @@ static void s_client(const char *flag, char *out, size_t out_len)
              g_tls_port, flag, sec_pki_path(g_dir, "ca.crt", ca),
              sec_pki_path(g_dir, "devices/dev-a.crt", crt),
              sec_pki_path(g_dir, "devices/dev-a.key", key), log);
-    (void)sec_run(cmd);
+    (void)mgo_test_sh("%s", cmd);
     char *text = mgo_test_read_file(log, NULL);
     snprintf(out, out_len, "%s", text ? text : "");
     free(text);
@@ -779,7 +706,7 @@ static int pki(const char *options)
     char cmd[2048];
     snprintf(cmd, sizeof cmd, "sh '%s' %s '%s/pki' 2>>'%s/pki.log'",
              mgo_test_path("broker-config/pki.sh"), options, g_dir, g_dir);
-    return sec_run(cmd);
+    return mgo_test_sh("%s", cmd);
 }
 
 /* SIGHUP to the running broker; waits for its "Reloading config." log line. The process
@@ -794,7 +721,7 @@ static void hup_broker(void)
     for (int waited = 0; waited < WAIT_MS; waited += 20) {
         if (mgo_test_count_lines(log, "Reloading config.") > before)
             break;
-        sleep_ms(20);
+        mgo_test_sleep_ms(20);
     }
     CU_ASSERT(mgo_test_count_lines(log, "Reloading config.") > before);
     CU_ASSERT_EQUAL(g_broker, pid);
@@ -845,7 +772,7 @@ static char *serial_of(const char *rel)
     snprintf(cmd, sizeof cmd,
              "openssl x509 -in '%s' -noout -serial -subject -nameopt RFC2253 > '%s'",
              sec_pki_path(g_dir, rel, path), out);
-    return sec_run(cmd) == 0 ? mgo_test_read_file(out, NULL) : NULL;
+    return mgo_test_sh("%s", cmd) == 0 ? mgo_test_read_file(out, NULL) : NULL;
 }
 
 static void test_rotated_certificates(void)
@@ -936,29 +863,14 @@ static void test_monitor_cannot_act_as_device(void)
     char state[512], token[512], ca[512], crt[512], key[512];
     snprintf(state, sizeof state, "%s/manager-state-roles", g_dir);
     snprintf(token, sizeof token, "%s/api-token", g_dir);
-    FILE *f = fopen(token, "w");
-    CU_ASSERT_PTR_NOT_NULL_FATAL(f);
-    fputs(TOKEN "\n", f);
-    fclose(f);
-    struct mgo_manager_config cfg = {
-        .state_dir = state,
-        .broker_url = g_url,
-        .client_id = (char *)"margo-manager",
-        .topic_prefix = (char *)"margo/v1",
-        .api_listen = (char *)"127.0.0.1:0",
-        .api_token_file = token,
-        .log_level = (char *)"warn",
-        .ca_file = (char *)sec_pki_path(g_dir, "ca.crt", ca),
-        .cert_file = (char *)sec_pki_path(g_dir, "manager.crt", crt),
-        .key_file = (char *)sec_pki_path(g_dir, "manager.key", key),
-        .session_expiry_s = 600,
-        .keepalive_s = 30,
-    };
-    struct mgo_manager *mgr = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_manager_new(&cfg, &mgr), MGO_OK);
-    pthread_t thread;
-    CU_ASSERT_EQUAL_FATAL(pthread_create(&thread, NULL, run_manager, mgr), 0);
-    uint16_t port = mgo_manager_api_port(mgr);
+    CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token, TOKEN "\n"));
+    struct mgo_test_manager t;
+    mgo_test_manager_init(&t, g_url, state, "margo-manager", token, "warn");
+    t.cfg.ca_file = (char *)sec_pki_path(g_dir, "ca.crt", ca);
+    t.cfg.cert_file = (char *)sec_pki_path(g_dir, "manager.crt", crt);
+    t.cfg.key_file = (char *)sec_pki_path(g_dir, "manager.key", key);
+    CU_ASSERT_EQUAL_FATAL(mgo_test_manager_start(&t, true), MGO_OK);
+    uint16_t port = mgo_manager_api_port(t.m);
     char *app = mgo_test_read_file(mgo_test_path("tests/manager/data/hello-1.0.yaml"), NULL);
     CU_ASSERT_EQUAL(api(port, "POST", "/api/v1/apps", app), 201);
     free(app);
@@ -972,7 +884,7 @@ static void test_monitor_cannot_act_as_device(void)
     for (int i = 0; i < 100 && st != 200; i++) {
         st = api(port, "GET", "/api/v1/devices/dev-b", NULL);
         if (st != 200)
-            sleep_ms(100);
+            mgo_test_sleep_ms(100);
     }
     CU_ASSERT_EQUAL_FATAL(st, 200);
 
@@ -1010,7 +922,7 @@ static void test_monitor_cannot_act_as_device(void)
             seen = true;
         mgo_buf_cleanup(&reply);
         if (!seen)
-            sleep_ms(100);
+            mgo_test_sleep_ms(100);
     }
     CU_ASSERT_TRUE(seen);
     CU_ASSERT_EQUAL(api(port, "GET", "/api/v1/devices/margo-monitor", NULL), 404);
@@ -1028,9 +940,7 @@ static void test_monitor_cannot_act_as_device(void)
     pub(mon, &im, "margo/v1/devices/margo-monitor/state", "", true);
     mgo_mqtt_free(mon);
     mgo_mqtt_free(b);
-    mgo_manager_stop(mgr);
-    pthread_join(thread, NULL);
-    mgo_manager_free(mgr);
+    mgo_test_manager_stop(&t);
 
     /* nothing of the monitor's is in the store */
     struct mgo_mgr_store *store = NULL;

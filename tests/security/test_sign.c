@@ -56,7 +56,7 @@ static int suite_clean(void)
     mgo_sign_key_free(g_other);
     mgo_verify_key_free(g_pub);
     mgo_verify_key_free(g_mgr_crt);
-    sec_rmtree(g_dir);
+    mgo_test_rm_rf(g_dir);
     return 0;
 }
 
@@ -290,7 +290,7 @@ static void test_key_id_matches_openssl_cli(void)
     snprintf(cmd, sizeof cmd,
              "openssl pkey -pubin -in '%s' -outform DER | openssl dgst -sha256 -r > '%s/kid'",
              sec_pki_path(g_dir, "signing.pub", p), g_dir);
-    CU_ASSERT_FATAL(sec_run(cmd) == 0);
+    CU_ASSERT_FATAL(mgo_test_sh("%s", cmd) == 0);
     char kidpath[512];
     snprintf(kidpath, sizeof kidpath, "%s/kid", g_dir);
     char *hex = mgo_test_read_file(kidpath, NULL);
@@ -323,7 +323,7 @@ static void test_key_loading_refusals(void)
              "openssl pkey -in pki/signing.key -aes256 -passout pass:secret -out enc.key && "
              "printf 'not a key\\n' > junk.key",
              g_dir);
-    CU_ASSERT_FATAL(sec_run(cmd) == 0);
+    CU_ASSERT_FATAL(mgo_test_sh("%s", cmd) == 0);
     static const char *const bad_private[] = {"rsa.key", "p384.key", "ed.key", "enc.key",
                                               "junk.key"};
     for (size_t i = 0; i < sizeof bad_private / sizeof bad_private[0]; i++) {

@@ -1,22 +1,21 @@
 /* broker.c - a private Mosquitto per test (see broker.h). */
 #include "broker.h"
 
-#include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <netinet/in.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
+
+#include "mgo_test.h"
 
 extern char **environ;
 
@@ -24,13 +23,6 @@ extern char **environ;
 #define READY_TIMEOUT_MS 5000
 #define STOP_TIMEOUT_MS 5000
 #define POLL_STEP_MS 20
-
-static void sleep_ms(long ms)
-{
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
-    while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
-    }
-}
 
 static void print_log_tail(const struct mgo_test_broker *b)
 {
@@ -49,40 +41,6 @@ static void print_log_tail(const struct mgo_test_broker *b)
     buf[n] = '\0';
     fclose(f);
     fprintf(stderr, "--- %s (tail) ---\n%s--- end ---\n", b->log_path, buf);
-}
-
-static int pick_port(void)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = 0;
-    socklen_t len = sizeof sa;
-    int port = -1;
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) == 0 &&
-        getsockname(fd, (struct sockaddr *)&sa, &len) == 0)
-        port = ntohs(sa.sin_port);
-    close(fd);
-    return port;
-}
-
-static int port_accepts(int port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return 0;
-    struct sockaddr_in sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sin_family = AF_INET;
-    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    sa.sin_port = htons((unsigned short)port);
-    int ok = connect(fd, (struct sockaddr *)&sa, sizeof sa) == 0;
-    close(fd);
-    return ok;
 }
 
 static int write_conf(const struct mgo_test_broker *b, const char *extra_conf)
@@ -155,9 +113,9 @@ static int spawn(struct mgo_test_broker *b)
             print_log_tail(b);
             return -1;
         }
-        if (port_accepts(b->port))
+        if (mgo_test_port_open(b->port))
             return 0;
-        sleep_ms(POLL_STEP_MS);
+        mgo_test_sleep_ms(POLL_STEP_MS);
     }
     fprintf(stderr, "broker: port %d not accepting after %d ms\n", b->port, READY_TIMEOUT_MS);
     print_log_tail(b);
@@ -179,7 +137,7 @@ int mgo_test_broker_start(struct mgo_test_broker *b, const char *extra_conf)
     }
     snprintf(b->conf_path, sizeof b->conf_path, "%s/mosquitto.conf", b->dir);
     snprintf(b->log_path, sizeof b->log_path, "%s/mosquitto.log", b->dir);
-    b->port = pick_port();
+    b->port = mgo_test_free_port();
     if (b->port <= 0) {
         fprintf(stderr, "broker: no free loopback port: %s\n", strerror(errno));
         return -1;
@@ -204,7 +162,7 @@ int mgo_test_broker_stop(struct mgo_test_broker *b)
         pid_t r = waitpid(pid, NULL, WNOHANG);
         if (r == pid || (r < 0 && errno == ECHILD))
             return 0;
-        sleep_ms(POLL_STEP_MS);
+        mgo_test_sleep_ms(POLL_STEP_MS);
     }
     fprintf(stderr, "broker: mosquitto %d ignored SIGTERM; killing it\n", (int)pid);
     (void)kill(pid, SIGKILL);

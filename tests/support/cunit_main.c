@@ -23,43 +23,6 @@ void mgo_test_add_suite(const char *suite, const struct mgo_test_case *cases)
     }
 }
 
-const char *mgo_test_path(const char *rel)
-{
-    static char path[4096];
-    snprintf(path, sizeof path, "%s/%s", MGO_SOURCE_DIR, rel);
-    return path;
-}
-
-char *mgo_test_read_file(const char *path, size_t *len_out)
-{
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
-        fprintf(stderr, "cannot open %s\n", path);
-        exit(2);
-    }
-    size_t cap = 4096, len = 0;
-    char *data = malloc(cap);
-    for (;;) {
-        if (data == NULL) {
-            fprintf(stderr, "out of memory reading %s\n", path);
-            exit(2);
-        }
-        size_t n = fread(data + len, 1, cap - len - 1, f);
-        len += n;
-        if (n == 0)
-            break;
-        if (len + 1 == cap) {
-            cap *= 2;
-            data = realloc(data, cap);
-        }
-    }
-    fclose(f);
-    data[len] = '\0';
-    if (len_out != NULL)
-        *len_out = len;
-    return data;
-}
-
 int main(void)
 {
     const char *level = getenv("MGO_TEST_LOG");

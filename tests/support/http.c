@@ -1,4 +1,4 @@
-/* http.c - one HTTP request for tests (libcurl). */
+/* http.c - see http.h. */
 #include "http.h"
 
 #include <curl/curl.h>
@@ -44,4 +44,40 @@ long mgo_test_http(const char *method, const char *url, const char *const *heade
     curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
     return status;
+}
+
+void mgo_test_request(const char *base, const char *method, const char *path,
+                      const char *const *headers, const char *body, long timeout_ms,
+                      struct mgo_test_reply *r)
+{
+    memset(r, 0, sizeof *r);
+    mgo_buf_init(&r->body, 64u << 20);
+    mgo_arena_init(&r->arena, 256u << 20);
+    char url[512];
+    snprintf(url, sizeof url, "%s%s", base, path);
+    r->status = mgo_test_http(method, url, headers, body, timeout_ms, &r->body, r->content_type,
+                              sizeof r->content_type);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    if (r->body.len == 0 ||
+        mgo_value_from_yaml(r->body.data, r->body.len, &r->arena, &r->json, &p) != MGO_OK)
+        r->json.kind = MGO_V_NULL;
+}
+
+void mgo_test_reply_cleanup(struct mgo_test_reply *r)
+{
+    mgo_buf_cleanup(&r->body);
+    mgo_arena_cleanup(&r->arena);
+}
+
+const char *mgo_test_jstr(const struct mgo_value *v, const char *pointer)
+{
+    const struct mgo_value *x = mgo_value_pointer(v, pointer);
+    return x && x->kind == MGO_V_STR ? x->as.str.ptr : "";
+}
+
+uint64_t mgo_test_ju64(const struct mgo_value *v, const char *pointer)
+{
+    const struct mgo_value *x = mgo_value_pointer(v, pointer);
+    return x && x->kind == MGO_V_UINT ? x->as.u : 0;
 }

@@ -12,13 +12,13 @@
 #include <string.h>
 
 #include "mgo/buf.h"
+#include "manager_thread.h"
 #include "mgo/manager.h"
 #include "web.h"
 
 #define TOKEN "web-test-token-0123456789abcdef"
 
-static struct mgo_manager *manager;
-static struct mgo_manager_config cfg;
+static struct mgo_test_manager manager;
 static char state_dir[256];
 static char token_path[512];
 static char base[64];
@@ -84,42 +84,25 @@ static void reply_cleanup(struct reply *r)
 
 static int suite_init(void)
 {
-    snprintf(state_dir, sizeof state_dir, "/tmp/mgo-web-unit-XXXXXX");
-    if (!mkdtemp(state_dir))
-        return -1;
+    mgo_test_tmpdir("web-unit", state_dir);
     snprintf(token_path, sizeof token_path, "%s/token", state_dir);
-    FILE *f = fopen(token_path, "w");
-    if (!f)
+    if (!mgo_test_write_file(token_path, TOKEN "\n"))
         return -1;
-    fputs(TOKEN "\n", f);
-    fclose(f);
-    cfg.state_dir = state_dir;
-    cfg.broker_url = (char *)"tcp://127.0.0.1:1"; /* never connected: the loop does not run */
-    cfg.client_id = (char *)"margo-manager-web-unit";
-    cfg.topic_prefix = (char *)"margo/v1";
-    cfg.api_listen = (char *)"127.0.0.1:0";
-    cfg.api_token_file = token_path;
-    cfg.log_level = (char *)"error";
-    cfg.session_expiry_s = 600;
-    cfg.keepalive_s = 30;
-    if (mgo_manager_new(&cfg, &manager) != MGO_OK)
+    /* never connected: the loop does not run */
+    mgo_test_manager_init(&manager, "tcp://127.0.0.1:1", state_dir, "margo-manager-web-unit",
+                          token_path, "error");
+    if (mgo_test_manager_start(&manager, false) != MGO_OK)
         return -1;
-    snprintf(base, sizeof base, "http://127.0.0.1:%u", mgo_manager_api_port(manager));
+    snprintf(base, sizeof base, "%s", manager.api_base);
     curl_global_init(CURL_GLOBAL_DEFAULT);
     return 0;
 }
 
 static int suite_cleanup(void)
 {
-    mgo_manager_free(manager);
+    mgo_test_manager_stop(&manager);
     curl_global_cleanup();
-    static const char *const files[] = {"token", "manager.db", "manager.db-wal", "manager.db-shm"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char p[512];
-        snprintf(p, sizeof p, "%s/%s", state_dir, files[i]);
-        remove(p);
-    }
-    remove(state_dir);
+    mgo_test_rm_rf(state_dir);
     return 0;
 }
 

@@ -16,7 +16,6 @@
  * A command is answered after the broker acknowledged the publish. Diagnostics and the
  * manager's log go to stderr. Exit 0 after quit, 1 when something could not start. */
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -26,6 +25,9 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "manager_thread.h"
+#include "mgo_test.h"
+#include "mqtt_client.h"
 #include "mgo/log.h"
 #include "mgo/manager.h"
 #include "mgo/margo.h"
@@ -45,69 +47,15 @@ struct journal {
 };
 static struct journal journals[MAX_DEVICES];
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void *run_manager(void *arg)
-{
-    mgo_err err = mgo_manager_run(arg);
-    if (err != MGO_OK)
-        fprintf(stderr, "web_harness: manager loop ended: %s\n", mgo_strerror(err));
-    return NULL;
-}
-
-/* Waits for the event of kind want (token matched when token >= 0). */
-static bool wait_event(enum mgo_mqtt_event_kind want, int token)
-{
-    int64_t deadline = now_ms() + WAIT_MS;
-    while (now_ms() < deadline) {
-        struct mgo_mqtt_event ev;
-        if (mgo_mqtt_next(device, 50, &ev) != MGO_OK)
-            continue;
-        bool hit = ev.kind == want && (token < 0 || ev.token == token);
-        bool failed = ev.kind == MGO_MQTT_EV_CONNECT_FAILED ||
-                      (ev.kind == MGO_MQTT_EV_PUBLISH_FAILED && ev.token == token);
-        mgo_mqtt_event_cleanup(&ev);
-        if (hit)
-            return true;
-        if (failed)
-            return false;
-    }
-    return false;
-}
-
 /* Publishes a YAML/JSON text as MessagePack, retained, QoS 1; waits for the broker. */
 static bool publish_doc(const char *topic, const char *fmt, ...) MGO_PRINTF(2, 3);
 static bool publish_doc(const char *topic, const char *fmt, ...)
 {
-    char text[8192];
     va_list ap;
     va_start(ap, fmt);
-    int n = vsnprintf(text, sizeof text, fmt, ap);
+    mgo_err err = mgo_test_publish_vyamlf(device, topic, true, WAIT_MS, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof text)
-        return false;
-    struct mgo_arena arena;
-    mgo_arena_init(&arena, 1u << 20);
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    struct mgo_value v;
-    struct mgo_buf b;
-    mgo_buf_init(&b, 1u << 20);
-    int token = -1;
-    bool ok = mgo_value_from_yaml(text, strlen(text), &arena, &v, &p) == MGO_OK &&
-              mgo_value_to_msgpack(&v, &b) == MGO_OK &&
-              mgo_mqtt_publish(device, topic, b.data, b.len, 1, true, &token) == MGO_OK &&
-              wait_event(MGO_MQTT_EV_PUBLISHED, token);
-    if (!ok && p.count > 0)
-        fprintf(stderr, "web_harness: %s: %s\n", p.items[0].field, p.items[0].rule);
-    mgo_buf_cleanup(&b);
-    mgo_arena_cleanup(&arena);
-    return ok;
+    return err == MGO_OK;
 }
 
 /* Words of the command line are limited to these characters so they can be pasted into
@@ -240,33 +188,14 @@ static bool run_command(char *line)
     return true;
 }
 
-static void remove_state_dir(void)
-{
-    static const char *const files[] = {"manager.db", "manager.db-wal", "manager.db-shm",
-                                        "api-token"};
-    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
-        char path[512];
-        snprintf(path, sizeof path, "%s/%s", state_dir, files[i]);
-        unlink(path);
-    }
-    rmdir(state_dir);
-}
-
 int main(void)
 {
     int rc = 1;
-    struct mgo_manager *manager = NULL;
-    pthread_t thread;
-    bool running = false;
-    static struct mgo_manager_config cfg;
+    static struct mgo_test_manager manager;
     char token_path[512];
     char token[65];
 
-    snprintf(state_dir, sizeof state_dir, "/tmp/mgo-web-test-XXXXXX");
-    if (!mkdtemp(state_dir)) {
-        perror("web_harness: mkdtemp");
-        return 1;
-    }
+    mgo_test_tmpdir("web", state_dir);
     if (mgo_test_broker_start(&broker, NULL) != 0)
         goto cleanup_dir;
     /* a fresh random token, as the manager would make one */
@@ -289,31 +218,18 @@ int main(void)
     }
     chmod(token_path, 0600);
 
-    cfg.state_dir = state_dir;
-    cfg.broker_url = (char *)mgo_test_broker_url(&broker);
-    cfg.client_id = (char *)"margo-manager-web-test";
-    cfg.topic_prefix = (char *)"margo/v1";
-    cfg.api_listen = (char *)"127.0.0.1:0";
-    cfg.api_token_file = token_path;
-    cfg.log_level = (char *)"warn";
-    cfg.session_expiry_s = 600;
-    cfg.keepalive_s = 30;
-    if (mgo_manager_new(&cfg, &manager) != MGO_OK) {
+    mgo_test_manager_init(&manager, mgo_test_broker_url(&broker), state_dir,
+                          "margo-manager-web-test", token_path, "warn");
+    if (mgo_test_manager_start(&manager, true) != MGO_OK) {
         fprintf(stderr, "web_harness: the manager did not start\n");
         goto cleanup_broker;
     }
-    if (pthread_create(&thread, NULL, run_manager, manager) != 0)
-        goto cleanup_manager;
-    running = true;
-
-    struct mgo_mqtt_config mc = {.url = mgo_test_broker_url(&broker),
-                                 .client_id = "web-test-devices", .clean_start = true};
-    if (mgo_mqtt_new(&mc, &device) != MGO_OK || mgo_mqtt_connect(device) != MGO_OK ||
-        !wait_event(MGO_MQTT_EV_CONNECTED, -1)) {
+    device = mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "web-test-devices", 0, WAIT_MS);
+    if (device == NULL) {
         fprintf(stderr, "web_harness: the scripted device could not connect\n");
         goto cleanup_manager;
     }
-    printf("READY http://127.0.0.1:%u %s\n", (unsigned)mgo_manager_api_port(manager), token);
+    printf("READY %s %s\n", manager.api_base, token);
     fflush(stdout);
 
     char line[LINE_MAX_LEN];
@@ -339,14 +255,10 @@ cleanup_manager:
         (void)ignored;
         mgo_mqtt_free(device);
     }
-    if (running) {
-        mgo_manager_stop(manager);
-        pthread_join(thread, NULL);
-    }
-    mgo_manager_free(manager);
+    mgo_test_manager_stop(&manager);
 cleanup_broker:
     mgo_test_broker_cleanup(&broker);
 cleanup_dir:
-    remove_state_dir();
+    mgo_test_rm_rf(state_dir);
     return rc;
 }
