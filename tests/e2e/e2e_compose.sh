@@ -244,7 +244,7 @@ rc=$?
 # Every message of this run (manager, agent, broker will) validates against docs/schemas/.
 # (no events in this run: scripts/wire_schemas is the run that must see every topic kind)
 if [ "$MODE" = flow ]; then
-    needs=(--need status-installed --need status-removed --need presence-will)
+    needs=(--need status-installed --need status-removed --need presence-offline)
 else
     needs=(--need status-failed --need status-error --need status-removed)
 fi
