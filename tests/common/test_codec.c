@@ -676,6 +676,22 @@ static void test_deployment_application_version(void)
         CU_ASSERT_FATAL(p.count >= 1);
         CU_ASSERT_STRING_EQUAL(p.items[0].field, "metadata.annotations.applicationVersion");
     }
+    /* the description's metadata.version, which the manager copies into applicationVersion,
+     * follows the same rule */
+    size_t len = 0;
+    char *desc = mgo_test_read_file(
+        mgo_test_path("tests/data/margo/valid/ApplicationDescription-helm_only.yaml"), &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(desc);
+    char *at = strstr(desc, "version: \"1.0\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    memcpy(at, "version: \"1\\t\"", strlen("version: \"1\\t\"")); /* same length: "1\t" */
+    struct mgo_app_description ad;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(desc, len, &arena, &root, &p), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_app_description_from_value(&root, &arena, &ad, &p), MGO_ERR_INVALID);
+    CU_ASSERT_FATAL(p.count >= 1);
+    CU_ASSERT_STRING_EQUAL(p.items[0].field, "metadata.version");
+    free(desc);
     /* metadata.name is 1..253 bytes (it becomes the status's app.name) */
     snprintf(yaml, sizeof yaml, yaml_fmt, "", "\"\"");
     mgo_problems_init(&p);
