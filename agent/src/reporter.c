@@ -161,6 +161,12 @@ void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep)
         .boot = r->boot,
         .seq = r->seq + 1,
     };
+    /* which app: monitors label the status without reading the document (protocol.md §3.4) */
+    if (rep->dep != NULL && rep->dep->application_id != NULL && rep->dep->name != NULL) {
+        s.has_app = true;
+        s.app = (struct mgo_status_app){rep->dep->application_id, rep->dep->application_version,
+                                        rep->dep->name};
+    }
     if (rep->error != NULL) {
         s.has_error = true;
         s.error =

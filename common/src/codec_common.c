@@ -166,6 +166,17 @@ bool mgo_is_app_id(const char *t)
     return n >= 1 && n <= MGO_MAX_APP_ID_LEN;
 }
 
+bool mgo_is_app_version(const char *t)
+{
+    size_t n = 0;
+    for (; t[n]; n++) {
+        unsigned char c = (unsigned char)t[n];
+        if (c < 0x20 || c == 0x7f)
+            return false;
+    }
+    return n >= 1 && n <= MGO_MAX_APP_VERSION_LEN;
+}
+
 const char *mgo_doc_kind_name(enum mgo_doc_kind k)
 {
     switch (k) {

@@ -33,9 +33,20 @@ mgo_err mgo_app_deployment_from_value(const struct mgo_value *root, struct mgo_a
             size_t s2 = mgo_codec__enter(&rd, "annotations");
             ann_id = mgo_codec__str(&rd, ann, "id", false, 128);
             ann_app = mgo_codec__str(&rd, ann, "applicationId", false, 1024);
+            /* margo-mqtt's own annotation (VER-4: Margo receivers ignore it) */
+            out->application_version =
+                mgo_codec__str(&rd, ann, "applicationVersion", false, MGO_MAX_APP_VERSION_LEN);
+            if (out->application_version != NULL && !mgo_is_app_version(out->application_version)) {
+                mgo_codec__fail(&rd, "applicationVersion",
+                                "must be 1..%u bytes without control characters",
+                                MGO_MAX_APP_VERSION_LEN);
+                out->application_version = NULL;
+            }
             mgo_codec__leave(&rd, s2);
         }
         out->name = mgo_codec__str(&rd, meta, "name", true, MGO_MAX_NAME_LEN);
+        if (out->name != NULL && out->name[0] == '\0')
+            mgo_codec__fail(&rd, "name", "must not be empty (1..%u bytes)", MGO_MAX_NAME_LEN);
         out->namespace_ = mgo_codec__str(&rd, meta, "namespace", true, MGO_MAX_NAME_LEN);
         out->device_id = mgo_codec__str(&rd, meta, "deviceId", false, 1024);
         if (out->device_id != NULL && !mgo_codec__is_device_path(out->device_id, true))
@@ -97,6 +108,7 @@ mgo_err mgo_app_deployment_to_value(const struct mgo_app_deployment *in, struct 
     struct mgo_value ann_v, meta_v, spec_v, prof_v, params_v;
     mgo_map_builder_init(&ann, arena);
     mgo_map_put_str(&ann, "applicationId", in->application_id);
+    mgo_map_put_str_opt(&ann, "applicationVersion", in->application_version);
     mgo_map_put_str(&ann, "id", in->id);
     if ((err = mgo_map_builder_finish(&ann, &ann_v)) != MGO_OK)
         return err;

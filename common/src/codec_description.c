@@ -210,7 +210,12 @@ mgo_err mgo_app_description_from_value(const struct mgo_value *root, struct mgo_
         saved = mgo_codec__enter(&rd, "metadata");
         out->name = mgo_codec__str(&rd, meta, "name", true, 256);
         out->description = mgo_codec__str(&rd, meta, "description", false, 0);
-        out->version = mgo_codec__str(&rd, meta, "version", true, 128);
+        out->version = mgo_codec__str(&rd, meta, "version", true, MGO_MAX_APP_VERSION_LEN);
+        /* the manager copies it into every deployment (applicationVersion) and monitors
+         * print it: a label, not free text */
+        if (out->version != NULL && !mgo_is_app_version(out->version))
+            mgo_codec__fail(&rd, "version", "must be 1..%u bytes without control characters",
+                            MGO_MAX_APP_VERSION_LEN);
         read_catalog(&rd, meta, out);
         mgo_codec__leave(&rd, saved);
     }

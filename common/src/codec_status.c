@@ -8,6 +8,38 @@ static const char *const state_names[MGO_STATE_COUNT] = {
     "pending", "installing", "installed", "failed", "removing", "removed",
 };
 
+/* x-margo-mqtt-extensions.app (optional): {id, version?, name}, the rules of the deployment
+ * document the agent copied them from. false when absent or broken. */
+static bool read_app(struct mgo_rd *rd, const struct mgo_value *ext, struct mgo_status_app *out)
+{
+    const struct mgo_value *app = mgo_codec__map(rd, ext, "app", false);
+    if (app == NULL)
+        return false;
+    size_t saved = mgo_codec__enter(rd, "app");
+    bool ok = true;
+    out->id = mgo_codec__str(rd, app, "id", true, 1024);
+    if (out->id != NULL && !mgo_is_app_id(out->id)) {
+        mgo_codec__fail(rd, "id",
+                        "must match ^[-a-z0-9]{1,200}$ (lowercase letters, digits, dashes; at "
+                        "most 200), got %zu characters",
+                        strlen(out->id));
+        out->id = NULL;
+    }
+    out->version = mgo_codec__str(rd, app, "version", false, MGO_MAX_APP_VERSION_LEN);
+    if (out->version != NULL && !mgo_is_app_version(out->version)) {
+        mgo_codec__fail(rd, "version", "must be 1..%u bytes without control characters",
+                        MGO_MAX_APP_VERSION_LEN);
+        ok = false;
+    }
+    out->name = mgo_codec__str(rd, app, "name", true, MGO_MAX_NAME_LEN);
+    if (out->name != NULL && out->name[0] == '\0') {
+        mgo_codec__fail(rd, "name", "must not be empty");
+        out->name = NULL;
+    }
+    mgo_codec__leave(rd, saved);
+    return ok && out->id != NULL && out->name != NULL;
+}
+
 mgo_err mgo_deployment_status_from_value(const struct mgo_value *root, struct mgo_arena *arena,
                                          struct mgo_deployment_status *out,
                                          struct mgo_problems *problems)
@@ -64,6 +96,7 @@ mgo_err mgo_deployment_status_from_value(const struct mgo_value *root, struct mg
         bool b = mgo_codec__uint(&rd, ext, "boot", true, &out->boot);
         bool s = mgo_codec__uint(&rd, ext, "seq", true, &out->seq);
         out->has_journal = b && s;
+        out->has_app = read_app(&rd, ext, &out->app);
         mgo_codec__leave(&rd, saved);
     }
     return mgo_codec__result(&rd);
@@ -110,10 +143,23 @@ mgo_err mgo_deployment_status_to_value(const struct mgo_deployment_status *in,
         mgo_map_put_uint(&mb, "adoptedManifestVersion", in->adopted_manifest_version);
     mgo_map_put(&mb, "status", &st_v);
     mgo_map_put(&mb, "components", &comps);
+    if (in->has_app && !in->has_journal)
+        return MGO_ERR_INVALID; /* the extension map would lack boot and seq */
     if (in->has_journal) {
         struct mgo_map_builder xb;
         struct mgo_value xv;
         mgo_map_builder_init(&xb, arena);
+        if (in->has_app) {
+            struct mgo_map_builder ab;
+            struct mgo_value av;
+            mgo_map_builder_init(&ab, arena);
+            mgo_map_put_str(&ab, "id", in->app.id);
+            mgo_map_put_str_opt(&ab, "version", in->app.version);
+            mgo_map_put_str(&ab, "name", in->app.name);
+            if ((err = mgo_map_builder_finish(&ab, &av)) != MGO_OK)
+                return err;
+            mgo_map_put(&xb, "app", &av);
+        }
         mgo_map_put_uint(&xb, "boot", in->boot);
         mgo_map_put_uint(&xb, "seq", in->seq);
         if ((err = mgo_map_builder_finish(&xb, &xv)) != MGO_OK)

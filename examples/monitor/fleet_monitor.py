@@ -12,10 +12,15 @@ Subscribes (MQTT 5, QoS 1) to {prefix}/devices/+/state and {prefix}/devices/+/st
 topics a monitor is allowed to read (ACL, section 2.3), and prints one row per (device,
 deployment):
 
-  DEVICE  PRESENCE  DEPLOYMENT  STATE  ADOPTED  UPDATED  ERROR
+  DEVICE  PRESENCE  DEPLOYMENT  APP  STATE  ADOPTED  UPDATED  ERROR
 
 - PRESENCE is the device's last presence document (section 3.6): "online" or "offline", with
   the time the agent sent it when the document has one (a last will has none).
+- APP labels the row from the status alone (section 3.4, x-margo-mqtt-extensions.app): the
+  deployment's name and the application version, e.g. "hello-world-3f1c2d4e 1.2.1"; the name
+  alone when the deployment was made by a manager that did not write versions; "-" when the
+  status does not say (the agent could not use the document). Monitors may not read
+  deployments/+ (section 2.3) and need not ask the manager.
 - STATE is status.state of the newest status of that deployment (section 3.4); a status whose
   journal position (x-margo-mqtt-extensions.{boot,seq}) is not above the one already shown is
   stale or a duplicate and is dropped (section 8.1), and so is a presence with a lower boot.
@@ -40,6 +45,21 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
+def printable(text):
+    """text with control characters replaced, so a document cannot drive the terminal."""
+    return "".join(c if c.isprintable() else "?" for c in str(text))
+
+
+def app_label(ext):
+    """The APP cell from x-margo-mqtt-extensions.app: "name version", "name" or "-"."""
+    app = ext.get("app") if isinstance(ext, dict) else None
+    if not isinstance(app, dict) or not isinstance(app.get("name"), str):
+        return "-"
+    version = app.get("version")
+    label = app["name"] + (" " + version if isinstance(version, str) else "")
+    return printable(label)
+
+
 def utc(ms_or_s, ms=True):
     t = ms_or_s / 1000.0 if ms else ms_or_s
     return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -48,7 +68,7 @@ def utc(ms_or_s, ms=True):
 class Fleet:
     def __init__(self):
         self.presence = {}  # device -> {"state", "boot", "timestamp"}
-        self.status = {}    # (device, deployment) -> {"state", "pos", "adopted", "updated", "error"}
+        self.status = {}    # (device, deployment) -> {"app", "state", "pos", "adopted", "updated", "error"}
 
     def on_presence(self, dev, doc):
         if doc is None:
@@ -74,11 +94,12 @@ class Fleet:
         st = doc.get("status") or {}
         err = st.get("error") or {}
         self.status[key] = {
-            "state": st.get("state", "?"),
+            "app": app_label(ext),
+            "state": printable(st.get("state", "?")),
             "pos": pos,
             "adopted": doc.get("adoptedManifestVersion"),
             "updated": "retained" if retained else utc(time.time(), ms=False),
-            "error": " ".join(x for x in (err.get("code"), err.get("message")) if x),
+            "error": printable(" ".join(x for x in (err.get("code"), err.get("message")) if x)),
         }
         return True
 
@@ -94,16 +115,16 @@ class Fleet:
                     pres += " since " + utc(p["timestamp"])
             deps = sorted(dep for d, dep in self.status if d == dev)
             if not deps:
-                out.append([dev, pres, "-", "-", "-", "-", ""])
+                out.append([dev, pres, "-", "-", "-", "-", "-", ""])
             for dep in deps:
                 s = self.status[(dev, dep)]
-                out.append([dev, pres, dep, s["state"],
+                out.append([dev, pres, dep, s["app"], s["state"],
                             str(s["adopted"]) if s["adopted"] is not None else "-",
                             s["updated"], s["error"]])
         return out
 
     def table(self):
-        head = ["DEVICE", "PRESENCE", "DEPLOYMENT", "STATE", "ADOPTED", "UPDATED", "ERROR"]
+        head = ["DEVICE", "PRESENCE", "DEPLOYMENT", "APP", "STATE", "ADOPTED", "UPDATED", "ERROR"]
         rows = self.rows()
         widths = [max(len(r[i]) for r in [head] + rows) for i in range(len(head))]
         lines = []

@@ -123,6 +123,9 @@ mgo_err mgo_params_build_deployment(const struct mgo_app_description *app,
     out->api_version = "application.margo.org/v1alpha1";
     out->id = deployment_id;
     out->application_id = app->id;
+    /* an annotation, so the digest and the signature cover it (protocol.md §3.3); agents copy
+     * it into their statuses for monitors */
+    out->application_version = app->version;
     /* metadata.name: a Kubernetes release name (<= 53 chars): app id + first uuid group */
     char name[64];
     snprintf(name, sizeof name, "%.44s-%.8s", app->id, deployment_id);

@@ -202,6 +202,13 @@ static void take(struct h_monitor *mon, struct mgo_mqtt_event *ev)
                 snprintf(h->error_code, sizeof h->error_code, "%s", s.error.code ? s.error.code : "");
                 snprintf(h->error_message, sizeof h->error_message, "%s", s.error.message ? s.error.message : "");
             }
+            h->has_app = s.has_app;
+            if (s.has_app) {
+                snprintf(h->app_id, sizeof h->app_id, "%s", s.app.id);
+                snprintf(h->app_version, sizeof h->app_version, "%s",
+                         s.app.version ? s.app.version : "");
+                snprintf(h->app_name, sizeof h->app_name, "%s", s.app.name);
+            }
             h->comps = s.components_len < 8 ? s.components_len : 8;
             for (size_t i = 0; i < h->comps; i++)
                 snprintf(h->comp_state[i], sizeof h->comp_state[i], "%s", mgo_state_name(s.components[i].state));

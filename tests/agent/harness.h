@@ -53,6 +53,9 @@ struct h_status {
     char error_message[512];
     char comp_state[8][16];
     size_t comps;
+    /* x-margo-mqtt-extensions.app; app_version "" when the status has none */
+    bool has_app;
+    char app_id[80], app_version[48], app_name[80];
 };
 struct h_monitor {
     struct mgo_mqtt *m;

@@ -22,12 +22,18 @@
 static const char *doc_yaml(char *out, size_t n, const char *id, const char *release,
                             const char *rev, int replicas)
 {
+    /* the application version the manager writes (protocol.md 3.3): the chart revision here;
+     * "delta" is deployed as an older manager did, without one */
+    char version[96] = "";
+    if (strcmp(release, "delta") != 0)
+        snprintf(version, sizeof version, "    applicationVersion: \"%s\"\n", rev);
     snprintf(out, n,
              "apiVersion: application.margo.org/v1alpha1\n"
              "kind: ApplicationDeployment\n"
              "metadata:\n"
              "  annotations:\n"
              "    applicationId: demo-app\n"
+             "%s"
              "    id: %s\n"
              "  name: demo-%s\n"
              "  namespace: edge\n"
@@ -48,7 +54,7 @@ static const char *doc_yaml(char *out, size_t n, const char *id, const char *rel
              "      targets:\n"
              "        - pointer: replicas\n"
              "          components: [%s]\n",
-             id, release, release, release, rev, replicas, release);
+             version, id, release, release, release, rev, replicas, release);
     return out;
 }
 
@@ -126,6 +132,19 @@ static void test_agent_helm_lifecycle(void)
             seen = 3;
     }
     CU_ASSERT_EQUAL(seen, 3);
+    /* every status names its app, from the document alone (protocol.md 3.4) */
+    for (size_t i = 0; i < mon.len; i++) {
+        const struct h_status *hs = &mon.items[i];
+        CU_ASSERT_TRUE(hs->has_app);
+        CU_ASSERT_STRING_EQUAL(hs->app_id, "demo-app");
+        if (strcmp(hs->deployment_id, ID_A) == 0) {
+            CU_ASSERT_STRING_EQUAL(hs->app_version, "1.0.0");
+            CU_ASSERT_STRING_EQUAL(hs->app_name, "demo-alpha");
+        } else if (strcmp(hs->deployment_id, ID_D) == 0) {
+            CU_ASSERT_STRING_EQUAL(hs->app_version, ""); /* an older manager's document */
+            CU_ASSERT_STRING_EQUAL(hs->app_name, "demo-delta");
+        }
+    }
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "--set\x1freplicas=1"), 3);
 
@@ -207,6 +226,13 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT_FATAL(sa != NULL);
     CU_ASSERT_EQUAL(sa->adopted, 3);
     CU_ASSERT(sa->boot == 2);
+    CU_ASSERT_STRING_EQUAL(sa->app_version, "3.0.0"); /* the update's version */
+    /* a removal is labelled from the installed document (its topic is cleared already) */
+    const struct h_status *sd = last_of(&mon, ID_D);
+    CU_ASSERT_FATAL(sd != NULL);
+    CU_ASSERT_EQUAL(sd->state, MGO_STATE_REMOVED);
+    CU_ASSERT_TRUE(sd->has_app);
+    CU_ASSERT_STRING_EQUAL(sd->app_name, "demo-delta");
     /* converged to the final state only: never 2.0.0, never B; C not reinstalled */
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "3.0.0\x1f"), 1);

@@ -467,6 +467,241 @@ static void test_status_journal_extension(void)
     mgo_arena_cleanup(&arena);
 }
 
+/* A status (YAML) whose x-margo-mqtt-extensions.app holds app_yaml (flow map or scalar). */
+static mgo_err status_with_app(const char *app_yaml, struct mgo_arena *arena,
+                               struct mgo_deployment_status *out, struct mgo_problems *p)
+{
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "deploymentId: a3e2f5dc-912e-494f-8395-52cf3769bc06\n"
+             "status: {state: installed}\n"
+             "components: [{name: web, state: installed}]\n"
+             "x-margo-mqtt-extensions: {boot: 1, seq: 2, app: %s}\n",
+             app_yaml);
+    mgo_problems_init(p);
+    struct mgo_value root;
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), arena, &root, p), MGO_OK);
+    return mgo_deployment_status_from_value(&root, arena, out, p);
+}
+
+static void expect_app_refused(const char *app_yaml, const char *field)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    struct mgo_deployment_status s;
+    CU_ASSERT_EQUAL(status_with_app(app_yaml, &arena, &s, &p), MGO_ERR_INVALID);
+    CU_ASSERT_FATAL(p.count >= 1);
+    if (strcmp(p.items[0].field, field) != 0)
+        fprintf(stderr, "app %s: first problem names %s (%s), expected %s\n", app_yaml,
+                p.items[0].field, p.items[0].rule, field);
+    CU_ASSERT_STRING_EQUAL(p.items[0].field, field);
+    CU_ASSERT(strlen(p.items[0].rule) > 5);
+    mgo_arena_cleanup(&arena);
+}
+
+/* x-margo-mqtt-extensions.app {id, version, name}: round trip, version optional, the rules
+ * and bounds of the deployment fields it is copied from. */
+static void test_status_app_extension(void)
+{
+    struct mgo_component_status comp = {.name = "web", .state = MGO_STATE_INSTALLED};
+    struct mgo_deployment_status s = {
+        .deployment_id = "a3e2f5dc-912e-494f-8395-52cf3769bc06",
+        .device_id = "dev-1",
+        .state = MGO_STATE_INSTALLED,
+        .components = &comp,
+        .components_len = 1,
+        .has_journal = true,
+        .boot = 3,
+        .seq = 42,
+        .has_app = true,
+        .app = {.id = "hello-world", .version = "1.2.1", .name = "hello-world-a3e2f5dc"},
+    };
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_buf m;
+    mgo_buf_init(&m, MGO_MAX_MESSAGE_BYTES);
+    CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_encode(&s, &m), MGO_OK);
+    struct mgo_value tree;
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_msgpack(m.data, m.len, &arena, &tree, &p), MGO_OK);
+    char *json = json_of(mgo_value_pointer(&tree, "/x-margo-mqtt-extensions"));
+    CU_ASSERT_STRING_EQUAL(json, "{\"app\":{\"id\":\"hello-world\",\"name\":\"hello-world-a3e2f5dc\","
+                                 "\"version\":\"1.2.1\"},\"boot\":3,\"seq\":42}");
+    free(json);
+    struct mgo_deployment_status b;
+    CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_decode(m.data, m.len, &arena, &b, &p), MGO_OK);
+    CU_ASSERT(b.has_app);
+    CU_ASSERT(b.has_journal);
+    CU_ASSERT_STRING_EQUAL(b.app.id, "hello-world");
+    CU_ASSERT_STRING_EQUAL(b.app.version, "1.2.1");
+    CU_ASSERT_STRING_EQUAL(b.app.name, "hello-world-a3e2f5dc");
+
+    /* a document from an older manager has no version: the key is left out */
+    s.app.version = NULL;
+    m.len = 0;
+    CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_encode(&s, &m), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_msgpack(m.data, m.len, &arena, &tree, &p), MGO_OK);
+    CU_ASSERT_PTR_NOT_NULL(mgo_value_pointer(&tree, "/x-margo-mqtt-extensions/app/name"));
+    CU_ASSERT_PTR_NULL(mgo_value_pointer(&tree, "/x-margo-mqtt-extensions/app/version"));
+    CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_decode(m.data, m.len, &arena, &b, &p), MGO_OK);
+    CU_ASSERT(b.has_app);
+    CU_ASSERT_PTR_NULL(b.app.version);
+
+    /* no app (the document was unusable): no key, has_app false */
+    s.has_app = false;
+    m.len = 0;
+    CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_encode(&s, &m), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_decode(m.data, m.len, &arena, &b, &p), MGO_OK);
+    CU_ASSERT_FALSE(b.has_app);
+    CU_ASSERT(b.has_journal);
+    /* the app rides in the journal extension: not without a position */
+    s.has_app = true;
+    s.has_journal = false;
+    m.len = 0;
+    CU_ASSERT_EQUAL(mgo_deployment_status_encode(&s, &m), MGO_ERR_INVALID);
+    mgo_buf_cleanup(&m);
+
+    /* bounds: version 128 bytes and name 253 bytes pass, one more does not */
+    char big[600];
+    char version[MGO_MAX_APP_VERSION_LEN + 2], name[MGO_MAX_NAME_LEN + 2];
+    memset(version, 'v', sizeof version);
+    memset(name, 'n', sizeof name);
+    version[MGO_MAX_APP_VERSION_LEN] = name[MGO_MAX_NAME_LEN] = '\0';
+    snprintf(big, sizeof big, "{id: a, version: \"%s\", name: %s}", version, name);
+    CU_ASSERT_EQUAL(status_with_app(big, &arena, &b, &p), MGO_OK);
+    CU_ASSERT_EQUAL(strlen(b.app.version), MGO_MAX_APP_VERSION_LEN);
+    CU_ASSERT_EQUAL(strlen(b.app.name), MGO_MAX_NAME_LEN);
+    version[MGO_MAX_APP_VERSION_LEN] = 'v';
+    version[MGO_MAX_APP_VERSION_LEN + 1] = '\0';
+    snprintf(big, sizeof big, "{id: a, version: \"%s\", name: x}", version);
+    expect_app_refused(big, "x-margo-mqtt-extensions.app.version");
+    name[MGO_MAX_NAME_LEN] = 'n';
+    name[MGO_MAX_NAME_LEN + 1] = '\0';
+    snprintf(big, sizeof big, "{id: a, name: %s}", name);
+    expect_app_refused(big, "x-margo-mqtt-extensions.app.name");
+    mgo_arena_cleanup(&arena);
+
+    /* refusals name the field */
+    expect_app_refused("{name: x}", "x-margo-mqtt-extensions.app.id");
+    expect_app_refused("{id: Hello_World, name: x}", "x-margo-mqtt-extensions.app.id");
+    expect_app_refused("{id: a}", "x-margo-mqtt-extensions.app.name");
+    expect_app_refused("{id: a, name: \"\"}", "x-margo-mqtt-extensions.app.name");
+    expect_app_refused("{id: a, name: x, version: \"\"}", "x-margo-mqtt-extensions.app.version");
+    expect_app_refused("{id: a, name: x, version: \"1.0\\t\"}",
+                       "x-margo-mqtt-extensions.app.version");
+    expect_app_refused("{id: a, name: x, version: [1]}", "x-margo-mqtt-extensions.app.version");
+    expect_app_refused("[a]", "x-margo-mqtt-extensions.app");
+}
+
+/* metadata.annotations.applicationVersion: optional, kept on output, covered by the digest
+ * (so by the signature, which signs the same bytes), bounded. */
+static void test_deployment_application_version(void)
+{
+    static const char yaml_fmt[] =
+        "apiVersion: application.margo.org/v1alpha1\n"
+        "kind: ApplicationDeployment\n"
+        "metadata:\n"
+        "  annotations: {id: a3e2f5dc-912e-494f-8395-52cf3769bc06, applicationId: hello%s}\n"
+        "  name: %s\n"
+        "  namespace: margo\n"
+        "spec:\n"
+        "  deploymentProfile:\n"
+        "    type: helm\n"
+        "    components:\n"
+        "      - {name: web, properties: {repository: oci://r/web, revision: 1.0.0}}\n";
+    char yaml[1024], ann[300];
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    struct mgo_value root, out;
+    struct mgo_app_deployment dep;
+    char d1[MGO_DIGEST_STR_SIZE], d2[MGO_DIGEST_STR_SIZE], d0[MGO_DIGEST_STR_SIZE];
+
+    /* absent (an older manager): accepted, nothing written */
+    snprintf(yaml, sizeof yaml, yaml_fmt, "", "hello-a3e2f5dc");
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &root, &p), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_OK);
+    CU_ASSERT_PTR_NULL(dep.application_version);
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_to_value(&dep, &arena, &out), MGO_OK);
+    CU_ASSERT_PTR_NULL(mgo_value_pointer(&out, "/metadata/annotations/applicationVersion"));
+    CU_ASSERT_EQUAL(mgo_doc_digest(&out, d0), MGO_OK);
+
+    /* present: kept, and a version is part of the signed content */
+    snprintf(yaml, sizeof yaml, yaml_fmt, ", applicationVersion: \"1.2.1\"", "hello-a3e2f5dc");
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &root, &p), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(dep.application_version, "1.2.1");
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_to_value(&dep, &arena, &out), MGO_OK);
+    const struct mgo_value *v = mgo_value_pointer(&out, "/metadata/annotations/applicationVersion");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+    CU_ASSERT_STRING_EQUAL(v->as.str.ptr, "1.2.1");
+    CU_ASSERT_EQUAL(mgo_doc_digest(&out, d1), MGO_OK);
+    dep.application_version = "1.2.2";
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_to_value(&dep, &arena, &out), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_doc_digest(&out, d2), MGO_OK);
+    CU_ASSERT_STRING_NOT_EQUAL(d0, d1);
+    CU_ASSERT_STRING_NOT_EQUAL(d1, d2);
+    /* and it survives MessagePack */
+    struct mgo_buf m;
+    mgo_buf_init(&m, MGO_MAX_MESSAGE_BYTES);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&out, &m), MGO_OK);
+    struct mgo_app_deployment back;
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_decode(m.data, m.len, &arena, &back, &p), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(back.application_version, "1.2.2");
+    mgo_buf_cleanup(&m);
+
+    /* bounds and rules */
+    char version[MGO_MAX_APP_VERSION_LEN + 2];
+    memset(version, '9', sizeof version);
+    version[MGO_MAX_APP_VERSION_LEN] = '\0';
+    snprintf(ann, sizeof ann, ", applicationVersion: \"%s\"", version);
+    snprintf(yaml, sizeof yaml, yaml_fmt, ann, "hello-a3e2f5dc");
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &root, &p), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_OK);
+    static const char *const bad[] = {NULL, "\"\"", "\"1.0\\u0007\"", "[1]"};
+    version[MGO_MAX_APP_VERSION_LEN] = '9';
+    version[MGO_MAX_APP_VERSION_LEN + 1] = '\0';
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        if (bad[i] == NULL)
+            snprintf(ann, sizeof ann, ", applicationVersion: \"%s\"", version);
+        else
+            snprintf(ann, sizeof ann, ", applicationVersion: %s", bad[i]);
+        snprintf(yaml, sizeof yaml, yaml_fmt, ann, "hello-a3e2f5dc");
+        mgo_problems_init(&p);
+        CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &root, &p), MGO_OK);
+        CU_ASSERT_EQUAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_ERR_INVALID);
+        CU_ASSERT_FATAL(p.count >= 1);
+        CU_ASSERT_STRING_EQUAL(p.items[0].field, "metadata.annotations.applicationVersion");
+    }
+    /* the description's metadata.version, which the manager copies into applicationVersion,
+     * follows the same rule */
+    size_t len = 0;
+    char *desc = mgo_test_read_file(
+        mgo_test_path("tests/data/margo/valid/ApplicationDescription-helm_only.yaml"), &len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(desc);
+    char *at = strstr(desc, "version: \"1.0\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    memcpy(at, "version: \"1\\t\"", strlen("version: \"1\\t\"")); /* same length: "1\t" */
+    struct mgo_app_description ad;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(desc, len, &arena, &root, &p), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_app_description_from_value(&root, &arena, &ad, &p), MGO_ERR_INVALID);
+    CU_ASSERT_FATAL(p.count >= 1);
+    CU_ASSERT_STRING_EQUAL(p.items[0].field, "metadata.version");
+    free(desc);
+    /* metadata.name is 1..253 bytes (it becomes the status's app.name) */
+    snprintf(yaml, sizeof yaml, yaml_fmt, "", "\"\"");
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(yaml, strlen(yaml), &arena, &root, &p), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_ERR_INVALID);
+    CU_ASSERT_FATAL(p.count >= 1);
+    CU_ASSERT_STRING_EQUAL(p.items[0].field, "metadata.name");
+    mgo_arena_cleanup(&arena);
+}
+
 static void test_presence_and_event(void)
 {
     struct mgo_presence pr = {.device_id = "dev-1", .online = false, .boot = 9};
@@ -780,6 +1015,8 @@ void mgo_test_register(void)
     static const struct mgo_test_case status[] = {
         {"precedence", test_status_precedence},
         {"journal extension", test_status_journal_extension},
+        {"app extension", test_status_app_extension},
+        {"deployment application version", test_deployment_application_version},
         {"presence and event", test_presence_and_event},
         {"receipt", test_receipt},
         {NULL, NULL},

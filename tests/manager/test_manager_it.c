@@ -463,6 +463,9 @@ static void test_deploy_publishes_retained_documents(void)
     CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_from_value(&tree, &arena, &d, &p), MGO_OK);
     CU_ASSERT_STRING_EQUAL(d.id, deployment_id);
     CU_ASSERT_STRING_EQUAL(d.application_id, "hello-world");
+    /* the catalog version rides in an annotation, inside what the digest above covers */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d.application_version);
+    CU_ASSERT_STRING_EQUAL(d.application_version, "1.0");
     CU_ASSERT_STRING_EQUAL(d.device_id, "dev1");
     CU_ASSERT_EQUAL(d.profile.type, MGO_PROFILE_COMPOSE);
     bool site = false, port = false;

@@ -144,6 +144,7 @@ static void test_build_deployment_per_profile(void)
                                                       &arena, &d), MGO_OK);
     CU_ASSERT_EQUAL(d.profile.type, MGO_PROFILE_COMPOSE);
     CU_ASSERT_STRING_EQUAL(d.application_id, "hello-world");
+    CU_ASSERT_STRING_EQUAL(d.application_version, "1.0"); /* metadata.version of the app */
     CU_ASSERT_STRING_EQUAL(d.device_id, "dev1");
     CU_ASSERT_EQUAL(d.parameters_len, 6); /* greeting port siteId verbose ratio internal */
     /* the document encodes and decodes as a valid ApplicationDeployment */
@@ -160,6 +161,20 @@ static void test_build_deployment_per_profile(void)
     }
     CU_ASSERT_EQUAL(err, MGO_OK);
     CU_ASSERT_STRING_EQUAL(back.id, id);
+    /* metadata.annotations.applicationVersion on the wire, where the digest covers it */
+    CU_ASSERT_PTR_NOT_NULL_FATAL(back.application_version);
+    CU_ASSERT_STRING_EQUAL(back.application_version, "1.0");
+    struct mgo_value tree;
+    CU_ASSERT_EQUAL_FATAL(mgo_value_from_msgpack(buf.data, buf.len, &arena, &tree, &p), MGO_OK);
+    const struct mgo_value *ver =
+        mgo_value_pointer(&tree, "/metadata/annotations/applicationVersion");
+    CU_ASSERT_TRUE(ver != NULL && ver->kind == MGO_V_STR && strcmp(ver->as.str.ptr, "1.0") == 0);
+    char v10[MGO_DIGEST_STR_SIZE], v11[MGO_DIGEST_STR_SIZE];
+    CU_ASSERT_EQUAL(mgo_doc_digest(&tree, v10), MGO_OK);
+    d.application_version = "1.1";
+    CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_to_value(&d, &arena, &tree), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_doc_digest(&tree, v11), MGO_OK);
+    CU_ASSERT_STRING_NOT_EQUAL(v10, v11); /* another version, another digest */
     mgo_buf_cleanup(&buf);
     /* helm profile: only greeting targets the chart */
     CU_ASSERT_EQUAL_FATAL(mgo_params_build_deployment(&app, &app.profiles[0], &r, id, "dev1",

@@ -6,13 +6,15 @@ like margo-agent's (docs/schemas/ validates them first, so the test cannot drift
 contract), then:
   1. retained state only: three devices (online with status, offline by last will with a
      failed status, online without deployments); `fleet_monitor.py --once` must print one
-     row per (device, deployment) with presence, state, adopted version, "retained" and the
-     error code and message;
+     row per (device, deployment) with presence, the app from the status alone (name and
+     version; the name only for a document without version), state, adopted version,
+     "retained" and the error code and message;
   2. live: while the monitor runs, a newer status (installing), then a stale one (pending,
      lower journal position) for the same deployment, a new online presence for the offline
      device, a stale presence (lower boot), and an empty retained payload deleting the failed
      status; the final table must show installing (not pending), the device online, the
-     deleted row gone, and a received time instead of "retained".
+     deleted row gone, a received time instead of "retained", and the app version of the
+     newer status (an update); a status without app shows "-".
 
   example_monitor.py
 """
@@ -68,12 +70,17 @@ def presence(dev, state, boot, ts=True):
     return d
 
 
-def status(dev, dep, state, boot, seq, adopted, comps=("web",), error=None):
+def status(dev, dep, state, boot, seq, adopted, comps=("web",), error=None, app=None):
+    """app: (id, version or None, name) for x-margo-mqtt-extensions.app, None for none."""
     d = {"apiVersion": "deployment.margo.org/v1alpha1", "kind": "DeploymentStatusManifest",
          "deploymentId": dep, "deviceId": dev, "adoptedManifestVersion": adopted,
          "status": {"state": state},
          "components": [{"name": c, "state": state} for c in comps],
          "x-margo-mqtt-extensions": {"boot": boot, "seq": seq}}
+    if app is not None:
+        d["x-margo-mqtt-extensions"]["app"] = {"id": app[0], "name": app[2]}
+        if app[1] is not None:
+            d["x-margo-mqtt-extensions"]["app"]["version"] = app[1]
     if error:
         d["status"]["error"] = {"code": error[0], "source": "hello", "message": error[1]}
         d["components"][0]["error"] = {"code": error[0], "source": comps[0], "message": error[1]}
@@ -165,40 +172,57 @@ def main():
         pub = Pub(port)
         # 1. retained state only
         pub.put(f"{P}/dev-a/state", presence("dev-a", "online", 4))
-        pub.put(f"{P}/dev-a/status/{U1}", status("dev-a", U1, "installed", 4, 12, 7, ("web", "worker")))
+        pub.put(f"{P}/dev-a/status/{U1}", status("dev-a", U1, "installed", 4, 12, 7, ("web", "worker"),
+                                                 app=("hello-world", "1.2.1", "hello-world-3f1c2d4e")))
         pub.put(f"{P}/dev-b/state", presence("dev-b", "offline", 2, ts=False))  # a last will
         pub.put(f"{P}/dev-b/status/{U2}",
                 status("dev-b", U2, "failed", 2, 3, 5,
-                       error=("RUNTIME_FAILED", "podman-compose up exited with code 125")))
+                       error=("RUNTIME_FAILED", "podman-compose up exited with code 125"),
+                       app=("hello-world", None, "hello-world-3f1c2d4e")))  # an older manager's document
         pub.put(f"{P}/dev-c/state", presence("dev-c", "online", 1))
         out = run_monitor(port, 1.0)
         r = row(out, "dev-a", U1)
-        check(r is not None and r[1] == "online since " + iso(T0 + 4000) and r[3] == "installed"
-              and r[4] == "7" and r[5] == "retained",
+        check(r is not None and r[1] == "online since " + iso(T0 + 4000) and r[4] == "installed"
+              and r[5] == "7" and r[6] == "retained",
               f"dev-a: online since its presence timestamp, {U1} installed, adopted 7, retained: {r}")
+        check(r is not None and r[3] == "hello-world-3f1c2d4e 1.2.1",
+              f"dev-a: the row is labelled with the app name and version from the status: {r}")
         r = row(out, "dev-b", U2)
-        check(r is not None and r[1] == "offline" and r[3] == "failed"
-              and r[6] == "RUNTIME_FAILED podman-compose up exited with code 125",
+        check(r is not None and r[1] == "offline" and r[4] == "failed"
+              and r[7] == "RUNTIME_FAILED podman-compose up exited with code 125",
               f"dev-b: offline (last will, no time), {U2} failed with code and message: {r}")
+        check(r is not None and r[3] == "hello-world-3f1c2d4e",
+              f"dev-b: a status without app version shows the name alone: {r}")
         r = row(out, "dev-c", "-")
-        check(r is not None and r[1].startswith("online") and r[3] == "-",
+        check(r is not None and r[1].startswith("online") and r[3] == "-" and r[4] == "-",
               f"dev-c: online, no deployment: {r}")
-        check(out.splitlines()[0].split() == ["DEVICE", "PRESENCE", "DEPLOYMENT", "STATE",
+        check(out.splitlines()[0].split() == ["DEVICE", "PRESENCE", "DEPLOYMENT", "APP", "STATE",
                                               "ADOPTED", "UPDATED", "ERROR"], "header")
 
         # 2. live changes, including stale ones that must be ignored
         def during():
-            pub.put(f"{P}/dev-a/status/{U1}", status("dev-a", U1, "installing", 5, 1, 8), retain=True)
-            pub.put(f"{P}/dev-a/status/{U1}", status("dev-a", U1, "pending", 4, 13, 8), retain=False)
+            pub.put(f"{P}/dev-a/status/{U1}", status("dev-a", U1, "installing", 5, 1, 8,
+                                                     app=("hello-world", "1.3.0", "hello-world-3f1c2d4e")),
+                    retain=True)
+            pub.put(f"{P}/dev-a/status/{U1}", status("dev-a", U1, "pending", 4, 13, 8,
+                                                     app=("hello-world", "1.2.1", "hello-world-3f1c2d4e")),
+                    retain=False)
+            pub.put(f"{P}/dev-c/status/{U2}", status("dev-c", U2, "failed", 1, 1, 1,
+                                                     error=("INVALID_DEPLOYMENT", "not a document")))
             pub.put(f"{P}/dev-b/state", presence("dev-b", "online", 3))
             pub.put(f"{P}/dev-b/state", presence("dev-b", "offline", 2, ts=False), retain=False)
             pub.put(f"{P}/dev-b/status/{U2}", None)  # retained status deleted
         out = run_monitor(port, 1.5, during)
         r = row(out, "dev-a", U1)
-        check(r is not None and r[3] == "installing" and r[4] == "8",
+        check(r is not None and r[4] == "installing" and r[5] == "8",
               f"dev-a: the newer status (5,1) installing is shown, the stale (4,13) pending dropped: {r}")
-        check(r is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[5]) is not None,
+        check(r is not None and r[3] == "hello-world-3f1c2d4e 1.3.0",
+              f"dev-a: the update's version comes with its status: {r}")
+        check(r is not None and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", r[6]) is not None,
               f"dev-a: a live status shows when it was received: {r}")
+        r = row(out, "dev-c", U2)
+        check(r is not None and r[3] == "-" and r[4] == "failed",
+              f"dev-c: a status without app (unusable document) is labelled '-': {r}")
         r = row(out, "dev-b", "-")
         check(r is not None and r[1] == "online since " + iso(T0 + 3000),
               f"dev-b: online again (boot 3), the stale offline of boot 2 dropped, its deleted status gone: {r}")

@@ -141,6 +141,7 @@ if $PY "$src/tests/scripts/wire_validate.py" "$src/docs/schemas" "$dir/wire.json
     --need status-failed --need status-error --need status-removing --need status-removed \
     --need event-deployment-invalid --need event-manifest-invalid \
     --need desired-signed --need deployment-signed \
+    --need deployment-app-version --need status-app-version \
     --need capabilities-otel-false --need capabilities-otel-true; then
     ok "recorded traffic validates against docs/schemas/"
 else

@@ -23,7 +23,12 @@ but not required), and each case listed with --need was seen.
 --foreign names a topic the test itself published malformed messages on (skipped). Cases:
 presence-online, presence-offline (with timestamp), presence-will (offline, no timestamp),
 status-<state>, status-error, event-<type>, desired-signed, deployment-signed,
-capabilities-otel-true, capabilities-otel-false.
+capabilities-otel-true, capabilities-otel-false, deployment-app-version (a document with
+metadata.annotations.applicationVersion), status-app-version (a status whose
+x-margo-mqtt-extensions.app has a version).
+
+A status's app {id, version, name} must be the one of a deployment document recorded
+earlier for the same device and deployment (3.4: the agent copies it from the document).
 """
 import base64
 import json
@@ -121,6 +126,7 @@ def ids_in(kind, doc):
 seen = {k: 0 for k in KINDS}
 cleared = {k: 0 for k in KINDS}
 cases = set()
+apps = {}  # (device, deployment) -> {(id, version, name)} of the documents recorded so far
 n = 0
 with open(record, encoding="ascii") as f:
     for lineno, line in enumerate(f, 1):
@@ -175,6 +181,23 @@ with open(record, encoding="ascii") as f:
                 cases.add("presence-online")
             else:
                 cases.add("presence-offline" if "timestamp" in doc else "presence-will")
+        if kind == "deployment":
+            meta = doc["metadata"]
+            ann = meta["annotations"]
+            apps.setdefault((mm.group("d"), mm.group("u")), set()).add(
+                (ann["applicationId"], ann.get("applicationVersion"), meta["name"]))
+            if "applicationVersion" in ann:
+                cases.add("deployment-app-version")
+        if kind in ("status", "replay"):
+            app = (doc.get("x-margo-mqtt-extensions") or {}).get("app")
+            key = (mm.group("d"), mm.group("u"))
+            if app is not None and key in apps:
+                got = (app["id"], app.get("version"), app["name"])
+                if got not in apps[key]:
+                    fail(f"{where}: app {got} is not that of any document of this deployment "
+                         f"{sorted(apps[key], key=str)}")
+            if app is not None and "version" in app:
+                cases.add(kind + "-app-version")
         if kind == "status":
             cases.add("status-" + doc["status"]["state"])
             if "error" in doc["status"]:

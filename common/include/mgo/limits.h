@@ -22,6 +22,8 @@
 #define MGO_MAX_DEPLOYMENT_ID_LEN 64u  /* one topic level; Margo uses UUIDs (36) */
 #define MGO_MAX_APP_ID_LEN 200u        /* Margo: ^[-a-z0-9]{1,200}$ */
 #define MGO_MAX_NAME_LEN 253u          /* component names, metadata.name, namespace */
+#define MGO_MAX_APP_VERSION_LEN 128u   /* a description's metadata.version, the deployment's
+                                          applicationVersion annotation, a status's app.version */
 #define MGO_UUID_STR_SIZE 37u         /* a UUID as text (36) with its NUL: deployment ids */
 #define MGO_MAX_TOPIC_LEN 512u
 #define MGO_MAX_TOPIC_PREFIX_LEN 128u

@@ -93,6 +93,9 @@ mgo_err mgo_timeout_parse(const char *text, uint32_t *seconds) MGO_MUST_CHECK;
 bool mgo_is_uuid(const char *text);
 /* ^[-a-z0-9]{1,200}$ */
 bool mgo_is_app_id(const char *text);
+/* An application version as a label: 1..MGO_MAX_APP_VERSION_LEN bytes, no control character
+ * (C0 or DEL), so a monitor can print it as it is. Margo gives versions no pattern. */
+bool mgo_is_app_version(const char *text);
 
 /* ---- ApplicationDescription and ApplicationDeployment pieces ------------------------ */
 
@@ -227,6 +230,10 @@ struct mgo_app_deployment {
     const char *application_id;
     const char *name;          /* metadata.name */
     const char *namespace_;    /* metadata.namespace */
+    /* metadata.annotations.applicationVersion or NULL (margo-mqtt's own annotation: the
+     * description's metadata.version, written by the manager; covered by the digest and the
+     * signature, unlike MGO_EXT_KEY; older managers did not write it). */
+    const char *application_version;
     const char *device_id;     /* metadata.deviceId or NULL */
     const struct mgo_value *labels; /* metadata.labels map or NULL */
     struct mgo_profile profile;     /* spec.deploymentProfile (no id) */
@@ -282,6 +289,15 @@ struct mgo_component_status {
     struct mgo_error_info error;
 };
 
+/* Which application a status is about (MGO_EXT_KEY "app", protocol.md §3.4), copied by the
+ * agent from the deployment document so that a monitor can label a status without reading
+ * deployments/{u}. */
+struct mgo_status_app {
+    const char *id;      /* metadata.annotations.applicationId */
+    const char *version; /* metadata.annotations.applicationVersion; NULL = the document has none */
+    const char *name;    /* metadata.name (the release or project name) */
+};
+
 struct mgo_deployment_status {
     const char *api_version; /* default "deployment.margo.org/v1alpha1" */
     const char *deployment_id;
@@ -297,6 +313,10 @@ struct mgo_deployment_status {
     bool has_journal;
     uint64_t boot;
     uint64_t seq;
+    /* the application (x-margo-mqtt-extensions.app); only encoded with has_journal (the
+     * extension map then holds both), otherwise encoding fails with MGO_ERR_INVALID */
+    bool has_app;
+    struct mgo_status_app app;
 };
 
 /* ---- DeviceCapabilities ---------------------------------------------------------------- */
