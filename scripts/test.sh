@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh containers web
+echo "== format (clang-format --dry-run)"
+bash scripts/format.sh --check
 echo "== build (gcc, -Werror)"
 bash scripts/build.sh release
 echo "== build (clang, Debug, ASan+UBSan, fuzzers)"
@@ -15,10 +17,17 @@ echo "== tests"
 # The daemons run Paho threads, libmicrohttpd threads, the runtime worker and the loop: the
 # tests that run them in-process (and the loop, MQTT and HTTP units) run again under
 # ThreadSanitizer. A race report fails the test (halt_on_error).
+# The set: the loop and the MQTT client (common), the manager in-process with its HTTP
+# threads (API, ingest, the integration test, the connection limits, the web front end) and
+# the agent with its runtime worker (cancellation). The other tests add runtimes and
+# processes, not threads, and would only double the suite's time.
+TSAN_TARGETS=(common_test_loop common_test_mqtt manager_test_api manager_test_ingest
+              manager_test_manager_it agent_test_agent_cancel security_test_api_limits
+              web_test_web web_harness margo-manager margo-agent margoctl)
+TSAN_TESTS='^(common/test_(loop|mqtt)|manager/test_(api|ingest|manager_it)|agent/test_agent_cancel|security/test_api_limits|web/test_web)$'
 if [ $# -eq 0 ]; then
   echo "== build (clang, Debug, ThreadSanitizer)"
-  bash scripts/build.sh tsan
+  bash scripts/build.sh tsan "${TSAN_TARGETS[@]}"
   echo "== tests under ThreadSanitizer"
-  (cd build-tsan && ctest --output-on-failure --timeout 600 \
-     -R '^(common|manager|agent|web)/' -E '^web/browser')
+  (cd build-tsan && ctest --output-on-failure --timeout 600 -R "$TSAN_TESTS")
 fi
