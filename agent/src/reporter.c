@@ -124,12 +124,13 @@ static void flush_restores(struct mgo_reporter *r)
     }
 }
 
-/* Whether a newer status of entry i's deployment was delivered already: then entry i on the
- * status topic would make the retained status go backwards. */
+/* Whether a newer status of entry i's deployment was delivered already, or may have been
+ * (sent, its PUBACK not seen: the agent was killed or the connection lost): then entry i on
+ * the status topic would make the retained status go backwards. */
 static bool superseded(const struct mgo_journal *j, size_t i)
 {
     for (size_t k = i + 1; k < j->pending_len; k++)
-        if (j->pending[k].delivered &&
+        if ((j->pending[k].delivered || j->pending[k].sent) &&
             strcmp(j->pending[k].deployment_id, j->pending[i].deployment_id) == 0)
             return true;
     return false;
@@ -147,6 +148,13 @@ static void flush(struct mgo_reporter *r)
         if ((e->delivered && !e->replay) || is_inflight(r, e->boot, e->seq, false))
             continue;
         bool replay = e->replay || superseded(&r->journal, i);
+        if (!replay && !e->sent) {
+            /* recorded before the broker can have it; failing costs only the re-send rule */
+            mgo_err err = mgo_journal_sent(&r->journal, e->boot, e->seq);
+            if (err != MGO_OK)
+                MGO_LOGW(TAG, "journal: status %" PRIu64 ".%" PRIu64 " not marked sent: %s",
+                         e->boot, e->seq, mgo_strerror(err));
+        }
         int token = 0;
         if (mgo_session_publish(r->session, replay ? MGO_TOPIC_REPLAY : MGO_TOPIC_STATUS,
                                 e->deployment_id, e->payload, e->payload_len,

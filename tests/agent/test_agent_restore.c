@@ -260,12 +260,132 @@ static void test_restore_after_store_loss(void)
     CU_ASSERT(mgo_agent__rm_rf(dir) == MGO_OK);
 }
 
+/* Per deployment, positions that arrived after a newer one (an exact re-send of the newest
+ * seen so far is fine). Stricter than h_monitor_order_violations, which forgives any re-send. */
+static size_t strictly_backwards(const struct h_monitor *mon)
+{
+    size_t bad = 0;
+    for (size_t i = 0; i < mon->len; i++) {
+        const struct h_status *s = &mon->items[i];
+        for (size_t k = 0; k < i; k++) {
+            const struct h_status *o = &mon->items[k];
+            if (strcmp(o->deployment_id, s->deployment_id) == 0 &&
+                mgo_journal_before(s->boot, s->seq, o->boot, o->seq)) {
+                fprintf(stderr, "backwards: %s %llu.%llu after %llu.%llu\n", s->deployment_id,
+                        (unsigned long long)s->boot, (unsigned long long)s->seq,
+                        (unsigned long long)o->boot, (unsigned long long)o->seq);
+                bad++;
+                break;
+            }
+        }
+    }
+    return bad;
+}
+
+static void status_bytes(uint64_t seq, enum mgo_state st, struct mgo_buf *out)
+{
+    struct mgo_component_status comp = {.name = "alpha", .state = st};
+    struct mgo_deployment_status s = {
+        .deployment_id = ID_A, .device_id = DEV, .has_adopted_manifest_version = true,
+        .adopted_manifest_version = 1, .state = st, .components = &comp, .components_len = 1,
+        .has_journal = true, .boot = 1, .seq = seq};
+    mgo_buf_init(out, MGO_MAX_MESSAGE_BYTES);
+    CU_ASSERT_FATAL(mgo_deployment_status_encode(&s, out) == MGO_OK);
+}
+
+/* The agent was killed after two statuses of a deployment reached the broker but before it
+ * handled their PUBACKs: the journal has both as sent, neither as delivered. The next run
+ * must not publish the older one on the status topic after the newer (a monitor would see the
+ * deployment go back, and the retained status would, until the newer came again): the older
+ * goes on the replay topic (for the manager), the newer on the status topic again. */
+static void test_no_older_resend_after_kill(void)
+{
+    struct mgo_test_broker broker;
+    memset(&broker, 0, sizeof broker);
+    CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
+    const char *url = mgo_test_broker_url(&broker);
+    char dir[256], state_dir[512], jpath[700];
+    snprintf(dir, sizeof dir, "/tmp/mgo-agent-resend-XXXXXX");
+    CU_ASSERT_FATAL(mkdtemp(dir) != NULL);
+    snprintf(state_dir, sizeof state_dir, "%s/state", dir);
+    snprintf(jpath, sizeof jpath, "%s/journal", state_dir);
+
+    /* the killed run (boot 1): journaled 1.1 pending and 1.2 installing, sent both */
+    struct mgo_agent_state st;
+    CU_ASSERT_FATAL(mgo_agent_state_open(state_dir, &st) == MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(st.boot, 1);
+    struct mgo_buf s1, s2;
+    status_bytes(1, MGO_STATE_PENDING, &s1);
+    status_bytes(2, MGO_STATE_INSTALLING, &s2);
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(jpath, &j) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_journal_append(&j, 1, 1, ID_A, s1.data, s1.len) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_journal_sent(&j, 1, 1) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_journal_append(&j, 1, 2, ID_A, s2.data, s2.len) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_journal_sent(&j, 1, 2) == MGO_OK);
+    mgo_journal_close(&j);
+    /* ...and the broker got them, in order, while a monitor watched */
+    struct h_monitor mon;
+    h_monitor_start(&mon, url, DEV);
+    struct mgo_mqtt *prev = h_client(url, DEV "-previous-run");
+    char t[MGO_MAX_TOPIC_LEN + 1];
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATUS, DEV, ID_A, t, sizeof t) == MGO_OK);
+    h_publish(prev, t, s1.data, s1.len);
+    h_publish(prev, t, s2.data, s2.len);
+    mgo_mqtt_free(prev);
+    mgo_buf_cleanup(&s1);
+    mgo_buf_cleanup(&s2);
+    struct mgo_mqtt *replays = h_client(url, "restore-replays");
+    CU_ASSERT_FATAL(mgo_topic_filter("margo/v1", MGO_TOPIC_REPLAY, DEV, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_mqtt_subscribe(replays, t, 1, NULL) == MGO_OK);
+    h_monitor_pump(&mon, 300);
+    CU_ASSERT_EQUAL(mon.len, 2);
+
+    /* the next run */
+    struct h_agent agent;
+    h_agent_init(&agent, "device-id", DEV, "broker-url", url, "state-dir", state_dir,
+                 "helm-command", MGO_FAKE_HELM, "compose-command", "mgo-no-compose-here",
+                 "settle-ms", "100", NULL);
+    h_agent_start(&agent);
+    CU_ASSERT(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLING, 10000));
+    h_monitor_pump(&mon, 1500);
+    h_agent_stop(&agent);
+    CU_ASSERT_EQUAL(strictly_backwards(&mon), 0);
+    CU_ASSERT_EQUAL(mon.len, 3); /* 1.1, 1.2, 1.2 again */
+    CU_ASSERT(mon.len == 3 && mon.items[2].seq == 2);
+    /* the older one went to the manager on the replay topic */
+    int replayed = 0;
+    for (int i = 0; i < 10; i++) {
+        struct mgo_mqtt_event ev;
+        if (mgo_mqtt_next(replays, 100, &ev) != MGO_OK)
+            continue;
+        if (ev.kind == MGO_MQTT_EV_MESSAGE && ev.payload_len > 0)
+            replayed++;
+        mgo_mqtt_event_cleanup(&ev);
+    }
+    CU_ASSERT_EQUAL(replayed, 1);
+    /* both delivered now */
+    CU_ASSERT_FATAL(mgo_journal_open(jpath, &j) == MGO_OK);
+    CU_ASSERT_EQUAL(j.pending_len, 2);
+    for (size_t i = 0; i < j.pending_len; i++)
+        CU_ASSERT(j.pending[i].delivered);
+    mgo_journal_close(&j);
+
+    mgo_mqtt_free(replays);
+    h_monitor_stop(&mon);
+    h_agent_cleanup(&agent);
+    mgo_test_broker_cleanup(&broker);
+    CU_ASSERT(mgo_agent__rm_rf(dir) == MGO_OK);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"latest status restored after the broker lost its store, also across an agent "
          "restart after the receipt; never for removed",
          test_restore_after_store_loss},
+        {"statuses sent before a kill: never an older one on the status topic after a newer",
+         test_no_older_resend_after_kill},
         {NULL, NULL},
     };
     mgo_test_add_suite("agent.daemon.restore", cases);
