@@ -35,13 +35,14 @@ static void keep_latest(struct mgo_reporter *r, const char *dep_id, uint64_t boo
     mgo_err err = removed ? mgo_latest_forget(&r->latest, dep_id, boot, seq)
                           : mgo_latest_put(&r->latest, dep_id, boot, seq, payload, len);
     if (err != MGO_OK)
-        MGO_LOGW(TAG, "%s: latest status %" PRIu64 ".%" PRIu64 " not kept apart: %s (it is "
-                 "not restored if the broker loses it)", dep_id, boot, seq, mgo_strerror(err));
+        MGO_LOGW(TAG,
+                 "%s: latest status %" PRIu64 ".%" PRIu64 " not kept apart: %s (it is "
+                 "not restored if the broker loses it)",
+                 dep_id, boot, seq, mgo_strerror(err));
 }
 
-mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path,
-                          const char *latest_dir, struct mgo_session *session,
-                          const char *device_id, uint64_t boot)
+mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
+                          struct mgo_session *session, const char *device_id, uint64_t boot)
 {
     memset(r, 0, sizeof *r);
     r->session = session;
@@ -58,8 +59,10 @@ mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path,
         const struct mgo_journal_entry *e = &r->journal.pending[i];
         bool removed = false;
         if (payload_removed(e->payload, e->payload_len, &removed) != MGO_OK) {
-            MGO_LOGW(TAG, "journal entry %" PRIu64 ".%" PRIu64 " does not decode; not kept as "
-                     "the latest status", e->boot, e->seq);
+            MGO_LOGW(TAG,
+                     "journal entry %" PRIu64 ".%" PRIu64 " does not decode; not kept as "
+                     "the latest status",
+                     e->boot, e->seq);
             continue;
         }
         keep_latest(r, e->deployment_id, e->boot, e->seq, e->payload, e->payload_len, removed);

@@ -74,9 +74,9 @@ struct mgo_reporter {
 
 /* Opens the journal at journal_path (unsent entries of earlier runs are kept for delivery)
  * and the latest statuses in latest_dir, brought up to date from the journal. */
-mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path,
-                          const char *latest_dir, struct mgo_session *session,
-                          const char *device_id, uint64_t boot) MGO_MUST_CHECK;
+mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
+                          struct mgo_session *session, const char *device_id,
+                          uint64_t boot) MGO_MUST_CHECK;
 void mgo_reporter_close(struct mgo_reporter *r);
 
 /* Journals one status (fsync) and publishes what is due. A status the disk refuses is
