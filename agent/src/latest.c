@@ -17,6 +17,7 @@
 #define MAGIC 0x314C474Du /* "MGL1" little endian */
 #define HDR_LEN (4u + 8u + 8u + 4u)
 #define SUFFIX ".status"
+#define PENDING_FILE "restore-pending"
 #define MAX_FILE_BYTES (HDR_LEN + MGO_MAX_MESSAGE_BYTES + 4u)
 
 static void put_u32(uint8_t *p, uint32_t v)
@@ -165,7 +166,49 @@ mgo_err mgo_latest_open(struct mgo_latest *l, const char *dir)
             err = load(l, path, id);
     }
     closedir(d);
+    char p[MGO_AGENT_MAX_PATH];
+    int pn = snprintf(p, sizeof p, "%s/" PENDING_FILE, l->dir);
+    if (pn > 0 && (size_t)pn < sizeof p && access(p, F_OK) == 0) {
+        l->pending_file = true;
+        for (size_t i = 0; i < l->len; i++)
+            l->items[i].restore = true;
+    }
     return err;
+}
+
+mgo_err mgo_latest_restore_all(struct mgo_latest *l)
+{
+    for (size_t i = 0; i < l->len; i++)
+        l->items[i].restore = true;
+    if (l->pending_file || l->len == 0)
+        return MGO_OK;
+    char p[MGO_AGENT_MAX_PATH];
+    int pn = snprintf(p, sizeof p, "%s/" PENDING_FILE, l->dir);
+    if (pn < 0 || (size_t)pn >= sizeof p)
+        return MGO_ERR_LIMIT;
+    mgo_err err = mgo_agent__write_atomic(p, "", 0);
+    if (err == MGO_OK)
+        l->pending_file = true;
+    return err;
+}
+
+mgo_err mgo_latest_restore_check(struct mgo_latest *l)
+{
+    if (!l->pending_file)
+        return MGO_OK;
+    for (size_t i = 0; i < l->len; i++)
+        if (l->items[i].restore)
+            return MGO_OK;
+    char p[MGO_AGENT_MAX_PATH];
+    int pn = snprintf(p, sizeof p, "%s/" PENDING_FILE, l->dir);
+    if (pn < 0 || (size_t)pn >= sizeof p)
+        return MGO_ERR_LIMIT;
+    if (unlink(p) != 0 && errno != ENOENT) {
+        MGO_LOGE(TAG, "unlink %s: %s", p, strerror(errno));
+        return MGO_ERR_IO;
+    }
+    l->pending_file = false;
+    return MGO_OK;
 }
 
 void mgo_latest_close(struct mgo_latest *l)

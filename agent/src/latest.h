@@ -10,6 +10,11 @@
  *     before it (little endian). Replaced atomically (state.h), so a crash leaves the old or
  *     the new file; a file that does not check out is logged and ignored (kept on disk).
  *
+ *   STATE_DIR/status/restore-pending
+ *     present from a connect that started a new broker session until every latest status
+ *     it asked for has been restored, so an agent killed in between restores at its next
+ *     start even if the broker kept the session that connect created.
+ *
  * A deployment whose status is `removed` has no file: the manager clears its retained status
  * (§7.4 step 7), so it must not come back. The reporter writes the file after the journal
  * append, so after a crash between the two the journal holds the newer status; the reporter
@@ -42,9 +47,11 @@ struct mgo_latest {
     char dir[MGO_AGENT_MAX_PATH];
     struct mgo_latest_entry items[MGO_LATEST_MAX]; /* in no particular order */
     size_t len;
+    bool pending_file; /* restore-pending exists */
 };
 
-/* Creates dir if needed and loads every ID.status in it. MGO_ERR_IO when the folder cannot
+/* Creates dir if needed and loads every ID.status in it; with restore-pending there, every
+ * entry starts marked for restore. MGO_ERR_IO when the folder cannot
  * be made or read, MGO_ERR_LIMIT (logged) when it holds more than MGO_LATEST_MAX files (the
  * first ones are kept), MGO_ERR_NOMEM. */
 mgo_err mgo_latest_open(struct mgo_latest *l, const char *dir) MGO_MUST_CHECK;
@@ -63,6 +70,13 @@ mgo_err mgo_latest_put(struct mgo_latest *l, const char *deployment_id, uint64_t
  * newer) and deletes its file. MGO_ERR_IO when the file cannot be deleted. */
 mgo_err mgo_latest_forget(struct mgo_latest *l, const char *deployment_id, uint64_t boot,
                           uint64_t seq) MGO_MUST_CHECK;
+
+/* A new broker session: every entry is to be restored; the restore-pending file says so
+ * durably. MGO_ERR_IO when the file cannot be written (the flags are set anyway). */
+mgo_err mgo_latest_restore_all(struct mgo_latest *l) MGO_MUST_CHECK;
+/* Deletes restore-pending once no entry is waiting to be restored (call after clearing
+ * flags). MGO_ERR_IO when it cannot be deleted. */
+mgo_err mgo_latest_restore_check(struct mgo_latest *l) MGO_MUST_CHECK;
 
 /* File contents (exposed for tests). parse checks magic, lengths and the crc. */
 mgo_err mgo_latest__format(uint64_t boot, uint64_t seq, const void *payload, size_t payload_len,

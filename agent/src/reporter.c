@@ -27,6 +27,15 @@ static mgo_err payload_removed(const uint8_t *payload, size_t len, bool *removed
     return err;
 }
 
+/* restore-pending goes once nothing waits to be restored (latest.h). */
+static void restore_check(struct mgo_reporter *r)
+{
+    mgo_err err = mgo_latest_restore_check(&r->latest);
+    if (err != MGO_OK)
+        MGO_LOGW(TAG, "restore-pending not cleared: %s (the next start restores again)",
+                 mgo_strerror(err));
+}
+
 /* Keeps the latest status of a deployment after its journal append: written, or deleted
  * for `removed`. A failure only costs the restore after a new broker session. */
 static void keep_latest(struct mgo_reporter *r, const char *dep_id, uint64_t boot, uint64_t seq,
@@ -39,6 +48,7 @@ static void keep_latest(struct mgo_reporter *r, const char *dep_id, uint64_t boo
                  "%s: latest status %" PRIu64 ".%" PRIu64 " not kept apart: %s (it is "
                  "not restored if the broker loses it)",
                  dep_id, boot, seq, mgo_strerror(err));
+    restore_check(r); /* a newer status, or none, replaces one waiting to be restored */
 }
 
 mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
@@ -112,7 +122,8 @@ static void flush_restores(struct mgo_reporter *r)
         if (!e->restore || is_inflight(r, e->boot, e->seq, true))
             continue;
         if (newest_undelivered(&r->journal, e->deployment_id)) {
-            e->restore = false;
+            e->restore = false; /* the flush publishes a newer one */
+            restore_check(r);
             continue;
         }
         int token = 0;
@@ -176,8 +187,10 @@ void mgo_reporter_connected(struct mgo_reporter *r, bool session_present)
     r->inflight_len = 0;
     if (!session_present && r->latest.len > 0) {
         /* the broker may have lost its retained store (protocol.md §6.1 step 5) */
-        for (size_t i = 0; i < r->latest.len; i++)
-            r->latest.items[i].restore = true;
+        mgo_err err = mgo_latest_restore_all(&r->latest);
+        if (err != MGO_OK)
+            MGO_LOGW(TAG, "restore not recorded: %s (a restart before it is done skips it)",
+                     mgo_strerror(err));
         MGO_LOGI(TAG, "new broker session: restoring the latest status of %zu deployments",
                  r->latest.len);
     }
@@ -205,6 +218,7 @@ void mgo_reporter_published(struct mgo_reporter *r, int token, bool ok)
             if (e != NULL && e->restore) {
                 e->restore = false;
                 r->restores++;
+                restore_check(r);
             }
         } else if (ok) {
             /* a replay delivered: the entry waits for a receipt like any other */

@@ -128,6 +128,40 @@ static void test_limit(void)
     drop();
 }
 
+/* A restore asked for by a new broker session survives a restart until it is done. */
+static void test_restore_pending_survives(void)
+{
+    fresh();
+    struct mgo_latest *l = calloc(1, sizeof *l);
+    CU_ASSERT_FATAL(l != NULL);
+    CU_ASSERT_FATAL(mgo_latest_open(l, dir) == MGO_OK);
+    CU_ASSERT(mgo_latest_restore_all(l) == MGO_OK); /* nothing held: no file */
+    char p[400];
+    snprintf(p, sizeof p, "%s/restore-pending", dir);
+    CU_ASSERT(access(p, F_OK) != 0);
+    CU_ASSERT(mgo_latest_put(l, "a", 1, 1, "a", 1) == MGO_OK);
+    CU_ASSERT(mgo_latest_put(l, "b", 1, 2, "b", 1) == MGO_OK);
+    CU_ASSERT(mgo_latest_restore_all(l) == MGO_OK);
+    CU_ASSERT(access(p, F_OK) == 0);
+    mgo_latest_close(l); /* killed before the restores were acknowledged */
+    CU_ASSERT_FATAL(mgo_latest_open(l, dir) == MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(l->len, 2);
+    CU_ASSERT(l->items[0].restore && l->items[1].restore);
+    l->items[0].restore = false; /* one acknowledged */
+    CU_ASSERT(mgo_latest_restore_check(l) == MGO_OK);
+    CU_ASSERT(access(p, F_OK) == 0);
+    CU_ASSERT(mgo_latest_put(l, "b", 1, 3, "B", 1) == MGO_OK); /* a newer status replaces it */
+    CU_ASSERT(!mgo_latest_find(l, "b")->restore);
+    CU_ASSERT(mgo_latest_restore_check(l) == MGO_OK);
+    CU_ASSERT(access(p, F_OK) != 0);
+    mgo_latest_close(l);
+    CU_ASSERT_FATAL(mgo_latest_open(l, dir) == MGO_OK);
+    CU_ASSERT(!l->items[0].restore && !l->items[1].restore);
+    mgo_latest_close(l);
+    free(l);
+    drop();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -136,6 +170,7 @@ void mgo_test_register(void)
         {"newer positions only, removal forgets, reopen, corrupt file skipped",
          test_newer_only_forget_and_reopen},
         {"MGO_LATEST_MAX deployments: at the limit and one past it", test_limit},
+        {"a pending restore survives a restart until done", test_restore_pending_survives},
         {NULL, NULL},
     };
     mgo_test_add_suite("agent.latest", cases);
