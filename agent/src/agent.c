@@ -165,10 +165,10 @@ struct agent {
 
 /* Session handlers: what the session receives goes to the reporter and the executor. */
 
-static void on_connected(void *ctx)
+static void on_connected(void *ctx, bool session_present)
 {
     struct agent *a = ctx;
-    mgo_reporter_connected(&a->reporter);
+    mgo_reporter_connected(&a->reporter, session_present);
 }
 
 static void on_disconnected(void *ctx)
@@ -259,10 +259,13 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
     err = mgo_agent_state_open(cfg->state_dir, &a->st);
     if (err != MGO_OK)
         goto cleanup_session;
-    char jpath[MGO_AGENT_MAX_PATH];
+    char jpath[MGO_AGENT_MAX_PATH], lpath[MGO_AGENT_MAX_PATH];
     err = mgo_agent_state_path(&a->st, "journal", jpath);
     if (err == MGO_OK)
-        err = mgo_reporter_open(&a->reporter, jpath, a->session, cfg->device_id, a->st.boot);
+        err = mgo_agent_state_path(&a->st, "status", lpath);
+    if (err == MGO_OK)
+        err = mgo_reporter_open(&a->reporter, jpath, lpath, a->session, cfg->device_id,
+                                a->st.boot);
     if (err != MGO_OK)
         goto cleanup_session;
     a->reporter_open = true;

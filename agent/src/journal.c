@@ -20,6 +20,7 @@
 #define T_STATUS 1u
 #define T_ACK 2u
 #define T_STORED 3u
+#define T_SENT 4u
 #define HDR_LEN (4u + 1u + 8u + 8u + 1u + 4u)
 #define MAX_FRAME_PAYLOAD MGO_MAX_MESSAGE_BYTES
 
@@ -185,7 +186,7 @@ static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size
         unsigned type = h[4];
         size_t id_len = h[21];
         size_t pl = get_u32(h + 22);
-        if ((type != T_STATUS && type != T_ACK && type != T_STORED) ||
+        if ((type != T_STATUS && type != T_ACK && type != T_STORED && type != T_SENT) ||
             id_len > MGO_MAX_DEPLOYMENT_ID_LEN ||
             pl > MAX_FRAME_PAYLOAD)
             break;
@@ -205,7 +206,11 @@ static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size
         } else if (type == T_ACK) {
             struct mgo_journal_entry *e = find(j, boot, seq);
             if (e != NULL)
-                e->delivered = true;
+                e->delivered = e->sent = true;
+        } else if (type == T_SENT) {
+            struct mgo_journal_entry *e = find(j, boot, seq);
+            if (e != NULL)
+                e->sent = true;
         } else {
             drop_head(j, settled_prefix(j, boot, seq, false));
         }
@@ -356,7 +361,20 @@ mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq)
     mgo_err err = append_position(j, T_ACK, boot, seq, true);
     if (err != MGO_OK)
         return err;
-    e->delivered = true;
+    e->delivered = e->sent = true;
+    maybe_compact(j);
+    return MGO_OK;
+}
+
+mgo_err mgo_journal_sent(struct mgo_journal *j, uint64_t boot, uint64_t seq)
+{
+    struct mgo_journal_entry *e = find(j, boot, seq);
+    if (e == NULL || e->sent || e->delivered)
+        return MGO_ERR_NOT_FOUND;
+    mgo_err err = append_position(j, T_SENT, boot, seq, false);
+    if (err != MGO_OK)
+        return err;
+    e->sent = true;
     maybe_compact(j);
     return MGO_OK;
 }
@@ -412,8 +430,9 @@ mgo_err mgo_journal_compact(struct mgo_journal *j)
                           e->payload_len);
         if (err == MGO_OK)
             err = mgo_buf_append(&all, frame.data, frame.len);
-        if (err == MGO_OK && e->delivered) {
-            err = frame_build(&frame, T_ACK, e->boot, e->seq, NULL, NULL, 0);
+        if (err == MGO_OK && (e->delivered || e->sent)) {
+            err = frame_build(&frame, e->delivered ? T_ACK : T_SENT, e->boot, e->seq, NULL,
+                              NULL, 0);
             if (err == MGO_OK)
                 err = mgo_buf_append(&all, frame.data, frame.len);
         }

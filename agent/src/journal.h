@@ -9,10 +9,15 @@
  * lost (killed, or its store failed, between PUBACK and commit) can still be replayed.
  * After a restart, entries not delivered are published again, in append order, with their
  * original (boot, seq), so a reader can tell a re-send from a new transition.
+ * Between the two, an entry may be sent: handed to MQTT for the status topic, so the broker
+ * may have it even though no acknowledgement was recorded (the agent killed, or the
+ * connection lost, before the PUBACK was handled). A SENT frame records that before the
+ * publish, so the reporter never re-sends an older entry on the status topic after a newer
+ * one that may have reached it.
  *
  * Frame (little endian):
- *   u32 magic "MGJ1" | u8 type (1 status, 2 ack, 3 stored) | u64 boot | u64 seq | u8 id_len |
- *   u32 payload_len | id bytes | payload bytes | u32 crc32 of everything before it.
+ *   u32 magic "MGJ1" | u8 type (1 status, 2 ack, 3 stored, 4 sent) | u64 boot | u64 seq |
+ *   u8 id_len | u32 payload_len | id bytes | payload bytes | u32 crc32 of everything before it.
  * A stored frame (boot, seq) drops every entry at or before that position.
  * A torn or corrupt tail (crash during append) is cut off at the last whole frame. */
 #ifndef MGO_AGENT_JOURNAL_H
@@ -39,6 +44,7 @@ struct mgo_journal_entry {
     uint8_t *payload; /* owned by the journal */
     size_t payload_len;
     bool delivered;   /* the broker acknowledged it (persisted as an ACK frame) */
+    bool sent;        /* handed to MQTT for the status topic at least once (a SENT frame) */
     bool replay;      /* the manager may have lost it: send it again on the replay topic
                        * (kept in memory only: after a restart the first receipt decides) */
 };
@@ -67,6 +73,10 @@ mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
 /* Marks (boot, seq) delivered (an ACK frame). MGO_ERR_NOT_FOUND when there is no such
  * unsettled entry or it is marked already. */
 mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq) MGO_MUST_CHECK;
+/* (boot, seq) is about to be published on the status topic: a SENT frame, written but not
+ * synced (it survives the agent being killed, not a power loss). MGO_ERR_NOT_FOUND when
+ * there is no such unsettled entry or it is marked (or delivered) already. */
+mgo_err mgo_journal_sent(struct mgo_journal *j, uint64_t boot, uint64_t seq) MGO_MUST_CHECK;
 /* The manager has stored everything up to (boot, seq): drops the leading entries at or
  * before that position, stopping at the first one marked for replay (the manager may not
  * hold it; it is settled once its replay is delivered and this is called again). Appends a

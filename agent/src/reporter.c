@@ -5,23 +5,88 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "mgo/arena.h"
 #include "mgo/buf.h"
 #include "mgo/log.h"
+#include "mgo/problems.h"
 
 #define TAG "agent"
 
-mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *path, struct mgo_session *session,
-                          const char *device_id, uint64_t boot)
+/* Whether a journaled status payload says `removed` (its deployment then has no latest). */
+static mgo_err payload_removed(const uint8_t *payload, size_t len, bool *removed)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_MESSAGE_BYTES * 4u);
+    struct mgo_problems probs;
+    mgo_problems_init(&probs);
+    struct mgo_deployment_status s;
+    mgo_err err = mgo_deployment_status_decode(payload, len, &arena, &s, &probs);
+    if (err == MGO_OK)
+        *removed = s.state == MGO_STATE_REMOVED;
+    mgo_arena_cleanup(&arena);
+    return err;
+}
+
+/* restore-pending goes once nothing waits to be restored (latest.h). */
+static void restore_check(struct mgo_reporter *r)
+{
+    mgo_err err = mgo_latest_restore_check(&r->latest);
+    if (err != MGO_OK)
+        MGO_LOGW(TAG, "restore-pending not cleared: %s (the next start restores again)",
+                 mgo_strerror(err));
+}
+
+/* Keeps the latest status of a deployment after its journal append: written, or deleted
+ * for `removed`. A failure only costs the restore after a new broker session. */
+static void keep_latest(struct mgo_reporter *r, const char *dep_id, uint64_t boot, uint64_t seq,
+                        const uint8_t *payload, size_t len, bool removed)
+{
+    mgo_err err = removed ? mgo_latest_forget(&r->latest, dep_id, boot, seq)
+                          : mgo_latest_put(&r->latest, dep_id, boot, seq, payload, len);
+    if (err != MGO_OK)
+        MGO_LOGW(TAG,
+                 "%s: latest status %" PRIu64 ".%" PRIu64 " not kept apart: %s (it is "
+                 "not restored if the broker loses it)",
+                 dep_id, boot, seq, mgo_strerror(err));
+    restore_check(r); /* a newer status, or none, replaces one waiting to be restored */
+}
+
+mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
+                          struct mgo_session *session, const char *device_id, uint64_t boot)
 {
     memset(r, 0, sizeof *r);
     r->session = session;
     r->device_id = device_id;
     r->boot = boot;
-    return mgo_journal_open(path, &r->journal);
+    mgo_err err = mgo_journal_open(journal_path, &r->journal);
+    if (err != MGO_OK)
+        return err;
+    err = mgo_latest_open(&r->latest, latest_dir);
+    if (err != MGO_OK && err != MGO_ERR_LIMIT)
+        goto cleanup_journal;
+    /* a crash between a journal append and its latest file leaves the journal newer */
+    for (size_t i = 0; i < r->journal.pending_len; i++) {
+        const struct mgo_journal_entry *e = &r->journal.pending[i];
+        bool removed = false;
+        if (payload_removed(e->payload, e->payload_len, &removed) != MGO_OK) {
+            MGO_LOGW(TAG,
+                     "journal entry %" PRIu64 ".%" PRIu64 " does not decode; not kept as "
+                     "the latest status",
+                     e->boot, e->seq);
+            continue;
+        }
+        keep_latest(r, e->deployment_id, e->boot, e->seq, e->payload, e->payload_len, removed);
+    }
+    return MGO_OK;
+
+cleanup_journal:
+    mgo_journal_close(&r->journal);
+    return err;
 }
 
 void mgo_reporter_close(struct mgo_reporter *r)
 {
+    mgo_latest_close(&r->latest);
     mgo_journal_close(&r->journal);
 }
 
@@ -30,20 +95,56 @@ size_t mgo_reporter_unsent(const struct mgo_reporter *r)
     return r->journal.pending_len;
 }
 
-static bool is_inflight(const struct mgo_reporter *r, uint64_t boot, uint64_t seq)
+static bool is_inflight(const struct mgo_reporter *r, uint64_t boot, uint64_t seq, bool restore)
 {
     for (size_t i = 0; i < r->inflight_len; i++)
-        if (r->inflight[i].boot == boot && r->inflight[i].seq == seq)
+        if (r->inflight[i].boot == boot && r->inflight[i].seq == seq &&
+            r->inflight[i].restore == restore)
             return true;
     return false;
 }
 
-/* Whether a newer status of entry i's deployment was delivered already: then entry i on the
- * status topic would make the retained status go backwards. */
+/* Whether the newest journal entry of a deployment is not delivered yet: the flush publishes
+ * it on the status topic, which restores the deployment's retained status by itself. */
+static bool newest_undelivered(const struct mgo_journal *j, const char *dep_id)
+{
+    for (size_t k = j->pending_len; k > 0; k--)
+        if (strcmp(j->pending[k - 1].deployment_id, dep_id) == 0)
+            return !j->pending[k - 1].delivered;
+    return false;
+}
+
+/* Publishes the latest statuses waiting to be restored (after the journal's due entries). */
+static void flush_restores(struct mgo_reporter *r)
+{
+    for (size_t i = 0; i < r->latest.len && r->inflight_len < MGO_REPORTER_MAX_INFLIGHT; i++) {
+        struct mgo_latest_entry *e = &r->latest.items[i];
+        if (!e->restore || is_inflight(r, e->boot, e->seq, true))
+            continue;
+        if (newest_undelivered(&r->journal, e->deployment_id)) {
+            e->restore = false; /* the flush publishes a newer one */
+            restore_check(r);
+            continue;
+        }
+        int token = 0;
+        if (mgo_session_publish(r->session, MGO_TOPIC_STATUS, e->deployment_id, e->payload,
+                                e->payload_len, &token) != MGO_OK) {
+            MGO_LOGD(TAG, "latest status %" PRIu64 ".%" PRIu64 " not restored yet", e->boot,
+                     e->seq);
+            return;
+        }
+        r->inflight[r->inflight_len++] = (struct mgo_reporter_inflight){
+            .token = token, .boot = e->boot, .seq = e->seq, .restore = true};
+    }
+}
+
+/* Whether a newer status of entry i's deployment was delivered already, or may have been
+ * (sent, its PUBACK not seen: the agent was killed or the connection lost): then entry i on
+ * the status topic would make the retained status go backwards. */
 static bool superseded(const struct mgo_journal *j, size_t i)
 {
     for (size_t k = i + 1; k < j->pending_len; k++)
-        if (j->pending[k].delivered &&
+        if ((j->pending[k].delivered || j->pending[k].sent) &&
             strcmp(j->pending[k].deployment_id, j->pending[i].deployment_id) == 0)
             return true;
     return false;
@@ -58,9 +159,16 @@ static void flush(struct mgo_reporter *r)
     for (size_t i = 0; i < r->journal.pending_len && r->inflight_len < MGO_REPORTER_MAX_INFLIGHT;
          i++) {
         const struct mgo_journal_entry *e = &r->journal.pending[i];
-        if ((e->delivered && !e->replay) || is_inflight(r, e->boot, e->seq))
+        if ((e->delivered && !e->replay) || is_inflight(r, e->boot, e->seq, false))
             continue;
         bool replay = e->replay || superseded(&r->journal, i);
+        if (!replay && !e->sent) {
+            /* recorded before the broker can have it; failing costs only the re-send rule */
+            mgo_err err = mgo_journal_sent(&r->journal, e->boot, e->seq);
+            if (err != MGO_OK)
+                MGO_LOGW(TAG, "journal: status %" PRIu64 ".%" PRIu64 " not marked sent: %s",
+                         e->boot, e->seq, mgo_strerror(err));
+        }
         int token = 0;
         if (mgo_session_publish(r->session, replay ? MGO_TOPIC_REPLAY : MGO_TOPIC_STATUS,
                                 e->deployment_id, e->payload, e->payload_len,
@@ -68,14 +176,24 @@ static void flush(struct mgo_reporter *r)
             MGO_LOGD(TAG, "status %" PRIu64 ".%" PRIu64 " not published yet", e->boot, e->seq);
             return; /* keep order: retry from here later */
         }
-        r->inflight[r->inflight_len++] =
-            (struct mgo_reporter_inflight){token, e->boot, e->seq, replay};
+        r->inflight[r->inflight_len++] = (struct mgo_reporter_inflight){
+            .token = token, .boot = e->boot, .seq = e->seq, .replay = replay};
     }
+    flush_restores(r);
 }
 
-void mgo_reporter_connected(struct mgo_reporter *r)
+void mgo_reporter_connected(struct mgo_reporter *r, bool session_present)
 {
     r->inflight_len = 0;
+    if (!session_present && r->latest.len > 0) {
+        /* the broker may have lost its retained store (protocol.md §6.1 step 5) */
+        mgo_err err = mgo_latest_restore_all(&r->latest);
+        if (err != MGO_OK)
+            MGO_LOGW(TAG, "restore not recorded: %s (a restart before it is done skips it)",
+                     mgo_strerror(err));
+        MGO_LOGI(TAG, "new broker session: restoring the latest status of %zu deployments",
+                 r->latest.len);
+    }
     flush(r);
 }
 
@@ -92,7 +210,17 @@ void mgo_reporter_published(struct mgo_reporter *r, int token, bool ok)
         struct mgo_reporter_inflight f = r->inflight[i];
         memmove(&r->inflight[i], &r->inflight[i + 1], (r->inflight_len - i - 1) * sizeof f);
         r->inflight_len--;
-        if (ok) {
+        if (ok && f.restore) {
+            struct mgo_latest_entry *e = NULL;
+            for (size_t k = 0; k < r->latest.len && e == NULL; k++)
+                if (r->latest.items[k].boot == f.boot && r->latest.items[k].seq == f.seq)
+                    e = &r->latest.items[k];
+            if (e != NULL && e->restore) {
+                e->restore = false;
+                r->restores++;
+                restore_check(r);
+            }
+        } else if (ok) {
             /* a replay delivered: the entry waits for a receipt like any other */
             if (f.replay)
                 mgo_journal_replayed(&r->journal, f.boot, f.seq);
@@ -190,6 +318,8 @@ void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep)
         r->seq++;
         MGO_LOGI(TAG, "%s: %s (seq %" PRIu64 ")", rep->deployment_id, mgo_state_name(s.state),
                  r->seq);
+        keep_latest(r, rep->deployment_id, r->boot, r->seq, buf.data, buf.len,
+                    s.state == MGO_STATE_REMOVED);
     }
     mgo_buf_cleanup(&buf);
     flush(r);

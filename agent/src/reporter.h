@@ -14,6 +14,12 @@
  * .../replay/{u}, which only the manager reads). A receipt with an epoch not seen before
  * in this run asks for everything delivered beyond its position again: on the replay topic.
  *
+ * The latest status of each deployment is also kept apart from the journal (latest.h), so
+ * it outlives the receipt that settles it. When the broker starts a new session (it may have
+ * lost its retained store), each deployment's latest status is published again on the
+ * status topic, same bytes and position (docs/protocol.md §6.1 step 5), unless the newest
+ * journal entry of that deployment is not delivered yet (the flush publishes that one).
+ *
  * Loop thread only. Calls the session to publish; nothing here calls the executor. */
 #ifndef MGO_AGENT_REPORTER_H
 #define MGO_AGENT_REPORTER_H
@@ -23,6 +29,7 @@
 #include <stdint.h>
 
 #include "journal.h"
+#include "latest.h"
 #include "mgo/margo.h"
 #include "runtime.h"
 #include "session.h"
@@ -46,7 +53,8 @@ struct mgo_report {
 struct mgo_reporter_inflight {
     int token;
     uint64_t boot, seq;
-    bool replay; /* sent on the replay topic */
+    bool replay;  /* sent on the replay topic */
+    bool restore; /* a latest status sent again for a new broker session (latest.h) */
 };
 
 struct mgo_reporter {
@@ -55,24 +63,29 @@ struct mgo_reporter {
     uint64_t boot;
     uint64_t seq; /* last position given out in this boot */
     struct mgo_journal journal;
+    struct mgo_latest latest;
     struct mgo_reporter_inflight inflight[MGO_REPORTER_MAX_INFLIGHT];
     size_t inflight_len;
     char epoch[MGO_RECEIPT_EPOCH_MAX + 1]; /* of the last receipt; "" = none in this run */
     uint64_t receipt_boot, receipt_seq;    /* its position */
     uint64_t replays;                      /* entries marked for replay in this run */
+    uint64_t restores;                     /* latest statuses sent again in this run */
 };
 
-/* Opens the journal at path (unsent entries of earlier runs are kept for delivery). */
-mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *path, struct mgo_session *session,
-                          const char *device_id, uint64_t boot) MGO_MUST_CHECK;
+/* Opens the journal at journal_path (unsent entries of earlier runs are kept for delivery)
+ * and the latest statuses in latest_dir, brought up to date from the journal. */
+mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
+                          struct mgo_session *session, const char *device_id,
+                          uint64_t boot) MGO_MUST_CHECK;
 void mgo_reporter_close(struct mgo_reporter *r);
 
 /* Journals one status (fsync) and publishes what is due. A status the disk refuses is
  * logged and not published (never published unjournaled). */
 void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep);
 
-/* The connection came (everything unacknowledged goes again, in order) or went. */
-void mgo_reporter_connected(struct mgo_reporter *r);
+/* The connection came (everything unacknowledged goes again, in order; with
+ * session_present false, every deployment's latest status too) or went. */
+void mgo_reporter_connected(struct mgo_reporter *r, bool session_present);
 void mgo_reporter_disconnected(struct mgo_reporter *r);
 /* The broker acknowledged (ok) or refused a publish; ignores tokens that are not ours. */
 void mgo_reporter_published(struct mgo_reporter *r, int token, bool ok);

@@ -250,7 +250,7 @@ static void on_connected(struct mgo_session *s, bool session_present)
     subscribe(s, MGO_TOPIC_DEPLOYMENT);
     subscribe(s, MGO_TOPIC_RECEIPT);
     if (s->h.connected != NULL)
-        s->h.connected(s->h.ctx);
+        s->h.connected(s->h.ctx, session_present);
 }
 
 /* ---- receiving --------------------------------------------------------------------------- */

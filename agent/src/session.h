@@ -30,8 +30,10 @@ struct mgo_session;
 
 struct mgo_session_handlers {
     void *ctx;
-    /* Connected: presence, capabilities and subscriptions are already handed to MQTT. */
-    void (*connected)(void *ctx);
+    /* Connected: presence, capabilities and subscriptions are already handed to MQTT.
+     * session_present: the broker kept this client's session (false on the first connect,
+     * after the session expired, or when the broker lost its store). */
+    void (*connected)(void *ctx, bool session_present);
     void (*disconnected)(void *ctx);
     /* The broker acknowledged (ok) or did not acknowledge a publish with a token. */
     void (*published)(void *ctx, int token, bool ok);

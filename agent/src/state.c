@@ -298,7 +298,7 @@ mgo_err mgo_agent_state_open(const char *dir, struct mgo_agent_state *st)
         return MGO_ERR_LIMIT;
     }
     memcpy(st->dir, dir, dl + 1);
-    static const char *const subdirs[] = {"", "deployments", "docs", "work"};
+    static const char *const subdirs[] = {"", "deployments", "docs", "status", "work"};
     for (size_t i = 0; i < sizeof subdirs / sizeof subdirs[0]; i++) {
         char p[MGO_AGENT_MAX_PATH];
         mgo_err err = mgo_agent_state_path(st, subdirs[i], p);

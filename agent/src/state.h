@@ -4,6 +4,7 @@
  *   STATE_DIR/deployments/ID.rec        one record per deployment the agent knows
  *   STATE_DIR/docs/HEX.msgpack          deployment documents, content-addressed by digest
  *   STATE_DIR/journal                   the status journal (journal.h)
+ *   STATE_DIR/status/ID.status          the latest status of each deployment (latest.h)
  *   STATE_DIR/work/                     runtime working folders
  *
  * Every file is replaced atomically: write DIR/.NAME.tmp, fsync, rename, fsync DIR.

@@ -283,6 +283,35 @@ static void test_full_drops_oldest_delivered(void)
     drop();
 }
 
+/* A SENT frame survives a restart and a compaction; an ACK implies sent; marking twice is
+ * refused. */
+static void test_sent_marks_persist(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    append(&j, 1, 1, "a", "p1");
+    append(&j, 1, 2, "a", "p2");
+    append(&j, 1, 3, "a", "p3");
+    CU_ASSERT(mgo_journal_sent(&j, 1, 1) == MGO_OK);
+    CU_ASSERT(mgo_journal_sent(&j, 1, 1) == MGO_ERR_NOT_FOUND);
+    CU_ASSERT(mgo_journal_sent(&j, 9, 9) == MGO_ERR_NOT_FOUND);
+    CU_ASSERT(mgo_journal_ack(&j, 1, 2) == MGO_OK);
+    CU_ASSERT(mgo_journal_sent(&j, 1, 2) == MGO_ERR_NOT_FOUND);
+    mgo_journal_close(&j);
+    for (int round = 0; round < 2; round++) {
+        CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+        CU_ASSERT_EQUAL_FATAL(j.pending_len, 3);
+        CU_ASSERT(j.pending[0].sent && !j.pending[0].delivered);
+        CU_ASSERT(j.pending[1].sent && j.pending[1].delivered);
+        CU_ASSERT(!j.pending[2].sent && !j.pending[2].delivered);
+        if (round == 0)
+            CU_ASSERT(mgo_journal_compact(&j) == MGO_OK);
+        mgo_journal_close(&j);
+    }
+    drop();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -293,6 +322,7 @@ void mgo_test_register(void)
         {"corrupt tail detected by crc", test_corrupt_tail_detected},
         {"crash before ack re-sends same (boot, seq)", test_crash_before_ack_resends_same_position},
         {"compaction keeps pending entries", test_compaction_keeps_pending},
+        {"sent marks persist across a restart and a compaction", test_sent_marks_persist},
         {"id and payload limits", test_limits},
         {NULL, NULL},
     };
