@@ -51,11 +51,11 @@ static void cleanup_all(void)
     if (!g.live)
         return;
     g.live = false;
-    rel_kill_children();
+    mgo_test_kill_children();
     rel_recorder_stop(&g.rec);
     mgo_test_broker_cleanup(&g.broker);
     if (getenv("MGO_TEST_KEEP") == NULL)
-        rel_rm_rf(g.dir);
+        mgo_test_rm_rf(g.dir);
     else
         fprintf(stderr, "kept %s\n", g.dir);
 }
@@ -103,8 +103,8 @@ static int late_monitor(int ms, struct rel_status *first, bool *retained)
     CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
     int n = 0;
     bool subscribed = false;
-    int64_t deadline = rel_now_ms() + ms;
-    while (rel_now_ms() < deadline) {
+    int64_t deadline = mgo_test_now_ms() + ms;
+    while (mgo_test_now_ms() < deadline) {
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m, 100, &ev) != MGO_OK)
             continue;
@@ -143,11 +143,11 @@ static int late_monitor(int ms, struct rel_status *first, bool *retained)
 
 static size_t count_devices(void)
 {
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "GET", "/api/v1/devices", NULL, &r);
     const struct mgo_value *a = mgo_value_get(&r.json, "devices");
     size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    rel_reply_cleanup(&r);
+    mgo_test_reply_cleanup(&r);
     return n;
 }
 
@@ -163,20 +163,20 @@ static uint64_t reconfigure(int replicas)
     char path[256], body[128];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", g.dep);
     snprintf(body, sizeof body, "{\"parameters\": {\"replicas\": %d}}", replicas);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "PATCH", path, body, &r);
     CU_ASSERT_FATAL(r.status == 200);
-    uint64_t v = rel_ju64(&r.json, "/manifestVersion");
-    rel_reply_cleanup(&r);
+    uint64_t v = mgo_test_ju64(&r.json, "/manifestVersion");
+    mgo_test_reply_cleanup(&r);
     return v;
 }
 
 static bool wait_file(const char *path)
 {
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (!rel_file_exists(path) && rel_now_ms() < deadline)
-        rel_sleep_ms(20);
-    return rel_file_exists(path);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (!mgo_test_file_exists(path) && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(20);
+    return mgo_test_file_exists(path);
 }
 
 /* SIGKILLs the agent and the slow-helm it may be running (it leads its own group). */
@@ -187,7 +187,7 @@ static void kill_agent(void)
     const char *suffix[] = {".start", ".done"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(p, sizeof p, "%s%s", g.mark, suffix[i]);
-        long pid = rel_read_long(p);
+        long pid = mgo_test_read_long(p);
         if (pid > 1)
             kill(-(pid_t)pid, SIGKILL);
         unlink(p);
@@ -204,7 +204,7 @@ static void restart_and_converge(uint64_t version, const char *what)
         fprintf(stderr, "%s: not installed at manifest %llu\n", what,
                 (unsigned long long)version);
     CU_ASSERT(ok);
-    rel_sleep_ms(500); /* re-sends and receipts settle */
+    mgo_test_sleep_ms(500); /* re-sends and receipts settle */
 }
 
 static void test_killed_at_every_step(void)
@@ -213,7 +213,7 @@ static void test_killed_at_every_step(void)
     atexit(cleanup_all);
     CU_ASSERT_FATAL(mgo_test_broker_start(&g.broker, NULL) == 0);
     g.live = true;
-    rel_tmpdir("retained", g.dir);
+    mgo_test_tmpdir("retained", g.dir);
     char helm_log[512], releases[512], mdir[512];
     snprintf(helm_log, sizeof helm_log, "%s/helm.log", g.dir);
     snprintf(releases, sizeof releases, "%s/releases", g.dir);
@@ -234,21 +234,21 @@ static void test_killed_at_every_step(void)
     rel_agent_start(&g.agent);
 
     char *app = mgo_test_read_file(MGO_REL_DATA "/rel-app1.yaml", NULL);
-    struct rel_reply r;
+    struct mgo_test_reply r;
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", app, &r);
     free(app);
     CU_ASSERT_EQUAL(r.status, 201);
-    rel_reply_cleanup(&r);
-    int64_t deadline = rel_now_ms() + REL_WAIT_MS;
-    while (count_devices() < 1 && rel_now_ms() < deadline)
-        rel_sleep_ms(200);
+    mgo_test_reply_cleanup(&r);
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (count_devices() < 1 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
     CU_ASSERT_FATAL(count_devices() == 1);
     char body[256];
     snprintf(body, sizeof body, "{\"app\": \"rel-app1\", \"devices\": [\"%s\"]}", g.agent.id);
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
     CU_ASSERT_FATAL(r.status == 201);
-    snprintf(g.dep, sizeof g.dep, "%s", rel_jstr(&r.json, "/deployments/0/id"));
-    rel_reply_cleanup(&r);
+    snprintf(g.dep, sizeof g.dep, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
+    mgo_test_reply_cleanup(&r);
     CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, 0,
                                    REL_WAIT_MS));
     char start[600], done[600], pending_line[128];
@@ -260,7 +260,7 @@ static void test_killed_at_every_step(void)
     slow("60", NULL);
     size_t pendings = mgo_test_count_lines(g.agent.log, pending_line);
     uint64_t v = reconfigure(2);
-    CU_ASSERT_FATAL(rel_log_wait(g.agent.log, pending_line, pendings, REL_WAIT_MS));
+    CU_ASSERT_FATAL(mgo_test_log_wait(g.agent.log, pending_line, pendings, REL_WAIT_MS));
     kill_agent();
     restart_and_converge(v, "killed after pending");
 
@@ -284,7 +284,7 @@ static void test_killed_at_every_step(void)
                                    REL_WAIT_MS));
     kill_agent();
     restart_and_converge(v, "killed after installed");
-    rel_sleep_ms(1500); /* whatever the restarts re-send has arrived */
+    mgo_test_sleep_ms(1500); /* whatever the restarts re-send has arrived */
 
     struct rel_status newest, last;
     memset(&newest, 0, sizeof newest);
