@@ -21,8 +21,8 @@ int main(int argc, char **argv)
     struct mgo_problems probs;
     mgo_problems_init(&probs);
     bool help = false;
-    mgo_err err = mgo_cfg_parse_args(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg, argc,
-                                     argv, &help, &probs);
+    mgo_err err = mgo_cfg_parse_args(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg, argc, argv,
+                                     &help, &probs);
     if (help) {
         mgo_cfg_print_help(mgo_agent_cfg_table, mgo_agent_cfg_table_len,
                            "margo-agent [--config FILE] [--option value ...]\n"

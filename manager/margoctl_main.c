@@ -45,8 +45,9 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"app", mgo_ctl_app},       {"device", mgo_ctl_device}, {"deploy", mgo_ctl_deploy},
-        {"deployment", mgo_ctl_deployment}, {"status", mgo_ctl_status}, {"watch", mgo_ctl_watch},
+        {"app", mgo_ctl_app},       {"device", mgo_ctl_device},
+        {"deploy", mgo_ctl_deploy}, {"deployment", mgo_ctl_deployment},
+        {"status", mgo_ctl_status}, {"watch", mgo_ctl_watch},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {

@@ -33,8 +33,10 @@
 
 /* ---- configuration table ------------------------------------------------------------- */
 
-#define OPT(name, type, field, min, max, def, help)                                          \
-    {name, type, offsetof(struct mgo_agent_config, field), min, max, def, help}
+#define OPT(name, type, field, min, max, def, help)                                                \
+    {                                                                                              \
+        name, type, offsetof(struct mgo_agent_config, field), min, max, def, help                  \
+    }
 
 const struct mgo_cfg_option mgo_agent_cfg_table[] = {
     OPT("device-id", MGO_CFG_STR, device_id, 0, MGO_MAX_DEVICE_ID_LEN, NULL,
@@ -111,8 +113,10 @@ mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_pr
         mgo_problems_add(problems, "topic-prefix", "levels of [^+#], not starting with $");
     if (cfg->broker_url == NULL ||
         (strncmp(cfg->broker_url, "tcp://", 6) != 0 && strncmp(cfg->broker_url, "ssl://", 6) != 0 &&
-         strncmp(cfg->broker_url, "mqtt://", 7) != 0 && strncmp(cfg->broker_url, "mqtts://", 8) != 0))
-        mgo_problems_add(problems, "broker-url", "must start with tcp://, ssl://, mqtt:// or mqtts://");
+         strncmp(cfg->broker_url, "mqtt://", 7) != 0 &&
+         strncmp(cfg->broker_url, "mqtts://", 8) != 0))
+        mgo_problems_add(problems, "broker-url",
+                         "must start with tcp://, ssl://, mqtt:// or mqtts://");
     if (cfg->state_dir == NULL || cfg->state_dir[0] == '\0')
         mgo_problems_add(problems, "state-dir", "required");
     if (cfg->downtime.len > MGO_SESSION_MAX_DOWNTIME)
@@ -249,8 +253,12 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
         goto cleanup_agent;
     mgo_docs_init(&a->docs, &a->st);
     struct mgo_session_handlers h = {
-        .ctx = a, .connected = on_connected, .disconnected = on_disconnected,
-        .published = on_published, .desired = on_desired, .deployment = on_deployment,
+        .ctx = a,
+        .connected = on_connected,
+        .disconnected = on_disconnected,
+        .published = on_published,
+        .desired = on_desired,
+        .deployment = on_deployment,
         .receipt = on_receipt,
     };
     err = mgo_session_new(cfg, a->loop, &h, &a->session);
@@ -264,8 +272,7 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
     if (err == MGO_OK)
         err = mgo_agent_state_path(&a->st, "status", lpath);
     if (err == MGO_OK)
-        err = mgo_reporter_open(&a->reporter, jpath, lpath, a->session, cfg->device_id,
-                                a->st.boot);
+        err = mgo_reporter_open(&a->reporter, jpath, lpath, a->session, cfg->device_id, a->st.boot);
     if (err != MGO_OK)
         goto cleanup_session;
     a->reporter_open = true;
@@ -274,12 +281,17 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
         goto cleanup_session;
     }
     a->rt = (struct mgo_rt_settings){
-        .work_dir = a->work_dir, .compose_command = cfg->compose_command,
-        .container_command = cfg->container_command, .helm_command = cfg->helm_command,
-        .kube_context = cfg->kube_context, .otel_http_endpoint = cfg->otel_http_endpoint,
-        .otel_grpc_endpoint = cfg->otel_grpc_endpoint, .otel_certificate = cfg->otel_certificate,
+        .work_dir = a->work_dir,
+        .compose_command = cfg->compose_command,
+        .container_command = cfg->container_command,
+        .helm_command = cfg->helm_command,
+        .kube_context = cfg->kube_context,
+        .otel_http_endpoint = cfg->otel_http_endpoint,
+        .otel_grpc_endpoint = cfg->otel_grpc_endpoint,
+        .otel_certificate = cfg->otel_certificate,
         .otel_protocol = cfg->otel_protocol,
-        .fetch = {.timeout_s = 300, .ca_file = NULL,
+        .fetch = {.timeout_s = 300,
+                  .ca_file = NULL,
                   .plain_http = (const char *const *)cfg->oci_plain_http.items,
                   .plain_http_len = cfg->oci_plain_http.len},
         .default_timeout_s = (uint32_t)cfg->default_timeout_s,
@@ -290,16 +302,23 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
         goto cleanup_session;
     }
     struct mgo_executor_deps xd = {
-        .loop = a->loop, .st = &a->st, .docs = &a->docs, .reporter = &a->reporter,
-        .session = a->session, .rt = &a->rt, .state_dir = cfg->state_dir,
+        .loop = a->loop,
+        .st = &a->st,
+        .docs = &a->docs,
+        .reporter = &a->reporter,
+        .session = a->session,
+        .rt = &a->rt,
+        .state_dir = cfg->state_dir,
         .settle_ms = cfg->settle_ms,
     };
     err = mgo_executor_new(&xd, &a->executor);
     if (err != MGO_OK)
         goto cleanup_session;
-    MGO_LOGI(TAG, "device %s boot %" PRIu64 ", manifest %" PRIu64 ", %zu deployments, %zu "
-             "unsent statuses", cfg->device_id, a->st.boot, a->st.manifest_version,
-             mgo_executor_records(a->executor), mgo_reporter_unsent(&a->reporter));
+    MGO_LOGI(TAG,
+             "device %s boot %" PRIu64 ", manifest %" PRIu64 ", %zu deployments, %zu "
+             "unsent statuses",
+             cfg->device_id, a->st.boot, a->st.manifest_version, mgo_executor_records(a->executor),
+             mgo_reporter_unsent(&a->reporter));
 
     err = mgo_session_start(a->session, a->st.boot);
     if (err != MGO_OK)

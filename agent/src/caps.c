@@ -141,7 +141,8 @@ mgo_err mgo_caps_detect(const struct mgo_caps_config *cfg, struct mgo_arena *are
     const char *root = cfg->sys_root ? cfg->sys_root : "";
     caps->api_version = "device.margo.org/v1alpha1";
     caps->id = cfg->device_id;
-    caps->vendor = cfg->vendor ? cfg->vendor : read_line(root, "/sys/class/dmi/id/sys_vendor", arena);
+    caps->vendor =
+        cfg->vendor ? cfg->vendor : read_line(root, "/sys/class/dmi/id/sys_vendor", arena);
     caps->model_number =
         cfg->model ? cfg->model : read_line(root, "/sys/class/dmi/id/product_name", arena);
     caps->serial_number =
@@ -213,7 +214,8 @@ mgo_err mgo_caps_detect(const struct mgo_caps_config *cfg, struct mgo_arena *are
                              &caps->peripherals[caps->peripherals_len]) != MGO_OK) {
             snprintf(why, why_len,
                      "peripheral: '%s' must be TYPE[:MANUFACTURER[:MODEL]] with TYPE one of "
-                     "gpu display camera microphone speaker", cfg->peripherals[i]);
+                     "gpu display camera microphone speaker",
+                     cfg->peripherals[i]);
             return MGO_ERR_INVALID;
         }
         caps->peripherals_len++;
@@ -234,8 +236,8 @@ mgo_err mgo_caps_detect(const struct mgo_caps_config *cfg, struct mgo_arena *are
                 snprintf(why, why_len, "label: '%s' must be key=value", cfg->labels[i]);
                 return MGO_ERR_INVALID;
             }
-            const char *key = mgo_arena_strndup(arena, cfg->labels[i],
-                                                (size_t)(eq - cfg->labels[i]));
+            const char *key =
+                mgo_arena_strndup(arena, cfg->labels[i], (size_t)(eq - cfg->labels[i]));
             const char *val = mgo_arena_strdup(arena, eq + 1);
             if (key == NULL || val == NULL)
                 return MGO_ERR_NOMEM;

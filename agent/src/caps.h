@@ -11,13 +11,13 @@
 
 struct mgo_caps_config {
     const char *device_id;
-    const char *vendor;        /* NULL = /sys/class/dmi/id/sys_vendor or "unknown" */
-    const char *model;         /* NULL = /sys/class/dmi/id/product_name or "unknown" */
-    const char *serial;        /* NULL = /sys/class/dmi/id/product_serial or "unknown" */
-    double cpu_cores;          /* 0 = detected */
-    const char *memory;        /* "4Gi" overrides detection; NULL = detected */
-    const char *storage;       /* "59Gi" overrides detection; NULL = statvfs(storage_path) */
-    const char *storage_path;  /* the runtime's disk (the state directory) */
+    const char *vendor;       /* NULL = /sys/class/dmi/id/sys_vendor or "unknown" */
+    const char *model;        /* NULL = /sys/class/dmi/id/product_name or "unknown" */
+    const char *serial;       /* NULL = /sys/class/dmi/id/product_serial or "unknown" */
+    double cpu_cores;         /* 0 = detected */
+    const char *memory;       /* "4Gi" overrides detection; NULL = detected */
+    const char *storage;      /* "59Gi" overrides detection; NULL = statvfs(storage_path) */
+    const char *storage_path; /* the runtime's disk (the state directory) */
     bool otel_collector;
     bool compose_available;
     bool helm_available;
@@ -25,7 +25,7 @@ struct mgo_caps_config {
     size_t labels_len;
     const char *const *peripherals; /* extra "gpu", "camera:Vendor:Model" entries */
     size_t peripherals_len;
-    const char *sys_root;      /* "" normally; a fake /sys + /dev root in tests */
+    const char *sys_root; /* "" normally; a fake /sys + /dev root in tests */
 };
 
 /* Fills caps (strings and arrays in arena). MGO_ERR_INVALID with why for a bad override. */

@@ -34,7 +34,10 @@ mgo_err mgo_downtime_parse(const char *text, struct mgo_downtime *out, char *why
 {
     const char *sp = strchr(text, ' ');
     if (sp == NULL || strchr(sp + 1, ' ') != NULL) {
-        snprintf(why, why_len, "'%s' must be 'DAYS HH:MM-HH:MM' (e.g. 'Mon-Fri 01:00-03:00' or 'daily 22:00-06:00')", text);
+        snprintf(
+            why, why_len,
+            "'%s' must be 'DAYS HH:MM-HH:MM' (e.g. 'Mon-Fri 01:00-03:00' or 'daily 22:00-06:00')",
+            text);
         return MGO_ERR_INVALID;
     }
     struct mgo_downtime w = {0, 0, 0};
@@ -50,7 +53,10 @@ mgo_err mgo_downtime_parse(const char *text, struct mgo_downtime *out, char *why
             int a = day_index(p, (size_t)((dash ? dash : end) - p));
             int b = dash ? day_index(dash + 1, (size_t)(end - dash - 1)) : a;
             if (a < 0 || b < 0) {
-                snprintf(why, why_len, "'%.*s': days must be Mon..Sun, a range like Mon-Fri, a comma list, or 'daily'", (int)dl, text);
+                snprintf(
+                    why, why_len,
+                    "'%.*s': days must be Mon..Sun, a range like Mon-Fri, a comma list, or 'daily'",
+                    (int)dl, text);
                 return MGO_ERR_INVALID;
             }
             for (int d = a;; d = (d + 1) % 7) {

@@ -23,8 +23,8 @@ struct mgo_downtime {
 };
 
 /* why names the rule broken. */
-mgo_err mgo_downtime_parse(const char *text, struct mgo_downtime *out, char *why, size_t why_len)
-    MGO_MUST_CHECK;
+mgo_err mgo_downtime_parse(const char *text, struct mgo_downtime *out, char *why,
+                           size_t why_len) MGO_MUST_CHECK;
 /* Whether now (UTC seconds) falls inside any window; *ends_at (optional) receives the end of
  * the window it is in. */
 bool mgo_downtime_active(const struct mgo_downtime *w, size_t n, time_t now, time_t *ends_at);

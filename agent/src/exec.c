@@ -102,8 +102,8 @@ static char **build_env(const struct mgo_exec_opts *opts)
         const char *eq = strchr(environ[i], '=');
         size_t klen = eq ? (size_t)(eq - environ[i]) : strlen(environ[i]);
         for (size_t k = 0; k < add && !replaced; k++)
-            replaced = strncmp(opts->env_add[k], environ[i], klen) == 0 &&
-                       opts->env_add[k][klen] == '=';
+            replaced =
+                strncmp(opts->env_add[k], environ[i], klen) == 0 && opts->env_add[k][klen] == '=';
         if (!replaced)
             env[n++] = environ[i];
     }
@@ -339,8 +339,8 @@ void mgo_exec_tail(const struct mgo_exec_result *r, char *out, size_t out_size)
     if (out_size == 0 || b->len == 0)
         return;
     size_t end = b->len;
-    while (end > 0 && (b->data[end - 1] == '\n' || b->data[end - 1] == '\r' ||
-                       b->data[end - 1] == ' '))
+    while (end > 0 &&
+           (b->data[end - 1] == '\n' || b->data[end - 1] == '\r' || b->data[end - 1] == ' '))
         end--;
     size_t start = end > out_size - 1 ? end - (out_size - 1) : 0;
     /* prefer to start at a line boundary when we cut */

@@ -18,22 +18,22 @@
 #define MGO_EXEC_KILL_GRACE_MS 3000
 
 struct mgo_exec_result {
-    int exit_code;        /* valid when exited */
+    int exit_code; /* valid when exited */
     bool exited;
-    int signal;           /* when killed by a signal */
+    int signal; /* when killed by a signal */
     bool timed_out;
     bool cancelled;
-    bool not_found;       /* the program was not found or not executable */
-    struct mgo_buf out;   /* stdout, first MGO_EXEC_MAX_STDOUT bytes */
-    struct mgo_buf err;   /* stderr, last MGO_EXEC_MAX_STDERR bytes */
+    bool not_found;     /* the program was not found or not executable */
+    struct mgo_buf out; /* stdout, first MGO_EXEC_MAX_STDOUT bytes */
+    struct mgo_buf err; /* stderr, last MGO_EXEC_MAX_STDERR bytes */
     bool out_truncated;
 };
 
 struct mgo_exec_opts {
-    const char *cwd;             /* NULL = inherit */
-    const char *const *env_add;  /* "K=V" entries added to (or replacing in) the environment */
+    const char *cwd;            /* NULL = inherit */
+    const char *const *env_add; /* "K=V" entries added to (or replacing in) the environment */
     size_t env_add_len;
-    uint32_t timeout_ms;         /* 0 = none */
+    uint32_t timeout_ms; /* 0 = none */
     /* Checked every 100 ms; non-zero kills the child. Atomic: another thread sets it. */
     const atomic_int *cancel;
 };

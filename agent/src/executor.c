@@ -445,8 +445,7 @@ static void check_expiry(void *ctx)
     uint64_t now = wall_now_s();
     if (is_expired(x->held_expires_at, now))
         raise_expired(x, x->d.st->manifest_version, x->held_expires_at, now, true);
-    if (mgo_loop_timer_add(x->d.loop, EXPIRY_CHECK_MS, check_expiry, x, &x->expiry_timer) !=
-        MGO_OK)
+    if (mgo_loop_timer_add(x->d.loop, EXPIRY_CHECK_MS, check_expiry, x, &x->expiry_timer) != MGO_OK)
         MGO_LOGE(TAG, "expiry check not set: out of memory");
 }
 
@@ -482,7 +481,8 @@ static void same_version(struct mgo_executor *x, const struct mgo_desired_state 
         return;
     }
     if (!same_deployments(x, ds)) {
-        MGO_LOGW(TAG, "manifest %" PRIu64 " received again with other deployments: ignored "
+        MGO_LOGW(TAG,
+                 "manifest %" PRIu64 " received again with other deployments: ignored "
                  "(an accepted version never changes; its expiry is not extended)",
                  ds->manifest_version);
         return;
@@ -695,8 +695,7 @@ void mgo_executor_on_desired(struct mgo_executor *x, const uint8_t *payload, siz
     if (ds.has_validity && is_expired(ds.expires_at, now)) {
         /* a replayed old manifest (newer than ours, but withheld until it expired), or the
          * accepted one that nobody refreshes: nothing is installed or removed */
-        raise_expired(x, ds.manifest_version, ds.expires_at, now,
-                      ds.manifest_version == accepted);
+        raise_expired(x, ds.manifest_version, ds.expires_at, now, ds.manifest_version == accepted);
         goto cleanup;
     }
     if (ds.manifest_version == accepted) {

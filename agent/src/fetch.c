@@ -116,8 +116,9 @@ static mgo_err http_get(const char *url, const char *accept, const struct mgo_fe
         err = MGO_ERR_NET;
     } else if (is_http && (status < 200 || status > 299)) {
         snprintf(why, why_len, "http status %ld", status);
-        err = status == 404 ? MGO_ERR_NOT_FOUND : status == 401 || status == 403 ? MGO_ERR_AUTH
-                                                                                 : MGO_ERR_NET;
+        err = status == 404                    ? MGO_ERR_NOT_FOUND
+              : status == 401 || status == 403 ? MGO_ERR_AUTH
+                                               : MGO_ERR_NET;
     }
     if (content_type != NULL && ct_len > 0) {
         char *ct = NULL;
@@ -200,7 +201,8 @@ mgo_err mgo_fetch_oci(const char *repository, const char *revision,
         return MGO_ERR_INVALID;
     }
     bool by_digest = revision != NULL && strncmp(revision, "sha256:", 7) == 0;
-    if (revision == NULL || (by_digest ? !mgo_digest_is_sha256(revision) : !ref_ok(revision, false))) {
+    if (revision == NULL ||
+        (by_digest ? !mgo_digest_is_sha256(revision) : !ref_ok(revision, false))) {
         snprintf(why, why_len, "revision: must be a tag [A-Za-z0-9._-] or sha256:<hex>");
         return MGO_ERR_INVALID;
     }
@@ -301,8 +303,7 @@ bool mgo_fetch_is_gzip(const void *data, size_t len)
     return len >= 2 && p[0] == 0x1f && p[1] == 0x8b;
 }
 
-static mgo_err gunzip(const void *data, size_t len, struct mgo_buf *out, char *why,
-                      size_t why_len)
+static mgo_err gunzip(const void *data, size_t len, struct mgo_buf *out, char *why, size_t why_len)
 {
     z_stream zs;
     memset(&zs, 0, sizeof zs);
@@ -397,8 +398,7 @@ static mgo_err make_parents(const char *dir, const char *name)
     return MGO_OK;
 }
 
-mgo_err mgo_fetch_untar_gz(const void *data, size_t len, const char *dir, char *why,
-                           size_t why_len)
+mgo_err mgo_fetch_untar_gz(const void *data, size_t len, const char *dir, char *why, size_t why_len)
 {
     struct mgo_buf tar;
     mgo_buf_init(&tar, MGO_FETCH_MAX_UNPACKED_BYTES);
@@ -509,9 +509,9 @@ mgo_err mgo_fetch_untar_gz(const void *data, size_t len, const char *dir, char *
             err = make_parents(dir, name);
             char path[2048];
             snprintf(path, sizeof path, "%s/%s", dir, name);
-            int fd = err == MGO_OK ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW |
-                                                    O_CLOEXEC, 0644)
-                                   : -1;
+            int fd = err == MGO_OK
+                         ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0644)
+                         : -1;
             if (fd < 0) {
                 snprintf(why, why_len, "entry %zu (%.200s): cannot create file", entries, name);
                 err = MGO_ERR_IO;
@@ -534,9 +534,10 @@ mgo_err mgo_fetch_untar_gz(const void *data, size_t len, const char *dir, char *
             }
             close(fd);
         } else {
-            snprintf(why, why_len, "entry %zu (%.200s): type '%c' refused (links, devices and "
-                     "other special files are not allowed)", entries, name,
-                     type >= 0x20 && type < 0x7f ? type : '?');
+            snprintf(why, why_len,
+                     "entry %zu (%.200s): type '%c' refused (links, devices and "
+                     "other special files are not allowed)",
+                     entries, name, type >= 0x20 && type < 0x7f ? type : '?');
             err = MGO_ERR_INVALID;
             goto cleanup;
         }

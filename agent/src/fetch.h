@@ -16,9 +16,9 @@
 #define MGO_FETCH_MAX_ENTRIES 1024u
 
 struct mgo_fetch_opts {
-    uint32_t timeout_s;              /* whole transfer; 0 = 300 */
-    const char *ca_file;             /* NULL = system store */
-    const char *const *plain_http;   /* registries ("host:port") reached over http:// */
+    uint32_t timeout_s;            /* whole transfer; 0 = 300 */
+    const char *ca_file;           /* NULL = system store */
+    const char *const *plain_http; /* registries ("host:port") reached over http:// */
     size_t plain_http_len;
     /* Non-zero aborts a transfer in progress (checked by curl's progress callback, about
      * once a second and on every block received); why then says "cancelled". */

@@ -168,8 +168,8 @@ static size_t settled_prefix(const struct mgo_journal *j, uint64_t boot, uint64_
                              bool skip_replay)
 {
     size_t n = 0;
-    while (n < j->pending_len && !mgo_journal_before(boot, seq, j->pending[n].boot,
-                                                     j->pending[n].seq) &&
+    while (n < j->pending_len &&
+           !mgo_journal_before(boot, seq, j->pending[n].boot, j->pending[n].seq) &&
            !(skip_replay && j->pending[n].replay))
         n++;
     return n;
@@ -187,8 +187,7 @@ static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size
         size_t id_len = h[21];
         size_t pl = get_u32(h + 22);
         if ((type != T_STATUS && type != T_ACK && type != T_STORED && type != T_SENT) ||
-            id_len > MGO_MAX_DEPLOYMENT_ID_LEN ||
-            pl > MAX_FRAME_PAYLOAD)
+            id_len > MGO_MAX_DEPLOYMENT_ID_LEN || pl > MAX_FRAME_PAYLOAD)
             break;
         size_t flen = HDR_LEN + id_len + pl + 4;
         if (len - pos < flen)
@@ -299,8 +298,8 @@ static mgo_err append_frame(struct mgo_journal *j, const struct mgo_buf *frame, 
     return MGO_OK;
 }
 
-static mgo_err append_position(struct mgo_journal *j, unsigned type, uint64_t boot,
-                               uint64_t seq, bool sync)
+static mgo_err append_position(struct mgo_journal *j, unsigned type, uint64_t boot, uint64_t seq,
+                               bool sync)
 {
     struct mgo_buf frame;
     mgo_buf_init(&frame, 256);
@@ -316,8 +315,8 @@ static void maybe_compact(struct mgo_journal *j)
 {
     uint64_t live = 0;
     for (size_t i = 0; i < j->pending_len; i++)
-        live += 2u * (HDR_LEN + 4u) + strlen(j->pending[i].deployment_id) +
-                j->pending[i].payload_len;
+        live +=
+            2u * (HDR_LEN + 4u) + strlen(j->pending[i].deployment_id) + j->pending[i].payload_len;
     bool compact = j->pending_len == 0 ? j->size > MGO_JOURNAL_COMPACT_BYTES / 8
                                        : j->size > 2u * live + MGO_JOURNAL_COMPACT_BYTES;
     if (compact && mgo_journal_compact(j) != MGO_OK)
@@ -335,9 +334,10 @@ mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
         }
         /* the broker has it; only a manager loss after this point could not be repaired */
         if (j->dropped_unsettled++ == 0)
-            MGO_LOGW(TAG, "%s: %u statuses the manager has not confirmed storing; dropping the "
-                     "oldest delivered ones to make room (counted)", j->path,
-                     MGO_JOURNAL_MAX_PENDING);
+            MGO_LOGW(TAG,
+                     "%s: %u statuses the manager has not confirmed storing; dropping the "
+                     "oldest delivered ones to make room (counted)",
+                     j->path, MGO_JOURNAL_MAX_PENDING);
     }
     size_t id_len = strlen(deployment_id);
     struct mgo_buf frame;
@@ -379,8 +379,7 @@ mgo_err mgo_journal_sent(struct mgo_journal *j, uint64_t boot, uint64_t seq)
     return MGO_OK;
 }
 
-mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq,
-                           size_t *dropped_out)
+mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq, size_t *dropped_out)
 {
     if (dropped_out != NULL)
         *dropped_out = 0;
@@ -431,8 +430,8 @@ mgo_err mgo_journal_compact(struct mgo_journal *j)
         if (err == MGO_OK)
             err = mgo_buf_append(&all, frame.data, frame.len);
         if (err == MGO_OK && (e->delivered || e->sent)) {
-            err = frame_build(&frame, e->delivered ? T_ACK : T_SENT, e->boot, e->seq, NULL,
-                              NULL, 0);
+            err =
+                frame_build(&frame, e->delivered ? T_ACK : T_SENT, e->boot, e->seq, NULL, NULL, 0);
             if (err == MGO_OK)
                 err = mgo_buf_append(&all, frame.data, frame.len);
         }

@@ -43,21 +43,21 @@ struct mgo_journal_entry {
     char deployment_id[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
     uint8_t *payload; /* owned by the journal */
     size_t payload_len;
-    bool delivered;   /* the broker acknowledged it (persisted as an ACK frame) */
-    bool sent;        /* handed to MQTT for the status topic at least once (a SENT frame) */
-    bool replay;      /* the manager may have lost it: send it again on the replay topic
-                       * (kept in memory only: after a restart the first receipt decides) */
+    bool delivered; /* the broker acknowledged it (persisted as an ACK frame) */
+    bool sent;      /* handed to MQTT for the status topic at least once (a SENT frame) */
+    bool replay;    /* the manager may have lost it: send it again on the replay topic
+                     * (kept in memory only: after a restart the first receipt decides) */
 };
 
 struct mgo_journal {
     int fd;
     char path[1024];
-    uint64_t size;                    /* bytes of whole frames in the file */
+    uint64_t size;                     /* bytes of whole frames in the file */
     struct mgo_journal_entry *pending; /* not settled, in append (= position) order */
     size_t pending_len;
     size_t pending_cap;
-    uint64_t dropped_unsettled;        /* delivered entries dropped because the journal was
-                                        * full before the manager settled them */
+    uint64_t dropped_unsettled; /* delivered entries dropped because the journal was
+                                 * full before the manager settled them */
 };
 
 /* Opens (creating) the journal, cuts a torn tail, loads unacknowledged entries. */
@@ -68,8 +68,8 @@ void mgo_journal_close(struct mgo_journal *j);
  * unsettled and none of them is delivered; MGO_ERR_IO when the disk refuses (nothing is then
  * published). */
 mgo_err mgo_journal_append(struct mgo_journal *j, uint64_t boot, uint64_t seq,
-                           const char *deployment_id, const void *payload, size_t payload_len)
-    MGO_MUST_CHECK;
+                           const char *deployment_id, const void *payload,
+                           size_t payload_len) MGO_MUST_CHECK;
 /* Marks (boot, seq) delivered (an ACK frame). MGO_ERR_NOT_FOUND when there is no such
  * unsettled entry or it is marked already. */
 mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq) MGO_MUST_CHECK;

@@ -10,12 +10,18 @@
 const char *mgo_plan_action_name(enum mgo_plan_action a)
 {
     switch (a) {
-    case MGO_PLAN_NOOP: return "no-op";
-    case MGO_PLAN_INSTALL: return "install";
-    case MGO_PLAN_UPDATE: return "update";
-    case MGO_PLAN_RECONFIGURE: return "reconfigure";
-    case MGO_PLAN_RETRY: return "retry";
-    case MGO_PLAN_REMOVE: return "remove";
+    case MGO_PLAN_NOOP:
+        return "no-op";
+    case MGO_PLAN_INSTALL:
+        return "install";
+    case MGO_PLAN_UPDATE:
+        return "update";
+    case MGO_PLAN_RECONFIGURE:
+        return "reconfigure";
+    case MGO_PLAN_RETRY:
+        return "retry";
+    case MGO_PLAN_REMOVE:
+        return "remove";
     }
     return "?";
 }
@@ -34,8 +40,8 @@ static const struct mgo_plan_doc *find_doc(const struct mgo_plan_doc *docs, size
     return other;
 }
 
-static const struct mgo_plan_installed *find_rec(const struct mgo_plan_installed *recs,
-                                                 size_t n, const char *id)
+static const struct mgo_plan_installed *find_rec(const struct mgo_plan_installed *recs, size_t n,
+                                                 const char *id)
 {
     for (size_t i = 0; i < n; i++)
         if (strcmp(recs[i].id, id) == 0)
@@ -84,8 +90,7 @@ mgo_err mgo_plan_compute(uint64_t accepted_version, const struct mgo_desired_sta
         const struct mgo_desired_ref *ref = &manifest->deployments[i];
         const struct mgo_plan_doc *doc = find_doc(docs, docs_len, ref->deployment_id, ref->digest);
         if (doc == NULL)
-            return refuse(out, MGO_ERR_NOT_FOUND, ref->deployment_id,
-                          "document not received yet");
+            return refuse(out, MGO_ERR_NOT_FOUND, ref->deployment_id, "document not received yet");
         if (strcmp(doc->digest, ref->digest) != 0) {
             snprintf(why, sizeof why, "document digest %s does not match the manifest's %s",
                      doc->digest, ref->digest);
@@ -115,8 +120,8 @@ mgo_err mgo_plan_compute(uint64_t accepted_version, const struct mgo_desired_sta
         if (rec == NULL || rec->installed_digest[0] == '\0') {
             it->action = MGO_PLAN_INSTALL;
         } else if (strcmp(rec->installed_digest, doc->digest) == 0) {
-            bool settled = rec->installed_ok && !rec->remove &&
-                           strcmp(rec->desired_digest, doc->digest) == 0;
+            bool settled =
+                rec->installed_ok && !rec->remove && strcmp(rec->desired_digest, doc->digest) == 0;
             it->action = settled ? MGO_PLAN_NOOP : MGO_PLAN_RETRY;
         } else if (doc->profile_hash != NULL && strcmp(rec->profile_hash, doc->profile_hash) == 0) {
             it->action = MGO_PLAN_RECONFIGURE;

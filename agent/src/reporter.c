@@ -171,8 +171,7 @@ static void flush(struct mgo_reporter *r)
         }
         int token = 0;
         if (mgo_session_publish(r->session, replay ? MGO_TOPIC_REPLAY : MGO_TOPIC_STATUS,
-                                e->deployment_id, e->payload, e->payload_len,
-                                &token) != MGO_OK) {
+                                e->deployment_id, e->payload, e->payload_len, &token) != MGO_OK) {
             MGO_LOGD(TAG, "status %" PRIu64 ".%" PRIu64 " not published yet", e->boot, e->seq);
             return; /* keep order: retry from here later */
         }
@@ -243,21 +242,23 @@ void mgo_reporter_receipt(struct mgo_reporter *r, const struct mgo_receipt *rc)
         size_t n = mgo_journal_mark_replay(&r->journal, rc->boot, rc->seq);
         r->replays += n;
         if (n > 0)
-            MGO_LOGI(TAG, "replaying %zu statuses the manager may not have stored (receipt "
-                     "epoch %s, stored up to %" PRIu64 ".%" PRIu64 ")", n, rc->epoch, rc->boot,
-                     rc->seq);
+            MGO_LOGI(TAG,
+                     "replaying %zu statuses the manager may not have stored (receipt "
+                     "epoch %s, stored up to %" PRIu64 ".%" PRIu64 ")",
+                     n, rc->epoch, rc->boot, rc->seq);
     }
     r->receipt_boot = rc->boot;
     r->receipt_seq = rc->seq;
     size_t dropped = 0;
     mgo_err err = mgo_journal_settle(&r->journal, rc->boot, rc->seq, &dropped);
     if (err != MGO_OK)
-        MGO_LOGW(TAG, "journal: cannot record the receipt up to %" PRIu64 ".%" PRIu64 ": %s "
-                 "(the entries are sent again after a restart)", rc->boot, rc->seq,
-                 mgo_strerror(err));
+        MGO_LOGW(TAG,
+                 "journal: cannot record the receipt up to %" PRIu64 ".%" PRIu64 ": %s "
+                 "(the entries are sent again after a restart)",
+                 rc->boot, rc->seq, mgo_strerror(err));
     else if (dropped > 0)
-        MGO_LOGD(TAG, "manager stored %zu more statuses (up to %" PRIu64 ".%" PRIu64 ")",
-                 dropped, rc->boot, rc->seq);
+        MGO_LOGD(TAG, "manager stored %zu more statuses (up to %" PRIu64 ".%" PRIu64 ")", dropped,
+                 rc->boot, rc->seq);
     flush(r);
 }
 

@@ -60,8 +60,7 @@ void mgo_rt_project_name(const char *deployment_id, char *out, size_t out_size)
     for (char *p = out; *p; p++) {
         if (*p >= 'A' && *p <= 'Z')
             *p = (char)(*p - 'A' + 'a');
-        else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' ||
-                   *p == '_'))
+        else if (!((*p >= 'a' && *p <= 'z') || (*p >= '0' && *p <= '9') || *p == '-' || *p == '_'))
             *p = '-';
     }
 }
@@ -214,10 +213,14 @@ static bool helm_path_ok(const char *s)
 static const char *value_text(const struct mgo_value *v, struct mgo_arena *arena)
 {
     switch (v->kind) {
-    case MGO_V_STR: return v->as.str.ptr;
-    case MGO_V_BOOL: return v->as.b ? "true" : "false";
-    case MGO_V_UINT: return mgo_arena_printf(arena, "%llu", (unsigned long long)v->as.u);
-    case MGO_V_INT: return mgo_arena_printf(arena, "%lld", (long long)v->as.i);
+    case MGO_V_STR:
+        return v->as.str.ptr;
+    case MGO_V_BOOL:
+        return v->as.b ? "true" : "false";
+    case MGO_V_UINT:
+        return mgo_arena_printf(arena, "%llu", (unsigned long long)v->as.u);
+    case MGO_V_INT:
+        return mgo_arena_printf(arena, "%lld", (long long)v->as.i);
     case MGO_V_FLOAT: {
         if (v->text != NULL)
             return v->text;
@@ -225,14 +228,16 @@ static const char *value_text(const struct mgo_value *v, struct mgo_arena *arena
         mgo_format_double(v->as.f, buf);
         return mgo_arena_strdup(arena, buf);
     }
-    case MGO_V_NULL: return "";
-    default: return NULL;
+    case MGO_V_NULL:
+        return "";
+    default:
+        return NULL;
     }
 }
 
 mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char *component,
-                                 bool env_names, struct mgo_arena *arena, const char **out,
-                                 size_t max, size_t *n_out, char *why, size_t why_len)
+                                bool env_names, struct mgo_arena *arena, const char **out,
+                                size_t max, size_t *n_out, char *why, size_t why_len)
 {
     size_t n = 0;
     for (size_t p = 0; p < dep->parameters_len; p++) {
@@ -245,9 +250,9 @@ mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char
                 continue;
             const char *ptr = env_names ? env_pointer(tg->pointer) : tg->pointer;
             if (env_names ? !env_name_ok(ptr) : !helm_path_ok(ptr)) {
-                snprintf(why, why_len,
-                         "parameters.%s.targets[%zu].pointer: '%.100s' is not a valid %s", par->name,
-                         t, ptr, env_names ? "environment variable name" : "values path");
+                snprintf(
+                    why, why_len, "parameters.%s.targets[%zu].pointer: '%.100s' is not a valid %s",
+                    par->name, t, ptr, env_names ? "environment variable name" : "values path");
                 return MGO_ERR_INVALID;
             }
             const char *text = value_text(&par->value, arena);
@@ -297,8 +302,10 @@ mgo_err mgo_rt_apply(const struct mgo_rt_settings *s, const struct mgo_app_deplo
     for (size_t i = 0; i < dep->profile.components_len; i++)
         memset(&results[i], 0, sizeof results[i]);
     switch (dep->profile.type) {
-    case MGO_PROFILE_COMPOSE: return mgo_rt__compose_apply(s, dep, results, progress, ctx);
-    case MGO_PROFILE_HELM: return mgo_rt__helm_apply(s, dep, results, progress, ctx);
+    case MGO_PROFILE_COMPOSE:
+        return mgo_rt__compose_apply(s, dep, results, progress, ctx);
+    case MGO_PROFILE_HELM:
+        return mgo_rt__helm_apply(s, dep, results, progress, ctx);
     default:
         fail_all(dep, results, "UNSUPPORTED_TYPE", "deployment profile type not supported here");
         return MGO_ERR_RUNTIME;
@@ -313,8 +320,10 @@ mgo_err mgo_rt_remove(const struct mgo_rt_settings *s, const struct mgo_app_depl
         results[i].state = MGO_STATE_INSTALLED;
     }
     switch (dep->profile.type) {
-    case MGO_PROFILE_COMPOSE: return mgo_rt__compose_remove(s, dep, results, progress, ctx);
-    case MGO_PROFILE_HELM: return mgo_rt__helm_remove(s, dep, results, progress, ctx);
+    case MGO_PROFILE_COMPOSE:
+        return mgo_rt__compose_remove(s, dep, results, progress, ctx);
+    case MGO_PROFILE_HELM:
+        return mgo_rt__helm_remove(s, dep, results, progress, ctx);
     default:
         for (size_t i = 0; i < dep->profile.components_len; i++)
             results[i].state = MGO_STATE_REMOVED; /* nothing was ever installed */
@@ -328,8 +337,10 @@ mgo_err mgo_rt_probe(const struct mgo_rt_settings *s, const struct mgo_app_deplo
     for (size_t i = 0; i < dep->profile.components_len; i++)
         memset(&results[i], 0, sizeof results[i]);
     switch (dep->profile.type) {
-    case MGO_PROFILE_COMPOSE: return mgo_rt__compose_probe(s, dep, results, healthy);
-    case MGO_PROFILE_HELM: return mgo_rt__helm_probe(s, dep, results, healthy);
+    case MGO_PROFILE_COMPOSE:
+        return mgo_rt__compose_probe(s, dep, results, healthy);
+    case MGO_PROFILE_HELM:
+        return mgo_rt__helm_probe(s, dep, results, healthy);
     default:
         *healthy = false;
         return MGO_ERR_RUNTIME;
@@ -341,7 +352,7 @@ bool mgo_rt_available(const struct mgo_rt_settings *s, enum mgo_profile_type typ
     char cmd[256], path[1024];
     const char *words[8];
     const char *src = type == MGO_PROFILE_COMPOSE ? s->compose_command
-                    : type == MGO_PROFILE_HELM    ? s->helm_command
+                      : type == MGO_PROFILE_HELM  ? s->helm_command
                                                   : NULL;
     if (src == NULL)
         return false;

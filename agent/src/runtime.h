@@ -49,8 +49,8 @@ struct mgo_rt_settings {
     const char *otel_certificate;
     const char *otel_protocol;
     struct mgo_fetch_opts fetch;
-    uint32_t default_timeout_s;    /* when a component gives none; 0 = MGO_RT_DEFAULT_TIMEOUT_S */
-    uint32_t wait_poll_ms;         /* how often "wait" re-probes; 0 = 1000 */
+    uint32_t default_timeout_s; /* when a component gives none; 0 = MGO_RT_DEFAULT_TIMEOUT_S */
+    uint32_t wait_poll_ms;      /* how often "wait" re-probes; 0 = 1000 */
     /* Non-zero stops the job: the running command's process group gets SIGTERM then
      * SIGKILL (exec.h), a download is aborted (fetch.h), a wait ends. Set by another thread. */
     const atomic_int *cancel;
@@ -65,11 +65,11 @@ typedef void (*mgo_rt_progress_fn)(void *ctx, const struct mgo_rt_result *result
  * component carries state FAILED and an error {code, source, message}, later components
  * stay PENDING (apply) and the function returns MGO_ERR_RUNTIME (or MGO_ERR_TIMEOUT). */
 mgo_err mgo_rt_apply(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
-                     struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
-    MGO_MUST_CHECK;
+                     struct mgo_rt_result *results, mgo_rt_progress_fn progress,
+                     void *ctx) MGO_MUST_CHECK;
 mgo_err mgo_rt_remove(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
-                      struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
-    MGO_MUST_CHECK;
+                      struct mgo_rt_result *results, mgo_rt_progress_fn progress,
+                      void *ctx) MGO_MUST_CHECK;
 /* Probe: MGO_OK with *healthy telling whether everything the deployment needs is running;
  * results get INSTALLED or FAILED (with error) per component. */
 mgo_err mgo_rt_probe(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
@@ -86,9 +86,9 @@ void mgo_rt_project_name(const char *deployment_id, char *out, size_t out_size);
  * Strings are allocated in arena. MGO_ERR_INVALID (with why) for a bad pointer, a refused
  * environment name (mgo_rt_env_check) or a line break in an environment value. */
 mgo_err mgo_rt_component_values(const struct mgo_app_deployment *dep, const char *component,
-                                 bool env_names, struct mgo_arena *arena, const char **out,
-                                 size_t max, size_t *n_out, char *why, size_t why_len)
-    MGO_MUST_CHECK;
+                                bool env_names, struct mgo_arena *arena, const char **out,
+                                size_t max, size_t *n_out, char *why,
+                                size_t why_len) MGO_MUST_CHECK;
 
 /* Environment variables a deployment may not set through a compose parameter (the shell's,
  * the dynamic loader's, the container tools' own settings; docs/security.md section 3): the
@@ -111,11 +111,11 @@ mgo_err mgo_rt__compose_remove(const struct mgo_rt_settings *s,
 mgo_err mgo_rt__compose_probe(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
                               struct mgo_rt_result *results, bool *healthy) MGO_MUST_CHECK;
 mgo_err mgo_rt__helm_apply(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
-                           struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
-    MGO_MUST_CHECK;
+                           struct mgo_rt_result *results, mgo_rt_progress_fn progress,
+                           void *ctx) MGO_MUST_CHECK;
 mgo_err mgo_rt__helm_remove(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
-                            struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
-    MGO_MUST_CHECK;
+                            struct mgo_rt_result *results, mgo_rt_progress_fn progress,
+                            void *ctx) MGO_MUST_CHECK;
 mgo_err mgo_rt__helm_probe(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
                            struct mgo_rt_result *results, bool *healthy) MGO_MUST_CHECK;
 /* Seconds a component may take: its own timeout, else the settings' default, else

@@ -133,8 +133,8 @@ static mgo_err fetch_package(const struct mgo_rt_settings *s, const struct mgo_c
     const char *where = NULL;
     if (comp->repository != NULL && strncmp(comp->repository, "oci://", 6) == 0) {
         where = comp->repository;
-        err = mgo_fetch_oci(comp->repository, comp->revision, &s->fetch, &pkg, NULL, why,
-                            sizeof why);
+        err =
+            mgo_fetch_oci(comp->repository, comp->revision, &s->fetch, &pkg, NULL, why, sizeof why);
     } else if (comp->package_location != NULL) {
         where = comp->package_location;
         err = mgo_fetch_url(comp->package_location, &s->fetch, &pkg, why, sizeof why);
@@ -171,7 +171,8 @@ static mgo_err fetch_package(const struct mgo_rt_settings *s, const struct mgo_c
     if (!find_compose(tmp, probe)) {
         mgo_rt__set_error(res, "PACKAGE_INVALID", comp->name,
                           "%s: no compose.yaml, compose.yml, docker-compose.yaml or "
-                          "docker-compose.yml at the package root", where);
+                          "docker-compose.yml at the package root",
+                          where);
         err = MGO_ERR_INVALID;
         goto cleanup;
     }
@@ -408,8 +409,8 @@ static mgo_err ps_project(const struct mgo_rt_settings *s, const struct cmd *c, 
 }
 
 /* Lists the project's containers: *total, *running, and "name state; ..." into detail. */
-static mgo_err list_containers(const struct mgo_rt_settings *s, const char *project,
-                               size_t *total, size_t *running, char *detail, size_t detail_len,
+static mgo_err list_containers(const struct mgo_rt_settings *s, const char *project, size_t *total,
+                               size_t *running, char *detail, size_t detail_len,
                                struct mgo_rt_result *res, const char *source)
 {
     char cc[128];
@@ -498,8 +499,11 @@ static mgo_err run_compose(const struct mgo_rt_settings *s, const char *project,
     struct mgo_exec_result ex;
     mgo_exec_result_init(&ex);
     struct mgo_exec_opts o = {
-        .cwd = cwd, .env_add = env, .env_add_len = nenv,
-        .timeout_ms = timeout_s * 1000u, .cancel = s->cancel,
+        .cwd = cwd,
+        .env_add = env,
+        .env_add_len = nenv,
+        .timeout_ms = timeout_s * 1000u,
+        .cancel = s->cancel,
     };
     MGO_LOGI(TAG, "%s: %s %s", project, c.words[0], verb[0]);
     mgo_err err = mgo_exec_run(argv, &o, &ex);
@@ -521,8 +525,7 @@ static mgo_err run_compose(const struct mgo_rt_settings *s, const char *project,
 }
 
 mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_app_deployment *dep,
-                              struct mgo_rt_result *results, mgo_rt_progress_fn progress,
-                              void *ctx)
+                              struct mgo_rt_result *results, mgo_rt_progress_fn progress, void *ctx)
 {
     char project[MGO_MAX_DEPLOYMENT_ID_LEN + 16];
     mgo_rt_project_name(dep->id, project, sizeof project);
@@ -631,8 +634,8 @@ mgo_err mgo_rt__compose_apply(const struct mgo_rt_settings *s, const struct mgo_
                 }
                 if (mono_ms() >= deadline) {
                     mgo_rt__set_error(res, "NOT_RUNNING", comp->name,
-                                      "%zu of %zu containers running after %us: %s", running,
-                                      total, timeout_s, detail);
+                                      "%zu of %zu containers running after %us: %s", running, total,
+                                      timeout_s, detail);
                     err = MGO_ERR_TIMEOUT;
                     break;
                 }

@@ -120,8 +120,7 @@ mgo_err mgo_rt__helm_apply(const struct mgo_rt_settings *s, const struct mgo_app
             err = MGO_ERR_INVALID;
             break;
         }
-        if (comp->repository == NULL || comp->repository[0] == '\0' ||
-            comp->repository[0] == '-') {
+        if (comp->repository == NULL || comp->repository[0] == '\0' || comp->repository[0] == '-') {
             mgo_rt__set_error(res, "NO_PACKAGE", comp->name, "component has no chart repository");
             err = MGO_ERR_INVALID;
             break;
@@ -129,8 +128,8 @@ mgo_err mgo_rt__helm_apply(const struct mgo_rt_settings *s, const struct mgo_app
         const char *vals[MGO_RT_MAX_ENV];
         size_t nvals = 0;
         char why[300];
-        err = mgo_rt_component_values(dep, comp->name, false, &arena, vals, MGO_RT_MAX_ENV,
-                                      &nvals, why, sizeof why);
+        err = mgo_rt_component_values(dep, comp->name, false, &arena, vals, MGO_RT_MAX_ENV, &nvals,
+                                      why, sizeof why);
         if (err != MGO_OK) {
             mgo_rt__set_error(res, "INVALID_PARAMETER", comp->name, "%s", why);
             break;
@@ -274,8 +273,8 @@ mgo_err mgo_rt__helm_probe(const struct mgo_rt_settings *s, const struct mgo_app
         add_kube_context(&ab, s); /* the probe asks the same cluster install used */
         struct mgo_exec_result ex;
         mgo_exec_result_init(&ex);
-        mgo_err err = run(&ab, STATUS_TIMEOUT_MS / 1000u, s, &results[i], "helm status",
-                          comp->name, &ex);
+        mgo_err err =
+            run(&ab, STATUS_TIMEOUT_MS / 1000u, s, &results[i], "helm status", comp->name, &ex);
         if (err == MGO_OK) {
             struct mgo_arena arena;
             mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);

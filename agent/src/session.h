@@ -3,8 +3,8 @@
  * Owns the MQTT client: connects (persistent session, last will "offline"), reconnects on a
  * monotonic loop timer with jittered exponential backoff, makes no attempt inside a
  * downtime window, publishes presence and capabilities, subscribes to desired state,
- * deployment documents and the manager's receipt, and routes what arrives: a message on a foreign topic or larger
- * than the limit is refused, desired state and documents must carry a valid manager
+ * deployment documents and the manager's receipt, and routes what arrives: a message on a foreign
+ * topic or larger than the limit is refused, desired state and documents must carry a valid manager
  * signature when keys are configured, the rest goes to the handlers.
  *
  * Loop thread only. The session calls no other agent file: what it receives goes out

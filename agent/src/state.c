@@ -417,9 +417,9 @@ mgo_err mgo_agent_record_format(const struct mgo_dep_record *r, struct mgo_buf *
     return mgo_buf_printf(out,
                           "id %s\ndesired %s\ninstalled %s\nparams %s\nprofile %s\nadopted %" PRIu64
                           "\nremove %d\ninstalled-ok %d\nstate %s\n",
-                          r->id, r->desired_digest, r->installed_digest, r->params_hash, r->profile_hash,
-                          r->adopted_manifest_version, r->remove ? 1 : 0, r->installed_ok ? 1 : 0,
-                          mgo_state_name(r->state));
+                          r->id, r->desired_digest, r->installed_digest, r->params_hash,
+                          r->profile_hash, r->adopted_manifest_version, r->remove ? 1 : 0,
+                          r->installed_ok ? 1 : 0, mgo_state_name(r->state));
 }
 
 static mgo_err record_path(const struct mgo_agent_state *st, const char *id, char *out)

@@ -52,21 +52,21 @@ mgo_err mgo_agent_state_open(const char *dir, struct mgo_agent_state *st) MGO_MU
 mgo_err mgo_agent_state_save(const struct mgo_agent_state *st) MGO_MUST_CHECK;
 
 /* Path helpers (out has MGO_AGENT_MAX_PATH bytes); MGO_ERR_LIMIT when too long. */
-mgo_err mgo_agent_state_path(const struct mgo_agent_state *st, const char *rel, char *out)
-    MGO_MUST_CHECK;
+mgo_err mgo_agent_state_path(const struct mgo_agent_state *st, const char *rel,
+                             char *out) MGO_MUST_CHECK;
 
 /* Records. load_all returns them sorted by id; a record file that does not parse is
  * reported and skipped (never deleted). */
-mgo_err mgo_agent_record_save(const struct mgo_agent_state *st, const struct mgo_dep_record *rec)
-    MGO_MUST_CHECK;
+mgo_err mgo_agent_record_save(const struct mgo_agent_state *st,
+                              const struct mgo_dep_record *rec) MGO_MUST_CHECK;
 mgo_err mgo_agent_record_load_all(const struct mgo_agent_state *st, struct mgo_dep_record *recs,
                                   size_t max, size_t *n_out) MGO_MUST_CHECK;
 mgo_err mgo_agent_record_delete(const struct mgo_agent_state *st, const char *id) MGO_MUST_CHECK;
 /* Parses / formats one record (exposed for tests). */
 mgo_err mgo_agent_record_parse(const char *text, size_t len, const char *name,
                                struct mgo_dep_record *out) MGO_MUST_CHECK;
-mgo_err mgo_agent_record_format(const struct mgo_dep_record *rec, struct mgo_buf *out)
-    MGO_MUST_CHECK;
+mgo_err mgo_agent_record_format(const struct mgo_dep_record *rec,
+                                struct mgo_buf *out) MGO_MUST_CHECK;
 
 /* Documents by their manifest digest ("sha256:<hex>", see mgo_doc_digest). The caller
  * re-checks the digest after decoding what doc_load returns. */

@@ -131,20 +131,19 @@ static const char deployment_yaml[] =
     "      value: 8443\n"
     "      targets: [{pointer: PORT, components: [dashboard]}]\n";
 
-static const char status_yaml[] =
-    "apiVersion: deployment.margo.org/v1alpha1\n"
-    "kind: DeploymentStatusManifest\n"
-    "deploymentId: 6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f\n"
-    "deviceId: edge-gateway-000123\n"
-    "adoptedManifestVersion: 42\n"
-    "status: {state: installing}\n"
-    "components:\n"
-    "  - {name: camera-ingest, state: installed}\n"
-    "  - {name: inference-engine, state: installed}\n"
-    "  - {name: result-broker, state: installing}\n"
-    "  - {name: dashboard, state: pending}\n"
-    "  - {name: metrics-exporter, state: pending}\n"
-    "x-margo-mqtt-extensions: {boot: 7, seq: 1234}\n";
+static const char status_yaml[] = "apiVersion: deployment.margo.org/v1alpha1\n"
+                                  "kind: DeploymentStatusManifest\n"
+                                  "deploymentId: 6f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f\n"
+                                  "deviceId: edge-gateway-000123\n"
+                                  "adoptedManifestVersion: 42\n"
+                                  "status: {state: installing}\n"
+                                  "components:\n"
+                                  "  - {name: camera-ingest, state: installed}\n"
+                                  "  - {name: inference-engine, state: installed}\n"
+                                  "  - {name: result-broker, state: installing}\n"
+                                  "  - {name: dashboard, state: pending}\n"
+                                  "  - {name: metrics-exporter, state: pending}\n"
+                                  "x-margo-mqtt-extensions: {boot: 7, seq: 1234}\n";
 
 struct doc_set {
     struct mgo_arena arena; /* holds the structs below */
@@ -752,8 +751,8 @@ int main(int argc, char **argv)
                    res[i].ir);
         printf("bytes: deployment msgpack %zu json %zu (cJSON %zu); status msgpack %zu json %zu "
                "(cJSON %zu)\n",
-               docs.dep_mp.len, docs.dep_json.len, json_dep_len, docs.st_mp.len,
-               docs.st_json.len, json_st_len);
+               docs.dep_mp.len, docs.dep_json.len, json_dep_len, docs.st_mp.len, docs.st_json.len,
+               json_st_len);
         printf("load: %s\n", load);
     } else {
         printf("| document | format | operation | µs/op median (min–max of %d) | instructions/op "

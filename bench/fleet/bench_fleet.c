@@ -56,7 +56,7 @@ struct opts {
     bool poll;
     int poll_requests;
     int timeout_s;
-    int ingest_seconds;  /* 0 = no ingest benchmark */
+    int ingest_seconds; /* 0 = no ingest benchmark */
     int ingest_publishers;
     int broker_inflight; /* mosquitto max_inflight_messages (also its MQTT 5 receive maximum) */
 };
@@ -137,7 +137,8 @@ static int free_port(void)
 static bool port_open(int port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
-    struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in a = {.sin_family = AF_INET,
+                            .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     bool ok = s >= 0 && connect(s, (struct sockaddr *)&a, sizeof a) == 0;
     if (s >= 0)
@@ -274,7 +275,8 @@ static int start_manager(void)
     return -1;
 }
 
-/* ---- SQLite (read-only view of the manager's store) -------------------------------------------- */
+/* ---- SQLite (read-only view of the manager's store) --------------------------------------------
+ */
 
 static sqlite3 *db;
 
@@ -349,7 +351,8 @@ static void pump(int wait_ms)
         if (!(pfd[i].revents & (POLLIN | POLLHUP)))
             continue;
         for (;;) {
-            ssize_t n = read(sim_fd[i], line_buf[i] + line_len[i], sizeof line_buf[i] - line_len[i] - 1);
+            ssize_t n =
+                read(sim_fd[i], line_buf[i] + line_len[i], sizeof line_buf[i] - line_len[i] - 1);
             if (n <= 0)
                 break;
             line_len[i] += (size_t)n;
@@ -374,7 +377,8 @@ static int start_sims(void)
     snprintf(log, sizeof log, "%s/sim.log", work);
     n_procs = (o.devices + o.per_proc - 1) / o.per_proc;
     if (n_procs > MAX_PROCS) {
-        fprintf(stderr, "bench-fleet: too many simulator processes (%d > %d)\n", n_procs, MAX_PROCS);
+        fprintf(stderr, "bench-fleet: too many simulator processes (%d > %d)\n", n_procs,
+                MAX_PROCS);
         return -1;
     }
     for (int i = 0; i < n_procs; i++) {
@@ -384,11 +388,24 @@ static int start_sims(void)
         snprintf(a_first, sizeof a_first, "%d", first);
         snprintf(a_count, sizeof a_count, "%d", count);
         snprintf(a_delay, sizeof a_delay, "%d", o.delay_ms);
-        snprintf(a_rate, sizeof a_rate, "%d", o.connect_rate / n_procs > 0 ? o.connect_rate / n_procs : 1);
-        char *argv[] = {bin, (char *)"--url", url, (char *)"--first", a_first, (char *)"--count",
-                        a_count, (char *)"--delay-ms", a_delay, (char *)"--connect-rate", a_rate,
-                        (char *)"--backoff-min-ms", (char *)"500", (char *)"--backoff-max-ms",
-                        (char *)"5000", NULL};
+        snprintf(a_rate, sizeof a_rate, "%d",
+                 o.connect_rate / n_procs > 0 ? o.connect_rate / n_procs : 1);
+        char *argv[] = {bin,
+                        (char *)"--url",
+                        url,
+                        (char *)"--first",
+                        a_first,
+                        (char *)"--count",
+                        a_count,
+                        (char *)"--delay-ms",
+                        a_delay,
+                        (char *)"--connect-rate",
+                        a_rate,
+                        (char *)"--backoff-min-ms",
+                        (char *)"500",
+                        (char *)"--backoff-max-ms",
+                        (char *)"5000",
+                        NULL};
         sim_pid[i] = spawn(argv, log, &sim_fd[i]);
         if (sim_pid[i] <= 0)
             return -1;
@@ -396,7 +413,8 @@ static int start_sims(void)
     return 0;
 }
 
-/* ---- measurements ------------------------------------------------------------------------------ */
+/* ---- measurements ------------------------------------------------------------------------------
+ */
 
 struct stats {
     double p50, p99, max;
@@ -484,8 +502,9 @@ static int run_convergence(struct conv_result *r)
     r->mgr_cpu_s = mgo_bench_cpu_s(manager_pid) - cpu_m0;
     r->broker_cpu_s = mgo_bench_cpu_s(broker_pid) - cpu_b0;
     if (stored < o.devices) {
-        fprintf(stderr, "bench-fleet: convergence incomplete: %" PRId64 " devices installed, %" PRId64
-                        " stored by the manager, of %d (failures %" PRId64 ")\n",
+        fprintf(stderr,
+                "bench-fleet: convergence incomplete: %" PRId64 " devices installed, %" PRId64
+                " stored by the manager, of %d (failures %" PRId64 ")\n",
                 n_installed, stored, o.devices, n_failed);
         return -1;
     }
@@ -585,9 +604,10 @@ static int run_storm(struct storm_result *r)
         r->n_resynced = nr;
         if (!presence_done) {
             char sql[256];
-            snprintf(sql, sizeof sql,
-                     "SELECT count(*) FROM devices WHERE id LIKE 'sim-%%' AND last_seen_ms >= %" PRId64,
-                     t_up_wall);
+            snprintf(
+                sql, sizeof sql,
+                "SELECT count(*) FROM devices WHERE id LIKE 'sim-%%' AND last_seen_ms >= %" PRId64,
+                t_up_wall);
             presence = db_count(sql);
             if (presence >= o.devices) {
                 presence_done = true;
@@ -613,8 +633,9 @@ static int run_storm(struct storm_result *r)
     free(c);
     free(s);
     if (!r->ok)
-        fprintf(stderr, "bench-fleet: storm incomplete: %zu connected, %zu in sync, %" PRId64
-                        " presences stored, of %d\n",
+        fprintf(stderr,
+                "bench-fleet: storm incomplete: %zu connected, %zu in sync, %" PRId64
+                " presences stored, of %d\n",
                 nc, ns, presence, o.devices);
     return 0;
 }
@@ -674,8 +695,9 @@ static pid_t start_publisher(int seconds, int boot, int *fd)
     snprintf(a_boot, sizeof a_boot, "%d", boot);
     FILE *f = fopen(pairs, "w");
     sqlite3_stmt *st = NULL;
-    if (!f || sqlite3_prepare_v2(db, "SELECT device_id, id FROM deployments WHERE app_id = "
-                                     "'bench-app' AND device_id LIKE 'sim-%'",
+    if (!f || sqlite3_prepare_v2(db,
+                                 "SELECT device_id, id FROM deployments WHERE app_id = "
+                                 "'bench-app' AND device_id LIKE 'sim-%'",
                                  -1, &st, NULL) != SQLITE_OK) {
         if (f)
             fclose(f);
@@ -686,8 +708,9 @@ static pid_t start_publisher(int seconds, int boot, int *fd)
                 (const char *)sqlite3_column_text(st, 1));
     sqlite3_finalize(st);
     fclose(f);
-    char *argv[] = {bin, (char *)"--url", url, (char *)"--pairs", pairs, (char *)"--publishers",
-                    a_pub, (char *)"--seconds", a_sec, (char *)"--boot", a_boot, NULL};
+    char *argv[] = {bin,   (char *)"--url",        url,    (char *)"--pairs",
+                    pairs, (char *)"--publishers", a_pub,  (char *)"--seconds",
+                    a_sec, (char *)"--boot",       a_boot, NULL};
     pid_t pid = spawn(argv, log, fd);
     if (pid <= 0)
         return -1;
@@ -833,11 +856,24 @@ static int run_agent(struct agent_result *r)
     fprintf(f, "#!/bin/sh\nexit 0\n");
     fclose(f);
     chmod(rt, 0700);
-    char *argv[] = {(char *)o.agent_bin, (char *)"--device-id", (char *)"agent-real-0",
-                    (char *)"--broker-url", broker, (char *)"--state-dir", state,
-                    (char *)"--compose-command", rt, (char *)"--container-command", rt,
-                    (char *)"--memory", (char *)"4Gi", (char *)"--cpu-cores", (char *)"2",
-                    (char *)"--log-level", (char *)"warn", NULL};
+    char *argv[] = {(char *)o.agent_bin,
+                    (char *)"--device-id",
+                    (char *)"agent-real-0",
+                    (char *)"--broker-url",
+                    broker,
+                    (char *)"--state-dir",
+                    state,
+                    (char *)"--compose-command",
+                    rt,
+                    (char *)"--container-command",
+                    rt,
+                    (char *)"--memory",
+                    (char *)"4Gi",
+                    (char *)"--cpu-cores",
+                    (char *)"2",
+                    (char *)"--log-level",
+                    (char *)"warn",
+                    NULL};
     agent_pid = spawn(argv, log, NULL);
     if (agent_pid <= 0)
         return -1;
@@ -856,7 +892,8 @@ static int run_agent(struct agent_result *r)
                                  "{\"app\":\"bench-app\",\"devices\":[\"agent-real-0\"]}", NULL);
     r->peak = r->idle;
     deadline = mgo_bench_now_ns() + 30000000000LL;
-    snprintf(r->final_state, sizeof r->final_state, "%s", status == 201 ? "(no status)" : "(deploy refused)");
+    snprintf(r->final_state, sizeof r->final_state, "%s",
+             status == 201 ? "(no status)" : "(deploy refused)");
     while (status == 201 && !stop_flag && mgo_bench_now_ns() < deadline) {
         struct mgo_bench_mem m;
         if (mgo_bench_mem_read(agent_pid, &m) == MGO_OK) {
@@ -871,8 +908,8 @@ static int run_agent(struct agent_result *r)
         if (db_count("SELECT count(*) FROM status WHERE device_id = 'agent-real-0' AND state IN "
                      "('installed','failed')") >= 1) {
             sqlite3_stmt *st = NULL;
-            if (sqlite3_prepare_v2(db, "SELECT state FROM status WHERE device_id = 'agent-real-0'", -1,
-                                   &st, NULL) == SQLITE_OK &&
+            if (sqlite3_prepare_v2(db, "SELECT state FROM status WHERE device_id = 'agent-real-0'",
+                                   -1, &st, NULL) == SQLITE_OK &&
                 sqlite3_step(st) == SQLITE_ROW)
                 snprintf(r->final_state, sizeof r->final_state, "%s",
                          (const char *)sqlite3_column_text(st, 0));
@@ -901,7 +938,8 @@ static int run_agent(struct agent_result *r)
     return 0;
 }
 
-/* ---- main ---------------------------------------------------------------------------------------- */
+/* ---- main
+ * ---------------------------------------------------------------------------------------- */
 
 static void cleanup(void)
 {
@@ -1052,7 +1090,8 @@ int main(int argc, char **argv)
             break;
     }
     if (known < o.devices) {
-        fprintf(stderr, "bench-fleet: only %" PRId64 " of %d devices registered\n", known, o.devices);
+        fprintf(stderr, "bench-fleet: only %" PRId64 " of %d devices registered\n", known,
+                o.devices);
         goto done;
     }
     double reg_s = ms_since(t_reg) / 1000;
@@ -1093,10 +1132,11 @@ int main(int argc, char **argv)
     if (o.broker_inflight > 0)
         snprintf(inflight_note, sizeof inflight_note, " [broker max_inflight_messages %d]",
                  o.broker_inflight);
-    printf("SUMMARY fleet-%d: convergence total %.2f s (goal < %.0f s: %s), p50 %.0f ms p99 %.0f ms; "
-           "push p50 %.0f ms; manager %.2f KiB/device (load %s)%s\n",
-           o.devices, cr.stored.max / 1000, goal_s, cr.stored.max / 1000 < goal_s ? "met" : "missed",
-           cr.stored.p50, cr.stored.p99, cr.push.p50, per_dev_kb, load, inflight_note);
+    printf(
+        "SUMMARY fleet-%d: convergence total %.2f s (goal < %.0f s: %s), p50 %.0f ms p99 %.0f ms; "
+        "push p50 %.0f ms; manager %.2f KiB/device (load %s)%s\n",
+        o.devices, cr.stored.max / 1000, goal_s, cr.stored.max / 1000 < goal_s ? "met" : "missed",
+        cr.stored.p50, cr.stored.p99, cr.push.p50, per_dev_kb, load, inflight_note);
 
     if (o.ingest_seconds > 0) {
         struct ingest_result ir;
@@ -1114,7 +1154,8 @@ int main(int argc, char **argv)
                  "%s.\n\n",
                  o.ingest_publishers, o.devices, o.ingest_seconds, l2);
             outf("| measurement | result | goal | |\n|---|---|---|---|\n");
-            outf("| published (all acknowledged by the broker) | %ld in %.1f s (%.0f/s offered) | – | |\n",
+            outf("| published (all acknowledged by the broker) | %ld in %.1f s (%.0f/s offered) | "
+                 "– | |\n",
                  ir.published, ir.publish_s, (double)ir.published / ir.publish_s);
             outf("| **stored per second while publishing** | **%.0f/s** | ≥ 20,000/s | %s |\n",
                  ir.rate_window, met(ir.rate_window >= 20000));
@@ -1124,10 +1165,11 @@ int main(int argc, char **argv)
                  ir.ok ? "met" : "**missed: not all stored within 60 s**");
             outf("| CPU while publishing: manager / broker | %.0f%% / %.0f%% of a core | – | |\n",
                  100 * ir.mgr_cpu_share, 100 * ir.broker_cpu_share);
-            printf("SUMMARY ingest: %.0f statuses/s stored (goal >= 20000: %s), manager %.0f%% of a "
-                   "core, broker %.0f%%, %s (load %s)\n",
-                   ir.rate_window, ir.rate_window >= 20000 ? "met" : "missed",
-                   100 * ir.mgr_cpu_share, 100 * ir.broker_cpu_share, ir.ok ? "all stored" : "NOT all stored within 60 s", l2);
+            printf(
+                "SUMMARY ingest: %.0f statuses/s stored (goal >= 20000: %s), manager %.0f%% of a "
+                "core, broker %.0f%%, %s (load %s)\n",
+                ir.rate_window, ir.rate_window >= 20000 ? "met" : "missed", 100 * ir.mgr_cpu_share,
+                100 * ir.broker_cpu_share, ir.ok ? "all stored" : "NOT all stored within 60 s", l2);
         }
         struct backlog_result br;
         mgo_bench_loadavg(l2, sizeof l2);
@@ -1138,13 +1180,15 @@ int main(int argc, char **argv)
                  "is stopped, its persistent session stays with the broker, the same publishers "
                  "queue statuses for %d s and stop, then the manager starts again and stores the "
                  "backlog; time from the manager's start to the last status stored. Load average "
-                 "before: %s.\n\n", o.ingest_seconds, l2);
+                 "before: %s.\n\n",
+                 o.ingest_seconds, l2);
             outf("| measurement | result | goal | |\n|---|---|---|---|\n");
             outf("| statuses queued for the manager | %ld | – | |\n", br.published);
             outf("| **stored per second** (%lld stored in %.2f s, incl. the manager's start) | "
                  "**%.0f/s** | ≥ 20,000/s | %s |\n",
                  (long long)br.stored, br.drain_s, br.rate, met(br.rate >= 20000 && br.ok));
-            outf("| CPU: manager / broker | %.2f / %.2f core-s (%.0f%% / %.0f%% of a core) | – | |\n",
+            outf("| CPU: manager / broker | %.2f / %.2f core-s (%.0f%% / %.0f%% of a core) | – | "
+                 "|\n",
                  br.mgr_cpu_s, br.broker_cpu_s, 100 * br.mgr_cpu_s / br.drain_s,
                  100 * br.broker_cpu_s / br.drain_s);
             printf("SUMMARY ingest-backlog: %.0f statuses/s stored (goal >= 20000: %s), %lld of "
@@ -1163,7 +1207,8 @@ int main(int argc, char **argv)
              "connection + GET /api/v1/deployments?device=D against the same manager with %d "
              "devices; %d polls measured):\n\n",
              o.devices, o.poll_requests);
-        outf("| | poll 30 s | poll 300 s | margo-mqtt push (measured above) |\n|---|---|---|---|\n");
+        outf(
+            "| | poll 30 s | poll 300 s | margo-mqtt push (measured above) |\n|---|---|---|---|\n");
         outf("| time to notice a change, mean | %.1f s | %.1f s | %.3f s (p50) |\n",
              15 + pr.lat.p50 / 1000, 150 + pr.lat.p50 / 1000, cr.push.p50 / 1000);
         outf("| time to notice a change, p99 | %.1f s | %.1f s | %.3f s |\n",
@@ -1171,7 +1216,8 @@ int main(int argc, char **argv)
         outf("| requests/s at idle (N / interval) | %.1f | %.1f | 0 (MQTT keepalive only: N/60 "
              "PINGREQ/s to the broker) |\n",
              o.devices / 30.0, o.devices / 300.0);
-        outf("| manager CPU at idle (rate × %.0f µs per poll) | %.2f%% of a core | %.3f%% of a core | 0 |\n",
+        outf("| manager CPU at idle (rate × %.0f µs per poll) | %.2f%% of a core | %.3f%% of a "
+             "core | 0 |\n",
              pr.mgr_cpu_us_per_req, o.devices / 30.0 * pr.mgr_cpu_us_per_req / 1e4,
              o.devices / 300.0 * pr.mgr_cpu_us_per_req / 1e4);
         outf("\nOne poll costs %.2f ms p50 / %.2f ms p99 (client side, loopback, no TLS). The "
@@ -1188,17 +1234,20 @@ int main(int argc, char **argv)
         if (run_agent(&ar) == 0 && ar.ran) {
             outf("\n**margo-agent footprint** (the real agent, RelWithDebInfo build, no-op "
                  "runtime script):\n\n| | value | goal | |\n|---|---|---|---|\n");
-            outf("| binary: file (with debug info) / text+data (`size`) | %ld KiB / %ld KiB | – | |\n",
+            outf("| binary: file (with debug info) / text+data (`size`) | %ld KiB / %ld KiB | – | "
+                 "|\n",
                  ar.size_bytes / 1024, ar.text_bytes / 1024);
             outf("| idle: private (Private_Clean+Private_Dirty) / RssAnon / total RSS / PSS | "
                  "%.2f / %.2f / %.2f / %.2f MiB | private < 2 MiB | %s |\n",
                  MIB(ar.idle.private_kb), MIB(ar.idle.anon_kb), MIB(ar.idle.rss_kb),
                  MIB(ar.idle.pss_kb), met(ar.idle.private_kb < 2048));
-            outf("| during a deploy (sampled every 5 ms; ended `%s`%s%s): peak private / peak RSS / "
-                 "VmHWM | %.2f / %.2f / %.2f MiB | – | |\n",
-                 ar.final_state, ar.why[0] ? ", code " : "", ar.why, MIB(ar.peak.private_kb), MIB(ar.peak.rss_kb),
-                 MIB(ar.peak.hwm_kb));
-            printf("SUMMARY agent: binary %ld KiB (text+data %ld KiB), idle private %.2f MiB (goal < 2 MiB: %s), RSS "
+            outf(
+                "| during a deploy (sampled every 5 ms; ended `%s`%s%s): peak private / peak RSS / "
+                "VmHWM | %.2f / %.2f / %.2f MiB | – | |\n",
+                ar.final_state, ar.why[0] ? ", code " : "", ar.why, MIB(ar.peak.private_kb),
+                MIB(ar.peak.rss_kb), MIB(ar.peak.hwm_kb));
+            printf("SUMMARY agent: binary %ld KiB (text+data %ld KiB), idle private %.2f MiB (goal "
+                   "< 2 MiB: %s), RSS "
                    "%.2f MiB; deploy peak private %.2f MiB (%s)\n",
                    ar.size_bytes / 1024, ar.text_bytes / 1024, MIB(ar.idle.private_kb),
                    ar.idle.private_kb < 2048 ? "met" : "missed", MIB(ar.idle.rss_kb),
@@ -1222,9 +1271,10 @@ int main(int argc, char **argv)
         outf("| measurement | result | goal | |\n|---|---|---|---|\n");
         outf("| broker stop + restart until it accepts connections | %.0f ms | – | |\n",
              sr.restart_ms);
-        outf("| broker up → device reconnected, p50 / p99 / max (%zu of %d) | %.0f / %.0f / %.0f ms "
-             "| – | |\n",
-             sr.n_connected, o.devices, sr.connect.p50, sr.connect.p99, sr.connect.max);
+        outf(
+            "| broker up → device reconnected, p50 / p99 / max (%zu of %d) | %.0f / %.0f / %.0f ms "
+            "| – | |\n",
+            sr.n_connected, o.devices, sr.connect.p50, sr.connect.p99, sr.connect.max);
         outf("| **broker up → every device back in sync with its desired state** (%zu of %d) | "
              "**%.2f s** (p50 %.0f ms) | < 10 s | %s |\n",
              sr.n_resynced, o.devices, sr.resync.max / 1000, sr.resync.p50,

@@ -6,8 +6,8 @@
  *   connect (clean start off) -> subscribe desired + deployments/+ when the session is new ->
  *   retained presence online + capabilities -> on a manifest: decode + validate, wait for every
  *   referenced document with a matching mgo_doc_digest, plan with the agent's own planner
- *   (mgo/plan.h from the agent library, when built with it), then pending -> installing (per component) ->
- *   installed, each status with a growing (boot, seq) journal position.
+ *   (mgo/plan.h from the agent library, when built with it), then pending -> installing (per
+ * component) -> installed, each status with a growing (boot, seq) journal position.
  *
  * The runtime is a no-op that answers at once or after --delay-ms per component. Unlike
  * margo-agent, the simulator keeps no on-disk journal (no fsync per status) and acts as soon
@@ -517,7 +517,8 @@ static void on_deployment_doc(struct sim_device *d, const struct mgo_topic *t, c
     snprintf(doc->id, sizeof doc->id, "%s", ad.id);
     snprintf(doc->digest, sizeof doc->digest, "%s", digest);
     for (size_t i = 0; i < ad.profile.components_len && i < SIM_MAX_COMPS; i++)
-        snprintf(doc->comps[doc->ncomp++], sizeof doc->comps[0], "%s", ad.profile.components[i].name);
+        snprintf(doc->comps[doc->ncomp++], sizeof doc->comps[0], "%s",
+                 ad.profile.components[i].name);
 cleanup:
     mgo_arena_cleanup(&arena);
 }
@@ -561,23 +562,23 @@ static void try_plan(struct sim_device *d)
 {
     if (!d->has_pending || d->njobs > d->job_pos)
         return;
-    if (cfg.settle_ms > 0 && mgo_bench_now_ns() - d->pending_at_ns < (int64_t)cfg.settle_ms * 1000000)
+    if (cfg.settle_ms > 0 &&
+        mgo_bench_now_ns() - d->pending_at_ns < (int64_t)cfg.settle_ms * 1000000)
         return;
     d->njobs = d->job_pos = 0;
 #ifdef MGO_SIM_AGENT_PLAN
     struct mgo_desired_ref refs[SIM_MAX_DEPS];
     for (size_t i = 0; i < d->pend_n; i++)
-        refs[i] = (struct mgo_desired_ref){.deployment_id = d->pend_ids[i],
-                                           .digest = d->pend_digests[i]};
-    struct mgo_desired_state ds = {.manifest_version = d->pend_version,
-                                   .deployments = refs,
-                                   .deployments_len = d->pend_n};
+        refs[i] =
+            (struct mgo_desired_ref){.deployment_id = d->pend_ids[i], .digest = d->pend_digests[i]};
+    struct mgo_desired_state ds = {
+        .manifest_version = d->pend_version, .deployments = refs, .deployments_len = d->pend_n};
     struct mgo_plan_doc pdocs[SIM_MAX_DEPS];
     size_t npd = 0;
     for (int i = 0; i < SIM_MAX_DEPS; i++) {
         if (d->docs[i].used)
-            pdocs[npd++] = (struct mgo_plan_doc){d->docs[i].id, d->docs[i].digest, d->docs[i].digest,
-                                                 d->docs[i].digest};
+            pdocs[npd++] = (struct mgo_plan_doc){d->docs[i].id, d->docs[i].digest,
+                                                 d->docs[i].digest, d->docs[i].digest};
     }
     struct mgo_plan_installed recs[SIM_MAX_DEPS];
     size_t nr = 0;
@@ -623,7 +624,8 @@ static void try_plan(struct sim_device *d)
     }
     for (size_t i = 0; i < d->pend_n; i++) {
         struct sim_installed *in = inst_find(d, d->pend_ids[i], true);
-        if (!in || (strcmp(in->digest, d->pend_digests[i]) == 0 && in->state == MGO_STATE_INSTALLED))
+        if (!in ||
+            (strcmp(in->digest, d->pend_digests[i]) == 0 && in->state == MGO_STATE_INSTALLED))
             continue;
         d->jobs[d->njobs++] = (struct sim_job){(int)(doc_find(d, d->pend_ids[i]) - d->docs),
                                                (int)(in - d->inst), false, 0};
@@ -676,7 +678,9 @@ static bool run_jobs(struct sim_device *d, int64_t now)
                 cs[i] = MGO_STATE_PENDING;
         }
         bool last = (size_t)j->step == n + 1;
-        in->state = j->step == 0 ? MGO_STATE_PENDING : last ? MGO_STATE_INSTALLED : MGO_STATE_INSTALLING;
+        in->state = j->step == 0 ? MGO_STATE_PENDING
+                    : last       ? MGO_STATE_INSTALLED
+                                 : MGO_STATE_INSTALLING;
         publish_status(d, in, doc, in->state, cs);
         if (last) {
             out_event('I', d, NULL);
@@ -763,10 +767,11 @@ static void on_signal(int sig)
 
 static void usage(void)
 {
-    fprintf(stderr,
-            "usage: mgo-fleet-sim --url URL [--prefix P] [--id-prefix sim] [--first K] [--count N]\n"
-            "                     [--boot B] [--delay-ms D] [--settle-ms S] [--connect-rate R]\n"
-            "                     [--backoff-min-ms MS] [--backoff-max-ms MS]\n");
+    fprintf(
+        stderr,
+        "usage: mgo-fleet-sim --url URL [--prefix P] [--id-prefix sim] [--first K] [--count N]\n"
+        "                     [--boot B] [--delay-ms D] [--settle-ms S] [--connect-rate R]\n"
+        "                     [--backoff-min-ms MS] [--backoff-max-ms MS]\n");
 }
 
 static int arg_int(const char *name, const char *v, long lo, long hi, long *out)

@@ -44,7 +44,8 @@ static unsigned read_bits(struct mgo_rd *rd, const struct mgo_value *map, const 
     return bits;
 }
 
-static void read_labels(struct mgo_rd *rd, const struct mgo_value *root, struct mgo_capabilities *out)
+static void read_labels(struct mgo_rd *rd, const struct mgo_value *root,
+                        struct mgo_capabilities *out)
 {
     out->labels = mgo_codec__map(rd, root, "labels", false);
     for (size_t i = 0; out->labels != NULL && i < out->labels->as.map.len; i++) {
@@ -57,13 +58,14 @@ static void read_labels(struct mgo_rd *rd, const struct mgo_value *root, struct 
             ok = true;
             for (size_t k = 0; k < m->value.as.array.len; k++) {
                 enum mgo_value_kind vk = m->value.as.array.items[k].kind;
-                ok = ok && (vk == MGO_V_STR || vk == MGO_V_UINT || vk == MGO_V_INT ||
-                            vk == MGO_V_FLOAT);
+                ok = ok &&
+                     (vk == MGO_V_STR || vk == MGO_V_UINT || vk == MGO_V_INT || vk == MGO_V_FLOAT);
             }
         }
         if (!ok)
-            mgo_codec__fail(rd, m->key, "label values are strings, numbers, booleans or lists of "
-                                        "strings or numbers");
+            mgo_codec__fail(rd, m->key,
+                            "label values are strings, numbers, booleans or lists of "
+                            "strings or numbers");
         mgo_codec__leave(rd, saved);
     }
 }
@@ -96,8 +98,9 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
     out->serial_number = mgo_codec__str(&rd, props, "serialNumber", true, 256);
 
     /* The newer shape wins when present (our own output keeps roles beside it). */
-    bool older = mgo_value_get(props, "supportedDeploymentTypes") == NULL &&
-                 (mgo_value_get(props, "roles") != NULL || mgo_value_get(props, "resources") != NULL);
+    bool older =
+        mgo_value_get(props, "supportedDeploymentTypes") == NULL &&
+        (mgo_value_get(props, "roles") != NULL || mgo_value_get(props, "resources") != NULL);
     if (!older && mgo_value_get(props, "roles") != NULL)
         out->roles = read_bits(&rd, props, "roles", role_names, 4, 1);
     if (older) {
@@ -147,7 +150,8 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
                     if (arch != NULL) {
                         int bit = mgo_codec__arch_parse(arch);
                         if (bit == 0)
-                            mgo_codec__fail(&rd, "architecture", "\"%.32s\" is not a known architecture", arch);
+                            mgo_codec__fail(&rd, "architecture",
+                                            "\"%.32s\" is not a known architecture", arch);
                         out->cpus[i].archs = (unsigned)bit;
                     }
                     mgo_codec__leave(&rd, s2);
@@ -168,8 +172,9 @@ mgo_err mgo_capabilities_from_value(const struct mgo_value *root, struct mgo_are
                                                        "supportedRuntimes"};
             for (size_t i = 0; i < sizeof hosting_keys / sizeof hosting_keys[0]; i++) {
                 if (mgo_value_get(props, hosting_keys[i]) != NULL)
-                    mgo_codec__fail(&rd, hosting_keys[i],
-                                    "needs supportedDeploymentTypes (a non-hosting device omits it)");
+                    mgo_codec__fail(
+                        &rd, hosting_keys[i],
+                        "needs supportedDeploymentTypes (a non-hosting device omits it)");
             }
         }
     }
@@ -262,7 +267,8 @@ mgo_err mgo_capabilities_to_value(const struct mgo_capabilities *in, struct mgo_
         return err;
     struct mgo_map_builder mb;
     mgo_map_builder_init(&mb, arena);
-    mgo_map_put_str(&mb, "apiVersion", in->api_version ? in->api_version : "device.margo.org/v1alpha1");
+    mgo_map_put_str(&mb, "apiVersion",
+                    in->api_version ? in->api_version : "device.margo.org/v1alpha1");
     mgo_map_put_str(&mb, "kind", "DeviceCapabilitiesManifest");
     mgo_map_put(&mb, "properties", &props_v);
     if (in->labels != NULL)

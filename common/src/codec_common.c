@@ -31,12 +31,18 @@ mgo_err mgo_state_parse(const char *text, enum mgo_state *out)
 static int severity(enum mgo_state s)
 {
     switch (s) {
-    case MGO_STATE_FAILED: return 5;
-    case MGO_STATE_REMOVING: return 4;
-    case MGO_STATE_INSTALLING: return 3;
-    case MGO_STATE_PENDING: return 2;
-    case MGO_STATE_REMOVED: return 1;
-    case MGO_STATE_INSTALLED: return 0;
+    case MGO_STATE_FAILED:
+        return 5;
+    case MGO_STATE_REMOVING:
+        return 4;
+    case MGO_STATE_INSTALLING:
+        return 3;
+    case MGO_STATE_PENDING:
+        return 2;
+    case MGO_STATE_REMOVED:
+        return 1;
+    case MGO_STATE_INSTALLED:
+        return 0;
     }
     return 5;
 }
@@ -56,17 +62,20 @@ enum mgo_state mgo_state_overall(const enum mgo_state *states, size_t n)
 const char *mgo_profile_type_name(enum mgo_profile_type t)
 {
     switch (t) {
-    case MGO_PROFILE_HELM: return "helm";
-    case MGO_PROFILE_COMPOSE: return "compose";
-    case MGO_PROFILE_CUSTOM: return "custom";
+    case MGO_PROFILE_HELM:
+        return "helm";
+    case MGO_PROFILE_COMPOSE:
+        return "compose";
+    case MGO_PROFILE_CUSTOM:
+        return "custom";
     }
     return "unknown";
 }
 
-static const char *const peripheral_names[] = {"gpu", "display", "camera", "microphone", "speaker",
-                                               "other"};
-static const char *const interface_names[] = {"ethernet", "wifi", "cellular", "bluetooth",
-                                              "usb", "canbus", "rs232", "other"};
+static const char *const peripheral_names[] = {"gpu",        "display", "camera",
+                                               "microphone", "speaker", "other"};
+static const char *const interface_names[] = {"ethernet", "wifi",   "cellular", "bluetooth",
+                                              "usb",      "canbus", "rs232",    "other"};
 
 const char *mgo_peripheral_name(enum mgo_peripheral_type t)
 {
@@ -79,7 +88,7 @@ const char *mgo_interface_name(enum mgo_interface_type t)
 }
 
 static const char *const data_type_names[] = {
-    "string", "integer", "double", "boolean",
+    "string",        "integer",        "double",        "boolean",
     "array[string]", "array[integer]", "array[double]", "array[boolean]",
 };
 
@@ -180,15 +189,24 @@ bool mgo_is_app_version(const char *t)
 const char *mgo_doc_kind_name(enum mgo_doc_kind k)
 {
     switch (k) {
-    case MGO_DOC_APP_DESCRIPTION: return "ApplicationDescription";
-    case MGO_DOC_APP_DEPLOYMENT: return "ApplicationDeployment";
-    case MGO_DOC_DESIRED_STATE: return "DesiredStateManifest";
-    case MGO_DOC_DEPLOYMENT_STATUS: return "DeploymentStatusManifest";
-    case MGO_DOC_CAPABILITIES: return "DeviceCapabilitiesManifest";
-    case MGO_DOC_PRESENCE: return "Presence";
-    case MGO_DOC_EVENT: return "Event";
-    case MGO_DOC_PROBLEM_DETAIL: return "ProblemDetail";
-    case MGO_DOC_UNKNOWN: break;
+    case MGO_DOC_APP_DESCRIPTION:
+        return "ApplicationDescription";
+    case MGO_DOC_APP_DEPLOYMENT:
+        return "ApplicationDeployment";
+    case MGO_DOC_DESIRED_STATE:
+        return "DesiredStateManifest";
+    case MGO_DOC_DEPLOYMENT_STATUS:
+        return "DeploymentStatusManifest";
+    case MGO_DOC_CAPABILITIES:
+        return "DeviceCapabilitiesManifest";
+    case MGO_DOC_PRESENCE:
+        return "Presence";
+    case MGO_DOC_EVENT:
+        return "Event";
+    case MGO_DOC_PROBLEM_DETAIL:
+        return "ProblemDetail";
+    case MGO_DOC_UNKNOWN:
+        break;
     }
     return "unknown";
 }
@@ -212,7 +230,8 @@ enum mgo_doc_kind mgo_doc_detect(const struct mgo_value *root)
         return MGO_DOC_EVENT;
     if (mgo_value_get(root, "boot") && mgo_value_get(root, "state"))
         return MGO_DOC_PRESENCE;
-    if (mgo_value_get(root, "title") || (mgo_value_get(root, "type") && mgo_value_get(root, "detail")))
+    if (mgo_value_get(root, "title") ||
+        (mgo_value_get(root, "type") && mgo_value_get(root, "detail")))
         return MGO_DOC_PROBLEM_DETAIL;
     const struct mgo_value *kind = mgo_value_get(root, "kind");
     if (kind != NULL && kind->kind == MGO_V_STR) {
@@ -282,8 +301,8 @@ mgo_err mgo_problem_detail_validate(const struct mgo_value *root, struct mgo_pro
     mgo_codec__uint(&rd, root, "retryAfterSeconds", false, &u);
     static const char *const strategies[] = {"none", "fixed", "exponential"};
     mgo_codec__enum(&rd, root, "backoffStrategy", false, strategies, 3);
-    const struct mgo_value *errors = mgo_codec__array(&rd, root, "errors", false, 0,
-                                                      MGO_MAX_ARRAY_ITEMS);
+    const struct mgo_value *errors =
+        mgo_codec__array(&rd, root, "errors", false, 0, MGO_MAX_ARRAY_ITEMS);
     for (size_t i = 0; errors != NULL && i < errors->as.array.len; i++) {
         size_t saved = mgo_codec__enter(&rd, "errors");
         mgo_codec__enter_index(&rd, i);

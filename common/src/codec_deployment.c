@@ -50,7 +50,8 @@ mgo_err mgo_app_deployment_from_value(const struct mgo_value *root, struct mgo_a
         out->namespace_ = mgo_codec__str(&rd, meta, "namespace", true, MGO_MAX_NAME_LEN);
         out->device_id = mgo_codec__str(&rd, meta, "deviceId", false, 1024);
         if (out->device_id != NULL && !mgo_codec__is_device_path(out->device_id, true))
-            mgo_codec__fail(&rd, "deviceId", "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*(/\\*)?$");
+            mgo_codec__fail(&rd, "deviceId",
+                            "must match ^[A-Za-z0-9._~-]+(/[A-Za-z0-9._~-]+)*(/\\*)?$");
         out->labels = mgo_codec__map(&rd, meta, "labels", false);
         for (size_t i = 0; out->labels != NULL && i < out->labels->as.map.len; i++) {
             if (out->labels->as.map.items[i].value.kind != MGO_V_STR)
@@ -87,7 +88,8 @@ mgo_err mgo_app_deployment_from_value(const struct mgo_value *root, struct mgo_a
         mgo_codec__leave(&rd, saved);
     }
     if (ann_app != NULL && spec_app != NULL && strcmp(ann_app, spec_app) != 0)
-        mgo_codec__fail(&rd, "spec.applicationId", "differs from metadata.annotations.applicationId");
+        mgo_codec__fail(&rd, "spec.applicationId",
+                        "differs from metadata.annotations.applicationId");
     out->application_id = ann_app ? ann_app : spec_app;
     if (out->application_id == NULL && meta != NULL && spec != NULL)
         mgo_codec__fail(&rd, "metadata.annotations.applicationId", "is required");

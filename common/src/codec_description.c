@@ -19,8 +19,8 @@ static void read_catalog(struct mgo_rd *rd, const struct mgo_value *meta,
     const struct mgo_value *app = mgo_codec__map(rd, cat, "application", false);
     if (app != NULL) {
         size_t s2 = mgo_codec__enter(rd, "application");
-        static const char *const keys[] = {"descriptionFile", "icon", "licenseFile",
-                                           "releaseNotes", "site"};
+        static const char *const keys[] = {"descriptionFile", "icon", "licenseFile", "releaseNotes",
+                                           "site"};
         for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
             mgo_codec__str(rd, app, keys[i], false, 2048);
         out->tagline = mgo_codec__str(rd, app, "tagline", false, 1024);
@@ -63,9 +63,9 @@ static void read_schema_rule(struct mgo_rd *rd, const struct mgo_value *v,
 {
     memset(out, 0, sizeof *out);
     out->name = mgo_codec__str(rd, v, "name", true, MGO_MAX_NAME_LEN);
-    static const char *const types[] = {"string", "integer", "double", "boolean",
-                                        "array[string]", "array[integer]", "array[double]",
-                                        "array[boolean]"};
+    static const char *const types[] = {"string",        "integer",       "double",
+                                        "boolean",       "array[string]", "array[integer]",
+                                        "array[double]", "array[boolean]"};
     int t = mgo_codec__enum(rd, v, "dataType", true, types, 8);
     out->data_type = t < 0 ? MGO_DT_STRING : (enum mgo_data_type)t;
     out->has_allow_empty = mgo_codec__bool(rd, v, "allowEmpty", false, &out->allow_empty);
@@ -129,7 +129,8 @@ static void read_configuration(struct mgo_rd *rd, const struct mgo_value *cfg,
             const struct mgo_value *settings =
                 mgo_codec__array(rd, sv, "settings", true, 0, MGO_MAX_PARAMETERS);
             if (settings != NULL) {
-                sec->settings = mgo_codec__alloc(rd, settings->as.array.len * sizeof *sec->settings);
+                sec->settings =
+                    mgo_codec__alloc(rd, settings->as.array.len * sizeof *sec->settings);
                 for (size_t k = 0; sec->settings != NULL && k < settings->as.array.len; k++) {
                     size_t s3 = mgo_codec__enter(rd, "settings");
                     mgo_codec__enter_index(rd, k);
@@ -159,7 +160,8 @@ static void read_configuration(struct mgo_rd *rd, const struct mgo_value *cfg,
                             set->rule = &out->schemas[r];
                     }
                     if (set->schema != NULL && set->rule == NULL)
-                        mgo_codec__fail(rd, "schema", "\"%s\" is not defined in configuration.schema",
+                        mgo_codec__fail(rd, "schema",
+                                        "\"%s\" is not defined in configuration.schema",
                                         set->schema);
                     mgo_codec__leave(rd, s3);
                 }
@@ -299,8 +301,8 @@ static mgo_err rule_to_value(const struct mgo_schema_rule *r, struct mgo_arena *
     return mgo_map_builder_finish(&mb, out);
 }
 
-mgo_err mgo_app_description_to_value(const struct mgo_app_description *in,
-                                     struct mgo_arena *arena, struct mgo_value *out)
+mgo_err mgo_app_description_to_value(const struct mgo_app_description *in, struct mgo_arena *arena,
+                                     struct mgo_value *out)
 {
     mgo_err err = MGO_OK;
     struct mgo_map_builder meta;
@@ -316,8 +318,8 @@ mgo_err mgo_app_description_to_value(const struct mgo_app_description *in,
     if ((err = mgo_value_array_new(arena, in->profiles_len, &profiles)) != MGO_OK)
         return err;
     for (size_t i = 0; i < in->profiles_len; i++) {
-        err = mgo_codec__profile_to_value(&in->profiles[i], true, arena,
-                                          &profiles.as.array.items[i]);
+        err =
+            mgo_codec__profile_to_value(&in->profiles[i], true, arena, &profiles.as.array.items[i]);
         if (err != MGO_OK)
             return err;
     }
@@ -429,7 +431,7 @@ static bool is_number(const struct mgo_value *v)
 
 static double as_double(const struct mgo_value *v)
 {
-    return v->kind == MGO_V_UINT ? (double)v->as.u
+    return v->kind == MGO_V_UINT  ? (double)v->as.u
            : v->kind == MGO_V_INT ? (double)v->as.i
                                   : v->as.f;
 }

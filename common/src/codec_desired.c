@@ -64,10 +64,12 @@ mgo_err mgo_desired_state_from_value(const struct mgo_value *root, struct mgo_ar
             out->bundle.media_type = mgo_codec__str(&rd, b, "mediaType", true, 256);
             if (out->bundle.media_type != NULL &&
                 strcmp(out->bundle.media_type, BUNDLE_MEDIA_TYPE) != 0)
-                mgo_codec__fail(&rd, "mediaType", "must be \"" BUNDLE_MEDIA_TYPE "\", got \"%.64s\"",
+                mgo_codec__fail(&rd, "mediaType",
+                                "must be \"" BUNDLE_MEDIA_TYPE "\", got \"%.64s\"",
                                 out->bundle.media_type);
             out->bundle.digest = read_digest(&rd, b);
-            out->bundle.has_size = mgo_codec__uint(&rd, b, "sizeBytes", false, &out->bundle.size_bytes);
+            out->bundle.has_size =
+                mgo_codec__uint(&rd, b, "sizeBytes", false, &out->bundle.size_bytes);
             out->bundle.url = read_url(&rd, b, true);
             mgo_codec__leave(&rd, saved);
         }
@@ -90,7 +92,8 @@ mgo_err mgo_desired_state_from_value(const struct mgo_value *root, struct mgo_ar
             for (size_t j = 0; j < i && r->deployment_id != NULL; j++) {
                 if (out->deployments[j].deployment_id != NULL &&
                     strcmp(out->deployments[j].deployment_id, r->deployment_id) == 0)
-                    mgo_codec__fail(&rd, "deploymentId", "\"%s\" is listed twice", r->deployment_id);
+                    mgo_codec__fail(&rd, "deploymentId", "\"%s\" is listed twice",
+                                    r->deployment_id);
             }
             mgo_codec__leave(&rd, saved);
         }

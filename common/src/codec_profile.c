@@ -6,8 +6,8 @@
 #include "mgo/limits.h"
 
 static const char *const arch_names[] = {"amd64", "x86_64", "arm64", "arm", "riscv64", "other"};
-static const unsigned arch_bits[] = {MGO_ARCH_AMD64, MGO_ARCH_AMD64, MGO_ARCH_ARM64,
-                                     MGO_ARCH_ARM, MGO_ARCH_RISCV64, MGO_ARCH_OTHER};
+static const unsigned arch_bits[] = {MGO_ARCH_AMD64, MGO_ARCH_AMD64,   MGO_ARCH_ARM64,
+                                     MGO_ARCH_ARM,   MGO_ARCH_RISCV64, MGO_ARCH_OTHER};
 
 int mgo_codec__arch_parse(const char *s)
 {
@@ -75,8 +75,8 @@ void mgo_codec__read_resources(struct mgo_rd *rd, const struct mgo_value *v,
             size_t saved = mgo_codec__enter(rd, "peripherals");
             mgo_codec__enter_index(rd, i);
             const struct mgo_value *it = &per->as.array.items[i];
-            static const char *const names[] = {"gpu", "display", "camera", "microphone",
-                                                "speaker", "other"};
+            static const char *const names[] = {"gpu",        "display", "camera",
+                                                "microphone", "speaker", "other"};
             int t = mgo_codec__enum(rd, it, "type", true, names, 6);
             struct mgo_peripheral *p = &out->peripherals[out->peripherals_len];
             p->type = t < 0 ? MGO_PERIPH_OTHER : (enum mgo_peripheral_type)t;
@@ -92,8 +92,8 @@ void mgo_codec__read_resources(struct mgo_rd *rd, const struct mgo_value *v,
         for (size_t i = 0; out->interfaces != NULL && i < ifs->as.array.len; i++) {
             size_t saved = mgo_codec__enter(rd, "interfaces");
             mgo_codec__enter_index(rd, i);
-            static const char *const names[] = {"ethernet", "wifi", "cellular", "bluetooth",
-                                                "usb", "canbus", "rs232", "other"};
+            static const char *const names[] = {"ethernet", "wifi",   "cellular", "bluetooth",
+                                                "usb",      "canbus", "rs232",    "other"};
             int t = mgo_codec__enum(rd, &ifs->as.array.items[i], "type", true, names, 8);
             out->interfaces[out->interfaces_len++] =
                 t < 0 ? MGO_IFACE_OTHER : (enum mgo_interface_type)t;
@@ -104,7 +104,7 @@ void mgo_codec__read_resources(struct mgo_rd *rd, const struct mgo_value *v,
 
 /* s[0..n) starts with the literal prefix: one constant comparison, no strncmp call
  * (strcmp and strncmp calls were a twentieth of a deployment decode). */
-#define HAS_PREFIX(s, n, prefix) \
+#define HAS_PREFIX(s, n, prefix)                                                                   \
     ((n) >= sizeof(prefix) - 1 && memcmp((s), (prefix), sizeof(prefix) - 1) == 0)
 
 /* strcmp(a, b) == 0, without a call when the first bytes differ (distinct names mostly do). */
@@ -176,28 +176,32 @@ static void read_selector(struct mgo_rd *rd, const struct mgo_value *sel, unsign
 static void read_expression(struct mgo_rd *rd, const struct mgo_value *e, unsigned depth)
 {
     mgo_codec__str(rd, e, "key", true, 1024);
-    static const char *const ops[] = {"In", "NotIn", "Exists", "DoesNotExist",
-                                      "Gt", "Lt", "ContainsAll", "ContainsAny"};
+    static const char *const ops[] = {"In", "NotIn", "Exists",      "DoesNotExist",
+                                      "Gt", "Lt",    "ContainsAll", "ContainsAny"};
     int op = mgo_codec__enum(rd, e, "operator", true, ops, 8);
     const struct mgo_value *values = mgo_codec__array(rd, e, "values", false, 0, 256);
     const struct mgo_value *item = mgo_codec__map(rd, e, "itemSelector", false);
     switch (op) {
-    case 0: case 1:
+    case 0:
+    case 1:
         if (values == NULL || values->as.array.len == 0)
             mgo_codec__fail(rd, "values", "In/NotIn need at least one value");
         break;
-    case 2: case 3:
+    case 2:
+    case 3:
         if (values != NULL && values->as.array.len > 0)
             mgo_codec__fail(rd, "values", "Exists/DoesNotExist take no values");
         break;
-    case 4: case 5:
+    case 4:
+    case 5:
         if (values == NULL || values->as.array.len != 1 ||
             (values->as.array.items[0].kind != MGO_V_UINT &&
              values->as.array.items[0].kind != MGO_V_INT &&
              values->as.array.items[0].kind != MGO_V_FLOAT))
             mgo_codec__fail(rd, "values", "Gt/Lt need exactly one number");
         break;
-    case 6: case 7:
+    case 6:
+    case 7:
         if (item == NULL)
             mgo_codec__fail(rd, "itemSelector", "ContainsAll/ContainsAny need an itemSelector");
         break;
@@ -305,8 +309,7 @@ void mgo_codec__read_profile(struct mgo_rd *rd, const struct mgo_value *v, bool 
 /* ---- parameters ---------------------------------------------------------------------- */
 
 static const struct mgo_component *find_component(const struct mgo_profile *profiles, size_t n,
-                                                  const char *name,
-                                                  enum mgo_profile_type *type_out)
+                                                  const char *name, enum mgo_profile_type *type_out)
 {
     for (size_t p = 0; p < n; p++) {
         for (size_t c = 0; c < profiles[p].components_len; c++) {
@@ -328,7 +331,8 @@ static void read_target(struct mgo_rd *rd, const struct mgo_value *v,
     const char *pointer = mgo_codec__str(rd, v, "pointer", true, 1024);
     if (pointer != NULL && pointer[0] == '\0')
         mgo_codec__fail(rd, "pointer", "must not be empty");
-    const struct mgo_value *comps = mgo_codec__array(rd, v, "components", true, 1, MGO_MAX_COMPONENTS);
+    const struct mgo_value *comps =
+        mgo_codec__array(rd, v, "components", true, 1, MGO_MAX_COMPONENTS);
     bool all_compose = comps != NULL;
     if (comps != NULL) {
         out->components = mgo_codec__alloc(rd, comps->as.array.len * sizeof *out->components);

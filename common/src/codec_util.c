@@ -160,7 +160,8 @@ bool mgo_codec__uint_n(struct mgo_rd *rd, const struct mgo_value *map, const cha
         return false;
     }
     if (v->kind != MGO_V_UINT) {
-        mgo_codec__fail(rd, key, "must be an unsigned integer, got %s", mgo_value_kind_name(v->kind));
+        mgo_codec__fail(rd, key, "must be an unsigned integer, got %s",
+                        mgo_value_kind_name(v->kind));
         return false;
     }
     *out = v->as.u;
@@ -188,9 +189,15 @@ bool mgo_codec__number_n(struct mgo_rd *rd, const struct mgo_value *map, const c
     if (v == NULL)
         return false;
     switch (v->kind) {
-    case MGO_V_UINT: *out = (double)v->as.u; return true;
-    case MGO_V_INT: *out = (double)v->as.i; return true;
-    case MGO_V_FLOAT: *out = v->as.f; return true;
+    case MGO_V_UINT:
+        *out = (double)v->as.u;
+        return true;
+    case MGO_V_INT:
+        *out = (double)v->as.i;
+        return true;
+    case MGO_V_FLOAT:
+        *out = v->as.f;
+        return true;
     default:
         mgo_codec__fail(rd, key, "must be a number, got %s", mgo_value_kind_name(v->kind));
         return false;
@@ -269,14 +276,14 @@ mgo_err mgo_codec__str_array(struct mgo_arena *arena, const char *const *items, 
 
 /* Bytes 0x80 and up belong to no class (left zero). */
 const unsigned char mgo_codec__char_class[256] = {
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 0x00 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, /* 0x10 */
-     0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0,  0, 14,  4,  0, /* 0x20 */
-     7,  7,  7,  7,  7,  7,  7,  7,  7,  7,  0,  0,  0,  0,  0,  0, /* 0x30 */
-     0,  5,  5,  5,  5,  5,  5,  4,  4,  4,  4,  4,  4,  4,  4,  4, /* 0x40 */
-     4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  4,  0,  0,  0,  0,  4, /* 0x50 */
-     0,  7,  7,  7,  7,  7,  7,  6,  6,  6,  6,  6,  6,  6,  6,  6, /* 0x60 */
-     6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  6,  0,  0,  0,  4,  0, /* 0x70 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  0, 0, /* 0x00 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,  0, 0, /* 0x10 */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 14, 4, 0, /* 0x20 */
+    7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 0, 0, 0, 0,  0, 0, /* 0x30 */
+    0, 5, 5, 5, 5, 5, 5, 4, 4, 4, 4, 4, 4, 4,  4, 4, /* 0x40 */
+    4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0,  0, 4, /* 0x50 */
+    0, 7, 7, 7, 7, 7, 7, 6, 6, 6, 6, 6, 6, 6,  6, 6, /* 0x60 */
+    6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 6, 0, 0, 0,  4, 0, /* 0x70 */
 };
 
 bool mgo_codec__is_device_path(const char *s, bool allow_wildcard)

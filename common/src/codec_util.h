@@ -29,8 +29,8 @@ struct mgo_rd {
      * stay valid while they are on it (literals and strings of the tree being read). */
     struct mgo_rd_seg segs[MGO_RD_MAX_SEGS];
     size_t depth;
-    bool failed;   /* any problem recorded */
-    bool nomem;    /* the arena ran out */
+    bool failed; /* any problem recorded */
+    bool nomem;  /* the arena ran out */
 };
 
 void mgo_codec__rd_init(struct mgo_rd *rd, struct mgo_arena *arena, struct mgo_problems *p);
@@ -64,7 +64,6 @@ static inline void mgo_codec__leave(struct mgo_rd *rd, size_t saved)
 }
 void mgo_codec__fail(struct mgo_rd *rd, const char *key, const char *fmt, ...) MGO_PRINTF(3, 4);
 mgo_err mgo_codec__result(const struct mgo_rd *rd);
-
 
 /* Member key[0..key_len) of map (which must be a map), or NULL. Inline: the maps the codecs
  * read are small, so a pass over the member lengths finds the candidate, and with a literal
@@ -172,11 +171,9 @@ static inline bool mgo_codec__bool_n(struct mgo_rd *rd, const struct mgo_value *
     return mgo_codec__bool_slow(rd, map, key, key_len, required, out);
 }
 
-static inline const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd,
-                                                         const struct mgo_value *map,
-                                                         const char *key, size_t key_len,
-                                                         bool required, size_t min_items,
-                                                         size_t max_items)
+static inline const struct mgo_value *
+mgo_codec__array_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key, size_t key_len,
+                   bool required, size_t min_items, size_t max_items)
 {
     if (map != NULL && map->kind == MGO_V_MAP) {
         const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
@@ -190,9 +187,8 @@ static inline const struct mgo_value *mgo_codec__array_n(struct mgo_rd *rd,
 }
 
 static inline const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd,
-                                                       const struct mgo_value *map,
-                                                       const char *key, size_t key_len,
-                                                       bool required)
+                                                       const struct mgo_value *map, const char *key,
+                                                       size_t key_len, bool required)
 {
     if (map != NULL && map->kind == MGO_V_MAP) {
         const struct mgo_value *v = mgo_codec__lookup(map, key, key_len);
@@ -207,9 +203,8 @@ static inline const struct mgo_value *mgo_codec__map_n(struct mgo_rd *rd,
 int mgo_codec__enum_n(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
                       size_t key_len, bool required, const char *const *names, size_t n);
 
-static inline const struct mgo_value *mgo_codec__field(struct mgo_rd *rd,
-                                                       const struct mgo_value *map,
-                                                       const char *key, bool required)
+static inline const struct mgo_value *
+mgo_codec__field(struct mgo_rd *rd, const struct mgo_value *map, const char *key, bool required)
 {
     return mgo_codec__field_n(rd, map, key, strlen(key), required);
 }
@@ -229,14 +224,14 @@ static inline const char *mgo_codec__str_len(struct mgo_rd *rd, const struct mgo
     return mgo_codec__str_len_n(rd, map, key, strlen(key), required, max_len, len);
 }
 
-static inline bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map,
-                                   const char *key, bool required, uint64_t *out)
+static inline bool mgo_codec__uint(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                                   bool required, uint64_t *out)
 {
     return mgo_codec__uint_n(rd, map, key, strlen(key), required, out);
 }
 
-static inline bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map,
-                                   const char *key, bool required, bool *out)
+static inline bool mgo_codec__bool(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                                   bool required, bool *out)
 {
     return mgo_codec__bool_n(rd, map, key, strlen(key), required, out);
 }
@@ -249,24 +244,22 @@ static inline bool mgo_codec__number(struct mgo_rd *rd, const struct mgo_value *
 
 /* Array field with at most max items (min_items enforced too). */
 static inline const struct mgo_value *mgo_codec__array(struct mgo_rd *rd,
-                                                       const struct mgo_value *map,
-                                                       const char *key, bool required,
-                                                       size_t min_items, size_t max_items)
+                                                       const struct mgo_value *map, const char *key,
+                                                       bool required, size_t min_items,
+                                                       size_t max_items)
 {
     return mgo_codec__array_n(rd, map, key, strlen(key), required, min_items, max_items);
 }
 
-static inline const struct mgo_value *mgo_codec__map(struct mgo_rd *rd,
-                                                     const struct mgo_value *map,
+static inline const struct mgo_value *mgo_codec__map(struct mgo_rd *rd, const struct mgo_value *map,
                                                      const char *key, bool required)
 {
     return mgo_codec__map_n(rd, map, key, strlen(key), required);
 }
 
 /* String field that must equal one of names[0..n); returns the index or -1. */
-static inline int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map,
-                                  const char *key, bool required, const char *const *names,
-                                  size_t n)
+static inline int mgo_codec__enum(struct mgo_rd *rd, const struct mgo_value *map, const char *key,
+                                  bool required, const char *const *names, size_t n)
 {
     return mgo_codec__enum_n(rd, map, key, strlen(key), required, names, n);
 }
@@ -311,26 +304,26 @@ mgo_err mgo_codec__str_array(struct mgo_arena *arena, const char *const *items, 
                              struct mgo_value *out);
 
 /* Defines mgo_<doc>_decode() and mgo_<doc>_encode() from from_value/to_value. */
-#define MGO_CODEC_GLUE(doc, type)                                                              \
-    mgo_err mgo_##doc##_decode(const void *data, size_t len, struct mgo_arena *arena,          \
-                               struct type *out, struct mgo_problems *problems)                \
-    {                                                                                          \
-        struct mgo_value root;                                                                 \
-        mgo_err err = mgo_value_from_msgpack(data, len, arena, &root, problems);               \
-        if (err != MGO_OK)                                                                     \
-            return err;                                                                        \
-        return mgo_##doc##_from_value(&root, arena, out, problems);                            \
-    }                                                                                          \
-    mgo_err mgo_##doc##_encode(const struct type *in, struct mgo_buf *buf)                     \
-    {                                                                                          \
-        struct mgo_arena arena;                                                                \
-        mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);                                       \
-        struct mgo_value v;                                                                    \
-        mgo_err err = mgo_##doc##_to_value(in, &arena, &v);                                    \
-        if (err == MGO_OK)                                                                     \
-            err = mgo_value_to_msgpack(&v, buf);                                               \
-        mgo_arena_cleanup(&arena);                                                             \
-        return err;                                                                            \
+#define MGO_CODEC_GLUE(doc, type)                                                                  \
+    mgo_err mgo_##doc##_decode(const void *data, size_t len, struct mgo_arena *arena,              \
+                               struct type *out, struct mgo_problems *problems)                    \
+    {                                                                                              \
+        struct mgo_value root;                                                                     \
+        mgo_err err = mgo_value_from_msgpack(data, len, arena, &root, problems);                   \
+        if (err != MGO_OK)                                                                         \
+            return err;                                                                            \
+        return mgo_##doc##_from_value(&root, arena, out, problems);                                \
+    }                                                                                              \
+    mgo_err mgo_##doc##_encode(const struct type *in, struct mgo_buf *buf)                         \
+    {                                                                                              \
+        struct mgo_arena arena;                                                                    \
+        mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);                                           \
+        struct mgo_value v;                                                                        \
+        mgo_err err = mgo_##doc##_to_value(in, &arena, &v);                                        \
+        if (err == MGO_OK)                                                                         \
+            err = mgo_value_to_msgpack(&v, buf);                                                   \
+        mgo_arena_cleanup(&arena);                                                                 \
+        return err;                                                                                \
     }
 
 #endif

@@ -22,21 +22,39 @@ mgo_err mgo_json_put_string(struct mgo_buf *b, const char *s, size_t n)
         const char *esc = NULL;
         char u[6];
         switch (c) {
-        case '"': esc = "\\\""; break;
-        case '\\': esc = "\\\\"; break;
-        case '\n': esc = "\\n"; break;
-        case '\r': esc = "\\r"; break;
-        case '\t': esc = "\\t"; break;
-        case '\b': esc = "\\b"; break;
-        case '\f': esc = "\\f"; break;
+        case '"':
+            esc = "\\\"";
+            break;
+        case '\\':
+            esc = "\\\\";
+            break;
+        case '\n':
+            esc = "\\n";
+            break;
+        case '\r':
+            esc = "\\r";
+            break;
+        case '\t':
+            esc = "\\t";
+            break;
+        case '\b':
+            esc = "\\b";
+            break;
+        case '\f':
+            esc = "\\f";
+            break;
         default:
             /* C0 controls, DEL, C1 controls and U+FFFE/U+FFFF are written as \u escapes, so the
              * output is also valid YAML (whose printable set excludes them). */
             if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
                 (unsigned char)s[i + 1] <= 0x9F) {
                 unsigned cp = (unsigned char)s[i + 1];
-                u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-                u[4] = hex[cp >> 4]; u[5] = hex[cp & 15];
+                u[0] = '\\';
+                u[1] = 'u';
+                u[2] = '0';
+                u[3] = '0';
+                u[4] = hex[cp >> 4];
+                u[5] = hex[cp & 15];
                 err = put(b, s + i - run, run);
                 run = 0;
                 if (err == MGO_OK)
@@ -54,8 +72,12 @@ mgo_err mgo_json_put_string(struct mgo_buf *b, const char *s, size_t n)
                 continue;
             }
             if (c < 0x20 || c == 0x7F) {
-                u[0] = '\\'; u[1] = 'u'; u[2] = '0'; u[3] = '0';
-                u[4] = hex[c >> 4]; u[5] = hex[c & 15];
+                u[0] = '\\';
+                u[1] = 'u';
+                u[2] = '0';
+                u[3] = '0';
+                u[4] = hex[c >> 4];
+                u[5] = hex[c & 15];
                 err = put(b, s + i - run, run);
                 run = 0;
                 if (err == MGO_OK)
@@ -120,24 +142,30 @@ static mgo_err indent(struct mgo_buf *b, bool pretty, unsigned depth)
     return err;
 }
 
-static mgo_err write_value(struct mgo_buf *b, const struct mgo_value *v, bool pretty, unsigned depth)
+static mgo_err write_value(struct mgo_buf *b, const struct mgo_value *v, bool pretty,
+                           unsigned depth)
 {
     char num[32];
     mgo_err err = MGO_OK;
     if (depth > 64)
         return MGO_ERR_LIMIT;
     switch (v->kind) {
-    case MGO_V_NULL: return put(b, "null", 4);
-    case MGO_V_BOOL: return v->as.b ? put(b, "true", 4) : put(b, "false", 5);
+    case MGO_V_NULL:
+        return put(b, "null", 4);
+    case MGO_V_BOOL:
+        return v->as.b ? put(b, "true", 4) : put(b, "false", 5);
     case MGO_V_INT:
         snprintf(num, sizeof num, "%lld", (long long)v->as.i);
         return put(b, num, strlen(num));
     case MGO_V_UINT:
         snprintf(num, sizeof num, "%llu", (unsigned long long)v->as.u);
         return put(b, num, strlen(num));
-    case MGO_V_FLOAT: return put_double(b, v->as.f);
-    case MGO_V_STR: return mgo_json_put_string(b, v->as.str.ptr, v->as.str.len);
-    case MGO_V_BIN: return put_base64(b, (const unsigned char *)v->as.str.ptr, v->as.str.len);
+    case MGO_V_FLOAT:
+        return put_double(b, v->as.f);
+    case MGO_V_STR:
+        return mgo_json_put_string(b, v->as.str.ptr, v->as.str.len);
+    case MGO_V_BIN:
+        return put_base64(b, (const unsigned char *)v->as.str.ptr, v->as.str.len);
     case MGO_V_ARRAY:
         err = put(b, "[", 1);
         for (size_t i = 0; i < v->as.array.len && err == MGO_OK; i++) {

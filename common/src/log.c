@@ -56,6 +56,6 @@ void mgo_log_write(enum mgo_log_level level, const char *tag, const char *fmt, .
     gmtime_r(&ts.tv_sec, &tm);
     static const char letters[] = "EWID";
     fprintf(stderr, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %c %s: %s\n", tm.tm_year + 1900,
-            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-            ts.tv_nsec / 1000000L, letters[level], tag, line);
+            tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L,
+            letters[level], tag, line);
 }

@@ -295,9 +295,9 @@ mgo_err mgo_loop_run(struct mgo_loop *l)
                 /* a callback unwatched something: call only fds still watched by the same fn */
                 bool still = false;
                 for (size_t k = 0; k < l->watches_len; k++)
-                    still = still || (l->watches[k].fd == polled[i].fd &&
-                                      l->watches[k].fn == polled[i].fn &&
-                                      l->watches[k].ctx == polled[i].ctx);
+                    still = still ||
+                            (l->watches[k].fd == polled[i].fd && l->watches[k].fn == polled[i].fn &&
+                             l->watches[k].ctx == polled[i].ctx);
                 if (!still)
                     continue;
             }

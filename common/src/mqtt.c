@@ -122,16 +122,16 @@ struct mgo_mqtt {
     pthread_cond_t cond; /* signals disc changes */
     struct qnode *head;
     struct qnode *tail;
-    size_t n_messages;  /* MESSAGE events queued */
-    bool connected;     /* as reported by the callbacks */
-    bool behind;        /* queue_warn was passed (logged once until the queue empties) */
+    size_t n_messages; /* MESSAGE events queued */
+    bool connected;    /* as reported by the callbacks */
+    bool behind;       /* queue_warn was passed (logged once until the queue empties) */
     /* publishes (see the top of this file) */
     struct onode *out_head;
     struct onode *out_tail;
     struct onode *handed; /* handed to Paho, outcome not yet reported */
     size_t n_counted;     /* handed ones that count against the window */
     size_t window;
-    bool pumping;         /* a thread is handing publishes over */
+    bool pumping; /* a thread is handing publishes over */
     int last_token;
     enum disc_state disc;
 
@@ -347,8 +347,8 @@ static void on_connect_ok(void *context, MQTTAsync_successData5 *resp)
     size_t window = m->max_inflight;
     if (resp != NULL &&
         MQTTProperties_hasProperty(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM)) {
-        int rmax = MQTTProperties_getNumericValue(&resp->properties,
-                                                  MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
+        int rmax =
+            MQTTProperties_getNumericValue(&resp->properties, MQTTPROPERTY_CODE_RECEIVE_MAXIMUM);
         if (rmax > 0 && (size_t)rmax < window)
             window = (size_t)rmax;
     }

@@ -63,22 +63,68 @@ static bool scan_header(struct scan *s, uint64_t *count, bool *is_container, uin
         kind = STR;
     } else {
         switch (t) {
-        case 0xc4: hdr = 1; kind = BIN; break;
-        case 0xc5: hdr = 2; kind = BIN; break;
-        case 0xc6: hdr = 4; kind = BIN; break;
-        case 0xca: *skip = 4; return need(s, 4) || (*why = "truncated float32", false);
-        case 0xcb: *skip = 8; return need(s, 8) || (*why = "truncated float64", false);
-        case 0xcc: case 0xd0: *skip = 1; break;
-        case 0xcd: case 0xd1: *skip = 2; break;
-        case 0xce: case 0xd2: *skip = 4; break;
-        case 0xcf: case 0xd3: *skip = 8; break;
-        case 0xd9: hdr = 1; kind = STR; break;
-        case 0xda: hdr = 2; kind = STR; break;
-        case 0xdb: hdr = 4; kind = STR; break;
-        case 0xdc: hdr = 2; kind = ARR; break;
-        case 0xdd: hdr = 4; kind = ARR; break;
-        case 0xde: hdr = 2; kind = MAP; break;
-        case 0xdf: hdr = 4; kind = MAP; break;
+        case 0xc4:
+            hdr = 1;
+            kind = BIN;
+            break;
+        case 0xc5:
+            hdr = 2;
+            kind = BIN;
+            break;
+        case 0xc6:
+            hdr = 4;
+            kind = BIN;
+            break;
+        case 0xca:
+            *skip = 4;
+            return need(s, 4) || (*why = "truncated float32", false);
+        case 0xcb:
+            *skip = 8;
+            return need(s, 8) || (*why = "truncated float64", false);
+        case 0xcc:
+        case 0xd0:
+            *skip = 1;
+            break;
+        case 0xcd:
+        case 0xd1:
+            *skip = 2;
+            break;
+        case 0xce:
+        case 0xd2:
+            *skip = 4;
+            break;
+        case 0xcf:
+        case 0xd3:
+            *skip = 8;
+            break;
+        case 0xd9:
+            hdr = 1;
+            kind = STR;
+            break;
+        case 0xda:
+            hdr = 2;
+            kind = STR;
+            break;
+        case 0xdb:
+            hdr = 4;
+            kind = STR;
+            break;
+        case 0xdc:
+            hdr = 2;
+            kind = ARR;
+            break;
+        case 0xdd:
+            hdr = 4;
+            kind = ARR;
+            break;
+        case 0xde:
+            hdr = 2;
+            kind = MAP;
+            break;
+        case 0xdf:
+            hdr = 4;
+            kind = MAP;
+            break;
         default:
             *why = "ext types and reserved bytes are not part of the contract";
             *err = MGO_ERR_INVALID;
@@ -199,8 +245,9 @@ static mgo_err scan_all(const uint8_t *data, size_t len, struct scan_totals *tot
         if (is_container) {
             /* depth open containers around this one: it would be number depth + 1 */
             if (depth + 1 > MGO_MAX_DEPTH) {
-                mgo_problems_add(problems, "$", "offset %zu: nesting deeper than MGO_MAX_DEPTH (%u)",
-                                 at, MGO_MAX_DEPTH);
+                mgo_problems_add(problems, "$",
+                                 "offset %zu: nesting deeper than MGO_MAX_DEPTH (%u)", at,
+                                 MGO_MAX_DEPTH);
                 return MGO_ERR_LIMIT;
             }
             bool is_map = (t >= 0x80 && t <= 0x8f) || t == 0xde || t == 0xdf;
@@ -267,8 +314,7 @@ static struct mgo_member *take_members(struct pool *pl, size_t n)
 }
 
 /* The NUL-terminated string for src[0..n) (validated when utf8); *bad when that fails. */
-static inline const char *take_str(struct pool *pl, const char *src, size_t n, bool utf8,
-                                   bool *bad)
+static inline const char *take_str(struct pool *pl, const char *src, size_t n, bool utf8, bool *bad)
 {
     if (utf8 && !mgo_utf8__check(src, n)) {
         *bad = true;
@@ -303,10 +349,9 @@ static mgo_err convert_map(const msgpack_object *o, struct pool *pl, struct mgo_
  * the leaves of a container (most of a document) cost no call; containers recurse. The
  * recursive copy starts on a cache line: placed 32 bytes off one it took a deployment
  * decode from 2.9 to 3.05-3.3 µs (same instructions; bench/codec, A/B of two builds). */
-static inline __attribute__((aligned(64))) mgo_err convert(const msgpack_object *o,
-                                                            struct pool *pl,
-                                                            struct mgo_value *out,
-                                                            struct mgo_problems *problems)
+static inline __attribute__((aligned(64))) mgo_err convert(const msgpack_object *o, struct pool *pl,
+                                                           struct mgo_value *out,
+                                                           struct mgo_problems *problems)
 {
     switch (o->type) {
     case MSGPACK_OBJECT_NIL:
@@ -515,11 +560,16 @@ static int pack(msgpack_packer *pk, const struct mgo_value *v, unsigned depth)
     if ((v->kind == MGO_V_ARRAY || v->kind == MGO_V_MAP) && depth > MGO_MAX_DEPTH)
         return -1;
     switch (v->kind) {
-    case MGO_V_NULL: return msgpack_pack_nil(pk);
-    case MGO_V_BOOL: return v->as.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    case MGO_V_INT: return msgpack_pack_int64(pk, v->as.i);
-    case MGO_V_UINT: return msgpack_pack_uint64(pk, v->as.u);
-    case MGO_V_FLOAT: return msgpack_pack_double(pk, v->as.f);
+    case MGO_V_NULL:
+        return msgpack_pack_nil(pk);
+    case MGO_V_BOOL:
+        return v->as.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    case MGO_V_INT:
+        return msgpack_pack_int64(pk, v->as.i);
+    case MGO_V_UINT:
+        return msgpack_pack_uint64(pk, v->as.u);
+    case MGO_V_FLOAT:
+        return msgpack_pack_double(pk, v->as.f);
     case MGO_V_STR:
         if (msgpack_pack_str(pk, v->as.str.len) != 0)
             return -1;

@@ -34,8 +34,8 @@ void mgo_problems_format(const struct mgo_problems *p, char *out, size_t out_siz
         return;
     out[0] = '\0';
     for (size_t i = 0; i < p->count && used + 1 < out_size; i++) {
-        int n = snprintf(out + used, out_size - used, "%s%s: %s", i ? "; " : "",
-                         p->items[i].field, p->items[i].rule);
+        int n = snprintf(out + used, out_size - used, "%s%s: %s", i ? "; " : "", p->items[i].field,
+                         p->items[i].rule);
         if (n < 0)
             break;
         used += (size_t)n;

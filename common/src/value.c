@@ -10,15 +10,23 @@
 const char *mgo_value_kind_name(enum mgo_value_kind kind)
 {
     switch (kind) {
-    case MGO_V_NULL: return "null";
-    case MGO_V_BOOL: return "boolean";
+    case MGO_V_NULL:
+        return "null";
+    case MGO_V_BOOL:
+        return "boolean";
     case MGO_V_INT:
-    case MGO_V_UINT: return "integer";
-    case MGO_V_FLOAT: return "number";
-    case MGO_V_STR: return "string";
-    case MGO_V_BIN: return "binary";
-    case MGO_V_ARRAY: return "array";
-    case MGO_V_MAP: return "map";
+    case MGO_V_UINT:
+        return "integer";
+    case MGO_V_FLOAT:
+        return "number";
+    case MGO_V_STR:
+        return "string";
+    case MGO_V_BIN:
+        return "binary";
+    case MGO_V_ARRAY:
+        return "array";
+    case MGO_V_MAP:
+        return "map";
     }
     return "unknown";
 }
@@ -85,8 +93,7 @@ static int key_order(const struct mgo_member *m, const char *key, size_t key_len
     return m->key_len < key_len ? -1 : m->key_len > key_len;
 }
 
-const struct mgo_value *mgo_value_get_n(const struct mgo_value *v, const char *key,
-                                        size_t key_len)
+const struct mgo_value *mgo_value_get_n(const struct mgo_value *v, const char *key, size_t key_len)
 {
     if (v == NULL || v->kind != MGO_V_MAP)
         return NULL;
@@ -172,11 +179,16 @@ bool mgo_value_equal(const struct mgo_value *a, const struct mgo_value *b)
     if (a->kind != b->kind)
         return false;
     switch (a->kind) {
-    case MGO_V_NULL: return true;
-    case MGO_V_BOOL: return a->as.b == b->as.b;
-    case MGO_V_INT: return a->as.i == b->as.i;
-    case MGO_V_UINT: return a->as.u == b->as.u;
-    case MGO_V_FLOAT: return a->as.f == b->as.f;
+    case MGO_V_NULL:
+        return true;
+    case MGO_V_BOOL:
+        return a->as.b == b->as.b;
+    case MGO_V_INT:
+        return a->as.i == b->as.i;
+    case MGO_V_UINT:
+        return a->as.u == b->as.u;
+    case MGO_V_FLOAT:
+        return a->as.f == b->as.f;
     case MGO_V_STR:
     case MGO_V_BIN:
         return a->as.str.len == b->as.str.len &&

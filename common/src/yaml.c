@@ -56,8 +56,8 @@ static bool all_digits(const char *s, size_t n, int base)
         return false;
     for (size_t i = 0; i < n; i++) {
         char c = s[i];
-        bool ok = base == 16 ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') ||
-                                (c >= 'A' && c <= 'F'))
+        bool ok = base == 16
+                      ? ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'))
                   : base == 8 ? (c >= '0' && c <= '7')
                               : (c >= '0' && c <= '9');
         if (!ok)
@@ -173,8 +173,8 @@ static mgo_err resolve_plain(const char *s, size_t n, struct mgo_value *out, con
         out->as.f = f;
         return MGO_OK;
     }
-    static const char *const nonfinite[] = {".inf", ".Inf", ".INF", "-.inf", "-.Inf", "-.INF",
-                                            "+.inf", ".nan", ".NaN", ".NAN"};
+    static const char *const nonfinite[] = {".inf",  ".Inf",  ".INF", "-.inf", "-.Inf",
+                                            "-.INF", "+.inf", ".nan", ".NaN",  ".NAN"};
     for (size_t i = 0; i < sizeof nonfinite / sizeof nonfinite[0]; i++) {
         if (strcmp(s, nonfinite[i]) == 0) {
             *why = "non-finite numbers (.inf, .nan) are not supported";
@@ -259,7 +259,8 @@ static mgo_err on_scalar(struct builder *b, const yaml_event_t *ev)
         if (v.kind != MGO_V_STR && v.kind != MGO_V_NULL)
             v.text = copy;
     } else if (tag != NULL && !forced_str) {
-        return problem_at(b, m, MGO_ERR_INVALID, "explicit tags other than !!str are not supported");
+        return problem_at(b, m, MGO_ERR_INVALID,
+                          "explicit tags other than !!str are not supported");
     }
     return frame_push_value(b, &v, m);
 }
@@ -323,8 +324,8 @@ mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *aren
                             struct mgo_value *out, struct mgo_problems *problems)
 {
     if (len > MGO_MAX_FILE_BYTES) {
-        mgo_problems_add(problems, "$", "document of %zu bytes exceeds MGO_MAX_FILE_BYTES (%u)", len,
-                         MGO_MAX_FILE_BYTES);
+        mgo_problems_add(problems, "$", "document of %zu bytes exceeds MGO_MAX_FILE_BYTES (%u)",
+                         len, MGO_MAX_FILE_BYTES);
         return MGO_ERR_LIMIT;
     }
     yaml_parser_t parser;
@@ -341,8 +342,8 @@ mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *aren
         if (!yaml_parser_parse(&parser, &ev)) {
             char rule[MGO_MAX_PROBLEM_TEXT];
             snprintf(rule, sizeof rule, "not valid YAML/JSON: %s%s%s",
-                     parser.problem ? parser.problem : "syntax error",
-                     parser.context ? " " : "", parser.context ? parser.context : "");
+                     parser.problem ? parser.problem : "syntax error", parser.context ? " " : "",
+                     parser.context ? parser.context : "");
             err = problem_at(&b, &parser.problem_mark, MGO_ERR_PARSE, rule);
             break;
         }

@@ -176,8 +176,7 @@ static bool catalog_read(const char *dir, const char *rel, struct mgo_buf *file)
     if (S_ISDIR(sb.st_mode)) {
         /* a package folder holds margo.yaml; it may be a link too */
         snprintf(joined, sizeof joined, "%s/margo.yaml", real);
-        if (realpath(joined, real) == NULL || !beneath(dir_real, real) ||
-            stat(real, &sb) != 0)
+        if (realpath(joined, real) == NULL || !beneath(dir_real, real) || stat(real, &sb) != 0)
             return false;
     }
     if (!S_ISREG(sb.st_mode))
@@ -303,7 +302,8 @@ static void apps_show(struct mgo_api *api, struct mgo_api_request *req, const ch
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_app_description app;
     struct mgo_value tree, norm;
-    mgo_err err = mgo_lookup__app(api->store, id, mgo_api__query(req, "version"), &arena, &app, &tree);
+    mgo_err err =
+        mgo_lookup__app(api->store, id, mgo_api__query(req, "version"), &arena, &app, &tree);
     if (err == MGO_ERR_NOT_FOUND) {
         not_found(req, NULL, "no such application (or version) in the catalog");
         goto cleanup;
@@ -364,13 +364,15 @@ static void apps_add(struct mgo_api *api, struct mgo_api_request *req)
                 /* one answer for every refusal: a token holder learns nothing about files
                  * outside the catalog folder (existence, type, contents) */
                 mgo_problems_init(&p);
-                mgo_problems_add(&p, "path", "must name a readable margo.yaml (or a package "
+                mgo_problems_add(&p, "path",
+                                 "must name a readable margo.yaml (or a package "
                                  "folder holding one) inside the catalog folder, as a "
                                  "relative path without \"..\"");
                 if (api->catalog_dir == NULL || api->catalog_dir[0] == '\0')
                     mgo_api__problem(req, 403, PROBLEM_BASE "forbidden", "Forbidden",
                                      "the path form is disabled (no catalog-dir configured); "
-                                     "send margo.yaml as the body", &p);
+                                     "send margo.yaml as the body",
+                                     &p);
                 else
                     mgo_api__problem(req, 403, PROBLEM_BASE "forbidden", "Forbidden",
                                      "the application file cannot be used", &p);
@@ -380,7 +382,8 @@ static void apps_add(struct mgo_api *api, struct mgo_api_request *req)
             src_len = file.len;
         } else {
             mgo_problems_init(&p);
-            mgo_problems_add(&p, mgo_value_get(&body, "yaml") ? "yaml" : "path", "must be a string");
+            mgo_problems_add(&p, mgo_value_get(&body, "yaml") ? "yaml" : "path",
+                             "must be a string");
             bad_request(req, "wrong wrapper field type", &p);
             goto cleanup;
         }
@@ -480,7 +483,7 @@ struct dev_list_ctx {
     struct mgo_api *api;
     struct mgo_jw *w;
     const struct mgo_app_description *app; /* ?compatible= */
-    bool full;                              /* show: capabilities tree too */
+    bool full;                             /* show: capabilities tree too */
 };
 
 /* A store error ends the reply (the caller answers 500, never a partial list). */
@@ -493,9 +496,10 @@ static mgo_err write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_devic
     mgo_problems_init(&p);
     struct mgo_value tree;
     struct mgo_capabilities caps;
-    bool have_caps = row->caps && row->caps_len > 0 &&
-                     mgo_value_from_msgpack(row->caps, row->caps_len, &arena, &tree, &p) == MGO_OK &&
-                     mgo_capabilities_from_value(&tree, &arena, &caps, &p) == MGO_OK;
+    bool have_caps =
+        row->caps && row->caps_len > 0 &&
+        mgo_value_from_msgpack(row->caps, row->caps_len, &arena, &tree, &p) == MGO_OK &&
+        mgo_capabilities_from_value(&tree, &arena, &caps, &p) == MGO_OK;
     mgo_jw_obj(w);
     mgo_jw_kstr(w, "id", row->id);
     mgo_jw_key(w, "online");
@@ -552,7 +556,7 @@ static void devices_list(struct mgo_api *api, struct mgo_api_request *req)
     struct dev_list_ctx ctx = {.api = api};
     if (compat) {
         mgo_err err = mgo_lookup__app(api->store, compat, mgo_api__query(req, "version"), &arena,
-                                            &app, &tree);
+                                      &app, &tree);
         if (err == MGO_ERR_NOT_FOUND) {
             not_found(req, NULL, "no such application (or version) in the catalog");
             goto cleanup;
@@ -716,8 +720,7 @@ static void write_parameters(struct mgo_jw *w, const struct secrets *s, const ch
     struct mgo_problems p;
     mgo_problems_init(&p);
     struct mgo_value v;
-    if (mgo_value_from_yaml(json, strlen(json), &arena, &v, &p) == MGO_OK &&
-        v.kind == MGO_V_MAP) {
+    if (mgo_value_from_yaml(json, strlen(json), &arena, &v, &p) == MGO_OK && v.kind == MGO_V_MAP) {
         for (size_t i = 0; i < v.as.map.len; i++) {
             if (secrets_has(s, v.as.map.items[i].key))
                 mask_value(&v.as.map.items[i].value);
@@ -876,7 +879,7 @@ static void deployments_create(struct mgo_api *api, struct mgo_api_request *req)
     mgo_problems_init(&p);
     struct mgo_value body;
     const char **devices = NULL;
-    char (*ids)[MGO_UUID_STR_SIZE] = NULL;
+    char(*ids)[MGO_UUID_STR_SIZE] = NULL;
     if (!body_map(req, &arena, &body))
         goto cleanup;
     const char *app = str_field(&body, "app");
@@ -1045,8 +1048,8 @@ static void status_list(struct mgo_api *api, struct mgo_api_request *req)
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "status");
     mgo_jw_arr(&w);
-    mgo_err err = mgo_mgr_store_status_list(api->store, mgo_api__query(req, "device"),
-                                            status_list_visit, &w);
+    mgo_err err =
+        mgo_mgr_store_status_list(api->store, mgo_api__query(req, "device"), status_list_visit, &w);
     mgo_jw_arr_end(&w);
     mgo_jw_obj_end(&w);
     if (err)

@@ -14,8 +14,7 @@ static void print_raw(const struct mgo_ctl_reply *r)
 
 /* Runs one request and handles the common failures; returns 0 when status is `want`. */
 static int call(const struct mgo_ctl_conn *c, const char *method, const char *path,
-                const char *ctype, const void *body, size_t len, long want,
-                struct mgo_ctl_reply *r)
+                const char *ctype, const void *body, size_t len, long want, struct mgo_ctl_reply *r)
 {
     if (mgo_ctl__request(c, method, path, ctype, body, len, r) != 0)
         return MGO_CTL_EXIT_FAIL;
@@ -154,8 +153,8 @@ static int app_show(struct mgo_ctl_conn *c, const char *app, const char *version
         profiles_text(t, profiles, sizeof profiles);
         printf("ID:          %s\nVERSION:     %s (known: %s)\nNAME:        %s\n"
                "DESCRIPTION: %s\nPROFILES:    %s\n\n",
-               mgo_ctl__str(t, "id"), mgo_ctl__str(t, "version"), versions,
-               mgo_ctl__str(t, "name"), mgo_ctl__str(t, "description"), profiles);
+               mgo_ctl__str(t, "id"), mgo_ctl__str(t, "version"), versions, mgo_ctl__str(t, "name"),
+               mgo_ctl__str(t, "description"), profiles);
         struct mgo_ctl_table tb;
         mgo_ctl__table_init(&tb, 5);
         const char *head[5] = {"PARAMETER", "QUESTION", "DEFAULT", "IMMUTABLE", "RULES"};
@@ -290,8 +289,8 @@ static int device_list(struct mgo_ctl_conn *c, const char *compat, const char *v
         size_t cols = compat ? 7 : 5;
         struct mgo_ctl_table t;
         mgo_ctl__table_init(&t, cols);
-        const char *head[7] = {"ID", "PRESENCE", "TYPES", "DEPLOYMENTS", "LAST SEEN",
-                               "COMPATIBLE", "REASON"};
+        const char *head[7] = {"ID",        "PRESENCE",   "TYPES", "DEPLOYMENTS",
+                               "LAST SEEN", "COMPATIBLE", "REASON"};
         mgo_ctl__table_add(&t, head);
         const struct mgo_value *ds = mgo_value_get(&r.tree, "devices");
         for (size_t i = 0; ds && ds->kind == MGO_V_ARRAY && i < ds->as.array.len; i++) {
@@ -302,8 +301,12 @@ static int device_list(struct mgo_ctl_conn *c, const char *compat, const char *v
             mgo_ctl__text(mgo_value_get(d, "lastSeen"), seen, sizeof seen);
             mgo_ctl__text(mgo_value_get(d, "compatible"), compatible, sizeof compatible);
             const char *reason = mgo_ctl__str(d, "reason");
-            const char *row[7] = {mgo_ctl__str(d, "id"), online_text(d), types[0] ? types : "-",
-                                  deps, seen, strcmp(compatible, "true") == 0 ? "yes" : "no",
+            const char *row[7] = {mgo_ctl__str(d, "id"),
+                                  online_text(d),
+                                  types[0] ? types : "-",
+                                  deps,
+                                  seen,
+                                  strcmp(compatible, "true") == 0 ? "yes" : "no",
                                   reason[0] ? reason : "-"};
             mgo_ctl__table_add(&t, row);
         }

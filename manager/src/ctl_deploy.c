@@ -88,8 +88,8 @@ static bool is_sensitive(const struct mgo_value *question)
 
 /* Converts typed text to JSON by the question's dataType; error text in why (which quotes
  * the text unless hide). */
-static int scalar_json(const char *type, const char *text, bool hide, struct mgo_jw *w,
-                       char *why, size_t why_size)
+static int scalar_json(const char *type, const char *text, bool hide, struct mgo_jw *w, char *why,
+                       size_t why_size)
 {
     char *end = NULL;
     char shown[160];
@@ -202,8 +202,8 @@ static int add_values_file(struct answers *a, const char *path)
     if (mgo_value_from_yaml(b.data, b.len, &arena, &v, &p) != MGO_OK || v.kind != MGO_V_MAP) {
         char text[512] = "";
         mgo_problems_format(&p, text, sizeof text);
-        fprintf(stderr, "margoctl: --values %s: must be a YAML/JSON map of name: value %s\n",
-                path, text);
+        fprintf(stderr, "margoctl: --values %s: must be a YAML/JSON map of name: value %s\n", path,
+                text);
         goto cleanup;
     }
     for (size_t i = 0; i < v.as.map.len; i++) {
@@ -362,8 +362,8 @@ static int ask_questions(struct answers *a, const struct mgo_value *app)
         bool has_def = defv && defv->kind != MGO_V_NULL;
         rules_line(mgo_value_get(q, "schema"), rules, sizeof rules);
         mgo_ctl__text(defv, def, sizeof def);
-        fprintf(stderr, "\n%s: %s (%s)%s\n", mgo_ctl__str(q, "section"),
-                mgo_ctl__str(q, "name"), param, hide ? " [sensitive]" : "");
+        fprintf(stderr, "\n%s: %s (%s)%s\n", mgo_ctl__str(q, "section"), mgo_ctl__str(q, "name"),
+                param, hide ? " [sensitive]" : "");
         if (mgo_ctl__str(q, "description")[0])
             fprintf(stderr, "  %s\n", mgo_ctl__str(q, "description"));
         fprintf(stderr, "  rules: %s\n", rules);
@@ -455,9 +455,13 @@ static void print_deployments(const struct mgo_ctl_conn *c, const struct mgo_ctl
         char state[32], mv[32];
         mgo_ctl__text(mgo_value_get(d, "state"), state, sizeof state);
         mgo_ctl__text(mgo_value_get(d, "manifestVersion"), mv, sizeof mv);
-        const char *row[7] = {mgo_ctl__str(d, "id"),      mgo_ctl__str(d, "device"),
-                              mgo_ctl__str(d, "app"),     mgo_ctl__str(d, "version"),
-                              mgo_ctl__str(d, "desired"), state, mv};
+        const char *row[7] = {mgo_ctl__str(d, "id"),
+                              mgo_ctl__str(d, "device"),
+                              mgo_ctl__str(d, "app"),
+                              mgo_ctl__str(d, "version"),
+                              mgo_ctl__str(d, "desired"),
+                              state,
+                              mv};
         mgo_ctl__table_add(&t, row);
     }
     mgo_ctl__table_print(&t, stdout);
@@ -596,8 +600,8 @@ int mgo_ctl_deploy(int argc, char **argv)
         goto cleanup;
     }
     have_r = true;
-    if (mgo_ctl__request(&c, "POST", "/api/v1/deployments", "application/json", body.data,
-                         body.len, &r) != 0) {
+    if (mgo_ctl__request(&c, "POST", "/api/v1/deployments", "application/json", body.data, body.len,
+                         &r) != 0) {
         rc = MGO_CTL_EXIT_FAIL;
         goto cleanup;
     }
@@ -682,8 +686,7 @@ static void print_deployment(const struct mgo_ctl_conn *c, const struct mgo_ctl_
     }
 }
 
-static int deployment_simple(struct mgo_ctl_conn *c, const char *method, const char *id,
-                             long want)
+static int deployment_simple(struct mgo_ctl_conn *c, const char *method, const char *id, long want)
 {
     char path[512], esc[256];
     mgo_ctl__escape(id, esc, sizeof esc);
@@ -908,8 +911,7 @@ int mgo_ctl_status(int argc, char **argv)
                     snprintf(err, sizeof err, "%s %s", mgo_ctl__str(e, "code"),
                              mgo_ctl__str(e, "message"));
                 const char *row[5] = {mgo_ctl__str(s, "deploymentId"), mgo_ctl__str(s, "deviceId"),
-                                      mgo_ctl__str(s, "state"), mgo_ctl__str(s, "receivedAt"),
-                                      err};
+                                      mgo_ctl__str(s, "state"), mgo_ctl__str(s, "receivedAt"), err};
                 mgo_ctl__table_add(&t, row);
             }
             mgo_ctl__table_print(&t, stdout);

@@ -79,8 +79,8 @@ int mgo_ctl__conn_ready(struct mgo_ctl_conn *c)
         return -1;
     }
     size_t len = b.len;
-    while (len > 0 && (b.data[len - 1] == '\n' || b.data[len - 1] == '\r' ||
-                       b.data[len - 1] == ' '))
+    while (len > 0 &&
+           (b.data[len - 1] == '\n' || b.data[len - 1] == '\r' || b.data[len - 1] == ' '))
         len--;
     memcpy(c->token, b.data, len);
     c->token[len] = '\0';
@@ -161,9 +161,8 @@ int mgo_ctl__request(const struct mgo_ctl_conn *c, const char *method, const cha
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &reply->status);
         struct mgo_problems p;
         mgo_problems_init(&p);
-        if (reply->body.len == 0 ||
-            mgo_value_from_yaml(reply->body.data, reply->body.len, &reply->arena, &reply->tree,
-                                &p) != MGO_OK)
+        if (reply->body.len == 0 || mgo_value_from_yaml(reply->body.data, reply->body.len,
+                                                        &reply->arena, &reply->tree, &p) != MGO_OK)
             reply->tree.kind = MGO_V_NULL;
     }
     curl_easy_cleanup(h);
@@ -186,8 +185,8 @@ int mgo_ctl__print_problem(const struct mgo_ctl_conn *c, const struct mgo_ctl_re
     }
     const char *title = mgo_ctl__str(&r->tree, "title");
     const char *detail = mgo_ctl__str(&r->tree, "detail");
-    fprintf(stderr, "margoctl: %s (HTTP %ld)%s%s\n", title[0] ? title : "request failed",
-            r->status, detail[0] ? ": " : "", detail);
+    fprintf(stderr, "margoctl: %s (HTTP %ld)%s%s\n", title[0] ? title : "request failed", r->status,
+            detail[0] ? ": " : "", detail);
     const struct mgo_value *errors = mgo_value_get(&r->tree, "errors");
     for (size_t i = 0; errors && errors->kind == MGO_V_ARRAY && i < errors->as.array.len; i++) {
         const struct mgo_value *e = &errors->as.array.items[i];
@@ -395,10 +394,18 @@ void mgo_ctl__text(const struct mgo_value *v, char *out, size_t out_size)
         return;
     }
     switch (v->kind) {
-    case MGO_V_STR: snprintf(out, out_size, "%s", v->as.str.ptr); return;
-    case MGO_V_BOOL: snprintf(out, out_size, "%s", v->as.b ? "true" : "false"); return;
-    case MGO_V_UINT: snprintf(out, out_size, "%llu", (unsigned long long)v->as.u); return;
-    case MGO_V_INT: snprintf(out, out_size, "%lld", (long long)v->as.i); return;
+    case MGO_V_STR:
+        snprintf(out, out_size, "%s", v->as.str.ptr);
+        return;
+    case MGO_V_BOOL:
+        snprintf(out, out_size, "%s", v->as.b ? "true" : "false");
+        return;
+    case MGO_V_UINT:
+        snprintf(out, out_size, "%llu", (unsigned long long)v->as.u);
+        return;
+    case MGO_V_INT:
+        snprintf(out, out_size, "%lld", (long long)v->as.i);
+        return;
     case MGO_V_FLOAT: {
         char num[MGO_DOUBLE_STR_SIZE];
         mgo_format_double(v->as.f, num);

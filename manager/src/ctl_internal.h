@@ -14,11 +14,11 @@ struct mgo_ctl_conn {
     const char *url;        /* --url, MARGO_URL, default http://127.0.0.1:8080 */
     const char *token_file; /* --token-file, MARGO_TOKEN_FILE */
     char token[513];
-    bool json;              /* --json */
+    bool json; /* --json */
 };
 
 struct mgo_ctl_reply {
-    long status;           /* HTTP status; 0 when the server was not reached */
+    long status; /* HTTP status; 0 when the server was not reached */
     struct mgo_buf body;
     struct mgo_arena arena;
     struct mgo_value tree; /* parsed body (MGO_V_NULL when empty or not JSON) */

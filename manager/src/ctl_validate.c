@@ -97,7 +97,8 @@ int mgo_ctl_validate(int argc, char **argv)
             format = argv[++first];
             if (strcmp(format, "auto") && strcmp(format, "yaml") && strcmp(format, "json") &&
                 strcmp(format, "msgpack")) {
-                fprintf(stderr, "margoctl validate: --format must be auto, yaml, json or msgpack\n");
+                fprintf(stderr,
+                        "margoctl validate: --format must be auto, yaml, json or msgpack\n");
                 return 2;
             }
         } else if (strcmp(a, "--") == 0) {
@@ -145,7 +146,8 @@ int mgo_ctl_validate(int argc, char **argv)
             for (size_t k = 0; k < problems.count; k++) {
                 struct mgo_map_builder pb;
                 mgo_map_builder_init(&pb, &out_arena);
-                mgo_map_put_str(&pb, "field", mgo_arena_strdup(&out_arena, problems.items[k].field));
+                mgo_map_put_str(&pb, "field",
+                                mgo_arena_strdup(&out_arena, problems.items[k].field));
                 mgo_map_put_str(&pb, "rule", mgo_arena_strdup(&out_arena, problems.items[k].rule));
                 if (mgo_map_builder_finish(&pb, &list.as.array.items[k]) != MGO_OK)
                     status = 1;
@@ -191,21 +193,35 @@ static mgo_err normalise(enum mgo_doc_kind kind, const struct mgo_value *root,
                          struct mgo_problems *problems)
 {
     mgo_err err = MGO_ERR_INVALID;
-#define NORMALISE(doc, type)                                                                   \
-    do {                                                                                       \
-        struct type d;                                                                         \
-        err = mgo_##doc##_from_value(root, arena, &d, problems);                               \
-        if (err == MGO_OK)                                                                     \
-            err = mgo_##doc##_to_value(&d, arena, out);                                        \
+#define NORMALISE(doc, type)                                                                       \
+    do {                                                                                           \
+        struct type d;                                                                             \
+        err = mgo_##doc##_from_value(root, arena, &d, problems);                                   \
+        if (err == MGO_OK)                                                                         \
+            err = mgo_##doc##_to_value(&d, arena, out);                                            \
     } while (0)
     switch (kind) {
-    case MGO_DOC_APP_DESCRIPTION: NORMALISE(app_description, mgo_app_description); break;
-    case MGO_DOC_APP_DEPLOYMENT: NORMALISE(app_deployment, mgo_app_deployment); break;
-    case MGO_DOC_DESIRED_STATE: NORMALISE(desired_state, mgo_desired_state); break;
-    case MGO_DOC_DEPLOYMENT_STATUS: NORMALISE(deployment_status, mgo_deployment_status); break;
-    case MGO_DOC_CAPABILITIES: NORMALISE(capabilities, mgo_capabilities); break;
-    case MGO_DOC_PRESENCE: NORMALISE(presence, mgo_presence); break;
-    case MGO_DOC_EVENT: NORMALISE(event, mgo_event); break;
+    case MGO_DOC_APP_DESCRIPTION:
+        NORMALISE(app_description, mgo_app_description);
+        break;
+    case MGO_DOC_APP_DEPLOYMENT:
+        NORMALISE(app_deployment, mgo_app_deployment);
+        break;
+    case MGO_DOC_DESIRED_STATE:
+        NORMALISE(desired_state, mgo_desired_state);
+        break;
+    case MGO_DOC_DEPLOYMENT_STATUS:
+        NORMALISE(deployment_status, mgo_deployment_status);
+        break;
+    case MGO_DOC_CAPABILITIES:
+        NORMALISE(capabilities, mgo_capabilities);
+        break;
+    case MGO_DOC_PRESENCE:
+        NORMALISE(presence, mgo_presence);
+        break;
+    case MGO_DOC_EVENT:
+        NORMALISE(event, mgo_event);
+        break;
     case MGO_DOC_PROBLEM_DETAIL:
         *out = *root; /* no typed form: validated as is */
         err = MGO_OK;
@@ -283,7 +299,7 @@ int mgo_ctl_convert(int argc, char **argv)
         goto out;
     }
     err = strcmp(to, "msgpack") == 0 ? mgo_value_to_msgpack(&norm, &out)
-                                      : mgo_value_to_json(&norm, true, &out);
+                                     : mgo_value_to_json(&norm, true, &out);
     if (err == MGO_OK && strcmp(to, "json") == 0)
         err = mgo_buf_append(&out, "\n", 1);
     if (err != MGO_OK) {

@@ -63,8 +63,8 @@ static mgo_err has_app_visit(const struct mgo_mgr_deployment_row *row, void *c)
 }
 
 mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pub,
-                           const struct mgo_deploy_request *req,
-                           char (*ids_out)[MGO_UUID_STR_SIZE], struct mgo_problems *problems)
+                           const struct mgo_deploy_request *req, char (*ids_out)[MGO_UUID_STR_SIZE],
+                           struct mgo_problems *problems)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
@@ -94,7 +94,8 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
     struct mgo_value resolved;
     MGO_IGNORE(mgo_params_resolve(&app, req->answers, NULL, &arena, &resolved, problems));
 
-    const struct mgo_profile **profiles = mgo_arena_alloc(&arena, req->devices_len * sizeof *profiles);
+    const struct mgo_profile **profiles =
+        mgo_arena_alloc(&arena, req->devices_len * sizeof *profiles);
     built = calloc(req->devices_len, sizeof *built);
     if (!profiles || !built) {
         err = MGO_ERR_NOMEM;
@@ -111,8 +112,10 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
             continue;
         }
         if (mgo_mgr_store_is_role(store, dev)) {
-            mgo_problems_add(problems, field, "%s is a role identity (manager or monitor), "
-                             "never a device (protocol.md 2.3)", dev);
+            mgo_problems_add(problems, field,
+                             "%s is a role identity (manager or monitor), "
+                             "never a device (protocol.md 2.3)",
+                             dev);
             continue;
         }
         bool dup = false;
@@ -260,8 +263,10 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
     }
     if (mgo_mgr_store_is_role(store, old.device)) {
         /* stored by a version that took roles as devices (protocol.md 2.3) */
-        mgo_problems_add(problems, "device", "%s is a role identity (manager or monitor), "
-                         "never a device", old.device);
+        mgo_problems_add(problems, "device",
+                         "%s is a role identity (manager or monitor), "
+                         "never a device",
+                         old.device);
         err = MGO_ERR_INVALID;
         goto cleanup;
     }
@@ -272,7 +277,7 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
     struct mgo_app_description app;
     struct mgo_value app_tree;
     err = mgo_lookup__app(store, old.app_id, version ? version : old.app_version, &arena, &app,
-                                &app_tree);
+                          &app_tree);
     if (err == MGO_ERR_NOT_FOUND) {
         mgo_problems_add(problems, "version", "application %s version %s is not in the catalog",
                          old.app_id, version ? version : old.app_version);
@@ -298,8 +303,7 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
         goto cleanup;
     }
     if (e) {
-        mgo_problems_add(problems, "device", "device %s has no capabilities on record",
-                         old.device);
+        mgo_problems_add(problems, "device", "device %s has no capabilities on record", old.device);
     } else {
         char why[MGO_MATCH_REASON_SIZE];
         profile = mgo_match_app(&app, &caps, why, sizeof why);
@@ -373,10 +377,11 @@ mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pu
         /* stored by a version that took roles as devices (protocol.md 2.3): nothing is
          * published for a role, so it is removed here and now (its retained documents on the
          * broker are the operator's to clear, docs/security.md) */
-        MGO_LOGW(TAG, "deployment %s: %s is a role identity, never a device; marked removed "
-                 "without publishing", deployment_id, old.device);
-        return mgo_mgr_store_deployment_set_desired(store, deployment_id,
-                                                    MGO_MGR_DESIRED_REMOVED);
+        MGO_LOGW(TAG,
+                 "deployment %s: %s is a role identity, never a device; marked removed "
+                 "without publishing",
+                 deployment_id, old.device);
+        return mgo_mgr_store_deployment_set_desired(store, deployment_id, MGO_MGR_DESIRED_REMOVED);
     }
     err = mgo_mgr_store_begin(store);
     if (err)

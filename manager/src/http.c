@@ -166,8 +166,8 @@ static bool submit(struct mgo_http *h, struct MHD_Connection *conn, struct conn_
     pthread_mutex_lock(&h->mu);
     /* posted under the lock, so that once mgo_http__close() returns no request reaches the
      * loop any more, and suspended before the loop can resume it */
-    mgo_err err = h->closed ? MGO_ERR_CONFLICT
-                            : mgo_loop_post(h->loop, run_request, refuse_request, &cs->q);
+    mgo_err err =
+        h->closed ? MGO_ERR_CONFLICT : mgo_loop_post(h->loop, run_request, refuse_request, &cs->q);
     if (err == MGO_OK) {
         MHD_suspend_connection(conn);
         cs->submitted = true;
@@ -242,9 +242,8 @@ static enum MHD_Result reply(struct mgo_http *h, struct MHD_Connection *conn,
         MHD_add_response_header(resp, "Content-Type", "text/event-stream");
         MHD_add_response_header(resp, "Cache-Control", "no-cache");
     } else {
-        resp = MHD_create_response_from_buffer(req->reply.len,
-                                               req->reply.data ? req->reply.data : (void *)"",
-                                               MHD_RESPMEM_MUST_COPY);
+        resp = MHD_create_response_from_buffer(
+            req->reply.len, req->reply.data ? req->reply.data : (void *)"", MHD_RESPMEM_MUST_COPY);
         if (!resp)
             return MHD_NO;
         if (req->content_type)
@@ -287,9 +286,8 @@ static bool is_stream_request(const char *method, const char *url)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     struct mgo_http *h = cls;
@@ -309,8 +307,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cs->req.query_overflow = true;
         snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
-        cs->auth_failed = !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-                                                                   "Authorization"));
+        cs->auth_failed =
+            !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
         *con_cls = cs;
         return MHD_YES;
     }
@@ -334,8 +332,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     if (cs->auth_failed) {
         MGO_LOGW(TAG, "%s %s: missing or wrong bearer token", cs->req.method, cs->req.path);
         mgo_api__problem(&cs->req, 401, NULL, "Unauthorized",
-                         "a valid bearer token is required (Authorization: Bearer <token>)",
-                         NULL);
+                         "a valid bearer token is required (Authorization: Bearer <token>)", NULL);
         return reply(h, conn, &cs->req);
     }
     if (cs->req.body_too_large) {
@@ -353,8 +350,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         }
         pthread_mutex_unlock(&h->mu);
         if (full) {
-            MGO_LOGW(TAG, "GET /api/v1/events: refused, %u event streams are open "
-                     "(api-max-event-streams)", h->limits.max_streams);
+            MGO_LOGW(TAG,
+                     "GET /api/v1/events: refused, %u event streams are open "
+                     "(api-max-event-streams)",
+                     h->limits.max_streams);
             mgo_api__problem(&cs->req, 503, NULL, "Too Many Event Streams",
                              "the manager serves at most api-max-event-streams event streams "
                              "at once; retry later",
@@ -448,8 +447,10 @@ void mgo_http__tick(struct mgo_http *h)
     }
     pthread_mutex_unlock(&h->mu);
     if (cut)
-        MGO_LOGW(TAG, "closed %u connection%s that did not send a complete request within %u s "
-                 "(api-request-timeout)", cut, cut == 1 ? "" : "s", h->limits.request_timeout_s);
+        MGO_LOGW(TAG,
+                 "closed %u connection%s that did not send a complete request within %u s "
+                 "(api-request-timeout)",
+                 cut, cut == 1 ? "" : "s", h->limits.request_timeout_s);
 }
 
 /* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
@@ -506,10 +507,10 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
     }
     /* epoll where there is epoll; suspend/resume so that neither a request waiting for the
      * loop nor an idle event stream holds a thread */
-    unsigned flags = (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES
-                          ? MHD_USE_EPOLL_INTERNAL_THREAD
-                          : MHD_USE_POLL_INTERNAL_THREAD) |
-                     MHD_ALLOW_SUSPEND_RESUME | (ipv6 ? MHD_USE_IPv6 : 0);
+    unsigned flags =
+        (MHD_is_feature_supported(MHD_FEATURE_EPOLL) == MHD_YES ? MHD_USE_EPOLL_INTERNAL_THREAD
+                                                                : MHD_USE_POLL_INTERNAL_THREAD) |
+        MHD_ALLOW_SUSPEND_RESUME | (ipv6 ? MHD_USE_IPv6 : 0);
     const char *cert = cfg->tls_cert, *key = cfg->tls_key;
     bool tls = (cert && cert[0]) || (key && key[0]);
     if (tls) {
@@ -532,15 +533,13 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
     }
     h->httpd = MHD_start_daemon(
         flags, 0, NULL, NULL, on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&ss,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION,
-        on_connection, h, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)MGO_HTTP_THREADS,
-        MHD_OPTION_CONNECTION_LIMIT, h->limits.max_connections,
-        MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->limits.max_per_address,
+        MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_NOTIFY_CONNECTION, on_connection,
+        h, MHD_OPTION_THREAD_POOL_SIZE, (unsigned)MGO_HTTP_THREADS, MHD_OPTION_CONNECTION_LIMIT,
+        h->limits.max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT, h->limits.max_per_address,
         MHD_OPTION_CONNECTION_TIMEOUT, h->limits.idle_timeout_s,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)h->tls_cert.data,
-        MHD_OPTION_HTTPS_MEM_KEY, (const char *)h->tls_key.data,
-        MHD_OPTION_HTTPS_PRIORITIES, "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3",
-        MHD_OPTION_END);
+        MHD_OPTION_HTTPS_MEM_KEY, (const char *)h->tls_key.data, MHD_OPTION_HTTPS_PRIORITIES,
+        "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3", MHD_OPTION_END);
     if (!h->httpd) {
         MGO_LOGE(TAG, "cannot listen on %s (address in use or not available%s)", cfg->listen,
                  tls ? ", or api-tls-cert/api-tls-key unusable" : "");
@@ -548,8 +547,10 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
     }
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->httpd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
-    MGO_LOGI(TAG, "API listening on %s (port %u, %s; at most %u connections, %u per address, "
-             "%u event streams)", cfg->listen, (unsigned)h->port, tls ? "HTTPS" : "plain HTTP",
+    MGO_LOGI(TAG,
+             "API listening on %s (port %u, %s; at most %u connections, %u per address, "
+             "%u event streams)",
+             cfg->listen, (unsigned)h->port, tls ? "HTTPS" : "plain HTTP",
              h->limits.max_connections, h->limits.max_per_address, h->limits.max_streams);
     return MGO_OK;
 }
@@ -561,9 +562,10 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
     struct mgo_http_limits lim = cfg->limits;
     mgo_http_limits_defaults(&lim);
     if (lim.max_streams + MGO_HTTP_MIN_RESERVE > lim.max_connections) {
-        MGO_LOGE(TAG, "api-max-event-streams (%u) must leave at least %u of api-max-connections "
-                 "(%u) to other requests", lim.max_streams, MGO_HTTP_MIN_RESERVE,
-                 lim.max_connections);
+        MGO_LOGE(TAG,
+                 "api-max-event-streams (%u) must leave at least %u of api-max-connections "
+                 "(%u) to other requests",
+                 lim.max_streams, MGO_HTTP_MIN_RESERVE, lim.max_connections);
         return MGO_ERR_INVALID;
     }
     struct mgo_http *h = calloc(1, sizeof *h);

@@ -174,9 +174,10 @@ static void note_receipt(struct mgo_ingest *in, const char *device,
                          const struct mgo_mgr_position *pos)
 {
     if (pos->gap_opened) {
-        MGO_LOGI(TAG, "device %s: statuses missing after (%llu, %llu); asking for a replay "
-                 "(receipt epoch %s)", device, (unsigned long long)pos->boot,
-                 (unsigned long long)pos->seq, pos->epoch);
+        MGO_LOGI(TAG,
+                 "device %s: statuses missing after (%llu, %llu); asking for a replay "
+                 "(receipt epoch %s)",
+                 device, (unsigned long long)pos->boot, (unsigned long long)pos->seq, pos->epoch);
         mgo_ingest__new_epoch(in->next_epoch);
     }
     if (!in->tx) {
@@ -237,16 +238,18 @@ static mgo_err rate_take(struct mgo_ingest *in, const char *device, enum mgo_mgr
     if (per_minute == 0)
         return MGO_OK;
     struct mgo_mgr_rate r;
-    mgo_err err = mgo_mgr_store_rate_take(in->store, device, kind, per_minute,
-                                          mgo_mgr_store_now_ms(), &r);
+    mgo_err err =
+        mgo_mgr_store_rate_take(in->store, device, kind, per_minute, mgo_mgr_store_now_ms(), &r);
     if (err)
         return err;
     bool events = kind == MGO_MGR_RATE_EVENTS;
     if (r.ended_over > 0)
-        MGO_LOGW(TAG, "device %s: %llu %s over the rate of %u a minute in the last window "
-                 "(%s %llu in all)", device, (unsigned long long)r.ended_over,
-                 events ? "events dropped" : "statuses", per_minute,
-                 events ? "eventsDropped" : "statusesOverRate", (unsigned long long)r.total_over);
+        MGO_LOGW(TAG,
+                 "device %s: %llu %s over the rate of %u a minute in the last window "
+                 "(%s %llu in all)",
+                 device, (unsigned long long)r.ended_over, events ? "events dropped" : "statuses",
+                 per_minute, events ? "eventsDropped" : "statusesOverRate",
+                 (unsigned long long)r.total_over);
     if (r.over && r.window_over == 1)
         MGO_LOGW(TAG, "device %s: more than %u %s a minute; %s", device, per_minute,
                  events ? "events" : "statuses",
@@ -356,9 +359,11 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
         note_receipt(in, t->device_id, &out.position);
     bool changed = out.changed;
     if (!out.newest) {
-        MGO_LOGI(TAG, "device %s deployment %s: %s at (%llu, %llu) added to the history (a "
-                 "replay older than the current status)", t->device_id, t->deployment_id,
-                 row.state, (unsigned long long)st.boot, (unsigned long long)st.seq);
+        MGO_LOGI(TAG,
+                 "device %s deployment %s: %s at (%llu, %llu) added to the history (a "
+                 "replay older than the current status)",
+                 t->device_id, t->deployment_id, row.state, (unsigned long long)st.boot,
+                 (unsigned long long)st.seq);
         goto cleanup;
     }
     /* a line per change of state; repeats (a component moving on, a re-sent status) would
@@ -509,9 +514,10 @@ static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_
         /* the broker's device patterns apply to role certificates too (margo.acl): a
          * monitor can publish as a "device" named after itself; it never is one */
         if (in->roles_refused++ % 1000 == 0)
-            MGO_LOGW(TAG, "refusing a message on %.200s: %s is a role identity (manager or "
-                     "monitor), never a device (%llu refused)", topic, t.device_id,
-                     (unsigned long long)in->roles_refused);
+            MGO_LOGW(TAG,
+                     "refusing a message on %.200s: %s is a role identity (manager or "
+                     "monitor), never a device (%llu refused)",
+                     topic, t.device_id, (unsigned long long)in->roles_refused);
         return MGO_OK;
     }
     if (len > MGO_MAX_MESSAGE_BYTES) {

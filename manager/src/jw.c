@@ -53,10 +53,22 @@ static void close_(struct mgo_jw *w, char c)
     put(w, &c, 1);
 }
 
-void mgo_jw_obj(struct mgo_jw *w) { open_(w, '{'); }
-void mgo_jw_obj_end(struct mgo_jw *w) { close_(w, '}'); }
-void mgo_jw_arr(struct mgo_jw *w) { open_(w, '['); }
-void mgo_jw_arr_end(struct mgo_jw *w) { close_(w, ']'); }
+void mgo_jw_obj(struct mgo_jw *w)
+{
+    open_(w, '{');
+}
+void mgo_jw_obj_end(struct mgo_jw *w)
+{
+    close_(w, '}');
+}
+void mgo_jw_arr(struct mgo_jw *w)
+{
+    open_(w, '[');
+}
+void mgo_jw_arr_end(struct mgo_jw *w)
+{
+    close_(w, ']');
+}
 
 static void quoted(struct mgo_jw *w, const char *s, size_t len)
 {

@@ -31,7 +31,7 @@ void mgo_jw_i64(struct mgo_jw *w, int64_t v);
 void mgo_jw_bool(struct mgo_jw *w, bool v);
 void mgo_jw_null(struct mgo_jw *w);
 void mgo_jw_value(struct mgo_jw *w, const struct mgo_value *v); /* NULL writes null */
-void mgo_jw_raw(struct mgo_jw *w, const char *json);           /* already valid JSON */
+void mgo_jw_raw(struct mgo_jw *w, const char *json);            /* already valid JSON */
 /* key + value shorthands */
 void mgo_jw_kstr(struct mgo_jw *w, const char *key, const char *s);
 void mgo_jw_ku64(struct mgo_jw *w, const char *key, uint64_t v);

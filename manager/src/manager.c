@@ -50,17 +50,17 @@ struct mgo_manager {
     const struct mgo_manager_config *cfg;
     struct mgo_mgr_store *store;
     struct mgo_mqtt *mqtt;
-    char *password; /* read from password_file */
+    char *password;                /* read from password_file */
     struct mgo_sign_key *sign_key; /* signing-key, or NULL: documents go out unsigned */
     struct mgo_loop *loop;
     struct mgo_backoff backoff;
-    uint64_t connect_timer;  /* pending reconnect, 0: none */
-    uint64_t held_timer;     /* pending retry of held messages, 0: none */
-    uint64_t sweep_timer;    /* pending retry of an incomplete sweep, 0: none */
-    uint64_t http_timer;     /* the HTTP front end's tick (request deadline, keepalives) */
-    uint64_t refresh_timer;  /* re-issues every manifest at half of manifest-expiry */
-    bool refresh_due;        /* a refresh waits for the next connect (also at start-up) */
-    bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
+    uint64_t connect_timer; /* pending reconnect, 0: none */
+    uint64_t held_timer;    /* pending retry of held messages, 0: none */
+    uint64_t sweep_timer;   /* pending retry of an incomplete sweep, 0: none */
+    uint64_t http_timer;    /* the HTTP front end's tick (request deadline, keepalives) */
+    uint64_t refresh_timer; /* re-issues every manifest at half of manifest-expiry */
+    bool refresh_due;       /* a refresh waits for the next connect (also at start-up) */
+    bool drain_scheduled;   /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
@@ -72,8 +72,10 @@ struct mgo_manager {
     struct mgo_http *http;
 };
 
-#define OPT(name, type, field, min, max, def, help)                                            \
-    {name, type, offsetof(struct mgo_manager_config, field), min, max, def, help}
+#define OPT(name, type, field, min, max, def, help)                                                \
+    {                                                                                              \
+        name, type, offsetof(struct mgo_manager_config, field), min, max, def, help                \
+    }
 
 const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("state-dir", MGO_CFG_STR, state_dir, 0, 1024, "/var/lib/margo-manager",
@@ -90,8 +92,7 @@ const struct mgo_cfg_option mgo_manager_options[] = {
         "file holding the API bearer token (default: STATE-DIR/api-token, created if missing)"),
     OPT("api-tls-cert", MGO_CFG_STR, api_tls_cert, 0, 1024, NULL,
         "PEM certificate for HTTPS on api-listen (with api-tls-key); default plain HTTP"),
-    OPT("api-tls-key", MGO_CFG_STR, api_tls_key, 0, 1024, NULL,
-        "PEM private key of api-tls-cert"),
+    OPT("api-tls-key", MGO_CFG_STR, api_tls_key, 0, 1024, NULL, "PEM private key of api-tls-cert"),
     OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info", "error, warn, info or debug"),
     OPT("ca-file", MGO_CFG_STR, ca_file, 0, 1024, NULL, "CA bundle to verify the broker (TLS)"),
     OPT("cert-file", MGO_CFG_STR, cert_file, 0, 1024, NULL, "client certificate (TLS)"),
@@ -204,9 +205,10 @@ static mgo_err add_roles(struct mgo_manager *m)
             mgo_err err = n > MGO_MAX_DEVICE_ID_LEN ? MGO_ERR_INVALID
                                                     : mgo_mgr_store_add_role(m->store, name);
             if (err) {
-                MGO_LOGE(TAG, "role-names: \"%.64s\": %s (at most %u names of 1-%u "
-                         "characters of [A-Za-z0-9._~-])", name, mgo_strerror(err),
-                         MGO_MGR_MAX_ROLES, MGO_MAX_DEVICE_ID_LEN);
+                MGO_LOGE(TAG,
+                         "role-names: \"%.64s\": %s (at most %u names of 1-%u "
+                         "characters of [A-Za-z0-9._~-])",
+                         name, mgo_strerror(err), MGO_MGR_MAX_ROLES, MGO_MAX_DEVICE_ID_LEN);
                 return MGO_ERR_INVALID;
             }
         }
@@ -225,8 +227,7 @@ static void subscribe_all(struct mgo_manager *m)
                                                 MGO_TOPIC_EVENTS};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char filter[MGO_MAX_TOPIC_LEN + 1];
-        if (mgo_topic_filter(m->cfg->topic_prefix, kinds[i], NULL, filter, sizeof filter) !=
-            MGO_OK)
+        if (mgo_topic_filter(m->cfg->topic_prefix, kinds[i], NULL, filter, sizeof filter) != MGO_OK)
             continue;
         mgo_err err = mgo_mqtt_subscribe(m->mqtt, filter, mgo_topic_qos(kinds[i]), NULL);
         if (err)
@@ -425,8 +426,7 @@ static void refresh_manifests(void *ctx)
     if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
         m->refresh_due = true; /* logged by publish.c; done after the next connect */
     int64_t period_ms = (int64_t)(expiry_s(m) * 1000u / 2u);
-    if (mgo_loop_timer_add(m->loop, period_ms, refresh_manifests, m, &m->refresh_timer) !=
-        MGO_OK)
+    if (mgo_loop_timer_add(m->loop, period_ms, refresh_manifests, m, &m->refresh_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: manifests are re-issued only after a reconnect");
 }
 
@@ -605,8 +605,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     /* the last run's manifests may be half-way to expiry: re-issue them after connecting */
     m->refresh_due = true;
     if (err == MGO_OK)
-        err = mgo_loop_timer_add(m->loop, (int64_t)(expiry_s(m) * 1000u / 2u), refresh_manifests,
-                                 m, &m->refresh_timer);
+        err = mgo_loop_timer_add(m->loop, (int64_t)(expiry_s(m) * 1000u / 2u), refresh_manifests, m,
+                                 &m->refresh_timer);
     if (err == MGO_OK)
         err = mgo_loop_run(m->loop);
     if (err)

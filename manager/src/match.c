@@ -65,9 +65,12 @@ static unsigned arch_bit(const char *name)
 static unsigned deploy_type_bit(enum mgo_profile_type t)
 {
     switch (t) {
-    case MGO_PROFILE_HELM: return MGO_DTYPE_HELM;
-    case MGO_PROFILE_COMPOSE: return MGO_DTYPE_COMPOSE;
-    case MGO_PROFILE_CUSTOM: return MGO_DTYPE_CUSTOM;
+    case MGO_PROFILE_HELM:
+        return MGO_DTYPE_HELM;
+    case MGO_PROFILE_COMPOSE:
+        return MGO_DTYPE_COMPOSE;
+    case MGO_PROFILE_CUSTOM:
+        return MGO_DTYPE_CUSTOM;
     }
     return 0;
 }
@@ -75,7 +78,8 @@ static unsigned deploy_type_bit(enum mgo_profile_type t)
 static void format_types(unsigned types, char *out, size_t size)
 {
     snprintf(out, size, "%s%s%s%s%s", (types & MGO_DTYPE_HELM) ? "helm" : "",
-             (types & MGO_DTYPE_HELM) && (types & (MGO_DTYPE_COMPOSE | MGO_DTYPE_CUSTOM)) ? ", " : "",
+             (types & MGO_DTYPE_HELM) && (types & (MGO_DTYPE_COMPOSE | MGO_DTYPE_CUSTOM)) ? ", "
+                                                                                          : "",
              (types & MGO_DTYPE_COMPOSE) ? "compose" : "",
              (types & MGO_DTYPE_COMPOSE) && (types & MGO_DTYPE_CUSTOM) ? ", " : "",
              (types & MGO_DTYPE_CUSTOM) ? "custom" : "");
@@ -145,8 +149,9 @@ static bool resources_fit(const struct mgo_resources *r, const struct mgo_capabi
         bool found = false;
         for (size_t j = 0; j < caps->peripherals_len && !found; j++) {
             const struct mgo_peripheral *have = &caps->peripherals[j];
-            found = have->type == want->type && str_opt_eq(want->manufacturer, have->manufacturer)
-                    && str_opt_eq(want->model, have->model);
+            found = have->type == want->type &&
+                    str_opt_eq(want->manufacturer, have->manufacturer) &&
+                    str_opt_eq(want->model, have->model);
         }
         if (!found) {
             say(reason, size, "peripherals: needs %s%s%s%s%s%s, device has none that matches",
@@ -174,9 +179,15 @@ static bool number_of(const struct mgo_value *v, double *out)
     if (!v)
         return false;
     switch (v->kind) {
-    case MGO_V_UINT: *out = (double)v->as.u; return true;
-    case MGO_V_INT: *out = (double)v->as.i; return true;
-    case MGO_V_FLOAT: *out = v->as.f; return true;
+    case MGO_V_UINT:
+        *out = (double)v->as.u;
+        return true;
+    case MGO_V_INT:
+        *out = (double)v->as.i;
+        return true;
+    case MGO_V_FLOAT:
+        *out = v->as.f;
+        return true;
     case MGO_V_STR: {
         if (v->as.str.len == 0)
             return false;
@@ -188,7 +199,8 @@ static bool number_of(const struct mgo_value *v, double *out)
         *out = d;
         return true;
     }
-    default: return false;
+    default:
+        return false;
     }
 }
 
@@ -392,9 +404,8 @@ static bool eval_expr(const struct mgo_value *expr, const struct mgo_value *root
                 char num[MGO_DOUBLE_STR_SIZE] = "";
                 if (v->kind != MGO_V_STR && number_of(v, &d))
                     mgo_format_double(d, num);
-                int n = v->kind == MGO_V_STR
-                            ? snprintf(vals + used, sizeof vals - used, "%s%s", i ? "," : "",
-                                       v->as.str.ptr)
+                int n = v->kind == MGO_V_STR ? snprintf(vals + used, sizeof vals - used, "%s%s",
+                                                        i ? "," : "", v->as.str.ptr)
                         : num[0] != '\0'
                             ? snprintf(vals + used, sizeof vals - used, "%s%s", i ? "," : "", num)
                             : 0;
@@ -433,8 +444,8 @@ static bool eval_selector(const struct mgo_value *selector, const struct mgo_val
     return true;
 }
 
-bool mgo_match_selector(const struct mgo_value *selector, const struct mgo_value *root,
-                        bool labels, char *reason, size_t reason_size)
+bool mgo_match_selector(const struct mgo_value *selector, const struct mgo_value *root, bool labels,
+                        char *reason, size_t reason_size)
 {
     if (!selector || selector->kind != MGO_V_MAP) {
         say(reason, reason_size, "selector: must be a map");
@@ -532,8 +543,7 @@ const struct mgo_profile *mgo_match_app(const struct mgo_app_description *app,
         char want[48], have[48];
         format_types(offered, want, sizeof want);
         format_types(caps->deployment_types, have, sizeof have);
-        say(reason, reason_size, "deployment type: app offers %s, device supports %s", want,
-            have);
+        say(reason, reason_size, "deployment type: app offers %s, device supports %s", want, have);
     }
     return NULL;
 }

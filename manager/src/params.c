@@ -49,8 +49,7 @@ mgo_err mgo_params_resolve(const struct mgo_app_description *app, const struct m
         char field[MGO_MAX_FIELD_PATH];
         snprintf(field, sizeof field, "parameters.%s", m->key);
         if (find_param(app, m->key) == NULL)
-            mgo_problems_add(problems, field, "is not a parameter of %s %s", app->id,
-                             app->version);
+            mgo_problems_add(problems, field, "is not a parameter of %s %s", app->id, app->version);
         else if (find_setting(app, m->key) == NULL)
             mgo_problems_add(problems, field,
                              "is not configurable (the app has no configuration setting for it)");
@@ -66,9 +65,8 @@ mgo_err mgo_params_resolve(const struct mgo_app_description *app, const struct m
         const struct mgo_value *value = NULL;
         char field[MGO_MAX_FIELD_PATH];
         snprintf(field, sizeof field, "parameters.%s", p->name);
-        if (setting != NULL && setting->sensitive && answer != NULL &&
-            answer->kind == MGO_V_STR && answer->as.str.len == 3 &&
-            memcmp(answer->as.str.ptr, "***", 3) == 0) {
+        if (setting != NULL && setting->sensitive && answer != NULL && answer->kind == MGO_V_STR &&
+            answer->as.str.len == 3 && memcmp(answer->as.str.ptr, "***", 3) == 0) {
             /* the API shows a sensitive value as "***": sending it back is a mistake (a
              * client that echoed a reply), never a new secret */
             mgo_problems_add(problems, field,
@@ -188,8 +186,9 @@ mgo_err mgo_params_new_uuid(char out[MGO_UUID_STR_SIZE])
     }
     b[6] = (uint8_t)((b[6] & 0x0f) | 0x40);
     b[8] = (uint8_t)((b[8] & 0x3f) | 0x80);
-    snprintf(out, MGO_UUID_STR_SIZE, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12],
-             b[13], b[14], b[15]);
+    snprintf(out, MGO_UUID_STR_SIZE,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
+             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
+             b[15]);
     return MGO_OK;
 }

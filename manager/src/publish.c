@@ -223,8 +223,8 @@ mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_i
     static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_DEPLOYMENT, MGO_TOPIC_STATUS};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char topic[MGO_MAX_TOPIC_LEN + 1];
-        mgo_err err = mgo_topic_format(p->prefix, kinds[i], device_id, deployment_id, topic,
-                                       sizeof topic);
+        mgo_err err =
+            mgo_topic_format(p->prefix, kinds[i], device_id, deployment_id, topic, sizeof topic);
         if (err)
             return err;
         if (!mgo_outbox__connected(p->outbox) ||
@@ -270,9 +270,10 @@ mgo_err mgo_publish__receipt(struct mgo_publisher *p, const char *device_id, con
         err = mgo_outbox__send(p->outbox, MGO_TOPIC_RECEIPT, topic, buf.data, buf.len, NULL);
     mgo_buf_cleanup(&buf);
     if (err)
-        MGO_LOGW(TAG, "device %s: receipt up to (%llu, %llu) not published: %s (sent again "
-                 "after the next connect)", device_id, (unsigned long long)boot,
-                 (unsigned long long)seq, mgo_strerror(err));
+        MGO_LOGW(TAG,
+                 "device %s: receipt up to (%llu, %llu) not published: %s (sent again "
+                 "after the next connect)",
+                 device_id, (unsigned long long)boot, (unsigned long long)seq, mgo_strerror(err));
     return err;
 }
 

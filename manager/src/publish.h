@@ -39,7 +39,7 @@ struct mgo_publisher {
     const struct mgo_outbox *outbox;
     const char *prefix;                  /* topic prefix */
     const struct mgo_sign_key *sign_key; /* NULL: documents go out unsigned */
-    uint64_t expiry_s; /* each manifest's expiresAt = issuedAt + expiry_s */
+    uint64_t expiry_s;                   /* each manifest's expiresAt = issuedAt + expiry_s */
     struct mgo_pending_pub pending[MGO_PUBLISH_MAX_PENDING];
     size_t pending_len;
 };
@@ -52,10 +52,10 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
 void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s);
 
 /* Publishes device's present deployments (changed_ids non-NULL: just those) and its current
- * manifest, issued now and valid for expiry_s (x-margo-mqtt-validity, signed with it). Not connected: MGO_OK, left for the after-connect sweep (the manifest stays
- * unacknowledged). A device without a manifest: MGO_OK, nothing sent. Errors: the store's,
- * MGO_ERR_LIMIT (more than MGO_MAX_DEPLOYMENTS present), encoding and outbox errors (the
- * sweep sends it again). */
+ * manifest, issued now and valid for expiry_s (x-margo-mqtt-validity, signed with it). Not
+ * connected: MGO_OK, left for the after-connect sweep (the manifest stays unacknowledged). A device
+ * without a manifest: MGO_OK, nothing sent. Errors: the store's, MGO_ERR_LIMIT (more than
+ * MGO_MAX_DEPLOYMENTS present), encoding and outbox errors (the sweep sends it again). */
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len) MGO_MUST_CHECK;
 /* Re-issues every device's manifest: the same manifestVersion and deployments, a new

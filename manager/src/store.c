@@ -25,8 +25,8 @@ struct stmt_slot {
 struct mgo_mgr_store {
     sqlite3 *db;
     int schema_version;
-    unsigned depth; /* open savepoints */
-    unsigned fail_commits; /* test hook: outermost commits still to fail */
+    unsigned depth;         /* open savepoints */
+    unsigned fail_commits;  /* test hook: outermost commits still to fail */
     uint32_t history_limit; /* per deployment; 0 = keep all */
     uint32_t event_limit;   /* events kept per device; 0 = keep all */
     uint32_t ahead_limit;   /* positions waiting beyond a gap per device */
@@ -294,8 +294,10 @@ static mgo_err migrate(struct mgo_mgr_store *s, int max_version)
         err = exec(s, MIGRATIONS[next - 1]);
         if (!err) {
             char sql[96];
-            snprintf(sql, sizeof(sql), "DELETE FROM schema_version; "
-                                       "INSERT INTO schema_version VALUES (%d)", next);
+            snprintf(sql, sizeof(sql),
+                     "DELETE FROM schema_version; "
+                     "INSERT INTO schema_version VALUES (%d)",
+                     next);
             err = exec(s, sql);
         }
         if (err) {
@@ -326,8 +328,9 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
         return MGO_ERR_NOMEM;
     s->ahead_limit = MGO_MGR_AHEAD_LIMIT;
     mgo_err err = MGO_OK;
-    if (sqlite3_open_v2(path, &s->db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE |
-                                          SQLITE_OPEN_NOMUTEX, NULL) != SQLITE_OK) {
+    if (sqlite3_open_v2(path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL) != SQLITE_OK) {
         MGO_LOGE(TAG, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
         err = MGO_ERR_IO;
         goto fail_close;
@@ -345,9 +348,10 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     if (err) {
         /* never repaired or recreated here: a corrupt or locked file stays as it is, for the
          * operator to restore from a backup or to free */
-        MGO_LOGE(TAG, "%s: %s; the file was not changed (if it is corrupt, restore it from a "
-                 "backup; if another process holds it, stop that process)", path,
-                 sqlite3_errmsg(s->db));
+        MGO_LOGE(TAG,
+                 "%s: %s; the file was not changed (if it is corrupt, restore it from a "
+                 "backup; if another process holds it, stop that process)",
+                 path, sqlite3_errmsg(s->db));
         goto fail_close;
     }
     *out = s;
@@ -433,8 +437,10 @@ void mgo_mgr_store_rollback(struct mgo_mgr_store *s)
 mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_row *row)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT INTO apps (id, version, name, source, doc, added_ms) "
-                          "VALUES (?, ?, ?, ?, ?, ?)", &st);
+    mgo_err err = prep(s,
+                       "INSERT INTO apps (id, version, name, source, doc, added_ms) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, row->id);
@@ -480,8 +486,10 @@ mgo_err mgo_mgr_store_app_get(struct mgo_mgr_store *s, const char *id, const cha
                               mgo_mgr_app_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, version ? APP_COLS "WHERE id = ? AND version = ?"
-                                  : APP_COLS "WHERE id = ? ORDER BY rowid DESC LIMIT 1", &st);
+    mgo_err err = prep(s,
+                       version ? APP_COLS "WHERE id = ? AND version = ?"
+                               : APP_COLS "WHERE id = ? ORDER BY rowid DESC LIMIT 1",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, id);
@@ -498,8 +506,8 @@ mgo_err mgo_mgr_store_app_list(struct mgo_mgr_store *s, const char *id, mgo_mgr_
                                void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, id ? APP_COLS "WHERE id = ? ORDER BY rowid"
-                             : APP_COLS "ORDER BY id, rowid", &st);
+    mgo_err err =
+        prep(s, id ? APP_COLS "WHERE id = ? ORDER BY rowid" : APP_COLS "ORDER BY id, rowid", &st);
     if (err)
         return err;
     if (id)
@@ -524,8 +532,10 @@ mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const 
 {
     sqlite3_stmt *st = NULL;
     uint64_t in_use = 0;
-    mgo_err err = prep(s, "SELECT COUNT(*) FROM deployments WHERE app_id = ?1 AND desired != 2 "
-                          "AND (?2 IS NULL OR app_version = ?2)", &st);
+    mgo_err err = prep(s,
+                       "SELECT COUNT(*) FROM deployments WHERE app_id = ?1 AND desired != 2 "
+                       "AND (?2 IS NULL OR app_version = ?2)",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, id);
@@ -553,9 +563,10 @@ mgo_err mgo_mgr_store_add_role(struct mgo_mgr_store *s, const char *name)
     if (name == NULL || mgo_mgr_store_is_role(s, name))
         return MGO_OK;
     size_t n = strlen(name);
-    if (n == 0 || n > MGO_MAX_DEVICE_ID_LEN || strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                                           "abcdefghijklmnopqrstuvwxyz"
-                                                           "0123456789._~-") != n)
+    if (n == 0 || n > MGO_MAX_DEVICE_ID_LEN ||
+        strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "abcdefghijklmnopqrstuvwxyz"
+                     "0123456789._~-") != n)
         return MGO_ERR_INVALID;
     if (s->roles_len == MGO_MGR_MAX_ROLES)
         return MGO_ERR_LIMIT;
@@ -597,8 +608,8 @@ static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
     return run(s, st, "add device");
 }
 
-mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id,
-                                      const uint8_t *caps, size_t caps_len)
+mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id, const uint8_t *caps,
+                                      size_t caps_len)
 {
     mgo_err err = mgo_mgr_store_begin(s);
     if (err)
@@ -632,8 +643,10 @@ mgo_err mgo_mgr_store_device_put_presence(struct mgo_mgr_store *s, const char *i
     if (err)
         goto rollback;
     sqlite3_stmt *st = NULL;
-    err = prep(s, "UPDATE devices SET has_presence = 1, online = ?, boot = ?, last_seen_ms = ? "
-                  "WHERE id = ?", &st);
+    err = prep(s,
+               "UPDATE devices SET has_presence = 1, online = ?, boot = ?, last_seen_ms = ? "
+               "WHERE id = ?",
+               &st);
     if (err)
         goto rollback;
     sqlite3_bind_int(st, 1, online ? 1 : 0);
@@ -649,8 +662,8 @@ rollback:
     return err;
 }
 
-static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
-                             mgo_mgr_device_visit visit, void *ctx, bool *found)
+static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_device_visit visit,
+                             void *ctx, bool *found)
 {
     int rc;
     *found = false;
@@ -681,15 +694,17 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st,
 
 #define DEVICE_COLS_4 "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, 0, 0, 0 "
 #define DEVICE_COLS                                                                                \
-    "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, ev_over, st_over, "       \
+    "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, ev_over, st_over, "        \
     "ahead_over "
 
 mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
                                  mgo_mgr_device_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices WHERE id = ?"
-                                                : DEVICE_COLS "FROM devices WHERE id = ?", &st);
+    mgo_err err = prep(s,
+                       s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices WHERE id = ?"
+                                             : DEVICE_COLS "FROM devices WHERE id = ?",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, id);
@@ -703,8 +718,10 @@ mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
 mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices ORDER BY id"
-                                                : DEVICE_COLS "FROM devices ORDER BY id", &st);
+    mgo_err err = prep(s,
+                       s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices ORDER BY id"
+                                             : DEVICE_COLS "FROM devices ORDER BY id",
+                       &st);
     if (err)
         return err;
     bool found;
@@ -716,9 +733,12 @@ mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit 
 const char *mgo_mgr_desired_name(enum mgo_mgr_desired d)
 {
     switch (d) {
-    case MGO_MGR_DESIRED_PRESENT: return "present";
-    case MGO_MGR_DESIRED_REMOVING: return "removing";
-    case MGO_MGR_DESIRED_REMOVED: return "removed";
+    case MGO_MGR_DESIRED_PRESENT:
+        return "present";
+    case MGO_MGR_DESIRED_REMOVING:
+        return "removing";
+    case MGO_MGR_DESIRED_REMOVED:
+        return "removed";
     }
     return "?";
 }
@@ -771,8 +791,8 @@ mgo_err mgo_mgr_store_deployment_set_desired(struct mgo_mgr_store *s, const char
     return sqlite3_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
 }
 
-#define DEP_COLS                                                                               \
-    "SELECT id, device_id, app_id, app_version, profile_type, parameters, doc, digest,"        \
+#define DEP_COLS                                                                                   \
+    "SELECT id, device_id, app_id, app_version, profile_type, parameters, doc, digest,"            \
     " desired, manifest_version, created_ms, updated_ms FROM deployments "
 
 static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
@@ -897,8 +917,10 @@ mgo_err mgo_mgr_store_manifest_bump(struct mgo_mgr_store *s, const char *device_
     if (version >= (uint64_t)INT64_MAX)
         return MGO_ERR_LIMIT;
     sqlite3_stmt *st = NULL;
-    err = prep(s, "INSERT INTO manifests (device_id, version, published) VALUES (?1, ?2, 0)"
-                  " ON CONFLICT(device_id) DO UPDATE SET version = ?2", &st);
+    err = prep(s,
+               "INSERT INTO manifests (device_id, version, published) VALUES (?1, ?2, 0)"
+               " ON CONFLICT(device_id) DO UPDATE SET version = ?2",
+               &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
@@ -913,8 +935,8 @@ mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char
                                              uint64_t version)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "UPDATE manifests SET published = MAX(published, ?) WHERE device_id = ?",
-                       &st);
+    mgo_err err =
+        prep(s, "UPDATE manifests SET published = MAX(published, ?) WHERE device_id = ?", &st);
     if (err)
         return err;
     bind_u64(st, 1, version);
@@ -926,10 +948,12 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
                                        mgo_mgr_id_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, unpublished_only ? "SELECT device_id FROM manifests WHERE published < "
-                                             "version ORDER BY device_id"
-                                           : "SELECT device_id FROM manifests WHERE version > 0 "
-                                             "ORDER BY device_id", &st);
+    mgo_err err = prep(s,
+                       unpublished_only ? "SELECT device_id FROM manifests WHERE published < "
+                                          "version ORDER BY device_id"
+                                        : "SELECT device_id FROM manifests WHERE version > 0 "
+                                          "ORDER BY device_id",
+                       &st);
     if (err)
         return err;
     int rc;
@@ -966,9 +990,11 @@ static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
     if (sqlite3_last_insert_rowid(s->db) % every != 0)
         return MGO_OK;
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "DELETE FROM status_history WHERE deployment_id = ?1 AND n < "
-                          "(SELECT n FROM status_history WHERE deployment_id = ?1 "
-                          "ORDER BY n DESC LIMIT 1 OFFSET ?2)", &st);
+    mgo_err err = prep(s,
+                       "DELETE FROM status_history WHERE deployment_id = ?1 AND n < "
+                       "(SELECT n FROM status_history WHERE deployment_id = ?1 "
+                       "ORDER BY n DESC LIMIT 1 OFFSET ?2)",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, deployment_id);
@@ -1003,8 +1029,10 @@ static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct 
     memset(p, 0, sizeof *p);
     snprintf(p->epoch, sizeof p->epoch, "%s", s->epoch);
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
-                          "ahead_over FROM devices WHERE id = ?", &st);
+    mgo_err err = prep(s,
+                       "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
+                       "ahead_over FROM devices WHERE id = ?",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device);
@@ -1032,8 +1060,10 @@ static mgo_err dev_pos_write(struct mgo_mgr_store *s, const char *device, const 
     if (err)
         return err;
     sqlite3_stmt *st = NULL;
-    err = prep(s, "UPDATE devices SET rcpt_boot = ?, rcpt_seq = ?, top_boot = ?, top_seq = ?, "
-                  "rcpt_epoch = ?, ahead_n = ?, ahead_over = ? WHERE id = ?", &st);
+    err = prep(s,
+               "UPDATE devices SET rcpt_boot = ?, rcpt_seq = ?, top_boot = ?, top_seq = ?, "
+               "rcpt_epoch = ?, ahead_n = ?, ahead_over = ? WHERE id = ?",
+               &st);
     if (err)
         return err;
     bind_u64(st, 1, p->rb);
@@ -1051,8 +1081,10 @@ static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b
                          bool *has)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SELECT 1 FROM device_positions WHERE device_id = ? AND boot = ? AND "
-                          "seq = ?", &st);
+    mgo_err err = prep(s,
+                       "SELECT 1 FROM device_positions WHERE device_id = ? AND boot = ? AND "
+                       "seq = ?",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device);
@@ -1072,8 +1104,10 @@ static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct 
 {
     for (;;) {
         sqlite3_stmt *st = NULL;
-        mgo_err err = prep(s, "SELECT boot, seq FROM device_positions WHERE device_id = ? "
-                              "ORDER BY boot, seq LIMIT 1", &st);
+        mgo_err err = prep(s,
+                           "SELECT boot, seq FROM device_positions WHERE device_id = ? "
+                           "ORDER BY boot, seq LIMIT 1",
+                           &st);
         if (err)
             return err;
         bind_text(st, 1, device);
@@ -1122,8 +1156,8 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
             return err;
     }
     if (has) {
-        MGO_LOGD(TAG, "device %s: status (%llu,%llu) handled before", device,
-                 (unsigned long long)b, (unsigned long long)q);
+        MGO_LOGD(TAG, "device %s: status (%llu,%llu) handled before", device, (unsigned long long)b,
+                 (unsigned long long)q);
         out->gap_opened = false;
         out->boot = p.rb;
         out->seq = p.rs;
@@ -1139,9 +1173,10 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
         /* past the bound (mgr_store.h MGO_MGR_AHEAD_LIMIT): not kept, so not receipted; the
          * agent replays it after the next epoch */
         if (p.aover++ == 0 || p.aover % 1000 == 0)
-            MGO_LOGW(TAG, "device %s: %llu journal positions wait beyond a gap already; "
-                     "(%llu, %llu) is not kept (%llu so far)", device,
-                     (unsigned long long)p.an, (unsigned long long)b, (unsigned long long)q,
+            MGO_LOGW(TAG,
+                     "device %s: %llu journal positions wait beyond a gap already; "
+                     "(%llu, %llu) is not kept (%llu so far)",
+                     device, (unsigned long long)p.an, (unsigned long long)b, (unsigned long long)q,
                      (unsigned long long)p.aover);
         out->gap_opened = false;
         out->boot = p.rb;
@@ -1174,8 +1209,8 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     return dev_pos_write(s, device, &p);
 }
 
-mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id,
-                                    uint64_t boot, uint64_t seq, struct mgo_mgr_position *out)
+mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id, uint64_t boot,
+                                    uint64_t seq, struct mgo_mgr_position *out)
 {
     if (s->schema_version < 5)
         return MGO_ERR_INTERNAL;
@@ -1207,14 +1242,15 @@ mgo_err mgo_mgr_store_receipts_reset(struct mgo_mgr_store *s)
     return run(s, st, "start receipts");
 }
 
-mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_visit visit,
-                                    void *ctx)
+mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_visit visit, void *ctx)
 {
     if (s->schema_version < 4)
         return MGO_ERR_INTERNAL;
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SELECT id, rcpt_epoch, rcpt_boot, rcpt_seq FROM devices WHERE "
-                          "top_boot > 0 OR top_seq > 0 ORDER BY id", &st);
+    mgo_err err = prep(s,
+                       "SELECT id, rcpt_epoch, rcpt_boot, rcpt_seq FROM devices WHERE "
+                       "top_boot > 0 OR top_seq > 0 ORDER BY id",
+                       &st);
     if (err)
         return err;
     int rc;
@@ -1243,8 +1279,10 @@ static mgo_err latest_check(struct mgo_mgr_store *s, const struct mgo_mgr_status
     sqlite3_stmt *st = NULL;
     /* per (device, deployment) (protocol.md §8.1): retained statuses of different
      * deployments may arrive in any order after a resubscription */
-    mgo_err err = prep(s, "SELECT has_journal, boot, seq, state FROM status WHERE "
-                          "deployment_id = ? AND device_id = ?", &st);
+    mgo_err err = prep(s,
+                       "SELECT has_journal, boot, seq, state FROM status WHERE "
+                       "deployment_id = ? AND device_id = ?",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, row->deployment_id);
@@ -1354,7 +1392,8 @@ static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_s
     return err;
 }
 
-#define STATUS_COLS "SELECT deployment_id, device_id, state, has_journal, boot, seq, doc, received_ms "
+#define STATUS_COLS                                                                                \
+    "SELECT deployment_id, device_id, state, has_journal, boot, seq, doc, received_ms "
 
 mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment_id,
                                  mgo_mgr_status_visit visit, void *ctx)
@@ -1375,8 +1414,10 @@ mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id
                                   mgo_mgr_status_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, STATUS_COLS "FROM status WHERE (?1 IS NULL OR device_id = ?1) "
-                                      "ORDER BY device_id, deployment_id", &st);
+    mgo_err err = prep(s,
+                       STATUS_COLS "FROM status WHERE (?1 IS NULL OR device_id = ?1) "
+                                   "ORDER BY device_id, deployment_id",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
@@ -1389,8 +1430,10 @@ mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deploy
 {
     sqlite3_stmt *st = NULL;
     /* in journal order (replayed transitions arrive after newer ones, protocol.md §6.3) */
-    mgo_err err = prep(s, STATUS_COLS "FROM status_history WHERE deployment_id = ? "
-                          "ORDER BY boot, seq, n", &st);
+    mgo_err err = prep(s,
+                       STATUS_COLS "FROM status_history WHERE deployment_id = ? "
+                                   "ORDER BY boot, seq, n",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, deployment_id);
@@ -1416,8 +1459,10 @@ void mgo_mgr_store_set_ahead_limit(struct mgo_mgr_store *s, uint32_t per_device)
 static mgo_err prune_events(struct mgo_mgr_store *s, const char *device_id)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "UPDATE devices SET events_n = events_n + 1 WHERE id = ? "
-                          "RETURNING events_n", &st);
+    mgo_err err = prep(s,
+                       "UPDATE devices SET events_n = events_n + 1 WHERE id = ? "
+                       "RETURNING events_n",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
@@ -1434,9 +1479,11 @@ static mgo_err prune_events(struct mgo_mgr_store *s, const char *device_id)
     uint64_t every = limit < 64 ? limit : 64;
     if (n % every != 0)
         return MGO_OK;
-    err = prep(s, "DELETE FROM device_events WHERE device_id = ?1 AND n < "
-                  "(SELECT n FROM device_events WHERE device_id = ?1 "
-                  "ORDER BY n DESC LIMIT 1 OFFSET ?2)", &st);
+    err = prep(s,
+               "DELETE FROM device_events WHERE device_id = ?1 AND n < "
+               "(SELECT n FROM device_events WHERE device_id = ?1 "
+               "ORDER BY n DESC LIMIT 1 OFFSET ?2)",
+               &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
@@ -1456,8 +1503,10 @@ mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, 
     if (err)
         goto rollback;
     sqlite3_stmt *st = NULL;
-    err = prep(s, "INSERT INTO device_events (device_id, type, severity, message,"
-                  " received_ms) VALUES (?, ?, ?, ?, ?)", &st);
+    err = prep(s,
+               "INSERT INTO device_events (device_id, type, severity, message,"
+               " received_ms) VALUES (?, ?, ?, ?, ?)",
+               &st);
     if (err)
         goto rollback;
     bind_text(st, 1, device_id);

@@ -27,7 +27,8 @@ static void *agent_main(void *arg)
 void h_agent_init(struct h_agent *a, ...)
 {
     memset(a, 0, sizeof *a);
-    CU_ASSERT_FATAL(mgo_cfg_defaults(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->cfg) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_cfg_defaults(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->cfg) ==
+                    MGO_OK);
     va_list ap;
     va_start(ap, a);
     for (;;) {
@@ -37,7 +38,8 @@ void h_agent_init(struct h_agent *a, ...)
         const char *v = va_arg(ap, const char *);
         struct mgo_problems p;
         mgo_problems_init(&p);
-        if (mgo_cfg_set(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->cfg, k, v, "test", &p) != MGO_OK) {
+        if (mgo_cfg_set(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->cfg, k, v, "test", &p) !=
+            MGO_OK) {
             fprintf(stderr, "config %s=%s refused\n", k, v);
             CU_FAIL_FATAL("agent config");
         }
@@ -135,13 +137,16 @@ void h_publish_manifest(struct mgo_mqtt *m, const char *device, uint64_t version
         refs[i].deployment_id = ids[i];
         refs[i].digest = digests[i];
     }
-    struct mgo_desired_state ds = {.manifest_version = version, .has_bundle = false,
-                                   .deployments = refs, .deployments_len = n};
+    struct mgo_desired_state ds = {.manifest_version = version,
+                                   .has_bundle = false,
+                                   .deployments = refs,
+                                   .deployments_len = n};
     struct mgo_buf buf;
     mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
     CU_ASSERT_FATAL(mgo_desired_state_encode(&ds, &buf) == MGO_OK);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, device, NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, device, NULL, t, sizeof t) ==
+                    MGO_OK);
     h_publish(m, t, buf.data, buf.len);
     mgo_buf_cleanup(&buf);
 }
@@ -156,7 +161,8 @@ static void monitor_start(struct h_monitor *mon, const char *url, const char *de
     char f[MGO_MAX_TOPIC_LEN + 1];
     CU_ASSERT_FATAL(mgo_topic_filter("margo/v1", MGO_TOPIC_STATUS, device, f, sizeof f) == MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_subscribe(mon->m, f, 1, NULL) == MGO_OK);
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_EVENTS, device, NULL, f, sizeof f) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_EVENTS, device, NULL, f, sizeof f) ==
+                    MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_subscribe(mon->m, f, 1, NULL) == MGO_OK);
 }
 
@@ -199,8 +205,10 @@ static void take(struct h_monitor *mon, struct mgo_mqtt_event *ev)
             h->seq = s.seq;
             h->adopted = s.adopted_manifest_version;
             if (s.has_error) {
-                snprintf(h->error_code, sizeof h->error_code, "%s", s.error.code ? s.error.code : "");
-                snprintf(h->error_message, sizeof h->error_message, "%s", s.error.message ? s.error.message : "");
+                snprintf(h->error_code, sizeof h->error_code, "%s",
+                         s.error.code ? s.error.code : "");
+                snprintf(h->error_message, sizeof h->error_message, "%s",
+                         s.error.message ? s.error.message : "");
             }
             h->has_app = s.has_app;
             if (s.has_app) {
@@ -211,7 +219,8 @@ static void take(struct h_monitor *mon, struct mgo_mqtt_event *ev)
             }
             h->comps = s.components_len < 8 ? s.components_len : 8;
             for (size_t i = 0; i < h->comps; i++)
-                snprintf(h->comp_state[i], sizeof h->comp_state[i], "%s", mgo_state_name(s.components[i].state));
+                snprintf(h->comp_state[i], sizeof h->comp_state[i], "%s",
+                         mgo_state_name(s.components[i].state));
             if (getenv("MGO_TEST_VERBOSE"))
                 fprintf(stderr, "  status %s %s boot %llu seq %llu %s\n", h->deployment_id,
                         mgo_state_name(h->state), (unsigned long long)h->boot,

@@ -34,22 +34,32 @@ static bool setup_containers(char *why, size_t why_len)
 {
     int rc = mgo_test_sh(
         "set -e; cd %s; . %s/scripts/containers-env.sh; "
-        "command -v podman >/dev/null || { echo 'podman not installed (scripts/setup.sh containers)' > why; exit 1; }; "
-        "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit 1; }; "
-        "command -v docker-registry >/dev/null || { echo 'docker-registry not installed' > why; exit 1; }; "
+        "command -v podman >/dev/null || { echo 'podman not installed (scripts/setup.sh "
+        "containers)' > why; exit 1; }; "
+        "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit "
+        "1; }; "
+        "command -v docker-registry >/dev/null || { echo 'docker-registry not installed' > why; "
+        "exit 1; }; "
         "mgo_containers_env %s; REG=$(mgo_free_port); HTTP=$(mgo_free_port); APP=$(mgo_free_port); "
         "printf 'REG=%%s\\nHTTP=%%s\\nAPP=%%s\\n' $REG $HTTP $APP > ports; "
-        "mgo_registry_start %s $REG > setup.log 2>&1 || { echo 'docker-registry did not start' > why; exit 1; }; "
-        "mgo_busybox_image %s 127.0.0.1:$REG/margo/busybox:1 >> setup.log 2>&1 || { echo 'podman could not import/push the busybox image (see setup.log)' > why; exit 1; }; "
+        "mgo_registry_start %s $REG > setup.log 2>&1 || { echo 'docker-registry did not start' > "
+        "why; exit 1; }; "
+        "mgo_busybox_image %s 127.0.0.1:$REG/margo/busybox:1 >> setup.log 2>&1 || { echo 'podman "
+        "could not import/push the busybox image (see setup.log)' > why; exit 1; }; "
         "mkdir -p www; "
         "for v in 1 2; do pre=''; [ $v = 2 ] && pre='v2:'; "
-        "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: SIGKILL\\n"
-        "    command: [\"/bin/sh\", \"-c\", \"mkdir -p /www && echo %%s$${GREETING} > /www/index.html && exec httpd -f -p 8080 -h /www\"]\\n"
-        "    environment:\\n      GREETING: ${GREETING:-unset}\\n    ports:\\n      - \"127.0.0.1:%%s:8080\"\\n' $REG \"$pre\" $APP > www/app-v$v.yaml; done; "
-        "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: SIGKILL\\n"
+        "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: "
+        "SIGKILL\\n"
+        "    command: [\"/bin/sh\", \"-c\", \"mkdir -p /www && echo %%s$${GREETING} > "
+        "/www/index.html && exec httpd -f -p 8080 -h /www\"]\\n"
+        "    environment:\\n      GREETING: ${GREETING:-unset}\\n    ports:\\n      - "
+        "\"127.0.0.1:%%s:8080\"\\n' $REG \"$pre\" $APP > www/app-v$v.yaml; done; "
+        "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: "
+        "SIGKILL\\n"
         "    command: [\"/bin/sh\", \"-c\", \"exit 3\"]\\n' $REG > www/app-stuck.yaml; "
         "(busybox httpd -f -p 127.0.0.1:$HTTP -h www > httpd.log 2>&1 & echo $! > httpd.pid); "
-        "mgo_oci_push_file 127.0.0.1:$REG margo/web 2.0.0 www/app-v2.yaml > oci.digest || { echo 'OCI artifact push failed' > why; exit 1; }",
+        "mgo_oci_push_file 127.0.0.1:$REG margo/web 2.0.0 www/app-v2.yaml > oci.digest || { echo "
+        "'OCI artifact push failed' > why; exit 1; }",
         dir, MGO_SOURCE_DIR, dir, dir, dir);
     if (rc != 0) {
         char reason[256] = "";
@@ -70,11 +80,13 @@ static bool setup_containers(char *why, size_t why_len)
 
 static void teardown_containers(void)
 {
-    mgo_test_sh("cd %s 2>/dev/null && { . %s/scripts/containers-env.sh; "
-         "podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) >/dev/null 2>&1; "
-         "podman network rm %s_default >/dev/null 2>&1; "
-         "[ -f httpd.pid ] && kill $(cat httpd.pid) 2>/dev/null; mgo_registry_stop %s; } ; true",
-         dir, MGO_SOURCE_DIR, PROJECT, PROJECT, dir);
+    mgo_test_sh(
+        "cd %s 2>/dev/null && { . %s/scripts/containers-env.sh; "
+        "podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) >/dev/null "
+        "2>&1; "
+        "podman network rm %s_default >/dev/null 2>&1; "
+        "[ -f httpd.pid ] && kill $(cat httpd.pid) 2>/dev/null; mgo_registry_stop %s; } ; true",
+        dir, MGO_SOURCE_DIR, PROJECT, PROJECT, dir);
 }
 
 static void publish_dep(struct mgo_mqtt *mgr, const char *location_yaml, const char *pointer,
@@ -138,11 +150,10 @@ static void test_agent_compose_real(void)
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
     snprintf(plain, sizeof plain, "127.0.0.1:%s", reg_port);
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "compose-command", "podman-compose",
-                 "helm-command", "mgo-no-helm-here", "reconcile-interval", "2", "settle-ms", "200",
-                 "oci-plain-http", plain, "default-timeout", "120",
-                 "otel-http-endpoint", "http://127.0.0.1:4318", NULL);
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "compose-command", "podman-compose", "helm-command", "mgo-no-helm-here",
+                 "reconcile-interval", "2", "settle-ms", "200", "oci-plain-http", plain,
+                 "default-timeout", "120", "otel-http-endpoint", "http://127.0.0.1:4318", NULL);
     struct h_monitor mon;
     h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
     struct mgo_mqtt *mgr = h_client(mgo_test_broker_url(&broker), "manager-compose");

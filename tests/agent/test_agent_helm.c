@@ -72,7 +72,8 @@ static void publish_doc(struct mgo_mqtt *m, const char *id, const char *release,
 static void clear_doc(struct mgo_mqtt *m, const char *id)
 {
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) ==
+                    MGO_OK);
     h_publish(m, t, "", 0);
 }
 
@@ -96,10 +97,10 @@ static void test_agent_helm_lifecycle(void)
     mgo_test_fake_helm_env(dir, "success", log, rel);
 
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "helm-command", MGO_FAKE_HELM, "compose-command",
-                 "mgo-no-compose-here", "reconcile-interval", "1", "settle-ms", "200",
-                 "backoff-min-ms", "100", "backoff-max-ms", "500", NULL);
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "helm-command", MGO_FAKE_HELM, "compose-command", "mgo-no-compose-here",
+                 "reconcile-interval", "1", "settle-ms", "200", "backoff-min-ms", "100",
+                 "backoff-max-ms", "500", NULL);
     struct h_monitor mon;
     h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
     struct mgo_mqtt *mgr = h_client(mgo_test_broker_url(&broker), "manager");
@@ -145,7 +146,9 @@ static void test_agent_helm_lifecycle(void)
             CU_ASSERT_STRING_EQUAL(hs->app_name, "demo-delta");
         }
     }
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f"
+                                              "alpha\x1f"),
+                    1);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "--set\x1freplicas=1"), 3);
 
     /* drift: the release of C disappears behind the agent's back; it comes back */
@@ -234,10 +237,18 @@ static void test_agent_helm_lifecycle(void)
     CU_ASSERT_TRUE(sd->has_app);
     CU_ASSERT_STRING_EQUAL(sd->app_name, "demo-delta");
     /* converged to the final state only: never 2.0.0, never B; C not reinstalled */
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "3.0.0\x1f"), 1);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "beta\x1f"), 0);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "uninstall\x1f" "delta\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "2.0.0\x1f"),
+                    0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "3.0.0\x1f"),
+                    1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "beta\x1f"),
+                    0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "uninstall\x1f"
+                                              "delta\x1f"),
+                    1);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1fgamma\x1f"), 3);
     CU_ASSERT(last_of(&mon, ID_C) == NULL || last_of(&mon, ID_C)->boot == 1);
     CU_ASSERT_EQUAL(h_monitor_order_violations(&mon), 0);
@@ -257,7 +268,9 @@ static void test_agent_helm_lifecycle(void)
     h_monitor_pump(&mon, 1500);
     CU_ASSERT(mon.events > ev_before);
     CU_ASSERT_STRING_EQUAL(mon.last_event_type, "digest-mismatch");
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "4.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "4.0.0\x1f"),
+                    0);
 
     /* a failing chart: the component error carries helm's stderr */
     /* (a mode file, not setenv: the agent's threads read the environment) */
@@ -323,7 +336,8 @@ static void test_presence_and_downtime(void)
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
     struct mgo_mqtt *watch = h_client(mgo_test_broker_url(&broker), "presence-watch");
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATE, "dev-down", NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATE, "dev-down", NULL, t, sizeof t) ==
+                    MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_subscribe(watch, t, 1, NULL) == MGO_OK);
 
     /* inside a window that covers the whole day: no connection, no presence */
@@ -367,8 +381,8 @@ static void test_interrupted_deploy_resumes(void)
     setenv("FAKE_HELM_MODE_UPGRADE", "timeout", 1);
     setenv("FAKE_HELM_SLEEP", "30", 1);
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "helm-command", MGO_FAKE_HELM, "settle-ms", "100", NULL);
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "helm-command", MGO_FAKE_HELM, "settle-ms", "100", NULL);
     struct h_monitor mon;
     h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
     struct mgo_mqtt *mgr = h_client(mgo_test_broker_url(&broker), "manager-resume");
@@ -380,7 +394,8 @@ static void test_interrupted_deploy_resumes(void)
     h_agent_start(&agent);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLING, 15000));
     /* "installing" is reported before the runtime worker starts helm: wait for helm itself */
-    for (int i = 0; i < 300 && mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f") < 1;
+    for (int i = 0; i < 300 && mgo_test_count_lines(log, "upgrade\x1f--install\x1f"
+                                                         "alpha\x1f") < 1;
          i++)
         h_monitor_pump(&mon, 100);
     h_agent_stop(&agent); /* SIGTERM equivalent while helm hangs */
@@ -393,7 +408,9 @@ static void test_interrupted_deploy_resumes(void)
     CU_ASSERT(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 15000));
     const struct h_status *sa = last_of(&mon, ID_A);
     CU_ASSERT(sa != NULL && sa->boot == 2 && sa->adopted == 1);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 2);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f"
+                                              "alpha\x1f"),
+                    2);
     CU_ASSERT_EQUAL(h_monitor_order_violations(&mon), 0);
     h_agent_cleanup(&agent);
     mgo_mqtt_free(mgr);
@@ -407,7 +424,8 @@ void mgo_test_register(void)
     static const struct mgo_test_case cases[] = {
         {"helm lifecycle: deploy, drift, offline convergence, refusals", test_agent_helm_lifecycle},
         {"presence online/offline; no connection in a downtime window", test_presence_and_downtime},
-        {"deploy interrupted by shutdown resumes at the next start", test_interrupted_deploy_resumes},
+        {"deploy interrupted by shutdown resumes at the next start",
+         test_interrupted_deploy_resumes},
         {NULL, NULL},
     };
     mgo_test_add_suite("agent.daemon.helm", cases);

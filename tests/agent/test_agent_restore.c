@@ -21,7 +21,7 @@
 
 /* A status message as a new subscriber gets it. */
 struct raw_status {
-    int count;    /* status messages of the deployment received */
+    int count;     /* status messages of the deployment received */
     bool retained; /* the first one was delivered as retained */
     uint8_t payload[16384];
     size_t len;
@@ -37,7 +37,8 @@ static void read_status(const char *url, const char *dep, int ms, struct raw_sta
     snprintf(id, sizeof id, "restore-reader-%d", (int)getpid());
     struct mgo_mqtt *m = h_client(url, id);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATUS, DEV, dep, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATUS, DEV, dep, t, sizeof t) ==
+                    MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_subscribe(m, t, 1, NULL) == MGO_OK);
     for (int waited = 0; waited < ms; waited += 100) {
         struct mgo_mqtt_event ev;
@@ -73,7 +74,8 @@ static bool wait_online(const char *url)
 {
     struct mgo_mqtt *m = h_client(url, "restore-presence");
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATE, DEV, NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATE, DEV, NULL, t, sizeof t) ==
+                    MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_subscribe(m, t, 1, NULL) == MGO_OK);
     bool online = false;
     for (int i = 0; i < 150 && !online; i++) {
@@ -111,13 +113,14 @@ static void broker_restart_empty(struct mgo_test_broker *b)
 
 static void publish_receipt(struct mgo_mqtt *m, uint64_t boot, uint64_t seq)
 {
-    struct mgo_receipt rc = {.device_id = DEV, .epoch = "0123456789abcdef", .boot = boot,
-                             .seq = seq};
+    struct mgo_receipt rc = {
+        .device_id = DEV, .epoch = "0123456789abcdef", .boot = boot, .seq = seq};
     struct mgo_buf buf;
     mgo_buf_init(&buf, 4096);
     CU_ASSERT_FATAL(mgo_receipt_encode(&rc, &buf) == MGO_OK);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_RECEIPT, DEV, NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_RECEIPT, DEV, NULL, t, sizeof t) ==
+                    MGO_OK);
     h_publish(m, t, buf.data, buf.len);
     mgo_buf_cleanup(&buf);
 }
@@ -182,7 +185,8 @@ static void test_restore_after_store_loss(void)
     char digest[MGO_DIGEST_STR_SIZE];
     h_doc(yaml, &doc, digest);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, ID_A, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, ID_A, t, sizeof t) ==
+                    MGO_OK);
     h_publish(mgr, t, doc.data, doc.len);
     mgo_buf_cleanup(&doc);
     const char *ids[] = {ID_A};
@@ -231,7 +235,9 @@ static void test_restore_after_store_loss(void)
     CU_ASSERT_EQUAL(after.boot, before.boot); /* the first run's position, not a new one */
     CU_ASSERT_EQUAL(after.seq, before.seq);
     CU_ASSERT(after.len == before.len && memcmp(after.payload, before.payload, before.len) == 0);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f"
+                                              "alpha\x1f"),
+                    1);
 
     /* 3. removed: its file goes, and a later new session does not bring it back (the manager
      * clears a removed deployment's retained status, protocol.md §7.4 step 7) */
@@ -285,10 +291,16 @@ static size_t strictly_backwards(const struct h_monitor *mon)
 static void status_bytes(uint64_t seq, enum mgo_state st, struct mgo_buf *out)
 {
     struct mgo_component_status comp = {.name = "alpha", .state = st};
-    struct mgo_deployment_status s = {
-        .deployment_id = ID_A, .device_id = DEV, .has_adopted_manifest_version = true,
-        .adopted_manifest_version = 1, .state = st, .components = &comp, .components_len = 1,
-        .has_journal = true, .boot = 1, .seq = seq};
+    struct mgo_deployment_status s = {.deployment_id = ID_A,
+                                      .device_id = DEV,
+                                      .has_adopted_manifest_version = true,
+                                      .adopted_manifest_version = 1,
+                                      .state = st,
+                                      .components = &comp,
+                                      .components_len = 1,
+                                      .has_journal = true,
+                                      .boot = 1,
+                                      .seq = seq};
     mgo_buf_init(out, MGO_MAX_MESSAGE_BYTES);
     CU_ASSERT_FATAL(mgo_deployment_status_encode(&s, out) == MGO_OK);
 }
@@ -329,7 +341,8 @@ static void test_no_older_resend_after_kill(void)
     h_monitor_start(&mon, url, DEV);
     struct mgo_mqtt *prev = h_client(url, DEV "-previous-run");
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATUS, DEV, ID_A, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_STATUS, DEV, ID_A, t, sizeof t) ==
+                    MGO_OK);
     h_publish(prev, t, s1.data, s1.len);
     h_publish(prev, t, s2.data, s2.len);
     mgo_mqtt_free(prev);

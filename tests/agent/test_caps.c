@@ -52,9 +52,17 @@ static void test_detect_fake_host(void)
     const char *labels[] = {"site=plant-7", "example.com/line=3"};
     const char *periph[] = {"camera:Basler:ace2"};
     struct mgo_caps_config cfg = {
-        .device_id = "dev-1", .storage_path = root, .otel_collector = true,
-        .compose_available = true, .helm_available = false, .labels = labels, .labels_len = 2,
-        .peripherals = periph, .peripherals_len = 1, .sys_root = root, .memory = "4Gi",
+        .device_id = "dev-1",
+        .storage_path = root,
+        .otel_collector = true,
+        .compose_available = true,
+        .helm_available = false,
+        .labels = labels,
+        .labels_len = 2,
+        .peripherals = periph,
+        .peripherals_len = 1,
+        .sys_root = root,
+        .memory = "4Gi",
     };
     struct mgo_arena arena;
     mgo_arena_init(&arena, 1u << 20);
@@ -123,8 +131,10 @@ static void test_detect_fake_host(void)
 
 static void test_detect_real_host(void)
 {
-    struct mgo_caps_config cfg = {.device_id = "dev-2", .storage_path = "/tmp",
-                                  .compose_available = true, .helm_available = true};
+    struct mgo_caps_config cfg = {.device_id = "dev-2",
+                                  .storage_path = "/tmp",
+                                  .compose_available = true,
+                                  .helm_available = true};
     struct mgo_arena arena;
     mgo_arena_init(&arena, 1u << 20);
     struct mgo_capabilities caps;

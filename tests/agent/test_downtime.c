@@ -38,7 +38,8 @@ static void test_parse(void)
     CU_ASSERT(mgo_downtime_parse("daily 24:30-01:00", &w, why, sizeof why) == MGO_ERR_INVALID);
     CU_ASSERT(mgo_downtime_parse("daily 02:00-02:00", &w, why, sizeof why) == MGO_ERR_INVALID);
     CU_ASSERT(mgo_downtime_parse("daily", &w, why, sizeof why) == MGO_ERR_INVALID);
-    CU_ASSERT(mgo_downtime_parse("daily 01:00-02:00 extra", &w, why, sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(mgo_downtime_parse("daily 01:00-02:00 extra", &w, why, sizeof why) ==
+              MGO_ERR_INVALID);
 }
 
 static void test_active(void)
@@ -47,12 +48,12 @@ static void test_active(void)
     char why[256];
     CU_ASSERT_FATAL(mgo_downtime_parse("Mon-Fri 01:00-03:00", &w[0], why, sizeof why) == MGO_OK);
     time_t end = 0;
-    CU_ASSERT(!mgo_downtime_active(w, 1, at(23, 0, 59), NULL));  /* Mon 00:59 */
-    CU_ASSERT(mgo_downtime_active(w, 1, at(23, 1, 0), &end));    /* Mon 01:00 */
+    CU_ASSERT(!mgo_downtime_active(w, 1, at(23, 0, 59), NULL)); /* Mon 00:59 */
+    CU_ASSERT(mgo_downtime_active(w, 1, at(23, 1, 0), &end));   /* Mon 01:00 */
     CU_ASSERT_EQUAL(end, at(23, 3, 0));
-    CU_ASSERT(mgo_downtime_active(w, 1, at(27, 2, 59), NULL));   /* Fri 02:59 */
-    CU_ASSERT(!mgo_downtime_active(w, 1, at(27, 3, 0), NULL));   /* end is exclusive */
-    CU_ASSERT(!mgo_downtime_active(w, 1, at(28, 2, 0), NULL));   /* Sat */
+    CU_ASSERT(mgo_downtime_active(w, 1, at(27, 2, 59), NULL)); /* Fri 02:59 */
+    CU_ASSERT(!mgo_downtime_active(w, 1, at(27, 3, 0), NULL)); /* end is exclusive */
+    CU_ASSERT(!mgo_downtime_active(w, 1, at(28, 2, 0), NULL)); /* Sat */
 
     /* crossing midnight: belongs to the day it starts on */
     CU_ASSERT_FATAL(mgo_downtime_parse("Fri 22:00-06:00", &w[1], why, sizeof why) == MGO_OK);

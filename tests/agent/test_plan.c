@@ -6,8 +6,9 @@
 #include "mgo_test.h"
 #include "mgo/plan.h"
 
-#define H(c) "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c \
-    c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c
+#define H(c)                                                                                       \
+    "sha256:" c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c c  \
+        c c c c c c c c c c c c c c c c c c c c c c
 static const char *DA1 = H("a"), *DA2 = H("b"), *DB1 = H("c"), *DC1 = H("d");
 static const char *P1 = H("1"), *P2 = H("2"), *F1 = H("5"), *F2 = H("6");
 

@@ -41,8 +41,8 @@ static int sh(const char *fmt, ...)
 
 static void test_exec_exit_and_stderr(void)
 {
-    const char *argv[] = {"sh", "-c", "echo out; echo line1 >&2; echo 'Error: it broke' >&2; exit 3",
-                          NULL};
+    const char *argv[] = {"sh", "-c",
+                          "echo out; echo line1 >&2; echo 'Error: it broke' >&2; exit 3", NULL};
     struct mgo_exec_result r;
     mgo_exec_result_init(&r);
     CU_ASSERT_FATAL(mgo_exec_run(argv, NULL, &r) == MGO_OK);
@@ -59,8 +59,12 @@ static void test_exec_env_cwd_no_shell(void)
 {
     fresh();
     /* arguments are never interpreted by a shell */
-    const char *argv[] = {"sh", "-c", "printf '%s|%s|%s' \"$1\" \"$GREETING\" \"$(pwd)\"", "x",
-                          "$(touch /tmp/mgo-should-not-exist); a b", NULL};
+    const char *argv[] = {"sh",
+                          "-c",
+                          "printf '%s|%s|%s' \"$1\" \"$GREETING\" \"$(pwd)\"",
+                          "x",
+                          "$(touch /tmp/mgo-should-not-exist); a b",
+                          NULL};
     const char *env[] = {"GREETING=hello world"};
     struct mgo_exec_opts o = {.cwd = dir, .env_add = env, .env_add_len = 1};
     struct mgo_exec_result r;
@@ -101,7 +105,10 @@ static void test_exec_timeout_and_missing(void)
 
 static void test_exec_output_bounded(void)
 {
-    const char *argv[] = {"sh", "-c", "head -c 3000000 /dev/zero; head -c 100000 /dev/zero | tr '\\0' e >&2; echo >&2; echo END >&2", NULL};
+    const char *argv[] = {"sh", "-c",
+                          "head -c 3000000 /dev/zero; head -c 100000 /dev/zero | tr '\\0' e >&2; "
+                          "echo >&2; echo END >&2",
+                          NULL};
     struct mgo_exec_result r;
     mgo_exec_result_init(&r);
     CU_ASSERT_FATAL(mgo_exec_run(argv, NULL, &r) == MGO_OK);
@@ -132,7 +139,8 @@ static void test_untar_safe_and_refusals(void)
     snprintf(out, sizeof out, "%s/out", dir);
     /* a normal package with a sub-folder */
     CU_ASSERT_FATAL(sh("cd %s && mkdir -p src/sub && echo 'services: {}' > src/compose.yaml && "
-                       "echo x > src/sub/f && tar -C src -czf ok.tgz .", dir) == 0);
+                       "echo x > src/sub/f && tar -C src -czf ok.tgz .",
+                       dir) == 0);
     snprintf(p, sizeof p, "%s/ok.tgz", dir);
     CU_ASSERT_FATAL(mgo_agent__mkdir_p(out) == MGO_OK);
     CU_ASSERT(untar_file(p, out, why) == MGO_OK);
@@ -143,14 +151,16 @@ static void test_untar_safe_and_refusals(void)
 
     /* a symlink entry */
     CU_ASSERT_FATAL(sh("cd %s && mkdir -p ln && ln -sf /etc/passwd ln/compose.yaml && "
-                       "tar -C ln -czf link.tgz .", dir) == 0);
+                       "tar -C ln -czf link.tgz .",
+                       dir) == 0);
     snprintf(p, sizeof p, "%s/link.tgz", dir);
     CU_ASSERT(untar_file(p, out, why) == MGO_ERR_INVALID);
     CU_ASSERT(strstr(why, "refused") != NULL);
 
     /* '..' and absolute names (GNU tar keeps them with -P) */
     CU_ASSERT_FATAL(sh("cd %s && mkdir -p dd/a && echo x > dd/evil && "
-                       "tar -C dd/a -czPf dots.tgz ../evil", dir) == 0);
+                       "tar -C dd/a -czPf dots.tgz ../evil",
+                       dir) == 0);
     snprintf(p, sizeof p, "%s/dots.tgz", dir);
     CU_ASSERT(untar_file(p, out, why) == MGO_ERR_INVALID);
     snprintf(p, sizeof p, "%s/evil", out);
@@ -188,13 +198,13 @@ static void test_parameter_pointer_styles(void)
     const char *vals[8];
     size_t n = 0;
     char why[300];
-    CU_ASSERT_FATAL(mgo_rt_component_values(&dep, "web", true, &arena, vals, 8, &n, why,
-                                            sizeof why) == MGO_OK);
+    CU_ASSERT_FATAL(
+        mgo_rt_component_values(&dep, "web", true, &arena, vals, 8, &n, why, sizeof why) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(n, 2);
     CU_ASSERT_STRING_EQUAL(vals[0], "GREETING=hi, there");
     CU_ASSERT_STRING_EQUAL(vals[1], "PORT=8080");
-    CU_ASSERT_FATAL(mgo_rt_component_values(&dep, "db", true, &arena, vals, 8, &n, why,
-                                            sizeof why) == MGO_OK);
+    CU_ASSERT_FATAL(
+        mgo_rt_component_values(&dep, "db", true, &arena, vals, 8, &n, why, sizeof why) == MGO_OK);
     CU_ASSERT_EQUAL_FATAL(n, 1);
     CU_ASSERT_STRING_EQUAL(vals[0], "SECRET=true");
     /* an env name that is not one is refused with the field named */
@@ -227,10 +237,12 @@ static void setup_helm_dep(void)
     memset(&helm_dep, 0, sizeof helm_dep);
     helm_comps[0] = (struct mgo_component){.name = "redis",
                                            .repository = "oci://registry.example/charts/redis",
-                                           .revision = "1.2.3", .wait = true, .timeout = "2m30s",
+                                           .revision = "1.2.3",
+                                           .wait = true,
+                                           .timeout = "2m30s",
                                            .timeout_s = 150};
-    helm_comps[1] = (struct mgo_component){.name = "web", .repository = "oci://r.example/web",
-                                           .revision = "0.1.0", .wait = false};
+    helm_comps[1] = (struct mgo_component){
+        .name = "web", .repository = "oci://r.example/web", .revision = "0.1.0", .wait = false};
     helm_t[0] = (struct mgo_target){"auth.password", helm_c0, 1};
     helm_t[1] = (struct mgo_target){"replicas", helm_c0, 1};
     helm_params[0] = (struct mgo_parameter){"pw", true, mgo_value_str("a,b\\c"), &helm_t[0], 1};
@@ -281,11 +293,16 @@ static void test_helm_success_argv(void)
     char *log = read_log();
     /* exact recorded contract, arguments separated by 0x1f */
     const char *want0 = "upgrade\x1f--install\x1fredis\x1foci://registry.example/charts/redis\x1f"
-                        "--version\x1f" "1.2.3\x1f--namespace\x1f" "edge\x1f--create-namespace\x1f"
-                        "--set-string\x1f" "auth.password=a\\,b\\\\c\x1f--set\x1freplicas=2\x1f"
-                        "--wait\x1f--timeout\x1f" "2m30s\x1f\n";
+                        "--version\x1f"
+                        "1.2.3\x1f--namespace\x1f"
+                        "edge\x1f--create-namespace\x1f"
+                        "--set-string\x1f"
+                        "auth.password=a\\,b\\\\c\x1f--set\x1freplicas=2\x1f"
+                        "--wait\x1f--timeout\x1f"
+                        "2m30s\x1f\n";
     const char *want1 = "upgrade\x1f--install\x1fweb\x1foci://r.example/web\x1f--version\x1f"
-                        "0.1.0\x1f--namespace\x1f" "edge\x1f--create-namespace\x1f--timeout\x1f"
+                        "0.1.0\x1f--namespace\x1f"
+                        "edge\x1f--create-namespace\x1f--timeout\x1f"
                         "10m0s\x1f\n";
     CU_ASSERT_EQUAL(strncmp(log, want0, strlen(want0)), 0);
     CU_ASSERT(strstr(log, want1) != NULL);
@@ -299,8 +316,11 @@ static void test_helm_success_argv(void)
     CU_ASSERT_EQUAL(res[0].state, MGO_STATE_REMOVED);
     log = read_log();
     /* removal in reverse order */
-    const char *u1 = strstr(log, "uninstall\x1fweb\x1f--namespace\x1f" "edge\x1f--timeout");
-    const char *u0 = strstr(log, "uninstall\x1fredis\x1f--namespace\x1f" "edge\x1f--wait\x1f--timeout\x1f" "2m30s");
+    const char *u1 = strstr(log, "uninstall\x1fweb\x1f--namespace\x1f"
+                                 "edge\x1f--timeout");
+    const char *u0 = strstr(log, "uninstall\x1fredis\x1f--namespace\x1f"
+                                 "edge\x1f--wait\x1f--timeout\x1f"
+                                 "2m30s");
     CU_ASSERT(u1 != NULL && u0 != NULL && u1 < u0);
     free(log);
     /* gone: the probe sees it */
@@ -402,7 +422,8 @@ static void test_compose_contract(void)
     snprintf(work, sizeof work, "%s/work", dir);
     char podman[512];
     snprintf(podman, sizeof podman, "%s/fake-podman", dir);
-    struct mgo_rt_settings s = {.work_dir = work, .compose_command = fake,
+    struct mgo_rt_settings s = {.work_dir = work,
+                                .compose_command = fake,
                                 .container_command = podman,
                                 .otel_http_endpoint = "http://127.0.0.1:4318"};
     struct mgo_component comp = {.name = "web", .package_location = url, .wait = true};
@@ -715,16 +736,24 @@ static void test_oci_fetch_digests(void)
     char port[16] = "";
     /* layer "services: {}\n", a manifest naming its true digest (tag good) and one naming a
      * wrong digest for a blob whose bytes were swapped (tag bad) */
-    CU_ASSERT_FATAL(sh("set -e; cd %s; mkdir -p v2/m/app/manifests v2/m/app/blobs; "
-                       "printf 'services: {}\n' > layer; D=sha256:$(sha256sum layer | cut -d' ' -f1); "
-                       "cp layer v2/m/app/blobs/$D; "
-                       "printf '{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/vnd.margo.compose.v1+yaml\",\"digest\":\"%%s\",\"size\":13}]}' $D > v2/m/app/manifests/good; "
-                       "W=sha256:1111111111111111111111111111111111111111111111111111111111111111; "
-                       "printf 'services: {x}\n' > v2/m/app/blobs/$W; "
-                       "printf '{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/vnd.margo.compose.v1+yaml\",\"digest\":\"%%s\",\"size\":14}]}' $W > v2/m/app/manifests/bad; "
-                       "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])' > port; "
-                       "(busybox httpd -f -p 127.0.0.1:$(cat port) -h . & echo $! > httpd.pid); sleep 0.3",
-                       dir) == 0);
+    CU_ASSERT_FATAL(
+        sh("set -e; cd %s; mkdir -p v2/m/app/manifests v2/m/app/blobs; "
+           "printf 'services: {}\n' > layer; D=sha256:$(sha256sum layer | cut -d' ' -f1); "
+           "cp layer v2/m/app/blobs/$D; "
+           "printf "
+           "'{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/"
+           "vnd.margo.compose.v1+yaml\",\"digest\":\"%%s\",\"size\":13}]}' $D > "
+           "v2/m/app/manifests/good; "
+           "W=sha256:1111111111111111111111111111111111111111111111111111111111111111; "
+           "printf 'services: {x}\n' > v2/m/app/blobs/$W; "
+           "printf "
+           "'{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/"
+           "vnd.margo.compose.v1+yaml\",\"digest\":\"%%s\",\"size\":14}]}' $W > "
+           "v2/m/app/manifests/bad; "
+           "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+           "print(s.getsockname()[1])' > port; "
+           "(busybox httpd -f -p 127.0.0.1:$(cat port) -h . & echo $! > httpd.pid); sleep 0.3",
+           dir) == 0);
     char p[600];
     snprintf(p, sizeof p, "%s/port", dir);
     char *pt = mgo_test_read_file(p, NULL);
@@ -745,12 +774,15 @@ static void test_oci_fetch_digests(void)
     CU_ASSERT(strstr(why, "does not match") != NULL);
     CU_ASSERT(mgo_fetch_oci(repo, "missing", &o, &out, NULL, why, sizeof why) == MGO_ERR_NOT_FOUND);
     /* the revision as a digest must match the manifest's own bytes */
-    CU_ASSERT(mgo_fetch_oci(repo, "sha256:2222222222222222222222222222222222222222222222222222222222222222",
-                            &o, &out, NULL, why, sizeof why) != MGO_OK);
+    CU_ASSERT(mgo_fetch_oci(
+                  repo, "sha256:2222222222222222222222222222222222222222222222222222222222222222",
+                  &o, &out, NULL, why, sizeof why) != MGO_OK);
     /* malformed references never reach the network */
-    CU_ASSERT(mgo_fetch_oci("oci://h/../x", "1", &o, &out, NULL, why, sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(mgo_fetch_oci("oci://h/../x", "1", &o, &out, NULL, why, sizeof why) ==
+              MGO_ERR_INVALID);
     CU_ASSERT(mgo_fetch_oci(repo, "a/b", &o, &out, NULL, why, sizeof why) == MGO_ERR_INVALID);
-    CU_ASSERT(mgo_fetch_oci("https://x/y", "1", &o, &out, NULL, why, sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(mgo_fetch_oci("https://x/y", "1", &o, &out, NULL, why, sizeof why) ==
+              MGO_ERR_INVALID);
     /* size cap */
     struct mgo_buf small;
     mgo_buf_init(&small, 4);

@@ -76,8 +76,10 @@ struct expect {
 
 static const struct expect invalid_expect[] = {
     {"ApplicationDeployment-001.yaml", MGO_DOC_APP_DEPLOYMENT, "kind"},
-    {"ApplicationDeployment-002.yaml", MGO_DOC_APP_DEPLOYMENT, "metadata.annotations.applicationId"},
-    {"ApplicationDeployment-003.yaml", MGO_DOC_APP_DEPLOYMENT, "metadata.annotations.applicationId"},
+    {"ApplicationDeployment-002.yaml", MGO_DOC_APP_DEPLOYMENT,
+     "metadata.annotations.applicationId"},
+    {"ApplicationDeployment-003.yaml", MGO_DOC_APP_DEPLOYMENT,
+     "metadata.annotations.applicationId"},
     {"ApplicationDeployment-004.yaml", MGO_DOC_APP_DEPLOYMENT, "id"},
     {"ApplicationDescription-001.yaml", MGO_DOC_APP_DESCRIPTION, "kind"},
     {"ApplicationDescription-002.yaml", MGO_DOC_APP_DESCRIPTION, "id"},
@@ -138,34 +140,34 @@ static void test_superseded_space_sizes_refused(void)
 /* ---- round trips ---------------------------------------------------------------------- */
 
 /* struct -> canonical msgpack -> struct -> tree must give the same JSON, twice the same bytes */
-#define ROUND_TRIP(doc, type, root, arena)                                                      \
-    do {                                                                                       \
-        struct type a, b;                                                                      \
-        struct mgo_problems rp;                                                                \
-        mgo_problems_init(&rp);                                                               \
-        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_from_value(root, arena, &a, &rp), MGO_OK);           \
-        struct mgo_buf m1, m2;                                                                 \
-        mgo_buf_init(&m1, MGO_MAX_MESSAGE_BYTES);                                              \
-        mgo_buf_init(&m2, MGO_MAX_MESSAGE_BYTES);                                              \
-        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_encode(&a, &m1), MGO_OK);                            \
-        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_encode(&a, &m2), MGO_OK);                            \
-        CU_ASSERT_EQUAL(m1.len, m2.len);                                                       \
-        CU_ASSERT(memcmp(m1.data, m2.data, m1.len) == 0);                                      \
-        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_decode(m1.data, m1.len, arena, &b, &rp), MGO_OK);     \
-        struct mgo_value va, vb;                                                               \
-        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_to_value(&a, arena, &va), MGO_OK);                   \
-        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_to_value(&b, arena, &vb), MGO_OK);                   \
-        char *ja = json_of(&va), *jb = json_of(&vb);                                           \
-        CU_ASSERT_STRING_EQUAL(ja, jb);                                                        \
-        struct mgo_buf m3;                                                                     \
-        mgo_buf_init(&m3, MGO_MAX_MESSAGE_BYTES);                                              \
-        CU_ASSERT_EQUAL(mgo_##doc##_encode(&b, &m3), MGO_OK);                                  \
-        CU_ASSERT(m3.len == m1.len && memcmp(m3.data, m1.data, m1.len) == 0);                  \
-        free(ja);                                                                              \
-        free(jb);                                                                              \
-        mgo_buf_cleanup(&m1);                                                                  \
-        mgo_buf_cleanup(&m2);                                                                  \
-        mgo_buf_cleanup(&m3);                                                                  \
+#define ROUND_TRIP(doc, type, root, arena)                                                         \
+    do {                                                                                           \
+        struct type a, b;                                                                          \
+        struct mgo_problems rp;                                                                    \
+        mgo_problems_init(&rp);                                                                    \
+        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_from_value(root, arena, &a, &rp), MGO_OK);               \
+        struct mgo_buf m1, m2;                                                                     \
+        mgo_buf_init(&m1, MGO_MAX_MESSAGE_BYTES);                                                  \
+        mgo_buf_init(&m2, MGO_MAX_MESSAGE_BYTES);                                                  \
+        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_encode(&a, &m1), MGO_OK);                                \
+        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_encode(&a, &m2), MGO_OK);                                \
+        CU_ASSERT_EQUAL(m1.len, m2.len);                                                           \
+        CU_ASSERT(memcmp(m1.data, m2.data, m1.len) == 0);                                          \
+        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_decode(m1.data, m1.len, arena, &b, &rp), MGO_OK);        \
+        struct mgo_value va, vb;                                                                   \
+        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_to_value(&a, arena, &va), MGO_OK);                       \
+        CU_ASSERT_EQUAL_FATAL(mgo_##doc##_to_value(&b, arena, &vb), MGO_OK);                       \
+        char *ja = json_of(&va), *jb = json_of(&vb);                                               \
+        CU_ASSERT_STRING_EQUAL(ja, jb);                                                            \
+        struct mgo_buf m3;                                                                         \
+        mgo_buf_init(&m3, MGO_MAX_MESSAGE_BYTES);                                                  \
+        CU_ASSERT_EQUAL(mgo_##doc##_encode(&b, &m3), MGO_OK);                                      \
+        CU_ASSERT(m3.len == m1.len && memcmp(m3.data, m1.data, m1.len) == 0);                      \
+        free(ja);                                                                                  \
+        free(jb);                                                                                  \
+        mgo_buf_cleanup(&m1);                                                                      \
+        mgo_buf_cleanup(&m2);                                                                      \
+        mgo_buf_cleanup(&m3);                                                                      \
     } while (0)
 
 static void round_trip_one(const char *rel)
@@ -177,14 +179,23 @@ static void round_trip_one(const char *rel)
     struct mgo_value root;
     CU_ASSERT_EQUAL_FATAL(load(rel, &arena, &kind, &root, &p), MGO_OK);
     switch (kind) {
-    case MGO_DOC_APP_DESCRIPTION: ROUND_TRIP(app_description, mgo_app_description, &root, &arena); break;
-    case MGO_DOC_APP_DEPLOYMENT: ROUND_TRIP(app_deployment, mgo_app_deployment, &root, &arena); break;
-    case MGO_DOC_DESIRED_STATE: ROUND_TRIP(desired_state, mgo_desired_state, &root, &arena); break;
+    case MGO_DOC_APP_DESCRIPTION:
+        ROUND_TRIP(app_description, mgo_app_description, &root, &arena);
+        break;
+    case MGO_DOC_APP_DEPLOYMENT:
+        ROUND_TRIP(app_deployment, mgo_app_deployment, &root, &arena);
+        break;
+    case MGO_DOC_DESIRED_STATE:
+        ROUND_TRIP(desired_state, mgo_desired_state, &root, &arena);
+        break;
     case MGO_DOC_DEPLOYMENT_STATUS:
         ROUND_TRIP(deployment_status, mgo_deployment_status, &root, &arena);
         break;
-    case MGO_DOC_CAPABILITIES: ROUND_TRIP(capabilities, mgo_capabilities, &root, &arena); break;
-    default: break;
+    case MGO_DOC_CAPABILITIES:
+        ROUND_TRIP(capabilities, mgo_capabilities, &root, &arena);
+        break;
+    default:
+        break;
     }
     mgo_arena_cleanup(&arena);
 }
@@ -202,9 +213,9 @@ static void test_round_trip_preserves_margo_fields(void)
     struct mgo_problems p;
     enum mgo_doc_kind kind;
     struct mgo_value root;
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/DesiredStateManifest-001.json", &arena,
-                               &kind, &root, &p),
-                          MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        load("tests/data/margo/valid/DesiredStateManifest-001.json", &arena, &kind, &root, &p),
+        MGO_OK);
     struct mgo_desired_state d;
     CU_ASSERT_EQUAL_FATAL(mgo_desired_state_from_value(&root, &arena, &d, &p), MGO_OK);
     struct mgo_value back;
@@ -214,9 +225,9 @@ static void test_round_trip_preserves_margo_fields(void)
     CU_ASSERT_EQUAL(d.manifest_version, 101);
     CU_ASSERT_EQUAL(d.deployments_len, 1);
 
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/DeploymentStatusManifest-001.json",
-                               &arena, &kind, &root, &p),
-                          MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        load("tests/data/margo/valid/DeploymentStatusManifest-001.json", &arena, &kind, &root, &p),
+        MGO_OK);
     struct mgo_deployment_status s;
     CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_from_value(&root, &arena, &s, &p), MGO_OK);
     CU_ASSERT_EQUAL(s.components_len, 2);
@@ -236,9 +247,9 @@ static void test_drift_normalised_on_output(void)
     struct mgo_value root, out;
 
     /* helm.v3 -> helm; annotations.id -> top-level id and annotations.id */
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/ApplicationDeployment-001.yaml", &arena,
-                               &kind, &root, &p),
-                          MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        load("tests/data/margo/valid/ApplicationDeployment-001.yaml", &arena, &kind, &root, &p),
+        MGO_OK);
     struct mgo_app_deployment dep;
     CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_OK);
     CU_ASSERT_EQUAL(dep.profile.type, MGO_PROFILE_HELM);
@@ -252,9 +263,9 @@ static void test_drift_normalised_on_output(void)
     CU_ASSERT_STRING_EQUAL(mgo_value_pointer(&out, "/metadata/annotations/id")->as.str.ptr, dep.id);
 
     /* ENV.X compose pointers -> X */
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/ApplicationDeployment-compose.yaml", &arena,
-                               &kind, &root, &p),
-                          MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        load("tests/data/margo/valid/ApplicationDeployment-compose.yaml", &arena, &kind, &root, &p),
+        MGO_OK);
     CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_OK);
     CU_ASSERT_EQUAL(dep.profile.type, MGO_PROFILE_COMPOSE);
     bool saw = false;
@@ -277,8 +288,8 @@ static void test_drift_normalised_on_output(void)
     CU_ASSERT_PTR_NULL(mgo_value_pointer(&out, "/metadata/id"));
 
     /* older capabilities (roles) -> supportedDeploymentTypes, cpus */
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/DeviceCapabilitiesManifest-001.json",
-                               &arena, &kind, &root, &p),
+    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/DeviceCapabilitiesManifest-001.json", &arena,
+                               &kind, &root, &p),
                           MGO_OK);
     struct mgo_capabilities caps;
     CU_ASSERT_EQUAL_FATAL(mgo_capabilities_from_value(&root, &arena, &caps, &p), MGO_OK);
@@ -344,9 +355,9 @@ static void test_doc_digest_ignores_extension_and_is_stable(void)
     struct mgo_problems p;
     enum mgo_doc_kind kind;
     struct mgo_value root, out, signed_out;
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/ApplicationDeployment-helm.yaml", &arena,
-                               &kind, &root, &p),
-                          MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        load("tests/data/margo/valid/ApplicationDeployment-helm.yaml", &arena, &kind, &root, &p),
+        MGO_OK);
     struct mgo_app_deployment dep;
     CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_from_value(&root, &arena, &dep, &p), MGO_OK);
     CU_ASSERT_EQUAL_FATAL(mgo_app_deployment_to_value(&dep, &arena, &out), MGO_OK);
@@ -396,9 +407,11 @@ static void test_digest_format(void)
 {
     char d[MGO_DIGEST_STR_SIZE];
     CU_ASSERT_EQUAL(mgo_digest_sha256("abc", 3, d), MGO_OK);
-    CU_ASSERT_STRING_EQUAL(d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    CU_ASSERT_STRING_EQUAL(
+        d, "sha256:ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
     CU_ASSERT(mgo_digest_is_sha256(d));
-    CU_ASSERT_FALSE(mgo_digest_is_sha256("sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
+    CU_ASSERT_FALSE(mgo_digest_is_sha256(
+        "sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"));
     CU_ASSERT_FALSE(mgo_digest_is_sha256("sha256:abc"));
     CU_ASSERT(mgo_digest_is_wellformed("sha512:00ff"));
     CU_ASSERT_FALSE(mgo_digest_is_wellformed("invalid-digest"));
@@ -434,7 +447,9 @@ static void test_status_journal_extension(void)
 {
     struct mgo_component_status comps[2] = {
         {.name = "web", .state = MGO_STATE_INSTALLED},
-        {.name = "db", .state = MGO_STATE_FAILED, .has_error = true,
+        {.name = "db",
+         .state = MGO_STATE_FAILED,
+         .has_error = true,
          .error = {.code = "ERR_IMAGE_PULL", .source = "db", .message = "pull access denied"}},
     };
     struct mgo_deployment_status s = {
@@ -527,8 +542,9 @@ static void test_status_app_extension(void)
     struct mgo_value tree;
     CU_ASSERT_EQUAL_FATAL(mgo_value_from_msgpack(m.data, m.len, &arena, &tree, &p), MGO_OK);
     char *json = json_of(mgo_value_pointer(&tree, "/x-margo-mqtt-extensions"));
-    CU_ASSERT_STRING_EQUAL(json, "{\"app\":{\"id\":\"hello-world\",\"name\":\"hello-world-a3e2f5dc\","
-                                 "\"version\":\"1.2.1\"},\"boot\":3,\"seq\":42}");
+    CU_ASSERT_STRING_EQUAL(json,
+                           "{\"app\":{\"id\":\"hello-world\",\"name\":\"hello-world-a3e2f5dc\","
+                           "\"version\":\"1.2.1\"},\"boot\":3,\"seq\":42}");
     free(json);
     struct mgo_deployment_status b;
     CU_ASSERT_EQUAL_FATAL(mgo_deployment_status_decode(m.data, m.len, &arena, &b, &p), MGO_OK);
@@ -718,9 +734,12 @@ static void test_presence_and_event(void)
     CU_ASSERT_EQUAL(pb.boot, 9);
     CU_ASSERT_EQUAL(pb.timestamp_ms, 0);
 
-    struct mgo_event ev = {.device_id = "dev-1", .type = "manifest-refused", .severity = "warning",
+    struct mgo_event ev = {.device_id = "dev-1",
+                           .type = "manifest-refused",
+                           .severity = "warning",
                            .message = "manifestVersion 3 is not greater than 5",
-                           .has_manifest_version = true, .manifest_version = 3,
+                           .has_manifest_version = true,
+                           .manifest_version = 3,
                            .timestamp_ms = 1764000000000ull};
     mgo_buf_reset(&m);
     CU_ASSERT_EQUAL_FATAL(mgo_event_encode(&ev, &m), MGO_OK);
@@ -740,8 +759,8 @@ static void test_presence_and_event(void)
 
 static void test_receipt(void)
 {
-    struct mgo_receipt r = {.device_id = "dev-1", .epoch = "0123456789abcdef", .boot = 3,
-                            .seq = 41};
+    struct mgo_receipt r = {
+        .device_id = "dev-1", .epoch = "0123456789abcdef", .boot = 3, .seq = 41};
     struct mgo_buf m;
     mgo_buf_init(&m, MGO_MAX_MESSAGE_BYTES);
     CU_ASSERT_EQUAL_FATAL(mgo_receipt_encode(&r, &m), MGO_OK);
@@ -842,14 +861,18 @@ static int check(const struct mgo_schema_rule *r, struct mgo_value v)
 
 static void test_schema_rules(void)
 {
-    struct mgo_schema_rule text = {.data_type = MGO_DT_STRING, .has_allow_empty = true,
-                                   .allow_empty = false, .has_min_length = true, .min_length = 2,
-                                   .has_max_length = true, .max_length = 5,
+    struct mgo_schema_rule text = {.data_type = MGO_DT_STRING,
+                                   .has_allow_empty = true,
+                                   .allow_empty = false,
+                                   .has_min_length = true,
+                                   .min_length = 2,
+                                   .has_max_length = true,
+                                   .max_length = 5,
                                    .regex_match = "^[a-z]+$"};
     CU_ASSERT(check(&text, vstr("abc")));
-    CU_ASSERT(check(&text, vstr("ab")));       /* at minLength */
-    CU_ASSERT_FALSE(check(&text, vstr("a")));  /* one below */
-    CU_ASSERT(check(&text, vstr("abcde")));    /* at maxLength */
+    CU_ASSERT(check(&text, vstr("ab")));      /* at minLength */
+    CU_ASSERT_FALSE(check(&text, vstr("a"))); /* one below */
+    CU_ASSERT(check(&text, vstr("abcde")));   /* at maxLength */
     CU_ASSERT_FALSE(check(&text, vstr("abcdef")));
     CU_ASSERT_FALSE(check(&text, vstr("ABC"))); /* regexMatch */
     CU_ASSERT_FALSE(check(&text, vstr("")));    /* allowEmpty: false */
@@ -859,14 +882,19 @@ static void test_schema_rules(void)
     CU_ASSERT_EQUAL(mgo_schema_check(&text, NULL, "greeting", &p), MGO_ERR_INVALID);
     CU_ASSERT_STRING_EQUAL(p.items[0].field, "greeting");
 
-    struct mgo_schema_rule optional = {.data_type = MGO_DT_STRING, .has_allow_empty = true,
-                                       .allow_empty = true, .has_min_length = true,
+    struct mgo_schema_rule optional = {.data_type = MGO_DT_STRING,
+                                       .has_allow_empty = true,
+                                       .allow_empty = true,
+                                       .has_min_length = true,
                                        .min_length = 5};
     CU_ASSERT(check(&optional, vstr("")));
     CU_ASSERT_FALSE(check(&optional, vstr("abc")));
 
-    struct mgo_schema_rule integer = {.data_type = MGO_DT_INTEGER, .has_min_value = true,
-                                      .min_value = 30, .has_max_value = true, .max_value = 360};
+    struct mgo_schema_rule integer = {.data_type = MGO_DT_INTEGER,
+                                      .has_min_value = true,
+                                      .min_value = 30,
+                                      .has_max_value = true,
+                                      .max_value = 360};
     CU_ASSERT(check(&integer, vint(30)));
     CU_ASSERT(check(&integer, vint(360)));
     CU_ASSERT_FALSE(check(&integer, vint(29)));
@@ -874,13 +902,17 @@ static void test_schema_rules(void)
     CU_ASSERT_FALSE(check(&integer, vdbl(30.5)));
     CU_ASSERT_FALSE(check(&integer, vstr("30")));
 
-    struct mgo_schema_rule dbl = {.data_type = MGO_DT_DOUBLE, .has_min_value = true,
-                                  .min_value = 0.5, .has_max_precision = true, .max_precision = 2,
-                                  .has_min_precision = true, .min_precision = 1};
+    struct mgo_schema_rule dbl = {.data_type = MGO_DT_DOUBLE,
+                                  .has_min_value = true,
+                                  .min_value = 0.5,
+                                  .has_max_precision = true,
+                                  .max_precision = 2,
+                                  .has_min_precision = true,
+                                  .min_precision = 1};
     CU_ASSERT(check(&dbl, vdbl(1.25)));
-    CU_ASSERT_FALSE(check(&dbl, vdbl(1.255)));  /* maxPrecision */
-    CU_ASSERT_FALSE(check(&dbl, vdbl(0.25)));   /* minValue */
-    CU_ASSERT_FALSE(check(&dbl, vint(2)));      /* minPrecision 1: "2" has none */
+    CU_ASSERT_FALSE(check(&dbl, vdbl(1.255))); /* maxPrecision */
+    CU_ASSERT_FALSE(check(&dbl, vdbl(0.25)));  /* minValue */
+    CU_ASSERT_FALSE(check(&dbl, vint(2)));     /* minPrecision 1: "2" has none */
     CU_ASSERT_FALSE(check(&dbl, vstr("1.5")));
 
     struct mgo_schema_rule boolean = {.data_type = MGO_DT_BOOLEAN};
@@ -896,7 +928,8 @@ static void test_schema_rules(void)
     struct mgo_schema_rule select = {.data_type = MGO_DT_STRING, .options = &opts};
     CU_ASSERT(check(&select, vstr("red")));
     CU_ASSERT_FALSE(check(&select, vstr("green")));
-    struct mgo_schema_rule multi = {.data_type = MGO_DT_STRING, .options = &opts, .multiselect = true};
+    struct mgo_schema_rule multi = {
+        .data_type = MGO_DT_STRING, .options = &opts, .multiselect = true};
     struct mgo_value both;
     CU_ASSERT_FATAL(mgo_value_array_new(&arena, 2, &both) == MGO_OK);
     both.as.array.items[0] = vstr("red");
@@ -906,8 +939,8 @@ static void test_schema_rules(void)
     CU_ASSERT_FALSE(check(&multi, both));
     CU_ASSERT_FALSE(check(&multi, vstr("red"))); /* multiselect wants a list */
 
-    struct mgo_schema_rule ints = {.data_type = MGO_DT_ARRAY_INTEGER, .has_max_value = true,
-                                   .max_value = 10};
+    struct mgo_schema_rule ints = {
+        .data_type = MGO_DT_ARRAY_INTEGER, .has_max_value = true, .max_value = 10};
     struct mgo_value list;
     CU_ASSERT_FATAL(mgo_value_array_new(&arena, 2, &list) == MGO_OK);
     list.as.array.items[0] = vint(1);
@@ -925,9 +958,10 @@ static void test_description_configuration_resolved(void)
     struct mgo_problems p;
     enum mgo_doc_kind kind;
     struct mgo_value root;
-    CU_ASSERT_EQUAL_FATAL(load("tests/data/margo/valid/ApplicationDescription-helm_and_compose.yaml",
-                               &arena, &kind, &root, &p),
-                          MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        load("tests/data/margo/valid/ApplicationDescription-helm_and_compose.yaml", &arena, &kind,
+             &root, &p),
+        MGO_OK);
     struct mgo_app_description d;
     CU_ASSERT_EQUAL_FATAL(mgo_app_description_from_value(&root, &arena, &d, &p), MGO_OK);
     CU_ASSERT_EQUAL(d.profiles_len, 2);
@@ -996,7 +1030,8 @@ void mgo_test_register(void)
 {
     static const struct mgo_test_case examples[] = {
         {"valid examples accepted", test_valid_examples_accepted},
-        {"invalid examples refused naming the field", test_invalid_examples_refused_naming_the_field},
+        {"invalid examples refused naming the field",
+         test_invalid_examples_refused_naming_the_field},
         {"superseded space sizes refused", test_superseded_space_sizes_refused},
         {NULL, NULL},
     };

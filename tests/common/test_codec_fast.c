@@ -126,8 +126,8 @@ static void test_map_sorted_and_unsorted(void)
 static void test_map_duplicates_both_ways(void)
 {
     /* adjacent duplicate in otherwise sorted order, and a duplicate found only by sorting */
-    static const char *const cases[][3] = {{"a", "a", "b"}, {"a", "b", "b"}, {"b", "a", "b"},
-                                           {"", "x", ""}};
+    static const char *const cases[][3] = {
+        {"a", "a", "b"}, {"a", "b", "b"}, {"b", "a", "b"}, {"", "x", ""}};
     for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
         struct raw r = {.len = 0};
         raw_u8(&r, 0x83);
@@ -340,8 +340,8 @@ static mgo_err decode_dep_yaml(const char *yaml, struct mgo_app_deployment *d,
 
 /* Decodes the deployment above with its blanks filled. */
 static mgo_err decode_dep(const char *name, const char *timeout, const char *extra,
-                          const char *target, struct mgo_app_deployment *d,
-                          struct mgo_arena *arena, struct mgo_problems *p)
+                          const char *target, struct mgo_app_deployment *d, struct mgo_arena *arena,
+                          struct mgo_problems *p)
 {
     char yaml[4096];
     int n = snprintf(yaml, sizeof yaml, deployment_yaml, name, timeout, extra, target);
@@ -359,8 +359,7 @@ static void test_problem_paths_nested(void)
     CU_ASSERT_STRING_EQUAL(d.profile.components[2].timeout, "1m0s");
     mgo_arena_cleanup(&arena);
 
-    CU_ASSERT_EQUAL(decode_dep("Bad_Name", "soon", "", "nowhere", &d, &arena, &p),
-                    MGO_ERR_INVALID);
+    CU_ASSERT_EQUAL(decode_dep("Bad_Name", "soon", "", "nowhere", &d, &arena, &p), MGO_ERR_INVALID);
     CU_ASSERT_EQUAL_FATAL(p.count, 3);
     CU_ASSERT_STRING_EQUAL(p.items[0].field, "spec.deploymentProfile.components[2].name");
     CU_ASSERT_STRING_EQUAL(p.items[0].rule,
@@ -368,8 +367,7 @@ static void test_problem_paths_nested(void)
     CU_ASSERT_STRING_EQUAL(p.items[1].field,
                            "spec.deploymentProfile.components[2].properties.timeout");
     CU_ASSERT_STRING_EQUAL(p.items[1].rule, "\"soon\" must match ^[0-9]+m[0-9]+s$ (e.g. 8m30s)");
-    CU_ASSERT_STRING_EQUAL(p.items[2].field,
-                           "spec.parameters.cameraUrl.targets[0].components[1]");
+    CU_ASSERT_STRING_EQUAL(p.items[2].field, "spec.parameters.cameraUrl.targets[0].components[1]");
     CU_ASSERT_STRING_EQUAL(p.items[2].rule,
                            "\"nowhere\" is not a component of any deployment profile");
     mgo_arena_cleanup(&arena);
@@ -381,14 +379,30 @@ static void test_large_map_lookup(void)
      * search finds the known ones (keys before, between and after them) */
     char extra[2048];
     size_t used = 0;
-    static const char *const keys[] = {"a0", "k1", "key", "keyLocationX", "pack", "packageLocatio",
-                                       "packageLocationZ", "r", "repositor", "revisions", "t",
-                                       "timeou", "timeouts", "w", "wai", "waits", "x1", "x2",
-                                       "y", "z"};
+    static const char *const keys[] = {"a0",
+                                       "k1",
+                                       "key",
+                                       "keyLocationX",
+                                       "pack",
+                                       "packageLocatio",
+                                       "packageLocationZ",
+                                       "r",
+                                       "repositor",
+                                       "revisions",
+                                       "t",
+                                       "timeou",
+                                       "timeouts",
+                                       "w",
+                                       "wai",
+                                       "waits",
+                                       "x1",
+                                       "x2",
+                                       "y",
+                                       "z"};
     used += (size_t)snprintf(extra + used, sizeof extra - used, "          keyLocation: k\n");
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
-        used += (size_t)snprintf(extra + used, sizeof extra - used, "          %s: %zu\n",
-                                 keys[i], i);
+        used +=
+            (size_t)snprintf(extra + used, sizeof extra - used, "          %s: %zu\n", keys[i], i);
     CU_ASSERT_FATAL(used < sizeof extra);
     struct mgo_app_deployment d;
     struct mgo_arena arena;
@@ -480,8 +494,8 @@ static const char small_dep_yaml[] =
     "    type: compose\n"
     "    components: [{name: c, properties: {%s}}]\n";
 
-static void expect_small(const char *kind, const char *device, const char *props,
-                         const char *field, const char *rule)
+static void expect_small(const char *kind, const char *device, const char *props, const char *field,
+                         const char *rule)
 {
     char yaml[2048];
     int n = snprintf(yaml, sizeof yaml, small_dep_yaml, kind, device, props);
@@ -523,8 +537,8 @@ static void test_prefixes_and_kind(void)
 static void test_device_ids(void)
 {
     static const char *const good[] = {"d", "Edge.gw_1~-", "a/b/c", "site/gw/*", "A-Z.0_9~"};
-    static const char *const bad[] = {"", "/a", "a/", "a//b", "a b", "a/*/b", "*", "a/b*",
-                                      "caf\xc3\xa9", "a:b", "a@b"};
+    static const char *const bad[] = {"",  "/a",   "a/",          "a//b", "a b", "a/*/b",
+                                      "*", "a/b*", "caf\xc3\xa9", "a:b",  "a@b"};
     for (size_t i = 0; i < sizeof good / sizeof good[0]; i++)
         expect_small(KIND, good[i], "packageLocation: 'http://x'", NULL, NULL);
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)

@@ -245,10 +245,12 @@ void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"posts from two threads keep each thread's order", test_posts_from_threads_keep_order},
-        {"timers fire in due order; a cancelled one never", test_timers_fire_in_due_order_and_cancel},
+        {"timers fire in due order; a cancelled one never",
+         test_timers_fire_in_due_order_and_cancel},
         {"a zero-delay timer added by a timer yields", test_zero_delay_timer_yields},
         {"fd watch, unwatch inside the callback", test_fd_watch},
-        {"stop from another thread; free releases posts", test_stop_from_thread_and_free_releases_posts},
+        {"stop from another thread; free releases posts",
+         test_stop_from_thread_and_free_releases_posts},
         {"posts are bounded", test_post_limit},
         {"mqtt readiness fd consumed by an empty next", test_mqtt_fd_consumed_by_empty_next},
         {NULL, NULL},

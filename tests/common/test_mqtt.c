@@ -471,8 +471,8 @@ static void test_publish_burst_beyond_window(void)
     for (int i = 0; i < N; i++) {
         char text[16];
         snprintf(text, sizeof text, "%d", i);
-        CU_ASSERT_FATAL(mgo_mqtt_publish(pub, "burst/t", text, strlen(text), 1, false,
-                                         &tokens[i]) == MGO_OK);
+        CU_ASSERT_FATAL(
+            mgo_mqtt_publish(pub, "burst/t", text, strlen(text), 1, false, &tokens[i]) == MGO_OK);
         CU_ASSERT_FATAL(i == 0 || tokens[i] != tokens[i - 1]);
     }
     for (int done = 0; done < N; done++) {

@@ -58,8 +58,13 @@ static void test_format_double_shortest_round_trip(void)
     static const struct {
         double v;
         const char *text;
-    } cases[] = {{0.1, "0.1"}, {24, "24"}, {1.5, "1.5"}, {-2.25, "-2.25"}, {1e21, "1e+21"},
-                 {0.30000000000000004, "0.30000000000000004"}, {123456.789, "123456.789"}};
+    } cases[] = {{0.1, "0.1"},
+                 {24, "24"},
+                 {1.5, "1.5"},
+                 {-2.25, "-2.25"},
+                 {1e21, "1e+21"},
+                 {0.30000000000000004, "0.30000000000000004"},
+                 {123456.789, "123456.789"}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char out[MGO_DOUBLE_STR_SIZE];
         size_t n = mgo_format_double(cases[i].v, out);

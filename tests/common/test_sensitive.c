@@ -51,8 +51,7 @@ static mgo_err parse(const char *ext, struct mgo_arena *arena, struct mgo_app_de
     return mgo_app_description_from_value(&tree, arena, app, p);
 }
 
-static const struct mgo_setting *setting(const struct mgo_app_description *app,
-                                         const char *param)
+static const struct mgo_setting *setting(const struct mgo_app_description *app, const char *param)
 {
     for (size_t s = 0; s < app->sections_len; s++) {
         for (size_t i = 0; i < app->sections[s].settings_len; i++) {
@@ -138,14 +137,14 @@ static void test_flag_wrong_type(void)
                      "must be a boolean"))
         for (size_t i = 0; i < p.count; i++)
             fprintf(stderr, "problem: %s: %s\n", p.items[i].field, p.items[i].rule);
-    CU_ASSERT_TRUE(has_problem(
-        &p, "configuration.sections[0].settings[1].x-margo-mqtt-extensions.sensitive",
-        "must be a boolean"));
+    CU_ASSERT_TRUE(
+        has_problem(&p, "configuration.sections[0].settings[1].x-margo-mqtt-extensions.sensitive",
+                    "must be a boolean"));
     mgo_arena_cleanup(&arena);
     mgo_arena_init(&arena, 1u << 20);
     CU_ASSERT_EQUAL(parse(", x-margo-mqtt-extensions: true", &arena, &app, &p), MGO_ERR_INVALID);
-    CU_ASSERT_TRUE(has_problem(&p, "configuration.sections[0].settings[1].x-margo-mqtt-extensions",
-                               "map"));
+    CU_ASSERT_TRUE(
+        has_problem(&p, "configuration.sections[0].settings[1].x-margo-mqtt-extensions", "map"));
     mgo_arena_cleanup(&arena);
 }
 

@@ -96,7 +96,8 @@ static void test_msgpack_truncated_everywhere(void)
     /* encode a real status, then every proper prefix must be refused cleanly */
     struct mgo_component_status comps[1] = {{.name = "web", .state = MGO_STATE_INSTALLED}};
     struct mgo_deployment_status s = {.deployment_id = "a3e2f5dc-912e-494f-8395-52cf3769bc06",
-                                      .state = MGO_STATE_INSTALLED, .components = comps,
+                                      .state = MGO_STATE_INSTALLED,
+                                      .components = comps,
                                       .components_len = 1};
     struct mgo_buf m;
     mgo_buf_init(&m, MGO_MAX_MESSAGE_BYTES);
@@ -344,10 +345,10 @@ static void test_msgpack_wrong_shapes(void)
 static void test_msgpack_canonical(void)
 {
     /* keys arrive unsorted; re-encoding sorts them; the same tree gives the same bytes */
-    static const uint8_t unsorted[] = {0x83, 0xa1, 'b', 0x01, 0xa1, 'a', 0xcd, 0x00, 0x02,
-                                       0xa2, 'a', 'a', 0xc3};
-    static const uint8_t canonical[] = {0x83, 0xa1, 'a', 0x02, 0xa2, 'a', 'a', 0xc3,
-                                        0xa1, 'b', 0x01};
+    static const uint8_t unsorted[] = {0x83, 0xa1, 'b',  0x01, 0xa1, 'a', 0xcd,
+                                       0x00, 0x02, 0xa2, 'a',  'a',  0xc3};
+    static const uint8_t canonical[] = {0x83, 0xa1, 'a',  0x02, 0xa2, 'a',
+                                        'a',  0xc3, 0xa1, 'b',  0x01};
     struct ctx c;
     CU_ASSERT_EQUAL_FATAL(from_mp(&c, unsorted, sizeof unsorted), MGO_OK);
     struct mgo_buf b;
@@ -398,16 +399,16 @@ static void test_yaml_hostile(void)
 {
     struct ctx c;
     static const char *const bad[] = {
-        "a: 1\na: 2\n",                             /* duplicate key */
-        "a: &x [1, 2]\nb: *x\n",                    /* alias */
-        "--- 1\n--- 2\n",                           /* two documents */
-        "? [1, 2]\n: v\n",                          /* non-scalar key */
-        "a: [1, 2\n",                               /* unterminated */
-        "a: .nan\n",                                /* non-finite */
-        "a: !!binary aGk=\n",                       /* tags other than !!str */
-        "{\"a\": 1, \"a\": 1}",                     /* JSON duplicate key */
-        "a: \"\\0\"\n",                             /* NUL in a string */
-        "",                                         /* empty document */
+        "a: 1\na: 2\n",          /* duplicate key */
+        "a: &x [1, 2]\nb: *x\n", /* alias */
+        "--- 1\n--- 2\n",        /* two documents */
+        "? [1, 2]\n: v\n",       /* non-scalar key */
+        "a: [1, 2\n",            /* unterminated */
+        "a: .nan\n",             /* non-finite */
+        "a: !!binary aGk=\n",    /* tags other than !!str */
+        "{\"a\": 1, \"a\": 1}",  /* JSON duplicate key */
+        "a: \"\\0\"\n",          /* NUL in a string */
+        "",                      /* empty document */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         mgo_err err = from_yaml(&c, bad[i], strlen(bad[i]));
@@ -464,7 +465,8 @@ static void test_json_input_and_output(void)
     struct mgo_buf b;
     mgo_buf_init(&b, 1024);
     CU_ASSERT_EQUAL(mgo_value_to_json(&c.v, false, &b), MGO_OK);
-    CU_ASSERT_STRING_EQUAL((char *)b.data, "{\"a\":{},\"b\":[1,-2,2.5,true,null,\"q\\\"\xc3\xa9\\n\"]}");
+    CU_ASSERT_STRING_EQUAL((char *)b.data,
+                           "{\"a\":{},\"b\":[1,-2,2.5,true,null,\"q\\\"\xc3\xa9\\n\"]}");
     mgo_buf_reset(&b);
     CU_ASSERT_EQUAL(mgo_value_to_json(&c.v, true, &b), MGO_OK);
     CU_ASSERT(strstr((char *)b.data, "\n  \"b\": [\n    1,") != NULL);
@@ -527,8 +529,9 @@ static void test_arena_cap(void)
     CU_ASSERT(a.used <= 8192);
     mgo_arena_cleanup(&a);
     /* a document larger than the arena's cap is refused cleanly */
-    static const char doc[] = "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
-                              " \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"]";
+    static const char doc[] =
+        "[\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\","
+        " \"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb\"]";
     mgo_arena_init(&a, 96);
     struct mgo_problems p;
     mgo_problems_init(&p);

@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_config: invariant failed: %s (line %d)\n", #cond, __LINE__);    \
+            fprintf(stderr, "fuzz_config: invariant failed: %s (line %d)\n", #cond, __LINE__);     \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
@@ -74,10 +74,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     }
 
-    mgo_err err = mgo_cfg_load_text(OPTIONS, N_OPTIONS, &cfg, (const char *)data, size,
-                                    "fuzz.conf", &problems);
-    CHECK(err == MGO_OK || err == MGO_ERR_INVALID || err == MGO_ERR_PARSE ||
-          err == MGO_ERR_LIMIT || err == MGO_ERR_NOMEM);
+    mgo_err err = mgo_cfg_load_text(OPTIONS, N_OPTIONS, &cfg, (const char *)data, size, "fuzz.conf",
+                                    &problems);
+    CHECK(err == MGO_OK || err == MGO_ERR_INVALID || err == MGO_ERR_PARSE || err == MGO_ERR_LIMIT ||
+          err == MGO_ERR_NOMEM);
     if (err == MGO_ERR_INVALID || err == MGO_ERR_PARSE)
         CHECK(mgo_problems_total(&problems) > 0);
     if (err == MGO_OK) {

@@ -16,32 +16,32 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(cond)                                                                            \
-    do {                                                                                       \
-        if (!(cond)) {                                                                         \
-            fprintf(stderr, "fuzz_msgpack: invariant failed: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                           \
-        }                                                                                      \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_msgpack: invariant failed: %s (line %d)\n", #cond, __LINE__);    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
-#define TYPED(doc, type)                                                                       \
-    do {                                                                                       \
-        struct type d, e;                                                                      \
-        mgo_problems_init(&p);                                                                 \
-        if (mgo_##doc##_from_value(&v, &arena, &d, &p) != MGO_OK) {                            \
-            CHECK(mgo_problems_total(&p) > 0 || arena.used > 0);                               \
-            break;                                                                             \
-        }                                                                                      \
-        struct mgo_buf m1, m2;                                                                 \
-        mgo_buf_init(&m1, MGO_MAX_MESSAGE_BYTES * 2);                                          \
-        mgo_buf_init(&m2, MGO_MAX_MESSAGE_BYTES * 2);                                          \
-        if (mgo_##doc##_encode(&d, &m1) == MGO_OK && m1.len <= MGO_MAX_MESSAGE_BYTES) {        \
-            CHECK(mgo_##doc##_decode(m1.data, m1.len, &arena, &e, &p) == MGO_OK);              \
-            CHECK(mgo_##doc##_encode(&e, &m2) == MGO_OK);                                      \
-            CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);                  \
-        }                                                                                      \
-        mgo_buf_cleanup(&m1);                                                                  \
-        mgo_buf_cleanup(&m2);                                                                  \
+#define TYPED(doc, type)                                                                           \
+    do {                                                                                           \
+        struct type d, e;                                                                          \
+        mgo_problems_init(&p);                                                                     \
+        if (mgo_##doc##_from_value(&v, &arena, &d, &p) != MGO_OK) {                                \
+            CHECK(mgo_problems_total(&p) > 0 || arena.used > 0);                                   \
+            break;                                                                                 \
+        }                                                                                          \
+        struct mgo_buf m1, m2;                                                                     \
+        mgo_buf_init(&m1, MGO_MAX_MESSAGE_BYTES * 2);                                              \
+        mgo_buf_init(&m2, MGO_MAX_MESSAGE_BYTES * 2);                                              \
+        if (mgo_##doc##_encode(&d, &m1) == MGO_OK && m1.len <= MGO_MAX_MESSAGE_BYTES) {            \
+            CHECK(mgo_##doc##_decode(m1.data, m1.len, &arena, &e, &p) == MGO_OK);                  \
+            CHECK(mgo_##doc##_encode(&e, &m2) == MGO_OK);                                          \
+            CHECK(m1.len == m2.len && memcmp(m1.data, m2.data, m1.len) == 0);                      \
+        }                                                                                          \
+        mgo_buf_cleanup(&m1);                                                                      \
+        mgo_buf_cleanup(&m2);                                                                      \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -73,14 +73,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mgo_buf_cleanup(&b);
 
     switch (mgo_doc_detect(&v)) {
-    case MGO_DOC_APP_DESCRIPTION: TYPED(app_description, mgo_app_description); break;
-    case MGO_DOC_APP_DEPLOYMENT: TYPED(app_deployment, mgo_app_deployment); break;
-    case MGO_DOC_DESIRED_STATE: TYPED(desired_state, mgo_desired_state); break;
-    case MGO_DOC_DEPLOYMENT_STATUS: TYPED(deployment_status, mgo_deployment_status); break;
-    case MGO_DOC_CAPABILITIES: TYPED(capabilities, mgo_capabilities); break;
-    case MGO_DOC_PRESENCE: TYPED(presence, mgo_presence); break;
-    case MGO_DOC_EVENT: TYPED(event, mgo_event); break;
-    default: break;
+    case MGO_DOC_APP_DESCRIPTION:
+        TYPED(app_description, mgo_app_description);
+        break;
+    case MGO_DOC_APP_DEPLOYMENT:
+        TYPED(app_deployment, mgo_app_deployment);
+        break;
+    case MGO_DOC_DESIRED_STATE:
+        TYPED(desired_state, mgo_desired_state);
+        break;
+    case MGO_DOC_DEPLOYMENT_STATUS:
+        TYPED(deployment_status, mgo_deployment_status);
+        break;
+    case MGO_DOC_CAPABILITIES:
+        TYPED(capabilities, mgo_capabilities);
+        break;
+    case MGO_DOC_PRESENCE:
+        TYPED(presence, mgo_presence);
+        break;
+    case MGO_DOC_EVENT:
+        TYPED(event, mgo_event);
+        break;
+    default:
+        break;
     }
     if (v.kind == MGO_V_MAP) {
         char digest[MGO_DIGEST_STR_SIZE];

@@ -18,15 +18,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define CHECK(cond)                                                                                \
     do {                                                                                           \
         if (!(cond)) {                                                                             \
-            fprintf(stderr, "fuzz_topic: invariant failed: %s (line %d)\n", #cond, __LINE__);     \
+            fprintf(stderr, "fuzz_topic: invariant failed: %s (line %d)\n", #cond, __LINE__);      \
             abort();                                                                               \
         }                                                                                          \
     } while (0)
 
 static int id_char_ok(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '~' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '~' || c == '-';
 }
 
 /* Reference model of the id rule, written independently of topic.c. */

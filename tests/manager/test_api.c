@@ -118,8 +118,7 @@ static void test_not_found_is_not_retryable(void)
 }
 
 /* POST path with body; *req must be cleaned up with request_cleanup. */
-static void post(struct fixture *f, const char *path, const char *body,
-                 struct mgo_api_request *req)
+static void post(struct fixture *f, const char *path, const char *body, struct mgo_api_request *req)
 {
     memset(req, 0, sizeof *req);
     req->method = "POST";
@@ -164,9 +163,9 @@ static void test_apps_path_confined_to_catalog(void)
 
     f.api.catalog_dir = cat;
     const char *refused[] = {
-        "../outside.yaml", "@/outside.yaml", "link.yaml", "up/outside.yaml", "nope.yaml",
-        "../nope.yaml", "@/nope.yaml", "/etc/passwd", "pkg/../hello.yaml", "./hello.yaml",
-        "up", "",
+        "../outside.yaml",   "@/outside.yaml", "link.yaml",   "up/outside.yaml",
+        "nope.yaml",         "../nope.yaml",   "@/nope.yaml", "/etc/passwd",
+        "pkg/../hello.yaml", "./hello.yaml",   "up",          "",
     };
     char first[4096] = "";
     for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++) {
@@ -215,7 +214,8 @@ static void test_devices_roles_and_counters(void)
     struct mgo_mgr_rate rate;
     for (int i = 0; i < 3; i++)
         CU_ASSERT_EQUAL(mgo_mgr_store_rate_take(f.store, "dev1", MGO_MGR_RATE_EVENTS, 1,
-                                                mgo_mgr_store_now_ms(), &rate), MGO_OK);
+                                                mgo_mgr_store_now_ms(), &rate),
+                        MGO_OK);
     CU_ASSERT(rate.over && rate.total_over == 2);
     struct mgo_api_request req;
     get(&f, "/api/v1/devices/dev1", &req);
@@ -234,7 +234,8 @@ static void test_devices_roles_and_counters(void)
     request_cleanup(&req);
     post(&f, "/api/v1/deployments",
          "{\"app\": \"hello-world\", \"version\": \"1.0\", \"devices\": [\"margo-monitor\"],"
-         " \"parameters\": {\"siteId\": \"site-1\"}}", &req);
+         " \"parameters\": {\"siteId\": \"site-1\"}}",
+         &req);
     CU_ASSERT_EQUAL(req.status, 422);
     CU_ASSERT_PTR_NOT_NULL(strstr(reply(&req), "role identity"));
     request_cleanup(&req);

@@ -229,15 +229,18 @@ static void test_role_identities_refused(void)
         snprintf(yaml, sizeof yaml, "{deviceId: %s, state: online, boot: 1}", id);
         deliver(&f, topic, yaml);
         snprintf(topic, sizeof topic, "margo/v1/devices/%s/events", id);
-        snprintf(yaml, sizeof yaml, "{deviceId: %s, type: t, severity: info, message: m, "
-                 "timestamp: 1}", id);
+        snprintf(yaml, sizeof yaml,
+                 "{deviceId: %s, type: t, severity: info, message: m, "
+                 "timestamp: 1}",
+                 id);
         deliver(&f, topic, yaml);
         snprintf(topic, sizeof topic, "margo/v1/devices/%s/status/%s", id, DEP);
         snprintf(yaml, sizeof yaml,
                  "{apiVersion: deployment.margo.org/v1alpha1, kind: DeploymentStatusManifest,"
                  " deploymentId: %s, adoptedManifestVersion: 1, status: {state: installed},"
                  " components: [{name: c, state: installed}],"
-                 " x-margo-mqtt-extensions: {boot: 1, seq: 1}}", DEP);
+                 " x-margo-mqtt-extensions: {boot: 1, seq: 1}}",
+                 DEP);
         deliver(&f, topic, yaml);
         snprintf(topic, sizeof topic, "margo/v1/devices/%s/replay/%s", id, DEP);
         deliver(&f, topic, yaml);

@@ -34,7 +34,7 @@ static char state_dir[256];
 static char state_dir2[256];
 static char token_path[512];
 static struct mgo_test_manager mgr;
-static struct mgo_mqtt *device;  /* the scripted agent of dev1 and dev2 */
+static struct mgo_mqtt *device; /* the scripted agent of dev1 and dev2 */
 static char deployment_id[64];
 
 /* ---- manager in a thread, HTTP ------------------------------------------------------- */
@@ -141,8 +141,7 @@ static void publish_oversized(const char *topic)
     int status = 0;
     waitpid(pid, &status, 0);
     if (!WIFEXITED(status) || WEXITSTATUS(status) == 127)
-        fprintf(stderr, "(mosquitto_pub not available: oversized message on %s not sent)\n",
-                topic);
+        fprintf(stderr, "(mosquitto_pub not available: oversized message on %s not sent)\n", topic);
     unlink(file);
 }
 
@@ -619,8 +618,8 @@ static void test_remove(void)
     struct mgo_problems p;
     mgo_problems_init(&p);
     struct mgo_desired_state ds;
-    CU_ASSERT_EQUAL(mgo_desired_state_decode(in.items[0].payload, in.items[0].len, &arena, &ds,
-                                             &p), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_desired_state_decode(in.items[0].payload, in.items[0].len, &arena, &ds, &p),
+                    MGO_OK);
     CU_ASSERT_EQUAL(ds.manifest_version, 4);
     CU_ASSERT_EQUAL(ds.deployments_len, 0);
     mgo_arena_cleanup(&arena);
@@ -667,15 +666,15 @@ static void test_restart_keeps_versions_and_relearns(void)
     CU_ASSERT_PTR_NOT_NULL_FATAL(f);
     fputs("greeting: Moin\nport: 8081\n", f);
     fclose(f);
-    const char *bad[] = {"deploy", "hello-world", "--device", "dev1", "--set", "port=eighty",
-                         "--set", "siteId=site-9", "--no-prompt", NULL};
+    const char *bad[] = {"deploy",      "hello-world", "--device",      "dev1",        "--set",
+                         "port=eighty", "--set",       "siteId=site-9", "--no-prompt", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(bad)), 1); /* refused locally: not an integer */
-    const char *refused[] = {"deploy", "hello-world", "--device", "dev1", "--set", "port=80",
-                             "--set", "siteId=site-9", "--no-prompt", NULL};
+    const char *refused[] = {"deploy",  "hello-world", "--device",      "dev1",        "--set",
+                             "port=80", "--set",       "siteId=site-9", "--no-prompt", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(refused)), 1); /* 422 from the manager */
-    const char *args[] = {"deploy", "hello-world", "--device", "dev1", "--values", values,
-                          "--set", "port=9090", "--set", "siteId=site-9", "--set",
-                          "verbose=true", "--no-prompt", NULL};
+    const char *args[] = {"deploy", "hello-world",  "--device",    "dev1",  "--values",
+                          values,   "--set",        "port=9090",   "--set", "siteId=site-9",
+                          "--set",  "verbose=true", "--no-prompt", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(args)), 0);
     struct mgo_test_reply r;
     api("GET", "/api/v1/deployments?device=dev1", NULL, &r);
@@ -900,8 +899,8 @@ static void test_interactive_questions(void)
     free(body);
     CU_ASSERT_EQUAL(r.status, 201);
     mgo_test_reply_cleanup(&r);
-    const char *upd[] = {"deployment", "update", id, "--version", "1.0", "--set", "port=8099",
-                         NULL};
+    const char *upd[] = {"deployment", "update", id,          "--version",
+                         "1.0",        "--set",  "port=8099", NULL};
     CU_ASSERT_EQUAL(ctl_wait(ctl_spawn(upd)), 0);
     char path[256];
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
@@ -1009,9 +1008,11 @@ void mgo_test_register(void)
         {"malformed, oversized, stale, unknown input ignored", test_bad_input_ignored},
         {"margoctl watch exit codes", test_watch_exit_codes},
         {"remove: manifest without it, watch, retained cleared", test_remove},
-        {"restart keeps manifestVersion; fresh store relearns", test_restart_keeps_versions_and_relearns},
+        {"restart keeps manifestVersion; fresh store relearns",
+         test_restart_keeps_versions_and_relearns},
         {"broker outage: change stored, published after reconnect", test_broker_outage},
-        {"broker lost its state: desired state published again", test_broker_lost_state_republished},
+        {"broker lost its state: desired state published again",
+         test_broker_lost_state_republished},
         {"margoctl deploy asks questions on a terminal", test_interactive_questions},
         {"daemon binary: config errors, SIGTERM", test_daemon_binary},
         {"stop", test_stop},

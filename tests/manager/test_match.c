@@ -194,7 +194,8 @@ static void test_capacity_requirements(void)
     p.device_constraints = yaml("{capacityRequirements: {cpu: {cores: 4, architectures: [arm64]},"
                                 " memory: 256Mi, storage: 1Gi}}");
     CU_ASSERT_TRUE(mgo_match_profile(&p, &c, why, sizeof why));
-    p.device_constraints = yaml("{capacityRequirements: {cpu: {cores: 4, architectures: [amd64]}}}");
+    p.device_constraints =
+        yaml("{capacityRequirements: {cpu: {cores: 4, architectures: [amd64]}}}");
     CU_ASSERT_FALSE(mgo_match_profile(&p, &c, why, sizeof why));
     CU_ASSERT_PTR_NOT_NULL(strstr(why, "cpu: needs 4 cores (amd64)"));
     p.device_constraints = yaml("{capacityRequirements: {cpu: {cores: 6}}}");
@@ -252,7 +253,7 @@ static void test_op_exists(void)
     CU_ASSERT_FALSE(prop("{key: /vendor, operator: DoesNotExist}"));
     CU_ASSERT_TRUE(label("{key: acme.com/edge, operator: Exists}"));
     CU_ASSERT_TRUE(label("{key: /acme.com/edge, operator: DoesNotExist}")); /* exact keys */
-    CU_ASSERT_FALSE(prop("{key: vendor, operator: Exists}")); /* not a JSON Pointer */
+    CU_ASSERT_FALSE(prop("{key: vendor, operator: Exists}"));               /* not a JSON Pointer */
     teardown();
 }
 
@@ -264,7 +265,7 @@ static void test_op_gt_lt(void)
     CU_ASSERT_TRUE(prop("{key: /cpus/0/cores, operator: Lt, values: ['2.5']}"));
     CU_ASSERT_FALSE(prop("{key: /cpus/0/cores, operator: Lt, values: [2]}"));
     CU_ASSERT_TRUE(label("{key: acme.com/floor, operator: Gt, values: [2]}"));
-    CU_ASSERT_FALSE(prop("{key: /vendor, operator: Gt, values: [1]}"));      /* not a number */
+    CU_ASSERT_FALSE(prop("{key: /vendor, operator: Gt, values: [1]}"));          /* not a number */
     CU_ASSERT_FALSE(prop("{key: /cpus/0/cores, operator: Gt, values: [1, 2]}")); /* one value */
     CU_ASSERT_FALSE(prop("{key: /cpus/0/cores, operator: Gt, values: [x]}"));
     CU_ASSERT_FALSE(prop("{key: /missing, operator: Lt, values: [100]}"));
@@ -275,17 +276,21 @@ static void test_op_contains(void)
 {
     setup();
     /* itemSelector: pointers relative to each element */
-    CU_ASSERT_TRUE(prop("{key: /peripherals, operator: ContainsAll, itemSelector: {matchExpressions:"
-                        " [{key: /type, operator: In, values: [gpu]},"
-                        "  {key: /type, operator: In, values: [camera]}]}}"));
-    CU_ASSERT_FALSE(prop("{key: /peripherals, operator: ContainsAll, itemSelector: {matchExpressions:"
-                         " [{key: /type, operator: In, values: [gpu]},"
-                         "  {key: /type, operator: In, values: [display]}]}}"));
-    CU_ASSERT_TRUE(prop("{key: /peripherals, operator: ContainsAny, itemSelector: {matchExpressions:"
-                        " [{key: /type, operator: In, values: [display]},"
-                        "  {key: /manufacturer, operator: In, values: [NVIDIA]}]}}"));
-    CU_ASSERT_FALSE(prop("{key: /interfaces, operator: ContainsAny, itemSelector: {matchExpressions:"
-                         " [{key: /type, operator: In, values: [canbus, rs232]}]}}"));
+    CU_ASSERT_TRUE(
+        prop("{key: /peripherals, operator: ContainsAll, itemSelector: {matchExpressions:"
+             " [{key: /type, operator: In, values: [gpu]},"
+             "  {key: /type, operator: In, values: [camera]}]}}"));
+    CU_ASSERT_FALSE(
+        prop("{key: /peripherals, operator: ContainsAll, itemSelector: {matchExpressions:"
+             " [{key: /type, operator: In, values: [gpu]},"
+             "  {key: /type, operator: In, values: [display]}]}}"));
+    CU_ASSERT_TRUE(
+        prop("{key: /peripherals, operator: ContainsAny, itemSelector: {matchExpressions:"
+             " [{key: /type, operator: In, values: [display]},"
+             "  {key: /manufacturer, operator: In, values: [NVIDIA]}]}}"));
+    CU_ASSERT_FALSE(
+        prop("{key: /interfaces, operator: ContainsAny, itemSelector: {matchExpressions:"
+             " [{key: /type, operator: In, values: [canbus, rs232]}]}}"));
     /* values on an array of strings */
     CU_ASSERT_TRUE(label("{key: acme.com/zones, operator: ContainsAll, values: [a, c]}"));
     CU_ASSERT_FALSE(label("{key: acme.com/zones, operator: ContainsAll, values: [a, d]}"));
@@ -314,10 +319,9 @@ static void test_rules_or_and(void)
     struct mgo_profile p = profile(MGO_PROFILE_COMPOSE);
     char why[MGO_MATCH_REASON_SIZE];
     /* expressions ANDed: second fails */
-    p.device_constraints = yaml(
-        "{eligibilityRules: [{propertySelector: {matchExpressions: ["
-        "  {key: /vendor, operator: In, values: [Acme]},"
-        "  {key: /modelNumber, operator: In, values: [X2]}]}}]}");
+    p.device_constraints = yaml("{eligibilityRules: [{propertySelector: {matchExpressions: ["
+                                "  {key: /vendor, operator: In, values: [Acme]},"
+                                "  {key: /modelNumber, operator: In, values: [X2]}]}}]}");
     CU_ASSERT_FALSE(mgo_match_profile(&p, &c, why, sizeof why));
     CU_ASSERT_STRING_EQUAL(why, "eligibilityRules: /modelNumber In [X2] is false");
     /* property and label selector of one rule ANDed */
@@ -327,10 +331,11 @@ static void test_rules_or_and(void)
         " operator: In, values: [paris]}]}}]}");
     CU_ASSERT_FALSE(mgo_match_profile(&p, &c, why, sizeof why));
     /* rules ORed: the second rule matches */
-    p.device_constraints = yaml(
-        "{eligibilityRules: ["
-        " {labelSelector: {matchExpressions: [{key: acme.com/site, operator: In, values: [paris]}]}},"
-        " {labelSelector: {matchExpressions: [{key: acme.com/site, operator: In, values: [berlin]}]}}]}");
+    p.device_constraints = yaml("{eligibilityRules: ["
+                                " {labelSelector: {matchExpressions: [{key: acme.com/site, "
+                                "operator: In, values: [paris]}]}},"
+                                " {labelSelector: {matchExpressions: [{key: acme.com/site, "
+                                "operator: In, values: [berlin]}]}}]}");
     CU_ASSERT_TRUE(mgo_match_profile(&p, &c, why, sizeof why));
     /* no rules = capacity only */
     p.device_constraints = yaml("{eligibilityRules: []}");

@@ -140,8 +140,8 @@ static void test_build_deployment_per_profile(void)
     CU_ASSERT_TRUE(mgo_is_uuid(id));
     struct mgo_app_deployment d;
     /* compose profile: all compose targets */
-    CU_ASSERT_EQUAL_FATAL(mgo_params_build_deployment(&app, &app.profiles[1], &r, id, "dev1",
-                                                      &arena, &d), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mgo_params_build_deployment(&app, &app.profiles[1], &r, id, "dev1", &arena, &d), MGO_OK);
     CU_ASSERT_EQUAL(d.profile.type, MGO_PROFILE_COMPOSE);
     CU_ASSERT_STRING_EQUAL(d.application_id, "hello-world");
     CU_ASSERT_STRING_EQUAL(d.application_version, "1.0"); /* metadata.version of the app */
@@ -177,8 +177,8 @@ static void test_build_deployment_per_profile(void)
     CU_ASSERT_STRING_NOT_EQUAL(v10, v11); /* another version, another digest */
     mgo_buf_cleanup(&buf);
     /* helm profile: only greeting targets the chart */
-    CU_ASSERT_EQUAL_FATAL(mgo_params_build_deployment(&app, &app.profiles[0], &r, id, "dev1",
-                                                      &arena, &d), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(
+        mgo_params_build_deployment(&app, &app.profiles[0], &r, id, "dev1", &arena, &d), MGO_OK);
     CU_ASSERT_EQUAL(d.profile.type, MGO_PROFILE_HELM);
     CU_ASSERT_EQUAL_FATAL(d.parameters_len, 1);
     CU_ASSERT_STRING_EQUAL(d.parameters[0].name, "greeting");

@@ -39,11 +39,11 @@
 
 #define WAIT_MS 15000
 #define TOKEN "sens-token-0123456789abcdef"
-#define SECRET1 "S3cret-Pa55-first"   /* dbPassword through the API */
-#define SECRET2 "S3cret-Pa55-second"  /* dbPassword after an update */
-#define SECRET3 "Typed-S3cret-777"    /* dbPassword typed at margoctl's hidden prompt */
+#define SECRET1 "S3cret-Pa55-first"  /* dbPassword through the API */
+#define SECRET2 "S3cret-Pa55-second" /* dbPassword after an update */
+#define SECRET3 "Typed-S3cret-777"   /* dbPassword typed at margoctl's hidden prompt */
 #define PIN1 "73915286"
-#define BADPIN "zq9zq"                /* a wrong (non-integer) answer to a sensitive question */
+#define BADPIN "zq9zq"                    /* a wrong (non-integer) answer to a sensitive question */
 #define CATALOG_KEY "catalog-default-key" /* apiKey's default in margo.yaml */
 
 static struct mgo_test_broker broker;
@@ -142,8 +142,7 @@ static void publish_status(const char *dev, const char *dep, const char *state, 
 
 /* The retained deployment document of dep on dev, as the device receives it: the value of
  * parameter name copied into out ("" when absent). Returns false when nothing arrived. */
-static bool device_param(const char *dev, const char *dep, const char *name, char *out,
-                         size_t size)
+static bool device_param(const char *dev, const char *dep, const char *name, char *out, size_t size)
 {
     out[0] = '\0';
     struct mgo_mqtt *sub = mqtt_connect("sens-subscriber");
@@ -439,8 +438,8 @@ static void test_margoctl_never_prints(void)
     CU_ASSERT_TRUE(has_no_secret(out));
     free(out);
     /* an update through margoctl prints the masked reply (table and --json) */
-    const char *upd[] = {"deployment", "update", dep_a, "--set", "dbPassword=" SECRET2, "--json",
-                         NULL};
+    const char *upd[] = {"deployment",          "update", dep_a, "--set",
+                         "dbPassword=" SECRET2, "--json", NULL};
     CU_ASSERT_EQUAL(ctl_run(upd, &out), 0);
     CU_ASSERT_PTR_NOT_NULL(strstr(out, "\"dbPassword\":\"***\""));
     CU_ASSERT_TRUE(has_no_secret(out));
@@ -584,8 +583,8 @@ static void test_interrupt_restores_echo(void)
     CU_ASSERT_EQUAL(tcgetattr(master, &after), 0);
     close(master);
     CU_ASSERT_TRUE(intr_sent);
-    CU_ASSERT_TRUE(echo_was_off);              /* the hidden prompt did turn echo off */
-    CU_ASSERT_TRUE(after.c_lflag & ECHO);      /* ... and Ctrl-C turned it back on */
+    CU_ASSERT_TRUE(echo_was_off);         /* the hidden prompt did turn echo off */
+    CU_ASSERT_TRUE(after.c_lflag & ECHO); /* ... and Ctrl-C turned it back on */
     CU_ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
     CU_ASSERT_PTR_NULL(strstr(out, "half-typed"));
 }

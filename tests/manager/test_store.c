@@ -42,8 +42,7 @@ static mgo_err count_id_visit(const char *id, void *ctx)
 static int count_deployments(struct mgo_mgr_store *s, const char *device)
 {
     int n = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_list(s, device, NULL, true,
-                                                  count_dep_visit, &n),
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_list(s, device, NULL, true, count_dep_visit, &n),
                     MGO_OK);
     return n;
 }
@@ -76,9 +75,13 @@ static void test_migrate_from_v1_keeps_data(void)
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(dir, 1, &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 1);
-    struct mgo_mgr_app_row app = {.id = "hello", .version = "1.0", .name = "Hello",
-                                  .source = (const uint8_t *)"id: hello", .source_len = 9,
-                                  .doc = (const uint8_t *)"\x80", .doc_len = 1};
+    struct mgo_mgr_app_row app = {.id = "hello",
+                                  .version = "1.0",
+                                  .name = "Hello",
+                                  .source = (const uint8_t *)"id: hello",
+                                  .source_len = 9,
+                                  .doc = (const uint8_t *)"\x80",
+                                  .doc_len = 1};
     CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_device_put_caps(s, "dev1", (const uint8_t *)"\x80", 1), MGO_OK);
     uint64_t v = 0;
@@ -86,9 +89,13 @@ static void test_migrate_from_v1_keeps_data(void)
     struct mgo_mgr_deployment_row d = dep_row("dep-1", "dev1", v);
     CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d), MGO_OK);
     /* schema-2 features are refused on a v1 store, not half-applied */
-    struct mgo_mgr_status_row st = {.deployment_id = "dep-1", .device_id = "dev1",
-                                    .state = "installed", .has_journal = true, .boot = 1,
-                                    .seq = 1, .doc_json = "{}"};
+    struct mgo_mgr_status_row st = {.deployment_id = "dep-1",
+                                    .device_id = "dev1",
+                                    .state = "installed",
+                                    .has_journal = true,
+                                    .boot = 1,
+                                    .seq = 1,
+                                    .doc_json = "{}"};
     CU_ASSERT_NOT_EQUAL(mgo_mgr_store_status_apply(s, &st, NULL), MGO_OK);
     mgo_mgr_store_close(s);
 
@@ -162,12 +169,10 @@ static void test_manifest_version_monotonic_across_restart(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 12);
     int unpublished = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, true, count_id_visit,
-                                                   &unpublished), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, true, count_id_visit, &unpublished), MGO_OK);
     CU_ASSERT_EQUAL(unpublished, 1); /* dev2 only */
     int all = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, false, count_id_visit, &all),
-                    MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, false, count_id_visit, &all), MGO_OK);
     CU_ASSERT_EQUAL(all, 2);
     mgo_mgr_store_close(s);
     mgo_test_rm_rf(dir);
@@ -244,9 +249,13 @@ static void test_status_journal_order(void)
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
-    struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
-                                   .state = "pending", .has_journal = true, .boot = 2,
-                                   .seq = 1, .doc_json = "{}"};
+    struct mgo_mgr_status_row r = {.deployment_id = "dep-1",
+                                   .device_id = "dev1",
+                                   .state = "pending",
+                                   .has_journal = true,
+                                   .boot = 2,
+                                   .seq = 1,
+                                   .doc_json = "{}"};
     struct mgo_mgr_status_outcome out = {0};
     CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, &out), MGO_OK);
     CU_ASSERT_TRUE(out.changed); /* the first status */
@@ -300,8 +309,11 @@ static void test_status_history_limit(void)
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     mgo_mgr_store_set_history_limit(s, 5);
-    struct mgo_mgr_status_row a = {.deployment_id = "dep-a", .device_id = "dev1",
-                                   .state = "installing", .has_journal = true, .boot = 1,
+    struct mgo_mgr_status_row a = {.deployment_id = "dep-a",
+                                   .device_id = "dev1",
+                                   .state = "installing",
+                                   .has_journal = true,
+                                   .boot = 1,
                                    .doc_json = "{}"};
     struct mgo_mgr_status_row b = a;
     b.deployment_id = "dep-b";
@@ -344,9 +356,13 @@ static void test_app_catalog_rules(void)
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
-    struct mgo_mgr_app_row app = {.id = "hello", .version = "1.0", .name = "Hello",
-                                  .source = (const uint8_t *)"x", .source_len = 1,
-                                  .doc = (const uint8_t *)"\x80", .doc_len = 1};
+    struct mgo_mgr_app_row app = {.id = "hello",
+                                  .version = "1.0",
+                                  .name = "Hello",
+                                  .source = (const uint8_t *)"x",
+                                  .source_len = 1,
+                                  .doc = (const uint8_t *)"\x80",
+                                  .doc_len = 1};
     CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_ERR_EXISTS);
     app.version = "2.0";
@@ -460,8 +476,11 @@ static void test_status_positions_gap_and_replay(void)
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
     mgo_mgr_store_set_epoch(s, "00000000000000aa");
     CU_ASSERT_EQUAL(mgo_mgr_store_receipts_reset(s), MGO_OK);
-    struct mgo_mgr_status_row r = {.deployment_id = "dep-1", .device_id = "dev1",
-                                   .state = "installing", .has_journal = true, .boot = 1,
+    struct mgo_mgr_status_row r = {.deployment_id = "dep-1",
+                                   .device_id = "dev1",
+                                   .state = "installing",
+                                   .has_journal = true,
+                                   .boot = 1,
                                    .doc_json = "{}"};
     struct mgo_mgr_status_outcome out;
     static const uint64_t order[] = {1, 2, 5, 4, 3};
@@ -583,7 +602,8 @@ void mgo_test_register(void)
         {"open empty reaches newest schema", test_open_empty_reaches_newest_schema},
         {"migrate from v1 keeps data", test_migrate_from_v1_keeps_data},
         {"refuses newer schema", test_refuses_newer_schema},
-        {"manifestVersion monotonic across restart", test_manifest_version_monotonic_across_restart},
+        {"manifestVersion monotonic across restart",
+         test_manifest_version_monotonic_across_restart},
         {"transaction atomicity", test_transaction_atomicity},
         {"status journal order", test_status_journal_order},
         {"positions: gap, replay, receipts", test_status_positions_gap_and_replay},

@@ -41,13 +41,39 @@ void rel_agent_opt(struct rel_agent *a, const char *name, const char *value)
 
 void rel_agent_start(struct rel_agent *a)
 {
-    const char *argv[64] = {MGO_AGENT_BIN, "--device-id", a->id, "--broker-url", a->url,
-                            "--state-dir", a->state_dir, "--helm-command", MGO_SLOW_HELM,
-                            "--compose-command", "mgo-no-compose-here", "--settle-ms", "200",
-                            "--backoff-min-ms", "100", "--backoff-max-ms", "1000",
-                            "--reconcile-interval", "3600", "--keepalive", "5",
-                            "--vendor", "Acme", "--model", "R1", "--serial", a->id,
-                            "--memory", "4Gi", "--storage", "10Gi", "--cpu-cores", "2"};
+    const char *argv[64] = {MGO_AGENT_BIN,
+                            "--device-id",
+                            a->id,
+                            "--broker-url",
+                            a->url,
+                            "--state-dir",
+                            a->state_dir,
+                            "--helm-command",
+                            MGO_SLOW_HELM,
+                            "--compose-command",
+                            "mgo-no-compose-here",
+                            "--settle-ms",
+                            "200",
+                            "--backoff-min-ms",
+                            "100",
+                            "--backoff-max-ms",
+                            "1000",
+                            "--reconcile-interval",
+                            "3600",
+                            "--keepalive",
+                            "5",
+                            "--vendor",
+                            "Acme",
+                            "--model",
+                            "R1",
+                            "--serial",
+                            a->id,
+                            "--memory",
+                            "4Gi",
+                            "--storage",
+                            "10Gi",
+                            "--cpu-cores",
+                            "2"};
     size_t n = 0;
     while (argv[n] != NULL)
         n++;
@@ -88,15 +114,15 @@ void rel_agent_stop(struct rel_agent *a)
 
 /* ---- recorder ---------------------------------------------------------------------- */
 
-#define GROW(arr, len, cap)                                                                    \
-    do {                                                                                       \
-        if ((len) == (cap)) {                                                                  \
-            size_t nc = (cap) ? (cap) * 2 : 256;                                               \
-            void *np = realloc((arr), nc * sizeof *(arr));                                     \
-            CU_ASSERT_FATAL(np != NULL);                                                       \
-            (arr) = np;                                                                        \
-            (cap) = nc;                                                                        \
-        }                                                                                      \
+#define GROW(arr, len, cap)                                                                        \
+    do {                                                                                           \
+        if ((len) == (cap)) {                                                                      \
+            size_t nc = (cap) ? (cap)*2 : 256;                                                     \
+            void *np = realloc((arr), nc * sizeof *(arr));                                         \
+            CU_ASSERT_FATAL(np != NULL);                                                           \
+            (arr) = np;                                                                            \
+            (cap) = nc;                                                                            \
+        }                                                                                          \
     } while (0)
 
 static void rec_take(struct rel_recorder *r, const struct mgo_mqtt_event *ev)
@@ -136,8 +162,8 @@ static void rec_take(struct rel_recorder *r, const struct mgo_mqtt_event *ev)
                 snprintf(h->error, sizeof h->error, "%s: %s", s.error.code ? s.error.code : "",
                          s.error.message ? s.error.message : "");
             if (getenv("MGO_TEST_VERBOSE"))
-                fprintf(stderr, "  [rec] %s %s %s %llu.%llu adopted %llu %s%s\n", h->device,
-                        h->dep, mgo_state_name(h->state), (unsigned long long)h->boot,
+                fprintf(stderr, "  [rec] %s %s %s %llu.%llu adopted %llu %s%s\n", h->device, h->dep,
+                        mgo_state_name(h->state), (unsigned long long)h->boot,
                         (unsigned long long)h->seq, (unsigned long long)h->adopted, h->comps,
                         h->retained ? " (retained)" : "");
         }
@@ -234,8 +260,11 @@ void rel_recorder_start(struct rel_recorder *r, const char *url, const char *cli
     pthread_mutex_init(&r->mu, NULL);
     snprintf(r->url, sizeof r->url, "%s", url);
     snprintf(r->client_id, sizeof r->client_id, "%s", client_id);
-    struct mgo_mqtt_config c = {.url = r->url, .client_id = r->client_id, .clean_start = false,
-                                .session_expiry_s = 3600, .keepalive_s = 30,
+    struct mgo_mqtt_config c = {.url = r->url,
+                                .client_id = r->client_id,
+                                .clean_start = false,
+                                .session_expiry_s = 3600,
+                                .keepalive_s = 30,
                                 .queue_warn = 100000};
     CU_ASSERT_FATAL(mgo_mqtt_new(&c, &r->m) == MGO_OK);
     CU_ASSERT_FATAL(pthread_create(&r->thread, NULL, rec_main, r) == 0);
@@ -292,8 +321,8 @@ bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struc
     return found;
 }
 
-bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep,
-                    enum mgo_state st, uint64_t min_adopted, int timeout_ms)
+bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep, enum mgo_state st,
+                    uint64_t min_adopted, int timeout_ms)
 {
     int64_t deadline = mgo_test_now_ms() + timeout_ms;
     do {
@@ -339,7 +368,8 @@ size_t rel_count_events(struct rel_recorder *r, const char *device, const char *
     size_t n = 0;
     pthread_mutex_lock(&r->mu);
     for (size_t i = 0; i < r->ev_len; i++)
-        if (strcmp(r->ev[i].device, device) == 0 && (type == NULL || strcmp(r->ev[i].type, type) == 0))
+        if (strcmp(r->ev[i].device, device) == 0 &&
+            (type == NULL || strcmp(r->ev[i].type, type) == 0))
             n++;
     pthread_mutex_unlock(&r->mu);
     return n;
@@ -422,8 +452,8 @@ void rel_check_history(struct rel_recorder *r, const char *device, struct rel_ch
         uint64_t expect = first ? 1 : all[i - 1].seq + 1;
         if (all[i].seq > expect) {
             out->lost += all[i].seq - expect;
-            fprintf(stderr, "history: %s boot %llu: seq %llu..%llu never received\n",
-                    all[i].device, (unsigned long long)all[i].boot, (unsigned long long)expect,
+            fprintf(stderr, "history: %s boot %llu: seq %llu..%llu never received\n", all[i].device,
+                    (unsigned long long)all[i].boot, (unsigned long long)expect,
                     (unsigned long long)(all[i].seq - 1));
         }
     }

@@ -47,8 +47,8 @@ struct rel_agent {
 void rel_agent_init(struct rel_agent *a, const char *base_dir, const char *id, const char *url);
 void rel_agent_opt(struct rel_agent *a, const char *name, const char *value);
 void rel_agent_start(struct rel_agent *a);
-void rel_agent_kill(struct rel_agent *a);  /* SIGKILL */
-void rel_agent_stop(struct rel_agent *a);  /* SIGTERM, expects exit 0 */
+void rel_agent_kill(struct rel_agent *a); /* SIGKILL */
+void rel_agent_stop(struct rel_agent *a); /* SIGTERM, expects exit 0 */
 /* Waits until the agent's log contains needle (count > already). */
 bool rel_log_wait(const char *log, const char *needle, size_t more_than, int timeout_ms);
 
@@ -102,8 +102,8 @@ void rel_recorder_stop(struct rel_recorder *r);
 /* The status of (device, dep) with the highest (boot, seq); false when none. */
 bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struct rel_status *out);
 /* Waits until the highest status of (device, dep) has state st (and adopted >= min_adopted). */
-bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep,
-                    enum mgo_state st, uint64_t min_adopted, int timeout_ms);
+bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep, enum mgo_state st,
+                    uint64_t min_adopted, int timeout_ms);
 /* Number of statuses of (device, dep) (NULL dep = any) with state st, all positions. */
 size_t rel_count_state(struct rel_recorder *r, const char *device, const char *dep,
                        enum mgo_state st);
@@ -112,13 +112,13 @@ bool rel_last_presence(struct rel_recorder *r, const char *device, struct rel_pr
 size_t rel_count_events(struct rel_recorder *r, const char *device, const char *type);
 
 struct rel_check {
-    size_t messages;    /* status messages received (resends included) */
-    size_t transitions; /* distinct (device, boot, seq) received */
-    size_t lost;        /* positions missing inside a boot's 1..max */
-    size_t duplicates;  /* same transition again under a new position */
-    size_t resumed;     /* a non-terminal state re-entered after a restart (new boot) */
-    size_t order;       /* a deployment's position going backwards */
-    size_t conflicts;   /* one position, two different payloads */
+    size_t messages;             /* status messages received (resends included) */
+    size_t transitions;          /* distinct (device, boot, seq) received */
+    size_t lost;                 /* positions missing inside a boot's 1..max */
+    size_t duplicates;           /* same transition again under a new position */
+    size_t resumed;              /* a non-terminal state re-entered after a restart (new boot) */
+    size_t order;                /* a deployment's position going backwards */
+    size_t conflicts;            /* one position, two different payloads */
     size_t manifest_regressions; /* a desired manifestVersion lower than an earlier one */
 };
 /* Checks the history of one device (NULL = every device); prints every finding. */

@@ -70,7 +70,6 @@ static void publish_doc(const char *url, const char *device, const char *id, con
     mgo_arena_cleanup(&arena);
 }
 
-
 static void publish_manifest(const char *url, const char *device, uint64_t version, size_t n,
                              const char *const *ids, const struct doc *const *docs)
 {
@@ -80,8 +79,10 @@ static void publish_manifest(const char *url, const char *device, uint64_t versi
         refs[i].deployment_id = ids[i];
         refs[i].digest = docs[i]->digest;
     }
-    struct mgo_desired_state ds = {.manifest_version = version, .device_id = device,
-                                   .deployments = refs, .deployments_len = n};
+    struct mgo_desired_state ds = {.manifest_version = version,
+                                   .device_id = device,
+                                   .deployments = refs,
+                                   .deployments_len = n};
     struct mgo_buf buf;
     mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
     CU_ASSERT_FATAL(mgo_desired_state_encode(&ds, &buf) == MGO_OK);
@@ -134,7 +135,8 @@ static void expect_state(struct rel_env *e, const char *dev, const char *dep, en
         bool any = rel_last(&e->rec, dev, dep, &s);
         fprintf(stderr, "%s %s: wanted %s adopted >= %llu, last is %s adopted %llu\n", dev, dep,
                 mgo_state_name(st), (unsigned long long)adopted,
-                any ? mgo_state_name(s.state) : "(none)", any ? (unsigned long long)s.adopted : 0ull);
+                any ? mgo_state_name(s.state) : "(none)",
+                any ? (unsigned long long)s.adopted : 0ull);
     }
     CU_ASSERT(ok);
 }
@@ -507,8 +509,9 @@ static void test_state_dir_full_and_read_only(void)
 
 static void cleanup_mounts(void)
 {
-    (void)mgo_test_sh("for m in $(grep mgo-rel-tmpfs /proc/mounts | cut -d' ' -f2); do umount $m; done"
-                 " 2>/dev/null");
+    (void)mgo_test_sh(
+        "for m in $(grep mgo-rel-tmpfs /proc/mounts | cut -d' ' -f2); do umount $m; done"
+        " 2>/dev/null");
 }
 
 void mgo_test_register(void)
@@ -518,7 +521,8 @@ void mgo_test_register(void)
         {"1 broker restarted mid-deployment", test_broker_restart_mid_deployment},
         {"2 agent SIGKILLed before accept, during install, after install, before publish",
          test_agent_killed_at_each_step},
-        {"4 offline through create, two updates and a delete", test_offline_converges_to_final_state},
+        {"4 offline through create, two updates and a delete",
+         test_offline_converges_to_final_state},
         {"5 partition longer than the keepalive", test_partition_longer_than_keepalive},
         {"6 state directory full, then read-only", test_state_dir_full_and_read_only},
         {NULL, NULL},

@@ -296,8 +296,8 @@ static void test_database_locked(void)
     CU_ASSERT_FATAL(snprintf(body, sizeof body, "{\"app\": \"rel-app2\", \"devices\": [\"%s\"]}",
                              dev(two[0])) < (int)sizeof body);
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
-    fprintf(stderr, "deploy while the database is locked: %ld %.*s\n", r.status,
-            (int)r.body.len, r.body.data);
+    fprintf(stderr, "deploy while the database is locked: %ld %.*s\n", r.status, (int)r.body.len,
+            r.body.data);
     CU_ASSERT(r.status == 500 || r.status == 503);
     mgo_test_reply_cleanup(&r);
     mgo_test_sleep_ms(3000);
@@ -363,8 +363,12 @@ static void test_database_corrupt(void)
 static void forge_status(const char *device, const char *dep, enum mgo_state st, uint64_t boot,
                          uint64_t seq)
 {
-    struct mgo_deployment_status s = {.deployment_id = dep, .device_id = device, .state = st,
-                                      .has_journal = true, .boot = boot, .seq = seq};
+    struct mgo_deployment_status s = {.deployment_id = dep,
+                                      .device_id = device,
+                                      .state = st,
+                                      .has_journal = true,
+                                      .boot = boot,
+                                      .seq = seq};
     struct mgo_buf buf;
     mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
     CU_ASSERT_FATAL(mgo_deployment_status_encode(&s, &buf) == MGO_OK);
@@ -398,7 +402,8 @@ void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"fleet: broker, manager, three agents", test_start_fleet},
-        {"3 manager SIGKILLed during a rollout to three devices", test_manager_killed_during_rollout},
+        {"3 manager SIGKILLed during a rollout to three devices",
+         test_manager_killed_during_rollout},
         {"3 manager down longer than its session: retained statuses of several deployments",
          test_manager_down_longer_than_its_session},
         {"6 database locked by another process", test_database_locked},

@@ -41,8 +41,8 @@ static void slow(const char *before, const char *after)
 {
     FILE *f = fopen(g.conf, "w");
     CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n",
-            before ? before : "", after ? after : "", g.mark);
+    fprintf(f, "SLOW_HELM_BEFORE=%s\nSLOW_HELM_AFTER=%s\nSLOW_HELM_MARK=%s\n", before ? before : "",
+            after ? after : "", g.mark);
     fclose(f);
 }
 
@@ -97,7 +97,8 @@ static size_t backwards(struct rel_status *newest, struct rel_status *last)
 static int late_monitor(int ms, struct rel_status *first, bool *retained)
 {
     struct mgo_mqtt_config c = {.url = mgo_test_broker_url(&g.broker),
-                                .client_id = "rel-late-monitor", .clean_start = true};
+                                .client_id = "rel-late-monitor",
+                                .clean_start = true};
     struct mgo_mqtt *m = NULL;
     CU_ASSERT_FATAL(mgo_mqtt_new(&c, &m) == MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_connect(m) == MGO_OK);
@@ -198,11 +199,9 @@ static void restart_and_converge(uint64_t version, const char *what)
 {
     slow(NULL, NULL);
     rel_agent_start(&g.agent);
-    bool ok = rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, version,
-                             REL_WAIT_MS);
+    bool ok = rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, version, REL_WAIT_MS);
     if (!ok)
-        fprintf(stderr, "%s: not installed at manifest %llu\n", what,
-                (unsigned long long)version);
+        fprintf(stderr, "%s: not installed at manifest %llu\n", what, (unsigned long long)version);
     CU_ASSERT(ok);
     mgo_test_sleep_ms(500); /* re-sends and receipts settle */
 }
@@ -249,8 +248,7 @@ static void test_killed_at_every_step(void)
     CU_ASSERT_FATAL(r.status == 201);
     snprintf(g.dep, sizeof g.dep, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
     mgo_test_reply_cleanup(&r);
-    CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, 0,
-                                   REL_WAIT_MS));
+    CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, 0, REL_WAIT_MS));
     char start[600], done[600], pending_line[128];
     snprintf(start, sizeof start, "%s.start", g.mark);
     snprintf(done, sizeof done, "%s.done", g.mark);
@@ -280,8 +278,7 @@ static void test_killed_at_every_step(void)
 
     /* 4. after installed was reported */
     v = reconfigure(5);
-    CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, v,
-                                   REL_WAIT_MS));
+    CU_ASSERT_FATAL(rel_wait_state(&g.rec, g.agent.id, g.dep, MGO_STATE_INSTALLED, v, REL_WAIT_MS));
     kill_agent();
     restart_and_converge(v, "killed after installed");
     mgo_test_sleep_ms(1500); /* whatever the restarts re-send has arrived */
@@ -290,11 +287,13 @@ static void test_killed_at_every_step(void)
     memset(&newest, 0, sizeof newest);
     memset(&last, 0, sizeof last);
     size_t bad = backwards(&newest, &last);
-    fprintf(stderr, "recorder: newest %s %llu.%llu adopted %llu, last %s %llu.%llu, %zu "
-            "backwards\n", mgo_state_name(newest.state), (unsigned long long)newest.boot,
+    fprintf(stderr,
+            "recorder: newest %s %llu.%llu adopted %llu, last %s %llu.%llu, %zu "
+            "backwards\n",
+            mgo_state_name(newest.state), (unsigned long long)newest.boot,
             (unsigned long long)newest.seq, (unsigned long long)newest.adopted,
-            mgo_state_name(last.state), (unsigned long long)last.boot,
-            (unsigned long long)last.seq, bad);
+            mgo_state_name(last.state), (unsigned long long)last.boot, (unsigned long long)last.seq,
+            bad);
     CU_ASSERT_EQUAL(bad, 0);
     CU_ASSERT_EQUAL(newest.state, MGO_STATE_INSTALLED);
     CU_ASSERT_EQUAL(newest.adopted, v);

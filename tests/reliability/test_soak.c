@@ -23,8 +23,8 @@
 #define NAPPS 3
 
 struct slot {
-    char id[64];   /* deployment id; "" = none */
-    int phase;     /* 0 none, 1 present, 2 removing */
+    char id[64];      /* deployment id; "" = none */
+    int phase;        /* 0 none, 1 present, 2 removing */
     uint64_t version; /* manifestVersion of the last change */
 };
 
@@ -123,8 +123,7 @@ static bool operate(size_t d, unsigned *seed)
             s->phase = 2;
     }
     if (!changed)
-        fprintf(stderr, "soak: change refused: %ld %.*s\n", r.status, (int)r.body.len,
-                r.body.data);
+        fprintf(stderr, "soak: change refused: %ld %.*s\n", r.status, (int)r.body.len, r.body.data);
     mgo_test_reply_cleanup(&r);
     if (changed)
         s->version = dep_version(s->id, NULL, 0, NULL, 0, NULL);
@@ -244,8 +243,8 @@ static void test_soak(void)
             if (!ok || !api_ok) {
                 stuck++;
                 fprintf(stderr, "soak: %s %s: wanted %s at version %llu; API says %s/%s\n",
-                        agents[d].id, s->id, mgo_state_name(want),
-                        (unsigned long long)s->version, state, desired);
+                        agents[d].id, s->id, mgo_state_name(want), (unsigned long long)s->version,
+                        state, desired);
             }
             if (s->phase == 1)
                 present++;
@@ -285,8 +284,8 @@ static void test_soak(void)
             "SOAK: devices %ld, seconds %ld, broker restarts %ld, changes %ld (present %zu, "
             "removed %zu), transitions sent %zu, received %zu, stored by the manager %zu, "
             "lost %zu, duplicates %zu, out of order %zu, manager RSS start %ld kB, end %ld kB\n",
-            ndev, seconds, done_restarts, operations, present, removed, sent, c.transitions,
-            stored, c.lost, c.duplicates, c.order, rss_start, rss_end);
+            ndev, seconds, done_restarts, operations, present, removed, sent, c.transitions, stored,
+            c.lost, c.duplicates, c.order, rss_start, rss_end);
     /* flat memory: no growth with the number of operations (generous: allocator noise) */
     CU_ASSERT(rss_end <= rss_start + rss_start / 2 + 16 * 1024);
 

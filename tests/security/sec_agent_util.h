@@ -37,7 +37,8 @@ static inline void sec_events_start(struct sec_events *w, const char *url, const
     snprintf(id, sizeof id, "sec-events-%s", device);
     w->m = h_client(url, id);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_EVENTS, device, NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_EVENTS, device, NULL, t, sizeof t) ==
+                    MGO_OK);
     CU_ASSERT_FATAL(mgo_mqtt_subscribe(w->m, t, 1, NULL) == MGO_OK);
 }
 

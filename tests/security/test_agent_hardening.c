@@ -59,9 +59,14 @@ static void setup_files(void)
         "printf 'services: {}\\n' > layer; D=sha256:$(sha256sum layer | cut -d' ' -f1); "
         "W=sha256:1111111111111111111111111111111111111111111111111111111111111111; "
         "printf 'services:\\n  web:\\n    image: evil\\n' > www/v2/m/app/blobs/$W; "
-        "printf '{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/vnd.margo.compose.v1+yaml\",\"digest\":\"%%s\",\"size\":13}]}' $W > www/v2/m/app/manifests/1.0.0; "
-        "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])' > port; "
-        "(busybox httpd -f -p 127.0.0.1:$(cat port) -h www > httpd.log 2>&1 & echo $! > httpd.pid); "
+        "printf "
+        "'{\"schemaVersion\":2,\"layers\":[{\"mediaType\":\"application/"
+        "vnd.margo.compose.v1+yaml\",\"digest\":\"%%s\",\"size\":13}]}' $W > "
+        "www/v2/m/app/manifests/1.0.0; "
+        "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+        "print(s.getsockname()[1])' > port; "
+        "(busybox httpd -f -p 127.0.0.1:$(cat port) -h www > httpd.log 2>&1 & echo $! > "
+        "httpd.pid); "
         "sleep 0.3",
         dir);
     CU_ASSERT_FATAL(rc == 0);
@@ -148,8 +153,8 @@ static void test_hostile_packages_and_parameters(void)
     mgo_test_fake_helm_env(dir, "success", helm_log, rel);
 
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "helm-command", fake_helm, "compose-command", compose,
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "helm-command", fake_helm, "compose-command", compose,
                  "container-command", podman, "oci-plain-http", plain, "settle-ms", "200",
                  "reconcile-interval", "3600", NULL);
     struct h_monitor mon;
@@ -159,10 +164,11 @@ static void test_hostile_packages_and_parameters(void)
     /* the value a user would type to break out of a shell: if any shell ever saw it, the
      * canary files would appear (rm is kept harmless by --preserve-root and a missing path) */
     char value[1400];
-    snprintf(value, sizeof value,
-             "x; rm -rf / --preserve-root /nonexistent-mgo; $(touch %s/canary-1) `touch %s/canary-2` "
-             "| touch %s/canary-3 && id > %s/canary-4 \"quoted\"",
-             dir, dir, dir, dir);
+    snprintf(
+        value, sizeof value,
+        "x; rm -rf / --preserve-root /nonexistent-mgo; $(touch %s/canary-1) `touch %s/canary-2` "
+        "| touch %s/canary-3 && id > %s/canary-4 \"quoted\"",
+        dir, dir, dir, dir);
     char props[512];
     char dg[6][MGO_DIGEST_STR_SIZE];
     const char *ids[6] = {ID_DOTS, ID_ABS, ID_LINK, ID_OCI, ID_PARAM, ID_HELM};
@@ -259,21 +265,29 @@ static void test_parameter_literal_in_real_container(void)
     mgo_test_tmpdir("sec-hard", dir);
     int rc = mgo_test_sh(
         "set -e; cd %s; . %s/scripts/containers-env.sh; mgo_containers_env %s; "
-        "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit 1; }; "
-        "mkdir -p root/bin root/etc www; cp /bin/busybox root/bin/busybox || { echo 'busybox-static missing' > why; exit 1; }; "
+        "command -v podman-compose >/dev/null || { echo 'podman-compose not installed' > why; exit "
+        "1; }; "
+        "mkdir -p root/bin root/etc www; cp /bin/busybox root/bin/busybox || { echo "
+        "'busybox-static missing' > why; exit 1; }; "
         "for a in sh sleep printf; do ln -sf busybox root/bin/$a; done; "
         "echo 'root:x:0:0:root:/:/bin/sh' > root/etc/passwd; tar -C root -cf rootfs.tar .; "
         "podman import --change 'CMD [\"/bin/sh\"]' --change 'ENV PATH=/bin' rootfs.tar "
-        "localhost/mgo-sec-busybox:1 > setup.log 2>&1 || { echo 'podman import failed (see setup.log)' > why; exit 1; }; "
-        "printf 'services:\\n  web:\\n    image: localhost/mgo-sec-busybox:1\\n    stop_signal: SIGKILL\\n"
-        "    command: [\"/bin/sleep\", \"3600\"]\\n    environment:\\n      GREETING: ${GREETING}\\n' > www/app.yaml; "
-        "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); print(s.getsockname()[1])' > port; "
-        "(busybox httpd -f -p 127.0.0.1:$(cat port) -h www > httpd.log 2>&1 & echo $! > httpd.pid); sleep 0.3",
+        "localhost/mgo-sec-busybox:1 > setup.log 2>&1 || { echo 'podman import failed (see "
+        "setup.log)' > why; exit 1; }; "
+        "printf 'services:\\n  web:\\n    image: localhost/mgo-sec-busybox:1\\n    stop_signal: "
+        "SIGKILL\\n"
+        "    command: [\"/bin/sleep\", \"3600\"]\\n    environment:\\n      GREETING: "
+        "${GREETING}\\n' > www/app.yaml; "
+        "python3 -c 'import socket; s=socket.socket(); s.bind((\"127.0.0.1\",0)); "
+        "print(s.getsockname()[1])' > port; "
+        "(busybox httpd -f -p 127.0.0.1:$(cat port) -h www > httpd.log 2>&1 & echo $! > "
+        "httpd.pid); sleep 0.3",
         dir, MGO_SOURCE_DIR, dir);
     if (rc != 0) {
         char reason[256] = "";
         mgo_test_sh_out(reason, sizeof reason, "cat %s/why 2>/dev/null", dir);
-        fprintf(stderr, "\n*** real compose check cannot run: %s ***\n", reason[0] ? reason : "setup failed");
+        fprintf(stderr, "\n*** real compose check cannot run: %s ***\n",
+                reason[0] ? reason : "setup failed");
         CU_FAIL_FATAL("podman/compose runtime unavailable here (reason printed above)");
     }
     char p[512];
@@ -293,18 +307,18 @@ static void test_parameter_literal_in_real_container(void)
     char state_dir[512];
     snprintf(state_dir, sizeof state_dir, "%s/state", dir);
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "compose-command", "podman-compose",
-                 "helm-command", "mgo-no-helm-here", "settle-ms", "200",
-                 "reconcile-interval", "3600", "default-timeout", "120", NULL);
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "compose-command", "podman-compose", "helm-command", "mgo-no-helm-here",
+                 "settle-ms", "200", "reconcile-interval", "3600", "default-timeout", "120", NULL);
     struct h_monitor mon;
     h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
     struct mgo_mqtt *mgr = h_client(mgo_test_broker_url(&broker), "manager-hard-real");
     char value[1400];
-    snprintf(value, sizeof value,
-             "x; rm -rf / --preserve-root /nonexistent-mgo; $(touch %s/canary-1) `touch %s/canary-2` "
-             "| touch %s/canary-3 && id > %s/canary-4 \"quoted\" $HOME ${PATH}",
-             dir, dir, dir, dir);
+    snprintf(
+        value, sizeof value,
+        "x; rm -rf / --preserve-root /nonexistent-mgo; $(touch %s/canary-1) `touch %s/canary-2` "
+        "| touch %s/canary-3 && id > %s/canary-4 \"quoted\" $HOME ${PATH}",
+        dir, dir, dir, dir);
     char props[256], dg[MGO_DIGEST_STR_SIZE];
     snprintf(props, sizeof props, "packageLocation: 'http://127.0.0.1:%s/app.yaml'", port);
     publish_doc(mgr, ID_REAL, "compose", props, value, dg);
@@ -317,8 +331,8 @@ static void test_parameter_literal_in_real_container(void)
     /* read the container's environment without any shell: podman inspect's JSON */
     char env_file[600];
     snprintf(env_file, sizeof env_file, "%s/env.json", dir);
-    mgo_test_sh("podman inspect --format '{{json .Config.Env}}' %s_web_1 > %s 2>/dev/null", PROJECT_REAL,
-         env_file);
+    mgo_test_sh("podman inspect --format '{{json .Config.Env}}' %s_web_1 > %s 2>/dev/null",
+                PROJECT_REAL, env_file);
     char *env = mgo_test_read_file(env_file, NULL);
     /* JSON escapes the two double quotes of the value */
     char want[1500];
@@ -347,10 +361,12 @@ static void test_parameter_literal_in_real_container(void)
     mgo_mqtt_free(mgr);
     h_monitor_stop(&mon);
     mgo_test_broker_cleanup(&broker);
-    mgo_test_sh("cd %s && { podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) "
-         ">/dev/null 2>&1; podman network rm %s_default >/dev/null 2>&1; "
-         "podman rmi -f localhost/mgo-sec-busybox:1 >/dev/null 2>&1; "
-         "kill $(cat httpd.pid) 2>/dev/null; }; true", dir, PROJECT_REAL, PROJECT_REAL);
+    mgo_test_sh(
+        "cd %s && { podman rm -f $(podman ps -aq --filter label=com.docker.compose.project=%s) "
+        ">/dev/null 2>&1; podman network rm %s_default >/dev/null 2>&1; "
+        "podman rmi -f localhost/mgo-sec-busybox:1 >/dev/null 2>&1; "
+        "kill $(cat httpd.pid) 2>/dev/null; }; true",
+        dir, PROJECT_REAL, PROJECT_REAL);
     CU_ASSERT(mgo_agent__rm_rf(dir) == MGO_OK);
 }
 

@@ -32,12 +32,13 @@ static int suite_init(void)
 {
     sec_pki_make(g_dir, "--device " DEV);
     char cmd[1024], p[512];
-    snprintf(cmd, sizeof cmd,
-             "cd '%s/pki' && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
-             "-out rotated.key 2>/dev/null && openssl pkey -in rotated.key -pubout -out rotated.pub "
-             "&& openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | "
-             "openssl pkey -pubout -out rsa.pub && echo 'not a key' > garbage.pub",
-             g_dir);
+    snprintf(
+        cmd, sizeof cmd,
+        "cd '%s/pki' && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 "
+        "-out rotated.key 2>/dev/null && openssl pkey -in rotated.key -pubout -out rotated.pub "
+        "&& openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 2>/dev/null | "
+        "openssl pkey -pubout -out rsa.pub && echo 'not a key' > garbage.pub",
+        g_dir);
     if (mgo_test_sh("%s", cmd) != 0)
         return 1;
     snprintf(g_fake_helm, sizeof g_fake_helm, "%s", mgo_test_path("tests/agent/fake-helm"));
@@ -96,8 +97,8 @@ static void publish_doc(struct mgo_mqtt *m, const struct mgo_sign_key *key, cons
     struct mgo_value root = sec_yaml(&arena, doc_yaml(yaml, sizeof yaml, id, release, rev));
     struct mgo_value doc = sec_sign(key, &root, &arena);
     if (forge_rev != NULL) {
-        struct mgo_value *comps = sec_member(sec_member(sec_member(&doc, "spec"),
-                                                        "deploymentProfile"), "components");
+        struct mgo_value *comps =
+            sec_member(sec_member(sec_member(&doc, "spec"), "deploymentProfile"), "components");
         CU_ASSERT_FATAL(comps != NULL && comps->kind == MGO_V_ARRAY);
         struct mgo_value *props = sec_member(&comps->as.array.items[0], "properties");
         struct mgo_value *r = sec_member(props, "revision");
@@ -106,7 +107,8 @@ static void publish_doc(struct mgo_mqtt *m, const struct mgo_sign_key *key, cons
     }
     CU_ASSERT_FATAL(mgo_doc_digest(&doc, digest) == MGO_OK);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DEPLOYMENT, DEV, id, t, sizeof t) ==
+                    MGO_OK);
     sec_publish_value(m, t, &doc);
     mgo_arena_cleanup(&arena);
 }
@@ -144,7 +146,8 @@ static void manifest(struct mgo_mqtt *m, const struct mgo_sign_key *key, uint64_
         *out = b;
     } else {
         char t[MGO_MAX_TOPIC_LEN + 1];
-        CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) == MGO_OK);
+        CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) ==
+                        MGO_OK);
         h_publish(m, t, b.data, b.len);
         mgo_buf_cleanup(&b);
     }
@@ -168,7 +171,8 @@ static void manifest_valid(struct mgo_mqtt *m, const struct mgo_sign_key *key, u
     struct mgo_value root = sec_yaml(&arena, yaml);
     struct mgo_value doc = sec_sign(key, &root, &arena);
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) ==
+                    MGO_OK);
     sec_publish_value(m, t, &doc);
     mgo_arena_cleanup(&arena);
 }
@@ -176,7 +180,8 @@ static void manifest_valid(struct mgo_mqtt *m, const struct mgo_sign_key *key, u
 static void publish_bytes(struct mgo_mqtt *m, const struct mgo_buf *b)
 {
     char t[MGO_MAX_TOPIC_LEN + 1];
-    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_topic_format("margo/v1", MGO_TOPIC_DESIRED, DEV, NULL, t, sizeof t) ==
+                    MGO_OK);
     h_publish(m, t, b->data, b->len);
 }
 
@@ -228,11 +233,11 @@ static void test_agent_refuses_bad_signatures(void)
     sec_pki_path(g_dir, "rotated.pub", key2);
 
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "helm-command", g_fake_helm, "compose-command",
-                 "mgo-no-compose-here", "settle-ms", "200", "reconcile-interval", "3600",
-                 "backoff-min-ms", "100", "backoff-max-ms", "500",
-                 "manager-public-key", key1, "manager-public-key", key2, NULL);
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "helm-command", g_fake_helm, "compose-command", "mgo-no-compose-here",
+                 "settle-ms", "200", "reconcile-interval", "3600", "backoff-min-ms", "100",
+                 "backoff-max-ms", "500", "manager-public-key", key1, "manager-public-key", key2,
+                 NULL);
     struct h_monitor mon;
     h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
     struct sec_events ev;
@@ -249,8 +254,12 @@ static void test_agent_refuses_bad_signatures(void)
     publish_bytes(mgr, &v1);
     h_agent_start(&agent);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f" "alpha\x1f"), 1);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "1.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f--install\x1f"
+                                              "alpha\x1f"),
+                    1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "1.0.0\x1f"),
+                    1);
     CU_ASSERT(accepted_version_is(state_dir, 1));
     h_monitor_pump(&mon, 300);
     size_t statuses = mon.len;
@@ -260,13 +269,13 @@ static void test_agent_refuses_bad_signatures(void)
 
     /* 2. manifests v2 that would install 2.0.0, each refused before anything decodes them */
     manifest(mgr, g_sign, 2, DEV, ID_A, a2, FORGE_DIGEST_AFTER_SIGNING, a1, NULL);
-    expect_refused(&ev, &seen, NULL, "signature");          /* forged after signing */
+    expect_refused(&ev, &seen, NULL, "signature"); /* forged after signing */
     manifest(mgr, NULL, 2, DEV, ID_A, a2, FORGE_NONE, NULL, NULL);
-    expect_refused(&ev, &seen, NULL, "unsigned");           /* unsigned */
+    expect_refused(&ev, &seen, NULL, "unsigned"); /* unsigned */
     manifest(mgr, g_other, 2, DEV, ID_A, a2, FORGE_NONE, NULL, NULL);
-    expect_refused(&ev, &seen, NULL, "keyId");              /* another key */
+    expect_refused(&ev, &seen, NULL, "keyId"); /* another key */
     manifest(mgr, g_sign, 2, "dev-other", ID_A, a2, FORGE_NONE, NULL, NULL);
-    expect_refused(&ev, &seen, NULL, "deviceId");           /* for another device */
+    expect_refused(&ev, &seen, NULL, "deviceId"); /* for another device */
 
     /* 3. documents: one forged after signing (its revision changed), one unsigned */
     publish_doc(mgr, g_sign, ID_A, "alpha", "6.6.6", "6.6.7", a3);
@@ -281,7 +290,9 @@ static void test_agent_refuses_bad_signatures(void)
     /* nothing of the above was installed or reported, and the accepted version is still 1 */
     h_monitor_pump(&mon, 1000);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "upgrade\x1f"), 1);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "2.0.0\x1f"),
+                    0);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "6.6."), 0);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "beta"), 0);
     CU_ASSERT_EQUAL(mon.len, statuses);
@@ -291,7 +302,9 @@ static void test_agent_refuses_bad_signatures(void)
     /* 4. a correct manifest v3 signed with the rotated key: 2.0.0 installs */
     manifest(mgr, g_next, 3, DEV, ID_A, a2, FORGE_NONE, NULL, NULL);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "2.0.0\x1f"),
+                    1);
     CU_ASSERT_EQUAL(last_of(&mon, ID_A)->adopted, 3);
     CU_ASSERT(accepted_version_is(state_dir, 3));
 
@@ -337,11 +350,10 @@ static void test_agent_manifest_expiry(void)
     unsetenv("FAKE_HELM_MODE_UPGRADE");
     sec_pki_path(g_dir, "signing.pub", key1);
     struct h_agent agent;
-    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker),
-                 "state-dir", state_dir, "helm-command", g_fake_helm, "compose-command",
-                 "mgo-no-compose-here", "settle-ms", "200", "reconcile-interval", "3600",
-                 "backoff-min-ms", "100", "backoff-max-ms", "500", "manager-public-key", key1,
-                 NULL);
+    h_agent_init(&agent, "device-id", DEV, "broker-url", mgo_test_broker_url(&broker), "state-dir",
+                 state_dir, "helm-command", g_fake_helm, "compose-command", "mgo-no-compose-here",
+                 "settle-ms", "200", "reconcile-interval", "3600", "backoff-min-ms", "100",
+                 "backoff-max-ms", "500", "manager-public-key", key1, NULL);
     struct h_monitor mon;
     h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
     struct sec_events ev;
@@ -383,7 +395,9 @@ static void test_agent_manifest_expiry(void)
     h_monitor_pump(&mon, 1500);
     CU_ASSERT(sec_events_wait(&ev, seen, "manifest-expired", 1) == NULL);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"), lines);
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "2.0.0\x1f"),
+                    0);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "uninstall"), 0);
     CU_ASSERT_EQUAL(mon.len, statuses);
     CU_ASSERT(accepted_version_is(state_dir, 1));
@@ -392,7 +406,9 @@ static void test_agent_manifest_expiry(void)
     /* 4. a fresh v3 naming 2.0.0 installs it */
     manifest_valid(mgr, g_sign, 3, ID_A, a2, now, now + 3600);
     CU_ASSERT_FATAL(h_monitor_wait(&mon, ID_A, MGO_STATE_INSTALLED, 20000));
-    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f" "2.0.0\x1f"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "\x1f"
+                                              "2.0.0\x1f"),
+                    1);
     CU_ASSERT_EQUAL(last_of(&mon, ID_A)->adopted, 3);
     CU_ASSERT(accepted_version_is(state_dir, 3));
 

@@ -262,8 +262,10 @@ static void test_streams_and_slow_clients(void)
         if (ms > worst)
             worst = ms;
     }
-    fprintf(stderr, "  GET /api/v1/apps beside %d streams and %d slow connections: worst of 5 "
-            "%ld ms\n", STREAMS, SLOW, worst);
+    fprintf(stderr,
+            "  GET /api/v1/apps beside %d streams and %d slow connections: worst of 5 "
+            "%ld ms\n",
+            STREAMS, SLOW, worst);
     CU_ASSERT(worst < 1000);
 
     /* the stream past the cap: 503 problem with Retry-After, at once */
@@ -335,8 +337,7 @@ static void test_per_address_limit(void)
     /* another address is served */
     long ms = 0;
     CU_ASSERT_EQUAL(timed_get("127.0.0.2", r.port, &ms), 200);
-    fprintf(stderr, "\n  9th connection from 127.0.0.5 closed; 127.0.0.2 answered in %ld ms\n",
-            ms);
+    fprintf(stderr, "\n  9th connection from 127.0.0.5 closed; 127.0.0.2 answered in %ld ms\n", ms);
     /* and the address gets its place back once one of its connections ends */
     close(fds[0]);
     usleep(300 * 1000);

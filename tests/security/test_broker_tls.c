@@ -896,14 +896,13 @@ static void test_monitor_cannot_act_as_device(void)
     pub_doc(mon, &im, "margo/v1/devices/margo-monitor/state",
             "{deviceId: margo-monitor, state: online, boot: 1}", true);
     pub_doc(mon, &im, "margo/v1/devices/margo-monitor/events",
-            "{deviceId: margo-monitor, type: t, severity: info, message: m, timestamp: 1}",
-            false);
-    pub_doc(mon, &im,
-            "margo/v1/devices/margo-monitor/status/aaaaaaaa-0000-4000-8000-000000000001",
+            "{deviceId: margo-monitor, type: t, severity: info, message: m, timestamp: 1}", false);
+    pub_doc(mon, &im, "margo/v1/devices/margo-monitor/status/aaaaaaaa-0000-4000-8000-000000000001",
             "{apiVersion: deployment.margo.org/v1alpha1, kind: DeploymentStatusManifest,"
             " deploymentId: aaaaaaaa-0000-4000-8000-000000000001, adoptedManifestVersion: 1,"
             " status: {state: installed}, components: [{name: c, state: installed}],"
-            " x-margo-mqtt-extensions: {boot: 1, seq: 1}}", false);
+            " x-margo-mqtt-extensions: {boot: 1, seq: 1}}",
+            false);
     /* the broker's ACL cannot tell (see margo.acl): all four are accepted there */
     CU_ASSERT_EQUAL(im.published, 4);
     /* dev-b's next message reaches the manager after the monitor's four (one session, in
@@ -955,9 +954,9 @@ static void test_monitor_cannot_act_as_device(void)
     /* pki.sh: reserved names are refused before anything is issued */
     char out[512];
     snprintf(out, sizeof out, "%s/pki-refused", g_dir);
-    const char *bad[] = {"--device margo-monitor", "--device margo-x", "--device MARGO-x",
-                         "--monitor-cn ops-watch", "--manager-cn manager",
-                         "--monitor-cn margo-ops --device margo-ops"};
+    const char *bad[] = {"--device margo-monitor", "--device margo-x",
+                         "--device MARGO-x",       "--monitor-cn ops-watch",
+                         "--manager-cn manager",   "--monitor-cn margo-ops --device margo-ops"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CU_ASSERT_NOT_EQUAL(mgo_test_sh("'%s' %s '%s' >/dev/null 2>&1",
                                         mgo_test_path("broker-config/pki.sh"), bad[i], out),

@@ -70,7 +70,8 @@ static void test_build_exact_names(void)
         const char *expect;
     } rows[] = {
         {MGO_TOPIC_DESIRED, "margo/v1/devices/dev-1/desired"},
-        {MGO_TOPIC_DEPLOYMENT, "margo/v1/devices/dev-1/deployments/a3e2f5dc-912e-494f-8395-52cf3769bc06"},
+        {MGO_TOPIC_DEPLOYMENT,
+         "margo/v1/devices/dev-1/deployments/a3e2f5dc-912e-494f-8395-52cf3769bc06"},
         {MGO_TOPIC_STATUS, "margo/v1/devices/dev-1/status/a3e2f5dc-912e-494f-8395-52cf3769bc06"},
         {MGO_TOPIC_CAPABILITIES, "margo/v1/devices/dev-1/capabilities"},
         {MGO_TOPIC_STATE, "margo/v1/devices/dev-1/state"},
@@ -152,34 +153,34 @@ static void test_parse_refuses_non_contract_topics(void)
         "margo/v1/devices/",
         "margo/v1/devices/dev1",
         "margo/v1/devices/dev1/",
-        "margo/v1/devices//desired",              /* empty device level */
-        "margo/v1/devices/dev1/desired/",         /* trailing empty level */
-        "margo/v1/devices/dev1/desired/extra",    /* extra level */
+        "margo/v1/devices//desired",           /* empty device level */
+        "margo/v1/devices/dev1/desired/",      /* trailing empty level */
+        "margo/v1/devices/dev1/desired/extra", /* extra level */
         "margo/v1/devices/dev1/state/x",
         "margo/v1/devices/dev1/events/x",
         "margo/v1/devices/dev1/capabilities/x",
-        "margo/v1/devices/dev1/status",           /* missing deployment level */
-        "margo/v1/devices/dev1/status/",          /* empty deployment level */
+        "margo/v1/devices/dev1/status",  /* missing deployment level */
+        "margo/v1/devices/dev1/status/", /* empty deployment level */
         "margo/v1/devices/dev1/deployments",
         "margo/v1/devices/dev1/status/dep1/more", /* extra level after deployment */
         "margo/v1/devices/dev1/status/dep1/",
-        "margo/v1/devices/dev1/Desired",          /* kinds are case-sensitive */
-        "margo/v1/devices/dev1/deployment/dep1",  /* unknown kind (singular) */
+        "margo/v1/devices/dev1/Desired",         /* kinds are case-sensitive */
+        "margo/v1/devices/dev1/deployment/dep1", /* unknown kind (singular) */
         "margo/v1/devices/dev1/statuses/dep1",
-        "margo/v1/device/dev1/desired",           /* wrong fixed level */
-        "margo/v2/devices/dev1/desired",          /* wrong prefix */
-        "margo/v1x/devices/dev1/desired",         /* prefix must end at a level boundary */
+        "margo/v1/device/dev1/desired",   /* wrong fixed level */
+        "margo/v2/devices/dev1/desired",  /* wrong prefix */
+        "margo/v1x/devices/dev1/desired", /* prefix must end at a level boundary */
         "margo/v/devices/dev1/desired",
         "/margo/v1/devices/dev1/desired",
         "other/margo/v1/devices/dev1/desired",
-        "margo/v1/devices/+/desired",             /* wildcards are not ids */
+        "margo/v1/devices/+/desired", /* wildcards are not ids */
         "margo/v1/devices/#",
         "margo/v1/devices/dev1/status/+",
         "margo/v1/devices/dev1/status/#",
         "margo/v1/devices/$SYS/desired",
         "margo/v1/devices/./desired",
         "margo/v1/devices/../desired",
-        "margo/v1/devices/dev 1/desired",         /* space is not in the id set */
+        "margo/v1/devices/dev 1/desired", /* space is not in the id set */
         "margo/v1/devices/dev1/status/dep:1",
         "$SYS/broker/uptime",
     };
@@ -225,8 +226,8 @@ static void test_parse_topic_length_limit(void)
     repeat(prefix, sizeof prefix, 'p', MGO_MAX_TOPIC_PREFIX_LEN);
     repeat(dev, sizeof dev, 'd', MGO_MAX_DEVICE_ID_LEN);
     repeat(dep, sizeof dep, 'x', MGO_MAX_DEPLOYMENT_ID_LEN);
-    CU_ASSERT_EQUAL_FATAL(
-        mgo_topic_format(prefix, MGO_TOPIC_DEPLOYMENT, dev, dep, out, sizeof out), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_topic_format(prefix, MGO_TOPIC_DEPLOYMENT, dev, dep, out, sizeof out),
+                          MGO_OK);
     CU_ASSERT(strlen(out) <= MGO_MAX_TOPIC_LEN);
     struct mgo_topic t;
     CU_ASSERT_EQUAL(mgo_topic_parse(prefix, out, strlen(out), &t), MGO_OK);
@@ -259,8 +260,8 @@ static void test_device_id_rules(void)
     CU_ASSERT_EQUAL(mgo_topic_check_device_id(NULL, 0), MGO_ERR_INVALID);
     CU_ASSERT_EQUAL(mgo_topic_check_device_id(".", 1), MGO_ERR_INVALID);
     CU_ASSERT_EQUAL(mgo_topic_check_device_id("..", 2), MGO_ERR_INVALID);
-    static const char *bad[] = {"+", "#", "$SYS", "a/b", "a+", "a#", "a b", "a:b", "é",
-                                "a\tb", "a*", "a%2F"};
+    static const char *bad[] = {"+",   "#",   "$SYS", "a/b",  "a+", "a#",
+                                "a b", "a:b", "é",    "a\tb", "a*", "a%2F"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
         CU_ASSERT_EQUAL(mgo_topic_check_device_id(bad[i], strlen(bad[i])), MGO_ERR_INVALID);
     CU_ASSERT_EQUAL(mgo_topic_check_device_id("a\0b", 3), MGO_ERR_INVALID);
@@ -361,8 +362,9 @@ static void test_prefix_rules(void)
     CU_ASSERT_EQUAL(mgo_topic_filter(prefix, MGO_TOPIC_DESIRED, NULL, out, sizeof out),
                     MGO_ERR_LIMIT);
 
-    static const char *bad[] = {"", "/", "/margo", "margo/", "margo//v1", "margo/+/v1", "margo/#",
-                                "+", "#", "$SYS", "$margo/v1", "ma+rgo", "margo/v#1"};
+    static const char *bad[] = {"",           "/",       "/margo",   "margo/", "margo//v1",
+                                "margo/+/v1", "margo/#", "+",        "#",      "$SYS",
+                                "$margo/v1",  "ma+rgo",  "margo/v#1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CU_ASSERT_EQUAL(mgo_topic_check_prefix(bad[i]), MGO_ERR_INVALID);
         CU_ASSERT_EQUAL(mgo_topic_format(bad[i], MGO_TOPIC_DESIRED, "d", NULL, out, sizeof out),
@@ -401,9 +403,9 @@ static void test_small_output_buffer(void)
                     MGO_ERR_LIMIT);
     CU_ASSERT_EQUAL(mgo_topic_build(P, &t, out, strlen("margo/v1/devices/dev1/events") + 1),
                     MGO_OK);
-    CU_ASSERT_EQUAL(mgo_topic_filter(P, MGO_TOPIC_STATUS, NULL, out,
-                                     strlen("margo/v1/devices/+/status/+")),
-                    MGO_ERR_LIMIT);
+    CU_ASSERT_EQUAL(
+        mgo_topic_filter(P, MGO_TOPIC_STATUS, NULL, out, strlen("margo/v1/devices/+/status/+")),
+        MGO_ERR_LIMIT);
     CU_ASSERT_EQUAL(mgo_topic_filter(P, MGO_TOPIC_STATUS, NULL, out, 0), MGO_ERR_LIMIT);
 }
 

@@ -211,7 +211,8 @@ void mgo_test_register(void)
         {"every file of manager/web is embedded unchanged", test_every_file_is_embedded_unchanged},
         {"index, script and style are served without a token, with a CSP",
          test_index_is_served_without_token_with_csp},
-        {"unknown files and other methods are refused", test_unknown_files_and_other_methods_are_refused},
+        {"unknown files and other methods are refused",
+         test_unknown_files_and_other_methods_are_refused},
         {"the API under /api/ still needs the bearer token", test_api_still_needs_the_token},
         {NULL, NULL},
     };

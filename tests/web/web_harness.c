@@ -62,8 +62,9 @@ static bool publish_doc(const char *topic, const char *fmt, ...)
  * YAML flow text unquoted (messages are quoted and may hold spaces too). */
 static bool plain_word(const char *w)
 {
-    return w && w[0] && strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
-                                  "0123456789._~-,:") == strlen(w);
+    return w && w[0] &&
+           strspn(w, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                     "0123456789._~-,:") == strlen(w);
 }
 
 static const char *cmd_caps(char **words, size_t n)
@@ -72,14 +73,15 @@ static const char *cmd_caps(char **words, size_t n)
         return "usage: caps DEV MEMORY TYPES";
     char topic[256];
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/capabilities", words[1]);
-    bool ok = publish_doc(topic,
-                          "{apiVersion: device.margo.org/v1alpha1, kind: DeviceCapabilitiesManifest,"
-                          " properties: {id: %s, vendor: Acme, modelNumber: EdgeBox-%s,"
-                          " serialNumber: SN-%s, cpus: [{cores: 4, architecture: amd64}],"
-                          " memory: %s, storage: 64Gi, interfaces: [{type: ethernet}, {type: wifi}],"
-                          " otelCollector: true, supportedRuntimes: [oci],"
-                          " supportedDeploymentTypes: [%s]}}",
-                          words[1], words[2], words[1], words[2], words[3]);
+    bool ok =
+        publish_doc(topic,
+                    "{apiVersion: device.margo.org/v1alpha1, kind: DeviceCapabilitiesManifest,"
+                    " properties: {id: %s, vendor: Acme, modelNumber: EdgeBox-%s,"
+                    " serialNumber: SN-%s, cpus: [{cores: 4, architecture: amd64}],"
+                    " memory: %s, storage: 64Gi, interfaces: [{type: ethernet}, {type: wifi}],"
+                    " otelCollector: true, supportedRuntimes: [oci],"
+                    " supportedDeploymentTypes: [%s]}}",
+                    words[1], words[2], words[1], words[2], words[3]);
     return ok ? NULL : "publish failed";
 }
 
@@ -120,8 +122,8 @@ static const char *cmd_status(char **words, size_t n)
         for (size_t i = 7; i < n; i++) {
             if (strpbrk(words[i], "\"\\"))
                 return "MESSAGE must not contain quotes or backslashes";
-            int w = snprintf(message + used, sizeof message - used, "%s%s", i > 7 ? " " : "",
-                             words[i]);
+            int w =
+                snprintf(message + used, sizeof message - used, "%s%s", i > 7 ? " " : "", words[i]);
             if (w < 0 || (size_t)w >= sizeof message - used)
                 return "MESSAGE too long";
             used += (size_t)w;
@@ -139,22 +141,21 @@ static const char *cmd_status(char **words, size_t n)
             return "components are NAME:STATE";
         *colon = '\0';
         bool failed = strcmp(colon + 1, "failed") == 0;
-        int w = snprintf(components + used, sizeof components - used,
-                         "%s{name: %s, state: %s%s}", used ? ", " : "", c, colon + 1,
-                         failed ? error : "");
+        int w = snprintf(components + used, sizeof components - used, "%s{name: %s, state: %s%s}",
+                         used ? ", " : "", c, colon + 1, failed ? error : "");
         if (w < 0 || (size_t)w >= sizeof components - used)
             return "too many components";
         used += (size_t)w;
     }
     char topic[256];
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/status/%s", words[1], words[2]);
-    bool ok = publish_doc(topic,
-                          "{apiVersion: deployment.margo.org/v1alpha1,"
-                          " kind: DeploymentStatusManifest, deploymentId: %s, deviceId: %s,"
-                          " adoptedManifestVersion: %s, status: {state: %s%s},"
-                          " components: [%s], x-margo-mqtt-extensions: {boot: 1, seq: %llu}}",
-                          words[2], words[1], words[3], words[4], error, components,
-                          next_seq(words[1]));
+    bool ok =
+        publish_doc(topic,
+                    "{apiVersion: deployment.margo.org/v1alpha1,"
+                    " kind: DeploymentStatusManifest, deploymentId: %s, deviceId: %s,"
+                    " adoptedManifestVersion: %s, status: {state: %s%s},"
+                    " components: [%s], x-margo-mqtt-extensions: {boot: 1, seq: %llu}}",
+                    words[2], words[1], words[3], words[4], error, components, next_seq(words[1]));
     return ok ? NULL : "publish failed (or the document is invalid)";
 }
 

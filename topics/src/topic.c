@@ -62,8 +62,8 @@ bool mgo_topic_kind_has_deployment(enum mgo_topic_kind kind)
 
 static bool id_char_ok(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '~' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '~' || c == '-';
 }
 
 /* Shared rule of device and deployment ids: 1..max of [A-Za-z0-9._~-], not "." or "..".
@@ -141,9 +141,9 @@ static mgo_err append(char *out, size_t out_size, size_t *pos, const char *s, si
 
 /* Writes {prefix}/devices/{device}/{level}[/{tail}] where device and tail are already
  * validated (or are "+" for filters). */
-static mgo_err compose(const char *prefix, size_t prefix_len, const char *device,
-                       size_t device_len, const struct kind_info *k, const char *tail,
-                       size_t tail_len, char *out, size_t out_size)
+static mgo_err compose(const char *prefix, size_t prefix_len, const char *device, size_t device_len,
+                       const struct kind_info *k, const char *tail, size_t tail_len, char *out,
+                       size_t out_size)
 {
     size_t pos = 0;
     mgo_err err;
@@ -202,8 +202,7 @@ mgo_err mgo_topic_format(const char *prefix, enum mgo_topic_kind kind, const cha
                    out_size);
 }
 
-mgo_err mgo_topic_build(const char *prefix, const struct mgo_topic *t, char *out,
-                        size_t out_size)
+mgo_err mgo_topic_build(const char *prefix, const struct mgo_topic *t, char *out, size_t out_size)
 {
     if (out == NULL || out_size == 0)
         return MGO_ERR_LIMIT;

@@ -46,13 +46,13 @@ extern const size_t mgo_agent_cfg_table_len;
 
 /* Checks the parts of the configuration the table cannot (ids, URLs, windows); adds
  * problems naming the option. */
-mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg,
+                               struct mgo_problems *problems) MGO_MUST_CHECK;
 
 /* Runs until *stop becomes non-zero (set it from a signal handler, or from another thread with
  * __atomic_store_n: the loop reads it atomically every 100 ms). Returns MGO_OK after a
  * clean shutdown, or the error that prevented start-up (state directory, configuration). */
-mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t *stop)
-    MGO_MUST_CHECK;
+mgo_err mgo_agent_run(const struct mgo_agent_config *cfg,
+                      volatile sig_atomic_t *stop) MGO_MUST_CHECK;
 
 #endif

@@ -15,12 +15,12 @@
 #include "mgo/margo.h"
 
 enum mgo_plan_action {
-    MGO_PLAN_NOOP = 0,      /* installed, same document, last apply succeeded */
-    MGO_PLAN_INSTALL,       /* not installed yet */
-    MGO_PLAN_UPDATE,        /* installed, the deployment profile changed (new version) */
-    MGO_PLAN_RECONFIGURE,   /* installed, only the parameters changed */
-    MGO_PLAN_RETRY,         /* same document, but the last apply failed or was interrupted */
-    MGO_PLAN_REMOVE,        /* absent from the manifest */
+    MGO_PLAN_NOOP = 0,    /* installed, same document, last apply succeeded */
+    MGO_PLAN_INSTALL,     /* not installed yet */
+    MGO_PLAN_UPDATE,      /* installed, the deployment profile changed (new version) */
+    MGO_PLAN_RECONFIGURE, /* installed, only the parameters changed */
+    MGO_PLAN_RETRY,       /* same document, but the last apply failed or was interrupted */
+    MGO_PLAN_REMOVE,      /* absent from the manifest */
 };
 const char *mgo_plan_action_name(enum mgo_plan_action a);
 

@@ -14,10 +14,10 @@
 #include "mgo/problems.h"
 
 enum mgo_cfg_type {
-    MGO_CFG_STR,   /* char * (malloc'd; freed by mgo_cfg_cleanup) */
-    MGO_CFG_INT,   /* int64_t within [min, max] */
-    MGO_CFG_BOOL,  /* bool: true/false/yes/no/on/off/1/0 */
-    MGO_CFG_LIST,  /* struct mgo_strlist: the key may repeat; each occurrence appends */
+    MGO_CFG_STR,  /* char * (malloc'd; freed by mgo_cfg_cleanup) */
+    MGO_CFG_INT,  /* int64_t within [min, max] */
+    MGO_CFG_BOOL, /* bool: true/false/yes/no/on/off/1/0 */
+    MGO_CFG_LIST, /* struct mgo_strlist: the key may repeat; each occurrence appends */
 };
 
 struct mgo_strlist {
@@ -26,21 +26,20 @@ struct mgo_strlist {
 };
 
 struct mgo_cfg_option {
-    const char *name;     /* "broker-url"; also the flag "--broker-url" */
+    const char *name; /* "broker-url"; also the flag "--broker-url" */
     enum mgo_cfg_type type;
-    size_t offset;        /* offsetof(struct your_config, field) */
-    int64_t min, max;     /* MGO_CFG_INT bounds; for MGO_CFG_STR max length when max > 0 */
-    const char *def;      /* default as text, or NULL */
-    const char *help;     /* one line for --help */
+    size_t offset;    /* offsetof(struct your_config, field) */
+    int64_t min, max; /* MGO_CFG_INT bounds; for MGO_CFG_STR max length when max > 0 */
+    const char *def;  /* default as text, or NULL */
+    const char *help; /* one line for --help */
 };
 
 /* Sets every option to its default. target must start zeroed (old strings are freed). */
-mgo_err mgo_cfg_defaults(const struct mgo_cfg_option *table, size_t n, void *target)
-    MGO_MUST_CHECK;
+mgo_err mgo_cfg_defaults(const struct mgo_cfg_option *table, size_t n, void *target) MGO_MUST_CHECK;
 /* Applies one key = value; origin ("file.conf:12" or "--flag") is used in problems. */
 mgo_err mgo_cfg_set(const struct mgo_cfg_option *table, size_t n, void *target, const char *key,
-                    const char *value, const char *origin, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+                    const char *value, const char *origin,
+                    struct mgo_problems *problems) MGO_MUST_CHECK;
 /* Parses a whole file (at most 1 MiB). */
 mgo_err mgo_cfg_load_file(const struct mgo_cfg_option *table, size_t n, void *target,
                           const char *path, struct mgo_problems *problems) MGO_MUST_CHECK;
@@ -52,10 +51,9 @@ mgo_err mgo_cfg_load_text(const struct mgo_cfg_option *table, size_t n, void *ta
  * Sets *help_out when --help/-h was given (the caller prints mgo_cfg_print_help()).
  * Positional arguments are refused. */
 mgo_err mgo_cfg_parse_args(const struct mgo_cfg_option *table, size_t n, void *target, int argc,
-                           char **argv, bool *help_out, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
-void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char *usage,
-                        FILE *out);
+                           char **argv, bool *help_out,
+                           struct mgo_problems *problems) MGO_MUST_CHECK;
+void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char *usage, FILE *out);
 /* Frees strings and lists owned by target. */
 void mgo_cfg_cleanup(const struct mgo_cfg_option *table, size_t n, void *target);
 

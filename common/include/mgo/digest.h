@@ -10,8 +10,8 @@
 #define MGO_DIGEST_STR_SIZE (MGO_DIGEST_STR_LEN + 1u)
 
 /* out receives "sha256:<hex>" and a NUL. */
-mgo_err mgo_digest_sha256(const void *data, size_t len, char out[MGO_DIGEST_STR_SIZE])
-    MGO_MUST_CHECK;
+mgo_err mgo_digest_sha256(const void *data, size_t len,
+                          char out[MGO_DIGEST_STR_SIZE]) MGO_MUST_CHECK;
 /* Margo's general pattern ^[a-zA-Z0-9_-]+:[0-9a-fA-F]+$ */
 bool mgo_digest_is_wellformed(const char *digest);
 /* Exactly "sha256:" + 64 lowercase hex (the only algorithm margo-mqtt computes). */

@@ -18,23 +18,24 @@
 #define MGO_MAX_DOC_ARENA_BYTES (4u * 1024u * 1024u)
 
 /* Identifiers. */
-#define MGO_MAX_DEVICE_ID_LEN 128u     /* one topic level: [A-Za-z0-9._~-] */
-#define MGO_MAX_DEPLOYMENT_ID_LEN 64u  /* one topic level; Margo uses UUIDs (36) */
-#define MGO_MAX_APP_ID_LEN 200u        /* Margo: ^[-a-z0-9]{1,200}$ */
-#define MGO_MAX_NAME_LEN 253u          /* component names, metadata.name, namespace */
-#define MGO_MAX_APP_VERSION_LEN 128u   /* a description's metadata.version, the deployment's
-                                          applicationVersion annotation, a status's app.version */
-#define MGO_UUID_STR_SIZE 37u         /* a UUID as text (36) with its NUL: deployment ids */
+#define MGO_MAX_DEVICE_ID_LEN 128u    /* one topic level: [A-Za-z0-9._~-] */
+#define MGO_MAX_DEPLOYMENT_ID_LEN 64u /* one topic level; Margo uses UUIDs (36) */
+#define MGO_MAX_APP_ID_LEN 200u       /* Margo: ^[-a-z0-9]{1,200}$ */
+#define MGO_MAX_NAME_LEN 253u         /* component names, metadata.name, namespace */
+#define MGO_MAX_APP_VERSION_LEN                                                                    \
+    128u                      /* a description's metadata.version, the deployment's                \
+                                 applicationVersion annotation, a status's app.version */
+#define MGO_UUID_STR_SIZE 37u /* a UUID as text (36) with its NUL: deployment ids */
 #define MGO_MAX_TOPIC_LEN 512u
 #define MGO_MAX_TOPIC_PREFIX_LEN 128u
 
 /* Document shape. */
-#define MGO_MAX_DEPLOYMENTS 256u       /* deployments in one desired-state manifest */
-#define MGO_MAX_DEPLOY_DEVICES 256u    /* devices one deploy request names */
-#define MGO_MAX_COMPONENTS 64u         /* components in one profile or status */
-#define MGO_MAX_PROFILES 16u           /* deployment profiles in one description */
-#define MGO_MAX_PARAMETERS 256u        /* parameters in one description or deployment */
-#define MGO_MAX_TARGETS 32u            /* targets of one parameter */
+#define MGO_MAX_DEPLOYMENTS 256u    /* deployments in one desired-state manifest */
+#define MGO_MAX_DEPLOY_DEVICES 256u /* devices one deploy request names */
+#define MGO_MAX_COMPONENTS 64u      /* components in one profile or status */
+#define MGO_MAX_PROFILES 16u        /* deployment profiles in one description */
+#define MGO_MAX_PARAMETERS 256u     /* parameters in one description or deployment */
+#define MGO_MAX_TARGETS 32u         /* targets of one parameter */
 
 /* Validation problems kept per document (further ones are counted, not stored). */
 #define MGO_MAX_PROBLEMS 32u

@@ -50,8 +50,8 @@ bool mgo_loop_stopping(const struct mgo_loop *l);
 /* Any thread: fn(ctx) runs on the loop thread. free_fn (may be NULL) is called with ctx
  * instead when the loop is freed before fn ran, so an owned ctx is never leaked.
  * MGO_ERR_NOMEM, MGO_ERR_LIMIT (MGO_LOOP_MAX_POSTS waiting). */
-mgo_err mgo_loop_post(struct mgo_loop *l, mgo_loop_fn fn, mgo_loop_fn free_fn, void *ctx)
-    MGO_MUST_CHECK;
+mgo_err mgo_loop_post(struct mgo_loop *l, mgo_loop_fn fn, mgo_loop_fn free_fn,
+                      void *ctx) MGO_MUST_CHECK;
 
 /* Loop thread: fn(ctx) runs once, delay_ms from now (0: after what is already due).
  * id_out (optional) names the timer for mgo_loop_timer_cancel(); ids are never 0 and never
@@ -63,8 +63,8 @@ void mgo_loop_timer_cancel(struct mgo_loop *l, uint64_t id);
 
 /* Loop thread: fn runs whenever fd is ready for events (POLLIN/POLLOUT; level-triggered).
  * One watch per fd. MGO_ERR_EXISTS, MGO_ERR_LIMIT (MGO_LOOP_MAX_FDS). */
-mgo_err mgo_loop_watch(struct mgo_loop *l, int fd, short events, mgo_loop_fd_fn fn, void *ctx)
-    MGO_MUST_CHECK;
+mgo_err mgo_loop_watch(struct mgo_loop *l, int fd, short events, mgo_loop_fd_fn fn,
+                       void *ctx) MGO_MUST_CHECK;
 void mgo_loop_unwatch(struct mgo_loop *l, int fd);
 
 #endif

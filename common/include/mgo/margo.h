@@ -65,12 +65,22 @@ enum mgo_arch_bit {
     MGO_ARCH_OTHER = 1u << 4,
 };
 enum mgo_peripheral_type {
-    MGO_PERIPH_GPU = 0, MGO_PERIPH_DISPLAY, MGO_PERIPH_CAMERA, MGO_PERIPH_MICROPHONE,
-    MGO_PERIPH_SPEAKER, MGO_PERIPH_OTHER,
+    MGO_PERIPH_GPU = 0,
+    MGO_PERIPH_DISPLAY,
+    MGO_PERIPH_CAMERA,
+    MGO_PERIPH_MICROPHONE,
+    MGO_PERIPH_SPEAKER,
+    MGO_PERIPH_OTHER,
 };
 enum mgo_interface_type {
-    MGO_IFACE_ETHERNET = 0, MGO_IFACE_WIFI, MGO_IFACE_CELLULAR, MGO_IFACE_BLUETOOTH,
-    MGO_IFACE_USB, MGO_IFACE_CANBUS, MGO_IFACE_RS232, MGO_IFACE_OTHER,
+    MGO_IFACE_ETHERNET = 0,
+    MGO_IFACE_WIFI,
+    MGO_IFACE_CELLULAR,
+    MGO_IFACE_BLUETOOTH,
+    MGO_IFACE_USB,
+    MGO_IFACE_CANBUS,
+    MGO_IFACE_RS232,
+    MGO_IFACE_OTHER,
 };
 enum mgo_role_bit {
     MGO_ROLE_STANDALONE_CLUSTER = 1u << 0,
@@ -78,7 +88,11 @@ enum mgo_role_bit {
     MGO_ROLE_STANDALONE_DEVICE = 1u << 2,
     MGO_ROLE_GATEWAY = 1u << 3,
 };
-enum mgo_deploy_type_bit { MGO_DTYPE_HELM = 1u << 0, MGO_DTYPE_COMPOSE = 1u << 1, MGO_DTYPE_CUSTOM = 1u << 2 };
+enum mgo_deploy_type_bit {
+    MGO_DTYPE_HELM = 1u << 0,
+    MGO_DTYPE_COMPOSE = 1u << 1,
+    MGO_DTYPE_CUSTOM = 1u << 2
+};
 enum mgo_runtime_bit { MGO_RUNTIME_OCI = 1u << 0, MGO_RUNTIME_CUSTOM = 1u << 1 };
 
 const char *mgo_peripheral_name(enum mgo_peripheral_type t);
@@ -102,14 +116,14 @@ bool mgo_is_app_version(const char *text);
 struct mgo_resources { /* the older requiredResources / DeviceCapabilities.resources shape */
     bool has_cpu;
     double cpu_cores;
-    unsigned cpu_archs; /* enum mgo_arch_bit; 0 = any */
+    unsigned cpu_archs;     /* enum mgo_arch_bit; 0 = any */
     uint64_t memory_bytes;  /* 0 = not given */
     uint64_t storage_bytes; /* 0 = not given */
     struct mgo_peripheral {
         enum mgo_peripheral_type type;
         const char *manufacturer; /* NULL if absent */
         const char *model;        /* NULL if absent */
-    } *peripherals;
+    } * peripherals;
     size_t peripherals_len;
     enum mgo_interface_type *interfaces;
     size_t interfaces_len;
@@ -118,19 +132,19 @@ struct mgo_resources { /* the older requiredResources / DeviceCapabilities.resou
 struct mgo_component {
     const char *name;
     /* properties (all NULL when absent) */
-    const char *repository;       /* helm chart or oci:// compose artifact */
+    const char *repository; /* helm chart or oci:// compose artifact */
     const char *revision;
     const char *package_location; /* compose (older drafts): URL of file or tar.gz */
     const char *key_location;
-    bool wait;                     /* default true */
-    const char *timeout;           /* "8m30s" or NULL */
-    uint32_t timeout_s;            /* parsed timeout; 0 = none */
+    bool wait;                          /* default true */
+    const char *timeout;                /* "8m30s" or NULL */
+    uint32_t timeout_s;                 /* parsed timeout; 0 = none */
     const struct mgo_value *extensions; /* x-*-extensions map entries, or NULL */
 };
 
 struct mgo_profile {
     enum mgo_profile_type type;
-    const char *id;          /* required in descriptions, absent in deployments */
+    const char *id; /* required in descriptions, absent in deployments */
     const char *description;
     struct mgo_component *components;
     size_t components_len;
@@ -142,7 +156,7 @@ struct mgo_profile {
 };
 
 struct mgo_target {
-    const char *pointer;     /* normalised: "ENV." prefix removed for compose */
+    const char *pointer; /* normalised: "ENV." prefix removed for compose */
     const char **components;
     size_t components_len;
 };
@@ -158,8 +172,14 @@ struct mgo_parameter {
 /* ---- ApplicationDescription (margo.yaml) ------------------------------------------- */
 
 enum mgo_data_type {
-    MGO_DT_STRING = 0, MGO_DT_INTEGER, MGO_DT_DOUBLE, MGO_DT_BOOLEAN,
-    MGO_DT_ARRAY_STRING, MGO_DT_ARRAY_INTEGER, MGO_DT_ARRAY_DOUBLE, MGO_DT_ARRAY_BOOLEAN,
+    MGO_DT_STRING = 0,
+    MGO_DT_INTEGER,
+    MGO_DT_DOUBLE,
+    MGO_DT_BOOLEAN,
+    MGO_DT_ARRAY_STRING,
+    MGO_DT_ARRAY_INTEGER,
+    MGO_DT_ARRAY_DOUBLE,
+    MGO_DT_ARRAY_BOOLEAN,
 };
 const char *mgo_data_type_name(enum mgo_data_type t);
 
@@ -203,8 +223,8 @@ struct mgo_app_description {
     const char *name;
     const char *description;
     const char *version;
-    const char *tagline;  /* metadata.catalog.application.tagline or NULL */
-    const char *icon;     /* metadata.catalog.application.icon or NULL */
+    const char *tagline;             /* metadata.catalog.application.tagline or NULL */
+    const char *icon;                /* metadata.catalog.application.icon or NULL */
     const struct mgo_value *catalog; /* metadata.catalog as a tree */
     struct mgo_profile *profiles;
     size_t profiles_len;
@@ -225,21 +245,21 @@ mgo_err mgo_schema_check(const struct mgo_schema_rule *rule, const struct mgo_va
 /* ---- ApplicationDeployment ----------------------------------------------------------- */
 
 struct mgo_app_deployment {
-    const char *api_version;   /* default "application.margo.org/v1alpha1" */
-    const char *id;            /* deployment UUID */
+    const char *api_version; /* default "application.margo.org/v1alpha1" */
+    const char *id;          /* deployment UUID */
     const char *application_id;
-    const char *name;          /* metadata.name */
-    const char *namespace_;    /* metadata.namespace */
+    const char *name;       /* metadata.name */
+    const char *namespace_; /* metadata.namespace */
     /* metadata.annotations.applicationVersion or NULL (margo-mqtt's own annotation: the
      * description's metadata.version, written by the manager; covered by the digest and the
      * signature, unlike MGO_EXT_KEY; older managers did not write it). */
     const char *application_version;
-    const char *device_id;     /* metadata.deviceId or NULL */
+    const char *device_id;          /* metadata.deviceId or NULL */
     const struct mgo_value *labels; /* metadata.labels map or NULL */
     struct mgo_profile profile;     /* spec.deploymentProfile (no id) */
     struct mgo_parameter *parameters;
     size_t parameters_len;
-    const struct mgo_value *ext;    /* MGO_EXT_KEY map (signature) or NULL */
+    const struct mgo_value *ext; /* MGO_EXT_KEY map (signature) or NULL */
 };
 
 /* ---- DesiredState manifest ----------------------------------------------------------- */
@@ -255,7 +275,7 @@ struct mgo_desired_ref {
 struct mgo_desired_state {
     uint64_t manifest_version;
     const char *device_id; /* optional: the device this manifest is for (binds a signature) */
-    bool has_bundle; /* false = "bundle": null */
+    bool has_bundle;       /* false = "bundle": null */
     struct {
         const char *media_type;
         const char *digest;
@@ -301,7 +321,7 @@ struct mgo_status_app {
 struct mgo_deployment_status {
     const char *api_version; /* default "deployment.margo.org/v1alpha1" */
     const char *deployment_id;
-    const char *device_id;   /* optional */
+    const char *device_id; /* optional */
     bool has_adopted_manifest_version;
     uint64_t adopted_manifest_version;
     enum mgo_state state;
@@ -332,9 +352,9 @@ struct mgo_capabilities {
     const char *vendor;
     const char *model_number;
     const char *serial_number;
-    unsigned roles;             /* older shape; 0 when absent */
-    bool hosting;               /* false for a see-thru gateway that hosts nothing */
-    struct mgo_cpu_set *cpus;   /* newer cpus[], or the older single resources.cpu */
+    unsigned roles;           /* older shape; 0 when absent */
+    bool hosting;             /* false for a see-thru gateway that hosts nothing */
+    struct mgo_cpu_set *cpus; /* newer cpus[], or the older single resources.cpu */
     size_t cpus_len;
     uint64_t memory_bytes;
     uint64_t storage_bytes;
@@ -343,8 +363,8 @@ struct mgo_capabilities {
     enum mgo_interface_type *interfaces;
     size_t interfaces_len;
     bool otel_collector;
-    unsigned runtimes;          /* enum mgo_runtime_bit */
-    unsigned deployment_types;  /* enum mgo_deploy_type_bit (derived from roles if older) */
+    unsigned runtimes;                  /* enum mgo_runtime_bit */
+    unsigned deployment_types;          /* enum mgo_deploy_type_bit (derived from roles if older) */
     const struct mgo_value *labels;     /* map or NULL */
     const struct mgo_value *properties; /* the whole properties map, for JSON Pointer selectors */
 };
@@ -354,8 +374,8 @@ struct mgo_capabilities {
 struct mgo_presence {
     const char *device_id;
     bool online;
-    uint64_t boot;          /* per-boot counter of the agent; grows on every start */
-    uint64_t timestamp_ms;  /* 0 = not given (the last will carries none) */
+    uint64_t boot;             /* per-boot counter of the agent; grows on every start */
+    uint64_t timestamp_ms;     /* 0 = not given (the last will carries none) */
     const char *agent_version; /* optional */
 };
 
@@ -405,14 +425,14 @@ const char *mgo_doc_kind_name(enum mgo_doc_kind k);
  * deploymentId + components, type + title, ...). */
 enum mgo_doc_kind mgo_doc_detect(const struct mgo_value *root);
 
-#define MGO_DECLARE_CODEC(doc, type)                                                           \
-    mgo_err mgo_##doc##_from_value(const struct mgo_value *root, struct mgo_arena *arena,      \
-                                   struct type *out, struct mgo_problems *problems)            \
-        MGO_MUST_CHECK;                                                                        \
-    mgo_err mgo_##doc##_to_value(const struct type *in, struct mgo_arena *arena,               \
-                                 struct mgo_value *out) MGO_MUST_CHECK;                        \
-    mgo_err mgo_##doc##_decode(const void *data, size_t len, struct mgo_arena *arena,          \
-                               struct type *out, struct mgo_problems *problems) MGO_MUST_CHECK; \
+#define MGO_DECLARE_CODEC(doc, type)                                                               \
+    mgo_err mgo_##doc##_from_value(const struct mgo_value *root, struct mgo_arena *arena,          \
+                                   struct type *out, struct mgo_problems *problems)                \
+        MGO_MUST_CHECK;                                                                            \
+    mgo_err mgo_##doc##_to_value(const struct type *in, struct mgo_arena *arena,                   \
+                                 struct mgo_value *out) MGO_MUST_CHECK;                            \
+    mgo_err mgo_##doc##_decode(const void *data, size_t len, struct mgo_arena *arena,              \
+                               struct type *out, struct mgo_problems *problems) MGO_MUST_CHECK;    \
     mgo_err mgo_##doc##_encode(const struct type *in, struct mgo_buf *buf) MGO_MUST_CHECK;
 
 MGO_DECLARE_CODEC(app_description, mgo_app_description)
@@ -425,25 +445,22 @@ MGO_DECLARE_CODEC(event, mgo_event)
 MGO_DECLARE_CODEC(receipt, mgo_receipt)
 
 /* Validates an RFC 9457 problem body (type, title, status required). */
-mgo_err mgo_problem_detail_validate(const struct mgo_value *root, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+mgo_err mgo_problem_detail_validate(const struct mgo_value *root,
+                                    struct mgo_problems *problems) MGO_MUST_CHECK;
 
 /* Content digest of a signed document (desired state, deployment): sha256 over the
  * canonical MessagePack of the tree with the root key MGO_EXT_KEY removed. This is the
  * digest a manifest lists for a deployment, and what a signature covers. */
-mgo_err mgo_doc_digest(const struct mgo_value *root, char out[MGO_DIGEST_STR_SIZE])
-    MGO_MUST_CHECK;
+mgo_err mgo_doc_digest(const struct mgo_value *root, char out[MGO_DIGEST_STR_SIZE]) MGO_MUST_CHECK;
 
 /* Reads a YAML or JSON file (at most MGO_MAX_FILE_BYTES), detects its kind and validates
  * it as that kind. *kind_out is set even when validation fails (UNKNOWN if undetectable).
  * root_out (optional) receives the tree. */
 mgo_err mgo_doc_load_file(const char *path, struct mgo_arena *arena, enum mgo_doc_kind *kind_out,
-                          struct mgo_value *root_out, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+                          struct mgo_value *root_out, struct mgo_problems *problems) MGO_MUST_CHECK;
 /* Same for bytes already in memory (YAML/JSON, or MessagePack when format says so). */
 mgo_err mgo_doc_validate(const void *data, size_t len, enum mgo_format format,
                          struct mgo_arena *arena, enum mgo_doc_kind *kind_out,
-                         struct mgo_value *root_out, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+                         struct mgo_value *root_out, struct mgo_problems *problems) MGO_MUST_CHECK;
 
 #endif

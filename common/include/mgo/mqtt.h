@@ -30,24 +30,24 @@ struct mgo_mqtt_will {
 };
 
 struct mgo_mqtt_config {
-    const char *url;        /* "tcp://127.0.0.1:1883" or "ssl://host:8883"; required */
-    const char *client_id;  /* required; the persistent session is keyed on it */
-    bool clean_start;       /* false = resume the persistent session */
-    uint32_t session_expiry_s; /* MQTT 5 session expiry interval (0 = ends at disconnect) */
-    uint16_t keepalive_s;   /* default 30 when 0 */
+    const char *url;            /* "tcp://127.0.0.1:1883" or "ssl://host:8883"; required */
+    const char *client_id;      /* required; the persistent session is keyed on it */
+    bool clean_start;           /* false = resume the persistent session */
+    uint32_t session_expiry_s;  /* MQTT 5 session expiry interval (0 = ends at disconnect) */
+    uint16_t keepalive_s;       /* default 30 when 0 */
     uint32_t connect_timeout_s; /* default 10 when 0 */
     /* TLS (used when url starts with ssl:// or mqtts://); NULL = not set */
     const char *ca_file;
     const char *cert_file;
     const char *key_file;
-    const char *username;   /* optional */
-    const char *password;   /* optional; never logged */
+    const char *username;             /* optional */
+    const char *password;             /* optional; never logged */
     const struct mgo_mqtt_will *will; /* optional last will */
     /* Received messages waiting for the owner before a warning that it falls behind (default
      * 4096 when 0). Never a limit: Paho acknowledges QoS 1 messages as it reads them, so
      * refusing one would not slow the broker down (see common/src/mqtt.c). */
     size_t queue_warn;
-    size_t max_inflight;    /* default 64 when 0 */
+    size_t max_inflight; /* default 64 when 0 */
 };
 
 enum mgo_mqtt_event_kind {
@@ -84,8 +84,8 @@ mgo_err mgo_mqtt_disconnect(struct mgo_mqtt *m, int timeout_ms) MGO_MUST_CHECK;
 bool mgo_mqtt_is_connected(const struct mgo_mqtt *m);
 
 /* Asynchronous subscribe; token_out (optional) matches the SUBSCRIBED event. */
-mgo_err mgo_mqtt_subscribe(struct mgo_mqtt *m, const char *filter, int qos, int *token_out)
-    MGO_MUST_CHECK;
+mgo_err mgo_mqtt_subscribe(struct mgo_mqtt *m, const char *filter, int qos,
+                           int *token_out) MGO_MUST_CHECK;
 /* Asynchronous publish (payload copied). MGO_ERR_NET when not connected.
  * token_out (optional) matches the PUBLISHED / PUBLISH_FAILED event. An empty retained
  * payload clears the retained message. */
@@ -94,8 +94,7 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
 
 /* Takes the next event, waiting at most timeout_ms (0 = poll). MGO_ERR_TIMEOUT when none
  * arrived; the caller then owns *ev and releases it with mgo_mqtt_event_cleanup(). */
-mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event *ev)
-    MGO_MUST_CHECK;
+mgo_err mgo_mqtt_next(struct mgo_mqtt *m, int timeout_ms, struct mgo_mqtt_event *ev) MGO_MUST_CHECK;
 void mgo_mqtt_event_cleanup(struct mgo_mqtt_event *ev);
 /* A descriptor that becomes readable (POLLIN) when events may be queued, for an owner that
  * runs an event loop (mgo/loop.h): on readiness it takes events with mgo_mqtt_next(m, 0, ..)

@@ -14,7 +14,7 @@
 /* Reads path into out (out_size bytes including the NUL). *len_out (optional) receives the
  * length. MGO_ERR_NOT_FOUND / MGO_ERR_IO (file), MGO_ERR_LIMIT (longer than out_size - 1
  * bytes), MGO_ERR_INVALID (a NUL byte, a line break inside, or empty). On error out is "". */
-mgo_err mgo_secret_read(const char *path, char *out, size_t out_size, size_t *len_out)
-    MGO_MUST_CHECK;
+mgo_err mgo_secret_read(const char *path, char *out, size_t out_size,
+                        size_t *len_out) MGO_MUST_CHECK;
 
 #endif

@@ -17,8 +17,8 @@
 enum mgo_value_kind {
     MGO_V_NULL = 0,
     MGO_V_BOOL,
-    MGO_V_INT,   /* negative integers only (i < 0) */
-    MGO_V_UINT,  /* non-negative integers */
+    MGO_V_INT,  /* negative integers only (i < 0) */
+    MGO_V_UINT, /* non-negative integers */
     MGO_V_FLOAT,
     MGO_V_STR,
     MGO_V_BIN,
@@ -67,8 +67,7 @@ enum mgo_format { MGO_FORMAT_MSGPACK, MGO_FORMAT_YAML, MGO_FORMAT_JSON };
  * Returns MGO_ERR_PARSE, MGO_ERR_LIMIT, MGO_ERR_INVALID (duplicate key, bad UTF-8) or
  * MGO_ERR_NOMEM. */
 mgo_err mgo_value_from_msgpack(const void *data, size_t len, struct mgo_arena *arena,
-                               struct mgo_value *out, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+                               struct mgo_value *out, struct mgo_problems *problems) MGO_MUST_CHECK;
 /* YAML 1.2 core schema (JSON is accepted as YAML). One document only; aliases, anchors and
  * non-string keys are refused. */
 mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *arena,
@@ -78,8 +77,8 @@ mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *aren
  * integer form, float64 for floats, str for strings. JSON: sorted keys, binary as base64
  * strings, floats in the shortest form that reads back to the same double. */
 mgo_err mgo_value_to_msgpack(const struct mgo_value *v, struct mgo_buf *buf) MGO_MUST_CHECK;
-mgo_err mgo_value_to_json(const struct mgo_value *v, bool pretty, struct mgo_buf *buf)
-    MGO_MUST_CHECK;
+mgo_err mgo_value_to_json(const struct mgo_value *v, bool pretty,
+                          struct mgo_buf *buf) MGO_MUST_CHECK;
 /* Appends s[0..len) as a quoted JSON string with the same escaping as mgo_value_to_json
  * (for streaming JSON writers that build replies piece by piece). */
 mgo_err mgo_json_put_string(struct mgo_buf *buf, const char *s, size_t len) MGO_MUST_CHECK;
@@ -87,8 +86,7 @@ mgo_err mgo_json_put_string(struct mgo_buf *buf, const char *s, size_t len) MGO_
 /* Lookup in a map (binary search); NULL when v is not a map or has no such key. */
 const struct mgo_value *mgo_value_get(const struct mgo_value *v, const char *key);
 /* The same for key[0..key_len), which must also be NUL-terminated (key[key_len] == 0). */
-const struct mgo_value *mgo_value_get_n(const struct mgo_value *v, const char *key,
-                                        size_t key_len);
+const struct mgo_value *mgo_value_get_n(const struct mgo_value *v, const char *key, size_t key_len);
 /* RFC 6901 JSON Pointer ("/a/0/b"); NULL when it does not resolve. "" is v itself. */
 const struct mgo_value *mgo_value_pointer(const struct mgo_value *v, const char *pointer);
 bool mgo_value_equal(const struct mgo_value *a, const struct mgo_value *b);
@@ -110,7 +108,8 @@ void mgo_map_builder_init(struct mgo_map_builder *mb, struct mgo_arena *arena);
 /* Adds key -> *value (value copied shallowly). Keys must be string literals or arena strings. */
 void mgo_map_put(struct mgo_map_builder *mb, const char *key, const struct mgo_value *value);
 void mgo_map_put_str(struct mgo_map_builder *mb, const char *key, const char *str);
-void mgo_map_put_str_opt(struct mgo_map_builder *mb, const char *key, const char *str); /* skips NULL */
+void mgo_map_put_str_opt(struct mgo_map_builder *mb, const char *key,
+                         const char *str); /* skips NULL */
 void mgo_map_put_uint(struct mgo_map_builder *mb, const char *key, uint64_t u);
 void mgo_map_put_bool(struct mgo_map_builder *mb, const char *key, bool b);
 void mgo_map_put_float(struct mgo_map_builder *mb, const char *key, double f);
@@ -120,8 +119,8 @@ struct mgo_value mgo_value_str(const char *str); /* str must outlive the value *
 struct mgo_value mgo_value_uint(uint64_t u);
 struct mgo_value mgo_value_bool(bool b);
 /* Array of n items allocated in arena, zero (MGO_V_NULL) items; NULL items ptr on failure. */
-mgo_err mgo_value_array_new(struct mgo_arena *arena, size_t n, struct mgo_value *out)
-    MGO_MUST_CHECK;
+mgo_err mgo_value_array_new(struct mgo_arena *arena, size_t n,
+                            struct mgo_value *out) MGO_MUST_CHECK;
 
 /* Sorts a map's members in place and refuses duplicates (used by decoders). */
 mgo_err mgo_value_map_sort(struct mgo_value *map) MGO_MUST_CHECK;

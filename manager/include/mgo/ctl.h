@@ -9,7 +9,7 @@
 #define MGO_CTL_EXIT_TIMEOUT 3
 
 int mgo_ctl_validate(int argc, char **argv);
-int mgo_ctl_convert(int argc, char **argv);     /* convert FILE (document normaliser) */
+int mgo_ctl_convert(int argc, char **argv);    /* convert FILE (document normaliser) */
 int mgo_ctl_app(int argc, char **argv);        /* app add|list|show|rm */
 int mgo_ctl_device(int argc, char **argv);     /* device list|show */
 int mgo_ctl_deploy(int argc, char **argv);     /* deploy APP --device D... */

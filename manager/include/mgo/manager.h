@@ -56,8 +56,8 @@ struct mgo_manager;
 
 /* Opens the store, reads (or creates) the API token, creates the MQTT client and starts the
  * HTTP API. Logs and returns the reason on failure. cfg must outlive the manager. */
-mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager **out)
-    MGO_MUST_CHECK;
+mgo_err mgo_manager_new(const struct mgo_manager_config *cfg,
+                        struct mgo_manager **out) MGO_MUST_CHECK;
 /* Runs the loop until mgo_manager_stop(). Connects to the broker with jittered backoff. */
 mgo_err mgo_manager_run(struct mgo_manager *m) MGO_MUST_CHECK;
 /* Asks the loop to finish; async-signal-safe (mgo_loop_stop: an atomic store and an eventfd

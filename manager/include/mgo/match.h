@@ -33,8 +33,8 @@ const struct mgo_profile *mgo_match_app(const struct mgo_app_description *app,
 /* One selector ({matchExpressions: [...]}) against root: property selectors use root =
  * capabilities properties and keys as JSON Pointers (labels = false); label selectors use
  * root = labels map and keys as exact label keys (labels = true). Exposed for tests. */
-bool mgo_match_selector(const struct mgo_value *selector, const struct mgo_value *root,
-                        bool labels, char *reason, size_t reason_size);
+bool mgo_match_selector(const struct mgo_value *selector, const struct mgo_value *root, bool labels,
+                        char *reason, size_t reason_size);
 
 /* bytes -> "512Mi" style text (largest exact binary unit, else bytes). */
 void mgo_match_format_size(uint64_t bytes, char *out, size_t out_size);

@@ -43,8 +43,8 @@ struct mgo_mgr_store;
  * than this program knows (never downgraded). */
 mgo_err mgo_mgr_store_open(const char *dir, struct mgo_mgr_store **out) MGO_MUST_CHECK;
 /* Same, migrating only up to max_version (tests build older databases with it). */
-mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_mgr_store **out)
-    MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_open_version(const char *dir, int max_version,
+                                   struct mgo_mgr_store **out) MGO_MUST_CHECK;
 void mgo_mgr_store_close(struct mgo_mgr_store *s); /* NULL is fine */
 int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s);
 
@@ -84,15 +84,15 @@ struct mgo_mgr_app_row {
     const char *name;
     const uint8_t *source; /* margo.yaml bytes as added */
     size_t source_len;
-    const uint8_t *doc;    /* the parsed tree as canonical MessagePack */
+    const uint8_t *doc; /* the parsed tree as canonical MessagePack */
     size_t doc_len;
     int64_t added_ms;
 };
 typedef mgo_err (*mgo_mgr_app_visit)(const struct mgo_mgr_app_row *row, void *ctx);
 
 /* MGO_ERR_EXISTS when (id, version) is already in the catalog. */
-mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_row *row)
-    MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s,
+                              const struct mgo_mgr_app_row *row) MGO_MUST_CHECK;
 /* version NULL = the most recently added version. MGO_ERR_NOT_FOUND when absent. */
 mgo_err mgo_mgr_store_app_get(struct mgo_mgr_store *s, const char *id, const char *version,
                               mgo_mgr_app_visit visit, void *ctx) MGO_MUST_CHECK;
@@ -101,8 +101,8 @@ mgo_err mgo_mgr_store_app_list(struct mgo_mgr_store *s, const char *id, mgo_mgr_
                                void *ctx) MGO_MUST_CHECK;
 /* version NULL = every version. MGO_ERR_CONFLICT while a deployment that is not removed uses
  * it, MGO_ERR_NOT_FOUND when nothing matched. */
-mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const char *version)
-    MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id,
+                                 const char *version) MGO_MUST_CHECK;
 
 /* ---- devices ------------------------------------------------------------------------ */
 
@@ -120,14 +120,14 @@ struct mgo_mgr_device_row {
 };
 typedef mgo_err (*mgo_mgr_device_visit)(const struct mgo_mgr_device_row *row, void *ctx);
 
-mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id,
-                                      const uint8_t *caps, size_t caps_len) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id, const uint8_t *caps,
+                                      size_t caps_len) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_device_put_presence(struct mgo_mgr_store *s, const char *id, bool online,
                                           uint64_t boot) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
                                  mgo_mgr_device_visit visit, void *ctx) MGO_MUST_CHECK;
-mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
-    MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit,
+                                  void *ctx) MGO_MUST_CHECK;
 
 /* ---- deployments --------------------------------------------------------------------- */
 
@@ -147,9 +147,9 @@ struct mgo_mgr_deployment_row {
     const char *parameters_json; /* the answers as a JSON object */
     const uint8_t *doc;          /* ApplicationDeployment, canonical MessagePack */
     size_t doc_len;
-    const char *digest;          /* mgo_doc_digest of doc */
+    const char *digest; /* mgo_doc_digest of doc */
     enum mgo_mgr_desired desired;
-    uint64_t manifest_version;   /* manifest in which this revision first appeared */
+    uint64_t manifest_version; /* manifest in which this revision first appeared */
     int64_t created_ms;
     int64_t updated_ms;
 };
@@ -191,7 +191,7 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
 struct mgo_mgr_status_row {
     const char *deployment_id;
     const char *device_id;
-    const char *state;    /* overall state name */
+    const char *state; /* overall state name */
     bool has_journal;
     uint64_t boot;
     uint64_t seq;
@@ -217,16 +217,15 @@ void mgo_mgr_store_set_epoch(struct mgo_mgr_store *s, const char *epoch);
 /* At start: every device's receipts carry this run's epoch (set first), so every agent
  * replays what this run may not have stored. */
 mgo_err mgo_mgr_store_receipts_reset(struct mgo_mgr_store *s) MGO_MUST_CHECK;
-typedef mgo_err (*mgo_mgr_receipt_visit)(const char *device_id, const char *epoch,
-                                         uint64_t boot, uint64_t seq, void *ctx);
+typedef mgo_err (*mgo_mgr_receipt_visit)(const char *device_id, const char *epoch, uint64_t boot,
+                                         uint64_t seq, void *ctx);
 /* Every device that has handled statuses, with its receipt. */
 mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_visit visit,
                                     void *ctx) MGO_MUST_CHECK;
 /* Takes a status position as handled without storing a status (one refused for good, e.g.
  * for a deployment the manager does not know). MGO_ERR_STALE when handled before. */
-mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id,
-                                    uint64_t boot, uint64_t seq, struct mgo_mgr_position *out)
-    MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_position_take(struct mgo_mgr_store *s, const char *device_id, uint64_t boot,
+                                    uint64_t seq, struct mgo_mgr_position *out) MGO_MUST_CHECK;
 
 struct mgo_mgr_status_outcome {
     bool changed;      /* the deployment's overall state changed (false for an older one) */
@@ -268,11 +267,11 @@ void mgo_mgr_store_set_ahead_limit(struct mgo_mgr_store *s, uint32_t per_device)
 
 enum mgo_mgr_rate_kind { MGO_MGR_RATE_EVENTS, MGO_MGR_RATE_STATUSES };
 struct mgo_mgr_rate {
-    bool over;              /* this message is past the limit of its window */
-    uint64_t window_over;   /* messages past the limit in the current window, this one too */
-    uint64_t ended_over;    /* when this message opened a new window: the excess of the one
-                             * that ended (0 otherwise) */
-    uint64_t total_over;    /* the device's counter: events_dropped / statuses_over_rate */
+    bool over;            /* this message is past the limit of its window */
+    uint64_t window_over; /* messages past the limit in the current window, this one too */
+    uint64_t ended_over;  /* when this message opened a new window: the excess of the one
+                           * that ended (0 otherwise) */
+    uint64_t total_over;  /* the device's counter: events_dropped / statuses_over_rate */
 };
 /* Counts one message of kind from device in its per-minute window (a fixed window of 60 s
  * opened by the first message after the last one ended) and tells whether it is past

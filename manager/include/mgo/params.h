@@ -19,8 +19,8 @@
  * otherwise. */
 mgo_err mgo_params_resolve(const struct mgo_app_description *app, const struct mgo_value *answers,
                            const struct mgo_value *previous, struct mgo_arena *arena,
-                           struct mgo_value *resolved, struct mgo_problems *problems)
-    MGO_MUST_CHECK;
+                           struct mgo_value *resolved,
+                           struct mgo_problems *problems) MGO_MUST_CHECK;
 
 /* Fills *out (pointers into app, resolved and arena) with the ApplicationDeployment of
  * deployment_id for device_id using profile (one of app's profiles). Parameters keep only

@@ -67,11 +67,12 @@ mgo_err mgo_topic_format(const char *prefix, enum mgo_topic_kind kind, const cha
 
 /* Parses topic[0..len) (need not be NUL-terminated). MGO_ERR_INVALID when it is not one of
  * the contract's topics under prefix or an id is invalid; MGO_ERR_LIMIT when too long. */
-mgo_err mgo_topic_parse(const char *prefix, const char *topic, size_t len, struct mgo_topic *out)
-    MGO_MUST_CHECK;
+mgo_err mgo_topic_parse(const char *prefix, const char *topic, size_t len,
+                        struct mgo_topic *out) MGO_MUST_CHECK;
 
 /* Subscription filter for kind; device_id NULL means every device ("+"); for kinds with a
- * deployment level (DEPLOYMENT, STATUS, REPLAY) that level is always "+". Example: margo/v1/devices/+/status/+ */
+ * deployment level (DEPLOYMENT, STATUS, REPLAY) that level is always "+". Example:
+ * margo/v1/devices/+/status/+ */
 mgo_err mgo_topic_filter(const char *prefix, enum mgo_topic_kind kind, const char *device_id,
                          char *out, size_t out_size) MGO_MUST_CHECK;
 
