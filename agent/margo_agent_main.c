@@ -6,12 +6,12 @@
 #include "mgo/agent.h"
 #include "mgo/log.h"
 
-static volatile sig_atomic_t stop_flag;
+static struct mgo_agent *g_agent;
 
 static void on_signal(int sig)
 {
     (void)sig;
-    stop_flag = 1;
+    mgo_agent_stop(g_agent); /* an atomic store and an eventfd write: async-signal-safe */
 }
 
 int main(int argc, char **argv)
@@ -45,15 +45,18 @@ int main(int argc, char **argv)
     if (cfg.log_level != NULL && mgo_log_level_parse(cfg.log_level, &level) == MGO_OK)
         mgo_log_set_level(level);
 
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    sigaction(SIGTERM, &sa, NULL);
-    sigaction(SIGINT, &sa, NULL);
-    signal(SIGPIPE, SIG_IGN);
-
-    err = mgo_agent_run(&cfg, &stop_flag);
+    err = mgo_agent_new(&cfg, &g_agent);
+    if (err == MGO_OK) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_handler = on_signal;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGTERM, &sa, NULL);
+        sigaction(SIGINT, &sa, NULL);
+        signal(SIGPIPE, SIG_IGN);
+        err = mgo_agent_run(g_agent);
+        mgo_agent_free(g_agent);
+    }
     mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg);
     if (err != MGO_OK) {
         fprintf(stderr, "margo-agent: %s\n", mgo_strerror(err));

@@ -29,7 +29,6 @@
 
 #define TAG "agent"
 /* How often the stop flag (set by a signal handler or a test thread) is looked at. */
-#define STOP_POLL_MS 100
 
 /* ---- configuration table ------------------------------------------------------------- */
 
@@ -153,9 +152,8 @@ mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_pr
 
 /* ---- the loop ------------------------------------------------------------------------- */
 
-struct agent {
+struct mgo_agent {
     const struct mgo_agent_config *cfg;
-    volatile sig_atomic_t *stop;
     struct mgo_agent_state st;
     struct mgo_loop *loop;
     struct mgo_session *session;
@@ -171,59 +169,45 @@ struct agent {
 
 static void on_connected(void *ctx, bool session_present)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     mgo_reporter_connected(&a->reporter, session_present);
 }
 
 static void on_disconnected(void *ctx)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     mgo_reporter_disconnected(&a->reporter);
 }
 
 static void on_published(void *ctx, int token, bool ok)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     mgo_reporter_published(&a->reporter, token, ok);
 }
 
 static void on_receipt(void *ctx, const struct mgo_receipt *receipt)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     mgo_reporter_receipt(&a->reporter, receipt);
 }
 
 static void on_desired(void *ctx, const uint8_t *payload, size_t len)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     mgo_executor_on_desired(a->executor, payload, len);
 }
 
 static void on_deployment(void *ctx, const char *dep_id, const uint8_t *payload, size_t len)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     mgo_executor_on_deployment(a->executor, dep_id, payload, len);
 }
 
 /* Timers. */
 
-static void check_stop(void *ctx)
-{
-    struct agent *a = ctx;
-    /* an atomic read: a signal handler or another thread (tests) sets the flag */
-    if (__atomic_load_n(a->stop, __ATOMIC_ACQUIRE) != 0) {
-        mgo_loop_stop(a->loop);
-        return;
-    }
-    if (mgo_loop_timer_add(a->loop, STOP_POLL_MS, check_stop, a, NULL) != MGO_OK) {
-        MGO_LOGE(TAG, "stop timer not set: out of memory; stopping");
-        mgo_loop_stop(a->loop);
-    }
-}
-
 static void reconcile(void *ctx)
 {
-    struct agent *a = ctx;
+    struct mgo_agent *a = ctx;
     if (mgo_session_refresh_caps(a->session, mgo_rt_available(&a->rt, MGO_PROFILE_COMPOSE),
                                  mgo_rt_available(&a->rt, MGO_PROFILE_HELM)) != MGO_OK)
         MGO_LOGW(TAG, "capabilities not refreshed");
@@ -233,7 +217,7 @@ static void reconcile(void *ctx)
         MGO_LOGE(TAG, "reconcile timer not set: out of memory; drift checks stop");
 }
 
-mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t *stop)
+mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out)
 {
     struct mgo_problems probs;
     mgo_problems_init(&probs);
@@ -243,14 +227,15 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
         MGO_LOGE(TAG, "configuration: %s", text);
         return MGO_ERR_INVALID;
     }
-    struct agent *a = calloc(1, sizeof *a);
+    struct mgo_agent *a = calloc(1, sizeof *a);
     if (a == NULL)
         return MGO_ERR_NOMEM;
     a->cfg = cfg;
-    a->stop = stop;
     mgo_err err = mgo_loop_new(&a->loop);
-    if (err != MGO_OK)
-        goto cleanup_agent;
+    if (err != MGO_OK) {
+        free(a);
+        return err;
+    }
     mgo_docs_init(&a->docs, &a->st);
     struct mgo_session_handlers h = {
         .ctx = a,
@@ -263,10 +248,10 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
     };
     err = mgo_session_new(cfg, a->loop, &h, &a->session);
     if (err != MGO_OK)
-        goto cleanup_loop;
+        goto fail;
     err = mgo_agent_state_open(cfg->state_dir, &a->st);
     if (err != MGO_OK)
-        goto cleanup_session;
+        goto fail;
     char jpath[MGO_AGENT_MAX_PATH], lpath[MGO_AGENT_MAX_PATH];
     err = mgo_agent_state_path(&a->st, "journal", jpath);
     if (err == MGO_OK)
@@ -274,11 +259,11 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
     if (err == MGO_OK)
         err = mgo_reporter_open(&a->reporter, jpath, lpath, a->session, cfg->device_id, a->st.boot);
     if (err != MGO_OK)
-        goto cleanup_session;
+        goto fail;
     a->reporter_open = true;
     if (mgo_agent_state_path(&a->st, "work", a->work_dir) != MGO_OK) {
         err = MGO_ERR_LIMIT;
-        goto cleanup_session;
+        goto fail;
     }
     a->rt = (struct mgo_rt_settings){
         .work_dir = a->work_dir,
@@ -299,7 +284,7 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
     if (mgo_session_refresh_caps(a->session, mgo_rt_available(&a->rt, MGO_PROFILE_COMPOSE),
                                  mgo_rt_available(&a->rt, MGO_PROFILE_HELM)) != MGO_OK) {
         err = MGO_ERR_INVALID;
-        goto cleanup_session;
+        goto fail;
     }
     struct mgo_executor_deps xd = {
         .loop = a->loop,
@@ -313,37 +298,53 @@ mgo_err mgo_agent_run(const struct mgo_agent_config *cfg, volatile sig_atomic_t 
     };
     err = mgo_executor_new(&xd, &a->executor);
     if (err != MGO_OK)
-        goto cleanup_session;
+        goto fail;
     MGO_LOGI(TAG,
              "device %s boot %" PRIu64 ", manifest %" PRIu64 ", %zu deployments, %zu "
              "unsent statuses",
              cfg->device_id, a->st.boot, a->st.manifest_version, mgo_executor_records(a->executor),
              mgo_reporter_unsent(&a->reporter));
 
-    err = mgo_session_start(a->session, a->st.boot);
+    *out = a;
+    return MGO_OK;
+fail:
+    mgo_agent_free(a);
+    return err;
+}
+
+mgo_err mgo_agent_run(struct mgo_agent *a)
+{
+    if (mgo_loop_stopping(a->loop))
+        return MGO_OK; /* stopped before it ran */
+    mgo_err err = mgo_session_start(a->session, a->st.boot);
     if (err != MGO_OK)
-        goto cleanup_executor;
+        return err;
     /* finish what a previous run left half done before new work (queued first) */
     mgo_executor_resume(a->executor);
-    err = mgo_loop_timer_add(a->loop, 0, check_stop, a, NULL);
-    if (err == MGO_OK)
-        err = mgo_loop_timer_add(a->loop, cfg->reconcile_interval_s * 1000, reconcile, a, NULL);
+    err = mgo_loop_timer_add(a->loop, a->cfg->reconcile_interval_s * 1000, reconcile, a, NULL);
     if (err == MGO_OK)
         err = mgo_loop_run(a->loop);
     if (err != MGO_OK)
         MGO_LOGE(TAG, "loop: %s", mgo_strerror(err));
     MGO_LOGI(TAG, "shutting down");
-cleanup_executor:
+    return err;
+}
+
+void mgo_agent_stop(struct mgo_agent *a)
+{
+    mgo_loop_stop(a->loop);
+}
+
+void mgo_agent_free(struct mgo_agent *a)
+{
+    if (a == NULL)
+        return;
     /* cancel the running job first (its completion may still be reported), then say offline */
     mgo_executor_free(a->executor);
-cleanup_session:
     mgo_session_free(a->session);
     if (a->reporter_open)
         mgo_reporter_close(&a->reporter);
     mgo_docs_cleanup(&a->docs);
-cleanup_loop:
     mgo_loop_free(a->loop);
-cleanup_agent:
     free(a);
-    return err;
 }

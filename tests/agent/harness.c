@@ -20,7 +20,7 @@
 static void *agent_main(void *arg)
 {
     struct h_agent *a = arg;
-    a->result = mgo_agent_run(&a->cfg, &a->stop);
+    a->result = mgo_agent_run(a->agent);
     return NULL;
 }
 
@@ -49,7 +49,8 @@ void h_agent_init(struct h_agent *a, ...)
 
 void h_agent_start(struct h_agent *a)
 {
-    a->stop = 0;
+    a->result = mgo_agent_new(&a->cfg, &a->agent);
+    CU_ASSERT_EQUAL_FATAL(a->result, MGO_OK);
     CU_ASSERT_FATAL(pthread_create(&a->thread, NULL, agent_main, a) == 0);
     a->running = true;
 }
@@ -58,9 +59,11 @@ void h_agent_stop(struct h_agent *a)
 {
     if (!a->running)
         return;
-    __atomic_store_n(&a->stop, 1, __ATOMIC_RELEASE); /* the agent's loop reads it atomically */
+    mgo_agent_stop(a->agent); /* any thread */
     pthread_join(a->thread, NULL);
     a->running = false;
+    mgo_agent_free(a->agent);
+    a->agent = NULL;
     CU_ASSERT_EQUAL(a->result, MGO_OK);
 }
 

@@ -15,7 +15,7 @@
 
 struct h_agent {
     struct mgo_agent_config cfg;
-    volatile sig_atomic_t stop;
+    struct mgo_agent *agent; /* while started */
     pthread_t thread;
     bool running;
     mgo_err result;

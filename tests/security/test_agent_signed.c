@@ -430,11 +430,12 @@ static void test_bad_key_stops_start(void)
         struct h_agent a;
         h_agent_init(&a, "device-id", DEV, "broker-url", "tcp://127.0.0.1:9", "state-dir",
                      state_dir, "helm-command", g_fake_helm, "manager-public-key", key, NULL);
-        a.stop = 1; /* a started agent would stop at once and return MGO_OK */
-        mgo_err err = mgo_agent_run(&a.cfg, &a.stop);
+        struct mgo_agent *agent = NULL;
+        mgo_err err = mgo_agent_new(&a.cfg, &agent);
         if (err == MGO_OK)
             fprintf(stderr, "manager-public-key %s was accepted\n", bad[i]);
         CU_ASSERT(err != MGO_OK);
+        mgo_agent_free(agent);
         CU_ASSERT(access(state_dir, F_OK) != 0); /* not started: no state, no boot counted */
         h_agent_cleanup(&a);
     }
@@ -445,8 +446,11 @@ static void test_bad_key_stops_start(void)
     struct h_agent a;
     h_agent_init(&a, "device-id", DEV, "broker-url", "tcp://127.0.0.1:9", "state-dir", state_dir,
                  "helm-command", g_fake_helm, "manager-public-key", key, NULL);
-    a.stop = 1;
-    CU_ASSERT(mgo_agent_run(&a.cfg, &a.stop) == MGO_OK);
+    struct mgo_agent *agent = NULL;
+    CU_ASSERT_FATAL(mgo_agent_new(&a.cfg, &agent) == MGO_OK);
+    mgo_agent_stop(agent); /* stopped before it runs: run returns at once */
+    CU_ASSERT(mgo_agent_run(agent) == MGO_OK);
+    mgo_agent_free(agent);
     CU_ASSERT(access(state_dir, F_OK) == 0);
     h_agent_cleanup(&a);
 }

@@ -1,13 +1,14 @@
 /* agent.h - margo-agent: the device side of margo-mqtt.
  *
- * mgo_agent_run() owns one loop thread: it keeps the MQTT session (persistent, last will,
- * jittered reconnect outside downtime windows), accepts desired-state manifests, plans and
- * applies them through the Compose or Helm runtime, journals and publishes every status
- * transition, publishes capabilities and presence, and checks for drift. See docs/agent.md. */
+ * mgo_agent_new/run/stop/free (the manager's shape): the thread that calls mgo_agent_run()
+ * is the agent's loop thread. It keeps the MQTT session (persistent, last will, jittered
+ * reconnect outside downtime windows), accepts desired-state manifests, plans and applies
+ * them through the Compose or Helm runtime (on a worker thread), journals and publishes every
+ * status transition, publishes capabilities and presence, and checks for drift. See
+ * docs/agent.md and docs/architecture.md. */
 #ifndef MGO_AGENT_H
 #define MGO_AGENT_H
 
-#include <signal.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -49,10 +50,21 @@ extern const size_t mgo_agent_cfg_table_len;
 mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg,
                                struct mgo_problems *problems) MGO_MUST_CHECK;
 
-/* Runs until *stop becomes non-zero (set it from a signal handler, or from another thread with
- * __atomic_store_n: the loop reads it atomically every 100 ms). Returns MGO_OK after a
- * clean shutdown, or the error that prevented start-up (state directory, configuration). */
-mgo_err mgo_agent_run(const struct mgo_agent_config *cfg,
-                      volatile sig_atomic_t *stop) MGO_MUST_CHECK;
+struct mgo_agent;
+
+/* Checks the configuration, loads the manager keys, opens the state directory (the boot
+ * counter grows), the journal and the records, and detects capabilities; no network yet.
+ * cfg is borrowed for the agent's life. MGO_ERR_INVALID (configuration, logged), the state
+ * directory's errors, MGO_ERR_NOMEM. */
+mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out) MGO_MUST_CHECK;
+/* Connects and runs the agent's loop on the calling thread until mgo_agent_stop(). MGO_OK
+ * after a clean stop; MGO_ERR_IO when the loop itself failed. */
+mgo_err mgo_agent_run(struct mgo_agent *a) MGO_MUST_CHECK;
+/* Makes mgo_agent_run() return: any thread, and async-signal-safe (an atomic store and an
+ * eventfd write), so a signal handler may call it. Before run: run returns at once. */
+void mgo_agent_stop(struct mgo_agent *a);
+/* Cancels running work (resumed at the next start), says offline, disconnects and frees.
+ * Not while mgo_agent_run() runs. NULL is fine. */
+void mgo_agent_free(struct mgo_agent *a);
 
 #endif
