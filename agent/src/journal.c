@@ -11,6 +11,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "le.h"
 #include "mgo/buf.h"
 #include "mgo/log.h"
 #include "state.h"
@@ -36,31 +37,6 @@ uint32_t mgo_journal__crc32(const void *data, size_t len)
     return ~crc;
 }
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 /* Builds one frame into buf. */
 static mgo_err frame_build(struct mgo_buf *buf, unsigned type, uint64_t boot, uint64_t seq,
                            const char *id, const void *payload, size_t payload_len)
@@ -69,12 +45,12 @@ static mgo_err frame_build(struct mgo_buf *buf, unsigned type, uint64_t boot, ui
     if (id_len > MGO_MAX_DEPLOYMENT_ID_LEN || payload_len > MAX_FRAME_PAYLOAD)
         return MGO_ERR_LIMIT;
     uint8_t hdr[HDR_LEN];
-    put_u32(hdr, MAGIC);
+    mgo_le_put_u32(hdr, MAGIC);
     hdr[4] = (uint8_t)type;
-    put_u64(hdr + 5, boot);
-    put_u64(hdr + 13, seq);
+    mgo_le_put_u64(hdr + 5, boot);
+    mgo_le_put_u64(hdr + 13, seq);
     hdr[21] = (uint8_t)id_len;
-    put_u32(hdr + 22, (uint32_t)payload_len);
+    mgo_le_put_u32(hdr + 22, (uint32_t)payload_len);
     mgo_buf_reset(buf);
     mgo_err err = mgo_buf_append(buf, hdr, sizeof hdr);
     if (err == MGO_OK && id_len > 0)
@@ -84,7 +60,7 @@ static mgo_err frame_build(struct mgo_buf *buf, unsigned type, uint64_t boot, ui
     if (err != MGO_OK)
         return err;
     uint8_t crc[4];
-    put_u32(crc, mgo_journal__crc32(buf->data, buf->len));
+    mgo_le_put_u32(crc, mgo_journal__crc32(buf->data, buf->len));
     return mgo_buf_append(buf, crc, sizeof crc);
 }
 
@@ -181,20 +157,20 @@ static mgo_err scan(struct mgo_journal *j, const uint8_t *data, size_t len, size
     size_t pos = 0;
     while (len - pos >= HDR_LEN + 4) {
         const uint8_t *h = data + pos;
-        if (get_u32(h) != MAGIC)
+        if (mgo_le_get_u32(h) != MAGIC)
             break;
         unsigned type = h[4];
         size_t id_len = h[21];
-        size_t pl = get_u32(h + 22);
+        size_t pl = mgo_le_get_u32(h + 22);
         if ((type != T_STATUS && type != T_ACK && type != T_STORED && type != T_SENT) ||
             id_len > MGO_MAX_DEPLOYMENT_ID_LEN || pl > MAX_FRAME_PAYLOAD)
             break;
         size_t flen = HDR_LEN + id_len + pl + 4;
         if (len - pos < flen)
             break;
-        if (get_u32(h + flen - 4) != mgo_journal__crc32(h, flen - 4))
+        if (mgo_le_get_u32(h + flen - 4) != mgo_journal__crc32(h, flen - 4))
             break;
-        uint64_t boot = get_u64(h + 5), seq = get_u64(h + 13);
+        uint64_t boot = mgo_le_get_u64(h + 5), seq = mgo_le_get_u64(h + 13);
         if (type == T_STATUS) {
             if (j->pending_len == MGO_JOURNAL_MAX_PENDING)
                 drop_head(j, 1); /* it was dropped to make room when this one was added */

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "journal.h"
+#include "le.h"
 #include "mgo/buf.h"
 #include "mgo/log.h"
 
@@ -20,41 +21,16 @@
 #define PENDING_FILE "restore-pending"
 #define MAX_FILE_BYTES (HDR_LEN + MGO_MAX_MESSAGE_BYTES + 4u)
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++)
-        p[i] = (uint8_t)(v >> (8 * i));
-}
-static uint32_t get_u32(const uint8_t *p)
-{
-    uint32_t v = 0;
-    for (int i = 3; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-static uint64_t get_u64(const uint8_t *p)
-{
-    uint64_t v = 0;
-    for (int i = 7; i >= 0; i--)
-        v = (v << 8) | p[i];
-    return v;
-}
-
 mgo_err mgo_latest__format(uint64_t boot, uint64_t seq, const void *payload, size_t payload_len,
                            struct mgo_buf *out)
 {
     if (payload_len > MGO_MAX_MESSAGE_BYTES)
         return MGO_ERR_LIMIT;
     uint8_t hdr[HDR_LEN];
-    put_u32(hdr, MAGIC);
-    put_u64(hdr + 4, boot);
-    put_u64(hdr + 12, seq);
-    put_u32(hdr + 20, (uint32_t)payload_len);
+    mgo_le_put_u32(hdr, MAGIC);
+    mgo_le_put_u64(hdr + 4, boot);
+    mgo_le_put_u64(hdr + 12, seq);
+    mgo_le_put_u32(hdr + 20, (uint32_t)payload_len);
     size_t start = out->len;
     mgo_err err = mgo_buf_append(out, hdr, sizeof hdr);
     if (err == MGO_OK)
@@ -62,22 +38,22 @@ mgo_err mgo_latest__format(uint64_t boot, uint64_t seq, const void *payload, siz
     if (err != MGO_OK)
         return err;
     uint8_t crc[4];
-    put_u32(crc, mgo_journal__crc32(out->data + start, out->len - start));
+    mgo_le_put_u32(crc, mgo_journal__crc32(out->data + start, out->len - start));
     return mgo_buf_append(out, crc, sizeof crc);
 }
 
 mgo_err mgo_latest__parse(const uint8_t *data, size_t len, uint64_t *boot, uint64_t *seq,
                           const uint8_t **payload, size_t *payload_len)
 {
-    if (len < HDR_LEN + 4u || get_u32(data) != MAGIC)
+    if (len < HDR_LEN + 4u || mgo_le_get_u32(data) != MAGIC)
         return MGO_ERR_PARSE;
-    uint32_t plen = get_u32(data + 20);
+    uint32_t plen = mgo_le_get_u32(data + 20);
     if (plen > MGO_MAX_MESSAGE_BYTES || len != HDR_LEN + (size_t)plen + 4u)
         return MGO_ERR_PARSE;
-    if (get_u32(data + HDR_LEN + plen) != mgo_journal__crc32(data, HDR_LEN + (size_t)plen))
+    if (mgo_le_get_u32(data + HDR_LEN + plen) != mgo_journal__crc32(data, HDR_LEN + (size_t)plen))
         return MGO_ERR_PARSE;
-    *boot = get_u64(data + 4);
-    *seq = get_u64(data + 12);
+    *boot = mgo_le_get_u64(data + 4);
+    *seq = mgo_le_get_u64(data + 12);
     *payload = data + HDR_LEN;
     *payload_len = plen;
     return MGO_OK;
