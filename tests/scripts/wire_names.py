@@ -227,6 +227,23 @@ for cells in table_rows(doc, "### 8.3 "):
     doc_codes.update(names)
     if "Reserved by Margo" in " ".join(cells):
         reserved.update(names)
+# the class column (cells[2]) against common/src/failure.c's table
+with open(os.path.join(src, "common/src/failure.c"), encoding="utf-8") as f:
+    code_class = {c: k.lower() for c, k in
+                  re.findall(r'\{"([A-Z_]+)", MGO_FAILURE_([A-Z]+)\}', f.read())}
+if not code_class:
+    fail("common/src/failure.c: no {\"CODE\", MGO_FAILURE_X} rows found; the pattern no longer matches")
+for cells in table_rows(doc, "### 8.3 "):
+    for n in re.findall(r"`([^`]+)`", cells[0]):
+        doc_class = cells[2] if len(cells) > 3 else ""
+        if n in reserved:
+            continue
+        want = code_class.get(n)
+        if want is None:
+            fail(f"error code {n}: no class in common/src/failure.c")
+        elif doc_class != want:
+            fail(f"error code {n}: docs/protocol.md 8.3 says class '{doc_class}', "
+                 f"common/src/failure.c says '{want}'")
 for c in sorted(set(codes) - doc_codes):
     fail(f"error code {c} is sent ({', '.join(codes[c][:3])}) but missing from docs/protocol.md 8.3")
 for c in sorted(doc_codes - set(codes) - reserved):
