@@ -49,45 +49,21 @@ static void start_edge(void)
     size_t topics = 0;
     for (char *line = strtok(shipped, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         if (line[0] == '#' || strncmp(line, "bridge_cafile", 13) == 0 ||
-            strncmp(line, "bridge_certfile", 15) == 0 ||
-            strncmp(line, "bridge_keyfile", 14) == 0 || strncmp(line, "bridge_tls", 10) == 0 ||
-            strncmp(line, "bridge_insecure", 15) == 0)
+            strncmp(line, "bridge_certfile", 15) == 0 || strncmp(line, "bridge_keyfile", 14) == 0 ||
+            strncmp(line, "bridge_tls", 10) == 0 || strncmp(line, "bridge_insecure", 15) == 0)
             continue;
         if (strncmp(line, "topic ", 6) == 0)
             topics++;
-        int n = strncmp(line, "address ", 8) == 0
-                    ? snprintf(conf + len, sizeof conf - len, "address 127.0.0.1:%d\n",
-                               g.e.broker.port)
-                    : snprintf(conf + len, sizeof conf - len, "%s\n", line);
+        int n =
+            strncmp(line, "address ", 8) == 0
+                ? snprintf(conf + len, sizeof conf - len, "address 127.0.0.1:%d\n", g.e.broker.port)
+                : snprintf(conf + len, sizeof conf - len, "%s\n", line);
         CU_ASSERT_FATAL(n > 0 && (size_t)n < sizeof conf - len);
         len += (size_t)n;
     }
     free(shipped);
     CU_ASSERT_FATAL(topics == 8);
     CU_ASSERT_FATAL(mgo_test_broker_start(&g.edge, conf) == 0);
-}
-
-static size_t count_devices(void)
-{
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "GET", "/api/v1/devices", NULL, &r);
-    const struct mgo_value *a = mgo_value_get(&r.json, "devices");
-    size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    mgo_test_reply_cleanup(&r);
-    return n;
-}
-
-static uint64_t reconfigure(size_t i, int replicas)
-{
-    char path[256], body[128];
-    snprintf(path, sizeof path, "/api/v1/deployments/%s", g.deps[i]);
-    snprintf(body, sizeof body, "{\"parameters\": {\"replicas\": %d}}", replicas);
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "PATCH", path, body, &r);
-    CU_ASSERT_FATAL(r.status == 200);
-    uint64_t v = mgo_test_ju64(&r.json, "/manifestVersion");
-    mgo_test_reply_cleanup(&r);
-    return v;
 }
 
 /* Every device reports `installed` at manifest version >= v[i]. */
@@ -113,7 +89,7 @@ static void deploy_through_restart(struct mgo_test_broker *b, int replicas, cons
     snprintf(start, sizeof start, "%s.start", g.e.mark);
     unlink(start);
     for (size_t i = 0; i < NDEV; i++)
-        v[i] = reconfigure(i, replicas);
+        v[i] = rel_reconfigure(&g.mgr, g.deps[i], replicas);
     int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
     while (!mgo_test_file_exists(start) && mgo_test_now_ms() < deadline)
         mgo_test_sleep_ms(20);
@@ -143,18 +119,10 @@ static void test_devices_behind_a_bridge(void)
         rel_agent_init(&g.agents[i], g.e.dir, id, edge);
         rel_agent_start(&g.agents[i]);
     }
-    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
-    while (count_devices() < NDEV && mgo_test_now_ms() < deadline)
-        mgo_test_sleep_ms(200);
-    CU_ASSERT_FATAL(count_devices() == NDEV);
+    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr, NDEV));
 
     /* 1. deploy through the bridge */
-    char *app = mgo_test_read_file(MGO_REL_DATA "/rel-app1.yaml", NULL);
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", app, &r);
-    free(app);
-    CU_ASSERT_EQUAL(r.status, 201);
-    mgo_test_reply_cleanup(&r);
+    rel_add_app(&g.mgr, MGO_REL_DATA "/rel-app1.yaml");
     const char *ids[NDEV];
     for (size_t i = 0; i < NDEV; i++)
         ids[i] = g.agents[i].id;
@@ -169,6 +137,7 @@ static void test_devices_behind_a_bridge(void)
     /* the manager stored what the devices reported: each deployment installed */
     for (size_t i = 0; i < NDEV; i++) {
         char path[256];
+        struct mgo_test_reply r;
         snprintf(path, sizeof path, "/api/v1/deployments/%s", g.deps[i]);
         rel_api(g.mgr.api, g.mgr.token, "GET", path, NULL, &r);
         CU_ASSERT_EQUAL(r.status, 200);

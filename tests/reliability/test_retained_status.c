@@ -142,16 +142,6 @@ static int late_monitor(int ms, struct rel_status *first, bool *retained)
     return n;
 }
 
-static size_t count_devices(void)
-{
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "GET", "/api/v1/devices", NULL, &r);
-    const struct mgo_value *a = mgo_value_get(&r.json, "devices");
-    size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    mgo_test_reply_cleanup(&r);
-    return n;
-}
-
 /* Reconfigures the deployment (replicas); returns the new manifest version. The marks of
  * earlier helm calls are removed first, so a wait for one sees this install's. */
 static uint64_t reconfigure(int replicas)
@@ -161,15 +151,7 @@ static uint64_t reconfigure(int replicas)
     unlink(p);
     snprintf(p, sizeof p, "%s.done", g.mark);
     unlink(p);
-    char path[256], body[128];
-    snprintf(path, sizeof path, "/api/v1/deployments/%s", g.dep);
-    snprintf(body, sizeof body, "{\"parameters\": {\"replicas\": %d}}", replicas);
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "PATCH", path, body, &r);
-    CU_ASSERT_FATAL(r.status == 200);
-    uint64_t v = mgo_test_ju64(&r.json, "/manifestVersion");
-    mgo_test_reply_cleanup(&r);
-    return v;
+    return rel_reconfigure(&g.mgr, g.dep, replicas);
 }
 
 static bool wait_file(const char *path)
@@ -232,16 +214,9 @@ static void test_killed_at_every_step(void)
     rel_agent_init(&g.agent, g.dir, "dev-retained", url);
     rel_agent_start(&g.agent);
 
-    char *app = mgo_test_read_file(MGO_REL_DATA "/rel-app1.yaml", NULL);
+    rel_add_app(&g.mgr, MGO_REL_DATA "/rel-app1.yaml");
+    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr, 1));
     struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", app, &r);
-    free(app);
-    CU_ASSERT_EQUAL(r.status, 201);
-    mgo_test_reply_cleanup(&r);
-    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
-    while (count_devices() < 1 && mgo_test_now_ms() < deadline)
-        mgo_test_sleep_ms(200);
-    CU_ASSERT_FATAL(count_devices() == 1);
     char body[256];
     snprintf(body, sizeof body, "{\"app\": \"rel-app1\", \"devices\": [\"%s\"]}", g.agent.id);
     rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/deployments", body, &r);
