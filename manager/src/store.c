@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "mgo/log.h"
+#include "mgo/margo.h"
 
 #define TAG "store"
 
@@ -1004,11 +1005,6 @@ static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
 
 /* ---- journal positions (protocol.md §6.3) ----------------------------------------------- */
 
-static bool pos_before(uint64_t ab, uint64_t as, uint64_t bb, uint64_t bs)
-{
-    return ab < bb || (ab == bb && as < bs);
-}
-
 /* Whether (b, q) comes right after (rb, rs) in an agent's journal: the next seq of the same
  * boot, or the first of a later boot (the tail of an earlier boot cannot be known). */
 static bool pos_next(uint64_t rb, uint64_t rs, uint64_t b, uint64_t q)
@@ -1149,7 +1145,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     mgo_err err = dev_pos_read(s, device, &p);
     if (err)
         return err;
-    bool has = !pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
+    bool has = !mgo_pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
     if (!has) {
         err = ahead_has(s, device, b, q, &has);
         if (err)
@@ -1164,7 +1160,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
         snprintf(out->epoch, sizeof out->epoch, "%s", p.epoch);
         return MGO_ERR_STALE;
     }
-    bool gap_was_open = pos_before(p.rb, p.rs, p.tb, p.ts);
+    bool gap_was_open = mgo_pos_before(p.rb, p.rs, p.tb, p.ts);
     if (pos_next(p.rb, p.rs, b, q)) {
         p.rb = b;
         p.rs = q;
@@ -1196,11 +1192,11 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     }
     if (err)
         return err;
-    if (pos_before(p.tb, p.ts, b, q)) {
+    if (mgo_pos_before(p.tb, p.ts, b, q)) {
         p.tb = b;
         p.ts = q;
     }
-    out->gap_opened = !gap_was_open && pos_before(p.rb, p.rs, p.tb, p.ts);
+    out->gap_opened = !gap_was_open && mgo_pos_before(p.rb, p.rs, p.tb, p.ts);
     if (out->gap_opened && out->new_epoch[0] != '\0')
         snprintf(p.epoch, sizeof p.epoch, "%s", out->new_epoch);
     out->boot = p.rb;
@@ -1295,7 +1291,7 @@ static mgo_err latest_check(struct mgo_mgr_store *s, const struct mgo_mgr_status
         *changed = state == NULL || strcmp(state, row->state) != 0;
         uint64_t boot = col_u64(st, 1), seq = col_u64(st, 2);
         *newer = !(row->has_journal && sqlite3_column_int(st, 0) &&
-                   !pos_before(boot, seq, row->boot, row->seq));
+                   !mgo_pos_before(boot, seq, row->boot, row->seq));
     } else if (rc != SQLITE_DONE) {
         err = sql_err(s, "read journal position");
     }
