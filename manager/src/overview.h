@@ -13,12 +13,12 @@
 #include "mgo/mgr_store.h"
 #include "mgo/problems.h"
 
-#define MGO_OVERVIEW_DEFAULT_WINDOW_S 86400         /* ?window= unset: 24h */
-#define MGO_OVERVIEW_MAX_WINDOW_S (30 * 86400)      /* 30d */
-#define MGO_OVERVIEW_MAX_POINTS 720                 /* samples in a reply at most */
-#define MGO_OVERVIEW_DEFAULT_FAILURES 20u           /* ?failures= unset */
+#define MGO_OVERVIEW_DEFAULT_WINDOW_S 86400    /* ?window= unset: 24h */
+#define MGO_OVERVIEW_MAX_WINDOW_S (30 * 86400) /* 30d */
+#define MGO_OVERVIEW_MAX_POINTS 720            /* samples in a reply at most */
+#define MGO_OVERVIEW_DEFAULT_FAILURES 20u      /* ?failures= unset */
 #define MGO_OVERVIEW_MAX_FAILURES 100u
-#define MGO_OVERVIEW_MAX_APPS 100u                  /* byApp entries at most */
+#define MGO_OVERVIEW_MAX_APPS 100u /* byApp entries at most */
 
 struct mgo_overview_params {
     int64_t window_s;  /* samples and failures of the last window_s seconds */

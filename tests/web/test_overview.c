@@ -72,8 +72,8 @@ static void publish_status(const char *dev, const char *dep, const char *state, 
     char topic[256], error[256] = "";
     snprintf(topic, sizeof topic, "margo/v1/devices/%s/status/%s", dev, dep);
     if (code)
-        snprintf(error, sizeof error, ", error: {code: %s, source: test, message: \"%s went wrong\"}",
-                 code, code);
+        snprintf(error, sizeof error,
+                 ", error: {code: %s, source: test, message: \"%s went wrong\"}", code, code);
     publish(topic,
             "{apiVersion: deployment.margo.org/v1alpha1, kind: DeploymentStatusManifest,"
             " deploymentId: %s, adoptedManifestVersion: 1, status: {state: %s},"
@@ -344,8 +344,7 @@ void mgo_test_register(void)
         {"query rules", test_query_rules},
         {"samples of devices online appear", test_samples_appear},
         {"samples are bounded and thinned to the window", test_samples_bounded},
-        {"deployments by state and the newest failures with their class",
-         test_states_and_failures},
+        {"deployments by state and the newest failures with their class", test_states_and_failures},
         {"an overall failure without a failed component", test_overall_failure_without_component},
         {"stop", test_stop},
         {NULL, NULL},
