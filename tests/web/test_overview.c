@@ -16,7 +16,9 @@
 #include "manager_thread.h"
 #include "mqtt_client.h"
 #include "mgo/manager.h"
+#include "mgo/mgr_store.h"
 #include "mgo/mqtt.h"
+#include "../../manager/src/overview.h"
 
 #define TOKEN "overview-test-token-0123456789ab"
 #define WAIT_MS 15000
@@ -337,9 +339,57 @@ static void test_stop(void)
     curl_global_cleanup();
 }
 
+/* The store's bound at the limit and one past it, and the reply's bound on points. */
+static void test_store_bounds(void)
+{
+    char dir[256];
+    mgo_test_tmpdir("overview-store", dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 6);
+    mgo_mgr_store_set_sample_limit(s, 5);
+    uint64_t n = 0;
+    for (int64_t i = 1; i <= 5; i++)
+        CU_ASSERT_EQUAL(mgo_mgr_store_sample_add(s, i * 1000, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_sample_count(s, &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 5); /* at the limit: all kept */
+    struct mgo_mgr_sample got;
+    CU_ASSERT_EQUAL(mgo_mgr_store_sample_add(s, 6000, &got), MGO_OK);
+    CU_ASSERT_EQUAL(got.online + got.offline, 0); /* no device yet */
+    CU_ASSERT_EQUAL(mgo_mgr_store_sample_count(s, &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 5); /* one past: the oldest went */
+
+    /* 3,000 samples over the last hour: a 1h reply holds at most 720 points */
+    mgo_mgr_store_set_sample_limit(s, MGO_MGR_SAMPLES_DEFAULT);
+    int64_t now = mgo_mgr_store_now_ms();
+    CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+    for (int64_t i = 0; i < 3000; i++)
+        CU_ASSERT_EQUAL(mgo_mgr_store_sample_add(s, now - 3600000 + i * 1200, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_commit(s), MGO_OK);
+    struct mgo_overview_params op;
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL(mgo_overview__parse("1h", NULL, &op, &p), MGO_OK);
+    struct mgo_buf out;
+    mgo_buf_init(&out, 1u << 22);
+    CU_ASSERT_EQUAL(mgo_overview__write(s, &op, now, &out), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_buf_append(&out, "", 1), MGO_OK);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1u << 24);
+    struct mgo_value v;
+    CU_ASSERT_EQUAL_FATAL(mgo_test_yaml((const char *)out.data, &arena, &v), MGO_OK);
+    size_t points = array_len(&v, "/online");
+    CU_ASSERT_TRUE(points <= MGO_OVERVIEW_MAX_POINTS && points >= MGO_OVERVIEW_MAX_POINTS - 2);
+    mgo_arena_cleanup(&arena);
+    mgo_buf_cleanup(&out);
+    mgo_mgr_store_close(s);
+    mgo_test_rm_rf(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
+        {"store: samples bounded, replies thinned", test_store_bounds},
         {"start", test_start},
         {"query rules", test_query_rules},
         {"samples of devices online appear", test_samples_appear},
