@@ -1759,7 +1759,9 @@ mgo_err mgo_mgr_store_deployment_states(struct mgo_mgr_store *s, bool by_app,
 }
 
 /* The failed components of failed reports, and the overall error of a failed report that
- * names no failed component. The state literal lets SQLite use the partial index. */
+ * names no failed component. Each report gives at least one entry, so the newest `limit`
+ * entries come from the newest `limit` failed reports: only those are read (through the
+ * partial index; the state literal lets SQLite use it), whatever the history holds. */
 #define FAILURE_COLS "SELECT h.received_ms, h.device_id, h.deployment_id, d.app_id, d.app_version, "
 
 mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32_t limit,
@@ -1768,22 +1770,23 @@ mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32
     if (s->schema_version < 6)
         return MGO_ERR_INTERNAL;
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(
-        s,
-        FAILURE_COLS "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
-                     "json_extract(c.value, '$.error.message'), h.n "
-                     "FROM status_history h JOIN json_each(h.doc, '$.components') c "
-                     "LEFT JOIN deployments d ON d.id = h.deployment_id "
-                     "WHERE h.state = 'failed' AND h.received_ms >= ?1 "
-                     "AND json_extract(c.value, '$.state') = 'failed' "
-                     "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
-                     "json_extract(h.doc, '$.status.error.message'), h.n "
-                     "FROM status_history h LEFT JOIN deployments d ON d.id = h.deployment_id "
-                     "WHERE h.state = 'failed' AND h.received_ms >= ?1 AND NOT EXISTS "
-                     "(SELECT 1 FROM json_each(h.doc, '$.components') c "
-                     "WHERE json_extract(c.value, '$.state') = 'failed') "
-                     "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
-        &st);
+    mgo_err err =
+        prep(s,
+             "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
+             "status_history WHERE state = 'failed' AND received_ms >= ?1 "
+             "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
+             "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
+             "json_extract(c.value, '$.error.message'), h.n "
+             "FROM recent h JOIN json_each(h.doc, '$.components') c "
+             "LEFT JOIN deployments d ON d.id = h.deployment_id "
+             "WHERE json_extract(c.value, '$.state') = 'failed' "
+             "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
+             "json_extract(h.doc, '$.status.error.message'), h.n "
+             "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
+             "WHERE NOT EXISTS (SELECT 1 FROM json_each(h.doc, '$.components') c "
+             "WHERE json_extract(c.value, '$.state') = 'failed') "
+             "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
+             &st);
     if (err)
         return err;
     sqlite3_bind_int64(st, 1, since_ms);

@@ -1086,7 +1086,7 @@
     /* status and presence change what the page shows: refetch once things settle a little */
     pageHandler = (event) => {
       if (event === 'status' || event === 'presence' || event === 'capabilities' || event === 'resync') {
-        if (!pending) pending = window.setTimeout(refresh, 300);
+        if (!pending) pending = window.setTimeout(refresh, 1000);
       }
     };
     overview.timer = window.setInterval(refresh, OVERVIEW_REFRESH_MS);
