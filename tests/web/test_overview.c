@@ -381,6 +381,39 @@ static void test_store_bounds(void)
     size_t points = array_len(&v, "/online");
     CU_ASSERT_TRUE(points <= MGO_OVERVIEW_MAX_POINTS && points >= MGO_OVERVIEW_MAX_POINTS - 2);
     mgo_arena_cleanup(&arena);
+    mgo_buf_reset(&out);
+
+    /* byApp: MGO_OVERVIEW_MAX_APPS apps listed, one more is counted in appsOmitted */
+    static const uint8_t doc[] = {0x80};
+    for (unsigned i = 0; i <= MGO_OVERVIEW_MAX_APPS; i++) {
+        char id[64], app[16];
+        snprintf(id, sizeof id, "dddddddd-0000-4000-8000-%012u", i);
+        snprintf(app, sizeof app, "app-%03u", i);
+        struct mgo_mgr_deployment_row row = {.id = id,
+                                             .device_id = "dev1",
+                                             .app_id = app,
+                                             .app_version = "1.0",
+                                             .profile_type = "compose",
+                                             .parameters_json = "{}",
+                                             .doc = doc,
+                                             .doc_len = sizeof doc,
+                                             .digest = "sha256:00",
+                                             .desired = MGO_MGR_DESIRED_PRESENT,
+                                             .manifest_version = 1};
+        CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &row), MGO_OK);
+        if (i + 1 == MGO_OVERVIEW_MAX_APPS || i == MGO_OVERVIEW_MAX_APPS) {
+            mgo_buf_reset(&out);
+            CU_ASSERT_EQUAL(mgo_overview__write(s, &op, now, &out), MGO_OK);
+            CU_ASSERT_EQUAL(mgo_buf_append(&out, "", 1), MGO_OK);
+            mgo_arena_init(&arena, 1u << 24);
+            CU_ASSERT_EQUAL_FATAL(mgo_test_yaml((const char *)out.data, &arena, &v), MGO_OK);
+            CU_ASSERT_EQUAL(array_len(&v, "/byApp"), MGO_OVERVIEW_MAX_APPS);
+            CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/appsOmitted"), i + 1 - MGO_OVERVIEW_MAX_APPS);
+            CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/deploymentsByState/unreported"), i + 1);
+            CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&v, "/byApp/99/app"), "app-099");
+            mgo_arena_cleanup(&arena);
+        }
+    }
     mgo_buf_cleanup(&out);
     mgo_mgr_store_close(s);
     mgo_test_rm_rf(dir);
