@@ -293,4 +293,25 @@ mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, 
 mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
                                   uint64_t *count_out) MGO_MUST_CHECK;
 
+/* ---- metrics and readiness (docs/operations.md) ---- */
+struct mgo_histogram;
+/* Durations of statements that return no rows (write) and of outermost commits go into
+ * these (NULL: not measured). Loop thread, like every store call. */
+void mgo_mgr_store_set_metrics(struct mgo_mgr_store *s, struct mgo_histogram *write,
+                               struct mgo_histogram *commit);
+/* A trivial query: MGO_OK when the database answers. */
+mgo_err mgo_mgr_store_ping(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+/* Devices whose last presence says online, and every other known device. */
+mgo_err mgo_mgr_store_count_devices(struct mgo_mgr_store *s, uint64_t *online,
+                                    uint64_t *offline) MGO_MUST_CHECK;
+/* Groups of one count query at most (deployments by app and state). */
+#define MGO_MGR_COUNT_GROUPS_MAX 10000u
+typedef mgo_err (*mgo_mgr_count_visit)(const char *app_id, const char *state, uint64_t n,
+                                       void *ctx);
+/* Deployments by app and last reported state ("" when never reported), in order of app
+ * and state, at most MGO_MGR_COUNT_GROUPS_MAX groups. Stops at the visitor's first error
+ * and returns it. */
+mgo_err mgo_mgr_store_count_deployments(struct mgo_mgr_store *s, mgo_mgr_count_visit visit,
+                                        void *ctx) MGO_MUST_CHECK;
+
 #endif
