@@ -60,8 +60,7 @@ static mgo_err append_escaped(struct mgo_buf *b, const char *s, bool quote)
     return MGO_OK;
 }
 
-mgo_err mgo_metrics_family(struct mgo_buf *b, const char *name, const char *type,
-                           const char *help)
+mgo_err mgo_metrics_family(struct mgo_buf *b, const char *name, const char *type, const char *help)
 {
     mgo_err err = mgo_buf_printf(b, "# HELP %s ", name);
     if (!err)

@@ -17,10 +17,18 @@ static const char *const RESULT_NAMES[MGO_MM_RESULTS] = {"handled", "held", "dro
 /* Route templates: the API's collections and items, the probes, and "other" for anything
  * else (unknown paths), so the label's values are bounded. The web front end's files are
  * served by the HTTP threads and not counted. */
-static const char *const ROUTES[] = {
-    "/api/v1/apps",   "/api/v1/apps/{id}",   "/api/v1/devices", "/api/v1/devices/{id}",
-    "/api/v1/deployments", "/api/v1/deployments/{id}", "/api/v1/status", "/api/v1/events",
-    "/metrics",       "/healthz",            "/readyz",         "other"};
+static const char *const ROUTES[] = {"/api/v1/apps",
+                                     "/api/v1/apps/{id}",
+                                     "/api/v1/devices",
+                                     "/api/v1/devices/{id}",
+                                     "/api/v1/deployments",
+                                     "/api/v1/deployments/{id}",
+                                     "/api/v1/status",
+                                     "/api/v1/events",
+                                     "/metrics",
+                                     "/healthz",
+                                     "/readyz",
+                                     "other"};
 #define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
 _Static_assert(N_ROUTES <= MGO_MM_ROUTES, "MGO_MM_ROUTES too small");
 static const char *const METHODS[MGO_MM_METHODS] = {"GET",    "POST", "PUT",     "PATCH",
@@ -195,9 +203,9 @@ static mgo_err write_rest(const struct mgo_mgr_metrics *mm, const struct mgo_mgr
                                      "Seconds taken by store statements that return no rows "
                                      "(op=write) and by outermost commits (op=commit).");
     if (!err)
-        err = mgo_metrics_histogram(b, "margo_store_duration_seconds",
-                                    &(struct mgo_metrics_label){"op", "write"}, 1,
-                                    &mm->store_write);
+        err =
+            mgo_metrics_histogram(b, "margo_store_duration_seconds",
+                                  &(struct mgo_metrics_label){"op", "write"}, 1, &mm->store_write);
     if (!err)
         err = mgo_metrics_histogram(b, "margo_store_duration_seconds",
                                     &(struct mgo_metrics_label){"op", "commit"}, 1,
@@ -239,8 +247,7 @@ static mgo_err write_rest(const struct mgo_mgr_metrics *mm, const struct mgo_mgr
         err = mgo_metrics_family(b, "margo_process_start_time_seconds", "gauge",
                                  "Start time of the manager since the Unix epoch, in seconds.");
     if (!err)
-        err = mgo_metrics_sample(b, "margo_process_start_time_seconds", NULL, 0,
-                                 mm->start_time_s);
+        err = mgo_metrics_sample(b, "margo_process_start_time_seconds", NULL, 0, mm->start_time_s);
     return err;
 }
 

@@ -22,12 +22,14 @@ enum mgo_mm_kind { /* ingested message kinds (label kind) */
                    MGO_MM_KIND_PRESENCE,
                    MGO_MM_KIND_EVENT,
                    MGO_MM_KIND_OTHER,
-                   MGO_MM_KINDS };
-enum mgo_mm_result { /* what became of an ingested message (label result) */
+                   MGO_MM_KINDS
+};
+enum mgo_mm_result {                 /* what became of an ingested message (label result) */
                      MGO_MM_HANDLED, /* stored and committed, or refused for good */
                      MGO_MM_HELD,    /* put on hold (the store refused it or its batch) */
                      MGO_MM_DROPPED, /* lost: dropped from a full hold, or out of memory */
-                     MGO_MM_RESULTS };
+                     MGO_MM_RESULTS
+};
 
 /* Route templates (label route) and methods, codes counted for HTTP requests. */
 #define MGO_MM_ROUTES 16u

@@ -94,8 +94,8 @@ static int suite_init(void)
     if (!mgo_test_write_file(token_path, TOKEN "\n") ||
         !mgo_test_write_file(metrics_token_path, METRICS_TOKEN "\n"))
         return -1;
-    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), dir, "margo-manager-ops",
-                          token_path, "warn");
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), dir, "margo-manager-ops", token_path,
+                          "warn");
     mgr.cfg.metrics_token_file = metrics_token_path;
     return mgo_test_manager_start(&mgr, true) == MGO_OK ? 0 : -1;
 }
@@ -156,12 +156,11 @@ static void test_metrics_auth(void)
 static void test_metrics_device_online(void)
 {
     CU_ASSERT_EQUAL(wait_sample("margo_devices{state=\"online\"}", 0), 0);
-    struct mgo_mqtt *dev = mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "ops-dev1", 0,
-                                                 WAIT_MS);
+    struct mgo_mqtt *dev =
+        mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "ops-dev1", 0, WAIT_MS);
     CU_ASSERT_FATAL(dev != NULL);
     CU_ASSERT(mgo_test_publish_yaml(dev, "margo/v1/devices/dev1/state", true,
-                                    "{deviceId: dev1, state: online, boot: 1}",
-                                    WAIT_MS) == MGO_OK);
+                                    "{deviceId: dev1, state: online, boot: 1}", WAIT_MS) == MGO_OK);
     CU_ASSERT_EQUAL(wait_sample("margo_devices{state=\"online\"}", 1), 1);
     CU_ASSERT_EQUAL(wait_sample("margo_devices{state=\"offline\"}", 0), 0);
     CU_ASSERT_EQUAL(
@@ -248,10 +247,8 @@ void mgo_test_register(void)
     CU_add_test(s, "/healthz open, GET only", test_healthz);
     CU_add_test(s, "/readyz 200 when connected", test_readyz_connected);
     CU_add_test(s, "/metrics needs the API or metrics token", test_metrics_auth);
-    CU_add_test(s, "/metrics: devices online/offline, ingest counters",
-                test_metrics_device_online);
-    CU_add_test(s, "/metrics: HTTP requests by route template and code",
-                test_metrics_http_routes);
+    CU_add_test(s, "/metrics: devices online/offline, ingest counters", test_metrics_device_online);
+    CU_add_test(s, "/metrics: HTTP requests by route template and code", test_metrics_http_routes);
     CU_add_test(s, "/readyz 503 while the broker is away, 200 after", test_readyz_broker_away);
     static const struct mgo_test_case cases[] = {
         {"route templates are bounded", test_route_templates},
