@@ -37,8 +37,9 @@ struct mgo_job {
     atomic_int cancel;
     /* set by the worker; read by the loop thread in the done callback */
     mgo_err err;
-    bool healthy; /* PROBE */
-    size_t n;     /* components */
+    uint64_t duration_ns; /* the runtime's time on the worker (metrics) */
+    bool healthy;         /* PROBE */
+    size_t n;             /* components */
     struct mgo_rt_result results[MGO_MAX_COMPONENTS];
 };
 

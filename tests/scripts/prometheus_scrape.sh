@@ -4,7 +4,8 @@
 # exposes (metrics_doc.py).
 #
 # Starts the stack's broker (scripts/margo-stack.sh), margo-manager with a metrics token
-# (metrics-token-file), one margo-agent with the fake Helm runtime (so a device is online),
+# (metrics-token-file), one margo-agent with the fake Helm runtime (so a device is online) and
+# its metrics listener (metrics-listen), scraped too,
 # then Prometheus on a free loopback port with a temporary storage folder and a
 # prometheus.yml scraping the manager's /metrics every second with the metrics token. Waits
 # until the target is up, then asks Prometheus for margo_devices{state="online"} (1) and the
@@ -50,8 +51,8 @@ trap 'fatal "interrupted"' INT TERM
 
 command -v prometheus >/dev/null || fatal "prometheus not installed (run: bash scripts/setup.sh)"
 for b in "$MS_CTL" "$MS_MANAGER" "$MS_AGENT"; do [ -x "$b" ] || fatal "binary $b missing"; done
-MS_BROKER_PORT=$(mgo_free_port) && MS_API_PORT=$(mgo_free_port) && PROM_PORT=$(mgo_free_port) ||
-    fatal "no free loopback port"
+MS_BROKER_PORT=$(mgo_free_port) && MS_API_PORT=$(mgo_free_port) && PROM_PORT=$(mgo_free_port) &&
+    AGENT_PORT=$(mgo_free_port) || fatal "no free loopback port"
 export MS_BROKER_PORT MS_API_PORT
 ms_init_broker "$dir" || fatal "prerequisites missing"
 ms_broker_start || fatal "broker"
@@ -63,7 +64,8 @@ mkdir -p "$dir/agent-prom-dev-1" "$dir/helm"
 FAKE_HELM_STATE="$dir/helm" FAKE_HELM_LOG="$dir/helm.log" \
     _ms_bg agent-prom-dev-1 "$MS_AGENT" --device-id prom-dev-1 --broker-url "$MS_BROKER_URL" \
     --state-dir "$dir/agent-prom-dev-1" --compose-command margo-no-compose-here \
-    --helm-command "$src/tests/agent/fake-helm" --settle-ms 100 --reconcile-interval 3600
+    --helm-command "$src/tests/agent/fake-helm" --settle-ms 100 --reconcile-interval 3600 \
+    --metrics-listen "127.0.0.1:$AGENT_PORT"
 ms_wait 30 "device prom-dev-1 in the manager" _ms_device_known prom-dev-1 || fatal "agent"
 ok "manager and agent up (API $MS_API_URL)"
 
@@ -84,6 +86,9 @@ scrape_configs:
       credentials_file: $dir/metrics-token
     static_configs:
       - targets: ['127.0.0.1:$MS_API_PORT']
+  - job_name: margo-agent
+    static_configs:
+      - targets: ['127.0.0.1:$AGENT_PORT']
 YML
 mkdir -p "$dir/tsdb"
 prometheus --config.file="$dir/prometheus.yml" --storage.tsdb.path="$dir/tsdb" \
@@ -103,7 +108,12 @@ if r.get("status") == "success" and res:
 is_value() { [ "$(query "$1")" = "$2" ]; }
 
 ms_wait 30 "Prometheus on $PROM to see the target up (log: $dir/prometheus.log)" \
-    is_value 'up{job="margo-manager"}' 1 && ok "target up" || fatal "target never up"
+    is_value 'up{job="margo-manager"}' 1 && ok "manager target up" || fatal "manager target never up"
+ms_wait 15 "the agent's target up" is_value 'up{job="margo-agent"}' 1 && ok "agent target up" ||
+    fatal "agent target never up"
+ms_wait 15 'margo_agent_mqtt_connected == 1' is_value 'margo_agent_mqtt_connected' 1 &&
+    ok "margo_agent_mqtt_connected is 1 in Prometheus" ||
+    bad "margo_agent_mqtt_connected: $(query margo_agent_mqtt_connected)"
 ms_wait 15 'margo_devices{state="online"} == 1' is_value 'margo_devices{state="online"}' 1 &&
     ok 'margo_devices{state="online"} is 1 in Prometheus' ||
     bad "margo_devices{state=\"online\"}: $(query 'margo_devices{state="online"}')"
@@ -123,4 +133,10 @@ if $PY "$src/tests/scripts/metrics_doc.py" "$src/docs/operations.md" manager "$d
     ok "docs/operations.md lists exactly the manager's metrics"
 else
     bad "docs/operations.md and the manager's metrics differ"
+fi
+curl -s "http://127.0.0.1:$AGENT_PORT/metrics" >"$dir/scrape-agent.txt"
+if $PY "$src/tests/scripts/metrics_doc.py" "$src/docs/operations.md" agent "$dir/scrape-agent.txt"; then
+    ok "docs/operations.md lists exactly the agent's metrics"
+else
+    bad "docs/operations.md and the agent's metrics differ"
 fi
