@@ -4,7 +4,9 @@
  *   agent.c -> session.c   (MQTT, presence, capabilities, routing of what arrives)
  *           -> reporter.c  (statuses, journal)          -> session.c
  *           -> executor.c  (desired state, plan, jobs)  -> reporter.c, docs.c, session.c,
- *                                                          plan.c, worker.c -> runtime*.c
+ *                                                          plan.c, worker.c -> runtime*.c,
+ *                                                          metrics.c
+ *           -> metrics.c   (the optional metrics listener; fed a snapshot every second)
  * The session calls no other agent file: what it receives reaches the reporter and the
  * executor through the handlers below. See docs/architecture.md. */
 #include "mgo/agent.h"
