@@ -192,10 +192,10 @@ mgo_err mgo_agent_metrics_listen(struct mgo_agent_metrics *am, const char *liste
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | (ipv6 ? MHD_USE_IPv6 : 0);
     if (MHD_is_feature_supported(MHD_FEATURE_POLL) == MHD_YES)
         flags |= MHD_USE_POLL;
-    am->httpd = MHD_start_daemon(flags, 0, NULL, NULL, on_request, am, MHD_OPTION_SOCK_ADDR,
-                                 (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT,
-                                 MAX_CONNECTIONS, MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S,
-                                 MHD_OPTION_END);
+    am->httpd =
+        MHD_start_daemon(flags, 0, NULL, NULL, on_request, am, MHD_OPTION_SOCK_ADDR,
+                         (struct sockaddr *)&ss, MHD_OPTION_CONNECTION_LIMIT, MAX_CONNECTIONS,
+                         MHD_OPTION_CONNECTION_TIMEOUT, IDLE_TIMEOUT_S, MHD_OPTION_END);
     if (!am->httpd) {
         MGO_LOGE(TAG, "metrics-listen: cannot listen on %s (address in use or not available)",
                  listen);
