@@ -224,6 +224,49 @@ static void test_readyz_broker_away(void)
     CU_ASSERT_EQUAL(wait_sample("margo_mqtt_reconnects_total", 1), 1);
 }
 
+/* A manager whose loop does not run (a stuck loop): /healthz goes through the loop, so it
+ * gets no answer; the HTTP threads alone do not claim it is alive. */
+static void test_healthz_stuck_loop(void)
+{
+    char d[256], tok[512];
+    mgo_test_tmpdir("ops-stuck", d);
+    snprintf(tok, sizeof tok, "%s/token", d);
+    CU_ASSERT_FATAL(mgo_test_write_file(tok, TOKEN "\n"));
+    struct mgo_test_manager t;
+    mgo_test_manager_init(&t, "tcp://127.0.0.1:1", d, "margo-manager-stuck", tok, "error");
+    CU_ASSERT_FATAL(mgo_test_manager_start(&t, false) == MGO_OK);
+    struct mgo_buf out;
+    mgo_buf_init(&out, 4096);
+    char url[128];
+    snprintf(url, sizeof url, "%s/healthz", t.api_base);
+    long status = mgo_test_http("GET", url, NULL, NULL, 1500, &out, NULL, 0);
+    CU_ASSERT_EQUAL(status, 0); /* timed out: no answer */
+    /* the web front end is served by the HTTP threads: they do answer */
+    snprintf(url, sizeof url, "%s/", t.api_base);
+    mgo_buf_reset(&out);
+    CU_ASSERT_EQUAL(mgo_test_http("GET", url, NULL, NULL, 5000, &out, NULL, 0), 200);
+    mgo_buf_cleanup(&out);
+    mgo_test_manager_stop(&t);
+    mgo_test_rm_rf(d);
+}
+
+/* metrics-token-file holds a token of at least 16 characters, or the manager does not start. */
+static void test_short_metrics_token(void)
+{
+    char d[256], tok[512], mtok[512];
+    mgo_test_tmpdir("ops-short", d);
+    snprintf(tok, sizeof tok, "%s/token", d);
+    snprintf(mtok, sizeof mtok, "%s/metrics-token", d);
+    CU_ASSERT_FATAL(mgo_test_write_file(tok, TOKEN "\n"));
+    CU_ASSERT_FATAL(mgo_test_write_file(mtok, "short\n"));
+    struct mgo_test_manager t;
+    mgo_test_manager_init(&t, "tcp://127.0.0.1:1", d, "margo-manager-short", tok, "error");
+    t.cfg.metrics_token_file = mtok;
+    CU_ASSERT_EQUAL(mgo_test_manager_start(&t, false), MGO_ERR_INVALID);
+    mgo_test_manager_stop(&t);
+    mgo_test_rm_rf(d);
+}
+
 static void test_route_templates(void)
 {
     CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/api/v1/apps"), "/api/v1/apps");
@@ -252,7 +295,9 @@ void mgo_test_register(void)
     CU_add_test(s, "/readyz 503 while the broker is away, 200 after", test_readyz_broker_away);
     static const struct mgo_test_case cases[] = {
         {"route templates are bounded", test_route_templates},
+        {"/healthz unanswered while the loop does not run", test_healthz_stuck_loop},
+        {"metrics-token-file shorter than 16 characters refused", test_short_metrics_token},
         {NULL, NULL},
     };
-    mgo_test_add_suite("route templates", cases);
+    mgo_test_add_suite("ops: route templates, stuck loop, start-up", cases);
 }
