@@ -10,6 +10,8 @@
 #   manager.crt manager.key        manager client certificate, CN = margo-manager (--manager-cn)
 #   monitor.crt monitor.key        monitor client certificate, CN = margo-monitor (--monitor-cn)
 #   devices/ID.crt devices/ID.key  one client certificate per --device ID, CN = ID
+#   bridges/CN.crt bridges/CN.key  one client certificate per --bridge CN (an edge broker's
+#                                  bridge to the core; CN must start with margo-bridge-)
 #
 # Role names (docs/security.md "Roles are not devices"): a role CN (--manager-cn,
 # --monitor-cn) must start with "margo-", and a device ID must not (in any letter case), so a
@@ -30,6 +32,7 @@
 # Options:
 #   --device ID        (repeatable) device certificate with CN = ID
 #   --expired CN       (repeatable) an already expired client certificate with CN = CN
+#   --bridge CN        (repeatable) bridge certificate for an edge broker, CN = margo-bridge-*
 #   --broker-host NAME (repeatable) extra SAN for the broker: an IPv4 address or a DNS name
 #   --manager-cn CN    default margo-manager (must start with margo-)
 #   --monitor-cn CN    default margo-monitor (must start with margo-)
@@ -62,6 +65,7 @@ die() {
 }
 
 devices=""
+bridges=""
 expired=""
 renew=""
 revoke=""
@@ -85,6 +89,11 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --device) [ $# -ge 2 ] || usage; check_cn "$2" --device; devices="$devices $2"; shift 2 ;;
         --expired) [ $# -ge 2 ] || usage; check_cn "$2" --expired; expired="$expired $2"; shift 2 ;;
+        --bridge)
+            [ $# -ge 2 ] || usage
+            check_cn "$2" --bridge
+            case "$2" in margo-bridge-?*) ;; *) die "--bridge: \"$2\" must start with margo-bridge- (a role name; docs/scaling.md)" ;; esac
+            bridges="$bridges $2"; shift 2 ;;
         --broker-host)
             [ $# -ge 2 ] || usage
             case "$2" in
@@ -138,7 +147,7 @@ for d in $devices; do
 done
 
 umask 077
-mkdir -p "$outdir" "$outdir/devices" "$outdir/expired"
+mkdir -p "$outdir" "$outdir/devices" "$outdir/expired" "$outdir/bridges"
 cd "$outdir"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT INT TERM
@@ -265,6 +274,9 @@ leaf manager "$(renewed_cn manager "$manager_cn")" client
 leaf monitor "$(renewed_cn monitor "$monitor_cn")" client
 for d in $devices; do
     leaf "devices/$d" "$d" client
+done
+for b in $bridges; do
+    leaf "bridges/$b" "$b" client
 done
 for name in $renew; do
     case "$name" in devices/*) leaf "$name" "$(renewed_cn "$name" "")" client ;; esac

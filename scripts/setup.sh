@@ -13,6 +13,8 @@ BUILD_PKGS=(
   mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
   python3-paho-mqtt python3-jsonschema
   libcjson-dev
+  # Chart.js for the web UI's fleet overview, embedded into margo-manager at build time
+  libjs-chart.js
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap

@@ -117,11 +117,6 @@ static mgo_err pending_push(struct mgo_journal *j, uint64_t boot, uint64_t seq, 
     return MGO_OK;
 }
 
-bool mgo_journal_before(uint64_t a_boot, uint64_t a_seq, uint64_t b_boot, uint64_t b_seq)
-{
-    return a_boot < b_boot || (a_boot == b_boot && a_seq < b_seq);
-}
-
 static struct mgo_journal_entry *find(struct mgo_journal *j, uint64_t boot, uint64_t seq)
 {
     for (size_t i = 0; i < j->pending_len; i++)
@@ -145,7 +140,7 @@ static size_t settled_prefix(const struct mgo_journal *j, uint64_t boot, uint64_
 {
     size_t n = 0;
     while (n < j->pending_len &&
-           !mgo_journal_before(boot, seq, j->pending[n].boot, j->pending[n].seq) &&
+           !mgo_pos_before(boot, seq, j->pending[n].boot, j->pending[n].seq) &&
            !(skip_replay && j->pending[n].replay))
         n++;
     return n;
@@ -378,7 +373,7 @@ size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t se
     size_t n = 0;
     for (size_t i = 0; i < j->pending_len; i++) {
         struct mgo_journal_entry *e = &j->pending[i];
-        if (e->delivered && mgo_journal_before(boot, seq, e->boot, e->seq)) {
+        if (e->delivered && mgo_pos_before(boot, seq, e->boot, e->seq)) {
             e->replay = true;
             n++;
         }

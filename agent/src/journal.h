@@ -88,8 +88,6 @@ mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq,
 size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t seq);
 /* The replay of (boot, seq) was delivered: it no longer holds settling. */
 void mgo_journal_replayed(struct mgo_journal *j, uint64_t boot, uint64_t seq);
-/* Whether position a comes before position b (boot first, then seq). */
-bool mgo_journal_before(uint64_t a_boot, uint64_t a_seq, uint64_t b_boot, uint64_t b_seq);
 /* Rewrites the file with only the unsettled entries and their ACK frames (atomic replace). */
 mgo_err mgo_journal_compact(struct mgo_journal *j) MGO_MUST_CHECK;
 

@@ -208,7 +208,7 @@ mgo_err mgo_latest_put(struct mgo_latest *l, const char *deployment_id, uint64_t
     if (strlen(deployment_id) > MGO_MAX_DEPLOYMENT_ID_LEN)
         return MGO_ERR_LIMIT;
     struct mgo_latest_entry *e = mgo_latest_find(l, deployment_id);
-    if (e != NULL && !mgo_journal_before(e->boot, e->seq, boot, seq))
+    if (e != NULL && !mgo_pos_before(e->boot, e->seq, boot, seq))
         return MGO_OK;
     bool added = false;
     if (e == NULL) {
@@ -245,7 +245,7 @@ mgo_err mgo_latest_forget(struct mgo_latest *l, const char *deployment_id, uint6
 {
     struct mgo_latest_entry *e = mgo_latest_find(l, deployment_id);
     if (e != NULL) {
-        if (mgo_journal_before(boot, seq, e->boot, e->seq))
+        if (mgo_pos_before(boot, seq, e->boot, e->seq))
             return MGO_OK; /* a newer status than the removal is held */
         free(e->payload);
         *e = l->items[--l->len];

@@ -13,6 +13,7 @@
 #include "jw.h"
 #include "lookup.h"
 #include "mgr_internal.h"
+#include "overview.h"
 #include "sse.h"
 #include "mgo/log.h"
 #include "mgo/match.h"
@@ -1149,6 +1150,26 @@ static void events_open(struct mgo_api *api, struct mgo_api_request *req)
     req->status = 200;
 }
 
+/* GET /overview: overview.c writes it (docs/api.md "Fleet overview"). */
+static void overview(struct mgo_api *api, struct mgo_api_request *req)
+{
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_overview_params op;
+    if (mgo_overview__parse(mgo_api__query(req, "window"), mgo_api__query(req, "failures"), &op,
+                            &p) != MGO_OK) {
+        bad_request(req, "invalid query parameter", &p);
+        return;
+    }
+    mgo_err err = mgo_overview__write(api->store, &op, mgo_mgr_store_now_ms(), &req->reply);
+    if (err) {
+        internal(req, err);
+        return;
+    }
+    req->status = 200;
+    req->content_type = JSON_TYPE;
+}
+
 /* ---- routing ---------------------------------------------------------------------------- */
 
 static bool is_method(const struct mgo_api_request *req, const char *method)
@@ -1234,6 +1255,11 @@ void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req)
     } else if (strcmp(coll, "status") == 0 && !id) {
         if (is_method(req, "GET"))
             status_list(api, req);
+        else
+            method_not_allowed(req);
+    } else if (strcmp(coll, "overview") == 0 && !id) {
+        if (is_method(req, "GET"))
+            overview(api, req);
         else
             method_not_allowed(req);
     } else if (strcmp(coll, "events") == 0 && !id) {

@@ -60,6 +60,7 @@ struct mgo_manager {
     uint64_t sweep_timer;   /* pending retry of an incomplete sweep, 0: none */
     uint64_t http_timer;    /* the HTTP front end's tick (request deadline, keepalives) */
     uint64_t refresh_timer; /* re-issues every manifest at half of manifest-expiry */
+    uint64_t sample_timer;  /* samples devices online for the fleet overview */
     bool refresh_due;       /* a refresh waits for the next connect (also at start-up) */
     bool drain_scheduled;   /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
@@ -151,6 +152,12 @@ const struct mgo_cfg_option mgo_manager_options[] = {
         "seconds a published manifest stays valid (signed expiresAt); every manifest is "
         "re-issued at half of it, so a device that stops receiving them notices (protocol.md "
         "§3.2)"),
+    OPT("fleet-sample-interval", MGO_CFG_INT, fleet_sample_interval_s, 1, 86400, "60",
+        "seconds between two samples of the devices online and offline (the web UI's fleet "
+        "overview, GET /api/v1/overview)"),
+    OPT("fleet-samples", MGO_CFG_INT, fleet_samples, 1, 100000, "10080",
+        "samples of the devices online kept (older ones are deleted; 10080 = 7 days at one a "
+        "minute)"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -462,6 +469,19 @@ static void refresh_manifests(void *ctx)
         MGO_LOGE(TAG, "out of memory: manifests are re-issued only after a reconnect");
 }
 
+/* Timer (monotonic), every fleet-sample-interval: devices online and offline into the store
+ * for the fleet overview (one small transaction; the store keeps fleet-samples of them). */
+static void sample_fleet(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    int64_t every_s = m->cfg->fleet_sample_interval_s > 0 ? m->cfg->fleet_sample_interval_s : 60;
+    mgo_err err = mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL);
+    if (err)
+        MGO_LOGW(TAG, "fleet overview: sample not stored: %s", mgo_strerror(err));
+    if (mgo_loop_timer_add(m->loop, every_s * 1000, sample_fleet, m, &m->sample_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the fleet overview is no longer sampled");
+}
+
 static void on_mqtt_ready(void *ctx, int fd, short revents)
 {
     (void)fd;
@@ -517,6 +537,8 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     }
     mgo_mgr_store_set_history_limit(m->store, (uint32_t)cfg->status_history);
     mgo_mgr_store_set_event_limit(m->store, (uint32_t)cfg->event_history);
+    if (cfg->fleet_samples > 0)
+        mgo_mgr_store_set_sample_limit(m->store, (uint32_t)cfg->fleet_samples);
     err = add_roles(m);
     if (err)
         goto fail;
@@ -660,6 +682,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, (int64_t)(expiry_s(m) * 1000u / 2u), refresh_manifests, m,
                                  &m->refresh_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, 0, sample_fleet, m, &m->sample_timer);
     if (err == MGO_OK)
         err = mgo_loop_run(m->loop);
     if (err)

@@ -114,21 +114,17 @@ void mgo_mgr_metrics__http(struct mgo_mgr_metrics *mm, const char *method, const
 
 /* ---- GET /metrics ------------------------------------------------------------------------ */
 
-struct dep_ctx {
-    struct mgo_buf *b;
-};
-
-static mgo_err dep_visit(const char *app_id, const char *state, uint64_t n, void *c)
+static mgo_err dep_visit(const struct mgo_mgr_state_count *row, void *c)
 {
-    struct dep_ctx *ctx = c;
-    struct mgo_metrics_label l[] = {{"app", app_id}, {"state", state[0] ? state : "unreported"}};
-    return mgo_metrics_sample_u64(ctx->b, "margo_deployments", l, 2, n);
+    struct mgo_metrics_label l[] = {{"app", row->app_id ? row->app_id : ""},
+                                    {"state", row->state ? row->state : "unreported"}};
+    return mgo_metrics_sample_u64(c, "margo_deployments", l, 2, row->count);
 }
 
 static mgo_err write_store_gauges(const struct mgo_mgr_probe *p, struct mgo_buf *b)
 {
     uint64_t online = 0, offline = 0;
-    mgo_err err = mgo_mgr_store_count_devices(p->store, &online, &offline);
+    mgo_err err = mgo_mgr_store_device_counts(p->store, &online, &offline);
     if (!err)
         err = mgo_metrics_family(b, "margo_devices", "gauge",
                                  "Known devices by presence (online: the last presence said "
@@ -141,11 +137,11 @@ static mgo_err write_store_gauges(const struct mgo_mgr_probe *p, struct mgo_buf 
                                      &(struct mgo_metrics_label){"state", "offline"}, 1, offline);
     if (!err)
         err = mgo_metrics_family(b, "margo_deployments", "gauge",
-                                 "Deployments by app and last reported state (unreported: no "
-                                 "status yet).");
-    struct dep_ctx dc = {b};
+                                 "Deployments not removed, by app and last reported state "
+                                 "(unreported: no status yet).");
+    /* bounded: the catalog's apps times the six states */
     if (!err)
-        err = mgo_mgr_store_count_deployments(p->store, dep_visit, &dc);
+        err = mgo_mgr_store_deployment_states(p->store, true, dep_visit, b);
     return err;
 }
 

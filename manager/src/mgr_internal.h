@@ -9,6 +9,7 @@
  *   events.c   the event stream's JSON (status, capabilities, presence, device-event)
  *   http.c     libmicrohttpd: auth, bodies, its request queue to the loop thread
  *   api.c      API routes and replies (loop thread)
+ *   overview.c GET /overview: the fleet overview's reply (store reads only)
  *   deploy.c   deploy / update / remove: store transaction, then publish.c
  *   lookup.c   stored apps and capabilities decoded for use
  *   sse.c      the event-stream hub (loop thread -> HTTP threads)
@@ -19,7 +20,8 @@
  *   manager.c -> http.c -> api.c -> deploy.c -> publish.c -> outbox.c
  *   manager.c -> ingest.c -> publish.c;  manager.c -> publish.c (acks, sweep), outbox.c, sse.c
  *   ingest.c, api.c -> events.c;  ingest.c, api.c, http.c -> sse.c;  http.c -> web.c
- *   api.c, deploy.c -> lookup.c;  manager, ingest, publish, deploy, api, lookup -> store.c
+ *   api.c -> overview.c -> jw.c;  api.c, deploy.c -> lookup.c;  manager, ingest, publish, deploy,
+ *   api, lookup -> store.c
  *   http.c -> metrics.c -> api.c (problem replies), store.c;  metrics.c reads the depths
  *   through a callback of manager.c; ingest.c and store.c only bump its counters
  * No file calls back into one that calls it. */

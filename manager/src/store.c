@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "mgo/log.h"
+#include "mgo/margo.h"
 #include "mgo/metrics.h"
 
 #define TAG "store"
@@ -31,6 +32,7 @@ struct mgo_mgr_store {
     uint32_t history_limit; /* per deployment; 0 = keep all */
     uint32_t event_limit;   /* events kept per device; 0 = keep all */
     uint32_t ahead_limit;   /* positions waiting beyond a gap per device */
+    uint32_t sample_limit;  /* fleet samples kept (schema 6) */
     size_t roles_len;       /* identities that are never devices (protocol.md §2.3) */
     char roles[MGO_MGR_MAX_ROLES][MGO_MAX_DEVICE_ID_LEN + 1];
     char epoch[MGO_MGR_EPOCH_SIZE]; /* receipts' epoch for devices added in this run */
@@ -112,6 +114,13 @@ static const char *const MIGRATIONS[] = {
     "UPDATE devices SET ahead_n = (SELECT COUNT(*) FROM device_positions WHERE"
     "  device_positions.device_id = devices.id);"
     "CREATE INDEX device_events_device ON device_events(device_id, n);",
+    /* 6: the fleet overview (GET /overview, docs/web.md): devices online and offline sampled
+     * by the loop (a bounded series, pruned on insert), and the failed reports of the status
+     * history by time (a partial index: the newest failures without a walk of the history) */
+    "CREATE TABLE fleet_samples (n INTEGER PRIMARY KEY AUTOINCREMENT, t_ms INTEGER NOT NULL,"
+    "  online INTEGER NOT NULL, offline INTEGER NOT NULL);"
+    "CREATE INDEX fleet_samples_time ON fleet_samples(t_ms);"
+    "CREATE INDEX status_history_failed ON status_history(received_ms) WHERE state = 'failed';",
 };
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -333,6 +342,7 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     if (!s)
         return MGO_ERR_NOMEM;
     s->ahead_limit = MGO_MGR_AHEAD_LIMIT;
+    s->sample_limit = MGO_MGR_SAMPLES_DEFAULT;
     mgo_err err = MGO_OK;
     if (sqlite3_open_v2(path, &s->db,
                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
@@ -1013,11 +1023,6 @@ static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
 
 /* ---- journal positions (protocol.md §6.3) ----------------------------------------------- */
 
-static bool pos_before(uint64_t ab, uint64_t as, uint64_t bb, uint64_t bs)
-{
-    return ab < bb || (ab == bb && as < bs);
-}
-
 /* Whether (b, q) comes right after (rb, rs) in an agent's journal: the next seq of the same
  * boot, or the first of a later boot (the tail of an earlier boot cannot be known). */
 static bool pos_next(uint64_t rb, uint64_t rs, uint64_t b, uint64_t q)
@@ -1158,7 +1163,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     mgo_err err = dev_pos_read(s, device, &p);
     if (err)
         return err;
-    bool has = !pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
+    bool has = !mgo_pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
     if (!has) {
         err = ahead_has(s, device, b, q, &has);
         if (err)
@@ -1173,7 +1178,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
         snprintf(out->epoch, sizeof out->epoch, "%s", p.epoch);
         return MGO_ERR_STALE;
     }
-    bool gap_was_open = pos_before(p.rb, p.rs, p.tb, p.ts);
+    bool gap_was_open = mgo_pos_before(p.rb, p.rs, p.tb, p.ts);
     if (pos_next(p.rb, p.rs, b, q)) {
         p.rb = b;
         p.rs = q;
@@ -1205,11 +1210,11 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     }
     if (err)
         return err;
-    if (pos_before(p.tb, p.ts, b, q)) {
+    if (mgo_pos_before(p.tb, p.ts, b, q)) {
         p.tb = b;
         p.ts = q;
     }
-    out->gap_opened = !gap_was_open && pos_before(p.rb, p.rs, p.tb, p.ts);
+    out->gap_opened = !gap_was_open && mgo_pos_before(p.rb, p.rs, p.tb, p.ts);
     if (out->gap_opened && out->new_epoch[0] != '\0')
         snprintf(p.epoch, sizeof p.epoch, "%s", out->new_epoch);
     out->boot = p.rb;
@@ -1304,7 +1309,7 @@ static mgo_err latest_check(struct mgo_mgr_store *s, const struct mgo_mgr_status
         *changed = state == NULL || strcmp(state, row->state) != 0;
         uint64_t boot = col_u64(st, 1), seq = col_u64(st, 2);
         *newer = !(row->has_journal && sqlite3_column_int(st, 0) &&
-                   !pos_before(boot, seq, row->boot, row->seq));
+                   !mgo_pos_before(boot, seq, row->boot, row->seq));
     } else if (rc != SQLITE_DONE) {
         err = sql_err(s, "read journal position");
     }
@@ -1638,19 +1643,26 @@ mgo_err mgo_mgr_store_ping(struct mgo_mgr_store *s)
     return count_rows(s, st, &n);
 }
 
-mgo_err mgo_mgr_store_count_devices(struct mgo_mgr_store *s, uint64_t *online, uint64_t *offline)
+/* ---- fleet overview (schema 6) -------------------------------------------------------- */
+
+void mgo_mgr_store_set_sample_limit(struct mgo_mgr_store *s, uint32_t keep)
+{
+    s->sample_limit = keep < 1 ? 1 : keep;
+}
+
+mgo_err mgo_mgr_store_device_counts(struct mgo_mgr_store *s, uint64_t *online, uint64_t *offline)
 {
     sqlite3_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "SELECT COALESCE(SUM(has_presence = 1 AND online = 1), 0),"
-                       " COUNT(*) FROM devices",
+                       "SELECT COUNT(*), COALESCE(SUM(has_presence != 0 AND online != 0), 0) "
+                       "FROM devices",
                        &st);
     if (err)
         return err;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
-        *online = col_u64(st, 0);
-        *offline = col_u64(st, 1) - *online;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        uint64_t all = col_u64(st, 0);
+        *online = col_u64(st, 1);
+        *offline = all - *online;
     } else {
         err = sql_err(s, "count devices");
     }
@@ -1658,26 +1670,170 @@ mgo_err mgo_mgr_store_count_devices(struct mgo_mgr_store *s, uint64_t *online, u
     return err;
 }
 
-mgo_err mgo_mgr_store_count_deployments(struct mgo_mgr_store *s, mgo_mgr_count_visit visit,
-                                        void *ctx)
+mgo_err mgo_mgr_store_sample_add(struct mgo_mgr_store *s, int64_t t_ms, struct mgo_mgr_sample *out)
 {
+    if (s->schema_version < 6)
+        return MGO_ERR_INTERNAL;
+    struct mgo_mgr_sample local = {.t_ms = t_ms};
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = mgo_mgr_store_device_counts(s, &local.online, &local.offline);
     sqlite3_stmt *st = NULL;
+    if (!err)
+        err = prep(s, "INSERT INTO fleet_samples (t_ms, online, offline) VALUES (?, ?, ?)", &st);
+    if (!err) {
+        sqlite3_bind_int64(st, 1, t_ms);
+        bind_u64(st, 2, local.online);
+        bind_u64(st, 3, local.offline);
+        err = run(s, st, "store fleet sample");
+    }
+    /* the bound: every insert deletes what is past the newest sample_limit (rowid range) */
+    if (!err)
+        err = prep(s, "DELETE FROM fleet_samples WHERE n <= (SELECT MAX(n) FROM fleet_samples) - ?",
+                   &st);
+    if (!err) {
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)s->sample_limit);
+        err = run(s, st, "prune fleet samples");
+    }
+    if (err) {
+        mgo_mgr_store_rollback(s);
+        return err;
+    }
+    if (out)
+        *out = local;
+    return mgo_mgr_store_commit(s);
+}
+
+mgo_err mgo_mgr_store_samples(struct mgo_mgr_store *s, int64_t since_ms, int64_t until_ms,
+                              int64_t bucket_ms, mgo_mgr_sample_visit visit, void *ctx)
+{
+    if (bucket_ms < 1)
+        bucket_ms = 1;
+    sqlite3_stmt *st = NULL;
+    /* one row per bucket: SQLite takes the bare columns from the row of MAX(t_ms), so each
+     * bucket is its newest sample */
     mgo_err err = prep(s,
-                       "SELECT d.app_id, COALESCE(st.state, ''), COUNT(*) FROM deployments d"
-                       " LEFT JOIN status st ON st.deployment_id = d.id"
-                       " GROUP BY 1, 2 ORDER BY 1, 2 LIMIT ?",
+                       "SELECT MAX(t_ms), online, offline FROM fleet_samples WHERE t_ms >= ?1 "
+                       "AND t_ms <= ?3 GROUP BY (t_ms - ?1) / ?2 ORDER BY 1",
                        &st);
     if (err)
         return err;
-    bind_u64(st, 1, MGO_MGR_COUNT_GROUPS_MAX);
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int64(st, 2, bucket_ms);
+    sqlite3_bind_int64(st, 3, until_ms);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        err = visit(col_text(st, 0), col_text(st, 1), col_u64(st, 2), ctx);
-        if (err)
-            break;
+        struct mgo_mgr_sample row = {
+            .t_ms = sqlite3_column_int64(st, 0),
+            .online = col_u64(st, 1),
+            .offline = col_u64(st, 2),
+        };
+        mgo_err verr = visit(&row, ctx);
+        if (verr) {
+            stmt_done(s, st);
+            return verr;
+        }
     }
-    if (!err && rc != SQLITE_DONE)
-        err = sql_err(s, "count deployments");
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read fleet samples");
+    stmt_done(s, st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_sample_count(struct mgo_mgr_store *s, uint64_t *count_out)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT COUNT(*) FROM fleet_samples", &st);
+    if (err)
+        return err;
+    return count_rows(s, st, count_out);
+}
+
+mgo_err mgo_mgr_store_deployment_states(struct mgo_mgr_store *s, bool by_app,
+                                        mgo_mgr_state_count_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       by_app ? "SELECT d.app_id, s.state, COUNT(*) FROM deployments d LEFT JOIN "
+                                "status s ON s.deployment_id = d.id WHERE d.desired != ?1 "
+                                "GROUP BY d.app_id, s.state ORDER BY d.app_id, s.state"
+                              : "SELECT NULL, s.state, COUNT(*) FROM deployments d LEFT JOIN "
+                                "status s ON s.deployment_id = d.id WHERE d.desired != ?1 "
+                                "GROUP BY s.state ORDER BY s.state",
+                       &st);
+    if (err)
+        return err;
+    sqlite3_bind_int(st, 1, (int)MGO_MGR_DESIRED_REMOVED);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_state_count row = {
+            .app_id = col_text(st, 0),
+            .state = col_text(st, 1),
+            .count = col_u64(st, 2),
+        };
+        mgo_err verr = visit(&row, ctx);
+        if (verr) {
+            stmt_done(s, st);
+            return verr;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "count deployments by state");
+    stmt_done(s, st);
+    return err;
+}
+
+/* The failed components of failed reports, and the overall error of a failed report that
+ * names no failed component. Each report gives at least one entry, so the newest `limit`
+ * entries come from the newest `limit` failed reports: only those are read (through the
+ * partial index; the state literal lets SQLite use it), whatever the history holds. */
+#define FAILURE_COLS "SELECT h.received_ms, h.device_id, h.deployment_id, d.app_id, d.app_version, "
+
+mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32_t limit,
+                               mgo_mgr_failure_visit visit, void *ctx)
+{
+    if (s->schema_version < 6)
+        return MGO_ERR_INTERNAL;
+    sqlite3_stmt *st = NULL;
+    mgo_err err =
+        prep(s,
+             "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
+             "status_history WHERE state = 'failed' AND received_ms >= ?1 "
+             "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
+             "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
+             "json_extract(c.value, '$.error.message'), h.n "
+             "FROM recent h JOIN json_each(h.doc, '$.components') c "
+             "LEFT JOIN deployments d ON d.id = h.deployment_id "
+             "WHERE json_extract(c.value, '$.state') = 'failed' "
+             "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
+             "json_extract(h.doc, '$.status.error.message'), h.n "
+             "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
+             "WHERE NOT EXISTS (SELECT 1 FROM json_each(h.doc, '$.components') c "
+             "WHERE json_extract(c.value, '$.state') = 'failed') "
+             "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
+             &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, since_ms);
+    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_failure_row row = {
+            .received_ms = sqlite3_column_int64(st, 0),
+            .device_id = col_text(st, 1),
+            .deployment_id = col_text(st, 2),
+            .app_id = col_text(st, 3),
+            .app_version = col_text(st, 4),
+            .component = col_text(st, 5),
+            .code = col_text(st, 6),
+            .message = col_text(st, 7),
+        };
+        mgo_err verr = visit(&row, ctx);
+        if (verr) {
+            stmt_done(s, st);
+            return verr;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read failures");
     stmt_done(s, st);
     return err;
 }

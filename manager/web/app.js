@@ -935,6 +935,188 @@
     ];
   }
 
+  /* ---- fleet overview (live) ------------------------------------------------------------ */
+
+  /* Chart.js (Debian's libjs-chart.js, embedded by the manager at /vendor/chart.min.js). */
+  const COLORS = {
+    online: '#17663a', offline: '#a1221b', installed: '#17663a', running: '#2e8b57',
+    pending: '#6b8fc7', installing: '#1f4f8b', updating: '#3a6fb0', removing: '#c08a00',
+    removed: '#8a96a3', failed: '#a1221b', unreported: '#c3cad3',
+  };
+  const WINDOWS = ['1h', '6h', '24h', '7d'];
+  const OVERVIEW_REFRESH_MS = 30000; /* the samples grow without an event: refetch now and then */
+  const overview = { timer: 0, charts: [] };
+
+  function stopOverview() {
+    window.clearInterval(overview.timer);
+    overview.timer = 0;
+    for (const c of overview.charts) c.destroy();
+    overview.charts = [];
+  }
+
+  function stateColor(state) { return COLORS[state] || '#5a6675'; }
+
+  /* x-axis labels: seconds when the samples span less than 10 minutes, the day past a day */
+  function timeTick(v) {
+    const d = new Date(v);
+    const span = this.max - this.min; /* this: the Chart.js scale */
+    const time = d.toLocaleTimeString([], span < 600000 ? { hour: '2-digit', minute: '2-digit', second: '2-digit' }
+      : { hour: '2-digit', minute: '2-digit' });
+    return span > 86400000 ? d.toLocaleDateString([], { month: 'short', day: 'numeric' }) + ' ' + time : time;
+  }
+
+  function onlineChartData(ov) {
+    const pts = ov.online.map((p) => ({ t: new Date(p.t).getTime(), online: p.online, offline: p.offline }));
+    return {
+      datasets: [
+        { label: 'online', data: pts.map((p) => ({ x: p.t, y: p.online })), borderColor: COLORS.online,
+          backgroundColor: COLORS.online, pointRadius: pts.length > 60 ? 0 : 2, stepped: true },
+        { label: 'offline', data: pts.map((p) => ({ x: p.t, y: p.offline })), borderColor: COLORS.offline,
+          backgroundColor: COLORS.offline, pointRadius: pts.length > 60 ? 0 : 2, stepped: true, borderDash: [6, 3] },
+      ],
+    };
+  }
+
+  function stateChartData(ov) {
+    const states = Object.keys(ov.deploymentsByState);
+    return {
+      labels: states,
+      datasets: [{ label: 'deployments', data: states.map((s) => ov.deploymentsByState[s]),
+        backgroundColor: states.map(stateColor), borderWidth: 1 }],
+    };
+  }
+
+  function appChartData(ov, appNames) {
+    const states = Object.keys(ov.deploymentsByState);
+    return {
+      labels: ov.byApp.map((a) => appNames.get(a.app) || a.app),
+      datasets: states.map((s) => ({ label: s, data: ov.byApp.map((a) => a.states[s] || 0),
+        backgroundColor: stateColor(s) })),
+    };
+  }
+
+  function failureRows(ov, appNames) {
+    return ov.recentFailures.map((f) => h('tr', { 'data-failure': f.deploymentId, 'data-code': f.code || '' },
+      h('td', { 'data-label': 'Time' }, timeEl(f.time)),
+      h('td', { 'data-label': 'Device' }, h('code', {}, f.deviceId)),
+      h('td', { 'data-label': 'Deployment' }, h('a', { href: '#/deployments' }, h('code', {}, f.deploymentId.slice(0, 8)))),
+      h('td', { 'data-label': 'App' }, f.app ? (appNames.get(f.app) || f.app) + ' ' + (f.version || '') : '—'),
+      h('td', { 'data-label': 'Component' }, f.component ? h('code', {}, f.component) : '(overall)'),
+      h('td', { 'data-label': 'Code' }, f.code ? h('code', {}, f.code) : '—'),
+      h('td', { 'data-label': 'Class' }, h('span', {
+        class: 'badge ' + (f.class === 'device' ? 'warn' : f.class === 'app' ? 'bad' : 'muted'), 'data-class': f.class,
+        title: f.class === 'device' ? 'the device could not do its part (runtime, disk, network)' : f.class === 'app' ? "the app's package, parameters or workload failed" : 'no error code',
+      }, f.class)),
+      h('td', { 'data-label': 'Message' }, f.message || '')));
+  }
+
+  async function pageOverview(params) {
+    const win = WINDOWS.includes(params.get('window')) ? params.get('window') : '24h';
+    const [first, apps] = await Promise.all([api('GET', '/overview?window=' + win), api('GET', '/apps')]);
+    const appNames = new Map(apps.apps.map((a) => [a.id, a.name]));
+    let ov = first;
+    const summary = h('p', { class: 'lede', id: 'overview-summary' });
+    const onlineCanvas = h('canvas', { id: 'chart-online', role: 'img', 'aria-label': '' });
+    const stateCanvas = h('canvas', { id: 'chart-states', role: 'img', 'aria-label': '' });
+    const appCanvas = h('canvas', { id: 'chart-apps', role: 'img', 'aria-label': '' });
+    const onlineEmpty = h('p', { class: 'empty', hidden: true }, 'No samples in this window yet: the manager records the devices online every fleet-sample-interval (60 s by default).');
+    const stateEmpty = h('p', { class: 'empty', hidden: true }, 'Nothing is deployed.');
+    const failBody = h('tbody', { id: 'failures-body' });
+    const failEmpty = h('p', { class: 'empty', hidden: true }, 'No failure reported in this window.');
+    const failTable = h('div', { class: 'table-wrap' }, h('table', { class: 'stack', id: 'failures' },
+      h('caption', { class: 'visually-hidden' }, 'The newest failures reported by the devices'),
+      h('thead', {}, h('tr', {}, ['Time', 'Device', 'Deployment', 'App', 'Component', 'Code', 'Class', 'Message']
+        .map((t) => h('th', { scope: 'col' }, t)))), failBody));
+
+    stopOverview();
+    const noChart = typeof window.Chart !== 'function';
+    const common = { responsive: true, maintainAspectRatio: false, animation: false };
+    let online = null, states = null, byApp = null;
+    if (!noChart) {
+      online = new window.Chart(onlineCanvas, {
+        type: 'line', data: onlineChartData(ov),
+        options: { ...common, parsing: true, interaction: { mode: 'nearest', axis: 'x', intersect: false },
+          scales: { x: { type: 'linear', ticks: { callback: timeTick, maxTicksLimit: 8 } },
+            y: { beginAtZero: true, ticks: { precision: 0 } } },
+          plugins: { tooltip: { callbacks: { title: (items) => items.length ? new Date(items[0].parsed.x).toLocaleString() : '' } } } },
+      });
+      states = new window.Chart(stateCanvas, { type: 'doughnut', data: stateChartData(ov),
+        options: { ...common, plugins: { legend: { position: 'right' } } } });
+      byApp = new window.Chart(appCanvas, { type: 'bar', data: appChartData(ov, appNames),
+        options: { ...common, indexAxis: 'y', scales: { x: { stacked: true, beginAtZero: true, ticks: { precision: 0 } }, y: { stacked: true } } } });
+      overview.charts = [online, states, byApp];
+    }
+
+    function render() {
+      const total = ov.devices.online + ov.devices.offline;
+      const deps = Object.values(ov.deploymentsByState).reduce((a, b) => a + b, 0);
+      summary.textContent = total + ' devices: ' + ov.devices.online + ' online, ' + ov.devices.offline +
+        ' offline. ' + deps + ' deployments. Updates by itself.';
+      onlineEmpty.hidden = ov.online.length > 0;
+      stateEmpty.hidden = deps > 0;
+      const last = ov.online[ov.online.length - 1];
+      onlineCanvas.setAttribute('aria-label', 'Devices online over the last ' + win + ': ' + ov.online.length +
+        ' samples' + (last ? ', the last ' + last.online + ' online and ' + last.offline + ' offline' : ''));
+      stateCanvas.setAttribute('aria-label', 'Deployments by state: ' +
+        (Object.entries(ov.deploymentsByState).map(([k, v]) => v + ' ' + k).join(', ') || 'none'));
+      appCanvas.setAttribute('aria-label', 'Deployments by app and state: ' +
+        (ov.byApp.map((a) => (appNames.get(a.app) || a.app) + ' ' + a.total).join(', ') || 'none'));
+      failBody.replaceChildren(...failureRows(ov, appNames));
+      failEmpty.hidden = ov.recentFailures.length > 0;
+      failTable.hidden = ov.recentFailures.length === 0;
+      if (online) {
+        online.data = onlineChartData(ov);
+        online.update();
+        states.data = stateChartData(ov);
+        states.update();
+        byApp.data = appChartData(ov, appNames);
+        byApp.update();
+      }
+      main.dataset.overviewAt = ov.to; /* when the data on screen was made (the tests wait for it) */
+    }
+
+    let pending = 0;
+    async function refresh() {
+      pending = 0;
+      try {
+        ov = await api('GET', '/overview?window=' + win);
+        render();
+      } catch (e) { /* the next event or tick tries again */ }
+    }
+    /* status and presence change what the page shows: refetch once things settle a little */
+    pageHandler = (event) => {
+      if (event === 'status' || event === 'presence' || event === 'capabilities' || event === 'resync') {
+        if (!pending) pending = window.setTimeout(refresh, 1000);
+      }
+    };
+    overview.timer = window.setInterval(refresh, OVERVIEW_REFRESH_MS);
+    window.setTimeout(render, 0); /* after the page is in the document (charts need a size) */
+
+    return [
+      h('h1', { tabindex: '-1' }, 'Fleet overview'),
+      summary,
+      h('nav', { class: 'window-picker', 'aria-label': 'Time window' }, h('ul', {}, WINDOWS.map((w) => h('li', {},
+        h('a', { href: '#/overview?window=' + w, 'aria-current': w === win ? 'true' : null, class: 'button secondary' }, 'last ' + w))))),
+      noChart ? h('p', { class: 'problem' }, 'The chart library (/vendor/chart.min.js) did not load; the numbers are below.') : null,
+      h('section', { class: 'card chart-card', 'aria-labelledby': 'online-title' },
+        h('h2', { id: 'online-title' }, 'Devices online'),
+        h('div', { class: 'chart-box' }, onlineCanvas), onlineEmpty),
+      h('div', { class: 'chart-row' },
+        h('section', { class: 'card chart-card', 'aria-labelledby': 'states-title' },
+          h('h2', { id: 'states-title' }, 'Deployments by state'),
+          h('div', { class: 'chart-box' }, stateCanvas), stateEmpty),
+        h('section', { class: 'card chart-card', 'aria-labelledby': 'apps-title' },
+          h('h2', { id: 'apps-title' }, 'Deployments by app'),
+          h('div', { class: 'chart-box' }, appCanvas),
+          ov.appsOmitted ? h('p', { class: 'small' }, ov.appsOmitted + ' more apps not shown') : null)),
+      h('section', { 'aria-labelledby': 'failures-title' },
+        h('h2', { id: 'failures-title' }, 'Recent failures'),
+        h('p', { class: 'small' }, 'The newest failed components reported in the last ' + win +
+          ', with their error code and its class: "device" when the device could not do its part, "app" when the app failed.'),
+        failTable, failEmpty),
+    ];
+  }
+
   /* ---- router ---------------------------------------------------------------------------- */
 
   let renderSeq = 0;
@@ -947,6 +1129,7 @@
     const params = new URLSearchParams(qs || '');
     const seq = ++renderSeq;
     pageHandler = null;
+    stopOverview();
     if (!token() && parts[0] !== 'login') {
       sessionStorage.setItem('margo-next', hash);
       location.hash = '#/login';
@@ -972,6 +1155,7 @@
       else if (parts[0] === 'deploy' && parts[1]) { title = 'Deploy ' + parts[1]; page = await pageDeploy(parts[1], params); }
       else if (parts[0] === 'deployments') { title = 'Deployments'; page = await pageDeployments(params); }
       else if (parts[0] === 'devices') { title = 'Devices'; page = await pageDevices(); }
+      else if (parts[0] === 'overview') { title = 'Fleet overview'; page = await pageOverview(params); }
       else { title = 'Not found'; page = [h('h1', { tabindex: '-1' }, 'Page not found'), h('p', {}, h('a', { href: '#/catalog' }, 'Go to the catalog'))]; }
     } catch (err) {
       if (seq !== renderSeq) return;

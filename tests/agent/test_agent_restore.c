@@ -276,7 +276,7 @@ static size_t strictly_backwards(const struct h_monitor *mon)
         for (size_t k = 0; k < i; k++) {
             const struct h_status *o = &mon->items[k];
             if (strcmp(o->deployment_id, s->deployment_id) == 0 &&
-                mgo_journal_before(s->boot, s->seq, o->boot, o->seq)) {
+                mgo_pos_before(s->boot, s->seq, o->boot, o->seq)) {
                 fprintf(stderr, "backwards: %s %llu.%llu after %llu.%llu\n", s->deployment_id,
                         (unsigned long long)s->boot, (unsigned long long)s->seq,
                         (unsigned long long)o->boot, (unsigned long long)o->seq);

@@ -680,6 +680,48 @@ void rel_deploy(const struct rel_manager *m, const char *app, const char *const 
     mgo_test_reply_cleanup(&r);
 }
 
+void rel_add_app(const struct rel_manager *m, const char *path)
+{
+    char *app = mgo_test_read_file(path, NULL);
+    CU_ASSERT_FATAL(app != NULL);
+    struct mgo_test_reply r;
+    rel_api(m->api, m->token, "POST", "/api/v1/apps", app, &r);
+    free(app);
+    CU_ASSERT_EQUAL(r.status, 201);
+    mgo_test_reply_cleanup(&r);
+}
+
+static size_t count_devices(const struct rel_manager *m)
+{
+    struct mgo_test_reply r;
+    rel_api(m->api, m->token, "GET", "/api/v1/devices", NULL, &r);
+    const struct mgo_value *a = mgo_value_get(&r.json, "devices");
+    size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
+    mgo_test_reply_cleanup(&r);
+    return n;
+}
+
+bool rel_wait_devices(const struct rel_manager *m, size_t n)
+{
+    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
+    while (count_devices(m) < n && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
+    return count_devices(m) == n;
+}
+
+uint64_t rel_reconfigure(const struct rel_manager *m, const char *dep, int replicas)
+{
+    char path[256], body[128];
+    snprintf(path, sizeof path, "/api/v1/deployments/%s", dep);
+    snprintf(body, sizeof body, "{\"parameters\": {\"replicas\": %d}}", replicas);
+    struct mgo_test_reply r;
+    rel_api(m->api, m->token, "PATCH", path, body, &r);
+    CU_ASSERT_FATAL(r.status == 200);
+    uint64_t v = mgo_test_ju64(&r.json, "/manifestVersion");
+    mgo_test_reply_cleanup(&r);
+    return v;
+}
+
 void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker_url)
 {
     memset(m, 0, sizeof *m);

@@ -169,6 +169,13 @@ bool rel_manager_ready(struct rel_manager *m, int timeout_ms);
  * deployment id of devices[k]. */
 void rel_deploy(const struct rel_manager *m, const char *app, const char *const *devices, size_t n,
                 char ids[][64]);
+/* POST /api/v1/apps with the application file `path` as the body (201 or an assertion). */
+void rel_add_app(const struct rel_manager *m, const char *path);
+/* Waits until GET /api/v1/devices lists n devices; false when it does not within REL_WAIT_MS. */
+bool rel_wait_devices(const struct rel_manager *m, size_t n);
+/* PATCH deployment dep with {"parameters": {"replicas": replicas}} (200 or a fatal assertion);
+ * returns the new manifest version. */
+uint64_t rel_reconfigure(const struct rel_manager *m, const char *dep, int replicas);
 void rel_manager_kill(struct rel_manager *m);
 void rel_manager_stop(struct rel_manager *m); /* SIGTERM, expects exit 0 */
 

@@ -41,16 +41,6 @@ static void cleanup_all(void)
     rel_env_cleanup(&g.e);
 }
 
-static size_t count_devices(void)
-{
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "GET", "/api/v1/devices", NULL, &r);
-    const struct mgo_value *a = mgo_value_get(&r.json, "devices");
-    size_t n = a && a->kind == MGO_V_ARRAY ? a->as.array.len : 0;
-    mgo_test_reply_cleanup(&r);
-    return n;
-}
-
 struct pos {
     uint64_t boot, seq;
 };
@@ -171,16 +161,8 @@ static void test_start_fleet(void)
     rel_env_start(&g.e, "ack", "rel-recorder-ack");
     rel_env_start_fleet(&g.e, &g.mgr, g.agents, NDEV, "dev-a");
     /* the application file as the body: the path form needs catalog-dir (docs/api.md) */
-    char *app = mgo_test_read_file(MGO_REL_DATA "/rel-app1.yaml", NULL);
-    struct mgo_test_reply r;
-    rel_api(g.mgr.api, g.mgr.token, "POST", "/api/v1/apps", app, &r);
-    free(app);
-    CU_ASSERT_EQUAL(r.status, 201);
-    mgo_test_reply_cleanup(&r);
-    int64_t deadline = mgo_test_now_ms() + REL_WAIT_MS;
-    while (count_devices() < NDEV && mgo_test_now_ms() < deadline)
-        mgo_test_sleep_ms(200);
-    CU_ASSERT_FATAL(count_devices() == NDEV);
+    rel_add_app(&g.mgr, MGO_REL_DATA "/rel-app1.yaml");
+    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr, NDEV));
     const char *devices[NDEV];
     for (size_t i = 0; i < NDEV; i++)
         devices[i] = g.agents[i].id;

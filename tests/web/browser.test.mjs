@@ -254,6 +254,7 @@ try {
 
   let depId;
   let manifest;
+  let dev3Dep;
   await step('deploy through the form; a component goes pending -> installed without reload', async () => {
     await page.getByLabel('Port').fill('9090');
     await page.getByRole('button', { name: 'Deploy' }).click();
@@ -298,6 +299,7 @@ try {
     check(r.status === 201, 'deploy to dev3: ' + JSON.stringify(r.json));
     const id = r.json.deployments[0].id;
     const mv = r.json.deployments[0].manifestVersion;
+    dev3Dep = { id, mv };
     /* made elsewhere: it appears with its first report on the event stream */
     await device(`status dev3 ${id} ${mv} failed hello-chart:failed E_CHART chart hello 1.0.0 not found in registry`);
     await page.locator('#dep-' + id + ' tr[data-component="hello-chart"] .badge[data-state="failed"]').waitFor();
@@ -322,9 +324,55 @@ try {
     await shot('devices');
   });
 
+  await step('fleet overview: devices online over time, deployments by state and app, failures live', async () => {
+    /* presence changes a few seconds apart (the harness samples every second; a 1h window
+     * shows one point per 5 s), so the line has steps */
+    await device('presence dev2 offline');
+    await new Promise((r) => setTimeout(r, 5500));
+    await device('presence dev3 offline');
+    await new Promise((r) => setTimeout(r, 5500));
+    await device('presence dev1 online');
+    await device('presence dev2 online');
+    await new Promise((r) => setTimeout(r, 5500));
+    await visit('#/overview?window=1h');
+    await page.waitForFunction(() => document.querySelector('main').dataset.overviewAt);
+    const summary = await textOf('#overview-summary');
+    check(summary.includes('3 devices: 2 online, 1 offline'), 'summary: ' + summary);
+    check(summary.includes('2 deployments'), 'summary: ' + summary);
+    /* every chart drew something: a canvas with a size and painted pixels */
+    const painted = await page.evaluate(() => ['chart-online', 'chart-states', 'chart-apps'].map((id) => {
+      const c = document.getElementById(id);
+      if (!c || !c.width || !c.height) return [id, 0];
+      const px = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+      let n = 0;
+      for (let i = 3; i < px.length; i += 4) if (px[i] > 0) n++;
+      return [id, n];
+    }));
+    for (const [id, n] of painted) check(n > 1000, id + ' is empty (' + n + ' painted pixels)');
+    const ov = (await api('GET', '/overview?window=1h')).json;
+    check(ov.online.length >= 3, 'samples: ' + JSON.stringify(ov.online));
+    check(ov.online.some((p) => p.online === 1) && ov.online.some((p) => p.online === 2), 'the line has steps');
+    check(ov.deploymentsByState.installed === 1 && ov.deploymentsByState.failed === 1, JSON.stringify(ov.deploymentsByState));
+    const label = await page.locator('#chart-states').getAttribute('aria-label');
+    check(label.includes('1 installed') && label.includes('1 failed'), 'state chart label: ' + label);
+    /* the failure of dev3 (an unknown code: class app) is in the table */
+    const row = page.locator('#failures-body tr[data-code="E_CHART"]');
+    check(await row.count() === 1, 'E_CHART row');
+    const rowText = (await row.innerText()).trim();
+    check(rowText.includes('dev3') && rowText.includes('hello-chart') && rowText.includes('Hello World 1.0'), rowText);
+    check(await row.locator('[data-class="app"]').count() === 1, 'class app: ' + rowText);
+    /* a new failure appears without reload (event stream -> refetch), with class device */
+    await page.evaluate(() => { window.__sameDocument = true; });
+    await device(`status dev3 ${dev3Dep.id} ${dev3Dep.mv} failed hello-chart:failed FETCH_FAILED registry unreachable`);
+    await page.locator('#failures-body tr[data-code="FETCH_FAILED"] [data-class="device"]').waitFor();
+    check(await page.locator('#failures-body tr').first().getAttribute('data-code') === 'FETCH_FAILED', 'newest first');
+    check(await page.evaluate(() => window.__sameDocument === true), 'the page was not reloaded');
+    await shot('fleet-overview');
+  });
+
   await step('phone-sized screen: no sideways scrolling, navigation still reachable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const route of ['#/catalog', '#/apps/hello-world', '#/deploy/hello-world', '#/deployments', '#/devices']) {
+    for (const route of ['#/catalog', '#/apps/hello-world', '#/deploy/hello-world', '#/deployments', '#/devices', '#/overview']) {
       await visit(route);
       await page.waitForTimeout(100);
       const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
@@ -332,6 +380,10 @@ try {
       check(await page.getByRole('link', { name: 'Devices' }).isVisible(), 'nav visible on ' + route);
       if (route === '#/deployments') await shot('phone-deployments');
       if (route === '#/catalog') await shot('phone-catalog');
+      if (route === '#/overview') {
+        await page.waitForFunction(() => document.querySelector('main').dataset.overviewAt);
+        await shot('phone-overview');
+      }
     }
     await page.setViewportSize({ width: 1280, height: 860 });
   });

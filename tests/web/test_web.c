@@ -106,7 +106,8 @@ static int suite_cleanup(void)
     return 0;
 }
 
-/* Every front-end file of manager/web/ is embedded unchanged, and nothing else is. */
+/* Every front-end file of manager/web/ and Chart.js are embedded unchanged, and nothing else
+ * is. */
 static void test_every_file_is_embedded_unchanged(void)
 {
     DIR *d = opendir(mgo_test_path("manager/web"));
@@ -132,6 +133,16 @@ static void test_every_file_is_embedded_unchanged(void)
         served++;
     }
     closedir(d);
+    /* and Chart.js from Debian's libjs-chart.js (manager/web/web.cmake), unchanged */
+    const struct mgo_web_asset *chart = mgo_web__find("/vendor/chart.min.js");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(chart);
+    size_t chart_len = 0;
+    char *chart_want = mgo_test_read_file(MGO_CHARTJS_FILE, &chart_len);
+    CU_ASSERT_PTR_NOT_NULL_FATAL(chart_want);
+    CU_ASSERT_TRUE(chart->len == chart_len && memcmp(chart->data, chart_want, chart_len) == 0);
+    CU_ASSERT_STRING_EQUAL(chart->type, "text/javascript; charset=utf-8");
+    free(chart_want);
+    served++;
     CU_ASSERT_EQUAL(served, mgo_web__assets_len);
     CU_ASSERT_PTR_NOT_NULL(mgo_web__find("/index.html"));
     CU_ASSERT_PTR_NOT_NULL(mgo_web__find("/app.js"));

@@ -221,6 +221,7 @@ int main(void)
 
     mgo_test_manager_init(&manager, mgo_test_broker_url(&broker), state_dir,
                           "margo-manager-web-test", token_path, "warn");
+    manager.cfg.fleet_sample_interval_s = 1; /* the fleet overview's chart fills in seconds */
     if (mgo_test_manager_start(&manager, true) != MGO_OK) {
         fprintf(stderr, "web_harness: the manager did not start\n");
         goto cleanup_broker;

@@ -407,6 +407,14 @@ struct mgo_receipt {
     uint64_t seq;
 };
 
+/* Whether journal position (a_boot, a_seq) comes before (b_boot, b_seq): boot first, then seq
+ * (docs/protocol.md §5.3). The one ordering of positions, for the agent's journal and the
+ * manager's per-device positions alike. */
+static inline bool mgo_pos_before(uint64_t a_boot, uint64_t a_seq, uint64_t b_boot, uint64_t b_seq)
+{
+    return a_boot < b_boot || (a_boot == b_boot && a_seq < b_seq);
+}
+
 /* ---- codecs ----------------------------------------------------------------------- */
 
 enum mgo_doc_kind {

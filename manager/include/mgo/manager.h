@@ -48,6 +48,10 @@ struct mgo_manager_config {
     /* signed manifests expire this long after they are issued and are re-issued at half of
      * it (protocol.md §3.2); 0 = the default, 7 days */
     int64_t manifest_expiry_s;
+    /* the fleet overview's samples of devices online (GET /overview): taken every
+     * fleet_sample_interval_s, at most fleet_samples kept; 0 = the defaults (60 s, 10080) */
+    int64_t fleet_sample_interval_s;
+    int64_t fleet_samples;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];

@@ -21,6 +21,8 @@
  *      pruning), the rate windows of events and statuses with their excess, the number of
  *      positions waiting beyond a gap and of those not kept past its bound; index on
  *      device_events(device_id)
+ *   6  the fleet overview: fleet_samples (devices online/offline over time, bounded) and an
+ *      index of the failed reports in status_history by time
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -33,7 +35,7 @@
 #include "mgo/err.h"
 #include "mgo/limits.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 5
+#define MGO_MGR_STORE_SCHEMA_VERSION 6
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -301,17 +303,60 @@ void mgo_mgr_store_set_metrics(struct mgo_mgr_store *s, struct mgo_histogram *wr
                                struct mgo_histogram *commit);
 /* A trivial query: MGO_OK when the database answers. */
 mgo_err mgo_mgr_store_ping(struct mgo_mgr_store *s) MGO_MUST_CHECK;
-/* Devices whose last presence says online, and every other known device. */
-mgo_err mgo_mgr_store_count_devices(struct mgo_mgr_store *s, uint64_t *online,
+
+/* ---- fleet overview (schema 6, GET /overview) ------------------------------------- */
+
+/* Samples kept by default: 7 days at the default interval of one a minute. */
+#define MGO_MGR_SAMPLES_DEFAULT 10080u
+struct mgo_mgr_sample {
+    int64_t t_ms;     /* wall clock of the sample */
+    uint64_t online;  /* devices whose last presence was online */
+    uint64_t offline; /* every other known device (offline, or presence never received) */
+};
+typedef mgo_err (*mgo_mgr_sample_visit)(const struct mgo_mgr_sample *row, void *ctx);
+/* Keeps at most `keep` samples (at least 1; default MGO_MGR_SAMPLES_DEFAULT). */
+void mgo_mgr_store_set_sample_limit(struct mgo_mgr_store *s, uint32_t keep);
+/* Devices online now and the rest (see struct mgo_mgr_sample). */
+mgo_err mgo_mgr_store_device_counts(struct mgo_mgr_store *s, uint64_t *online,
                                     uint64_t *offline) MGO_MUST_CHECK;
-/* Groups of one count query at most (deployments by app and state). */
-#define MGO_MGR_COUNT_GROUPS_MAX 10000u
-typedef mgo_err (*mgo_mgr_count_visit)(const char *app_id, const char *state, uint64_t n,
-                                       void *ctx);
-/* Deployments by app and last reported state ("" when never reported), in order of app
- * and state, at most MGO_MGR_COUNT_GROUPS_MAX groups. Stops at the visitor's first error
- * and returns it. */
-mgo_err mgo_mgr_store_count_deployments(struct mgo_mgr_store *s, mgo_mgr_count_visit visit,
-                                        void *ctx) MGO_MUST_CHECK;
+/* In one transaction: counts the devices, stores the sample at t_ms and deletes the samples
+ * older than the newest `keep` (by insertion). out (may be NULL) gets the sample. */
+mgo_err mgo_mgr_store_sample_add(struct mgo_mgr_store *s, int64_t t_ms,
+                                 struct mgo_mgr_sample *out) MGO_MUST_CHECK;
+/* Samples taken from since_ms to until_ms, oldest first, at most one per bucket_ms-wide
+ * bucket counted from since_ms (the bucket's newest). */
+mgo_err mgo_mgr_store_samples(struct mgo_mgr_store *s, int64_t since_ms, int64_t until_ms,
+                              int64_t bucket_ms, mgo_mgr_sample_visit visit,
+                              void *ctx) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_sample_count(struct mgo_mgr_store *s, uint64_t *count_out) MGO_MUST_CHECK;
+
+struct mgo_mgr_state_count {
+    const char *app_id;
+    const char *state; /* overall state of the newest status; NULL: never reported */
+    uint64_t count;
+};
+typedef mgo_err (*mgo_mgr_state_count_visit)(const struct mgo_mgr_state_count *row, void *ctx);
+/* Deployments not removed, counted by state (app_id NULL), or with by_app by app and state
+ * (app, then state, ascending). */
+mgo_err mgo_mgr_store_deployment_states(struct mgo_mgr_store *s, bool by_app,
+                                        mgo_mgr_state_count_visit visit, void *ctx) MGO_MUST_CHECK;
+
+struct mgo_mgr_failure_row {
+    int64_t received_ms;
+    const char *device_id;
+    const char *deployment_id;
+    const char *app_id;      /* NULL when the deployment is no longer stored */
+    const char *app_version; /* likewise */
+    const char *component;   /* NULL: the report's overall error (no component failed) */
+    const char *code;        /* NULL when the report carries none */
+    const char *message;     /* likewise */
+};
+typedef mgo_err (*mgo_mgr_failure_visit)(const struct mgo_mgr_failure_row *row, void *ctx);
+/* The newest failures in the status history received at or after since_ms, newest first, at
+ * most limit: each failed component of a report whose overall state is failed, or the
+ * report's overall error when no component is marked failed. As long as the history keeps
+ * them (status-history). */
+mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32_t limit,
+                               mgo_mgr_failure_visit visit, void *ctx) MGO_MUST_CHECK;
 
 #endif
