@@ -37,10 +37,11 @@ struct mgo_job {
     atomic_int cancel;
     /* set by the worker; read by the loop thread in the done callback */
     mgo_err err;
-    uint64_t duration_ns; /* the runtime's time on the worker (metrics) */
-    bool healthy;         /* PROBE */
-    size_t n;             /* components */
+    bool healthy; /* PROBE */
+    size_t n;     /* components */
     struct mgo_rt_result results[MGO_MAX_COMPONENTS];
+    /* the runtime's time on the worker, for the metrics */
+    uint64_t duration_ns;
 };
 
 /* A zeroed job holding a copy of doc. NULL when out of memory. */

@@ -15,15 +15,14 @@
 #include "mgo/err.h"
 
 struct mgo_manager_config {
-    char *state_dir;          /* SQLite store and the generated API token live here */
-    char *broker_url;         /* tcp://127.0.0.1:1883 or ssl://host:8883 */
-    char *client_id;          /* MQTT client id (persistent session key) */
-    char *topic_prefix;       /* margo/v1 */
-    char *api_listen;         /* 127.0.0.1:8080, [::1]:8080; port 0 picks a free one */
-    char *api_token_file;     /* bearer token; empty = <state-dir>/api-token (made if missing) */
-    char *metrics_token_file; /* second token, accepted on GET /metrics only; NULL: none */
-    char *api_tls_cert; /* PEM certificate (chain) for HTTPS on api-listen; NULL = plain HTTP */
-    char *api_tls_key;  /* its PEM private key (both or neither) */
+    char *state_dir;      /* SQLite store and the generated API token live here */
+    char *broker_url;     /* tcp://127.0.0.1:1883 or ssl://host:8883 */
+    char *client_id;      /* MQTT client id (persistent session key) */
+    char *topic_prefix;   /* margo/v1 */
+    char *api_listen;     /* 127.0.0.1:8080, [::1]:8080; port 0 picks a free one */
+    char *api_token_file; /* bearer token; empty = <state-dir>/api-token (made if missing) */
+    char *api_tls_cert;   /* PEM certificate (chain) for HTTPS on api-listen; NULL = plain HTTP */
+    char *api_tls_key;    /* its PEM private key (both or neither) */
     char *log_level;
     char *ca_file;
     char *cert_file;
@@ -52,6 +51,9 @@ struct mgo_manager_config {
      * fleet_sample_interval_s, at most fleet_samples kept; 0 = the defaults (60 s, 10080) */
     int64_t fleet_sample_interval_s;
     int64_t fleet_samples;
+    /* a second bearer token accepted on GET /metrics only (docs/operations.md "Metrics");
+     * NULL = none */
+    char *metrics_token_file;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];
