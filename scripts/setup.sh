@@ -18,6 +18,8 @@ BUILD_PKGS=(
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap
+  # tests/scripts/prometheus_scrape.sh scrapes the manager with Debian's real Prometheus
+  prometheus
 )
 CONTAINER_PKGS=(
   podman runc podman-compose docker-registry busybox-static slirp4netns uidmap
@@ -59,4 +61,8 @@ apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Debian starts a system mosquitto on install; margo-mqtt runs its own brokers.
 if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto 2>/dev/null; then
   systemctl disable --now mosquitto >/dev/null 2>&1 || true
+fi
+# ... and a system prometheus (port 9090); the tests start their own on free ports.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prometheus 2>/dev/null; then
+  systemctl disable --now prometheus >/dev/null 2>&1 || true
 fi

@@ -4,7 +4,9 @@
  *   agent.c -> session.c   (MQTT, presence, capabilities, routing of what arrives)
  *           -> reporter.c  (statuses, journal)          -> session.c
  *           -> executor.c  (desired state, plan, jobs)  -> reporter.c, docs.c, session.c,
- *                                                          plan.c, worker.c -> runtime*.c
+ *                                                          plan.c, worker.c -> runtime*.c,
+ *                                                          metrics.c
+ *           -> metrics.c   (the optional metrics listener; fed a snapshot every second)
  * The session calls no other agent file: what it receives reaches the reporter and the
  * executor through the handlers below. See docs/architecture.md. */
 #include "mgo/agent.h"
@@ -18,6 +20,7 @@
 #include "docs.h"
 #include "downtime.h"
 #include "executor.h"
+#include "metrics.h"
 #include "mgo/log.h"
 #include "mgo/loop.h"
 #include "mgo/margo.h"
@@ -98,6 +101,9 @@ const struct mgo_cfg_option mgo_agent_cfg_table[] = {
     OPT("otel-protocol", MGO_CFG_STR, otel_protocol, 0, 32, NULL,
         "OTEL_EXPORTER_OTLP_PROTOCOL: grpc or http/protobuf"),
     OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info", "error, warn, info, debug"),
+    OPT("metrics-listen", MGO_CFG_STR, metrics_listen, 0, 128, NULL,
+        "ADDRESS:PORT of an HTTP listener serving GET /metrics (Prometheus; no token, keep it "
+        "on loopback or a trusted network); default none"),
 };
 const size_t mgo_agent_cfg_table_len = sizeof mgo_agent_cfg_table / sizeof mgo_agent_cfg_table[0];
 
@@ -163,6 +169,9 @@ struct mgo_agent {
     struct mgo_executor *executor;
     struct mgo_rt_settings rt;
     char work_dir[MGO_AGENT_MAX_PATH];
+    struct mgo_agent_metrics metrics; /* docs/operations.md "Metrics" */
+    bool metrics_init;
+    bool connected, was_connected;
 };
 
 /* Session handlers: what the session receives goes to the reporter and the executor. */
@@ -170,12 +179,16 @@ struct mgo_agent {
 static void on_connected(void *ctx, bool session_present)
 {
     struct mgo_agent *a = ctx;
+    if (a->was_connected)
+        mgo_counter_inc(&a->metrics.mqtt_reconnects);
+    a->was_connected = a->connected = true;
     mgo_reporter_connected(&a->reporter, session_present);
 }
 
 static void on_disconnected(void *ctx)
 {
     struct mgo_agent *a = ctx;
+    a->connected = false;
     mgo_reporter_disconnected(&a->reporter);
 }
 
@@ -217,6 +230,21 @@ static void reconcile(void *ctx)
         MGO_LOGE(TAG, "reconcile timer not set: out of memory; drift checks stop");
 }
 
+/* Timer, while the metrics listener runs: the loop-owned gauges into its snapshot. */
+static void metrics_snapshot(void *ctx)
+{
+    struct mgo_agent *a = ctx;
+    struct mgo_agent_metrics_view v = {
+        .journal_depth = mgo_reporter_unsent(&a->reporter),
+        .connected = a->connected,
+        .latest = &a->reporter.latest,
+    };
+    mgo_agent_metrics_snapshot(&a->metrics, &v);
+    if (mgo_loop_timer_add(a->loop, MGO_AGENT_METRICS_SNAPSHOT_MS, metrics_snapshot, a, NULL) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "metrics timer not set: out of memory; the gauges stop");
+}
+
 mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out)
 {
     struct mgo_problems probs;
@@ -231,8 +259,11 @@ mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out
     if (a == NULL)
         return MGO_ERR_NOMEM;
     a->cfg = cfg;
+    mgo_agent_metrics_init(&a->metrics);
+    a->metrics_init = true;
     mgo_err err = mgo_loop_new(&a->loop);
     if (err != MGO_OK) {
+        mgo_agent_metrics_cleanup(&a->metrics);
         free(a);
         return err;
     }
@@ -295,10 +326,19 @@ mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out
         .rt = &a->rt,
         .state_dir = cfg->state_dir,
         .settle_ms = cfg->settle_ms,
+        .metrics = &a->metrics,
     };
     err = mgo_executor_new(&xd, &a->executor);
     if (err != MGO_OK)
         goto fail;
+    if (cfg->metrics_listen && cfg->metrics_listen[0]) {
+        struct mgo_agent_metrics_view v = {.journal_depth = mgo_reporter_unsent(&a->reporter),
+                                           .latest = &a->reporter.latest};
+        mgo_agent_metrics_snapshot(&a->metrics, &v); /* before the first scrape */
+        err = mgo_agent_metrics_listen(&a->metrics, cfg->metrics_listen);
+        if (err != MGO_OK)
+            goto fail;
+    }
     MGO_LOGI(TAG,
              "device %s boot %" PRIu64 ", manifest %" PRIu64 ", %zu deployments, %zu "
              "unsent statuses",
@@ -322,6 +362,8 @@ mgo_err mgo_agent_run(struct mgo_agent *a)
     /* finish what a previous run left half done before new work (queued first) */
     mgo_executor_resume(a->executor);
     err = mgo_loop_timer_add(a->loop, a->cfg->reconcile_interval_s * 1000, reconcile, a, NULL);
+    if (err == MGO_OK && mgo_agent_metrics_port(&a->metrics) != 0)
+        err = mgo_loop_timer_add(a->loop, MGO_AGENT_METRICS_SNAPSHOT_MS, metrics_snapshot, a, NULL);
     if (err == MGO_OK)
         err = mgo_loop_run(a->loop);
     if (err != MGO_OK)
@@ -339,6 +381,9 @@ void mgo_agent_free(struct mgo_agent *a)
 {
     if (a == NULL)
         return;
+    /* the listener reads only the snapshot and the counters: stopped first */
+    if (a->metrics_init)
+        mgo_agent_metrics_cleanup(&a->metrics);
     /* cancel the running job first (its completion may still be reported), then say offline */
     mgo_executor_free(a->executor);
     mgo_session_free(a->session);

@@ -10,6 +10,7 @@
 #include "mgo/log.h"
 #include "mgo/margo.h"
 #include "mgo/plan.h"
+#include "metrics.h"
 #include "worker.h"
 
 #define TAG "agent"
@@ -249,6 +250,20 @@ static void finish_probe(struct mgo_executor *x, struct mgo_job *job)
     enqueue(x, ITEM_APPLY, rec->id, rec->installed_digest, "repair");
 }
 
+static void count_job(struct mgo_executor *x, const struct mgo_job *job)
+{
+    if (x->d.metrics == NULL)
+        return;
+    enum mgo_am_op op = job->kind == MGO_JOB_APPLY    ? MGO_AM_APPLY
+                        : job->kind == MGO_JOB_REMOVE ? MGO_AM_REMOVE
+                                                      : MGO_AM_PROBE;
+    bool ok = job->err == MGO_OK && (job->kind != MGO_JOB_PROBE || job->healthy);
+    enum mgo_am_result result = atomic_load(&job->cancel) ? MGO_AM_CANCELLED
+                                : ok                      ? MGO_AM_OK
+                                                          : MGO_AM_FAILED;
+    mgo_agent_metrics_op(x->d.metrics, op, result, job->duration_ns);
+}
+
 static void on_done(void *ctx, struct mgo_job *job)
 {
     struct mgo_executor *x = ctx;
@@ -256,6 +271,7 @@ static void on_done(void *ctx, struct mgo_job *job)
         mgo_job_free(job); /* cannot happen: one job at a time */
         return;
     }
+    count_job(x, job);
     if (job->kind == MGO_JOB_APPLY)
         finish_apply(x, job);
     else if (job->kind == MGO_JOB_REMOVE)

@@ -38,9 +38,11 @@ struct mgo_executor_deps {
     const struct mgo_rt_settings *rt; /* copied by the worker; strings borrowed */
     const char *state_dir;            /* named in storage-error events */
     int64_t settle_ms;
+    struct mgo_agent_metrics *metrics; /* runtime operations counted; NULL: none */
 };
 
 struct mgo_executor;
+struct mgo_agent_metrics;
 
 /* Loads the records and starts the worker thread. Everything in deps is borrowed. */
 mgo_err mgo_executor_new(const struct mgo_executor_deps *deps,

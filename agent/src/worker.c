@@ -8,6 +8,7 @@
 
 #include "docs.h"
 #include "mgo/arena.h"
+#include "mgo/metrics.h"
 #include "mgo/log.h"
 
 #define TAG "agent"
@@ -107,6 +108,7 @@ static void on_progress(void *vctx, const struct mgo_rt_result *results, size_t 
 
 static void run(struct mgo_worker *w, struct mgo_job *job)
 {
+    uint64_t t0 = mgo_metrics_now_ns();
     struct mgo_rt_settings rt = w->rt;
     rt.cancel = &job->cancel;
     rt.fetch.cancel = &job->cancel;
@@ -139,6 +141,7 @@ static void run(struct mgo_worker *w, struct mgo_job *job)
     }
 cleanup:
     mgo_arena_cleanup(&arena);
+    job->duration_ns = mgo_metrics_now_ns() - t0;
 }
 
 static void *worker_main(void *arg)

@@ -40,6 +40,8 @@ struct mgo_job {
     bool healthy; /* PROBE */
     size_t n;     /* components */
     struct mgo_rt_result results[MGO_MAX_COMPONENTS];
+    /* the runtime's time on the worker, for the metrics */
+    uint64_t duration_ns;
 };
 
 /* A zeroed job holding a copy of doc. NULL when out of memory. */

@@ -31,6 +31,7 @@
  * Memory: every event owns malloc'd copies of topic and payload; nothing points into Paho
  * buffers after a callback returns. mgo_mqtt_free() destroys the Paho client first (after
  * MQTTAsync_destroy() returns no callback of ours runs any more), then frees the queue. */
+#include "mgo/metrics.h"
 #include "mgo/mqtt.h"
 
 #include <errno.h>
@@ -128,6 +129,7 @@ struct mgo_mqtt {
     /* publishes (see the top of this file) */
     struct onode *out_head;
     struct onode *out_tail;
+    size_t n_queued;      /* publishes in the FIFO (out_head..out_tail) */
     struct onode *handed; /* handed to Paho, outcome not yet reported */
     size_t n_counted;     /* handed ones that count against the window */
     size_t window;
@@ -295,6 +297,7 @@ static int on_message(void *context, char *topic_name, int topic_len, MQTTAsync_
     }
     n->ev.payload_len = plen;
     n->ev.retained = msg->retained != 0;
+    n->ev.arrived_ns = mgo_metrics_now_ns();
     push(m, n);
 consumed:
     MQTTAsync_freeMessage(&msg);
@@ -471,6 +474,7 @@ static void pump(struct mgo_mqtt *m)
         m->out_head = o->next;
         if (m->out_head == NULL)
             m->out_tail = NULL;
+        m->n_queued--;
         handed_add(m, o);
         int token = o->token;
         char *topic = o->topic;
@@ -501,6 +505,7 @@ static void fail_queued(struct mgo_mqtt *m)
     pthread_mutex_lock(&m->mu);
     struct onode *o = m->out_head;
     m->out_head = m->out_tail = NULL;
+    m->n_queued = 0;
     pthread_mutex_unlock(&m->mu);
     while (o != NULL) {
         struct onode *next = o->next;
@@ -1035,6 +1040,7 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
         else
             m->out_head = o;
         m->out_tail = o;
+        m->n_queued++;
         pthread_mutex_unlock(&m->mu);
     }
     pump(m);
@@ -1132,4 +1138,12 @@ void mgo_mqtt_wake(struct mgo_mqtt *m)
     uint64_t one = 1;
     ssize_t n = write(m->wake_fd, &one, sizeof one);
     (void)n;
+}
+
+void mgo_mqtt_depths(struct mgo_mqtt *m, size_t *received, size_t *outgoing)
+{
+    pthread_mutex_lock(&m->mu);
+    *received = m->n_messages;
+    *outgoing = m->n_queued + m->n_counted;
+    pthread_mutex_unlock(&m->mu);
 }

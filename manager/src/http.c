@@ -17,8 +17,10 @@
 
 #include "api.h"
 #include "http.h"
+#include "metrics.h"
 #include "sse.h"
 #include "web.h"
+#include "mgo/listen.h"
 #include "mgo/log.h"
 #include "mgo/loop.h"
 
@@ -57,6 +59,9 @@ struct mgo_http {
     uint16_t port;
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
+    char metrics_token[MGO_API_TOKEN_MAX + 1]; /* accepted on /metrics only; "": none */
+    size_t metrics_token_len;
+    const struct mgo_mgr_probe *probe; /* /metrics, /healthz, /readyz and the HTTP counters */
     struct mgo_api *api;
     struct mgo_sse_hub *hub;
     /* the request queue: HTTP threads -> loop thread, as posts to the loop */
@@ -65,6 +70,7 @@ struct mgo_http {
     pthread_mutex_t mu; /* guards closed, streams, conns and every queued.done */
     bool closed;
     unsigned streams; /* event-stream requests open (counted against limits.max_streams) */
+    size_t waiting;   /* requests posted to the loop and not yet answered */
     struct tracked *conns;
     unsigned ticks;
 };
@@ -104,19 +110,36 @@ static enum MHD_Result collect_query(void *cls, enum MHD_ValueKind kind, const c
 
 /* Constant-time comparison of a presented token with ours (length leaks only via the
  * loop bound of our own token). */
-static bool token_ok(const struct mgo_http *h, const char *header)
+static bool token_matches(const char *token, size_t token_len, const char *header)
 {
     static const char prefix[] = "Bearer ";
     if (header == NULL || strncmp(header, prefix, sizeof prefix - 1) != 0)
         return false;
     const char *given = header + sizeof prefix - 1;
     size_t given_len = strlen(given);
-    unsigned char diff = (unsigned char)(given_len != h->token_len);
-    for (size_t i = 0; i < h->token_len; i++) {
+    unsigned char diff = (unsigned char)(given_len != token_len);
+    for (size_t i = 0; i < token_len; i++) {
         unsigned char g = i < given_len ? (unsigned char)given[i] : 0;
-        diff |= (unsigned char)(g ^ (unsigned char)h->token[i]);
+        diff |= (unsigned char)(g ^ (unsigned char)token[i]);
     }
-    return diff == 0 && h->token_len > 0;
+    return diff == 0 && token_len > 0;
+}
+
+static bool token_ok(const struct mgo_http *h, const char *header)
+{
+    return token_matches(h->token, h->token_len, header);
+}
+
+/* The probes (docs/operations.md "Health") are open; /metrics takes the API token or the
+ * metrics token (metrics-token-file), every other route the API token. */
+static bool authorized(const struct mgo_http *h, const char *url, const char *header)
+{
+    if (h->probe && (strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0))
+        return true;
+    if (h->probe && strcmp(url, "/metrics") == 0 &&
+        token_matches(h->metrics_token, h->metrics_token_len, header))
+        return true;
+    return token_ok(h, header);
 }
 
 struct conn_state {
@@ -134,6 +157,7 @@ static void finish(struct queued *q)
 {
     struct mgo_http *h = q->h;
     pthread_mutex_lock(&h->mu);
+    h->waiting--;
     q->done = true;
     MHD_resume_connection(q->conn);
     pthread_mutex_unlock(&h->mu);
@@ -143,7 +167,17 @@ static void finish(struct queued *q)
 static void run_request(void *ctx)
 {
     struct queued *q = ctx;
-    mgo_api__handle(q->h->api, q->req);
+    struct mgo_http *h = q->h;
+    if (h->probe && mgo_mgr_metrics__owns(q->req->path)) {
+        struct mgo_mgr_http_depths hd;
+        pthread_mutex_lock(&h->mu);
+        hd.waiting = h->waiting;
+        hd.streams = h->streams;
+        pthread_mutex_unlock(&h->mu);
+        mgo_mgr_metrics__handle(h->probe, &hd, q->req);
+    } else {
+        mgo_api__handle(h->api, q->req);
+    }
     finish(q);
 }
 
@@ -171,6 +205,7 @@ static bool submit(struct mgo_http *h, struct MHD_Connection *conn, struct conn_
     if (err == MGO_OK) {
         MHD_suspend_connection(conn);
         cs->submitted = true;
+        h->waiting++;
     }
     pthread_mutex_unlock(&h->mu);
     if (err == MGO_OK)
@@ -255,7 +290,10 @@ static enum MHD_Result reply(struct mgo_http *h, struct MHD_Connection *conn,
         if (req->status == 503)
             MHD_add_response_header(resp, "Retry-After", "5");
     }
-    enum MHD_Result r = MHD_queue_response(conn, req->status ? req->status : 500, resp);
+    unsigned status = req->status ? req->status : 500;
+    if (h->probe)
+        mgo_mgr_metrics__http(h->probe->metrics, req->method, req->path, status);
+    enum MHD_Result r = MHD_queue_response(conn, status, resp);
     MHD_destroy_response(resp);
     return r;
 }
@@ -292,7 +330,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct mgo_http *h = cls;
     struct conn_state *cs = *con_cls;
-    if (cs == NULL && mgo_web__owns(url)) {
+    if (cs == NULL && !(h->probe && mgo_mgr_metrics__owns(url)) && mgo_web__owns(url)) {
         request_arrived(h, conn, true);
         return mgo_web__serve(conn, method, url); /* the embedded web front end (web.c) */
     }
@@ -307,8 +345,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cs->req.query_overflow = true;
         snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
-        cs->auth_failed =
-            !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+        cs->auth_failed = !authorized(
+            h, url, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
         *con_cls = cs;
         return MHD_YES;
     }
@@ -453,54 +491,11 @@ void mgo_http__tick(struct mgo_http *h)
                  cut, cut == 1 ? "" : "s", h->limits.request_timeout_s);
 }
 
-/* "127.0.0.1:8080", "[::1]:8080", "0.0.0.0:80" */
-static mgo_err parse_listen(const char *text, struct sockaddr_storage *ss, bool *ipv6)
-{
-    memset(ss, 0, sizeof *ss);
-    char host[64];
-    const char *port_text;
-    if (text[0] == '[') {
-        const char *end = strchr(text, ']');
-        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof host)
-            return MGO_ERR_INVALID;
-        memcpy(host, text + 1, (size_t)(end - text - 1));
-        host[end - text - 1] = '\0';
-        port_text = end + 2;
-        *ipv6 = true;
-    } else {
-        const char *colon = strrchr(text, ':');
-        if (!colon || (size_t)(colon - text) >= sizeof host)
-            return MGO_ERR_INVALID;
-        memcpy(host, text, (size_t)(colon - text));
-        host[colon - text] = '\0';
-        port_text = colon + 1;
-        *ipv6 = false;
-    }
-    char *end = NULL;
-    long port = strtol(port_text, &end, 10);
-    if (port_text[0] == '\0' || *end != '\0' || port < 0 || port > 65535)
-        return MGO_ERR_INVALID;
-    if (*ipv6) {
-        struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
-        a->sin6_family = AF_INET6;
-        a->sin6_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET6, host, &a->sin6_addr) != 1)
-            return MGO_ERR_INVALID;
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)port);
-        if (inet_pton(AF_INET, host, &a->sin_addr) != 1)
-            return MGO_ERR_INVALID;
-    }
-    return MGO_OK;
-}
-
 static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cfg)
 {
     struct sockaddr_storage ss;
     bool ipv6 = false;
-    if (parse_listen(cfg->listen, &ss, &ipv6) != MGO_OK) {
+    if (mgo_listen_parse(cfg->listen, &ss, &ipv6) != MGO_OK) {
         MGO_LOGE(TAG, "api-listen: \"%s\" is not ADDRESS:PORT (e.g. 127.0.0.1:8080, [::1]:8080)",
                  cfg->listen);
         return MGO_ERR_INVALID;
@@ -573,6 +568,14 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
         return MGO_ERR_NOMEM;
     memcpy(h->token, cfg->token, cfg->token_len);
     h->token_len = cfg->token_len;
+    if (cfg->metrics_token_len > MGO_API_TOKEN_MAX) {
+        free(h);
+        return MGO_ERR_LIMIT;
+    }
+    if (cfg->metrics_token_len > 0)
+        memcpy(h->metrics_token, cfg->metrics_token, cfg->metrics_token_len);
+    h->metrics_token_len = cfg->metrics_token_len;
+    h->probe = cfg->probe;
     h->api = cfg->api;
     h->hub = cfg->hub;
     h->loop = cfg->loop;
@@ -632,6 +635,7 @@ void mgo_http__free(struct mgo_http *h)
     mgo_buf_cleanup(&h->tls_key);
     mgo_buf_cleanup(&h->tls_cert);
     memset(h->token, 0, sizeof h->token);
+    memset(h->metrics_token, 0, sizeof h->metrics_token);
     pthread_mutex_destroy(&h->mu);
     free(h);
 }

@@ -43,6 +43,7 @@ struct mgo_http_limits {
 void mgo_http_limits_defaults(struct mgo_http_limits *lim);
 
 struct mgo_api;
+struct mgo_mgr_probe;
 struct mgo_http;
 struct mgo_loop;
 struct mgo_sse_hub;
@@ -53,6 +54,12 @@ struct mgo_http_config {
     const char *tls_key;
     const char *token; /* bearer token (copied) */
     size_t token_len;
+    /* a second bearer token accepted on GET /metrics only (copied); NULL/0: none */
+    const char *metrics_token;
+    size_t metrics_token_len;
+    /* GET /metrics, /healthz, /readyz (metrics.h) and the HTTP request counters; NULL: those
+     * paths are left to the API and the web front end like any other */
+    const struct mgo_mgr_probe *probe;
     struct mgo_api *api; /* requests are answered with mgo_api__handle(api, ...) */
     struct mgo_sse_hub *hub;
     struct mgo_loop *loop; /* requests are posted to it; must outlive the server */

@@ -9,6 +9,7 @@
 
 #include "events.h"
 #include "jw.h"
+#include "metrics.h"
 #include "mgr_internal.h"
 #include "sse.h"
 #include "mgo/log.h"
@@ -24,6 +25,7 @@ struct mgo_ingest_msg {
     char *topic;
     uint8_t *payload;
     size_t len;
+    enum mgo_mm_kind kind; /* for the metrics */
 };
 
 /* One event-stream event waiting for its batch's commit. */
@@ -543,6 +545,33 @@ static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_
 
 /* ---- held messages ------------------------------------------------------------------ */
 
+static enum mgo_mm_kind kind_of(const struct mgo_ingest *in, const char *topic)
+{
+    struct mgo_topic t;
+    if (mgo_topic_parse(in->prefix, topic, strlen(topic), &t) != MGO_OK)
+        return MGO_MM_KIND_OTHER;
+    switch (t.kind) {
+    case MGO_TOPIC_STATUS:
+        return MGO_MM_KIND_STATUS;
+    case MGO_TOPIC_REPLAY:
+        return MGO_MM_KIND_REPLAY;
+    case MGO_TOPIC_CAPABILITIES:
+        return MGO_MM_KIND_CAPABILITIES;
+    case MGO_TOPIC_STATE:
+        return MGO_MM_KIND_PRESENCE;
+    case MGO_TOPIC_EVENTS:
+        return MGO_MM_KIND_EVENT;
+    default:
+        return MGO_MM_KIND_OTHER;
+    }
+}
+
+static void count(struct mgo_ingest *in, enum mgo_mm_kind kind, enum mgo_mm_result result, size_t n)
+{
+    if (in->metrics)
+        mgo_counter_add(&in->metrics->ingest[kind][result], n);
+}
+
 static void held_pop(struct mgo_ingest *in)
 {
     struct mgo_ingest_msg *msg = in->held_head;
@@ -560,6 +589,7 @@ static void held_push(struct mgo_ingest *in, struct mgo_ingest_msg *msg)
                  "store unavailable for too long: %u messages held; dropping the oldest "
                  "(%s); the device's retained state still converges",
                  MGO_INGEST_MAX_HELD, in->held_head->topic);
+        count(in, in->held_head->kind, MGO_MM_DROPPED, 1);
         held_pop(in);
     }
     msg->next = NULL;
@@ -583,6 +613,7 @@ size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max)
         struct mgo_ingest_msg *msg = in->held_head;
         if (ingest_one(in, msg->topic, msg->payload, msg->len) != MGO_OK)
             break;
+        count(in, msg->kind, MGO_MM_HANDLED, 1);
         held_pop(in);
     }
     if (in->held_len == 0 && before > 0)
@@ -606,6 +637,7 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
     struct mgo_ingest_msg *msg = calloc(1, sizeof *msg);
     if (msg == NULL) {
         MGO_LOGE(TAG, "out of memory: message on %s dropped", topic);
+        count(in, kind_of(in, topic), MGO_MM_DROPPED, 1);
         free(topic);
         free(payload);
         goto end;
@@ -613,8 +645,10 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
     msg->topic = topic;
     msg->payload = payload;
     msg->len = len;
+    msg->kind = kind_of(in, topic);
     /* behind held messages, to keep each device's order */
     if (in->held_len > 0 || ingest_one(in, topic, payload, len) != MGO_OK) {
+        count(in, msg->kind, MGO_MM_HELD, 1);
         held_push(in, msg);
     } else if (in->tx) {
         /* kept until the commit: a failed commit holds it for another try */
@@ -625,6 +659,7 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
         in->batch_tail = msg;
         in->batch_len++;
     } else {
+        count(in, msg->kind, MGO_MM_HANDLED, 1);
         msg_free(msg);
     }
 end:
@@ -645,6 +680,8 @@ mgo_err mgo_ingest__commit(struct mgo_ingest *in)
         drop_live(in);
         in->receipts_len = 0; /* nothing of it is stored */
         /* the batch came before anything held during it: it goes first */
+        for (struct mgo_ingest_msg *msg = in->batch_head; msg; msg = msg->next)
+            count(in, msg->kind, MGO_MM_HELD, 1);
         if (in->batch_head) {
             in->batch_tail->next = in->held_head;
             in->held_head = in->batch_head;
@@ -654,6 +691,7 @@ mgo_err mgo_ingest__commit(struct mgo_ingest *in)
             while (in->held_len > MGO_INGEST_MAX_HELD) {
                 MGO_LOGE(TAG, "store unavailable for too long: dropping held message %s",
                          in->held_head->topic);
+                count(in, in->held_head->kind, MGO_MM_DROPPED, 1);
                 held_pop(in);
             }
         }
@@ -661,6 +699,7 @@ mgo_err mgo_ingest__commit(struct mgo_ingest *in)
         while (in->batch_head) {
             struct mgo_ingest_msg *msg = in->batch_head;
             in->batch_head = msg->next;
+            count(in, msg->kind, MGO_MM_HANDLED, 1);
             msg_free(msg);
         }
         send_live(in);

@@ -26,6 +26,7 @@
 #define MGO_INGEST_BATCH_MAX 512u
 
 struct mgo_sse_hub;
+struct mgo_mgr_metrics;
 struct mgo_ingest_msg;
 struct mgo_ingest_live;
 
@@ -41,6 +42,7 @@ struct mgo_ingest {
     struct mgo_publisher *pub; /* clears a removed deployment's document */
     struct mgo_sse_hub *hub;   /* live events; NULL: none */
     const char *prefix;
+    struct mgo_mgr_metrics *metrics; /* messages counted by kind and result; NULL: none */
     /* per-device rates (docs/security.md "Bounded storage"), messages a minute; 0 = none.
      * Events past event_rate are not stored (counted: eventsDropped); statuses past
      * status_rate are stored all the same and counted (statusesOverRate): a journaled status

@@ -16,6 +16,7 @@
 #include "api.h"
 #include "http.h"
 #include "ingest.h"
+#include "metrics.h"
 #include "mgr_internal.h"
 #include "outbox.h"
 #include "publish.h"
@@ -71,6 +72,13 @@ struct mgo_manager {
     struct mgo_api api;
     struct mgo_sse_hub *hub;
     struct mgo_http *http;
+    /* docs/operations.md "Metrics" */
+    struct mgo_mgr_metrics metrics;
+    struct mgo_mgr_probe probe;
+    char metrics_token[MGO_API_TOKEN_MAX + 1]; /* metrics-token-file; "": none */
+    size_t metrics_token_len;
+    bool was_connected;      /* a connection was established before (reconnects) */
+    uint64_t batch_first_ns; /* arrival of the open ingest batch's first message */
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -91,6 +99,9 @@ const struct mgo_cfg_option mgo_manager_options[] = {
         "HTTP API address:port (loopback by default; port 0 picks one)"),
     OPT("api-token-file", MGO_CFG_STR, api_token_file, 0, 1024, "",
         "file holding the API bearer token (default: STATE-DIR/api-token, created if missing)"),
+    OPT("metrics-token-file", MGO_CFG_STR, metrics_token_file, 0, 1024, NULL,
+        "file holding a second bearer token that GET /metrics accepts (and nothing else); "
+        "the API token works there too"),
     OPT("api-tls-cert", MGO_CFG_STR, api_tls_cert, 0, 1024, NULL,
         "PEM certificate for HTTPS on api-listen (with api-tls-key); default plain HTTP"),
     OPT("api-tls-key", MGO_CFG_STR, api_tls_key, 0, 1024, NULL, "PEM private key of api-tls-cert"),
@@ -325,6 +336,9 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         MGO_LOGI(TAG, "connected to %s (session %s)", m->cfg->broker_url,
                  ev->session_present ? "resumed" : "new");
         m->mqtt_outbox.connected = true;
+        if (m->was_connected)
+            mgo_counter_inc(&m->metrics.mqtt_reconnects);
+        m->was_connected = true;
         mgo_backoff_reset(&m->backoff);
         subscribe_all(m); /* also when resumed: cheap, and the filters may have changed */
         /* before any status of this connection is stored (protocol.md §6.3) */
@@ -365,6 +379,23 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
 
 static void drain_mqtt(struct mgo_manager *m);
 
+/* Commits the open ingest batch; a committed one is measured from its first arrival. */
+static void commit_batch(struct mgo_manager *m)
+{
+    if (mgo_ingest__commit(&m->ingest) == MGO_OK) /* else logged; the batch is held */
+        mgo_histogram_observe_ns(&m->metrics.ingest_batch,
+                                 mgo_metrics_now_ns() - m->batch_first_ns);
+}
+
+/* Loop thread, for /metrics and /readyz. */
+static void report_depths(void *ctx, struct mgo_mgr_depths *out)
+{
+    struct mgo_manager *m = ctx;
+    out->held = mgo_ingest__held(&m->ingest);
+    mgo_mqtt_depths(m->mqtt, &out->mqtt_received, &out->mqtt_outgoing);
+    out->mqtt_connected = m->mqtt_outbox.connected;
+}
+
 static void continue_drain(void *ctx)
 {
     struct mgo_manager *m = ctx;
@@ -397,15 +428,16 @@ static void drain_mqtt(struct mgo_manager *m)
         if (ev.kind == MGO_MQTT_EV_MESSAGE && !batch) {
             mgo_ingest__begin(&m->ingest);
             batch = true;
+            m->batch_first_ns = ev.arrived_ns;
         } else if (ev.kind != MGO_MQTT_EV_MESSAGE && batch) {
-            MGO_IGNORE(mgo_ingest__commit(&m->ingest)); /* logged; the batch is held */
+            commit_batch(m); /* logged; the batch is held */
             batch = false;
         }
         on_mqtt_event(m, &ev);
         mgo_mqtt_event_cleanup(&ev);
     }
     if (batch)
-        MGO_IGNORE(mgo_ingest__commit(&m->ingest)); /* logged; the batch is held */
+        commit_batch(m); /* logged; the batch is held */
     watch_held(m);
 }
 
@@ -486,6 +518,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     if (!m)
         return MGO_ERR_NOMEM;
     m->cfg = cfg;
+    mgo_mgr_metrics_init(&m->metrics);
     err = mgo_loop_new(&m->loop);
     if (err) {
         free(m);
@@ -523,6 +556,19 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     err = load_token(m);
     if (err)
         goto fail;
+    if (cfg->metrics_token_file && cfg->metrics_token_file[0]) {
+        err = mgo_secret_read(cfg->metrics_token_file, m->metrics_token, sizeof m->metrics_token,
+                              &m->metrics_token_len);
+        if (!err && m->metrics_token_len < 16)
+            err = MGO_ERR_INVALID;
+        if (err) {
+            MGO_LOGE(TAG,
+                     "metrics-token-file: cannot use %s: %s (a token of at least 16 "
+                     "characters is required)",
+                     cfg->metrics_token_file, mgo_strerror(err));
+            goto fail;
+        }
+    }
     if (cfg->password_file && cfg->password_file[0]) {
         char pw[512];
         err = mgo_secret_read(cfg->password_file, pw, sizeof pw, NULL);
@@ -576,6 +622,10 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     mgo_publish__init(&m->pub, m->store, &m->outbox, cfg->topic_prefix, m->sign_key);
     mgo_publish__set_expiry(&m->pub, expiry_s(m));
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
+    m->ingest.metrics = &m->metrics;
+    mgo_mgr_store_set_metrics(m->store, &m->metrics.store_write, &m->metrics.store_commit);
+    m->probe = (struct mgo_mgr_probe){
+        .metrics = &m->metrics, .store = m->store, .depths = report_depths, .ctx = m};
     m->ingest.event_rate = (uint32_t)cfg->event_rate;
     m->ingest.status_rate = (uint32_t)cfg->status_rate;
     m->api = (struct mgo_api){
@@ -586,6 +636,9 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         .tls_key = cfg->api_tls_key,
         .token = m->token,
         .token_len = m->token_len,
+        .metrics_token = m->metrics_token,
+        .metrics_token_len = m->metrics_token_len,
+        .probe = &m->probe,
         .api = &m->api,
         .hub = m->hub,
         .loop = m->loop,
@@ -664,5 +717,6 @@ void mgo_manager_free(struct mgo_manager *m)
         free(m->password);
     }
     memset(m->token, 0, sizeof m->token);
+    memset(m->metrics_token, 0, sizeof m->metrics_token);
     free(m);
 }

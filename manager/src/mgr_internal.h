@@ -13,6 +13,7 @@
  *   deploy.c   deploy / update / remove: store transaction, then publish.c
  *   lookup.c   stored apps and capabilities decoded for use
  *   sse.c      the event-stream hub (loop thread -> HTTP threads)
+ *   metrics.c  the manager's metrics; GET /metrics, /healthz, /readyz (loop thread)
  *   store.c    SQLite store (mgo/mgr_store.h); jw.c JSON writer; web.c embedded front end
  *
  * Calls go one way (docs/architecture.md has the diagram):
@@ -20,7 +21,10 @@
  *   manager.c -> ingest.c -> publish.c;  manager.c -> publish.c (acks, sweep), outbox.c, sse.c
  *   ingest.c, api.c -> events.c;  ingest.c, api.c, http.c -> sse.c;  http.c -> web.c
  *   api.c -> overview.c -> jw.c;  api.c, deploy.c -> lookup.c;  manager, ingest, publish, deploy,
- * api, lookup -> store.c No file calls back into one that calls it. */
+ *   api, lookup -> store.c
+ *   http.c -> metrics.c -> api.c (problem replies), store.c;  metrics.c reads the depths
+ *   through a callback of manager.c; ingest.c and store.c only bump its counters
+ * No file calls back into one that calls it. */
 #ifndef MGO_MGR_INTERNAL_H
 #define MGO_MGR_INTERNAL_H
 

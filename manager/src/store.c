@@ -10,6 +10,7 @@
 
 #include "mgo/log.h"
 #include "mgo/margo.h"
+#include "mgo/metrics.h"
 
 #define TAG "store"
 
@@ -36,6 +37,8 @@ struct mgo_mgr_store {
     char roles[MGO_MGR_MAX_ROLES][MGO_MAX_DEVICE_ID_LEN + 1];
     char epoch[MGO_MGR_EPOCH_SIZE]; /* receipts' epoch for devices added in this run */
     struct stmt_slot cache[STMT_CACHE_SIZE];
+    struct mgo_histogram *write_hist;  /* statements without rows (metrics); NULL: none */
+    struct mgo_histogram *commit_hist; /* outermost commits (metrics); NULL: none */
 };
 
 /* ---- migrations -------------------------------------------------------------------- */
@@ -256,7 +259,10 @@ static uint64_t col_u64(sqlite3_stmt *st, int i)
 /* Steps a statement that returns no rows; finalizes it. */
 static mgo_err run(struct mgo_mgr_store *s, sqlite3_stmt *st, const char *what)
 {
+    uint64_t t0 = s->write_hist ? mgo_metrics_now_ns() : 0;
     int rc = sqlite3_step(st);
+    if (s->write_hist)
+        mgo_histogram_observe_ns(s->write_hist, mgo_metrics_now_ns() - t0);
     mgo_err err = MGO_OK;
     if (rc != SQLITE_DONE && rc != SQLITE_ROW)
         err = sql_err(s, what);
@@ -417,10 +423,13 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
         s->fail_commits--;
         err = MGO_ERR_IO;
     }
+    uint64_t t0 = mgo_metrics_now_ns();
     if (!err)
         err = prep(s, "RELEASE mgo", &st);
     if (!err)
         err = run(s, st, "commit");
+    if (!err && s->depth == 1 && s->commit_hist)
+        mgo_histogram_observe_ns(s->commit_hist, mgo_metrics_now_ns() - t0);
     if (err) {
         mgo_mgr_store_rollback(s);
         return err;
@@ -1613,6 +1622,25 @@ mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id
         return err;
     bind_text(st, 1, device_id);
     return count_rows(s, st, count_out);
+}
+
+/* ---- metrics and readiness ----------------------------------------------------------- */
+
+void mgo_mgr_store_set_metrics(struct mgo_mgr_store *s, struct mgo_histogram *write,
+                               struct mgo_histogram *commit)
+{
+    s->write_hist = write;
+    s->commit_hist = commit;
+}
+
+mgo_err mgo_mgr_store_ping(struct mgo_mgr_store *s)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT COUNT(*) FROM schema_version", &st);
+    if (err)
+        return err;
+    uint64_t n = 0;
+    return count_rows(s, st, &n);
 }
 
 /* ---- fleet overview (schema 6) -------------------------------------------------------- */

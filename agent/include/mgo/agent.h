@@ -40,6 +40,7 @@ struct mgo_agent_config {
     bool otel_collector;
     char *otel_http_endpoint, *otel_grpc_endpoint, *otel_certificate, *otel_protocol;
     char *log_level;
+    char *metrics_listen; /* ADDRESS:PORT of GET /metrics; NULL or "": no listener */
 };
 
 extern const struct mgo_cfg_option mgo_agent_cfg_table[];

@@ -67,6 +67,7 @@ struct mgo_mqtt_event {
     uint8_t *payload; /* owned (MESSAGE); may be NULL when payload_len is 0 */
     size_t payload_len;
     bool retained;
+    uint64_t arrived_ns; /* MESSAGE: when the wrapper took it from Paho (mgo_metrics_now_ns) */
     bool session_present;
     int token;
     int reason;
@@ -104,5 +105,9 @@ void mgo_mqtt_event_cleanup(struct mgo_mqtt_event *ev);
 int mgo_mqtt_fd(const struct mgo_mqtt *m);
 /* Makes a waiting mgo_mqtt_next() return MGO_ERR_TIMEOUT now (async-signal-safe: a pipe write). */
 void mgo_mqtt_wake(struct mgo_mqtt *m);
+/* Queue depths (any thread): received messages the owner has not taken yet, and publishes
+ * queued or handed to Paho whose acknowledgement has not arrived (docs/operations.md
+ * "Metrics"). */
+void mgo_mqtt_depths(struct mgo_mqtt *m, size_t *received, size_t *outgoing);
 
 #endif

@@ -51,6 +51,9 @@ struct mgo_manager_config {
      * fleet_sample_interval_s, at most fleet_samples kept; 0 = the defaults (60 s, 10080) */
     int64_t fleet_sample_interval_s;
     int64_t fleet_samples;
+    /* a second bearer token accepted on GET /metrics only (docs/operations.md "Metrics");
+     * NULL = none */
+    char *metrics_token_file;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];

@@ -295,6 +295,15 @@ mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, 
 mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
                                   uint64_t *count_out) MGO_MUST_CHECK;
 
+/* ---- metrics and readiness (docs/operations.md) ---- */
+struct mgo_histogram;
+/* Durations of statements that return no rows (write) and of outermost commits go into
+ * these (NULL: not measured). Loop thread, like every store call. */
+void mgo_mgr_store_set_metrics(struct mgo_mgr_store *s, struct mgo_histogram *write,
+                               struct mgo_histogram *commit);
+/* A trivial query: MGO_OK when the database answers. */
+mgo_err mgo_mgr_store_ping(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+
 /* ---- fleet overview (schema 6, GET /overview) ------------------------------------- */
 
 /* Samples kept by default: 7 days at the default interval of one a minute. */
