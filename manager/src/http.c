@@ -308,6 +308,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
         cs->auth_failed =
+            !mgo_api__public(cs->req.method, cs->req.path) &&
             !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
         *con_cls = cs;
         return MHD_YES;
