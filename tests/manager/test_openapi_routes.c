@@ -25,7 +25,8 @@ static void doc_load(struct doc *d)
     mgo_arena_init(&d->arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_problems p;
     mgo_problems_init(&p);
-    mgo_err err = mgo_value_from_yaml(mgo_api__openapi, mgo_api__openapi_len, &d->arena, &d->root, &p);
+    mgo_err err =
+        mgo_value_from_yaml(mgo_api__openapi, mgo_api__openapi_len, &d->arena, &d->root, &p);
     if (err != MGO_OK && p.count > 0)
         fprintf(stderr, "docs/openapi.yaml: %s: %s\n", p.items[0].field, p.items[0].rule);
     CU_ASSERT_EQUAL_FATAL(err, MGO_OK);
@@ -150,8 +151,9 @@ static void test_router(void)
     handle("PUT", "/api/v1/deployments/x", &req);
     CU_ASSERT_EQUAL(req.status, 405);
     release(&req);
-    const char *unknown[] = {"/api/v1/", "/api/v1/nothing", "/api/v1/deployments/x/y",
-                             "/api/v1/deployments//", "/api/v1/apps//x", "/api/v1/appsx"};
+    const char *unknown[] = {
+        "/api/v1/",        "/api/v1/nothing", "/api/v1/deployments/x/y", "/api/v1/deployments//",
+        "/api/v1/apps//x", "/api/v1/appsx"};
     for (size_t i = 0; i < sizeof unknown / sizeof unknown[0]; i++) {
         handle("GET", unknown[i], &req);
         if (req.status != 404)
