@@ -16,6 +16,8 @@ BUILD_PKGS=(
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap
+  # man pages generated from the programs' --help (packaging/CMakeLists.txt)
+  help2man
 )
 CONTAINER_PKGS=(
   podman runc podman-compose docker-registry busybox-static slirp4netns uidmap
