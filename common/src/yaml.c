@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "mgo/limits.h"
@@ -400,14 +401,25 @@ static int emit_write(void *data, unsigned char *buffer, size_t size)
 }
 
 /* A string that would read back as something else (null, bool, number, .inf) or that is
- * empty is double-quoted; every other string lets libyaml choose (plain when it can). */
+ * empty is double-quoted; so is one a YAML 1.1 reader (PyYAML, ...) would take for a
+ * boolean, number or timestamp (yes/no/on/off/y/n, anything starting with a digit, '+',
+ * '-' or '.' then a digit, "2026-12-05T10:05:26.668Z"). Every other string lets libyaml
+ * choose (plain when it can). */
 static bool needs_quotes(const char *s, size_t n)
 {
     if (n == 0)
         return true;
     struct mgo_value v;
     const char *why = NULL;
-    return resolve_plain(s, n, &v, &why) != MGO_OK || v.kind != MGO_V_STR;
+    if (resolve_plain(s, n, &v, &why) != MGO_OK || v.kind != MGO_V_STR)
+        return true;
+    static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
+    for (size_t i = 0; i < sizeof yaml11 / sizeof yaml11[0]; i++) {
+        if (strcasecmp(s, yaml11[i]) == 0)
+            return true;
+    }
+    size_t d = (s[0] == '+' || s[0] == '-' || s[0] == '.') ? 1 : 0;
+    return d < n && s[d] >= '0' && s[d] <= '9';
 }
 
 static int emit_scalar(yaml_emitter_t *em, const char *tag, const char *text, size_t n,

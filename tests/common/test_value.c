@@ -559,7 +559,8 @@ static void test_yaml_output(void)
 {
     static const char doc[] =
         "{\"s\": [\"true\", \"1.0\", \"\", \"null\", \"~\", \"0x1f\", \"-3\", \".inf\", \"a: b\","
-        " \"- x\", \"#c\", \"line1\\nline2\", \"\\u00e9t\\u00e9\", \" pad \", \"plain words\"],"
+        " \"- x\", \"#c\", \"line1\\nline2\", \"\\u00e9t\\u00e9\", \" pad \", \"plain words\","
+        " \"yes\", \"Off\", \"2026-12-05T10:05:26.668Z\", \"1.2.3\", \"-.5\", \"v1.0\"],"
         " \"n\": [0, -7, 18446744073709551615, 2.0, 0.1, -1.5e-300, 1e300, true, false, null],"
         " \"m\": {\"version\": \"1.0\", \"empty\": {}, \"list\": [], \"nested\": [{\"k\": [1, "
         "[2]]}]}}";
@@ -577,6 +578,11 @@ static void test_yaml_output(void)
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "version: \"1.0\"\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- plain words\n"));
     CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- 2.0\n"));
+    /* quoted for YAML 1.1 readers too; a plain word stays plain */
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- \"yes\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- \"2026-12-05T10:05:26.668Z\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- \"1.2.3\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- v1.0\n"));
     CU_ASSERT_PTR_NULL(strstr((char *)b.data, "---")); /* one implicit document */
     done(&back);
     /* a buffer too small: MGO_ERR_LIMIT, the buffer as it was */
