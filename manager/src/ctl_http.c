@@ -193,6 +193,15 @@ int mgo_ctl__request(const struct mgo_ctl_conn *c, const char *method, const cha
         if (reply->body.len == 0 || mgo_value_from_yaml(reply->body.data, reply->body.len,
                                                         &reply->arena, &reply->tree, &p) != MGO_OK)
             reply->tree.kind = MGO_V_NULL;
+        /* every output but json works on the parsed reply: one margoctl cannot parse (past
+         * the shared limits, e.g. more than 1024 items) is an error, not an empty table */
+        if (reply->body.len > 0 && reply->tree.kind == MGO_V_NULL && !c->json &&
+            reply->status >= 200 && reply->status < 300) {
+            fprintf(stderr,
+                    "margoctl: the reply cannot be read (%s: %s); --output json prints it\n",
+                    p.count ? p.items[0].field : "$", p.count ? p.items[0].rule : "not JSON");
+            result = -1;
+        }
     }
     curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
