@@ -1191,9 +1191,11 @@ static void openapi_doc(struct mgo_api *api, struct mgo_api_request *req, const 
 
 /* ---- routing ---------------------------------------------------------------------------- */
 
-/* Every route of the API, one line each; docs/openapi.yaml describes exactly these
- * (tests/scripts/openapi_check.py). A path segment written {name} matches any non-empty
- * segment and is handed to the handler in order (arg[0], arg[1], ...). */
+/* Every route of the API, one line each. docs/openapi.yaml describes exactly these
+ * (tests/manager/test_openapi_routes.c compares the two): a new route needs its operation
+ * there, with examples, and a replay step in tests/scripts/openapi_check.py. A path segment
+ * written {name} matches any non-empty segment and is handed to the handler in order
+ * (arg[0], arg[1], ...); true in the last column answers without the bearer token. */
 static const struct mgo_api_route routes[] = {
     {"GET", "/api/v1/apps", apps_list, false},
     {"POST", "/api/v1/apps", apps_add, false},
