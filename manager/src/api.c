@@ -1269,7 +1269,7 @@ bool mgo_api__public(const char *method, const char *path)
     for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
         if (strcmp(routes[i].method, method) == 0 &&
             path_match(routes[i].path, path, buf, sizeof buf, arg, &arg_len))
-            return routes[i].public_;
+            return routes[i].no_token;
     }
     return false;
 }

@@ -62,7 +62,7 @@ struct mgo_api_route {
     const char *method; /* "GET", "POST", "PATCH", "DELETE" */
     const char *path;   /* template, "/api/v1/deployments/{id}"; {name} = one segment */
     mgo_api_handler handler;
-    bool public_; /* answered without the bearer token (http.c asks mgo_api__public) */
+    bool no_token; /* answered without the bearer token (http.c asks mgo_api__public) */
 };
 
 /* The route table (static, read-only, *len entries), for listing what is served. */
