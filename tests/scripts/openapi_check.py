@@ -116,6 +116,12 @@ for method, path, op, common in operations():
         bad("%s: no success response" % where)
     for code, resp in op.get("responses", {}).items():
         resp = deref(resp)
+        for hname, header in resp.get("headers", {}).items():
+            for name, value in media_examples(deref(header)):
+                n_examples += 1
+                err = validate(header.get("schema", {}), value)
+                if err:
+                    bad("%s response %s header %s example: %s" % (where, code, hname, err))
         for ctype, media in resp.get("content", {}).items():
             if "schema" not in media:
                 bad("%s %s %s: no schema" % (where, code, ctype))
