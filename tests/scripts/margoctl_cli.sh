@@ -7,7 +7,8 @@
 #     command and the other way round (they cannot drift);
 #   - --output refuses unknown formats and watch refuses yaml (exit 2);
 #   - the man page help2man makes from --help has NAME, SYNOPSIS, DESCRIPTION and the
-#     sections of the help text.
+#     sections of the help text;
+#   - a reply past the parse limits (a stub server) is refused by table and yaml, printed by json.
 #
 #   margoctl_cli.sh MARGOCTL
 set -uo pipefail
@@ -70,6 +71,42 @@ done
 "$ctl" status --output >/dev/null 2>"$tmp/err"
 [ $? -eq 2 ] && grep -q "needs a value" "$tmp/err" && ok "--output without a value refused" ||
     bad "--output without a value: $(cat "$tmp/err")"
+
+# A reply past margoctl's parse limits (1100 devices > 1024 items): table and yaml refuse it
+# (exit 1, the rule named), json prints it. The "manager" is a stub HTTP server here: no
+# manager can be made to list that many devices quickly.
+echo "0123456789abcdef0123" >"$tmp/token"
+/usr/bin/python3 - "$tmp/port" <<'PY' &
+import http.server, json, sys
+body = json.dumps({"devices": [{"id": "d%d" % i} for i in range(1100)]}).encode()
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+open(sys.argv[1] + ".tmp", "w").write(str(srv.server_port))
+import os; os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+srv.handle_request(); srv.handle_request(); srv.handle_request()
+PY
+stub=$!
+for _ in $(seq 1 50); do [ -s "$tmp/port" ] && break; sleep 0.1; done
+url=http://127.0.0.1:$(cat "$tmp/port" 2>/dev/null)
+for fmt in table yaml; do
+    "$ctl" device list -o $fmt --url "$url" --token-file "$tmp/token" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    [ $rc -eq 1 ] && [ ! -s "$tmp/out" ] && grep -q "cannot be read.*1024.*--output json prints it" "$tmp/err" &&
+        ok "-o $fmt of a reply past the parse limits: refused, the rule named" ||
+        bad "-o $fmt past the limits: exit $rc, $(head -c 300 "$tmp/err")"
+done
+"$ctl" device list -o json --url "$url" --token-file "$tmp/token" >"$tmp/out" 2>"$tmp/err" &&
+    [ "$(grep -o '"id"' "$tmp/out" | wc -l)" -eq 1100 ] && ok "-o json prints it (1100 devices)" ||
+    bad "-o json past the limits: $(head -c 300 "$tmp/err")"
+kill "$stub" 2>/dev/null; wait "$stub" 2>/dev/null
 
 if command -v help2man >/dev/null; then
     help2man --no-info --section=1 --name="command-line client of the margo-manager API" \
