@@ -25,7 +25,7 @@ int main(int argc, char **argv)
                                      &help, &probs);
     if (help) {
         mgo_cfg_print_help(mgo_agent_cfg_table, mgo_agent_cfg_table_len,
-                           "margo-agent [--config FILE] [--option value ...]\n"
+                           "Usage: margo-agent [--config FILE] [--option value ...]\n"
                            "Margo device agent over MQTT: applies the desired state published "
                            "for this device\nwith Compose or Helm and reports status.",
                            stdout);

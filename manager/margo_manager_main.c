@@ -35,7 +35,7 @@ int main(int argc, char **argv)
     }
     if (help) {
         mgo_cfg_print_help(mgo_manager_options, mgo_manager_options_len,
-                           "usage: margo-manager [--config FILE] [--option value]...\n"
+                           "Usage: margo-manager [--config FILE] [--option value]...\n"
                            "Margo fleet manager: catalog, devices, deployments over MQTT, and a\n"
                            "bearer-token HTTP API for margoctl.",
                            stdout);

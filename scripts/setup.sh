@@ -20,6 +20,8 @@ BUILD_PKGS=(
   dpkg-dev systemd lintian debootstrap
   # tests/scripts/prometheus_scrape.sh scrapes the manager with Debian's real Prometheus
   prometheus
+  # man pages generated from the programs' --help (packaging/CMakeLists.txt)
+  help2man
 )
 CONTAINER_PKGS=(
   podman runc podman-compose docker-registry busybox-static slirp4netns uidmap

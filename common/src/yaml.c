@@ -8,6 +8,7 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <yaml.h>
 
 #include "mgo/limits.h"
@@ -390,4 +391,164 @@ mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *aren
     if (err == MGO_OK)
         *out = b.root;
     return err;
+}
+
+/* ---- mgo_value -> YAML (libyaml's emitter) ------------------------------------------- */
+
+static int emit_write(void *data, unsigned char *buffer, size_t size)
+{
+    return mgo_buf_append(data, buffer, size) == MGO_OK;
+}
+
+/* A string that would read back as something else (null, bool, number, .inf) or that is
+ * empty is double-quoted; so is one a YAML 1.1 reader (PyYAML, ...) would take for a
+ * boolean, number or timestamp (yes/no/on/off/y/n, anything starting with a digit, '+',
+ * '-' or '.' then a digit, "2026-12-05T10:05:26.668Z"). Every other string lets libyaml
+ * choose (plain when it can). */
+static bool needs_quotes(const char *s, size_t n)
+{
+    if (n == 0)
+        return true;
+    struct mgo_value v;
+    const char *why = NULL;
+    if (resolve_plain(s, n, &v, &why) != MGO_OK || v.kind != MGO_V_STR)
+        return true;
+    static const char *const yaml11[] = {"yes", "no", "on", "off", "y", "n"};
+    for (size_t i = 0; i < sizeof yaml11 / sizeof yaml11[0]; i++) {
+        if (strcasecmp(s, yaml11[i]) == 0)
+            return true;
+    }
+    size_t d = (s[0] == '+' || s[0] == '-' || s[0] == '.') ? 1 : 0;
+    return d < n && s[d] >= '0' && s[d] <= '9';
+}
+
+static int emit_scalar(yaml_emitter_t *em, const char *tag, const char *text, size_t n,
+                       bool implicit, yaml_scalar_style_t style)
+{
+    yaml_event_t ev;
+    if (!yaml_scalar_event_initialize(&ev, NULL, (yaml_char_t *)tag, (yaml_char_t *)text, (int)n,
+                                      implicit, implicit, style))
+        return 0;
+    return yaml_emitter_emit(em, &ev);
+}
+
+static int emit_string(yaml_emitter_t *em, const char *s, size_t n)
+{
+    return emit_scalar(em, NULL, s, n, true,
+                       needs_quotes(s, n) ? YAML_DOUBLE_QUOTED_SCALAR_STYLE
+                                          : YAML_ANY_SCALAR_STYLE);
+}
+
+/* The shortest decimal form that reads back to f, always with a '.' or an exponent. */
+static void float_text(double f, char *out, size_t size)
+{
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(out, size, "%.*g", prec, f);
+        if (strtod(out, NULL) == f)
+            break;
+    }
+    if (!strpbrk(out, ".eEn"))
+        strncat(out, ".0", size - strlen(out) - 1);
+}
+
+static void base64(const unsigned char *in, size_t n, char *out)
+{
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16;
+        if (i + 1 < n)
+            v |= (unsigned)in[i + 1] << 8;
+        if (i + 2 < n)
+            v |= in[i + 2];
+        out[o++] = tab[(v >> 18) & 63];
+        out[o++] = tab[(v >> 12) & 63];
+        out[o++] = i + 1 < n ? tab[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < n ? tab[v & 63] : '=';
+    }
+    out[o] = '\0';
+}
+
+static int emit_value(yaml_emitter_t *em, const struct mgo_value *v, size_t depth)
+{
+    yaml_event_t ev;
+    char t[40];
+    if (depth > MGO_MAX_DEPTH)
+        return 0;
+    switch (v->kind) {
+    case MGO_V_NULL:
+        return emit_scalar(em, NULL, "null", 4, true, YAML_PLAIN_SCALAR_STYLE);
+    case MGO_V_BOOL:
+        return emit_scalar(em, NULL, v->as.b ? "true" : "false", v->as.b ? 4 : 5, true,
+                           YAML_PLAIN_SCALAR_STYLE);
+    case MGO_V_INT:
+        snprintf(t, sizeof t, "%lld", (long long)v->as.i);
+        return emit_scalar(em, NULL, t, strlen(t), true, YAML_PLAIN_SCALAR_STYLE);
+    case MGO_V_UINT:
+        snprintf(t, sizeof t, "%llu", (unsigned long long)v->as.u);
+        return emit_scalar(em, NULL, t, strlen(t), true, YAML_PLAIN_SCALAR_STYLE);
+    case MGO_V_FLOAT:
+        float_text(v->as.f, t, sizeof t);
+        return emit_scalar(em, NULL, t, strlen(t), true, YAML_PLAIN_SCALAR_STYLE);
+    case MGO_V_STR:
+        return emit_string(em, v->as.str.ptr, v->as.str.len);
+    case MGO_V_BIN: {
+        char *b = malloc(v->as.str.len / 3 * 4 + 8);
+        if (!b)
+            return 0;
+        base64((const unsigned char *)v->as.str.ptr, v->as.str.len, b);
+        int ok =
+            emit_scalar(em, "tag:yaml.org,2002:binary", b, strlen(b), false, YAML_ANY_SCALAR_STYLE);
+        free(b);
+        return ok;
+    }
+    case MGO_V_ARRAY:
+        if (!yaml_sequence_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_SEQUENCE_STYLE) ||
+            !yaml_emitter_emit(em, &ev))
+            return 0;
+        for (size_t i = 0; i < v->as.array.len; i++) {
+            if (!emit_value(em, &v->as.array.items[i], depth + 1))
+                return 0;
+        }
+        return yaml_sequence_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
+    case MGO_V_MAP:
+        if (!yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE) ||
+            !yaml_emitter_emit(em, &ev))
+            return 0;
+        for (size_t i = 0; i < v->as.map.len; i++) {
+            const struct mgo_member *m = &v->as.map.items[i];
+            if (!emit_string(em, m->key, strlen(m->key)) || !emit_value(em, &m->value, depth + 1))
+                return 0;
+        }
+        return yaml_mapping_end_event_initialize(&ev) && yaml_emitter_emit(em, &ev);
+    }
+    return 0;
+}
+
+mgo_err mgo_value_to_yaml(const struct mgo_value *v, struct mgo_buf *buf)
+{
+    yaml_emitter_t em;
+    if (!yaml_emitter_initialize(&em))
+        return MGO_ERR_NOMEM;
+    yaml_emitter_set_output(&em, emit_write, buf);
+    yaml_emitter_set_unicode(&em, 1);
+    yaml_emitter_set_width(&em, 100);
+    yaml_emitter_set_indent(&em, 2);
+    yaml_event_t ev;
+    size_t start = buf->len;
+    int ok = yaml_stream_start_event_initialize(&ev, YAML_UTF8_ENCODING) &&
+             yaml_emitter_emit(&em, &ev) &&
+             yaml_document_start_event_initialize(&ev, NULL, NULL, NULL, 1) &&
+             yaml_emitter_emit(&em, &ev) && emit_value(&em, v, 0) &&
+             yaml_document_end_event_initialize(&ev, 1) && yaml_emitter_emit(&em, &ev) &&
+             yaml_stream_end_event_initialize(&ev) && yaml_emitter_emit(&em, &ev) &&
+             yaml_emitter_flush(&em);
+    yaml_emitter_delete(&em);
+    if (!ok) {
+        buf->len = start;
+        if (buf->data)
+            buf->data[start] = 0;
+        return MGO_ERR_LIMIT; /* the buffer's cap, or a tree deeper than MGO_MAX_DEPTH */
+    }
+    return MGO_OK;
 }

@@ -274,8 +274,9 @@ static mgo_err app_list_visit(const struct mgo_mgr_app_row *row, void *c)
     return MGO_OK;
 }
 
-static void apps_list(struct mgo_api *api, struct mgo_api_request *req)
+static void apps_list(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    (void)arg;
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     mgo_jw_obj(&w);
@@ -297,8 +298,9 @@ static mgo_err version_visit(const struct mgo_mgr_app_row *row, void *c)
     return MGO_OK;
 }
 
-static void apps_show(struct mgo_api *api, struct mgo_api_request *req, const char *id)
+static void apps_show(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    const char *id = arg[0];
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_app_description app;
@@ -335,8 +337,9 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void apps_add(struct mgo_api *api, struct mgo_api_request *req)
+static void apps_add(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    (void)arg;
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_problems p;
@@ -437,8 +440,9 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void apps_delete(struct mgo_api *api, struct mgo_api_request *req, const char *id)
+static void apps_delete(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    const char *id = arg[0];
     const char *version = mgo_api__query(req, "version");
     mgo_err err = mgo_mgr_store_app_delete(api->store, id, version);
     if (err == MGO_ERR_CONFLICT) {
@@ -547,8 +551,9 @@ static mgo_err dev_list_visit(const struct mgo_mgr_device_row *row, void *c)
     return write_device(ctx, row);
 }
 
-static void devices_list(struct mgo_api *api, struct mgo_api_request *req)
+static void devices_list(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    (void)arg;
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_app_description app;
@@ -589,8 +594,9 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void devices_show(struct mgo_api *api, struct mgo_api_request *req, const char *id)
+static void devices_show(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    const char *id = arg[0];
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     struct dev_list_ctx ctx = {.api = api, .w = &w, .full = true};
@@ -830,8 +836,10 @@ static mgo_err dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
     return write_deployment(c, row);
 }
 
-static void deployments_list(struct mgo_api *api, struct mgo_api_request *req)
+static void deployments_list(struct mgo_api *api, struct mgo_api_request *req,
+                             const char *const *arg)
 {
+    (void)arg;
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     struct secrets sec;
@@ -872,8 +880,10 @@ static void deployment_reply(struct mgo_api *api, struct mgo_api_request *req, c
         ok_json(req, status, &w);
 }
 
-static void deployments_create(struct mgo_api *api, struct mgo_api_request *req)
+static void deployments_create(struct mgo_api *api, struct mgo_api_request *req,
+                               const char *const *arg)
 {
+    (void)arg;
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_problems p;
@@ -967,8 +977,10 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void deployments_patch(struct mgo_api *api, struct mgo_api_request *req, const char *id)
+static void deployments_patch(struct mgo_api *api, struct mgo_api_request *req,
+                              const char *const *arg)
 {
+    const char *id = arg[0];
     struct mgo_arena arena;
     mgo_arena_init(&arena, 16u * MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_problems p;
@@ -1007,8 +1019,10 @@ cleanup:
     mgo_arena_cleanup(&arena);
 }
 
-static void deployments_delete(struct mgo_api *api, struct mgo_api_request *req, const char *id)
+static void deployments_delete(struct mgo_api *api, struct mgo_api_request *req,
+                               const char *const *arg)
 {
+    const char *id = arg[0];
     mgo_err err = mgo_deploy__remove(api->store, api->pub, id);
     if (err == MGO_ERR_NOT_FOUND)
         not_found(req, PROBLEM_BASE "deployment-not-found", "no such deployment");
@@ -1042,8 +1056,9 @@ static mgo_err status_list_visit(const struct mgo_mgr_status_row *row, void *c)
     return MGO_OK;
 }
 
-static void status_list(struct mgo_api *api, struct mgo_api_request *req)
+static void status_list(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    (void)arg;
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     mgo_jw_obj(&w);
@@ -1097,8 +1112,9 @@ static mgo_err desired_visit(const struct mgo_mgr_deployment_row *row, void *c)
 
 /* GET /api/v1/events[?deployment=ID&deployment=ID...]: registers a stream; for each named
  * deployment the current state (if any) is sent first, atomically with joining the hub. */
-static void events_open(struct mgo_api *api, struct mgo_api_request *req)
+static void events_open(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    (void)arg;
     const char *ids[MGO_API_MAX_QUERY];
     size_t n = 0;
     struct mgo_problems p;
@@ -1151,8 +1167,9 @@ static void events_open(struct mgo_api *api, struct mgo_api_request *req)
 }
 
 /* GET /overview: overview.c writes it (docs/api.md "Fleet overview"). */
-static void overview(struct mgo_api *api, struct mgo_api_request *req)
+static void overview(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
 {
+    (void)arg;
     struct mgo_problems p;
     mgo_problems_init(&p);
     struct mgo_overview_params op;
@@ -1170,11 +1187,114 @@ static void overview(struct mgo_api *api, struct mgo_api_request *req)
     req->content_type = JSON_TYPE;
 }
 
+static void deployments_show(struct mgo_api *api, struct mgo_api_request *req,
+                             const char *const *arg)
+{
+    deployment_reply(api, req, arg[0], 200);
+}
+
+/* ---- the API description ------------------------------------------------------------ */
+
+/* GET /api/v1/openapi.yaml: docs/openapi.yaml as built in (openapi_doc.c, generated by
+ * manager/embed_openapi.cmake). Public: it describes the API and holds no data. */
+static void openapi_doc(struct mgo_api *api, struct mgo_api_request *req, const char *const *arg)
+{
+    (void)api;
+    (void)arg;
+    mgo_buf_reset(&req->reply);
+    mgo_err err = mgo_buf_append(&req->reply, mgo_api__openapi, mgo_api__openapi_len);
+    if (err) {
+        internal(req, err);
+        return;
+    }
+    req->status = 200;
+    req->content_type = "application/yaml";
+}
+
 /* ---- routing ---------------------------------------------------------------------------- */
 
-static bool is_method(const struct mgo_api_request *req, const char *method)
+/* Every route of the API, one line each. docs/openapi.yaml describes exactly these
+ * (tests/manager/test_openapi_routes.c compares the two): a new route needs its operation
+ * there, with examples, and a replay step in tests/scripts/openapi_check.py. A path segment
+ * written {name} matches any non-empty segment and is handed to the handler in order
+ * (arg[0], arg[1], ...); true in the last column answers without the bearer token. */
+static const struct mgo_api_route routes[] = {
+    {"GET", "/api/v1/apps", apps_list, false},
+    {"POST", "/api/v1/apps", apps_add, false},
+    {"GET", "/api/v1/apps/{id}", apps_show, false},
+    {"DELETE", "/api/v1/apps/{id}", apps_delete, false},
+    {"GET", "/api/v1/devices", devices_list, false},
+    {"GET", "/api/v1/devices/{id}", devices_show, false},
+    {"GET", "/api/v1/deployments", deployments_list, false},
+    {"POST", "/api/v1/deployments", deployments_create, false},
+    {"GET", "/api/v1/deployments/{id}", deployments_show, false},
+    {"PATCH", "/api/v1/deployments/{id}", deployments_patch, false},
+    {"DELETE", "/api/v1/deployments/{id}", deployments_delete, false},
+    {"GET", "/api/v1/status", status_list, false},
+    {"GET", "/api/v1/overview", overview, false},
+    {"GET", "/api/v1/events", events_open, false},
+    {"GET", "/api/v1/openapi.yaml", openapi_doc, true},
+};
+
+const struct mgo_api_route *mgo_api__routes(size_t *len)
 {
-    return strcmp(req->method, method) == 0;
+    *len = sizeof routes / sizeof routes[0];
+    return routes;
+}
+
+/* Whether path matches the template tmpl. On a match buf (buf_size bytes) holds path cut at
+ * every '/' and arg[0..*arg_len) point to the values of the {name} segments in it. One
+ * trailing '/' on path is ignored. */
+static bool path_match(const char *tmpl, const char *path, char *buf, size_t buf_size,
+                       const char **arg, size_t *arg_len)
+{
+    size_t n = strlen(path);
+    if (n > 1 && path[n - 1] == '/')
+        n--;
+    if (n >= buf_size)
+        return false;
+    memcpy(buf, path, n);
+    buf[n] = '\0';
+    *arg_len = 0;
+    const char *t = tmpl;
+    const char *p = buf;
+    while (*t != '\0' && *p != '\0') {
+        if (*t != '/' || *p != '/')
+            return false;
+        t++;
+        p++;
+        size_t tn = strcspn(t, "/");
+        size_t pn = strcspn(p, "/");
+        if (t[0] == '{') {
+            if (pn == 0 || *arg_len >= MGO_API_MAX_PATH_ARGS)
+                return false;
+            arg[(*arg_len)++] = p;
+        } else if (tn != pn || strncmp(t, p, tn) != 0) {
+            return false;
+        }
+        t += tn;
+        p += pn;
+    }
+    if (*t != '\0' || *p != '\0')
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        if (buf[i] == '/')
+            buf[i] = '\0';
+    }
+    return true;
+}
+
+bool mgo_api__public(const char *method, const char *path)
+{
+    char buf[sizeof((struct mgo_api_request *)0)->path];
+    const char *arg[MGO_API_MAX_PATH_ARGS];
+    size_t arg_len;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(routes[i].method, method) == 0 &&
+            path_match(routes[i].path, path, buf, sizeof buf, arg, &arg_len))
+            return routes[i].no_token;
+    }
+    return false;
 }
 
 static void method_not_allowed(struct mgo_api_request *req)
@@ -1194,80 +1314,22 @@ void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req)
         not_found(req, NULL, "unknown resource; the API lives under /api/v1/");
         return;
     }
-    /* split the rest into at most 3 segments */
-    char rest[512];
-    snprintf(rest, sizeof rest, "%s", req->path + sizeof root - 1);
-    char *seg[3] = {NULL, NULL, NULL};
-    size_t n = 0;
-    char *p = rest;
-    while (*p && n < 3) {
-        seg[n++] = p;
-        char *slash = strchr(p, '/');
-        if (!slash)
-            break;
-        *slash = '\0';
-        p = slash + 1;
-    }
-    if (*p && n == 3 && strchr(seg[2], '/')) {
-        not_found(req, NULL, "unknown resource");
-        return;
-    }
-    if (n >= 2 && seg[1][0] == '\0')
-        n = 1; /* trailing slash */
-    const char *coll = n ? seg[0] : "";
-    const char *id = n >= 2 ? seg[1] : NULL;
-    if (n == 3) {
-        not_found(req, NULL, "unknown resource");
-        return;
-    }
     MGO_LOGD(TAG, "%s %s", req->method, req->path);
-    if (strcmp(coll, "apps") == 0) {
-        if (!id && is_method(req, "GET"))
-            apps_list(api, req);
-        else if (!id && is_method(req, "POST"))
-            apps_add(api, req);
-        else if (id && is_method(req, "GET"))
-            apps_show(api, req, id);
-        else if (id && is_method(req, "DELETE"))
-            apps_delete(api, req, id);
-        else
-            method_not_allowed(req);
-    } else if (strcmp(coll, "devices") == 0) {
-        if (!id && is_method(req, "GET"))
-            devices_list(api, req);
-        else if (id && is_method(req, "GET"))
-            devices_show(api, req, id);
-        else
-            method_not_allowed(req);
-    } else if (strcmp(coll, "deployments") == 0) {
-        if (!id && is_method(req, "GET"))
-            deployments_list(api, req);
-        else if (!id && is_method(req, "POST"))
-            deployments_create(api, req);
-        else if (id && is_method(req, "GET"))
-            deployment_reply(api, req, id, 200);
-        else if (id && is_method(req, "PATCH"))
-            deployments_patch(api, req, id);
-        else if (id && is_method(req, "DELETE"))
-            deployments_delete(api, req, id);
-        else
-            method_not_allowed(req);
-    } else if (strcmp(coll, "status") == 0 && !id) {
-        if (is_method(req, "GET"))
-            status_list(api, req);
-        else
-            method_not_allowed(req);
-    } else if (strcmp(coll, "overview") == 0 && !id) {
-        if (is_method(req, "GET"))
-            overview(api, req);
-        else
-            method_not_allowed(req);
-    } else if (strcmp(coll, "events") == 0 && !id) {
-        if (is_method(req, "GET"))
-            events_open(api, req);
-        else
-            method_not_allowed(req);
-    } else {
-        not_found(req, NULL, "unknown resource");
+    char buf[sizeof req->path];
+    const char *arg[MGO_API_MAX_PATH_ARGS];
+    size_t arg_len;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (!path_match(routes[i].path, req->path, buf, sizeof buf, arg, &arg_len))
+            continue;
+        if (strcmp(routes[i].method, req->method) == 0) {
+            routes[i].handler(api, req, arg);
+            return;
+        }
+        path_known = true;
     }
+    if (path_known)
+        method_not_allowed(req);
+    else
+        not_found(req, NULL, "unknown resource");
 }

@@ -51,6 +51,29 @@ struct mgo_api {
     const char *catalog_dir;
 };
 
+/* A route handler: arg[i] is the value of the i-th {name} segment of the route's path. */
+typedef void (*mgo_api_handler)(struct mgo_api *api, struct mgo_api_request *req,
+                                const char *const *arg);
+
+#define MGO_API_MAX_PATH_ARGS 4
+
+/* One route of the API: docs/openapi.yaml has exactly these (method, path) pairs. */
+struct mgo_api_route {
+    const char *method; /* "GET", "POST", "PATCH", "DELETE" */
+    const char *path;   /* template, "/api/v1/deployments/{id}"; {name} = one segment */
+    mgo_api_handler handler;
+    bool no_token; /* answered without the bearer token (http.c asks mgo_api__public) */
+};
+
+/* The route table (static, read-only, *len entries), for listing what is served. */
+const struct mgo_api_route *mgo_api__routes(size_t *len);
+/* Whether method + path is a public route (no token needed). Any thread. */
+bool mgo_api__public(const char *method, const char *path);
+
+/* docs/openapi.yaml, embedded at build time (generated openapi_doc.c). */
+extern const unsigned char mgo_api__openapi[];
+extern const size_t mgo_api__openapi_len;
+
 /* Loop thread: answers req (status, reply, or an event stream in req->sse). */
 void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req);
 /* Replaces the reply with an RFC 9457 problem document (docs/api.md "Errors"); 500 and 503

@@ -7,11 +7,6 @@
 #include "mgo/ctl.h"
 #include "mgo/limits.h"
 
-static void print_raw(const struct mgo_ctl_reply *r)
-{
-    printf("%.*s\n", (int)r->body.len, r->body.data ? (const char *)r->body.data : "");
-}
-
 /* Runs one request and handles the common failures; returns 0 when status is `want`. */
 static int call(const struct mgo_ctl_conn *c, const char *method, const char *path,
                 const char *ctype, const void *body, size_t len, long want, struct mgo_ctl_reply *r)
@@ -30,7 +25,8 @@ static const char APP_USAGE[] =
     "       margoctl app list                     list every app version\n"
     "       margoctl app show APP [--version V]   profiles, parameters and questions\n"
     "       margoctl app rm APP [--version V]     remove (refused while deployed)\n"
-    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
+    "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
+    "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
 static int app_add(struct mgo_ctl_conn *c, const char *path)
 {
@@ -52,9 +48,7 @@ static int app_add(struct mgo_ctl_conn *c, const char *path)
     int rc = call(c, "POST", "/api/v1/apps", "application/yaml", b.data ? (void *)b.data : "",
                   b.len, 201, &r);
     if (rc == 0) {
-        if (c->json)
-            print_raw(&r);
-        else
+        if (!mgo_ctl__print_data(c, &r))
             printf("added %s %s\n", mgo_ctl__str(&r.tree, "id"), mgo_ctl__str(&r.tree, "version"));
     }
     mgo_ctl__reply_cleanup(&r);
@@ -80,20 +74,25 @@ static int app_list(struct mgo_ctl_conn *c)
 {
     struct mgo_ctl_reply r;
     int rc = call(c, "GET", "/api/v1/apps", NULL, NULL, 0, 200, &r);
-    if (rc == 0 && c->json) {
-        print_raw(&r);
-    } else if (rc == 0) {
+    if (rc == 0 && !mgo_ctl__print_data(c, &r)) {
         struct mgo_ctl_table t;
-        mgo_ctl__table_init(&t, 4);
-        const char *head[4] = {"ID", "VERSION", "NAME", "PROFILES"};
+        mgo_ctl__table_init(&t, 6);
+        mgo_ctl__table_columns(&t, c, 4); /* wide: ADDED, TAGLINE */
+        const char *head[6] = {"ID", "VERSION", "NAME", "PROFILES", "ADDED", "TAGLINE"};
         mgo_ctl__table_add(&t, head);
         const struct mgo_value *apps = mgo_value_get(&r.tree, "apps");
         for (size_t i = 0; apps && apps->kind == MGO_V_ARRAY && i < apps->as.array.len; i++) {
             const struct mgo_value *a = &apps->as.array.items[i];
-            char profiles[128];
+            char profiles[128], added[64];
             profiles_text(a, profiles, sizeof profiles);
-            const char *row[4] = {mgo_ctl__str(a, "id"), mgo_ctl__str(a, "version"),
-                                  mgo_ctl__str(a, "name"), profiles};
+            mgo_ctl__text(mgo_value_get(a, "addedAt"), added, sizeof added);
+            const char *tagline = mgo_ctl__str(a, "tagline");
+            const char *row[6] = {mgo_ctl__str(a, "id"),
+                                  mgo_ctl__str(a, "version"),
+                                  mgo_ctl__str(a, "name"),
+                                  profiles,
+                                  added,
+                                  tagline[0] ? tagline : "-"};
             mgo_ctl__table_add(&t, row);
         }
         mgo_ctl__table_print(&t, stdout);
@@ -144,9 +143,7 @@ static int app_show(struct mgo_ctl_conn *c, const char *app, const char *version
     app_path(app, version, path, sizeof path);
     struct mgo_ctl_reply r;
     int rc = call(c, "GET", path, NULL, NULL, 0, 200, &r);
-    if (rc == 0 && c->json) {
-        print_raw(&r);
-    } else if (rc == 0) {
+    if (rc == 0 && !mgo_ctl__print_data(c, &r)) {
         const struct mgo_value *t = &r.tree;
         char versions[256], profiles[128];
         mgo_ctl__text(mgo_value_get(t, "versions"), versions, sizeof versions);
@@ -260,7 +257,8 @@ int mgo_ctl_app(int argc, char **argv)
 static const char DEVICE_USAGE[] =
     "usage: margoctl device list [--compatible APP [--version V]]\n"
     "       margoctl device show DEVICE\n"
-    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
+    "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
+    "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
 static const char *online_text(const struct mgo_value *d)
 {
@@ -283,31 +281,49 @@ static int device_list(struct mgo_ctl_conn *c, const char *compat, const char *v
     }
     struct mgo_ctl_reply r;
     int rc = call(c, "GET", path, NULL, NULL, 0, 200, &r);
-    if (rc == 0 && c->json) {
-        print_raw(&r);
-    } else if (rc == 0) {
-        size_t cols = compat ? 7 : 5;
+    if (rc == 0 && !mgo_ctl__print_data(c, &r)) {
+        /* ID PRESENCE TYPES DEPLOYMENTS LAST-SEEN [COMPATIBLE REASON]; wide: BOOT VENDOR
+         * MODEL DROPPED (events dropped / statuses over rate / positions dropped) */
+        size_t narrow = compat ? 7 : 5;
         struct mgo_ctl_table t;
-        mgo_ctl__table_init(&t, cols);
-        const char *head[7] = {"ID",        "PRESENCE",   "TYPES", "DEPLOYMENTS",
-                               "LAST SEEN", "COMPATIBLE", "REASON"};
+        mgo_ctl__table_init(&t, narrow + 4);
+        mgo_ctl__table_columns(&t, c, narrow);
+        const char *head[11] = {"ID",        "PRESENCE",   "TYPES",  "DEPLOYMENTS",
+                                "LAST SEEN", "COMPATIBLE", "REASON", "BOOT",
+                                "VENDOR",    "MODEL",      "DROPPED"};
+        if (!compat)
+            memmove(&head[5], &head[7], 4 * sizeof head[0]);
         mgo_ctl__table_add(&t, head);
         const struct mgo_value *ds = mgo_value_get(&r.tree, "devices");
         for (size_t i = 0; ds && ds->kind == MGO_V_ARRAY && i < ds->as.array.len; i++) {
             const struct mgo_value *d = &ds->as.array.items[i];
-            char types[64], deps[32], seen[64], compatible[8];
+            char types[64], deps[32], seen[64], compatible[8], boot[32], ev[32], st[32], pos[32];
+            char dropped[100];
             mgo_ctl__text(mgo_value_get(d, "deploymentTypes"), types, sizeof types);
             mgo_ctl__text(mgo_value_get(d, "deployments"), deps, sizeof deps);
             mgo_ctl__text(mgo_value_get(d, "lastSeen"), seen, sizeof seen);
             mgo_ctl__text(mgo_value_get(d, "compatible"), compatible, sizeof compatible);
+            mgo_ctl__text(mgo_value_get(d, "boot"), boot, sizeof boot);
+            mgo_ctl__text(mgo_value_get(d, "eventsDropped"), ev, sizeof ev);
+            mgo_ctl__text(mgo_value_get(d, "statusesOverRate"), st, sizeof st);
+            mgo_ctl__text(mgo_value_get(d, "positionsDropped"), pos, sizeof pos);
+            snprintf(dropped, sizeof dropped, "%s/%s/%s", ev, st, pos);
             const char *reason = mgo_ctl__str(d, "reason");
-            const char *row[7] = {mgo_ctl__str(d, "id"),
-                                  online_text(d),
-                                  types[0] ? types : "-",
-                                  deps,
-                                  seen,
-                                  strcmp(compatible, "true") == 0 ? "yes" : "no",
-                                  reason[0] ? reason : "-"};
+            const char *vendor = mgo_ctl__str(d, "vendor");
+            const char *model = mgo_ctl__str(d, "modelNumber");
+            const char *row[11] = {mgo_ctl__str(d, "id"),
+                                   online_text(d),
+                                   types[0] ? types : "-",
+                                   deps,
+                                   seen,
+                                   strcmp(compatible, "true") == 0 ? "yes" : "no",
+                                   reason[0] ? reason : "-",
+                                   boot,
+                                   vendor[0] ? vendor : "-",
+                                   model[0] ? model : "-",
+                                   dropped};
+            if (!compat)
+                memmove(&row[5], &row[7], 4 * sizeof row[0]);
             mgo_ctl__table_add(&t, row);
         }
         mgo_ctl__table_print(&t, stdout);
@@ -324,9 +340,7 @@ static int device_show(struct mgo_ctl_conn *c, const char *id)
     snprintf(path, sizeof path, "/api/v1/devices/%s", esc);
     struct mgo_ctl_reply r;
     int rc = call(c, "GET", path, NULL, NULL, 0, 200, &r);
-    if (rc == 0 && c->json) {
-        print_raw(&r);
-    } else if (rc == 0) {
+    if (rc == 0 && !mgo_ctl__print_data(c, &r)) {
         const struct mgo_value *d = &r.tree;
         char types[64], deps[32], seen[64], boot[32];
         mgo_ctl__text(mgo_value_get(d, "deploymentTypes"), types, sizeof types);

@@ -442,26 +442,33 @@ static int fetch_app(const struct mgo_ctl_conn *c, const char *app, const char *
 static void print_deployments(const struct mgo_ctl_conn *c, const struct mgo_ctl_reply *r,
                               const struct mgo_value *list)
 {
-    if (c->json) {
-        printf("%.*s\n", (int)r->body.len, (const char *)r->body.data);
+    if (mgo_ctl__print_data(c, r))
         return;
-    }
     struct mgo_ctl_table t;
-    mgo_ctl__table_init(&t, 7);
-    const char *head[7] = {"ID", "DEVICE", "APP", "VERSION", "DESIRED", "STATE", "MANIFEST"};
+    mgo_ctl__table_init(&t, 11);
+    mgo_ctl__table_columns(&t, c, 7); /* wide: PROFILE STATE-AT CREATED UPDATED */
+    const char *head[11] = {"ID",       "DEVICE",  "APP",      "VERSION", "DESIRED", "STATE",
+                            "MANIFEST", "PROFILE", "STATE AT", "CREATED", "UPDATED"};
     mgo_ctl__table_add(&t, head);
     for (size_t i = 0; list && list->kind == MGO_V_ARRAY && i < list->as.array.len; i++) {
         const struct mgo_value *d = &list->as.array.items[i];
-        char state[32], mv[32];
+        char state[32], mv[32], at[64], created[64], updated[64];
         mgo_ctl__text(mgo_value_get(d, "state"), state, sizeof state);
         mgo_ctl__text(mgo_value_get(d, "manifestVersion"), mv, sizeof mv);
-        const char *row[7] = {mgo_ctl__str(d, "id"),
-                              mgo_ctl__str(d, "device"),
-                              mgo_ctl__str(d, "app"),
-                              mgo_ctl__str(d, "version"),
-                              mgo_ctl__str(d, "desired"),
-                              state,
-                              mv};
+        mgo_ctl__text(mgo_value_get(d, "stateAt"), at, sizeof at);
+        mgo_ctl__text(mgo_value_get(d, "createdAt"), created, sizeof created);
+        mgo_ctl__text(mgo_value_get(d, "updatedAt"), updated, sizeof updated);
+        const char *row[11] = {mgo_ctl__str(d, "id"),
+                               mgo_ctl__str(d, "device"),
+                               mgo_ctl__str(d, "app"),
+                               mgo_ctl__str(d, "version"),
+                               mgo_ctl__str(d, "desired"),
+                               state,
+                               mv,
+                               mgo_ctl__str(d, "profileType"),
+                               at,
+                               created,
+                               updated};
         mgo_ctl__table_add(&t, row);
     }
     mgo_ctl__table_print(&t, stdout);
@@ -547,7 +554,8 @@ static const char DEPLOY_USAGE[] =
     "                       [--set NAME=VALUE...] [--values FILE] [--no-prompt]\n"
     "  Deploys APP to every device with the given answers to its configuration questions.\n"
     "  On a terminal, unanswered questions are asked (Enter keeps the default).\n"
-    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
+    "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
+    "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
 int mgo_ctl_deploy(int argc, char **argv)
 {
@@ -625,15 +633,15 @@ static const char DEPLOYMENT_USAGE[] =
     "usage: margoctl deployment list [--device D] [--app APP] [--all]\n"
     "       margoctl deployment show ID\n"
     "       margoctl deployment update ID [--version V] [--set NAME=VALUE...] [--values FILE]\n"
+    "                                     [--no-prompt]\n"
     "       margoctl deployment rm ID\n"
-    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
+    "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
+    "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
 static void print_deployment(const struct mgo_ctl_conn *c, const struct mgo_ctl_reply *r)
 {
-    if (c->json) {
-        printf("%.*s\n", (int)r->body.len, (const char *)r->body.data);
+    if (mgo_ctl__print_data(c, r))
         return;
-    }
     const struct mgo_value *d = &r->tree;
     char state[32], mv[32], params[1024];
     mgo_ctl__text(mgo_value_get(d, "state"), state, sizeof state);
@@ -698,7 +706,7 @@ static int deployment_simple(struct mgo_ctl_conn *c, const char *method, const c
             rc = mgo_ctl__print_problem(c, &r);
         } else {
             rc = 0;
-            if (strcmp(method, "DELETE") == 0 && !c->json)
+            if (strcmp(method, "DELETE") == 0 && c->output <= MGO_CTL_OUT_WIDE)
                 printf("removing %s from %s (watch it with: margoctl watch %s)\n", id,
                        mgo_ctl__str(&r.tree, "device"), id);
             else
@@ -856,7 +864,8 @@ int mgo_ctl_deployment(int argc, char **argv)
 static const char STATUS_USAGE[] =
     "usage: margoctl status [--device D]\n"
     "  The last reported state of every deployment.\n"
-    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
+    "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
+    "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
 int mgo_ctl_status(int argc, char **argv)
 {
@@ -893,13 +902,14 @@ int mgo_ctl_status(int argc, char **argv)
     if (mgo_ctl__request(&c, "GET", path, NULL, NULL, 0, &r) == 0) {
         if (r.status != 200) {
             rc = mgo_ctl__print_problem(&c, &r);
-        } else if (c.json) {
-            printf("%.*s\n", (int)r.body.len, (const char *)r.body.data);
+        } else if (mgo_ctl__print_data(&c, &r)) {
             rc = 0;
         } else {
             struct mgo_ctl_table t;
-            mgo_ctl__table_init(&t, 5);
-            const char *head[5] = {"DEPLOYMENT", "DEVICE", "STATE", "RECEIVED", "ERROR"};
+            mgo_ctl__table_init(&t, 6);
+            mgo_ctl__table_columns(&t, &c, 5); /* wide: BOOT/SEQ */
+            const char *head[6] = {"DEPLOYMENT", "DEVICE", "STATE",
+                                   "RECEIVED",   "ERROR",  "BOOT/SEQ"};
             mgo_ctl__table_add(&t, head);
             const struct mgo_value *l = mgo_value_get(&r.tree, "status");
             for (size_t i = 0; l && l->kind == MGO_V_ARRAY && i < l->as.array.len; i++) {
@@ -910,8 +920,16 @@ int mgo_ctl_status(int argc, char **argv)
                 if (e)
                     snprintf(err, sizeof err, "%s %s", mgo_ctl__str(e, "code"),
                              mgo_ctl__str(e, "message"));
-                const char *row[5] = {mgo_ctl__str(s, "deploymentId"), mgo_ctl__str(s, "deviceId"),
-                                      mgo_ctl__str(s, "state"), mgo_ctl__str(s, "receivedAt"), err};
+                char boot[32], seq[32], pos[72];
+                mgo_ctl__text(mgo_value_get(s, "boot"), boot, sizeof boot);
+                mgo_ctl__text(mgo_value_get(s, "seq"), seq, sizeof seq);
+                snprintf(pos, sizeof pos, "%s/%s", boot, seq);
+                const char *row[6] = {mgo_ctl__str(s, "deploymentId"),
+                                      mgo_ctl__str(s, "deviceId"),
+                                      mgo_ctl__str(s, "state"),
+                                      mgo_ctl__str(s, "receivedAt"),
+                                      err,
+                                      pos};
                 mgo_ctl__table_add(&t, row);
             }
             mgo_ctl__table_print(&t, stdout);
@@ -929,7 +947,8 @@ static const char WATCH_USAGE[] =
     "usage: margoctl watch DEPLOYMENT... [--timeout SECONDS]\n"
     "  Follows the deployments live. Exits 0 when every one is installed (or removed, when\n"
     "  it is being removed), 1 as soon as one fails, 3 when the timeout passes first.\n"
-    "options: --json (one event per line)  --url URL  --token-file FILE\n";
+    "options: -o, --output table|json (json: one event per line)  --json (= -o json)\n"
+    "         --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
 #define MAX_WATCH 16
 
@@ -1045,6 +1064,10 @@ int mgo_ctl_watch(int argc, char **argv)
     }
     if (help < 0 || bad || argc < 1 || argc > MAX_WATCH) {
         fputs(WATCH_USAGE, stderr);
+        return MGO_CTL_EXIT_USAGE;
+    }
+    if (c.output == MGO_CTL_OUT_WIDE || c.output == MGO_CTL_OUT_YAML) {
+        fprintf(stderr, "margoctl watch: --output must be table or json (one event per line)\n");
         return MGO_CTL_EXIT_USAGE;
     }
     if (mgo_ctl__conn_ready(&c) != 0)

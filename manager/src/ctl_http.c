@@ -10,6 +10,18 @@
 
 #define MAX_REPLY_BYTES (64u * 1024u * 1024u)
 
+static int parse_output(const char *s, enum mgo_ctl_output *out)
+{
+    static const char *const names[] = {"table", "wide", "json", "yaml"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *out = (enum mgo_ctl_output)i;
+            return 0;
+        }
+    }
+    return -1;
+}
+
 int mgo_ctl__common_opts(struct mgo_ctl_conn *c, int *argc, char **argv)
 {
     if (!c->url) {
@@ -27,7 +39,23 @@ int mgo_ctl__common_opts(struct mgo_ctl_conn *c, int *argc, char **argv)
         const char *val = NULL;
         bool takes = false;
         if (strcmp(a, "--json") == 0) {
-            c->json = true;
+            c->output = MGO_CTL_OUT_JSON;
+            continue;
+        }
+        if (strcmp(a, "--output") == 0 || strcmp(a, "-o") == 0 || strncmp(a, "--output=", 9) == 0) {
+            const char *fmt = NULL;
+            if (strncmp(a, "--output=", 9) == 0)
+                fmt = a + 9;
+            else if (i + 1 < *argc)
+                fmt = argv[++i];
+            if (fmt == NULL) {
+                fprintf(stderr, "margoctl: %s needs a value (table, wide, json or yaml)\n", a);
+                return -1;
+            }
+            if (parse_output(fmt, &c->output) != 0) {
+                fprintf(stderr, "margoctl: --output: '%s' is not table, wide, json or yaml\n", fmt);
+                return -1;
+            }
             continue;
         }
         if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
@@ -59,6 +87,7 @@ int mgo_ctl__common_opts(struct mgo_ctl_conn *c, int *argc, char **argv)
         argv[out++] = argv[i];
     }
     *argc = out;
+    c->json = c->output == MGO_CTL_OUT_JSON;
     return help;
 }
 
@@ -164,6 +193,15 @@ int mgo_ctl__request(const struct mgo_ctl_conn *c, const char *method, const cha
         if (reply->body.len == 0 || mgo_value_from_yaml(reply->body.data, reply->body.len,
                                                         &reply->arena, &reply->tree, &p) != MGO_OK)
             reply->tree.kind = MGO_V_NULL;
+        /* every output but json works on the parsed reply: one margoctl cannot parse (past
+         * the shared limits, e.g. more than 1024 items) is an error, not an empty table */
+        if (reply->body.len > 0 && reply->tree.kind == MGO_V_NULL && !c->json &&
+            reply->status >= 200 && reply->status < 300) {
+            fprintf(stderr,
+                    "margoctl: the reply cannot be read (%s: %s); --output json prints it\n",
+                    p.count ? p.items[0].field : "$", p.count ? p.items[0].rule : "not JSON");
+            result = -1;
+        }
     }
     curl_easy_cleanup(h);
     curl_slist_free_all(hdrs);
@@ -174,6 +212,25 @@ void mgo_ctl__reply_cleanup(struct mgo_ctl_reply *r)
 {
     mgo_buf_cleanup(&r->body);
     mgo_arena_cleanup(&r->arena);
+}
+
+bool mgo_ctl__print_data(const struct mgo_ctl_conn *c, const struct mgo_ctl_reply *r)
+{
+    if (c->output == MGO_CTL_OUT_JSON) {
+        printf("%.*s\n", (int)r->body.len, r->body.data ? (const char *)r->body.data : "");
+        return true;
+    }
+    if (c->output != MGO_CTL_OUT_YAML)
+        return false;
+    struct mgo_buf b;
+    mgo_buf_init(&b, MAX_REPLY_BYTES);
+    mgo_err err = mgo_value_to_yaml(&r->tree, &b);
+    if (err == MGO_OK)
+        fputs((const char *)b.data, stdout);
+    else
+        fprintf(stderr, "margoctl: the reply cannot be written as YAML: %s\n", mgo_strerror(err));
+    mgo_buf_cleanup(&b);
+    return true;
 }
 
 int mgo_ctl__print_problem(const struct mgo_ctl_conn *c, const struct mgo_ctl_reply *r)
@@ -322,6 +379,12 @@ void mgo_ctl__table_init(struct mgo_ctl_table *t, size_t cols)
 {
     memset(t, 0, sizeof *t);
     t->cols = cols;
+    t->show = cols;
+}
+
+void mgo_ctl__table_columns(struct mgo_ctl_table *t, const struct mgo_ctl_conn *c, size_t narrow)
+{
+    t->show = c->output == MGO_CTL_OUT_WIDE || narrow > t->cols ? t->cols : narrow;
 }
 
 void mgo_ctl__table_add(struct mgo_ctl_table *t, const char *const *cells)
@@ -360,9 +423,9 @@ void mgo_ctl__table_print(const struct mgo_ctl_table *t, FILE *out)
         }
     }
     for (size_t r = 0; r < t->rows; r++) {
-        for (size_t c = 0; c < t->cols && c < 16; c++) {
+        for (size_t c = 0; c < t->show && c < 16; c++) {
             const char *cell = t->cells[r * t->cols + c] ? t->cells[r * t->cols + c] : "";
-            bool last = c + 1 == t->cols;
+            bool last = c + 1 == t->show;
             fputs(cell, out);
             if (!last) {
                 for (size_t pad = display_width(cell); pad < widths[c] + 2; pad++)

@@ -21,7 +21,8 @@ static void usage(FILE *out)
           "the document's fields. '-' reads standard input. With --format auto, files ending in\n"
           ".msgpack or .mpk are read as MessagePack, everything else as YAML/JSON.\n"
           "\n"
-          "Exit status: 0 all valid, 1 any invalid or unreadable, 2 usage error.\n",
+          "Exit status: 0 all valid, 1 any invalid or unreadable, 2 usage error.\n"
+          "options: --json  --format FORMAT  -h, --help\n",
           out);
 }
 
@@ -183,7 +184,8 @@ static void convert_usage(FILE *out)
           "\n"
           "Validates one Margo document and writes it normalised (drift between Margo drafts\n"
           "resolved, keys sorted) to standard output: canonical MessagePack as published on\n"
-          "the MQTT topics, or JSON (default). Exit status: 0 ok, 1 invalid, 2 usage error.\n",
+          "the MQTT topics, or JSON (default). Exit status: 0 ok, 1 invalid, 2 usage error.\n"
+          "options: --to FORMAT  --format FORMAT  -h, --help\n",
           out);
 }
 

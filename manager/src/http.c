@@ -345,8 +345,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             cs->req.query_overflow = true;
         snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
-        cs->auth_failed = !authorized(
-            h, url, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+        cs->auth_failed =
+            !mgo_api__public(cs->req.method, cs->req.path) &&
+            !authorized(h, url, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
         *con_cls = cs;
         return MHD_YES;
     }

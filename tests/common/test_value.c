@@ -553,6 +553,48 @@ static void test_buf_cap(void)
     mgo_buf_cleanup(&b);
 }
 
+/* mgo_value_to_yaml: block YAML that reads back as the same tree, with strings that look
+ * like other types quoted; a tree deeper than the limit and a full buffer fail cleanly. */
+static void test_yaml_output(void)
+{
+    static const char doc[] =
+        "{\"s\": [\"true\", \"1.0\", \"\", \"null\", \"~\", \"0x1f\", \"-3\", \".inf\", \"a: b\","
+        " \"- x\", \"#c\", \"line1\\nline2\", \"\\u00e9t\\u00e9\", \" pad \", \"plain words\","
+        " \"yes\", \"Off\", \"2026-12-05T10:05:26.668Z\", \"1.2.3\", \"-.5\", \"v1.0\"],"
+        " \"n\": [0, -7, 18446744073709551615, 2.0, 0.1, -1.5e-300, 1e300, true, false, null],"
+        " \"m\": {\"version\": \"1.0\", \"empty\": {}, \"list\": [], \"nested\": [{\"k\": [1, "
+        "[2]]}]}}";
+    struct ctx c, back;
+    CU_ASSERT_EQUAL_FATAL(from_yaml(&c, doc, sizeof doc - 1), MGO_OK);
+    struct mgo_buf b;
+    mgo_buf_init(&b, 1u << 16);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_to_yaml(&c.v, &b), MGO_OK);
+    mgo_err err = from_yaml(&back, (const char *)b.data, b.len);
+    CU_ASSERT_EQUAL(err, MGO_OK);
+    CU_ASSERT_TRUE(err == MGO_OK && mgo_value_equal(&c.v, &back.v));
+    if (err != MGO_OK || !mgo_value_equal(&c.v, &back.v))
+        fprintf(stderr, "YAML (%s):\n%s\n", back.p.count ? back.p.items[0].rule : "",
+                (const char *)b.data);
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "version: \"1.0\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- plain words\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- 2.0\n"));
+    /* quoted for YAML 1.1 readers too; a plain word stays plain */
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- \"yes\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- \"2026-12-05T10:05:26.668Z\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- \"1.2.3\"\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr((char *)b.data, "- v1.0\n"));
+    CU_ASSERT_PTR_NULL(strstr((char *)b.data, "---")); /* one implicit document */
+    done(&back);
+    /* a buffer too small: MGO_ERR_LIMIT, the buffer as it was */
+    struct mgo_buf small;
+    mgo_buf_init(&small, 16);
+    CU_ASSERT_EQUAL(mgo_value_to_yaml(&c.v, &small), MGO_ERR_LIMIT);
+    CU_ASSERT_EQUAL(small.len, 0);
+    mgo_buf_cleanup(&small);
+    mgo_buf_cleanup(&b);
+    done(&c);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case msgpack[] = {
@@ -567,6 +609,7 @@ void mgo_test_register(void)
         {"scalars", test_yaml_scalars},
         {"hostile input", test_yaml_hostile},
         {"json in and out", test_json_input_and_output},
+        {"yaml out", test_yaml_output},
         {NULL, NULL},
     };
     static const struct mgo_test_case tree[] = {

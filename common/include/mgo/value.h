@@ -79,6 +79,11 @@ mgo_err mgo_value_from_yaml(const void *data, size_t len, struct mgo_arena *aren
 mgo_err mgo_value_to_msgpack(const struct mgo_value *v, struct mgo_buf *buf) MGO_MUST_CHECK;
 mgo_err mgo_value_to_json(const struct mgo_value *v, bool pretty,
                           struct mgo_buf *buf) MGO_MUST_CHECK;
+/* YAML (libyaml's emitter), block style, keys sorted as stored; strings that would read
+ * back as another type ("true", "1.0", "null", "") are double-quoted, so
+ * mgo_value_from_yaml gives back an equal tree. MGO_ERR_LIMIT when buf's cap is reached or
+ * the tree is deeper than MGO_MAX_DEPTH; MGO_ERR_NOMEM. */
+mgo_err mgo_value_to_yaml(const struct mgo_value *v, struct mgo_buf *buf) MGO_MUST_CHECK;
 /* Appends s[0..len) as a quoted JSON string with the same escaping as mgo_value_to_json
  * (for streaming JSON writers that build replies piece by piece). */
 mgo_err mgo_json_put_string(struct mgo_buf *buf, const char *s, size_t len) MGO_MUST_CHECK;

@@ -8,6 +8,8 @@
 #define MGO_CTL_EXIT_USAGE 2
 #define MGO_CTL_EXIT_TIMEOUT 3
 
+/* The whole CLI: dispatches argv[1] to a command (margoctl_main.c calls only this). */
+int mgo_ctl_main(int argc, char **argv);
 int mgo_ctl_validate(int argc, char **argv);
 int mgo_ctl_convert(int argc, char **argv);    /* convert FILE (document normaliser) */
 int mgo_ctl_app(int argc, char **argv);        /* app add|list|show|rm */
