@@ -330,6 +330,8 @@ provoke("GET", "/api/v1/deployments/{id}", "/api/v1/deployments/no-such-deployme
 provoke("PUT", "/api/v1/deployments/{id}", "/api/v1/deployments/" + dep, 405, {})
 installed(None)
 replay("GET", "/api/v1/status")
+replay("GET", "/api/v1/overview")
+provoke("GET", "/api/v1/overview", "/api/v1/overview?window=31d", 400)
 # 5. the event stream: hello first
 op, _ = find_op("GET", "/api/v1/events")
 if op is not None:
