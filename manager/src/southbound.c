@@ -389,12 +389,11 @@ static mgo_err enroll(struct mgo_southbound *sb, const char *device)
 
 /* Hands a document to ingest as if it came on device's topic of kind (ingest owns the
  * copies). */
-static mgo_err ingest_copy(struct mgo_southbound *sb, enum mgo_topic_kind kind,
-                           const char *device, const char *deployment, const struct mgo_buf *doc)
+static mgo_err ingest_copy(struct mgo_southbound *sb, enum mgo_topic_kind kind, const char *device,
+                           const char *deployment, const struct mgo_buf *doc)
 {
     char topic[MGO_MAX_TOPIC_LEN + 1];
-    mgo_err err =
-        mgo_topic_format(sb->pub->prefix, kind, device, deployment, topic, sizeof topic);
+    mgo_err err = mgo_topic_format(sb->pub->prefix, kind, device, deployment, topic, sizeof topic);
     if (err)
         return err;
     char *t = strdup(topic);
@@ -413,8 +412,7 @@ static mgo_err ingest_copy(struct mgo_southbound *sb, enum mgo_topic_kind kind,
 }
 
 /* The body as a JSON object (400 invalid-request otherwise, answered). */
-static bool body_object(struct mgo_api_request *req, struct mgo_arena *arena,
-                        struct mgo_value *out)
+static bool body_object(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out)
 {
     struct mgo_problems p;
     mgo_problems_init(&p);
@@ -460,8 +458,7 @@ static void capabilities_put(struct mgo_southbound *sb, struct mgo_api_request *
         goto done;
     }
     if (caps.id == NULL || strcmp(caps.id, device_id) != 0) {
-        invalid_field(req, "properties.id", "must equal the deviceId of the path (%s)",
-                      device_id);
+        invalid_field(req, "properties.id", "must equal the deviceId of the path (%s)", device_id);
         goto done;
     }
     mgo_err err = mgo_value_to_msgpack(&tree, &canon);
@@ -667,8 +664,8 @@ static void deployment_yaml(struct mgo_southbound *sb, struct mgo_api_request *r
     if (!err && !d.err && strcmp(d.device, req->client_id) == 0)
         d.err = mgo_digest_sha256(d.yaml.data, d.yaml.len, have);
     /* only the exact bytes of that digest (any other digest, algorithm or device: 404) */
-    if (err || d.err || strcmp(d.device, req->client_id) != 0 ||
-        !mgo_digest_is_sha256(digest) || strcmp(have, digest) != 0) {
+    if (err || d.err || strcmp(d.device, req->client_id) != 0 || !mgo_digest_is_sha256(digest) ||
+        strcmp(have, digest) != 0) {
         problem(req, 404, "deployment-not-found", "Deployment not found",
                 "no deployment of this device has that id and digest", NULL);
         goto done;
@@ -698,8 +695,7 @@ static void bundle_get(struct mgo_southbound *sb, struct mgo_api_request *req, c
     /* the bundle of the device's current manifest, the only one it can produce again */
     if (s->set.len == 0 || strcmp(digest, s->bundle_digest) != 0) {
         problem(req, 404, "invalid-bundle", "Bundle not found",
-                "no bundle with that digest is referenced by this device's current manifest",
-                NULL);
+                "no bundle with that digest is referenced by this device's current manifest", NULL);
         served_free(s);
         return;
     }
