@@ -13,8 +13,8 @@ static const char CLIENT_USAGE[] =
     "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
 
 /* One request; prints the problem of an unexpected status. 0 on success. */
-static int call(struct mgo_ctl_conn *c, const char *method, const char *path, long want,
-                long want2, struct mgo_ctl_reply *r)
+static int call(struct mgo_ctl_conn *c, const char *method, const char *path, long want, long want2,
+                struct mgo_ctl_reply *r)
 {
     if (mgo_ctl__request(c, method, path, NULL, NULL, 0, r) != 0)
         return MGO_CTL_EXIT_FAIL;

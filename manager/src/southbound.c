@@ -371,13 +371,18 @@ static mgo_err has_caps_visit(const struct mgo_mgr_device_row *row, void *c)
  * deployments), in one transaction. */
 static mgo_err enroll(struct mgo_southbound *sb, const char *device)
 {
-    mgo_err err = mgo_mgr_store_begin(sb->store);
-    if (err)
-        return err;
+    /* a poll of an enrolled device reads only (no write, no sync per poll) */
+    bool http = false;
     uint64_t version = 0;
-    err = mgo_mgr_store_device_set_binding(sb->store, device, MGO_MGR_BINDING_HTTP);
+    mgo_err err = mgo_mgr_store_device_is_http(sb->store, device, &http);
     if (!err)
         err = mgo_mgr_store_manifest_get(sb->store, device, &version, NULL);
+    if (err || (http && version > 0))
+        return err;
+    err = mgo_mgr_store_begin(sb->store);
+    if (err)
+        return err;
+    err = mgo_mgr_store_device_set_binding(sb->store, device, MGO_MGR_BINDING_HTTP);
     if (!err && version == 0)
         err = mgo_mgr_store_manifest_bump(sb->store, device, &version);
     if (err) {

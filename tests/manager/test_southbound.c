@@ -29,12 +29,12 @@
 #define RATE 150
 
 static struct mgo_test_broker broker;
-static char dir[256];        /* state, PKI, token */
-static char pki[320];        /* the trust domain's PKI (svid.sh) */
-static char foreign[320];    /* another CA with the same names */
+static char dir[256];     /* state, PKI, token */
+static char pki[320];     /* the trust domain's PKI (svid.sh) */
+static char foreign[320]; /* another CA with the same names */
 static char token_path[512];
 static char listen_addr[64];
-static char sb_base[64];     /* https://127.0.0.1:PORT */
+static char sb_base[64]; /* https://127.0.0.1:PORT */
 static char cert[512], key[512], ca[512];
 static struct mgo_test_manager mgr;
 static struct mgo_mqtt *monitor; /* subscribed to status and dev-h1's desired topic */
@@ -224,8 +224,7 @@ static int mqtt_count(const char *topic, int ms, int *retained)
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(monitor, 50, &ev) != MGO_OK)
             continue;
-        if (ev.kind == MGO_MQTT_EV_MESSAGE && strcmp(ev.topic, topic) == 0 &&
-            ev.payload_len > 0) {
+        if (ev.kind == MGO_MQTT_EV_MESSAGE && strcmp(ev.topic, topic) == 0 && ev.payload_len > 0) {
             n++;
             if (retained && ev.retained)
                 (*retained)++;
@@ -303,7 +302,8 @@ static void test_well_known(void)
     sb(NULL, "GET", "/.well-known/margo", NULL, NULL, &r); /* no certificate needed */
     CU_ASSERT(r.status == 200);
     CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/trustDomain"), TD);
-    CU_ASSERT(strstr(mgo_test_jstr(&r.json, "/trustBundleUri"), "/.well-known/spiffe/bundle.json") != NULL);
+    CU_ASSERT(strstr(mgo_test_jstr(&r.json, "/trustBundleUri"),
+                     "/.well-known/spiffe/bundle.json") != NULL);
     char want[128];
     body_etag(&r, want);
     CU_ASSERT_STRING_EQUAL(r.etag, want);
@@ -321,8 +321,8 @@ static void test_well_known(void)
     CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/keys/0/crv"), "P-256");
     /* x5c[0] is the trust anchor's DER */
     char der64[4096] = "";
-    CU_ASSERT(mgo_test_sh_out(der64, sizeof der64,
-                              "openssl x509 -in %s -outform DER | base64 -w0", ca) == 0);
+    CU_ASSERT(mgo_test_sh_out(der64, sizeof der64, "openssl x509 -in %s -outform DER | base64 -w0",
+                              ca) == 0);
     CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/keys/0/x5c/0"), der64);
     body_etag(&r, want);
     CU_ASSERT_STRING_EQUAL(r.etag, want);
@@ -344,8 +344,7 @@ static void test_refused_certificates(void)
     sb(NULL, "GET", "/api/v1/deployments", NULL, NULL, &r); /* no certificate */
     CU_ASSERT(problem_is(&r, 403, "not-authorized"));
     CU_ASSERT(strstr(mgo_test_jstr(&r.json, "/detail"), "no client certificate") != NULL);
-    CU_ASSERT(r.json.kind == MGO_V_MAP &&
-              mgo_value_get(&r.json, "retryable")->kind == MGO_V_BOOL &&
+    CU_ASSERT(r.json.kind == MGO_V_MAP && mgo_value_get(&r.json, "retryable")->kind == MGO_V_BOOL &&
               !mgo_value_get(&r.json, "retryable")->as.b);
     sb_done(&r);
     sbx(foreign, "dev-h1", false, "GET", "/api/v1/deployments", NULL, NULL, NULL, &r);
@@ -360,6 +359,19 @@ static void test_refused_certificates(void)
     CU_ASSERT(problem_is(&r, 403, "not-authorized"));
     CU_ASSERT(strstr(mgo_test_jstr(&r.json, "/detail"), "accepted-client list") != NULL);
     sb_done(&r);
+    /* every endpoint refuses a client that is not on the list with 403 */
+    static const char *const calls[][2] = {
+        {"PUT", "/api/v1/capabilities/dev-h1"},
+        {"DELETE", "/api/v1/capabilities/dev-h1"},
+        {"GET", "/api/v1/deployments/00000000-0000-4000-8000-000000000000/sha256:00"},
+        {"POST", "/api/v1/deployments/00000000-0000-4000-8000-000000000000/status"},
+        {"GET", "/api/v1/bundles/sha256:00"},
+    };
+    for (size_t i = 0; i < sizeof calls / sizeof calls[0]; i++) {
+        sb("dev-h1", calls[i][0], calls[i][1], strcmp(calls[i][0], "GET") ? "{}" : NULL, NULL, &r);
+        CU_ASSERT(problem_is(&r, 403, "not-authorized"));
+        sb_done(&r);
+    }
     /* TLS 1.3 only: a TLS 1.2 client gets no HTTP exchange at all */
     sbx(pki, "dev-h1", true, "GET", "/.well-known/margo", NULL, NULL, NULL, &r);
     CU_ASSERT(r.status == 0);
@@ -378,8 +390,7 @@ static void test_refused_certificates(void)
     CU_ASSERT(a.status == 422 && mgr_test_has_error(&a, "id", "client id"));
     mgo_test_reply_cleanup(&a);
     api("GET", "/api/v1/clients", NULL, &a);
-    CU_ASSERT(a.status == 200 &&
-              strcmp(mgo_test_jstr(&a.json, "/clients/0/id"), "dev-h1") == 0);
+    CU_ASSERT(a.status == 200 && strcmp(mgo_test_jstr(&a.json, "/clients/0/id"), "dev-h1") == 0);
     mgo_test_reply_cleanup(&a);
     sb("dev-h1", "GET", "/api/v1/deployments", NULL, NULL, &r);
     CU_ASSERT(r.status == 200);
@@ -426,13 +437,13 @@ static void test_capabilities(void)
     CU_ASSERT(problem_is(&r, 422, "semantic-error"));
     CU_ASSERT(names_field(&r, "properties.vendor", ""));
     sb_done(&r);
-    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-zz", body, sizeof body),
-       NULL, &r);
+    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-zz", body, sizeof body), NULL,
+       &r);
     CU_ASSERT(problem_is(&r, 422, "semantic-error"));
     CU_ASSERT(names_field(&r, "properties.id", "deviceId of the path"));
     sb_done(&r);
-    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h2", caps_json("dev-h2", body, sizeof body),
-       NULL, &r);
+    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h2", caps_json("dev-h2", body, sizeof body), NULL,
+       &r);
     CU_ASSERT(problem_is(&r, 403, "not-authorized")); /* another client's device */
     sb_done(&r);
     sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1/child",
@@ -444,12 +455,12 @@ static void test_capabilities(void)
     CU_ASSERT(problem_is(&r, 400, "invalid-request")); /* not a DeviceId */
     sb_done(&r);
 
-    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-h1", body, sizeof body),
-       NULL, &r);
+    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-h1", body, sizeof body), NULL,
+       &r);
     CU_ASSERT(r.status == 201 && r.body.len == 0);
     sb_done(&r);
-    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-h1", body, sizeof body),
-       NULL, &r);
+    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-h1", body, sizeof body), NULL,
+       &r);
     CU_ASSERT(r.status == 200);
     sb_done(&r);
     /* in the fleet like an MQTT device, with its binding */
@@ -471,8 +482,8 @@ static void test_capabilities(void)
     sb("dev-h1", "DELETE", "/api/v1/capabilities/dev-h2", NULL, NULL, &r);
     CU_ASSERT(problem_is(&r, 403, "not-authorized"));
     sb_done(&r);
-    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-h1", body, sizeof body),
-       NULL, &r);
+    sb("dev-h1", "PUT", "/api/v1/capabilities/dev-h1", caps_json("dev-h1", body, sizeof body), NULL,
+       &r);
     CU_ASSERT(r.status == 201); /* registered again */
     sb_done(&r);
     sb("dev-h1", "POST", "/api/v1/capabilities/dev-h1", "{}", NULL, &r);
@@ -581,8 +592,7 @@ static void test_deploy_and_fetch(void)
     char *yaml = mgo_test_read_file(MGO_SOURCE_DIR "/examples/hello-compose/margo.yaml", &len);
     CU_ASSERT_FATAL(yaml != NULL);
     struct mgo_test_reply a;
-    const char *hdr[3] = {"Authorization: Bearer " TOKEN, "Content-Type: application/yaml",
-                          NULL};
+    const char *hdr[3] = {"Authorization: Bearer " TOKEN, "Content-Type: application/yaml", NULL};
     mgo_test_request(mgr.api_base, "POST", "/api/v1/apps", hdr, yaml, 30000L, &a);
     CU_ASSERT(a.status == 201);
     mgo_test_reply_cleanup(&a);
@@ -688,8 +698,7 @@ static void test_deploy_and_fetch(void)
     CU_ASSERT(bundle_list(&r.body, names, sizeof names, &first) == 1);
     snprintf(want_names, sizeof want_names, "%s.yaml", dep_id);
     CU_ASSERT_STRING_EQUAL(names, want_names);
-    CU_ASSERT(first.len == yaml_bytes.len &&
-              memcmp(first.data, yaml_bytes.data, first.len) == 0);
+    CU_ASSERT(first.len == yaml_bytes.len && memcmp(first.data, yaml_bytes.data, first.len) == 0);
     mgo_buf_cleanup(&first);
     mgo_buf_cleanup(&yaml_bytes);
     char inm2[200];
@@ -798,8 +807,8 @@ static void test_status(void)
     char topic[256];
     snprintf(topic, sizeof topic, "margo/v1/devices/dev-h1/status/%s", dep_id);
     CU_ASSERT(mqtt_count(topic, 1000, NULL) == 2);
-    struct mgo_mqtt *late = mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "margo-late", 0,
-                                                  WAIT_MS);
+    struct mgo_mqtt *late =
+        mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "margo-late", 0, WAIT_MS);
     CU_ASSERT_FATAL(late != NULL);
     CU_ASSERT(mgo_mqtt_subscribe(late, topic, 1, NULL) == MGO_OK);
     int retained = 0;
@@ -814,8 +823,7 @@ static void test_status(void)
             struct mgo_deployment_status st;
             struct mgo_problems p;
             mgo_problems_init(&p);
-            if (mgo_deployment_status_decode(ev.payload, ev.payload_len, &ar, &st, &p) ==
-                    MGO_OK &&
+            if (mgo_deployment_status_decode(ev.payload, ev.payload_len, &ar, &st, &p) == MGO_OK &&
                 st.state == MGO_STATE_INSTALLED && st.adopted_manifest_version == 2)
                 retained = 1;
             mgo_arena_cleanup(&ar);
