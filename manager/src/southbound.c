@@ -323,7 +323,7 @@ static bool accepted(struct mgo_southbound *sb, struct mgo_api_request *req)
         internal(req, err);
         return false;
     }
-    char detail[256];
+    char detail[400];
     snprintf(detail, sizeof detail,
              "client %s is not on this WFM's accepted-client list (margoctl client allow %s)",
              req->client_id, req->client_id);
@@ -345,7 +345,7 @@ static bool own_device(struct mgo_api_request *req, const char *device_id)
     }
     size_t top = strcspn(device_id, "/");
     if (top != strlen(req->client_id) || strncmp(device_id, req->client_id, top) != 0) {
-        char detail[256];
+        char detail[400];
         snprintf(detail, sizeof detail, "client %s may only report its own device (%s)",
                  req->client_id, req->client_id);
         mgo_southbound__refuse(req, detail);

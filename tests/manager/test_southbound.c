@@ -640,7 +640,7 @@ static void test_deploy_and_fetch(void)
     CU_ASSERT_STRING_EQUAL(r.ctype, "application/yaml");
     CU_ASSERT_STRING_EQUAL(r.cache, "private, max-age=31536000, immutable");
     CU_ASSERT_STRING_EQUAL(r.vary, "Accept-Encoding");
-    char got[MGO_DIGEST_STR_SIZE], quoted[128];
+    char got[MGO_DIGEST_STR_SIZE], quoted[160];
     CU_ASSERT(mgo_digest_sha256(r.body.data, r.body.len, got) == MGO_OK);
     CU_ASSERT_STRING_EQUAL(got, ddigest);
     CU_ASSERT(r.body.len == dsize);
