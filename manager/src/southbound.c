@@ -316,6 +316,10 @@ static void trust_bundle(struct mgo_southbound *sb, struct mgo_api_request *req)
 /* The caller is on the accepted-client list (403 otherwise, answered). */
 static bool accepted(struct mgo_southbound *sb, struct mgo_api_request *req)
 {
+    if (mgo_mgr_store_is_role(sb->store, req->client_id)) {
+        mgo_southbound__refuse(req, "the client id is a role identity (margo-...), never a device");
+        return false;
+    }
     mgo_err err = mgo_mgr_store_client_list(sb->store, req->client_id, NULL, NULL);
     if (err == MGO_OK)
         return true;

@@ -243,9 +243,10 @@ static int suite_init(void)
     snprintf(pki, sizeof pki, "%s/pki", dir);
     snprintf(foreign, sizeof foreign, "%s/foreign", dir);
     const char *svid = MGO_SOURCE_DIR "/broker-config/svid.sh";
-    if (mgo_test_sh("%s --trust-domain " TD " --wfm-id " WFM
-                    " --client dev-h1 --client dev-h2 --client dev-py --client dev-x %s",
-                    svid, pki) != 0 ||
+    if (mgo_test_sh(
+            "%s --trust-domain " TD " --wfm-id " WFM
+            " --client dev-h1 --client dev-h2 --client dev-py --client dev-x --client margo-mon %s",
+            svid, pki) != 0 ||
         /* a certificate of this CA, but for another WFM: not a client SVID of this one */
         mgo_test_sh("%s --trust-domain " TD " --wfm-id other-wfm --client intruder %s", svid,
                     pki) != 0 ||
@@ -372,6 +373,11 @@ static void test_refused_certificates(void)
         CU_ASSERT(problem_is(&r, 403, "not-authorized"));
         sb_done(&r);
     }
+    allow("margo-mon"); /* a role identity is never a device, even when allowed */
+    sb("margo-mon", "GET", "/api/v1/deployments", NULL, NULL, &r);
+    CU_ASSERT(problem_is(&r, 403, "not-authorized"));
+    CU_ASSERT(strstr(mgo_test_jstr(&r.json, "/detail"), "role identity") != NULL);
+    sb_done(&r);
     /* TLS 1.3 only: a TLS 1.2 client gets no HTTP exchange at all */
     sbx(pki, "dev-h1", true, "GET", "/.well-known/margo", NULL, NULL, NULL, &r);
     CU_ASSERT(r.status == 0);

@@ -196,8 +196,7 @@ static void test_bundle(void)
         CU_ASSERT_STRING_EQUAL(archive_entry_pathname(e), files[n].name);
         CU_ASSERT(archive_entry_size(e) == 5 && archive_entry_mtime(e) == 0);
         char buf[16];
-        CU_ASSERT(archive_read_data(a, buf, sizeof buf) == 5 &&
-                  memcmp(buf, files[n].data, 5) == 0);
+        CU_ASSERT(archive_read_data(a, buf, sizeof buf) == 5 && memcmp(buf, files[n].data, 5) == 0);
         n++;
     }
     CU_ASSERT(n == 2);
@@ -209,8 +208,8 @@ static void test_bundle(void)
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
-        {"store", test_store},   {"spiffe_ids", test_spiffe_ids},
-        {"yaml", test_yaml},     {"bundle", test_bundle},
+        {"store", test_store}, {"spiffe_ids", test_spiffe_ids},
+        {"yaml", test_yaml},   {"bundle", test_bundle},
         {NULL, NULL},
     };
     mgo_test_add_suite("southbound_unit", cases);
