@@ -395,6 +395,16 @@ static void test_refused_certificates(void)
     api("PUT", "/api/v1/clients/bad%20id", NULL, &a);
     CU_ASSERT(a.status == 422 && mgr_test_has_error(&a, "id", "client id"));
     mgo_test_reply_cleanup(&a);
+    api("GET", "/api/v1/clients/dev-h1", NULL, &a);
+    CU_ASSERT(a.status == 200 && strcmp(mgo_test_jstr(&a.json, "/id"), "dev-h1") == 0 &&
+              mgo_test_jstr(&a.json, "/added")[0] != '\0');
+    mgo_test_reply_cleanup(&a);
+    api("GET", "/api/v1/clients/dev-none", NULL, &a);
+    CU_ASSERT(a.status == 404);
+    mgo_test_reply_cleanup(&a);
+    api("POST", "/api/v1/clients", NULL, &a);
+    CU_ASSERT(a.status == 405);
+    mgo_test_reply_cleanup(&a);
     api("GET", "/api/v1/clients", NULL, &a);
     CU_ASSERT(a.status == 200 && strcmp(mgo_test_jstr(&a.json, "/clients/0/id"), "dev-h1") == 0);
     mgo_test_reply_cleanup(&a);
