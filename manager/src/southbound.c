@@ -8,12 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "events.h"
 #include "ingest.h"
 #include "jw.h"
 #include "mgr_internal.h"
 #include "publish.h"
 #include "southbound_doc.h"
 #include "southbound_id.h"
+#include "sse.h"
 #include "mgo/log.h"
 #include "mgo/margo.h"
 #include "mgo/mgr_store.h"
@@ -39,6 +41,7 @@ struct mgo_southbound {
     struct mgo_mgr_store *store;
     struct mgo_ingest *ingest;
     struct mgo_publisher *pub;
+    struct mgo_sse_hub *hub;
     const char *trust_domain;
     uint32_t rate;
     struct mgo_buf bundle_json; /* the SPIFFE trust bundle */
@@ -513,6 +516,18 @@ static void capabilities_delete(struct mgo_southbound *sb, struct mgo_api_reques
         return;
     }
     MGO_LOGI(TAG, "device %s: unregistered its capabilities", device_id);
+    if (sb->hub && mgo_sse__wanted(sb->hub, NULL)) { /* the event stream, as for a report */
+        struct mgo_buf buf;
+        mgo_buf_init(&buf, 4096);
+        struct mgo_jw w;
+        mgo_jw_init(&w, &buf);
+        mgo_jw_obj(&w);
+        mgo_events__capabilities(&w, device_id);
+        mgo_jw_obj_end(&w);
+        if (!w.err)
+            mgo_sse__publish(sb->hub, "capabilities", NULL, (const char *)buf.data);
+        mgo_buf_cleanup(&buf);
+    }
     mgo_buf_reset(&req->reply);
     ok(req, 204, NULL);
 }
@@ -927,6 +942,7 @@ mgo_err mgo_southbound__new(const struct mgo_southbound_config *cfg, struct mgo_
     sb->store = cfg->store;
     sb->ingest = cfg->ingest;
     sb->pub = cfg->pub;
+    sb->hub = cfg->hub;
     sb->trust_domain = cfg->trust_domain;
     sb->rate = cfg->rate_per_minute ? cfg->rate_per_minute : MGO_SOUTHBOUND_DEFAULT_RATE;
     sb->slots = calloc(MGO_SOUTHBOUND_RATE_SLOTS, sizeof *sb->slots);
