@@ -211,7 +211,7 @@ static const char *caps_json(const char *id, char *out, size_t size)
              "\"memory\":\"4Gi\",\"storage\":\"20Gi\",\"peripherals\":[],"
              "\"interfaces\":[{\"type\":\"ethernet\"}],\"otelCollector\":true,"
              "\"supportedRuntimes\":[\"oci\"],\"supportedDeploymentTypes\":[\"compose\"]},"
-             "\"labels\":{\"site\":\"lab\"}}",
+             "\"labels\":{\"site\":\"lab\",\"tier\":[1,2]},\"x-acme-extensions\":{\"a\":1}}",
              id);
     return out;
 }
