@@ -15,6 +15,9 @@ BUILD_PKGS=(
   libcjson-dev
   # Chart.js for the web UI's fleet overview, embedded into margo-manager at build time
   libjs-chart.js
+  # the southbound Margo API (manager/src/southbound*.c): bundles (libarchive) and the
+  # client certificate libmicrohttpd's TLS session presents (GnuTLS)
+  libarchive-dev libgnutls28-dev
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap

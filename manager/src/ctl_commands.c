@@ -71,6 +71,9 @@ static const struct mgo_ctl_option watch_opts[] = {
     {"--timeout", NULL, "SECONDS", NULL, "give up after SECONDS (exit 3)"},
     {NULL, NULL, NULL, NULL, NULL},
 };
+static const struct mgo_ctl_option client_opts[] = {
+    {NULL, NULL, NULL, NULL, NULL},
+};
 static const struct mgo_ctl_option completion_opts[] = {
     {"--help", "-h", NULL, NULL, "the command's usage"},
     {NULL, NULL, NULL, NULL, NULL},
@@ -95,6 +98,8 @@ static const struct mgo_ctl_command commands[] = {
      mgo_ctl_status},
     {"watch", "", "watch DEPLOYMENT...", "follow deployments until done (exit 0/1/3)", watch_opts,
      true, false, mgo_ctl_watch},
+    {"client", "allow deny list", "client allow|deny|list",
+     "Margo HTTP clients accepted (docs/margo-http.md)", client_opts, true, false, mgo_ctl_client},
     {"completion", "bash", "completion bash", "print the bash completion script", completion_opts,
      false, false, run_completion},
 };

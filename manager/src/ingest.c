@@ -26,6 +26,7 @@ struct mgo_ingest_msg {
     uint8_t *payload;
     size_t len;
     enum mgo_mm_kind kind; /* for the metrics */
+    bool http; /* a status POSTed on the southbound HTTP API (mgo_ingest__http_status) */
 };
 
 /* One event-stream event waiting for its batch's commit. */
@@ -280,9 +281,22 @@ static mgo_err take_position(struct mgo_ingest *in, const struct mgo_topic *t,
 }
 
 static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,
-                             const uint8_t *payload, size_t len)
+                             const uint8_t *payload, size_t len, bool http)
 {
     mgo_err result = MGO_OK;
+    if (!http) {
+        /* an HTTP device reports over HTTP; the copy on its MQTT status topic is the
+         * manager's own (docs/margo-http.md), already stored */
+        bool is_http = false;
+        mgo_err berr = mgo_mgr_store_device_is_http(in->store, t->device_id, &is_http);
+        if (berr)
+            return berr;
+        if (is_http) {
+            MGO_LOGD(TAG, "status on %s: device %s is bound to HTTP; not ingested from MQTT", topic,
+                     t->device_id);
+            return MGO_OK;
+        }
+    }
     struct mgo_arena arena;
     mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_problems p;
@@ -501,7 +515,7 @@ cleanup:
  * that retrying cannot change); another error when the store failed (locked by another
  * process past the busy timeout, disk full, I/O error): the caller holds it for later. */
 static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_t *payload,
-                          size_t len)
+                          size_t len, bool http)
 {
     struct mgo_topic t;
     if (mgo_topic_parse(in->prefix, topic, strlen(topic), &t) != MGO_OK) {
@@ -530,7 +544,7 @@ static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_
     switch (t.kind) {
     case MGO_TOPIC_STATUS:
     case MGO_TOPIC_REPLAY: /* a status the manager may have lost (protocol.md §6.3) */
-        return ingest_status(in, &t, topic, payload, len);
+        return ingest_status(in, &t, topic, payload, len, http);
     case MGO_TOPIC_CAPABILITIES:
         return ingest_capabilities(in, &t, topic, payload, len);
     case MGO_TOPIC_STATE:
@@ -611,7 +625,7 @@ size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max)
     size_t before = in->held_len;
     for (size_t i = 0; i < max && in->held_head != NULL; i++) {
         struct mgo_ingest_msg *msg = in->held_head;
-        if (ingest_one(in, msg->topic, msg->payload, msg->len) != MGO_OK)
+        if (ingest_one(in, msg->topic, msg->payload, msg->len, msg->http) != MGO_OK)
             break;
         count(in, msg->kind, MGO_MM_HANDLED, 1);
         held_pop(in);
@@ -629,7 +643,8 @@ void mgo_ingest__begin(struct mgo_ingest *in)
     in->tx = mgo_mgr_store_begin(in->store) == MGO_OK;
 }
 
-void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+static void ingest_message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len,
+                           bool http)
 {
     bool own_batch = !in->in_batch;
     if (own_batch)
@@ -646,8 +661,9 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
     msg->payload = payload;
     msg->len = len;
     msg->kind = kind_of(in, topic);
+    msg->http = http;
     /* behind held messages, to keep each device's order */
-    if (in->held_len > 0 || ingest_one(in, topic, payload, len) != MGO_OK) {
+    if (in->held_len > 0 || ingest_one(in, topic, payload, len, http) != MGO_OK) {
         count(in, msg->kind, MGO_MM_HELD, 1);
         held_push(in, msg);
     } else if (in->tx) {
@@ -665,6 +681,16 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
 end:
     if (own_batch)
         MGO_IGNORE(mgo_ingest__commit(in)); /* logged there; the messages are held */
+}
+
+void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+{
+    ingest_message(in, topic, payload, len, false);
+}
+
+void mgo_ingest__http_status(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+{
+    ingest_message(in, topic, payload, len, true);
 }
 
 mgo_err mgo_ingest__commit(struct mgo_ingest *in)

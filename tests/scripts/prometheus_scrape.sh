@@ -106,6 +106,7 @@ if r.get("status") == "success" and res:
     print(res[0]["value"][1])'
 }
 is_value() { [ "$(query "$1")" = "$2" ]; }
+is_positive() { local n; n=$(query "$1"); [ -n "$n" ] && [ "${n%%.*}" -gt 0 ]; }
 
 ms_wait 30 "Prometheus on $PROM to see the target up (log: $dir/prometheus.log)" \
     is_value 'up{job="margo-manager"}' 1 && ok "manager target up" || fatal "manager target never up"
@@ -123,9 +124,11 @@ n=$(query 'sum(margo_ingest_messages_total{result="handled"})')
 n=$(query 'margo_ingest_batch_duration_seconds_count')
 [ -n "$n" ] && [ "${n%%.*}" -gt 0 ] && ok "ingest batches measured: $n" ||
     bad "margo_ingest_batch_duration_seconds_count: '$n'"
-n=$(query 'margo_http_requests_total{route="/metrics",method="GET",code="200"}')
-[ -n "$n" ] && [ "${n%%.*}" -gt 0 ] && ok "Prometheus's own scrapes counted: $n" ||
-    bad "margo_http_requests_total for /metrics: '$n'"
+# a scrape is counted once it is answered, so Prometheus sees the count from its next scrape on
+scrapes='margo_http_requests_total{route="/metrics",method="GET",code="200"}'
+ms_wait 15 "Prometheus's own scrapes counted" is_positive "$scrapes" &&
+    ok "Prometheus's own scrapes counted: $(query "$scrapes")" ||
+    bad "margo_http_requests_total for /metrics: '$(query "$scrapes")'"
 
 # the documented list is the exposed one
 curl -s -H "Authorization: Bearer $(cat "$MS_TOKEN_FILE")" "$MS_API_URL/metrics" >"$dir/scrape.txt"

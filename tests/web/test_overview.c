@@ -346,7 +346,7 @@ static void test_store_bounds(void)
     mgo_test_tmpdir("overview-store", dir);
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 6);
+    CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
     mgo_mgr_store_set_sample_limit(s, 5);
     uint64_t n = 0;
     for (int64_t i = 1; i <= 5; i++)
