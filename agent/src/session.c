@@ -172,6 +172,12 @@ mgo_err mgo_session_refresh_caps(struct mgo_session *s, bool compose_available, 
     return err;
 }
 
+const uint8_t *mgo_session_caps(const struct mgo_session *s, size_t *len_out)
+{
+    *len_out = s->caps_len;
+    return s->caps_bytes;
+}
+
 /* ---- connecting ------------------------------------------------------------------------ */
 
 static void attempt(void *ctx);
