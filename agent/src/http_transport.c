@@ -49,9 +49,9 @@ struct mgo_http_transport {
     uint64_t poll_timer;
     bool polling; /* a poll or its fetches are in progress */
     struct mgo_backoff poll_backoff;
-    char etag[160];           /* of the last manifest dealt with */
-    char candidate_etag[160]; /* of the manifest being fetched */
-    uint64_t handed_version;  /* last manifest handed to the executor in this run */
+    char etag[160];               /* of the last manifest dealt with */
+    char candidate_etag[160];     /* of the manifest being fetched */
+    uint64_t handed_version;      /* last manifest handed to the executor in this run */
     struct mgo_wfm_manifest *man; /* being fetched */
     size_t fetch_i;
     struct held_doc *held, *next; /* [MGO_MAX_DEPLOYMENTS] each */
@@ -213,8 +213,8 @@ static void poll_tick(void *ctx)
         t->h.ready(t->h.ctx); /* statuses held back by a downtime window go now */
     if (t->polling)
         return;
-    int64_t wait = mgo_wfm_poll_wait(t->poll_windows, t->poll_len, t->downtime, t->down_len,
-                                     wall_now());
+    int64_t wait =
+        mgo_wfm_poll_wait(t->poll_windows, t->poll_len, t->downtime, t->down_len, wall_now());
     if (wait != 0) {
         int64_t ms = wait < 0 || wait * 1000 > RECHECK_MS ? RECHECK_MS : wait * 1000;
         MGO_LOGD(TAG, "wfm: outside the polling hours or in downtime; next look in %" PRId64 " ms",
@@ -280,8 +280,8 @@ static void hand_over(struct mgo_http_transport *t)
         if (err != MGO_OK)
             MGO_LOGE(TAG, "wfm: %s: converted document refused: %s", t->next[i].ref.id, why);
         memcpy(digests[i], e.digest, sizeof digests[i]);
-        refs[i] = (struct mgo_desired_ref){.deployment_id = t->next[i].ref.id,
-                                           .digest = digests[i]};
+        refs[i] =
+            (struct mgo_desired_ref){.deployment_id = t->next[i].ref.id, .digest = digests[i]};
     }
     struct mgo_desired_state ds = {.manifest_version = m->version,
                                    .device_id = t->cfg->device_id,
@@ -352,8 +352,9 @@ static void on_fetch(struct mgo_http_transport *t, const struct mgo_wfm_response
     char text[600];
     if (r->status != 200) {
         describe(r, text, sizeof text);
-        MGO_LOGW(TAG, "wfm: GET deployment %s %s: %s; manifest %" PRIu64 " not applied (tried "
-                      "again)",
+        MGO_LOGW(TAG,
+                 "wfm: GET deployment %s %s: %s; manifest %" PRIu64 " not applied (tried "
+                 "again)",
                  ref->id, ref->digest, text, t->man->version);
         poll_end(t, retry_delay_ms(r, &t->poll_backoff));
         return;
@@ -394,8 +395,8 @@ static void on_poll(struct mgo_http_transport *t, const struct mgo_wfm_response 
         poll_end(t, retry_delay_ms(r, &t->poll_backoff));
         return;
     }
-    uint64_t accepted = t->st->manifest_version > t->handed_version ? t->st->manifest_version
-                                                                     : t->handed_version;
+    uint64_t accepted =
+        t->st->manifest_version > t->handed_version ? t->st->manifest_version : t->handed_version;
     mgo_err err = mgo_wfm_manifest_parse(r->body, r->body_len, accepted, t->man, text, sizeof text);
     if (err == MGO_ERR_STALE && t->man->version == accepted) {
         MGO_LOGD(TAG, "wfm: manifest %" PRIu64 " is the one held", t->man->version);
@@ -425,8 +426,7 @@ static void status_unblock(void *ctx)
     struct mgo_http_transport *t = ctx;
     t->status_timer = 0;
     if (in_downtime(t)) {
-        if (mgo_loop_timer_add(t->loop, RECHECK_MS, status_unblock, t, &t->status_timer) !=
-            MGO_OK)
+        if (mgo_loop_timer_add(t->loop, RECHECK_MS, status_unblock, t, &t->status_timer) != MGO_OK)
             MGO_LOGE(TAG, "wfm: status timer not set: out of memory");
         return;
     }
@@ -520,11 +520,8 @@ static mgo_err http_send(void *ctx, enum mgo_topic_kind kind, const char *dep_id
 
 struct mgo_reporter_delivery mgo_http_transport_delivery(struct mgo_http_transport *t)
 {
-    return (struct mgo_reporter_delivery){.ctx = t,
-                                          .ready = http_ready,
-                                          .send = http_send,
-                                          .max_inflight = 1,
-                                          .ack_is_stored = true};
+    return (struct mgo_reporter_delivery){
+        .ctx = t, .ready = http_ready, .send = http_send, .max_inflight = 1, .ack_is_stored = true};
 }
 
 /* ---- answers ------------------------------------------------------------------------------ */

@@ -122,8 +122,7 @@ static size_t header_cb(char *ptr, size_t size, size_t nmemb, void *ud)
     } keep[] = {
         {"etag", offsetof(struct mgo_wfm_response, etag), sizeof r->etag},
         {"retry-after", offsetof(struct mgo_wfm_response, retry_after), sizeof r->retry_after},
-        {"content-type", offsetof(struct mgo_wfm_response, content_type),
-         sizeof r->content_type},
+        {"content-type", offsetof(struct mgo_wfm_response, content_type), sizeof r->content_type},
     };
     if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) { /* a new response (after 100 Continue) */
         r->etag[0] = r->retry_after[0] = r->content_type[0] = '\0';
@@ -215,7 +214,8 @@ static void perform(struct mgo_wfm_client *c, const struct request *rq,
         resp->too_large = true;
         snprintf(resp->error, sizeof resp->error, "answer larger than %zu bytes", rq->max_body);
     } else if (rc != CURLE_OK) {
-        snprintf(resp->error, sizeof resp->error, "%s", errbuf[0] ? errbuf : curl_easy_strerror(rc));
+        snprintf(resp->error, sizeof resp->error, "%s",
+                 errbuf[0] ? errbuf : curl_easy_strerror(rc));
     } else {
         curl_easy_getinfo(h, CURLINFO_RESPONSE_CODE, &resp->status);
         resp->body = s.data;
