@@ -13,6 +13,7 @@
 #include "mgo/backoff.h"
 #include "mgo/buf.h"
 #include "mgo/log.h"
+#include "mgo/svid.h"
 #include "wfm.h"
 #include "wfm_client.h"
 
@@ -578,7 +579,28 @@ mgo_err mgo_http_transport_new(const struct mgo_agent_config *cfg, struct mgo_lo
                      seed);
     mgo_backoff_init(&t->status_backoff, (uint32_t)cfg->backoff_min_ms,
                      (uint32_t)cfg->backoff_max_ms, seed * 31u + 7u);
+    /* Margo identity: this device's SVID names the WFM it may talk to, and its client id
+     * must be the device id (the WFM binds capabilities and statuses to it) */
+    char uri[MGO_SVID_MAX_URI + 1], peer[MGO_SVID_MAX_URI + 1] = "";
+    struct mgo_svid_client id;
+    if (err == MGO_OK) {
+        err = mgo_svid_file_uri(cfg->cert_file, uri, why, sizeof why);
+        if (err == MGO_OK)
+            err = mgo_svid_parse_client(uri, &id, why, sizeof why);
+        if (err == MGO_OK && strcmp(id.client_id, cfg->device_id) != 0) {
+            snprintf(why, sizeof why, "the SVID's client id %s is not device-id %s", id.client_id,
+                     cfg->device_id);
+            err = MGO_ERR_INVALID;
+        }
+        if (err != MGO_OK)
+            MGO_LOGE(TAG, "cert-file: %s", why);
+        else
+            snprintf(peer, sizeof peer, "spiffe://%s/margo/wfm/%s", id.trust_domain, id.wfm_id);
+        if (err == MGO_OK)
+            MGO_LOGI(TAG, "wfm: this device is %s; the WFM must be %s", uri, peer);
+    }
     struct mgo_wfm_client_opts o = {.base_url = cfg->wfm_url,
+                                    .peer_id = peer,
                                     .ca_file = cfg->ca_file,
                                     .cert_file = cfg->cert_file,
                                     .key_file = cfg->key_file,

@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include "mgo/log.h"
+#include "mgo/svid.h"
 
 #define TAG "agent"
 
@@ -29,7 +30,7 @@ struct mgo_wfm_client {
     struct mgo_loop *loop;
     mgo_wfm_client_done_fn done;
     void *ctx;
-    char *base_url, *ca_file, *cert_file, *key_file;
+    char *base_url, *ca_file, *cert_file, *key_file, *peer_id;
     uint32_t timeout_s;
     pthread_t thread;
     pthread_mutex_t mu;
@@ -154,6 +155,15 @@ static int progress_cb(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, cu
     return atomic_load(abort_flag) ? 1 : 0;
 }
 
+/* libcurl hands over the OpenSSL context before the handshake: add the SPIFFE ID check. */
+static CURLcode ssl_ctx_cb(CURL *h, void *ssl_ctx, void *ud)
+{
+    (void)h;
+    const struct mgo_wfm_client *c = ud;
+    return mgo_svid_tls_require_peer(ssl_ctx, c->peer_id) == MGO_OK ? CURLE_OK
+                                                                    : CURLE_SSL_CERTPROBLEM;
+}
+
 static void perform(struct mgo_wfm_client *c, const struct request *rq,
                     struct mgo_wfm_response *resp)
 {
@@ -206,6 +216,11 @@ static void perform(struct mgo_wfm_client *c, const struct request *rq,
         curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
     if (c->key_file)
         curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+    if (c->peer_id) {
+        curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
+        curl_easy_setopt(h, CURLOPT_SSL_CTX_DATA, (void *)c);
+    }
     curl_easy_setopt(h, CURLOPT_XFERINFOFUNCTION, progress_cb);
     curl_easy_setopt(h, CURLOPT_XFERINFODATA, (void *)&c->abort);
     curl_easy_setopt(h, CURLOPT_NOPROGRESS, 0L);
@@ -280,23 +295,26 @@ mgo_err mgo_wfm_client_new(struct mgo_loop *loop, const struct mgo_wfm_client_op
     c->ca_file = dup_opt(opts->ca_file);
     c->cert_file = dup_opt(opts->cert_file);
     c->key_file = dup_opt(opts->key_file);
+    c->peer_id = dup_opt(opts->peer_id);
     atomic_init(&c->abort, 0);
     if (c->base_url == NULL || (opts->ca_file && !c->ca_file) ||
-        (opts->cert_file && !c->cert_file) || (opts->key_file && !c->key_file))
+        (opts->cert_file && !c->cert_file) || (opts->key_file && !c->key_file) ||
+        (opts->peer_id && !c->peer_id))
         goto fail_strings;
     pthread_mutex_init(&c->mu, NULL);
     pthread_cond_init(&c->cv, NULL);
     if (pthread_create(&c->thread, NULL, thread_main, c) != 0) {
         pthread_cond_destroy(&c->cv);
         pthread_mutex_destroy(&c->mu);
-        free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file);
+        free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file),
+            free(c->peer_id);
         free(c);
         return MGO_ERR_INTERNAL;
     }
     *out = c;
     return MGO_OK;
 fail_strings:
-    free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file);
+    free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file), free(c->peer_id);
     free(c);
     return MGO_ERR_NOMEM;
 }
@@ -317,7 +335,7 @@ void mgo_wfm_client_free(struct mgo_wfm_client *c)
     }
     pthread_cond_destroy(&c->cv);
     pthread_mutex_destroy(&c->mu);
-    free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file);
+    free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file), free(c->peer_id);
     free(c);
 }
 

@@ -2,7 +2,8 @@
  *
  * One thread per client runs the submitted requests one at a time, in submission order,
  * with libcurl over mutual TLS (the device's X.509-SVID as client certificate, the WFM's CA;
- * TLS 1.2 at least, 1.3 when the WFM offers it, which Margo makes the default). Each answer
+ * TLS 1.2 at least, 1.3 when the WFM offers it, which Margo makes the default; the WFM
+ * authenticated by its SPIFFE ID when peer_id is given). Each answer
  * is posted to the loop, where done() runs; nothing here touches loop state. The loop never
  * waits for the network.
  *
@@ -26,6 +27,10 @@ struct mgo_wfm_client_opts {
     const char *ca_file;   /* the WFM's trust anchors (PEM); NULL = system store */
     const char *cert_file; /* the device's X.509-SVID (PEM) */
     const char *key_file;
+    /* The WFM's SPIFFE ID (spiffe://<td>/margo/wfm/<wfm-id>): its certificate must carry
+     * exactly this URI SAN, and the URL's host name is not checked (routing only, Margo).
+     * NULL = the usual host name check. */
+    const char *peer_id;
     uint32_t timeout_s; /* one whole request */
 };
 

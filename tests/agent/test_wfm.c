@@ -70,8 +70,7 @@ static void test_manifest(void)
              "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
              "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff",
              "");
-    CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) ==
-              MGO_ERR_INVALID);
+    CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) == MGO_ERR_INVALID);
     CU_ASSERT(strstr(why, "unsupported digest algorithm \"sha512\"") != NULL);
     CU_ASSERT(strstr(why, "deployments[0].digest") != NULL);
     char upper[MGO_DIGEST_STR_SIZE];
@@ -80,8 +79,7 @@ static void test_manifest(void)
         if (*p >= 'a' && *p <= 'f')
             *p = (char)(*p - 'a' + 'A');
     manifest(body, sizeof body, 6, upper, "");
-    CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) ==
-              MGO_ERR_INVALID);
+    CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) == MGO_ERR_INVALID);
 
     /* sizeBytes is advisory: a wrong one changes nothing */
     manifest(body, sizeof body, 7, d, ", \"sizeBytes\": 3");
@@ -92,8 +90,7 @@ static void test_manifest(void)
                          "{\"manifestVersion\": 0, \"bundle\": null, \"deployments\": []}",
                          "[1, 2]", "{"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
-        CU_ASSERT(mgo_wfm_manifest_parse(bad[i], strlen(bad[i]), 0, m, why, sizeof why) !=
-                  MGO_OK);
+        CU_ASSERT(mgo_wfm_manifest_parse(bad[i], strlen(bad[i]), 0, m, why, sizeof why) != MGO_OK);
     /* empty desired state is a valid manifest */
     const char *empty = "{\"manifestVersion\": 9, \"bundle\": null, \"deployments\": []}";
     CU_ASSERT(mgo_wfm_manifest_parse(empty, strlen(empty), 8, m, why, sizeof why) == MGO_OK);
@@ -165,11 +162,10 @@ static void test_document(void)
 
 static void test_status_json(void)
 {
-    struct mgo_component_status comps[1] = {
-        {.name = "web",
-         .state = MGO_STATE_FAILED,
-         .has_error = true,
-         .error = {"RUNTIME_FAILED", "web", "exit 1"}}};
+    struct mgo_component_status comps[1] = {{.name = "web",
+                                             .state = MGO_STATE_FAILED,
+                                             .has_error = true,
+                                             .error = {"RUNTIME_FAILED", "web", "exit 1"}}};
     struct mgo_deployment_status s = {.deployment_id = ID_A,
                                       .device_id = "dev-1",
                                       .has_adopted_manifest_version = true,
@@ -237,8 +233,12 @@ static void test_retry_after(void)
 /* 2026-11-23 is a Monday. */
 static time_t at(int mday, int hour, int min, int sec)
 {
-    struct tm tm = {.tm_year = 126, .tm_mon = 10, .tm_mday = mday, .tm_hour = hour,
-                    .tm_min = min, .tm_sec = sec};
+    struct tm tm = {.tm_year = 126,
+                    .tm_mon = 10,
+                    .tm_mday = mday,
+                    .tm_hour = hour,
+                    .tm_min = min,
+                    .tm_sec = sec};
     return timegm(&tm);
 }
 
@@ -246,8 +246,7 @@ static void test_schedule(void)
 {
     struct mgo_downtime poll[1], down[1];
     char why[256];
-    CU_ASSERT_FATAL(mgo_downtime_parse("Mon-Fri 08:00-18:00", &poll[0], why, sizeof why) ==
-                    MGO_OK);
+    CU_ASSERT_FATAL(mgo_downtime_parse("Mon-Fri 08:00-18:00", &poll[0], why, sizeof why) == MGO_OK);
     CU_ASSERT_FATAL(mgo_downtime_parse("daily 12:00-13:00", &down[0], why, sizeof why) == MGO_OK);
     /* no windows: always */
     CU_ASSERT_EQUAL(mgo_wfm_poll_wait(NULL, 0, NULL, 0, at(23, 3, 0, 0)), 0);
@@ -286,8 +285,7 @@ static void test_caps_json(void)
     mgo_problems_init(&p);
     struct mgo_value root;
     struct mgo_capabilities caps;
-    CU_ASSERT_FATAL(mgo_value_from_yaml(caps_json, strlen(caps_json), &arena, &root, &p) ==
-                    MGO_OK);
+    CU_ASSERT_FATAL(mgo_value_from_yaml(caps_json, strlen(caps_json), &arena, &root, &p) == MGO_OK);
     CU_ASSERT_FATAL(mgo_capabilities_from_value(&root, &arena, &caps, &p) == MGO_OK);
     struct mgo_buf mp, json;
     mgo_buf_init(&mp, MGO_MAX_MESSAGE_BYTES);
