@@ -588,8 +588,8 @@ mgo_err mgo_http_transport_new(const struct mgo_agent_config *cfg, struct mgo_lo
         if (err == MGO_OK)
             err = mgo_svid_parse_client(uri, &id, why, sizeof why);
         if (err == MGO_OK && strcmp(id.client_id, cfg->device_id) != 0) {
-            snprintf(why, sizeof why, "the SVID's client id %s is not device-id %s", id.client_id,
-                     cfg->device_id);
+            snprintf(why, sizeof why, "the SVID's client id %.64s is not device-id %.64s",
+                     id.client_id, cfg->device_id);
             err = MGO_ERR_INVALID;
         }
         if (err != MGO_OK)

@@ -57,8 +57,8 @@ mgo_err mgo_svid_parse_client(const char *uri, struct mgo_svid_client *out, char
     }
     if (!take_segment(&p, out->trust_domain, sizeof out->trust_domain) ||
         !take_literal(&p, "/margo/wfm/") || !take_segment(&p, out->wfm_id, sizeof out->wfm_id) ||
-        !take_literal(&p, "/client/") ||
-        !take_segment(&p, out->client_id, sizeof out->client_id) || *p != '\0') {
+        !take_literal(&p, "/client/") || !take_segment(&p, out->client_id, sizeof out->client_id) ||
+        *p != '\0') {
         snprintf(why, why_len,
                  "\"%.120s\" is not spiffe://<trust-domain>/margo/wfm/<wfm-id>/client/<client-id> "
                  "(segments of [A-Za-z0-9._~-], not . or ..)",
@@ -112,7 +112,8 @@ mgo_err mgo_svid_file_uri(const char *pem_path, char uri[MGO_SVID_MAX_URI + 1], 
     int n = uri_sans(cert, uri, MGO_SVID_MAX_URI + 1, &too_long);
     X509_free(cert);
     if (n != 1 || too_long) {
-        snprintf(why, why_len, "%s: an X.509-SVID has exactly one URI SAN of at most %u bytes "
+        snprintf(why, why_len,
+                 "%s: an X.509-SVID has exactly one URI SAN of at most %u bytes "
                  "(this one has %d)",
                  pem_path, MGO_SVID_MAX_URI, n);
         return MGO_ERR_INVALID;

@@ -7,33 +7,32 @@
 #include "mgo/svid.h"
 #include "mgo_test.h"
 
-/* openssl req -x509 ... -addext "subjectAltName=URI:spiffe://example.org/margo/wfm/wfm-1/client/dev-1" */
-static const char svid_pem[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBtTCCAVugAwIBAgIUDgOEpyF3J8uE9+7D1vH48XEK1bkwCgYIKoZIzj0EAwIw\n"
-    "DzENMAsGA1UECgwEdGVzdDAgFw0yNjEyMDUwOTU3MTBaGA8yMTI2MTExMTA5NTcx\n"
-    "MFowDzENMAsGA1UECgwEdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABPWC\n"
-    "mrlh+QCjl+MuIYpCNGZYOO8JRoYucJ9FkhBgDJ9LxuXjC3tLEOOZbqmuACnAWrpZ\n"
-    "mZu22+IOgyYOyoBYLiejgZIwgY8wHQYDVR0OBBYEFNnKJPUBaV+8PMuNWGpxMeB9\n"
-    "84GZMB8GA1UdIwQYMBaAFNnKJPUBaV+8PMuNWGpxMeB984GZMA8GA1UdEwEB/wQF\n"
-    "MAMBAf8wPAYDVR0RBDUwM4Yxc3BpZmZlOi8vZXhhbXBsZS5vcmcvbWFyZ28vd2Zt\n"
-    "L3dmbS0xL2NsaWVudC9kZXYtMTAKBggqhkjOPQQDAgNIADBFAiAsnfo0oCfUQX75\n"
-    "h0VDklYT6GUJQ8FIDCnyg7RWHeTXmgIhAJWIA2txPuzC2vtdVdEQsAAm6hblEhfc\n"
-    "+y+sivSQmPSB\n"
-    "-----END CERTIFICATE-----\n";
+/* openssl req -x509 ... -addext
+ * "subjectAltName=URI:spiffe://example.org/margo/wfm/wfm-1/client/dev-1" */
+static const char svid_pem[] = "-----BEGIN CERTIFICATE-----\n"
+                               "MIIBtTCCAVugAwIBAgIUDgOEpyF3J8uE9+7D1vH48XEK1bkwCgYIKoZIzj0EAwIw\n"
+                               "DzENMAsGA1UECgwEdGVzdDAgFw0yNjEyMDUwOTU3MTBaGA8yMTI2MTExMTA5NTcx\n"
+                               "MFowDzENMAsGA1UECgwEdGVzdDBZMBMGByqGSM49AgEGCCqGSM49AwEHA0IABPWC\n"
+                               "mrlh+QCjl+MuIYpCNGZYOO8JRoYucJ9FkhBgDJ9LxuXjC3tLEOOZbqmuACnAWrpZ\n"
+                               "mZu22+IOgyYOyoBYLiejgZIwgY8wHQYDVR0OBBYEFNnKJPUBaV+8PMuNWGpxMeB9\n"
+                               "84GZMB8GA1UdIwQYMBaAFNnKJPUBaV+8PMuNWGpxMeB984GZMA8GA1UdEwEB/wQF\n"
+                               "MAMBAf8wPAYDVR0RBDUwM4Yxc3BpZmZlOi8vZXhhbXBsZS5vcmcvbWFyZ28vd2Zt\n"
+                               "L3dmbS0xL2NsaWVudC9kZXYtMTAKBggqhkjOPQQDAgNIADBFAiAsnfo0oCfUQX75\n"
+                               "h0VDklYT6GUJQ8FIDCnyg7RWHeTXmgIhAJWIA2txPuzC2vtdVdEQsAAm6hblEhfc\n"
+                               "+y+sivSQmPSB\n"
+                               "-----END CERTIFICATE-----\n";
 /* the same with subjectAltName=DNS:localhost (not an SVID) */
-static const char plain_pem[] =
-    "-----BEGIN CERTIFICATE-----\n"
-    "MIIBjTCCATOgAwIBAgIUXWEnFuYgavRbqFFqGgtGvXf/CSUwCgYIKoZIzj0EAwIw\n"
-    "EDEOMAwGA1UEAwwFcGxhaW4wIBcNMjYxMjA1MDk1NzEwWhgPMjEyNjExMTEwOTU3\n"
-    "MTBaMBAxDjAMBgNVBAMMBXBsYWluMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
-    "6Bmz5/dCvfjYpBPw+o1Cmagcw0tZCCTc+ID93zd6ZbUabejuE/5MgfBW0T18MdYQ\n"
-    "GDF3RdHNs/ZdCx/vtxVfOaNpMGcwHQYDVR0OBBYEFJRLdDpnDNLoP4Ohf5PzIIu7\n"
-    "aqcQMB8GA1UdIwQYMBaAFJRLdDpnDNLoP4Ohf5PzIIu7aqcQMA8GA1UdEwEB/wQF\n"
-    "MAMBAf8wFAYDVR0RBA0wC4IJbG9jYWxob3N0MAoGCCqGSM49BAMCA0gAMEUCIAPE\n"
-    "AXdoJ3UTKUHhKCPi0grRq3FCH/WU/+iaDqzNafedAiEAna84QDOpKJHQmYNDxYkD\n"
-    "KjTzvq2iJ2FLrEkeH/LNgoA=\n"
-    "-----END CERTIFICATE-----\n";
+static const char plain_pem[] = "-----BEGIN CERTIFICATE-----\n"
+                                "MIIBjTCCATOgAwIBAgIUXWEnFuYgavRbqFFqGgtGvXf/CSUwCgYIKoZIzj0EAwIw\n"
+                                "EDEOMAwGA1UEAwwFcGxhaW4wIBcNMjYxMjA1MDk1NzEwWhgPMjEyNjExMTEwOTU3\n"
+                                "MTBaMBAxDjAMBgNVBAMMBXBsYWluMFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE\n"
+                                "6Bmz5/dCvfjYpBPw+o1Cmagcw0tZCCTc+ID93zd6ZbUabejuE/5MgfBW0T18MdYQ\n"
+                                "GDF3RdHNs/ZdCx/vtxVfOaNpMGcwHQYDVR0OBBYEFJRLdDpnDNLoP4Ohf5PzIIu7\n"
+                                "aqcQMB8GA1UdIwQYMBaAFJRLdDpnDNLoP4Ohf5PzIIu7aqcQMA8GA1UdEwEB/wQF\n"
+                                "MAMBAf8wFAYDVR0RBA0wC4IJbG9jYWxob3N0MAoGCCqGSM49BAMCA0gAMEUCIAPE\n"
+                                "AXdoJ3UTKUHhKCPi0grRq3FCH/WU/+iaDqzNafedAiEAna84QDOpKJHQmYNDxYkD\n"
+                                "KjTzvq2iJ2FLrEkeH/LNgoA=\n"
+                                "-----END CERTIFICATE-----\n";
 
 static void test_parse(void)
 {
@@ -46,13 +45,13 @@ static void test_parse(void)
     CU_ASSERT_STRING_EQUAL(id.client_id, "dev-1");
     const char *bad[] = {
         "https://example.org/margo/wfm/wfm-1/client/dev-1",
-        "spiffe://example.org/margo/wfm/wfm-1",                 /* the WFM's own */
-        "spiffe://example.org/margo/wfm/wfm-1/client/",         /* empty client */
-        "spiffe://example.org/margo/wfm/../client/dev-1",       /* dot segment */
-        "spiffe://example.org/margo/wfm/wfm-1/client/dev-1/x",  /* extra segment */
-        "spiffe://example.org/margo/wfm/wfm 1/client/dev-1",    /* reserved character */
-        "spiffe://example.org/Margo/wfm/wfm-1/client/dev-1",    /* case-sensitive */
-        "spiffe:///margo/wfm/wfm-1/client/dev-1",               /* no trust domain */
+        "spiffe://example.org/margo/wfm/wfm-1",                /* the WFM's own */
+        "spiffe://example.org/margo/wfm/wfm-1/client/",        /* empty client */
+        "spiffe://example.org/margo/wfm/../client/dev-1",      /* dot segment */
+        "spiffe://example.org/margo/wfm/wfm-1/client/dev-1/x", /* extra segment */
+        "spiffe://example.org/margo/wfm/wfm 1/client/dev-1",   /* reserved character */
+        "spiffe://example.org/Margo/wfm/wfm-1/client/dev-1",   /* case-sensitive */
+        "spiffe:///margo/wfm/wfm-1/client/dev-1",              /* no trust domain */
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         CU_ASSERT(mgo_svid_parse_client(bad[i], &id, why, sizeof why) == MGO_ERR_INVALID);
