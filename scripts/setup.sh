@@ -13,6 +13,9 @@ BUILD_PKGS=(
   mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
   python3-paho-mqtt python3-jsonschema
   libcjson-dev
+  # the southbound Margo API (manager/src/southbound*.c): bundles (libarchive) and the
+  # client certificate libmicrohttpd's TLS session presents (GnuTLS)
+  libarchive-dev libgnutls28-dev
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap

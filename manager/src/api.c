@@ -13,6 +13,7 @@
 #include "jw.h"
 #include "lookup.h"
 #include "mgr_internal.h"
+#include "southbound.h"
 #include "sse.h"
 #include "mgo/log.h"
 #include "mgo/match.h"
@@ -509,6 +510,7 @@ static mgo_err write_device(struct dev_list_ctx *ctx, const struct mgo_mgr_devic
         mgo_jw_null(w);
     mgo_jw_ku64(w, "boot", row->boot);
     mgo_jw_ktime(w, "lastSeen", row->last_seen_ms);
+    mgo_jw_kstr(w, "binding", row->binding); /* mqtt or http (docs/margo-http.md) */
     mgo_jw_kstr(w, "vendor", have_caps ? caps.vendor : NULL);
     mgo_jw_kstr(w, "modelNumber", have_caps ? caps.model_number : NULL);
     write_types(w, have_caps ? caps.deployment_types : 0);
@@ -1236,6 +1238,8 @@ void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req)
             status_list(api, req);
         else
             method_not_allowed(req);
+    } else if (strcmp(coll, "clients") == 0) { /* the southbound accepted-client list */
+        mgo_southbound__clients_api(api->store, req, id);
     } else if (strcmp(coll, "events") == 0 && !id) {
         if (is_method(req, "GET"))
             events_open(api, req);

@@ -39,6 +39,16 @@ struct mgo_api_request {
     struct mgo_buf reply;
     char location[256];
     struct mgo_sse_client *sse; /* set for GET /api/v1/events */
+    /* the southbound Margo API's listener only (southbound.c, docs/margo-http.md) */
+    char client_id[MGO_MAX_DEVICE_ID_LEN + 1]; /* from the verified X.509-SVID */
+    char if_none_match[256];                   /* request headers ("" when absent) */
+    char accept[256];
+    char host[256];
+    bool header_overflow;       /* one of them was longer */
+    char etag[80];              /* reply headers ("" / NULL: none) */
+    const char *cache_control;  /* a string literal */
+    const char *vary;           /* a string literal */
+    unsigned retry_after_s;     /* 429 */
 };
 
 /* What the handlers work on. */

@@ -17,6 +17,8 @@
 
 #include "api.h"
 #include "http.h"
+#include "southbound.h"
+#include "southbound_id.h"
 #include "sse.h"
 #include "web.h"
 #include "mgo/log.h"
@@ -52,6 +54,13 @@ struct tracked {
 
 struct mgo_http {
     struct MHD_Daemon *httpd;
+    /* the southbound Margo API's listener (docs/margo-http.md) when sb is set: client
+     * certificates verified against client_ca, no bearer token, no web front end or event
+     * streams, requests answered by mgo_southbound__handle */
+    struct mgo_southbound *sb;
+    struct mgo_buf client_ca;
+    char trust_domain[MGO_SB_MAX_SEGMENT + 1];
+    char wfm_id[MGO_SB_MAX_SEGMENT + 1];
     struct mgo_buf tls_cert; /* PEM of api-tls-cert / api-tls-key while the API runs */
     struct mgo_buf tls_key;
     uint16_t port;
@@ -123,6 +132,7 @@ struct conn_state {
     struct mgo_api_request req;
     struct queued q;
     bool auth_failed;
+    char auth_why[256]; /* southbound: why the client certificate was refused */
     bool stream;    /* GET /api/v1/events, counted in h->streams */
     bool refused;   /* answered here, without the loop */
     bool submitted; /* posted to the loop; q.done says when it has answered */
@@ -143,7 +153,10 @@ static void finish(struct queued *q)
 static void run_request(void *ctx)
 {
     struct queued *q = ctx;
-    mgo_api__handle(q->h->api, q->req);
+    if (q->h->sb)
+        mgo_southbound__handle(q->h->sb, q->req);
+    else
+        mgo_api__handle(q->h->api, q->req);
     finish(q);
 }
 
@@ -254,6 +267,17 @@ static enum MHD_Result reply(struct mgo_http *h, struct MHD_Connection *conn,
             MHD_add_response_header(resp, "WWW-Authenticate", "Bearer realm=\"margo-manager\"");
         if (req->status == 503)
             MHD_add_response_header(resp, "Retry-After", "5");
+        if (req->etag[0])
+            MHD_add_response_header(resp, "ETag", req->etag);
+        if (req->cache_control)
+            MHD_add_response_header(resp, "Cache-Control", req->cache_control);
+        if (req->vary)
+            MHD_add_response_header(resp, "Vary", req->vary);
+        if (req->retry_after_s > 0) {
+            char secs[16];
+            snprintf(secs, sizeof secs, "%u", req->retry_after_s);
+            MHD_add_response_header(resp, "Retry-After", secs);
+        }
     }
     enum MHD_Result r = MHD_queue_response(conn, req->status ? req->status : 500, resp);
     MHD_destroy_response(resp);
@@ -285,6 +309,33 @@ static bool is_stream_request(const char *method, const char *url)
     return strcmp(method, "GET") == 0 && strcmp(url, "/api/v1/events") == 0;
 }
 
+/* Southbound: a request header into a fixed field ("" when absent; too long: noted). */
+static void copy_header(struct MHD_Connection *conn, const char *name, char *out, size_t size,
+                        bool *overflow)
+{
+    const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND, name);
+    if (v && strlen(v) >= size)
+        *overflow = true;
+    snprintf(out, size, "%s", v ? v : "");
+}
+
+/* Southbound, first call of a request: its headers and the client's identity (the
+ * well-known trust-bundle documents are served to anyone; everything else needs a verified
+ * client X.509-SVID, and the loop checks the accepted-client list). */
+static void southbound_begin(struct mgo_http *h, struct MHD_Connection *conn, const char *url,
+                             struct conn_state *cs)
+{
+    struct mgo_api_request *req = &cs->req;
+    copy_header(conn, "If-None-Match", req->if_none_match, sizeof req->if_none_match,
+                &req->header_overflow);
+    copy_header(conn, "Accept", req->accept, sizeof req->accept, &req->header_overflow);
+    copy_header(conn, "Host", req->host, sizeof req->host, &req->header_overflow);
+    if (mgo_southbound__public(url))
+        return;
+    cs->auth_failed = mgo_sb_tls_client(conn, h->trust_domain, h->wfm_id, req->client_id,
+                                        cs->auth_why, sizeof cs->auth_why) != MGO_SB_AUTH_OK;
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
                                   const char *method, const char *version, const char *upload_data,
                                   size_t *upload_data_size, void **con_cls)
@@ -292,7 +343,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     (void)version;
     struct mgo_http *h = cls;
     struct conn_state *cs = *con_cls;
-    if (cs == NULL && mgo_web__owns(url)) {
+    if (cs == NULL && !h->sb && mgo_web__owns(url)) {
         request_arrived(h, conn, true);
         return mgo_web__serve(conn, method, url); /* the embedded web front end (web.c) */
     }
@@ -300,15 +351,18 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         cs = calloc(1, sizeof *cs);
         if (!cs)
             return MHD_NO;
-        mgo_buf_init(&cs->req.body, MGO_API_MAX_BODY);
-        mgo_buf_init(&cs->req.reply, 16u * 1024u * 1024u);
+        mgo_buf_init(&cs->req.body, h->sb ? MGO_SOUTHBOUND_MAX_BODY : MGO_API_MAX_BODY);
+        mgo_buf_init(&cs->req.reply, h->sb ? MGO_SOUTHBOUND_MAX_REPLY : 16u * 1024u * 1024u);
         cs->req.method = canonical_method(method);
         if (strlen(url) >= sizeof cs->req.path)
             cs->req.query_overflow = true;
         snprintf(cs->req.path, sizeof cs->req.path, "%s", url);
         MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_query, &cs->req);
-        cs->auth_failed =
-            !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
+        if (h->sb)
+            southbound_begin(h, conn, url, cs);
+        else
+            cs->auth_failed =
+                !token_ok(h, MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Authorization"));
         *con_cls = cs;
         return MHD_YES;
     }
@@ -329,10 +383,19 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return MHD_YES;
     }
     request_arrived(h, conn, true);
+    if (cs->auth_failed && h->sb) {
+        MGO_LOGW(TAG, "%s %s: client refused: %s", cs->req.method, cs->req.path, cs->auth_why);
+        mgo_southbound__refuse(&cs->req, cs->auth_why);
+        return reply(h, conn, &cs->req);
+    }
     if (cs->auth_failed) {
         MGO_LOGW(TAG, "%s %s: missing or wrong bearer token", cs->req.method, cs->req.path);
         mgo_api__problem(&cs->req, 401, NULL, "Unauthorized",
                          "a valid bearer token is required (Authorization: Bearer <token>)", NULL);
+        return reply(h, conn, &cs->req);
+    }
+    if (cs->req.body_too_large && h->sb) {
+        mgo_southbound__too_large(&cs->req);
         return reply(h, conn, &cs->req);
     }
     if (cs->req.body_too_large) {
@@ -340,7 +403,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
                          "request bodies are limited to 1 MiB plus 64 KiB", NULL);
         return reply(h, conn, &cs->req);
     }
-    if (is_stream_request(method, url)) {
+    if (!h->sb && is_stream_request(method, url)) {
         bool full;
         pthread_mutex_lock(&h->mu);
         full = h->streams >= h->limits.max_streams;
@@ -431,7 +494,7 @@ void mgo_http__tick(struct mgo_http *h)
 {
     if (!h)
         return;
-    if (++h->ticks % MGO_HTTP_KEEPALIVE_TICKS == 0)
+    if (++h->ticks % MGO_HTTP_KEEPALIVE_TICKS == 0 && h->hub)
         mgo_sse__keepalive(h->hub);
     int64_t now = mono_ms();
     int64_t deadline_ms = (int64_t)h->limits.request_timeout_s * 1000;
@@ -513,6 +576,11 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
         MHD_ALLOW_SUSPEND_RESUME | (ipv6 ? MHD_USE_IPv6 : 0);
     const char *cert = cfg->tls_cert, *key = cfg->tls_key;
     bool tls = (cert && cert[0]) || (key && key[0]);
+    if (h->sb && !tls) {
+        MGO_LOGE(TAG, "margo-api-cert and margo-api-key: the southbound Margo API needs both "
+                      "(mutual TLS only)");
+        return MGO_ERR_INVALID;
+    }
     if (tls) {
         if (!cert || !cert[0] || !key || !key[0]) {
             MGO_LOGE(TAG, "api-tls-cert and api-tls-key: set both (HTTPS) or neither (HTTP)");
@@ -539,7 +607,10 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
         MHD_OPTION_CONNECTION_TIMEOUT, h->limits.idle_timeout_s,
         tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, (const char *)h->tls_cert.data,
         MHD_OPTION_HTTPS_MEM_KEY, (const char *)h->tls_key.data, MHD_OPTION_HTTPS_PRIORITIES,
-        "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3", MHD_OPTION_END);
+        "SECURE256:+SECURE128:-VERS-ALL:+VERS-TLS1.3",
+        /* southbound: ask for a client certificate, verified against the client CA */
+        h->sb ? MHD_OPTION_HTTPS_MEM_TRUST : MHD_OPTION_END, (const char *)h->client_ca.data,
+        MHD_OPTION_END);
     if (!h->httpd) {
         MGO_LOGE(TAG, "cannot listen on %s (address in use or not available%s)", cfg->listen,
                  tls ? ", or api-tls-cert/api-tls-key unusable" : "");
@@ -548,9 +619,10 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(h->httpd, MHD_DAEMON_INFO_BIND_PORT);
     h->port = info ? info->port : 0;
     MGO_LOGI(TAG,
-             "API listening on %s (port %u, %s; at most %u connections, %u per address, "
+             "%s listening on %s (port %u, %s; at most %u connections, %u per address, "
              "%u event streams)",
-             cfg->listen, (unsigned)h->port, tls ? "HTTPS" : "plain HTTP",
+             h->sb ? "southbound Margo API" : "API", cfg->listen, (unsigned)h->port,
+             h->sb ? "HTTPS with client certificates" : tls ? "HTTPS" : "plain HTTP",
              h->limits.max_connections, h->limits.max_per_address, h->limits.max_streams);
     return MGO_OK;
 }
@@ -571,7 +643,8 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
     struct mgo_http *h = calloc(1, sizeof *h);
     if (!h)
         return MGO_ERR_NOMEM;
-    memcpy(h->token, cfg->token, cfg->token_len);
+    if (cfg->token_len > 0) /* the southbound listener has none */
+        memcpy(h->token, cfg->token, cfg->token_len);
     h->token_len = cfg->token_len;
     h->api = cfg->api;
     h->hub = cfg->hub;
@@ -580,7 +653,20 @@ mgo_err mgo_http__start(const struct mgo_http_config *cfg, struct mgo_http **out
     pthread_mutex_init(&h->mu, NULL);
     mgo_buf_init(&h->tls_cert, 256u * 1024u);
     mgo_buf_init(&h->tls_key, 64u * 1024u);
-    mgo_err err = start_daemon(h, cfg);
+    mgo_buf_init(&h->client_ca, 256u * 1024u);
+    mgo_err err = MGO_OK;
+    if (cfg->southbound) {
+        const struct mgo_http_southbound *sbc = cfg->southbound;
+        h->sb = sbc->sb;
+        snprintf(h->trust_domain, sizeof h->trust_domain, "%s", sbc->trust_domain);
+        snprintf(h->wfm_id, sizeof h->wfm_id, "%s", sbc->wfm_id);
+        if (mgo_buf_read_file(&h->client_ca, sbc->client_ca) != MGO_OK) {
+            MGO_LOGE(TAG, "margo-api-client-ca: cannot read %s", sbc->client_ca);
+            err = MGO_ERR_IO;
+        }
+    }
+    if (!err)
+        err = start_daemon(h, cfg);
     if (err) {
         mgo_http__free(h);
         return err;
@@ -631,6 +717,7 @@ void mgo_http__free(struct mgo_http *h)
         memset(h->tls_key.data, 0, h->tls_key.len);
     mgo_buf_cleanup(&h->tls_key);
     mgo_buf_cleanup(&h->tls_cert);
+    mgo_buf_cleanup(&h->client_ca);
     memset(h->token, 0, sizeof h->token);
     pthread_mutex_destroy(&h->mu);
     free(h);

@@ -47,6 +47,17 @@ struct mgo_http;
 struct mgo_loop;
 struct mgo_sse_hub;
 
+struct mgo_southbound;
+/* A listener for the southbound Margo API instead of the northbound one (docs/margo-http.md):
+ * TLS required, client certificates asked for and verified against client_ca, the client id
+ * read from their X.509-SVID; no bearer token, web front end or event streams. */
+struct mgo_http_southbound {
+    const char *client_ca;    /* PEM file: trust anchors of client certificates */
+    const char *trust_domain; /* SPIFFE trust domain (copied) */
+    const char *wfm_id;       /* this WFM's id in client SPIFFE IDs (copied) */
+    struct mgo_southbound *sb; /* requests are answered with mgo_southbound__handle(sb, ...) */
+};
+
 struct mgo_http_config {
     const char *listen;   /* ADDRESS:PORT */
     const char *tls_cert; /* PEM file; NULL or "" with tls_key: plain HTTP */
@@ -57,6 +68,7 @@ struct mgo_http_config {
     struct mgo_sse_hub *hub;
     struct mgo_loop *loop; /* requests are posted to it; must outlive the server */
     struct mgo_http_limits limits;
+    const struct mgo_http_southbound *southbound; /* NULL: the northbound API */
 };
 
 /* Starts listening. Logs and returns MGO_ERR_INVALID (bad listen address, half a TLS pair,

@@ -24,6 +24,7 @@ struct mgo_ingest_msg {
     char *topic;
     uint8_t *payload;
     size_t len;
+    bool http; /* a status POSTed on the southbound HTTP API (mgo_ingest__http_status) */
 };
 
 /* One event-stream event waiting for its batch's commit. */
@@ -278,9 +279,22 @@ static mgo_err take_position(struct mgo_ingest *in, const struct mgo_topic *t,
 }
 
 static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, const char *topic,
-                             const uint8_t *payload, size_t len)
+                             const uint8_t *payload, size_t len, bool http)
 {
     mgo_err result = MGO_OK;
+    if (!http) {
+        /* an HTTP device reports over HTTP; the copy on its MQTT status topic is the
+         * manager's own (docs/margo-http.md), already stored */
+        bool is_http = false;
+        mgo_err berr = mgo_mgr_store_device_is_http(in->store, t->device_id, &is_http);
+        if (berr)
+            return berr;
+        if (is_http) {
+            MGO_LOGD(TAG, "status on %s: device %s is bound to HTTP; not ingested from MQTT",
+                     topic, t->device_id);
+            return MGO_OK;
+        }
+    }
     struct mgo_arena arena;
     mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_problems p;
@@ -499,7 +513,7 @@ cleanup:
  * that retrying cannot change); another error when the store failed (locked by another
  * process past the busy timeout, disk full, I/O error): the caller holds it for later. */
 static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_t *payload,
-                          size_t len)
+                          size_t len, bool http)
 {
     struct mgo_topic t;
     if (mgo_topic_parse(in->prefix, topic, strlen(topic), &t) != MGO_OK) {
@@ -528,7 +542,7 @@ static mgo_err ingest_one(struct mgo_ingest *in, const char *topic, const uint8_
     switch (t.kind) {
     case MGO_TOPIC_STATUS:
     case MGO_TOPIC_REPLAY: /* a status the manager may have lost (protocol.md §6.3) */
-        return ingest_status(in, &t, topic, payload, len);
+        return ingest_status(in, &t, topic, payload, len, http);
     case MGO_TOPIC_CAPABILITIES:
         return ingest_capabilities(in, &t, topic, payload, len);
     case MGO_TOPIC_STATE:
@@ -581,7 +595,7 @@ size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max)
     size_t before = in->held_len;
     for (size_t i = 0; i < max && in->held_head != NULL; i++) {
         struct mgo_ingest_msg *msg = in->held_head;
-        if (ingest_one(in, msg->topic, msg->payload, msg->len) != MGO_OK)
+        if (ingest_one(in, msg->topic, msg->payload, msg->len, msg->http) != MGO_OK)
             break;
         held_pop(in);
     }
@@ -598,7 +612,8 @@ void mgo_ingest__begin(struct mgo_ingest *in)
     in->tx = mgo_mgr_store_begin(in->store) == MGO_OK;
 }
 
-void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+static void ingest_message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len,
+                           bool http)
 {
     bool own_batch = !in->in_batch;
     if (own_batch)
@@ -613,8 +628,9 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
     msg->topic = topic;
     msg->payload = payload;
     msg->len = len;
+    msg->http = http;
     /* behind held messages, to keep each device's order */
-    if (in->held_len > 0 || ingest_one(in, topic, payload, len) != MGO_OK) {
+    if (in->held_len > 0 || ingest_one(in, topic, payload, len, http) != MGO_OK) {
         held_push(in, msg);
     } else if (in->tx) {
         /* kept until the commit: a failed commit holds it for another try */
@@ -630,6 +646,16 @@ void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, s
 end:
     if (own_batch)
         MGO_IGNORE(mgo_ingest__commit(in)); /* logged there; the messages are held */
+}
+
+void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+{
+    ingest_message(in, topic, payload, len, false);
+}
+
+void mgo_ingest__http_status(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len)
+{
+    ingest_message(in, topic, payload, len, true);
 }
 
 mgo_err mgo_ingest__commit(struct mgo_ingest *in)

@@ -78,6 +78,11 @@ void mgo_ingest__begin(struct mgo_ingest *in);
  * when len is 0). Outside a batch it is a batch of one. Never fails: a message that cannot
  * be stored now is held. */
 void mgo_ingest__message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len);
+/* The same for a DeploymentStatus a device bound to HTTP POSTed on the southbound API
+ * (southbound.c; topic: its MQTT status topic, payload: the status as MessagePack). Statuses
+ * arriving over MQTT for a device bound to HTTP are not ingested (they are the manager's own
+ * copies, published for monitors). */
+void mgo_ingest__http_status(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len);
 /* Commits the batch and sends its live events. When the commit fails the batch is rolled
  * back, its messages are held (in order, before any held later) and the store's error is
  * returned. */

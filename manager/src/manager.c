@@ -19,6 +19,8 @@
 #include "mgr_internal.h"
 #include "outbox.h"
 #include "publish.h"
+#include "southbound.h"
+#include "southbound_id.h"
 #include "sse.h"
 #include "mgo/backoff.h"
 #include "mgo/log.h"
@@ -70,6 +72,8 @@ struct mgo_manager {
     struct mgo_api api;
     struct mgo_sse_hub *hub;
     struct mgo_http *http;
+    struct mgo_southbound *sb;  /* the southbound Margo API (NULL: margo-api-listen unset) */
+    struct mgo_http *sb_http;   /* its listener */
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -140,6 +144,23 @@ const struct mgo_cfg_option mgo_manager_options[] = {
         "seconds a published manifest stays valid (signed expiresAt); every manifest is "
         "re-issued at half of it, so a device that stops receiving them notices (protocol.md "
         "§3.2)"),
+    OPT("margo-api-listen", MGO_CFG_STR, margo_api_listen, 0, 128, NULL,
+        "address:port of the southbound Margo HTTP API for standard Margo devices "
+        "(docs/margo-http.md; mutual TLS); unset: not served"),
+    OPT("margo-api-cert", MGO_CFG_STR, margo_api_cert, 0, 1024, NULL,
+        "PEM certificate (the WFM's X.509-SVID) of margo-api-listen"),
+    OPT("margo-api-key", MGO_CFG_STR, margo_api_key, 0, 1024, NULL,
+        "PEM private key of margo-api-cert"),
+    OPT("margo-api-client-ca", MGO_CFG_STR, margo_api_client_ca, 0, 1024, NULL,
+        "PEM trust anchors that client X.509-SVIDs must chain to; also served as the trust "
+        "bundle (/.well-known/spiffe/bundle.json)"),
+    OPT("trust-domain", MGO_CFG_STR, trust_domain, 0, 255, NULL,
+        "SPIFFE trust domain of client SVIDs (spiffe://TRUST-DOMAIN/margo/wfm/WFM-ID/client/ID)"),
+    OPT("wfm-id", MGO_CFG_STR, wfm_id, 0, 255, NULL,
+        "this WFM's id in client SVIDs (spiffe://TRUST-DOMAIN/margo/wfm/WFM-ID/client/ID)"),
+    OPT("margo-api-rate", MGO_CFG_INT, margo_api_rate, 1, 1000000, "600",
+        "requests per client a minute on the southbound Margo API; past it 429 with "
+        "Retry-After"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -407,6 +428,7 @@ static void http_tick(void *ctx)
     struct mgo_manager *m = ctx;
     m->http_timer = 0;
     mgo_http__tick(m->http);
+    mgo_http__tick(m->sb_http);
     if (mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: the API's request deadline and keepalives stop");
 }
@@ -438,6 +460,63 @@ static void on_mqtt_ready(void *ctx, int fd, short revents)
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
+
+/* The southbound Margo API (docs/margo-http.md), when margo-api-listen is set: its own
+ * listener with the northbound one's bounds. */
+static mgo_err start_southbound(struct mgo_manager *m, const struct mgo_http_config *north)
+{
+    const struct mgo_manager_config *cfg = m->cfg;
+    if (!cfg->margo_api_listen || !cfg->margo_api_listen[0])
+        return MGO_OK;
+    static const char *const names[] = {"margo-api-cert", "margo-api-key", "margo-api-client-ca",
+                                        "trust-domain", "wfm-id"};
+    const char *values[] = {cfg->margo_api_cert, cfg->margo_api_key, cfg->margo_api_client_ca,
+                            cfg->trust_domain, cfg->wfm_id};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (!values[i] || !values[i][0]) {
+            MGO_LOGE(TAG, "%s: required with margo-api-listen", names[i]);
+            return MGO_ERR_INVALID;
+        }
+    }
+    if (!mgo_sb_segment_ok(cfg->trust_domain, MGO_SB_MAX_SEGMENT) ||
+        !mgo_sb_segment_ok(cfg->wfm_id, MGO_SB_MAX_SEGMENT)) {
+        MGO_LOGE(TAG, "trust-domain and wfm-id: 1..%u of [A-Za-z0-9._~-], not \".\" or \"..\"",
+                 MGO_SB_MAX_SEGMENT);
+        return MGO_ERR_INVALID;
+    }
+    struct mgo_southbound_config sc = {
+        .store = m->store,
+        .ingest = &m->ingest,
+        .pub = &m->pub,
+        .trust_domain = cfg->trust_domain,
+        .client_ca = cfg->margo_api_client_ca,
+        .rate_per_minute = (uint32_t)cfg->margo_api_rate,
+    };
+    mgo_err err = mgo_southbound__new(&sc, &m->sb);
+    if (err)
+        return err;
+    struct mgo_http_southbound hs = {
+        .client_ca = cfg->margo_api_client_ca,
+        .trust_domain = cfg->trust_domain,
+        .wfm_id = cfg->wfm_id,
+        .sb = m->sb,
+    };
+    struct mgo_http_config hc = *north;
+    hc.listen = cfg->margo_api_listen;
+    hc.tls_cert = cfg->margo_api_cert;
+    hc.tls_key = cfg->margo_api_key;
+    hc.token = NULL;
+    hc.token_len = 0;
+    hc.api = NULL;
+    hc.hub = NULL;
+    hc.southbound = &hs;
+    return mgo_http__start(&hc, &m->sb_http);
+}
+
+uint16_t mgo_manager_margo_api_port(const struct mgo_manager *m)
+{
+    return m->sb_http ? mgo_http__port(m->sb_http) : 0;
+}
 
 mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager **out)
 {
@@ -574,6 +653,8 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
                    .idle_timeout_s = (unsigned)cfg->api_idle_timeout_s},
     };
     err = mgo_http__start(&hc, &m->http);
+    if (!err)
+        err = start_southbound(m, &hc);
     if (err)
         goto fail;
     *out = m;
@@ -613,6 +694,7 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         MGO_LOGE(TAG, "loop: %s", mgo_strerror(err));
     MGO_LOGI(TAG, "stopping");
     mgo_http__close(m->http);
+    mgo_http__close(m->sb_http);
     mgo_loop_unwatch(m->loop, mgo_mqtt_fd(m->mqtt));
     if (m->mqtt_outbox.connected)
         MGO_IGNORE(mgo_mqtt_disconnect(m->mqtt, 2000));
@@ -625,10 +707,13 @@ void mgo_manager_free(struct mgo_manager *m)
     if (!m)
         return;
     mgo_http__close(m->http);
+    mgo_http__close(m->sb_http);
     mgo_sse__hub_shutdown(m->hub);
     /* answers requests still posted with 503, so the HTTP threads can end */
     mgo_loop_free(m->loop);
     mgo_http__free(m->http);
+    mgo_http__free(m->sb_http);
+    mgo_southbound__free(m->sb);
     mgo_sse__hub_free(m->hub);
     mgo_mqtt_free(m->mqtt);
     if (m->store) /* initialised together with the store's users */

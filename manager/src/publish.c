@@ -62,22 +62,7 @@ void mgo_publish__connection_lost(struct mgo_publisher *p)
     p->pending_len = 0;
 }
 
-struct manifest_ctx {
-    struct mgo_arena *arena;
-    struct mgo_desired_ref refs[MGO_MAX_DEPLOYMENTS];
-    size_t len;
-    /* documents to publish */
-    struct {
-        const char *id;
-        uint8_t *doc;
-        size_t doc_len;
-    } docs[MGO_MAX_DEPLOYMENTS];
-    size_t docs_len;
-    const char *const *changed;
-    size_t changed_len;
-};
-
-static bool is_changed(const struct manifest_ctx *ctx, const char *id)
+static bool is_changed(const struct mgo_publish_set *ctx, const char *id)
 {
     if (ctx->changed == NULL)
         return true;
@@ -90,7 +75,7 @@ static bool is_changed(const struct manifest_ctx *ctx, const char *id)
 
 static mgo_err collect_present(const struct mgo_mgr_deployment_row *row, void *c)
 {
-    struct manifest_ctx *ctx = c;
+    struct mgo_publish_set *ctx = c;
     if (row->desired != MGO_MGR_DESIRED_PRESENT)
         return MGO_OK;
     if (ctx->len == MGO_MAX_DEPLOYMENTS)
@@ -110,6 +95,17 @@ static mgo_err collect_present(const struct mgo_mgr_deployment_row *row, void *c
         ctx->docs[i].doc_len = row->doc_len;
     }
     return MGO_OK;
+}
+
+mgo_err mgo_publish__collect(struct mgo_mgr_store *store, const char *device_id,
+                             struct mgo_publish_set *set)
+{
+    set->len = 0;
+    set->docs_len = 0;
+    mgo_err err = mgo_mgr_store_manifest_get(store, device_id, &set->version, NULL);
+    if (!err)
+        err = mgo_mgr_store_deployment_list(store, device_id, NULL, false, collect_present, set);
+    return err;
 }
 
 mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
@@ -145,6 +141,11 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     mgo_err err = mgo_mgr_store_manifest_get(p->store, device_id, &version, NULL);
     if (err || version == 0)
         return err;
+    /* an HTTP device polls for its manifest (docs/margo-http.md): nothing goes to MQTT */
+    bool http = false;
+    err = mgo_mgr_store_device_is_http(p->store, device_id, &http);
+    if (err || http)
+        return err;
     if (!mgo_outbox__connected(p->outbox)) {
         MGO_LOGI(TAG, "device %s: manifest %llu stored; publishing once connected", device_id,
                  (unsigned long long)version);
@@ -152,7 +153,7 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     }
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
-    struct manifest_ctx *ctx = calloc(1, sizeof *ctx);
+    struct mgo_publish_set *ctx = calloc(1, sizeof *ctx);
     struct mgo_buf buf;
     mgo_buf_init(&buf, MGO_MAX_MESSAGE_BYTES);
     if (!ctx) {
@@ -162,7 +163,7 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     ctx->arena = &arena;
     ctx->changed = changed_ids;
     ctx->changed_len = changed_len;
-    err = mgo_mgr_store_deployment_list(p->store, device_id, NULL, false, collect_present, ctx);
+    err = mgo_publish__collect(p->store, device_id, ctx);
     if (err) {
         MGO_LOGE(TAG, "device %s: cannot collect its deployments: %s", device_id,
                  mgo_strerror(err));

@@ -17,6 +17,7 @@
 #include "mgo/arena.h"
 #include "mgo/buf.h"
 #include "mgo/limits.h"
+#include "mgo/margo.h"
 #include "mgo/mgr_store.h"
 #include "mgo/sign.h"
 #include "mgo/value.h"
@@ -44,6 +45,29 @@ struct mgo_publisher {
     size_t pending_len;
 };
 
+/* What a device's manifest lists: its present deployments in creation order (refs, with
+ * the MQTT digests) and the stored documents of those named in changed (all when changed
+ * is NULL), with the device's current manifestVersion (0: none yet). The one manifest
+ * builder both bindings use: publish.c encodes it for MQTT, southbound.c for HTTP. */
+struct mgo_publish_set {
+    struct mgo_arena *arena; /* in: where ids and documents are copied */
+    const char *const *changed;
+    size_t changed_len;
+    uint64_t version; /* out */
+    struct mgo_desired_ref refs[MGO_MAX_DEPLOYMENTS];
+    size_t len;
+    struct {
+        const char *id;
+        uint8_t *doc; /* canonical MessagePack (signed when a signing key is set) */
+        size_t doc_len;
+    } docs[MGO_MAX_DEPLOYMENTS];
+    size_t docs_len;
+};
+/* Fills set (arena, changed and changed_len set by the caller). Errors: the store's,
+ * MGO_ERR_LIMIT past MGO_MAX_DEPLOYMENTS, MGO_ERR_NOMEM. */
+mgo_err mgo_publish__collect(struct mgo_mgr_store *store, const char *device_id,
+                             struct mgo_publish_set *set) MGO_MUST_CHECK;
+
 /* The pointers must outlive p. Manifests expire after MGO_PUBLISH_DEFAULT_EXPIRY_S. */
 void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
                        const struct mgo_outbox *outbox, const char *prefix,
@@ -51,7 +75,7 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
 /* Manifests published from now on are valid for expiry_s seconds (at least 1). */
 void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s);
 
-/* Publishes device's present deployments (changed_ids non-NULL: just those) and its current
+/* Publishes device's present deployments (nothing for a device bound to HTTP: it polls) (changed_ids non-NULL: just those) and its current
  * manifest, issued now and valid for expiry_s (x-margo-mqtt-validity, signed with it). Not
  * connected: MGO_OK, left for the after-connect sweep (the manifest stays unacknowledged). A device
  * without a manifest: MGO_OK, nothing sent. Errors: the store's, MGO_ERR_LIMIT (more than

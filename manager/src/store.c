@@ -109,6 +109,10 @@ static const char *const MIGRATIONS[] = {
     "UPDATE devices SET ahead_n = (SELECT COUNT(*) FROM device_positions WHERE"
     "  device_positions.device_id = devices.id);"
     "CREATE INDEX device_events_device ON device_events(device_id, n);",
+    /* 6: the southbound Margo HTTP API (docs/margo-http.md): each device's binding ('mqtt'
+     * or 'http'), and the accepted-client list (clients whose X.509-SVID is honoured) */
+    ("ALTER TABLE devices ADD COLUMN binding TEXT NOT NULL DEFAULT 'mqtt';"
+     "CREATE TABLE margo_clients (id TEXT PRIMARY KEY, added_ms INTEGER NOT NULL);"),
 };
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -679,6 +683,7 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_
             .events_dropped = col_u64(st, 6),
             .statuses_over_rate = col_u64(st, 7),
             .positions_dropped = col_u64(st, 8),
+            .binding = col_text(st, 9),
         };
         *found = true;
         mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
@@ -692,19 +697,24 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_
     return err;
 }
 
-#define DEVICE_COLS_4 "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, 0, 0, 0 "
+#define DEVICE_COLS_4                                                                              \
+    "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, 0, 0, 0, 'mqtt' "
+#define DEVICE_COLS_5                                                                              \
+    "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, ev_over, st_over, "        \
+    "ahead_over, 'mqtt' "
 #define DEVICE_COLS                                                                                \
     "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, ev_over, st_over, "        \
-    "ahead_over "
+    "ahead_over, binding "
+#define DEVICE_SELECT(s)                                                                           \
+    ((s)->schema_version < 5 ? DEVICE_COLS_4 : (s)->schema_version < 6 ? DEVICE_COLS_5 : DEVICE_COLS)
 
 mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
                                  mgo_mgr_device_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s,
-                       s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices WHERE id = ?"
-                                             : DEVICE_COLS "FROM devices WHERE id = ?",
-                       &st);
+    char sql[256];
+    snprintf(sql, sizeof sql, "%sFROM devices WHERE id = ?", DEVICE_SELECT(s));
+    mgo_err err = prep(s, sql, &st);
     if (err)
         return err;
     bind_text(st, 1, id);
@@ -718,10 +728,9 @@ mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
 mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
 {
     sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s,
-                       s->schema_version < 5 ? DEVICE_COLS_4 "FROM devices ORDER BY id"
-                                             : DEVICE_COLS "FROM devices ORDER BY id",
-                       &st);
+    char sql[256];
+    snprintf(sql, sizeof sql, "%sFROM devices ORDER BY id", DEVICE_SELECT(s));
+    mgo_err err = prep(s, sql, &st);
     if (err)
         return err;
     bool found;
@@ -1608,4 +1617,132 @@ mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id
         return err;
     bind_text(st, 1, device_id);
     return count_rows(s, st, count_out);
+}
+
+/* ---- the southbound Margo HTTP API (schema 6, docs/margo-http.md) ------------------- */
+
+mgo_err mgo_mgr_store_device_set_binding(struct mgo_mgr_store *s, const char *id,
+                                         const char *binding)
+{
+    if (s->schema_version < 6)
+        return MGO_ERR_INVALID;
+    if (strcmp(binding, MGO_MGR_BINDING_MQTT) != 0 && strcmp(binding, MGO_MGR_BINDING_HTTP) != 0)
+        return MGO_ERR_INVALID;
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (err)
+        return err;
+    err = ensure_device(s, id);
+    sqlite3_stmt *st = NULL;
+    if (!err)
+        err = prep(s, "UPDATE devices SET binding = ? WHERE id = ?", &st);
+    if (err) {
+        mgo_mgr_store_rollback(s);
+        return err;
+    }
+    bind_text(st, 1, binding);
+    bind_text(st, 2, id);
+    err = run(s, st, "store binding");
+    if (err) {
+        mgo_mgr_store_rollback(s);
+        return err;
+    }
+    return mgo_mgr_store_commit(s);
+}
+
+mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id, bool *http_out)
+{
+    *http_out = false;
+    if (s->schema_version < 6)
+        return MGO_OK;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "SELECT binding FROM devices WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        *http_out = strcmp(col_text(st, 0), MGO_MGR_BINDING_HTTP) == 0;
+    else if (rc != SQLITE_DONE)
+        err = sql_err(s, "read binding");
+    stmt_done(s, st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_device_forget_caps(struct mgo_mgr_store *s, const char *id)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "UPDATE devices SET capabilities = NULL, last_seen_ms = ? WHERE id = ? "
+                       "AND capabilities IS NOT NULL",
+                       &st);
+    if (err)
+        return err;
+    sqlite3_bind_int64(st, 1, mgo_mgr_store_now_ms());
+    bind_text(st, 2, id);
+    err = run(s, st, "forget capabilities");
+    if (!err && sqlite3_changes(s->db) == 0)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_client_allow(struct mgo_mgr_store *s, const char *id, bool *added_out)
+{
+    if (s->schema_version < 6)
+        return MGO_ERR_INVALID;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "INSERT OR IGNORE INTO margo_clients (id, added_ms) VALUES (?, ?)", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    err = run(s, st, "allow client");
+    if (!err && added_out)
+        *added_out = sqlite3_changes(s->db) > 0;
+    return err;
+}
+
+mgo_err mgo_mgr_store_client_deny(struct mgo_mgr_store *s, const char *id)
+{
+    if (s->schema_version < 6)
+        return MGO_ERR_NOT_FOUND;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "DELETE FROM margo_clients WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    err = run(s, st, "deny client");
+    if (!err && sqlite3_changes(s->db) == 0)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
+                                  mgo_mgr_client_visit visit, void *ctx)
+{
+    if (s->schema_version < 6)
+        return id ? MGO_ERR_NOT_FOUND : MGO_OK;
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       id ? "SELECT id, added_ms FROM margo_clients WHERE id = ?"
+                          : "SELECT id, added_ms FROM margo_clients ORDER BY id",
+                       &st);
+    if (err)
+        return err;
+    if (id)
+        bind_text(st, 1, id);
+    int rc;
+    bool found = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        found = true;
+        mgo_err verr = visit ? visit(col_text(st, 0), sqlite3_column_int64(st, 1), ctx) : MGO_OK;
+        if (verr) {
+            stmt_done(s, st);
+            return verr;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read clients");
+    stmt_done(s, st);
+    if (!err && id && !found)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
 }

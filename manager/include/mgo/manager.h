@@ -47,6 +47,14 @@ struct mgo_manager_config {
     /* signed manifests expire this long after they are issued and are re-issued at half of
      * it (protocol.md §3.2); 0 = the default, 7 days */
     int64_t manifest_expiry_s;
+    /* the southbound Margo HTTP API (docs/margo-http.md); margo_api_listen NULL/"": off */
+    char *margo_api_listen;
+    char *margo_api_cert;      /* PEM: the WFM's X.509-SVID */
+    char *margo_api_key;
+    char *margo_api_client_ca; /* PEM: trust anchors of client SVIDs (the trust bundle) */
+    char *trust_domain;
+    char *wfm_id;
+    int64_t margo_api_rate; /* requests per client a minute */
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];
@@ -65,6 +73,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m) MGO_MUST_CHECK;
 void mgo_manager_stop(struct mgo_manager *m);
 /* Stops the HTTP API, disconnects, closes the store. NULL is fine. */
 void mgo_manager_free(struct mgo_manager *m);
+/* The southbound Margo API's bound port (0 when it is not served). */
+uint16_t mgo_manager_margo_api_port(const struct mgo_manager *m);
 /* The port the HTTP API listens on (useful with port 0). */
 uint16_t mgo_manager_api_port(const struct mgo_manager *m);
 

@@ -21,6 +21,8 @@
  *      pruning), the rate windows of events and statuses with their excess, the number of
  *      positions waiting beyond a gap and of those not kept past its bound; index on
  *      device_events(device_id)
+ *   6  the southbound Margo HTTP API (docs/margo-http.md): devices.binding ('mqtt' or 'http'),
+ *      the accepted-client list (margo_clients)
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -33,7 +35,7 @@
 #include "mgo/err.h"
 #include "mgo/limits.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 5
+#define MGO_MGR_STORE_SCHEMA_VERSION 6
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -117,6 +119,7 @@ struct mgo_mgr_device_row {
     bool online;
     uint64_t boot;
     int64_t last_seen_ms;
+    const char *binding; /* MGO_MGR_BINDING_MQTT or MGO_MGR_BINDING_HTTP (schema 6) */
 };
 typedef mgo_err (*mgo_mgr_device_visit)(const struct mgo_mgr_device_row *row, void *ctx);
 
@@ -292,5 +295,33 @@ mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, 
                                 const char *severity, const char *message) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
                                   uint64_t *count_out) MGO_MUST_CHECK;
+
+/* ---- the southbound Margo HTTP API (schema 6, docs/margo-http.md) ----------------- */
+
+/* How a device talks to the manager: its own MQTT binding, or Margo's standard HTTP API
+ * (the manager publishes no MQTT desired state for it; it polls for its manifest). */
+#define MGO_MGR_BINDING_MQTT "mqtt"
+#define MGO_MGR_BINDING_HTTP "http"
+/* Adds the device when missing. MGO_ERR_INVALID for another binding, a role, or schema < 6. */
+mgo_err mgo_mgr_store_device_set_binding(struct mgo_mgr_store *s, const char *id,
+                                         const char *binding) MGO_MUST_CHECK;
+/* *http_out: the device exists and is bound to HTTP. */
+mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id,
+                                     bool *http_out) MGO_MUST_CHECK;
+/* Unregisters a device's capabilities (DELETE /api/v1/capabilities/{id}): it keeps its
+ * deployments and history but matches nothing until it reports again. MGO_ERR_NOT_FOUND
+ * when it has none. */
+mgo_err mgo_mgr_store_device_forget_caps(struct mgo_mgr_store *s,
+                                         const char *id) MGO_MUST_CHECK;
+/* The accepted-client list: a client whose X.509-SVID verifies is served only when its
+ * client id is on it. allow: *added_out (may be NULL) false when it was already there. */
+mgo_err mgo_mgr_store_client_allow(struct mgo_mgr_store *s, const char *id,
+                                   bool *added_out) MGO_MUST_CHECK;
+/* MGO_ERR_NOT_FOUND when id is not on the list. */
+mgo_err mgo_mgr_store_client_deny(struct mgo_mgr_store *s, const char *id) MGO_MUST_CHECK;
+typedef mgo_err (*mgo_mgr_client_visit)(const char *id, int64_t added_ms, void *ctx);
+/* id NULL: every client, by id; else just that one (MGO_ERR_NOT_FOUND when absent). */
+mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
+                                  mgo_mgr_client_visit visit, void *ctx) MGO_MUST_CHECK;
 
 #endif
