@@ -1,0 +1,268 @@
+/* test_agent_http.c - `margo-agent --transport http` managed by the real margo-manager
+ * through its southbound Margo HTTP API (mutual TLS with X.509-SVIDs minted by
+ * broker-config/svid.sh): capabilities enrolment, a deployment made on the northbound API
+ * installed by the agent (fake-helm runtime, tests/agent/fake-helm) and seen `installed` with
+ * adoptedManifestVersion on the northbound API, then removed; a client that is not on the
+ * accepted-client list gets 403 and installs nothing; a client whose SVID names another WFM
+ * refuses the manager's certificate (the SPIFFE peer check). The manager needs its broker
+ * (Mosquitto); the agent uses none. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "harness.h"
+#include "http.h"
+#include "manager_thread.h"
+#include "mgo/log.h"
+#include "mgo_test.h"
+
+#define DEV "dev-h1"
+#define DEV_DENIED "dev-h2"
+#define DEV_OTHER_WFM "dev-h3"
+#define TOKEN "agent-http-token-0123456789abcdef"
+#define WAIT_MS 30000
+
+static const char app_yaml[] = "apiVersion: margo.org/v1-alpha1\n"
+                               "kind: ApplicationDescription\n"
+                               "id: http-app\n"
+                               "metadata:\n"
+                               "  name: HTTP transport app\n"
+                               "  version: \"1.0\"\n"
+                               "  catalog:\n"
+                               "    organization:\n"
+                               "      - name: Example Org\n"
+                               "deploymentProfiles:\n"
+                               "  - type: helm\n"
+                               "    id: http-helm\n"
+                               "    components:\n"
+                               "      - name: http-web\n"
+                               "        properties:\n"
+                               "          repository: oci://registry.example.com/charts/web\n"
+                               "          revision: 1.0.0\n"
+                               "parameters:\n"
+                               "  replicas:\n"
+                               "    value: 1\n"
+                               "    targets:\n"
+                               "      - pointer: replicas\n"
+                               "        components: [http-web]\n"
+                               "configuration:\n"
+                               "  sections:\n"
+                               "    - name: General\n"
+                               "      settings:\n"
+                               "        - parameter: replicas\n"
+                               "          name: Replicas\n"
+                               "          schema: count\n"
+                               "  schema:\n"
+                               "    - name: count\n"
+                               "      dataType: integer\n"
+                               "      minValue: 1\n"
+                               "      allowEmpty: false\n";
+
+static struct mgo_test_broker broker;
+static struct mgo_test_manager mgr;
+static char g_dir[256], g_pki[320], g_token[320], g_mgr_dir[320], g_fake_helm[512];
+static char g_helm_log[512], g_wfm_url[64];
+static char g_ca[400], g_wfm_crt[400], g_wfm_key[400];
+
+static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
+{
+    const char *headers[] = {"Authorization: Bearer " TOKEN, NULL};
+    mgo_test_request(mgr.api_base, method, path, headers, body, 30000L, r);
+}
+
+static void cleanup_all(void)
+{
+    mgo_test_manager_stop(&mgr);
+    mgo_test_broker_cleanup(&broker);
+    if (g_dir[0])
+        mgo_test_rm_rf(g_dir);
+    g_dir[0] = '\0';
+}
+
+static void setup(void)
+{
+    atexit(cleanup_all);
+    mgo_test_tmpdir("agent-http", g_dir);
+    snprintf(g_pki, sizeof g_pki, "%s/pki", g_dir);
+    snprintf(g_token, sizeof g_token, "%s/token", g_dir);
+    snprintf(g_mgr_dir, sizeof g_mgr_dir, "%s/manager", g_dir);
+    snprintf(g_fake_helm, sizeof g_fake_helm, "%s", mgo_test_path("tests/agent/fake-helm"));
+    CU_ASSERT_FATAL(mgo_test_write_file(g_token, TOKEN "\n"));
+    CU_ASSERT_FATAL(mgo_test_sh("sh '%s' --trust-domain example.org --wfm-id wfm-1 --client %s "
+                                "--client %s '%s' >/dev/null 2>&1",
+                                mgo_test_path("broker-config/svid.sh"), DEV, DEV_DENIED,
+                                g_pki) == 0);
+    /* the same trust domain and CA, a client of another WFM */
+    CU_ASSERT_FATAL(mgo_test_sh("sh '%s' --trust-domain example.org --wfm-id wfm-2 --client %s "
+                                "'%s' >/dev/null 2>&1",
+                                mgo_test_path("broker-config/svid.sh"), DEV_OTHER_WFM,
+                                g_pki) == 0);
+    snprintf(g_ca, sizeof g_ca, "%s/svid-ca.crt", g_pki);
+    snprintf(g_wfm_crt, sizeof g_wfm_crt, "%s/wfm.crt", g_pki);
+    snprintf(g_wfm_key, sizeof g_wfm_key, "%s/wfm.key", g_pki);
+    mgo_test_fake_helm_env(g_dir, "success", g_helm_log, NULL);
+
+    CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), g_mgr_dir, "margo-manager-test",
+                          g_token, "warn");
+    static char listen[64];
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", mgo_test_free_port());
+    mgr.cfg.margo_api_listen = listen;
+    mgr.cfg.margo_api_cert = g_wfm_crt;
+    mgr.cfg.margo_api_key = g_wfm_key;
+    mgr.cfg.margo_api_client_ca = g_ca;
+    mgr.cfg.trust_domain = "example.org";
+    mgr.cfg.wfm_id = "wfm-1";
+    CU_ASSERT_FATAL(mgo_test_manager_start(&mgr, true) == MGO_OK);
+    snprintf(g_wfm_url, sizeof g_wfm_url, "https://127.0.0.1:%u",
+             (unsigned)mgo_manager_margo_api_port(mgr.m));
+}
+
+static void agent_init(struct h_agent *a, const char *dev, const char *state_dir)
+{
+    char crt[512], key[512];
+    snprintf(crt, sizeof crt, "%s/clients/%s.crt", g_pki, dev);
+    snprintf(key, sizeof key, "%s/clients/%s.key", g_pki, dev);
+    h_agent_init(a, "device-id", dev, "transport", "http", "wfm-url", g_wfm_url, "cert-file", crt,
+                 "key-file", key, "ca-file", g_ca, "state-dir", state_dir, "helm-command",
+                 g_fake_helm, "compose-command", "mgo-no-compose-here", "poll-interval", "1",
+                 "backoff-min-ms", "100", "backoff-max-ms", "1000", NULL);
+}
+
+/* Polls GET path until the JSON string at pointer equals want. */
+static bool wait_json(const char *path, const char *pointer, const char *want)
+{
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    do {
+        struct mgo_test_reply r;
+        api("GET", path, NULL, &r);
+        bool ok = r.status == 200 && strcmp(mgo_test_jstr(&r.json, pointer), want) == 0;
+        mgo_test_reply_cleanup(&r);
+        if (ok)
+            return true;
+        mgo_test_sleep_ms(200);
+    } while (mgo_test_now_ms() < deadline);
+    fprintf(stderr, "%s %s never became %s\n", path, pointer, want);
+    return false;
+}
+
+static bool log_has(const char *needle)
+{
+    bool found = strstr(mgo_test_log_capture_lock(NULL), needle) != NULL;
+    mgo_test_log_capture_unlock();
+    return found;
+}
+
+static bool wait_log(const char *needle)
+{
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (!log_has(needle) && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
+    return log_has(needle);
+}
+
+static void test_deploy_and_remove(void)
+{
+    setup();
+    struct mgo_test_reply r;
+    api("PUT", "/api/v1/clients/" DEV, "{}", &r);
+    CU_ASSERT(r.status >= 200 && r.status <= 299);
+    mgo_test_reply_cleanup(&r);
+
+    char state_dir[320];
+    snprintf(state_dir, sizeof state_dir, "%s/agent", g_dir);
+    struct h_agent agent;
+    agent_init(&agent, DEV, state_dir);
+    h_agent_start(&agent);
+
+    /* enrolment: the manager knows the device from PUT /api/v1/capabilities */
+    CU_ASSERT_FATAL(wait_json("/api/v1/devices/" DEV, "/capabilities/properties/id", DEV));
+
+    api("POST", "/api/v1/apps", app_yaml, &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 201);
+    mgo_test_reply_cleanup(&r);
+    api("POST", "/api/v1/deployments",
+        "{\"app\": \"http-app\", \"devices\": [\"" DEV "\"], \"parameters\": {\"replicas\": 3}}",
+        &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 201);
+    char id[64], path[128];
+    snprintf(id, sizeof id, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
+    uint64_t version = mgo_test_ju64(&r.json, "/deployments/0/manifestVersion");
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT_FATAL(id[0] != '\0');
+    snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
+
+    /* installed by the agent, reported over HTTP, seen on the northbound API */
+    CU_ASSERT_FATAL(wait_json(path, "/state", "installed"));
+    api("GET", path, NULL, &r);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&r.json, "/status/adoptedManifestVersion"), version);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/status/components/0/name"), "http-web");
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 1);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "replicas=3") >= 1);
+
+    /* a restart: the first poll (no ETag) gets the held manifest; nothing is reinstalled */
+    h_agent_stop(&agent);
+    h_agent_start(&agent);
+    mgo_test_sleep_ms(2500);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 1);
+
+    /* removal */
+    api("DELETE", path, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 202);
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT(wait_json(path, "/desired", "removed"));
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "uninstall\037http-web\037") == 1);
+    h_agent_cleanup(&agent);
+}
+
+static void test_refused_clients(void)
+{
+    mgo_test_log_capture_start(1u << 20);
+    /* a valid SVID that is not on the accepted-client list: 403, nothing installed */
+    char state_dir[320];
+    snprintf(state_dir, sizeof state_dir, "%s/agent-denied", g_dir);
+    struct h_agent denied;
+    agent_init(&denied, DEV_DENIED, state_dir);
+    h_agent_start(&denied);
+    CU_ASSERT(wait_log("wfm: poll: http 403"));
+    CU_ASSERT(log_has("accepted-client list"));
+    h_agent_cleanup(&denied);
+    struct mgo_test_reply r;
+    api("GET", "/api/v1/devices/" DEV_DENIED, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 404);
+    mgo_test_reply_cleanup(&r);
+
+    /* an SVID of another WFM: the agent expects spiffe://example.org/margo/wfm/wfm-2 and
+     * refuses the manager's certificate (same CA, other SPIFFE ID) */
+    snprintf(state_dir, sizeof state_dir, "%s/agent-other", g_dir);
+    struct h_agent other;
+    agent_init(&other, DEV_OTHER_WFM, state_dir);
+    h_agent_start(&other);
+    CU_ASSERT(wait_log("wfm: poll: no answer: SSL certificate problem: application verification failure"));
+    h_agent_cleanup(&other);
+
+    /* a device id that is not the SVID's client id stops the start */
+    struct h_agent wrong;
+    snprintf(state_dir, sizeof state_dir, "%s/agent-wrong", g_dir);
+    agent_init(&wrong, DEV, state_dir);
+    free(wrong.cfg.device_id);
+    wrong.cfg.device_id = strdup("dev-not-h1");
+    struct mgo_agent *a = NULL;
+    CU_ASSERT(mgo_agent_new(&wrong.cfg, &a) == MGO_ERR_INVALID);
+    CU_ASSERT(log_has("is not device-id dev-not-h1"));
+    h_agent_cleanup(&wrong);
+    mgo_test_log_capture_stop();
+    cleanup_all();
+}
+
+void mgo_test_register(void)
+{
+    static const struct mgo_test_case cases[] = {
+        {"deploy, restart and remove through the southbound API", test_deploy_and_remove},
+        {"refused clients and a WFM with another identity", test_refused_clients},
+        {NULL, NULL},
+    };
+    mgo_test_add_suite("security.agent_http", cases);
+}
