@@ -80,9 +80,13 @@ static void cleanup_all(void)
     g_dir[0] = '\0';
 }
 
-static void setup(void)
+/* rate: the manager's margo-api-rate (requests per client a minute); 0 = its default */
+static void setup(int64_t rate)
 {
-    atexit(cleanup_all);
+    static bool registered;
+    if (!registered)
+        atexit(cleanup_all);
+    registered = true;
     mgo_test_tmpdir("agent-http", g_dir);
     snprintf(g_pki, sizeof g_pki, "%s/pki", g_dir);
     snprintf(g_token, sizeof g_token, "%s/token", g_dir);
@@ -96,8 +100,7 @@ static void setup(void)
     /* the same trust domain and CA, a client of another WFM */
     CU_ASSERT_FATAL(mgo_test_sh("sh '%s' --trust-domain example.org --wfm-id wfm-2 --client %s "
                                 "'%s' >/dev/null 2>&1",
-                                mgo_test_path("broker-config/svid.sh"), DEV_OTHER_WFM,
-                                g_pki) == 0);
+                                mgo_test_path("broker-config/svid.sh"), DEV_OTHER_WFM, g_pki) == 0);
     snprintf(g_ca, sizeof g_ca, "%s/svid-ca.crt", g_pki);
     snprintf(g_wfm_crt, sizeof g_wfm_crt, "%s/wfm.crt", g_pki);
     snprintf(g_wfm_key, sizeof g_wfm_key, "%s/wfm.key", g_pki);
@@ -114,6 +117,8 @@ static void setup(void)
     mgr.cfg.margo_api_client_ca = g_ca;
     mgr.cfg.trust_domain = "example.org";
     mgr.cfg.wfm_id = "wfm-1";
+    if (rate > 0)
+        mgr.cfg.margo_api_rate = rate;
     CU_ASSERT_FATAL(mgo_test_manager_start(&mgr, true) == MGO_OK);
     snprintf(g_wfm_url, sizeof g_wfm_url, "https://127.0.0.1:%u",
              (unsigned)mgo_manager_margo_api_port(mgr.m));
@@ -154,6 +159,15 @@ static bool log_has(const char *needle)
     return found;
 }
 
+static size_t log_count(const char *needle)
+{
+    size_t n = 0;
+    for (const char *p = mgo_test_log_capture_lock(NULL); (p = strstr(p, needle)) != NULL; p++)
+        n++;
+    mgo_test_log_capture_unlock();
+    return n;
+}
+
 static bool wait_log(const char *needle)
 {
     int64_t deadline = mgo_test_now_ms() + WAIT_MS;
@@ -164,7 +178,7 @@ static bool wait_log(const char *needle)
 
 static void test_deploy_and_remove(void)
 {
-    setup();
+    setup(0);
     struct mgo_test_reply r;
     api("PUT", "/api/v1/clients/" DEV, "{}", &r);
     CU_ASSERT(r.status >= 200 && r.status <= 299);
@@ -240,7 +254,8 @@ static void test_refused_clients(void)
     struct h_agent other;
     agent_init(&other, DEV_OTHER_WFM, state_dir);
     h_agent_start(&other);
-    CU_ASSERT(wait_log("wfm: poll: no answer: SSL certificate problem: application verification failure"));
+    CU_ASSERT(wait_log(
+        "wfm: poll: no answer: SSL certificate problem: application verification failure"));
     h_agent_cleanup(&other);
 
     /* a device id that is not the SVID's client id stops the start */
@@ -257,11 +272,36 @@ static void test_refused_clients(void)
     cleanup_all();
 }
 
+/* The manager's rate limit answers 429 with Retry-After (tens of seconds at 2 requests a
+ * minute); the agent, polling every second and backing off at most 1 s otherwise, must not
+ * ask again before it elapses. */
+static void test_retry_after(void)
+{
+    setup(2);
+    struct mgo_test_reply r;
+    api("PUT", "/api/v1/clients/" DEV, "{}", &r);
+    CU_ASSERT(r.status >= 200 && r.status <= 299);
+    mgo_test_reply_cleanup(&r);
+    mgo_test_log_capture_start(1u << 20);
+    char state_dir[320];
+    snprintf(state_dir, sizeof state_dir, "%s/agent-rate", g_dir);
+    struct h_agent agent;
+    agent_init(&agent, DEV, state_dir);
+    h_agent_start(&agent);
+    CU_ASSERT(wait_log("wfm: poll: http 429"));
+    mgo_test_sleep_ms(6000);
+    CU_ASSERT_EQUAL(log_count("wfm: poll: http 429"), 1u);
+    h_agent_cleanup(&agent);
+    mgo_test_log_capture_stop();
+    cleanup_all();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"deploy, restart and remove through the southbound API", test_deploy_and_remove},
         {"refused clients and a WFM with another identity", test_refused_clients},
+        {"Retry-After of the manager's rate limit", test_retry_after},
         {NULL, NULL},
     };
     mgo_test_add_suite("security.agent_http", cases);
