@@ -25,7 +25,8 @@
 #define MAX_CAPS_BYTES (64u * 1024u)
 #define MAX_ANSWER_BYTES (64u * 1024u) /* problem bodies, status and capabilities answers */
 
-enum tag { TAG_CAPS = 1, TAG_POLL, TAG_FETCH, TAG_STATUS_BASE = 1000 };
+enum tag { TAG_CAPS = 1, TAG_POLL, TAG_FETCH, TAG_BUNDLE, TAG_STATUS_BASE = 1000 };
+#define BUNDLE_TYPE "application/vnd.margo.bundle.v1+tar+gzip"
 
 /* A deployment document already fetched and converted (this run), by YAML digest. */
 struct held_doc {
@@ -55,6 +56,8 @@ struct mgo_http_transport {
     uint64_t handed_version;      /* last manifest handed to the executor in this run */
     struct mgo_wfm_manifest *man; /* being fetched */
     size_t fetch_i;
+    size_t fetched;               /* documents fetched one by one for it */
+    bool via_bundle;              /* its documents came from the bundle */
     struct held_doc *held, *next; /* [MGO_MAX_DEPLOYMENTS] each */
     size_t held_len, next_len;
 
@@ -304,8 +307,11 @@ static void hand_over(struct mgo_http_transport *t)
         t->held_len = t->next_len;
         t->next = swap;
         t->next_len = 0;
-        MGO_LOGI(TAG, "wfm: manifest %" PRIu64 " verified (%zu deployments) and handed over",
-                 m->version, m->len);
+        MGO_LOGI(TAG, "wfm: manifest %" PRIu64 " verified (%zu deployments; %s) and handed over",
+                 m->version, m->len,
+                 t->via_bundle    ? "documents from the bundle"
+                 : t->fetched > 0 ? "new documents fetched one by one"
+                                  : "no new document");
         poll_end(t, -1);
     } else {
         MGO_LOGE(TAG, "wfm: manifest %" PRIu64 " not handed over: %s", m->version,
@@ -376,6 +382,87 @@ static void on_fetch(struct mgo_http_transport *t, const struct mgo_wfm_response
         return;
     }
     t->fetch_i++;
+    t->fetched++;
+    fetch_next(t);
+}
+
+/* Converts the bundle's files (yamls[i] for manifest entry i; documents held from the last
+ * manifest are reused) and hands everything over. */
+static mgo_err take_bundle(struct mgo_http_transport *t, struct mgo_buf *yamls, char *text,
+                           size_t text_len)
+{
+    mgo_err err = MGO_OK;
+    struct mgo_buf doc;
+    mgo_buf_init(&doc, MGO_MAX_MESSAGE_BYTES);
+    for (size_t i = 0; err == MGO_OK && i < t->man->len; i++) {
+        const struct mgo_wfm_ref *ref = &t->man->refs[i];
+        const struct held_doc *h = held_find(t, ref);
+        mgo_buf_reset(&doc);
+        if (h != NULL) {
+            if (!keep_doc(t, ref, h->doc, h->len))
+                err = MGO_ERR_NOMEM;
+            continue;
+        }
+        err = mgo_wfm_deployment_doc(yamls[i].data, yamls[i].len, ref, &doc, text, text_len);
+        if (err == MGO_OK && !keep_doc(t, ref, doc.data, doc.len))
+            err = MGO_ERR_NOMEM;
+    }
+    mgo_buf_cleanup(&doc);
+    return err;
+}
+
+static void on_bundle(struct mgo_http_transport *t, const struct mgo_wfm_response *r)
+{
+    char text[600];
+    if (r->status == 429 || r->status == 503 || r->status == 500) {
+        describe(r, text, sizeof text);
+        MGO_LOGW(TAG, "wfm: GET bundle %s: %s", t->man->bundle_digest, text);
+        poll_end(t, retry_delay_ms(r, &t->poll_backoff));
+        return;
+    }
+    mgo_err err = MGO_ERR_NET;
+    if (r->status == 200) {
+        struct mgo_buf *yamls = calloc(t->man->len ? t->man->len : 1, sizeof *yamls);
+        err = yamls ? MGO_OK : MGO_ERR_NOMEM;
+        for (size_t i = 0; yamls && i < t->man->len; i++)
+            mgo_buf_init(&yamls[i], MGO_WFM_MAX_YAML_BYTES);
+        if (err == MGO_OK)
+            err = mgo_wfm_bundle_extract(r->body, r->body_len, t->man, yamls, text, sizeof text);
+        if (err == MGO_OK) {
+            err = take_bundle(t, yamls, text, sizeof text);
+            if (err != MGO_OK) {
+                /* a document the manifest names by its digest is invalid: refused as a whole,
+                 * as when it is fetched alone */
+                MGO_LOGE(TAG, "wfm: manifest %" PRIu64 " refused: %s", t->man->version, text);
+                err = MGO_ERR_CRYPTO;
+            }
+        } else if (err == MGO_ERR_CRYPTO) {
+            MGO_LOGE(TAG,
+                     "wfm: manifest %" PRIu64 " refused: %s (security: the served bytes "
+                     "are not the ones the manifest names)",
+                     t->man->version, text);
+        }
+        for (size_t i = 0; yamls && i < t->man->len; i++)
+            mgo_buf_cleanup(&yamls[i]);
+        free(yamls);
+        if (err == MGO_OK) {
+            t->fetch_i = t->man->len;
+            t->via_bundle = true;
+            hand_over(t);
+            return;
+        }
+        if (err == MGO_ERR_CRYPTO) {
+            poll_end(t, mgo_backoff_next_ms(&t->poll_backoff));
+            return;
+        }
+    } else {
+        describe(r, text, sizeof text);
+    }
+    /* the bundle is a convenience: the documents one by one carry the same bytes */
+    MGO_LOGW(TAG, "wfm: bundle %s not usable (%s); fetching the documents one by one",
+             t->man->bundle_digest, text);
+    free_docs(t->next, &t->next_len);
+    t->fetch_i = 0;
     fetch_next(t);
 }
 
@@ -416,7 +503,23 @@ static void on_poll(struct mgo_http_transport *t, const struct mgo_wfm_response 
              t->man->len);
     snprintf(t->candidate_etag, sizeof t->candidate_etag, "%s", r->etag);
     t->fetch_i = 0;
+    t->fetched = 0;
+    t->via_bundle = false;
     free_docs(t->next, &t->next_len);
+    /* the bundle when more than half of the documents are new (a first sync, a large change),
+     * else the new documents one by one (the client's choice in Margo) */
+    size_t need = 0;
+    for (size_t i = 0; i < t->man->len; i++)
+        if (held_find(t, &t->man->refs[i]) == NULL)
+            need++;
+    if (t->man->has_bundle && need * 2 > t->man->len) {
+        char path[64 + MGO_DIGEST_STR_SIZE];
+        snprintf(path, sizeof path, "/api/v1/bundles/%s", t->man->bundle_digest);
+        if (mgo_wfm_client_submit(t->client, TAG_BUNDLE, "GET", path, BUNDLE_TYPE, NULL, NULL, NULL,
+                                  0, MGO_WFM_MAX_BUNDLE_BYTES) == MGO_OK)
+            return;
+        MGO_LOGW(TAG, "wfm: bundle fetch not queued; fetching the documents one by one");
+    }
     fetch_next(t);
 }
 
@@ -536,6 +639,8 @@ static void on_answer(void *ctx, const struct mgo_wfm_response *r)
         on_poll(t, r);
     else if (r->tag == TAG_FETCH)
         on_fetch(t, r);
+    else if (r->tag == TAG_BUNDLE)
+        on_bundle(t, r);
     else if (r->tag == t->status_token)
         on_status(t, r);
 }

@@ -89,9 +89,14 @@ mgo_err mgo_wfm_manifest_parse(const void *body, size_t len, uint64_t accepted,
         snprintf(out->refs[i].digest, sizeof out->refs[i].digest, "%s", r->digest);
     }
     out->len = ds.deployments_len;
-    /* the bundle is not fetched (wfm.h); its digest is still Margo's to check when given */
-    if (ds.has_bundle && !check_digest("bundle.digest", ds.bundle.digest, why, why_len))
-        err = MGO_ERR_INVALID;
+    if (ds.has_bundle) {
+        if (!check_digest("bundle.digest", ds.bundle.digest, why, why_len)) {
+            err = MGO_ERR_INVALID;
+            goto cleanup;
+        }
+        out->has_bundle = true;
+        snprintf(out->bundle_digest, sizeof out->bundle_digest, "%s", ds.bundle.digest);
+    }
 cleanup:
     mgo_arena_cleanup(&arena);
     return err;

@@ -4,6 +4,8 @@
  *
  *   manifest   the JSON desired-state manifest of GET /api/v1/deployments: validated, each
  *              digest must be sha256, manifestVersion must be greater than the accepted one
+ *   bundles    the tar+gzip bundle of a manifest (wfm_bundle.c, libarchive, in memory): its
+ *              sha256 checked, each manifest entry found among its root files by digest
  *   documents  a deployment YAML fetched by digest: sha256 of the exact bytes checked, then
  *              parsed and validated into the agent's internal document (canonical MessagePack,
  *              docs/protocol.md §3.3), which the executor takes like an MQTT one
@@ -31,6 +33,10 @@
  * is advisory and never raises it). */
 #define MGO_WFM_MAX_MANIFEST_BYTES (1024u * 1024u)
 #define MGO_WFM_MAX_YAML_BYTES (1024u * 1024u)
+/* A bundle (tar+gzip) fetched at most, and its files and their bytes once unpacked. */
+#define MGO_WFM_MAX_BUNDLE_BYTES (32u * 1024u * 1024u)
+#define MGO_WFM_MAX_BUNDLE_FILES (2u * MGO_MAX_DEPLOYMENTS)
+#define MGO_WFM_MAX_BUNDLE_UNPACKED (64u * 1024u * 1024u)
 /* Longest wait a Retry-After may impose (a WFM cannot park a device for longer). */
 #define MGO_WFM_MAX_RETRY_AFTER_S 86400u
 /* How far ahead the poll schedule looks for an allowed minute. */
@@ -44,6 +50,8 @@ struct mgo_wfm_ref {
 
 struct mgo_wfm_manifest {
     uint64_t version;
+    bool has_bundle;
+    char bundle_digest[MGO_DIGEST_STR_SIZE]; /* sha256 (checked like the others) */
     size_t len;
     struct mgo_wfm_ref refs[MGO_MAX_DEPLOYMENTS];
 };
@@ -69,6 +77,21 @@ mgo_err mgo_wfm_manifest_parse(const void *body, size_t len, uint64_t accepted,
  *                    ref->id */
 mgo_err mgo_wfm_deployment_doc(const void *yaml, size_t len, const struct mgo_wfm_ref *ref,
                                struct mgo_buf *doc_out, char *why, size_t why_len) MGO_MUST_CHECK;
+
+/* Unpacks a bundle (tar+gzip, application/vnd.margo.bundle.v1+tar+gzip) held in memory after
+ * checking that the sha256 of its exact bytes is m->bundle_digest, and gives each manifest
+ * entry the bytes of the root file whose sha256 is that entry's digest: yamls[i] (m->len
+ * buffers, initialised by the caller) receives entry i's file. Only regular files at the
+ * archive root are taken (anything else is refused).
+ *   MGO_ERR_CRYPTO   the bundle's digest differs (a security matter: abort the update)
+ *   MGO_ERR_LIMIT    past MGO_WFM_MAX_BUNDLE_BYTES / _FILES / _UNPACKED or a file past
+ *                    MGO_WFM_MAX_YAML_BYTES
+ *   MGO_ERR_PARSE    not a tar+gzip archive
+ *   MGO_ERR_INVALID  an entry that is not a regular root file, or an entry of the manifest
+ *                    missing from the bundle
+ * why names the entry and the rule. Files that no entry names are ignored. */
+mgo_err mgo_wfm_bundle_extract(const void *tgz, size_t len, const struct mgo_wfm_manifest *m,
+                               struct mgo_buf *yamls, char *why, size_t why_len) MGO_MUST_CHECK;
 
 /* A journaled status (MessagePack DeploymentStatus, protocol.md §3.4) as Margo JSON
  * (deploymentId, deviceId, adoptedManifestVersion, status, components; our apiVersion, kind

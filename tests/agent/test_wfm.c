@@ -81,6 +81,25 @@ static void test_manifest(void)
     manifest(body, sizeof body, 6, upper, "");
     CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) == MGO_ERR_INVALID);
 
+    /* a bundle: its digest is kept for the fetch, and checked like the others */
+    snprintf(body, sizeof body,
+             "{\"manifestVersion\": 6, \"bundle\": {\"mediaType\": "
+             "\"application/vnd.margo.bundle.v1+tar+gzip\", \"digest\": \"%s\", \"url\": "
+             "\"/api/v1/bundles/%s\"}, \"deployments\": [{\"deploymentId\": \"" ID_A
+             "\", \"digest\": \"%s\"}]}",
+             d, d, d);
+    CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) == MGO_OK);
+    CU_ASSERT(m->has_bundle);
+    CU_ASSERT_STRING_EQUAL(m->bundle_digest, d);
+    snprintf(body, sizeof body,
+             "{\"manifestVersion\": 6, \"bundle\": {\"mediaType\": "
+             "\"application/vnd.margo.bundle.v1+tar+gzip\", \"digest\": \"md5:00ff\", "
+             "\"url\": \"/api/v1/bundles/x\"}, \"deployments\": [{\"deploymentId\": \"" ID_A
+             "\", \"digest\": \"%s\"}]}",
+             d);
+    CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(strstr(why, "bundle.digest: unsupported digest algorithm \"md5\"") != NULL);
+
     /* sizeBytes is advisory: a wrong one changes nothing */
     manifest(body, sizeof body, 7, d, ", \"sizeBytes\": 3");
     CU_ASSERT(mgo_wfm_manifest_parse(body, strlen(body), 5, m, why, sizeof why) == MGO_OK);
@@ -158,6 +177,75 @@ static void test_document(void)
     CU_ASSERT(mgo_wfm_deployment_doc(huge, big, &ref, &doc, why, sizeof why) == MGO_ERR_LIMIT);
     free(huge);
     mgo_buf_cleanup(&doc);
+}
+
+/* A tar.gz made by tar(1) from files written into a fresh folder; *len receives its size. */
+static char *make_tgz(const char *dir, const char *members, size_t *len)
+{
+    char path[400];
+    snprintf(path, sizeof path, "%s/bundle.tgz", dir);
+    CU_ASSERT_FATAL(mgo_test_sh("cd '%s/files' && tar -czf '%s' %s", dir, path, members) == 0);
+    return mgo_test_read_file(path, len);
+}
+
+static void test_bundle(void)
+{
+    char dir[256], path[400], why[512];
+    mgo_test_tmpdir("wfm-bundle", dir);
+    CU_ASSERT_FATAL(mgo_test_sh("mkdir -p '%s/files/sub'", dir) == 0);
+    snprintf(path, sizeof path, "%s/files/a.yaml", dir);
+    CU_ASSERT_FATAL(mgo_test_write_file(path, yaml_a));
+    snprintf(path, sizeof path, "%s/files/other.yaml", dir);
+    CU_ASSERT_FATAL(mgo_test_write_file(path, "not: named by the manifest\n"));
+    snprintf(path, sizeof path, "%s/files/sub/a.yaml", dir);
+    CU_ASSERT_FATAL(mgo_test_write_file(path, yaml_a));
+
+    struct mgo_wfm_manifest *m = calloc(1, sizeof *m);
+    CU_ASSERT_FATAL(m != NULL);
+    m->len = 1;
+    snprintf(m->refs[0].id, sizeof m->refs[0].id, "%s", ID_A);
+    CU_ASSERT_FATAL(mgo_digest_sha256(yaml_a, strlen(yaml_a), m->refs[0].digest) == MGO_OK);
+    struct mgo_buf y;
+    mgo_buf_init(&y, MGO_WFM_MAX_YAML_BYTES);
+
+    /* the YAML found by its digest, an extra file ignored */
+    size_t len = 0;
+    char *tgz = make_tgz(dir, "a.yaml other.yaml", &len);
+    m->has_bundle = true;
+    CU_ASSERT_FATAL(mgo_digest_sha256(tgz, len, m->bundle_digest) == MGO_OK);
+    CU_ASSERT(mgo_wfm_bundle_extract(tgz, len, m, &y, why, sizeof why) == MGO_OK);
+    CU_ASSERT(y.len == strlen(yaml_a) && memcmp(y.data, yaml_a, y.len) == 0);
+
+    /* one byte of the archive changed: the bundle digest no longer matches */
+    mgo_buf_reset(&y);
+    tgz[len / 2] ^= 1;
+    CU_ASSERT(mgo_wfm_bundle_extract(tgz, len, m, &y, why, sizeof why) == MGO_ERR_CRYPTO);
+    CU_ASSERT(strstr(why, "digest mismatch") != NULL);
+    CU_ASSERT_EQUAL(y.len, 0u);
+    free(tgz);
+
+    /* a deployment of the manifest missing from the bundle */
+    tgz = make_tgz(dir, "other.yaml", &len);
+    CU_ASSERT_FATAL(mgo_digest_sha256(tgz, len, m->bundle_digest) == MGO_OK);
+    CU_ASSERT(mgo_wfm_bundle_extract(tgz, len, m, &y, why, sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(strstr(why, ID_A) != NULL);
+    free(tgz);
+
+    /* files below the root, and folders, are refused */
+    tgz = make_tgz(dir, "sub/a.yaml", &len);
+    CU_ASSERT_FATAL(mgo_digest_sha256(tgz, len, m->bundle_digest) == MGO_OK);
+    CU_ASSERT(mgo_wfm_bundle_extract(tgz, len, m, &y, why, sizeof why) == MGO_ERR_INVALID);
+    CU_ASSERT(strstr(why, "not a regular file at the root") != NULL);
+    free(tgz);
+
+    /* not a tar+gzip archive */
+    const char junk[] = "this is not gzip";
+    CU_ASSERT_FATAL(mgo_digest_sha256(junk, sizeof junk - 1, m->bundle_digest) == MGO_OK);
+    CU_ASSERT(mgo_wfm_bundle_extract(junk, sizeof junk - 1, m, &y, why, sizeof why) ==
+              MGO_ERR_PARSE);
+    mgo_buf_cleanup(&y);
+    free(m);
+    mgo_test_rm_rf(dir);
 }
 
 static void test_status_json(void)
@@ -309,6 +397,7 @@ void mgo_test_register(void)
     static const struct mgo_test_case cases[] = {
         {"manifest validation", test_manifest},
         {"deployment documents by digest", test_document},
+        {"bundles", test_bundle},
         {"status as Margo JSON", test_status_json},
         {"capabilities as Margo JSON", test_caps_json},
         {"Retry-After", test_retry_after},

@@ -25,7 +25,7 @@
 
 static const char app_yaml[] = "apiVersion: margo.org/v1-alpha1\n"
                                "kind: ApplicationDescription\n"
-                               "id: http-app\n"
+                               "id: %s\n"
                                "metadata:\n"
                                "  name: HTTP transport app\n"
                                "  version: \"1.0\"\n"
@@ -36,7 +36,7 @@ static const char app_yaml[] = "apiVersion: margo.org/v1-alpha1\n"
                                "  - type: helm\n"
                                "    id: http-helm\n"
                                "    components:\n"
-                               "      - name: http-web\n"
+                               "      - name: %s\n"
                                "        properties:\n"
                                "          repository: oci://registry.example.com/charts/web\n"
                                "          revision: 1.0.0\n"
@@ -45,7 +45,7 @@ static const char app_yaml[] = "apiVersion: margo.org/v1-alpha1\n"
                                "    value: 1\n"
                                "    targets:\n"
                                "      - pointer: replicas\n"
-                               "        components: [http-web]\n"
+                               "        components: [%s]\n"
                                "configuration:\n"
                                "  sections:\n"
                                "    - name: General\n"
@@ -58,6 +58,9 @@ static const char app_yaml[] = "apiVersion: margo.org/v1-alpha1\n"
                                "      dataType: integer\n"
                                "      minValue: 1\n"
                                "      allowEmpty: false\n";
+
+/* Adds app id with one Helm component named comp to the catalog. */
+static void add_app(const char *id, const char *comp);
 
 static struct mgo_test_broker broker;
 static struct mgo_test_manager mgr;
@@ -176,6 +179,33 @@ static bool wait_log(const char *needle)
     return log_has(needle);
 }
 
+static void add_app(const char *id, const char *comp)
+{
+    char yaml[sizeof app_yaml + 128];
+    snprintf(yaml, sizeof yaml, app_yaml, id, comp, comp);
+    struct mgo_test_reply r;
+    api("POST", "/api/v1/apps", yaml, &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 201);
+    mgo_test_reply_cleanup(&r);
+}
+
+/* Deploys app on DEV; id_out receives the deployment id, the result is its manifestVersion. */
+static uint64_t deploy(const char *app, char id_out[64])
+{
+    char body[256];
+    snprintf(body, sizeof body,
+             "{\"app\": \"%s\", \"devices\": [\"" DEV "\"], \"parameters\": {\"replicas\": 3}}",
+             app);
+    struct mgo_test_reply r;
+    api("POST", "/api/v1/deployments", body, &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 201);
+    snprintf(id_out, 64, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
+    uint64_t version = mgo_test_ju64(&r.json, "/deployments/0/manifestVersion");
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT_FATAL(id_out[0] != '\0');
+    return version;
+}
+
 static void test_deploy_and_remove(void)
 {
     setup(0);
@@ -193,18 +223,13 @@ static void test_deploy_and_remove(void)
     /* enrolment: the manager knows the device from PUT /api/v1/capabilities */
     CU_ASSERT_FATAL(wait_json("/api/v1/devices/" DEV, "/capabilities/properties/id", DEV));
 
-    api("POST", "/api/v1/apps", app_yaml, &r);
-    CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    mgo_test_reply_cleanup(&r);
-    api("POST", "/api/v1/deployments",
-        "{\"app\": \"http-app\", \"devices\": [\"" DEV "\"], \"parameters\": {\"replicas\": 3}}",
-        &r);
-    CU_ASSERT_EQUAL_FATAL(r.status, 201);
-    char id[64], path[128];
-    snprintf(id, sizeof id, "%s", mgo_test_jstr(&r.json, "/deployments/0/id"));
-    uint64_t version = mgo_test_ju64(&r.json, "/deployments/0/manifestVersion");
-    mgo_test_reply_cleanup(&r);
-    CU_ASSERT_FATAL(id[0] != '\0');
+    /* the agent's info lines say where documents came from (the manager set warn) */
+    mgo_test_log_capture_start(4u << 20);
+    mgo_log_set_level(MGO_LOG_INFO);
+    add_app("http-app", "http-web");
+    add_app("http-app2", "http-api");
+    char id[64], id2[64], path[128], path2[128];
+    uint64_t version = deploy("http-app", id);
     snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
 
     /* installed by the agent, reported over HTTP, seen on the northbound API */
@@ -215,6 +240,18 @@ static void test_deploy_and_remove(void)
     mgo_test_reply_cleanup(&r);
     CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 1);
     CU_ASSERT(mgo_test_count_lines(g_helm_log, "replicas=3") >= 1);
+    /* a first sync: every document new, so the bundle */
+    CU_ASSERT(log_has("verified (1 deployments; documents from the bundle)"));
+
+    /* one new deployment of two: fetched alone; the first is not touched */
+    uint64_t version2 = deploy("http-app2", id2);
+    snprintf(path2, sizeof path2, "/api/v1/deployments/%s", id2);
+    CU_ASSERT_FATAL(wait_json(path2, "/state", "installed"));
+    CU_ASSERT(log_has("verified (2 deployments; new documents fetched one by one)"));
+    api("GET", path2, NULL, &r);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&r.json, "/status/adoptedManifestVersion"), version2);
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-api\037") == 1);
 
     /* a restart: the first poll (no ETag) gets the held manifest; nothing is reinstalled */
     h_agent_stop(&agent);
@@ -228,7 +265,17 @@ static void test_deploy_and_remove(void)
     mgo_test_reply_cleanup(&r);
     CU_ASSERT(wait_json(path, "/desired", "removed"));
     CU_ASSERT(mgo_test_count_lines(g_helm_log, "uninstall\037http-web\037") == 1);
+    /* the restart emptied the in-memory document cache: the bundle again (a 1 of 1 change) */
+    CU_ASSERT_EQUAL(log_count("verified (1 deployments; documents from the bundle)"), 2u);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-api\037") == 1);
+    api("DELETE", path2, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 202);
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT(wait_json(path2, "/desired", "removed"));
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "uninstall\037http-api\037") == 1);
     h_agent_cleanup(&agent);
+    mgo_log_set_level(MGO_LOG_WARN);
+    mgo_test_log_capture_stop();
 }
 
 static void test_refused_clients(void)
