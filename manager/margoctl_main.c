@@ -18,6 +18,7 @@ static void usage(FILE *out)
           "  deployment list|show|update|rm   deployments\n"
           "  status                           last reported state of every deployment\n"
           "  watch DEPLOYMENT...              follow deployments until done (exit 0/1/3)\n"
+          "  client allow|deny|list           Margo HTTP clients accepted (docs/margo-http.md)\n"
           "\n"
           "Every command takes --help and --json. The manager is reached at --url URL\n"
           "(or MARGO_URL, default http://127.0.0.1:8080) with the bearer token in\n"
@@ -48,6 +49,7 @@ int main(int argc, char **argv)
         {"app", mgo_ctl_app},       {"device", mgo_ctl_device},
         {"deploy", mgo_ctl_deploy}, {"deployment", mgo_ctl_deployment},
         {"status", mgo_ctl_status}, {"watch", mgo_ctl_watch},
+        {"client", mgo_ctl_client},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {

@@ -44,11 +44,11 @@ struct mgo_api_request {
     char if_none_match[256];                   /* request headers ("" when absent) */
     char accept[256];
     char host[256];
-    bool header_overflow;       /* one of them was longer */
-    char etag[80];              /* reply headers ("" / NULL: none) */
-    const char *cache_control;  /* a string literal */
-    const char *vary;           /* a string literal */
-    unsigned retry_after_s;     /* 429 */
+    bool header_overflow;      /* one of them was longer */
+    char etag[80];             /* reply headers ("" / NULL: none) */
+    const char *cache_control; /* a string literal */
+    const char *vary;          /* a string literal */
+    unsigned retry_after_s;    /* 429 */
 };
 
 /* What the handlers work on. */

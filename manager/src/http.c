@@ -133,9 +133,9 @@ struct conn_state {
     struct queued q;
     bool auth_failed;
     char auth_why[256]; /* southbound: why the client certificate was refused */
-    bool stream;    /* GET /api/v1/events, counted in h->streams */
-    bool refused;   /* answered here, without the loop */
-    bool submitted; /* posted to the loop; q.done says when it has answered */
+    bool stream;        /* GET /api/v1/events, counted in h->streams */
+    bool refused;       /* answered here, without the loop */
+    bool submitted;     /* posted to the loop; q.done says when it has answered */
 };
 
 /* Any thread: the request's connection state is done with the loop; its connection was
@@ -622,7 +622,9 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
              "%s listening on %s (port %u, %s; at most %u connections, %u per address, "
              "%u event streams)",
              h->sb ? "southbound Margo API" : "API", cfg->listen, (unsigned)h->port,
-             h->sb ? "HTTPS with client certificates" : tls ? "HTTPS" : "plain HTTP",
+             h->sb ? "HTTPS with client certificates"
+             : tls ? "HTTPS"
+                   : "plain HTTP",
              h->limits.max_connections, h->limits.max_per_address, h->limits.max_streams);
     return MGO_OK;
 }

@@ -52,9 +52,9 @@ struct mgo_southbound;
  * TLS required, client certificates asked for and verified against client_ca, the client id
  * read from their X.509-SVID; no bearer token, web front end or event streams. */
 struct mgo_http_southbound {
-    const char *client_ca;    /* PEM file: trust anchors of client certificates */
-    const char *trust_domain; /* SPIFFE trust domain (copied) */
-    const char *wfm_id;       /* this WFM's id in client SPIFFE IDs (copied) */
+    const char *client_ca;     /* PEM file: trust anchors of client certificates */
+    const char *trust_domain;  /* SPIFFE trust domain (copied) */
+    const char *wfm_id;        /* this WFM's id in client SPIFFE IDs (copied) */
     struct mgo_southbound *sb; /* requests are answered with mgo_southbound__handle(sb, ...) */
 };
 

@@ -290,8 +290,8 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
         if (berr)
             return berr;
         if (is_http) {
-            MGO_LOGD(TAG, "status on %s: device %s is bound to HTTP; not ingested from MQTT",
-                     topic, t->device_id);
+            MGO_LOGD(TAG, "status on %s: device %s is bound to HTTP; not ingested from MQTT", topic,
+                     t->device_id);
             return MGO_OK;
         }
     }

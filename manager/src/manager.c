@@ -72,8 +72,8 @@ struct mgo_manager {
     struct mgo_api api;
     struct mgo_sse_hub *hub;
     struct mgo_http *http;
-    struct mgo_southbound *sb;  /* the southbound Margo API (NULL: margo-api-listen unset) */
-    struct mgo_http *sb_http;   /* its listener */
+    struct mgo_southbound *sb; /* the southbound Margo API (NULL: margo-api-listen unset) */
+    struct mgo_http *sb_http;  /* its listener */
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \

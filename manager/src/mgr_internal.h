@@ -13,9 +13,14 @@
  *   lookup.c   stored apps and capabilities decoded for use
  *   sse.c      the event-stream hub (loop thread -> HTTP threads)
  *   store.c    SQLite store (mgo/mgr_store.h); jw.c JSON writer; web.c embedded front end
+ *   southbound.c  the southbound Margo HTTP API (docs/margo-http.md): routing, handlers
+ *              (loop thread); southbound_id.c client SVIDs, trust bundle; southbound_doc.c
+ *              deployment YAML, bundles; southbound_clients.c the accepted-client list (API)
  *
  * Calls go one way (docs/architecture.md has the diagram):
  *   manager.c -> http.c -> api.c -> deploy.c -> publish.c -> outbox.c
+ *   manager.c -> http.c -> southbound.c -> ingest.c, publish.c, outbox.c, store.c
+ *   http.c -> southbound_id.c;  southbound.c -> southbound_doc.c;  api.c -> southbound_clients.c
  *   manager.c -> ingest.c -> publish.c;  manager.c -> publish.c (acks, sweep), outbox.c, sse.c
  *   ingest.c, api.c -> events.c;  ingest.c, api.c, http.c -> sse.c;  http.c -> web.c
  *   api.c, deploy.c -> lookup.c;  manager, ingest, publish, deploy, api, lookup -> store.c

@@ -75,11 +75,12 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
 /* Manifests published from now on are valid for expiry_s seconds (at least 1). */
 void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s);
 
-/* Publishes device's present deployments (nothing for a device bound to HTTP: it polls) (changed_ids non-NULL: just those) and its current
- * manifest, issued now and valid for expiry_s (x-margo-mqtt-validity, signed with it). Not
- * connected: MGO_OK, left for the after-connect sweep (the manifest stays unacknowledged). A device
- * without a manifest: MGO_OK, nothing sent. Errors: the store's, MGO_ERR_LIMIT (more than
- * MGO_MAX_DEPLOYMENTS present), encoding and outbox errors (the sweep sends it again). */
+/* Publishes device's present deployments (nothing for a device bound to HTTP: it polls)
+ * (changed_ids non-NULL: just those) and its current manifest, issued now and valid for expiry_s
+ * (x-margo-mqtt-validity, signed with it). Not connected: MGO_OK, left for the after-connect sweep
+ * (the manifest stays unacknowledged). A device without a manifest: MGO_OK, nothing sent. Errors:
+ * the store's, MGO_ERR_LIMIT (more than MGO_MAX_DEPLOYMENTS present), encoding and outbox errors
+ * (the sweep sends it again). */
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len) MGO_MUST_CHECK;
 /* Re-issues every device's manifest: the same manifestVersion and deployments, a new

@@ -316,6 +316,10 @@ static void trust_bundle(struct mgo_southbound *sb, struct mgo_api_request *req)
 /* The caller is on the accepted-client list (403 otherwise, answered). */
 static bool accepted(struct mgo_southbound *sb, struct mgo_api_request *req)
 {
+    if (mgo_mgr_store_is_role(sb->store, req->client_id)) {
+        mgo_southbound__refuse(req, "the client id is a role identity (margo-...), never a device");
+        return false;
+    }
     mgo_err err = mgo_mgr_store_client_list(sb->store, req->client_id, NULL, NULL);
     if (err == MGO_OK)
         return true;
@@ -323,7 +327,7 @@ static bool accepted(struct mgo_southbound *sb, struct mgo_api_request *req)
         internal(req, err);
         return false;
     }
-    char detail[256];
+    char detail[400];
     snprintf(detail, sizeof detail,
              "client %s is not on this WFM's accepted-client list (margoctl client allow %s)",
              req->client_id, req->client_id);
@@ -345,7 +349,7 @@ static bool own_device(struct mgo_api_request *req, const char *device_id)
     }
     size_t top = strcspn(device_id, "/");
     if (top != strlen(req->client_id) || strncmp(device_id, req->client_id, top) != 0) {
-        char detail[256];
+        char detail[400];
         snprintf(detail, sizeof detail, "client %s may only report its own device (%s)",
                  req->client_id, req->client_id);
         mgo_southbound__refuse(req, detail);
@@ -371,13 +375,18 @@ static mgo_err has_caps_visit(const struct mgo_mgr_device_row *row, void *c)
  * deployments), in one transaction. */
 static mgo_err enroll(struct mgo_southbound *sb, const char *device)
 {
-    mgo_err err = mgo_mgr_store_begin(sb->store);
-    if (err)
-        return err;
+    /* a poll of an enrolled device reads only (no write, no sync per poll) */
+    bool http = false;
     uint64_t version = 0;
-    err = mgo_mgr_store_device_set_binding(sb->store, device, MGO_MGR_BINDING_HTTP);
+    mgo_err err = mgo_mgr_store_device_is_http(sb->store, device, &http);
     if (!err)
         err = mgo_mgr_store_manifest_get(sb->store, device, &version, NULL);
+    if (err || (http && version > 0))
+        return err;
+    err = mgo_mgr_store_begin(sb->store);
+    if (err)
+        return err;
+    err = mgo_mgr_store_device_set_binding(sb->store, device, MGO_MGR_BINDING_HTTP);
     if (!err && version == 0)
         err = mgo_mgr_store_manifest_bump(sb->store, device, &version);
     if (err) {
@@ -389,12 +398,11 @@ static mgo_err enroll(struct mgo_southbound *sb, const char *device)
 
 /* Hands a document to ingest as if it came on device's topic of kind (ingest owns the
  * copies). */
-static mgo_err ingest_copy(struct mgo_southbound *sb, enum mgo_topic_kind kind,
-                           const char *device, const char *deployment, const struct mgo_buf *doc)
+static mgo_err ingest_copy(struct mgo_southbound *sb, enum mgo_topic_kind kind, const char *device,
+                           const char *deployment, const struct mgo_buf *doc)
 {
     char topic[MGO_MAX_TOPIC_LEN + 1];
-    mgo_err err =
-        mgo_topic_format(sb->pub->prefix, kind, device, deployment, topic, sizeof topic);
+    mgo_err err = mgo_topic_format(sb->pub->prefix, kind, device, deployment, topic, sizeof topic);
     if (err)
         return err;
     char *t = strdup(topic);
@@ -413,8 +421,7 @@ static mgo_err ingest_copy(struct mgo_southbound *sb, enum mgo_topic_kind kind,
 }
 
 /* The body as a JSON object (400 invalid-request otherwise, answered). */
-static bool body_object(struct mgo_api_request *req, struct mgo_arena *arena,
-                        struct mgo_value *out)
+static bool body_object(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out)
 {
     struct mgo_problems p;
     mgo_problems_init(&p);
@@ -460,8 +467,7 @@ static void capabilities_put(struct mgo_southbound *sb, struct mgo_api_request *
         goto done;
     }
     if (caps.id == NULL || strcmp(caps.id, device_id) != 0) {
-        invalid_field(req, "properties.id", "must equal the deviceId of the path (%s)",
-                      device_id);
+        invalid_field(req, "properties.id", "must equal the deviceId of the path (%s)", device_id);
         goto done;
     }
     mgo_err err = mgo_value_to_msgpack(&tree, &canon);
@@ -667,8 +673,8 @@ static void deployment_yaml(struct mgo_southbound *sb, struct mgo_api_request *r
     if (!err && !d.err && strcmp(d.device, req->client_id) == 0)
         d.err = mgo_digest_sha256(d.yaml.data, d.yaml.len, have);
     /* only the exact bytes of that digest (any other digest, algorithm or device: 404) */
-    if (err || d.err || strcmp(d.device, req->client_id) != 0 ||
-        !mgo_digest_is_sha256(digest) || strcmp(have, digest) != 0) {
+    if (err || d.err || strcmp(d.device, req->client_id) != 0 || !mgo_digest_is_sha256(digest) ||
+        strcmp(have, digest) != 0) {
         problem(req, 404, "deployment-not-found", "Deployment not found",
                 "no deployment of this device has that id and digest", NULL);
         goto done;
@@ -698,8 +704,7 @@ static void bundle_get(struct mgo_southbound *sb, struct mgo_api_request *req, c
     /* the bundle of the device's current manifest, the only one it can produce again */
     if (s->set.len == 0 || strcmp(digest, s->bundle_digest) != 0) {
         problem(req, 404, "invalid-bundle", "Bundle not found",
-                "no bundle with that digest is referenced by this device's current manifest",
-                NULL);
+                "no bundle with that digest is referenced by this device's current manifest", NULL);
         served_free(s);
         return;
     }

@@ -39,11 +39,11 @@ struct mgo_southbound;
 
 struct mgo_southbound_config {
     struct mgo_mgr_store *store;
-    struct mgo_ingest *ingest;  /* statuses go in through it */
-    struct mgo_publisher *pub;  /* its outbox and prefix publish the statuses' MQTT copies */
-    const char *trust_domain;   /* answered by GET /.well-known/margo */
-    const char *client_ca;      /* PEM file: the trust bundle (bundle.json) */
-    uint32_t rate_per_minute;   /* requests per client a minute; 0 = the default */
+    struct mgo_ingest *ingest; /* statuses go in through it */
+    struct mgo_publisher *pub; /* its outbox and prefix publish the statuses' MQTT copies */
+    const char *trust_domain;  /* answered by GET /.well-known/margo */
+    const char *client_ca;     /* PEM file: the trust bundle (bundle.json) */
+    uint32_t rate_per_minute;  /* requests per client a minute; 0 = the default */
 };
 
 /* Reads the client CA into the trust bundle. MGO_ERR_IO (unreadable), MGO_ERR_INVALID (no

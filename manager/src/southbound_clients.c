@@ -10,6 +10,8 @@
 #include "mgo/log.h"
 
 #define TAG "clients"
+/* the northbound API's problem types (docs/api.md "Errors") */
+#define NB_SEMANTIC_ERROR "https://docs.margo.org/specification/problem-types#semantic-error"
 
 static mgo_err client_visit(const char *id, int64_t added_ms, void *c)
 {
@@ -71,8 +73,8 @@ void mgo_southbound__clients_api(struct mgo_mgr_store *store, struct mgo_api_req
         mgo_problems_add(&p, "id",
                          "a client id must be 1..%u of [A-Za-z0-9._~-], not \".\" or \"..\"",
                          MGO_MAX_DEVICE_ID_LEN);
-        mgo_api__problem(req, 422, MGO_SB_PROBLEM_BASE "semantic-error", "Unprocessable Content",
-                         "not a client id", &p);
+        mgo_api__problem(req, 422, NB_SEMANTIC_ERROR, "Unprocessable Content", "not a client id",
+                         &p);
         return;
     }
     if (strcmp(req->method, "PUT") == 0) {

@@ -56,7 +56,7 @@ static bool scalar(struct emit *em, const char *text, size_t len, bool plain)
 /* A key that reads back as the same string without quotes (in YAML 1.1 and 1.2). */
 static bool plain_word(const char *k)
 {
-    static const char *const special[] = {"y",  "n",   "yes",   "no",   "on",
+    static const char *const special[] = {"y",   "n",    "yes",   "no",   "on",
                                           "off", "true", "false", "null", "~"};
     if (!((k[0] >= 'A' && k[0] <= 'Z') || (k[0] >= 'a' && k[0] <= 'z') || k[0] == '_'))
         return false;
@@ -120,9 +120,9 @@ static bool emit_value(struct emit *em, const struct mgo_value *v, unsigned dept
         }
         return event(em, &ev, yaml_sequence_end_event_initialize(&ev));
     case MGO_V_MAP:
-        if (!event(em, &ev,
-                   yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1,
-                                                       YAML_BLOCK_MAPPING_STYLE)))
+        if (!event(
+                em, &ev,
+                yaml_mapping_start_event_initialize(&ev, NULL, NULL, 1, YAML_BLOCK_MAPPING_STYLE)))
             return false;
         for (size_t i = 0; i < v->as.map.len; i++) {
             const struct mgo_member *m = &v->as.map.items[i];

@@ -18,8 +18,8 @@
 
 static bool unreserved(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '.' || c == '_' || c == '~' || c == '-';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '.' ||
+           c == '_' || c == '~' || c == '-';
 }
 
 static bool segment_n_ok(const char *s, size_t len, size_t max)
@@ -63,11 +63,10 @@ bool mgo_sb_parse_client_uri(const char *uri, const char *trust_domain, const ch
                  trust_domain);
         return false;
     }
-    if (!eat(&p, "/margo/wfm/", 11) || !eat(&p, wfm_id, wfm_len) ||
-        !eat(&p, "/client/", 8)) {
+    if (!eat(&p, "/margo/wfm/", 11) || !eat(&p, wfm_id, wfm_len) || !eat(&p, "/client/", 8)) {
         snprintf(why, why_size,
-                 "the SPIFFE ID \"%.100s\" is not spiffe://%s/margo/wfm/%s/client/<client-id>",
-                 uri, trust_domain, wfm_id);
+                 "the SPIFFE ID \"%.100s\" is not spiffe://%s/margo/wfm/%s/client/<client-id>", uri,
+                 trust_domain, wfm_id);
         return false;
     }
     if (!segment_n_ok(p, strlen(p), MGO_MAX_DEVICE_ID_LEN)) {
@@ -211,8 +210,8 @@ static mgo_err key_members(struct mgo_jw *w, X509 *x)
     static const struct {
         const char *group, *crv;
         int bytes;
-    } curves[] = {{"prime256v1", "P-256", 32}, {"secp384r1", "P-384", 48},
-                  {"secp521r1", "P-521", 66}};
+    } curves[] = {
+        {"prime256v1", "P-256", 32}, {"secp384r1", "P-384", 48}, {"secp521r1", "P-521", 66}};
     for (size_t i = 0; i < sizeof curves / sizeof curves[0]; i++) {
         if (strcmp(group, curves[i].group) != 0)
             continue;

@@ -47,7 +47,6 @@ enum mgo_sb_auth mgo_sb_tls_client(struct MHD_Connection *conn, const char *trus
  * {"keys": [{"kty", "use": "x509-svid", "x5c": [DER base64], public key members}],
  * "spiffe_sequence": 1, "spiffe_refresh_hint": 3600} into out. MGO_ERR_INVALID when the PEM
  * holds no certificate or a key type other than EC (P-256/P-384/P-521) or RSA. */
-mgo_err mgo_sb_trust_bundle(const void *ca_pem, size_t ca_len,
-                            struct mgo_buf *out) MGO_MUST_CHECK;
+mgo_err mgo_sb_trust_bundle(const void *ca_pem, size_t ca_len, struct mgo_buf *out) MGO_MUST_CHECK;
 
 #endif

@@ -706,7 +706,9 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_
     "SELECT id, capabilities, has_presence, online, boot, last_seen_ms, ev_over, st_over, "        \
     "ahead_over, binding "
 #define DEVICE_SELECT(s)                                                                           \
-    ((s)->schema_version < 5 ? DEVICE_COLS_4 : (s)->schema_version < 6 ? DEVICE_COLS_5 : DEVICE_COLS)
+    ((s)->schema_version < 5   ? DEVICE_COLS_4                                                     \
+     : (s)->schema_version < 6 ? DEVICE_COLS_5                                                     \
+                               : DEVICE_COLS)
 
 mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
                                  mgo_mgr_device_visit visit, void *ctx)

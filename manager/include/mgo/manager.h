@@ -49,7 +49,7 @@ struct mgo_manager_config {
     int64_t manifest_expiry_s;
     /* the southbound Margo HTTP API (docs/margo-http.md); margo_api_listen NULL/"": off */
     char *margo_api_listen;
-    char *margo_api_cert;      /* PEM: the WFM's X.509-SVID */
+    char *margo_api_cert; /* PEM: the WFM's X.509-SVID */
     char *margo_api_key;
     char *margo_api_client_ca; /* PEM: trust anchors of client SVIDs (the trust bundle) */
     char *trust_domain;

@@ -311,8 +311,7 @@ mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id,
 /* Unregisters a device's capabilities (DELETE /api/v1/capabilities/{id}): it keeps its
  * deployments and history but matches nothing until it reports again. MGO_ERR_NOT_FOUND
  * when it has none. */
-mgo_err mgo_mgr_store_device_forget_caps(struct mgo_mgr_store *s,
-                                         const char *id) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_device_forget_caps(struct mgo_mgr_store *s, const char *id) MGO_MUST_CHECK;
 /* The accepted-client list: a client whose X.509-SVID verifies is served only when its
  * client id is on it. allow: *added_out (may be NULL) false when it was already there. */
 mgo_err mgo_mgr_store_client_allow(struct mgo_mgr_store *s, const char *id,
