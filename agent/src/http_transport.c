@@ -213,8 +213,13 @@ static void poll_tick(void *ctx)
 {
     struct mgo_http_transport *t = ctx;
     t->poll_timer = 0;
-    if (!t->status_blocked && !in_downtime(t))
-        t->h.ready(t->h.ctx); /* statuses held back by a downtime window go now */
+    if (!in_downtime(t)) {
+        /* queued first, so the WFM knows the device before its statuses (any hour: the
+         * polling windows are about the desired state) */
+        send_caps(t);
+        if (!t->status_blocked)
+            t->h.ready(t->h.ctx); /* statuses held back by a downtime window go now */
+    }
     if (t->polling)
         return;
     int64_t wait =
@@ -226,7 +231,6 @@ static void poll_tick(void *ctx)
         arm_poll(t, ms);
         return;
     }
-    send_caps(t);
     if (mgo_wfm_client_submit(t->client, TAG_POLL, "GET", "/api/v1/deployments", MANIFEST_TYPE,
                               t->etag[0] ? t->etag : NULL, NULL, NULL, 0,
                               MGO_WFM_MAX_MANIFEST_BYTES) != MGO_OK) {

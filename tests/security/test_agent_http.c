@@ -78,14 +78,18 @@ static void cleanup_all(void)
 {
     mgo_test_manager_stop(&mgr);
     mgo_test_broker_cleanup(&broker);
+    mgo_test_log_capture_stop();
     if (g_dir[0])
         mgo_test_rm_rf(g_dir);
     g_dir[0] = '\0';
 }
 
-/* rate: the manager's margo-api-rate (requests per client a minute); 0 = its default */
-static void setup(int64_t rate)
+/* rate: the manager's margo-api-rate (requests per client a minute); 0 = its default.
+ * log_level: the process's, set by the manager before any thread runs. */
+static void setup(int64_t rate, const char *log_level)
 {
+    /* the log sink is set before any thread runs, and reset after they all ended */
+    mgo_test_log_capture_start(4u << 20);
     static bool registered;
     if (!registered)
         atexit(cleanup_all);
@@ -111,7 +115,7 @@ static void setup(int64_t rate)
 
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), g_mgr_dir, "margo-manager-test",
-                          g_token, "warn");
+                          g_token, log_level);
     static char listen[64];
     snprintf(listen, sizeof listen, "127.0.0.1:%d", mgo_test_free_port());
     mgr.cfg.margo_api_listen = listen;
@@ -208,7 +212,7 @@ static uint64_t deploy(const char *app, char id_out[64])
 
 static void test_deploy_and_remove(void)
 {
-    setup(0);
+    setup(0, "info"); /* the agent's info lines say where documents came from */
     struct mgo_test_reply r;
     api("PUT", "/api/v1/clients/" DEV, "{}", &r);
     CU_ASSERT(r.status >= 200 && r.status <= 299);
@@ -223,9 +227,6 @@ static void test_deploy_and_remove(void)
     /* enrolment: the manager knows the device from PUT /api/v1/capabilities */
     CU_ASSERT_FATAL(wait_json("/api/v1/devices/" DEV, "/capabilities/properties/id", DEV));
 
-    /* the agent's info lines say where documents came from (the manager set warn) */
-    mgo_test_log_capture_start(4u << 20);
-    mgo_log_set_level(MGO_LOG_INFO);
     add_app("http-app", "http-web");
     add_app("http-app2", "http-api");
     char id[64], id2[64], path[128], path2[128];
@@ -274,13 +275,12 @@ static void test_deploy_and_remove(void)
     CU_ASSERT(wait_json(path2, "/desired", "removed"));
     CU_ASSERT(mgo_test_count_lines(g_helm_log, "uninstall\037http-api\037") == 1);
     h_agent_cleanup(&agent);
-    mgo_log_set_level(MGO_LOG_WARN);
-    mgo_test_log_capture_stop();
+    cleanup_all();
 }
 
 static void test_refused_clients(void)
 {
-    mgo_test_log_capture_start(1u << 20);
+    setup(0, "warn");
     /* a valid SVID that is not on the accepted-client list: 403, nothing installed */
     char state_dir[320];
     snprintf(state_dir, sizeof state_dir, "%s/agent-denied", g_dir);
@@ -315,7 +315,6 @@ static void test_refused_clients(void)
     CU_ASSERT(mgo_agent_new(&wrong.cfg, &a) == MGO_ERR_INVALID);
     CU_ASSERT(log_has("is not device-id dev-not-h1"));
     h_agent_cleanup(&wrong);
-    mgo_test_log_capture_stop();
     cleanup_all();
 }
 
@@ -324,12 +323,11 @@ static void test_refused_clients(void)
  * ask again before it elapses. */
 static void test_retry_after(void)
 {
-    setup(2);
+    setup(2, "warn");
     struct mgo_test_reply r;
     api("PUT", "/api/v1/clients/" DEV, "{}", &r);
     CU_ASSERT(r.status >= 200 && r.status <= 299);
     mgo_test_reply_cleanup(&r);
-    mgo_test_log_capture_start(1u << 20);
     char state_dir[320];
     snprintf(state_dir, sizeof state_dir, "%s/agent-rate", g_dir);
     struct h_agent agent;
@@ -339,7 +337,6 @@ static void test_retry_after(void)
     mgo_test_sleep_ms(6000);
     CU_ASSERT_EQUAL(log_count("wfm: poll: http 429"), 1u);
     h_agent_cleanup(&agent);
-    mgo_test_log_capture_stop();
     cleanup_all();
 }
 
