@@ -65,7 +65,7 @@ static void add_app(const char *id, const char *comp);
 static struct mgo_test_broker broker;
 static struct mgo_test_manager mgr;
 static char g_dir[256], g_pki[320], g_token[320], g_mgr_dir[320], g_fake_helm[512];
-static char g_helm_log[512], g_wfm_url[64];
+static char g_helm_log[512], g_helm_releases[512], g_wfm_url[64];
 static char g_ca[400], g_wfm_crt[400], g_wfm_key[400];
 
 static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
@@ -111,7 +111,7 @@ static void setup(int64_t rate, const char *log_level)
     snprintf(g_ca, sizeof g_ca, "%s/svid-ca.crt", g_pki);
     snprintf(g_wfm_crt, sizeof g_wfm_crt, "%s/wfm.crt", g_pki);
     snprintf(g_wfm_key, sizeof g_wfm_key, "%s/wfm.key", g_pki);
-    mgo_test_fake_helm_env(g_dir, "success", g_helm_log, NULL);
+    mgo_test_fake_helm_env(g_dir, "success", g_helm_log, g_helm_releases);
 
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), g_mgr_dir, "margo-manager-test",
@@ -340,12 +340,73 @@ static void test_retry_after(void)
     cleanup_all();
 }
 
+/* How many entries of the deployment's history (northbound) have state st. */
+static size_t history_count(const char *path, const char *st)
+{
+    struct mgo_test_reply r;
+    api("GET", path, NULL, &r);
+    size_t n = 0;
+    const struct mgo_value *h = mgo_value_get(&r.json, "history");
+    for (size_t i = 0; h && h->kind == MGO_V_ARRAY && i < h->as.array.len; i++)
+        if (strcmp(mgo_test_jstr(&h->as.array.items[i], "/state"), st) == 0)
+            n++;
+    mgo_test_reply_cleanup(&r);
+    return n;
+}
+
+/* Statuses made while the WFM is away stay in the journal and are delivered, in order, once
+ * it is back: a drift repair (the Helm release deleted by hand) during a manager outage. */
+static void test_wfm_outage(void)
+{
+    setup(0, "warn");
+    struct mgo_test_reply r;
+    api("PUT", "/api/v1/clients/" DEV, "{}", &r);
+    CU_ASSERT(r.status >= 200 && r.status <= 299);
+    mgo_test_reply_cleanup(&r);
+    char state_dir[320];
+    snprintf(state_dir, sizeof state_dir, "%s/agent-outage", g_dir);
+    struct h_agent agent;
+    agent_init(&agent, DEV, state_dir);
+    agent.cfg.reconcile_interval_s = 1;
+    h_agent_start(&agent);
+    CU_ASSERT_FATAL(wait_json("/api/v1/devices/" DEV, "/capabilities/properties/id", DEV));
+    add_app("http-app", "http-web");
+    char id[64], path[128];
+    deploy("http-app", id);
+    snprintf(path, sizeof path, "/api/v1/deployments/%s", id);
+    CU_ASSERT_FATAL(wait_json(path, "/state", "installed"));
+    CU_ASSERT_EQUAL(history_count(path, "installed"), 1u);
+
+    mgo_test_manager_stop(&mgr);
+    CU_ASSERT_FATAL(mgo_test_sh("rm -f '%s/http-web'", g_helm_releases) == 0);
+    /* the repair runs and its statuses cannot be delivered */
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") < 2 &&
+           mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
+    CU_ASSERT_FATAL(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 2);
+    CU_ASSERT(wait_log("wfm: status not delivered"));
+
+    /* the manager back on the same ports and store: both statuses arrive */
+    mgr.cfg.log_level = NULL; /* set already; the agent's threads read it now */
+    CU_ASSERT_FATAL(mgo_test_manager_start(&mgr, true) == MGO_OK);
+    deadline = mgo_test_now_ms() + WAIT_MS;
+    while (history_count(path, "installed") < 2 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
+    CU_ASSERT_EQUAL(history_count(path, "installed"), 2u);
+    CU_ASSERT(history_count(path, "installing") >= 2);
+    CU_ASSERT(wait_json(path, "/state", "installed"));
+    h_agent_cleanup(&agent);
+    cleanup_all();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"deploy, restart and remove through the southbound API", test_deploy_and_remove},
         {"refused clients and a WFM with another identity", test_refused_clients},
         {"Retry-After of the manager's rate limit", test_retry_after},
+        {"statuses kept through a WFM outage", test_wfm_outage},
         {NULL, NULL},
     };
     mgo_test_add_suite("security.agent_http", cases);
