@@ -112,8 +112,8 @@ static void describe(const struct mgo_wfm_response *r, char *out, size_t len)
     int body = r->body_len > 200 ? 200 : (int)r->body_len;
     bool printable = true;
     for (int i = 0; i < body; i++)
-        if (r->body[i] < 0x20 && r->body[i] != '\n')
-            printable = false;
+        if (r->body[i] < 0x20 || r->body[i] == 0x7f)
+            printable = false; /* one log line; a multi-line or binary body is left out */
     snprintf(out, len, "http %ld%s%s%.*s", r->status, hint, body > 0 && printable ? ": " : "",
              printable ? body : 0, printable && r->body ? (const char *)r->body : "");
 }
