@@ -4,8 +4,10 @@
  * installed by the agent (fake-helm runtime, tests/agent/fake-helm) and seen `installed` with
  * adoptedManifestVersion on the northbound API, then removed; a client that is not on the
  * accepted-client list gets 403 and installs nothing; a client whose SVID names another WFM
- * refuses the manager's certificate (the SPIFFE peer check). The manager needs its broker
- * (Mosquitto); the agent uses none. */
+ * refuses the manager's certificate (the SPIFFE peer check); the manager's 429 Retry-After
+ * is waited for; statuses made during a manager outage are delivered afterwards; one rollout
+ * covers an HTTP and an MQTT device. The manager needs its broker (Mosquitto); the HTTP agent
+ * uses none. Each test has its own manager, broker and folder. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -400,6 +402,68 @@ static void test_wfm_outage(void)
     cleanup_all();
 }
 
+/* One fleet: a deployment request naming an HTTP device and an MQTT device installs on both;
+ * the HTTP device's statuses also reach the MQTT status topic (the manager's copy). */
+static void test_mixed_fleet(void)
+{
+    setup(0, "warn");
+    struct mgo_test_reply r;
+    api("PUT", "/api/v1/clients/" DEV, "{}", &r);
+    CU_ASSERT(r.status >= 200 && r.status <= 299);
+    mgo_test_reply_cleanup(&r);
+    char http_dir[320], mqtt_dir[320];
+    snprintf(http_dir, sizeof http_dir, "%s/agent-mixed-http", g_dir);
+    snprintf(mqtt_dir, sizeof mqtt_dir, "%s/agent-mixed-mqtt", g_dir);
+    struct h_agent http_agent, mqtt_agent;
+    agent_init(&http_agent, DEV, http_dir);
+    h_agent_init(&mqtt_agent, "device-id", "dev-m1", "broker-url", mgo_test_broker_url(&broker),
+                 "state-dir", mqtt_dir, "helm-command", g_fake_helm, "compose-command",
+                 "mgo-no-compose-here", NULL);
+    struct h_monitor mon;
+    h_monitor_start(&mon, mgo_test_broker_url(&broker), DEV);
+    h_agent_start(&http_agent);
+    h_agent_start(&mqtt_agent);
+    CU_ASSERT_FATAL(wait_json("/api/v1/devices/" DEV, "/capabilities/properties/id", DEV));
+    CU_ASSERT_FATAL(wait_json("/api/v1/devices/dev-m1", "/capabilities/properties/id", "dev-m1"));
+    add_app("http-app", "http-web");
+    api("POST", "/api/v1/deployments",
+        "{\"app\": \"http-app\", \"devices\": [\"" DEV "\", \"dev-m1\"]}", &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 201);
+    char paths[2][128];
+    for (int i = 0; i < 2; i++) {
+        char pointer[32];
+        snprintf(pointer, sizeof pointer, "/deployments/%d/id", i);
+        snprintf(paths[i], sizeof paths[i], "/api/v1/deployments/%s",
+                 mgo_test_jstr(&r.json, pointer));
+    }
+    char http_id[64] = "";
+    for (int i = 0; i < 2; i++) {
+        char pointer[32];
+        snprintf(pointer, sizeof pointer, "/deployments/%d/device", i);
+        if (strcmp(mgo_test_jstr(&r.json, pointer), DEV) == 0) {
+            snprintf(pointer, sizeof pointer, "/deployments/%d/id", i);
+            snprintf(http_id, sizeof http_id, "%s", mgo_test_jstr(&r.json, pointer));
+        }
+    }
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT_FATAL(http_id[0] != '\0');
+    CU_ASSERT(wait_json(paths[0], "/state", "installed"));
+    CU_ASSERT(wait_json(paths[1], "/state", "installed"));
+    /* monitors on MQTT see the HTTP device's status too */
+    CU_ASSERT(h_monitor_wait(&mon, http_id, MGO_STATE_INSTALLED, WAIT_MS));
+    for (int i = 0; i < 2; i++) {
+        api("DELETE", paths[i], NULL, &r);
+        CU_ASSERT_EQUAL(r.status, 202);
+        mgo_test_reply_cleanup(&r);
+    }
+    CU_ASSERT(wait_json(paths[0], "/desired", "removed"));
+    CU_ASSERT(wait_json(paths[1], "/desired", "removed"));
+    h_monitor_stop(&mon);
+    h_agent_cleanup(&http_agent);
+    h_agent_cleanup(&mqtt_agent);
+    cleanup_all();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -407,6 +471,7 @@ void mgo_test_register(void)
         {"refused clients and a WFM with another identity", test_refused_clients},
         {"Retry-After of the manager's rate limit", test_retry_after},
         {"statuses kept through a WFM outage", test_wfm_outage},
+        {"one rollout over an HTTP and an MQTT device", test_mixed_fleet},
         {NULL, NULL},
     };
     mgo_test_add_suite("security.agent_http", cases);
