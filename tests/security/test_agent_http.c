@@ -256,11 +256,33 @@ static void test_deploy_and_remove(void)
     mgo_test_reply_cleanup(&r);
     CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-api\037") == 1);
 
+    /* reconfigure: same deployment id, a new document (digest); helm upgrades with the new
+     * value and the status names the new manifest */
+    api("PATCH", path, "{\"parameters\": {\"replicas\": 5}}", &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 200);
+    uint64_t version3 = mgo_test_ju64(&r.json, "/manifestVersion");
+    mgo_test_reply_cleanup(&r);
+    CU_ASSERT(version3 > version2);
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    bool adopted = false;
+    while (!adopted && mgo_test_now_ms() < deadline) {
+        api("GET", path, NULL, &r);
+        adopted = strcmp(mgo_test_jstr(&r.json, "/state"), "installed") == 0 &&
+                  mgo_test_ju64(&r.json, "/status/adoptedManifestVersion") == version3;
+        mgo_test_reply_cleanup(&r);
+        if (!adopted)
+            mgo_test_sleep_ms(200);
+    }
+    CU_ASSERT(adopted);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "replicas=5") == 1);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 2);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-api\037") == 1);
+
     /* a restart: the first poll (no ETag) gets the held manifest; nothing is reinstalled */
     h_agent_stop(&agent);
     h_agent_start(&agent);
     mgo_test_sleep_ms(2500);
-    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 1);
+    CU_ASSERT(mgo_test_count_lines(g_helm_log, "upgrade\037--install\037http-web\037") == 2);
 
     /* removal */
     api("DELETE", path, NULL, &r);
