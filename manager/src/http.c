@@ -3,7 +3,9 @@
  * before reading a body, caps bodies, hands each request to the loop thread and suspends the
  * connection until the loop has answered; streams Server-Sent Events from the hub, suspended
  * while a stream has nothing to send. Bounds (http.h): connections, connections per client
- * address, event streams, the time to send a whole request, idle time. */
+ * address, event streams, the time to send a whole request, idle time. The same code runs
+ * the southbound Margo API's listener (struct mgo_http_southbound): client certificates
+ * instead of the token, requests answered by southbound.c. */
 #include <arpa/inet.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -625,7 +627,8 @@ static mgo_err start_daemon(struct mgo_http *h, const struct mgo_http_config *cf
              h->sb ? "HTTPS with client certificates"
              : tls ? "HTTPS"
                    : "plain HTTP",
-             h->limits.max_connections, h->limits.max_per_address, h->limits.max_streams);
+             h->limits.max_connections, h->limits.max_per_address,
+             h->sb ? 0u : h->limits.max_streams);
     return MGO_OK;
 }
 

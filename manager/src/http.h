@@ -4,6 +4,9 @@
  * while its connection is suspended; the loop answers and resumes it. Event streams are read
  * from the hub and suspended while they have nothing to send, so neither costs a thread. The
  * embedded web front end (web.c) is served straight from the polling thread.
+ * A second instance serves the southbound Margo API (cfg->southbound, docs/margo-http.md):
+ * the client's X.509-SVID is verified on the polling thread (southbound_id.c) instead of a
+ * token, and its requests go to mgo_southbound__handle on the loop thread.
  *
  * One client cannot lock the API out (docs/security.md): connections in total and per client
  * address are capped, event streams have their own cap below the total (the rest is kept for

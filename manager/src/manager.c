@@ -488,6 +488,7 @@ static mgo_err start_southbound(struct mgo_manager *m, const struct mgo_http_con
         .store = m->store,
         .ingest = &m->ingest,
         .pub = &m->pub,
+        .hub = m->hub,
         .trust_domain = cfg->trust_domain,
         .client_ca = cfg->margo_api_client_ca,
         .rate_per_minute = (uint32_t)cfg->margo_api_rate,

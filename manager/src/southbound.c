@@ -8,12 +8,14 @@
 #include <string.h>
 #include <strings.h>
 
+#include "events.h"
 #include "ingest.h"
 #include "jw.h"
 #include "mgr_internal.h"
 #include "publish.h"
 #include "southbound_doc.h"
 #include "southbound_id.h"
+#include "sse.h"
 #include "mgo/log.h"
 #include "mgo/margo.h"
 #include "mgo/mgr_store.h"
@@ -35,15 +37,36 @@ struct rate_slot {
     int64_t seen_ms;
 };
 
+/* Served manifests kept between polls, keyed by what determines them (the device's
+ * manifestVersion and its present deployments' ids and stored-document digests; the YAML,
+ * the bundle and the manifest are functions of these): a poll that finds its key is answered
+ * with one store read, without rendering YAML or compressing a bundle on the loop. Manifests
+ * up to CACHE_MAX_MANIFEST bytes are kept, in CACHE_SLOTS slots (least recently used goes). */
+#define CACHE_SLOTS 512u
+#define CACHE_MAX_MANIFEST (64u * 1024u)
+
+struct cache_slot {
+    char device[MGO_MAX_DEVICE_ID_LEN + 1]; /* "" = free */
+    char key[MGO_DIGEST_STR_SIZE];
+    uint8_t *manifest;
+    size_t manifest_len;
+    char etag[80];
+    char bundle_digest[MGO_DIGEST_STR_SIZE]; /* "" = bundle null */
+    uint64_t used;
+};
+
 struct mgo_southbound {
     struct mgo_mgr_store *store;
     struct mgo_ingest *ingest;
     struct mgo_publisher *pub;
+    struct mgo_sse_hub *hub;
     const char *trust_domain;
     uint32_t rate;
     struct mgo_buf bundle_json; /* the SPIFFE trust bundle */
     char bundle_etag[80];
-    struct rate_slot *slots; /* MGO_SOUTHBOUND_RATE_SLOTS */
+    struct rate_slot *slots;  /* MGO_SOUTHBOUND_RATE_SLOTS */
+    struct cache_slot *cache; /* CACHE_SLOTS */
+    uint64_t cache_clock;
 };
 
 /* ---- problems (any thread) --------------------------------------------------------------- */
@@ -513,6 +536,18 @@ static void capabilities_delete(struct mgo_southbound *sb, struct mgo_api_reques
         return;
     }
     MGO_LOGI(TAG, "device %s: unregistered its capabilities", device_id);
+    if (sb->hub && mgo_sse__wanted(sb->hub, NULL)) { /* the event stream, as for a report */
+        struct mgo_buf buf;
+        mgo_buf_init(&buf, 4096);
+        struct mgo_jw w;
+        mgo_jw_init(&w, &buf);
+        mgo_jw_obj(&w);
+        mgo_events__capabilities(&w, device_id);
+        mgo_jw_obj_end(&w);
+        if (!w.err)
+            mgo_sse__publish(sb->hub, "capabilities", NULL, (const char *)buf.data);
+        mgo_buf_cleanup(&buf);
+    }
     mgo_buf_reset(&req->reply);
     ok(req, 204, NULL);
 }
@@ -612,6 +647,86 @@ static mgo_err served_build(struct mgo_southbound *sb, const char *device, struc
     return MGO_OK;
 }
 
+/* The cache key of device's served state (see CACHE_SLOTS): read from the store without
+ * the documents. */
+static mgo_err served_key(struct mgo_southbound *sb, const char *device,
+                          char key[MGO_DIGEST_STR_SIZE])
+{
+    static const char *const no_documents[1] = {NULL};
+    struct mgo_publish_set *set = calloc(1, sizeof *set);
+    if (!set)
+        return MGO_ERR_NOMEM;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1024u * 1024u);
+    struct mgo_buf b;
+    mgo_buf_init(&b, 1024u * 1024u);
+    set->arena = &arena;
+    set->changed = no_documents;
+    set->changed_len = 0;
+    mgo_err err = mgo_publish__collect(sb->store, device, set);
+    if (!err)
+        err = mgo_buf_printf(&b, "%llu", (unsigned long long)set->version);
+    /* "\n" ends each field: ids and digests never contain one */
+    for (size_t i = 0; !err && i < set->len; i++)
+        err = mgo_buf_printf(&b, "\n%s\n%s", set->refs[i].deployment_id, set->refs[i].digest);
+    if (!err)
+        err = mgo_digest_sha256(b.data, b.len, key);
+    mgo_buf_cleanup(&b);
+    mgo_arena_cleanup(&arena);
+    free(set);
+    return err;
+}
+
+static struct cache_slot *cache_find(struct mgo_southbound *sb, const char *device, const char *key)
+{
+    for (size_t i = 0; i < CACHE_SLOTS; i++) {
+        struct cache_slot *c = &sb->cache[i];
+        if (c->device[0] && strcmp(c->device, device) == 0 && strcmp(c->key, key) == 0) {
+            c->used = ++sb->cache_clock;
+            return c;
+        }
+    }
+    return NULL;
+}
+
+/* Keeps s as device's served state under key (in device's slot, else a free or the least
+ * recently used one). Nothing when the manifest is too large or memory is short. */
+static void cache_put(struct mgo_southbound *sb, const char *device, const char *key,
+                      const struct served *s)
+{
+    if (s->manifest.len > CACHE_MAX_MANIFEST)
+        return;
+    struct cache_slot *slot = NULL;
+    for (size_t i = 0; i < CACHE_SLOTS && !slot; i++) {
+        if (sb->cache[i].device[0] && strcmp(sb->cache[i].device, device) == 0)
+            slot = &sb->cache[i];
+    }
+    for (size_t i = 0; i < CACHE_SLOTS && !slot; i++) {
+        if (!sb->cache[i].device[0])
+            slot = &sb->cache[i];
+    }
+    if (!slot) { /* every slot taken by another device: the least recently used goes */
+        slot = &sb->cache[0];
+        for (size_t i = 1; i < CACHE_SLOTS; i++) {
+            if (sb->cache[i].used < slot->used)
+                slot = &sb->cache[i];
+        }
+    }
+    uint8_t *copy = malloc(s->manifest.len ? s->manifest.len : 1);
+    if (!copy)
+        return;
+    memcpy(copy, s->manifest.data, s->manifest.len);
+    free(slot->manifest);
+    slot->manifest = copy;
+    slot->manifest_len = s->manifest.len;
+    snprintf(slot->device, sizeof slot->device, "%s", device);
+    snprintf(slot->key, sizeof slot->key, "%s", key);
+    quote_etag(slot->etag, s->manifest_digest);
+    snprintf(slot->bundle_digest, sizeof slot->bundle_digest, "%s",
+             s->set.len > 0 ? s->bundle_digest : "");
+    slot->used = ++sb->cache_clock;
+}
+
 static void deployments_get(struct mgo_southbound *sb, struct mgo_api_request *req)
 {
     if (!accepts_manifest(req->accept)) {
@@ -620,21 +735,33 @@ static void deployments_get(struct mgo_southbound *sb, struct mgo_api_request *r
         return;
     }
     /* a client that polls before enrolling is an HTTP device too: it gets manifest 1 */
+    char key[MGO_DIGEST_STR_SIZE];
     mgo_err err = enroll(sb, req->client_id);
-    struct served *s = NULL;
     if (!err)
+        err = served_key(sb, req->client_id, key);
+    struct cache_slot *c = err ? NULL : cache_find(sb, req->client_id, key);
+    struct served *s = NULL;
+    if (!err && !c) {
         err = served_build(sb, req->client_id, &s);
+        if (!err)
+            cache_put(sb, req->client_id, key, s);
+    }
     if (err) {
         internal(req, err);
         return;
     }
-    quote_etag(req->etag, s->manifest_digest);
+    const uint8_t *body = c ? c->manifest : s->manifest.data;
+    size_t body_len = c ? c->manifest_len : s->manifest.len;
+    if (c)
+        snprintf(req->etag, sizeof req->etag, "%s", c->etag);
+    else
+        quote_etag(req->etag, s->manifest_digest);
     req->cache_control = "private";
     mgo_buf_reset(&req->reply);
     if (none_match(req, req->etag)) {
         ok(req, 304, NULL);
     } else {
-        err = mgo_buf_append(&req->reply, s->manifest.data, s->manifest.len);
+        err = mgo_buf_append(&req->reply, body, body_len);
         if (err)
             internal(req, err);
         else
@@ -695,12 +822,22 @@ done:
 
 static void bundle_get(struct mgo_southbound *sb, struct mgo_api_request *req, const char *digest)
 {
+    char key[MGO_DIGEST_STR_SIZE];
+    mgo_err err = served_key(sb, req->client_id, key);
+    struct cache_slot *c = err ? NULL : cache_find(sb, req->client_id, key);
+    if (c && strcmp(digest, c->bundle_digest) != 0) { /* known without building it */
+        problem(req, 404, "invalid-bundle", "Bundle not found",
+                "no bundle with that digest is referenced by this device's current manifest", NULL);
+        return;
+    }
     struct served *s = NULL;
-    mgo_err err = served_build(sb, req->client_id, &s);
+    if (!err)
+        err = served_build(sb, req->client_id, &s);
     if (err) {
         internal(req, err);
         return;
     }
+    cache_put(sb, req->client_id, key, s);
     /* the bundle of the device's current manifest, the only one it can produce again */
     if (s->set.len == 0 || strcmp(digest, s->bundle_digest) != 0) {
         problem(req, 404, "invalid-bundle", "Bundle not found",
@@ -927,13 +1064,15 @@ mgo_err mgo_southbound__new(const struct mgo_southbound_config *cfg, struct mgo_
     sb->store = cfg->store;
     sb->ingest = cfg->ingest;
     sb->pub = cfg->pub;
+    sb->hub = cfg->hub;
     sb->trust_domain = cfg->trust_domain;
     sb->rate = cfg->rate_per_minute ? cfg->rate_per_minute : MGO_SOUTHBOUND_DEFAULT_RATE;
     sb->slots = calloc(MGO_SOUTHBOUND_RATE_SLOTS, sizeof *sb->slots);
+    sb->cache = calloc(CACHE_SLOTS, sizeof *sb->cache);
     mgo_buf_init(&sb->bundle_json, 1024u * 1024u);
     struct mgo_buf pem;
     mgo_buf_init(&pem, 1024u * 1024u);
-    mgo_err err = sb->slots ? MGO_OK : MGO_ERR_NOMEM;
+    mgo_err err = sb->slots && sb->cache ? MGO_OK : MGO_ERR_NOMEM;
     if (!err && mgo_buf_read_file(&pem, cfg->client_ca) != MGO_OK) {
         MGO_LOGE(TAG, "margo-api-client-ca: cannot read %s", cfg->client_ca);
         err = MGO_ERR_IO;
@@ -965,6 +1104,9 @@ void mgo_southbound__free(struct mgo_southbound *sb)
     if (!sb)
         return;
     mgo_buf_cleanup(&sb->bundle_json);
+    for (size_t i = 0; sb->cache && i < CACHE_SLOTS; i++)
+        free(sb->cache[i].manifest);
+    free(sb->cache);
     free(sb->slots);
     free(sb);
 }

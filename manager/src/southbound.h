@@ -35,12 +35,14 @@
 struct mgo_mgr_store;
 struct mgo_ingest;
 struct mgo_publisher;
+struct mgo_sse_hub;
 struct mgo_southbound;
 
 struct mgo_southbound_config {
     struct mgo_mgr_store *store;
     struct mgo_ingest *ingest; /* statuses go in through it */
     struct mgo_publisher *pub; /* its outbox and prefix publish the statuses' MQTT copies */
+    struct mgo_sse_hub *hub;   /* the event stream (capabilities unregistered); NULL: none */
     const char *trust_domain;  /* answered by GET /.well-known/margo */
     const char *client_ca;     /* PEM file: the trust bundle (bundle.json) */
     uint32_t rate_per_minute;  /* requests per client a minute; 0 = the default */

@@ -15,6 +15,7 @@
 #include <stdarg.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include "mgo/digest.h"
@@ -210,7 +211,7 @@ static const char *caps_json(const char *id, char *out, size_t size)
              "\"memory\":\"4Gi\",\"storage\":\"20Gi\",\"peripherals\":[],"
              "\"interfaces\":[{\"type\":\"ethernet\"}],\"otelCollector\":true,"
              "\"supportedRuntimes\":[\"oci\"],\"supportedDeploymentTypes\":[\"compose\"]},"
-             "\"labels\":{\"site\":\"lab\"}}",
+             "\"labels\":{\"site\":\"lab\",\"tier\":[1,2]},\"x-acme-extensions\":{\"a\":1}}",
              id);
     return out;
 }
@@ -489,9 +490,21 @@ static void test_capabilities(void)
     api("GET", "/api/v1/devices?compatible=none-such", NULL, &a);
     mgo_test_reply_cleanup(&a);
 
+    /* the event stream (web UI) hears of it, as of an MQTT device's report */
+    char sse_log[320], sse_url[128];
+    snprintf(sse_log, sizeof sse_log, "%s/events.txt", dir);
+    snprintf(sse_url, sizeof sse_url, "%s/api/v1/events", mgr.api_base);
+    const char *curl_argv[] = {"/usr/bin/curl", "-sN", "-H", "Authorization: Bearer " TOKEN,
+                               sse_url,         NULL};
+    pid_t sse = mgo_test_spawn(curl_argv, sse_log);
+    CU_ASSERT_FATAL(sse > 0);
+    CU_ASSERT(mgo_test_log_wait(sse_log, "event: hello", 0, WAIT_MS));
     sb("dev-h1", "DELETE", "/api/v1/capabilities/dev-h1", NULL, NULL, &r);
     CU_ASSERT(r.status == 204 && r.body.len == 0);
     sb_done(&r);
+    CU_ASSERT(mgo_test_log_wait(sse_log, "event: capabilities", 0, WAIT_MS));
+    CU_ASSERT(mgo_test_log_wait(sse_log, "\"deviceId\":\"dev-h1\"", 0, WAIT_MS));
+    mgo_test_kill(sse, SIGTERM); /* and reaps it */
     sb("dev-h1", "DELETE", "/api/v1/capabilities/dev-h1", NULL, NULL, &r);
     CU_ASSERT(problem_is(&r, 404, "device-not-found"));
     sb_done(&r);

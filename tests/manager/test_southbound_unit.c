@@ -205,12 +205,73 @@ static void test_bundle(void)
     mgo_buf_cleanup(&t2);
 }
 
+/* margo-api-listen needs every other southbound option, valid; the start says which. */
+static void test_config(void)
+{
+    char dir[256], pki[320], state[320], token[320];
+    mgo_test_tmpdir("sb-config", dir);
+    snprintf(pki, sizeof pki, "%s/pki", dir);
+    snprintf(state, sizeof state, "%s/state", dir);
+    snprintf(token, sizeof token, "%s/token", dir);
+    CU_ASSERT_FATAL(mgo_test_write_file(token, "sb-config-token-0123456789\n"));
+    CU_ASSERT_FATAL(mgo_test_sh(MGO_SOURCE_DIR "/broker-config/svid.sh --trust-domain td.org "
+                                               "--wfm-id w1 %s >/dev/null",
+                                pki) == 0);
+    char cert[400], key[400], ca[400], listen[64];
+    snprintf(cert, sizeof cert, "%s/wfm.crt", pki);
+    snprintf(key, sizeof key, "%s/wfm.key", pki);
+    snprintf(ca, sizeof ca, "%s/svid-ca.crt", pki);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", mgo_test_free_port());
+    struct {
+        const char *cert, *key, *ca, *td, *wfm, *log;
+    } cases[] = {
+        {NULL, key, ca, "td.org", "w1", "margo-api-cert: required"},
+        {cert, key, NULL, "td.org", "w1", "margo-api-client-ca: required"},
+        {cert, key, ca, NULL, "w1", "trust-domain: required"},
+        {cert, key, ca, "td.org", "..", "trust-domain and wfm-id"},
+        {cert, key, token, "td.org", "w1", "margo-api-client-ca"}, /* no certificate in it */
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct mgo_test_manager t;
+        mgo_test_manager_init(&t, "tcp://127.0.0.1:1", state, "margo-manager-cfg", token, "warn");
+        t.cfg.margo_api_listen = listen;
+        t.cfg.margo_api_cert = (char *)cases[i].cert;
+        t.cfg.margo_api_key = (char *)cases[i].key;
+        t.cfg.margo_api_client_ca = (char *)cases[i].ca;
+        t.cfg.trust_domain = (char *)cases[i].td;
+        t.cfg.wfm_id = (char *)cases[i].wfm;
+        mgo_test_log_capture_start(1u << 16);
+        CU_ASSERT(mgo_test_manager_start(&t, false) != MGO_OK);
+        size_t len = 0;
+        const char *logged = mgo_test_log_capture_lock(&len);
+        bool said = logged && strstr(logged, cases[i].log) != NULL;
+        mgo_test_log_capture_unlock();
+        mgo_test_log_capture_stop();
+        CU_ASSERT(said);
+        if (!said)
+            fprintf(stderr, "case %zu: no \"%s\" in the log\n", i, cases[i].log);
+        mgo_test_manager_stop(&t);
+    }
+    /* all of them: it starts, and its port is known */
+    struct mgo_test_manager t;
+    mgo_test_manager_init(&t, "tcp://127.0.0.1:1", state, "margo-manager-cfg", token, "warn");
+    t.cfg.margo_api_listen = listen;
+    t.cfg.margo_api_cert = cert;
+    t.cfg.margo_api_key = key;
+    t.cfg.margo_api_client_ca = ca;
+    t.cfg.trust_domain = "td.org";
+    t.cfg.wfm_id = "w1";
+    CU_ASSERT_FATAL(mgo_test_manager_start(&t, false) == MGO_OK);
+    CU_ASSERT(mgo_manager_margo_api_port(t.m) > 0);
+    mgo_test_manager_stop(&t);
+    mgo_test_rm_rf(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
-        {"store", test_store}, {"spiffe_ids", test_spiffe_ids},
-        {"yaml", test_yaml},   {"bundle", test_bundle},
-        {NULL, NULL},
+        {"store", test_store},   {"spiffe_ids", test_spiffe_ids}, {"yaml", test_yaml},
+        {"bundle", test_bundle}, {"config", test_config},         {NULL, NULL},
     };
     mgo_test_add_suite("southbound_unit", cases);
 }
