@@ -67,7 +67,7 @@ static void add_app(const char *id, const char *comp);
 static struct mgo_test_broker broker;
 static struct mgo_test_manager mgr;
 static char g_dir[256], g_pki[320], g_token[320], g_mgr_dir[320], g_fake_helm[512];
-static char g_helm_log[512], g_helm_releases[512], g_wfm_url[64];
+static char g_helm_log[512], g_helm_releases[512], g_wfm_url[64], g_listen[64];
 static char g_ca[400], g_wfm_crt[400], g_wfm_key[400];
 
 static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
@@ -118,9 +118,8 @@ static void setup(int64_t rate, const char *log_level)
     CU_ASSERT_FATAL(mgo_test_broker_start(&broker, NULL) == 0);
     mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), g_mgr_dir, "margo-manager-test",
                           g_token, log_level);
-    static char listen[64];
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", mgo_test_free_port());
-    mgr.cfg.margo_api_listen = listen;
+    mgr.cfg.margo_api_listen = g_listen; /* the kernel picks the port: no race with others */
+    snprintf(g_listen, sizeof g_listen, "127.0.0.1:0");
     mgr.cfg.margo_api_cert = g_wfm_crt;
     mgr.cfg.margo_api_key = g_wfm_key;
     mgr.cfg.margo_api_client_ca = g_ca;
@@ -413,6 +412,9 @@ static void test_wfm_outage(void)
 
     /* the manager back on the same ports and store: both statuses arrive */
     mgr.cfg.log_level = NULL; /* set already; the agent's threads read it now */
+    /* the port the agent knows (the manager is stopped: it is free, and nothing else here
+     * binds fixed ports) */
+    snprintf(g_listen, sizeof g_listen, "127.0.0.1:%s", strrchr(g_wfm_url, ':') + 1);
     CU_ASSERT_FATAL(mgo_test_manager_start(&mgr, true) == MGO_OK);
     deadline = mgo_test_now_ms() + WAIT_MS;
     while (history_count(path, "installed") < 2 && mgo_test_now_ms() < deadline)
