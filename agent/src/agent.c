@@ -21,6 +21,7 @@
 #include "downtime.h"
 #include "executor.h"
 #include "metrics.h"
+#include "http_transport.h"
 #include "mgo/log.h"
 #include "mgo/loop.h"
 #include "mgo/margo.h"
@@ -104,6 +105,15 @@ const struct mgo_cfg_option mgo_agent_cfg_table[] = {
     OPT("metrics-listen", MGO_CFG_STR, metrics_listen, 0, 128, NULL,
         "ADDRESS:PORT of an HTTP listener serving GET /metrics (Prometheus; no token, keep it "
         "on loopback or a trusted network); default none"),
+    OPT("transport", MGO_CFG_STR, transport, 0, 8, "mqtt",
+        "mqtt (margo-mqtt's binding) or http (Margo's standard HTTP API, any Margo WFM)"),
+    OPT("wfm-url", MGO_CFG_STR, wfm_url, 0, 512, NULL,
+        "http: the Margo WFM, https://host:port (cert-file/key-file: this device's X.509-SVID)"),
+    OPT("poll-interval", MGO_CFG_INT, poll_interval_s, 1, 86400, "30",
+        "http: seconds between polls of GET /api/v1/deployments"),
+    OPT("poll-window", MGO_CFG_LIST, poll_window, 0, 64, NULL,
+        "http: hours polling is allowed (UTC, downtime syntax, e.g. \"daily 08:00-18:00\"); "
+        "repeatable; none = always"),
 };
 const size_t mgo_agent_cfg_table_len = sizeof mgo_agent_cfg_table / sizeof mgo_agent_cfg_table[0];
 
@@ -148,6 +158,31 @@ mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_pr
     if (cfg->otel_protocol != NULL && strcmp(cfg->otel_protocol, "grpc") != 0 &&
         strcmp(cfg->otel_protocol, "http/protobuf") != 0)
         mgo_problems_add(problems, "otel-protocol", "grpc or http/protobuf");
+    bool http = cfg->transport != NULL && strcmp(cfg->transport, "http") == 0;
+    if (cfg->transport == NULL || (!http && strcmp(cfg->transport, "mqtt") != 0))
+        mgo_problems_add(problems, "transport", "mqtt or http");
+    if (http) {
+        if (cfg->wfm_url == NULL || strncmp(cfg->wfm_url, "https://", 8) != 0 ||
+            cfg->wfm_url[8] == '\0' || cfg->wfm_url[strlen(cfg->wfm_url) - 1] == '/')
+            mgo_problems_add(problems, "wfm-url",
+                             "required with transport http: https://host[:port], no trailing /");
+        if (cfg->cert_file == NULL || cfg->key_file == NULL)
+            mgo_problems_add(problems, "cert-file",
+                             "transport http needs cert-file and key-file (the device's "
+                             "X.509-SVID: Margo's trust is mutual TLS)");
+        if (cfg->manager_public_key.len > 0)
+            mgo_problems_add(problems, "manager-public-key",
+                             "applies to the mqtt transport only (over http the trust is mutual "
+                             "TLS; documents carry no signature)");
+    }
+    if (cfg->poll_window.len > MGO_HTTP_MAX_POLL_WINDOWS)
+        mgo_problems_add(problems, "poll-window", "at most %u windows", MGO_HTTP_MAX_POLL_WINDOWS);
+    for (size_t i = 0; i < cfg->poll_window.len; i++) {
+        struct mgo_downtime w;
+        char why[256];
+        if (mgo_downtime_parse(cfg->poll_window.items[i], &w, why, sizeof why) != MGO_OK)
+            mgo_problems_add(problems, "poll-window", "%s", why);
+    }
     if (cfg->log_level != NULL) {
         enum mgo_log_level l;
         if (mgo_log_level_parse(cfg->log_level, &l) != MGO_OK)
@@ -163,6 +198,7 @@ struct mgo_agent {
     struct mgo_agent_state st;
     struct mgo_loop *loop;
     struct mgo_session *session;
+    struct mgo_http_transport *http; /* transport http; NULL for mqtt */
     struct mgo_reporter reporter;
     bool reporter_open;
     struct mgo_docs docs;
@@ -216,6 +252,14 @@ static void on_deployment(void *ctx, const char *dep_id, const uint8_t *payload,
     mgo_executor_on_deployment(a->executor, dep_id, payload, len);
 }
 
+/* HTTP transport handlers (desired, deployment and published are the session's). */
+
+static void on_http_ready(void *ctx)
+{
+    struct mgo_agent *a = ctx;
+    mgo_reporter_flush(&a->reporter);
+}
+
 /* Timers. */
 
 static void reconcile(void *ctx)
@@ -224,6 +268,8 @@ static void reconcile(void *ctx)
     if (mgo_session_refresh_caps(a->session, mgo_rt_available(&a->rt, MGO_PROFILE_COMPOSE),
                                  mgo_rt_available(&a->rt, MGO_PROFILE_HELM)) != MGO_OK)
         MGO_LOGW(TAG, "capabilities not refreshed");
+    if (a->http != NULL)
+        mgo_http_transport_caps_changed(a->http);
     mgo_executor_reconcile(a->executor);
     if (mgo_loop_timer_add(a->loop, a->cfg->reconcile_interval_s * 1000, reconcile, a, NULL) !=
         MGO_OK)
@@ -287,8 +333,19 @@ mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out
     err = mgo_agent_state_path(&a->st, "journal", jpath);
     if (err == MGO_OK)
         err = mgo_agent_state_path(&a->st, "status", lpath);
+    struct mgo_reporter_delivery delivery = mgo_reporter_delivery_mqtt(a->session);
+    if (err == MGO_OK && strcmp(cfg->transport, "http") == 0) {
+        struct mgo_http_handlers hh = {.ctx = a,
+                                       .desired = on_desired,
+                                       .deployment = on_deployment,
+                                       .published = on_published,
+                                       .ready = on_http_ready};
+        err = mgo_http_transport_new(cfg, a->loop, &a->st, a->session, &hh, &a->http);
+        if (err == MGO_OK)
+            delivery = mgo_http_transport_delivery(a->http);
+    }
     if (err == MGO_OK)
-        err = mgo_reporter_open(&a->reporter, jpath, lpath, a->session, cfg->device_id, a->st.boot);
+        err = mgo_reporter_open(&a->reporter, jpath, lpath, &delivery, cfg->device_id, a->st.boot);
     if (err != MGO_OK)
         goto fail;
     a->reporter_open = true;
@@ -356,7 +413,8 @@ mgo_err mgo_agent_run(struct mgo_agent *a)
 {
     if (mgo_loop_stopping(a->loop))
         return MGO_OK; /* stopped before it ran */
-    mgo_err err = mgo_session_start(a->session, a->st.boot);
+    mgo_err err = a->http != NULL ? mgo_http_transport_start(a->http)
+                                  : mgo_session_start(a->session, a->st.boot);
     if (err != MGO_OK)
         return err;
     /* finish what a previous run left half done before new work (queued first) */
@@ -386,6 +444,7 @@ void mgo_agent_free(struct mgo_agent *a)
         mgo_agent_metrics_cleanup(&a->metrics);
     /* cancel the running job first (its completion may still be reported), then say offline */
     mgo_executor_free(a->executor);
+    mgo_http_transport_free(a->http);
     mgo_session_free(a->session);
     if (a->reporter_open)
         mgo_reporter_close(&a->reporter);

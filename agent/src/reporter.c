@@ -51,11 +51,34 @@ static void keep_latest(struct mgo_reporter *r, const char *dep_id, uint64_t boo
     restore_check(r); /* a newer status, or none, replaces one waiting to be restored */
 }
 
+static bool mqtt_ready(void *ctx)
+{
+    return mgo_session_connected(ctx);
+}
+
+static mgo_err mqtt_send(void *ctx, enum mgo_topic_kind kind, const char *dep_id,
+                         const uint8_t *payload, size_t len, int *token_out)
+{
+    return mgo_session_publish(ctx, kind, dep_id, payload, len, token_out);
+}
+
+struct mgo_reporter_delivery mgo_reporter_delivery_mqtt(struct mgo_session *session)
+{
+    return (struct mgo_reporter_delivery){.ctx = session,
+                                          .ready = mqtt_ready,
+                                          .send = mqtt_send,
+                                          .max_inflight = MGO_REPORTER_MAX_INFLIGHT,
+                                          .ack_is_stored = false};
+}
+
 mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
-                          struct mgo_session *session, const char *device_id, uint64_t boot)
+                          const struct mgo_reporter_delivery *delivery, const char *device_id,
+                          uint64_t boot)
 {
     memset(r, 0, sizeof *r);
-    r->session = session;
+    r->delivery = *delivery;
+    if (r->delivery.max_inflight == 0 || r->delivery.max_inflight > MGO_REPORTER_MAX_INFLIGHT)
+        r->delivery.max_inflight = MGO_REPORTER_MAX_INFLIGHT;
     r->device_id = device_id;
     r->boot = boot;
     mgo_err err = mgo_journal_open(journal_path, &r->journal);
@@ -117,7 +140,7 @@ static bool newest_undelivered(const struct mgo_journal *j, const char *dep_id)
 /* Publishes the latest statuses waiting to be restored (after the journal's due entries). */
 static void flush_restores(struct mgo_reporter *r)
 {
-    for (size_t i = 0; i < r->latest.len && r->inflight_len < MGO_REPORTER_MAX_INFLIGHT; i++) {
+    for (size_t i = 0; i < r->latest.len && r->inflight_len < r->delivery.max_inflight; i++) {
         struct mgo_latest_entry *e = &r->latest.items[i];
         if (!e->restore || is_inflight(r, e->boot, e->seq, true))
             continue;
@@ -127,8 +150,8 @@ static void flush_restores(struct mgo_reporter *r)
             continue;
         }
         int token = 0;
-        if (mgo_session_publish(r->session, MGO_TOPIC_STATUS, e->deployment_id, e->payload,
-                                e->payload_len, &token) != MGO_OK) {
+        if (r->delivery.send(r->delivery.ctx, MGO_TOPIC_STATUS, e->deployment_id, e->payload,
+                             e->payload_len, &token) != MGO_OK) {
             MGO_LOGD(TAG, "latest status %" PRIu64 ".%" PRIu64 " not restored yet", e->boot,
                      e->seq);
             return;
@@ -154,9 +177,9 @@ static bool superseded(const struct mgo_journal *j, size_t i)
  * or the replay topic when superseded) and entries marked for replay. */
 static void flush(struct mgo_reporter *r)
 {
-    if (!mgo_session_connected(r->session))
+    if (!r->delivery.ready(r->delivery.ctx))
         return;
-    for (size_t i = 0; i < r->journal.pending_len && r->inflight_len < MGO_REPORTER_MAX_INFLIGHT;
+    for (size_t i = 0; i < r->journal.pending_len && r->inflight_len < r->delivery.max_inflight;
          i++) {
         const struct mgo_journal_entry *e = &r->journal.pending[i];
         if ((e->delivered && !e->replay) || is_inflight(r, e->boot, e->seq, false))
@@ -170,8 +193,8 @@ static void flush(struct mgo_reporter *r)
                          e->boot, e->seq, mgo_strerror(err));
         }
         int token = 0;
-        if (mgo_session_publish(r->session, replay ? MGO_TOPIC_REPLAY : MGO_TOPIC_STATUS,
-                                e->deployment_id, e->payload, e->payload_len, &token) != MGO_OK) {
+        if (r->delivery.send(r->delivery.ctx, replay ? MGO_TOPIC_REPLAY : MGO_TOPIC_STATUS,
+                             e->deployment_id, e->payload, e->payload_len, &token) != MGO_OK) {
             MGO_LOGD(TAG, "status %" PRIu64 ".%" PRIu64 " not published yet", e->boot, e->seq);
             return; /* keep order: retry from here later */
         }
@@ -193,6 +216,11 @@ void mgo_reporter_connected(struct mgo_reporter *r, bool session_present)
         MGO_LOGI(TAG, "new broker session: restoring the latest status of %zu deployments",
                  r->latest.len);
     }
+    flush(r);
+}
+
+void mgo_reporter_flush(struct mgo_reporter *r)
+{
     flush(r);
 }
 
@@ -227,6 +255,16 @@ void mgo_reporter_published(struct mgo_reporter *r, int token, bool ok)
             if (err != MGO_OK && err != MGO_ERR_NOT_FOUND)
                 MGO_LOGE(TAG, "journal ack %" PRIu64 ".%" PRIu64 ": %s", f.boot, f.seq,
                          mgo_strerror(err));
+            /* HTTP: the WFM answered after storing it, and sends are one at a time in journal
+             * order, so everything up to this position is stored */
+            if (r->delivery.ack_is_stored) {
+                err = mgo_journal_settle(&r->journal, f.boot, f.seq, NULL);
+                if (err != MGO_OK)
+                    MGO_LOGW(TAG,
+                             "journal: status %" PRIu64 ".%" PRIu64 " not settled: %s (it is "
+                             "sent again after a restart)",
+                             f.boot, f.seq, mgo_strerror(err));
+            }
         }
         break;
     }

@@ -20,7 +20,12 @@
  * status topic, same bytes and position (docs/protocol.md §6.1 step 5), unless the newest
  * journal entry of that deployment is not delivered yet (the flush publishes that one).
  *
- * Loop thread only. Calls the session to publish; nothing here calls the executor. */
+ * Delivery goes through struct mgo_reporter_delivery, which has two implementations: MQTT
+ * (mgo_reporter_delivery_mqtt: the session's publish; the broker's PUBACK delivers, the
+ * manager's receipt settles) and Margo HTTP (http_transport.h: POST .../status, one at a
+ * time; a 2xx both delivers and settles, since the WFM answers after storing).
+ *
+ * Loop thread only. Calls the delivery to send; nothing here calls the executor. */
 #ifndef MGO_AGENT_REPORTER_H
 #define MGO_AGENT_REPORTER_H
 
@@ -50,6 +55,23 @@ struct mgo_report {
     const struct mgo_rt_error *error;
 };
 
+/* How statuses leave the device. */
+struct mgo_reporter_delivery {
+    void *ctx;
+    /* Whether send may be tried now (connected; for HTTP: outside downtime and back-off). */
+    bool (*ready)(void *ctx);
+    /* Hands one journaled status over; its outcome comes back as mgo_reporter_published()
+     * with *token_out. kind is MGO_TOPIC_STATUS or MGO_TOPIC_REPLAY (MQTT's replay topic;
+     * HTTP has one route for both). An error means "not now": the flush stops there. */
+    mgo_err (*send)(void *ctx, enum mgo_topic_kind kind, const char *dep_id, const uint8_t *payload,
+                    size_t len, int *token_out);
+    size_t max_inflight; /* 1..MGO_REPORTER_MAX_INFLIGHT */
+    bool ack_is_stored;  /* an acknowledged send is also settled (no receipts: HTTP) */
+};
+
+/* The MQTT implementation: publishes through the session (QoS 1, retained status topic). */
+struct mgo_reporter_delivery mgo_reporter_delivery_mqtt(struct mgo_session *session);
+
 struct mgo_reporter_inflight {
     int token;
     uint64_t boot, seq;
@@ -58,8 +80,8 @@ struct mgo_reporter_inflight {
 };
 
 struct mgo_reporter {
-    struct mgo_session *session; /* borrowed */
-    const char *device_id;       /* borrowed */
+    struct mgo_reporter_delivery delivery;
+    const char *device_id; /* borrowed */
     uint64_t boot;
     uint64_t seq; /* last position given out in this boot */
     struct mgo_journal journal;
@@ -75,7 +97,7 @@ struct mgo_reporter {
 /* Opens the journal at journal_path (unsent entries of earlier runs are kept for delivery)
  * and the latest statuses in latest_dir, brought up to date from the journal. */
 mgo_err mgo_reporter_open(struct mgo_reporter *r, const char *journal_path, const char *latest_dir,
-                          struct mgo_session *session, const char *device_id,
+                          const struct mgo_reporter_delivery *delivery, const char *device_id,
                           uint64_t boot) MGO_MUST_CHECK;
 void mgo_reporter_close(struct mgo_reporter *r);
 
@@ -87,6 +109,8 @@ void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep);
  * session_present false, every deployment's latest status too) or went. */
 void mgo_reporter_connected(struct mgo_reporter *r, bool session_present);
 void mgo_reporter_disconnected(struct mgo_reporter *r);
+/* Sends what is due now (the delivery became ready again; keeps what is in flight). */
+void mgo_reporter_flush(struct mgo_reporter *r);
 /* The broker acknowledged (ok) or refused a publish; ignores tokens that are not ours. */
 void mgo_reporter_published(struct mgo_reporter *r, int token, bool ok);
 

@@ -172,6 +172,12 @@ mgo_err mgo_session_refresh_caps(struct mgo_session *s, bool compose_available, 
     return err;
 }
 
+const uint8_t *mgo_session_caps(const struct mgo_session *s, size_t *len_out)
+{
+    *len_out = s->caps_len;
+    return s->caps_bytes;
+}
+
 /* ---- connecting ------------------------------------------------------------------------ */
 
 static void attempt(void *ctx);
@@ -413,7 +419,8 @@ mgo_err mgo_session_new(const struct mgo_agent_config *cfg, struct mgo_loop *loo
                  cfg->manager_public_key.items[i]);
         s->keys_len++;
     }
-    if (s->keys_len == 0)
+    /* over HTTP the trust is mutual TLS and documents carry no signature (docs/agent.md) */
+    if (s->keys_len == 0 && (cfg->transport == NULL || strcmp(cfg->transport, "http") != 0))
         MGO_LOGW(TAG, "no manager-public-key: desired state is accepted without a signature");
     for (size_t i = 0; i < cfg->downtime.len && i < MGO_SESSION_MAX_DOWNTIME; i++) {
         char why[256];

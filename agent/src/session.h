@@ -75,5 +75,9 @@ void mgo_session_event(struct mgo_session *s, const char *type, const char *seve
  * publishes them when they changed. MGO_ERR_INVALID for a bad override (logged). */
 mgo_err mgo_session_refresh_caps(struct mgo_session *s, bool compose_available,
                                  bool helm_available) MGO_MUST_CHECK;
+/* The capabilities document last detected (canonical MessagePack, owned by the session,
+ * valid until the next refresh), or NULL before the first one. The HTTP transport sends it
+ * to the WFM in Margo's JSON form. */
+const uint8_t *mgo_session_caps(const struct mgo_session *s, size_t *len_out);
 
 #endif

@@ -41,6 +41,11 @@ struct mgo_agent_config {
     char *otel_http_endpoint, *otel_grpc_endpoint, *otel_certificate, *otel_protocol;
     char *log_level;
     char *metrics_listen; /* ADDRESS:PORT of GET /metrics; NULL or "": no listener */
+    /* transport (docs/agent.md "HTTP transport") */
+    char *transport;                /* "mqtt" (default) or "http" */
+    char *wfm_url;                  /* http: https://host:port of the Margo WFM */
+    int64_t poll_interval_s;        /* http: seconds between polls of the desired state */
+    struct mgo_strlist poll_window; /* http: hours polling is allowed (downtime syntax) */
 };
 
 extern const struct mgo_cfg_option mgo_agent_cfg_table[];
