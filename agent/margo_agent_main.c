@@ -10,8 +10,11 @@ static struct mgo_agent *g_agent;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    mgo_agent_stop(g_agent); /* an atomic store and an eventfd write: async-signal-safe */
+    /* an atomic store and an eventfd write: async-signal-safe; the loop does the rest */
+    if (sig == SIGHUP)
+        mgo_agent_reload(g_agent);
+    else
+        mgo_agent_stop(g_agent);
 }
 
 int main(int argc, char **argv)
@@ -44,15 +47,23 @@ int main(int argc, char **argv)
     enum mgo_log_level level = MGO_LOG_INFO;
     if (cfg.log_level != NULL && mgo_log_level_parse(cfg.log_level, &level) == MGO_OK)
         mgo_log_set_level(level);
+    enum mgo_log_format format = MGO_LOG_TEXT;
+    if (cfg.log_format != NULL && mgo_log_format_parse(cfg.log_format, &format) == MGO_OK)
+        mgo_log_set_format(format);
+    mgo_log_set_ident("margo-agent");
+    /* SIGHUP before the loop runs would end the process: ignored until the handler is in */
+    signal(SIGHUP, SIG_IGN);
 
     err = mgo_agent_new(&cfg, &g_agent);
     if (err == MGO_OK) {
+        mgo_agent_set_reload_args(g_agent, argc, argv);
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
         err = mgo_agent_run(g_agent);
         mgo_agent_free(g_agent);

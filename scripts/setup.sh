@@ -12,7 +12,7 @@ BUILD_PKGS=(
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libmicrohttpd-dev
   mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
   python3-paho-mqtt python3-jsonschema
-  libcjson-dev
+  libcjson-dev libsystemd-dev
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap
