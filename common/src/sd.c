@@ -62,7 +62,8 @@ void mgo_sd_reloading(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     char msg[96];
-    snprintf(msg, sizeof msg, "RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=%llu",
+    snprintf(msg, sizeof msg,
+             "RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=%llu",
              (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000u);
     notify(msg);
 }
@@ -90,8 +91,8 @@ mgo_err mgo_sd_watchdog_start(struct mgo_sd_watchdog *w, struct mgo_loop *loop)
     w->period_ms = (int64_t)(usec / 2000u);
     if (w->period_ms < 1)
         w->period_ms = 1;
-    MGO_LOGI(TAG, "watchdog: %llu ms, pinged every %lld ms",
-             (unsigned long long)(usec / 1000u), (long long)w->period_ms);
+    MGO_LOGI(TAG, "watchdog: %llu ms, pinged every %lld ms", (unsigned long long)(usec / 1000u),
+             (long long)w->period_ms);
     notify("WATCHDOG=1");
     return mgo_loop_timer_add(loop, w->period_ms, ping, w, &w->timer);
 }
