@@ -95,7 +95,8 @@ static void detect_journal(void)
     g_journal = (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
 }
 
-bool mgo_log_to_journal(void)
+/* True when stderr is connected to the journal (decided at the first line). */
+static bool to_journal(void)
 {
     pthread_once(&g_journal_once, detect_journal);
     return g_journal;
@@ -189,7 +190,7 @@ static void write_line(enum mgo_log_level level, const char *tag, const char *de
         g_sink(level, tag, line, g_sink_ctx);
         return;
     }
-    if (mgo_log_to_journal()) {
+    if (to_journal()) {
         write_journal(level, tag, device, deployment, line);
         return;
     }

@@ -18,6 +18,7 @@ log-format json. Checked:
 import json
 import msgpack
 import os
+import pwd
 import re
 import shutil
 import signal
@@ -28,6 +29,8 @@ import tempfile
 import time
 
 MANAGER = sys.argv[1]
+AGENT = sys.argv[2]
+PKI = sys.argv[3]  # broker-config/pki.sh
 MOSQUITTO = os.environ.get("MGO_TEST_MOSQUITTO", "/usr/sbin/mosquitto")
 TIME_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 failures = []
@@ -93,15 +96,12 @@ def write_conf(path, state, broker_port, extra):
                 f"api-listen 127.0.0.1:0\nlog-format json\n{extra}")
 
 
-def main():
+def test_manager():
     tmp = tempfile.mkdtemp(prefix="mgo-test-systemd-")
     broker = manager = None
     try:
         bport = free_port()
-        with open(f"{tmp}/mosquitto.conf", "w") as f:
-            f.write(f"listener {bport} 127.0.0.1\nallow_anonymous true\n")
-        broker = subprocess.Popen([MOSQUITTO, "-c", f"{tmp}/mosquitto.conf"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        broker = start_broker(tmp, f"listener {bport} 127.0.0.1\nallow_anonymous true\n")
         if not check(wait_port(bport), "mosquitto listens"):
             return
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -235,7 +235,167 @@ def main():
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-main()
+def start_broker(tmp, conf_text):
+    # as root Mosquitto would switch to user "mosquitto", who cannot read our 0700 folder
+    user = f"user {pwd.getpwuid(os.getuid()).pw_name}\n" if os.getuid() == 0 else ""
+    with open(f"{tmp}/mosquitto.conf", "w") as f:
+        f.write(conf_text + user)
+    return subprocess.Popen([MOSQUITTO, "-c", f"{tmp}/mosquitto.conf"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def test_manager_tls_reload():
+    """SIGHUP re-reads the MQTT client certificate: a touched file reconnects, an expired one
+    put in its place is refused by the broker on the next connect (the new contents are
+    read), the good one back connects again."""
+    tmp = tempfile.mkdtemp(prefix="mgo-test-systemd-tls-")
+    broker = manager = None
+    try:
+        subprocess.run(["sh", PKI, "--expired", "margo-old", f"{tmp}/pki"], check=True,
+                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+        shutil.copy(f"{tmp}/pki/manager.crt", f"{tmp}/client.crt")
+        shutil.copy(f"{tmp}/pki/manager.key", f"{tmp}/client.key")
+        bport = free_port()
+        broker = start_broker(tmp, f"listener {bport} 127.0.0.1\ncafile {tmp}/pki/ca.crt\n"
+                              f"certfile {tmp}/pki/broker.crt\nkeyfile {tmp}/pki/broker.key\n"
+                              "require_certificate true\nuse_identity_as_username true\n")
+        if not check(wait_port(bport), "TLS mosquitto listens"):
+            return
+        conf = f"{tmp}/manager.conf"
+        with open(conf, "w") as f:
+            f.write(f"state-dir {tmp}/state\nbroker-url ssl://127.0.0.1:{bport}\n"
+                    f"api-listen 127.0.0.1:0\nca-file {tmp}/pki/ca.crt\n"
+                    f"cert-file {tmp}/client.crt\nkey-file {tmp}/client.key\n")
+        log = f"{tmp}/manager.log"
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "JOURNAL_STREAM")}
+        with open(log, "w") as out:
+            manager = subprocess.Popen([MANAGER, "--config", conf], stdout=out, stderr=out,
+                                       env=env)
+        check(wait_log(log, "manager: connected to ssl://"), "connected over TLS")
+        # unchanged files: a reload does not reconnect
+        manager.send_signal(signal.SIGHUP)
+        check(wait_log(log, "reload: done"), "reload done")
+        check(not any("TLS files changed" in l for l in log_lines(log)),
+              "unchanged TLS files: no reconnect")
+        # the same files rewritten: reconnect
+        time.sleep(0.05)
+        os.utime(f"{tmp}/client.crt")
+        manager.send_signal(signal.SIGHUP)
+        check(wait_log(log, "TLS files changed: reconnecting"), "touched cert: reconnect")
+        check(wait_log(log, "manager: connected to ssl://", more_than=1), "connected again")
+        # an expired certificate in place of the good one: the broker refuses it
+        connected = sum("manager: connected to ssl://" in l for l in log_lines(log))
+        shutil.copy(f"{tmp}/pki/expired/margo-old.crt", f"{tmp}/client.crt")
+        shutil.copy(f"{tmp}/pki/expired/margo-old.key", f"{tmp}/client.key")
+        manager.send_signal(signal.SIGHUP)
+        check(wait_log(log, "TLS files changed: reconnecting", more_than=1), "expired: reconnect")
+        check(wait_log(log, "failed (reason", 20), "the expired certificate is refused")
+        check(sum("manager: connected to ssl://" in l for l in log_lines(log)) == connected,
+              "no connection with the expired certificate (the file was read again)")
+        # the good one back: the next attempt connects
+        shutil.copy(f"{tmp}/pki/manager.crt", f"{tmp}/client.crt")
+        shutil.copy(f"{tmp}/pki/manager.key", f"{tmp}/client.key")
+        manager.send_signal(signal.SIGHUP)
+        check(wait_log(log, "manager: connected to ssl://", 40, more_than=connected),
+              "connected again with the good certificate")
+        manager.send_signal(signal.SIGTERM)
+        check(manager.wait(30) == 0, "TLS manager: exit status 0")
+        manager = None
+    finally:
+        for p in (manager, broker):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        if failures or os.environ.get("MGO_TEST_SHOW"):
+            try:
+                with open(f"{tmp}/manager.log", encoding="utf-8") as f:
+                    print(f.read()[-6000:], file=sys.stderr)
+            except OSError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_agent():
+    """margo-agent: READY=1, WATCHDOG=1, SIGHUP to debug (RELOADING, READY, debug lines,
+    needs a restart), a broken file kept out, STOPPING=1 and exit 0."""
+    tmp = tempfile.mkdtemp(prefix="mgo-test-systemd-agent-")
+    broker = agent = None
+    try:
+        bport = free_port()
+        broker = start_broker(tmp, f"listener {bport} 127.0.0.1\nallow_anonymous true\n")
+        if not check(wait_port(bport), "mosquitto listens (agent)"):
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(f"{tmp}/notify.sock")
+        conf = f"{tmp}/agent.conf"
+        base = (f"device-id dev-sd-1\nstate-dir {tmp}/state\nbroker-url tcp://127.0.0.1:{bport}\n"
+                "log-format json\nhelm-command /nonexistent/helm\n"
+                "compose-command /nonexistent/compose\n")
+        with open(conf, "w") as f:
+            f.write(base + "log-level info\n")
+        env = dict(os.environ, NOTIFY_SOCKET=f"{tmp}/notify.sock", WATCHDOG_USEC="400000")
+        env.pop("WATCHDOG_PID", None)
+        env.pop("JOURNAL_STREAM", None)
+        log = f"{tmp}/agent.log"
+        with open(log, "w") as out:
+            agent = subprocess.Popen([AGENT, "--config", conf], stdout=out, stderr=out, env=env)
+        got = recv_until(sock, "READY=1", 15)
+        ready = [m for m in got if "READY=1" in m.split("\n")]
+        check(ready and "STATUS=device dev-sd-1" in ready[0], f"agent READY=1 ({got})")
+        pings = 0
+        start = time.monotonic()
+        while time.monotonic() - start < 2.0:
+            pings += sum(m == "WATCHDOG=1" for m in recv_until(sock, "WATCHDOG=1", 1.0))
+        check(pings >= 4, f"agent WATCHDOG=1 repeatedly ({pings} in 2 s)")
+        check(wait_log(log, "agent: connected") or wait_log(log, "connected"), "agent connects")
+        check(not any('"level":"debug"' in l for l in log_lines(log)), "agent: no debug at info")
+        with open(conf, "w") as f:
+            f.write(base + "log-level debug\nreconcile-interval 7\n")
+        agent.send_signal(signal.SIGHUP)
+        got = recv_until(sock, "READY=1", 10)
+        flat = [l for m in got for l in m.split("\n")]
+        check("RELOADING=1" in flat and "READY=1" in flat, f"agent RELOADING/READY ({got})")
+        check(wait_log(log, "needs a restart: reconcile-interval"), "agent: needs a restart")
+        broker.terminate()
+        broker.wait(10)
+        broker = start_broker(tmp, f"listener {bport} 127.0.0.1\nallow_anonymous true\n")
+        check(wait_log(log, '"level":"debug"', 15), "agent: debug lines after the reload")
+        with open(conf, "w") as f:
+            f.write(base + "log-level debug\nbroker-url nonsense\n")
+        agent.send_signal(signal.SIGHUP)
+        recv_until(sock, "READY=1", 10)
+        check(wait_log(log, "the running one is kept"), "agent: broken file not applied")
+        check(agent.poll() is None, "agent keeps running after a broken reload")
+        agent.send_signal(signal.SIGTERM)
+        got = recv_until(sock, "STOPPING=1", 10)
+        check(any("STOPPING=1" in m.split("\n") for m in got), f"agent STOPPING=1 ({got})")
+        check(agent.wait(30) == 0, "agent exit status 0")
+        agent = None
+        for line in log_lines(log):
+            try:
+                obj = json.loads(line)
+                check(TIME_RE.match(obj["time"]) and obj["level"] and obj["component"]
+                      and "message" in obj, f"agent JSON keys: {line!r}")
+            except (ValueError, KeyError):
+                check(False, f"agent log line is JSON: {line!r}")
+    finally:
+        for p in (agent, broker):
+            if p is not None and p.poll() is None:
+                p.kill()
+                p.wait()
+        if failures or os.environ.get("MGO_TEST_SHOW"):
+            try:
+                with open(f"{tmp}/agent.log", encoding="utf-8") as f:
+                    print(f.read()[-6000:], file=sys.stderr)
+            except OSError:
+                pass
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+test_manager()
+test_agent()
+test_manager_tls_reload()
 if failures:
     print(f"{len(failures)} check(s) failed", file=sys.stderr)
     sys.exit(1)

@@ -40,8 +40,6 @@ void mgo_log_set_ident(const char *ident);
 mgo_err mgo_log_level_parse(const char *text, enum mgo_log_level *out) MGO_MUST_CHECK;
 /* Parses "text", "json". */
 mgo_err mgo_log_format_parse(const char *text, enum mgo_log_format *out) MGO_MUST_CHECK;
-/* True when stderr is connected to the journal (then the journal shape is used). */
-bool mgo_log_to_journal(void);
 void mgo_log_write(enum mgo_log_level level, const char *tag, const char *fmt, ...)
     MGO_PRINTF(3, 4);
 /* The same for an event that concerns a device and/or a deployment (either may be NULL):
