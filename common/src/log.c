@@ -121,13 +121,16 @@ static void write_journal(enum mgo_log_level level, const char *tag, const char 
         fprintf(stderr, "%s: %s\n", tag, line);
 }
 
-static void format_time(char out[32])
+/* 96: what the format could take for any int, as the compiler counts; the time takes 24 */
+#define TIME_MAX 96
+
+static void format_time(char out[TIME_MAX])
 {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     struct tm tm;
     gmtime_r(&ts.tv_sec, &tm);
-    snprintf(out, 32, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+    snprintf(out, TIME_MAX, "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
              tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
 }
 
@@ -149,7 +152,7 @@ static void write_json(enum mgo_log_level level, const char *tag, const char *de
         for (char *p = line; *p != '\0'; p++)
             if ((unsigned char)*p >= 0x80)
                 *p = '?';
-    char ts[32];
+    char ts[TIME_MAX];
     format_time(ts);
     struct mgo_buf b;
     mgo_buf_init(&b, JSON_LINE_MAX);
@@ -198,7 +201,7 @@ static void write_line(enum mgo_log_level level, const char *tag, const char *de
         write_json(level, tag, device, deployment, line);
         return;
     }
-    char ts[32];
+    char ts[TIME_MAX];
     format_time(ts);
     static const char letters[] = "EWID";
     fprintf(stderr, "%s %c %s: %s\n", ts, letters[level], tag, line);
