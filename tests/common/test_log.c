@@ -92,8 +92,8 @@ static void test_json_lines(void)
     mgo_problems_init(&probs);
     struct mgo_value v[3];
     for (size_t i = 0; i < 3; i++) {
-        CU_ASSERT_EQUAL_FATAL(mgo_value_from_yaml(lines[i], strlen(lines[i]), &arena, &v[i], &probs),
-                              MGO_OK);
+        CU_ASSERT_EQUAL_FATAL(
+            mgo_value_from_yaml(lines[i], strlen(lines[i]), &arena, &v[i], &probs), MGO_OK);
         CU_ASSERT_EQUAL(v[i].kind, MGO_V_MAP);
         CU_ASSERT_TRUE(is_time(str_at(&v[i], "/time", NULL)));
     }
