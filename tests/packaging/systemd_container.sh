@@ -136,7 +136,7 @@ status=$(show margo-manager StatusText)
 [ "$(show margo-manager WatchdogUSec)" = 30s ] && [ "$(show margo-manager NotifyAccess)" = main ] &&
     ok "manager: WatchdogSec 30s, NotifyAccess=main" ||
     bad "manager watchdog '$(show margo-manager WatchdogUSec)' notify '$(show margo-manager NotifyAccess)'"
-entry=$(in_ct journalctl -u margo-manager -o json --no-pager MARGO_COMPONENT=manager | grep -m1 '"connected to tcp://')
+entry=$(in_ct journalctl -u margo-manager -o json --no-pager MARGO_COMPONENT=manager | grep -m1 '"MESSAGE":"manager: connected to tcp://')
 grep -q '"SYSLOG_IDENTIFIER":"margo-manager"' <<<"$entry" && grep -q '"PRIORITY":"6"' <<<"$entry" &&
     grep -q '"MARGO_COMPONENT":"manager"' <<<"$entry" &&
     ok "journal: native fields SYSLOG_IDENTIFIER, PRIORITY, MARGO_COMPONENT" ||
