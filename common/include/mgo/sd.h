@@ -1,6 +1,7 @@
 /* sd.h - the systemd service manager's notification protocol (sd_notify(3)) for the daemons:
- * readiness, status lines, reload, stop, and the watchdog. Wraps libsystemd (only
- * common/src/sd.c includes it).
+ * readiness, status lines, reload, stop, and the watchdog. Wraps libsystemd's sd-daemon
+ * (only common/src/sd.c includes it; log.c uses sd-journal itself, since sd.c logs through
+ * log.c and the two files must not call each other).
  *
  * Outside systemd (no NOTIFY_SOCKET in the environment) every call does nothing, and the
  * watchdog is off unless WATCHDOG_USEC asks for it. Messages are best effort: a service
