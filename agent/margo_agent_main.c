@@ -6,10 +6,12 @@
 #include "mgo/agent.h"
 #include "mgo/log.h"
 
-static struct mgo_agent *g_agent;
+static struct mgo_agent *volatile g_agent;
 
 static void on_signal(int sig)
 {
+    if (g_agent == NULL) /* being freed */
+        return;
     /* an atomic store and an eventfd write: async-signal-safe; the loop does the rest */
     if (sig == SIGHUP)
         mgo_agent_reload(g_agent);
@@ -54,9 +56,11 @@ int main(int argc, char **argv)
     /* SIGHUP before the loop runs would end the process: ignored until the handler is in */
     signal(SIGHUP, SIG_IGN);
 
-    err = mgo_agent_new(&cfg, &g_agent);
+    struct mgo_agent *agent = NULL;
+    err = mgo_agent_new(&cfg, &agent);
     if (err == MGO_OK) {
-        mgo_agent_set_reload_args(g_agent, argc, argv);
+        mgo_agent_set_reload_args(agent, argc, argv);
+        g_agent = agent;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
@@ -65,8 +69,9 @@ int main(int argc, char **argv)
         sigaction(SIGINT, &sa, NULL);
         sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-        err = mgo_agent_run(g_agent);
-        mgo_agent_free(g_agent);
+        err = mgo_agent_run(agent);
+        g_agent = NULL; /* the handler leaves the agent alone from here on */
+        mgo_agent_free(agent);
     }
     mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg);
     if (err != MGO_OK) {

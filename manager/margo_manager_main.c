@@ -8,7 +8,7 @@
 #include "mgo/log.h"
 #include "mgo/manager.h"
 
-static struct mgo_manager *g_manager;
+static struct mgo_manager *volatile g_manager;
 
 static void on_signal(int sig)
 {
