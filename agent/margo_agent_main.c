@@ -6,12 +6,17 @@
 #include "mgo/agent.h"
 #include "mgo/log.h"
 
-static struct mgo_agent *g_agent;
+static struct mgo_agent *volatile g_agent;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    mgo_agent_stop(g_agent); /* an atomic store and an eventfd write: async-signal-safe */
+    if (g_agent == NULL) /* being freed */
+        return;
+    /* an atomic store and an eventfd write: async-signal-safe; the loop does the rest */
+    if (sig == SIGHUP)
+        mgo_agent_reload(g_agent);
+    else
+        mgo_agent_stop(g_agent);
 }
 
 int main(int argc, char **argv)
@@ -44,18 +49,29 @@ int main(int argc, char **argv)
     enum mgo_log_level level = MGO_LOG_INFO;
     if (cfg.log_level != NULL && mgo_log_level_parse(cfg.log_level, &level) == MGO_OK)
         mgo_log_set_level(level);
+    enum mgo_log_format format = MGO_LOG_TEXT;
+    if (cfg.log_format != NULL && mgo_log_format_parse(cfg.log_format, &format) == MGO_OK)
+        mgo_log_set_format(format);
+    mgo_log_set_ident("margo-agent");
+    /* SIGHUP before the loop runs would end the process: ignored until the handler is in */
+    signal(SIGHUP, SIG_IGN);
 
-    err = mgo_agent_new(&cfg, &g_agent);
+    struct mgo_agent *agent = NULL;
+    err = mgo_agent_new(&cfg, &agent);
     if (err == MGO_OK) {
+        mgo_agent_set_reload_args(agent, argc, argv);
+        g_agent = agent;
         struct sigaction sa;
         memset(&sa, 0, sizeof sa);
         sa.sa_handler = on_signal;
         sigemptyset(&sa.sa_mask);
         sigaction(SIGTERM, &sa, NULL);
         sigaction(SIGINT, &sa, NULL);
+        sigaction(SIGHUP, &sa, NULL);
         signal(SIGPIPE, SIG_IGN);
-        err = mgo_agent_run(g_agent);
-        mgo_agent_free(g_agent);
+        err = mgo_agent_run(agent);
+        g_agent = NULL; /* the handler leaves the agent alone from here on */
+        mgo_agent_free(agent);
     }
     mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &cfg);
     if (err != MGO_OK) {

@@ -1,5 +1,6 @@
 /* margo-manager - the Margo fleet manager daemon. main() parses arguments and the config
- * file, installs signal handlers and calls mgo_manager_run(). */
+ * file, installs signal handlers (SIGTERM/SIGINT stop, SIGHUP reloads) and calls
+ * mgo_manager_run(). */
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -7,13 +8,17 @@
 #include "mgo/log.h"
 #include "mgo/manager.h"
 
-static struct mgo_manager *g_manager;
+static struct mgo_manager *volatile g_manager;
 
 static void on_signal(int sig)
 {
-    (void)sig;
-    if (g_manager)
-        mgo_manager_stop(g_manager); /* a flag and a pipe write: async-signal-safe */
+    if (g_manager == NULL)
+        return;
+    /* both an atomic store and an eventfd write: async-signal-safe; the loop does the rest */
+    if (sig == SIGHUP)
+        mgo_manager_reload(g_manager);
+    else
+        mgo_manager_stop(g_manager);
 }
 
 int main(int argc, char **argv)
@@ -42,9 +47,13 @@ int main(int argc, char **argv)
         rc = 0;
         goto cleanup;
     }
+    mgo_log_set_ident("margo-manager");
+    /* SIGHUP before the loop runs would end the process: ignored until the handler is in */
+    signal(SIGHUP, SIG_IGN);
     struct mgo_manager *m = NULL;
     if (mgo_manager_new(&cfg, &m) != MGO_OK)
         goto cleanup;
+    mgo_manager_set_reload_args(m, argc, argv);
     g_manager = m;
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
@@ -52,6 +61,7 @@ int main(int argc, char **argv)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGTERM, &sa, NULL);
     sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     signal(SIGPIPE, SIG_IGN);
     rc = mgo_manager_run(m) == MGO_OK ? 0 : 1;
     g_manager = NULL;

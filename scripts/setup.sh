@@ -12,7 +12,7 @@ BUILD_PKGS=(
   libsqlite3-dev sqlite3 libcurl4-openssl-dev libmicrohttpd-dev
   mosquitto mosquitto-clients python3 python3-msgpack python3-yaml curl ca-certificates
   python3-paho-mqtt python3-jsonschema
-  libcjson-dev
+  libcjson-dev libsystemd-dev
   # Chart.js for the web UI's fleet overview, embedded into margo-manager at build time
   libjs-chart.js
   # the southbound Margo API (manager/src/southbound*.c): bundles (libarchive) and the

@@ -25,6 +25,7 @@
 #include "mgo/log.h"
 #include "mgo/loop.h"
 #include "mgo/margo.h"
+#include "mgo/sd.h"
 #include "mgo/topic.h"
 #include "reporter.h"
 #include "runtime.h"
@@ -32,7 +33,8 @@
 #include "state.h"
 
 #define TAG "agent"
-/* How often the stop flag (set by a signal handler or a test thread) is looked at. */
+/* the loop trigger of a reload (mgo_agent_reload) */
+#define RELOAD_TRIGGER 0u
 
 /* ---- configuration table ------------------------------------------------------------- */
 
@@ -48,9 +50,12 @@ const struct mgo_cfg_option mgo_agent_cfg_table[] = {
         "MQTT broker, tcp://host:port or ssl://host:port"),
     OPT("topic-prefix", MGO_CFG_STR, topic_prefix, 0, MGO_MAX_TOPIC_PREFIX_LEN, "margo/v1",
         "topic root"),
-    OPT("ca-file", MGO_CFG_STR, ca_file, 0, 1024, NULL, "TLS: CA certificates (PEM)"),
-    OPT("cert-file", MGO_CFG_STR, cert_file, 0, 1024, NULL, "TLS: client certificate (PEM)"),
-    OPT("key-file", MGO_CFG_STR, key_file, 0, 1024, NULL, "TLS: client key (PEM)"),
+    OPT("ca-file", MGO_CFG_STR, ca_file, 0, 1024, NULL,
+        "TLS: CA certificates (PEM; reloaded on SIGHUP)"),
+    OPT("cert-file", MGO_CFG_STR, cert_file, 0, 1024, NULL,
+        "TLS: client certificate (PEM; reloaded on SIGHUP)"),
+    OPT("key-file", MGO_CFG_STR, key_file, 0, 1024, NULL,
+        "TLS: client key (PEM; reloaded on SIGHUP)"),
     OPT("username", MGO_CFG_STR, username, 0, 256, NULL, "MQTT user name"),
     OPT("password-file", MGO_CFG_STR, password_file, 0, 1024, NULL,
         "file holding the MQTT password (never logged)"),
@@ -101,7 +106,11 @@ const struct mgo_cfg_option mgo_agent_cfg_table[] = {
         "OTEL_EXPORTER_OTLP_CERTIFICATE injected into workloads"),
     OPT("otel-protocol", MGO_CFG_STR, otel_protocol, 0, 32, NULL,
         "OTEL_EXPORTER_OTLP_PROTOCOL: grpc or http/protobuf"),
-    OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info", "error, warn, info, debug"),
+    OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info",
+        "error, warn, info, debug (reloaded on SIGHUP)"),
+    OPT("log-format", MGO_CFG_STR, log_format, 0, 16, "text",
+        "text or json (one JSON object per line); under systemd the journal's own fields "
+        "(reloaded on SIGHUP)"),
     OPT("metrics-listen", MGO_CFG_STR, metrics_listen, 0, 128, NULL,
         "ADDRESS:PORT of an HTTP listener serving GET /metrics (Prometheus; no token, keep it "
         "on loopback or a trusted network); default none"),
@@ -188,6 +197,11 @@ mgo_err mgo_agent_config_check(const struct mgo_agent_config *cfg, struct mgo_pr
         if (mgo_log_level_parse(cfg->log_level, &l) != MGO_OK)
             mgo_problems_add(problems, "log-level", "error, warn, info or debug");
     }
+    if (cfg->log_format != NULL) {
+        enum mgo_log_format f;
+        if (mgo_log_format_parse(cfg->log_format, &f) != MGO_OK)
+            mgo_problems_add(problems, "log-format", "text or json");
+    }
     return mgo_problems_total(problems) > before ? MGO_ERR_INVALID : MGO_OK;
 }
 
@@ -208,6 +222,13 @@ struct mgo_agent {
     struct mgo_agent_metrics metrics; /* docs/operations.md "Metrics" */
     bool metrics_init;
     bool connected, was_connected;
+    struct mgo_sd_watchdog watchdog;
+    /* reload: the arguments to parse again, and the configuration the last reload read
+     * (compared with the next one, so a change that needs a restart is reported once) */
+    int reload_argc;
+    char **reload_argv;
+    struct mgo_agent_config seen;
+    bool seen_valid;
 };
 
 /* Session handlers: what the session receives goes to the reporter and the executor. */
@@ -218,6 +239,7 @@ static void on_connected(void *ctx, bool session_present)
     if (a->was_connected)
         mgo_counter_inc(&a->metrics.mqtt_reconnects);
     a->was_connected = a->connected = true;
+    mgo_sd_status("device %s connected to %s", a->cfg->device_id, a->cfg->broker_url);
     mgo_reporter_connected(&a->reporter, session_present);
 }
 
@@ -225,6 +247,8 @@ static void on_disconnected(void *ctx)
 {
     struct mgo_agent *a = ctx;
     a->connected = false;
+    mgo_sd_status("device %s: not connected to %s, reconnecting", a->cfg->device_id,
+                  a->cfg->broker_url);
     mgo_reporter_disconnected(&a->reporter);
 }
 
@@ -289,6 +313,93 @@ static void metrics_snapshot(void *ctx)
     if (mgo_loop_timer_add(a->loop, MGO_AGENT_METRICS_SNAPSHOT_MS, metrics_snapshot, a, NULL) !=
         MGO_OK)
         MGO_LOGE(TAG, "metrics timer not set: out of memory; the gauges stop");
+}
+
+/* ---- reload (SIGHUP) -------------------------------------------------------------------- */
+
+/* Options a reload applies; every other one needs a restart. */
+static bool reloadable(const char *name)
+{
+    static const char *const names[] = {"log-level", "log-format", "ca-file", "cert-file",
+                                        "key-file"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Parses the arguments again into fresh (zeroed) and checks it; logs every problem. */
+static mgo_err reread(const struct mgo_agent *a, struct mgo_agent_config *fresh)
+{
+    struct mgo_problems probs;
+    mgo_problems_init(&probs);
+    bool help = false;
+    mgo_err err = mgo_cfg_parse_args(mgo_agent_cfg_table, mgo_agent_cfg_table_len, fresh,
+                                     a->reload_argc, a->reload_argv, &help, &probs);
+    if (err == MGO_OK)
+        err = mgo_agent_config_check(fresh, &probs);
+    for (size_t i = 0; i < probs.count; i++)
+        MGO_LOGE(TAG, "reload: %s: %s", probs.items[i].field, probs.items[i].rule);
+    if (mgo_problems_total(&probs) > probs.count)
+        MGO_LOGE(TAG, "reload: %zu more problems", mgo_problems_total(&probs) - probs.count);
+    return err;
+}
+
+/* Loop thread (trigger): re-reads the configuration and applies what can change while the
+ * agent runs (agent.h, mgo_agent_reload). */
+static void reload(void *ctx)
+{
+    struct mgo_agent *a = ctx;
+    mgo_sd_reloading();
+    if (a->reload_argv == NULL) {
+        MGO_LOGW(TAG, "reload: no arguments to re-read the configuration from; nothing changed");
+        mgo_sd_ready("reload skipped: no configuration source");
+        return;
+    }
+    MGO_LOGI(TAG, "reload: re-reading the configuration");
+    struct mgo_agent_config fresh;
+    memset(&fresh, 0, sizeof fresh);
+    if (reread(a, &fresh) != MGO_OK) {
+        mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &fresh);
+        MGO_LOGE(TAG, "reload: the configuration has errors; the running one is kept");
+        mgo_sd_ready("reload failed (configuration errors, see the log); running unchanged");
+        return;
+    }
+    enum mgo_log_level lvl = MGO_LOG_INFO;
+    enum mgo_log_format fmt = MGO_LOG_TEXT;
+    /* both checked by reread: a failure here leaves the default */
+    if (fresh.log_level != NULL && mgo_log_level_parse(fresh.log_level, &lvl) != MGO_OK)
+        lvl = MGO_LOG_INFO;
+    if (fresh.log_format != NULL && mgo_log_format_parse(fresh.log_format, &fmt) != MGO_OK)
+        fmt = MGO_LOG_TEXT;
+    mgo_log_set_format(fmt);
+    mgo_log_set_level(lvl);
+    bool dropped = false;
+    if (mgo_session_reload_tls(a->session, fresh.ca_file, fresh.cert_file, fresh.key_file,
+                               &dropped) != MGO_OK)
+        MGO_LOGE(TAG, "reload: out of memory; the MQTT TLS files are unchanged");
+    const struct mgo_agent_config *last = a->seen_valid ? &a->seen : a->cfg;
+    for (size_t i = 0; i < mgo_agent_cfg_table_len; i++) {
+        const struct mgo_cfg_option *opt = &mgo_agent_cfg_table[i];
+        if (!reloadable(opt->name) && !mgo_cfg_same(opt, &fresh, last))
+            MGO_LOGW(TAG, "needs a restart: %s", opt->name);
+    }
+    mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->seen);
+    a->seen = fresh; /* owned now */
+    a->seen_valid = true;
+    MGO_LOGI(TAG, "reload: done%s", dropped ? "; reconnecting with the new TLS files" : "");
+    mgo_sd_ready("reloaded; device %s", a->cfg->device_id);
+}
+
+void mgo_agent_set_reload_args(struct mgo_agent *a, int argc, char **argv)
+{
+    a->reload_argc = argc;
+    a->reload_argv = argv;
+}
+
+void mgo_agent_reload(struct mgo_agent *a)
+{
+    mgo_loop_trigger(a->loop, RELOAD_TRIGGER);
 }
 
 mgo_err mgo_agent_new(const struct mgo_agent_config *cfg, struct mgo_agent **out)
@@ -423,9 +534,18 @@ mgo_err mgo_agent_run(struct mgo_agent *a)
     if (err == MGO_OK && mgo_agent_metrics_port(&a->metrics) != 0)
         err = mgo_loop_timer_add(a->loop, MGO_AGENT_METRICS_SNAPSHOT_MS, metrics_snapshot, a, NULL);
     if (err == MGO_OK)
+        err = mgo_loop_on_trigger(a->loop, RELOAD_TRIGGER, reload, a);
+    if (err == MGO_OK)
+        err = mgo_sd_watchdog_start(&a->watchdog, a->loop);
+    /* state loaded (mgo_agent_new), the MQTT client started and its first connect begun */
+    if (err == MGO_OK)
+        mgo_sd_ready("device %s: connecting to %s", a->cfg->device_id, a->cfg->broker_url);
+    if (err == MGO_OK)
         err = mgo_loop_run(a->loop);
     if (err != MGO_OK)
         MGO_LOGE(TAG, "loop: %s", mgo_strerror(err));
+    mgo_sd_watchdog_stop(&a->watchdog);
+    mgo_sd_stopping("device %s: shutting down", a->cfg->device_id);
     MGO_LOGI(TAG, "shutting down");
     return err;
 }
@@ -450,5 +570,6 @@ void mgo_agent_free(struct mgo_agent *a)
         mgo_reporter_close(&a->reporter);
     mgo_docs_cleanup(&a->docs);
     mgo_loop_free(a->loop);
+    mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->seen);
     free(a);
 }

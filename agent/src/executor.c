@@ -245,8 +245,8 @@ static void finish_probe(struct mgo_executor *x, struct mgo_job *job)
         rec->remove || !rec->installed_ok || strcmp(rec->installed_digest, job->digest) != 0 ||
         strcmp(rec->desired_digest, job->digest) != 0)
         return; /* healthy, or the deployment changed while it was probed */
-    MGO_LOGW(TAG, "%s: drift: %s; repairing", rec->id,
-             job->results[0].has_error ? job->results[0].error.message : "not running");
+    MGO_LOGW_FOR(TAG, NULL, rec->id, "%s: drift: %s; repairing", rec->id,
+                 job->results[0].has_error ? job->results[0].error.message : "not running");
     enqueue(x, ITEM_APPLY, rec->id, rec->installed_digest, "repair");
 }
 
@@ -317,8 +317,8 @@ static bool submit(struct mgo_executor *x, enum mgo_job_kind kind, const struct 
     c->adopted = rec->adopted_manifest_version;
     c->last_overall = MGO_STATE_PENDING;
     if (kind != MGO_JOB_PROBE)
-        MGO_LOGI(TAG, "%s: %s (%s, %zu components)", rec->id, label,
-                 mgo_profile_type_name(c->dep.profile.type), c->dep.profile.components_len);
+        MGO_LOGI_FOR(TAG, NULL, rec->id, "%s: %s (%s, %zu components)", rec->id, label,
+                     mgo_profile_type_name(c->dep.profile.type), c->dep.profile.components_len);
     return true;
 }
 
@@ -416,8 +416,9 @@ static bool supersede(struct mgo_executor *x, uint64_t version)
     c->superseded_removes = removes;
     atomic_store(&c->job->cancel, 1);
     if (c->job->kind == MGO_JOB_APPLY)
-        MGO_LOGW(TAG, "%s: %s cancelled: manifest %" PRIu64 " %s it", c->job->deployment_id,
-                 c->label, version, removes ? "removes" : "changes");
+        MGO_LOGW_FOR(TAG, NULL, c->job->deployment_id,
+                     "%s: %s cancelled: manifest %" PRIu64 " %s it", c->job->deployment_id,
+                     c->label, version, removes ? "removes" : "changes");
     return false;
 }
 
@@ -668,7 +669,8 @@ static void try_accept(void *ctx)
         if (goes_on && strcmp(running, it->deployment_id) == 0 &&
             (x->cur.job->kind == MGO_JOB_REMOVE) == (it->action == MGO_PLAN_REMOVE))
             continue; /* the running job does this very step */
-        MGO_LOGI(TAG, "%s: %s", it->deployment_id, mgo_plan_action_name(it->action));
+        MGO_LOGI_FOR(TAG, NULL, it->deployment_id, "%s: %s", it->deployment_id,
+                     mgo_plan_action_name(it->action));
         if (it->action == MGO_PLAN_REMOVE)
             enqueue(x, ITEM_REMOVE, it->deployment_id, NULL, "remove");
         else

@@ -351,12 +351,12 @@ void mgo_reporter_report(struct mgo_reporter *r, const struct mgo_report *rep)
         err = mgo_journal_append(&r->journal, r->boot, r->seq + 1, rep->deployment_id, buf.data,
                                  buf.len);
     if (err != MGO_OK) {
-        MGO_LOGE(TAG, "%s: status %s not journaled: %s", rep->deployment_id,
-                 mgo_state_name(s.state), mgo_strerror(err));
+        MGO_LOGE_FOR(TAG, r->device_id, rep->deployment_id, "%s: status %s not journaled: %s",
+                     rep->deployment_id, mgo_state_name(s.state), mgo_strerror(err));
     } else {
         r->seq++;
-        MGO_LOGI(TAG, "%s: %s (seq %" PRIu64 ")", rep->deployment_id, mgo_state_name(s.state),
-                 r->seq);
+        MGO_LOGI_FOR(TAG, r->device_id, rep->deployment_id, "%s: %s (seq %" PRIu64 ")",
+                     rep->deployment_id, mgo_state_name(s.state), r->seq);
         keep_latest(r, rep->deployment_id, r->boot, r->seq, buf.data, buf.len,
                     s.state == MGO_STATE_REMOVED);
     }

@@ -481,6 +481,15 @@ mgo_err mgo_session_start(struct mgo_session *s, uint64_t boot)
     return MGO_OK;
 }
 
+mgo_err mgo_session_reload_tls(struct mgo_session *s, const char *ca_file, const char *cert_file,
+                               const char *key_file, bool *dropped_out)
+{
+    *dropped_out = false;
+    if (s->mqtt == NULL)
+        return MGO_OK;
+    return mgo_mqtt_reload_tls(s->mqtt, ca_file, cert_file, key_file, dropped_out);
+}
+
 void mgo_session_free(struct mgo_session *s)
 {
     if (s == NULL)

@@ -62,6 +62,13 @@ mgo_err mgo_session_start(struct mgo_session *s, uint64_t boot) MGO_MUST_CHECK;
 
 bool mgo_session_connected(const struct mgo_session *s);
 
+/* A reload's TLS files (mgo_mqtt_reload_tls): the next connect reads them; when they changed
+ * while connected the connection is dropped and the usual reconnect follows. *dropped_out
+ * tells. Before mgo_session_start there is no client yet: MGO_OK, nothing dropped (the start
+ * reads cfg). MGO_ERR_NOMEM. */
+mgo_err mgo_session_reload_tls(struct mgo_session *s, const char *ca_file, const char *cert_file,
+                               const char *key_file, bool *dropped_out) MGO_MUST_CHECK;
+
 /* Publishes on this device's topic of that kind (QoS and retain from the topics table).
  * token_out (optional) matches handlers.published. MGO_ERR_NET when not connected. */
 mgo_err mgo_session_publish(struct mgo_session *s, enum mgo_topic_kind kind, const char *dep_id,

@@ -571,6 +571,34 @@ void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char
     }
 }
 
+static bool same_str(const char *a, const char *b)
+{
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+bool mgo_cfg_same(const struct mgo_cfg_option *opt, const void *a, const void *b)
+{
+    const char *fa = (const char *)a + opt->offset, *fb = (const char *)b + opt->offset;
+    switch (opt->type) {
+    case MGO_CFG_INT:
+        return *(const int64_t *)(const void *)fa == *(const int64_t *)(const void *)fb;
+    case MGO_CFG_BOOL:
+        return *(const bool *)(const void *)fa == *(const bool *)(const void *)fb;
+    case MGO_CFG_STR:
+        return same_str(*(char *const *)(const void *)fa, *(char *const *)(const void *)fb);
+    case MGO_CFG_LIST: {
+        const struct mgo_strlist *la = (const void *)fa, *lb = (const void *)fb;
+        if (la->len != lb->len)
+            return false;
+        for (size_t i = 0; i < la->len; i++)
+            if (!same_str(la->items[i], lb->items[i]))
+                return false;
+        return true;
+    }
+    }
+    return false;
+}
+
 void mgo_cfg_cleanup(const struct mgo_cfg_option *table, size_t n, void *target)
 {
     for (size_t i = 0; i < n; i++) {

@@ -1,5 +1,5 @@
-/* loop.c - mgo_loop: poll() over an eventfd (posts, stop) and the watched descriptors, with
- * timers on the monotonic clock.
+/* loop.c - mgo_loop: poll() over an eventfd (posts, stop, triggers) and the watched descriptors,
+ * with timers on the monotonic clock.
  *
  * Posts are a mutex-guarded FIFO; a post into an empty FIFO bumps the eventfd, and the loop
  * takes the whole FIFO in one lock, so a burst costs one wakeup. Timers are a list sorted by
@@ -43,9 +43,16 @@ struct watch {
     void *ctx;
 };
 
+struct trigger {
+    mgo_loop_fn fn;
+    void *ctx;
+};
+
 struct mgo_loop {
     int wake_fd;
     atomic_bool stop;
+    atomic_uint triggered; /* bit n: mgo_loop_trigger(l, n) since the loop last looked */
+    struct trigger triggers[MGO_LOOP_MAX_TRIGGERS];
     pthread_mutex_t mu; /* guards the post FIFO */
     struct post *head, *tail;
     size_t posts_len;
@@ -88,6 +95,7 @@ mgo_err mgo_loop_new(struct mgo_loop **out)
         return MGO_ERR_NOMEM;
     }
     atomic_init(&l->stop, false);
+    atomic_init(&l->triggered, 0u);
     *out = l;
     return MGO_OK;
 }
@@ -206,6 +214,32 @@ void mgo_loop_unwatch(struct mgo_loop *l, int fd)
     }
 }
 
+mgo_err mgo_loop_on_trigger(struct mgo_loop *l, unsigned n, mgo_loop_fn fn, void *ctx)
+{
+    if (n >= MGO_LOOP_MAX_TRIGGERS)
+        return MGO_ERR_INVALID;
+    l->triggers[n] = (struct trigger){fn, ctx};
+    return MGO_OK;
+}
+
+void mgo_loop_trigger(struct mgo_loop *l, unsigned n)
+{
+    if (n >= MGO_LOOP_MAX_TRIGGERS)
+        return;
+    atomic_fetch_or(&l->triggered, 1u << n);
+    wake(l);
+}
+
+/* Runs the function of each trigger pulled since the last look (in trigger order). */
+static void run_triggers(struct mgo_loop *l)
+{
+    unsigned bits = atomic_exchange(&l->triggered, 0u);
+    for (unsigned n = 0; n < MGO_LOOP_MAX_TRIGGERS && bits != 0 && !atomic_load(&l->stop); n++) {
+        if ((bits & (1u << n)) != 0 && l->triggers[n].fn != NULL)
+            l->triggers[n].fn(l->triggers[n].ctx);
+    }
+}
+
 /* Runs the posts queued now (not those they queue in turn: those wait for the next turn). */
 static void run_posts(struct mgo_loop *l)
 {
@@ -285,8 +319,10 @@ mgo_err mgo_loop_run(struct mgo_loop *l)
             MGO_LOGE(TAG, "poll: %s", strerror(errno));
             return MGO_ERR_IO;
         }
-        if (pfds[0].revents != 0)
+        if (pfds[0].revents != 0) {
             run_posts(l);
+            run_triggers(l);
+        }
         l->watches_changed = false;
         for (size_t i = 0; i < n && pr > 0 && !atomic_load(&l->stop); i++) {
             if (pfds[i + 1].revents == 0)

@@ -42,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -93,6 +94,15 @@ struct onode {
 
 enum disc_state { DISC_IDLE = 0, DISC_PENDING, DISC_DONE };
 
+/* What tells a changed file: a replaced one (new inode) or one rewritten in place. */
+struct file_sig {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
 struct mgo_mqtt {
     MQTTAsync client;
 
@@ -102,6 +112,7 @@ struct mgo_mqtt {
     char *ca_file;
     char *cert_file;
     char *key_file;
+    struct file_sig tls_sig[3]; /* ca, cert, key as the last connect read them (reload) */
     char *username;
     char *password;
     bool tls;
@@ -802,6 +813,69 @@ void mgo_mqtt_free(struct mgo_mqtt *m)
     free(m);
 }
 
+static struct file_sig sig_of(const char *path)
+{
+    struct file_sig sig;
+    memset(&sig, 0, sizeof sig);
+    struct stat st;
+    if (path != NULL && stat(path, &st) == 0)
+        sig = (struct file_sig){true, st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+    return sig;
+}
+
+static bool sig_same(const struct file_sig *a, const struct file_sig *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+static bool name_same(const char *a, const char *b)
+{
+    return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
+}
+
+mgo_err mgo_mqtt_reload_tls(struct mgo_mqtt *m, const char *ca_file, const char *cert_file,
+                            const char *key_file, bool *dropped_out)
+{
+    *dropped_out = false;
+    const char *names[3] = {ca_file, cert_file, key_file};
+    char **copies[3] = {&m->ca_file, &m->cert_file, &m->key_file};
+    bool changed = false;
+    for (size_t i = 0; i < 3; i++) {
+        struct file_sig sig = sig_of(names[i]);
+        changed = changed || !name_same(names[i], *copies[i]) || !sig_same(&sig, &m->tls_sig[i]);
+    }
+    if (!changed)
+        return MGO_OK;
+    char *fresh[3] = {NULL, NULL, NULL};
+    for (size_t i = 0; i < 3; i++) {
+        if (!dup_opt(names[i], &fresh[i])) {
+            for (size_t k = 0; k < i; k++)
+                free(fresh[k]);
+            return MGO_ERR_NOMEM;
+        }
+    }
+    for (size_t i = 0; i < 3; i++) {
+        free(*copies[i]);
+        *copies[i] = fresh[i];
+    }
+    pthread_mutex_lock(&m->mu);
+    bool connected = m->connected;
+    pthread_mutex_unlock(&m->mu);
+    if (!m->tls || !connected)
+        return MGO_OK; /* the next connect reads the new files */
+    MGO_LOGI(TAG, "TLS files changed: reconnecting to %s with them", m->url);
+    MQTTAsync_disconnectOptions opts = MQTTAsync_disconnectOptions_initializer5;
+    opts.timeout = 0;
+    opts.reasonCode = MQTTREASONCODE_NORMAL_DISCONNECTION;
+    int rc = MQTTAsync_disconnect(m->client, &opts);
+    if (rc != MQTTASYNC_SUCCESS && rc != MQTTASYNC_DISCONNECTED)
+        MGO_LOGW(TAG, "disconnect for the TLS reload: Paho error %d; reconnecting anyway", rc);
+    lost(m, 0);
+    *dropped_out = true;
+    return MGO_OK;
+}
+
 mgo_err mgo_mqtt_connect(struct mgo_mqtt *m)
 {
     MQTTAsync_connectOptions opts = MQTTAsync_connectOptions_initializer5;
@@ -834,6 +908,9 @@ mgo_err mgo_mqtt_connect(struct mgo_mqtt *m)
         opts.will = &will;
     }
     if (m->tls) {
+        m->tls_sig[0] = sig_of(m->ca_file);
+        m->tls_sig[1] = sig_of(m->cert_file);
+        m->tls_sig[2] = sig_of(m->key_file);
         ssl.trustStore = m->ca_file;
         ssl.keyStore = m->cert_file;
         ssl.privateKey = m->key_file;

@@ -329,8 +329,9 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
     mgo_err err =
         mgo_mgr_store_deployment_get(in->store, t->deployment_id, dep_owner_visit, &owner);
     if (err == MGO_ERR_NOT_FOUND || (owner.found && strcmp(owner.device, t->device_id) != 0)) {
-        MGO_LOGW(TAG, "status on %s ignored: unknown deployment %s for device %s", topic,
-                 t->deployment_id, t->device_id);
+        MGO_LOGW_FOR(TAG, t->device_id, t->deployment_id,
+                     "status on %s ignored: unknown deployment %s for device %s", topic,
+                     t->deployment_id, t->device_id);
         result = take_position(in, t, &st);
         goto cleanup;
     }
@@ -375,20 +376,21 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
         note_receipt(in, t->device_id, &out.position);
     bool changed = out.changed;
     if (!out.newest) {
-        MGO_LOGI(TAG,
-                 "device %s deployment %s: %s at (%llu, %llu) added to the history (a "
-                 "replay older than the current status)",
-                 t->device_id, t->deployment_id, row.state, (unsigned long long)st.boot,
-                 (unsigned long long)st.seq);
+        MGO_LOGI_FOR(TAG, t->device_id, t->deployment_id,
+                     "device %s deployment %s: %s at (%llu, %llu) added to the history (a "
+                     "replay older than the current status)",
+                     t->device_id, t->deployment_id, row.state, (unsigned long long)st.boot,
+                     (unsigned long long)st.seq);
         goto cleanup;
     }
     /* a line per change of state; repeats (a component moving on, a re-sent status) would
      * be one write per message at fleet rates */
     if (changed)
-        MGO_LOGI(TAG, "device %s deployment %s: %s", t->device_id, t->deployment_id, row.state);
+        MGO_LOGI_FOR(TAG, t->device_id, t->deployment_id, "device %s deployment %s: %s",
+                     t->device_id, t->deployment_id, row.state);
     else
-        MGO_LOGD(TAG, "device %s deployment %s: %s (again)", t->device_id, t->deployment_id,
-                 row.state);
+        MGO_LOGD_FOR(TAG, t->device_id, t->deployment_id, "device %s deployment %s: %s (again)",
+                     t->device_id, t->deployment_id, row.state);
     /* a failure here is logged and left to the after-connect sweep, which clears it again;
      * the status itself is stored */
     if (st.state == MGO_STATE_REMOVED && owner.desired == MGO_MGR_DESIRED_REMOVING)
@@ -431,7 +433,7 @@ static mgo_err ingest_capabilities(struct mgo_ingest *in, const struct mgo_topic
         goto cleanup;
     result = mgo_mgr_store_device_put_caps(in->store, t->device_id, canon.data, canon.len);
     if (result == MGO_OK) {
-        MGO_LOGI(TAG, "device %s: capabilities stored", t->device_id);
+        MGO_LOGI_FOR(TAG, t->device_id, NULL, "device %s: capabilities stored", t->device_id);
         struct live_event ev;
         if (live_begin(in, NULL, 4096, &ev)) {
             mgo_events__capabilities(&ev.w, t->device_id);
@@ -463,8 +465,8 @@ static mgo_err ingest_presence(struct mgo_ingest *in, const struct mgo_topic *t,
     }
     result = mgo_mgr_store_device_put_presence(in->store, t->device_id, pr.online, pr.boot);
     if (result == MGO_OK) {
-        MGO_LOGI(TAG, "device %s is %s (boot %llu)", t->device_id, pr.online ? "online" : "offline",
-                 (unsigned long long)pr.boot);
+        MGO_LOGI_FOR(TAG, t->device_id, NULL, "device %s is %s (boot %llu)", t->device_id,
+                     pr.online ? "online" : "offline", (unsigned long long)pr.boot);
         struct live_event ev;
         if (live_begin(in, NULL, 4096, &ev)) {
             mgo_events__presence(&ev.w, t->device_id, pr.online, pr.boot);
@@ -497,8 +499,8 @@ static mgo_err ingest_event(struct mgo_ingest *in, const struct mgo_topic *t, co
     result = rate_take(in, t->device_id, MGO_MGR_RATE_EVENTS, in->event_rate, &over);
     if (result != MGO_OK || over)
         goto cleanup; /* over: counted and logged by rate_take */
-    MGO_LOGI(TAG, "device %s event %s (%s): %.200s", t->device_id, e.type, e.severity,
-             e.message ? e.message : "");
+    MGO_LOGI_FOR(TAG, t->device_id, NULL, "device %s event %s (%s): %.200s", t->device_id, e.type,
+                 e.severity, e.message ? e.message : "");
     result = mgo_mgr_store_event_add(in->store, t->device_id, e.type, e.severity, e.message);
     struct live_event ev;
     if (result == MGO_OK && live_begin(in, e.deployment_id, 64u * 1024u, &ev)) {

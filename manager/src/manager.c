@@ -28,6 +28,7 @@
 #include "mgo/loop.h"
 #include "mgo/manager.h"
 #include "mgo/mqtt.h"
+#include "mgo/sd.h"
 #include "mgo/secret.h"
 #include "mgo/sign.h"
 
@@ -48,6 +49,8 @@
 #define HELD_RETRY_MS 1000
 /* how soon an incomplete after-connect sweep is tried again */
 #define SWEEP_RETRY_MS 5000
+/* the loop trigger of a reload (mgo_manager_reload) */
+#define RELOAD_TRIGGER 0u
 
 struct mgo_manager {
     const struct mgo_manager_config *cfg;
@@ -83,6 +86,13 @@ struct mgo_manager {
     uint64_t batch_first_ns;   /* arrival of the open ingest batch's first message */
     struct mgo_southbound *sb; /* the southbound Margo API (NULL: margo-api-listen unset) */
     struct mgo_http *sb_http;  /* its listener */
+    struct mgo_sd_watchdog watchdog;
+    /* reload: the arguments to parse again, and the configuration the last reload read
+     * (compared with the next one, so a change that needs a restart is reported once) */
+    int reload_argc;
+    char **reload_argv;
+    struct mgo_manager_config seen;
+    bool seen_valid;
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -109,10 +119,17 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("api-tls-cert", MGO_CFG_STR, api_tls_cert, 0, 1024, NULL,
         "PEM certificate for HTTPS on api-listen (with api-tls-key); default plain HTTP"),
     OPT("api-tls-key", MGO_CFG_STR, api_tls_key, 0, 1024, NULL, "PEM private key of api-tls-cert"),
-    OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info", "error, warn, info or debug"),
-    OPT("ca-file", MGO_CFG_STR, ca_file, 0, 1024, NULL, "CA bundle to verify the broker (TLS)"),
-    OPT("cert-file", MGO_CFG_STR, cert_file, 0, 1024, NULL, "client certificate (TLS)"),
-    OPT("key-file", MGO_CFG_STR, key_file, 0, 1024, NULL, "client private key (TLS)"),
+    OPT("log-level", MGO_CFG_STR, log_level, 0, 16, "info",
+        "error, warn, info or debug (reloaded on SIGHUP)"),
+    OPT("log-format", MGO_CFG_STR, log_format, 0, 16, "text",
+        "text or json (one JSON object per line); under systemd the journal's own fields "
+        "(reloaded on SIGHUP)"),
+    OPT("ca-file", MGO_CFG_STR, ca_file, 0, 1024, NULL,
+        "CA bundle to verify the broker (TLS; reloaded on SIGHUP)"),
+    OPT("cert-file", MGO_CFG_STR, cert_file, 0, 1024, NULL,
+        "client certificate (TLS; reloaded on SIGHUP)"),
+    OPT("key-file", MGO_CFG_STR, key_file, 0, 1024, NULL,
+        "client private key (TLS; reloaded on SIGHUP)"),
     OPT("username", MGO_CFG_STR, username, 0, 256, NULL, "MQTT user name"),
     OPT("password-file", MGO_CFG_STR, password_file, 0, 1024, NULL,
         "file holding the MQTT password"),
@@ -290,6 +307,8 @@ static void schedule_reconnect(struct mgo_manager *m)
         return;
     }
     MGO_LOGI(TAG, "reconnecting to %s in %u ms", m->cfg->broker_url, delay);
+    mgo_sd_status("serving the API on port %u; not connected to %s, reconnecting",
+                  (unsigned)mgo_http__port(m->http), m->cfg->broker_url);
 }
 
 /* Timer: starts a connect; its outcome arrives as an MQTT event. */
@@ -356,6 +375,8 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
     case MGO_MQTT_EV_CONNECTED:
         MGO_LOGI(TAG, "connected to %s (session %s)", m->cfg->broker_url,
                  ev->session_present ? "resumed" : "new");
+        mgo_sd_status("serving the API on port %u; connected to %s",
+                      (unsigned)mgo_http__port(m->http), m->cfg->broker_url);
         m->mqtt_outbox.connected = true;
         if (m->was_connected)
             mgo_counter_inc(&m->metrics.mqtt_reconnects);
@@ -511,6 +532,107 @@ static void on_mqtt_ready(void *ctx, int fd, short revents)
     drain_mqtt(ctx);
 }
 
+/* ---- reload (SIGHUP) -------------------------------------------------------------------- */
+
+/* Options a reload applies; every other one needs a restart. */
+static bool reloadable(const char *name)
+{
+    static const char *const names[] = {"log-level", "log-format", "ca-file", "cert-file",
+                                        "key-file"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+/* Parses the arguments again into fresh (zeroed); logs every problem. */
+static mgo_err reread(const struct mgo_manager *m, struct mgo_manager_config *fresh)
+{
+    struct mgo_problems problems;
+    mgo_problems_init(&problems);
+    bool help = false;
+    mgo_err err = mgo_cfg_parse_args(mgo_manager_options, mgo_manager_options_len, fresh,
+                                     m->reload_argc, m->reload_argv, &help, &problems);
+    enum mgo_log_level lvl;
+    enum mgo_log_format fmt;
+    if (err == MGO_OK && mgo_log_level_parse(fresh->log_level ? fresh->log_level : "", &lvl))
+        mgo_problems_add(&problems, "log-level", "must be error, warn, info or debug");
+    if (err == MGO_OK && mgo_log_format_parse(fresh->log_format ? fresh->log_format : "", &fmt))
+        mgo_problems_add(&problems, "log-format", "must be text or json");
+    for (size_t i = 0; i < problems.count; i++)
+        MGO_LOGE(TAG, "reload: %s: %s", problems.items[i].field, problems.items[i].rule);
+    if (mgo_problems_total(&problems) > problems.count)
+        MGO_LOGE(TAG, "reload: %zu more problems", mgo_problems_total(&problems) - problems.count);
+    return mgo_problems_total(&problems) > 0 ? MGO_ERR_INVALID : err;
+}
+
+/* Loop thread (trigger): re-reads the configuration and applies what can change while the
+ * manager runs (manager.h, mgo_manager_reload). */
+static void reload(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    mgo_sd_reloading();
+    if (m->reload_argv == NULL) {
+        MGO_LOGW(TAG, "reload: no arguments to re-read the configuration from; nothing changed");
+        mgo_sd_ready("reload skipped: no configuration source");
+        return;
+    }
+    MGO_LOGI(TAG, "reload: re-reading the configuration");
+    struct mgo_manager_config fresh;
+    memset(&fresh, 0, sizeof fresh);
+    if (reread(m, &fresh) != MGO_OK) {
+        mgo_cfg_cleanup(mgo_manager_options, mgo_manager_options_len, &fresh);
+        MGO_LOGE(TAG, "reload: the configuration has errors; the running one is kept");
+        mgo_sd_ready("reload failed (configuration errors, see the log); running unchanged");
+        return;
+    }
+    enum mgo_log_level lvl = MGO_LOG_INFO;
+    enum mgo_log_format fmt = MGO_LOG_TEXT;
+    MGO_IGNORE(mgo_log_level_parse(fresh.log_level, &lvl));   /* checked by reread */
+    MGO_IGNORE(mgo_log_format_parse(fresh.log_format, &fmt)); /* checked by reread */
+    mgo_log_set_format(fmt);
+    mgo_log_set_level(lvl);
+    bool dropped = false;
+    if (mgo_mqtt_reload_tls(m->mqtt, fresh.ca_file, fresh.cert_file, fresh.key_file, &dropped) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "reload: out of memory; the MQTT TLS files are unchanged");
+    const struct mgo_manager_config *last = m->seen_valid ? &m->seen : m->cfg;
+    for (size_t i = 0; i < mgo_manager_options_len; i++) {
+        const struct mgo_cfg_option *opt = &mgo_manager_options[i];
+        if (!reloadable(opt->name) && !mgo_cfg_same(opt, &fresh, last))
+            MGO_LOGW(TAG, "needs a restart: %s", opt->name);
+    }
+    if (fresh.api_tls_cert != NULL && fresh.api_tls_cert[0] != '\0')
+        MGO_LOGI(TAG, "reload: HTTPS keeps the api-tls-cert and api-tls-key read at start; "
+                      "restart to serve new ones");
+    mgo_cfg_cleanup(mgo_manager_options, mgo_manager_options_len, &m->seen);
+    m->seen = fresh; /* owned now */
+    m->seen_valid = true;
+    MGO_LOGI(TAG, "reload: done (log-level %s, log-format %s%s)", m->seen.log_level,
+             m->seen.log_format, dropped ? ", reconnecting with the new TLS files" : "");
+    mgo_sd_ready("reloaded; serving the API on port %u", (unsigned)mgo_http__port(m->http));
+}
+
+void mgo_manager_set_reload_args(struct mgo_manager *m, int argc, char **argv)
+{
+    m->reload_argc = argc;
+    m->reload_argv = argv;
+}
+
+void mgo_manager_reload(struct mgo_manager *m)
+{
+    mgo_loop_trigger(m->loop, RELOAD_TRIGGER);
+}
+
+/* Timer (0 ms, queued right after the first connect attempt): the store is open, the API
+ * listens, the MQTT client has started connecting and the loop turns. */
+static void announce_ready(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    mgo_sd_ready("serving the API on port %u; connecting to %s", (unsigned)mgo_http__port(m->http),
+                 m->cfg->broker_url);
+}
+
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
 /* The southbound Margo API (docs/margo-http.md), when margo-api-listen is set: its own
@@ -581,6 +703,14 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
             return MGO_ERR_INVALID;
         }
         mgo_log_set_level(lvl);
+    }
+    if (cfg->log_format && cfg->log_format[0]) {
+        enum mgo_log_format fmt;
+        if (mgo_log_format_parse(cfg->log_format, &fmt) != MGO_OK) {
+            MGO_LOGE(TAG, "log-format: must be text or json");
+            return MGO_ERR_INVALID;
+        }
+        mgo_log_set_format(fmt);
     }
     if (mgo_topic_check_prefix(cfg->topic_prefix) != MGO_OK) {
         MGO_LOGE(TAG, "topic-prefix: \"%s\" is not a valid topic prefix", cfg->topic_prefix);
@@ -767,9 +897,17 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, sample_fleet, m, &m->sample_timer);
     if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, 0, announce_ready, m, NULL);
+    if (err == MGO_OK)
+        err = mgo_loop_on_trigger(m->loop, RELOAD_TRIGGER, reload, m);
+    if (err == MGO_OK)
+        err = mgo_sd_watchdog_start(&m->watchdog, m->loop);
+    if (err == MGO_OK)
         err = mgo_loop_run(m->loop);
     if (err)
         MGO_LOGE(TAG, "loop: %s", mgo_strerror(err));
+    mgo_sd_watchdog_stop(&m->watchdog);
+    mgo_sd_stopping("stopping");
     MGO_LOGI(TAG, "stopping");
     mgo_http__close(m->http);
     mgo_http__close(m->sb_http);
@@ -804,5 +942,6 @@ void mgo_manager_free(struct mgo_manager *m)
     }
     memset(m->token, 0, sizeof m->token);
     memset(m->metrics_token, 0, sizeof m->metrics_token);
+    mgo_cfg_cleanup(mgo_manager_options, mgo_manager_options_len, &m->seen);
     free(m);
 }

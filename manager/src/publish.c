@@ -147,8 +147,9 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     if (err || http)
         return err;
     if (!mgo_outbox__connected(p->outbox)) {
-        MGO_LOGI(TAG, "device %s: manifest %llu stored; publishing once connected", device_id,
-                 (unsigned long long)version);
+        MGO_LOGI_FOR(TAG, device_id, NULL,
+                     "device %s: manifest %llu stored; publishing once connected", device_id,
+                     (unsigned long long)version);
         return MGO_OK;
     }
     struct mgo_arena arena;
@@ -207,8 +208,9 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
         goto cleanup;
     }
     remember_pub(p, token, device_id, version);
-    MGO_LOGI(TAG, "device %s: published manifest %llu (%zu deployments, %zu documents)", device_id,
-             (unsigned long long)version, ctx->len, ctx->docs_len);
+    MGO_LOGI_FOR(TAG, device_id, NULL,
+                 "device %s: published manifest %llu (%zu deployments, %zu documents)", device_id,
+                 (unsigned long long)version, ctx->len, ctx->docs_len);
 cleanup:
     mgo_buf_cleanup(&buf);
     free(ctx);
@@ -230,15 +232,17 @@ mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_i
             return err;
         if (!mgo_outbox__connected(p->outbox) ||
             mgo_outbox__send(p->outbox, kinds[i], topic, NULL, 0, NULL) != MGO_OK) {
-            MGO_LOGI(TAG, "deployment %s removed; clearing its retained messages once connected",
-                     deployment_id);
+            MGO_LOGI_FOR(TAG, device_id, deployment_id,
+                         "deployment %s removed; clearing its retained messages once connected",
+                         deployment_id);
             return MGO_OK;
         }
     }
     mgo_err err;
     err = mgo_mgr_store_deployment_set_desired(p->store, deployment_id, MGO_MGR_DESIRED_REMOVED);
     if (err == MGO_OK)
-        MGO_LOGI(TAG, "deployment %s removed from device %s", deployment_id, device_id);
+        MGO_LOGI_FOR(TAG, device_id, deployment_id, "deployment %s removed from device %s",
+                     deployment_id, device_id);
     return err;
 }
 

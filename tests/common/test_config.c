@@ -388,6 +388,34 @@ static void test_nul_byte_line(void)
     done();
 }
 
+/* mgo_cfg_same: what a reload compares, for each type (NULL and "" strings differ). */
+static void test_same_per_type(void)
+{
+    fresh();
+    struct demo other;
+    memset(&other, 0, sizeof other);
+    CU_ASSERT_FATAL(mgo_cfg_defaults(table, NOPT, &other) == MGO_OK);
+    CU_ASSERT_EQUAL(load("topic a\ntopic b\n"), MGO_OK);
+    const char *same = "topic a\ntopic b\n";
+    CU_ASSERT_EQUAL(mgo_cfg_load_text(table, NOPT, &other, same, strlen(same), "o.conf", &probs),
+                    MGO_OK);
+    for (size_t i = 0; i < NOPT; i++)
+        CU_ASSERT_TRUE(mgo_cfg_same(&table[i], &cfg, &other));
+    const char *diff = "port 2\nverbose on\ntopic c\nname \"\"\noffset -1\nbroker-url x\n";
+    CU_ASSERT_EQUAL(mgo_cfg_load_text(table, NOPT, &other, diff, strlen(diff), "o.conf", &probs),
+                    MGO_OK);
+    for (size_t i = 0; i < NOPT; i++) /* every option differs now (name: NULL vs "") */
+        CU_ASSERT_FALSE(mgo_cfg_same(&table[i], &cfg, &other));
+    /* lists: same length, one item different */
+    CU_ASSERT_EQUAL(load("topic c\n"), MGO_OK); /* cfg: a b c; other: a b c */
+    CU_ASSERT_TRUE(mgo_cfg_same(&table[3], &cfg, &other));
+    free(other.topics.items[1]);
+    other.topics.items[1] = strdup("B");
+    CU_ASSERT_FALSE(mgo_cfg_same(&table[3], &cfg, &other));
+    mgo_cfg_cleanup(table, NOPT, &other);
+    done();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -407,6 +435,7 @@ void mgo_test_register(void)
         {"file size 1 MiB and one past", test_file_size_limit},
         {"missing config file", test_missing_file},
         {"NUL byte in a line", test_nul_byte_line},
+        {"same value per type (reload)", test_same_per_type},
         {NULL, NULL},
     };
     mgo_test_add_suite("config", cases);

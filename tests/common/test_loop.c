@@ -1,7 +1,9 @@
 /* test_loop.c - the daemons' event loop (mgo/loop.h): posts from other threads in order,
- * monotonic timers in due order, cancel, fd watches, stop, and the MQTT readiness fd. */
+ * monotonic timers in due order, cancel, fd watches, stop, triggers pulled from a signal
+ * handler, and the MQTT readiness fd. */
 #include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -224,6 +226,95 @@ static void test_post_limit(void)
 }
 
 /* The MQTT readiness fd: readable after a wake, consumed by an empty 0-timeout next. */
+/* ---- triggers ---- */
+
+static struct mgo_loop *g_trigger_loop;
+
+static void on_usr1(int sig)
+{
+    (void)sig;
+    mgo_loop_trigger(g_trigger_loop, 3); /* what margo-manager's SIGHUP handler does */
+}
+
+struct trig {
+    struct mgo_loop *loop;
+    pthread_t loop_thread;
+    int runs;
+    bool on_loop_thread;
+};
+
+static void trig_fn(void *ctx)
+{
+    struct trig *t = ctx;
+    t->runs++;
+    t->on_loop_thread = t->on_loop_thread && pthread_equal(pthread_self(), t->loop_thread);
+}
+
+static void stop_loop(void *ctx)
+{
+    mgo_loop_stop(ctx);
+}
+
+static void *raise_usr1(void *arg)
+{
+    (void)arg;
+    mgo_test_sleep_ms(50);
+    kill(getpid(), SIGUSR1); /* delivered to any thread: a Paho or HTTP thread in a daemon */
+    return NULL;
+}
+
+static void check_runs(void *ctx)
+{
+    struct trig *t = ctx;
+    if (t->runs >= 2)
+        mgo_loop_stop(t->loop);
+    else if (mgo_loop_timer_add(t->loop, 10, check_runs, t, NULL) != MGO_OK)
+        mgo_loop_stop(t->loop);
+}
+
+static void test_trigger_from_signal_handler(void)
+{
+    struct mgo_loop *l;
+    CU_ASSERT_FATAL(mgo_loop_new(&l) == MGO_OK);
+    struct trig t = {.loop = l, .loop_thread = pthread_self(), .on_loop_thread = true};
+    CU_ASSERT_EQUAL(mgo_loop_on_trigger(l, MGO_LOOP_MAX_TRIGGERS, trig_fn, &t), MGO_ERR_INVALID);
+    CU_ASSERT_EQUAL(mgo_loop_on_trigger(l, 3, trig_fn, &t), MGO_OK);
+    mgo_loop_trigger(l, MGO_LOOP_MAX_TRIGGERS); /* out of range: ignored */
+    mgo_loop_trigger(l, 5);                     /* no function: ignored */
+    CU_ASSERT_EQUAL(mgo_loop_on_trigger(l, 6, trig_fn, &t), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_loop_on_trigger(l, 6, NULL, NULL), MGO_OK); /* forgotten */
+    mgo_loop_trigger(l, 6);
+    /* pulled three times before the loop looks: one call */
+    mgo_loop_trigger(l, 3);
+    mgo_loop_trigger(l, 3);
+    mgo_loop_trigger(l, 3);
+    CU_ASSERT_FATAL(mgo_loop_timer_add(l, 20, stop_loop, l, NULL) == MGO_OK);
+    CU_ASSERT_EQUAL(mgo_loop_run(l), MGO_OK);
+    CU_ASSERT_EQUAL(t.runs, 1);
+
+    /* a real signal handler on another thread's signal: the function runs on the loop */
+    mgo_loop_free(l);
+    CU_ASSERT_FATAL(mgo_loop_new(&l) == MGO_OK);
+    t = (struct trig){.loop = l, .loop_thread = pthread_self(), .on_loop_thread = true};
+    CU_ASSERT_EQUAL(mgo_loop_on_trigger(l, 3, trig_fn, &t), MGO_OK);
+    g_trigger_loop = l;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigemptyset(&sa.sa_mask);
+    CU_ASSERT_FATAL(sigaction(SIGUSR1, &sa, &old) == 0);
+    kill(getpid(), SIGUSR1);
+    pthread_t th;
+    CU_ASSERT_FATAL(pthread_create(&th, NULL, raise_usr1, NULL) == 0);
+    CU_ASSERT_FATAL(mgo_loop_timer_add(l, 10, check_runs, &t, NULL) == MGO_OK);
+    CU_ASSERT_EQUAL(mgo_loop_run(l), MGO_OK);
+    pthread_join(th, NULL);
+    sigaction(SIGUSR1, &old, NULL);
+    CU_ASSERT_EQUAL(t.runs, 2); /* one before the loop ran, one 50 ms later */
+    CU_ASSERT_TRUE(t.on_loop_thread);
+    mgo_loop_free(l);
+}
+
 static void test_mqtt_fd_consumed_by_empty_next(void)
 {
     struct mgo_mqtt_config cfg = {.url = "tcp://127.0.0.1:1", .client_id = "loop-test"};
@@ -252,6 +343,8 @@ void mgo_test_register(void)
         {"stop from another thread; free releases posts",
          test_stop_from_thread_and_free_releases_posts},
         {"posts are bounded", test_post_limit},
+        {"triggers: from a signal handler, folded, run on the loop thread",
+         test_trigger_from_signal_handler},
         {"mqtt readiness fd consumed by an empty next", test_mqtt_fd_consumed_by_empty_next},
         {NULL, NULL},
     };

@@ -109,6 +109,20 @@ for p in margo-manager margo-agent; do
         ok "$p.service: ExecStart=$exec_start" ||
         bad "$p.service: ExecStart=$exec_start: not a binary of $p with one of its conffiles"
     grep -qx 'User=margo' "$tmp/x/$p/$u" || bad "$p.service does not run as margo"
+    # ExecReload runs a command of another package: $p depends on it, and verify's root gets
+    # that command (the host's copy)
+    reload=$(sed -n 's/^ExecReload=//p' "$tmp/x/$p/$u")
+    rbin=${reload%% *}
+    if [ -n "$rbin" ]; then
+        owner=$(dpkg -S "$rbin" 2>/dev/null | head -n1 | cut -d: -f1)
+        pdeps=$(dpkg-deb -f "${deb[$p]:-/dev/null}" Depends 2>/dev/null)
+        if [ -n "$owner" ] && grep -qE "(^|, )$owner( |,|$)" <<<"$pdeps"; then
+            mkdir -p "$tmp/root$(dirname "$rbin")" && cp -n "$rbin" "$tmp/root$rbin"
+            ok "$p.service: ExecReload=$reload ($rbin of $owner, a dependency)"
+        else
+            bad "$p.service: ExecReload=$reload: $rbin is not of a package $p depends on (${owner:-none})"
+        fi
+    fi
 done
 if command -v systemd-analyze >/dev/null; then
     cp -an /lib/systemd/system/. "$tmp/root/lib/systemd/system/" 2>/dev/null

@@ -14,6 +14,9 @@
 #   state folder writable; files it creates are 0600;
 # - `systemctl enable --now margo-agent` once agent.conf has a device-id: the device is online
 #   in `margoctl device list`;
+# - Type=notify: the manager's StatusText, WatchdogSec=30s and no restart after 35 s (the
+#   loop pings), native journal fields (SYSLOG_IDENTIFIER, PRIORITY, MARGO_COMPONENT),
+#   `systemctl reload` (SIGHUP) with a new log level, same PID;
 # - Restart=on-failure: SIGKILL -> restarted; a bad key -> exit 2, failed, not restarted;
 #   `systemctl stop` -> exit 0, result success;
 # - upgrade with systemd running: both daemons restarted (new PIDs) and still enabled; a
@@ -125,6 +128,29 @@ modes=$(in_ct stat -c '%U %a %n' /var/lib/margo-manager/api-token /var/lib/margo
 grep -qv '^margo 600 ' <<<"$modes" && bad "manager files: $modes" ||
     ok "manager files margo 0600 (UMask=0077)"
 
+# Type=notify: READY=1 made it active (above), STATUS=, the watchdog, journal fields, reload
+t_mpid=$SECONDS
+status=$(show margo-manager StatusText)
+[[ $status == "serving the API on port 8080; connected to tcp://"* ]] &&
+    ok "manager StatusText: $status" || bad "manager StatusText: '$status'"
+[ "$(show margo-manager WatchdogUSec)" = 30s ] && [ "$(show margo-manager NotifyAccess)" = main ] &&
+    ok "manager: WatchdogSec 30s, NotifyAccess=main" ||
+    bad "manager watchdog '$(show margo-manager WatchdogUSec)' notify '$(show margo-manager NotifyAccess)'"
+entry=$(in_ct journalctl -u margo-manager -o json --no-pager MARGO_COMPONENT=manager | grep -m1 '"MESSAGE":"manager: connected to tcp://')
+grep -q '"SYSLOG_IDENTIFIER":"margo-manager"' <<<"$entry" && grep -q '"PRIORITY":"6"' <<<"$entry" &&
+    grep -q '"MARGO_COMPONENT":"manager"' <<<"$entry" &&
+    ok "journal: native fields SYSLOG_IDENTIFIER, PRIORITY, MARGO_COMPONENT" ||
+    bad "journal entry: $entry"
+in_ct sh -c 'echo "log-level debug" >>/etc/margo/manager.conf'
+in_ct systemctl reload margo-manager
+sleep 1
+[ "$(show margo-manager MainPID)" = "$mpid" ] && [ "$(show margo-manager ActiveState)" = active ] &&
+    in_ct journalctl -u margo-manager --no-pager | grep -q 'manager: reload: done (log-level debug' &&
+    ok "systemctl reload margo-manager: log-level debug applied, same PID $mpid" ||
+    bad "reload: pid $(show margo-manager MainPID) (was $mpid), $(in_ct journalctl -u margo-manager --no-pager | tail -n 3)"
+in_ct sed -i '/^log-level debug$/d' /etc/margo/manager.conf
+in_ct systemctl reload margo-manager
+
 # agent
 in_ct sh -c 'echo "device-id sysd-1" >>/etc/margo/agent.conf'
 in_ct systemctl enable --now margo-agent >/dev/null 2>&1
@@ -136,6 +162,13 @@ for _ in $(seq 1 40); do
 done
 grep -qE '^sysd-1 +online' <<<"$listed" && ok "systemctl enable --now margo-agent: sysd-1 online" ||
     bad "agent: $listed $(in_ct journalctl -u margo-agent --no-pager | tail -n 5)"
+
+# the watchdog: 35 s (more than WatchdogSec) after the PID was read, no restart
+wait_s=$((35 - (SECONDS - t_mpid)))
+[ $wait_s -gt 0 ] && sleep $wait_s
+[ "$(show margo-manager MainPID)" = "$mpid" ] && [ "$(show margo-manager NRestarts)" = 0 ] &&
+    ok "watchdog: manager pinged for 35 s, not restarted" ||
+    bad "watchdog: pid $(show margo-manager MainPID) (was $mpid), restarts $(show margo-manager NRestarts)"
 
 # Restart=on-failure, RestartPreventExitStatus=2, clean stop
 in_ct systemctl kill -s KILL margo-manager

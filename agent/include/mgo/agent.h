@@ -46,6 +46,7 @@ struct mgo_agent_config {
     char *wfm_url;                  /* http: https://host:port of the Margo WFM */
     int64_t poll_interval_s;        /* http: seconds between polls of the desired state */
     struct mgo_strlist poll_window; /* http: hours polling is allowed (downtime syntax) */
+    char *log_format;               /* text or json (log.h) */
 };
 
 extern const struct mgo_cfg_option mgo_agent_cfg_table[];
@@ -69,6 +70,15 @@ mgo_err mgo_agent_run(struct mgo_agent *a) MGO_MUST_CHECK;
 /* Makes mgo_agent_run() return: any thread, and async-signal-safe (an atomic store and an
  * eventfd write), so a signal handler may call it. Before run: run returns at once. */
 void mgo_agent_stop(struct mgo_agent *a);
+/* Where a reload re-reads the configuration: the program's arguments (--config FILE and the
+ * flags). argv must live as long as the agent. Without it a reload re-reads nothing. */
+void mgo_agent_set_reload_args(struct mgo_agent *a, int argc, char **argv);
+/* Asks the loop thread to reload (SIGHUP); async-signal-safe (mgo_loop_trigger). Applies
+ * log-level, log-format and the MQTT TLS files (ca-file, cert-file, key-file: a reconnect
+ * when they changed); any other option whose value changed is logged once as "needs a
+ * restart: <option>". A configuration with errors is logged (file:line) and the running one
+ * kept. docs/operations.md, "Reload". */
+void mgo_agent_reload(struct mgo_agent *a);
 /* Cancels running work (resumed at the next start), says offline, disconnects and frees.
  * Not while mgo_agent_run() runs. NULL is fine. */
 void mgo_agent_free(struct mgo_agent *a);

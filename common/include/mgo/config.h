@@ -54,6 +54,9 @@ mgo_err mgo_cfg_parse_args(const struct mgo_cfg_option *table, size_t n, void *t
                            char **argv, bool *help_out,
                            struct mgo_problems *problems) MGO_MUST_CHECK;
 void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char *usage, FILE *out);
+/* True when option opt holds the same value in a and b (two configs of the table's type):
+ * what a reload compares. */
+bool mgo_cfg_same(const struct mgo_cfg_option *opt, const void *a, const void *b);
 /* Frees strings and lists owned by target. */
 void mgo_cfg_cleanup(const struct mgo_cfg_option *table, size_t n, void *target);
 

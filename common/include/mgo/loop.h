@@ -3,8 +3,8 @@
  * One thread calls mgo_loop_run(); every callback registered here runs on that thread, one
  * at a time, so the state those callbacks touch needs no lock. Other threads (Paho's, the
  * HTTP server's, a runtime worker) never touch that state: they hand work over with
- * mgo_loop_post(), which is the only function here (with mgo_loop_stop) that may be called
- * from another thread.
+ * mgo_loop_post(), which is the only function here (with mgo_loop_stop and
+ * mgo_loop_trigger) that may be called from another thread.
  *
  * Time is CLOCK_MONOTONIC (mgo_loop_now_ms), so a step of the wall clock never stalls or
  * hurries a timer. poll() waits for the earliest timer, a watched descriptor or a post (an
@@ -31,6 +31,8 @@ typedef void (*mgo_loop_fd_fn)(void *ctx, int fd, short revents);
  * cannot make another thread eat all memory. */
 #define MGO_LOOP_MAX_POSTS 65536u
 #define MGO_LOOP_MAX_FDS 16u
+/* Triggers a loop has (mgo_loop_on_trigger): numbered 0 .. MGO_LOOP_MAX_TRIGGERS - 1. */
+#define MGO_LOOP_MAX_TRIGGERS 8u
 
 /* Milliseconds on the monotonic clock (any thread). */
 int64_t mgo_loop_now_ms(void);
@@ -66,5 +68,15 @@ void mgo_loop_timer_cancel(struct mgo_loop *l, uint64_t id);
 mgo_err mgo_loop_watch(struct mgo_loop *l, int fd, short events, mgo_loop_fd_fn fn,
                        void *ctx) MGO_MUST_CHECK;
 void mgo_loop_unwatch(struct mgo_loop *l, int fd);
+
+/* Triggers: a signal handler's way to get work done on the loop thread (SIGHUP -> reload).
+ * Loop thread: fn(ctx) runs on the loop thread after each mgo_loop_trigger(l, n); triggers
+ * pulled again before fn ran are folded into one call. fn NULL forgets trigger n.
+ * MGO_ERR_INVALID when n >= MGO_LOOP_MAX_TRIGGERS. */
+mgo_err mgo_loop_on_trigger(struct mgo_loop *l, unsigned n, mgo_loop_fn fn,
+                            void *ctx) MGO_MUST_CHECK;
+/* Any thread; async-signal-safe (an atomic fetch-or and an eventfd write). A trigger with no
+ * function, or n out of range, is ignored. */
+void mgo_loop_trigger(struct mgo_loop *l, unsigned n);
 
 #endif

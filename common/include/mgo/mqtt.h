@@ -84,6 +84,17 @@ mgo_err mgo_mqtt_connect(struct mgo_mqtt *m) MGO_MUST_CHECK;
 mgo_err mgo_mqtt_disconnect(struct mgo_mqtt *m, int timeout_ms) MGO_MUST_CHECK;
 bool mgo_mqtt_is_connected(const struct mgo_mqtt *m);
 
+/* Owner's thread: a reload of the TLS files (NULL = not set; names copied). Paho reads the
+ * files at each connect, so the next connect uses the new names and the new contents of the
+ * old ones. When the client uses TLS, is connected, and the names or a file's identity
+ * (device, inode, size, modification time) differ from what the last connect read, the
+ * connection is dropped as if it were lost: MGO_MQTT_EV_DISCONNECTED follows and queued
+ * publishes fail, as for a loss, so the owner's reconnect policy reconnects with the new
+ * files (a clean disconnect: the broker does not send the will). *dropped_out tells whether
+ * that happened. MGO_ERR_NOMEM (nothing changed). */
+mgo_err mgo_mqtt_reload_tls(struct mgo_mqtt *m, const char *ca_file, const char *cert_file,
+                            const char *key_file, bool *dropped_out) MGO_MUST_CHECK;
+
 /* Asynchronous subscribe; token_out (optional) matches the SUBSCRIBED event. */
 mgo_err mgo_mqtt_subscribe(struct mgo_mqtt *m, const char *filter, int qos,
                            int *token_out) MGO_MUST_CHECK;

@@ -24,6 +24,7 @@ struct mgo_manager_config {
     char *api_tls_cert;   /* PEM certificate (chain) for HTTPS on api-listen; NULL = plain HTTP */
     char *api_tls_key;    /* its PEM private key (both or neither) */
     char *log_level;
+    char *log_format; /* text or json (log.h) */
     char *ca_file;
     char *cert_file;
     char *key_file;
@@ -75,6 +76,16 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg,
                         struct mgo_manager **out) MGO_MUST_CHECK;
 /* Runs the loop until mgo_manager_stop(). Connects to the broker with jittered backoff. */
 mgo_err mgo_manager_run(struct mgo_manager *m) MGO_MUST_CHECK;
+/* Where a reload re-reads the configuration: the program's arguments (--config FILE and the
+ * flags, which still override the file). argv must live as long as the manager. Without it
+ * a reload re-reads nothing. */
+void mgo_manager_set_reload_args(struct mgo_manager *m, int argc, char **argv);
+/* Asks the loop thread to reload (SIGHUP); async-signal-safe (mgo_loop_trigger). The loop
+ * re-reads the configuration and applies log-level, log-format and the MQTT TLS files
+ * (ca-file, cert-file, key-file: a reconnect when they changed); any other option whose value
+ * changed is logged once as "needs a restart: <option>". A configuration with errors is
+ * logged (file:line) and the running one kept. docs/operations.md, "Reload". */
+void mgo_manager_reload(struct mgo_manager *m);
 /* Asks the loop to finish; async-signal-safe (mgo_loop_stop: an atomic store and an eventfd
  * write). */
 void mgo_manager_stop(struct mgo_manager *m);
