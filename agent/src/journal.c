@@ -90,6 +90,83 @@ static void entry_free(struct mgo_journal_entry *e)
     e->payload = NULL;
 }
 
+/* The bytes a compaction writes for an entry: its STATUS frame and an ACK or SENT frame. */
+static uint64_t entry_bytes(const struct mgo_journal_entry *e)
+{
+    return 2u * (HDR_LEN + 4u) + strlen(e->deployment_id) + e->payload_len;
+}
+
+/* ---- the bookkeeping that keeps delivery linear (struct mgo_journal) ---------------------- */
+
+/* Raises the deployment's mark to (boot, seq). */
+static void mark_update(struct mgo_journal *j, const char *id, uint64_t boot, uint64_t seq)
+{
+    for (size_t i = 0; i < j->marks_len; i++) {
+        struct mgo_journal_mark *m = &j->marks[i];
+        if (strcmp(m->deployment_id, id) == 0) {
+            if (mgo_pos_before(m->boot, m->seq, boot, seq)) {
+                m->boot = boot;
+                m->seq = seq;
+            }
+            return;
+        }
+    }
+    if (j->marks_len == j->marks_cap) {
+        size_t cap = j->marks_cap ? j->marks_cap * 2 : 8;
+        struct mgo_journal_mark *p = realloc(j->marks, cap * sizeof *p);
+        if (p == NULL) {
+            j->marks_ok = false;
+            return;
+        }
+        j->marks = p;
+        j->marks_cap = cap;
+    }
+    struct mgo_journal_mark *m = &j->marks[j->marks_len++];
+    snprintf(m->deployment_id, sizeof m->deployment_id, "%s", id);
+    m->boot = boot;
+    m->seq = seq;
+}
+
+/* Marks from the entries (after some were dropped: a dropped entry is older than every
+ * pending one, so it never supersedes one). */
+static void marks_rebuild(struct mgo_journal *j)
+{
+    j->marks_len = 0;
+    j->marks_ok = true;
+    for (size_t i = 0; i < j->pending_len; i++) {
+        const struct mgo_journal_entry *e = &j->pending[i];
+        if (e->delivered || e->sent)
+            mark_update(j, e->deployment_id, e->boot, e->seq);
+    }
+}
+
+static void extend_done(struct mgo_journal *j)
+{
+    while (j->done < j->pending_len && j->pending[j->done].delivered && !j->pending[j->done].replay)
+        j->done++;
+}
+
+size_t mgo_journal_first_due(const struct mgo_journal *j)
+{
+    return j->done;
+}
+
+bool mgo_journal_superseded(const struct mgo_journal *j, size_t i)
+{
+    const struct mgo_journal_entry *e = &j->pending[i];
+    if (!j->marks_ok) {
+        for (size_t k = i + 1; k < j->pending_len; k++)
+            if ((j->pending[k].delivered || j->pending[k].sent) &&
+                strcmp(j->pending[k].deployment_id, e->deployment_id) == 0)
+                return true;
+        return false;
+    }
+    for (size_t k = 0; k < j->marks_len; k++)
+        if (strcmp(j->marks[k].deployment_id, e->deployment_id) == 0)
+            return mgo_pos_before(e->boot, e->seq, j->marks[k].boot, j->marks[k].seq);
+    return false;
+}
+
 static mgo_err pending_push(struct mgo_journal *j, uint64_t boot, uint64_t seq, const char *id,
                             size_t id_len, const void *payload, size_t payload_len)
 {
@@ -114,24 +191,45 @@ static mgo_err pending_push(struct mgo_journal *j, uint64_t boot, uint64_t seq, 
     e->boot = boot;
     e->seq = seq;
     j->pending_len++;
+    j->live_bytes += entry_bytes(e);
     return MGO_OK;
 }
 
+/* Entries are in position order: a binary search. */
 static struct mgo_journal_entry *find(struct mgo_journal *j, uint64_t boot, uint64_t seq)
 {
-    for (size_t i = 0; i < j->pending_len; i++)
-        if (j->pending[i].boot == boot && j->pending[i].seq == seq)
-            return &j->pending[i];
+    size_t lo = 0, hi = j->pending_len;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        const struct mgo_journal_entry *e = &j->pending[mid];
+        if (mgo_pos_before(e->boot, e->seq, boot, seq))
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    if (lo < j->pending_len && j->pending[lo].boot == boot && j->pending[lo].seq == seq)
+        return &j->pending[lo];
     return NULL;
 }
 
 /* Drops the first n entries. */
 static void drop_head(struct mgo_journal *j, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
+        j->live_bytes -= entry_bytes(&j->pending[i]);
         entry_free(&j->pending[i]);
+    }
     memmove(&j->pending[0], &j->pending[n], (j->pending_len - n) * sizeof j->pending[0]);
     j->pending_len -= n;
+    j->done = j->done > n ? j->done - n : 0;
+    extend_done(j);
+    /* the marks stay right: a dropped entry is older than every pending one, so a mark it
+     * left never makes a pending entry superseded. Rebuilding only bounds their number
+     * (deployments that have no entry left), amortized: when they doubled since the last. */
+    if (j->marks_len > j->marks_limit) {
+        marks_rebuild(j);
+        j->marks_limit = j->marks_len * 2 > 64 ? j->marks_len * 2 : 64;
+    }
 }
 
 /* Leading entries at or before (boot, seq); with skip_replay, stops at one marked replay. */
@@ -213,6 +311,10 @@ mgo_err mgo_journal_open(const char *path, struct mgo_journal *j)
     err = scan(j, buf.data, buf.len, &valid);
     if (err != MGO_OK)
         goto cleanup;
+    j->done = 0;
+    extend_done(j);
+    marks_rebuild(j);
+    j->marks_limit = j->marks_len * 2 > 64 ? j->marks_len * 2 : 64;
     j->fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (j->fd < 0) {
         MGO_LOGE(TAG, "open %s: %s", path, strerror(errno));
@@ -254,6 +356,11 @@ void mgo_journal_close(struct mgo_journal *j)
     free(j->pending);
     j->pending = NULL;
     j->pending_len = j->pending_cap = 0;
+    free(j->marks);
+    j->marks = NULL;
+    j->marks_len = j->marks_cap = 0;
+    j->done = 0;
+    j->live_bytes = 0;
 }
 
 static mgo_err append_frame(struct mgo_journal *j, const struct mgo_buf *frame, bool sync)
@@ -284,10 +391,7 @@ static mgo_err append_position(struct mgo_journal *j, unsigned type, uint64_t bo
 /* Rewrites the file when the frames of dropped or acknowledged entries dominate it. */
 static void maybe_compact(struct mgo_journal *j)
 {
-    uint64_t live = 0;
-    for (size_t i = 0; i < j->pending_len; i++)
-        live +=
-            2u * (HDR_LEN + 4u) + strlen(j->pending[i].deployment_id) + j->pending[i].payload_len;
+    uint64_t live = j->live_bytes;
     bool compact = j->pending_len == 0 ? j->size > MGO_JOURNAL_COMPACT_BYTES / 8
                                        : j->size > 2u * live + MGO_JOURNAL_COMPACT_BYTES;
     if (compact && mgo_journal_compact(j) != MGO_OK)
@@ -333,6 +437,8 @@ mgo_err mgo_journal_ack(struct mgo_journal *j, uint64_t boot, uint64_t seq)
     if (err != MGO_OK)
         return err;
     e->delivered = e->sent = true;
+    mark_update(j, e->deployment_id, boot, seq);
+    extend_done(j);
     maybe_compact(j);
     return MGO_OK;
 }
@@ -346,6 +452,7 @@ mgo_err mgo_journal_sent(struct mgo_journal *j, uint64_t boot, uint64_t seq)
     if (err != MGO_OK)
         return err;
     e->sent = true;
+    mark_update(j, e->deployment_id, boot, seq);
     maybe_compact(j);
     return MGO_OK;
 }
@@ -378,6 +485,8 @@ size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t se
             n++;
         }
     }
+    j->done = 0;
+    extend_done(j);
     return n;
 }
 
@@ -386,6 +495,7 @@ void mgo_journal_replayed(struct mgo_journal *j, uint64_t boot, uint64_t seq)
     struct mgo_journal_entry *e = find(j, boot, seq);
     if (e != NULL)
         e->replay = false;
+    extend_done(j);
 }
 
 mgo_err mgo_journal_compact(struct mgo_journal *j)

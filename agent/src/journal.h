@@ -49,6 +49,12 @@ struct mgo_journal_entry {
                      * (kept in memory only: after a restart the first receipt decides) */
 };
 
+/* The newest position of a deployment's entries that is delivered or sent (superseded). */
+struct mgo_journal_mark {
+    char deployment_id[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
+    uint64_t boot, seq;
+};
+
 struct mgo_journal {
     int fd;
     char path[1024];
@@ -58,6 +64,14 @@ struct mgo_journal {
     size_t pending_cap;
     uint64_t dropped_unsettled; /* delivered entries dropped because the journal was
                                  * full before the manager settled them */
+    /* Kept up to date so that delivering a backlog of n entries costs O(n log n), not
+     * O(n^2): every delivery would otherwise walk the whole journal. */
+    size_t done;                    /* pending[0..done) are delivered and not marked for replay */
+    uint64_t live_bytes;            /* the frames the pending entries need (compaction) */
+    struct mgo_journal_mark *marks; /* one per deployment with a delivered or sent entry */
+    size_t marks_len, marks_cap;
+    size_t marks_limit; /* rebuilt (dropping deployments with no entry left) past this */
+    bool marks_ok;      /* false after an allocation failure: superseded() walks the entries */
 };
 
 /* Opens (creating) the journal, cuts a torn tail, loads unacknowledged entries. */
@@ -88,6 +102,12 @@ mgo_err mgo_journal_settle(struct mgo_journal *j, uint64_t boot, uint64_t seq,
 size_t mgo_journal_mark_replay(struct mgo_journal *j, uint64_t boot, uint64_t seq);
 /* The replay of (boot, seq) was delivered: it no longer holds settling. */
 void mgo_journal_replayed(struct mgo_journal *j, uint64_t boot, uint64_t seq);
+/* Index of the first entry that is not delivered, or is marked for replay: every entry
+ * before it needs nothing more than its receipt. */
+size_t mgo_journal_first_due(const struct mgo_journal *j);
+/* Whether a newer entry of pending[i]'s deployment is delivered or sent: published on the
+ * status topic, pending[i] would make the retained status go backwards. O(deployments). */
+bool mgo_journal_superseded(const struct mgo_journal *j, size_t i);
 /* Rewrites the file with only the unsettled entries and their ACK frames (atomic replace). */
 mgo_err mgo_journal_compact(struct mgo_journal *j) MGO_MUST_CHECK;
 

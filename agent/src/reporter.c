@@ -161,30 +161,18 @@ static void flush_restores(struct mgo_reporter *r)
     }
 }
 
-/* Whether a newer status of entry i's deployment was delivered already, or may have been
- * (sent, its PUBACK not seen: the agent was killed or the connection lost): then entry i on
- * the status topic would make the retained status go backwards. */
-static bool superseded(const struct mgo_journal *j, size_t i)
-{
-    for (size_t k = i + 1; k < j->pending_len; k++)
-        if ((j->pending[k].delivered || j->pending[k].sent) &&
-            strcmp(j->pending[k].deployment_id, j->pending[i].deployment_id) == 0)
-            return true;
-    return false;
-}
-
 /* Publishes what is due, in journal order: entries not delivered yet (on the status topic,
  * or the replay topic when superseded) and entries marked for replay. */
 static void flush(struct mgo_reporter *r)
 {
     if (!r->delivery.ready(r->delivery.ctx))
         return;
-    for (size_t i = 0; i < r->journal.pending_len && r->inflight_len < r->delivery.max_inflight;
-         i++) {
+    for (size_t i = mgo_journal_first_due(&r->journal);
+         i < r->journal.pending_len && r->inflight_len < r->delivery.max_inflight; i++) {
         const struct mgo_journal_entry *e = &r->journal.pending[i];
         if ((e->delivered && !e->replay) || is_inflight(r, e->boot, e->seq, false))
             continue;
-        bool replay = e->replay || superseded(&r->journal, i);
+        bool replay = e->replay || mgo_journal_superseded(&r->journal, i);
         if (!replay && !e->sent) {
             /* recorded before the broker can have it; failing costs only the re-send rule */
             mgo_err err = mgo_journal_sent(&r->journal, e->boot, e->seq);

@@ -312,6 +312,76 @@ static void test_sent_marks_persist(void)
     drop();
 }
 
+/* The bookkeeping that keeps delivery linear (first_due, superseded) says at every step what a
+ * walk over all entries says: entries of three deployments, sent and acknowledged out of
+ * order, marked for replay, replayed, settled, and the journal reopened. */
+static bool brute_superseded(const struct mgo_journal *j, size_t i)
+{
+    for (size_t k = i + 1; k < j->pending_len; k++)
+        if ((j->pending[k].delivered || j->pending[k].sent) &&
+            strcmp(j->pending[k].deployment_id, j->pending[i].deployment_id) == 0)
+            return true;
+    return false;
+}
+
+static size_t brute_first_due(const struct mgo_journal *j)
+{
+    size_t n = 0;
+    while (n < j->pending_len && j->pending[n].delivered && !j->pending[n].replay)
+        n++;
+    return n;
+}
+
+static size_t mismatches(const struct mgo_journal *j)
+{
+    size_t bad = mgo_journal_first_due(j) != brute_first_due(j);
+    for (size_t i = 0; i < j->pending_len; i++)
+        bad += mgo_journal_superseded(j, i) != brute_superseded(j, i);
+    return bad;
+}
+
+static void test_bookkeeping_matches_a_full_walk(void)
+{
+    fresh();
+    struct mgo_journal j;
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    static const char *const deps[] = {"dep-a", "dep-b", "dep-c"};
+    const uint64_t n = 300;
+    for (uint64_t seq = 1; seq <= n; seq++)
+        append(&j, 1, seq, deps[(seq * 7) % 3], "s");
+    size_t bad = mismatches(&j);
+    /* sent in a scattered order, every third one acknowledged */
+    for (uint64_t k = 0; k < n; k++) {
+        uint64_t seq = 1 + (k * 37) % n;
+        if (k % 2 == 0)
+            CU_ASSERT(mgo_journal_sent(&j, 1, seq) == MGO_OK);
+        if (k % 3 == 0)
+            CU_ASSERT(mgo_journal_ack(&j, 1, seq) == MGO_OK);
+        if (k % 25 == 0)
+            bad += mismatches(&j);
+    }
+    /* everything up to 120 acknowledged: first_due moves */
+    for (uint64_t seq = 1; seq <= 120; seq++)
+        (void)mgo_journal_ack(&j, 1, seq);
+    bad += mismatches(&j);
+    CU_ASSERT(mgo_journal_first_due(&j) >= 120);
+    /* a new manager epoch: delivered entries after 50 go again */
+    CU_ASSERT(mgo_journal_mark_replay(&j, 1, 50) > 0);
+    bad += mismatches(&j);
+    CU_ASSERT_EQUAL(mgo_journal_first_due(&j), 50);
+    for (uint64_t seq = 51; seq <= 80; seq++)
+        mgo_journal_replayed(&j, 1, seq);
+    bad += mismatches(&j);
+    CU_ASSERT(mgo_journal_settle(&j, 1, 70, NULL) == MGO_OK);
+    bad += mismatches(&j);
+    mgo_journal_close(&j);
+    CU_ASSERT_FATAL(mgo_journal_open(path, &j) == MGO_OK);
+    bad += mismatches(&j);
+    CU_ASSERT_EQUAL(bad, 0);
+    mgo_journal_close(&j);
+    drop();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -324,6 +394,7 @@ void mgo_test_register(void)
         {"compaction keeps pending entries", test_compaction_keeps_pending},
         {"sent marks persist across a restart and a compaction", test_sent_marks_persist},
         {"id and payload limits", test_limits},
+        {"first_due and superseded match a full walk", test_bookkeeping_matches_a_full_walk},
         {NULL, NULL},
     };
     mgo_test_add_suite("agent.journal", cases);
