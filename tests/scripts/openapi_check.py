@@ -10,8 +10,9 @@ python3-jsonschema (Draft 2020-12, the dialect of OpenAPI 3.1).
       by openapi_live.sh with catalog-dir examples/ and the Helm devices edge-01 and edge-02)
       in the order of STEPS below: each must get the operation's documented success status
       and a reply that validates against that response's schema. A few errors are provoked
-      too (401, 404, 405, 409, 422) and their problem+json replies validated. Operations of
-      the document that STEPS does not replay fail the check (add them when adding a route).
+      too (400, 401, 403, 404, 405, 409, 413, 422) and their problem+json replies validated.
+      Operations of the document that STEPS does not replay fail the check (add them when
+      adding a route).
       --dump writes every exchange as JSON lines (to take examples from).
 """
 import json
@@ -215,9 +216,10 @@ def success(op):
     return int(min(c for c in op["responses"] if c.startswith("2")))
 
 
-def replay(method, path, args=None, wait=None):
+def replay(method, path, args=None, wait=None, want=None):
     """Replays op's request examples (or one bare request) and each query parameter example
-    alone; returns the last parsed reply."""
+    alone; returns the last parsed reply. want: the documented status expected (default the
+    operation's lowest success status)."""
     op, common = find_op(method, path)
     if op is None:
         bad("%s %s: not in the document" % (method, path))
@@ -226,7 +228,11 @@ def replay(method, path, args=None, wait=None):
     real = path
     for k, v in (args or {}).items():
         real = real.replace("{%s}" % k, v)
-    want = success(op)
+    if want is None:
+        want = success(op)
+    elif str(want) not in op["responses"]:
+        bad("%s %s: %d not documented" % (method, path, want))
+        return None
     auth = op.get("security", doc.get("security")) != []
     last = None
     bodies = []
@@ -299,6 +305,23 @@ provoke("GET", "/api/v1/apps/{id}", "/api/v1/apps/no-such-app", 404)
 replay("GET", "/api/v1/devices")
 replay("GET", "/api/v1/devices/{id}", {"id": "edge-01"})
 provoke("GET", "/api/v1/devices/{id}", "/api/v1/devices/no-such-device", 404)
+# 3b. the accepted-client list of the southbound Margo HTTP API: added (201), again (200),
+# listed, shown; errors; removed (204), then gone (404)
+client = doc["components"]["parameters"]["ClientId"]["example"]
+CLIENT = "/api/v1/clients/{id}"
+replay("PUT", CLIENT, {"id": client}, want=201)
+replay("PUT", CLIENT, {"id": client}, want=200)
+replay("GET", "/api/v1/clients")
+replay("GET", CLIENT, {"id": client})
+provoke("GET", CLIENT, "/api/v1/clients/no-such-client", 404)
+provoke("DELETE", CLIENT, "/api/v1/clients/no-such-client", 404)
+provoke("PUT", CLIENT, "/api/v1/clients/bad!id", 422)
+provoke("PUT", CLIENT, "/api/v1/clients/" + "x" * 129, 422)
+provoke("GET", CLIENT, "/api/v1/clients/..", 422)
+provoke("POST", "/api/v1/clients", "/api/v1/clients", 405, {})
+provoke("GET", "/api/v1/clients", "/api/v1/clients", 401, auth=False)
+replay("DELETE", CLIENT, {"id": client})
+provoke("GET", CLIENT, "/api/v1/clients/" + client, 404)
 # 4. deployments (the document's example id stands for the one made here)
 op, _ = find_op("POST", "/api/v1/deployments")
 created = replay("POST", "/api/v1/deployments")
