@@ -10,11 +10,7 @@
 static struct mgo_selector sel;
 
 static const struct mgo_label LABELS[] = {
-    {"site", "plant-7"},
-    {"tier", "prod"},
-    {"env", "b"},
-    {"gpu", ""},
-    {"example.com/zone", "z1"},
+    {"site", "plant-7"}, {"tier", "prod"}, {"env", "b"}, {"gpu", ""}, {"example.com/zone", "z1"},
 };
 #define NLABELS (sizeof LABELS / sizeof LABELS[0])
 
@@ -49,8 +45,7 @@ static void test_operators(void)
     CU_ASSERT_FALSE(sel_matches("legacy"));
     CU_ASSERT_TRUE(sel_matches("gpu="));
     CU_ASSERT_TRUE(sel_matches("example.com/zone=z1"));
-    CU_ASSERT_TRUE(
-        sel_matches("site=plant-7,tier!=canary,env in (a,b),env notin (c),gpu,!legacy"));
+    CU_ASSERT_TRUE(sel_matches("site=plant-7,tier!=canary,env in (a,b),env notin (c),gpu,!legacy"));
     CU_ASSERT_TRUE(sel_matches(" site = plant-7 , ! legacy "));
     CU_ASSERT_FALSE(sel_matches("site=plant-7,tier=canary"));
     CU_ASSERT_EQUAL(sel.reqs_len, 2);
@@ -93,8 +88,7 @@ static void test_refusals(void)
     refused("-site", MGO_ERR_INVALID, "at byte 0: a label key starts with a letter or digit");
     refused("env in a,b", MGO_ERR_INVALID, "at byte 7: expected '(' after in/notin");
     refused("env in (a,b", MGO_ERR_INVALID, "at byte 11: expected ',' or ')' in a set of values");
-    refused("env in ()", MGO_ERR_INVALID,
-            "at byte 8: expected a value (letters, digits, . _ -)");
+    refused("env in ()", MGO_ERR_INVALID, "at byte 8: expected a value (letters, digits, . _ -)");
     refused("env < 3", MGO_ERR_INVALID,
             "at byte 4: expected '=', '==', '!=', 'in', 'notin', ',' or the end after a key");
     refused("!", MGO_ERR_INVALID, "at byte 1: expected a label key");
@@ -166,8 +160,8 @@ static void test_label_checks(void)
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
-        {"operators", test_operators},   {"reasons", test_reasons},
-        {"refusals", test_refusals},     {"bounds", test_bounds},
+        {"operators", test_operators},       {"reasons", test_reasons},
+        {"refusals", test_refusals},         {"bounds", test_bounds},
         {"label checks", test_label_checks}, {NULL, NULL},
     };
     mgo_test_add_suite("manager selector", cases);
