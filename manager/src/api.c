@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 
 #include "api.h"
+#include "api_rollout.h"
 #include "deploy.h"
 #include "events.h"
 #include "jw.h"
@@ -1195,7 +1196,7 @@ void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req)
         n = 1; /* trailing slash */
     const char *coll = n ? seg[0] : "";
     const char *id = n >= 2 ? seg[1] : NULL;
-    if (n == 3) {
+    if (n == 3 && strcmp(coll, "rollouts") != 0 && strcmp(coll, "devices") != 0) {
         not_found(req, NULL, "unknown resource");
         return;
     }
@@ -1211,8 +1212,14 @@ void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req)
             apps_delete(api, req, id);
         else
             method_not_allowed(req);
+    } else if (strcmp(coll, "rollouts") == 0) {
+        mgo_api_rollout__route(api, req, id, n == 3 ? seg[2] : NULL);
+    } else if (strcmp(coll, "devices") == 0 && n == 3) {
+        mgo_api_rollout__device_sub(api, req, id, seg[2]);
     } else if (strcmp(coll, "devices") == 0) {
-        if (!id && is_method(req, "GET"))
+        if (!id && is_method(req, "GET") && mgo_api_rollout__wants_page(req))
+            mgo_api_rollout__devices_page(api, req);
+        else if (!id && is_method(req, "GET"))
             devices_list(api, req);
         else if (id && is_method(req, "GET"))
             devices_show(api, req, id);

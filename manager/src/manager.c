@@ -19,6 +19,7 @@
 #include "mgr_internal.h"
 #include "outbox.h"
 #include "publish.h"
+#include "rollout.h"
 #include "sse.h"
 #include "mgo/backoff.h"
 #include "mgo/log.h"
@@ -59,6 +60,8 @@ struct mgo_manager {
     uint64_t sweep_timer;   /* pending retry of an incomplete sweep, 0: none */
     uint64_t http_timer;    /* the HTTP front end's tick (request deadline, keepalives) */
     uint64_t refresh_timer; /* re-issues every manifest at half of manifest-expiry */
+    uint64_t rollout_timer; /* the rollout engine's next tick (rollout.c) */
+    bool rollout_kicked;    /* a status change brought the next tick forward */
     bool refresh_due;       /* a refresh waits for the next connect (also at start-up) */
     bool drain_scheduled;   /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
@@ -430,6 +433,35 @@ static void refresh_manifests(void *ctx)
         MGO_LOGE(TAG, "out of memory: manifests are re-issued only after a reconnect");
 }
 
+/* Timer: the rollout engine moves every active rollout on (rollout.h), then runs again when
+ * it asks (at once while changes are waiting, else every MGO_ROLLOUT_TICK_MS). */
+static void rollout_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->rollout_timer = 0;
+    m->rollout_kicked = false;
+    int64_t again = MGO_ROLLOUT_TICK_MS;
+    MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
+    if (mgo_loop_timer_add(m->loop, again, rollout_tick, m, &m->rollout_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+}
+
+/* Ingest committed a status change: the next rollout tick comes within ROLLOUT_KICK_MS (one
+ * tick for a burst of statuses). */
+#define ROLLOUT_KICK_MS 200
+static void rollout_kick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    if (m->rollout_kicked || m->rollout_timer == 0)
+        return;
+    mgo_loop_timer_cancel(m->loop, m->rollout_timer);
+    m->rollout_timer = 0;
+    if (mgo_loop_timer_add(m->loop, ROLLOUT_KICK_MS, rollout_tick, m, &m->rollout_timer) == MGO_OK)
+        m->rollout_kicked = true;
+    else
+        MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+}
+
 static void on_mqtt_ready(void *ctx, int fd, short revents)
 {
     (void)fd;
@@ -556,6 +588,8 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
     m->ingest.event_rate = (uint32_t)cfg->event_rate;
     m->ingest.status_rate = (uint32_t)cfg->status_rate;
+    m->ingest.on_status = rollout_kick;
+    m->ingest.on_status_ctx = m;
     m->api = (struct mgo_api){
         .store = m->store, .pub = &m->pub, .hub = m->hub, .catalog_dir = cfg->catalog_dir};
     struct mgo_http_config hc = {
@@ -602,6 +636,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, 0, rollout_tick, m, &m->rollout_timer);
     /* the last run's manifests may be half-way to expiry: re-issue them after connecting */
     m->refresh_due = true;
     if (err == MGO_OK)
