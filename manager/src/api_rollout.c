@@ -107,8 +107,8 @@ static void rollout_reply(struct mgo_api *api, struct mgo_api_request *req, cons
     mgo_err err = mgo_rollout__summary(api->store, id, false, &w);
     mgo_jw_obj_end(&w);
     if (err == MGO_ERR_NOT_FOUND)
-        mgo_api__problem(req, 404, PROBLEM_BASE "rollout-not-found", "Not Found",
-                         "no such rollout", NULL);
+        mgo_api__problem(req, 404, PROBLEM_BASE "rollout-not-found", "Not Found", "no such rollout",
+                         NULL);
     else if (err)
         internal(req, err);
     else
@@ -216,8 +216,8 @@ static void rollouts_create(struct mgo_api *api, struct mgo_api_request *req)
         mgo_jw_arr(&w);
         mgo_jw_arr(&pc.ex);
     }
-    mgo_err err = mgo_rollout__create(api->store, &body, dry_run, dry_run ? plan_visit : NULL, &pc,
-                                      id, &p);
+    mgo_err err =
+        mgo_rollout__create(api->store, &body, dry_run, dry_run ? plan_visit : NULL, &pc, id, &p);
     if (err == MGO_ERR_INVALID || err == MGO_ERR_LIMIT) {
         invalid(req, "no rollout was created", &p);
         goto cleanup;
@@ -331,8 +331,8 @@ static void rollout_targets(struct mgo_api *api, struct mgo_api_request *req, co
     mgo_jw_ku64(&w, "offset", ctx.offset);
     mgo_jw_obj_end(&w);
     if (err == MGO_ERR_NOT_FOUND)
-        mgo_api__problem(req, 404, PROBLEM_BASE "rollout-not-found", "Not Found",
-                         "no such rollout", NULL);
+        mgo_api__problem(req, 404, PROBLEM_BASE "rollout-not-found", "Not Found", "no such rollout",
+                         NULL);
     else if (err)
         internal(req, err);
     else
@@ -494,10 +494,11 @@ static void labels_change(struct mgo_api *api, struct mgo_api_request *req, cons
             snprintf(field, sizeof field, "labels.%.100s", m->key);
             if (!mgo_label_key_ok(m->key, why, sizeof why))
                 mgo_problems_add(&p, field, "%s", why);
-            else if (strncmp(m->key, MGO_LABEL_DERIVED_PREFIX,
-                             strlen(MGO_LABEL_DERIVED_PREFIX)) == 0)
-                mgo_problems_add(&p, field, "keys under " MGO_LABEL_DERIVED_PREFIX
-                                            " are derived from capabilities, never set");
+            else if (strncmp(m->key, MGO_LABEL_DERIVED_PREFIX, strlen(MGO_LABEL_DERIVED_PREFIX)) ==
+                     0)
+                mgo_problems_add(&p, field,
+                                 "keys under " MGO_LABEL_DERIVED_PREFIX
+                                 " are derived from capabilities, never set");
             else if (m->value.kind == MGO_V_NULL && !replace)
                 continue;
             else if (m->value.kind != MGO_V_STR)
@@ -510,9 +511,9 @@ static void labels_change(struct mgo_api *api, struct mgo_api_request *req, cons
         invalid(req, "no label was changed", &p);
         goto cleanup;
     }
-    mgo_err err = mgo_mgr_store_is_role(api->store, id) ? MGO_ERR_NOT_FOUND
-                                                        : mgo_mgr_store_device_get(api->store, id,
-                                                                                   NULL, NULL);
+    mgo_err err = mgo_mgr_store_is_role(api->store, id)
+                      ? MGO_ERR_NOT_FOUND
+                      : mgo_mgr_store_device_get(api->store, id, NULL, NULL);
     if (!err)
         err = mgo_mgr_store_begin(api->store);
     if (err)
@@ -546,8 +547,7 @@ fail:
         mgo_api__problem(req, 404, PROBLEM_BASE "device-not-found", "Not Found", "no such device",
                          NULL);
     } else if (err == MGO_ERR_LIMIT) {
-        mgo_problems_add(&p, "labels", "a device has at most %u labels",
-                         MGO_LABELS_MAX_PER_DEVICE);
+        mgo_problems_add(&p, "labels", "a device has at most %u labels", MGO_LABELS_MAX_PER_DEVICE);
         invalid(req, "no label was changed", &p);
     } else {
         internal(req, err);

@@ -29,6 +29,7 @@ struct mgo_device_labels {
  * with the same key. Store errors are returned; capabilities that do not decode leave
  * have_caps false. */
 mgo_err mgo_labels__of_device(struct mgo_mgr_store *store, const struct mgo_mgr_device_row *row,
-                              struct mgo_arena *arena, struct mgo_device_labels *out) MGO_MUST_CHECK;
+                              struct mgo_arena *arena,
+                              struct mgo_device_labels *out) MGO_MUST_CHECK;
 
 #endif

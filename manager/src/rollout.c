@@ -29,7 +29,7 @@ struct ro {
     char *parameters; /* malloc'd JSON or NULL */
     char mode[16], on_abort[16], offline_count[16], state[16];
     char reason[256];
-    char *selector; /* malloc'd */
+    char *selector;                 /* malloc'd */
     struct mgo_mgr_rollout_row row; /* numbers; strings point into the fields above */
 };
 
@@ -186,7 +186,7 @@ static void get_threshold(const struct mgo_value *parent, const char *key, const
 
 static void parse_spec(const struct mgo_value *body, struct spec *s, struct mgo_problems *p)
 {
-    static const char *const top[] = {"app",     "version",  "parameters", "mode",
+    static const char *const top[] = {"app",      "version", "parameters", "mode",
                                       "selector", "devices", "strategy",   NULL};
     static const char *const modes[] = {"upgrade", "deploy", NULL};
     static const char *const aborts[] = {"stop", "rollback", NULL};
@@ -203,9 +203,8 @@ static void parse_spec(const struct mgo_value *body, struct spec *s, struct mgo_
     s->parameters = get_map(body, "parameters", "parameters", p);
     s->selector = get_str(body, "selector", "selector", NULL, NULL, p);
     s->devices = mgo_value_get(body, "devices");
-    if (s->devices &&
-        (s->devices->kind != MGO_V_ARRAY || s->devices->as.array.len == 0 ||
-         s->devices->as.array.len > MGO_ROLLOUT_MAX_TARGETS)) {
+    if (s->devices && (s->devices->kind != MGO_V_ARRAY || s->devices->as.array.len == 0 ||
+                       s->devices->as.array.len > MGO_ROLLOUT_MAX_TARGETS)) {
         mgo_problems_add(p, "devices", "must be a list of 1..%u device ids",
                          MGO_ROLLOUT_MAX_TARGETS);
         s->devices = NULL;
@@ -216,10 +215,9 @@ static void parse_spec(const struct mgo_value *body, struct spec *s, struct mgo_
         mgo_problems_add(p, "selector", "required (or devices): which devices to roll out to");
 
     const struct mgo_value *st = get_map(body, "strategy", "strategy", p);
-    static const char *const skeys[] = {"canary",       "batchSize",   "batchPercent",
-                                        "maxInFlight",  "successTimeoutSeconds",
-                                        "soakSeconds",  "maxFailures", "onAbort",
-                                        "offline",      NULL};
+    static const char *const skeys[] = {
+        "canary",      "batchSize",   "batchPercent", "maxInFlight", "successTimeoutSeconds",
+        "soakSeconds", "maxFailures", "onAbort",      "offline",     NULL};
     if (st)
         only_keys(st, "strategy.", skeys, p);
     s->timeout_s = MGO_ROLLOUT_DEFAULT_TIMEOUT_S;
@@ -280,8 +278,7 @@ struct find_dep {
 static mgo_err find_dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct find_dep *f = c;
-    if (row->desired == MGO_MGR_DESIRED_PRESENT && strcmp(row->app_id, f->app_id) == 0 &&
-        !f->id[0])
+    if (row->desired == MGO_MGR_DESIRED_PRESENT && strcmp(row->app_id, f->app_id) == 0 && !f->id[0])
         snprintf(f->id, sizeof f->id, "%s", row->id);
     return MGO_OK;
 }
@@ -600,9 +597,8 @@ mgo_err mgo_rollout__command(struct mgo_mgr_store *store, const char *id, enum m
         next = strcmp(now, "running") == 0 || strcmp(now, "paused") == 0 ? "cancelled" : NULL;
         break;
     case MGO_ROLLOUT_ROLLBACK:
-        next = strcmp(now, "rolling-back") != 0 && strcmp(now, "rolled-back") != 0
-                   ? "rolling-back"
-                   : NULL;
+        next = strcmp(now, "rolling-back") != 0 && strcmp(now, "rolled-back") != 0 ? "rolling-back"
+                                                                                   : NULL;
         break;
     }
     if (!next) {
@@ -748,7 +744,7 @@ struct tick {
         char device[MGO_MAX_DEVICE_ID_LEN + 1];
         char deployment[MGO_UUID_STR_SIZE];
         bool removed;
-    } *pubs;
+    } * pubs;
     size_t pubs_len;
 };
 
@@ -1285,14 +1281,13 @@ static mgo_err active_ids_visit(const struct mgo_mgr_rollout_row *row, void *c)
     return MGO_OK;
 }
 
-mgo_err mgo_rollout__tick(struct mgo_mgr_store *store, struct mgo_publisher *pub,
-                          int64_t *again_ms)
+mgo_err mgo_rollout__tick(struct mgo_mgr_store *store, struct mgo_publisher *pub, int64_t *again_ms)
 {
     char ids[MGO_ROLLOUT_MAX_ACTIVE][MGO_UUID_STR_SIZE];
     memset(ids, 0, sizeof ids);
     *again_ms = MGO_ROLLOUT_TICK_MS;
-    mgo_err first = mgo_mgr_store_rollout_list(store, true, MGO_ROLLOUT_MAX_ACTIVE, 0,
-                                               active_ids_visit, ids);
+    mgo_err first =
+        mgo_mgr_store_rollout_list(store, true, MGO_ROLLOUT_MAX_ACTIVE, 0, active_ids_visit, ids);
     for (size_t i = 0; !first && i < MGO_ROLLOUT_MAX_ACTIVE && ids[i][0]; i++) {
         struct tick k = {.store = store, .pub = pub, .now = mgo_mgr_store_now_ms()};
         bool again = false;
@@ -1336,8 +1331,8 @@ mgo_err mgo_rollout__tick(struct mgo_mgr_store *store, struct mgo_publisher *pub
 /* ---- summary ------------------------------------------------------------------------------ */
 
 static const char *const STATES[] = {
-    "waiting",      "updating",    "succeeded",       "failed",           "lagging",
-    "skipped",      "rolling-back", "rolled-back",    "rollback-failed",  "rollback-lagging",
+    "waiting", "updating",     "succeeded",   "failed",          "lagging",
+    "skipped", "rolling-back", "rolled-back", "rollback-failed", "rollback-lagging",
 };
 #define NSTATES (sizeof STATES / sizeof STATES[0])
 #define MAX_CODES 32u

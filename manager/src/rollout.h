@@ -26,10 +26,10 @@
 #define MGO_ROLLOUT_MAX_TARGETS 20000u /* devices in one rollout at most */
 #define MGO_ROLLOUT_MAX_ACTIVE 16u     /* rollouts running, paused or rolling back at once */
 #define MGO_ROLLOUT_MAX_BATCHES 1000u
-#define MGO_ROLLOUT_TICK_MS 1000              /* the engine's timer */
-#define MGO_ROLLOUT_CHANGES_PER_TICK 256u     /* deployment changes per tick (then 0 ms) */
-#define MGO_ROLLOUT_DEFAULT_TIMEOUT_S 600u    /* successTimeoutSeconds */
-#define MGO_ROLLOUT_DEFAULT_GRACE_S 300u      /* offline.graceSeconds */
+#define MGO_ROLLOUT_TICK_MS 1000           /* the engine's timer */
+#define MGO_ROLLOUT_CHANGES_PER_TICK 256u  /* deployment changes per tick (then 0 ms) */
+#define MGO_ROLLOUT_DEFAULT_TIMEOUT_S 600u /* successTimeoutSeconds */
+#define MGO_ROLLOUT_DEFAULT_GRACE_S 300u   /* offline.graceSeconds */
 /* The code of a device that did not report `installed` within successTimeoutSeconds while
  * online (not an agent code; unknown to failure.h, so it counts as an app failure). */
 #define MGO_ROLLOUT_TIMEOUT_CODE "ROLLOUT_TIMEOUT"
