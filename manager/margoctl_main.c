@@ -13,11 +13,12 @@ static void usage(FILE *out)
           "  validate FILE...                 check Margo documents (YAML, JSON, MessagePack)\n"
           "  convert FILE                     a document normalised as JSON or MessagePack\n"
           "  app add|list|show|rm             the application catalog\n"
-          "  device list|show                 devices; list --compatible APP for an app\n"
+          "  device list|show|label           devices; list --compatible APP for an app\n"
           "  deploy APP --device D...         deploy an app with answers (--set, --values)\n"
           "  deployment list|show|update|rm   deployments\n"
           "  status                           last reported state of every deployment\n"
           "  watch DEPLOYMENT...              follow deployments until done (exit 0/1/3)\n"
+          "  rollout create|list|show|...     staged rollouts (docs/rollouts.md)\n"
           "\n"
           "Every command takes --help and --json. The manager is reached at --url URL\n"
           "(or MARGO_URL, default http://127.0.0.1:8080) with the bearer token in\n"
@@ -45,9 +46,10 @@ int main(int argc, char **argv)
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"app", mgo_ctl_app},       {"device", mgo_ctl_device},
-        {"deploy", mgo_ctl_deploy}, {"deployment", mgo_ctl_deployment},
-        {"status", mgo_ctl_status}, {"watch", mgo_ctl_watch},
+        {"app", mgo_ctl_app},         {"device", mgo_ctl_device},
+        {"deploy", mgo_ctl_deploy},   {"deployment", mgo_ctl_deployment},
+        {"status", mgo_ctl_status},   {"watch", mgo_ctl_watch},
+        {"rollout", mgo_ctl_rollout},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
         if (strcmp(cmd, cmds[i].name) == 0) {

@@ -66,4 +66,8 @@ void mgo_ctl__print_json(const struct mgo_value *v);
  * place, compacting the rest). Returns 1 when --help was given, -1 on error, else 0. */
 int mgo_ctl__common_opts(struct mgo_ctl_conn *c, int *argc, char **argv);
 
+/* margoctl device label DEVICE [KEY=VALUE...] [KEY-...] (ctl_rollout.c); argv[0] is
+ * "label". */
+int mgo_ctl__device_label(int argc, char **argv);
+
 #endif

@@ -39,16 +39,15 @@ static bool start_manager(void)
 
 /* One simulator process of count devices "<prefix>-0000K" from first; extra: more arguments
  * (NULL-terminated). Waits until every device is ready. */
-static pid_t start_sim(const char *prefix, int first, int count, const char *const *extra,
-                       int boot)
+static pid_t start_sim(const char *prefix, int first, int count, const char *const *extra, int boot)
 {
     char log[400], first_s[16], count_s[16], boot_s[16];
     snprintf(log, sizeof log, "%s/sim-%s-%d-%d.log", dir, prefix, first, boot);
     snprintf(first_s, sizeof first_s, "%d", first);
     snprintf(count_s, sizeof count_s, "%d", count);
     snprintf(boot_s, sizeof boot_s, "%d", boot);
-    const char *argv[32] = {MGO_SIM_BIN,  "--url",   mgo_test_broker_url(&broker),
-                            "--id-prefix", prefix,   "--first",
+    const char *argv[32] = {MGO_SIM_BIN,   "--url",   mgo_test_broker_url(&broker),
+                            "--id-prefix", prefix,    "--first",
                             first_s,       "--count", count_s,
                             "--boot",      boot_s};
     size_t n = 11;
@@ -295,8 +294,8 @@ static void test_labels_and_plan(void)
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "labels.margo.org/vendor", "derived"));
     mgo_test_reply_cleanup(&r);
     /* PATCH null deletes; PUT replaces */
-    api("PATCH", "/api/v1/devices/lab-00001/labels", "{\"labels\": {\"fleet\": null, \"a\": \"1\"}}",
-        &r);
+    api("PATCH", "/api/v1/devices/lab-00001/labels",
+        "{\"labels\": {\"fleet\": null, \"a\": \"1\"}}", &r);
     CU_ASSERT_EQUAL(r.status, 200);
     CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/labels/fleet"), "");
     mgo_test_reply_cleanup(&r);
@@ -408,8 +407,8 @@ static void test_abort_and_rollback(void)
 
 static void test_device_failure_app_only(void)
 {
-    const char *fail[] = {"--fail-version", "2.0", "--fail-code", "FETCH_FAILED", "--fail-ids",
-                          "2",              NULL};
+    const char *fail[] = {"--fail-version", "2.0", "--fail-code", "FETCH_FAILED",
+                          "--fail-ids",     "2",   NULL};
     CU_ASSERT_FATAL(start_sim("df", 0, 4, fail, 1) > 0);
     wait_selected("!fleet", 4);
     label_fleet("df", 4, "df");
@@ -485,8 +484,8 @@ static void test_offline_device_converges(void)
     CU_ASSERT_EQUAL(rollout_u64(id, "/counts/lagging"), 1);
     /* it comes back (a new boot, no state of its own): the retained desired state is 2.0 */
     CU_ASSERT_FATAL(start_sim("of", 3, 1, NULL, 2) > 0);
-    CU_ASSERT_TRUE(wait_str("/api/v1/deployments?device=of-00003", "/deployments/0/state",
-                            "installed"));
+    CU_ASSERT_TRUE(
+        wait_str("/api/v1/deployments?device=of-00003", "/deployments/0/state", "installed"));
     char version[16], state[16];
     dep_of("of-00003", version, state);
     CU_ASSERT_STRING_EQUAL(version, "2.0");
@@ -529,6 +528,75 @@ static void test_manager_restart_mid_batch(void)
     assert_batches_in_order(after, na);
 }
 
+/* Runs margoctl with args (NULL-terminated) against the manager; its output in log (appended).
+ * The exit code, -1 when it did not end within WAIT_MS. */
+static int ctl(const char *log, const char *const *args)
+{
+    char bin[512];
+    snprintf(bin, sizeof bin, "%s/manager/margoctl", MGO_BINARY_DIR);
+    const char *argv[32] = {bin};
+    size_t n = 1;
+    for (size_t i = 0; args[i] && n < 26; i++)
+        argv[n++] = args[i];
+    argv[n++] = "--url";
+    argv[n++] = mgr.api_base;
+    argv[n++] = "--token-file";
+    argv[n++] = token_path;
+    argv[n] = NULL;
+    pid_t pid = mgo_test_spawn(argv, log);
+    int rc = mgo_test_wait_exit(pid, WAIT_MS);
+    if (rc == -1)
+        mgo_test_kill(pid, SIGKILL);
+    return rc;
+}
+
+static void test_cli(void)
+{
+    CU_ASSERT_FATAL(start_sim("cl", 0, 3, NULL, 1) > 0);
+    wait_selected("!fleet", 3);
+    char log[400];
+    snprintf(log, sizeof log, "%s/margoctl.log", dir);
+    const char *label[] = {"device", "label", "cl-00000", "fleet=cl", "tier=canary", NULL};
+    CU_ASSERT_EQUAL(ctl(log, label), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "  tier=canary"), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "  margo.org/vendor=SimCorp"), 1);
+    const char *bad[] = {"device", "label", "cl-00000", "=x", NULL};
+    CU_ASSERT_EQUAL(ctl(log, bad), 2);
+    const char *unlabel[] = {"device", "label", "cl-00000", "tier-", NULL};
+    CU_ASSERT_EQUAL(ctl(log, unlabel), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "  tier=canary"), 1); /* not shown again */
+    label_fleet("cl", 3, "cl");
+    deploy_v1("cl", 3);
+    const char *plan[] = {"rollout",  "create",   "bench-app", "--version", "2.0", "--selector",
+                          "fleet=cl", "--canary", "1",         "--dry-run", NULL};
+    CU_ASSERT_EQUAL(ctl(log, plan), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "3 targeted, "), 1);
+    char json_log[400];
+    snprintf(json_log, sizeof json_log, "%s/margoctl-create.json", dir);
+    const char *make[] = {
+        "rollout",    "create",   "bench-app", "--version", "2.0",
+        "--selector", "fleet=cl", "--canary",  "1",         "--max-failures-total",
+        "0",          "--json",   NULL};
+    CU_ASSERT_EQUAL_FATAL(ctl(json_log, make), 0);
+    char *text = mgo_test_read_file(json_log, NULL);
+    char *at = strstr(text, "\"id\":\"");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(at);
+    char id[40];
+    snprintf(id, sizeof id, "%.36s", at + 6);
+    free(text);
+    const char *watch[] = {"rollout", "show", id, "--watch", NULL};
+    CU_ASSERT_EQUAL(ctl(log, watch), 0);
+    char line[96];
+    snprintf(line, sizeof line, "rollout %s: succeeded", id);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, line), 1);
+    const char *pause[] = {"rollout", "pause", id, NULL};
+    CU_ASSERT_EQUAL(ctl(log, pause), 1);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, "a rollout that is succeeded cannot be paused"), 1);
+    const char *list[] = {"rollout", "list", NULL};
+    CU_ASSERT_EQUAL(ctl(log, list), 0);
+    CU_ASSERT(mgo_test_count_lines(log, id) >= 2);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -539,6 +607,7 @@ void mgo_test_register(void)
         {"pause and resume", test_pause_resume},
         {"offline device converges after the rollout", test_offline_device_converges},
         {"manager restart mid-batch", test_manager_restart_mid_batch},
+        {"margoctl rollout and device label", test_cli},
         {NULL, NULL},
     };
     CU_pSuite s = CU_add_suite("manager rollout", suite_init, suite_cleanup);
