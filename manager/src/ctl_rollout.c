@@ -448,9 +448,12 @@ static int rollout_list(const struct mgo_ctl_conn *c, bool active)
             mgo_ctl__text(mgo_value_get(e, "batchCount"), n, sizeof n);
             snprintf(batch, sizeof batch, "%llu/%s", strtoull(b, NULL, 10) + 1, n);
             print_counts(mgo_value_get(e, "counts"), counts, sizeof counts);
-            const char *row[] = {mgo_ctl__str(e, "id"),    mgo_ctl__str(e, "app"),
-                                 mgo_ctl__str(e, "version"), mgo_ctl__str(e, "state"),
-                                 batch,                    counts};
+            const char *row[] = {mgo_ctl__str(e, "id"),
+                                 mgo_ctl__str(e, "app"),
+                                 mgo_ctl__str(e, "version"),
+                                 mgo_ctl__str(e, "state"),
+                                 batch,
+                                 counts};
             mgo_ctl__table_add(&t, row);
         }
         mgo_ctl__table_print(&t, stdout);

@@ -20,6 +20,7 @@
 #include "outbox.h"
 #include "publish.h"
 #include "rollout.h"
+#include "rollup.h"
 #include "sse.h"
 #include "mgo/backoff.h"
 #include "mgo/log.h"
@@ -62,8 +63,10 @@ struct mgo_manager {
     uint64_t refresh_timer; /* re-issues every manifest at half of manifest-expiry */
     uint64_t rollout_timer; /* the rollout engine's next tick (rollout.c) */
     bool rollout_kicked;    /* a status change brought the next tick forward */
-    bool refresh_due;       /* a refresh waits for the next connect (also at start-up) */
-    bool drain_scheduled;   /* a continuation of drain_mqtt is queued */
+    uint64_t rollup_timer;  /* the fleet roll-ups' period (rollup.c) */
+    struct mgo_rollup rollup;
+    bool refresh_due;     /* a refresh waits for the next connect (also at start-up) */
+    bool drain_scheduled; /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
@@ -327,6 +330,8 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
         if (!ev->session_present)
+            mgo_rollup__forget(&m->rollup); /* the broker may have lost the retained roll-ups */
+        if (!ev->session_present)
             m->refresh_due = false; /* the sweep re-issued every manifest */
         else if (m->refresh_due && mgo_publish__refresh(&m->pub) == MGO_OK)
             m->refresh_due = false; /* else: again at the next connect or refresh tick */
@@ -444,6 +449,17 @@ static void rollout_tick(void *ctx)
     MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
     if (mgo_loop_timer_add(m->loop, again, rollout_tick, m, &m->rollout_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+}
+
+/* Timer: the fleet roll-ups that changed go out (at most once a period per topic). */
+static void rollup_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->rollup_timer = 0;
+    MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
+    if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
 }
 
 /* Ingest committed a status change: the next rollout tick comes within ROLLOUT_KICK_MS (one
@@ -588,6 +604,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
     m->ingest.event_rate = (uint32_t)cfg->event_rate;
     m->ingest.status_rate = (uint32_t)cfg->status_rate;
+    mgo_rollup__init(&m->rollup, m->store, &m->outbox, cfg->topic_prefix);
     m->ingest.on_status = rollout_kick;
     m->ingest.on_status_ctx = m;
     m->api = (struct mgo_api){
@@ -638,6 +655,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         err = mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, rollout_tick, m, &m->rollout_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer);
     /* the last run's manifests may be half-way to expiry: re-issue them after connecting */
     m->refresh_due = true;
     if (err == MGO_OK)

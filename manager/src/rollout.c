@@ -757,6 +757,33 @@ struct status_now {
     char message[256];
 };
 
+/* The error of a DeploymentStatus: status.error, else the first component's, else NULL. */
+static const struct mgo_value *error_of(const struct mgo_value *doc)
+{
+    const struct mgo_value *err = mgo_value_pointer(doc, "/status/error");
+    const struct mgo_value *comps = mgo_value_get(doc, "components");
+    for (size_t i = 0; !err && comps && comps->kind == MGO_V_ARRAY && i < comps->as.array.len; i++)
+        err = mgo_value_get(&comps->as.array.items[i], "error");
+    return err;
+}
+
+void mgo_rollout__status_code(const char *doc_json, char *code, size_t code_size)
+{
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    struct mgo_value doc;
+    code[0] = '\0';
+    if (mgo_value_from_yaml(doc_json, strlen(doc_json), &arena, &doc, &p) == MGO_OK) {
+        const struct mgo_value *err = error_of(&doc);
+        const struct mgo_value *c = err ? mgo_value_get(err, "code") : NULL;
+        if (c && c->kind == MGO_V_STR)
+            snprintf(code, code_size, "%s", c->as.str.ptr);
+    }
+    mgo_arena_cleanup(&arena);
+}
+
 static mgo_err status_now_visit(const struct mgo_mgr_status_row *row, void *c)
 {
     struct status_now *s = c;
@@ -772,11 +799,7 @@ static mgo_err status_now_visit(const struct mgo_mgr_status_row *row, void *c)
             s->adopted = mv->as.u;
         }
         snprintf(s->state, sizeof s->state, "%s", row->state);
-        const struct mgo_value *err = mgo_value_pointer(&doc, "/status/error");
-        const struct mgo_value *comps = mgo_value_get(&doc, "components");
-        for (size_t i = 0; !err && comps && comps->kind == MGO_V_ARRAY && i < comps->as.array.len;
-             i++)
-            err = mgo_value_get(&comps->as.array.items[i], "error");
+        const struct mgo_value *err = error_of(&doc);
         const struct mgo_value *code = err ? mgo_value_get(err, "code") : NULL;
         const struct mgo_value *msg = err ? mgo_value_get(err, "message") : NULL;
         if (code && code->kind == MGO_V_STR)

@@ -73,4 +73,8 @@ mgo_err mgo_rollout__tick(struct mgo_mgr_store *store, struct mgo_publisher *pub
 mgo_err mgo_rollout__summary(struct mgo_mgr_store *store, const char *id, bool with_targets,
                              struct mgo_jw *w) MGO_MUST_CHECK;
 
+/* The error code of a DeploymentStatus given as JSON: status.error.code, else the first
+ * component's ("" when none or not JSON). */
+void mgo_rollout__status_code(const char *doc_json, char *code, size_t code_size);
+
 #endif

@@ -1976,3 +1976,27 @@ mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_
     stmt_done(s, st);
     return err;
 }
+
+mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "SELECT d.app_id, d.app_version, COALESCE(t.state, ''),"
+                       " CASE WHEN t.state = 'failed' THEN t.doc END FROM deployments d"
+                       " LEFT JOIN status t ON t.deployment_id = d.id WHERE d.desired != 2"
+                       " ORDER BY d.app_id",
+                       &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        err = visit(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), ctx);
+        if (err) {
+            stmt_done(s, st);
+            return err;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read app states");
+    stmt_done(s, st);
+    return err;
+}

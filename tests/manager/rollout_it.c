@@ -372,6 +372,72 @@ static void test_canary_then_percent(void)
     }
 }
 
+/* The retained roll-up on topic (MessagePack) as a tree in arena; false when none came
+ * within WAIT_MS or it does not satisfy the wanted string at pointer. */
+static bool rollup(const char *topic, const char *pointer, const char *want,
+                   struct mgo_arena *arena, struct mgo_value *out)
+{
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    char last[64] = "";
+    while (mgo_test_now_ms() < deadline) {
+        /* a fresh subscription gets the retained document */
+        struct mgo_mqtt *m =
+            mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "rollup-monitor", 0, WAIT_MS);
+        if (!m)
+            return false;
+        bool ok = mgo_mqtt_subscribe(m, topic, 1, NULL) == MGO_OK;
+        int64_t until = mgo_test_now_ms() + 1000;
+        bool got = false;
+        while (ok && !got && mgo_test_now_ms() < until) {
+            struct mgo_mqtt_event ev;
+            if (mgo_mqtt_next(m, 50, &ev) != MGO_OK)
+                continue;
+            if (ev.kind == MGO_MQTT_EV_MESSAGE && ev.payload_len > 0) {
+                struct mgo_problems p;
+                mgo_problems_init(&p);
+                CU_ASSERT_TRUE(ev.retained);
+                got = mgo_value_from_msgpack(ev.payload, ev.payload_len, arena, out, &p) == MGO_OK;
+            }
+            mgo_mqtt_event_cleanup(&ev);
+        }
+        mgo_mqtt_free(m);
+        if (got) {
+            snprintf(last, sizeof last, "%s", mgo_test_jstr(out, pointer));
+            if (strcmp(last, want) == 0)
+                return true;
+        }
+        mgo_test_sleep_ms(300);
+    }
+    fprintf(stderr, "%s %s: \"%s\", wanted \"%s\"\n", topic, pointer, last, want);
+    return false;
+}
+
+static void test_rollup_topics(void)
+{
+    /* the canary test's rollout and app, as a monitor sees them */
+    struct mgo_test_reply r;
+    api("GET", "/api/v1/rollouts?limit=1", NULL, &r);
+    char id[64], topic[160];
+    snprintf(id, sizeof id, "%s", mgo_test_jstr(&r.json, "/rollouts/0/id"));
+    mgo_test_reply_cleanup(&r);
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 16u << 20);
+    struct mgo_value v;
+    snprintf(topic, sizeof topic, "margo/v1/fleet/rollouts/%s", id);
+    CU_ASSERT_FATAL(rollup(topic, "/state", "succeeded", &arena, &v));
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/counts/succeeded"), 8);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/batches/1/size"), 4);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&v, "/app"), "bench-app");
+    CU_ASSERT_FATAL(rollup("margo/v1/fleet/apps/bench-app", "/app", "bench-app", &arena, &v));
+    /* lab-00000 (1.0) and the 8 canary-test devices (2.0), all installed */
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/deployments"), 9);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/counts/installed"), 9);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/versions/2.0"), 8);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/versions/1.0"), 1);
+    CU_ASSERT_EQUAL(mgo_test_ju64(&v, "/failures/app"), 0);
+    mgo_arena_cleanup(&arena);
+}
+
 static void test_abort_and_rollback(void)
 {
     /* rb-00001 and rb-00002 (batch 1) fail to install 2.0: two app failures in a batch whose
@@ -602,6 +668,7 @@ void mgo_test_register(void)
     static const struct mgo_test_case cases[] = {
         {"labels, selectors and a dry run", test_labels_and_plan},
         {"canary then percentage batches", test_canary_then_percent},
+        {"roll-up topics", test_rollup_topics},
         {"abort on a threshold and roll back", test_abort_and_rollback},
         {"device failure with app failures only", test_device_failure_app_only},
         {"pause and resume", test_pause_resume},

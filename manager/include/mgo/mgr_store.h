@@ -385,4 +385,12 @@ mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_i
 mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_id,
                                     char active_out[MGO_UUID_STR_SIZE]) MGO_MUST_CHECK;
 
+/* Every deployment that is not removed, with its app, version, the state of its newest
+ * status ("" when none) and that status as JSON when the state is failed (else NULL), in app
+ * order: the fleet roll-up per app (rollup.c). */
+typedef mgo_err (*mgo_mgr_app_state_visit)(const char *app_id, const char *version,
+                                           const char *state, const char *failed_json, void *ctx);
+mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visit visit,
+                                 void *ctx) MGO_MUST_CHECK;
+
 #endif
