@@ -403,9 +403,11 @@ static int rollout_watch(const struct mgo_ctl_conn *c, const char *id)
         bool ok = strcmp(state, "succeeded") == 0;
         char now[1024], counts[512];
         print_counts(mgo_value_get(&r.tree, "counts"), counts, sizeof counts);
-        char batch[16];
+        char batch[16], batches[16];
         mgo_ctl__text(mgo_value_get(&r.tree, "batch"), batch, sizeof batch);
-        snprintf(now, sizeof now, "%s batch %s: %s", state, batch, counts);
+        mgo_ctl__text(mgo_value_get(&r.tree, "batchCount"), batches, sizeof batches);
+        snprintf(now, sizeof now, "%s, batch %llu of %s: %s", state, strtoull(batch, NULL, 10) + 1,
+                 batches, counts);
         if (tty) {
             fputs("\033[H\033[J", stdout); /* redraw from the top */
             print_summary(&r.tree, true);

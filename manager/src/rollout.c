@@ -1462,11 +1462,8 @@ static void write_rollout(struct mgo_jw *w, const struct ro *r)
     mgo_jw_kstr(w, "mode", r->mode);
     if (r->selector[0])
         mgo_jw_kstr(w, "selector", r->selector);
-    mgo_jw_key(w, "parameters");
-    if (r->parameters)
-        mgo_jw_raw(w, r->parameters);
-    else
-        mgo_jw_null(w);
+    /* the answers' values are never shown: they may hold secrets (docs/security.md) */
+    mgo_jw_kbool(w, "parameters", r->parameters != NULL);
     mgo_jw_kstr(w, "state", r->state);
     mgo_jw_kstr(w, "reason", r->reason[0] ? r->reason : NULL);
     mgo_jw_ku64(w, "batch", row->batch);

@@ -105,6 +105,10 @@ struct rollout_ids {
 static mgo_err rollout_ids_visit(const struct mgo_mgr_rollout_row *row, void *c)
 {
     struct rollout_ids *ids = c;
+    for (size_t i = 0; i < ids->len; i++) {
+        if (strcmp(ids->id[i], row->id) == 0)
+            return MGO_OK; /* listed already */
+    }
     bool fin = row->finished_ms != 0;
     if (fin && ids->now - row->finished_ms > MGO_ROLLUP_FINISHED_MS)
         return MGO_OK;
@@ -118,9 +122,12 @@ static mgo_err rollout_ids_visit(const struct mgo_mgr_rollout_row *row, void *c)
 static mgo_err publish_rollouts(struct mgo_rollup *r)
 {
     struct rollout_ids ids = {.now = mgo_mgr_store_now_ms()};
-    /* the newest rollouts: the active ones and those finished lately */
-    mgo_err first = mgo_mgr_store_rollout_list(r->store, false, MGO_ROLLOUT_MAX_ACTIVE * 2, 0,
+    /* the active rollouts, then the newest of the others that finished lately */
+    mgo_err first = mgo_mgr_store_rollout_list(r->store, true, MGO_ROLLOUT_MAX_ACTIVE, 0,
                                                rollout_ids_visit, &ids);
+    if (!first)
+        first = mgo_mgr_store_rollout_list(r->store, false, MGO_ROLLOUT_MAX_ACTIVE, 0,
+                                           rollout_ids_visit, &ids);
     struct mgo_buf json;
     mgo_buf_init(&json, 64u * 1024u * 1024u);
     for (size_t i = 0; !first && i < ids.len; i++) {
