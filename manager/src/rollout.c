@@ -629,7 +629,7 @@ cleanup:
 struct tgt {
     char device[MGO_MAX_DEVICE_ID_LEN + 1];
     char deployment[MGO_UUID_STR_SIZE];
-    char state[16];
+    char state[24]; /* the longest, "rollback-lagging", and its NUL fit */
     char prev_version[MGO_MAX_APP_VERSION_LEN + 1];
     char *prev_parameters; /* malloc'd or NULL */
     uint32_t seq, batch;
