@@ -135,7 +135,7 @@ static mgo_err publish_rollouts(struct mgo_rollup *r)
         mgo_err err = mgo_fleet_topic_format(r->prefix, MGO_FLEET_TOPIC_ROLLOUT, ids.id[i], topic,
                                              sizeof topic);
         struct mgo_rollup_topic *t = err ? NULL : find(r, topic);
-        if (t && t->final_) {
+        if (t && t->final_ && ids.finished[i]) {
             t->seen = true;
             continue;
         }

@@ -4,7 +4,8 @@
  * a threshold with rollback (devices end on the old revision, installed); a device-class
  * failure that does not abort when only app failures count; pause and resume; an offline
  * device that converges after the rollout finished; a manager stopped mid-batch and started
- * again on the same store (no batch started twice, none skipped). */
+ * again on the same store, and a margo-manager process killed (SIGKILL) mid-batch (no batch
+ * started twice, none skipped); margoctl rollout and device label. */
 #include "mgo_test.h"
 
 #include <signal.h>
@@ -24,10 +25,11 @@ static char dir[256];
 static char state_dir[320];
 static char token_path[320];
 static struct mgo_test_manager mgr;
+static const char *api_base = mgr.api_base; /* or that of a margo-manager process */
 
 static void api(const char *method, const char *path, const char *body, struct mgo_test_reply *r)
 {
-    mgr_test_http(mgr.api_base, method, path, body, "Bearer " TOKEN, r);
+    mgr_test_http(api_base, method, path, body, "Bearer " TOKEN, r);
 }
 
 static bool start_manager(void)
@@ -605,7 +607,7 @@ static int ctl(const char *log, const char *const *args)
     for (size_t i = 0; args[i] && n < 26; i++)
         argv[n++] = args[i];
     argv[n++] = "--url";
-    argv[n++] = mgr.api_base;
+    argv[n++] = api_base;
     argv[n++] = "--token-file";
     argv[n++] = token_path;
     argv[n] = NULL;
@@ -663,6 +665,88 @@ static void test_cli(void)
     CU_ASSERT(mgo_test_count_lines(log, id) >= 2);
 }
 
+/* margo-manager as a process on the test's store and broker, its API on port. */
+static pid_t spawn_manager(int port)
+{
+    char conf[400], log[400];
+    snprintf(conf, sizeof conf, "%s/manager.conf", dir);
+    snprintf(log, sizeof log, "%s/manager.log", dir);
+    FILE *f = fopen(conf, "w");
+    if (!f)
+        return -1;
+    fprintf(f,
+            "state-dir %s\nbroker-url %s\napi-listen 127.0.0.1:%d\napi-token-file %s\n"
+            "client-id margo-manager-rollout\nlog-level info\n",
+            state_dir, mgo_test_broker_url(&broker), port, token_path);
+    fclose(f);
+    const char *argv[] = {MGO_MANAGER_BIN, "--config", conf, NULL};
+    pid_t pid = mgo_test_spawn(argv, log);
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (pid > 0 && mgo_test_now_ms() < deadline) {
+        struct mgo_test_reply r;
+        api("GET", "/api/v1/rollouts", NULL, &r);
+        long st = r.status;
+        mgo_test_reply_cleanup(&r);
+        if (st == 200)
+            return pid;
+        mgo_test_sleep_ms(100);
+    }
+    return -1;
+}
+
+/* Last: the in-thread manager is replaced by margo-manager processes, one killed (SIGKILL)
+ * in the middle of a batch. */
+static void test_manager_killed_mid_batch(void)
+{
+    const char *slow[] = {"--delay-ms", "700", NULL};
+    CU_ASSERT_FATAL(start_sim("mk", 0, 6, slow, 1) > 0);
+    wait_selected("!fleet", 6);
+    label_fleet("mk", 6, "mk");
+    deploy_v1("mk", 6);
+    mgo_test_manager_stop(&mgr);
+    static char base[64];
+    int port = mgo_test_free_port();
+    snprintf(base, sizeof base, "http://127.0.0.1:%d", port);
+    api_base = base;
+    pid_t pid = spawn_manager(port);
+    CU_ASSERT_FATAL(pid > 0);
+    char id[64];
+    create("{\"app\": \"bench-app\", \"version\": \"2.0\", \"selector\": \"fleet=mk\","
+           " \"strategy\": {\"canary\": 1, \"batchSize\": 2}}",
+           id);
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (!(rollout_u64(id, "/batch") == 1 && rollout_u64(id, "/counts/updating") > 0) &&
+           mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(50);
+    CU_ASSERT_FATAL(mgo_test_now_ms() < deadline); /* in the middle of batch 1 */
+    struct target before[8];
+    size_t nb = targets(id, before, 8);
+    mgo_test_kill(pid, SIGKILL);
+    CU_ASSERT_EQUAL_FATAL(nb, 6);
+    mgo_test_sleep_ms(1000); /* the devices go on meanwhile */
+    pid = spawn_manager(port);
+    CU_ASSERT_FATAL(pid > 0);
+    CU_ASSERT(wait_state(id, "succeeded"));
+    struct target after[8];
+    size_t na = targets(id, after, 8);
+    CU_ASSERT_EQUAL(na, 6);
+    CU_ASSERT_EQUAL(rollout_u64(id, "/counts/succeeded"), 6);
+    for (size_t i = 0; i < nb && i < na; i++) {
+        if (before[i].started[0])
+            CU_ASSERT_STRING_EQUAL(before[i].started, after[i].started);
+    }
+    assert_batches_in_order(after, na);
+    for (int i = 0; i < 6; i++) {
+        char dev[32], version[16], state[16];
+        snprintf(dev, sizeof dev, "mk-%05d", i);
+        dep_of(dev, version, state);
+        CU_ASSERT_STRING_EQUAL(version, "2.0");
+        CU_ASSERT_STRING_EQUAL(state, "installed");
+    }
+    mgo_test_kill(pid, SIGTERM);
+    api_base = mgr.api_base;
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -675,6 +759,7 @@ void mgo_test_register(void)
         {"offline device converges after the rollout", test_offline_device_converges},
         {"manager restart mid-batch", test_manager_restart_mid_batch},
         {"margoctl rollout and device label", test_cli},
+        {"manager killed mid-batch (margo-manager process)", test_manager_killed_mid_batch},
         {NULL, NULL},
     };
     CU_pSuite s = CU_add_suite("manager rollout", suite_init, suite_cleanup);
