@@ -132,7 +132,10 @@ static mgo_err list_visit(const struct mgo_mgr_rollout_row *row, void *c)
 static void rollouts_list(struct mgo_api *api, struct mgo_api_request *req)
 {
     uint32_t limit, offset;
-    if (!query_uint(req, "limit", 1, MGO_API_PAGE_MAX, MGO_API_PAGE_DEFAULT, &limit) ||
+    /* a summary holds up to MGO_ROLLOUT_MAX_BATCHES batches: a smaller page keeps the reply
+     * within the reply buffer */
+    if (!query_uint(req, "limit", 1, MGO_API_ROLLOUTS_PAGE_MAX, MGO_API_ROLLOUTS_PAGE_DEFAULT,
+                    &limit) ||
         !query_uint(req, "offset", 0, UINT32_MAX, 0, &offset))
         return;
     const char *active = mgo_api__query(req, "active");

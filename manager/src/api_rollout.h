@@ -9,6 +9,9 @@
 /* Devices in a list at most per page (?limit=); the default page. */
 #define MGO_API_PAGE_MAX 1000u
 #define MGO_API_PAGE_DEFAULT 100u
+/* Rollout summaries per page of GET /rollouts at most; the default page. */
+#define MGO_API_ROLLOUTS_PAGE_MAX 100u
+#define MGO_API_ROLLOUTS_PAGE_DEFAULT 20u
 
 /* /api/v1/rollouts[/{id}[/{action}]]: id and action may be NULL. */
 void mgo_api_rollout__route(struct mgo_api *api, struct mgo_api_request *req, const char *id,

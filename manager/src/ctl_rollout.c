@@ -354,24 +354,34 @@ static int get_rollout(const struct mgo_ctl_conn *c, const char *id, struct mgo_
 
 static int rollout_targets(const struct mgo_ctl_conn *c, const char *id)
 {
-    char path[200], esc[96];
+    char esc[96];
     mgo_ctl__escape(id, esc, sizeof esc);
-    snprintf(path, sizeof path, "/api/v1/rollouts/%s/targets?limit=1000", esc);
-    struct mgo_ctl_reply r;
-    if (mgo_ctl__request(c, "GET", path, NULL, NULL, 0, &r) != 0)
-        return MGO_CTL_EXIT_FAIL;
+    struct mgo_ctl_table t;
+    mgo_ctl__table_init(&t, 5);
+    const char *head[] = {"DEVICE", "BATCH", "STATE", "CODE", "CLASS"};
+    mgo_ctl__table_add(&t, head);
     int rc = MGO_CTL_EXIT_OK;
-    if (r.status != 200) {
-        rc = mgo_ctl__print_problem(c, &r);
-    } else if (c->json) {
-        printf("%.*s\n", (int)r.body.len, (const char *)r.body.data);
-    } else {
-        struct mgo_ctl_table t;
-        mgo_ctl__table_init(&t, 5);
-        const char *head[] = {"DEVICE", "BATCH", "STATE", "CODE", "CLASS"};
-        mgo_ctl__table_add(&t, head);
+    /* every page (1000 targets each) */
+    for (uint64_t offset = 0;;) {
+        char path[240];
+        snprintf(path, sizeof path, "/api/v1/rollouts/%s/targets?limit=1000&offset=%llu", esc,
+                 (unsigned long long)offset);
+        struct mgo_ctl_reply r;
+        if (mgo_ctl__request(c, "GET", path, NULL, NULL, 0, &r) != 0) {
+            rc = MGO_CTL_EXIT_FAIL;
+            break;
+        }
+        if (r.status != 200) {
+            rc = mgo_ctl__print_problem(c, &r);
+            mgo_ctl__reply_cleanup(&r);
+            break;
+        }
+        if (c->json)
+            printf("%.*s\n", (int)r.body.len, (const char *)r.body.data);
         const struct mgo_value *tg = mgo_value_get(&r.tree, "targets");
-        for (size_t i = 0; tg && tg->kind == MGO_V_ARRAY && i < tg->as.array.len; i++) {
+        const struct mgo_value *total = mgo_value_get(&r.tree, "total");
+        size_t n = tg && tg->kind == MGO_V_ARRAY ? tg->as.array.len : 0;
+        for (size_t i = 0; !c->json && i < n; i++) {
             const struct mgo_value *e = &tg->as.array.items[i];
             const struct mgo_value *err = mgo_value_get(e, "error");
             char batch[16];
@@ -381,10 +391,15 @@ static int rollout_targets(const struct mgo_ctl_conn *c, const char *id)
                                  err ? mgo_ctl__str(err, "class") : ""};
             mgo_ctl__table_add(&t, row);
         }
-        mgo_ctl__table_print(&t, stdout);
-        mgo_ctl__table_cleanup(&t);
+        offset += n;
+        bool more = n > 0 && total && total->kind == MGO_V_UINT && offset < total->as.u;
+        mgo_ctl__reply_cleanup(&r);
+        if (!more)
+            break;
     }
-    mgo_ctl__reply_cleanup(&r);
+    if (!c->json && rc == MGO_CTL_EXIT_OK)
+        mgo_ctl__table_print(&t, stdout);
+    mgo_ctl__table_cleanup(&t);
     return rc;
 }
 

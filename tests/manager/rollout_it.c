@@ -289,6 +289,15 @@ static void test_labels_and_plan(void)
     CU_ASSERT_EQUAL(r.status, 400);
     CU_ASSERT_TRUE(mgr_test_has_error(&r, "selector", "at byte 11: expected ',' or ')'"));
     mgo_test_reply_cleanup(&r);
+    /* pages are bounded */
+    api("GET", "/api/v1/devices?limit=1001", NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "limit", "from 1 to 1000"));
+    mgo_test_reply_cleanup(&r);
+    api("GET", "/api/v1/rollouts?limit=101", NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 400);
+    CU_ASSERT_TRUE(mgr_test_has_error(&r, "limit", "from 1 to 100"));
+    mgo_test_reply_cleanup(&r);
     /* derived keys are not the operator's */
     api("PATCH", "/api/v1/devices/lab-00000/labels", "{\"labels\": {\"margo.org/vendor\": \"x\"}}",
         &r);
@@ -515,10 +524,10 @@ static void test_pause_resume(void)
     CU_ASSERT_EQUAL(r.status, 409);
     mgo_test_reply_cleanup(&r);
     /* paused: whatever had started finishes, nothing else starts */
-    mgo_test_sleep_ms(3000);
+    mgo_test_sleep_ms(2000);
     uint64_t waiting = rollout_u64(id, "/counts/waiting");
     CU_ASSERT(waiting >= 3);
-    mgo_test_sleep_ms(2500);
+    mgo_test_sleep_ms(2000);
     CU_ASSERT_EQUAL(rollout_u64(id, "/counts/waiting"), waiting);
     CU_ASSERT_EQUAL(rollout_u64(id, "/counts/updating"), 0);
     snprintf(path, sizeof path, "/api/v1/rollouts/%s/resume", id);
@@ -660,6 +669,10 @@ static void test_cli(void)
     const char *pause[] = {"rollout", "pause", id, NULL};
     CU_ASSERT_EQUAL(ctl(log, pause), 1);
     CU_ASSERT_EQUAL(mgo_test_count_lines(log, "a rollout that is succeeded cannot be paused"), 1);
+    const char *tgts[] = {"rollout", "show", id, "--targets", NULL};
+    size_t rows = mgo_test_count_lines(log, " succeeded");
+    CU_ASSERT_EQUAL(ctl(log, tgts), 0);
+    CU_ASSERT_EQUAL(mgo_test_count_lines(log, " succeeded"), rows + 3); /* one row per target */
     const char *list[] = {"rollout", "list", NULL};
     CU_ASSERT_EQUAL(ctl(log, list), 0);
     CU_ASSERT(mgo_test_count_lines(log, id) >= 2);

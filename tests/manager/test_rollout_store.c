@@ -190,8 +190,7 @@ static void test_rollouts_and_targets(void)
     CU_ASSERT_EQUAL(rs.last.fail_total_count, 3);
     CU_ASSERT_TRUE(rs.last.app_failures_only);
     CU_ASSERT(rs.last.created_ms > 0);
-    CU_ASSERT_EQUAL(mgo_mgr_store_rollout_get(store, "r-x", rollout_visit, &rs),
-                    MGO_ERR_NOT_FOUND);
+    CU_ASSERT_EQUAL(mgo_mgr_store_rollout_get(store, "r-x", rollout_visit, &rs), MGO_ERR_NOT_FOUND);
 
     char active[MGO_UUID_STR_SIZE];
     CU_ASSERT_EQUAL(mgo_mgr_store_target_active(store, "d2", active), MGO_OK);
