@@ -13,7 +13,8 @@
  *   lookup.c   stored apps and capabilities decoded for use
  *   sse.c      the event-stream hub (loop thread -> HTTP threads)
  *   store.c    SQLite store (mgo/mgr_store.h); jw.c JSON writer; web.c embedded front end
- *   rollout.c  fleet rollouts: create, commands, the engine's tick, summaries
+ *   rollout.c  fleet rollouts: commands, the engine's tick, summaries; rollout_create.c
+ *              a rollout's checks, targets and batches
  *   api_rollout.c  rollout and label routes, the paged device list
  *   labels.c   a device's labels; selector.c label selectors (mgo/selector.h)
  *   rollup.c   fleet roll-ups on retained topics
@@ -23,7 +24,8 @@
  *   manager.c -> ingest.c -> publish.c;  manager.c -> publish.c (acks, sweep), outbox.c, sse.c
  *   ingest.c, api.c -> events.c;  ingest.c, api.c, http.c -> sse.c;  http.c -> web.c
  *   api.c, deploy.c -> lookup.c;  manager, ingest, publish, deploy, api, lookup -> store.c
- *   manager.c -> rollout.c, rollup.c;  api.c -> api_rollout.c -> rollout.c, labels.c
+ *   manager.c -> rollout.c, rollup.c;  api.c -> api_rollout.c -> rollout*.c, labels.c
+ *   rollout_create.c -> labels.c, lookup.c, match.c (never rollout.c)
  *   rollout.c -> deploy.c, publish.c, labels.c, lookup.c;  rollup.c -> rollout.c, outbox.c
  *   ingest.c -> (on_status hook, set by manager.c: brings the rollout timer forward)
  * No file calls back into one that calls it. */
