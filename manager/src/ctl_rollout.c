@@ -10,7 +10,7 @@
 #include "mgo/ctl.h"
 
 static const char ROLLOUT_USAGE[] =
-    "usage: margoctl rollout create APP --version V (--selector S | --device D...)\n"
+    "usage: margoctl rollout create APP [--version V] (--selector S | --device D...)\n"
     "                [--mode upgrade|deploy] [--set NAME=VALUE...] [--canary N]\n"
     "                [--batch-size N | --batch-percent P] [--max-in-flight N]\n"
     "                [--timeout SECONDS] [--soak SECONDS] [--max-failures-batch N|P%]\n"
@@ -96,7 +96,8 @@ static bool build_body(const struct create_opts *o, struct mgo_jw *w)
     bool ok = true;
     mgo_jw_obj(w);
     mgo_jw_kstr(w, "app", o->app);
-    mgo_jw_kstr(w, "version", o->version);
+    if (o->version)
+        mgo_jw_kstr(w, "version", o->version);
     if (o->mode)
         mgo_jw_kstr(w, "mode", o->mode);
     if (o->selector)
@@ -246,7 +247,7 @@ static int rollout_create(struct mgo_ctl_conn *c, int argc, char **argv)
             o.app = argv[i];
         }
     }
-    if (bad || !o.app || !o.version) {
+    if (bad || !o.app) {
         fputs(ROLLOUT_USAGE, stderr);
         return MGO_CTL_EXIT_USAGE;
     }

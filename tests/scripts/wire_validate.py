@@ -65,9 +65,8 @@ while rest:
         print(f"wire_validate: unknown argument {rest[0]}", file=sys.stderr)
         sys.exit(2)
 
-# kinds a run need not show (replays happen only when a manager lost statuses, §6.3; a
-# rollout's roll-up only when a rollout runs)
-OPTIONAL = {"replay", "fleet-rollout"}
+# kinds a run need not show (replays happen only when a manager lost statuses, §6.3)
+OPTIONAL = {"replay"}
 KINDS = {  # kind: (topic regex after PREFIX/devices/, schema file, retained)
     "desired": (r"(?P<d>[^/]+)/desired", "desired.schema.json", True),
     "deployment": (r"(?P<d>[^/]+)/deployments/(?P<u>[^/]+)", "deployment.schema.json", True),
