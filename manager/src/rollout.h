@@ -9,8 +9,9 @@
  *
  * The engine has no state of its own: mgo_rollout__tick() reads the active rollouts and moves
  * them on. The manager's loop calls it from a timer and soon after status changes are
- * ingested. Loop thread only. Calls deploy.c, publish.c, labels.c, lookup.c, match.c, the
- * store and jw.c; nothing of those calls back. */
+ * ingested. Loop thread only. rollout.c (commands, tick, summary) calls deploy.c, publish.c,
+ * the store and jw.c; rollout_create.c (create) calls labels.c, lookup.c, match.c, params.c
+ * and the store; nothing of those calls back. */
 #ifndef MGO_MGR_ROLLOUT_H
 #define MGO_MGR_ROLLOUT_H
 
