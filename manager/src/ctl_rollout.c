@@ -24,12 +24,14 @@ static const char ROLLOUT_USAGE[] =
     "others are excluded (label, capability, deployment, rollout, device). show --watch\n"
     "follows the rollout until it finishes: a progress bar per batch on a terminal, a line per\n"
     "change otherwise, a JSON document per change with --json; it exits 0 when the rollout\n"
-    "succeeded, 1 when it ended otherwise.\n";
+    "succeeded, 1 when it ended otherwise.\n"
+    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
 
 static const char LABEL_USAGE[] =
     "usage: margoctl device label DEVICE [KEY=VALUE...] [KEY-...]\n"
     "KEY=VALUE sets a label, KEY- removes one; without either the device's labels are shown\n"
-    "(the operator's, then those derived from its capabilities under margo.org/).\n";
+    "(the operator's, then the derived ones: margo.org/... and the capabilities' own labels).\n"
+    "options: --json  --url URL (MARGO_URL)  --token-file FILE (MARGO_TOKEN_FILE)\n";
 
 static bool finished(const char *state)
 {
