@@ -473,6 +473,37 @@ static int hidden_exit_code(const struct mgo_exec_result *ex)
     return 0;
 }
 
+static bool buf_has(const struct mgo_buf *b, const char *needle)
+{
+    size_t n = strlen(needle);
+    for (size_t i = 0; b->data && i + n <= b->len; i++) {
+        if (memcmp(b->data + i, needle, n) == 0)
+            return true;
+    }
+    return false;
+}
+
+static bool output_has(const struct mgo_exec_result *ex, const char *needle)
+{
+    return buf_has(&ex->out, needle) || buf_has(&ex->err, needle);
+}
+
+/* Whether a failed `up` could not pull an image because of the device's side: the registry
+ * unreachable from its network, refusing it, or an error on the way (podman: "Error:
+ * initializing source docker://...", Docker: "Error response from daemon: Get ...",
+ * "pull access denied"). An image the registry does not have ("manifest unknown", "not
+ * found") is the app's reference, not the device's, and stays RUNTIME_FAILED: a rollout
+ * counting only app failures must still stop on an app whose image does not exist
+ * (docs/protocol.md 8.3). */
+static bool pull_failed_on_device(const struct mgo_exec_result *ex)
+{
+    bool pull = output_has(ex, "Error: initializing source docker://") ||
+                output_has(ex, "pull access denied") ||
+                output_has(ex, "Error response from daemon: Get ");
+    return pull && !output_has(ex, "manifest unknown") && !output_has(ex, "not found") &&
+           !output_has(ex, "name unknown");
+}
+
 static mgo_err run_compose(const struct mgo_rt_settings *s, const char *project,
                            const char *const *files, size_t nfiles, const char *cwd,
                            const char *const *verb, const char **env, size_t nenv,
@@ -513,6 +544,12 @@ static mgo_err run_compose(const struct mgo_rt_settings *s, const char *project,
         char what[300];
         snprintf(what, sizeof what, "%s %s", s->compose_command, verb[0]);
         mgo_rt__error_from_exec(res, what, source, &ex);
+        if (strcmp(verb[0], "up") == 0 && ex.exited &&
+            strcmp(res->error.code, "RUNTIME_FAILED") == 0 && pull_failed_on_device(&ex)) {
+            char msg[sizeof res->error.message];
+            snprintf(msg, sizeof msg, "%s", res->error.message);
+            mgo_rt__set_error(res, "FETCH_FAILED", source, "image pull failed: %s", msg);
+        }
         if (ex.timed_out)
             err = MGO_ERR_TIMEOUT;
         else if (err == MGO_OK)

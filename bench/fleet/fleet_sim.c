@@ -24,6 +24,12 @@
  *                             manifest of the accepted version received again)
  *   I <idx> <ns>              final "installed" status published
  *   F <idx> <ns> <why>        the device refused something
+ *   X <idx> <ns>              an install failed as injected (--fail-version)
+ *
+ * Injected failures (tests of rollouts): with --fail-version V, installing a document whose
+ * applicationVersion is V ends `failed` with the error code --fail-code (RUNTIME_FAILED by
+ * default) on its last component, on the devices --fail-ids lists (absolute indices,
+ * comma-separated; every device of the process when not given).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -68,6 +74,9 @@ struct sim_cfg {
     int connect_rate; /* initial connects per second */
     uint32_t backoff_min_ms, backoff_max_ms;
     uint32_t session_expiry_s;
+    const char *fail_version; /* installs of this applicationVersion fail */
+    const char *fail_code;
+    const char *fail_ids; /* "1,5,9" or NULL: every device */
 };
 
 static struct sim_cfg cfg = {
@@ -83,12 +92,16 @@ static struct sim_cfg cfg = {
     .backoff_min_ms = 500,
     .backoff_max_ms = 60000,
     .session_expiry_s = 86400,
+    .fail_version = NULL,
+    .fail_code = "RUNTIME_FAILED",
+    .fail_ids = NULL,
 };
 
 /* ---- device state ----------------------------------------------------------------------- */
 
 struct sim_doc {
     char id[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
+    char version[MGO_MAX_APP_VERSION_LEN + 1]; /* applicationVersion, "" when none */
     char digest[MGO_DIGEST_STR_SIZE];
     size_t ncomp;
     char comps[SIM_MAX_COMPS][64];
@@ -365,6 +378,12 @@ static void publish_status(struct sim_device *d, const struct sim_installed *in,
     size_t n = doc ? doc->ncomp : 0;
     for (size_t i = 0; i < n; i++)
         comps[i] = (struct mgo_component_status){.name = doc->comps[i], .state = comp_states[i]};
+    struct mgo_error_info injected = {cfg.fail_code, n ? doc->comps[n - 1] : d->id,
+                                      "injected by mgo-fleet-sim --fail-version"};
+    if (overall == MGO_STATE_FAILED && n > 0) {
+        comps[n - 1].has_error = true;
+        comps[n - 1].error = injected;
+    }
     struct mgo_deployment_status st = {
         .api_version = "deployment.margo.org/v1alpha1",
         .deployment_id = in->id,
@@ -372,6 +391,8 @@ static void publish_status(struct sim_device *d, const struct sim_installed *in,
         .has_adopted_manifest_version = true,
         .adopted_manifest_version = in->adopted,
         .state = overall,
+        .has_error = overall == MGO_STATE_FAILED,
+        .error = injected,
         .components = comps,
         .components_len = n,
         .has_journal = true,
@@ -516,6 +537,8 @@ static void on_deployment_doc(struct sim_device *d, const struct mgo_topic *t, c
     doc->used = true;
     snprintf(doc->id, sizeof doc->id, "%s", ad.id);
     snprintf(doc->digest, sizeof doc->digest, "%s", digest);
+    snprintf(doc->version, sizeof doc->version, "%s",
+             ad.application_version ? ad.application_version : "");
     for (size_t i = 0; i < ad.profile.components_len && i < SIM_MAX_COMPS; i++)
         snprintf(doc->comps[doc->ncomp++], sizeof doc->comps[0], "%s",
                  ad.profile.components[i].name);
@@ -639,6 +662,25 @@ static void try_plan(struct sim_device *d)
     d->next_step_ns = 0;
 }
 
+/* Whether installing doc on d fails by injection (--fail-version, --fail-ids). */
+static bool fails_here(const struct sim_device *d, const struct sim_doc *doc)
+{
+    if (!cfg.fail_version || !doc || doc->ncomp == 0 || strcmp(doc->version, cfg.fail_version))
+        return false;
+    if (!cfg.fail_ids)
+        return true;
+    for (const char *p = cfg.fail_ids; *p;) {
+        char *end = NULL;
+        long idx = strtol(p, &end, 10);
+        if (end == p)
+            return false;
+        if (idx == d->idx)
+            return true;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return false;
+}
+
 /* Runs the next step of the current job when its time has come. Returns true while busy. */
 static bool run_jobs(struct sim_device *d, int64_t now)
 {
@@ -678,12 +720,16 @@ static bool run_jobs(struct sim_device *d, int64_t now)
                 cs[i] = MGO_STATE_PENDING;
         }
         bool last = (size_t)j->step == n + 1;
+        bool fail = last && fails_here(d, doc);
         in->state = j->step == 0 ? MGO_STATE_PENDING
+                    : fail       ? MGO_STATE_FAILED
                     : last       ? MGO_STATE_INSTALLED
                                  : MGO_STATE_INSTALLING;
+        if (fail)
+            cs[n - 1] = MGO_STATE_FAILED;
         publish_status(d, in, doc, in->state, cs);
         if (last) {
-            out_event('I', d, NULL);
+            out_event(fail ? 'X' : 'I', d, NULL);
             d->job_pos++;
         } else {
             j->step++;
@@ -771,7 +817,8 @@ static void usage(void)
         stderr,
         "usage: mgo-fleet-sim --url URL [--prefix P] [--id-prefix sim] [--first K] [--count N]\n"
         "                     [--boot B] [--delay-ms D] [--settle-ms S] [--connect-rate R]\n"
-        "                     [--backoff-min-ms MS] [--backoff-max-ms MS]\n");
+        "                     [--backoff-min-ms MS] [--backoff-max-ms MS]\n"
+        "                     [--fail-version V [--fail-code CODE] [--fail-ids I,J,...]]\n");
 }
 
 static int arg_int(const char *name, const char *v, long lo, long hi, long *out)
@@ -820,6 +867,12 @@ int main(int argc, char **argv)
             cfg.backoff_min_ms = (uint32_t)x;
         else if (strcmp(a, "--backoff-max-ms") == 0 && arg_int(a, v, 1, 3600000, &x) == 0)
             cfg.backoff_max_ms = (uint32_t)x;
+        else if (strcmp(a, "--fail-version") == 0)
+            cfg.fail_version = v;
+        else if (strcmp(a, "--fail-code") == 0)
+            cfg.fail_code = v;
+        else if (strcmp(a, "--fail-ids") == 0)
+            cfg.fail_ids = v;
         else {
             usage();
             return 2;

@@ -257,6 +257,7 @@ int mgo_ctl_app(int argc, char **argv)
 static const char DEVICE_USAGE[] =
     "usage: margoctl device list [--compatible APP [--version V]]\n"
     "       margoctl device show DEVICE\n"
+    "       margoctl device label DEVICE [KEY=VALUE...] [KEY-...]\n"
     "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
     "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
@@ -360,6 +361,8 @@ static int device_show(struct mgo_ctl_conn *c, const char *id)
 
 int mgo_ctl_device(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "label") == 0)
+        return mgo_ctl__device_label(argc - 1, argv + 1);
     struct mgo_ctl_conn c = {0};
     argc--;
     argv++;

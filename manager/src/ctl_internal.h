@@ -107,5 +107,8 @@ const struct mgo_ctl_option *mgo_ctl__remote_options(void);
 void mgo_ctl__usage(FILE *out);
 void mgo_ctl__version(FILE *out);
 void mgo_ctl__completion_bash(FILE *out);
+/* margoctl device label DEVICE [KEY=VALUE...] [KEY-...] (ctl_rollout.c); argv[0] is
+ * "label". */
+int mgo_ctl__device_label(int argc, char **argv);
 
 #endif

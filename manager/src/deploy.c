@@ -62,9 +62,9 @@ static mgo_err has_app_visit(const struct mgo_mgr_deployment_row *row, void *c)
     return MGO_OK;
 }
 
-mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pub,
-                           const struct mgo_deploy_request *req, char (*ids_out)[MGO_UUID_STR_SIZE],
-                           struct mgo_problems *problems)
+static mgo_err create(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                      const struct mgo_deploy_request *req, char (*ids_out)[MGO_UUID_STR_SIZE],
+                      struct mgo_problems *problems, bool publish)
 {
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
@@ -207,7 +207,8 @@ mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pu
                  req->devices[i], built[i].profile_type);
         const char *changed[1] = {built[i].id};
         /* stored: a failed publish is logged and left to the after-connect sweep */
-        MGO_IGNORE(mgo_publish__device(pub, req->devices[i], changed, 1));
+        if (publish)
+            MGO_IGNORE(mgo_publish__device(pub, req->devices[i], changed, 1));
     }
 cleanup:
     if (built) {
@@ -218,6 +219,20 @@ cleanup:
     mgo_buf_cleanup(&pjson);
     mgo_arena_cleanup(&arena);
     return err;
+}
+
+mgo_err mgo_deploy__create(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                           const struct mgo_deploy_request *req, char (*ids_out)[MGO_UUID_STR_SIZE],
+                           struct mgo_problems *problems)
+{
+    return create(store, pub, req, ids_out, problems, true);
+}
+
+mgo_err mgo_deploy__create_quiet(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                                 const struct mgo_deploy_request *req,
+                                 char (*ids_out)[MGO_UUID_STR_SIZE], struct mgo_problems *problems)
+{
+    return create(store, pub, req, ids_out, problems, false);
 }
 
 struct dep_copy {
@@ -243,9 +258,9 @@ static mgo_err copy_dep(const struct mgo_mgr_deployment_row *row, void *c)
     return d->params ? MGO_OK : MGO_ERR_NOMEM;
 }
 
-mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pub,
-                           const char *deployment_id, const char *version,
-                           const struct mgo_value *answers, struct mgo_problems *problems)
+static mgo_err update(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                      const char *deployment_id, const char *version,
+                      const struct mgo_value *answers, struct mgo_problems *problems, bool publish)
 {
     struct dep_copy old = {0};
     mgo_err err = mgo_mgr_store_deployment_get(store, deployment_id, copy_dep, &old);
@@ -354,7 +369,8 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
     MGO_LOGI(TAG, "deployment %s: updated to %s %s (manifest %llu)", deployment_id, app.id,
              app.version, (unsigned long long)mv);
     const char *changed[1] = {deployment_id};
-    MGO_IGNORE(mgo_publish__device(pub, old.device, changed, 1)); /* else the sweep's */
+    if (publish)
+        MGO_IGNORE(mgo_publish__device(pub, old.device, changed, 1)); /* else the sweep's */
 cleanup:
     free(old.params);
     mgo_buf_cleanup(&b.doc);
@@ -363,8 +379,22 @@ cleanup:
     return err;
 }
 
-mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pub,
-                           const char *deployment_id)
+mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                           const char *deployment_id, const char *version,
+                           const struct mgo_value *answers, struct mgo_problems *problems)
+{
+    return update(store, pub, deployment_id, version, answers, problems, true);
+}
+
+mgo_err mgo_deploy__update_quiet(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                                 const char *deployment_id, const char *version,
+                                 const struct mgo_value *answers, struct mgo_problems *problems)
+{
+    return update(store, pub, deployment_id, version, answers, problems, false);
+}
+
+static mgo_err remove_dep(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                          const char *deployment_id, bool publish)
 {
     struct dep_copy old = {0};
     mgo_err err = mgo_mgr_store_deployment_get(store, deployment_id, copy_dep, &old);
@@ -399,8 +429,27 @@ mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pu
         return err;
     MGO_LOGI(TAG, "deployment %s: removing from %s (manifest %llu)", deployment_id, old.device,
              (unsigned long long)mv);
-    static const char *const none[1] = {""};
-    MGO_IGNORE(mgo_publish__device(pub, old.device, none, 0)); /* else the sweep's */
-    MGO_IGNORE(mgo_publish__clear_unreported(pub, old.device, deployment_id));
+    if (publish)
+        mgo_deploy__publish_removed(pub, old.device, deployment_id);
     return MGO_OK;
+}
+
+void mgo_deploy__publish_removed(struct mgo_publisher *pub, const char *device_id,
+                                 const char *deployment_id)
+{
+    static const char *const none[1] = {""};
+    MGO_IGNORE(mgo_publish__device(pub, device_id, none, 0)); /* else the sweep's */
+    MGO_IGNORE(mgo_publish__clear_unreported(pub, device_id, deployment_id));
+}
+
+mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                           const char *deployment_id)
+{
+    return remove_dep(store, pub, deployment_id, true);
+}
+
+mgo_err mgo_deploy__remove_quiet(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                                 const char *deployment_id)
+{
+    return remove_dep(store, pub, deployment_id, false);
 }

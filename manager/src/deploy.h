@@ -35,4 +35,23 @@ mgo_err mgo_deploy__update(struct mgo_mgr_store *store, struct mgo_publisher *pu
 mgo_err mgo_deploy__remove(struct mgo_mgr_store *store, struct mgo_publisher *pub,
                            const char *deployment_id) MGO_MUST_CHECK;
 
+/* The _quiet forms store the same change (in a savepoint, so inside the caller's transaction
+ * when one is open) but publish nothing: the caller publishes once its own transaction is
+ * committed (mgo_publish__device for a create or update, mgo_deploy__publish_removed for a
+ * removal). Used by rollouts (rollout.c), whose progress is stored with the change. */
+mgo_err mgo_deploy__create_quiet(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                                 const struct mgo_deploy_request *req,
+                                 char (*ids_out)[MGO_UUID_STR_SIZE],
+                                 struct mgo_problems *problems) MGO_MUST_CHECK;
+mgo_err mgo_deploy__update_quiet(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                                 const char *deployment_id, const char *version,
+                                 const struct mgo_value *answers,
+                                 struct mgo_problems *problems) MGO_MUST_CHECK;
+mgo_err mgo_deploy__remove_quiet(struct mgo_mgr_store *store, struct mgo_publisher *pub,
+                                 const char *deployment_id) MGO_MUST_CHECK;
+/* Publishes a device's manifest after a removal and clears the removed deployment's document
+ * when its device never reported it. */
+void mgo_deploy__publish_removed(struct mgo_publisher *pub, const char *device_id,
+                                 const char *deployment_id);
+
 #endif

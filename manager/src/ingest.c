@@ -385,6 +385,7 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
     }
     /* a line per change of state; repeats (a component moving on, a re-sent status) would
      * be one write per message at fleet rates */
+    in->status_changed = in->status_changed || changed;
     if (changed)
         MGO_LOGI_FOR(TAG, t->device_id, t->deployment_id, "device %s deployment %s: %s",
                      t->device_id, t->deployment_id, row.state);
@@ -732,7 +733,10 @@ mgo_err mgo_ingest__commit(struct mgo_ingest *in)
         }
         send_live(in);
         send_receipts(in);
+        if (in->status_changed && in->on_status)
+            in->on_status(in->on_status_ctx);
     }
+    in->status_changed = false;
     in->batch_head = in->batch_tail = NULL;
     in->batch_len = 0;
     return err;

@@ -61,6 +61,11 @@ struct mgo_ingest {
     struct mgo_ingest_receipt *receipts;
     size_t receipts_len, receipts_cap;
     char next_epoch[MGO_MGR_EPOCH_SIZE]; /* taken by the next device whose positions gap */
+    /* called after a committed batch that changed a deployment's state (NULL: none), so
+     * rollouts look at their devices soon without ingest calling them (rollout.h) */
+    void (*on_status)(void *ctx);
+    void *on_status_ctx;
+    bool status_changed; /* in the open batch */
     /* messages the store could not take, oldest first */
     struct mgo_ingest_msg *held_head, *held_tail;
     size_t held_len;

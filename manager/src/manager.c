@@ -22,6 +22,8 @@
 #include "publish.h"
 #include "southbound.h"
 #include "southbound_id.h"
+#include "rollout.h"
+#include "rollup.h"
 #include "sse.h"
 #include "mgo/backoff.h"
 #include "mgo/log.h"
@@ -66,8 +68,12 @@ struct mgo_manager {
     uint64_t http_timer;    /* the HTTP front end's tick (request deadline, keepalives) */
     uint64_t refresh_timer; /* re-issues every manifest at half of manifest-expiry */
     uint64_t sample_timer;  /* samples devices online for the fleet overview */
-    bool refresh_due;       /* a refresh waits for the next connect (also at start-up) */
-    bool drain_scheduled;   /* a continuation of drain_mqtt is queued */
+    uint64_t rollout_timer; /* the rollout engine's next tick (rollout.c) */
+    bool rollout_kicked;    /* a status change brought the next tick forward */
+    uint64_t rollup_timer;  /* the fleet roll-ups' period (rollup.c) */
+    struct mgo_rollup rollup;
+    bool refresh_due;     /* a refresh waits for the next connect (also at start-up) */
+    bool drain_scheduled; /* a continuation of drain_mqtt is queued */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
@@ -387,6 +393,8 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
         if (!ev->session_present)
+            mgo_rollup__forget(&m->rollup); /* the broker may have lost the retained roll-ups */
+        if (!ev->session_present)
             m->refresh_due = false; /* the sweep re-issued every manifest */
         else if (m->refresh_due && mgo_publish__refresh(&m->pub) == MGO_OK)
             m->refresh_due = false; /* else: again at the next connect or refresh tick */
@@ -523,6 +531,46 @@ static void sample_fleet(void *ctx)
         MGO_LOGW(TAG, "fleet overview: sample not stored: %s", mgo_strerror(err));
     if (mgo_loop_timer_add(m->loop, every_s * 1000, sample_fleet, m, &m->sample_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: the fleet overview is no longer sampled");
+}
+
+/* Timer: the rollout engine moves every active rollout on (rollout.h), then runs again when
+ * it asks (at once while changes are waiting, else every MGO_ROLLOUT_TICK_MS). */
+static void rollout_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->rollout_timer = 0;
+    m->rollout_kicked = false;
+    int64_t again = MGO_ROLLOUT_TICK_MS;
+    MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
+    if (mgo_loop_timer_add(m->loop, again, rollout_tick, m, &m->rollout_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+}
+
+/* Timer: the fleet roll-ups that changed go out (at most once a period per topic). */
+static void rollup_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->rollup_timer = 0;
+    MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
+    if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
+        MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
+}
+
+/* Ingest committed a status change: the next rollout tick comes within ROLLOUT_KICK_MS (one
+ * tick for a burst of statuses). */
+#define ROLLOUT_KICK_MS 200
+static void rollout_kick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    if (m->rollout_kicked || m->rollout_timer == 0)
+        return;
+    mgo_loop_timer_cancel(m->loop, m->rollout_timer);
+    m->rollout_timer = 0;
+    if (mgo_loop_timer_add(m->loop, ROLLOUT_KICK_MS, rollout_tick, m, &m->rollout_timer) == MGO_OK)
+        m->rollout_kicked = true;
+    else
+        MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
 }
 
 static void on_mqtt_ready(void *ctx, int fd, short revents)
@@ -838,6 +886,9 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         .metrics = &m->metrics, .store = m->store, .depths = report_depths, .ctx = m};
     m->ingest.event_rate = (uint32_t)cfg->event_rate;
     m->ingest.status_rate = (uint32_t)cfg->status_rate;
+    mgo_rollup__init(&m->rollup, m->store, &m->outbox, cfg->topic_prefix);
+    m->ingest.on_status = rollout_kick;
+    m->ingest.on_status_ctx = m;
     m->api = (struct mgo_api){
         .store = m->store, .pub = &m->pub, .hub = m->hub, .catalog_dir = cfg->catalog_dir};
     struct mgo_http_config hc = {
@@ -889,6 +940,10 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, MGO_HTTP_TICK_MS, http_tick, m, &m->http_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, 0, rollout_tick, m, &m->rollout_timer);
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer);
     /* the last run's manifests may be half-way to expiry: re-issue them after connecting */
     m->refresh_due = true;
     if (err == MGO_OK)

@@ -18,6 +18,11 @@
  *   southbound.c  the southbound Margo HTTP API (docs/margo-http.md): routing, handlers
  *              (loop thread); southbound_id.c client SVIDs, trust bundle; southbound_doc.c
  *              deployment YAML, bundles; southbound_clients.c the accepted-client list (API)
+ *   rollout.c  fleet rollouts: commands, the engine's tick, summaries; rollout_create.c
+ *              a rollout's checks, targets and batches
+ *   api_rollout.c  rollout and label routes, the paged device list
+ *   labels.c   a device's labels; selector.c label selectors (mgo/selector.h)
+ *   rollup.c   fleet roll-ups on retained topics
  *
  * Calls go one way (docs/architecture.md has the diagram):
  *   manager.c -> http.c -> api.c -> deploy.c -> publish.c -> outbox.c
@@ -29,6 +34,10 @@
  *   api, lookup -> store.c
  *   http.c -> metrics.c -> api.c (problem replies), store.c;  metrics.c reads the depths
  *   through a callback of manager.c; ingest.c and store.c only bump its counters
+ *   manager.c -> rollout.c, rollup.c;  api.c -> api_rollout.c -> rollout*.c, labels.c
+ *   rollout_create.c -> labels.c, lookup.c, match.c (never rollout.c)
+ *   rollout.c -> deploy.c, publish.c, labels.c, lookup.c;  rollup.c -> rollout.c, outbox.c
+ *   ingest.c -> (on_status hook, set by manager.c: brings the rollout timer forward)
  * No file calls back into one that calls it. */
 #ifndef MGO_MGR_INTERNAL_H
 #define MGO_MGR_INTERNAL_H

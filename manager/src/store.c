@@ -125,6 +125,30 @@ static const char *const MIGRATIONS[] = {
      * or 'http'), and the accepted-client list (clients whose X.509-SVID is honoured) */
     ("ALTER TABLE devices ADD COLUMN binding TEXT NOT NULL DEFAULT 'mqtt';"
      "CREATE TABLE margo_clients (id TEXT PRIMARY KEY, added_ms INTEGER NOT NULL);"),
+    /* 8: fleet rollouts (docs/rollouts.md): operator labels, rollouts and their targets */
+    "CREATE TABLE device_labels (device_id TEXT NOT NULL, key TEXT NOT NULL,"
+    "  value TEXT NOT NULL, PRIMARY KEY (device_id, key)) WITHOUT ROWID;"
+    "CREATE TABLE rollouts ("
+    "  id TEXT PRIMARY KEY, n INTEGER NOT NULL UNIQUE, app_id TEXT NOT NULL,"
+    "  version TEXT NOT NULL, parameters TEXT, mode TEXT NOT NULL, selector TEXT NOT NULL,"
+    "  on_abort TEXT NOT NULL, offline_count TEXT NOT NULL, batch_size INTEGER NOT NULL,"
+    "  batch_percent INTEGER NOT NULL, canary_size INTEGER NOT NULL,"
+    "  max_in_flight INTEGER NOT NULL, gate_timeout_s INTEGER NOT NULL,"
+    "  soak_s INTEGER NOT NULL, offline_grace_s INTEGER NOT NULL,"
+    "  fail_batch_count INTEGER NOT NULL, fail_batch_percent INTEGER NOT NULL,"
+    "  fail_total_count INTEGER NOT NULL, fail_total_percent INTEGER NOT NULL,"
+    "  app_failures_only INTEGER NOT NULL, state TEXT NOT NULL, reason TEXT NOT NULL,"
+    "  batches INTEGER NOT NULL, batch INTEGER NOT NULL, batch_started_ms INTEGER NOT NULL,"
+    "  batch_done_ms INTEGER NOT NULL, created_ms INTEGER NOT NULL,"
+    "  updated_ms INTEGER NOT NULL, finished_ms INTEGER NOT NULL);"
+    "CREATE TABLE rollout_targets ("
+    "  rollout_id TEXT NOT NULL, device_id TEXT NOT NULL, seq INTEGER NOT NULL,"
+    "  batch INTEGER NOT NULL, state TEXT NOT NULL, deployment_id TEXT NOT NULL,"
+    "  prev_version TEXT NOT NULL, prev_parameters TEXT, manifest_version INTEGER NOT NULL,"
+    "  started_ms INTEGER NOT NULL, done_ms INTEGER NOT NULL, code TEXT NOT NULL,"
+    "  class TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (rollout_id, device_id));"
+    "CREATE INDEX rollout_targets_batch ON rollout_targets(rollout_id, batch, seq);"
+    "CREATE INDEX rollout_targets_device ON rollout_targets(device_id);",
 };
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -1974,5 +1998,374 @@ mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
     stmt_done(s, st);
     if (!err && id && !found)
         err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+/* ---- device labels, rollouts (schema 6, docs/rollouts.md) ------------------------------ */
+
+mgo_err mgo_mgr_store_device_list_after(struct mgo_mgr_store *s, const char *after,
+                                        mgo_mgr_device_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    char sql[256];
+    snprintf(sql, sizeof sql, "%sFROM devices WHERE id > ? ORDER BY id", DEVICE_SELECT(s));
+    mgo_err err = prep(s, sql, &st);
+    if (err)
+        return err;
+    bind_text(st, 1, after ? after : "");
+    bool found;
+    return visit_devices(s, st, visit, ctx, &found);
+}
+
+mgo_err mgo_mgr_store_label_set(struct mgo_mgr_store *s, const char *device_id, const char *key,
+                                const char *value, uint32_t max_per_device)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "SELECT (SELECT COUNT(*) FROM devices WHERE id = ?1),"
+                       " (SELECT COUNT(*) FROM device_labels WHERE device_id = ?1),"
+                       " (SELECT COUNT(*) FROM device_labels WHERE device_id = ?1 AND key = ?2)",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_text(st, 2, key);
+    int64_t known = 0, count = 0, has = 0;
+    if (sqlite3_step(st) == SQLITE_ROW) {
+        known = sqlite3_column_int64(st, 0);
+        count = sqlite3_column_int64(st, 1);
+        has = sqlite3_column_int64(st, 2);
+    } else {
+        err = sql_err(s, "count labels");
+    }
+    stmt_done(s, st);
+    if (err)
+        return err;
+    if (!known || refuse_role(s, device_id) != MGO_OK)
+        return MGO_ERR_NOT_FOUND;
+    if (!has && count >= (int64_t)max_per_device)
+        return MGO_ERR_LIMIT;
+    err = prep(s,
+               "INSERT INTO device_labels (device_id, key, value) VALUES (?, ?, ?)"
+               " ON CONFLICT(device_id, key) DO UPDATE SET value = excluded.value",
+               &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_text(st, 2, key);
+    bind_text(st, 3, value);
+    return run(s, st, "set label");
+}
+
+mgo_err mgo_mgr_store_label_delete(struct mgo_mgr_store *s, const char *device_id, const char *key)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, "DELETE FROM device_labels WHERE device_id = ? AND key = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_text(st, 2, key);
+    err = run(s, st, "delete label");
+    if (!err && sqlite3_changes(s->db) == 0)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_label_list(struct mgo_mgr_store *s, const char *device_id,
+                                 mgo_mgr_label_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err =
+        prep(s, "SELECT key, value FROM device_labels WHERE device_id = ? ORDER BY key", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        err = visit(col_text(st, 0), col_text(st, 1), ctx);
+        if (err) {
+            stmt_done(s, st);
+            return err;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read labels");
+    stmt_done(s, st);
+    return err;
+}
+
+#define ROLLOUT_COLS                                                                               \
+    "SELECT id, app_id, version, parameters, mode, selector, on_abort, offline_count,"             \
+    " batch_size, batch_percent, canary_size, max_in_flight, gate_timeout_s, soak_s,"              \
+    " offline_grace_s, fail_batch_count, fail_batch_percent, fail_total_count,"                    \
+    " fail_total_percent, app_failures_only, state, reason, batches, batch, batch_started_ms,"     \
+    " batch_done_ms, created_ms, updated_ms, finished_ms,"                                         \
+    " (SELECT COUNT(*) FROM rollout_targets t WHERE t.rollout_id = rollouts.id) FROM rollouts "
+
+static mgo_err visit_rollouts(struct mgo_mgr_store *s, sqlite3_stmt *st,
+                              mgo_mgr_rollout_visit visit, void *ctx, bool *found)
+{
+    int rc;
+    *found = false;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_rollout_row r = {
+            .id = col_text(st, 0),
+            .app_id = col_text(st, 1),
+            .version = col_text(st, 2),
+            .parameters_json = col_text(st, 3),
+            .mode = col_text(st, 4),
+            .selector = col_text(st, 5),
+            .on_abort = col_text(st, 6),
+            .offline_count = col_text(st, 7),
+            .batch_size = (uint32_t)sqlite3_column_int64(st, 8),
+            .batch_percent = (uint32_t)sqlite3_column_int64(st, 9),
+            .canary_size = (uint32_t)sqlite3_column_int64(st, 10),
+            .max_in_flight = (uint32_t)sqlite3_column_int64(st, 11),
+            .gate_timeout_s = (uint32_t)sqlite3_column_int64(st, 12),
+            .soak_s = (uint32_t)sqlite3_column_int64(st, 13),
+            .offline_grace_s = (uint32_t)sqlite3_column_int64(st, 14),
+            .fail_batch_count = sqlite3_column_int64(st, 15),
+            .fail_batch_percent = sqlite3_column_int64(st, 16),
+            .fail_total_count = sqlite3_column_int64(st, 17),
+            .fail_total_percent = sqlite3_column_int64(st, 18),
+            .app_failures_only = sqlite3_column_int(st, 19) != 0,
+            .state = col_text(st, 20),
+            .reason = col_text(st, 21),
+            .batches = (uint32_t)sqlite3_column_int64(st, 22),
+            .batch = (uint32_t)sqlite3_column_int64(st, 23),
+            .batch_started_ms = sqlite3_column_int64(st, 24),
+            .batch_done_ms = sqlite3_column_int64(st, 25),
+            .created_ms = sqlite3_column_int64(st, 26),
+            .updated_ms = sqlite3_column_int64(st, 27),
+            .finished_ms = sqlite3_column_int64(st, 28),
+            .targets = col_u64(st, 29),
+        };
+        *found = true;
+        mgo_err verr = visit(&r, ctx);
+        if (verr) {
+            stmt_done(s, st);
+            return verr;
+        }
+    }
+    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read rollouts");
+    stmt_done(s, st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_rollout_put(struct mgo_mgr_store *s, const struct mgo_mgr_rollout_row *r)
+{
+    sqlite3_stmt *st = NULL;
+    int64_t now = mgo_mgr_store_now_ms();
+    mgo_err err = prep(
+        s,
+        "INSERT INTO rollouts (id, n, app_id, version, parameters, mode, selector, on_abort,"
+        " offline_count, batch_size, batch_percent, canary_size, max_in_flight, gate_timeout_s,"
+        " soak_s, offline_grace_s, fail_batch_count, fail_batch_percent, fail_total_count,"
+        " fail_total_percent, app_failures_only, state, reason, batches, batch,"
+        " batch_started_ms, batch_done_ms, created_ms, updated_ms, finished_ms)"
+        " VALUES (?1, (SELECT COALESCE(MAX(n), 0) + 1 FROM rollouts), ?2, ?3, ?4, ?5, ?6, ?7, ?8,"
+        " ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, 0, 0,"
+        " ?25, ?25, 0)",
+        &st);
+    if (err)
+        return err;
+    bind_text(st, 1, r->id);
+    bind_text(st, 2, r->app_id);
+    bind_text(st, 3, r->version);
+    bind_text(st, 4, r->parameters_json);
+    bind_text(st, 5, r->mode);
+    bind_text(st, 6, r->selector);
+    bind_text(st, 7, r->on_abort);
+    bind_text(st, 8, r->offline_count);
+    sqlite3_bind_int64(st, 9, r->batch_size);
+    sqlite3_bind_int64(st, 10, r->batch_percent);
+    sqlite3_bind_int64(st, 11, r->canary_size);
+    sqlite3_bind_int64(st, 12, r->max_in_flight);
+    sqlite3_bind_int64(st, 13, r->gate_timeout_s);
+    sqlite3_bind_int64(st, 14, r->soak_s);
+    sqlite3_bind_int64(st, 15, r->offline_grace_s);
+    sqlite3_bind_int64(st, 16, r->fail_batch_count);
+    sqlite3_bind_int64(st, 17, r->fail_batch_percent);
+    sqlite3_bind_int64(st, 18, r->fail_total_count);
+    sqlite3_bind_int64(st, 19, r->fail_total_percent);
+    sqlite3_bind_int(st, 20, r->app_failures_only ? 1 : 0);
+    bind_text(st, 21, r->state);
+    bind_text(st, 22, r->reason);
+    sqlite3_bind_int64(st, 23, r->batches);
+    sqlite3_bind_int64(st, 24, r->batch);
+    sqlite3_bind_int64(st, 25, now);
+    return run(s, st, "add rollout");
+}
+
+mgo_err mgo_mgr_store_rollout_update(struct mgo_mgr_store *s, const struct mgo_mgr_rollout_row *r)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "UPDATE rollouts SET state = ?2, reason = ?3, batch = ?4,"
+                       " batch_started_ms = ?5, batch_done_ms = ?6, finished_ms = ?7,"
+                       " updated_ms = ?8 WHERE id = ?1",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, r->id);
+    bind_text(st, 2, r->state);
+    bind_text(st, 3, r->reason);
+    sqlite3_bind_int64(st, 4, r->batch);
+    sqlite3_bind_int64(st, 5, r->batch_started_ms);
+    sqlite3_bind_int64(st, 6, r->batch_done_ms);
+    sqlite3_bind_int64(st, 7, r->finished_ms);
+    sqlite3_bind_int64(st, 8, mgo_mgr_store_now_ms());
+    err = run(s, st, "update rollout");
+    if (!err && sqlite3_changes(s->db) == 0)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_rollout_get(struct mgo_mgr_store *s, const char *id,
+                                  mgo_mgr_rollout_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s, ROLLOUT_COLS "WHERE id = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    bool found;
+    err = visit_rollouts(s, st, visit, ctx, &found);
+    if (!err && !found)
+        err = MGO_ERR_NOT_FOUND;
+    return err;
+}
+
+mgo_err mgo_mgr_store_rollout_list(struct mgo_mgr_store *s, bool active_only, uint32_t limit,
+                                   uint32_t offset, mgo_mgr_rollout_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       ROLLOUT_COLS "WHERE (?1 = 0 OR state IN ('running', 'paused',"
+                                    " 'rolling-back')) ORDER BY n DESC LIMIT ?2 OFFSET ?3",
+                       &st);
+    if (err)
+        return err;
+    sqlite3_bind_int(st, 1, active_only ? 1 : 0);
+    sqlite3_bind_int64(st, 2, limit);
+    sqlite3_bind_int64(st, 3, offset);
+    bool found;
+    return visit_rollouts(s, st, visit, ctx, &found);
+}
+
+mgo_err mgo_mgr_store_target_put(struct mgo_mgr_store *s, const struct mgo_mgr_target_row *t)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "INSERT OR REPLACE INTO rollout_targets (rollout_id, device_id, seq, batch,"
+                       " state, deployment_id, prev_version, prev_parameters, manifest_version,"
+                       " started_ms, done_ms, code, class, message)"
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, t->rollout_id);
+    bind_text(st, 2, t->device_id);
+    sqlite3_bind_int64(st, 3, t->seq);
+    sqlite3_bind_int64(st, 4, t->batch);
+    bind_text(st, 5, t->state);
+    bind_text(st, 6, t->deployment_id ? t->deployment_id : "");
+    bind_text(st, 7, t->prev_version ? t->prev_version : "");
+    bind_text(st, 8, t->prev_parameters);
+    bind_u64(st, 9, t->manifest_version);
+    sqlite3_bind_int64(st, 10, t->started_ms);
+    sqlite3_bind_int64(st, 11, t->done_ms);
+    bind_text(st, 12, t->code ? t->code : "");
+    bind_text(st, 13, t->class_ ? t->class_ : "");
+    bind_text(st, 14, t->message ? t->message : "");
+    return run(s, st, "put rollout target");
+}
+
+mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_id, int64_t batch,
+                                  const char *state, mgo_mgr_target_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "SELECT rollout_id, device_id, seq, batch, state, deployment_id,"
+                       " prev_version, prev_parameters, manifest_version, started_ms, done_ms,"
+                       " code, class, message FROM rollout_targets WHERE rollout_id = ?1 AND"
+                       " (?2 < 0 OR batch = ?2) AND (?3 IS NULL OR state = ?3) ORDER BY seq",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, rollout_id);
+    sqlite3_bind_int64(st, 2, batch);
+    bind_text(st, 3, state);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_target_row t = {
+            .rollout_id = col_text(st, 0),
+            .device_id = col_text(st, 1),
+            .seq = (uint32_t)sqlite3_column_int64(st, 2),
+            .batch = (uint32_t)sqlite3_column_int64(st, 3),
+            .state = col_text(st, 4),
+            .deployment_id = col_text(st, 5),
+            .prev_version = col_text(st, 6),
+            .prev_parameters = col_text(st, 7),
+            .manifest_version = col_u64(st, 8),
+            .started_ms = sqlite3_column_int64(st, 9),
+            .done_ms = sqlite3_column_int64(st, 10),
+            .code = col_text(st, 11),
+            .class_ = col_text(st, 12),
+            .message = col_text(st, 13),
+        };
+        err = visit(&t, ctx);
+        if (err) {
+            stmt_done(s, st);
+            return err;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read rollout targets");
+    stmt_done(s, st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_id,
+                                    char active_out[MGO_UUID_STR_SIZE])
+{
+    sqlite3_stmt *st = NULL;
+    active_out[0] = '\0';
+    mgo_err err = prep(s,
+                       "SELECT r.id FROM rollout_targets t JOIN rollouts r ON r.id = t.rollout_id"
+                       " WHERE t.device_id = ? AND r.state IN ('running', 'paused',"
+                       " 'rolling-back') LIMIT 1",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    int rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW)
+        snprintf(active_out, MGO_UUID_STR_SIZE, "%s", col_text(st, 0));
+    else if (rc != SQLITE_DONE)
+        err = sql_err(s, "read active rollout");
+    stmt_done(s, st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "SELECT d.app_id, d.app_version, COALESCE(t.state, ''),"
+                       " CASE WHEN t.state = 'failed' THEN t.doc END FROM deployments d"
+                       " LEFT JOIN status t ON t.deployment_id = d.id WHERE d.desired != 2"
+                       " ORDER BY d.app_id",
+                       &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        err = visit(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), ctx);
+        if (err) {
+            stmt_done(s, st);
+            return err;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read app states");
+    stmt_done(s, st);
     return err;
 }

@@ -1117,6 +1117,111 @@
     ];
   }
 
+  /* ---- rollouts (docs/rollouts.md) ------------------------------------------------------ */
+
+  const ROLLOUT_CLASS = {
+    running: 'info', paused: 'warn', succeeded: 'ok', aborted: 'bad', cancelled: 'muted',
+    'rolling-back': 'warn', 'rolled-back': 'bad',
+  };
+  function rolloutBadge(state) {
+    return h('span', { class: 'badge ' + (ROLLOUT_CLASS[state] || 'muted'), 'data-state': state }, state);
+  }
+  function countsText(counts) {
+    return Object.entries(counts || {}).filter(([, n]) => n > 0).map(([k, n]) => k + ' ' + n).join(', ') || 'none';
+  }
+  /* Re-renders while the route stays on screen: rollouts move on without a status event
+   * (batch timers, soak), so the page asks again every 2 s. */
+  function refreshWhileShown(hash, fn) {
+    const tick = async () => {
+      if (location.hash !== hash) return;
+      try { await fn(); } catch (err) { /* shown again at the next try */ }
+      setTimeout(tick, 2000);
+    };
+    setTimeout(tick, 2000);
+  }
+
+  async function pageRollouts() {
+    const body = h('tbody', {});
+    async function load() {
+      const list = (await api('GET', '/rollouts?limit=50')).rollouts;
+      body.replaceChildren(...list.map((r) => h('tr', { id: 'rollout-' + r.id },
+        h('td', { 'data-label': 'Rollout' }, h('a', { href: '#/rollouts/' + encodeURIComponent(r.id) }, r.app + ' ' + r.version)),
+        h('td', { 'data-label': 'State' }, rolloutBadge(r.state)),
+        h('td', { 'data-label': 'Batch' }, (r.batch + 1) + ' of ' + r.batchCount),
+        h('td', { 'data-label': 'Devices' }, countsText(r.counts)),
+        h('td', { 'data-label': 'Failures' }, 'app ' + r.failures.app + ', device ' + r.failures.device))));
+      return list.length;
+    }
+    const n = await load();
+    refreshWhileShown(location.hash, load);
+    return [
+      h('h1', { tabindex: '-1' }, 'Rollouts'),
+      h('p', { class: 'lede' }, n ? 'Newest first; progress updates by itself. Create rollouts with margoctl rollout create or the API.'
+        : 'No rollout yet. Create one with margoctl rollout create or POST /api/v1/rollouts.'),
+      n ? h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
+        h('thead', {}, h('tr', {}, h('th', {}, 'Rollout'), h('th', {}, 'State'), h('th', {}, 'Batch'),
+          h('th', {}, 'Devices'), h('th', {}, 'Failures'))), body)) : null,
+    ];
+  }
+
+  async function pageRollout(id) {
+    const root = h('section', { id: 'rollout', 'aria-live': 'polite' });
+    const heading = h('h1', { tabindex: '-1' }, 'Rollout');
+    const path = '/rollouts/' + encodeURIComponent(id);
+    async function act(action) {
+      try {
+        await api('POST', path + '/' + action);
+        await load();
+        announce('Rollout ' + action + ' requested');
+      } catch (err) {
+        root.prepend(problemBox(err, 'The manager refused to ' + action + ' the rollout'));
+      }
+    }
+    async function load() {
+      const r = await api('GET', path);
+      root.dataset.state = r.state;
+      const batches = r.batches.map((b) => {
+        const open = (b.counts.waiting || 0) + (b.counts.updating || 0) + (b.counts['rolling-back'] || 0);
+        const done = b.size - open;
+        return h('tr', { 'data-batch': b.batch, class: b.batch === r.batch ? 'current' : '' },
+          h('td', { 'data-label': 'Batch' }, String(b.batch + 1) + (b.batch === 0 && r.strategy.canary ? ' (canary)' : '')),
+          h('td', { 'data-label': 'Progress' },
+            h('progress', { max: String(b.size || 1), value: String(done), 'aria-label': 'Batch ' + (b.batch + 1) + ': ' + done + ' of ' + b.size + ' done' }),
+            ' ' + done + ' of ' + b.size),
+          h('td', { 'data-label': 'Devices' }, countsText(b.counts)));
+      });
+      const codes = Object.entries(r.failures.byCode);
+      const allowed = {
+        pause: r.state === 'running', resume: r.state === 'paused',
+        cancel: r.state === 'running' || r.state === 'paused',
+        rollback: r.state !== 'rolling-back' && r.state !== 'rolled-back',
+      };
+      heading.textContent = 'Rollout: ' + r.app + ' ' + r.version;
+      root.replaceChildren(...[
+        h('p', {}, rolloutBadge(r.state), ' batch ' + (r.batch + 1) + ' of ' + r.batchCount + ', ' +
+          r.targetCount + ' devices (' + r.mode + (r.selector ? ', selector ' + r.selector : '') + ')'),
+        r.reason ? h('p', { class: 'reason' }, r.reason) : null,
+        h('div', { class: 'actions' }, Object.keys(allowed).map((a) =>
+          h('button', { type: 'button', class: a === 'rollback' ? 'secondary' : '', disabled: allowed[a] ? null : '', onclick: () => act(a) },
+            a[0].toUpperCase() + a.slice(1)))),
+        h('h2', {}, 'Batches'),
+        h('div', { class: 'table-wrap' }, h('table', { class: 'stack' },
+          h('thead', {}, h('tr', {}, h('th', {}, 'Batch'), h('th', {}, 'Progress'), h('th', {}, 'Devices'))),
+          h('tbody', {}, batches))),
+        h('h2', {}, 'Failures'),
+        h('p', { id: 'rollout-failures' }, 'app ' + r.failures.app + ', device ' + r.failures.device +
+          (codes.length ? ' — ' + codes.map(([c, n]) => c + ' ' + n).join(', ') : ''))].filter(Boolean));
+    }
+    await load();
+    refreshWhileShown(location.hash, load);
+    pageHandler = async (event) => { if (event === 'status' || event === 'resync') await load(); };
+    return [
+      h('p', { class: 'crumbs' }, h('a', { href: '#/rollouts' }, 'Rollouts'), ' › ', id),
+      heading,
+      root,
+    ];
+  }
+
   /* ---- router ---------------------------------------------------------------------------- */
 
   let renderSeq = 0;
@@ -1156,6 +1261,8 @@
       else if (parts[0] === 'deployments') { title = 'Deployments'; page = await pageDeployments(params); }
       else if (parts[0] === 'devices') { title = 'Devices'; page = await pageDevices(); }
       else if (parts[0] === 'overview') { title = 'Fleet overview'; page = await pageOverview(params); }
+      else if (parts[0] === 'rollouts' && parts[1]) { title = 'Rollout'; page = await pageRollout(parts[1]); }
+      else if (parts[0] === 'rollouts') { title = 'Rollouts'; page = await pageRollouts(); }
       else { title = 'Not found'; page = [h('h1', { tabindex: '-1' }, 'Page not found'), h('p', {}, h('a', { href: '#/catalog' }, 'Go to the catalog'))]; }
     } catch (err) {
       if (seq !== renderSeq) return;

@@ -57,6 +57,8 @@ static bool setup_containers(char *why, size_t why_len)
         "printf 'services:\\n  web:\\n    image: 127.0.0.1:%%s/margo/busybox:1\\n    stop_signal: "
         "SIGKILL\\n"
         "    command: [\"/bin/sh\", \"-c\", \"exit 3\"]\\n' $REG > www/app-stuck.yaml; "
+        "printf 'services:\\n  web:\\n    image: 127.0.0.1:1/margo/unreachable:1\\n' > "
+        "www/app-pull.yaml; "
         "(busybox httpd -f -p 127.0.0.1:$HTTP -h www > httpd.log 2>&1 & echo $! > httpd.pid); "
         "mgo_oci_push_file 127.0.0.1:$REG margo/web 2.0.0 www/app-v2.yaml > oci.digest || { echo "
         "'OCI artifact push failed' > why; exit 1; }",
@@ -245,6 +247,22 @@ static void test_agent_compose_real(void)
     mgo_test_sh_out(left, sizeof left,
                     "podman ps -aq --filter label=com.docker.compose.project=%s | wc -l", PROJECT);
     CU_ASSERT_STRING_EQUAL(left, "0");
+
+    /* 7. an image the device cannot pull (its registry unreachable): FETCH_FAILED, a device
+     *    failure (protocol.md 8.3), not the app's RUNTIME_FAILED */
+    snprintf(loc, sizeof loc, "          packageLocation: http://127.0.0.1:%s/app-pull.yaml\n",
+             http_port);
+    publish_dep(mgr, loc, "GREETING", "pull", d);
+    before = mon.len;
+    h_publish_manifest(mgr, DEV, 7, 1, ids, dg);
+    CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_FAILED, 180000));
+    const char *code = "";
+    for (size_t i = before; i < mon.len; i++)
+        if (mon.items[i].state == MGO_STATE_FAILED && mon.items[i].adopted == 7 && !code[0])
+            code = mon.items[i].error_code;
+    CU_ASSERT_STRING_EQUAL(code, "FETCH_FAILED");
+    h_publish_manifest(mgr, DEV, 8, 0, NULL, NULL);
+    CU_ASSERT(h_monitor_wait(&mon, DEP, MGO_STATE_REMOVED, 60000));
 
     h_agent_cleanup(&agent);
     mgo_mqtt_free(mgr);

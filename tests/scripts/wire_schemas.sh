@@ -11,7 +11,8 @@
 # published by hand (events), removal (removed, deployment cleared), a clean agent stop
 # (offline presence) and a kill -9 of the other agent (its last will). Then
 # wire_validate.py checks each recorded message against its topic's schema, the topic/payload
-# ids and the retain flags, and that every kind and each listed case was seen.
+# ids and the retain flags, and that every kind and each listed case was seen. A rollout to the
+# second agent puts the fleet roll-ups on the wire.
 #
 #   wire_schemas.sh MARGOCTL MARGO-MANAGER MARGO-AGENT
 set -uo pipefail
@@ -96,6 +97,14 @@ ctl watch "$id" --timeout 60 >"$dir/watch-1.txt" 2>&1 && ok "deployed $id: insta
 ctl deployment update "$id" --set "greeting=Reconfigured" >/dev/null || bad "reconfigure refused"
 ctl watch "$id" --timeout 60 >"$dir/watch-2.txt" 2>&1 && ok "reconfigured: installed" ||
     bad "reconfigure did not reach installed: $(tail -n 3 "$dir/watch-2.txt")"
+
+# A rollout with a real agent (docs/rollouts.md): hello-helm deployed to wire-dev-2 by a
+# rollout; its summary goes out on the fleet roll-up topic, the app's on fleet/apps.
+out=$(ctl rollout create hello-helm --mode deploy --device wire-dev-2 --set "greeting=Rolled out" \
+    --json 2>&1) || bad "rollout create: $out"
+rid=$(grep -oE '"id":"[0-9a-f-]{36}"' <<<"$out" | head -n1 | cut -d'"' -f4)
+ctl rollout show "$rid" --watch >"$dir/rollout.txt" 2>&1 && ok "rollout $rid succeeded" ||
+    bad "rollout did not succeed: $(tail -n 3 "$dir/rollout.txt")"
 
 # A failing Helm upgrade: a status with component and overall errors. fake-helm reads its mode
 # from the agent's environment, so this agent is restarted with the failure mode.

@@ -76,6 +76,9 @@ KINDS = {  # kind: (topic regex after PREFIX/devices/, schema file, retained)
     "event": (r"(?P<d>[^/]+)/events", "event.schema.json", False),
     "receipt": (r"(?P<d>[^/]+)/receipt", "receipt.schema.json", True),
     "replay": (r"(?P<d>[^/]+)/replay/(?P<u>[^/]+)", "status.schema.json", False),
+    # fleet roll-ups (§2.4): not under devices/
+    "fleet-rollout": (r"/fleet/rollouts/(?P<r>[^/]+)", "fleet-rollout.schema.json", True),
+    "fleet-app": (r"/fleet/apps/(?P<a>[^/]+)", "fleet-app.schema.json", True),
 }
 validators = {}
 for kind, (_, fname, _) in KINDS.items():
@@ -141,7 +144,7 @@ with open(record, encoding="ascii") as f:
         tail = topic[len(prefix) + 1:]
         kind = None
         for k, (rx, _, _) in KINDS.items():
-            mm = re.fullmatch("devices/" + rx, tail)
+            mm = re.fullmatch(rx[1:] if rx.startswith("/") else "devices/" + rx, tail)
             if mm:
                 kind = k
                 break
@@ -173,6 +176,10 @@ with open(record, encoding="ascii") as f:
         for u in deps:
             if u is not None and "u" in mm.groupdict() and u != mm.group("u"):
                 fail(f"{where}: payload names deployment {u!r}, the topic {mm.group('u')!r}")
+        if kind == "fleet-rollout" and doc.get("id") != mm.group("r"):
+            fail(f"{where}: payload names rollout {doc.get('id')!r}, the topic {mm.group('r')!r}")
+        if kind == "fleet-app" and doc.get("app") != mm.group("a"):
+            fail(f"{where}: payload names app {doc.get('app')!r}, the topic {mm.group('a')!r}")
         if errs:
             continue
         seen[kind] += 1

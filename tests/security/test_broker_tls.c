@@ -4,7 +4,8 @@
  *   - device A cannot publish to device B's topics (B's retained status stays B's), cannot
  *     read B's desired state or documents, cannot take over B's session;
  *   - no certificate, a certificate from another CA, an expired certificate: no connection;
- *   - a monitor reads status, state and capabilities, never desired state, and cannot publish;
+ *   - a monitor reads status, state, capabilities and the fleet roll-ups, never desired state,
+ *     and cannot publish;
  *   - the manager (manager role, over TLS) publishes signed documents that an agent-side
  *     verifier (mgo_sign_verify_msgpack with signing.pub) accepts for dev-a only;
  *   - the listener speaks TLS 1.3 only: a TLS 1.2-only client (openssl s_client -tls1_2) with
@@ -507,17 +508,26 @@ static void test_monitor_reads_status_only(void)
     PUMP_UNTIL(mon, &in, find(&in, "margo/v1/devices/dev-b/status/u2", "b-status-2"));
     CU_ASSERT_PTR_NOT_NULL(find(&in, "margo/v1/devices/dev-b/status/u2", "b-status-2"));
     CU_ASSERT_PTR_NULL(find(&in, "margo/v1/devices/dev-b/desired", NULL));
+    /* the fleet roll-ups (protocol.md 2.4) are the monitor's to read */
+    pub(mgr, &im, "margo/v1/fleet/apps/hello", "fleet-summary", true);
+    PUMP_UNTIL(mon, &in, find(&in, "margo/v1/fleet/apps/hello", "fleet-summary"));
+    CU_ASSERT_PTR_NOT_NULL(find(&in, "margo/v1/fleet/apps/hello", "fleet-summary"));
 
-    /* the monitor cannot publish: B's retained status stays B's */
+    /* the monitor cannot publish: B's retained status stays B's, the roll-up the manager's */
     pub(mon, &in, "margo/v1/devices/dev-b/status/u2", "mon-forged", true);
     pub(mon, &in, "margo/v1/devices/dev-b/desired", "mon-forged", true);
+    pub(mon, &in, "margo/v1/fleet/apps/hello", "mon-forged", true);
     struct mgo_mqtt *mgr2 = role("manager", "mgr-5");
     struct inbox i2 = {0};
     sub(mgr2, &i2, "margo/v1/devices/dev-b/status/u2");
     sub(mgr2, &i2, "margo/v1/devices/dev-b/desired");
+    sub(mgr2, &i2, "margo/v1/fleet/apps/hello");
     PUMP_UNTIL(mgr2, &i2,
                find(&i2, "margo/v1/devices/dev-b/status/u2", NULL) &&
-                   find(&i2, "margo/v1/devices/dev-b/desired", NULL));
+                   find(&i2, "margo/v1/devices/dev-b/desired", NULL) &&
+                   find(&i2, "margo/v1/fleet/apps/hello", NULL));
+    CU_ASSERT_PTR_NOT_NULL(find(&i2, "margo/v1/fleet/apps/hello", "fleet-summary"));
+    CU_ASSERT_PTR_NULL(find(&i2, "margo/v1/fleet/apps/hello", "mon-forged"));
     CU_ASSERT_PTR_NOT_NULL(find(&i2, "margo/v1/devices/dev-b/status/u2", "b-status-2"));
     CU_ASSERT_PTR_NOT_NULL(find(&i2, "margo/v1/devices/dev-b/desired", "b-secret-desired-2"));
     CU_ASSERT_PTR_NULL(find(&i2, "margo/v1/devices/dev-b/status/u2", "mon-forged"));

@@ -443,6 +443,41 @@ static void test_filters(void)
     CU_ASSERT_STRING_EQUAL(out, "site/x/devices/+/state");
 }
 
+static void test_fleet_topics(void)
+{
+    char out[MGO_MAX_TOPIC_LEN + 1];
+    CU_ASSERT_TRUE(mgo_fleet_topic_retained(MGO_FLEET_TOPIC_ROLLOUT));
+    CU_ASSERT_TRUE(mgo_fleet_topic_retained(MGO_FLEET_TOPIC_APP));
+    CU_ASSERT_EQUAL(mgo_fleet_topic_qos(MGO_FLEET_TOPIC_ROLLOUT), 1);
+    CU_ASSERT_EQUAL(mgo_fleet_topic_qos(MGO_FLEET_TOPIC_APP), 1);
+    CU_ASSERT_EQUAL(mgo_fleet_topic_qos((enum mgo_fleet_topic_kind)2), -1);
+    CU_ASSERT_EQUAL(
+        mgo_fleet_topic_format("margo/v1", MGO_FLEET_TOPIC_APP, "bench-app", out, sizeof out),
+        MGO_OK);
+    CU_ASSERT_STRING_EQUAL(out, "margo/v1/fleet/apps/bench-app");
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("margo/v1", MGO_FLEET_TOPIC_ROLLOUT,
+                                           "0b6f4f0e-8d7a-4c55-9b59-1f0e0c1d2e3f", out, sizeof out),
+                    MGO_OK);
+    CU_ASSERT_STRING_EQUAL(out, "margo/v1/fleet/rollouts/0b6f4f0e-8d7a-4c55-9b59-1f0e0c1d2e3f");
+    CU_ASSERT_EQUAL(mgo_fleet_topic_filter("p", MGO_FLEET_TOPIC_ROLLOUT, out, sizeof out), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(out, "p/fleet/rollouts/+");
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("p", MGO_FLEET_TOPIC_APP, "a/b", out, sizeof out),
+                    MGO_ERR_INVALID);
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("p", MGO_FLEET_TOPIC_APP, "+", out, sizeof out),
+                    MGO_ERR_INVALID);
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("p", MGO_FLEET_TOPIC_APP, "", out, sizeof out),
+                    MGO_ERR_INVALID);
+    char id[MGO_MAX_APP_ID_LEN + 2];
+    memset(id, 'a', MGO_MAX_APP_ID_LEN);
+    id[MGO_MAX_APP_ID_LEN] = '\0';
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("p", MGO_FLEET_TOPIC_APP, id, out, sizeof out), MGO_OK);
+    id[MGO_MAX_APP_ID_LEN] = 'a';
+    id[MGO_MAX_APP_ID_LEN + 1] = '\0';
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("p", MGO_FLEET_TOPIC_APP, id, out, sizeof out),
+                    MGO_ERR_LIMIT);
+    CU_ASSERT_EQUAL(mgo_fleet_topic_format("p", MGO_FLEET_TOPIC_APP, "x", out, 10), MGO_ERR_LIMIT);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -459,6 +494,7 @@ void mgo_test_register(void)
         {"prefix rules and MGO_MAX_TOPIC_PREFIX_LEN", test_prefix_rules},
         {"small output buffer -> MGO_ERR_LIMIT", test_small_output_buffer},
         {"subscription filters", test_filters},
+        {"fleet roll-up topics", test_fleet_topics},
         {NULL, NULL},
     };
     mgo_test_add_suite("topic", cases);

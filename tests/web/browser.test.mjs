@@ -370,9 +370,42 @@ try {
     await shot('fleet-overview');
   });
 
+  await step('rollouts: batch progress and failures by class, live', async () => {
+    /* dev1 (hello-world 1.0 installed) is the canary, then dev3 (1.0 failed) */
+    const r = await api('POST', '/rollouts', { app: 'hello-world', version: '2.0',
+      devices: ['dev1', 'dev3'], strategy: { canary: 1 } });
+    check(r.status === 201, 'rollout: ' + JSON.stringify(r.json));
+    const id = r.json.id;
+    await visit('#/rollouts/' + id);
+    await page.locator('#rollout[data-state="running"]').waitFor();
+    async function updating(dev) {
+      for (let i = 0; i < 100; i++) {
+        const t = (await api('GET', '/rollouts/' + id + '/targets')).json.targets.find((x) => x.device === dev);
+        if (t && t.state === 'updating') return t;
+        await new Promise((res) => setTimeout(res, 100));
+      }
+      throw new Error(dev + ' never started');
+    }
+    const t1 = await updating('dev1');
+    await device(`status dev1 ${t1.deploymentId} ${t1.manifestVersion} installed hello-compose:installed`);
+    const t3 = await updating('dev3');
+    await page.locator('#rollout tr[data-batch="0"]').filter({ hasText: 'succeeded 1' }).waitFor();
+    await device(`status dev3 ${t3.deploymentId} ${t3.manifestVersion} failed hello-chart:failed FETCH_FAILED registry unreachable`);
+    await page.locator('#rollout[data-state="succeeded"]').waitFor({ timeout: WAIT });
+    const text = await textOf('#rollout');
+    check(text.includes('batch 2 of 2') && text.includes('failed 1') && text.includes('app 0, device 1') &&
+      text.includes('FETCH_FAILED 1'), text);
+    check(!/null|undefined/.test(text), 'no placeholder text: ' + text);
+    check((await textOf('main h1')) === 'Rollout: hello-world 2.0', 'heading');
+    await shot('rollout');
+    await visit('#/rollouts');
+    await page.locator('#rollout-' + id).waitFor();
+    check((await textOf('#rollout-' + id)).includes('succeeded'), 'listed');
+  });
+
   await step('phone-sized screen: no sideways scrolling, navigation still reachable', async () => {
     await page.setViewportSize({ width: 390, height: 844 });
-    for (const route of ['#/catalog', '#/apps/hello-world', '#/deploy/hello-world', '#/deployments', '#/devices', '#/overview']) {
+    for (const route of ['#/catalog', '#/apps/hello-world', '#/deploy/hello-world', '#/deployments', '#/devices', '#/overview', '#/rollouts']) {
       await visit(route);
       await page.waitForTimeout(100);
       const over = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);

@@ -321,3 +321,61 @@ mgo_err mgo_topic_filter(const char *prefix, enum mgo_topic_kind kind, const cha
     }
     return compose(prefix, prefix_len, dev, dev_len, k, "+", 1u, out, out_size);
 }
+
+/* ---- fleet roll-ups ---------------------------------------------------------------------- */
+
+static const struct kind_info FLEET_KINDS[MGO_FLEET_TOPIC_KIND_COUNT] = {
+    [MGO_FLEET_TOPIC_ROLLOUT] = {"rollouts", false, true, 1},
+    [MGO_FLEET_TOPIC_APP] = {"apps", false, true, 1},
+};
+
+bool mgo_fleet_topic_retained(enum mgo_fleet_topic_kind kind)
+{
+    return (unsigned)kind < MGO_FLEET_TOPIC_KIND_COUNT && FLEET_KINDS[kind].retained;
+}
+
+int mgo_fleet_topic_qos(enum mgo_fleet_topic_kind kind)
+{
+    return (unsigned)kind < MGO_FLEET_TOPIC_KIND_COUNT ? FLEET_KINDS[kind].qos : -1;
+}
+
+static mgo_err fleet_build(const char *prefix, enum mgo_fleet_topic_kind kind, const char *id,
+                           size_t id_len, char *out, size_t out_size)
+{
+    size_t plen = 0, pos = 0;
+    if ((unsigned)kind >= MGO_FLEET_TOPIC_KIND_COUNT || out == NULL || out_size == 0)
+        return MGO_ERR_INVALID;
+    mgo_err err = check_prefix_len(prefix, &plen);
+    if (err)
+        return err;
+    const char *level = FLEET_KINDS[kind].level;
+    out[0] = '\0';
+    err = append(out, out_size, &pos, prefix, plen);
+    if (!err)
+        err = append(out, out_size, &pos, "/fleet/", 7);
+    if (!err)
+        err = append(out, out_size, &pos, level, strlen(level));
+    if (!err)
+        err = append(out, out_size, &pos, "/", 1);
+    if (!err)
+        err = append(out, out_size, &pos, id, id_len);
+    return err;
+}
+
+mgo_err mgo_fleet_topic_format(const char *prefix, enum mgo_fleet_topic_kind kind, const char *id,
+                               char *out, size_t out_size)
+{
+    if (id == NULL)
+        return MGO_ERR_INVALID;
+    size_t len = strnlen(id, MGO_MAX_APP_ID_LEN + 1u);
+    mgo_err err = check_id(id, len, MGO_MAX_APP_ID_LEN);
+    if (err)
+        return err;
+    return fleet_build(prefix, kind, id, len, out, out_size);
+}
+
+mgo_err mgo_fleet_topic_filter(const char *prefix, enum mgo_fleet_topic_kind kind, char *out,
+                               size_t out_size)
+{
+    return fleet_build(prefix, kind, "+", 1, out, out_size);
+}

@@ -19,5 +19,6 @@ int mgo_ctl_deployment(int argc, char **argv); /* deployment list|show|update|rm
 int mgo_ctl_status(int argc, char **argv);     /* status */
 int mgo_ctl_watch(int argc, char **argv);      /* watch DEPLOYMENT... */
 int mgo_ctl_client(int argc, char **argv);     /* client allow|deny|list */
+int mgo_ctl_rollout(int argc, char **argv);    /* rollout create|list|show|pause|... */
 
 #endif

@@ -25,6 +25,8 @@
  *      index of the failed reports in status_history by time
  *   7  the southbound Margo HTTP API (docs/margo-http.md): devices.binding ('mqtt' or 'http'),
  *      the accepted-client list (margo_clients)
+ *   8  fleet rollouts (docs/rollouts.md): operator labels per device (device_labels),
+ *      rollouts and their per-device targets (rollouts, rollout_targets)
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -37,7 +39,7 @@
 #include "mgo/err.h"
 #include "mgo/limits.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 7
+#define MGO_MGR_STORE_SCHEMA_VERSION 8
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -387,5 +389,103 @@ typedef mgo_err (*mgo_mgr_client_visit)(const char *id, int64_t added_ms, void *
 /* id NULL: every client, by id; else just that one (MGO_ERR_NOT_FOUND when absent). */
 mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
                                   mgo_mgr_client_visit visit, void *ctx) MGO_MUST_CHECK;
+
+/* ---- device labels, rollouts (schema 8, docs/rollouts.md) ---------------------------- */
+
+/* Devices in id order whose id sorts after `after` ("" = from the first). A visitor that has
+ * seen enough ends the walk with a non-MGO_OK value (returned as is), so a page costs only
+ * the rows it reads. */
+mgo_err mgo_mgr_store_device_list_after(struct mgo_mgr_store *s, const char *after,
+                                        mgo_mgr_device_visit visit, void *ctx) MGO_MUST_CHECK;
+
+typedef mgo_err (*mgo_mgr_label_visit)(const char *key, const char *value, void *ctx);
+/* Sets (inserts or replaces) one operator label. MGO_ERR_NOT_FOUND for an unknown device,
+ * MGO_ERR_LIMIT past max_per_device labels. Keys and values are checked by the caller. */
+mgo_err mgo_mgr_store_label_set(struct mgo_mgr_store *s, const char *device_id, const char *key,
+                                const char *value, uint32_t max_per_device) MGO_MUST_CHECK;
+/* MGO_ERR_NOT_FOUND when the device has no such label. */
+mgo_err mgo_mgr_store_label_delete(struct mgo_mgr_store *s, const char *device_id,
+                                   const char *key) MGO_MUST_CHECK;
+/* A device's operator labels in key order. */
+mgo_err mgo_mgr_store_label_list(struct mgo_mgr_store *s, const char *device_id,
+                                 mgo_mgr_label_visit visit, void *ctx) MGO_MUST_CHECK;
+
+/* A rollout. Strings are never NULL except parameters_json (NULL: none given). Thresholds
+ * are -1 when not set. */
+struct mgo_mgr_rollout_row {
+    const char *id;
+    const char *app_id;
+    const char *version;
+    const char *parameters_json; /* the answers as a JSON object, or NULL */
+    const char *mode;            /* "deploy" | "upgrade" */
+    const char *selector;        /* "" when devices were listed */
+    const char *on_abort;        /* "stop" | "rollback" */
+    const char *offline_count;   /* "skipped" | "failed" */
+    uint32_t batch_size, batch_percent, canary_size, max_in_flight;
+    uint32_t gate_timeout_s, soak_s, offline_grace_s;
+    int64_t fail_batch_count, fail_batch_percent, fail_total_count, fail_total_percent;
+    bool app_failures_only;
+    const char *state;        /* docs/rollouts.md "States" */
+    const char *reason;       /* why it stopped, or "" */
+    uint32_t batches;         /* number of batches */
+    uint32_t batch;           /* the current batch, 0-based */
+    int64_t batch_started_ms; /* 0: the current batch has not started */
+    int64_t batch_done_ms;    /* 0: not done; else its soak runs from here */
+    int64_t created_ms, updated_ms, finished_ms;
+    uint64_t targets; /* filled by get/list */
+};
+typedef mgo_err (*mgo_mgr_rollout_visit)(const struct mgo_mgr_rollout_row *row, void *ctx);
+
+/* One device of a rollout. */
+struct mgo_mgr_target_row {
+    const char *rollout_id;
+    const char *device_id;
+    uint32_t seq;                /* order in the rollout */
+    uint32_t batch;              /* 0-based */
+    const char *state;           /* waiting updating succeeded failed lagging skipped
+                                  * rolling-back rolled-back */
+    const char *deployment_id;   /* "" until known */
+    const char *prev_version;    /* "" : none (a new deployment; rollback removes it) */
+    const char *prev_parameters; /* JSON, NULL when prev_version is "" */
+    uint64_t manifest_version;   /* of the change the rollout made (update, or rollback) */
+    int64_t started_ms, done_ms;
+    const char *code;   /* failure code or "" */
+    const char *class_; /* failure class name or "" */
+    const char *message;
+};
+typedef mgo_err (*mgo_mgr_target_visit)(const struct mgo_mgr_target_row *row, void *ctx);
+
+/* Inserts a new rollout (MGO_ERR_EXISTS for a used id); updated with _update. */
+mgo_err mgo_mgr_store_rollout_put(struct mgo_mgr_store *s,
+                                  const struct mgo_mgr_rollout_row *row) MGO_MUST_CHECK;
+/* Stores the progress fields (state, reason, batch, batch_started_ms, batch_done_ms,
+ * finished_ms; updated_ms = now). MGO_ERR_NOT_FOUND. */
+mgo_err mgo_mgr_store_rollout_update(struct mgo_mgr_store *s,
+                                     const struct mgo_mgr_rollout_row *row) MGO_MUST_CHECK;
+mgo_err mgo_mgr_store_rollout_get(struct mgo_mgr_store *s, const char *id,
+                                  mgo_mgr_rollout_visit visit, void *ctx) MGO_MUST_CHECK;
+/* Newest first; active_only: those not finished (running, paused, rolling-back). */
+mgo_err mgo_mgr_store_rollout_list(struct mgo_mgr_store *s, bool active_only, uint32_t limit,
+                                   uint32_t offset, mgo_mgr_rollout_visit visit,
+                                   void *ctx) MGO_MUST_CHECK;
+/* Inserts or replaces by (rollout_id, device_id). */
+mgo_err mgo_mgr_store_target_put(struct mgo_mgr_store *s,
+                                 const struct mgo_mgr_target_row *row) MGO_MUST_CHECK;
+/* Targets of a rollout in seq order; batch < 0 = every batch; state NULL = any. */
+mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_id, int64_t batch,
+                                  const char *state, mgo_mgr_target_visit visit,
+                                  void *ctx) MGO_MUST_CHECK;
+/* Whether device has a target in a rollout that is not finished (its id in active_out, or
+ * "" when none). */
+mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_id,
+                                    char active_out[MGO_UUID_STR_SIZE]) MGO_MUST_CHECK;
+
+/* Every deployment that is not removed, with its app, version, the state of its newest
+ * status ("" when none) and that status as JSON when the state is failed (else NULL), in app
+ * order: the fleet roll-up per app (rollup.c). */
+typedef mgo_err (*mgo_mgr_app_state_visit)(const char *app_id, const char *version,
+                                           const char *state, const char *failed_json, void *ctx);
+mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visit visit,
+                                 void *ctx) MGO_MUST_CHECK;
 
 #endif

@@ -9,6 +9,10 @@
  *   {prefix}/devices/{deviceId}/receipt                      manager -> agent, retained, QoS 1
  *   {prefix}/devices/{deviceId}/replay/{deploymentId}        agent -> manager, not retained, QoS 1
  *
+ * Fleet roll-ups (docs/rollouts.md "Roll-up topics"), one level per rollout or app id:
+ *   {prefix}/fleet/rollouts/{rolloutId}                      manager -> monitors, retained, QoS 1
+ *   {prefix}/fleet/apps/{appId}                              manager -> monitors, retained, QoS 1
+ *
  * receipt and replay carry the end-to-end status guarantee (docs/protocol.md §6.3): the
  * manager says which journal position it has stored, the agent keeps every status until
  * then and replays, to the manager alone, what a manager restart may have lost.
@@ -75,5 +79,23 @@ mgo_err mgo_topic_parse(const char *prefix, const char *topic, size_t len,
  * margo/v1/devices/+/status/+ */
 mgo_err mgo_topic_filter(const char *prefix, enum mgo_topic_kind kind, const char *device_id,
                          char *out, size_t out_size) MGO_MUST_CHECK;
+
+/* ---- fleet roll-ups ---------------------------------------------------------------------- */
+
+enum mgo_fleet_topic_kind {
+    MGO_FLEET_TOPIC_ROLLOUT = 0,
+    MGO_FLEET_TOPIC_APP,
+};
+#define MGO_FLEET_TOPIC_KIND_COUNT 2
+
+bool mgo_fleet_topic_retained(enum mgo_fleet_topic_kind kind);
+int mgo_fleet_topic_qos(enum mgo_fleet_topic_kind kind);
+/* {prefix}/fleet/rollouts/{id} or {prefix}/fleet/apps/{id}; id: 1..MGO_MAX_APP_ID_LEN of
+ * [A-Za-z0-9._~-], not "." or "..". MGO_ERR_INVALID (id, prefix), MGO_ERR_LIMIT. */
+mgo_err mgo_fleet_topic_format(const char *prefix, enum mgo_fleet_topic_kind kind, const char *id,
+                               char *out, size_t out_size) MGO_MUST_CHECK;
+/* {prefix}/fleet/rollouts/+ or {prefix}/fleet/apps/+ */
+mgo_err mgo_fleet_topic_filter(const char *prefix, enum mgo_fleet_topic_kind kind, char *out,
+                               size_t out_size) MGO_MUST_CHECK;
 
 #endif
