@@ -1364,6 +1364,18 @@ static bool path_match(const char *tmpl, const char *path, char *buf, size_t buf
     return true;
 }
 
+const char *mgo_api__template(const char *path)
+{
+    char buf[sizeof((struct mgo_api_request *)0)->path];
+    const char *arg[MGO_API_MAX_PATH_ARGS];
+    size_t arg_len;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (path_match(routes[i].path, path, buf, sizeof buf, arg, &arg_len))
+            return routes[i].path;
+    }
+    return NULL;
+}
+
 bool mgo_api__public(const char *method, const char *path)
 {
     char buf[sizeof((struct mgo_api_request *)0)->path];

@@ -77,6 +77,9 @@ struct mgo_api_route {
 
 /* The route table (static, read-only, *len entries), for listing what is served. */
 const struct mgo_api_route *mgo_api__routes(size_t *len);
+/* The template of the first route whose path matches path (any method), or NULL: a bounded
+ * label for metrics. Any thread. */
+const char *mgo_api__template(const char *path);
 /* Whether method + path is a public route (no token needed). Any thread. */
 bool mgo_api__public(const char *method, const char *path);
 

@@ -5,6 +5,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "rollout.h"
 #include "metrics.h"
 #include "mgo/log.h"
 
@@ -14,23 +15,11 @@ static const char *const KIND_NAMES[MGO_MM_KINDS] = {"status",   "replay", "capa
                                                      "presence", "event",  "other"};
 static const char *const RESULT_NAMES[MGO_MM_RESULTS] = {"handled", "held", "dropped"};
 
-/* Route templates: the API's collections and items, the probes, and "other" for anything
- * else (unknown paths), so the label's values are bounded. The web front end's files are
- * served by the HTTP threads and not counted. */
-static const char *const ROUTES[] = {"/api/v1/apps",
-                                     "/api/v1/apps/{id}",
-                                     "/api/v1/devices",
-                                     "/api/v1/devices/{id}",
-                                     "/api/v1/deployments",
-                                     "/api/v1/deployments/{id}",
-                                     "/api/v1/status",
-                                     "/api/v1/events",
-                                     "/metrics",
-                                     "/healthz",
-                                     "/readyz",
-                                     "other"};
-#define N_ROUTES (sizeof ROUTES / sizeof ROUTES[0])
-_Static_assert(N_ROUTES <= MGO_MM_ROUTES, "MGO_MM_ROUTES too small");
+/* Route labels besides the API's templates: the probes, and "other" for anything else
+ * (unknown paths), so the label's values are bounded. The web front end's files are served by
+ * the HTTP threads and not counted. */
+static const char *const PROBES[] = {"/metrics", "/healthz", "/readyz"};
+#define OTHER_ROUTE "other"
 static const char *const METHODS[MGO_MM_METHODS] = {"GET",    "POST", "PUT",     "PATCH",
                                                     "DELETE", "HEAD", "OPTIONS", "OTHER"};
 /* Status codes counted one by one; any other is counted as code="other". */
@@ -44,6 +33,19 @@ void mgo_mgr_metrics_init(struct mgo_mgr_metrics *mm)
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     mm->start_time_s = (double)ts.tv_sec + (double)(ts.tv_nsec / 1000000) / 1000.0;
+    /* the route labels: every template of the API's route table once, the probes, "other" */
+    size_t n = 0;
+    const struct mgo_api_route *rt = mgo_api__routes(&n);
+    for (size_t i = 0; i < n && mm->routes_len < MGO_MM_ROUTES - 4; i++) {
+        bool seen = false;
+        for (size_t k = 0; k < mm->routes_len && !seen; k++)
+            seen = strcmp(mm->routes[k], rt[i].path) == 0;
+        if (!seen)
+            mm->routes[mm->routes_len++] = rt[i].path;
+    }
+    for (size_t i = 0; i < sizeof PROBES / sizeof PROBES[0]; i++)
+        mm->routes[mm->routes_len++] = PROBES[i];
+    mm->routes[mm->routes_len++] = OTHER_ROUTE; /* last: mgo_mgr_metrics__http relies on it */
     mgo_histogram_init(&mm->ingest_batch, mgo_metrics_latency_bounds,
                        mgo_metrics_latency_bounds_len);
     mgo_histogram_init(&mm->store_write, mgo_metrics_latency_bounds,
@@ -60,37 +62,19 @@ bool mgo_mgr_metrics__owns(const char *path)
 
 const char *mgo_mgr_metrics__route(const char *path)
 {
-    static const char root[] = "/api/v1/";
-    static const char *const items[] = {"apps", "devices", "deployments"};
-    static const char *const collections[] = {"status", "events"};
     if (mgo_mgr_metrics__owns(path))
         return path;
-    if (strncmp(path, root, sizeof root - 1) != 0)
-        return "other";
-    const char *coll = path + sizeof root - 1;
-    size_t len = strcspn(coll, "/");
-    const char *rest = coll + len; /* "", "/", "/id", "/id/..." */
-    bool item = rest[0] == '/' && rest[1] != '\0';
-    if (item && strchr(rest + 1, '/') != NULL)
-        return "other";
-    for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
-        if (strlen(items[i]) == len && strncmp(coll, items[i], len) == 0)
-            return ROUTES[2 * i + (item ? 1 : 0)];
-    }
-    for (size_t i = 0; i < sizeof collections / sizeof collections[0] && !item; i++) {
-        if (strlen(collections[i]) == len && strncmp(coll, collections[i], len) == 0)
-            return ROUTES[6 + i];
-    }
-    return "other";
+    const char *t = mgo_api__template(path);
+    return t != NULL ? t : OTHER_ROUTE;
 }
 
 void mgo_mgr_metrics__http(struct mgo_mgr_metrics *mm, const char *method, const char *path,
                            unsigned status)
 {
     const char *route = mgo_mgr_metrics__route(path);
-    size_t r = N_ROUTES - 1;
-    for (size_t i = 0; i < N_ROUTES; i++) {
-        if (strcmp(ROUTES[i], route) == 0) {
+    size_t r = mm->routes_len - 1; /* "other" */
+    for (size_t i = 0; i < mm->routes_len; i++) {
+        if (strcmp(mm->routes[i], route) == 0) {
             r = i;
             break;
         }
@@ -121,6 +105,16 @@ static mgo_err dep_visit(const struct mgo_mgr_state_count *row, void *c)
     return mgo_metrics_sample_u64(c, "margo_deployments", l, 2, row->count);
 }
 
+/* counts[i]: rollouts in mgo_rollout__states[i] */
+static mgo_err rollout_visit(const struct mgo_mgr_state_count *row, void *c)
+{
+    uint64_t *counts = c;
+    for (size_t i = 0; row->state != NULL && i < mgo_rollout__states_len; i++)
+        if (strcmp(row->state, mgo_rollout__states[i]) == 0)
+            counts[i] = row->count;
+    return MGO_OK;
+}
+
 static mgo_err write_store_gauges(const struct mgo_mgr_probe *p, struct mgo_buf *b)
 {
     uint64_t online = 0, offline = 0;
@@ -142,6 +136,18 @@ static mgo_err write_store_gauges(const struct mgo_mgr_probe *p, struct mgo_buf 
     /* bounded: the catalog's apps times the six states */
     if (!err)
         err = mgo_mgr_store_deployment_states(p->store, true, dep_visit, b);
+    uint64_t counts[16] = {0};
+    _Static_assert(sizeof counts / sizeof counts[0] >= 7, "one count per rollout state");
+    if (!err)
+        err = mgo_mgr_store_rollout_states(p->store, rollout_visit, counts);
+    if (!err)
+        err = mgo_metrics_family(b, "margo_rollouts", "gauge",
+                                 "Rollouts by state (docs/rollouts.md \"States\"), every state "
+                                 "(0 when none is in it).");
+    for (size_t i = 0; i < mgo_rollout__states_len && i < 16 && !err; i++) {
+        struct mgo_metrics_label l = {"state", mgo_rollout__states[i]};
+        err = mgo_metrics_sample_u64(b, "margo_rollouts", &l, 1, counts[i]);
+    }
     return err;
 }
 
@@ -222,7 +228,7 @@ static mgo_err write_rest(const struct mgo_mgr_metrics *mm, const struct mgo_mgr
                                  "HTTP requests answered, by route template, method and "
                                  "status code (code=other: a code not listed in "
                                  "docs/operations.md).");
-    for (size_t r = 0; r < N_ROUTES && !err; r++) {
+    for (size_t r = 0; r < mm->routes_len && !err; r++) {
         for (size_t m = 0; m < MGO_MM_METHODS && !err; m++) {
             for (size_t c = 0; c < MGO_MM_CODES && !err; c++) {
                 uint64_t n = mgo_counter_get(&mm->http[r][m][c]);
@@ -234,7 +240,7 @@ static mgo_err write_rest(const struct mgo_mgr_metrics *mm, const struct mgo_mgr
                 else
                     snprintf(code, sizeof code, "other");
                 struct mgo_metrics_label l[] = {
-                    {"route", ROUTES[r]}, {"method", METHODS[m]}, {"code", code}};
+                    {"route", mm->routes[r]}, {"method", METHODS[m]}, {"code", code}};
                 err = mgo_metrics_sample_u64(b, "margo_http_requests_total", l, 3, n);
             }
         }

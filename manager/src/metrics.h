@@ -31,8 +31,9 @@ enum mgo_mm_result {                 /* what became of an ingested message (labe
                      MGO_MM_RESULTS
 };
 
-/* Route templates (label route) and methods, codes counted for HTTP requests. */
-#define MGO_MM_ROUTES 16u
+/* Route templates (label route: the API's route table, the probes and "other") and methods,
+ * codes counted for HTTP requests. */
+#define MGO_MM_ROUTES 64u
 #define MGO_MM_METHODS 8u
 #define MGO_MM_CODES 24u
 
@@ -44,13 +45,16 @@ struct mgo_mgr_metrics {
     struct mgo_histogram store_commit; /* outermost commits */
     struct mgo_counter mqtt_reconnects;
     struct mgo_counter http[MGO_MM_ROUTES][MGO_MM_METHODS][MGO_MM_CODES];
+    const char *routes[MGO_MM_ROUTES]; /* the route label of each row of http */
+    size_t routes_len;
 };
 
 void mgo_mgr_metrics_init(struct mgo_mgr_metrics *mm);
 /* Any thread: one HTTP request answered with status (path without its query). */
 void mgo_mgr_metrics__http(struct mgo_mgr_metrics *mm, const char *method, const char *path,
                            unsigned status);
-/* The route template of a path (bounded set: docs/operations.md). */
+/* The route template of a path: a template of the API's route table (mgo_api__routes), one of
+ * the probes, or "other" (bounded set: docs/operations.md). */
 const char *mgo_mgr_metrics__route(const char *path);
 /* Whether path is one of /metrics, /healthz, /readyz (served by mgo_mgr_metrics__handle). */
 bool mgo_mgr_metrics__owns(const char *path);

@@ -11,6 +11,10 @@
 #include "mgo/failure.h"
 #include "mgo/log.h"
 
+const char *const mgo_rollout__states[] = {"running",   "paused",       "succeeded",  "aborted",
+                                           "cancelled", "rolling-back", "rolled-back"};
+const size_t mgo_rollout__states_len = sizeof mgo_rollout__states / sizeof mgo_rollout__states[0];
+
 #define TAG "rollout"
 
 /* ---- the rollout row, owned -------------------------------------------------------------- */

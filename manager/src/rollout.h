@@ -27,7 +27,11 @@
 #define MGO_ROLLOUT_MAX_TARGETS 20000u /* devices in one rollout at most */
 #define MGO_ROLLOUT_MAX_ACTIVE 16u     /* rollouts running, paused or rolling back at once */
 #define MGO_ROLLOUT_MAX_BATCHES 1000u
-#define MGO_ROLLOUT_TICK_MS 1000           /* the engine's timer */
+#define MGO_ROLLOUT_TICK_MS 1000 /* the engine's timer */
+
+/* Every state a rollout can be in (docs/rollouts.md "States"). */
+extern const char *const mgo_rollout__states[];
+extern const size_t mgo_rollout__states_len;
 #define MGO_ROLLOUT_CHANGES_PER_TICK 256u  /* deployment changes per tick (then 0 ms) */
 #define MGO_ROLLOUT_DEFAULT_TIMEOUT_S 600u /* successTimeoutSeconds */
 #define MGO_ROLLOUT_DEFAULT_GRACE_S 300u   /* offline.graceSeconds */

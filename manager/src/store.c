@@ -2252,6 +2252,28 @@ mgo_err mgo_mgr_store_rollout_list(struct mgo_mgr_store *s, bool active_only, ui
     return visit_rollouts(s, st, visit, ctx, &found);
 }
 
+mgo_err mgo_mgr_store_rollout_states(struct mgo_mgr_store *s, mgo_mgr_state_count_visit visit,
+                                     void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    mgo_err err =
+        prep(s, "SELECT state, COUNT(*) FROM rollouts GROUP BY state ORDER BY state", &st);
+    if (err)
+        return err;
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        struct mgo_mgr_state_count row = {.state = col_text(st, 0), .count = col_u64(st, 1)};
+        mgo_err verr = visit(&row, ctx);
+        if (verr) {
+            stmt_done(s, st);
+            return verr;
+        }
+    }
+    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "count rollouts by state");
+    stmt_done(s, st);
+    return err;
+}
+
 mgo_err mgo_mgr_store_target_put(struct mgo_mgr_store *s, const struct mgo_mgr_target_row *t)
 {
     sqlite3_stmt *st = NULL;

@@ -370,6 +370,14 @@ static void test_canary_then_percent(void)
     CU_ASSERT_EQUAL(rollout_u64(id, "/batches/2/size"), 3);
     CU_ASSERT_FATAL(wait_state(id, "succeeded"));
     CU_ASSERT_EQUAL(rollout_u64(id, "/counts/succeeded"), 8);
+    /* GET /metrics counts it (margo_rollouts, docs/operations.md) */
+    struct mgo_test_reply mr;
+    api("GET", "/metrics", NULL, &mr);
+    CU_ASSERT_EQUAL(mr.status, 200);
+    const char *body = mr.body.data ? (const char *)mr.body.data : "";
+    CU_ASSERT_PTR_NULL(strstr(body, "margo_rollouts{state=\"succeeded\"} 0\n"));
+    CU_ASSERT_PTR_NOT_NULL(strstr(body, "margo_rollouts{state=\"succeeded\"} "));
+    mgo_test_reply_cleanup(&mr);
     struct target t[16];
     size_t n = targets(id, t, 16);
     CU_ASSERT_EQUAL(n, 8);

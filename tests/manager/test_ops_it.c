@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "../../manager/src/api.h"
 #include "../../manager/src/metrics.h"
 #include "broker.h"
 #include "mgo/manager.h"
@@ -156,6 +157,7 @@ static void test_metrics_auth(void)
 static void test_metrics_device_online(void)
 {
     CU_ASSERT_EQUAL(wait_sample("margo_devices{state=\"online\"}", 0), 0);
+    CU_ASSERT_EQUAL(wait_sample("margo_rollouts{state=\"running\"}", 0), 0); /* every state */
     struct mgo_mqtt *dev =
         mgo_test_mqtt_connect(mgo_test_broker_url(&broker), "ops-dev1", 0, WAIT_MS);
     CU_ASSERT_FATAL(dev != NULL);
@@ -282,6 +284,23 @@ static void test_route_templates(void)
     CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/metrics"), "/metrics");
     CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/readyz"), "/readyz");
     CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/index.html"), "other");
+    /* every template of the route table, not a list of its own */
+    CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/api/v1/rollouts/r-1/pause"),
+                           "/api/v1/rollouts/{id}/pause");
+    CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/api/v1/devices/d-1/labels"),
+                           "/api/v1/devices/{id}/labels");
+    CU_ASSERT_STRING_EQUAL(mgo_mgr_metrics__route("/api/v1/rollouts/r-1/explode"), "other");
+    struct mgo_mgr_metrics mm;
+    mgo_mgr_metrics_init(&mm);
+    size_t n = 0;
+    const struct mgo_api_route *rt = mgo_api__routes(&n);
+    for (size_t i = 0; i < n; i++) {
+        bool found = false;
+        for (size_t k = 0; k < mm.routes_len && !found; k++)
+            found = strcmp(mm.routes[k], rt[i].path) == 0;
+        CU_ASSERT(found);
+    }
+    CU_ASSERT_STRING_EQUAL(mm.routes[mm.routes_len - 1], "other");
 }
 
 void mgo_test_register(void)

@@ -464,6 +464,9 @@ mgo_err mgo_mgr_store_rollout_update(struct mgo_mgr_store *s,
                                      const struct mgo_mgr_rollout_row *row) MGO_MUST_CHECK;
 mgo_err mgo_mgr_store_rollout_get(struct mgo_mgr_store *s, const char *id,
                                   mgo_mgr_rollout_visit visit, void *ctx) MGO_MUST_CHECK;
+/* Rollouts counted by state (row.app_id NULL), in state order; at most one row per state. */
+mgo_err mgo_mgr_store_rollout_states(struct mgo_mgr_store *s, mgo_mgr_state_count_visit visit,
+                                     void *ctx) MGO_MUST_CHECK;
 /* Newest first; active_only: those not finished (running, paused, rolling-back). */
 mgo_err mgo_mgr_store_rollout_list(struct mgo_mgr_store *s, bool active_only, uint32_t limit,
                                    uint32_t offset, mgo_mgr_rollout_visit visit,
