@@ -428,6 +428,11 @@ plan = replay("POST", R, only="canary", query=[("dryRun", "true")], want=200)
 if plan and [(t["device"], t["batch"]) for t in plan["targeted"]] != [("edge-01", 0),
                                                                       ("edge-02", 1)]:
     bad("the dry run's plan: %r" % plan)
+plan = replay("POST", R, only="excluded", query=[("dryRun", "true")], want=200)
+if plan and (plan["targeted"] != [] or
+             [(e["device"], e["kind"]) for e in plan["excluded"]] != [("edge-01", "deployment"),
+                                                                     ("edge-09", "device")]):
+    bad("the dry run's plan: %r" % plan)
 status, _, text = call("GET", R)
 if status != 200 or json.loads(text).get("rollouts") != []:
     bad("a dry run stored a rollout: %d %s" % (status, text[:200]))
@@ -451,7 +456,7 @@ if not second:
     bad("POST /api/v1/rollouts [soak] made no rollout; the rest cannot run")
     sys.exit(1)
 rid2 = second["id"]
-for _ in range(120):  # the canary changed and succeeded: the soak holds the next batch
+for _ in range(240):  # the canary changed and succeeded: the soak holds the next batch
     status, rtype, text = call("GET", R + "/" + rid2)
     if status == 200 and json.loads(text)["counts"]["succeeded"] == 1:
         break
