@@ -311,8 +311,13 @@ provoke("GET", "/api/v1/apps/{id}", "/api/v1/apps/no-such-app", 404)
 # 3. devices: labels first (edge-01 becomes the canary), then the list and its pages
 LABELS = "/api/v1/devices/{id}/labels"
 replay("GET", LABELS, {"id": "edge-01"})
-replay("PUT", LABELS, {"id": "edge-01"})
-replay("PATCH", LABELS, {"id": "edge-01"})
+put = replay("PUT", LABELS, {"id": "edge-01"})
+if put and put["labels"] != {"tier": "canary", "line": "l2"}:
+    bad("PUT /api/v1/devices/edge-01/labels: %r" % put)
+patched = replay("PATCH", LABELS, {"id": "edge-01"})
+if patched and (patched["labels"] != {"tier": "canary", "rack": "r4"} or
+                patched["derived"].get("site") != "plant-7"):
+    bad("PATCH /api/v1/devices/edge-01/labels: %r" % patched)
 provoke("PATCH", LABELS, "/api/v1/devices/edge-01/labels", 422,
         {"labels": {"margo.org/online": "false"}})
 provoke("PUT", LABELS, "/api/v1/devices/edge-01/labels", 422, {"labels": {"tier": "a b"}})
