@@ -216,10 +216,12 @@ def success(op):
     return int(min(c for c in op["responses"] if c.startswith("2")))
 
 
-def replay(method, path, args=None, wait=None, want=None):
+def replay(method, path, args=None, wait=None, want=None, only=None, query=None):
     """Replays op's request examples (or one bare request) and each query parameter example
     alone; returns the last parsed reply. want: the documented status expected (default the
-    operation's lowest success status)."""
+    operation's lowest success status). only: just the request example of that name. query:
+    a list of (name, value) sent with every request example instead of the query parameter
+    examples alone (for a query that changes what the operation does, e.g. dryRun)."""
     op, common = find_op(method, path)
     if op is None:
         bad("%s %s: not in the document" % (method, path))
@@ -238,10 +240,14 @@ def replay(method, path, args=None, wait=None, want=None):
     bodies = []
     for ctype, media in deref(op.get("requestBody", {})).get("content", {}).items():
         for name, value in media_examples(media):
-            bodies.append((name, ctype, value))
+            if only is None or name == only:
+                bodies.append((name, ctype, value))
+    if only is not None and not bodies:
+        bad("%s %s: no request example %s" % (method, path, only))
+        return None
     queries = []
     for p in [deref(p) for p in common + op.get("parameters", [])]:
-        if p["in"] == "query":
+        if p["in"] == "query" and query is None:
             for name, value in media_examples(p):
                 queries.append((p["name"], value))
     for qname, qvalue in queries:  # first: a DELETE with ?version= leaves something
@@ -251,8 +257,9 @@ def replay(method, path, args=None, wait=None, want=None):
     if not bodies:
         bodies = [(None, None, None)]
     for name, ctype, value in bodies:
-        where = "%s %s%s" % (method, real, " [%s]" % name if name else "")
-        status, rtype, text = call(method, real, value, ctype, auth)
+        where = "%s %s%s%s" % (method, real, "?" + "&".join("%s=%s" % q for q in query)
+                               if query else "", " [%s]" % name if name else "")
+        status, rtype, text = call(method, real, value, ctype, auth, query)
         last = check_reply(where, op, want, status, rtype, text) or last
         if wait:
             wait(last)
@@ -301,8 +308,34 @@ provoke("GET", "/api/v1/apps", "/api/v1/apps", 401, auth=False)
 provoke("POST", "/api/v1/apps", "/api/v1/apps", 413, "x" * (1024 * 1024 + 65 * 1024),
         ctype="application/yaml")
 provoke("GET", "/api/v1/apps/{id}", "/api/v1/apps/no-such-app", 404)
-# 3. devices
+# 3. devices: labels first (edge-01 becomes the canary), then the list and its pages
+LABELS = "/api/v1/devices/{id}/labels"
+replay("GET", LABELS, {"id": "edge-01"})
+put = replay("PUT", LABELS, {"id": "edge-01"})
+if put and put["labels"] != {"tier": "canary", "line": "l2"}:
+    bad("PUT /api/v1/devices/edge-01/labels: %r" % put)
+patched = replay("PATCH", LABELS, {"id": "edge-01"})
+if patched and (patched["labels"] != {"tier": "canary", "rack": "r4"} or
+                patched["derived"].get("site") != "plant-7"):
+    bad("PATCH /api/v1/devices/edge-01/labels: %r" % patched)
+provoke("PATCH", LABELS, "/api/v1/devices/edge-01/labels", 422,
+        {"labels": {"margo.org/online": "false"}})
+provoke("PUT", LABELS, "/api/v1/devices/edge-01/labels", 422, {"labels": {"tier": "a b"}})
+provoke("PUT", LABELS, "/api/v1/devices/edge-01/labels", 400, "[1]")
+provoke("PUT", LABELS, "/api/v1/devices/no-such-device/labels", 404, {"labels": {}})
+provoke("GET", LABELS, "/api/v1/devices/no-such-device/labels", 404)
+provoke("DELETE", LABELS, "/api/v1/devices/edge-01/labels", 405)
 replay("GET", "/api/v1/devices")
+page = replay("GET", "/api/v1/devices", query=[("selector", "site=plant-7"), ("limit", "1"),
+                                               ("compatible", "hello-helm")])
+if page and [d["id"] for d in page["devices"]] != ["edge-01"] or page and page["next"] != "edge-01":
+    bad("GET /api/v1/devices?selector=site=plant-7&limit=1: %r" % page)
+page = replay("GET", "/api/v1/devices", query=[("selector", "tier in (canary)")])
+if page and [d["id"] for d in page["devices"]] != ["edge-01"]:
+    bad("GET /api/v1/devices?selector=tier in (canary): %r" % page)
+provoke("GET", "/api/v1/devices", "/api/v1/devices?selector=" +
+        urllib.request.quote("site=plant-7,tier in (canary", safe=""), 400)
+provoke("GET", "/api/v1/devices", "/api/v1/devices?limit=1001", 400)
 replay("GET", "/api/v1/devices/{id}", {"id": "edge-01"})
 provoke("GET", "/api/v1/devices/{id}", "/api/v1/devices/no-such-device", 404)
 # 3b. the accepted-client list of the southbound Margo HTTP API: added (201), again (200),
@@ -381,6 +414,83 @@ if op is not None:
         else:
             ok("GET /api/v1/events%s: text/event-stream, hello%s" %
                (query, " then the snapshot" if query else ""))
+# 5b. rollouts of the deployments made above: a dry run; a rollout with a canary, run to its
+# end; a second one (a long soak) paused, resumed, cancelled and rolled back; errors
+R = "/api/v1/rollouts"
+
+
+def rollout_in(rid, states):
+    for _ in range(240):
+        status, rtype, text = call("GET", R + "/" + rid)
+        if status == 200 and json.loads(text).get("state") in states:
+            return json.loads(text)
+        time.sleep(0.25)
+    bad("rollout %s never became %s" % (rid, " or ".join(states)))
+    return None
+
+
+plan = replay("POST", R, only="canary", query=[("dryRun", "true")], want=200)
+if plan and [(t["device"], t["batch"]) for t in plan["targeted"]] != [("edge-01", 0),
+                                                                      ("edge-02", 1)]:
+    bad("the dry run's plan: %r" % plan)
+plan = replay("POST", R, only="excluded", query=[("dryRun", "true")], want=200)
+if plan and (plan["targeted"] != [] or
+             [(e["device"], e["kind"]) for e in plan["excluded"]] != [("edge-01", "deployment"),
+                                                                     ("edge-09", "device")]):
+    bad("the dry run's plan: %r" % plan)
+status, _, text = call("GET", R)
+if status != 200 or json.loads(text).get("rollouts") != []:
+    bad("a dry run stored a rollout: %d %s" % (status, text[:200]))
+first = replay("POST", R, only="canary", query=[], want=201)
+if not first:
+    bad("POST /api/v1/rollouts made no rollout; the rest cannot run")
+    sys.exit(1)
+rid = first["id"]
+ctx[example_id("rolloutId")] = rid
+done_a = rollout_in(rid, ["succeeded", "aborted", "rolled-back"])
+if done_a and (done_a["state"] != "succeeded" or done_a["counts"]["succeeded"] != 2):
+    bad("the canary rollout ended %s: %r" % (done_a["state"], done_a))
+replay("GET", R)
+replay("GET", R + "/{id}", {"id": rid})
+replay("GET", R + "/{id}/targets", {"id": rid})
+provoke("POST", R + "/{id}/pause", R + "/" + rid + "/pause", 409)
+provoke("POST", R + "/{id}/resume", R + "/" + rid + "/resume", 409)
+provoke("POST", R + "/{id}/cancel", R + "/" + rid + "/cancel", 409)
+second = replay("POST", R, only="soak", query=[], want=201)
+if not second:
+    bad("POST /api/v1/rollouts [soak] made no rollout; the rest cannot run")
+    sys.exit(1)
+rid2 = second["id"]
+for _ in range(240):  # the canary changed and succeeded: the soak holds the next batch
+    status, rtype, text = call("GET", R + "/" + rid2)
+    if status == 200 and json.loads(text)["counts"]["succeeded"] == 1:
+        break
+    time.sleep(0.25)
+else:
+    bad("rollout %s: the canary never succeeded" % rid2)
+replay("POST", R + "/{id}/pause", {"id": rid2})
+replay("POST", R + "/{id}/resume", {"id": rid2})
+replay("POST", R + "/{id}/cancel", {"id": rid2})
+provoke("POST", R + "/{id}/resume", R + "/" + rid2 + "/resume", 409)
+replay("POST", R + "/{id}/rollback", {"id": rid2})
+rollout_in(rid2, ["rolled-back"])
+provoke("POST", R + "/{id}/rollback", R + "/" + rid2 + "/rollback", 409)
+provoke("GET", R + "/{id}", R + "/no-such-rollout", 404)
+provoke("GET", R + "/{id}/targets", R + "/no-such-rollout/targets", 404)
+provoke("POST", R + "/{id}/pause", R + "/no-such-rollout/pause", 404)
+provoke("POST", R + "/{id}/resume", R + "/no-such-rollout/resume", 404)
+provoke("POST", R + "/{id}/cancel", R + "/no-such-rollout/cancel", 404)
+provoke("POST", R + "/{id}/rollback", R + "/no-such-rollout/rollback", 404)
+provoke("POST", R, R, 422, {"app": "hello-helm", "selector": "site in (plant-7"})
+provoke("POST", R, R, 422, {"app": "hello-helm", "selector": "site=plant-7",
+                            "strategy": {"batchSize": 1, "batchPercent": 50}})
+provoke("POST", R, R, 422, {"app": "hello-helm", "selector": "site=nowhere"})
+provoke("POST", R, R, 400, "[1]")
+provoke("GET", R, R + "?limit=101", 400)
+provoke("GET", R + "/{id}/targets", R + "/" + rid + "/targets?batch=x", 400)
+provoke("DELETE", R + "/{id}", R + "/" + rid, 405)
+provoke("GET", R + "/{id}/pause", R + "/" + rid + "/pause", 405)
+
 # 6. removal
 replay("DELETE", "/api/v1/deployments/{id}", {"id": dep})
 provoke("PATCH", "/api/v1/deployments/{id}", "/api/v1/deployments/" + dep, 409,
