@@ -92,7 +92,7 @@ rollouts() {
     echo "## Rollouts (issue 14): a staged upgrade with injected failures, next to a plain deploy"
     echo
     echo "Measured by \`scripts/bench.sh$( [ "$ROLLOUTS_ONLY" = 1 ] && echo ' --rollouts-only')$( [ "$QUICK" = 1 ] && echo ' --quick')\`"
-    echo "on $(date -u +%Y-%m-%dT%H:%MZ), commit $commit$dirty, same machine and build as above."
+    echo "on $(date -u +%Y-%m-%dT%H:%MZ), commit $commit$dirty, same machine type and build type as above."
     echo "Each run is a fresh Mosquitto, \`margo-manager\` and fleet of $ROLL_N simulated devices"
     echo "(\`mgo-bench-fleet --rollout-fail PCT\`): version 1.0 of the bench app is deployed to every"
     echo "device (the plain deploy, \`POST /deployments\`), then version 2.0 is rolled out to all of"
@@ -120,11 +120,11 @@ rollouts() {
     done
   done
   # SUMMARY rollout-N-fail-P: STATE in T s, abort A s, manager C core-s, on 1.0/2.0 X/Y, app failures F;
-  #   plain deploy D s, manager E core-s (load L1 L2 L3)
+  #   plain deploy D s, manager E core-s, rolled back R (load L1 L2 L3)
   awk -v n="$ROLL_N" '
     { p = $2; sub(/^rollout-[0-9]+-fail-/, "", p); sub(/:$/, "", p)
       k = ++c[p]; st[p, k] = $3; t[p, k] = $5; ab[p, k] = $8; cpu[p, k] = $11; ver[p, k] = $15; sub(/,$/, "", ver[p, k])
-      fl[p, k] = $18; sub(/;$/, "", fl[p, k]); d[p, k] = $21; dc[p, k] = $24
+      fl[p, k] = $18; sub(/;$/, "", fl[p, k]); d[p, k] = $21; dc[p, k] = $24; rb[p, k] = $28
       l = $0; sub(/.*\(load /, "", l); sub(/\)$/, "", l); ld[p, k] = l
       if (!(p in seen)) { seen[p] = 1; order[++np] = p } }
     function med(p, a, k,   i, j, x, b) { for (i = 1; i <= k; i++) b[i] = a[p, i]
@@ -133,18 +133,30 @@ rollouts() {
     END {
       if (np == 0) exit
       printf "\n**Every run, %d devices** (fresh broker, manager and fleet each):\n\n", n
-      printf "| failing | run | rollout final state | rollout: create → final | abort seen | manager CPU, rollout | plain deploy of 1.0: time | manager CPU, plain deploy | installed on 1.0 / 2.0 at the end | app failures | load average (1/5/15 min) |\n"
-      printf "|---|---|---|---|---|---|---|---|---|---|---|\n"
+      printf "| failing | run | rollout final state | rollout: create → final | abort seen | manager CPU, rollout | plain deploy of 1.0: time | manager CPU, plain deploy | installed on 1.0 / 2.0 at the end | app failures | targets rolled back | load average (1/5/15 min) |\n"
+      printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
       for (q = 1; q <= np; q++) { p = order[q]
         for (i = 1; i <= c[p]; i++)
-          printf "| %s %% | %d | `%s` | %s s | %s | %s core-s | %s s | %s core-s | %s | %s | %s |\n", p, i, st[p, i], t[p, i], ab[p, i] == "-" ? "–" : ab[p, i] " s", cpu[p, i], d[p, i], dc[p, i], ver[p, i], fl[p, i], ld[p, i] }
+          printf "| %s %% | %d | `%s` | %s s | %s | %s core-s | %s s | %s core-s | %s | %s | %s | %s |\n", p, i, st[p, i], t[p, i], ab[p, i] == "-" ? "–" : ab[p, i] " s", cpu[p, i], d[p, i], dc[p, i], ver[p, i], fl[p, i], rb[p, i], ld[p, i] }
       printf "\n**Medians** (%s runs per scenario):\n\n", c[order[1]]
       printf "| failing | rollout: create → final state | manager CPU, rollout | plain deploy of 1.0 to the same fleet | manager CPU, plain deploy |\n|---|---|---|---|---|\n"
       for (q = 1; q <= np; q++) { p = order[q]; k = c[p]
         printf "| %s %% (%s) | **%s s** | **%s core-s** | %s s | %s core-s |\n", p, st[p, 1], med(p, t, k), med(p, cpu, k), med(p, d, k), med(p, dc, k)
         printf "SUMMARY rollout-%d %s%% failing, median of %d runs: %s in %s s, manager %s core-s; plain deploy %s s, manager %s core-s\n", n, p, k, st[p, 1], med(p, t, k), med(p, cpu, k), med(p, d, k), med(p, dc, k) > medfile }
     }' medfile="$TMP/rollout-median.txt" "$TMP/rollout-runs.txt" >> "$ROLL_SECTION" 2>/dev/null || true
-  echo "<!-- bench.sh rollouts: end -->" >> "$ROLL_SECTION"
+  {
+    echo
+    echo "How to read it: the plain deploy is the 1.0 deploy to the whole fleet that precedes each"
+    echo "rollout (one \`POST /deployments\` per 256 devices, every device at once). The rollout's"
+    echo "batches run one after another: a batch starts when every device of the previous one has"
+    echo "reported, and the engine runs every second and 200 ms after statuses that change a"
+    echo "deployment's state (docs/rollouts.md), so a rollout that completes takes longer than"
+    echo "the plain deploy. With 5 % failing it aborts inside its first batch: the engine changes"
+    echo "at most 256 deployments per tick, the batch threshold (2 % of the batch) is exceeded"
+    echo "once enough of the devices changed so far have failed, and only those devices (\"targets"
+    echo "rolled back\") were touched and are rolled back; the others never see 2.0."
+    echo "<!-- bench.sh rollouts: end -->"
+  } >> "$ROLL_SECTION"
 }
 
 if [ "$ROLLOUTS_ONLY" = 1 ]; then

@@ -1409,12 +1409,12 @@ int main(int argc, char **argv)
         char abort_at[32] = "-";
         if (rr.abort_s >= 0)
             snprintf(abort_at, sizeof abort_at, "%.2f", rr.abort_s);
-        printf("SUMMARY rollout-%d-fail-%g: %s in %.2f s, abort %s s, manager %.2f core-s, on "
-               "1.0/2.0 %" PRId64 "/%" PRId64
-               ", app failures %ld; plain deploy %.2f s, manager %.2f "
-               "core-s (load %s)\n",
-               o.devices, o.rollout_fail_pct, rr.state, rr.final_s, abort_at, rr.mgr_cpu_s,
-               rr.on_v1, rr.on_v2, rr.fail_app, cr.stored.max / 1000, cr.mgr_cpu_s, l2);
+        printf(
+            "SUMMARY rollout-%d-fail-%g: %s in %.2f s, abort %s s, manager %.2f core-s, on "
+            "1.0/2.0 %" PRId64 "/%" PRId64 ", app failures %ld; plain deploy %.2f s, manager %.2f "
+            "core-s, rolled back %ld (load %s)\n",
+            o.devices, o.rollout_fail_pct, rr.state, rr.final_s, abort_at, rr.mgr_cpu_s, rr.on_v1,
+            rr.on_v2, rr.fail_app, cr.stored.max / 1000, cr.mgr_cpu_s, rr.rolled_back, l2);
     }
 
     if (o.ingest_seconds > 0) {
