@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
-# bench.sh - runs every benchmark of issue 8 in one go and writes docs/benchmarks.md.
+# bench.sh - runs every benchmark of issues 8 and 14 in one go and writes docs/benchmarks.md.
 #
 #   scripts/bench.sh            codec, then fleets of 1,000 and 10,000 simulated devices
 #                               (convergence, status ingest, polling baseline, agent footprint,
-#                               reconnect storm); about 5-10 minutes on 2 cores
+#                               reconnect storm), then the rollouts (below); about 10-15 minutes
 #   scripts/bench.sh --quick    smoke sizes (200 and 1,000 devices, shorter ingest)
+#   scripts/bench.sh --rollouts-only [--quick]
+#                               only the rollout step (issue 14: 10,000 devices, three runs each
+#                               of 0.5 % and 5 % injected failures; --quick: 1,000, one run), and
+#                               replaces only the rollouts section of docs/benchmarks.md (between
+#                               its markers), leaving every other figure as it was measured
 #
 # Environment: MGO_BENCH_BUILD (default build-bench), MGO_BENCH_OUT (default
 # docs/benchmarks.md). Loopback only: every broker, manager, agent and simulator listens on
@@ -16,14 +21,18 @@ ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 BUILD="${MGO_BENCH_BUILD:-$ROOT/build-bench}"
 OUT="${MGO_BENCH_OUT:-$ROOT/docs/benchmarks.md}"
 QUICK=0
+ROLLOUTS_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
-    -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
-    *) echo "bench.sh: unknown argument '$arg' (known: --quick)" >&2; exit 2 ;;
+    --rollouts-only) ROLLOUTS_ONLY=1 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$arg' (known: --quick, --rollouts-only)" >&2; exit 2 ;;
   esac
 done
 if [ "$QUICK" = 1 ]; then SMALL=200; LARGE=1000; INGEST_S=5; else SMALL=1000; LARGE=10000; INGEST_S=10; fi
+# the rollout step: fleet size and runs per scenario
+if [ "$QUICK" = 1 ]; then ROLL_N=1000; ROLL_RUNS=1; else ROLL_N=10000; ROLL_RUNS=3; fi
 
 TMP="$(mktemp -d /tmp/mgo-bench.XXXXXX)"
 CHILD=""
@@ -50,8 +59,12 @@ run() {
 
 echo "bench: building $BUILD (RelWithDebInfo, no sanitizers)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMGO_BENCH=ON >/dev/null
-cmake --build "$BUILD" -j"$(nproc)" --target mgo-bench-codec mgo-bench-fleet mgo-fleet-sim \
-  mgo-bench-ingest margo-manager margo-agent >/dev/null
+if [ "$ROLLOUTS_ONLY" = 1 ]; then
+  cmake --build "$BUILD" -j"$(nproc)" --target mgo-bench-fleet mgo-fleet-sim margo-manager >/dev/null
+else
+  cmake --build "$BUILD" -j"$(nproc)" --target mgo-bench-codec mgo-bench-fleet mgo-fleet-sim \
+    mgo-bench-ingest margo-manager margo-agent >/dev/null
+fi
 
 # 10,000 devices need 10,000 broker connections plus the simulators' sockets
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -63,6 +76,111 @@ SUMMARY="$TMP/summary.txt"
 : > "$SUMMARY"
 
 load() { cut -d' ' -f1-3 /proc/loadavg; }
+commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
+dirty="$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)' || true)"
+
+# ---- rollouts (issue 14) ----------------------------------------------------------------------
+# rollouts: ROLL_RUNS runs (fresh broker, manager and fleet each) of each scenario: 0.5 % of the
+# devices fail the new version (must complete) and 5 % (must abort and roll back); the first run
+# of each writes its full table, then a table of every run and the medians.
+ROLL_SECTION="$TMP/rollouts.md"
+rollouts() {
+  local pct i out
+  {
+    echo
+    echo "<!-- bench.sh rollouts: begin (scripts/bench.sh --rollouts-only replaces this section) -->"
+    echo "## Rollouts (issue 14): a staged upgrade with injected failures, next to a plain deploy"
+    echo
+    echo "Measured by \`scripts/bench.sh$( [ "$ROLLOUTS_ONLY" = 1 ] && echo ' --rollouts-only')$( [ "$QUICK" = 1 ] && echo ' --quick')\`"
+    echo "on $(date -u +%Y-%m-%dT%H:%MZ), commit $commit$dirty, same machine type and build type as above."
+    echo "Each run is a fresh Mosquitto, \`margo-manager\` and fleet of $ROLL_N simulated devices"
+    echo "(\`mgo-bench-fleet --rollout-fail PCT\`): version 1.0 of the bench app is deployed to every"
+    echo "device (the plain deploy, \`POST /deployments\`), then version 2.0 is rolled out to all of"
+    echo "them with \`POST /api/v1/rollouts\` (mode \`upgrade\`, empty selector, 10 batches of 10 %,"
+    echo "\`maxFailures\` 2 % per batch and overall, app failures only, \`onAbort: rollback\`) and"
+    echo "\`GET /api/v1/rollouts/{id}\` is polled every 250 ms until a final state. The simulators fail"
+    echo "the 2.0 install with \`RUNTIME_FAILED\` (class \`app\`) on a fixed subset: every 200th"
+    echo "device (0.5 %) or every 20th (5 %). Manager CPU = user+sys from \`/proc/PID/stat\`"
+    echo "before and after. The two cores are shared with other work (the load average is in"
+    echo "every row): absolute times move from run to run, compare the columns of one row."
+  } > "$ROLL_SECTION"
+  for pct in 0.5 5; do
+    for i in $(seq 1 "$ROLL_RUNS"); do
+      echo "bench: rollout, $ROLL_N devices, $pct % failing, run $i of $ROLL_RUNS (load $(load))"
+      out=/dev/null
+      [ "$i" = 1 ] && out="$ROLL_SECTION"
+      if ! run 900 "$BUILD/bench/mgo-bench-fleet" --build "$BUILD" --app "$ROOT/bench/fleet/bench-app.yaml" \
+          --devices "$ROLL_N" --out "$out" --timeout 300 --rollout-fail "$pct" \
+          > "$TMP/rollout-$pct-$i.txt" 2> "$TMP/rollout-$pct-$i.err"; then
+        echo "bench: rollout run failed:" >&2
+        tail -5 "$TMP/rollout-$pct-$i.err" >&2
+        { echo; echo "**Rollout run ($pct % failing, run $i) failed:** \`$(tail -1 "$TMP/rollout-$pct-$i.err")\`"; } >> "$ROLL_SECTION"
+      fi
+      grep '^SUMMARY rollout-' "$TMP/rollout-$pct-$i.txt" >> "$TMP/rollout-runs.txt" || true
+    done
+  done
+  # SUMMARY rollout-N-fail-P: STATE in T s, abort A s, manager C core-s, on 1.0/2.0 X/Y, app failures F;
+  #   plain deploy D s, manager E core-s, rolled back R (load L1 L2 L3)
+  awk -v n="$ROLL_N" '
+    { p = $2; sub(/^rollout-[0-9]+-fail-/, "", p); sub(/:$/, "", p)
+      k = ++c[p]; st[p, k] = $3; t[p, k] = $5; ab[p, k] = $8; cpu[p, k] = $11; ver[p, k] = $15; sub(/,$/, "", ver[p, k])
+      fl[p, k] = $18; sub(/;$/, "", fl[p, k]); d[p, k] = $21; dc[p, k] = $24; rb[p, k] = $28
+      l = $0; sub(/.*\(load /, "", l); sub(/\)$/, "", l); ld[p, k] = l
+      if (!(p in seen)) { seen[p] = 1; order[++np] = p } }
+    function med(p, a, k,   i, j, x, b) { for (i = 1; i <= k; i++) b[i] = a[p, i]
+      for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (b[j] + 0 < b[i] + 0) { x = b[i]; b[i] = b[j]; b[j] = x }
+      return b[int((k + 1) / 2)] }
+    END {
+      if (np == 0) exit
+      printf "\n**Every run, %d devices** (fresh broker, manager and fleet each):\n\n", n
+      printf "| failing | run | rollout final state | rollout: create → final | abort seen | manager CPU, rollout | plain deploy of 1.0: time | manager CPU, plain deploy | installed on 1.0 / 2.0 at the end | app failures | targets rolled back | load average (1/5/15 min) |\n"
+      printf "|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+      for (q = 1; q <= np; q++) { p = order[q]
+        for (i = 1; i <= c[p]; i++)
+          printf "| %s %% | %d | `%s` | %s s | %s | %s core-s | %s s | %s core-s | %s | %s | %s | %s |\n", p, i, st[p, i], t[p, i], ab[p, i] == "-" ? "–" : ab[p, i] " s", cpu[p, i], d[p, i], dc[p, i], ver[p, i], fl[p, i], rb[p, i], ld[p, i] }
+      printf "\n**Medians** (%s runs per scenario):\n\n", c[order[1]]
+      printf "| failing | rollout: create → final state | manager CPU, rollout | plain deploy of 1.0 to the same fleet | manager CPU, plain deploy |\n|---|---|---|---|---|\n"
+      for (q = 1; q <= np; q++) { p = order[q]; k = c[p]
+        printf "| %s %% (%s) | **%s s** | **%s core-s** | %s s | %s core-s |\n", p, st[p, 1], med(p, t, k), med(p, cpu, k), med(p, d, k), med(p, dc, k)
+        printf "SUMMARY rollout-%d %s%% failing, median of %d runs: %s in %s s, manager %s core-s; plain deploy %s s, manager %s core-s\n", n, p, k, st[p, 1], med(p, t, k), med(p, cpu, k), med(p, d, k), med(p, dc, k) > medfile }
+    }' medfile="$TMP/rollout-median.txt" "$TMP/rollout-runs.txt" >> "$ROLL_SECTION" 2>/dev/null || true
+  {
+    echo
+    echo "How to read it: the plain deploy is the 1.0 deploy to the whole fleet that precedes each"
+    echo "rollout (one \`POST /deployments\` per 256 devices, every device at once). The rollout's"
+    echo "batches run one after another: a batch starts when every device of the previous one has"
+    echo "reported, and the engine runs every second and 200 ms after statuses that change a"
+    echo "deployment's state (docs/rollouts.md), so a rollout that completes takes longer than"
+    echo "the plain deploy. With 5 % failing it aborts inside its first batch: the engine changes"
+    echo "at most 256 deployments per tick, the batch threshold (2 % of the batch) is exceeded"
+    echo "once enough of the devices changed so far have failed, and only those devices (\"targets"
+    echo "rolled back\") were touched and are rolled back; the others never see 2.0."
+    echo "<!-- bench.sh rollouts: end -->"
+  } >> "$ROLL_SECTION"
+}
+
+if [ "$ROLLOUTS_ONLY" = 1 ]; then
+  ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+  : > "$TMP/rollout-runs.txt"
+  rollouts
+  # splice: replace the marked section, or insert it before the notes (or at the end)
+  if [ -f "$OUT" ] && grep -q '^<!-- bench.sh rollouts: begin' "$OUT"; then
+    awk -v sec="$ROLL_SECTION" '
+      /^<!-- bench.sh rollouts: begin/ { skip = 1; while ((getline l < sec) > 0) if (l != "" || started++) print l; next }
+      /^<!-- bench.sh rollouts: end/ { skip = 0; next }
+      !skip { print }' "$OUT" > "$TMP/out.md"
+  elif [ -f "$OUT" ] && grep -q '^## How these numbers are made' "$OUT"; then
+    awk -v sec="$ROLL_SECTION" '
+      /^## How these numbers are made/ { while ((getline l < sec) > 0) if (l != "" || started++) print l; print "" }
+      { print }' "$OUT" > "$TMP/out.md"
+  else
+    { [ -f "$OUT" ] && cat "$OUT"; cat "$ROLL_SECTION"; } > "$TMP/out.md"
+  fi
+  cp "$TMP/out.md" "$OUT"
+  echo "bench: replaced the rollouts section of $OUT"
+  sed 's/^SUMMARY /  /' "$TMP/rollout-median.txt" 2>/dev/null || true
+  exit 0
+fi
 
 # ---- 1. codec ---------------------------------------------------------------------------------
 echo "bench: codec (load $(load))"
@@ -162,11 +280,14 @@ median_table "$LARGE"
 # the same deploy with Mosquitto's default in-flight window (20; broker-config/ ships 0 = no limit)
 fleet 300 --broker-inflight 20
 
+: > "$TMP/rollout-runs.txt"
+rollouts
+cat "$ROLL_SECTION" >> "$SECTIONS"
+cat "$TMP/rollout-median.txt" >> "$SUMMARY" 2>/dev/null || true
+
 # ---- 3. the document --------------------------------------------------------------------------
 cpu="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -1)"
 mem="$(awk '/MemTotal/ {printf "%.1f GiB", $2 / 1048576}' /proc/meminfo)"
-commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-dirty="$(git -C "$ROOT" status --porcelain 2>/dev/null | grep -q . && echo ' (with uncommitted changes)' || true)"
 mosq="$(/usr/sbin/mosquitto -h 2>/dev/null | head -1 || true)"
 {
   echo "# Benchmarks"

@@ -15,7 +15,16 @@
  *                  every device connected: time until every device is reconnected and back in
  *                  sync with its desired state, and until the manager has stored every
  *                  device's fresh presence again;
- *   footprint      (--agent BIN) margo-agent's binary size and memory idle and during a deploy.
+ *   footprint      (--agent BIN) margo-agent's binary size and memory idle and during a deploy;
+ *   rollout        (--rollout-fail PCT) after the convergence deploy of version 1.0 (the plain
+ *                  deploy baseline), version 2.0 is added to the catalog and rolled out as an
+ *                  upgrade to every device through POST /api/v1/rollouts in --rollout-batches
+ *                  batches, with a threshold of --rollout-threshold % app-class failures per
+ *                  batch and overall and onAbort rollback; the simulators fail the 2.0 install
+ *                  (RUNTIME_FAILED, class app) on every (100 / PCT)-th device. Measured: wall
+ *                  time from the create call to the final state (GET /api/v1/rollouts/{id}
+ *                  polled every 250 ms), manager and broker CPU, and the devices' versions
+ *                  in the store at the end.
  *
  * Everything it starts is stopped at the end, also on SIGINT/SIGTERM (children also get
  * PR_SET_PDEATHSIG). Results: a markdown section appended to --out, and SUMMARY lines. */
@@ -58,7 +67,10 @@ struct opts {
     int timeout_s;
     int ingest_seconds; /* 0 = no ingest benchmark */
     int ingest_publishers;
-    int broker_inflight; /* mosquitto max_inflight_messages (also its MQTT 5 receive maximum) */
+    int broker_inflight;     /* mosquitto max_inflight_messages (also its MQTT 5 receive maximum) */
+    double rollout_fail_pct; /* < 0: no rollout step */
+    int rollout_batches;
+    double rollout_threshold_pct;
 };
 
 static struct opts o = {
@@ -77,6 +89,9 @@ static struct opts o = {
     .broker_inflight = 0,
     .ingest_seconds = 0,
     .ingest_publishers = 8,
+    .rollout_fail_pct = -1,
+    .rollout_batches = 10,
+    .rollout_threshold_pct = 2,
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -369,6 +384,34 @@ static void pump(int wait_ms)
     }
 }
 
+/* Whether device idx fails the 2.0 install in the rollout step: every (100 / PCT)-th device,
+ * so each batch of a multiple of that stride holds exactly PCT % of them. */
+static bool rollout_fails(int idx)
+{
+    if (o.rollout_fail_pct <= 0)
+        return false;
+    int stride = (int)(100.0 / o.rollout_fail_pct + 0.5);
+    return idx % stride == stride / 2;
+}
+
+/* The --fail-ids list of the simulator of devices first..first+count-1 (may be empty), or
+ * NULL without a rollout step (or without memory: the caller checks). */
+static char *rollout_fail_ids(int first, int count)
+{
+    if (o.rollout_fail_pct < 0)
+        return NULL;
+    size_t cap = (size_t)count * 7 + 1, len = 0;
+    char *ids = malloc(cap);
+    if (!ids)
+        return NULL;
+    ids[0] = '\0';
+    for (int i = first; i < first + count; i++) {
+        if (rollout_fails(i))
+            len += (size_t)snprintf(ids + len, cap - len, "%s%d", len ? "," : "", i);
+    }
+    return ids;
+}
+
 static int start_sims(void)
 {
     char bin[512], url[64], log[512];
@@ -390,6 +433,9 @@ static int start_sims(void)
         snprintf(a_delay, sizeof a_delay, "%d", o.delay_ms);
         snprintf(a_rate, sizeof a_rate, "%d",
                  o.connect_rate / n_procs > 0 ? o.connect_rate / n_procs : 1);
+        char *fail_ids = rollout_fail_ids(first, count);
+        if (o.rollout_fail_pct >= 0 && !fail_ids)
+            return -1;
         char *argv[] = {bin,
                         (char *)"--url",
                         url,
@@ -405,8 +451,13 @@ static int start_sims(void)
                         (char *)"500",
                         (char *)"--backoff-max-ms",
                         (char *)"5000",
+                        fail_ids ? (char *)"--fail-version" : NULL,
+                        (char *)"2.0",
+                        (char *)"--fail-ids",
+                        fail_ids,
                         NULL};
         sim_pid[i] = spawn(argv, log, &sim_fd[i]);
+        free(fail_ids);
         if (sim_pid[i] <= 0)
             return -1;
     }
@@ -531,6 +582,167 @@ static int run_convergence(struct conv_result *r)
     r->ok = n == (size_t)o.devices;
     free(lat);
     free(push);
+    return 0;
+}
+
+/* ---- rollout ----------------------------------------------------------------------------- */
+
+struct rollout_result {
+    char state[32]; /* the final state (or the last seen one) */
+    double final_s; /* create call -> final state seen */
+    double abort_s; /* create call -> rolling-back first seen (-1: never) */
+    double mgr_cpu_s, broker_cpu_s;
+    long targets, succeeded, failed, rolled_back, rollback_failed, fail_app, fail_device;
+    int64_t on_v1, on_v2; /* deployments of bench-app stored with that version and installed */
+    int polls;
+};
+
+/* The number after "key": in the first object that follows "section": (or at the top when
+ * section is NULL); -1 when absent. The summary is written by the manager in the order
+ * docs/rollouts.md documents, so the first "counts" is the rollout's own. */
+static long json_num(const char *doc, const char *section, const char *key)
+{
+    const char *p = doc;
+    if (section) {
+        char s[64];
+        snprintf(s, sizeof s, "\"%s\":{", section);
+        if (!(p = strstr(doc, s)))
+            return -1;
+        const char *end = strchr(p + strlen(s), '}');
+        char k[64];
+        snprintf(k, sizeof k, "\"%s\":", key);
+        const char *q = strstr(p, k);
+        return q && end && q < end ? strtol(q + strlen(k), NULL, 10) : 0;
+    }
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":", key);
+    const char *q = strstr(p, k);
+    return q ? strtol(q + strlen(k), NULL, 10) : -1;
+}
+
+/* The string value of the first "key":"..." in doc into out ("" when absent). */
+static void json_str(const char *doc, const char *key, char *dst, size_t size)
+{
+    char k[64];
+    snprintf(k, sizeof k, "\"%s\":\"", key);
+    const char *q = strstr(doc, k);
+    size_t n = 0;
+    if (q) {
+        q += strlen(k);
+        while (q[n] && q[n] != '"' && n + 1 < size)
+            n++;
+        memcpy(dst, q, n);
+    }
+    dst[n] = '\0';
+}
+
+static bool rollout_final(const char *state)
+{
+    return strcmp(state, "succeeded") == 0 || strcmp(state, "aborted") == 0 ||
+           strcmp(state, "cancelled") == 0 || strcmp(state, "rolled-back") == 0;
+}
+
+/* Adds version 2.0 of the app: the --app file with its `version: "1.0"` made "2.0". */
+static int add_app_v2(void)
+{
+    struct mgo_buf app;
+    mgo_buf_init(&app, 1u << 20);
+    long st = -1;
+    if (mgo_buf_read_file(&app, o.app_file) == MGO_OK && mgo_buf_append(&app, "", 1) == MGO_OK) {
+        char *v = strstr((char *)app.data, "version: \"1.0\"");
+        if (v) {
+            v[10] = '2'; /* "1.0" -> "2.0" */
+            char url[128];
+            snprintf(url, sizeof url, "%s/apps", api_base);
+            st = mgo_bench_http("POST", url, token, (const char *)app.data, NULL);
+        }
+    }
+    mgo_buf_cleanup(&app);
+    if (st != 201) {
+        fprintf(stderr, "bench-fleet: POST /apps of version 2.0 answered %ld\n", st);
+        return -1;
+    }
+    return 0;
+}
+
+static int run_rollout(struct rollout_result *r)
+{
+    memset(r, 0, sizeof *r);
+    r->abort_s = -1;
+    if (add_app_v2() != 0)
+        return -1;
+    char url[160], body[512];
+    snprintf(url, sizeof url, "%s/rollouts", api_base);
+    snprintf(body, sizeof body,
+             "{\"app\":\"bench-app\",\"version\":\"2.0\",\"mode\":\"upgrade\",\"selector\":\"\","
+             "\"strategy\":{\"batchPercent\":%d,\"maxFailures\":{\"batch\":{\"percent\":%g},"
+             "\"total\":{\"percent\":%g},\"appFailuresOnly\":true},\"onAbort\":\"rollback\"}}",
+             (100 + o.rollout_batches - 1) / o.rollout_batches, o.rollout_threshold_pct,
+             o.rollout_threshold_pct);
+    double cpu_m0 = mgo_bench_cpu_s(manager_pid), cpu_b0 = mgo_bench_cpu_s(broker_pid);
+    int64_t t0 = mgo_bench_now_ns();
+    struct mgo_buf reply;
+    mgo_buf_init(&reply, 16u << 20);
+    long st = mgo_bench_http("POST", url, token, body, &reply);
+    char id[128] = "";
+    if (st == 201 && mgo_buf_append(&reply, "", 1) == MGO_OK)
+        json_str((const char *)reply.data, "id", id, sizeof id);
+    if (st != 201 || !id[0]) {
+        fprintf(stderr, "bench-fleet: POST /rollouts answered %ld: %.300s\n", st,
+                reply.data ? (const char *)reply.data : "");
+        mgo_buf_cleanup(&reply);
+        return -1;
+    }
+    mgo_buf_cleanup(&reply);
+    snprintf(url, sizeof url, "%s/rollouts/%s", api_base, id);
+    int64_t deadline = t0 + (int64_t)o.timeout_s * 1000000000;
+    char *last = NULL;
+    while (!stop_flag && mgo_bench_now_ns() < deadline) {
+        pump(0);
+        mgo_buf_init(&reply, 16u << 20);
+        st = mgo_bench_http("GET", url, token, NULL, &reply);
+        double t = ms_since(t0) / 1000;
+        r->polls++;
+        if (st == 200 && mgo_buf_append(&reply, "", 1) == MGO_OK) {
+            json_str((const char *)reply.data, "state", r->state, sizeof r->state);
+            if (r->abort_s < 0 && strcmp(r->state, "rolling-back") == 0)
+                r->abort_s = t;
+            if (rollout_final(r->state)) {
+                r->final_s = t;
+                free(last);
+                last = strdup((const char *)reply.data);
+                mgo_buf_cleanup(&reply);
+                break;
+            }
+        }
+        mgo_buf_cleanup(&reply);
+        /* pump what the simulators print while waiting (their pipes must not fill) */
+        int64_t next = mgo_bench_now_ns() + 250 * 1000000LL;
+        while (mgo_bench_now_ns() < next)
+            pump(20);
+    }
+    r->mgr_cpu_s = mgo_bench_cpu_s(manager_pid) - cpu_m0;
+    r->broker_cpu_s = mgo_bench_cpu_s(broker_pid) - cpu_b0;
+    if (!last) {
+        fprintf(stderr, "bench-fleet: rollout %s not final within %d s (state %s)\n", id,
+                o.timeout_s, r->state);
+        return -1;
+    }
+    r->targets = json_num(last, NULL, "targetCount");
+    r->succeeded = json_num(last, "counts", "succeeded");
+    r->failed = json_num(last, "counts", "failed");
+    r->rolled_back = json_num(last, "counts", "rolled-back");
+    r->rollback_failed = json_num(last, "counts", "rollback-failed");
+    r->fail_app = json_num(last, "failures", "app");
+    r->fail_device = json_num(last, "failures", "device");
+    free(last);
+    /* the rolled-back state already waited for every device's `installed` of the rollback */
+    r->on_v1 = db_count("SELECT count(*) FROM status s JOIN deployments d ON d.id = "
+                        "s.deployment_id WHERE d.app_id = 'bench-app' AND d.app_version = '1.0' "
+                        "AND s.state = 'installed'");
+    r->on_v2 = db_count("SELECT count(*) FROM status s JOIN deployments d ON d.id = "
+                        "s.deployment_id WHERE d.app_id = 'bench-app' AND d.app_version = '2.0' "
+                        "AND s.state = 'installed'");
     return 0;
 }
 
@@ -965,7 +1177,8 @@ static void usage(void)
             "usage: mgo-bench-fleet [--build DIR] [--app FILE] [--devices N] [--per-proc N]\n"
             "         [--delay-ms D] [--connect-rate R] [--storm] [--poll] [--poll-requests N]\n"
             "         [--agent BIN] [--timeout S] [--broker-inflight N] [--ingest-seconds S]\n"
-            "         [--ingest-publishers N] [--out FILE]\n");
+            "         [--ingest-publishers N] [--rollout-fail PCT [--rollout-batches N]\n"
+            "         [--rollout-threshold PCT]] [--out FILE]\n");
 }
 
 static int int_arg(const char *v, int lo, int hi, int *out_v)
@@ -975,6 +1188,17 @@ static int int_arg(const char *v, int lo, int hi, int *out_v)
     if (!end || *end || x < lo || x > hi)
         return -1;
     *out_v = (int)x;
+    return 0;
+}
+
+/* A percentage, 0 to 50 (at most every second device fails). */
+static int pct_arg(const char *v, double *out_v)
+{
+    char *end = NULL;
+    double x = strtod(v, &end);
+    if (!end || *end || end == v || !(x >= 0 && x <= 50))
+        return -1;
+    *out_v = x;
     return 0;
 }
 
@@ -1020,6 +1244,12 @@ int main(int argc, char **argv)
             bad = int_arg(v, 1, 64, &o.ingest_publishers);
         else if (strcmp(a, "--broker-inflight") == 0)
             bad = int_arg(v, 0, 65535, &o.broker_inflight);
+        else if (strcmp(a, "--rollout-fail") == 0)
+            bad = pct_arg(v, &o.rollout_fail_pct);
+        else if (strcmp(a, "--rollout-threshold") == 0)
+            bad = pct_arg(v, &o.rollout_threshold_pct);
+        else if (strcmp(a, "--rollout-batches") == 0)
+            bad = int_arg(v, 1, 100, &o.rollout_batches);
         else if (strcmp(a, "--timeout") == 0)
             bad = int_arg(v, 1, 3600, &o.timeout_s);
         else
@@ -1137,6 +1367,55 @@ int main(int argc, char **argv)
         "push p50 %.0f ms; manager %.2f KiB/device (load %s)%s\n",
         o.devices, cr.stored.max / 1000, goal_s, cr.stored.max / 1000 < goal_s ? "met" : "missed",
         cr.stored.p50, cr.stored.p99, cr.push.p50, per_dev_kb, load, inflight_note);
+
+    if (o.rollout_fail_pct >= 0) {
+        struct rollout_result rr;
+        char l2[64];
+        mgo_bench_loadavg(l2, sizeof l2);
+        if (run_rollout(&rr) != 0)
+            goto done;
+        char l3[64];
+        mgo_bench_loadavg(l3, sizeof l3);
+        long expect_failed = 0;
+        for (int i = 0; i < o.devices; i++)
+            expect_failed += rollout_fails(i);
+        outf("\n**Rollout of version 2.0** (upgrade of every device's deployment, %d batches of "
+             "%d %%, abort past %g %% app-class failures per batch or overall, onAbort rollback; "
+             "the 2.0 install fails with RUNTIME_FAILED on every %d-th device: %ld of %d, %g %%). "
+             "Times: plain deploy = first deploy call → last `installed` stored by the manager; "
+             "rollout = create call → the first GET /rollouts/{id} showing the final state "
+             "(polled every 250 ms, so up to 0.25 s late; the polls are in the manager's CPU). "
+             "Load average at the rollout's start / end: %s / %s.\n\n",
+             o.rollout_batches, (100 + o.rollout_batches - 1) / o.rollout_batches,
+             o.rollout_threshold_pct,
+             o.rollout_fail_pct > 0 ? (int)(100.0 / o.rollout_fail_pct + 0.5) : 0, expect_failed,
+             o.devices, o.rollout_fail_pct, l2, l3);
+        outf("| | plain deploy of 1.0 (above) | rollout of 2.0 |\n|---|---|---|\n");
+        outf("| final state | every device `installed` | `%s` |\n", rr.state);
+        outf("| **time: first API call → final state** | **%.2f s** | **%.2f s** |\n",
+             cr.stored.max / 1000, rr.final_s);
+        if (rr.abort_s >= 0)
+            outf("| time: create → abort seen (`rolling-back`) | – | %.2f s |\n", rr.abort_s);
+        outf("| **manager CPU** (user+sys) | **%.2f core-s** | **%.2f core-s** |\n", cr.mgr_cpu_s,
+             rr.mgr_cpu_s);
+        outf("| broker CPU | %.2f core-s | %.2f core-s |\n", cr.broker_cpu_s, rr.broker_cpu_s);
+        outf("| targets: succeeded / failed / rolled-back / rollback-failed | – | %ld / %ld / %ld "
+             "/ %ld of %ld |\n",
+             rr.succeeded, rr.failed, rr.rolled_back, rr.rollback_failed, rr.targets);
+        outf("| failures by class: app / device | – | %ld / %ld |\n", rr.fail_app, rr.fail_device);
+        outf("| deployments stored `installed` at the end: on 1.0 / on 2.0 | %d / 0 | %" PRId64
+             " / %" PRId64 " |\n",
+             o.devices, rr.on_v1, rr.on_v2);
+        char abort_at[32] = "-";
+        if (rr.abort_s >= 0)
+            snprintf(abort_at, sizeof abort_at, "%.2f", rr.abort_s);
+        printf(
+            "SUMMARY rollout-%d-fail-%g: %s in %.2f s, abort %s s, manager %.2f core-s, on "
+            "1.0/2.0 %" PRId64 "/%" PRId64 ", app failures %ld; plain deploy %.2f s, manager %.2f "
+            "core-s, rolled back %ld (load %s)\n",
+            o.devices, o.rollout_fail_pct, rr.state, rr.final_s, abort_at, rr.mgr_cpu_s, rr.on_v1,
+            rr.on_v2, rr.fail_app, cr.stored.max / 1000, cr.mgr_cpu_s, rr.rolled_back, l2);
+    }
 
     if (o.ingest_seconds > 0) {
         struct ingest_result ir;
