@@ -4,7 +4,7 @@
 # with the fake Helm runtime (tests/agent/fake-helm), then runs openapi_check.py, which
 # validates every example of the document against its schema and replays every request
 # example in order, checking the documented status and the reply against the documented
-# schema (about 10 s).
+# schema (about 15-20 s with the rollout steps).
 #
 #   openapi_live.sh MARGOCTL MARGO-MANAGER MARGO-AGENT
 #   OPENAPI_DUMP=FILE openapi_live.sh ...   also writes every exchange to FILE (for examples)
