@@ -949,13 +949,17 @@ static void status_post(struct mgo_southbound *sb, struct mgo_api_request *req,
         if (err == MGO_ERR_NOT_FOUND)
             err = MGO_OK;
     }
+    /* the MQTT copy goes out first, as an MQTT device's own status would: ingesting a
+     * `removed` completes the removal, which clears the retained status topic, and that
+     * clear must come after the copy (else a stale `removed` stays retained) */
+    if (!err)
+        publish_copy(sb, req->client_id, deployment_id, &doc);
     if (!err)
         err = ingest_copy(sb, MGO_TOPIC_STATUS, req->client_id, deployment_id, &doc);
     if (err) {
-        internal(req, err);
+        internal(req, err); /* retryable: the device sends it again */
         goto done;
     }
-    publish_copy(sb, req->client_id, deployment_id, &doc);
     mgo_buf_reset(&req->reply);
     ok(req, existed ? 200 : 201, NULL);
 done:
