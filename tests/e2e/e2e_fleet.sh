@@ -1,4 +1,5 @@
 # shellcheck shell=bash
+# shellcheck disable=SC2154,SC2015 # the variables and the `check && ok || bad` idiom of e2e_compose.sh
 # e2e_fleet.sh - the `fleet` mode of e2e_compose.sh (sourced by it, after its stack is up: the
 # MQTT agent $DEV, the HTTP agent $HDEV on the southbound API, the manager with both
 # listeners; it uses that script's ctl/ok/bad/fatal/body_is/until_state helpers).
