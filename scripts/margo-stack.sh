@@ -18,6 +18,11 @@
 #   ms_publish PACKAGE-DIR           prints the folder to `margoctl app add`
 #   ms_manager_start                 sets MS_API_URL, MS_TOKEN_FILE, exports MARGO_URL/TOKEN_FILE
 #   ms_agent_start DEVICE-ID [OPTION VALUE]...
+#   ms_southbound_init CLIENT-ID...  before ms_manager_start: SVIDs (broker-config/svid.sh) in
+#                                    $MS_DIR/pki; ms_manager_start then also serves the
+#                                    southbound Margo HTTP API (docs/margo-http.md) at MS_WFM_URL
+#   ms_http_agent_start DEVICE-ID [OPTION VALUE]...   `margoctl client allow`, then a
+#                                    margo-agent --transport http (Compose runtime) on MS_WFM_URL
 #   ms_track_deployment ID           its containers are removed by ms_cleanup
 #   ms_cleanup                       stops everything (idempotent)
 #   ms_wait SECONDS WHAT CMD...      polls CMD every 0.5 s; fails naming WHAT on timeout
@@ -195,7 +200,8 @@ ms_manager_start() {
     MS_TOKEN_FILE="$MS_DIR/manager/api-token"
     mkdir -p "$MS_DIR/manager"
     _ms_bg manager "$MS_MANAGER" --state-dir "$MS_DIR/manager" --broker-url "$MS_BROKER_URL" \
-        --client-id "margo-manager-$$" --api-listen "127.0.0.1:$MS_API_PORT" "$@"
+        --client-id "margo-manager-$$" --api-listen "127.0.0.1:$MS_API_PORT" \
+        ${MS_SOUTHBOUND_ARGS[@]+"${MS_SOUTHBOUND_ARGS[@]}"} "$@"
     export MARGO_URL="$MS_API_URL" MARGO_TOKEN_FILE="$MS_TOKEN_FILE"
     ms_wait 20 "margo-manager's API on $MS_API_URL (log: $MS_DIR/manager.log)" \
         _ms_api_up || return 1
@@ -218,6 +224,37 @@ ms_agent_start() {
         --default-timeout 120 "$@"
     ms_wait 30 "device $dev to appear in the manager (agent log: $MS_DIR/agent-$dev.log)" \
         _ms_device_known "$dev" || return 1
+}
+
+# ms_southbound_init CLIENT-ID...: mints the trust anchor, the WFM's SVID and one client SVID
+# per CLIENT-ID in $MS_DIR/pki (trust domain margo-stack.test, WFM id wfm-1) and picks a free
+# loopback port: the next ms_manager_start serves the southbound API there (MS_WFM_URL).
+ms_southbound_init() {
+    MS_PKI="$MS_DIR/pki"
+    local args=() c
+    for c in "$@"; do args+=(--client "$c"); done
+    sh "$MS_ROOT/broker-config/svid.sh" --trust-domain margo-stack.test --wfm-id wfm-1 \
+        "${args[@]}" "$MS_PKI" >"$MS_DIR/svid.log" 2>&1 ||
+        { ms_fail "minting SVIDs (log: $MS_DIR/svid.log)"; return 1; }
+    MS_SOUTHBOUND_PORT=$(ms_pick_port "${MS_SOUTHBOUND_PORT:-8443}")
+    MS_WFM_URL="https://127.0.0.1:$MS_SOUTHBOUND_PORT"
+    MS_SOUTHBOUND_ARGS=(--margo-api-listen "127.0.0.1:$MS_SOUTHBOUND_PORT"
+        --margo-api-cert "$MS_PKI/wfm.crt" --margo-api-key "$MS_PKI/wfm.key"
+        --margo-api-client-ca "$MS_PKI/svid-ca.crt" --trust-domain margo-stack.test
+        --wfm-id wfm-1)
+}
+
+# ms_http_agent_start DEVICE [OPTION VALUE]...: accepts DEVICE's client SVID on the manager,
+# then starts a margo-agent with the HTTP transport (poll every second) and the same Compose
+# runtime options as ms_agent_start (its broker-url does not apply over HTTP).
+ms_http_agent_start() {
+    local dev="$1"
+    shift
+    [ -n "${MS_WFM_URL:-}" ] || { ms_fail "ms_http_agent_start: no ms_southbound_init"; return 1; }
+    "$MS_CTL" client allow "$dev" >/dev/null || { ms_fail "margoctl client allow $dev"; return 1; }
+    ms_agent_start "$dev" --transport http --wfm-url "$MS_WFM_URL" \
+        --cert-file "$MS_PKI/clients/$dev.crt" --key-file "$MS_PKI/clients/$dev.key" \
+        --ca-file "$MS_PKI/svid-ca.crt" --poll-interval 1 "$@"
 }
 
 _ms_device_known() {
