@@ -161,10 +161,11 @@ for p in "$wp_m" "$wp_h"; do
 done
 
 # fleet_copies_check: the manager's retained copies of $HDEV's statuses on the MQTT status
-# topic (recorded in wire.jsonl) validate against docs/schemas/status.schema.json without its
-# `x-margo-mqtt-extensions` requirement (the copy has no journal position: docs/margo-http.md
-# "One fleet"), name the device and deployment of their topic, and include installed and
-# removed. Called by e2e_compose.sh after the recorder stopped.
+# topic (recorded in wire.jsonl) validate against docs/schemas/status.schema.json (a copy has
+# no journal position, so no `x-margo-mqtt-extensions`: docs/margo-http.md "One fleet"), name
+# the device and deployment of their topic, include installed and removed, and the topic ends
+# cleared (the removal's empty retained message comes after the `removed` copy, so no stale
+# status stays retained). Called by e2e_compose.sh after the recorder stopped.
 fleet_copies_check() {
     /usr/bin/python3 - "$src/docs/schemas/status.schema.json" "$dir/wire.jsonl" \
         "margo/v1/devices/$HDEV/status/$id_h" "$HDEV" "$id_h" <<'PY'
@@ -173,13 +174,18 @@ import msgpack
 from jsonschema import Draft202012Validator
 schema_path, record, topic, dev, dep = sys.argv[1:]
 schema = json.load(open(schema_path))
-schema["required"] = [r for r in schema["required"] if r != "x-margo-mqtt-extensions"]
 validator = Draft202012Validator(schema)
 states, problems = set(), []
+last_empty = False
 for n, line in enumerate(open(record), 1):
     m = json.loads(line)
-    if m["topic"] != topic or not m["payload"]:
+    if m["topic"] != topic:
         continue
+    last_empty = not m["payload"]
+    if last_empty:
+        continue
+    if "x-margo-mqtt-extensions" in msgpack.unpackb(bytes.fromhex(m["payload"]), raw=False):
+        problems.append(f"line {n}: a copy with x-margo-mqtt-extensions (no journal over HTTP)")
     doc = msgpack.unpackb(bytes.fromhex(m["payload"]), raw=False)
     for e in validator.iter_errors(doc):
         problems.append(f"line {n}: {e.json_path}: {e.message}")
@@ -189,6 +195,8 @@ for n, line in enumerate(open(record), 1):
 for want in ("installed", "removed"):
     if want not in states:
         problems.append(f"no {want} copy (seen: {sorted(s for s in states if s)})")
+if not last_empty:
+    problems.append("the status topic is not cleared last: a stale retained status stays")
 for p in problems:
     print("FAIL:", p)
 sys.exit(1 if problems else 0)
