@@ -118,8 +118,8 @@ static void test_start(void)
     snprintf(token_path, sizeof token_path, "%s/token", tmp_dir);
     CU_ASSERT_TRUE_FATAL(mgo_test_write_file(token_path, TOKEN "\n"));
     CU_ASSERT_EQUAL_FATAL(store_model(), MGO_OK);
-    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-page",
-                          token_path, "warn");
+    mgo_test_manager_init(&mgr, mgo_test_broker_url(&broker), state_dir, "manager-page", token_path,
+                          "warn");
     CU_ASSERT_EQUAL_FATAL(mgo_test_manager_start(&mgr, true), MGO_OK);
 }
 
@@ -131,8 +131,8 @@ static void api_get(const char *path, struct mgo_test_reply *r)
 /* The filter of a walk; NULL members mean any. */
 struct filter {
     const char *state, *app, *device;
-    int site;        /* -1: any; else the selector site=plant-N */
-    bool no_canary;  /* with site: ",tier!=canary" */
+    int site;       /* -1: any; else the selector site=plant-N */
+    bool no_canary; /* with site: ",tier!=canary" */
 };
 
 static bool in_filter(const struct dep *m, const struct filter *f)
@@ -235,7 +235,7 @@ static void test_filters(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t want = count_model(&cases[i]);
-        CU_ASSERT_TRUE(want > 0); /* every case selects something... */
+        CU_ASSERT_TRUE(want > 0);      /* every case selects something... */
         CU_ASSERT_TRUE(want < N_DEPS); /* ...and leaves something out */
         size_t got = walk(&cases[i], 37);
         if (got != want)
