@@ -850,6 +850,10 @@ static mgo_err dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
 #define DEP_PAGE_MAX 500u
 #define DEP_PAGE_DEFAULT 100u
 #define DEP_SEL_CACHE 256u /* devices whose selector result is kept during one page */
+/* Rows one request with a selector examines at most: the labels of their devices are read on
+ * the loop thread, so a selector that matches few rows answers a short (even empty) page
+ * whose `next` says where to go on, instead of reading the whole table in one go. */
+#define DEP_SEL_SCAN 1000u
 
 /* The selector's result per device, direct-mapped by a hash of the id: a device's labels are
  * read (and its capabilities decoded) once per page, not once per deployment. */
@@ -862,8 +866,9 @@ struct dep_page_ctx {
     struct dep_ctx dep;
     const struct mgo_selector *sel;
     struct sel_slot *cache; /* DEP_SEL_CACHE slots when sel */
-    uint32_t limit, written;
-    char last[MGO_UUID_STR_SIZE];
+    uint32_t limit, written, examined;
+    char last[MGO_UUID_STR_SIZE];          /* the last row written */
+    char examined_last[MGO_UUID_STR_SIZE]; /* the last row examined */
     bool more;
 };
 
@@ -917,6 +922,8 @@ static mgo_err dep_page_visit(const struct mgo_mgr_deployment_row *row, void *c)
 {
     struct dep_page_ctx *ctx = c;
     if (ctx->sel) {
+        ctx->examined++;
+        snprintf(ctx->examined_last, sizeof ctx->examined_last, "%s", row->id);
         bool match = false;
         mgo_err err = sel_matches(ctx, row->device_id, &match);
         if (err || !match)
@@ -1009,17 +1016,21 @@ static void deployments_page(struct mgo_api *api, struct mgo_api_request *req)
     };
     uint32_t page_limit = q.limit;
     /* without a selector SQL stops after one row more than the page (which says "more");
-     * with one, rows are read in id order until the page is full */
-    q.limit = have_sel ? 0 : page_limit + 1;
+     * with one, rows are read in id order until the page is full or DEP_SEL_SCAN rows were
+     * examined */
+    q.limit = have_sel ? DEP_SEL_SCAN : page_limit + 1;
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
     mgo_jw_arr(&w);
     mgo_err err = mgo_mgr_store_deployment_page(api->store, &q, dep_page_visit, &ctx);
     if (err == MGO_ERR_LIMIT && ctx.more)
         err = MGO_OK;
+    const char *next = ctx.more ? ctx.last : NULL;
+    if (!err && !ctx.more && ctx.examined == DEP_SEL_SCAN)
+        next = ctx.examined_last; /* the scan bound: more rows may match past this one */
     mgo_jw_arr_end(&w);
     mgo_jw_ku64(&w, "limit", page_limit);
-    mgo_jw_kstr(&w, "next", ctx.more ? ctx.last : NULL);
+    mgo_jw_kstr(&w, "next", next);
     mgo_jw_obj_end(&w);
     if (err)
         internal(req, err);

@@ -803,8 +803,7 @@
       p.next = reply.next || null;
       prev.disabled = p.index === 0;
       next.disabled = !p.next;
-      const first = p.index * PAGE_ROWS + 1;
-      info.textContent = 'Page ' + (p.index + 1) + (rows ? ' · ' + what.toLowerCase() + ' ' + first + '–' + (first + rows - 1) : '');
+      info.textContent = 'Page ' + (p.index + 1) + ' · ' + rows + ' ' + what.toLowerCase();
       p.el.hidden = p.index === 0 && !p.next;
     };
     async function move(delta) {
@@ -911,7 +910,9 @@
       root.dataset.rows = String(model.deps.size);
       if (!groups.size) {
         const filtered = filter.state || filter.app || filter.selector;
-        root.replaceChildren(filtered ? h('p', { class: 'empty' }, 'No deployment matches these filters.')
+        /* a selector's page may be empty with a next: the API examined a bounded number of rows */
+        root.replaceChildren(pager.next && !fresh.length ? h('p', { class: 'empty' }, 'No deployment on this page matches; Next page looks further.')
+          : filtered ? h('p', { class: 'empty' }, 'No deployment matches these filters.')
           : h('p', { class: 'empty' }, 'Nothing is deployed. ', h('a', { href: '#/catalog' }, 'Pick an app in the catalog'), '.'));
         return;
       }

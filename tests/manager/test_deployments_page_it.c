@@ -8,6 +8,8 @@
  *   - state= (the newest status' state, or unreported), app=, device= and selector= (the
  *     device's labels) give exactly the deployments the test's own model says, in order,
  *     across pages, alone and combined;
+ *   - a selector that matches few rows examines at most 1,000 rows per request: short pages
+ *     whose next carries on, until the table's end;
  *   - bounds: limit 0 and 501, a cursor that is no deployment id, an unknown state and a bad
  *     selector (with its byte position) are 400 problems naming the field and the rule;
  *   - without a paging parameter the reply is today's whole list, without "limit"/"next".
@@ -30,6 +32,8 @@
 #define TOKEN "page-token-0123456789abcdef"
 #define N_DEPS 2000u
 #define N_DEVICES 200u
+#define RARE_DEVICE 7u /* the one device labelled rare=yes: its 10 deployments */
+#define SEL_SCAN 1000u /* rows one request with a selector examines at most (api.c) */
 
 static struct mgo_test_broker broker;
 static char state_dir[256];
@@ -45,6 +49,7 @@ struct dep {
     const char *state; /* "unreported" when no status was stored */
     unsigned site;     /* the device's label site=plant-N */
     bool canary;       /* the device's label tier=canary */
+    bool rare;         /* the device's label rare=yes (one device: RARE_DEVICE) */
 };
 static struct dep deps[N_DEPS];
 static struct dep *sorted[N_DEPS]; /* deps in id order */
@@ -72,6 +77,8 @@ static mgo_err store_model(void)
             err = mgo_mgr_store_label_set(s, id, "site", site, 64);
         if (!err && d % 10 == 0)
             err = mgo_mgr_store_label_set(s, id, "tier", "canary", 64);
+        if (!err && d == RARE_DEVICE)
+            err = mgo_mgr_store_label_set(s, id, "rare", "yes", 64);
     }
     static const uint8_t doc[] = {0x80}; /* an empty map: never read by the list */
     for (unsigned i = 0; !err && i < N_DEPS; i++) {
@@ -85,6 +92,7 @@ static mgo_err store_model(void)
         m->state = STATES[(i / 2) % 4];
         m->site = d % 5;
         m->canary = d % 10 == 0;
+        m->rare = d == RARE_DEVICE;
         struct mgo_mgr_deployment_row row =
             mgr_test_dep_row(m->id, m->device, doc, sizeof doc, "sha256:0", 1);
         row.app_id = m->app;
@@ -133,6 +141,7 @@ struct filter {
     const char *state, *app, *device;
     int site;       /* -1: any; else the selector site=plant-N */
     bool no_canary; /* with site: ",tier!=canary" */
+    bool rare;      /* the selector "rare" (site -1) */
 };
 
 static bool in_filter(const struct dep *m, const struct filter *f)
@@ -140,8 +149,11 @@ static bool in_filter(const struct dep *m, const struct filter *f)
     return (!f->state || strcmp(m->state, f->state) == 0) &&
            (!f->app || strcmp(m->app, f->app) == 0) &&
            (!f->device || strcmp(m->device, f->device) == 0) &&
-           (f->site < 0 || ((int)m->site == f->site && !(f->no_canary && m->canary)));
+           (f->site < 0 || ((int)m->site == f->site && !(f->no_canary && m->canary))) &&
+           (!f->rare || m->rare);
 }
+
+static size_t walk_pages, walk_short_pages; /* of the last walk() */
 
 /* Walks every page of f with limit and checks the ids against the model in order; returns
  * the number of rows seen. */
@@ -158,7 +170,11 @@ static size_t walk(const struct filter *f, unsigned limit)
     if (f->site >= 0)
         n += snprintf(base + n, sizeof base - (size_t)n, "&selector=site%%3Dplant-%d%s", f->site,
                       f->no_canary ? "%2Ctier!%3Dcanary" : "");
+    if (f->rare)
+        n += snprintf(base + n, sizeof base - (size_t)n, "&selector=rare");
+    bool selector = f->site >= 0 || f->rare;
     size_t want = 0, seen = 0, pages = 0;
+    size_t short_pages = 0;
     char after[MGO_UUID_STR_SIZE] = "";
     for (;;) {
         char path[700];
@@ -194,14 +210,21 @@ static size_t walk(const struct filter *f, unsigned limit)
             mgo_test_reply_cleanup(&r);
             break;
         }
-        CU_ASSERT_EQUAL(rows->as.array.len, limit); /* only a full page says "more" */
-        CU_ASSERT_STRING_EQUAL(next->as.str.ptr, sorted[want - 1]->id);
+        if (!selector) { /* only a full page says "more", and next is its last row */
+            CU_ASSERT_EQUAL(rows->as.array.len, limit);
+            CU_ASSERT_STRING_EQUAL(next->as.str.ptr, sorted[want - 1]->id);
+        } else { /* a selector's page may end at the scan bound: next is not before its rows */
+            CU_ASSERT_TRUE(want == 0 || strcmp(next->as.str.ptr, sorted[want - 1]->id) >= 0);
+            short_pages += rows->as.array.len < limit;
+        }
         snprintf(after, sizeof after, "%s", next->as.str.ptr);
         mgo_test_reply_cleanup(&r);
     }
     while (want < N_DEPS && !in_filter(sorted[want], f))
         want++;
     CU_ASSERT_EQUAL(want, N_DEPS); /* nothing of the model was left out */
+    walk_pages = pages;
+    walk_short_pages = short_pages;
     return seen;
 }
 
@@ -242,6 +265,18 @@ static void test_filters(void)
             fprintf(stderr, "filter case %zu: %zu rows, the model has %zu\n", i, got, want);
         CU_ASSERT_EQUAL(got, want);
     }
+}
+
+/* A selector that matches 10 of 2,000 rows: each request examines at most SEL_SCAN rows,
+ * so the pages are short (the first ones not empty only by chance) and next carries on past
+ * the examined rows until the table's end. */
+static void test_selector_scan_bound(void)
+{
+    struct filter rare = {.site = -1, .rare = true};
+    CU_ASSERT_EQUAL(count_model(&rare), 10);
+    CU_ASSERT_EQUAL(walk(&rare, 37), 10);
+    CU_ASSERT_EQUAL(walk_pages, N_DEPS / SEL_SCAN + 1);
+    CU_ASSERT_EQUAL(walk_short_pages, N_DEPS / SEL_SCAN);
 }
 
 static void expect_400(const char *path, const char *field, const char *text)
@@ -314,6 +349,7 @@ void mgo_test_register(void)
         {"pages cover every deployment exactly once, in id order",
          test_pages_cover_everything_once},
         {"state, app, device and selector filters across pages", test_filters},
+        {"a selector examines a bounded number of rows per request", test_selector_scan_bound},
         {"limit 0/501, bad cursor, state and selector are 400 naming the field", test_bounds},
         {"without paging parameters: today's whole list", test_unpaged_list_unchanged},
         {"stop", test_stop},

@@ -148,6 +148,9 @@ try {
     if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
   });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  page.on('requestfailed', (req) => {
+    if (!req.url().includes('/api/v1/events')) console.log('(request failed: ' + req.method() + ' ' + req.url() + ': ' + (req.failure() || {}).errorText + ')');
+  });
 
   await step('sign-in page asks for the token and refuses a wrong one', async () => {
     await page.goto(base + '/');
