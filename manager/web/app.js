@@ -774,6 +774,18 @@
   const PAGE_ROWS = 50;
   const DEP_STATES = ['pending', 'installing', 'installed', 'failed', 'removing', 'removed', 'unreported'];
 
+  /* GET for the paged pages' many small requests: one whose connection failed (status 0, e.g.
+   * a kept-alive connection the manager closed as the request went out) is sent once more. */
+  async function pageGet(path) {
+    try {
+      return await api('GET', path);
+    } catch (err) {
+      if (err.status !== 0) throw err;
+      await new Promise((r) => window.setTimeout(r, 200));
+      return api('GET', path);
+    }
+  }
+
   /* fn(item) for every item, at most 4 at a time (a page asks about each of its rows'
    * devices: the manager answers them one after the other anyway); results in item order. */
   async function mapFew(items, fn) {
@@ -863,13 +875,13 @@
     const pager = makePager('Deployments');
     const filter = { state: params.get('state') || '', app: params.get('app') || '', selector: params.get('selector') || '' };
     const model = { deps: new Map(), status: new Map(), devices: new Map(), appNames: new Map() };
-    const apps = (await api('GET', '/apps')).apps;
+    const apps = (await pageGet('/apps')).apps;
     model.appNames = new Map(apps.map((a) => [a.id, a.name]));
 
     async function loadDevices(devIds) {
       const both = await mapFew(devIds, (id) => Promise.all([
-        api('GET', '/devices/' + encodeURIComponent(id)).catch(() => ({ id, online: null })),
-        api('GET', '/status?device=' + encodeURIComponent(id))]));
+        pageGet('/devices/' + encodeURIComponent(id)).catch(() => ({ id, online: null })),
+        pageGet('/status?device=' + encodeURIComponent(id))]));
       const devs = both.map(([d]) => d);
       const stats = both.map(([, st]) => st);
       model.devices = new Map(devs.map((d) => [d.id, d]));
@@ -881,12 +893,12 @@
     async function load() {
       let rows;
       if (fresh.length) {
-        rows = await mapFew(fresh.slice(0, PAGE_ROWS), (id) => api('GET', '/deployments/' + encodeURIComponent(id)));
+        rows = await mapFew(fresh.slice(0, PAGE_ROWS), (id) => pageGet('/deployments/' + encodeURIComponent(id)));
       } else {
         const q = new URLSearchParams({ limit: String(PAGE_ROWS) });
         for (const k of ['state', 'app', 'selector']) if (filter[k]) q.set(k, filter[k]);
         if (pager.after()) q.set('after', pager.after());
-        const reply = await api('GET', '/deployments?' + q);
+        const reply = await pageGet('/deployments?' + q);
         rows = reply.deployments;
         pager.show(reply, rows.length);
       }
@@ -1053,24 +1065,24 @@
     /* the devices on this page, in id order: their page row (labels), their full record
      * (capabilities) and their deployments */
     const model = { ids: [], rows: new Map(), devices: new Map(), deps: new Map(), appNames: new Map() };
-    model.appNames = new Map((await api('GET', '/apps')).apps.map((a) => [a.id, a.name]));
+    model.appNames = new Map((await pageGet('/apps')).apps.map((a) => [a.id, a.name]));
 
     async function loadDevice(id) {
-      model.devices.set(id, await api('GET', '/devices/' + encodeURIComponent(id)));
+      model.devices.set(id, await pageGet('/devices/' + encodeURIComponent(id)));
     }
     async function loadDeps(id) {
-      model.deps.set(id, (await api('GET', '/deployments?device=' + encodeURIComponent(id))).deployments);
+      model.deps.set(id, (await pageGet('/deployments?device=' + encodeURIComponent(id))).deployments);
     }
     async function load() {
       const q = new URLSearchParams({ limit: String(PAGE_ROWS) });
       if (filter.selector) q.set('selector', filter.selector);
       if (pager.after()) q.set('after', pager.after());
-      const reply = await api('GET', '/devices?' + q);
+      const reply = await pageGet('/devices?' + q);
       const devices = new Map();
       const deps = new Map();
       await mapFew(reply.devices, async (d) => {
-        const [full, list] = await Promise.all([api('GET', '/devices/' + encodeURIComponent(d.id)),
-          api('GET', '/deployments?device=' + encodeURIComponent(d.id))]);
+        const [full, list] = await Promise.all([pageGet('/devices/' + encodeURIComponent(d.id)),
+          pageGet('/deployments?device=' + encodeURIComponent(d.id))]);
         devices.set(d.id, full);
         deps.set(d.id, list.deployments);
       });
