@@ -12,6 +12,7 @@
 #include "deploy.h"
 #include "events.h"
 #include "jw.h"
+#include "labels.h"
 #include "lookup.h"
 #include "mgr_internal.h"
 #include "overview.h"
@@ -19,6 +20,7 @@
 #include "sse.h"
 #include "mgo/log.h"
 #include "mgo/match.h"
+#include "mgo/selector.h"
 
 #define TAG "api"
 #define PROBLEM_BASE "https://docs.margo.org/specification/problem-types#"
@@ -843,10 +845,211 @@ static mgo_err dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
     return write_deployment(c, row);
 }
 
+/* ---- the paged deployment list (docs/api.md "GET /api/v1/deployments") ---------------- */
+
+#define DEP_PAGE_MAX 500u
+#define DEP_PAGE_DEFAULT 100u
+#define DEP_SEL_CACHE 256u /* devices whose selector result is kept during one page */
+/* Rows one request with a selector examines at most: the labels of their devices are read on
+ * the loop thread, so a selector that matches few rows answers a short (even empty) page
+ * whose `next` says where to go on, instead of reading the whole table in one go. */
+#define DEP_SEL_SCAN 1000u
+
+/* The selector's result per device, direct-mapped by a hash of the id: a device's labels are
+ * read (and its capabilities decoded) once per page, not once per deployment. */
+struct sel_slot {
+    char id[MGO_MAX_DEVICE_ID_LEN + 1];
+    bool match;
+};
+
+struct dep_page_ctx {
+    struct dep_ctx dep;
+    const struct mgo_selector *sel;
+    struct sel_slot *cache; /* DEP_SEL_CACHE slots when sel */
+    uint32_t limit, written, examined;
+    char last[MGO_UUID_STR_SIZE];          /* the last row written */
+    char examined_last[MGO_UUID_STR_SIZE]; /* the last row examined */
+    bool more;
+};
+
+struct sel_eval {
+    struct mgo_api *api;
+    const struct mgo_selector *sel;
+    bool match;
+};
+
+static mgo_err sel_device_visit(const struct mgo_mgr_device_row *row, void *c)
+{
+    struct sel_eval *e = c;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_device_labels *l = malloc(sizeof *l);
+    mgo_err err = l ? mgo_labels__of_device(e->api->store, row, &arena, l) : MGO_ERR_NOMEM;
+    if (!err)
+        e->match = mgo_selector_match(e->sel, l->items, l->len, NULL, 0);
+    free(l);
+    mgo_arena_cleanup(&arena);
+    return err;
+}
+
+/* Whether the deployment's device satisfies the selector (a device not in the store has no
+ * labels). */
+static mgo_err sel_matches(struct dep_page_ctx *ctx, const char *device_id, bool *out)
+{
+    uint64_t h = 1469598103934665603ull; /* FNV-1a */
+    for (const unsigned char *p = (const unsigned char *)device_id; *p; p++)
+        h = (h ^ *p) * 1099511628211ull;
+    struct sel_slot *slot = &ctx->cache[h % DEP_SEL_CACHE];
+    if (slot->id[0] && strcmp(slot->id, device_id) == 0) {
+        *out = slot->match;
+        return MGO_OK;
+    }
+    struct sel_eval e = {ctx->dep.api, ctx->sel, false};
+    mgo_err err = mgo_mgr_store_device_get(ctx->dep.api->store, device_id, sel_device_visit, &e);
+    if (err == MGO_ERR_NOT_FOUND) {
+        e.match = mgo_selector_match(ctx->sel, NULL, 0, NULL, 0);
+        err = MGO_OK;
+    }
+    if (err)
+        return err;
+    snprintf(slot->id, sizeof slot->id, "%s", device_id);
+    slot->match = e.match;
+    *out = e.match;
+    return MGO_OK;
+}
+
+static mgo_err dep_page_visit(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct dep_page_ctx *ctx = c;
+    if (ctx->sel) {
+        ctx->examined++;
+        snprintf(ctx->examined_last, sizeof ctx->examined_last, "%s", row->id);
+        bool match = false;
+        mgo_err err = sel_matches(ctx, row->device_id, &match);
+        if (err || !match)
+            return err;
+    }
+    if (ctx->written == ctx->limit) {
+        ctx->more = true;
+        return MGO_ERR_LIMIT; /* the page is full: ends the walk */
+    }
+    ctx->written++;
+    snprintf(ctx->last, sizeof ctx->last, "%s", row->id);
+    return write_deployment(&ctx->dep, row);
+}
+
+/* Whether GET /api/v1/deployments asks for the paged form. */
+static bool deployments_wants_page(const struct mgo_api_request *req)
+{
+    return mgo_api__query(req, "limit") || mgo_api__query(req, "after") ||
+           mgo_api__query(req, "state") || mgo_api__query(req, "selector");
+}
+
+/* Checks the paging parameters into q and sel (400 naming the field and the rule). */
+static bool deployments_page_query(struct mgo_api_request *req, struct mgo_mgr_deployment_query *q,
+                                   struct mgo_selector *sel, bool *have_sel)
+{
+    struct mgo_problems p;
+    mgo_problems_init(&p);
+    const char *v = mgo_api__query(req, "limit");
+    q->limit = DEP_PAGE_DEFAULT;
+    if (v) {
+        char *end = NULL;
+        unsigned long long n = strtoull(v, &end, 10);
+        if (v[0] < '0' || v[0] > '9' || *end != '\0' || n < 1 || n > DEP_PAGE_MAX)
+            mgo_problems_add(&p, "limit", "must be a whole number from 1 to %u", DEP_PAGE_MAX);
+        else
+            q->limit = (uint32_t)n;
+    }
+    q->after = mgo_api__query(req, "after");
+    if (q->after && !mgo_is_uuid(q->after))
+        mgo_problems_add(&p, "after",
+                         "must be a deployment id (the next member of the previous page)");
+    q->state = mgo_api__query(req, "state");
+    enum mgo_state st;
+    if (q->state && strcmp(q->state, "unreported") != 0 && mgo_state_parse(q->state, &st) != MGO_OK)
+        mgo_problems_add(&p, "state",
+                         "must be one of pending, installing, installed, failed, removing, "
+                         "removed, unreported");
+    const char *text = mgo_api__query(req, "selector");
+    *have_sel = false;
+    if (text) {
+        char why[MGO_SELECTOR_ERR_SIZE];
+        if (mgo_selector_parse(text, sel, why, sizeof why) != MGO_OK)
+            mgo_problems_add(&p, "selector", "%s", why);
+        else
+            *have_sel = true;
+    }
+    if (p.count > 0) {
+        bad_request(req, "a query parameter is invalid", &p);
+        return false;
+    }
+    return true;
+}
+
+static void deployments_page(struct mgo_api *api, struct mgo_api_request *req)
+{
+    const char *all = mgo_api__query(req, "all");
+    struct mgo_mgr_deployment_query q = {
+        .device_id = mgo_api__query(req, "device"),
+        .app_id = mgo_api__query(req, "app"),
+        .include_removed = all && strcmp(all, "true") == 0,
+    };
+    struct mgo_selector *sel = malloc(sizeof *sel);
+    struct sel_slot *cache = calloc(DEP_SEL_CACHE, sizeof *cache);
+    struct secrets sec;
+    secrets_init(&sec);
+    if (!sel || !cache) {
+        internal(req, MGO_ERR_NOMEM);
+        goto cleanup;
+    }
+    bool have_sel;
+    if (!deployments_page_query(req, &q, sel, &have_sel))
+        goto cleanup;
+    struct mgo_jw w;
+    mgo_jw_init(&w, &req->reply);
+    struct dep_page_ctx ctx = {
+        .dep = {api, &w, false, &sec},
+        .sel = have_sel ? sel : NULL,
+        .cache = cache,
+        .limit = q.limit,
+    };
+    uint32_t page_limit = q.limit;
+    /* without a selector SQL stops after one row more than the page (which says "more");
+     * with one, rows are read in id order until the page is full or DEP_SEL_SCAN rows were
+     * examined */
+    q.limit = have_sel ? DEP_SEL_SCAN : page_limit + 1;
+    mgo_jw_obj(&w);
+    mgo_jw_key(&w, "deployments");
+    mgo_jw_arr(&w);
+    mgo_err err = mgo_mgr_store_deployment_page(api->store, &q, dep_page_visit, &ctx);
+    if (err == MGO_ERR_LIMIT && ctx.more)
+        err = MGO_OK;
+    const char *next = ctx.more ? ctx.last : NULL;
+    if (!err && !ctx.more && ctx.examined == DEP_SEL_SCAN)
+        next = ctx.examined_last; /* the scan bound: more rows may match past this one */
+    mgo_jw_arr_end(&w);
+    mgo_jw_ku64(&w, "limit", page_limit);
+    mgo_jw_kstr(&w, "next", next);
+    mgo_jw_obj_end(&w);
+    if (err)
+        internal(req, err);
+    else
+        ok_json(req, 200, &w);
+cleanup:
+    secrets_cleanup(&sec);
+    free(cache);
+    free(sel);
+}
+
 static void deployments_list(struct mgo_api *api, struct mgo_api_request *req,
                              const char *const *arg)
 {
     (void)arg;
+    if (deployments_wants_page(req)) { /* ?limit, ?after, ?state, ?selector: a page */
+        deployments_page(api, req);
+        return;
+    }
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     struct secrets sec;

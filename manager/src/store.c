@@ -2391,3 +2391,38 @@ mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visi
     stmt_done(s, st);
     return err;
 }
+
+/* ---- the paged deployment list (GET /api/v1/deployments?limit=&after=, docs/api.md) ------ */
+
+mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
+                                      const struct mgo_mgr_deployment_query *q,
+                                      mgo_mgr_deployment_visit visit, void *ctx)
+{
+    sqlite3_stmt *st = NULL;
+    /* Keyset pagination over the primary key's index: "id > ?1 ORDER BY id LIMIT ?6" reads
+     * one page of rows whatever the table's size. With a device, "device_id = ?2" is said
+     * plainly so that SQLite uses deployments_device (see deployment_list). The state is the
+     * one of the newest status (its primary key is the deployment id), 'unreported' when
+     * there is none. */
+#define DEP_PAGE_FILTER                                                                            \
+    " AND (?3 IS NULL OR app_id = ?3) AND (?4 OR desired != 2) AND (?5 IS NULL OR"                 \
+    " COALESCE((SELECT state FROM status WHERE deployment_id = deployments.id),"                   \
+    " 'unreported') = ?5) ORDER BY id LIMIT ?6"
+    mgo_err err =
+        prep(s,
+             q->device_id != NULL ? DEP_COLS "WHERE device_id = ?2 AND id > ?1" DEP_PAGE_FILTER
+                                  : DEP_COLS "WHERE id > ?1" DEP_PAGE_FILTER,
+             &st);
+#undef DEP_PAGE_FILTER
+    if (err)
+        return err;
+    bind_text(st, 1, q->after ? q->after : "");
+    if (q->device_id) /* ?2 appears only in the statement with a device */
+        bind_text(st, 2, q->device_id);
+    bind_text(st, 3, q->app_id);
+    sqlite3_bind_int(st, 4, q->include_removed ? 1 : 0);
+    bind_text(st, 5, q->state);
+    sqlite3_bind_int64(st, 6, q->limit > 0 ? (sqlite3_int64)q->limit : -1);
+    bool found;
+    return visit_deployments(s, st, visit, ctx, &found);
+}

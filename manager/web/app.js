@@ -767,18 +767,143 @@
       : h('p', { class: 'empty' }, 'Waiting for the device to report on its components.'));
   }
 
-  async function pageDeployments(params) {
-    const fresh = new Set((params.get('fresh') || '').split(',').filter(Boolean));
-    const root = h('div', { id: 'deployments' });
-    const model = { deps: new Map(), status: new Map(), devices: new Map(), appNames: new Map() };
+  /* ---- paged lists (docs/web.md "Deployments", "Devices") ------------------------------- */
 
+  /* Rows per page: the pages ask the API for one page at a time (keyset pagination, ?limit=
+   * and ?after=) and never render more. */
+  const PAGE_ROWS = 50;
+  const DEP_STATES = ['pending', 'installing', 'installed', 'failed', 'removing', 'removed', 'unreported'];
+
+  /* GET for the paged pages' many small requests: one whose connection failed (status 0, e.g.
+   * a kept-alive connection the manager closed as the request went out) is sent once more. */
+  async function pageGet(path) {
+    try {
+      return await api('GET', path);
+    } catch (err) {
+      if (err.status !== 0) throw err;
+      await new Promise((r) => window.setTimeout(r, 200));
+      return api('GET', path);
+    }
+  }
+
+  /* fn(item) for every item, at most 4 at a time (a page asks about each of its rows'
+   * devices: the manager answers them one after the other anyway); results in item order. */
+  async function mapFew(items, fn) {
+    const out = new Array(items.length);
+    let next = 0;
+    async function worker() {
+      while (next < items.length) {
+        const i = next++;
+        out[i] = await fn(items[i]);
+      }
+    }
+    await Promise.all([0, 1, 2, 3].map(worker));
+    return out;
+  }
+
+  /* Previous/next navigation over a keyset-paged list: cursors[i] is the "after" of page i
+   * (the "next" the API answered on page i - 1). onMove() loads and renders the page. */
+  function makePager(what) {
+    const p = { cursors: [''], index: 0, next: null, onMove: null };
+    const prev = h('button', { type: 'button', class: 'secondary', 'data-page': 'previous' }, 'Previous page');
+    const next = h('button', { type: 'button', class: 'secondary', 'data-page': 'next' }, 'Next page');
+    const info = h('span', { class: 'small', 'data-page': 'info' });
+    p.el = h('nav', { class: 'actions pager', 'aria-label': what + ' pages' }, prev, info, next);
+    p.after = () => p.cursors[p.index];
+    p.reset = () => { p.cursors = ['']; p.index = 0; };
+    p.show = (reply, rows) => {
+      p.next = reply.next || null;
+      prev.disabled = p.index === 0;
+      next.disabled = !p.next;
+      info.textContent = 'Page ' + (p.index + 1) + ' · ' + rows + ' ' + what.toLowerCase();
+      p.el.hidden = p.index === 0 && !p.next;
+    };
+    async function move(delta) {
+      if (delta > 0) {
+        if (!p.next) return;
+        p.cursors.length = p.index + 1;
+        p.cursors.push(p.next);
+      } else if (p.index === 0) return;
+      p.index += delta;
+      await p.onMove();
+      announce('Page ' + (p.index + 1));
+    }
+    prev.addEventListener('click', () => move(-1));
+    next.addEventListener('click', () => move(1));
+    return p;
+  }
+
+  /* The filter form of a paged list: fields [{name, label, hint, options}] (options: a
+   * select, else a text input); onApply() is called with the values on submit. An API
+   * problem about a field is shown at the form (showProblem). */
+  function filterForm(what, fields, values, onApply) {
+    const error = h('p', { class: 'field-error', id: 'filter-error', 'aria-live': 'assertive' });
+    const inputs = new Map();
+    const boxes = fields.map((f) => {
+      const id = 'filter-' + f.name;
+      const input = f.options
+        ? h('select', { id, name: f.name }, f.options.map(([v, text]) => h('option', { value: v, selected: values[f.name] === v }, text)))
+        : h('input', { type: 'text', id, name: f.name, spellcheck: 'false', autocomplete: 'off', value: values[f.name] || '',
+          'aria-describedby': (f.hint ? id + '-hint ' : '') + 'filter-error' });
+      inputs.set(f.name, input);
+      return h('div', { class: 'field' }, h('label', { for: id }, f.label),
+        f.hint ? h('p', { class: 'hint', id: id + '-hint' }, f.hint) : null, input);
+    });
+    const form = h('form', { class: 'filters', role: 'search', 'aria-label': 'Filter ' + what.toLowerCase(), novalidate: true },
+      h('div', { class: 'actions' }, boxes, h('button', { type: 'submit' }, 'Filter')), error);
+    form.addEventListener('submit', async (ev) => {
+      ev.preventDefault();
+      const v = {};
+      for (const [name, input] of inputs) v[name] = input.value.trim();
+      await onApply(v);
+    });
+    form.showProblem = (err) => {
+      const errs = (err && err.problem && Array.isArray(err.problem.errors)) ? err.problem.errors : [];
+      for (const input of inputs.values()) input.removeAttribute('aria-invalid');
+      if (!err) { error.textContent = ''; return; }
+      for (const e of errs) if (inputs.has(e.field)) inputs.get(e.field).setAttribute('aria-invalid', 'true');
+      error.textContent = errs.length ? errs.map((e) => e.field + ': ' + e.message).join('; ')
+        : (err.problem.detail || err.message);
+    };
+    return form;
+  }
+
+  async function pageDeployments(params) {
+    const fresh = (params.get('fresh') || '').split(',').filter(Boolean);
+    const freshSet = new Set(fresh);
+    const root = h('div', { id: 'deployments' });
+    const pager = makePager('Deployments');
+    const filter = { state: params.get('state') || '', app: params.get('app') || '', selector: params.get('selector') || '' };
+    const model = { deps: new Map(), status: new Map(), devices: new Map(), appNames: new Map() };
+    const apps = (await pageGet('/apps')).apps;
+    model.appNames = new Map(apps.map((a) => [a.id, a.name]));
+
+    async function loadDevices(devIds) {
+      const both = await mapFew(devIds, (id) => Promise.all([
+        pageGet('/devices/' + encodeURIComponent(id)).catch(() => ({ id, online: null })),
+        pageGet('/status?device=' + encodeURIComponent(id))]));
+      const devs = both.map(([d]) => d);
+      const stats = both.map(([, st]) => st);
+      model.devices = new Map(devs.map((d) => [d.id, d]));
+      model.status = new Map(stats.flatMap((s) => s.status).map((s) => [s.deploymentId, s]));
+    }
+
+    /* One page of the list (or, after a deploy, the deployments just created: at most one
+     * page of them), the devices they run on and their newest reports. */
     async function load() {
-      const [deps, status, devices, apps] = await Promise.all([
-        api('GET', '/deployments'), api('GET', '/status'), api('GET', '/devices'), api('GET', '/apps')]);
-      model.deps = new Map(deps.deployments.map((d) => [d.id, d]));
-      model.status = new Map(status.status.map((s) => [s.deploymentId, s]));
-      model.devices = new Map(devices.devices.map((d) => [d.id, d]));
-      model.appNames = new Map(apps.apps.map((a) => [a.id, a.name]));
+      let rows;
+      if (fresh.length) {
+        rows = await mapFew(fresh.slice(0, PAGE_ROWS), (id) => pageGet('/deployments/' + encodeURIComponent(id)));
+      } else {
+        const q = new URLSearchParams({ limit: String(PAGE_ROWS) });
+        for (const k of ['state', 'app', 'selector']) if (filter[k]) q.set(k, filter[k]);
+        if (pager.after()) q.set('after', pager.after());
+        const reply = await pageGet('/deployments?' + q);
+        rows = reply.deployments;
+        pager.show(reply, rows.length);
+      }
+      model.deps = new Map(rows.map((d) => [d.id, d]));
+      await loadDevices([...new Set(rows.map((d) => d.device))]);
     }
 
     function deviceHeader(devId) {
@@ -794,23 +919,60 @@
         if (!groups.has(d.device)) groups.set(d.device, []);
         groups.get(d.device).push(d);
       }
+      root.dataset.rows = String(model.deps.size);
       if (!groups.size) {
-        root.replaceChildren(h('p', { class: 'empty' }, 'Nothing is deployed. ', h('a', { href: '#/catalog' }, 'Pick an app in the catalog'), '.'));
+        const filtered = filter.state || filter.app || filter.selector;
+        /* a selector's page may be empty with a next: the API examined a bounded number of rows */
+        root.replaceChildren(pager.next && !fresh.length ? h('p', { class: 'empty' }, 'No deployment on this page matches; Next page looks further.')
+          : filtered ? h('p', { class: 'empty' }, 'No deployment matches these filters.')
+          : h('p', { class: 'empty' }, 'Nothing is deployed. ', h('a', { href: '#/catalog' }, 'Pick an app in the catalog'), '.'));
         return;
       }
-      root.replaceChildren(...[...groups.keys()].sort().map((devId) => h('section', {
+      root.replaceChildren(...[...groups.keys()].map((devId) => h('section', {
         class: 'device-group', id: 'group-' + devId, 'data-device': devId, 'aria-labelledby': 'group-' + devId + '-title',
       }, (() => { const hd = deviceHeader(devId); hd.querySelector('h2').id = 'group-' + devId + '-title'; return hd; })(),
-      groups.get(devId).map((d) => deploymentCard(d, model.status.get(d.id), model.appNames, fresh.has(d.id))))));
+      groups.get(devId).map((d) => deploymentCard(d, model.status.get(d.id), model.appNames, freshSet.has(d.id))))));
     }
+
+    const form = filterForm('Deployments', [
+      { name: 'state', label: 'State', options: [['', 'any state'], ...DEP_STATES.map((s) => [s, s])] },
+      { name: 'app', label: 'App', options: [['', 'any app'], ...apps.map((a) => [a.id, a.name || a.id])] },
+      { name: 'selector', label: 'Device labels', hint: 'A selector, e.g. site=plant-7,tier!=canary' },
+    ], filter, async (v) => {
+      const before = { ...filter };
+      Object.assign(filter, v);
+      pager.reset();
+      try {
+        await load();
+        form.showProblem(null);
+        render();
+        announce(model.deps.size + ' deployments on this page');
+      } catch (err) {
+        Object.assign(filter, before);
+        form.showProblem(err);
+      }
+    });
+    pager.onMove = async () => { await load(); render(); };
 
     await load();
     render();
 
-    pageHandler = async (event, data) => {
-      if (event === 'resync' || (event === 'status' && !model.deps.has(data.deploymentId))) {
-        await load();
-        render();
+    /* A report about a deployment not on this page may move it onto the page (a new one,
+     * a filter by state): the page (one page) is asked again, at most once a second. */
+    let reloadTimer = 0;
+    function reloadSoon(handler) {
+      if (reloadTimer) return;
+      reloadTimer = window.setTimeout(async () => {
+        reloadTimer = 0;
+        if (pageHandler !== handler) return;
+        try { await load(); render(); } catch (err) { /* asked again with the next event */ }
+      }, 1000);
+    }
+
+    const handler = async (event, data) => {
+      if (event === 'resync') { await load(); render(); return; }
+      if (event === 'status' && !model.deps.has(data.deploymentId)) {
+        if (!fresh.length) reloadSoon(handler);
         return;
       }
       if (event === 'status') {
@@ -820,15 +982,15 @@
         if (data.manifestVersion) d.manifestVersion = data.manifestVersion;
         model.status.set(d.id, { deploymentId: d.id, deviceId: d.device, state: data.state, receivedAt: data.receivedAt, status: data.status });
         const old = document.getElementById('dep-' + d.id);
-        const card = deploymentCard(d, model.status.get(d.id), model.appNames, fresh.has(d.id));
+        const card = deploymentCard(d, model.status.get(d.id), model.appNames, freshSet.has(d.id));
         card.classList.add('changed');
-        if (old && !old.contains(document.activeElement)) old.replaceWith(card);
-        else if (!old) render();
-        else old.replaceWith(card);
+        if (old) old.replaceWith(card);
+        else render();
         announce((model.appNames.get(d.app) || d.app) + ' on ' + d.device + ': ' + data.state);
       } else if (event === 'presence' || event === 'capabilities') {
         const dev = model.devices.get(data.deviceId);
-        if (dev && event === 'presence') {
+        if (!dev) return; /* not on this page */
+        if (event === 'presence') {
           dev.online = data.online;
           dev.boot = data.boot;
           dev.lastSeen = new Date().toISOString();
@@ -842,11 +1004,15 @@
         if (event === 'presence') announce(data.deviceId + ' is ' + (data.online ? 'online' : 'offline'));
       }
     };
+    pageHandler = handler;
 
     return [
       h('h1', { tabindex: '-1' }, 'Deployments'),
-      h('p', { class: 'lede' }, 'Per device and per component, as reported by the devices. This page updates by itself.'),
-      fresh.size ? h('p', { class: 'success', role: 'status' }, fresh.size === 1 ? 'Deployment created; the device has been told.' : fresh.size + ' deployments created; the devices have been told.') : null,
+      fresh.length ? null : h('p', { class: 'lede' }, 'Per device and per component, as reported by the devices, ' + PAGE_ROWS + ' deployments a page. This page updates by itself.'),
+      fresh.length ? h('p', { class: 'success', role: 'status' }, fresh.length === 1 ? 'Deployment created; the device has been told.' : fresh.length + ' deployments created; the devices have been told.' +
+        (fresh.length > PAGE_ROWS ? ' The first ' + PAGE_ROWS + ' are shown.' : '')) : null,
+      fresh.length ? h('p', {}, h('a', { href: '#/deployments' }, 'Show all deployments')) : form,
+      fresh.length ? null : pager.el,
       root,
     ];
   }
@@ -872,65 +1038,109 @@
     return h('dl', { class: 'kv caps' }, rows.map(([k, v]) => [h('dt', {}, k), h('dd', {}, String(v))]));
   }
 
-  function deviceCard(dev, deps, appNames) {
+  function labelsText(labels) {
+    const kv = Object.entries(labels || {});
+    return kv.length ? kv.map(([k, v]) => h('code', { class: 'label' }, k + '=' + v)).flatMap((c, i) => (i ? [' ', c] : [c])) : '—';
+  }
+
+  function deviceCard(dev, deps, appNames, labels) {
     return h('article', { class: 'card', id: 'device-' + dev.id, 'data-device': dev.id, 'aria-labelledby': 'device-' + dev.id + '-title' },
       h('header', { class: 'app-head' },
         h('h2', { id: 'device-' + dev.id + '-title', style: null }, dev.id), presenceBadge(dev)),
       h('p', { class: 'small' }, dev.online === false ? 'offline, last seen ' : 'last seen ', timeEl(dev.lastSeen),
         dev.boot ? ' · boot ' + dev.boot : ''),
+      labels ? h('p', { class: 'small labels' }, 'Labels: ', labelsText(labels)) : null,
       capsList(dev.capabilities),
       h('h3', {}, 'Runs'),
       deps.length ? h('ul', { class: 'runs' }, deps.map((d) => h('li', { 'data-deployment': d.id },
-        h('a', { href: '#/deployments' }, (appNames.get(d.app) || d.app) + ' ' + d.version), ' ', stateBadge(d.state),
+        h('a', { href: '#/deployments?app=' + encodeURIComponent(d.app) }, (appNames.get(d.app) || d.app) + ' ' + d.version), ' ', stateBadge(d.state),
         d.desired !== 'present' ? [' ', h('span', { class: 'badge warn' }, d.desired)] : null)))
         : h('p', { class: 'empty' }, 'Nothing deployed.'));
   }
 
-  async function pageDevices() {
+  async function pageDevices(params) {
     const root = h('div', { class: 'grid', id: 'devices' });
-    const model = { devices: new Map(), deps: [], appNames: new Map() };
+    const pager = makePager('Devices');
+    const filter = { selector: params.get('selector') || '' };
+    /* the devices on this page, in id order: their page row (labels), their full record
+     * (capabilities) and their deployments */
+    const model = { ids: [], rows: new Map(), devices: new Map(), deps: new Map(), appNames: new Map() };
+    model.appNames = new Map((await pageGet('/apps')).apps.map((a) => [a.id, a.name]));
 
     async function loadDevice(id) {
-      const d = await api('GET', '/devices/' + encodeURIComponent(id));
-      model.devices.set(id, d);
+      model.devices.set(id, await pageGet('/devices/' + encodeURIComponent(id)));
     }
-    async function loadAll() {
-      const [devs, deps, apps] = await Promise.all([api('GET', '/devices'), api('GET', '/deployments'), api('GET', '/apps')]);
-      model.deps = deps.deployments;
-      model.appNames = new Map(apps.apps.map((a) => [a.id, a.name]));
-      model.devices = new Map();
-      await Promise.all(devs.devices.map((d) => loadDevice(d.id)));
+    async function loadDeps(id) {
+      model.deps.set(id, (await pageGet('/deployments?device=' + encodeURIComponent(id))).deployments);
+    }
+    async function load() {
+      const q = new URLSearchParams({ limit: String(PAGE_ROWS) });
+      if (filter.selector) q.set('selector', filter.selector);
+      if (pager.after()) q.set('after', pager.after());
+      const reply = await pageGet('/devices?' + q);
+      const devices = new Map();
+      const deps = new Map();
+      await mapFew(reply.devices, async (d) => {
+        const [full, list] = await Promise.all([pageGet('/devices/' + encodeURIComponent(d.id)),
+          pageGet('/deployments?device=' + encodeURIComponent(d.id))]);
+        devices.set(d.id, full);
+        deps.set(d.id, list.deployments);
+      });
+      model.ids = reply.devices.map((d) => d.id);
+      model.rows = new Map(reply.devices.map((d) => [d.id, d]));
+      model.devices = devices;
+      model.deps = deps;
+      pager.show(reply, model.ids.length);
     }
     function card(id) {
-      return deviceCard(model.devices.get(id), model.deps.filter((d) => d.device === id), model.appNames);
+      return deviceCard(model.devices.get(id), model.deps.get(id) || [], model.appNames, model.rows.get(id).labels);
     }
     function render() {
-      const ids = [...model.devices.keys()].sort();
-      if (!ids.length) {
-        root.replaceChildren(h('p', { class: 'empty' }, 'No device has reported yet. Devices appear when their agent publishes its capabilities.'));
+      root.dataset.rows = String(model.ids.length);
+      if (!model.ids.length) {
+        root.replaceChildren(h('p', { class: 'empty' }, filter.selector ? 'No device matches this selector.'
+          : 'No device has reported yet. Devices appear when their agent publishes its capabilities.'));
         return;
       }
-      root.replaceChildren(...ids.map(card));
+      root.replaceChildren(...model.ids.map(card));
     }
-    await loadAll();
+    const form = filterForm('Devices', [
+      { name: 'selector', label: 'Labels', hint: 'A selector, e.g. site=plant-7,tier!=canary (empty: every device)' },
+    ], filter, async (v) => {
+      const before = { ...filter };
+      Object.assign(filter, v);
+      pager.reset();
+      try {
+        await load();
+        form.showProblem(null);
+        render();
+        announce(model.ids.length + ' devices on this page');
+      } catch (err) {
+        Object.assign(filter, before);
+        form.showProblem(err);
+      }
+    });
+    pager.onMove = async () => { await load(); render(); };
+    await load();
     render();
+    /* events about devices on this page update their card; others are not on screen */
     pageHandler = async (event, data) => {
-      if (event === 'resync') { await loadAll(); render(); return; }
+      if (event === 'resync') { await load(); render(); return; }
+      if (!model.rows.has(data.deviceId)) return;
       if (event === 'presence' || event === 'capabilities') {
         await loadDevice(data.deviceId);
-        const old = document.getElementById('device-' + data.deviceId);
-        if (old) old.replaceWith(card(data.deviceId)); else render();
         if (event === 'presence') announce(data.deviceId + ' is ' + (data.online ? 'online' : 'offline'));
       } else if (event === 'status') {
-        model.deps = (await api('GET', '/deployments')).deployments;
-        const old = document.getElementById('device-' + data.deviceId);
-        if (old && model.devices.has(data.deviceId)) old.replaceWith(card(data.deviceId));
-      }
+        await loadDeps(data.deviceId);
+      } else return;
+      const old = document.getElementById('device-' + data.deviceId);
+      if (old) old.replaceWith(card(data.deviceId));
     };
-    const online = [...model.devices.values()].filter((d) => d.online === true).length;
     return [
       h('h1', { tabindex: '-1' }, 'Devices'),
-      h('p', { class: 'lede' }, model.devices.size + ' devices, ' + online + ' online when this page opened. Presence updates by itself.'),
+      h('p', { class: 'lede' }, PAGE_ROWS + ' devices a page, by id. Presence and what runs update by themselves.'),
+      form,
+      pager.el,
       root,
     ];
   }
@@ -1259,7 +1469,7 @@
       else if (parts[0] === 'apps' && parts[1]) { title = parts[1]; page = await pageApp(parts[1], params); }
       else if (parts[0] === 'deploy' && parts[1]) { title = 'Deploy ' + parts[1]; page = await pageDeploy(parts[1], params); }
       else if (parts[0] === 'deployments') { title = 'Deployments'; page = await pageDeployments(params); }
-      else if (parts[0] === 'devices') { title = 'Devices'; page = await pageDevices(); }
+      else if (parts[0] === 'devices') { title = 'Devices'; page = await pageDevices(params); }
       else if (parts[0] === 'overview') { title = 'Fleet overview'; page = await pageOverview(params); }
       else if (parts[0] === 'rollouts' && parts[1]) { title = 'Rollout'; page = await pageRollout(parts[1]); }
       else if (parts[0] === 'rollouts') { title = 'Rollouts'; page = await pageRollouts(); }

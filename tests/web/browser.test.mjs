@@ -148,6 +148,9 @@ try {
     if (msg.type() === 'error' && !msg.text().startsWith('Failed to load resource')) consoleErrors.push(msg.text());
   });
   page.on('pageerror', (err) => consoleErrors.push(String(err)));
+  page.on('requestfailed', (req) => {
+    if (!req.url().includes('/api/v1/events')) console.log('(request failed: ' + req.method() + ' ' + req.url() + ': ' + (req.failure() || {}).errorText + ')');
+  });
 
   await step('sign-in page asks for the token and refuses a wrong one', async () => {
     await page.goto(base + '/');
@@ -419,6 +422,78 @@ try {
       }
     }
     await page.setViewportSize({ width: 1280, height: 860 });
+  });
+
+  await step('deployments and devices pages: one page of rows, "Next page" shows the next, filters, live rows', async () => {
+    /* 60 more devices that match hello-world 1.0, each running it: more than one page (50) */
+    const fleet = [];
+    for (let i = 0; i < 60; i++) {
+      const id = 'fleet' + String(i).padStart(2, '0');
+      fleet.push(id);
+      await device(`caps ${id} 1Gi compose`);
+    }
+    for (let i = 0; i < 100 && (await api('GET', '/devices')).json.devices.filter((d) => d.id.startsWith('fleet')).length < 60; i++)
+      await new Promise((r) => setTimeout(r, 100));
+    const r = await api('POST', '/deployments', { app: 'hello-world', version: '1.0', devices: fleet, parameters: { siteId: 'site-5' } });
+    check(r.status === 201, 'deploy to the fleet: ' + JSON.stringify(r.json));
+    const total = (await api('GET', '/deployments')).json.deployments.length;
+    check(total > 50, 'more deployments than one page: ' + total);
+    const ids = async (sel, attr) => page.locator(sel).evaluateAll((els, a) => els.map((e) => e.getAttribute(a)), attr);
+    const sameList = (a, b) => a.length === b.length && a.every((x, i) => x === b[i]);
+
+    /* deployments: page 1 is exactly the API's first page, "Next page" the second */
+    const p1 = (await api('GET', '/deployments?limit=50')).json;
+    const p2 = (await api('GET', '/deployments?limit=50&after=' + p1.next)).json;
+    await visit('#/deployments');
+    await page.locator('#deployments[data-rows="50"]').waitFor();
+    let shown = await ids('article.deployment', 'data-deployment');
+    check(sameList([...shown].sort(), p1.deployments.map((d) => d.id).sort()), 'page 1 rows: ' + shown.length);
+    check((await textOf('nav.pager')).includes('Page 1'), 'pager says page 1');
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.locator('#deployments[data-rows="' + p2.deployments.length + '"]').waitFor();
+    await page.locator('#dep-' + p2.deployments[0].id).waitFor();
+    shown = await ids('article.deployment', 'data-deployment');
+    check(sameList([...shown].sort(), p2.deployments.map((d) => d.id).sort()), 'page 2 rows: ' + shown.length);
+    check((await textOf('nav.pager')).includes('Page 2'), 'pager says page 2');
+    await page.getByRole('button', { name: 'Previous page' }).click();
+    await page.locator('#dep-' + p1.deployments[0].id).waitFor();
+    check(await page.locator('article.deployment').count() === 50, 'back to one page of 50');
+
+    /* a state filter shows what the API's filter answers; a bad selector names the field */
+    const failed = (await api('GET', '/deployments?state=failed&limit=50')).json.deployments.map((d) => d.id);
+    check(failed.length > 0 && failed.length < 50, 'some failed deployments: ' + failed.length);
+    await page.getByLabel('State').selectOption('failed');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.locator('#deployments[data-rows="' + failed.length + '"]').waitFor();
+    shown = await ids('article.deployment', 'data-deployment');
+    check(sameList([...shown].sort(), [...failed].sort()), 'failed only: ' + shown.join(','));
+    check(await page.locator('nav.pager').isHidden(), 'one page: no page navigation');
+    await page.getByLabel('Device labels').fill('site=(');
+    await page.getByRole('button', { name: 'Filter' }).click();
+    await page.locator('#filter-selector[aria-invalid="true"]').waitFor();
+    check((await textOf('#filter-error')).includes('selector: at byte'), await textOf('#filter-error'));
+    check(await page.locator('article.deployment').count() === failed.length, 'the rows stay');
+
+    /* devices: the same paging; a presence change updates its row without asking for a list */
+    const d1 = (await api('GET', '/devices?limit=50')).json;
+    const d2 = (await api('GET', '/devices?limit=50&after=' + d1.next)).json;
+    await visit('#/devices');
+    await page.locator('#devices[data-rows="50"]').waitFor();
+    shown = await ids('#devices article.card', 'data-device');
+    check(sameList(shown, d1.devices.map((d) => d.id)), 'devices page 1: ' + shown.length);
+    const live = d1.devices.map((d) => d.id).find((id) => id.startsWith('fleet'));
+    const asked = [];
+    const onReq = (req) => { if (/\/api\/v1\/(devices|deployments)\?/.test(req.url())) asked.push(req.url()); };
+    page.on('request', onReq);
+    await device(`presence ${live} online`);
+    await page.locator('#device-' + live + ' [data-presence="online"]').waitFor();
+    page.off('request', onReq);
+    check(asked.length === 0, 'no list was asked again: ' + asked.join(', '));
+    await page.getByRole('button', { name: 'Next page' }).click();
+    await page.locator('#devices[data-rows="' + d2.devices.length + '"]').waitFor();
+    await page.locator('#device-' + d2.devices[0].id).waitFor();
+    shown = await ids('#devices article.card', 'data-device');
+    check(sameList(shown, d2.devices.map((d) => d.id)), 'devices page 2: ' + shown.join(','));
   });
 
   await step('the event stream sends the token in a header, not in the URL', async () => {

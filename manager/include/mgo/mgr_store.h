@@ -491,4 +491,21 @@ typedef mgo_err (*mgo_mgr_app_state_visit)(const char *app_id, const char *versi
 mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visit visit,
                                  void *ctx) MGO_MUST_CHECK;
 
+/* ---- the paged deployment list (docs/api.md "GET /api/v1/deployments") ----------------- */
+
+/* A page of deployments: rows with id > after in id order (keyset pagination by the
+ * primary key), filtered in SQL. NULL strings mean "any". */
+struct mgo_mgr_deployment_query {
+    const char *after;     /* "" or NULL: from the first */
+    const char *device_id; /* exactly this device */
+    const char *app_id;    /* exactly this app */
+    bool include_removed;  /* false skips REMOVED rows */
+    const char *state;     /* overall state of the newest status; "unreported": none stored */
+    uint32_t limit;        /* rows at most; 0 = no limit (the visitor ends the walk) */
+};
+/* Visits the rows of q in id order; a visitor's error ends the walk and is returned. */
+mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
+                                      const struct mgo_mgr_deployment_query *q,
+                                      mgo_mgr_deployment_visit visit, void *ctx) MGO_MUST_CHECK;
+
 #endif
