@@ -169,8 +169,11 @@ static mgo_err check_artifact(const struct mgo_value *root, const struct mgo_oci
     if ((at != NULL && strcmp(at, sel->artifact_type) == 0) ||
         (at == NULL && cfg != NULL && strcmp(cfg, sel->artifact_type) == 0))
         return MGO_OK;
-    snprintf(why, why_len, "manifest: artifactType: must be %s, got %s%.128s%s",
-             sel->artifact_type, at || cfg ? "\"" : "", at ? at : cfg ? cfg : "none",
+    snprintf(why, why_len, "manifest: artifactType: must be %s, got %s%.128s%s", sel->artifact_type,
+             at || cfg ? "\"" : "",
+             at    ? at
+             : cfg ? cfg
+                   : "none",
              at || cfg ? "\"" : "");
     return MGO_ERR_INVALID;
 }
@@ -279,8 +282,8 @@ mgo_err mgo_oci_fetch(const char *repository, const char *revision,
         if (pick == NULL) {
             char types[256] = "";
             for (size_t i = 0; sel->layer_types != NULL && sel->layer_types[i] != NULL; i++)
-                snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s",
-                         i ? ", " : "", sel->layer_types[i]);
+                snprintf(types + strlen(types), sizeof types - strlen(types), "%s%s", i ? ", " : "",
+                         sel->layer_types[i]);
             snprintf(why, why_len, "manifest: layers[].mediaType: no layer of type %s", types);
             err = MGO_ERR_INVALID;
             goto cleanup;
@@ -336,7 +339,6 @@ cleanup:
     return err;
 }
 
-
 bool mgo_oci_host_is_loopback(const char *host)
 {
     size_t n = strcspn(host, ":");
@@ -345,8 +347,8 @@ bool mgo_oci_host_is_loopback(const char *host)
     return (n == 9 && strncmp(host, "localhost", 9) == 0) || strncmp(host, "127.", 4) == 0;
 }
 
-mgo_err mgo_oci_split_ref(const char *ref, char *repo, size_t repo_size, char *rev,
-                          size_t rev_size, char *host_out, char *why, size_t why_len)
+mgo_err mgo_oci_split_ref(const char *ref, char *repo, size_t repo_size, char *rev, size_t rev_size,
+                          char *host_out, char *why, size_t why_len)
 {
     if (ref == NULL || strncmp(ref, "oci://", 6) != 0) {
         snprintf(why, why_len, "reference: must start with oci://");
@@ -362,7 +364,8 @@ mgo_err mgo_oci_split_ref(const char *ref, char *repo, size_t repo_size, char *r
     const char *colon = strrchr(slash, ':');
     const char *sep = at != NULL ? at : colon;
     if (sep == NULL || sep[1] == '\0' || sep == slash + 1) {
-        snprintf(why, why_len, "reference: a tag (NAME:TAG) or digest (NAME@sha256:HEX) is required");
+        snprintf(why, why_len,
+                 "reference: a tag (NAME:TAG) or digest (NAME@sha256:HEX) is required");
         return MGO_ERR_INVALID;
     }
     size_t rl = (size_t)(sep - ref);

@@ -58,9 +58,8 @@ mgo_err mgo_oci_fetch(const char *repository, const char *revision,
 /* Splits "oci://host[:port]/name:tag" or "oci://host[:port]/name@sha256:<hex>" into
  * repository ("oci://host[:port]/name", repo_size bytes) and revision (rev_size bytes).
  * host_out (optional, 256 bytes) receives "host[:port]". */
-mgo_err mgo_oci_split_ref(const char *ref, char *repo, size_t repo_size, char *rev,
-                          size_t rev_size, char *host_out, char *why,
-                          size_t why_len) MGO_MUST_CHECK;
+mgo_err mgo_oci_split_ref(const char *ref, char *repo, size_t repo_size, char *rev, size_t rev_size,
+                          char *host_out, char *why, size_t why_len) MGO_MUST_CHECK;
 
 /* true for a loopback registry host ("127.x.y.z", "localhost", "[::1]", with or without
  * ":port"): the ones reached over plain http by margoctl. */
