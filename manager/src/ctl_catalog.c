@@ -6,6 +6,7 @@
 #include "ctl_internal.h"
 #include "mgo/ctl.h"
 #include "mgo/limits.h"
+#include "mgo/log.h"
 #include "mgo/oci.h"
 
 /* Runs one request and handles the common failures; returns 0 when status is `want`. */
@@ -46,6 +47,8 @@ static int read_oci_package(const char *ref, struct mgo_buf *b)
     char repo[1024], rev[160], host[256], why[512] = "";
     mgo_err err = mgo_oci_split_ref(ref, repo, sizeof repo, rev, sizeof rev, host, why, sizeof why);
     if (err == MGO_OK) {
+        /* the client's own warnings repeat the reason printed below, once */
+        mgo_log_set_level(MGO_LOG_ERROR);
         const char *plain[] = {host};
         struct mgo_fetch_opts o = {.timeout_s = 60,
                                    .plain_http = plain,
