@@ -75,8 +75,9 @@ static void test_oci_app_add(void)
                          "&& mgo_registry_start %s %d > %s/setup.log 2>&1",
                          MGO_SOURCE_DIR, dir, port, dir);
     if (rc != 0) {
-        fprintf(stderr, "\n*** OCI test cannot run: docker-registry missing or did not start "
-                        "(scripts/setup.sh containers; see %s/setup.log) ***\n",
+        fprintf(stderr,
+                "\n*** OCI test cannot run: docker-registry missing or did not start "
+                "(scripts/setup.sh containers; see %s/setup.log) ***\n",
                 dir);
         CU_FAIL_FATAL("docker-registry unavailable");
     }
