@@ -344,7 +344,15 @@ bool mgo_oci_host_is_loopback(const char *host)
     size_t n = strcspn(host, ":");
     if (host[0] == '[')
         return strncmp(host, "[::1]", 5) == 0 && (host[5] == '\0' || host[5] == ':');
-    return (n == 9 && strncmp(host, "localhost", 9) == 0) || strncmp(host, "127.", 4) == 0;
+    if (n == 9 && strncmp(host, "localhost", 9) == 0)
+        return true;
+    /* 127.0.0.0/8 written as an address: a name such as 127.example.com is not loopback */
+    if (n < 7 || strncmp(host, "127.", 4) != 0)
+        return false;
+    for (size_t i = 4; i < n; i++)
+        if (!(host[i] == '.' || (host[i] >= '0' && host[i] <= '9')))
+            return false;
+    return true;
 }
 
 mgo_err mgo_oci_split_ref(const char *ref, char *repo, size_t repo_size, char *rev, size_t rev_size,
