@@ -10,8 +10,8 @@
 static void test_split_ref(void)
 {
     char repo[128], rev[128], host[256], why[256];
-    CU_ASSERT_EQUAL(mgo_oci_split_ref("oci://127.0.0.1:5000/margo/app:1.2", repo, sizeof repo,
-                                      rev, sizeof rev, host, why, sizeof why),
+    CU_ASSERT_EQUAL(mgo_oci_split_ref("oci://127.0.0.1:5000/margo/app:1.2", repo, sizeof repo, rev,
+                                      sizeof rev, host, why, sizeof why),
                     MGO_OK);
     CU_ASSERT_STRING_EQUAL(repo, "oci://127.0.0.1:5000/margo/app");
     CU_ASSERT_STRING_EQUAL(rev, "1.2");
@@ -25,18 +25,22 @@ static void test_split_ref(void)
     CU_ASSERT_STRING_EQUAL(rev, d);
     CU_ASSERT_STRING_EQUAL(host, "reg.example.com");
     /* no tag (the port's colon is not one), no scheme, no name, too long */
-    static const char *const bad[] = {"oci://127.0.0.1:5000/margo/app", "https://x/y:1",
-                                      "oci:///y:1", "oci://x/:1", "oci://x/y:", NULL};
+    static const char *const bad[] = {"oci://127.0.0.1:5000/margo/app",
+                                      "https://x/y:1",
+                                      "oci:///y:1",
+                                      "oci://x/:1",
+                                      "oci://x/y:",
+                                      NULL};
     for (size_t i = 0; bad[i] != NULL; i++) {
         why[0] = '\0';
-        CU_ASSERT_NOT_EQUAL(mgo_oci_split_ref(bad[i], repo, sizeof repo, rev, sizeof rev, NULL,
-                                              why, sizeof why),
-                            MGO_OK);
+        CU_ASSERT_NOT_EQUAL(
+            mgo_oci_split_ref(bad[i], repo, sizeof repo, rev, sizeof rev, NULL, why, sizeof why),
+            MGO_OK);
         CU_ASSERT_TRUE(strncmp(why, "reference: ", 11) == 0);
     }
     char small[8];
-    CU_ASSERT_EQUAL(mgo_oci_split_ref("oci://host/longname:1", small, sizeof small, rev,
-                                      sizeof rev, NULL, why, sizeof why),
+    CU_ASSERT_EQUAL(mgo_oci_split_ref("oci://host/longname:1", small, sizeof small, rev, sizeof rev,
+                                      NULL, why, sizeof why),
                     MGO_ERR_LIMIT);
 }
 
