@@ -35,6 +35,7 @@ static int ctl_add(const char *ref, char *err)
     char *text = mgo_test_read_file(p, NULL);
     snprintf(err, 1024, "%s", text ? text : "");
     free(text);
+    CU_ASSERT_PTR_NULL(strstr(err, "Sanitizer")); /* refusals leak nothing either */
     return rc;
 }
 
