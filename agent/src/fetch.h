@@ -10,29 +10,20 @@
 
 #include "mgo/buf.h"
 #include "mgo/err.h"
+#include "mgo/oci.h" /* struct mgo_fetch_opts */
 
 #define MGO_FETCH_MAX_PACKAGE_BYTES (16u * 1024u * 1024u)
 #define MGO_FETCH_MAX_UNPACKED_BYTES (64u * 1024u * 1024u)
 #define MGO_FETCH_MAX_ENTRIES 1024u
 
-struct mgo_fetch_opts {
-    uint32_t timeout_s;            /* whole transfer; 0 = 300 */
-    const char *ca_file;           /* NULL = system store */
-    const char *const *plain_http; /* registries ("host:port") reached over http:// */
-    size_t plain_http_len;
-    /* Non-zero aborts a transfer in progress (checked by curl's progress callback, about
-     * once a second and on every block received); why then says "cancelled". */
-    const atomic_int *cancel;
-};
-
-/* GET url (http, https; file only when allow_file) into out (capped by out->max).
+/* GET url (http, https, file) into out (capped by out->max); mgo_http_fetch.
  * why receives "http 404", "too large (> N bytes)", curl's message... */
 mgo_err mgo_fetch_url(const char *url, const struct mgo_fetch_opts *opts, struct mgo_buf *out,
                       char *why, size_t why_len) MGO_MUST_CHECK;
 
 /* Fetches an OCI artifact: repository "oci://host[:port]/name", reference revision (tag or
- * sha256 digest). Reads the image manifest, takes the first layer (or the one whose media
- * type names compose/yaml/tar), verifies its digest and size, and returns its bytes.
+ * sha256 digest): mgo_oci_fetch without a selection (any manifest; the first layer whose
+ * media type names compose or yaml, else the first layer), its digest and size verified.
  * media_type (optional, 128 bytes) receives the layer's media type. */
 mgo_err mgo_fetch_oci(const char *repository, const char *revision,
                       const struct mgo_fetch_opts *opts, struct mgo_buf *out, char *media_type,

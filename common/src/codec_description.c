@@ -188,7 +188,16 @@ mgo_err mgo_app_description_from_value(const struct mgo_value *root, struct mgo_
         return MGO_ERR_INVALID;
     }
     out->api_version = mgo_codec__str(&rd, root, "apiVersion", true, 256);
-    const char *kind = mgo_codec__str(&rd, root, "kind", true, 64);
+    /* The package form of the current sandbox: `apiVersion: v1` and no `kind` (see
+     * mgo_app_description_normalise); every other apiVersion needs the kind. */
+    bool kindless_ok = out->api_version != NULL && strcmp(out->api_version, "v1") == 0;
+    const char *kind = mgo_codec__str(&rd, root, "kind", false, 64);
+    const struct mgo_value *kind_v = mgo_value_get(root, "kind");
+    if (kind_v == NULL && !kindless_ok && out->api_version != NULL)
+        mgo_codec__fail(&rd, "kind",
+                        "is required (only the package form with apiVersion \"v1\" may leave it "
+                        "out), apiVersion is \"%.64s\"",
+                        out->api_version);
     if (kind != NULL && strcmp(kind, "ApplicationDescription") != 0)
         mgo_codec__fail(&rd, "kind", "must be \"ApplicationDescription\", got \"%.64s\"", kind);
     const struct mgo_value *meta = mgo_codec__map(&rd, root, "metadata", true);
@@ -553,4 +562,25 @@ mgo_err mgo_schema_check(const struct mgo_schema_rule *rule, const struct mgo_va
             mgo_problems_add(problems, field, "is not one of the allowed options");
     }
     return mgo_problems_total(problems) == before ? MGO_OK : MGO_ERR_INVALID;
+}
+
+mgo_err mgo_app_description_normalise(const struct mgo_value *root, struct mgo_arena *arena,
+                                      struct mgo_value *out)
+{
+    *out = *root;
+    if (root->kind != MGO_V_MAP || mgo_value_get(root, "kind") != NULL)
+        return MGO_OK;
+    const struct mgo_value *av = mgo_value_get(root, "apiVersion");
+    if (av == NULL || av->kind != MGO_V_STR || strcmp(av->as.str.ptr, "v1") != 0)
+        return MGO_OK;
+    size_t n = root->as.map.len;
+    struct mgo_member *items = mgo_arena_alloc(arena, (n + 1) * sizeof *items);
+    if (items == NULL)
+        return MGO_ERR_NOMEM;
+    memcpy(items, root->as.map.items, n * sizeof *items);
+    items[n] = (struct mgo_member){
+        .key = "kind", .key_len = 4, .value = mgo_value_str("ApplicationDescription")};
+    out->as.map.items = items;
+    out->as.map.len = n + 1;
+    return mgo_value_map_sort(out);
 }

@@ -407,7 +407,11 @@ static void apps_add(struct mgo_api *api, struct mgo_api_request *req, const cha
         invalid(req, "margo.yaml is not a valid ApplicationDescription", &p);
         goto cleanup;
     }
-    mgo_err err = mgo_value_to_msgpack(&tree, &doc);
+    /* the kind-less package form (apiVersion v1) is stored with its kind (docs/api.md) */
+    struct mgo_value norm;
+    mgo_err err = mgo_app_description_normalise(&tree, &arena, &norm);
+    if (!err)
+        err = mgo_value_to_msgpack(&norm, &doc);
     struct mgo_mgr_app_row row = {
         .id = app.id,
         .version = app.version,

@@ -1026,6 +1026,78 @@ static void test_description_cross_references_checked(void)
     mgo_arena_cleanup(&arena);
 }
 
+/* The sandbox's package form: apiVersion v1 without kind is an ApplicationDescription,
+ * normalised by adding the kind; any other apiVersion still needs the kind, and a kind that
+ * is present must be the literal. */
+static mgo_err load_text(const char *text, struct mgo_arena *arena, struct mgo_value *root,
+                         enum mgo_doc_kind *kind, struct mgo_problems *p)
+{
+    mgo_problems_init(p);
+    return mgo_doc_validate(text, strlen(text), MGO_FORMAT_YAML, arena, kind, root, p);
+}
+
+static void test_description_kindless_v1(void)
+{
+    static const char body[] =
+        "id: hello\n"
+        "metadata:\n  name: Hello\n  version: '1.0'\n  catalog:\n    organization: [{name: Acme}]\n"
+        "deploymentProfiles:\n"
+        "  - type: compose\n    id: c\n    components:\n"
+        "      - name: web\n        properties: {packageLocation: 'https://x/y.tar.gz'}\n";
+    char doc[1024];
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
+    struct mgo_problems p;
+    struct mgo_value root, norm;
+    enum mgo_doc_kind kind;
+    /* accepted and normalised */
+    snprintf(doc, sizeof doc, "apiVersion: v1\n%s", body);
+    CU_ASSERT_EQUAL(load_text(doc, &arena, &root, &kind, &p), MGO_OK);
+    CU_ASSERT_EQUAL(kind, MGO_DOC_APP_DESCRIPTION);
+    CU_ASSERT_PTR_NULL(mgo_value_get(&root, "kind"));
+    CU_ASSERT_EQUAL_FATAL(mgo_app_description_normalise(&root, &arena, &norm), MGO_OK);
+    const struct mgo_value *k = mgo_value_get(&norm, "kind");
+    CU_ASSERT_FATAL(k != NULL && k->kind == MGO_V_STR);
+    CU_ASSERT_STRING_EQUAL(k->as.str.ptr, "ApplicationDescription");
+    CU_ASSERT_STRING_EQUAL(mgo_value_get(&norm, "apiVersion")->as.str.ptr, "v1");
+    CU_ASSERT_EQUAL(norm.as.map.len, root.as.map.len + 1);
+    struct mgo_app_description d;
+    mgo_problems_init(&p);
+    CU_ASSERT_EQUAL(mgo_app_description_from_value(&norm, &arena, &d, &p), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(d.id, "hello");
+    /* the normalised tree encodes with sorted keys and reads back with its kind */
+    struct mgo_buf b;
+    mgo_buf_init(&b, 1u << 20);
+    CU_ASSERT_EQUAL_FATAL(mgo_value_to_msgpack(&norm, &b), MGO_OK);
+    struct mgo_value back;
+    CU_ASSERT_EQUAL(mgo_value_from_msgpack(b.data, b.len, &arena, &back, &p), MGO_OK);
+    CU_ASSERT_PTR_NOT_NULL(mgo_value_get(&back, "kind"));
+    mgo_buf_cleanup(&b);
+    /* a document with its kind is left as it is */
+    snprintf(doc, sizeof doc, "apiVersion: v1\nkind: ApplicationDescription\n%s", body);
+    CU_ASSERT_EQUAL(load_text(doc, &arena, &root, &kind, &p), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_app_description_normalise(&root, &arena, &norm), MGO_OK);
+    CU_ASSERT_PTR_EQUAL(norm.as.map.items, root.as.map.items);
+    /* a kind that is present must be the literal, v1 or not */
+    snprintf(doc, sizeof doc, "apiVersion: v1\nkind: application\n%s", body);
+    CU_ASSERT_EQUAL(load_text(doc, &arena, &root, &kind, &p), MGO_ERR_INVALID);
+    CU_ASSERT_TRUE(p.count >= 1 && strcmp(p.items[0].field, "kind") == 0 &&
+                   strstr(p.items[0].rule, "must be \"ApplicationDescription\"") != NULL);
+    /* kind-less with another apiVersion: refused naming kind and the rule */
+    snprintf(doc, sizeof doc, "apiVersion: margo.org/v1-alpha1\n%s", body);
+    CU_ASSERT_EQUAL(load_text(doc, &arena, &root, &kind, &p), MGO_ERR_INVALID);
+    CU_ASSERT_TRUE(p.count == 1 && strcmp(p.items[0].field, "kind") == 0 &&
+                   strstr(p.items[0].rule, "only the package form with apiVersion \"v1\"") != NULL);
+    /* neither apiVersion nor kind: apiVersion is reported (the kind rule depends on it) */
+    CU_ASSERT_EQUAL(load_text(body, &arena, &root, &kind, &p), MGO_ERR_INVALID);
+    CU_ASSERT_TRUE(p.count == 1 && strcmp(p.items[0].field, "apiVersion") == 0);
+    /* apiVersion "v1" does not make other documents kind-less descriptions */
+    CU_ASSERT_EQUAL(load_text("apiVersion: v1\nmetadata: {name: x}\n", &arena, &root, &kind, &p),
+                    MGO_ERR_INVALID);
+    CU_ASSERT_EQUAL(kind, MGO_DOC_UNKNOWN);
+    mgo_arena_cleanup(&arena);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case examples[] = {
@@ -1061,6 +1133,7 @@ void mgo_test_register(void)
         {"schema rules", test_schema_rules},
         {"configuration resolved", test_description_configuration_resolved},
         {"cross references checked", test_description_cross_references_checked},
+        {"kind-less apiVersion v1 description", test_description_kindless_v1},
         {NULL, NULL},
     };
     mgo_test_add_suite("codec/examples", examples);

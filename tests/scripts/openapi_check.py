@@ -380,6 +380,8 @@ def installed(_):
 
 installed(None)
 replay("GET", "/api/v1/deployments")
+provoke("GET", "/api/v1/deployments", "/api/v1/deployments?selector=site%3D(", 400)
+provoke("GET", "/api/v1/deployments", "/api/v1/deployments?limit=501", 400)
 replay("GET", "/api/v1/deployments/{id}", {"id": dep})
 replay("PATCH", "/api/v1/deployments/{id}", {"id": dep})
 provoke("GET", "/api/v1/deployments/{id}", "/api/v1/deployments/no-such-deployment", 404)

@@ -445,6 +445,12 @@ enum mgo_doc_kind mgo_doc_detect(const struct mgo_value *root);
 
 MGO_DECLARE_CODEC(app_description, mgo_app_description)
 MGO_DECLARE_CODEC(app_deployment, mgo_app_deployment)
+
+/* The kind-less package form (`apiVersion: v1` without `kind`, written by the Margo sandbox)
+ * in the usual form: *out is root with `kind: ApplicationDescription` added (a new map in
+ * arena); any other document is returned as it is (*out = *root). Nothing else changes. */
+mgo_err mgo_app_description_normalise(const struct mgo_value *root, struct mgo_arena *arena,
+                                      struct mgo_value *out) MGO_MUST_CHECK;
 MGO_DECLARE_CODEC(desired_state, mgo_desired_state)
 MGO_DECLARE_CODEC(deployment_status, mgo_deployment_status)
 MGO_DECLARE_CODEC(capabilities, mgo_capabilities)
