@@ -317,17 +317,6 @@ static void metrics_snapshot(void *ctx)
 
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
 
-/* Options a reload applies; every other one needs a restart. */
-static bool reloadable(const char *name)
-{
-    static const char *const names[] = {"log-level", "log-format", "ca-file", "cert-file",
-                                        "key-file"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Parses the arguments again into fresh (zeroed) and checks it; logs every problem. */
 static mgo_err reread(const struct mgo_agent *a, struct mgo_agent_config *fresh)
 {
@@ -338,10 +327,7 @@ static mgo_err reread(const struct mgo_agent *a, struct mgo_agent_config *fresh)
                                      a->reload_argc, a->reload_argv, &help, &probs);
     if (err == MGO_OK)
         err = mgo_agent_config_check(fresh, &probs);
-    for (size_t i = 0; i < probs.count; i++)
-        MGO_LOGE(TAG, "reload: %s: %s", probs.items[i].field, probs.items[i].rule);
-    if (mgo_problems_total(&probs) > probs.count)
-        MGO_LOGE(TAG, "reload: %zu more problems", mgo_problems_total(&probs) - probs.count);
+    mgo_cfg_log_reload_problems(TAG, &probs);
     return err;
 }
 
@@ -378,12 +364,8 @@ static void reload(void *ctx)
     if (mgo_session_reload_tls(a->session, fresh.ca_file, fresh.cert_file, fresh.key_file,
                                &dropped) != MGO_OK)
         MGO_LOGE(TAG, "reload: out of memory; the MQTT TLS files are unchanged");
-    const struct mgo_agent_config *last = a->seen_valid ? &a->seen : a->cfg;
-    for (size_t i = 0; i < mgo_agent_cfg_table_len; i++) {
-        const struct mgo_cfg_option *opt = &mgo_agent_cfg_table[i];
-        if (!reloadable(opt->name) && !mgo_cfg_same(opt, &fresh, last))
-            MGO_LOGW(TAG, "needs a restart: %s", opt->name);
-    }
+    mgo_cfg_report_restart(TAG, mgo_agent_cfg_table, mgo_agent_cfg_table_len, &fresh,
+                           a->seen_valid ? &a->seen : a->cfg);
     mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->seen);
     a->seen = fresh; /* owned now */
     a->seen_valid = true;

@@ -576,6 +576,35 @@ static bool same_str(const char *a, const char *b)
     return (a == NULL || b == NULL) ? a == b : strcmp(a, b) == 0;
 }
 
+bool mgo_cfg_reloadable(const char *name)
+{
+    static const char *const names[] = {"log-level", "log-format", "ca-file", "cert-file",
+                                        "key-file"};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (strcmp(name, names[i]) == 0)
+            return true;
+    return false;
+}
+
+void mgo_cfg_report_restart(const char *tag, const struct mgo_cfg_option *table, size_t n,
+                            const void *fresh, const void *last)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!mgo_cfg_reloadable(table[i].name) && !mgo_cfg_same(&table[i], fresh, last))
+            mgo_log_write(MGO_LOG_WARN, tag, "needs a restart: %s", table[i].name);
+    }
+}
+
+void mgo_cfg_log_reload_problems(const char *tag, const struct mgo_problems *problems)
+{
+    for (size_t i = 0; i < problems->count; i++)
+        mgo_log_write(MGO_LOG_ERROR, tag, "reload: %s: %s", problems->items[i].field,
+                      problems->items[i].rule);
+    if (mgo_problems_total(problems) > problems->count)
+        mgo_log_write(MGO_LOG_ERROR, tag, "reload: %zu more problems",
+                      mgo_problems_total(problems) - problems->count);
+}
+
 bool mgo_cfg_same(const struct mgo_cfg_option *opt, const void *a, const void *b)
 {
     const char *fa = (const char *)a + opt->offset, *fb = (const char *)b + opt->offset;

@@ -582,17 +582,6 @@ static void on_mqtt_ready(void *ctx, int fd, short revents)
 
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
 
-/* Options a reload applies; every other one needs a restart. */
-static bool reloadable(const char *name)
-{
-    static const char *const names[] = {"log-level", "log-format", "ca-file", "cert-file",
-                                        "key-file"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (strcmp(name, names[i]) == 0)
-            return true;
-    return false;
-}
-
 /* Parses the arguments again into fresh (zeroed); logs every problem. */
 static mgo_err reread(const struct mgo_manager *m, struct mgo_manager_config *fresh)
 {
@@ -607,10 +596,7 @@ static mgo_err reread(const struct mgo_manager *m, struct mgo_manager_config *fr
         mgo_problems_add(&problems, "log-level", "must be error, warn, info or debug");
     if (err == MGO_OK && mgo_log_format_parse(fresh->log_format ? fresh->log_format : "", &fmt))
         mgo_problems_add(&problems, "log-format", "must be text or json");
-    for (size_t i = 0; i < problems.count; i++)
-        MGO_LOGE(TAG, "reload: %s: %s", problems.items[i].field, problems.items[i].rule);
-    if (mgo_problems_total(&problems) > problems.count)
-        MGO_LOGE(TAG, "reload: %zu more problems", mgo_problems_total(&problems) - problems.count);
+    mgo_cfg_log_reload_problems(TAG, &problems);
     return mgo_problems_total(&problems) > 0 ? MGO_ERR_INVALID : err;
 }
 
@@ -644,12 +630,8 @@ static void reload(void *ctx)
     if (mgo_mqtt_reload_tls(m->mqtt, fresh.ca_file, fresh.cert_file, fresh.key_file, &dropped) !=
         MGO_OK)
         MGO_LOGE(TAG, "reload: out of memory; the MQTT TLS files are unchanged");
-    const struct mgo_manager_config *last = m->seen_valid ? &m->seen : m->cfg;
-    for (size_t i = 0; i < mgo_manager_options_len; i++) {
-        const struct mgo_cfg_option *opt = &mgo_manager_options[i];
-        if (!reloadable(opt->name) && !mgo_cfg_same(opt, &fresh, last))
-            MGO_LOGW(TAG, "needs a restart: %s", opt->name);
-    }
+    mgo_cfg_report_restart(TAG, mgo_manager_options, mgo_manager_options_len, &fresh,
+                           m->seen_valid ? &m->seen : m->cfg);
     if (fresh.api_tls_cert != NULL && fresh.api_tls_cert[0] != '\0')
         MGO_LOGI(TAG, "reload: HTTPS keeps the api-tls-cert and api-tls-key read at start; "
                       "restart to serve new ones");

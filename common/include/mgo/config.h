@@ -57,6 +57,15 @@ void mgo_cfg_print_help(const struct mgo_cfg_option *table, size_t n, const char
 /* True when option opt holds the same value in a and b (two configs of the table's type):
  * what a reload compares. */
 bool mgo_cfg_same(const struct mgo_cfg_option *opt, const void *a, const void *b);
+/* What a SIGHUP reload of either daemon applies (docs/operations.md "Reload"): log-level,
+ * log-format and the broker TLS files ca-file, cert-file, key-file. */
+bool mgo_cfg_reloadable(const char *name);
+/* Logs "needs a restart: NAME" (warning, under tag) for every option of the table whose value
+ * differs between fresh and last and that a reload does not apply. */
+void mgo_cfg_report_restart(const char *tag, const struct mgo_cfg_option *table, size_t n,
+                            const void *fresh, const void *last);
+/* Logs each problem as "reload: FIELD: RULE" (error, under tag) and how many more there were. */
+void mgo_cfg_log_reload_problems(const char *tag, const struct mgo_problems *problems);
 /* Frees strings and lists owned by target. */
 void mgo_cfg_cleanup(const struct mgo_cfg_option *table, size_t n, void *target);
 
