@@ -104,8 +104,7 @@ static void ok_json(struct mgo_api_request *req, unsigned status, const struct m
     req->content_type = JSON_TYPE;
 }
 
-/* Parses the JSON body into a map (400 with a problem when it is not one). */
-static bool body_map(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out)
+bool mgo_api__body_map(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out)
 {
     struct mgo_problems p;
     mgo_problems_init(&p);
@@ -1105,7 +1104,7 @@ static void deployments_create(struct mgo_api *api, struct mgo_api_request *req,
     struct mgo_value body;
     const char **devices = NULL;
     char(*ids)[MGO_UUID_STR_SIZE] = NULL;
-    if (!body_map(req, &arena, &body))
+    if (!mgo_api__body_map(req, &arena, &body))
         goto cleanup;
     const char *app = str_field(&body, "app");
     const struct mgo_value *version_v = mgo_value_get(&body, "version");
@@ -1200,7 +1199,7 @@ static void deployments_patch(struct mgo_api *api, struct mgo_api_request *req,
     struct mgo_problems p;
     mgo_problems_init(&p);
     struct mgo_value body;
-    if (!body_map(req, &arena, &body))
+    if (!mgo_api__body_map(req, &arena, &body))
         goto cleanup;
     const struct mgo_value *version_v = mgo_value_get(&body, "version");
     const char *version = str_field(&body, "version");

@@ -93,6 +93,11 @@ void mgo_api__handle(struct mgo_api *api, struct mgo_api_request *req);
  * are marked retryable. Any thread (it touches only req). */
 void mgo_api__problem(struct mgo_api_request *req, unsigned status, const char *type,
                       const char *title, const char *detail, const struct mgo_problems *problems);
+/* Parses the JSON body into a map; false after answering 400 with a problem when it is not
+ * one (empty, not JSON, not an object). Loop thread. */
+struct mgo_arena;
+struct mgo_value;
+bool mgo_api__body_map(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out);
 /* The value of query parameter key (first one), or NULL. */
 const char *mgo_api__query(const struct mgo_api_request *req, const char *key);
 

@@ -54,26 +54,6 @@ static bool method(const struct mgo_api_request *req, const char *m)
     return strcmp(req->method, m) == 0;
 }
 
-/* Parses the JSON body into a map (400 when it is not one). */
-static bool body_map(struct mgo_api_request *req, struct mgo_arena *arena, struct mgo_value *out)
-{
-    struct mgo_problems p;
-    mgo_problems_init(&p);
-    if (req->body.len == 0) {
-        bad_request(req, "a JSON object body is required", NULL);
-        return false;
-    }
-    if (mgo_value_from_yaml(req->body.data, req->body.len, arena, out, &p) != MGO_OK) {
-        bad_request(req, "the body is not valid JSON", &p);
-        return false;
-    }
-    if (out->kind != MGO_V_MAP) {
-        bad_request(req, "the body must be a JSON object", NULL);
-        return false;
-    }
-    return true;
-}
-
 /* ?name= as a number in [min, max] (def when absent); false after a 400. */
 static bool query_uint(struct mgo_api_request *req, const char *name, uint32_t min, uint32_t max,
                        uint32_t def, uint32_t *out)
@@ -210,7 +190,7 @@ static void rollouts_create(struct mgo_api *api, struct mgo_api_request *req)
     struct mgo_jw w;
     mgo_jw_init(&w, &req->reply);
     pc.targeted = &w;
-    if (!body_map(req, &arena, &body))
+    if (!mgo_api__body_map(req, &arena, &body))
         goto cleanup;
     char id[MGO_UUID_STR_SIZE] = "";
     if (dry_run) {
@@ -477,7 +457,7 @@ static void labels_change(struct mgo_api *api, struct mgo_api_request *req, cons
     mgo_problems_init(&p);
     struct mgo_value body;
     char *old[MGO_LABELS_MAX_PER_DEVICE] = {0};
-    if (!body_map(req, &arena, &body))
+    if (!mgo_api__body_map(req, &arena, &body))
         goto cleanup;
     const struct mgo_value *labels = mgo_value_get(&body, "labels");
     for (size_t i = 0; i < body.as.map.len; i++) {
