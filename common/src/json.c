@@ -44,8 +44,9 @@ mgo_err mgo_json_put_string(struct mgo_buf *b, const char *s, size_t n)
             esc = "\\f";
             break;
         default:
-            /* C0 controls, DEL, C1 controls and U+FFFE/U+FFFF are written as \u escapes, so the
-             * output is also valid YAML (whose printable set excludes them). */
+            /* C0 controls, DEL, C1 controls, U+2028/U+2029 and U+FFFE/U+FFFF are written as \u
+             * escapes, so the output is also valid YAML (which excludes them or breaks lines
+             * at them). */
             if (c == 0xC2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
                 (unsigned char)s[i + 1] <= 0x9F) {
                 unsigned cp = (unsigned char)s[i + 1];
@@ -68,6 +69,16 @@ mgo_err mgo_json_put_string(struct mgo_buf *b, const char *s, size_t n)
                 run = 0;
                 if (err == MGO_OK)
                     err = put(b, (unsigned char)s[i + 2] == 0xBE ? "\\ufffe" : "\\uffff", 6);
+                i += 2;
+                continue;
+            }
+            /* U+2028, U+2029: line breaks to YAML (and to JavaScript before ES2019) */
+            if (c == 0xE2 && i + 2 < n && (unsigned char)s[i + 1] == 0x80 &&
+                ((unsigned char)s[i + 2] == 0xA8 || (unsigned char)s[i + 2] == 0xA9)) {
+                err = put(b, s + i - run, run);
+                run = 0;
+                if (err == MGO_OK)
+                    err = put(b, (unsigned char)s[i + 2] == 0xA8 ? "\\u2028" : "\\u2029", 6);
                 i += 2;
                 continue;
             }
