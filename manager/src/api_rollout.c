@@ -256,29 +256,8 @@ static mgo_err targets_visit(const struct mgo_mgr_target_row *t, void *c)
     if (ctx->written == ctx->limit)
         return MGO_OK; /* counted only: seen tells the total */
     ctx->written++;
-    struct mgo_jw *w = ctx->w;
-    mgo_jw_obj(w);
-    mgo_jw_kstr(w, "device", t->device_id);
-    mgo_jw_ku64(w, "batch", t->batch);
-    mgo_jw_kstr(w, "state", t->state);
-    mgo_jw_kstr(w, "deploymentId", t->deployment_id[0] ? t->deployment_id : NULL);
-    mgo_jw_kstr(w, "previousVersion", t->prev_version[0] ? t->prev_version : NULL);
-    if (t->manifest_version)
-        mgo_jw_ku64(w, "manifestVersion", t->manifest_version);
-    if (t->started_ms)
-        mgo_jw_ktime(w, "startedAt", t->started_ms);
-    if (t->done_ms)
-        mgo_jw_ktime(w, "doneAt", t->done_ms);
-    if (t->code[0] || t->message[0]) {
-        mgo_jw_key(w, "error");
-        mgo_jw_obj(w);
-        mgo_jw_kstr(w, "code", t->code);
-        mgo_jw_kstr(w, "class", t->class_[0] ? t->class_ : NULL);
-        mgo_jw_kstr(w, "message", t->message);
-        mgo_jw_obj_end(w);
-    }
-    mgo_jw_obj_end(w);
-    return w->err;
+    mgo_rollout__write_target(ctx->w, t);
+    return ctx->w->err;
 }
 
 static mgo_err exists_visit(const struct mgo_mgr_rollout_row *row, void *c)

@@ -882,6 +882,31 @@ static size_t state_index(const char *state)
     return 0;
 }
 
+void mgo_rollout__write_target(struct mgo_jw *w, const struct mgo_mgr_target_row *t)
+{
+    mgo_jw_obj(w);
+    mgo_jw_kstr(w, "device", t->device_id);
+    mgo_jw_ku64(w, "batch", t->batch);
+    mgo_jw_kstr(w, "state", t->state);
+    mgo_jw_kstr(w, "deploymentId", t->deployment_id[0] ? t->deployment_id : NULL);
+    mgo_jw_kstr(w, "previousVersion", t->prev_version[0] ? t->prev_version : NULL);
+    if (t->manifest_version)
+        mgo_jw_ku64(w, "manifestVersion", t->manifest_version);
+    if (t->started_ms)
+        mgo_jw_ktime(w, "startedAt", t->started_ms);
+    if (t->done_ms)
+        mgo_jw_ktime(w, "doneAt", t->done_ms);
+    if (t->code[0] || t->message[0]) {
+        mgo_jw_key(w, "error");
+        mgo_jw_obj(w);
+        mgo_jw_kstr(w, "code", t->code);
+        mgo_jw_kstr(w, "class", t->class_[0] ? t->class_ : NULL);
+        mgo_jw_kstr(w, "message", t->message);
+        mgo_jw_obj_end(w);
+    }
+    mgo_jw_obj_end(w);
+}
+
 static mgo_err summary_visit(const struct mgo_mgr_target_row *t, void *c)
 {
     struct summary *s = c;
@@ -904,30 +929,8 @@ static mgo_err summary_visit(const struct mgo_mgr_target_row *t, void *c)
         else
             s->codes_other++;
     }
-    if (s->w) {
-        struct mgo_jw *w = s->w;
-        mgo_jw_obj(w);
-        mgo_jw_kstr(w, "device", t->device_id);
-        mgo_jw_ku64(w, "batch", t->batch);
-        mgo_jw_kstr(w, "state", t->state);
-        mgo_jw_kstr(w, "deploymentId", t->deployment_id[0] ? t->deployment_id : NULL);
-        mgo_jw_kstr(w, "previousVersion", t->prev_version[0] ? t->prev_version : NULL);
-        if (t->manifest_version)
-            mgo_jw_ku64(w, "manifestVersion", t->manifest_version);
-        if (t->started_ms)
-            mgo_jw_ktime(w, "startedAt", t->started_ms);
-        if (t->done_ms)
-            mgo_jw_ktime(w, "doneAt", t->done_ms);
-        if (t->code[0] || t->message[0]) {
-            mgo_jw_key(w, "error");
-            mgo_jw_obj(w);
-            mgo_jw_kstr(w, "code", t->code);
-            mgo_jw_kstr(w, "class", t->class_[0] ? t->class_ : NULL);
-            mgo_jw_kstr(w, "message", t->message);
-            mgo_jw_obj_end(w);
-        }
-        mgo_jw_obj_end(w);
-    }
+    if (s->w)
+        mgo_rollout__write_target(s->w, t);
     return MGO_OK;
 }
 

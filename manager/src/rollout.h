@@ -75,6 +75,8 @@ mgo_err mgo_rollout__tick(struct mgo_mgr_store *store, struct mgo_publisher *pub
 /* Writes the members of rollout id's summary into the open object of w: the rollout's fields
  * and strategy, counts per state, per batch, and failures by class and code
  * (docs/rollouts.md "Summary"). with_targets: also "targets": every target. */
+/* One target as the API and the summaries write it (docs/rollouts.md, docs/api.md). */
+void mgo_rollout__write_target(struct mgo_jw *w, const struct mgo_mgr_target_row *t);
 mgo_err mgo_rollout__summary(struct mgo_mgr_store *store, const char *id, bool with_targets,
                              struct mgo_jw *w) MGO_MUST_CHECK;
 
