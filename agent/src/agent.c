@@ -361,9 +361,14 @@ static void reload(void *ctx)
     mgo_log_set_format(fmt);
     mgo_log_set_level(lvl);
     bool dropped = false;
-    if (mgo_session_reload_tls(a->session, fresh.ca_file, fresh.cert_file, fresh.key_file,
-                               &dropped) != MGO_OK)
+    if (a->http != NULL) {
+        if (mgo_http_transport_reload_tls(a->http, fresh.ca_file, fresh.cert_file,
+                                          fresh.key_file) != MGO_OK)
+            MGO_LOGE(TAG, "reload: the WFM TLS files are unchanged");
+    } else if (mgo_session_reload_tls(a->session, fresh.ca_file, fresh.cert_file, fresh.key_file,
+                                      &dropped) != MGO_OK) {
         MGO_LOGE(TAG, "reload: out of memory; the MQTT TLS files are unchanged");
+    }
     mgo_cfg_report_restart(TAG, mgo_agent_cfg_table, mgo_agent_cfg_table_len, &fresh,
                            a->seen_valid ? &a->seen : a->cfg);
     mgo_cfg_cleanup(mgo_agent_cfg_table, mgo_agent_cfg_table_len, &a->seen);

@@ -42,6 +42,7 @@ struct mgo_http_transport {
     struct mgo_session *session;
     struct mgo_http_handlers h;
     struct mgo_wfm_client *client;
+    char peer[MGO_SVID_MAX_URI + 1]; /* the WFM's SPIFFE ID, from the device's SVID */
     struct mgo_downtime poll_windows[MGO_HTTP_MAX_POLL_WINDOWS];
     size_t poll_len;
     struct mgo_downtime downtime[MGO_SESSION_MAX_DOWNTIME];
@@ -649,6 +650,32 @@ static void on_answer(void *ctx, const struct mgo_wfm_response *r)
         on_status(t, r);
 }
 
+/* Margo identity: the device's SVID (cert_file) names the WFM it may talk to, and its client
+ * id must be device_id (the WFM binds capabilities and statuses to it). peer receives the
+ * WFM's SPIFFE ID. MGO_ERR_INVALID (logged, naming cert-file and the rule), the file's
+ * errors. */
+static mgo_err svid_peer(const char *cert_file, const char *device_id,
+                         char peer[MGO_SVID_MAX_URI + 1])
+{
+    char uri[MGO_SVID_MAX_URI + 1], why[256];
+    struct mgo_svid_client id;
+    mgo_err err = mgo_svid_file_uri(cert_file, uri, why, sizeof why);
+    if (err == MGO_OK)
+        err = mgo_svid_parse_client(uri, &id, why, sizeof why);
+    if (err == MGO_OK && strcmp(id.client_id, device_id) != 0) {
+        snprintf(why, sizeof why, "the SVID's client id %.64s is not device-id %.64s", id.client_id,
+                 device_id);
+        err = MGO_ERR_INVALID;
+    }
+    if (err != MGO_OK) {
+        MGO_LOGE(TAG, "cert-file: %s", why);
+        return err;
+    }
+    snprintf(peer, MGO_SVID_MAX_URI + 1, "spiffe://%s/margo/wfm/%s", id.trust_domain, id.wfm_id);
+    MGO_LOGI(TAG, "wfm: this device is %s; the WFM must be %s", uri, peer);
+    return MGO_OK;
+}
+
 /* ---- life --------------------------------------------------------------------------------- */
 
 mgo_err mgo_http_transport_new(const struct mgo_agent_config *cfg, struct mgo_loop *loop,
@@ -688,28 +715,10 @@ mgo_err mgo_http_transport_new(const struct mgo_agent_config *cfg, struct mgo_lo
                      seed);
     mgo_backoff_init(&t->status_backoff, (uint32_t)cfg->backoff_min_ms,
                      (uint32_t)cfg->backoff_max_ms, seed * 31u + 7u);
-    /* Margo identity: this device's SVID names the WFM it may talk to, and its client id
-     * must be the device id (the WFM binds capabilities and statuses to it) */
-    char uri[MGO_SVID_MAX_URI + 1], peer[MGO_SVID_MAX_URI + 1] = "";
-    struct mgo_svid_client id;
-    if (err == MGO_OK) {
-        err = mgo_svid_file_uri(cfg->cert_file, uri, why, sizeof why);
-        if (err == MGO_OK)
-            err = mgo_svid_parse_client(uri, &id, why, sizeof why);
-        if (err == MGO_OK && strcmp(id.client_id, cfg->device_id) != 0) {
-            snprintf(why, sizeof why, "the SVID's client id %.64s is not device-id %.64s",
-                     id.client_id, cfg->device_id);
-            err = MGO_ERR_INVALID;
-        }
-        if (err != MGO_OK)
-            MGO_LOGE(TAG, "cert-file: %s", why);
-        else
-            snprintf(peer, sizeof peer, "spiffe://%s/margo/wfm/%s", id.trust_domain, id.wfm_id);
-        if (err == MGO_OK)
-            MGO_LOGI(TAG, "wfm: this device is %s; the WFM must be %s", uri, peer);
-    }
+    if (err == MGO_OK)
+        err = svid_peer(cfg->cert_file, cfg->device_id, t->peer);
     struct mgo_wfm_client_opts o = {.base_url = cfg->wfm_url,
-                                    .peer_id = peer,
+                                    .peer_id = t->peer,
                                     .ca_file = cfg->ca_file,
                                     .cert_file = cfg->cert_file,
                                     .key_file = cfg->key_file,
@@ -751,4 +760,18 @@ void mgo_http_transport_caps_changed(struct mgo_http_transport *t)
 {
     if (!in_downtime(t))
         send_caps(t);
+}
+
+mgo_err mgo_http_transport_reload_tls(struct mgo_http_transport *t, const char *ca_file,
+                                      const char *cert_file, const char *key_file)
+{
+    char peer[MGO_SVID_MAX_URI + 1] = "";
+    if (svid_peer(cert_file, t->cfg->device_id, peer) != MGO_OK)
+        return MGO_ERR_INVALID;
+    if (strcmp(peer, t->peer) != 0) {
+        MGO_LOGE(TAG, "cert-file: the new SVID names the WFM %s, not %s (needs a restart)", peer,
+                 t->peer);
+        return MGO_ERR_INVALID;
+    }
+    return mgo_wfm_client_set_tls(t->client, ca_file, cert_file, key_file);
 }

@@ -61,6 +61,11 @@ mgo_err mgo_http_transport_start(struct mgo_http_transport *t) MGO_MUST_CHECK;
 void mgo_http_transport_caps_changed(struct mgo_http_transport *t);
 
 /* The reporter's delivery over HTTP (max_inflight 1, ack_is_stored). */
+/* A reload's TLS files (SIGHUP): requests started from now on use them. The new certificate
+ * must be an SVID of this device naming the same WFM (the WFM's identity needs a restart).
+ * MGO_ERR_INVALID (logged; the running files are kept), MGO_ERR_NOMEM. */
+mgo_err mgo_http_transport_reload_tls(struct mgo_http_transport *t, const char *ca_file,
+                                      const char *cert_file, const char *key_file) MGO_MUST_CHECK;
 struct mgo_reporter_delivery mgo_http_transport_delivery(struct mgo_http_transport *t);
 
 #endif

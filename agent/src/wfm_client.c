@@ -30,8 +30,11 @@ struct mgo_wfm_client {
     struct mgo_loop *loop;
     mgo_wfm_client_done_fn done;
     void *ctx;
-    char *base_url, *ca_file, *cert_file, *key_file, *peer_id;
+    char *base_url, *peer_id;
     uint32_t timeout_s;
+    /* the TLS files: replaced by the loop thread (mgo_wfm_client_set_tls), copied by the
+     * worker for each request, both under mu */
+    char *ca_file, *cert_file, *key_file; /* mu */
     pthread_t thread;
     pthread_mutex_t mu;
     pthread_cond_t cv;
@@ -164,7 +167,31 @@ static CURLcode ssl_ctx_cb(CURL *h, void *ssl_ctx, void *ud)
                                                                     : CURLE_SSL_CERTPROBLEM;
 }
 
-static void perform(struct mgo_wfm_client *c, const struct request *rq,
+/* One request's TLS files, copied from the client's under its lock. */
+struct tls_files {
+    char *ca_file, *cert_file, *key_file;
+};
+
+static void tls_files_free(struct tls_files *f)
+{
+    free(f->ca_file), free(f->cert_file), free(f->key_file);
+    memset(f, 0, sizeof *f);
+}
+
+/* Copies src's files into dst (dst's old ones freed). false: out of memory, dst unchanged. */
+static bool tls_files_copy(struct tls_files *dst, const char *ca, const char *cert, const char *key)
+{
+    struct tls_files f = {dup_opt(ca), dup_opt(cert), dup_opt(key)};
+    if ((ca && !f.ca_file) || (cert && !f.cert_file) || (key && !f.key_file)) {
+        tls_files_free(&f);
+        return false;
+    }
+    tls_files_free(dst);
+    *dst = f;
+    return true;
+}
+
+static void perform(struct mgo_wfm_client *c, const struct request *rq, const struct tls_files *tls,
                     struct mgo_wfm_response *resp)
 {
     CURL *h = curl_easy_init();
@@ -210,12 +237,13 @@ static void perform(struct mgo_wfm_client *c, const struct request *rq,
     curl_easy_setopt(h, CURLOPT_CONNECTTIMEOUT, 30L);
     curl_easy_setopt(h, CURLOPT_USERAGENT, "margo-agent/0.1");
     curl_easy_setopt(h, CURLOPT_ACCEPT_ENCODING, ""); /* Margo digests the decoded bytes */
-    if (c->ca_file)
-        curl_easy_setopt(h, CURLOPT_CAINFO, c->ca_file);
-    if (c->cert_file)
-        curl_easy_setopt(h, CURLOPT_SSLCERT, c->cert_file);
-    if (c->key_file)
-        curl_easy_setopt(h, CURLOPT_SSLKEY, c->key_file);
+    /* a new handle per request: the files are read again for every connection */
+    if (tls->ca_file)
+        curl_easy_setopt(h, CURLOPT_CAINFO, tls->ca_file);
+    if (tls->cert_file)
+        curl_easy_setopt(h, CURLOPT_SSLCERT, tls->cert_file);
+    if (tls->key_file)
+        curl_easy_setopt(h, CURLOPT_SSLKEY, tls->key_file);
     if (c->peer_id) {
         curl_easy_setopt(h, CURLOPT_SSL_VERIFYHOST, 0L);
         curl_easy_setopt(h, CURLOPT_SSL_CTX_FUNCTION, ssl_ctx_cb);
@@ -258,13 +286,15 @@ static void *thread_main(void *arg)
         if (c->head == NULL)
             c->tail = NULL;
         c->queued--;
+        struct tls_files tls = {0};
+        bool tls_ok = tls_files_copy(&tls, c->ca_file, c->cert_file, c->key_file);
         pthread_mutex_unlock(&c->mu);
 
-        struct answer *a = calloc(1, sizeof *a);
+        struct answer *a = tls_ok ? calloc(1, sizeof *a) : NULL;
         if (a != NULL) {
             a->c = c;
             a->resp.tag = rq->tag;
-            perform(c, rq, &a->resp);
+            perform(c, rq, &tls, &a->resp);
             /* the loop may be full for a moment; the answer is what the transport waits for */
             while (mgo_loop_post(c->loop, answer_run, answer_free, a) != MGO_OK) {
                 if (atomic_load(&c->abort)) {
@@ -276,6 +306,7 @@ static void *thread_main(void *arg)
         } else {
             MGO_LOGE(TAG, "wfm: out of memory; %s %s dropped", rq->method, rq->url);
         }
+        tls_files_free(&tls);
         request_free(rq);
     }
 }
@@ -337,6 +368,22 @@ void mgo_wfm_client_free(struct mgo_wfm_client *c)
     pthread_mutex_destroy(&c->mu);
     free(c->base_url), free(c->ca_file), free(c->cert_file), free(c->key_file), free(c->peer_id);
     free(c);
+}
+
+mgo_err mgo_wfm_client_set_tls(struct mgo_wfm_client *c, const char *ca_file, const char *cert_file,
+                               const char *key_file)
+{
+    struct tls_files fresh = {0};
+    if (!tls_files_copy(&fresh, ca_file, cert_file, key_file))
+        return MGO_ERR_NOMEM;
+    pthread_mutex_lock(&c->mu);
+    struct tls_files old = {c->ca_file, c->cert_file, c->key_file};
+    c->ca_file = fresh.ca_file;
+    c->cert_file = fresh.cert_file;
+    c->key_file = fresh.key_file;
+    pthread_mutex_unlock(&c->mu);
+    tls_files_free(&old);
+    return MGO_OK;
 }
 
 mgo_err mgo_wfm_client_submit(struct mgo_wfm_client *c, int tag, const char *method,

@@ -65,6 +65,13 @@ mgo_err mgo_wfm_client_submit(struct mgo_wfm_client *c, int tag, const char *met
                               const char *content_type, const void *body, size_t body_len,
                               size_t max_body) MGO_MUST_CHECK;
 
+/* Loop thread: requests started from now on use these TLS files (copied; NULL as in
+ * mgo_wfm_client_opts). The request in progress keeps the files it started with. Every
+ * request opens its own connection, so a file replaced at the same path is read again by the
+ * next request without this call. MGO_ERR_NOMEM (nothing changed). */
+mgo_err mgo_wfm_client_set_tls(struct mgo_wfm_client *c, const char *ca_file, const char *cert_file,
+                               const char *key_file) MGO_MUST_CHECK;
+
 /* Requests submitted whose answer has not run yet (loop thread). */
 size_t mgo_wfm_client_busy(const struct mgo_wfm_client *c);
 

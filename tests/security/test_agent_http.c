@@ -488,6 +488,67 @@ static void test_mixed_fleet(void)
     cleanup_all();
 }
 
+/* SIGHUP reload of the WFM TLS files: an agent started with a CA that does not sign the
+ * manager's certificate cannot poll; a reload pointing ca-file at the right CA makes the next
+ * request succeed (the device enrols). A reload whose cert-file is another device's SVID is
+ * refused and changes nothing. */
+static void test_tls_reload(void)
+{
+    setup(0, "warn");
+    struct mgo_test_reply r;
+    api("PUT", "/api/v1/clients/" DEV, "{}", &r);
+    CU_ASSERT(r.status >= 200 && r.status <= 299);
+    mgo_test_reply_cleanup(&r);
+    /* a second CA, the same names: it does not sign the manager's certificate */
+    char pki2[400], ca2[440];
+    snprintf(pki2, sizeof pki2, "%s/pki2", g_dir);
+    CU_ASSERT_FATAL(mgo_test_sh("sh '%s' --trust-domain example.org --wfm-id wfm-1 --client %s "
+                                "'%s' >/dev/null 2>&1",
+                                mgo_test_path("broker-config/svid.sh"), DEV, pki2) == 0);
+    snprintf(ca2, sizeof ca2, "%s/svid-ca.crt", pki2);
+    char state_dir[320], crt[512], key[512], denied_crt[512], denied_key[512];
+    snprintf(state_dir, sizeof state_dir, "%s/agent-reload", g_dir);
+    snprintf(crt, sizeof crt, "%s/clients/%s.crt", g_pki, DEV);
+    snprintf(key, sizeof key, "%s/clients/%s.key", g_pki, DEV);
+    snprintf(denied_crt, sizeof denied_crt, "%s/clients/%s.crt", g_pki, DEV_DENIED);
+    snprintf(denied_key, sizeof denied_key, "%s/clients/%s.key", g_pki, DEV_DENIED);
+    struct h_agent agent;
+    h_agent_init(&agent, "device-id", DEV, "transport", "http", "wfm-url", g_wfm_url, "cert-file",
+                 crt, "key-file", key, "ca-file", ca2, "state-dir", state_dir, "helm-command",
+                 g_fake_helm, "compose-command", "mgo-no-compose-here", "poll-interval", "1",
+                 "backoff-min-ms", "100", "backoff-max-ms", "1000", NULL);
+    h_agent_start(&agent);
+    CU_ASSERT(wait_log("wfm: poll: no answer: SSL certificate problem"));
+    api("GET", "/api/v1/devices/" DEV, NULL, &r);
+    CU_ASSERT_EQUAL(r.status, 404);
+    mgo_test_reply_cleanup(&r);
+
+    /* another device's SVID: refused, the running files kept */
+    char *bad[] = {"margo-agent", "--device-id", DEV,        "--transport", "http",     "--wfm-url",
+                   g_wfm_url,     "--cert-file", denied_crt, "--key-file",  denied_key, "--ca-file",
+                   g_ca,          "--state-dir", state_dir,  NULL};
+    mgo_agent_set_reload_args(agent.agent, (int)(sizeof bad / sizeof bad[0]) - 1, bad);
+    mgo_agent_reload(agent.agent);
+    CU_ASSERT(wait_log("reload: the WFM TLS files are unchanged"));
+    CU_ASSERT(log_has("is not device-id " DEV));
+    size_t failures = log_count("wfm: poll: no answer: SSL certificate problem");
+    int64_t deadline = mgo_test_now_ms() + WAIT_MS;
+    while (log_count("wfm: poll: no answer: SSL certificate problem") == failures &&
+           mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
+    CU_ASSERT(log_count("wfm: poll: no answer: SSL certificate problem") > failures);
+
+    /* the right CA: the next request succeeds */
+    char *good[] = {"margo-agent", "--device-id", DEV,       "--transport", "http", "--wfm-url",
+                    g_wfm_url,     "--cert-file", crt,       "--key-file",  key,    "--ca-file",
+                    g_ca,          "--state-dir", state_dir, NULL};
+    mgo_agent_set_reload_args(agent.agent, (int)(sizeof good / sizeof good[0]) - 1, good);
+    mgo_agent_reload(agent.agent);
+    CU_ASSERT(wait_json("/api/v1/devices/" DEV, "/capabilities/properties/id", DEV));
+    h_agent_cleanup(&agent);
+    cleanup_all();
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -496,6 +557,7 @@ void mgo_test_register(void)
         {"Retry-After of the manager's rate limit", test_retry_after},
         {"statuses kept through a WFM outage", test_wfm_outage},
         {"one rollout over an HTTP and an MQTT device", test_mixed_fleet},
+        {"SIGHUP reload of the WFM TLS files", test_tls_reload},
         {NULL, NULL},
     };
     mgo_test_add_suite("security.agent_http", cases);
