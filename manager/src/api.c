@@ -853,10 +853,6 @@ static mgo_err dep_visit(const struct mgo_mgr_deployment_row *row, void *c)
 #define DEP_PAGE_MAX 500u
 #define DEP_PAGE_DEFAULT 100u
 #define DEP_SEL_CACHE 256u /* devices whose selector result is kept during one page */
-/* Rows one request with a selector examines at most: the labels of their devices are read on
- * the loop thread, so a selector that matches few rows answers a short (even empty) page
- * whose `next` says where to go on, instead of reading the whole table in one go. */
-#define DEP_SEL_SCAN 1000u
 
 /* The selector's result per device, direct-mapped by a hash of the id: a device's labels are
  * read (and its capabilities decoded) once per page, not once per deployment. */
@@ -1019,9 +1015,9 @@ static void deployments_page(struct mgo_api *api, struct mgo_api_request *req)
     };
     uint32_t page_limit = q.limit;
     /* without a selector SQL stops after one row more than the page (which says "more");
-     * with one, rows are read in id order until the page is full or DEP_SEL_SCAN rows were
+     * with one, rows are read in id order until the page is full or MGO_API_SELECTOR_SCAN rows were
      * examined */
-    q.limit = have_sel ? DEP_SEL_SCAN : page_limit + 1;
+    q.limit = have_sel ? MGO_API_SELECTOR_SCAN : page_limit + 1;
     mgo_jw_obj(&w);
     mgo_jw_key(&w, "deployments");
     mgo_jw_arr(&w);
@@ -1029,7 +1025,7 @@ static void deployments_page(struct mgo_api *api, struct mgo_api_request *req)
     if (err == MGO_ERR_LIMIT && ctx.more)
         err = MGO_OK;
     const char *next = ctx.more ? ctx.last : NULL;
-    if (!err && !ctx.more && ctx.examined == DEP_SEL_SCAN)
+    if (!err && !ctx.more && ctx.examined == MGO_API_SELECTOR_SCAN)
         next = ctx.examined_last; /* the scan bound: more rows may match past this one */
     mgo_jw_arr_end(&w);
     mgo_jw_ku64(&w, "limit", page_limit);

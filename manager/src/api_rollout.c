@@ -553,6 +553,9 @@ struct page_ctx {
     uint32_t limit, written;
     char last[MGO_MAX_DEVICE_ID_LEN + 1];
     bool more;
+    /* with a selector: devices examined, the last of them (MGO_API_SELECTOR_SCAN) */
+    uint32_t examined;
+    char examined_last[MGO_MAX_DEVICE_ID_LEN + 1];
 };
 
 static mgo_err page_visit(const struct mgo_mgr_device_row *row, void *c)
@@ -560,12 +563,22 @@ static mgo_err page_visit(const struct mgo_mgr_device_row *row, void *c)
     struct page_ctx *ctx = c;
     if (mgo_mgr_store_is_role(ctx->api->store, row->id))
         return MGO_OK;
+    if (ctx->sel && ctx->examined == MGO_API_SELECTOR_SCAN)
+        return MGO_ERR_LIMIT; /* the scan bound: the page ends short, `next` goes on */
     struct mgo_arena arena;
     mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
     struct mgo_device_labels *l = malloc(sizeof *l);
     mgo_err err = l ? mgo_labels__of_device(ctx->api->store, row, &arena, l) : MGO_ERR_NOMEM;
-    if (err || (ctx->sel && !mgo_selector_match(ctx->sel, l->items, l->len, NULL, 0)))
+    if (err)
         goto cleanup;
+    if (ctx->sel) {
+        if (ctx->written < ctx->limit) {
+            ctx->examined++;
+            snprintf(ctx->examined_last, sizeof ctx->examined_last, "%s", row->id);
+        }
+        if (!mgo_selector_match(ctx->sel, l->items, l->len, NULL, 0))
+            goto cleanup;
+    }
     if (ctx->written == ctx->limit) {
         ctx->more = true;
         err = MGO_ERR_LIMIT; /* the page is full: ends the walk */
@@ -651,11 +664,16 @@ void mgo_api_rollout__devices_page(struct mgo_api *api, struct mgo_api_request *
     mgo_jw_arr(&w);
     const char *after = mgo_api__query(req, "after");
     mgo_err err = mgo_mgr_store_device_list_after(api->store, after ? after : "", page_visit, &ctx);
+    const char *next = ctx.more ? ctx.last : NULL;
+    if (err == MGO_ERR_LIMIT && !ctx.more && ctx.examined == MGO_API_SELECTOR_SCAN) {
+        next = ctx.examined_last; /* more devices may match past this one */
+        err = MGO_OK;
+    }
     if (err == MGO_ERR_LIMIT && ctx.more)
         err = MGO_OK;
     mgo_jw_arr_end(&w);
     mgo_jw_ku64(&w, "limit", ctx.limit);
-    mgo_jw_kstr(&w, "next", ctx.more ? ctx.last : NULL);
+    mgo_jw_kstr(&w, "next", next);
     mgo_jw_obj_end(&w);
     if (err)
         internal(req, err);

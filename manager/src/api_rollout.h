@@ -9,6 +9,11 @@
 /* Devices in a list at most per page (?limit=); the default page. */
 #define MGO_API_PAGE_MAX 1000u
 #define MGO_API_PAGE_DEFAULT 100u
+/* Rows one request with a label selector examines at most (GET /devices and GET /deployments):
+ * their devices' labels are read on the loop thread, so a selector that matches few rows
+ * answers a short (even empty) page whose `next` says where to go on, instead of reading the
+ * whole fleet in one go. */
+#define MGO_API_SELECTOR_SCAN 1000u
 /* Rollout summaries per page of GET /rollouts at most; the default page. */
 #define MGO_API_ROLLOUTS_PAGE_MAX 100u
 #define MGO_API_ROLLOUTS_PAGE_DEFAULT 20u

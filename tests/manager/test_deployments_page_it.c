@@ -12,7 +12,10 @@
  *     whose next carries on, until the table's end;
  *   - bounds: limit 0 and 501, a cursor that is no deployment id, an unknown state and a bad
  *     selector (with its byte position) are 400 problems naming the field and the rule;
- *   - without a paging parameter the reply is today's whole list, without "limit"/"next".
+ *   - without a paging parameter the reply is today's whole list, without "limit"/"next";
+ *   - GET /devices?selector= is bounded the same way: over 2,000 devices (1,800 of them
+ *     without deployments) a selector that matches one device answers short pages whose next
+ *     carries on, and the walk finds exactly that device.
  *
  * The expected lists are computed from the model the test stored, never written out. */
 #include "mgo_test.h"
@@ -33,7 +36,8 @@
 #define N_DEPS 2000u
 #define N_DEVICES 200u
 #define RARE_DEVICE 7u /* the one device labelled rare=yes: its 10 deployments */
-#define SEL_SCAN 1000u /* rows one request with a selector examines at most (api.c) */
+#define SEL_SCAN 1000u /* rows one request with a selector examines at most (api_rollout.h) */
+#define N_IDLE 1800u   /* devices without deployments (idle-NNNN: after every dev-NNN) */
 
 static struct mgo_test_broker broker;
 static char state_dir[256];
@@ -79,6 +83,13 @@ static mgo_err store_model(void)
             err = mgo_mgr_store_label_set(s, id, "tier", "canary", 64);
         if (!err && d == RARE_DEVICE)
             err = mgo_mgr_store_label_set(s, id, "rare", "yes", 64);
+    }
+    for (unsigned d = 0; !err && d < N_IDLE; d++) {
+        char id[32];
+        snprintf(id, sizeof id, "idle-%04u", d);
+        err = mgo_mgr_store_device_put_presence(s, id, d % 2 == 0, 1);
+        if (!err)
+            err = mgo_mgr_store_label_set(s, id, "site", "plant-9", 64);
     }
     static const uint8_t doc[] = {0x80}; /* an empty map: never read by the list */
     for (unsigned i = 0; !err && i < N_DEPS; i++) {
@@ -279,6 +290,55 @@ static void test_selector_scan_bound(void)
     CU_ASSERT_EQUAL(walk_short_pages, N_DEPS / SEL_SCAN);
 }
 
+/* GET /devices?selector=rare over 2,000 devices: each request examines at most SEL_SCAN
+ * devices, so the walk takes ceil(N/SEL_SCAN) pages, all but the last short with a next, and
+ * finds exactly the one labelled device. */
+static void test_devices_selector_scan_bound(void)
+{
+    size_t pages = 0, short_pages = 0, found = 0;
+    char after[64] = "";
+    for (;;) {
+        char path[200];
+        snprintf(path, sizeof path, "/api/v1/devices?selector=rare&limit=50%s%s",
+                 after[0] ? "&after=" : "", after);
+        struct mgo_test_reply r;
+        api_get(path, &r);
+        CU_ASSERT_EQUAL_FATAL(r.status, 200);
+        const struct mgo_value *rows = mgo_value_get(&r.json, "devices");
+        CU_ASSERT_FATAL(rows != NULL && rows->kind == MGO_V_ARRAY);
+        for (size_t i = 0; i < rows->as.array.len; i++) {
+            char want[32];
+            snprintf(want, sizeof want, "dev-%03u", RARE_DEVICE);
+            CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&rows->as.array.items[i], "/id"), want);
+            found++;
+        }
+        pages++;
+        const struct mgo_value *next = mgo_value_get(&r.json, "next");
+        CU_ASSERT_FATAL(next != NULL);
+        if (next->kind == MGO_V_NULL) {
+            mgo_test_reply_cleanup(&r);
+            break;
+        }
+        short_pages += rows->as.array.len < 50;
+        CU_ASSERT_FATAL(strcmp(next->as.str.ptr, after) > 0); /* the walk moves on */
+        snprintf(after, sizeof after, "%s", next->as.str.ptr);
+        mgo_test_reply_cleanup(&r);
+    }
+    CU_ASSERT_EQUAL(found, 1);
+    /* the last request reaches the end of the table: its next is null */
+    CU_ASSERT_EQUAL(pages, (N_DEVICES + N_IDLE + SEL_SCAN - 1) / SEL_SCAN);
+    CU_ASSERT_EQUAL(short_pages, pages - 1);
+    /* a selector matching many: full pages, as before */
+    struct mgo_test_reply r;
+    api_get("/api/v1/devices?selector=site%3Dplant-9&limit=50", &r);
+    CU_ASSERT_EQUAL(r.status, 200);
+    const struct mgo_value *rows = mgo_value_get(&r.json, "devices");
+    CU_ASSERT_FATAL(rows != NULL && rows->kind == MGO_V_ARRAY);
+    CU_ASSERT_EQUAL(rows->as.array.len, 50);
+    CU_ASSERT_STRING_EQUAL(mgo_test_jstr(&r.json, "/next"), "idle-0049");
+    mgo_test_reply_cleanup(&r);
+}
+
 static void expect_400(const char *path, const char *field, const char *text)
 {
     struct mgo_test_reply r;
@@ -350,6 +410,8 @@ void mgo_test_register(void)
          test_pages_cover_everything_once},
         {"state, app, device and selector filters across pages", test_filters},
         {"a selector examines a bounded number of rows per request", test_selector_scan_bound},
+        {"GET /devices with a selector examines a bounded number of devices",
+         test_devices_selector_scan_bound},
         {"limit 0/501, bad cursor, state and selector are 400 naming the field", test_bounds},
         {"without paging parameters: today's whole list", test_unpaged_list_unchanged},
         {"stop", test_stop},
