@@ -1098,7 +1098,8 @@
     function render() {
       root.dataset.rows = String(model.ids.length);
       if (!model.ids.length) {
-        root.replaceChildren(h('p', { class: 'empty' }, filter.selector ? 'No device matches this selector.'
+        root.replaceChildren(h('p', { class: 'empty' }, pager.next ? 'No device on this page matches; Next page looks further.'
+          : filter.selector ? 'No device matches this selector.'
           : 'No device has reported yet. Devices appear when their agent publishes its capabilities.'));
         return;
       }
