@@ -32,11 +32,11 @@ static const char APP_USAGE[] =
     "options: -o, --output table|wide|json|yaml  --json (= -o json)  --url URL (MARGO_URL)\n"
     "         --token-file FILE (MARGO_TOKEN_FILE)  -h, --help\n";
 
-/* The layer media types taken as the ApplicationDescription of an OCI application package
- * (docs/manager.md). */
+/* The layer media type of the ApplicationDescription in an OCI application package
+ * (docs/manager.md): the one Margo's own packaging writes (`oras push ...
+ * margo.yaml:application/vnd.margo.app.description.v1+yaml` in the Margo sandbox). */
 static const char *const APP_LAYER_TYPES[] = {
     "application/vnd.margo.app.description.v1+yaml",
-    "application/vnd.margo.app.v1+yaml",
     NULL,
 };
 
