@@ -44,7 +44,7 @@ struct mgo_db_ops {
     void (*bind_blob)(struct mgo_db_stmt *st, int i, const void *data, size_t len);
     void (*bind_null)(struct mgo_db_stmt *st, int i);
     enum mgo_db_step (*step)(struct mgo_db_stmt *st);
-    int64_t (*col_int64)(struct mgo_db_stmt *st, int i); /* null: 0 */
+    int64_t (*col_int64)(struct mgo_db_stmt *st, int i);    /* null: 0 */
     const char *(*col_text)(struct mgo_db_stmt *st, int i); /* null: NULL */
     const void *(*col_blob)(struct mgo_db_stmt *st, int i);
     size_t (*col_bytes)(struct mgo_db_stmt *st, int i);
@@ -84,6 +84,9 @@ struct mgo_db_stmt {
  * message is available (read it with mgo_db_errmsg, then mgo_db_close), else NULL.
  * Returns 0 or -1. */
 int mgo_db_sqlite_open(const char *path, struct mgo_db **out);
+
+/* Connects to PostgreSQL at url (postgresql://...), same contract as mgo_db_sqlite_open. */
+int mgo_db_pg_open(const char *url, struct mgo_db **out);
 
 static inline void mgo_db_close(struct mgo_db *db)
 {
