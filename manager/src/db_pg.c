@@ -45,10 +45,10 @@ struct pg_db {
     struct mgo_db base;
     PGconn *c;
     char *url;
-    unsigned gen;        /* bumped when the connection is replaced */
-    unsigned next_id;    /* statement names m<id> */
-    bool tx_open;        /* a BEGIN on this connection not yet ended */
-    bool tx_lost;        /* the connection died inside a transaction the store still has */
+    unsigned gen;     /* bumped when the connection is replaced */
+    unsigned next_id; /* statement names m<id> */
+    bool tx_open;     /* a BEGIN on this connection not yet ended */
+    bool tx_lost;     /* the connection died inside a transaction the store still has */
     char sqlstate[6];
     int64_t changes;
     char err[512];
@@ -58,8 +58,8 @@ struct pg_param {
     Oid type; /* 0: null of no type (bind_null, unbound) */
     bool null;
     int len;
-    int fmt;     /* 0 text, 1 binary */
-    char *buf;   /* text or bytes (owned, grows) */
+    int fmt;   /* 0 text, 1 binary */
+    char *buf; /* text or bytes (owned, grows) */
     size_t cap;
     char num[24]; /* an integer as text */
 };
@@ -77,7 +77,7 @@ struct pg_stmt {
     int nparams;
     uint64_t used; /* bit i-1: $i appears in the text */
     struct pg_param *params;
-    Oid *prepared_types; /* the types it was prepared with */
+    Oid *prepared_types;   /* the types it was prepared with */
     unsigned prepared_gen; /* 0: not prepared */
     char name[16];
     PGresult *res;
@@ -189,8 +189,7 @@ static void sb_add(struct sbuf *b, const char *s, size_t n)
 
 static bool is_word(char c)
 {
-    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-           c == '_';
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '_';
 }
 
 /* The word at p equals w (case-sensitive, as the store writes its keywords upper case). */
@@ -297,9 +296,9 @@ static char *translate(const char *sql, bool ddl, int *nparams, uint64_t *used)
         bool done = false;
         for (size_t i = 0; ddl && i < sizeof DDL_WORDS / sizeof DDL_WORDS[0]; i++) {
             const char *from = DDL_WORDS[i].from;
-            bool match = from[0] == ' ' ? strncmp(p, from, strlen(from)) == 0 &&
-                                              !is_word(p[strlen(from)])
-                                        : word_at(sql, p, from);
+            bool match = from[0] == ' '
+                             ? strncmp(p, from, strlen(from)) == 0 && !is_word(p[strlen(from)])
+                             : word_at(sql, p, from);
             if (match) {
                 sb_add(&b, DDL_WORDS[i].to, strlen(DDL_WORDS[i].to));
                 p += strlen(from);
@@ -502,8 +501,8 @@ static int ensure_prepared(struct pg_stmt *s)
     }
     snprintf(s->name, sizeof s->name, "m%u", ++d->next_id);
     for (int i = 0; i < s->nparams; i++) /* one not in the text has no type to infer */
-        s->prepared_types[i] = s->params[i].type != 0 || (s->used >> i & 1) ? s->params[i].type
-                                                                              : OID_TEXT;
+        s->prepared_types[i] =
+            s->params[i].type != 0 || (s->used >> i & 1) ? s->params[i].type : OID_TEXT;
     PGresult *res = PQprepare(d->c, s->name, s->sql, s->nparams, s->prepared_types);
     int rc = 0;
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
@@ -561,8 +560,8 @@ static enum mgo_db_step pg_step(struct mgo_db_stmt *st)
 
 static bool have(struct pg_stmt *s, int i)
 {
-    return s->res != NULL && s->row >= 0 && s->row < s->nrows && i >= 0 &&
-           i < PQnfields(s->res) && !PQgetisnull(s->res, s->row, i);
+    return s->res != NULL && s->row >= 0 && s->row < s->nrows && i >= 0 && i < PQnfields(s->res) &&
+           !PQgetisnull(s->res, s->row, i);
 }
 
 static int64_t pg_col_int64(struct mgo_db_stmt *st, int i)
