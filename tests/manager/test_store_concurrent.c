@@ -107,7 +107,8 @@ static void test_error_inside_transaction(void)
     const char *url = mgo_test_pg_new_db();
     struct mgo_mgr_store *s = NULL;
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(url, &s), MGO_OK);
-    struct mgo_mgr_app_row app = {.id = "hello", .version = "1.0", .source = (const uint8_t *)"x", .source_len = 1};
+    struct mgo_mgr_app_row app = {
+        .id = "hello", .version = "1.0", .source = (const uint8_t *)"x", .source_len = 1};
     CU_ASSERT_EQUAL(mgo_mgr_store_app_put(s, &app), MGO_OK);
     static const uint8_t doc[] = {0x80};
     struct mgo_mgr_deployment_row d1 = mgr_test_dep_row("dep-1", "dev1", doc, sizeof doc, "s", 1);
@@ -133,12 +134,44 @@ static void test_error_inside_transaction(void)
     mgo_mgr_store_close(s);
 }
 
+/* The store's connection ends under it (a database restart, a network cut): the statement
+ * then fails, the next use connects again; a transaction that was open fails until the store
+ * rolls it back, and nothing of it is kept. */
+static void test_lost_connection(void)
+{
+    const char *url = mgo_test_pg_new_db();
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(url, &s), MGO_OK);
+    static const char KILL[] = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE "
+                               "application_name = 'margo-manager'";
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    CU_ASSERT_FATAL(mgo_test_store_sql(url, KILL));
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_ERR_IO);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    CU_ASSERT_EQUAL(v, 2u);
+    /* inside a transaction */
+    CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    CU_ASSERT_EQUAL(v, 3u);
+    CU_ASSERT_FATAL(mgo_test_store_sql(url, KILL));
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev2", &v), MGO_ERR_IO);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev2", &v), MGO_ERR_IO); /* still open */
+    mgo_mgr_store_rollback(s);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, NULL), MGO_OK);
+    CU_ASSERT_EQUAL(v, 2u); /* the lost transaction's bump is not kept */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    CU_ASSERT_EQUAL(v, 3u);
+    mgo_mgr_store_close(s);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"two managers bump and take positions of the same devices",
          test_two_managers_same_devices},
         {"a failed statement inside a transaction", test_error_inside_transaction},
+        {"a lost connection fails the statement; the next use reconnects", test_lost_connection},
         {NULL, NULL},
     };
     mgo_test_add_suite("manager store, several managers (PostgreSQL)", cases);

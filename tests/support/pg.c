@@ -62,14 +62,22 @@ static void die(const char *what)
 /* Starts the cluster and its watcher; lock held. */
 static void start_cluster(void)
 {
-    mgo_test_tmpdir("pg", cluster_dir);
-    int port = mgo_test_free_port();
-    if (port < 0)
-        die("no free port");
-    const char *script = mgo_test_path("tests/support/pg.sh");
+    char script[4096]; /* mgo_test_path's buffer is shared */
+    snprintf(script, sizeof script, "%s", mgo_test_path("tests/support/pg.sh"));
     char url[128];
-    if (mgo_test_sh_out(url, sizeof url, "bash '%s' start '%s' %d", script, cluster_dir, port) != 0)
-        die("pg.sh start failed (see above)");
+    /* a port free a moment ago may be taken by the time the server binds it: try again */
+    for (int attempt = 1;; attempt++) {
+        mgo_test_tmpdir("pg", cluster_dir);
+        int port = mgo_test_free_port();
+        if (port < 0)
+            die("no free port");
+        if (mgo_test_sh_out(url, sizeof url, "bash '%s' start '%s' %d", script, cluster_dir,
+                            port) == 0)
+            break;
+        (void)mgo_test_sh("bash '%s' stop '%s'", script, cluster_dir);
+        if (attempt == 3)
+            die("pg.sh start failed (see above)");
+    }
     snprintf(server, sizeof server, "%s", url);
     /* the watcher: pg.sh watch reads its stdin until this process's end closes the pipe */
     int p[2];
@@ -156,7 +164,8 @@ const char *mgo_test_pg_new_db(void)
 
 bool mgo_test_store_sql(const char *dir, const char *sql)
 {
-    if (!mgo_test_store_pg()) {
+    bool url = strncmp(dir, "postgresql://", 13) == 0;
+    if (!url && !mgo_test_store_pg()) {
         char path[512];
         snprintf(path, sizeof path, "%s/manager.db", dir);
         sqlite3 *db = NULL;
@@ -169,7 +178,7 @@ bool mgo_test_store_sql(const char *dir, const char *sql)
         sqlite3_close(db);
         return ok;
     }
-    PGconn *c = PQconnectdb(mgo_test_store(dir));
+    PGconn *c = PQconnectdb(url ? dir : mgo_test_store(dir));
     bool ok = PQstatus(c) == CONNECTION_OK;
     if (ok) {
         PGresult *r = PQexec(c, sql);

@@ -20,7 +20,8 @@ bool mgo_test_store_pg(void);
  * cannot be started: nothing can be tested. */
 const char *mgo_test_store(const char *dir);
 /* Runs sql (no parameters) on the store of dir (mgo_test_store(dir)) outside the store: in
- * its SQLite file or its PostgreSQL database; false after a message on stderr. */
+ * its SQLite file or its PostgreSQL database (dir may also be a postgresql:// URL itself);
+ * false after a message on stderr. */
 bool mgo_test_store_sql(const char *dir, const char *sql);
 /* The URL of a new empty database in the cluster (started when needed); lives until exit. */
 const char *mgo_test_pg_new_db(void);
