@@ -439,10 +439,14 @@ mgo_err mgo_mgr_store_open_version(const char *location, int max_version,
     if (err) {
         /* never repaired or recreated here: a corrupt or locked file stays as it is, for the
          * operator to restore from a backup or to free */
-        MGO_LOGE(TAG,
-                 "%s: %s; the file was not changed (if it is corrupt, restore it from a "
-                 "backup; if another process holds it, stop that process)",
-                 path, mgo_db_errmsg(s->db));
+        if (pg) /* each migration step is one transaction, rolled back when it fails */
+            MGO_LOGE(TAG, "PostgreSQL store: %s; the failed step was rolled back",
+                     mgo_db_errmsg(s->db));
+        else
+            MGO_LOGE(TAG,
+                     "%s: %s; the file was not changed (if it is corrupt, restore it from a "
+                     "backup; if another process holds it, stop that process)",
+                     path, mgo_db_errmsg(s->db));
         goto fail_close;
     }
     *out = s;

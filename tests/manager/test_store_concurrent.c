@@ -134,6 +134,41 @@ static void test_error_inside_transaction(void)
     mgo_mgr_store_close(s);
 }
 
+struct opener {
+    const char *url;
+    struct mgo_mgr_store *s;
+    mgo_err err;
+};
+
+static void *open_store(void *arg)
+{
+    struct opener *o = arg;
+    o->err = mgo_mgr_store_open(o->url, &o->s);
+    return NULL;
+}
+
+/* Two managers starting together on a new database: one migrates, the other finds it done
+ * (an advisory lock; without it both would create the tables and one would fail). */
+static void test_two_managers_migrate(void)
+{
+    const char *url = mgo_test_pg_new_db();
+    struct opener o[3] = {{.url = url}, {.url = url}, {.url = url}};
+    pthread_t t[3];
+    for (int i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL_FATAL(pthread_create(&t[i], NULL, open_store, &o[i]), 0);
+    for (int i = 0; i < 3; i++)
+        pthread_join(t[i], NULL);
+    for (int i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(o[i].err, MGO_OK);
+        if (o[i].s)
+            CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(o[i].s), MGO_MGR_STORE_SCHEMA_VERSION);
+        mgo_mgr_store_close(o[i].s);
+    }
+    /* one row: the version of the last migration */
+    CU_ASSERT(mgo_test_store_sql(url, "DO $$ BEGIN IF (SELECT COUNT(*) FROM schema_version) != 1 "
+                                      "THEN RAISE 'schema_version rows'; END IF; END $$"));
+}
+
 /* The store's connection ends under it (a database restart, a network cut): the statement
  * then fails, the next use connects again; a transaction that was open fails until the store
  * rolls it back, and nothing of it is kept. */
@@ -170,6 +205,7 @@ void mgo_test_register(void)
     static const struct mgo_test_case cases[] = {
         {"two managers bump and take positions of the same devices",
          test_two_managers_same_devices},
+        {"three managers starting together migrate once", test_two_managers_migrate},
         {"a failed statement inside a transaction", test_error_inside_transaction},
         {"a lost connection fails the statement; the next use reconnects", test_lost_connection},
         {NULL, NULL},
