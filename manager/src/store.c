@@ -31,7 +31,11 @@ struct mgo_mgr_store {
     bool pg;        /* PostgreSQL (db_pg.c) */
     bool lock_rows; /* the driver's FOR UPDATE (db.h): several writers share the database */
     int schema_version;
-    unsigned depth;         /* open savepoints */
+    unsigned depth; /* open savepoints */
+    /* the device ensure_device last added or found, in transaction generation ensured_gen;
+     * tx_gen grows with every rollback and outermost commit */
+    char ensured[MGO_MAX_DEVICE_ID_LEN + 1];
+    uint64_t ensured_gen, tx_gen;
     unsigned fail_commits;  /* test hook: outermost commits still to fail */
     uint32_t history_limit; /* per deployment; 0 = keep all */
     uint32_t event_limit;   /* events kept per device; 0 = keep all */
@@ -425,6 +429,7 @@ mgo_err mgo_mgr_store_open_version(const char *location, int max_version,
     struct mgo_mgr_store *s = calloc(1, sizeof(*s));
     if (!s)
         return MGO_ERR_NOMEM;
+    s->tx_gen = 1; /* ensure_device remembers nothing yet (ensured_gen 0) */
     s->ahead_limit = MGO_MGR_AHEAD_LIMIT;
     s->sample_limit = MGO_MGR_SAMPLES_DEFAULT;
     mgo_err err = MGO_OK;
@@ -517,6 +522,8 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
         return err;
     }
     s->depth--;
+    if (s->depth == 0)
+        s->tx_gen++; /* ensure_device's memory lasts one transaction */
     return MGO_OK;
 }
 
@@ -532,6 +539,7 @@ void mgo_mgr_store_rollback(struct mgo_mgr_store *s)
     if (s->db->ops->rollback(s->db, s->depth) != 0)
         MGO_LOGE(TAG, "rollback: %s", mgo_db_errmsg(s->db));
     s->depth--;
+    s->tx_gen++; /* what ensure_device added may be undone */
 }
 
 /* ---- catalog ------------------------------------------------------------------------ */
@@ -702,12 +710,21 @@ static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
 {
     if (refuse_role(s, id) != MGO_OK)
         return MGO_ERR_INVALID;
+    /* one ingested status asks three times for its device: inside one transaction, with
+     * nothing rolled back since, the row is there (a round trip each on PostgreSQL) */
+    if (s->depth > 0 && s->ensured_gen == s->tx_gen && strcmp(s->ensured, id) == 0)
+        return MGO_OK;
     struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "INSERT INTO devices (id) VALUES (?) ON CONFLICT DO NOTHING", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
-    return run(s, st, "add device");
+    err = run(s, st, "add device");
+    if (!err && s->depth > 0 && strlen(id) < sizeof s->ensured) {
+        memcpy(s->ensured, id, strlen(id) + 1);
+        s->ensured_gen = s->tx_gen;
+    }
+    return err;
 }
 
 /* Locks the device's row (if it exists) until the transaction ends (FOR UPDATE; see
