@@ -8,6 +8,7 @@
 
 #include "mgo/log.h"
 #include "mgo/margo.h"
+#include "mgo/metrics.h"
 #include "mgo/topic.h"
 
 #define TAG "publish"
@@ -22,6 +23,14 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
     p->sign_key = sign_key;
     p->expiry_s = MGO_PUBLISH_DEFAULT_EXPIRY_S;
     p->pending_len = 0;
+    p->active = true;
+    p->active_until_ns = 0;
+}
+
+/* Active, and the lease that makes it so has not run out by the local clock. */
+static bool publishing(const struct mgo_publisher *p)
+{
+    return p->active && (p->active_until_ns == 0 || mgo_metrics_now_ns() < p->active_until_ns);
 }
 
 void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s)
@@ -55,6 +64,28 @@ void mgo_publish__acked(struct mgo_publisher *p, int token)
         p->pending_len--;
         return;
     }
+}
+
+void mgo_publish__failed(struct mgo_publisher *p, int token)
+{
+    for (size_t i = 0; i < p->pending_len; i++) {
+        if (p->pending[i].token != token)
+            continue;
+        memmove(&p->pending[i], &p->pending[i + 1],
+                (p->pending_len - i - 1) * sizeof p->pending[0]);
+        p->pending_len--;
+        return;
+    }
+}
+
+/* Whether device's manifest `version` (or a newer one) is in flight. */
+static bool in_flight(const struct mgo_publisher *p, const char *device, uint64_t version)
+{
+    for (size_t i = 0; i < p->pending_len; i++) {
+        if (p->pending[i].version >= version && strcmp(p->pending[i].device, device) == 0)
+            return true;
+    }
+    return false;
 }
 
 void mgo_publish__connection_lost(struct mgo_publisher *p)
@@ -146,12 +177,19 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     err = mgo_mgr_store_device_is_http(p->store, device_id, &http);
     if (err || http)
         return err;
+    if (!publishing(p)) {
+        MGO_LOGD(TAG, "device %s: manifest %llu stored; the lease holder publishes it", device_id,
+                 (unsigned long long)version);
+        return MGO_OK;
+    }
     if (!mgo_outbox__connected(p->outbox)) {
         MGO_LOGI_FOR(TAG, device_id, NULL,
                      "device %s: manifest %llu stored; publishing once connected", device_id,
                      (unsigned long long)version);
         return MGO_OK;
     }
+    if (changed_ids == NULL && in_flight(p, device_id, version))
+        return MGO_OK; /* a whole re-send of what is on its way (sweep, poll) */
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
     struct mgo_publish_set *ctx = calloc(1, sizeof *ctx);
@@ -230,7 +268,7 @@ mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_i
             mgo_topic_format(p->prefix, kinds[i], device_id, deployment_id, topic, sizeof topic);
         if (err)
             return err;
-        if (!mgo_outbox__connected(p->outbox) ||
+        if (!publishing(p) || !mgo_outbox__connected(p->outbox) ||
             mgo_outbox__send(p->outbox, kinds[i], topic, NULL, 0, NULL) != MGO_OK) {
             MGO_LOGI_FOR(TAG, device_id, deployment_id,
                          "deployment %s removed; clearing its retained messages once connected",
@@ -375,8 +413,27 @@ static mgo_err collect_removed(const struct mgo_mgr_deployment_row *row, void *c
     return MGO_OK;
 }
 
+mgo_err mgo_publish__clear_pending_removals(struct mgo_publisher *p)
+{
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox))
+        return MGO_OK;
+    struct removal_list rl = {.store = p->store};
+    mgo_err listed =
+        mgo_mgr_store_deployment_list(p->store, NULL, NULL, false, collect_removed, &rl);
+    mgo_err err = listed;
+    for (size_t i = 0; !listed && i < rl.len; i++) {
+        mgo_err c = mgo_publish__clear_removed(p, rl.items[i].device, rl.items[i].deployment);
+        if (c && !err)
+            err = c;
+    }
+    free(rl.items);
+    return err;
+}
+
 mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
 {
+    if (!publishing(p))
+        return MGO_OK; /* the lease holder's */
     struct id_list devices = {0};
     mgo_err err = mgo_mgr_store_manifest_devices(p->store, session_present, add_id, &devices);
     if (!err && !session_present && devices.len > 0)
@@ -389,16 +446,38 @@ mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
             err = e;
     }
     free(devices.ids);
-    struct removal_list rl = {.store = p->store};
-    mgo_err e = mgo_mgr_store_deployment_list(p->store, NULL, NULL, false, collect_removed, &rl);
-    if (e && !err)
-        err = e;
-    for (size_t i = 0; !e && i < rl.len; i++) {
-        mgo_err c = mgo_publish__clear_removed(p, rl.items[i].device, rl.items[i].deployment);
-        if (c && !err)
-            err = c;
+    mgo_err e = mgo_publish__clear_pending_removals(p);
+    return err ? err : e;
+}
+
+mgo_err mgo_publish__catch_up(struct mgo_publisher *p, size_t max, bool *more)
+{
+    *more = false;
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox) || max == 0)
+        return MGO_OK;
+    struct id_list devices = {0};
+    mgo_err listed = mgo_mgr_store_manifest_devices(p->store, true, add_id, &devices);
+    mgo_err err = listed;
+    size_t sent = 0;
+    for (size_t i = 0; !listed && i < devices.len; i++) {
+        if (sent == max) {
+            *more = true;
+            break;
+        }
+        uint64_t version = 0;
+        mgo_err e = mgo_mgr_store_manifest_get(p->store, devices.ids[i], &version, NULL);
+        if (e == MGO_OK && in_flight(p, devices.ids[i], version))
+            continue; /* its acknowledgement will mark it published */
+        if (e == MGO_OK) {
+            e = mgo_publish__device(p, devices.ids[i], NULL, 0);
+            sent++;
+        }
+        if (e && !err)
+            err = e; /* one device that fails does not hold the others back */
     }
-    free(rl.items);
+    if (sent > 0)
+        MGO_LOGD(TAG, "published the stored desired state of %zu devices", sent);
+    free(devices.ids);
     return err;
 }
 
@@ -406,7 +485,7 @@ mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
 
 mgo_err mgo_publish__refresh(struct mgo_publisher *p)
 {
-    if (!mgo_outbox__connected(p->outbox))
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox))
         return MGO_OK;
     struct id_list devices = {0};
     /* every device with a manifest (as after a new session) */
