@@ -2448,12 +2448,12 @@ mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
 
 /* ---- leases (schema 9, docs/scaling.md "Several managers") ---------------------------- */
 
-static void lease_row(sqlite3_stmt *st, struct mgo_mgr_lease *out)
+static void lease_row(struct mgo_db_stmt *st, struct mgo_mgr_lease *out)
 {
     const char *h = col_text(st, 0);
     snprintf(out->holder, sizeof out->holder, "%s", h ? h : "");
     out->term = col_u64(st, 1);
-    out->expires_ms = sqlite3_column_int64(st, 2);
+    out->expires_ms = mgo_db_col_int64(st, 2);
 }
 
 mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, const char *holder,
@@ -2463,7 +2463,7 @@ mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, cons
         return MGO_ERR_INTERNAL;
     memset(out, 0, sizeof *out);
     int64_t now = mgo_mgr_store_now_ms();
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     /* One statement: a new lease, a renewal by its holder, or a takeover of an expired one
      * (the term grows when the holder changes). Another's lease that has not expired is left
      * alone: no row comes back. */
@@ -2479,17 +2479,17 @@ mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, cons
         return err;
     bind_text(st, 1, name);
     bind_text(st, 2, holder);
-    sqlite3_bind_int64(st, 3, now + (int64_t)ttl_ms);
-    sqlite3_bind_int64(st, 4, now);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    mgo_db_bind_int64(st, 3, now + (int64_t)ttl_ms);
+    mgo_db_bind_int64(st, 4, now);
+    enum mgo_db_step rc = step(s, st);
+    if (rc == MGO_DB_ROW) {
         lease_row(st, out);
         out->held = strcmp(out->holder, holder) == 0;
         /* the statement is stepped to its end so the change is complete */
-        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+        while ((rc = step(s, st)) == MGO_DB_ROW) {
         }
     }
-    if (rc != SQLITE_DONE)
+    if (rc != MGO_DB_DONE)
         err = sql_err(s, "take lease");
     stmt_done(s, st);
     if (err || out->held)
@@ -2499,10 +2499,10 @@ mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, cons
     if (err)
         return err;
     bind_text(st, 1, name);
-    rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    rc = step(s, st);
+    if (rc == MGO_DB_ROW)
         lease_row(st, out);
-    else if (rc != SQLITE_DONE)
+    else if (rc != MGO_DB_DONE)
         err = sql_err(s, "read lease");
     stmt_done(s, st);
     return err;
@@ -2512,7 +2512,7 @@ mgo_err mgo_mgr_store_lease_release(struct mgo_mgr_store *s, const char *name, c
 {
     if (s->schema_version < 9)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?", &st);
     if (err)
         return err;
@@ -2526,7 +2526,7 @@ mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
 {
     if (s->schema_version < 9)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "DELETE FROM leases WHERE substr(name, 1, length(?1)) = ?1 AND"
                        " expires_ms <= ?2 RETURNING name",
@@ -2534,18 +2534,18 @@ mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
     if (err)
         return err;
     bind_text(st, 1, prefix);
-    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 2, mgo_mgr_store_now_ms());
     /* the names are copied first: the deletion completes before any visitor runs */
     char names[16][MGO_MGR_LEASE_NAME_MAX + 1];
     size_t n = 0, more = 0;
-    int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    enum mgo_db_step rc;
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         if (n < sizeof names / sizeof names[0])
             snprintf(names[n++], sizeof names[0], "%s", col_text(st, 0));
         else
             more++;
     }
-    if (rc != SQLITE_DONE)
+    if (rc != MGO_DB_DONE)
         err = sql_err(s, "reap leases");
     stmt_done(s, st);
     for (size_t i = 0; !err && i < n; i++)
