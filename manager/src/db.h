@@ -44,7 +44,7 @@ struct mgo_db_ops {
     void (*bind_blob)(struct mgo_db_stmt *st, int i, const void *data, size_t len);
     void (*bind_null)(struct mgo_db_stmt *st, int i);
     enum mgo_db_step (*step)(struct mgo_db_stmt *st);
-    int64_t (*col_int64)(struct mgo_db_stmt *st, int i); /* null: 0 */
+    int64_t (*col_int64)(struct mgo_db_stmt *st, int i);    /* null: 0 */
     const char *(*col_text)(struct mgo_db_stmt *st, int i); /* null: NULL */
     const void *(*col_blob)(struct mgo_db_stmt *st, int i);
     size_t (*col_bytes)(struct mgo_db_stmt *st, int i);

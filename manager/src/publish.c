@@ -133,10 +133,19 @@ mgo_err mgo_publish__collect(struct mgo_mgr_store *store, const char *device_id,
 {
     set->len = 0;
     set->docs_len = 0;
-    mgo_err err = mgo_mgr_store_manifest_get(store, device_id, &set->version, NULL);
+    /* one transaction with the manifest's row locked: the deployments read are those of the
+     * version read, even while another manager changes the device (docs/scaling.md) */
+    mgo_err err = mgo_mgr_store_begin(store);
+    if (err)
+        return err;
+    err = mgo_mgr_store_manifest_lock(store, device_id, &set->version);
     if (!err)
         err = mgo_mgr_store_deployment_list(store, device_id, NULL, false, collect_present, set);
-    return err;
+    if (err) {
+        mgo_mgr_store_rollback(store);
+        return err;
+    }
+    return mgo_mgr_store_commit(store);
 }
 
 mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
@@ -208,6 +217,8 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                  mgo_strerror(err));
         goto cleanup;
     }
+    version = ctx->version; /* the one its deployments were read with (another manager may
+                             * have stored a newer one since the check above) */
     char topic[MGO_MAX_TOPIC_LEN + 1];
     for (size_t i = 0; i < ctx->docs_len; i++) {
         err = mgo_topic_format(p->prefix, MGO_TOPIC_DEPLOYMENT, device_id, ctx->docs[i].id, topic,

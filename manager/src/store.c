@@ -2554,3 +2554,28 @@ mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
         MGO_LOGW(TAG, "%zu more expired leases under %s removed", more, prefix);
     return err;
 }
+
+mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t *version_out)
+{
+    if (s->depth == 0)
+        return MGO_ERR_INTERNAL; /* the lock lasts until the caller's transaction ends */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT version FROM manifests WHERE device_id = ?%s",
+             s->db->ops->for_update);
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, sql, &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    uint64_t version = 0;
+    enum mgo_db_step rc = step(s, st);
+    if (rc == MGO_DB_ROW)
+        version = col_u64(st, 0);
+    else if (rc != MGO_DB_DONE)
+        err = sql_err(s, "lock manifest");
+    stmt_done(s, st);
+    if (!err)
+        *version_out = version;
+    return err;
+}

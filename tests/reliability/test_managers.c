@@ -254,8 +254,7 @@ static void check_versions(void)
             if (strcmp(a->device, b->device) == 0 && a->version == b->version &&
                 a->deployments != b->deployments) {
                 fprintf(stderr, "%s: manifest %llu published with %zu and %zu deployments\n",
-                        a->device, (unsigned long long)a->version, a->deployments,
-                        b->deployments);
+                        a->device, (unsigned long long)a->version, a->deployments, b->deployments);
                 CU_FAIL("one manifestVersion, two manifests");
             }
         }

@@ -533,4 +533,11 @@ mgo_err mgo_mgr_store_lease_release(struct mgo_mgr_store *s, const char *name,
 mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
                                  mgo_mgr_id_visit visit, void *ctx) MGO_MUST_CHECK;
 
+/* Inside a transaction: the device's manifestVersion (0: none), its row locked until the
+ * transaction ends where several managers share the database (SELECT ... FOR UPDATE), so that
+ * what is read with it (the deployments of that version) is not changed by another manager
+ * meanwhile. MGO_ERR_INTERNAL outside a transaction. */
+mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t *version_out) MGO_MUST_CHECK;
+
 #endif
