@@ -116,7 +116,7 @@ struct mgo_manager {
     /* several managers (share-group): this run's holder name (client id and a random part),
      * its member lease's name, the publisher lease's term while held, and the timers */
     bool shared;
-    char instance[MGO_MGR_LEASE_NAME_MAX + 1];
+    char instance[MGO_MGR_LEASE_NAME_MAX - 16]; /* room for the member prefix */
     char member[MGO_MGR_LEASE_NAME_MAX + 1];
     uint64_t lease_term;  /* 0: not held */
     uint64_t lease_timer; /* renewal */

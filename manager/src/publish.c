@@ -273,13 +273,15 @@ mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_i
     /* the document, then the retained status (protocol.md §7.4 steps 6-7): a deployment
      * that is gone leaves nothing retained behind; its removal stays in the history */
     static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_DEPLOYMENT, MGO_TOPIC_STATUS};
+    if (!publishing(p))
+        return MGO_OK; /* the lease holder clears it (its poll of removals) */
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char topic[MGO_MAX_TOPIC_LEN + 1];
         mgo_err err =
             mgo_topic_format(p->prefix, kinds[i], device_id, deployment_id, topic, sizeof topic);
         if (err)
             return err;
-        if (!publishing(p) || !mgo_outbox__connected(p->outbox) ||
+        if (!mgo_outbox__connected(p->outbox) ||
             mgo_outbox__send(p->outbox, kinds[i], topic, NULL, 0, NULL) != MGO_OK) {
             MGO_LOGI_FOR(TAG, device_id, deployment_id,
                          "deployment %s removed; clearing its retained messages once connected",

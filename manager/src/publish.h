@@ -109,7 +109,8 @@ mgo_err mgo_publish__clear_pending_removals(struct mgo_publisher *p) MGO_MUST_CH
  * returned. */
 mgo_err mgo_publish__refresh(struct mgo_publisher *p) MGO_MUST_CHECK;
 /* Clears the retained document of a deployment being removed and marks it removed in the
- * store. Not connected: MGO_OK, left for the sweep. */
+ * store. Not connected: MGO_OK, left for the sweep; not active: MGO_OK, left for the lease
+ * holder (mgo_publish__clear_pending_removals). */
 mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_id,
                                    const char *deployment_id) MGO_MUST_CHECK;
 /* A deployment being removed that its device never reported (added and removed while the
