@@ -18,6 +18,9 @@ BUILD_PKGS=(
   # the southbound Margo API (manager/src/southbound*.c): bundles (libarchive) and the
   # client certificate libmicrohttpd's TLS session presents (GnuTLS)
   libarchive-dev libgnutls28-dev
+  # the PostgreSQL store (--store postgresql://..., manager/src/db_pg.c): libpq, and the
+  # server the tests start a private cluster of (tests/support/pg.sh)
+  libpq-dev postgresql-15
   # Debian packages (scripts/package.sh, tests/packaging): shlibdeps, systemd-analyze, lintian,
   # and a clean Debian 12 root for the install test
   dpkg-dev systemd lintian debootstrap

@@ -85,6 +85,9 @@ struct mgo_db_stmt {
  * Returns 0 or -1. */
 int mgo_db_sqlite_open(const char *path, struct mgo_db **out);
 
+/* Connects to PostgreSQL at url (postgresql://...), same contract as mgo_db_sqlite_open. */
+int mgo_db_pg_open(const char *url, struct mgo_db **out);
+
 static inline void mgo_db_close(struct mgo_db *db)
 {
     if (db)

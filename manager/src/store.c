@@ -28,6 +28,8 @@ struct stmt_slot {
 
 struct mgo_mgr_store {
     struct mgo_db *db;
+    bool pg;        /* PostgreSQL (db_pg.c) */
+    bool lock_rows; /* the driver's FOR UPDATE (db.h): several writers share the database */
     int schema_version;
     unsigned depth;         /* open savepoints */
     unsigned fail_commits;  /* test hook: outermost commits still to fail */
@@ -284,6 +286,13 @@ static uint64_t col_u64(struct mgo_db_stmt *st, int i)
     return (uint64_t)mgo_db_col_int64(st, i);
 }
 
+/* A SELECT of a row the transaction then writes: with the driver's FOR UPDATE where several
+ * managers may share the database (PostgreSQL, READ COMMITTED: the row stays locked until the
+ * transaction ends, so two read-modify-writes of one device run one after the other); as is
+ * in SQLite, whose write transaction holds the whole file. Two static texts: no formatting
+ * per call, and the statement cache keys them apart. */
+#define LOCKED(sql) (((const char *const[2]){sql, sql " FOR UPDATE"})[s->lock_rows])
+
 /* Steps a statement: MGO_DB_ROW, MGO_DB_DONE or MGO_DB_ERROR (then see sql_err). */
 static enum mgo_db_step step(struct mgo_mgr_store *s, struct mgo_db_stmt *st)
 {
@@ -339,27 +348,45 @@ static mgo_err read_version(struct mgo_mgr_store *s, int *out)
     return err;
 }
 
+static mgo_err exec_ddl(struct mgo_mgr_store *s, const char *sql)
+{
+    if (mgo_db_exec(s->db, sql, true) != 0) {
+        MGO_LOGE(TAG, "exec failed: %s", mgo_db_errmsg(s->db));
+        return MGO_ERR_IO;
+    }
+    return MGO_OK;
+}
+
+/* Each step runs in a transaction that excludes other migrators (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: an advisory lock) and reads the version inside it: of two managers starting
+ * together on one database, one migrates and the other finds it done. */
 static mgo_err migrate(struct mgo_mgr_store *s, int max_version)
 {
-    mgo_err err = exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    if (err)
-        return err;
-    int version = 0;
-    err = read_version(s, &version);
-    if (err)
-        return err;
-    if (version > MGO_MGR_STORE_SCHEMA_VERSION) {
-        MGO_LOGE(TAG, "database schema %d is newer than this program's %d; refusing to open",
-                 version, MGO_MGR_STORE_SCHEMA_VERSION);
-        return MGO_ERR_INVALID;
-    }
-    while (version < max_version) {
-        int next = version + 1;
+    for (;;) {
         if (mgo_db_migrate_begin(s->db) != 0) {
-            MGO_LOGE(TAG, "migration to schema %d: %s", next, mgo_db_errmsg(s->db));
+            MGO_LOGE(TAG, "migration: %s", mgo_db_errmsg(s->db));
             return MGO_ERR_IO;
         }
-        err = exec(s, MIGRATIONS[next - 1]);
+        int version = 0;
+        mgo_err err =
+            exec_ddl(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+        if (!err)
+            err = read_version(s, &version);
+        if (!err && version > MGO_MGR_STORE_SCHEMA_VERSION) {
+            MGO_LOGE(TAG, "database schema %d is newer than this program's %d; refusing to open",
+                     version, MGO_MGR_STORE_SCHEMA_VERSION);
+            (void)exec(s, "ROLLBACK");
+            return MGO_ERR_INVALID;
+        }
+        if (!err && version >= max_version) {
+            err = exec(s, "COMMIT");
+            if (!err)
+                s->schema_version = version;
+            return err;
+        }
+        int next = version + 1;
+        if (!err)
+            err = exec_ddl(s, MIGRATIONS[next - 1]);
         if (!err) {
             char sql[96];
             snprintf(sql, sizeof(sql),
@@ -377,18 +404,28 @@ static mgo_err migrate(struct mgo_mgr_store *s, int max_version)
         if (err)
             return err;
         MGO_LOGI(TAG, "migrated store to schema %d", next);
-        version = next;
     }
-    s->schema_version = version;
-    return MGO_OK;
 }
 
-mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_mgr_store **out)
+bool mgo_mgr_store_is_url(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
+const char *mgo_mgr_store_driver(const struct mgo_mgr_store *s)
+{
+    return s->db->ops->name;
+}
+
+mgo_err mgo_mgr_store_open_version(const char *location, int max_version,
+                                   struct mgo_mgr_store **out)
 {
     if (max_version < 1 || max_version > MGO_MGR_STORE_SCHEMA_VERSION)
         return MGO_ERR_INVALID;
+    bool pg = mgo_mgr_store_is_url(location);
     char path[4096];
-    int n = snprintf(path, sizeof(path), "%s/%s", dir, MGO_MGR_STORE_FILE);
+    int n = pg ? snprintf(path, sizeof(path), "PostgreSQL store")
+               : snprintf(path, sizeof(path), "%s/%s", location, MGO_MGR_STORE_FILE);
     if (n < 0 || (size_t)n >= sizeof(path))
         return MGO_ERR_LIMIT;
     struct mgo_mgr_store *s = calloc(1, sizeof(*s));
@@ -397,19 +434,25 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     s->ahead_limit = MGO_MGR_AHEAD_LIMIT;
     s->sample_limit = MGO_MGR_SAMPLES_DEFAULT;
     mgo_err err = MGO_OK;
-    if (mgo_db_sqlite_open(path, &s->db) != 0) {
+    if ((pg ? mgo_db_pg_open(location, &s->db) : mgo_db_sqlite_open(path, &s->db)) != 0) {
         MGO_LOGE(TAG, "cannot open %s: %s", path, s->db ? mgo_db_errmsg(s->db) : "no memory");
         err = MGO_ERR_IO;
         goto fail_close;
     }
+    s->pg = pg;
+    s->lock_rows = mgo_db_for_update(s->db)[0] != '\0';
     err = migrate(s, max_version);
     if (err) {
         /* never repaired or recreated here: a corrupt or locked file stays as it is, for the
          * operator to restore from a backup or to free */
-        MGO_LOGE(TAG,
-                 "%s: %s; the file was not changed (if it is corrupt, restore it from a "
-                 "backup; if another process holds it, stop that process)",
-                 path, mgo_db_errmsg(s->db));
+        if (pg) /* each migration step is one transaction, rolled back when it fails */
+            MGO_LOGE(TAG, "PostgreSQL store: %s; the failed step was rolled back",
+                     mgo_db_errmsg(s->db));
+        else
+            MGO_LOGE(TAG,
+                     "%s: %s; the file was not changed (if it is corrupt, restore it from a "
+                     "backup; if another process holds it, stop that process)",
+                     path, mgo_db_errmsg(s->db));
         goto fail_close;
     }
     *out = s;
@@ -421,9 +464,9 @@ fail_close:
     return err;
 }
 
-mgo_err mgo_mgr_store_open(const char *dir, struct mgo_mgr_store **out)
+mgo_err mgo_mgr_store_open(const char *location, struct mgo_mgr_store **out)
 {
-    return mgo_mgr_store_open_version(dir, MGO_MGR_STORE_SCHEMA_VERSION, out);
+    return mgo_mgr_store_open_version(location, MGO_MGR_STORE_SCHEMA_VERSION, out);
 }
 
 void mgo_mgr_store_close(struct mgo_mgr_store *s)
@@ -666,11 +709,23 @@ static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
     if (refuse_role(s, id) != MGO_OK)
         return MGO_ERR_INVALID;
     struct mgo_db_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT OR IGNORE INTO devices (id) VALUES (?)", &st);
+    mgo_err err = prep(s, "INSERT INTO devices (id) VALUES (?) ON CONFLICT DO NOTHING", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
     return run(s, st, "add device");
+}
+
+/* Locks the device's row (if it exists) until the transaction ends (FOR UPDATE; see
+ * LOCKED). */
+static mgo_err lock_device(struct mgo_mgr_store *s, const char *id)
+{
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, LOCKED("SELECT 1 FROM devices WHERE id = ?"), &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    return run(s, st, "lock device");
 }
 
 mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id, const uint8_t *caps,
@@ -927,13 +982,14 @@ mgo_err mgo_mgr_store_deployment_list(struct mgo_mgr_store *s, const char *devic
      * index for "(?1 IS NULL OR device_id = ?1)", and the full scan per device (every deploy,
      * every manifest publish) made a deploy to 10,000 devices take ~37 s of CPU, mostly
      * pread() of deployment rows (perf, bench/fleet). */
-    mgo_err err = prep(s,
-                       device_id != NULL
-                           ? DEP_COLS "WHERE device_id = ?1 AND (?2 IS NULL OR app_id = ?2) AND"
-                                      " (?3 OR desired != 2) ORDER BY created_ms, rowid"
-                           : DEP_COLS "WHERE (?2 IS NULL OR app_id = ?2) AND (?3 OR desired != 2)"
-                                      " ORDER BY created_ms, rowid",
-                       &st);
+    mgo_err err =
+        prep(s,
+             device_id != NULL ? DEP_COLS "WHERE device_id = ?1 AND (?2 IS NULL OR app_id = ?2) AND"
+                                          " (?3 != 0 OR desired != 2) ORDER BY created_ms, rowid"
+                               : DEP_COLS
+                 "WHERE (?2 IS NULL OR app_id = ?2) AND (?3 != 0 OR desired != 2)"
+                 " ORDER BY created_ms, rowid",
+             &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
@@ -976,31 +1032,28 @@ mgo_err mgo_mgr_store_manifest_bump(struct mgo_mgr_store *s, const char *device_
 {
     if (refuse_role(s, device_id) != MGO_OK)
         return MGO_ERR_INVALID;
-    uint64_t version = 0;
-    mgo_err err = mgo_mgr_store_manifest_get(s, device_id, &version, NULL);
-    if (err)
-        return err;
-    if (version == UINT64_MAX) {
-        MGO_LOGE(TAG, "device %s: manifestVersion exhausted", device_id);
-        return MGO_ERR_LIMIT;
-    }
-    /* SQLite integers are signed; versions past INT64_MAX are not needed in practice and
-     * refused so ordering in SQL stays right. */
-    if (version >= (uint64_t)INT64_MAX)
-        return MGO_ERR_LIMIT;
+    /* one statement, so that managers sharing a database never hand out one version twice
+     * (the row is locked by the update). SQL integers are signed; versions past INT64_MAX
+     * are not needed in practice and refused so ordering in SQL stays right. */
     struct mgo_db_stmt *st = NULL;
-    err = prep(s,
-               "INSERT INTO manifests (device_id, version, published) VALUES (?1, ?2, 0)"
-               " ON CONFLICT(device_id) DO UPDATE SET version = ?2",
-               &st);
+    mgo_err err = prep(s,
+                       "INSERT INTO manifests (device_id, version, published) VALUES (?1, 1, 0)"
+                       " ON CONFLICT(device_id) DO UPDATE SET version = manifests.version + 1"
+                       " WHERE manifests.version < 9223372036854775807 RETURNING version",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
-    bind_u64(st, 2, version + 1);
-    err = run(s, st, "store manifest version");
-    if (!err)
-        *version_out = version + 1;
-    return err;
+    int64_t version = 0; /* stays 0 when the WHERE refused the update (no row returned) */
+    err = run_returning(s, st, "store manifest version", &version);
+    if (err)
+        return err;
+    if (version <= 0) {
+        MGO_LOGE(TAG, "device %s: manifestVersion exhausted", device_id);
+        return MGO_ERR_LIMIT;
+    }
+    *version_out = (uint64_t)version;
+    return MGO_OK;
 }
 
 mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
@@ -1008,7 +1061,10 @@ mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char
 {
     struct mgo_db_stmt *st = NULL;
     mgo_err err =
-        prep(s, "UPDATE manifests SET published = MAX(published, ?) WHERE device_id = ?", &st);
+        prep(s,
+             "UPDATE manifests SET published = CASE WHEN published > ?1 THEN published ELSE ?1 END "
+             "WHERE device_id = ?2",
+             &st);
     if (err)
         return err;
     bind_u64(st, 1, version);
@@ -1097,8 +1153,8 @@ static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct 
     snprintf(p->epoch, sizeof p->epoch, "%s", s->epoch);
     struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
-                       "ahead_over FROM devices WHERE id = ?",
+                       LOCKED("SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
+                              "ahead_over FROM devices WHERE id = ?"),
                        &st);
     if (err)
         return err;
@@ -1213,7 +1269,13 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
                              struct mgo_mgr_position *out)
 {
     struct dev_pos p;
-    mgo_err err = dev_pos_read(s, device, &p);
+    mgo_err err = MGO_OK;
+    /* several writers: the device row exists before it is read and locked, so that the
+     * first status of a new device is taken once too (SQLite: dev_pos_write adds it) */
+    if (s->lock_rows)
+        err = ensure_device(s, device);
+    if (!err)
+        err = dev_pos_read(s, device, &p);
     if (err)
         return err;
     bool has = !mgo_pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
@@ -1386,6 +1448,13 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
         return err;
     bool newer = true;
     out->has_position = row->has_journal;
+    if (!row->has_journal && s->lock_rows) {
+        /* several writers: the device's statuses one after the other (with a journal
+         * position, position_take locks the row) */
+        err = lock_device(s, row->device_id);
+        if (err)
+            goto rollback;
+    }
     if (row->has_journal) {
         err = position_take(s, row->device_id, row->boot, row->seq, &out->position);
         if (err)
@@ -1604,9 +1673,9 @@ mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
     memset(out, 0, sizeof *out);
     if (s->schema_version < 5)
         return MGO_ERR_INTERNAL;
-    static const char *const sel[2] = {
-        "SELECT ev_win_ms, ev_win_n, ev_over FROM devices WHERE id = ?",
-        "SELECT st_win_ms, st_win_n, st_over FROM devices WHERE id = ?",
+    const char *const sel[2] = {
+        LOCKED("SELECT ev_win_ms, ev_win_n, ev_over FROM devices WHERE id = ?"),
+        LOCKED("SELECT st_win_ms, st_win_n, st_over FROM devices WHERE id = ?"),
     };
     static const char *const upd[2] = {
         "UPDATE devices SET ev_win_ms = ?, ev_win_n = ?, ev_over = ? WHERE id = ?",
@@ -1708,7 +1777,8 @@ mgo_err mgo_mgr_store_device_counts(struct mgo_mgr_store *s, uint64_t *online, u
 {
     struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "SELECT COUNT(*), COALESCE(SUM(has_presence != 0 AND online != 0), 0) "
+                       "SELECT COUNT(*), COALESCE(SUM(CASE WHEN has_presence != 0 AND online != 0 "
+                       "THEN 1 ELSE 0 END), 0) "
                        "FROM devices",
                        &st);
     if (err)
@@ -1765,11 +1835,12 @@ mgo_err mgo_mgr_store_samples(struct mgo_mgr_store *s, int64_t since_ms, int64_t
     if (bucket_ms < 1)
         bucket_ms = 1;
     struct mgo_db_stmt *st = NULL;
-    /* one row per bucket: SQLite takes the bare columns from the row of MAX(t_ms), so each
-     * bucket is its newest sample */
+    /* one row per bucket: its newest sample (the highest n of the highest t_ms) */
     mgo_err err = prep(s,
-                       "SELECT MAX(t_ms), online, offline FROM fleet_samples WHERE t_ms >= ?1 "
-                       "AND t_ms <= ?3 GROUP BY (t_ms - ?1) / ?2 ORDER BY 1",
+                       "SELECT t_ms, online, offline FROM (SELECT t_ms, online, offline,"
+                       " ROW_NUMBER() OVER (PARTITION BY (t_ms - ?1) / ?2 ORDER BY t_ms DESC,"
+                       " n DESC) AS r FROM fleet_samples WHERE t_ms >= ?1 AND t_ms <= ?3) b"
+                       " WHERE r = 1 ORDER BY 1",
                        &st);
     if (err)
         return err;
@@ -1810,10 +1881,10 @@ mgo_err mgo_mgr_store_deployment_states(struct mgo_mgr_store *s, bool by_app,
     mgo_err err = prep(s,
                        by_app ? "SELECT d.app_id, s.state, COUNT(*) FROM deployments d LEFT JOIN "
                                 "status s ON s.deployment_id = d.id WHERE d.desired != ?1 "
-                                "GROUP BY d.app_id, s.state ORDER BY d.app_id, s.state"
+                                "GROUP BY d.app_id, s.state ORDER BY d.app_id, s.state NULLS FIRST"
                               : "SELECT NULL, s.state, COUNT(*) FROM deployments d LEFT JOIN "
                                 "status s ON s.deployment_id = d.id WHERE d.desired != ?1 "
-                                "GROUP BY s.state ORDER BY s.state",
+                                "GROUP BY s.state ORDER BY s.state NULLS FIRST",
                        &st);
     if (err)
         return err;
@@ -1847,24 +1918,42 @@ mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32
 {
     if (s->schema_version < 6)
         return MGO_ERR_INTERNAL;
+    /* the JSON of the reports is read with each database's own functions (SQLite's JSON1,
+     * PostgreSQL's jsonb); the same rows either way */
+    static const char *const sqls[2] = {
+        "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
+        "status_history WHERE state = 'failed' AND received_ms >= ?1 "
+        "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
+        "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
+        "json_extract(c.value, '$.error.message'), h.n "
+        "FROM recent h JOIN json_each(h.doc, '$.components') c "
+        "LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE json_extract(c.value, '$.state') = 'failed' "
+        "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
+        "json_extract(h.doc, '$.status.error.message'), h.n "
+        "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM json_each(h.doc, '$.components') c "
+        "WHERE json_extract(c.value, '$.state') = 'failed') "
+        "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
+#define PG_COMPONENTS                                                                              \
+    "jsonb_array_elements(CASE WHEN jsonb_typeof(h.doc::jsonb -> 'components') = 'array' "         \
+    "THEN h.doc::jsonb -> 'components' ELSE '[]'::jsonb END) c(value) "
+        "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
+        "status_history WHERE state = 'failed' AND received_ms >= ?1 "
+        "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
+        "c.value ->> 'name', c.value #>> '{error,code}', c.value #>> '{error,message}', h.n "
+        "FROM recent h CROSS JOIN LATERAL " PG_COMPONENTS
+        "LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE c.value ->> 'state' = 'failed' "
+        "UNION ALL " FAILURE_COLS "NULL, h.doc::jsonb #>> '{status,error,code}', "
+        "h.doc::jsonb #>> '{status,error,message}', h.n "
+        "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM " PG_COMPONENTS "WHERE c.value ->> 'state' = 'failed') "
+        "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
+#undef PG_COMPONENTS
+    };
     struct mgo_db_stmt *st = NULL;
-    mgo_err err =
-        prep(s,
-             "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
-             "status_history WHERE state = 'failed' AND received_ms >= ?1 "
-             "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
-             "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
-             "json_extract(c.value, '$.error.message'), h.n "
-             "FROM recent h JOIN json_each(h.doc, '$.components') c "
-             "LEFT JOIN deployments d ON d.id = h.deployment_id "
-             "WHERE json_extract(c.value, '$.state') = 'failed' "
-             "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
-             "json_extract(h.doc, '$.status.error.message'), h.n "
-             "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
-             "WHERE NOT EXISTS (SELECT 1 FROM json_each(h.doc, '$.components') c "
-             "WHERE json_extract(c.value, '$.state') = 'failed') "
-             "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
-             &st);
+    mgo_err err = prep(s, sqls[s->pg], &st);
     if (err)
         return err;
     mgo_db_bind_int64(st, 1, since_ms);
@@ -1963,7 +2052,8 @@ mgo_err mgo_mgr_store_client_allow(struct mgo_mgr_store *s, const char *id, bool
     if (s->schema_version < 7)
         return MGO_ERR_INVALID;
     struct mgo_db_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT OR IGNORE INTO margo_clients (id, added_ms) VALUES (?, ?)", &st);
+    mgo_err err = prep(
+        s, "INSERT INTO margo_clients (id, added_ms) VALUES (?, ?) ON CONFLICT DO NOTHING", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
@@ -2297,10 +2387,18 @@ mgo_err mgo_mgr_store_target_put(struct mgo_mgr_store *s, const struct mgo_mgr_t
 {
     struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "INSERT OR REPLACE INTO rollout_targets (rollout_id, device_id, seq, batch,"
+                       "INSERT INTO rollout_targets (rollout_id, device_id, seq, batch,"
                        " state, deployment_id, prev_version, prev_parameters, manifest_version,"
                        " started_ms, done_ms, code, class, message)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                       " ON CONFLICT(rollout_id, device_id) DO UPDATE SET seq = excluded.seq,"
+                       " batch = excluded.batch, state = excluded.state,"
+                       " deployment_id = excluded.deployment_id,"
+                       " prev_version = excluded.prev_version,"
+                       " prev_parameters = excluded.prev_parameters,"
+                       " manifest_version = excluded.manifest_version,"
+                       " started_ms = excluded.started_ms, done_ms = excluded.done_ms,"
+                       " code = excluded.code, class = excluded.class, message = excluded.message",
                        &st);
     if (err)
         return err;
@@ -2394,7 +2492,7 @@ mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visi
                        "SELECT d.app_id, d.app_version, COALESCE(t.state, ''),"
                        " CASE WHEN t.state = 'failed' THEN t.doc END FROM deployments d"
                        " LEFT JOIN status t ON t.deployment_id = d.id WHERE d.desired != 2"
-                       " ORDER BY d.app_id",
+                       " ORDER BY d.app_id, d.rowid",
                        &st);
     if (err)
         return err;
@@ -2424,7 +2522,7 @@ mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
      * one of the newest status (its primary key is the deployment id), 'unreported' when
      * there is none. */
 #define DEP_PAGE_FILTER                                                                            \
-    " AND (?3 IS NULL OR app_id = ?3) AND (?4 OR desired != 2) AND (?5 IS NULL OR"                 \
+    " AND (?3 IS NULL OR app_id = ?3) AND (?4 != 0 OR desired != 2) AND (?5 IS NULL OR"            \
     " COALESCE((SELECT state FROM status WHERE deployment_id = deployments.id),"                   \
     " 'unreported') = ?5) ORDER BY id LIMIT ?6"
     mgo_err err =
