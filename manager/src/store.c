@@ -2658,11 +2658,8 @@ mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_
 {
     if (s->depth == 0)
         return MGO_ERR_INTERNAL; /* the lock lasts until the caller's transaction ends */
-    char sql[128];
-    snprintf(sql, sizeof sql, "SELECT version FROM manifests WHERE device_id = ?%s",
-             s->db->ops->for_update);
     struct mgo_db_stmt *st = NULL;
-    mgo_err err = prep(s, sql, &st);
+    mgo_err err = prep(s, LOCKED("SELECT version FROM manifests WHERE device_id = ?"), &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);

@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "mgo/mgr_store.h"
+#include "pg.h"
 
 static void sleep_ms(long ms)
 {
@@ -22,8 +23,8 @@ static void test_take_renew_refuse_takeover(void)
     char dir[256];
     mgo_test_tmpdir("lease", dir);
     struct mgo_mgr_store *a = NULL, *b = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &a), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &b), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &a), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &b), MGO_OK);
     struct mgo_mgr_lease la, lb;
 
     /* a takes the free lease: term 1 */
@@ -100,8 +101,8 @@ static void test_reap_expired_members(void)
     char dir[256];
     mgo_test_tmpdir("lease", dir);
     struct mgo_mgr_store *a = NULL, *b = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &a), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &b), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &a), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &b), MGO_OK);
     struct mgo_mgr_lease l;
     CU_ASSERT_EQUAL(mgo_mgr_store_lease_take(a, "member/a", "a", 60000, &l), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_lease_take(b, "member/b", "b", 1, &l), MGO_OK);
@@ -140,8 +141,8 @@ static void test_unpublished_manifests(void)
     char dir[256];
     mgo_test_tmpdir("lease", dir);
     struct mgo_mgr_store *a = NULL, *b = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &a), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &b), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &a), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &b), MGO_OK);
     uint64_t v = 0;
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(a, "dev1", &v), MGO_OK);
     CU_ASSERT_EQUAL(v, 1u);
@@ -179,8 +180,8 @@ static void test_statuses_across_two_handles(void)
     char dir[256];
     mgo_test_tmpdir("lease", dir);
     struct mgo_mgr_store *a = NULL, *b = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &a), MGO_OK);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &b), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &a), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &b), MGO_OK);
     mgo_mgr_store_set_epoch(a, "00000000000000aa");
     mgo_mgr_store_set_epoch(b, "00000000000000bb");
     CU_ASSERT_EQUAL(mgo_mgr_store_receipts_reset(a), MGO_OK);
@@ -272,7 +273,7 @@ static void test_statuses_raced_by_two_handles(void)
     mgo_test_tmpdir("lease", dir);
     struct racer rc[2] = {{.reverse = false}, {.reverse = true}};
     for (int k = 0; k < 2; k++)
-        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &rc[k].s), MGO_OK);
+        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &rc[k].s), MGO_OK);
     pthread_t t[2];
     for (int k = 0; k < 2; k++)
         CU_ASSERT_EQUAL_FATAL(pthread_create(&t[k], NULL, race, &rc[k]), 0);
