@@ -438,7 +438,8 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         mgo_sd_status("serving the API on port %u; connected to %s",
                       (unsigned)mgo_http__port(m->http), m->cfg->broker_url);
         m->mqtt_outbox.connected = true;
-        if (m->was_connected)
+        bool reconnect = m->was_connected;
+        if (reconnect)
             mgo_counter_inc(&m->metrics.mqtt_reconnects);
         m->was_connected = true;
         mgo_backoff_reset(&m->backoff);
@@ -446,7 +447,7 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         /* share-group: the session was clean, so device messages the broker had handed to the
          * last connection and this run never stored are gone: a new epoch asks every agent to
          * replay what is not receipted (as a new run does; protocol.md §6.3) */
-        if (m->shared && !ev->session_present && m->was_connected)
+        if (m->shared && !ev->session_present && reconnect)
             new_epoch(m, "a new MQTT session");
         /* before any status of this connection is stored (protocol.md §6.3) */
         MGO_IGNORE(mgo_publish__receipts(&m->pub));

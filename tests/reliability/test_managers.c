@@ -15,8 +15,7 @@
  *      twice, none missing), nothing lost, duplicated or out of order on the broker, and no
  *      device's manifestVersion went backwards; the surviving manager's API answered
  *      throughout.
- * The store: MGO_TEST_STORE (a store URL given to both managers, e.g. postgresql://...) or,
- * when unset, one SQLite state folder shared by both processes. */
+ * The store: a database of the kit's private PostgreSQL cluster (tests/support/pg.h). */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,6 +23,7 @@
 #include <unistd.h>
 
 #include "mgo_test.h"
+#include "pg.h"
 #include "rel_util.h"
 
 #define NDEV 6
@@ -44,21 +44,14 @@ static void cleanup_all(void)
     rel_env_cleanup(&g.e);
 }
 
-static void manager_init(int k)
+static void manager_init(int k, const char *store)
 {
     char dir[512];
     snprintf(dir, sizeof dir, "%s/manager%c", g.e.dir, 'a' + k);
     rel_manager_init(&g.mgr[k], dir, mgo_test_broker_url(&g.e.broker));
     snprintf(g.mgr[k].client_id, sizeof g.mgr[k].client_id, "margo-manager-%c", 'a' + k);
-    const char *url = getenv("MGO_TEST_STORE");
-    if (url != NULL && url[0] != '\0')
-        snprintf(g.mgr[k].extra_conf, sizeof g.mgr[k].extra_conf,
-                 "share-group " GROUP "\nstatus-history 0\nstore %s\n", url);
-    else
-        snprintf(g.mgr[k].extra_conf, sizeof g.mgr[k].extra_conf,
-                 "share-group " GROUP "\nstatus-history 0\n");
-    /* one store: the first manager's state folder (SQLite) */
-    snprintf(g.mgr[k].state_dir, sizeof g.mgr[k].state_dir, "%s/manager-state", g.e.dir);
+    snprintf(g.mgr[k].extra_conf, sizeof g.mgr[k].extra_conf,
+             "share-group " GROUP "\nstatus-history 0\nstore %s\n", store);
 }
 
 /* Which manager holds the publisher lease (its /metrics says so); -1: none (yet). */
@@ -267,8 +260,9 @@ static void test_two_managers_killed_mid_deploy_and_mid_ingest(void)
     memset(&g, 0, sizeof g);
     atexit(cleanup_all);
     rel_env_start(&g.e, "managers", "rel-recorder-managers");
+    const char *store = mgo_test_pg_new_db();
     for (int k = 0; k < 2; k++) {
-        manager_init(k);
+        manager_init(k, store);
         rel_manager_start(&g.mgr[k]);
         CU_ASSERT_FATAL(rel_manager_ready(&g.mgr[k], REL_WAIT_MS));
     }
