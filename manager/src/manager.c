@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
@@ -66,6 +67,8 @@
 #define LEASE_RENEW_MS 2000
 #define LEASE_MARGIN_MS 3000u
 #define CATCH_UP_MS 250
+/* attempts at a new receipt epoch at start (it changes every device row; see mgo_manager_new) */
+#define EPOCH_ATTEMPTS 10
 #define REMOVALS_EVERY 20u
 
 struct mgo_manager {
@@ -122,6 +125,7 @@ struct mgo_manager {
     uint64_t lease_timer; /* renewal */
     uint64_t catch_up_timer;
     unsigned catch_up_n;
+    bool epoch_due; /* a new receipt epoch could not be stored: the lease timer tries again */
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -336,19 +340,26 @@ static void subscribe_all(struct mgo_manager *m)
     }
 }
 
-/* Every device's receipts get a new epoch (stored), and are published when connected: each
- * agent replays the statuses no receipt covers yet (protocol.md §6.3 [ACK-4]). */
-static void new_epoch(struct mgo_manager *m, const char *why)
+/* Every device's receipts get a new epoch (stored), and are published when connected (and
+ * publish): each agent replays the statuses no receipt covers yet (protocol.md §6.3 [ACK-4]). */
+static void new_epoch(struct mgo_manager *m, const char *why, bool publish)
 {
     char epoch[MGO_MGR_EPOCH_SIZE];
     mgo_ingest__new_epoch(epoch);
     mgo_mgr_store_set_epoch(m->store, epoch);
     mgo_err err = mgo_mgr_store_receipts_reset(m->store);
     if (err) {
-        MGO_LOGE(TAG, "%s: cannot store the new receipt epoch: %s", why, mgo_strerror(err));
+        /* e.g. a deadlock with another manager's ingest (every device row is changed): the
+         * lease timer tries again until it is stored */
+        MGO_LOGW(TAG, "%s: the new receipt epoch is not stored (%s); trying again in %d ms", why,
+                 mgo_strerror(err), LEASE_RENEW_MS);
+        m->epoch_due = true;
         return;
     }
+    m->epoch_due = false;
     MGO_LOGI(TAG, "%s: receipt epoch %s; agents replay what is not receipted", why, epoch);
+    if (publish && m->mqtt_outbox.connected)
+        MGO_IGNORE(mgo_publish__receipts(&m->pub)); /* logged by publish.c */
 }
 
 static void try_connect(void *ctx);
@@ -448,7 +459,7 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
          * last connection and this run never stored are gone: a new epoch asks every agent to
          * replay what is not receipted (as a new run does; protocol.md §6.3) */
         if (m->shared && !ev->session_present && reconnect)
-            new_epoch(m, "a new MQTT session");
+            new_epoch(m, "a new MQTT session", false); /* published below */
         /* before any status of this connection is stored (protocol.md §6.3) */
         MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
@@ -680,9 +691,7 @@ static mgo_err reaped(const char *name, void *ctx)
     char why[MGO_MGR_LEASE_NAME_MAX + 64];
     snprintf(why, sizeof why, "manager %s stopped renewing its lease",
              name + strlen(LEASE_MEMBER_PREFIX));
-    new_epoch(m, why);
-    if (m->mqtt_outbox.connected)
-        MGO_IGNORE(mgo_publish__receipts(&m->pub)); /* logged by publish.c */
+    new_epoch(m, why, true);
     return MGO_OK;
 }
 
@@ -693,6 +702,8 @@ static void lease_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->lease_timer = 0;
+    if (m->epoch_due)
+        new_epoch(m, "again", true);
     uint64_t started = mgo_metrics_now_ns();
     struct mgo_mgr_lease l;
     mgo_err err = mgo_mgr_store_lease_take(m->store, m->member, m->instance, LEASE_TTL_MS, &l);
@@ -992,7 +1003,16 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     char epoch[MGO_MGR_EPOCH_SIZE];
     mgo_ingest__new_epoch(epoch);
     mgo_mgr_store_set_epoch(m->store, epoch);
-    err = mgo_mgr_store_receipts_reset(m->store);
+    /* every device row at once: with several managers on PostgreSQL this can deadlock with
+     * another manager's ingest batch (which locks device rows in arrival order); the database
+     * aborts one of the two, and the loser tries again (the batch is held and retried) */
+    for (int attempt = 1;; attempt++) {
+        err = mgo_mgr_store_receipts_reset(m->store);
+        if (err == MGO_OK || attempt == EPOCH_ATTEMPTS)
+            break;
+        struct timespec pause = {0, 100000000L * attempt};
+        nanosleep(&pause, NULL); /* before the loop runs: nothing else waits */
+    }
     if (err) {
         MGO_LOGE(TAG, "state-dir: cannot start receipts in the store: %s", mgo_strerror(err));
         goto fail;

@@ -3,18 +3,21 @@
  * processes on one Mosquitto.
  *
  * Two managers with share-group (device messages through $share/...) and status-history 0 on
- * one store; the agents, the recorder (every status and desired message on the broker) and the
- * fixture's slow-helm. Checked:
+ * one store; six real agents, NSIM simulated devices (bench/fleet's mgo-fleet-sim, when built),
+ * the recorder (every status and desired message on the broker) and the fixture's slow-helm.
+ * Checked:
  *   1. a deploy through one manager converges (whichever holds the publisher lease publishes);
- *   2. the publisher killed (SIGKILL) in the middle of a deploy made through the other: the
- *      survivor takes the lease and publishes what was stored; the fleet converges; the time
- *      from the kill to the survivor's first publish is printed (failover);
+ *   2. the publisher killed (SIGKILL) in the middle of a deploy made through the other (the
+ *      agents' deployments and a new one on every simulated device): the survivor takes the
+ *      lease and publishes what was stored; every device converges; the time from the kill to
+ *      the survivor's first publish is printed (failover);
  *   3. the killed manager restarted; then one manager killed while installs report (ingest),
  *      restarted again; the fleet converges;
- *   4. every status on the broker is stored exactly once in the status history (no position
- *      twice, none missing), nothing lost, duplicated or out of order on the broker, and no
- *      device's manifestVersion went backwards; the surviving manager's API answered
- *      throughout.
+ *   4. every status of the agents on the broker is stored exactly once in the status history
+ *      (no position twice, none missing), nothing lost, duplicated or out of order on the
+ *      broker, and no device's manifestVersion went backwards or named two manifests; the
+ *      surviving manager's API answered throughout. (The simulator keeps no journal and does
+ *      not replay, so its statuses are not part of the exactly-once check.)
  * The store: a database of the kit's private PostgreSQL cluster (tests/support/pg.h). */
 #include <signal.h>
 #include <stdio.h>
@@ -27,6 +30,11 @@
 #include "rel_util.h"
 
 #define NDEV 6
+#ifdef MGO_SIM_BIN
+#define NSIM 100
+#else
+#define NSIM 0
+#endif
 #define GROUP "rel-managers"
 
 struct env {
@@ -34,6 +42,7 @@ struct env {
     struct rel_manager mgr[2];
     struct rel_agent agents[NDEV];
     char deps[NDEV][64];
+    char sim_log[512];
 };
 
 static struct env g;
@@ -118,6 +127,59 @@ static void api_answers(int k, const char *what)
     mgo_test_reply_cleanup(&r);
 }
 
+#if NSIM > 0
+/* NSIM simulated devices sim-00001.. in one mgo-fleet-sim process; waits until all are ready. */
+static void start_sim(void)
+{
+    snprintf(g.sim_log, sizeof g.sim_log, "%s/sim.log", g.e.dir);
+    const char *argv[] = {MGO_SIM_BIN,   "--url",   mgo_test_broker_url(&g.e.broker),
+                          "--id-prefix", "sim",     "--first",
+                          "1",           "--count", "100",
+                          NULL};
+    CU_ASSERT_FATAL(NSIM == 100);
+    CU_ASSERT_FATAL(mgo_test_spawn(argv, g.sim_log) > 0);
+    CU_ASSERT_FATAL(mgo_test_log_wait(g.sim_log, "READY 100", 0, REL_WAIT_MS));
+}
+
+/* The bench app deployed to simulated devices first..last through manager k (one request). */
+static void deploy_sims(int k, int first, int last)
+{
+    static char body[8192];
+    int off = snprintf(body, sizeof body, "{\"app\": \"bench-app\", \"devices\": [");
+    for (int i = first; i <= last; i++)
+        off += snprintf(body + off, sizeof body - (size_t)off, "%s\"sim-%05d\"",
+                        i > first ? ", " : "", i);
+    snprintf(body + off, sizeof body - (size_t)off, "]}");
+    struct mgo_test_reply r;
+    rel_api(g.mgr[k].api, g.mgr[k].token, "POST", "/api/v1/deployments", body, &r);
+    CU_ASSERT_EQUAL_FATAL(r.status, 201);
+    mgo_test_reply_cleanup(&r);
+}
+
+/* Every simulated device reported its install ("I <idx> ..." once per device). */
+static bool sims_installed(void)
+{
+    char *log = mgo_test_read_file(g.sim_log, NULL);
+    if (log == NULL)
+        return false;
+    static bool seen[NSIM + 1];
+    memset(seen, 0, sizeof seen);
+    size_t n = 0;
+    for (char *line = log; line != NULL && *line; line = strchr(line, '\n')) {
+        if (*line == '\n')
+            line++;
+        int idx = 0;
+        if (line[0] == 'I' && line[1] == ' ' && sscanf(line + 2, "%d", &idx) == 1 && idx >= 1 &&
+            idx <= NSIM && !seen[idx]) {
+            seen[idx] = true;
+            n++;
+        }
+    }
+    free(log);
+    return n == NSIM;
+}
+#endif
+
 /* 2: the publisher killed between two halves of a deploy made through the other manager. */
 static void kill_publisher_mid_deploy(uint64_t *v)
 {
@@ -125,9 +187,15 @@ static void kill_publisher_mid_deploy(uint64_t *v)
     int other = 1 - pub;
     for (size_t i = 0; i < NDEV / 2; i++)
         v[i] = rel_reconfigure(&g.mgr[other], g.deps[i], 2);
+#if NSIM > 0
+    deploy_sims(other, 1, NSIM / 2); /* the publisher's poll may publish some of them */
+#endif
     rel_manager_kill(&g.mgr[pub]);
     int64_t killed = mgo_test_now_ms();
     api_answers(other, "publisher killed");
+#if NSIM > 0
+    deploy_sims(other, NSIM / 2 + 1, NSIM);
+#endif
     for (size_t i = NDEV / 2; i < NDEV; i++)
         v[i] = rel_reconfigure(&g.mgr[other], g.deps[i], 2);
     /* failover: the survivor publishes the second half (stored after the kill) */
@@ -144,6 +212,11 @@ static void kill_publisher_mid_deploy(uint64_t *v)
             'a' + pub, 'a' + other, (long long)(mgo_test_now_ms() - killed));
     CU_ASSERT_EQUAL(publisher(), other);
     converge(v, "publisher killed mid-deploy");
+#if NSIM > 0
+    while (!sims_installed() && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(200);
+    CU_ASSERT(sims_installed());
+#endif
     /* back with a new instance (a new member, a new receipt epoch) */
     rel_manager_start(&g.mgr[pub]);
     CU_ASSERT_FATAL(rel_manager_ready(&g.mgr[pub], REL_WAIT_MS));
@@ -273,8 +346,11 @@ static void test_two_managers_killed_mid_deploy_and_mid_ingest(void)
         rel_agent_init(&g.agents[i], g.e.dir, id, mgo_test_broker_url(&g.e.broker));
         rel_agent_start(&g.agents[i]);
     }
-    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr[0], NDEV));
-    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr[1], NDEV));
+#if NSIM > 0
+    start_sim();
+#endif
+    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr[0], NDEV + NSIM));
+    CU_ASSERT_FATAL(rel_wait_devices(&g.mgr[1], NDEV + NSIM));
 
     /* 1. a deploy through the manager that is not the publisher */
     int pub = wait_publisher();
@@ -283,6 +359,9 @@ static void test_two_managers_killed_mid_deploy_and_mid_ingest(void)
     for (size_t i = 0; i < NDEV; i++)
         ids[i] = g.agents[i].id;
     rel_deploy(&g.mgr[1 - pub], "rel-app1", ids, NDEV, g.deps);
+#if NSIM > 0
+    rel_add_app(&g.mgr[pub], MGO_SOURCE_DIR "/bench/fleet/bench-app.yaml");
+#endif
     uint64_t v[NDEV] = {0};
     converge(v, "first deploy");
 
