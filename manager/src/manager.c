@@ -509,6 +509,14 @@ static void commit_batch(struct mgo_manager *m)
                                  mgo_metrics_now_ns() - m->batch_first_ns);
 }
 
+/* This manager does the publisher's work now: it holds the lease (or runs alone), and the
+ * lease has not run out by the local clock (lease_tick and catch_up_tick then step down). */
+static bool is_publisher(const struct mgo_manager *m)
+{
+    return m->pub.active &&
+           (m->pub.active_until_ns == 0 || mgo_metrics_now_ns() < m->pub.active_until_ns);
+}
+
 /* Loop thread, for /metrics and /readyz. */
 static void report_depths(void *ctx, struct mgo_mgr_depths *out)
 {
@@ -516,7 +524,7 @@ static void report_depths(void *ctx, struct mgo_mgr_depths *out)
     out->held = mgo_ingest__held(&m->ingest);
     mgo_mqtt_depths(m->mqtt, &out->mqtt_received, &out->mqtt_outgoing);
     out->mqtt_connected = m->mqtt_outbox.connected;
-    out->publisher = m->pub.active;
+    out->publisher = is_publisher(m);
 }
 
 static void continue_drain(void *ctx)
@@ -586,7 +594,7 @@ static void refresh_manifests(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->refresh_timer = 0;
-    if (!m->pub.active)
+    if (!is_publisher(m))
         m->refresh_due = true; /* whoever becomes the publisher re-issues them */
     else if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
         m->refresh_due = true; /* logged by publish.c; done after the next connect */
@@ -603,7 +611,7 @@ static void sample_fleet(void *ctx)
     int64_t every_s = m->cfg->fleet_sample_interval_s > 0 ? m->cfg->fleet_sample_interval_s : 60;
     /* one series for the fleet: the publisher samples it */
     mgo_err err =
-        m->pub.active ? mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL) : MGO_OK;
+        is_publisher(m) ? mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL) : MGO_OK;
     if (err)
         MGO_LOGW(TAG, "fleet overview: sample not stored: %s", mgo_strerror(err));
     if (mgo_loop_timer_add(m->loop, every_s * 1000, sample_fleet, m, &m->sample_timer) != MGO_OK)
@@ -618,7 +626,7 @@ static void rollout_tick(void *ctx)
     m->rollout_timer = 0;
     m->rollout_kicked = false;
     int64_t again = MGO_ROLLOUT_TICK_MS;
-    if (m->pub.active) /* the engine runs on the publisher only */
+    if (is_publisher(m)) /* the engine runs on the publisher only */
         MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
     if (mgo_loop_timer_add(m->loop, again, rollout_tick, m, &m->rollout_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
@@ -629,7 +637,7 @@ static void rollup_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->rollup_timer = 0;
-    if (m->pub.active)                               /* the publisher's */
+    if (is_publisher(m))                             /* the publisher's */
         MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
     if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
         MGO_OK)
@@ -742,7 +750,7 @@ static void catch_up_tick(void *ctx)
     if (m->pub.active && m->pub.active_until_ns != 0 &&
         mgo_metrics_now_ns() >= m->pub.active_until_ns)
         step_down(m, "not renewed in time");
-    if (m->pub.active && m->mqtt_outbox.connected) {
+    if (is_publisher(m) && m->mqtt_outbox.connected) {
         size_t room = MGO_PUBLISH_MAX_PENDING - m->pub.pending_len;
         bool more = false;
         MGO_IGNORE(mgo_publish__catch_up(&m->pub, room, &more)); /* logged; next poll */
