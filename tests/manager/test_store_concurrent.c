@@ -10,6 +10,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "manager_thread.h"
 #include "mgo/mgr_store.h"
 #include "mgr_test_util.h"
 
@@ -200,6 +201,38 @@ static void test_lost_connection(void)
     mgo_mgr_store_close(s);
 }
 
+/* margo-manager's store option: a PostgreSQL URL puts the store there (the tables appear in
+ * that database, nothing in state-dir); any other URL stops the start naming the option. */
+static void test_store_option(void)
+{
+    char dir[256], token[300];
+    mgo_test_tmpdir("store-opt", dir);
+    snprintf(token, sizeof token, "%s/token", dir);
+    CU_ASSERT_FATAL(mgo_test_write_file(token, "0123456789abcdef0123456789abcdef\n"));
+    struct mgo_test_manager t;
+    mgo_test_manager_init(&t, "tcp://127.0.0.1:1", dir, "store-opt", token, "warn");
+    t.cfg.store = (char *)"mysql://db.example.net/margo";
+    mgo_test_log_capture_start(1 << 16);
+    CU_ASSERT_EQUAL(mgo_test_manager_start(&t, false), MGO_ERR_INVALID);
+    const char *text = mgo_test_log_capture_lock(NULL);
+    CU_ASSERT_PTR_NOT_NULL(strstr(text, "store: must be a PostgreSQL URL"));
+    CU_ASSERT_PTR_NULL(strstr(text, "db.example.net")); /* the URL is never logged */
+    mgo_test_log_capture_unlock();
+    mgo_test_log_capture_stop();
+    mgo_test_manager_stop(&t);
+
+    const char *url = mgo_test_pg_new_db();
+    mgo_test_manager_init(&t, "tcp://127.0.0.1:1", dir, "store-opt", token, "warn");
+    t.cfg.store = (char *)url;
+    CU_ASSERT_EQUAL(mgo_test_manager_start(&t, false), MGO_OK);
+    mgo_test_manager_stop(&t);
+    CU_ASSERT(mgo_test_store_sql(url, "SELECT version FROM schema_version"));
+    char db[512];
+    snprintf(db, sizeof db, "%s/%s", dir, MGO_MGR_STORE_FILE);
+    CU_ASSERT_FALSE(mgo_test_file_exists(db));
+    mgo_test_rm_rf(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -208,6 +241,7 @@ void mgo_test_register(void)
         {"three managers starting together migrate once", test_two_managers_migrate},
         {"a failed statement inside a transaction", test_error_inside_transaction},
         {"a lost connection fails the statement; the next use reconnects", test_lost_connection},
+        {"margo-manager's store option", test_store_option},
         {NULL, NULL},
     };
     mgo_test_add_suite("manager store, several managers (PostgreSQL)", cases);

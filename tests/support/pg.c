@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,15 +60,33 @@ static void die(const char *what)
     exit(2);
 }
 
-/* Starts the cluster and its watcher; lock held. */
+/* Starts the watcher, then the cluster; lock held. The watcher first: a binary that dies while
+ * the cluster starts leaves nothing behind either (pg.sh watch waits for the start). */
 static void start_cluster(void)
 {
     char script[4096]; /* mgo_test_path's buffer is shared */
     snprintf(script, sizeof script, "%s", mgo_test_path("tests/support/pg.sh"));
-    char url[128];
+    mgo_test_tmpdir("pg", cluster_dir);
+    int p[2];
+    if (pipe2(p, O_CLOEXEC) != 0)
+        die("pipe");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, p[0], 0);
+    char *argv[] = {(char *)"bash", script, (char *)"watch", cluster_dir, NULL};
+    int rc = posix_spawn(&watcher, "/bin/bash", &fa, NULL, argv, environ);
+    posix_spawn_file_actions_destroy(&fa);
+    close(p[0]);
+    if (rc != 0) {
+        close(p[1]);
+        mgo_test_rm_rf(cluster_dir);
+        die("cannot start the watcher");
+    }
+    watch_fd = p[1];
+    atexit(stop_cluster);
     /* a port free a moment ago may be taken by the time the server binds it: try again */
+    char url[128];
     for (int attempt = 1;; attempt++) {
-        mgo_test_tmpdir("pg", cluster_dir);
         int port = mgo_test_free_port();
         if (port < 0)
             die("no free port");
@@ -75,28 +94,10 @@ static void start_cluster(void)
                             port) == 0)
             break;
         (void)mgo_test_sh("bash '%s' stop '%s'", script, cluster_dir);
-        if (attempt == 3)
+        if (attempt == 3 || mkdir(cluster_dir, 0700) != 0)
             die("pg.sh start failed (see above)");
     }
     snprintf(server, sizeof server, "%s", url);
-    /* the watcher: pg.sh watch reads its stdin until this process's end closes the pipe */
-    int p[2];
-    if (pipe2(p, O_CLOEXEC) != 0)
-        die("pipe");
-    posix_spawn_file_actions_t fa;
-    posix_spawn_file_actions_init(&fa);
-    posix_spawn_file_actions_adddup2(&fa, p[0], 0);
-    char *argv[] = {(char *)"bash", (char *)script, (char *)"watch", cluster_dir, NULL};
-    int rc = posix_spawn(&watcher, "/bin/bash", &fa, NULL, argv, environ);
-    posix_spawn_file_actions_destroy(&fa);
-    close(p[0]);
-    if (rc != 0) {
-        close(p[1]);
-        (void)mgo_test_sh("bash '%s' stop '%s'", script, cluster_dir);
-        die("cannot start the watcher");
-    }
-    watch_fd = p[1];
-    atexit(stop_cluster);
 }
 
 static bool create_db(const char *name)

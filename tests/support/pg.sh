@@ -8,7 +8,9 @@
 #   pg.sh start DIR PORT   initdb + start; prints the server URL postgresql://margo@127.0.0.1:PORT
 #   pg.sh stop DIR         stops the cluster (fast) and removes DIR
 #   pg.sh watch DIR        waits for end of input (its parent's pipe closing, however the
-#                          parent ended), then stops and removes like stop
+#                          parent ended), then for a start still under way in DIR (a lock on
+#                          DIR), then stops and removes like stop. Started before `start`, so
+#                          that a parent that dies while the cluster starts leaves nothing.
 # Scripts: url=$(pg.sh start "$dir" "$port"); trap 'pg.sh stop "$dir"' EXIT
 set -euo pipefail
 BIN=${MGO_PG_BIN:-/usr/lib/postgresql/15/bin}
@@ -38,8 +40,8 @@ stop() {
   local dir=$1
   case "$dir" in /tmp/mgo-test-*) ;; *) echo "pg.sh: $dir is not a test folder" >&2; exit 2 ;; esac
   if [ -f "$dir/data/postmaster.pid" ]; then
-    as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 ||
-      as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 || true
+    as_owner "$BIN/pg_ctl" -D "$dir/data" -m fast -w -t 30 stop >/dev/null 2>&1 9<&- ||
+      as_owner "$BIN/pg_ctl" -D "$dir/data" -m immediate -w stop >/dev/null 2>&1 9<&- || true
   fi
   rm -rf "$dir"
 }
@@ -50,9 +52,12 @@ case "${1:-}" in
     [ -x "$BIN/initdb" ] || { echo "pg.sh: no $BIN/initdb (install postgresql-15: scripts/setup.sh)" >&2; exit 1; }
     ensure_user
     mkdir -p "$dir"
+    # held until this script ends (the server and initdb do not inherit it: 9<&-)
+    exec 9<"$dir"
+    flock 9
     [ "$(id -u)" = 0 ] && chown "$USER_NAME" "$dir"
     if ! as_owner "$BIN/initdb" -D "$dir/data" -U margo --auth=trust --no-sync -E UTF8 \
-      --locale=C >"$dir/initdb.log" 2>&1; then
+      --locale=C >"$dir/initdb.log" 2>&1 9<&-; then
       cat "$dir/initdb.log" >&2
       exit 1
     fi
@@ -67,7 +72,7 @@ shared_buffers = 32MB
 max_connections = 40
 EOF
     printf 'host all all 127.0.0.1/32 trust\n' >"$dir/data/pg_hba.conf"
-    if ! as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null; then
+    if ! as_owner "$BIN/pg_ctl" -D "$dir/data" -l "$dir/server.log" -w -t 60 start >/dev/null 9<&-; then
       cat "$dir/server.log" >&2 || true
       exit 1
     fi
@@ -76,6 +81,7 @@ EOF
   stop) stop "$2" ;;
   watch)
     cat >/dev/null || true
+    [ -d "$2" ] && flock "$2" true 2>/dev/null || true
     stop "$2"
     ;;
   *)
