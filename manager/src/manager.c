@@ -17,6 +17,7 @@
 #include "api.h"
 #include "http.h"
 #include "ingest.h"
+#include "lease.h"
 #include "metrics.h"
 #include "mgr_internal.h"
 #include "outbox.h"
@@ -54,18 +55,9 @@
 #define SWEEP_RETRY_MS 5000
 /* the loop trigger of a reload (mgo_manager_reload) */
 #define RELOAD_TRIGGER 0u
-/* Several managers (share-group, docs/scaling.md "Several managers"): the publisher lease
- * lasts LEASE_TTL_MS from each renewal, renewed every LEASE_RENEW_MS; its holder stops
- * publishing LEASE_MARGIN_MS before the lease could expire by its own clock (so wall clocks
- * of the managers may differ by up to that much). Each manager also keeps a member lease; the
- * publisher reaps the expired ones. The holder polls the manifests the broker has not
- * acknowledged every CATCH_UP_MS, and clears the retained documents of removals every
- * REMOVALS_EVERY polls. */
-#define LEASE_PUBLISHER "publisher"
-#define LEASE_MEMBER_PREFIX "member/"
-#define LEASE_TTL_MS 10000u
-#define LEASE_RENEW_MS 2000
-#define LEASE_MARGIN_MS 3000u
+/* Several managers (share-group, docs/scaling.md "Several managers"; the leases: lease.h):
+ * the publisher polls the manifests the broker has not acknowledged every CATCH_UP_MS, and
+ * clears the retained documents of removals every REMOVALS_EVERY polls. */
 #define CATCH_UP_MS 250
 /* attempts at a new receipt epoch at start (it changes every device row; see mgo_manager_new) */
 #define EPOCH_ATTEMPTS 10
@@ -116,12 +108,9 @@ struct mgo_manager {
     char **reload_argv;
     struct mgo_manager_config seen;
     bool seen_valid;
-    /* several managers (share-group): this run's holder name (client id and a random part),
-     * its member lease's name, the publisher lease's term while held, and the timers */
+    /* several managers (share-group): the leases and their timers */
     bool shared;
-    char instance[MGO_MGR_LEASE_NAME_MAX - 16]; /* room for the member prefix */
-    char member[MGO_MGR_LEASE_NAME_MAX + 1];
-    uint64_t lease_term;  /* 0: not held */
+    struct mgo_lease lease;
     uint64_t lease_timer; /* renewal */
     uint64_t catch_up_timer;
     unsigned catch_up_n;
@@ -352,7 +341,7 @@ static void new_epoch(struct mgo_manager *m, const char *why, bool publish)
         /* e.g. a deadlock with another manager's ingest (every device row is changed): the
          * lease timer tries again until it is stored */
         MGO_LOGW(TAG, "%s: the new receipt epoch is not stored (%s); trying again in %d ms", why,
-                 mgo_strerror(err), LEASE_RENEW_MS);
+                 mgo_strerror(err), MGO_LEASE_RENEW_MS);
         m->epoch_due = true;
         return;
     }
@@ -662,14 +651,14 @@ static void rollout_kick(void *ctx)
 
 /* ---- several managers: the publisher lease (docs/scaling.md "Several managers") ------- */
 
-static void become_publisher(struct mgo_manager *m, const struct mgo_mgr_lease *l)
+static void become_publisher(struct mgo_manager *m)
 {
     m->pub.active = true;
-    m->lease_term = l->term;
+    m->pub.active_until_ns = m->lease.until_ns;
     MGO_LOGI(TAG,
              "publisher lease taken (term %llu): publishing desired state and running the "
              "sweeps, rollouts and roll-ups",
-             (unsigned long long)l->term);
+             (unsigned long long)m->lease.term);
     /* what the last holder left: unacknowledged manifests and removals; the manifests'
      * validity (its refresh timer is unknown here); the roll-ups it published */
     mgo_rollup__forget(&m->rollup);
@@ -688,53 +677,44 @@ static void step_down(struct mgo_manager *m, const char *why)
         return;
     m->pub.active = false;
     m->pub.active_until_ns = 0;
-    m->lease_term = 0;
     MGO_LOGW(TAG, "publisher lease lost (%s): publishing stops; the API is still served", why);
 }
 
-static mgo_err reaped(const char *name, void *ctx)
+static mgo_err reaped(const char *holder, void *ctx)
 {
     struct mgo_manager *m = ctx;
     /* the device messages that manager had taken and not stored are gone with it */
     char why[MGO_MGR_LEASE_NAME_MAX + 64];
-    snprintf(why, sizeof why, "manager %s stopped renewing its lease",
-             name + strlen(LEASE_MEMBER_PREFIX));
+    snprintf(why, sizeof why, "manager %s stopped renewing its lease", holder);
     new_epoch(m, why, true);
     return MGO_OK;
 }
 
-/* Timer, every LEASE_RENEW_MS: renews this manager's member lease and takes or renews the
- * publisher lease (one statement each). The holder stops LEASE_MARGIN_MS before the lease
- * could run out: its deadline counts from the start of the last renewal that succeeded. */
+/* Timer, every MGO_LEASE_RENEW_MS: renews the leases (lease.h); the publisher's work starts
+ * when the publisher lease is taken and stops when it is lost. */
 static void lease_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->lease_timer = 0;
     if (m->epoch_due)
         new_epoch(m, "again", true);
-    uint64_t started = mgo_metrics_now_ns();
-    struct mgo_mgr_lease l;
-    mgo_err err = mgo_mgr_store_lease_take(m->store, m->member, m->instance, LEASE_TTL_MS, &l);
-    if (err)
-        MGO_LOGW(TAG, "member lease not renewed: %s", mgo_strerror(err));
-    err = mgo_mgr_store_lease_take(m->store, LEASE_PUBLISHER, m->instance, LEASE_TTL_MS, &l);
-    if (err) {
-        MGO_LOGW(TAG, "publisher lease: the store answered %s; trying again in %d ms",
-                 mgo_strerror(err), LEASE_RENEW_MS);
-        if (m->pub.active && mgo_metrics_now_ns() >= m->pub.active_until_ns)
-            step_down(m, "not renewed in time");
-    } else if (!l.held) {
-        step_down(m, "another manager holds it");
-    } else {
-        if (m->pub.active && l.term != m->lease_term)
-            step_down(m, "it changed hands meanwhile");
-        m->pub.active_until_ns = started + (uint64_t)(LEASE_TTL_MS - LEASE_MARGIN_MS) * 1000000u;
-        if (!m->pub.active)
-            become_publisher(m, &l);
-        if (mgo_mgr_store_lease_reap(m->store, LEASE_MEMBER_PREFIX, reaped, m) != MGO_OK)
-            MGO_LOGW(TAG, "expired manager leases not checked; again in %d ms", LEASE_RENEW_MS);
+    const char *why = "";
+    switch (mgo_lease__renew(&m->lease, &why)) {
+    case MGO_LEASE_TAKEN:
+        step_down(m, "it changed hands meanwhile"); /* when it was still counted as held */
+        become_publisher(m);
+        break;
+    case MGO_LEASE_LOST:
+        step_down(m, why);
+        break;
+    case MGO_LEASE_SAME:
+        if (m->pub.active)
+            m->pub.active_until_ns = m->lease.until_ns;
+        break;
     }
-    if (mgo_loop_timer_add(m->loop, LEASE_RENEW_MS, lease_tick, m, &m->lease_timer) != MGO_OK) {
+    if (m->pub.active && mgo_lease__reap(&m->lease, reaped, m) != MGO_OK)
+        MGO_LOGW(TAG, "expired manager leases not checked; again in %d ms", MGO_LEASE_RENEW_MS);
+    if (mgo_loop_timer_add(m->loop, MGO_LEASE_RENEW_MS, lease_tick, m, &m->lease_timer) != MGO_OK) {
         MGO_LOGE(TAG, "out of memory: the publisher lease cannot be renewed; stopping");
         mgo_loop_stop(m->loop);
     }
@@ -867,16 +847,12 @@ static mgo_err init_shared(struct mgo_manager *m)
         MGO_LOGE(TAG, "share-group: \"%.64s\" must be 1-64 of [A-Za-z0-9._-]", g);
         return MGO_ERR_INVALID;
     }
-    uint8_t raw[8];
-    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
-        return MGO_ERR_IO;
-    int len = snprintf(m->instance, sizeof m->instance, "%.150s/", m->cfg->client_id);
-    for (size_t i = 0; i < sizeof raw; i++)
-        len += snprintf(m->instance + len, sizeof m->instance - (size_t)len, "%02x", raw[i]);
-    snprintf(m->member, sizeof m->member, "%s%s", LEASE_MEMBER_PREFIX, m->instance);
+    mgo_err err = mgo_lease__init(&m->lease, m->store, m->cfg->client_id);
+    if (err)
+        return err;
     m->pub.active = false; /* until the publisher lease is taken (lease_tick) */
     MGO_LOGI(TAG, "share-group %s: device messages through $share/%s/...; instance %s", g, g,
-             m->instance);
+             m->lease.instance);
     return MGO_OK;
 }
 
@@ -1204,9 +1180,7 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         /* another manager takes over at once (and, reaping the member lease, asks the agents
          * to replay what this one took from the broker and did not store) */
         m->pub.active = false;
-        if (mgo_mgr_store_lease_release(m->store, LEASE_PUBLISHER, m->instance) != MGO_OK ||
-            mgo_mgr_store_lease_release(m->store, m->member, m->instance) != MGO_OK)
-            MGO_LOGW(TAG, "leases not released; they expire in %u ms", LEASE_TTL_MS);
+        mgo_lease__release(&m->lease);
     }
     return err;
 }

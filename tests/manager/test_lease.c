@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "../../manager/src/lease.h"
 #include "mgo/mgr_store.h"
 #include "pg.h"
 
@@ -302,6 +303,60 @@ static void test_statuses_raced_by_two_handles(void)
     mgo_test_rm_rf(dir);
 }
 
+/* lease.c on top: what a renewal reports to the manager, the local deadline, the reaping of
+ * another manager's member lease and a clean stop's release. */
+static mgo_err note_holder(const char *holder, void *ctx)
+{
+    snprintf(ctx, MGO_MGR_LEASE_NAME_MAX + 1, "%s", holder);
+    return MGO_OK;
+}
+
+static void test_lease_module(void)
+{
+    char dir[256];
+    mgo_test_tmpdir("lease", dir);
+    struct mgo_mgr_store *sa = NULL, *sb = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &sa), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &sb), MGO_OK);
+    struct mgo_lease a, b;
+    CU_ASSERT_EQUAL_FATAL(mgo_lease__init(&a, sa, "margo-manager-a"), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_lease__init(&b, sb, "margo-manager-a"), MGO_OK);
+    CU_ASSERT(strncmp(a.instance, "margo-manager-a/", 16) == 0 && strlen(a.instance) == 32);
+    CU_ASSERT_STRING_NOT_EQUAL(a.instance, b.instance); /* a restart is a new holder */
+    CU_ASSERT_FALSE(mgo_lease__held(&a));
+    const char *why = NULL;
+    CU_ASSERT_EQUAL(mgo_lease__renew(&a, &why), MGO_LEASE_TAKEN);
+    CU_ASSERT_TRUE(mgo_lease__held(&a));
+    CU_ASSERT_EQUAL(mgo_lease__renew(&b, &why), MGO_LEASE_SAME);
+    CU_ASSERT_FALSE(mgo_lease__held(&b));
+    CU_ASSERT_EQUAL(mgo_lease__renew(&a, &why), MGO_LEASE_SAME);
+    /* the local deadline passed (a stalled loop): no longer held; the next renewal takes it
+     * again under the same term, reported as taken (its work had stopped) */
+    a.until_ns = 1;
+    CU_ASSERT_FALSE(mgo_lease__held(&a));
+    CU_ASSERT_EQUAL(mgo_lease__renew(&a, &why), MGO_LEASE_TAKEN);
+    CU_ASSERT_EQUAL(a.term, 1u);
+    /* a stops cleanly: b takes over at its next try, a new term; a's renewal reports the loss */
+    mgo_lease__release(&a);
+    CU_ASSERT_FALSE(mgo_lease__held(&a));
+    CU_ASSERT_EQUAL(mgo_lease__renew(&b, &why), MGO_LEASE_TAKEN);
+    CU_ASSERT_EQUAL(b.term, 2u);
+    /* a's member lease was released too: b, the holder, reaps it (its own is left alone) */
+    char gone[MGO_MGR_LEASE_NAME_MAX + 1] = "";
+    CU_ASSERT_EQUAL(mgo_lease__reap(&b, note_holder, gone), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(gone, a.instance);
+    a.until_ns = 0;
+    struct mgo_lease a2 = a; /* a, not stopped after all: it was held until now */
+    CU_ASSERT_EQUAL(mgo_lease__renew(&a2, &why), MGO_LEASE_SAME); /* b holds it */
+    a2.until_ns = (uint64_t)INT64_MAX;
+    CU_ASSERT_EQUAL(mgo_lease__renew(&a2, &why), MGO_LEASE_LOST);
+    CU_ASSERT_STRING_EQUAL(why, "another manager holds it");
+    CU_ASSERT_FALSE(mgo_lease__held(&a2));
+    mgo_mgr_store_close(sa);
+    mgo_mgr_store_close(sb);
+    mgo_test_rm_rf(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -310,6 +365,7 @@ void mgo_test_register(void)
         {"unpublished manifests across handles", test_unpublished_manifests},
         {"statuses out of order across two handles", test_statuses_across_two_handles},
         {"statuses raced by two handles, each stored once", test_statuses_raced_by_two_handles},
+        {"lease.c: renewals, local deadline, reaping, release", test_lease_module},
         {NULL, NULL},
     };
     mgo_test_add_suite("manager leases", cases);
