@@ -34,7 +34,8 @@ enum mgo_lease_change mgo_lease__renew(struct mgo_lease *l, const char **why)
     bool was = mgo_lease__held(l);
     uint64_t started = mgo_metrics_now_ns();
     struct mgo_mgr_lease got;
-    mgo_err err = mgo_mgr_store_lease_take(l->store, l->member, l->instance, MGO_LEASE_TTL_MS, &got);
+    mgo_err err =
+        mgo_mgr_store_lease_take(l->store, l->member, l->instance, MGO_LEASE_TTL_MS, &got);
     if (err)
         MGO_LOGW(TAG, "member lease not renewed: %s", mgo_strerror(err));
     err = mgo_mgr_store_lease_take(l->store, MGO_LEASE_PUBLISHER, l->instance, MGO_LEASE_TTL_MS,
