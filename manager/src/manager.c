@@ -11,11 +11,13 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "api.h"
 #include "http.h"
 #include "ingest.h"
+#include "lease.h"
 #include "metrics.h"
 #include "mgr_internal.h"
 #include "outbox.h"
@@ -53,6 +55,13 @@
 #define SWEEP_RETRY_MS 5000
 /* the loop trigger of a reload (mgo_manager_reload) */
 #define RELOAD_TRIGGER 0u
+/* Several managers (share-group, docs/scaling.md "Several managers"; the leases: lease.h):
+ * the publisher polls the manifests the broker has not acknowledged every CATCH_UP_MS, and
+ * clears the retained documents of removals every REMOVALS_EVERY polls. */
+#define CATCH_UP_MS 250
+/* attempts at a new receipt epoch at start (it changes every device row; see mgo_manager_new) */
+#define EPOCH_ATTEMPTS 10
+#define REMOVALS_EVERY 20u
 
 struct mgo_manager {
     const struct mgo_manager_config *cfg;
@@ -99,6 +108,13 @@ struct mgo_manager {
     char **reload_argv;
     struct mgo_manager_config seen;
     bool seen_valid;
+    /* several managers (share-group): the leases and their timers */
+    bool shared;
+    struct mgo_lease lease;
+    uint64_t lease_timer; /* renewal */
+    uint64_t catch_up_timer;
+    unsigned catch_up_n;
+    bool epoch_due; /* a new receipt epoch could not be stored: the lease timer tries again */
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -206,6 +222,10 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("margo-api-rate", MGO_CFG_INT, margo_api_rate, 1, 1000000, "600",
         "requests per client a minute on the southbound Margo API; past it 429 with "
         "Retry-After"),
+    OPT("share-group", MGO_CFG_STR, share_group, 0, 64, NULL,
+        "several managers on one database (docs/scaling.md): device messages are taken through "
+        "the MQTT shared subscription $share/NAME/... (1-64 of [A-Za-z0-9._-]), a clean session "
+        "is used, and the manager that holds the publisher lease publishes; unset: one manager"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -286,6 +306,8 @@ static mgo_err add_roles(struct mgo_manager *m)
 
 /* ---- MQTT events ----------------------------------------------------------------------- */
 
+/* With share-group every filter is $share/NAME/FILTER: the broker hands each device message
+ * to one manager of the group (MQTT 5 shared subscriptions). */
 static void subscribe_all(struct mgo_manager *m)
 {
     static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_STATUS, MGO_TOPIC_REPLAY,
@@ -293,12 +315,40 @@ static void subscribe_all(struct mgo_manager *m)
                                                 MGO_TOPIC_EVENTS};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char filter[MGO_MAX_TOPIC_LEN + 1];
+        char shared[MGO_MAX_TOPIC_LEN + 80];
         if (mgo_topic_filter(m->cfg->topic_prefix, kinds[i], NULL, filter, sizeof filter) != MGO_OK)
             continue;
-        mgo_err err = mgo_mqtt_subscribe(m->mqtt, filter, mgo_topic_qos(kinds[i]), NULL);
+        const char *f = filter;
+        if (m->shared) {
+            snprintf(shared, sizeof shared, "$share/%s/%s", m->cfg->share_group, filter);
+            f = shared;
+        }
+        mgo_err err = mgo_mqtt_subscribe(m->mqtt, f, mgo_topic_qos(kinds[i]), NULL);
         if (err)
-            MGO_LOGE(TAG, "subscribe %s: %s", filter, mgo_strerror(err));
+            MGO_LOGE(TAG, "subscribe %s: %s", f, mgo_strerror(err));
     }
+}
+
+/* Every device's receipts get a new epoch (stored), and are published when connected (and
+ * publish): each agent replays the statuses no receipt covers yet (protocol.md §6.3 [ACK-4]). */
+static void new_epoch(struct mgo_manager *m, const char *why, bool publish)
+{
+    char epoch[MGO_MGR_EPOCH_SIZE];
+    mgo_ingest__new_epoch(epoch);
+    mgo_mgr_store_set_epoch(m->store, epoch);
+    mgo_err err = mgo_mgr_store_receipts_reset(m->store);
+    if (err) {
+        /* e.g. a deadlock with another manager's ingest (every device row is changed): the
+         * lease timer tries again until it is stored */
+        MGO_LOGW(TAG, "%s: the new receipt epoch is not stored (%s); trying again in %d ms", why,
+                 mgo_strerror(err), MGO_LEASE_RENEW_MS);
+        m->epoch_due = true;
+        return;
+    }
+    m->epoch_due = false;
+    MGO_LOGI(TAG, "%s: receipt epoch %s; agents replay what is not receipted", why, epoch);
+    if (publish && m->mqtt_outbox.connected)
+        MGO_IGNORE(mgo_publish__receipts(&m->pub)); /* logged by publish.c */
 }
 
 static void try_connect(void *ctx);
@@ -388,11 +438,17 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         mgo_sd_status("serving the API on port %u; connected to %s",
                       (unsigned)mgo_http__port(m->http), m->cfg->broker_url);
         m->mqtt_outbox.connected = true;
-        if (m->was_connected)
+        bool reconnect = m->was_connected;
+        if (reconnect)
             mgo_counter_inc(&m->metrics.mqtt_reconnects);
         m->was_connected = true;
         mgo_backoff_reset(&m->backoff);
         subscribe_all(m); /* also when resumed: cheap, and the filters may have changed */
+        /* share-group: the session was clean, so device messages the broker had handed to the
+         * last connection and this run never stored are gone: a new epoch asks every agent to
+         * replay what is not receipted (as a new run does; protocol.md §6.3) */
+        if (m->shared && !ev->session_present && reconnect)
+            new_epoch(m, "a new MQTT session", false); /* published below */
         /* before any status of this connection is stored (protocol.md §6.3) */
         MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
@@ -422,6 +478,7 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         break;
     case MGO_MQTT_EV_PUBLISH_FAILED:
         MGO_LOGW(TAG, "a publish was not acknowledged (token %d); resent on reconnect", ev->token);
+        mgo_publish__failed(&m->pub, ev->token);
         break;
     case MGO_MQTT_EV_SUBSCRIBED:
         break;
@@ -441,6 +498,14 @@ static void commit_batch(struct mgo_manager *m)
                                  mgo_metrics_now_ns() - m->batch_first_ns);
 }
 
+/* This manager does the publisher's work now: it holds the lease (or runs alone), and the
+ * lease has not run out by the local clock (lease_tick and catch_up_tick then step down). */
+static bool is_publisher(const struct mgo_manager *m)
+{
+    return m->pub.active &&
+           (m->pub.active_until_ns == 0 || mgo_metrics_now_ns() < m->pub.active_until_ns);
+}
+
 /* Loop thread, for /metrics and /readyz. */
 static void report_depths(void *ctx, struct mgo_mgr_depths *out)
 {
@@ -448,6 +513,7 @@ static void report_depths(void *ctx, struct mgo_mgr_depths *out)
     out->held = mgo_ingest__held(&m->ingest);
     mgo_mqtt_depths(m->mqtt, &out->mqtt_received, &out->mqtt_outgoing);
     out->mqtt_connected = m->mqtt_outbox.connected;
+    out->publisher = is_publisher(m);
 }
 
 static void continue_drain(void *ctx)
@@ -517,7 +583,9 @@ static void refresh_manifests(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->refresh_timer = 0;
-    if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
+    if (!is_publisher(m))
+        m->refresh_due = true; /* whoever becomes the publisher re-issues them */
+    else if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
         m->refresh_due = true; /* logged by publish.c; done after the next connect */
     int64_t period_ms = (int64_t)(expiry_s(m) * 1000u / 2u);
     if (mgo_loop_timer_add(m->loop, period_ms, refresh_manifests, m, &m->refresh_timer) != MGO_OK)
@@ -530,7 +598,9 @@ static void sample_fleet(void *ctx)
 {
     struct mgo_manager *m = ctx;
     int64_t every_s = m->cfg->fleet_sample_interval_s > 0 ? m->cfg->fleet_sample_interval_s : 60;
-    mgo_err err = mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL);
+    /* one series for the fleet: the publisher samples it */
+    mgo_err err =
+        is_publisher(m) ? mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL) : MGO_OK;
     if (err)
         MGO_LOGW(TAG, "fleet overview: sample not stored: %s", mgo_strerror(err));
     if (mgo_loop_timer_add(m->loop, every_s * 1000, sample_fleet, m, &m->sample_timer) != MGO_OK)
@@ -545,7 +615,8 @@ static void rollout_tick(void *ctx)
     m->rollout_timer = 0;
     m->rollout_kicked = false;
     int64_t again = MGO_ROLLOUT_TICK_MS;
-    MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
+    if (is_publisher(m)) /* the engine runs on the publisher only */
+        MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
     if (mgo_loop_timer_add(m->loop, again, rollout_tick, m, &m->rollout_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
 }
@@ -555,7 +626,8 @@ static void rollup_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->rollup_timer = 0;
-    MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
+    if (is_publisher(m))                             /* the publisher's */
+        MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
     if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
         MGO_OK)
         MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
@@ -575,6 +647,99 @@ static void rollout_kick(void *ctx)
         m->rollout_kicked = true;
     else
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+}
+
+/* ---- several managers: the publisher lease (docs/scaling.md "Several managers") ------- */
+
+static void become_publisher(struct mgo_manager *m)
+{
+    m->pub.active = true;
+    m->pub.active_until_ns = m->lease.until_ns;
+    MGO_LOGI(TAG,
+             "publisher lease taken (term %llu): publishing desired state and running the "
+             "sweeps, rollouts and roll-ups",
+             (unsigned long long)m->lease.term);
+    /* what the last holder left: unacknowledged manifests and removals; the manifests'
+     * validity (its refresh timer is unknown here); the roll-ups it published */
+    mgo_rollup__forget(&m->rollup);
+    m->refresh_due = true;
+    if (m->mqtt_outbox.connected) {
+        sweep(m, true);
+        if (mgo_publish__refresh(&m->pub) == MGO_OK)
+            m->refresh_due = false;
+    }
+    rollout_kick(m);
+}
+
+static void step_down(struct mgo_manager *m, const char *why)
+{
+    if (!m->pub.active)
+        return;
+    m->pub.active = false;
+    m->pub.active_until_ns = 0;
+    MGO_LOGW(TAG, "publisher lease lost (%s): publishing stops; the API is still served", why);
+}
+
+static mgo_err reaped(const char *holder, void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    /* the device messages that manager had taken and not stored are gone with it */
+    char why[MGO_MGR_LEASE_NAME_MAX + 64];
+    snprintf(why, sizeof why, "manager %s stopped renewing its lease", holder);
+    new_epoch(m, why, true);
+    return MGO_OK;
+}
+
+/* Timer, every MGO_LEASE_RENEW_MS: renews the leases (lease.h); the publisher's work starts
+ * when the publisher lease is taken and stops when it is lost. */
+static void lease_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->lease_timer = 0;
+    if (m->epoch_due)
+        new_epoch(m, "again", true);
+    const char *why = "";
+    switch (mgo_lease__renew(&m->lease, &why)) {
+    case MGO_LEASE_TAKEN:
+        step_down(m, "it changed hands meanwhile"); /* when it was still counted as held */
+        become_publisher(m);
+        break;
+    case MGO_LEASE_LOST:
+        step_down(m, why);
+        break;
+    case MGO_LEASE_SAME:
+        if (m->pub.active)
+            m->pub.active_until_ns = m->lease.until_ns;
+        break;
+    }
+    if (m->pub.active && mgo_lease__reap(&m->lease, reaped, m) != MGO_OK)
+        MGO_LOGW(TAG, "expired manager leases not checked; again in %d ms", MGO_LEASE_RENEW_MS);
+    if (mgo_loop_timer_add(m->loop, MGO_LEASE_RENEW_MS, lease_tick, m, &m->lease_timer) != MGO_OK) {
+        MGO_LOGE(TAG, "out of memory: the publisher lease cannot be renewed; stopping");
+        mgo_loop_stop(m->loop);
+    }
+}
+
+/* Timer, every CATCH_UP_MS while the publisher: desired state stored by another manager (or
+ * by this one while it was not the publisher) goes out; removals are cleared every
+ * REMOVALS_EVERY polls. Also ends publishing at the lease's local deadline. */
+static void catch_up_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->catch_up_timer = 0;
+    if (m->pub.active && m->pub.active_until_ns != 0 &&
+        mgo_metrics_now_ns() >= m->pub.active_until_ns)
+        step_down(m, "not renewed in time");
+    if (is_publisher(m) && m->mqtt_outbox.connected) {
+        size_t room = MGO_PUBLISH_MAX_PENDING - m->pub.pending_len;
+        bool more = false;
+        MGO_IGNORE(mgo_publish__catch_up(&m->pub, room, &more)); /* logged; next poll */
+        if (++m->catch_up_n % REMOVALS_EVERY == 0)
+            MGO_IGNORE(mgo_publish__clear_pending_removals(&m->pub)); /* next time */
+    }
+    if (mgo_loop_timer_add(m->loop, CATCH_UP_MS, catch_up_tick, m, &m->catch_up_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: desired state stored by other managers is published "
+                      "only after a reconnect");
 }
 
 static void on_mqtt_ready(void *ctx, int fd, short revents)
@@ -668,6 +833,28 @@ static void announce_ready(void *ctx)
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
+
+/* share-group: checks the name; this run's holder name is the client id and 16 random hex
+ * digits (a restarted manager is a new holder). */
+static mgo_err init_shared(struct mgo_manager *m)
+{
+    const char *g = m->cfg->share_group;
+    m->shared = g != NULL && g[0] != '\0';
+    if (!m->shared)
+        return MGO_OK;
+    size_t n = strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+    if (g[n] != '\0' || n > 64) {
+        MGO_LOGE(TAG, "share-group: \"%.64s\" must be 1-64 of [A-Za-z0-9._-]", g);
+        return MGO_ERR_INVALID;
+    }
+    mgo_err err = mgo_lease__init(&m->lease, m->store, m->cfg->client_id);
+    if (err)
+        return err;
+    m->pub.active = false; /* until the publisher lease is taken (lease_tick) */
+    MGO_LOGI(TAG, "share-group %s: device messages through $share/%s/...; instance %s", g, g,
+             m->lease.instance);
+    return MGO_OK;
+}
 
 /* The southbound Margo API (docs/margo-http.md), when margo-api-listen is set: its own
  * listener with the northbound one's bounds. */
@@ -800,7 +987,16 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     char epoch[MGO_MGR_EPOCH_SIZE];
     mgo_ingest__new_epoch(epoch);
     mgo_mgr_store_set_epoch(m->store, epoch);
-    err = mgo_mgr_store_receipts_reset(m->store);
+    /* every device row at once: with several managers on PostgreSQL this can deadlock with
+     * another manager's ingest batch (which locks device rows in arrival order); the database
+     * aborts one of the two, and the loser tries again (the batch is held and retried) */
+    for (int attempt = 1;; attempt++) {
+        err = mgo_mgr_store_receipts_reset(m->store);
+        if (err == MGO_OK || attempt == EPOCH_ATTEMPTS)
+            break;
+        struct timespec pause = {0, 100000000L * attempt};
+        nanosleep(&pause, NULL); /* before the loop runs: nothing else waits */
+    }
     if (err) {
         MGO_LOGE(TAG, "state-dir: cannot start receipts in the store: %s", mgo_strerror(err));
         goto fail;
@@ -847,11 +1043,17 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         MGO_LOGI(TAG, "signing manifests and deployments with key %s",
                  mgo_sign_key_id(m->sign_key));
     }
+    err = init_shared(m);
+    if (err)
+        goto fail;
     struct mgo_mqtt_config mc = {
         .url = cfg->broker_url,
         .client_id = cfg->client_id,
-        .clean_start = false,
-        .session_expiry_s = (uint32_t)cfg->session_expiry_s,
+        /* share-group: a stopped manager must not keep a share of the device messages in a
+         * session of its own (the broker queues them for it); a clean session ends with the
+         * connection, and new_epoch covers what it had taken */
+        .clean_start = m->shared,
+        .session_expiry_s = m->shared ? 0u : (uint32_t)cfg->session_expiry_s,
         .keepalive_s = (uint16_t)cfg->keepalive_s,
         .ca_file = cfg->ca_file,
         .cert_file = cfg->cert_file,
@@ -874,6 +1076,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     mgo_outbox__mqtt_init(&m->outbox, &m->mqtt_outbox);
     mgo_publish__init(&m->pub, m->store, &m->outbox, cfg->topic_prefix, m->sign_key);
     mgo_publish__set_expiry(&m->pub, expiry_s(m));
+    m->pub.active = !m->shared; /* shared: once the publisher lease is taken */
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
     m->ingest.metrics = &m->metrics;
     mgo_mgr_store_set_metrics(m->store, &m->metrics.store_write, &m->metrics.store_commit);
@@ -935,6 +1138,10 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         MGO_LOGI(TAG, "running: broker %s, prefix %s, store %s/%s", m->cfg->broker_url,
                  m->cfg->topic_prefix, m->cfg->state_dir, MGO_MGR_STORE_FILE);
     mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
+    if (err == MGO_OK && m->shared) {
+        lease_tick(m); /* takes the publisher lease at once when it is free */
+        err = mgo_loop_timer_add(m->loop, CATCH_UP_MS, catch_up_tick, m, &m->catch_up_timer);
+    }
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
     if (err == MGO_OK)
@@ -969,6 +1176,12 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     if (m->mqtt_outbox.connected)
         MGO_IGNORE(mgo_mqtt_disconnect(m->mqtt, 2000));
     m->mqtt_outbox.connected = false;
+    if (m->shared) {
+        /* another manager takes over at once (and, reaping the member lease, asks the agents
+         * to replay what this one took from the broker and did not store) */
+        m->pub.active = false;
+        mgo_lease__release(&m->lease);
+    }
     return err;
 }
 

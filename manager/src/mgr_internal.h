@@ -23,6 +23,8 @@
  *   api_rollout.c  rollout and label routes, the paged device list
  *   labels.c   a device's labels; selector.c label selectors (mgo/selector.h)
  *   rollup.c   fleet roll-ups on retained topics
+ *   lease.c    the leases of several managers (share-group): holder name, member lease,
+ *              the publisher lease's term and local deadline
  *
  * Calls go one way (docs/architecture.md has the diagram):
  *   manager.c -> http.c -> api.c -> deploy.c -> publish.c -> outbox.c
@@ -38,6 +40,7 @@
  *   rollout_create.c -> labels.c, lookup.c, match.c (never rollout.c)
  *   rollout.c -> deploy.c, publish.c, labels.c, lookup.c;  rollup.c -> rollout.c, outbox.c
  *   ingest.c -> (on_status hook, set by manager.c: brings the rollout timer forward)
+ *   manager.c -> lease.c -> store.c
  * No file calls back into one that calls it. */
 #ifndef MGO_MGR_INTERNAL_H
 #define MGO_MGR_INTERNAL_H

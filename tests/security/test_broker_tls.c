@@ -537,6 +537,37 @@ static void test_monitor_reads_status_only(void)
     mgo_mqtt_free(b);
 }
 
+/* Several managers (share-group, docs/scaling.md): margo.acl's read rules apply to MQTT 5
+ * shared subscriptions on the real topic. The manager's $share subscription receives a
+ * device's status; a monitor's $share subscription to desired state receives nothing. */
+static void test_shared_subscriptions_follow_the_acl(void)
+{
+    struct mgo_mqtt *mgr = role("manager", "mgr-share");
+    struct inbox im = {0};
+    sub(mgr, &im, "$share/mgrs/margo/v1/devices/+/status/+");
+    sub(mgr, &im, "$share/mgrs/margo/v1/devices/+/desired"); /* delivered where allowed */
+    struct mgo_mqtt *mon = role("monitor", "mon-share");
+    struct inbox in = {0};
+    sub(mon, &in, "$share/mons/margo/v1/devices/+/desired");
+    sub(mon, &in, "$share/mons/margo/v1/devices/+/status/+");
+    struct mgo_mqtt *c = device("dev-a");
+    struct inbox ic = {0};
+    pub(c, &ic, "margo/v1/devices/dev-a/status/u9", "a-share-status", false);
+    PUMP_UNTIL(mgr, &im, find(&im, "margo/v1/devices/dev-a/status/u9", "a-share-status"));
+    CU_ASSERT_PTR_NOT_NULL(find(&im, "margo/v1/devices/dev-a/status/u9", "a-share-status"));
+    pub(mgr, &im, "margo/v1/devices/dev-a/desired", "a-share-desired", false);
+    /* the monitor's other group gets the status (it may read it), never the desired state */
+    PUMP_UNTIL(mon, &in, find(&in, "margo/v1/devices/dev-a/status/u9", "a-share-status"));
+    CU_ASSERT_PTR_NOT_NULL(find(&in, "margo/v1/devices/dev-a/status/u9", "a-share-status"));
+    PUMP_UNTIL(mgr, &im, find(&im, "margo/v1/devices/dev-a/desired", "a-share-desired"));
+    CU_ASSERT_PTR_NOT_NULL(find(&im, "margo/v1/devices/dev-a/desired", "a-share-desired"));
+    pump(mon, &in, 500);
+    CU_ASSERT_PTR_NULL(find(&in, "margo/v1/devices/dev-a/desired", NULL));
+    mgo_mqtt_free(c);
+    mgo_mqtt_free(mon);
+    mgo_mqtt_free(mgr);
+}
+
 /* ---- the manager over TLS, signing ------------------------------------------------------- */
 
 static long api(uint16_t port, const char *method, const char *path, const char *body)
@@ -987,6 +1018,7 @@ void mgo_test_register(void)
         {"manager over TLS publishes signed documents", test_manager_publishes_signed_documents},
         {"TLS 1.2-only client refused, TLS 1.3 accepted", test_tls12_only_client_refused},
         {"monitor cannot act as a device", test_monitor_cannot_act_as_device},
+        {"shared subscriptions follow the ACL", test_shared_subscriptions_follow_the_acl},
         {NULL, NULL},
     };
     static const struct mgo_test_case revocation_cases[] = {
