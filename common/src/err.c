@@ -34,6 +34,8 @@ const char *mgo_strerror(mgo_err err)
         return "not authorized";
     case MGO_ERR_RUNTIME:
         return "runtime command failed";
+    case MGO_ERR_BUSY:
+        return "busy: held by another";
     case MGO_ERR_INTERNAL:
         return "internal error";
     }

@@ -27,6 +27,7 @@ enum mgo_db_errkind {
     MGO_DB_E_OTHER,
     MGO_DB_E_CONSTRAINT, /* a unique, primary key, not-null or check constraint */
     MGO_DB_E_NOMEM,
+    MGO_DB_E_BUSY, /* a lock another transaction holds was not waited for (NOWAIT) */
 };
 
 struct mgo_db;

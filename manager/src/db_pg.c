@@ -792,6 +792,8 @@ static enum mgo_db_errkind pg_errkind(struct mgo_db *db)
         return MGO_DB_E_CONSTRAINT;
     if (strcmp(st, "53200") == 0)
         return MGO_DB_E_NOMEM;
+    if (strcmp(st, "55P03") == 0) /* lock_not_available */
+        return MGO_DB_E_BUSY;
     return MGO_DB_E_OTHER;
 }
 

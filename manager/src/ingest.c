@@ -643,7 +643,26 @@ size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max)
 void mgo_ingest__begin(struct mgo_ingest *in)
 {
     in->in_batch = true;
-    in->tx = mgo_mgr_store_begin(in->store) == MGO_OK;
+    in->tx = mgo_mgr_store_begin_batch(in->store) == MGO_OK;
+}
+
+/* ingest_one inside the open batch. A device row that another manager's batch has locked
+ * (MGO_ERR_BUSY, mgo_mgr_store_begin_batch) ends this batch here: what it holds is committed,
+ * which frees its locks, and the message is tried again first in a new batch, where the lock
+ * is waited for while no other is held. */
+static mgo_err ingest_in_batch(struct mgo_ingest *in, const char *topic, const uint8_t *payload,
+                               size_t len, bool http)
+{
+    mgo_err err = ingest_one(in, topic, payload, len, http);
+    if (err != MGO_ERR_BUSY || !in->tx)
+        return err;
+    MGO_LOGD(TAG, "%s: a device row is locked by another manager; batch of %zu committed early",
+             topic, in->batch_len);
+    MGO_IGNORE(mgo_ingest__commit(in)); /* logged there; its messages are held */
+    mgo_ingest__begin(in);
+    if (in->held_len > 0)
+        return MGO_ERR_BUSY; /* that commit failed: this one waits behind its messages */
+    return ingest_one(in, topic, payload, len, http);
 }
 
 static void ingest_message(struct mgo_ingest *in, char *topic, uint8_t *payload, size_t len,
@@ -666,7 +685,7 @@ static void ingest_message(struct mgo_ingest *in, char *topic, uint8_t *payload,
     msg->kind = kind_of(in, topic);
     msg->http = http;
     /* behind held messages, to keep each device's order */
-    if (in->held_len > 0 || ingest_one(in, topic, payload, len, http) != MGO_OK) {
+    if (in->held_len > 0 || ingest_in_batch(in, topic, payload, len, http) != MGO_OK) {
         count(in, msg->kind, MGO_MM_HELD, 1);
         held_push(in, msg);
     } else if (in->tx) {

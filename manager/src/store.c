@@ -32,6 +32,9 @@ struct mgo_mgr_store {
     bool lock_rows; /* the driver's FOR UPDATE (db.h): several writers share the database */
     int schema_version;
     unsigned depth; /* open savepoints */
+    /* an ingest batch (mgo_mgr_store_begin_batch) is open, and it has asked for a row lock:
+     * further row locks are not waited for (FOR UPDATE NOWAIT) */
+    bool batch, batch_locked;
     /* the device ensure_device last added or found, in transaction generation ensured_gen;
      * tx_gen grows with every rollback and outermost commit */
     char ensured[MGO_MAX_DEVICE_ID_LEN + 1];
@@ -181,6 +184,11 @@ static mgo_err sql_err(struct mgo_mgr_store *s, const char *what)
         MGO_LOGD(TAG, "%s: %s", what, mgo_db_errmsg(s->db));
         return MGO_ERR_EXISTS;
     }
+    if (kind ==
+        MGO_DB_E_BUSY) { /* a batch's row lock held by another (mgo_mgr_store_begin_batch) */
+        MGO_LOGD(TAG, "%s: %s", what, mgo_db_errmsg(s->db));
+        return MGO_ERR_BUSY;
+    }
     MGO_LOGE(TAG, "%s: %s (%s %d)", what, mgo_db_errmsg(s->db), s->db->ops->name,
              mgo_db_errcode(s->db));
     if (kind == MGO_DB_E_NOMEM)
@@ -295,7 +303,20 @@ static uint64_t col_u64(struct mgo_db_stmt *st, int i)
  * transaction ends, so two read-modify-writes of one device run one after the other); as is
  * in SQLite, whose write transaction holds the whole file. Two static texts: no formatting
  * per call, and the statement cache keys them apart. */
-#define LOCKED(sql) (((const char *const[2]){sql, sql " FOR UPDATE"})[s->lock_rows])
+#define LOCKED(sql)                                                                                \
+    locked(s, (const char *const[3]){sql, sql " FOR UPDATE", sql " FOR UPDATE NOWAIT"})
+
+/* LOCKED's choice: as is; FOR UPDATE; or, in an ingest batch that already asked for a row
+ * lock, FOR UPDATE NOWAIT (mgo_mgr_store_begin_batch): a batch waits for a lock only while it
+ * holds none, so two managers' batches can never wait for each other (no deadlock). */
+static const char *locked(struct mgo_mgr_store *s, const char *const texts[3])
+{
+    if (!s->lock_rows)
+        return texts[0];
+    const char *sql = texts[s->batch && s->batch_locked ? 2 : 1];
+    s->batch_locked = s->batch;
+    return sql;
+}
 
 /* Steps a statement: MGO_DB_ROW, MGO_DB_DONE or MGO_DB_ERROR (then see sql_err). */
 static enum mgo_db_step step(struct mgo_mgr_store *s, struct mgo_db_stmt *st)
@@ -509,6 +530,16 @@ mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s)
     return err;
 }
 
+mgo_err mgo_mgr_store_begin_batch(struct mgo_mgr_store *s)
+{
+    if (s->depth != 0)
+        return MGO_ERR_INTERNAL;
+    mgo_err err = mgo_mgr_store_begin(s);
+    if (!err)
+        s->batch = true;
+    return err;
+}
+
 mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
 {
     if (s->depth == 0)
@@ -528,8 +559,10 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
         return err;
     }
     s->depth--;
-    if (s->depth == 0)
+    if (s->depth == 0) {
         s->tx_gen++; /* ensure_device's memory lasts one transaction */
+        s->batch = s->batch_locked = false;
+    }
     return MGO_OK;
 }
 
@@ -546,6 +579,8 @@ void mgo_mgr_store_rollback(struct mgo_mgr_store *s)
         MGO_LOGE(TAG, "rollback: %s", mgo_db_errmsg(s->db));
     s->depth--;
     s->tx_gen++; /* what ensure_device added may be undone */
+    if (s->depth == 0)
+        s->batch = s->batch_locked = false;
 }
 
 /* ---- catalog ------------------------------------------------------------------------ */
@@ -712,6 +747,34 @@ static mgo_err refuse_role(const struct mgo_mgr_store *s, const char *id)
 
 /* ---- devices ------------------------------------------------------------------------ */
 
+static mgo_err insert_device(struct mgo_mgr_store *s, const char *id)
+{
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, "INSERT INTO devices (id) VALUES (?) ON CONFLICT DO NOTHING", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    return run(s, st, "add device");
+}
+
+/* Locks the device's row (if it exists) until the transaction ends (FOR UPDATE; see
+ * LOCKED); found_out (may be NULL) tells whether it exists. */
+static mgo_err lock_device(struct mgo_mgr_store *s, const char *id, bool *found_out)
+{
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, LOCKED("SELECT 1 FROM devices WHERE id = ?"), &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    enum mgo_db_step rc = step(s, st);
+    if (rc == MGO_DB_ERROR)
+        err = sql_err(s, "lock device");
+    if (found_out)
+        *found_out = rc == MGO_DB_ROW;
+    stmt_done(s, st);
+    return err;
+}
+
 static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
 {
     if (refuse_role(s, id) != MGO_OK)
@@ -720,29 +783,26 @@ static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
      * nothing rolled back since, the row is there (a round trip each on PostgreSQL) */
     if (s->depth > 0 && s->ensured_gen == s->tx_gen && strcmp(s->ensured, id) == 0)
         return MGO_OK;
-    struct mgo_db_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT INTO devices (id) VALUES (?) ON CONFLICT DO NOTHING", &st);
-    if (err)
-        return err;
-    bind_text(st, 1, id);
-    err = run(s, st, "add device");
+    mgo_err err;
+    if (s->lock_rows) {
+        /* several managers: the row's lock before anything else of the device (LOCKED), and
+         * no INSERT for a device that exists: its unique check would wait for another
+         * transaction that changed the row, even inside an ingest batch (a deadlock) */
+        bool found = false;
+        err = lock_device(s, id, &found);
+        if (!err && !found) {
+            err = insert_device(s, id);
+            if (!err)
+                err = lock_device(s, id, &found);
+        }
+    } else {
+        err = insert_device(s, id);
+    }
     if (!err && s->depth > 0 && strlen(id) < sizeof s->ensured) {
         memcpy(s->ensured, id, strlen(id) + 1);
         s->ensured_gen = s->tx_gen;
     }
     return err;
-}
-
-/* Locks the device's row (if it exists) until the transaction ends (FOR UPDATE; see
- * LOCKED). */
-static mgo_err lock_device(struct mgo_mgr_store *s, const char *id)
-{
-    struct mgo_db_stmt *st = NULL;
-    mgo_err err = prep(s, LOCKED("SELECT 1 FROM devices WHERE id = ?"), &st);
-    if (err)
-        return err;
-    bind_text(st, 1, id);
-    return run(s, st, "lock device");
 }
 
 mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id, const uint8_t *caps,
@@ -1468,7 +1528,7 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
     if (!row->has_journal && s->lock_rows) {
         /* several writers: the device's statuses one after the other (with a journal
          * position, position_take locks the row) */
-        err = lock_device(s, row->device_id);
+        err = lock_device(s, row->device_id, NULL);
         if (err)
             goto rollback;
     }

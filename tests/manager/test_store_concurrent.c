@@ -135,6 +135,55 @@ static void test_error_inside_transaction(void)
     mgo_mgr_store_close(s);
 }
 
+/* Two managers' ingest batches crossing on two devices (mgo_mgr_store_begin_batch): each
+ * holds one device's row lock and asks for the other's. Neither waits (no deadlock, no
+ * second of PostgreSQL's deadlock detection): both calls fail at once with MGO_ERR_BUSY, undone,
+ * and each batch commits what it has; in a new batch the lock is waited for and taken. A plain
+ * transaction (not a batch) would wait. */
+static mgo_err copy_device(const struct mgo_mgr_device_row *row, void *ctx)
+{
+    struct mgo_mgr_device_row *out = ctx;
+    out->boot = row->boot;
+    out->online = row->online;
+    return MGO_OK;
+}
+
+static void test_batches_never_deadlock(void)
+{
+    const char *url = mgo_test_pg_new_db();
+    struct mgo_mgr_store *a = NULL, *b = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(url, &a), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(url, &b), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(a, "dev-x", true, 1), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(a, "dev-y", true, 1), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_begin_batch(a), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_begin_batch(b), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(a, "dev-x", false, 2), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(b, "dev-y", false, 3), MGO_OK);
+    /* one thread drives both: a wait would last until statement_timeout and fail otherwise */
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(a, "dev-y", true, 4), MGO_ERR_BUSY);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(b, "dev-x", true, 5), MGO_ERR_BUSY);
+    /* the batches are still usable: what they did before is kept */
+    struct mgo_mgr_position pos;
+    memset(&pos, 0, sizeof pos);
+    snprintf(pos.new_epoch, sizeof pos.new_epoch, "e1");
+    CU_ASSERT_EQUAL(mgo_mgr_store_position_take(a, "dev-x", 1, 1, &pos), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_commit(a), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_commit(b), MGO_OK);
+    /* a new batch waits for nothing now and takes the lock */
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_begin_batch(a), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_put_presence(a, "dev-y", true, 4), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_commit(a), MGO_OK);
+    struct mgo_mgr_device_row row = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_get(b, "dev-x", copy_device, &row), MGO_OK);
+    CU_ASSERT_EQUAL(row.boot, 2u); /* a's first change; b's refused one is not there */
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_get(b, "dev-y", copy_device, &row), MGO_OK);
+    CU_ASSERT_EQUAL(row.boot, 4u);
+    CU_ASSERT_TRUE(row.online);
+    mgo_mgr_store_close(a);
+    mgo_mgr_store_close(b);
+}
+
 struct opener {
     const char *url;
     struct mgo_mgr_store *s;
@@ -240,6 +289,8 @@ void mgo_test_register(void)
          test_two_managers_same_devices},
         {"three managers starting together migrate once", test_two_managers_migrate},
         {"a failed statement inside a transaction", test_error_inside_transaction},
+        {"two managers' ingest batches crossing on two devices never wait",
+         test_batches_never_deadlock},
         {"a lost connection fails the statement; the next use reconnects", test_lost_connection},
         {"margo-manager's store option", test_store_option},
         {NULL, NULL},

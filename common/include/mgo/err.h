@@ -25,6 +25,7 @@ typedef enum mgo_err {
     MGO_ERR_TIMEOUT,   /* a deadline passed */
     MGO_ERR_AUTH,      /* missing or wrong credentials */
     MGO_ERR_RUNTIME,   /* the container runtime or an external command failed */
+    MGO_ERR_BUSY,      /* held by another for now (a row lock of another manager): try again */
     MGO_ERR_INTERNAL,  /* a bug: an invariant did not hold */
 } mgo_err;
 

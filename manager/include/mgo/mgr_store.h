@@ -66,6 +66,13 @@ int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s);
 mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s) MGO_MUST_CHECK;
 /* A failed commit has rolled the transaction back. */
 mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s) MGO_MUST_CHECK;
+/* Opens an ingest batch: the outermost transaction as mgo_mgr_store_begin, in which, once it
+ * has taken a device's row lock, a lock another transaction holds is not waited for
+ * (PostgreSQL: FOR UPDATE NOWAIT): the call fails with MGO_ERR_BUSY (undone, the transaction
+ * usable), and the caller commits what it has and tries again in a new batch. A batch thus
+ * waits only while it holds no lock, and two managers' batches never deadlock. SQLite (one
+ * writer): as mgo_mgr_store_begin. MGO_ERR_INTERNAL inside a transaction. */
+mgo_err mgo_mgr_store_begin_batch(struct mgo_mgr_store *s) MGO_MUST_CHECK;
 void mgo_mgr_store_rollback(struct mgo_mgr_store *s);
 /* Test hook (fault injection): the next n outermost commits fail with MGO_ERR_IO and roll
  * back, as a full disk or an I/O error at commit would. */
