@@ -109,6 +109,10 @@ struct mgo_manager {
 const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("state-dir", MGO_CFG_STR, state_dir, 0, 1024, "/var/lib/margo-manager",
         "directory of the SQLite store and the generated API token"),
+    OPT("store", MGO_CFG_STR, store, 0, 1024, NULL,
+        "PostgreSQL database of the store instead of SQLite in state-dir: a libpq URL "
+        "postgresql://USER@HOST:PORT/DB or postgres://... (several managers may share one); "
+        "unset: SQLite"),
     OPT("broker-url", MGO_CFG_STR, broker_url, 0, 512, "tcp://127.0.0.1:1883",
         "MQTT broker (tcp://HOST:PORT or ssl://HOST:PORT)"),
     OPT("client-id", MGO_CFG_STR, client_id, 0, 128, "margo-manager",
@@ -750,6 +754,11 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         MGO_LOGE(TAG, "state-dir: required");
         return MGO_ERR_INVALID;
     }
+    if (cfg->store != NULL && cfg->store[0] != '\0' && !mgo_mgr_store_is_url(cfg->store)) {
+        MGO_LOGE(TAG, "store: must be a PostgreSQL URL starting with postgresql:// or "
+                      "postgres:// (unset: SQLite in state-dir)");
+        return MGO_ERR_INVALID;
+    }
     if (mkdir(cfg->state_dir, 0700) != 0 && errno != EEXIST) {
         MGO_LOGE(TAG, "state-dir: cannot create %s: %s", cfg->state_dir, strerror(errno));
         return MGO_ERR_IO;
@@ -769,10 +778,14 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         seed = (uint64_t)mgo_mgr_store_now_ms() | 1u;
     mgo_backoff_init(&m->backoff, BACKOFF_BASE_MS, BACKOFF_MAX_MS, seed);
 
-    err = mgo_mgr_store_open(cfg->state_dir, &m->store);
+    bool pg = cfg->store != NULL && cfg->store[0] != '\0';
+    err = mgo_mgr_store_open(pg ? cfg->store : cfg->state_dir, &m->store);
     if (err) {
-        MGO_LOGE(TAG, "state-dir: cannot open the store in %s: %s", cfg->state_dir,
-                 mgo_strerror(err));
+        if (pg) /* the URL is not logged: it may hold a password */
+            MGO_LOGE(TAG, "store: cannot open the PostgreSQL store: %s", mgo_strerror(err));
+        else
+            MGO_LOGE(TAG, "state-dir: cannot open the store in %s: %s", cfg->state_dir,
+                     mgo_strerror(err));
         goto fail;
     }
     mgo_mgr_store_set_history_limit(m->store, (uint32_t)cfg->status_history);
@@ -915,8 +928,12 @@ void mgo_manager_stop(struct mgo_manager *m)
 
 mgo_err mgo_manager_run(struct mgo_manager *m)
 {
-    MGO_LOGI(TAG, "running: broker %s, prefix %s, store %s/%s", m->cfg->broker_url,
-             m->cfg->topic_prefix, m->cfg->state_dir, MGO_MGR_STORE_FILE);
+    if (mgo_mgr_store_is_url(m->cfg->store ? m->cfg->store : ""))
+        MGO_LOGI(TAG, "running: broker %s, prefix %s, store PostgreSQL", m->cfg->broker_url,
+                 m->cfg->topic_prefix);
+    else
+        MGO_LOGI(TAG, "running: broker %s, prefix %s, store %s/%s", m->cfg->broker_url,
+                 m->cfg->topic_prefix, m->cfg->state_dir, MGO_MGR_STORE_FILE);
     mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);

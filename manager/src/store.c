@@ -1,7 +1,7 @@
-/* store.c - the manager's SQLite store (see mgo/mgr_store.h). */
+/* store.c - the manager's store (see mgo/mgr_store.h): SQL written once, run by a driver
+ * (db.h: SQLite by default). */
 #include "mgo/mgr_store.h"
 
-#include <sqlite3.h>
 #include <stdio.h>
 #include <strings.h>
 #include <stdlib.h>
@@ -12,6 +12,8 @@
 #include "mgo/margo.h"
 #include "mgo/metrics.h"
 
+#include "db.h"
+
 #define TAG "store"
 
 /* Prepared statements kept for reuse, keyed by their SQL text (see prep()). */
@@ -20,12 +22,14 @@
 struct stmt_slot {
     char *sql; /* owned copy; NULL = free slot */
     uint64_t hash;
-    sqlite3_stmt *st;
+    struct mgo_db_stmt *st;
     bool in_use; /* handed out by prep() and not yet given back by stmt_done() */
 };
 
 struct mgo_mgr_store {
-    sqlite3 *db;
+    struct mgo_db *db;
+    bool pg;        /* PostgreSQL (db_pg.c) */
+    bool lock_rows; /* the driver's FOR UPDATE (db.h): several writers share the database */
     int schema_version;
     unsigned depth;         /* open savepoints */
     unsigned fail_commits;  /* test hook: outermost commits still to fail */
@@ -162,23 +166,22 @@ int64_t mgo_mgr_store_now_ms(void)
 
 static mgo_err sql_err(struct mgo_mgr_store *s, const char *what)
 {
-    int code = sqlite3_extended_errcode(s->db);
-    if ((code & 0xff) == SQLITE_CONSTRAINT) {
-        MGO_LOGD(TAG, "%s: %s", what, sqlite3_errmsg(s->db));
+    enum mgo_db_errkind kind = mgo_db_errkind(s->db);
+    if (kind == MGO_DB_E_CONSTRAINT) {
+        MGO_LOGD(TAG, "%s: %s", what, mgo_db_errmsg(s->db));
         return MGO_ERR_EXISTS;
     }
-    MGO_LOGE(TAG, "%s: %s (sqlite %d)", what, sqlite3_errmsg(s->db), code);
-    if ((code & 0xff) == SQLITE_NOMEM)
+    MGO_LOGE(TAG, "%s: %s (%s %d)", what, mgo_db_errmsg(s->db), s->db->ops->name,
+             mgo_db_errcode(s->db));
+    if (kind == MGO_DB_E_NOMEM)
         return MGO_ERR_NOMEM;
     return MGO_ERR_IO;
 }
 
 static mgo_err exec(struct mgo_mgr_store *s, const char *sql)
 {
-    char *msg = NULL;
-    if (sqlite3_exec(s->db, sql, NULL, NULL, &msg) != SQLITE_OK) {
-        MGO_LOGE(TAG, "exec failed: %s", msg ? msg : "?");
-        sqlite3_free(msg);
+    if (mgo_db_exec(s->db, sql, false) != 0) {
+        MGO_LOGE(TAG, "exec failed: %s", mgo_db_errmsg(s->db));
         return MGO_ERR_IO;
     }
     return MGO_OK;
@@ -197,7 +200,7 @@ static uint64_t sql_hash(const char *sql)
  * the manager's CPU during a deploy to 10,000 devices and ~5 % of status ingest (perf,
  * bench/fleet). A statement already handed out (a visitor calling back into the store) is
  * compiled afresh and finalized on return. */
-static mgo_err prep(struct mgo_mgr_store *s, const char *sql, sqlite3_stmt **st)
+static mgo_err prep(struct mgo_mgr_store *s, const char *sql, struct mgo_db_stmt **st)
 {
     uint64_t h = sql_hash(sql);
     struct stmt_slot *free_slot = NULL;
@@ -214,7 +217,7 @@ static mgo_err prep(struct mgo_mgr_store *s, const char *sql, sqlite3_stmt **st)
             return MGO_OK;
         }
     }
-    if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK)
+    if (mgo_db_prepare(s->db, sql, st) != 0)
         return sql_err(s, "prepare");
     if (free_slot != NULL && (free_slot->sql = strdup(sql)) != NULL) {
         free_slot->hash = h;
@@ -226,19 +229,18 @@ static mgo_err prep(struct mgo_mgr_store *s, const char *sql, sqlite3_stmt **st)
 
 /* Gives a statement from prep() back: cached ones are reset for the next use, others are
  * finalized. */
-static void stmt_done(struct mgo_mgr_store *s, sqlite3_stmt *st)
+static void stmt_done(struct mgo_mgr_store *s, struct mgo_db_stmt *st)
 {
     if (st == NULL)
         return;
     for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
         if (s->cache[i].sql != NULL && s->cache[i].st == st) {
-            sqlite3_reset(st);
-            sqlite3_clear_bindings(st);
+            mgo_db_reset(st);
             s->cache[i].in_use = false;
             return;
         }
     }
-    sqlite3_finalize(st);
+    mgo_db_finish(st);
 }
 
 static void stmt_cache_clear(struct mgo_mgr_store *s)
@@ -246,68 +248,93 @@ static void stmt_cache_clear(struct mgo_mgr_store *s)
     for (size_t i = 0; i < STMT_CACHE_SIZE; i++) {
         if (s->cache[i].sql == NULL)
             continue;
-        sqlite3_finalize(s->cache[i].st);
+        mgo_db_finish(s->cache[i].st);
         free(s->cache[i].sql);
         memset(&s->cache[i], 0, sizeof s->cache[i]);
     }
 }
 
-static void bind_text(sqlite3_stmt *st, int i, const char *text)
+static void bind_text(struct mgo_db_stmt *st, int i, const char *text)
 {
-    if (text)
-        sqlite3_bind_text(st, i, text, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
+    mgo_db_bind_text(st, i, text); /* NULL: null */
 }
 
-static void bind_blob(sqlite3_stmt *st, int i, const void *data, size_t len)
+static void bind_blob(struct mgo_db_stmt *st, int i, const void *data, size_t len)
 {
-    if (data)
-        sqlite3_bind_blob64(st, i, data, (sqlite3_uint64)len, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(st, i);
+    mgo_db_bind_blob(st, i, data, len); /* NULL: null */
 }
 
-static void bind_u64(sqlite3_stmt *st, int i, uint64_t v)
+static void bind_u64(struct mgo_db_stmt *st, int i, uint64_t v)
 {
     /* stored as the same 64 bits; read back with col_u64 */
-    sqlite3_bind_int64(st, i, (sqlite3_int64)v);
+    mgo_db_bind_int64(st, i, (int64_t)v);
 }
 
-static const char *col_text(sqlite3_stmt *st, int i)
+static const char *col_text(struct mgo_db_stmt *st, int i)
 {
-    return (const char *)sqlite3_column_text(st, i);
+    return mgo_db_col_text(st, i);
 }
 
-static uint64_t col_u64(sqlite3_stmt *st, int i)
+static uint64_t col_u64(struct mgo_db_stmt *st, int i)
 {
-    return (uint64_t)sqlite3_column_int64(st, i);
+    return (uint64_t)mgo_db_col_int64(st, i);
+}
+
+/* A SELECT of a row the transaction then writes: with the driver's FOR UPDATE where several
+ * managers may share the database (PostgreSQL, READ COMMITTED: the row stays locked until the
+ * transaction ends, so two read-modify-writes of one device run one after the other); as is
+ * in SQLite, whose write transaction holds the whole file. Two static texts: no formatting
+ * per call, and the statement cache keys them apart. */
+#define LOCKED(sql) (((const char *const[2]){sql, sql " FOR UPDATE"})[s->lock_rows])
+
+/* Steps a statement: MGO_DB_ROW, MGO_DB_DONE or MGO_DB_ERROR (then see sql_err). */
+static enum mgo_db_step step(struct mgo_mgr_store *s, struct mgo_db_stmt *st)
+{
+    (void)s;
+    return mgo_db_step(st);
 }
 
 /* Steps a statement that returns no rows; finalizes it. */
-static mgo_err run(struct mgo_mgr_store *s, sqlite3_stmt *st, const char *what)
+static mgo_err run(struct mgo_mgr_store *s, struct mgo_db_stmt *st, const char *what)
 {
     uint64_t t0 = s->write_hist ? mgo_metrics_now_ns() : 0;
-    int rc = sqlite3_step(st);
+    enum mgo_db_step rc = step(s, st);
     if (s->write_hist)
         mgo_histogram_observe_ns(s->write_hist, mgo_metrics_now_ns() - t0);
     mgo_err err = MGO_OK;
-    if (rc != SQLITE_DONE && rc != SQLITE_ROW)
+    if (rc == MGO_DB_ERROR)
         err = sql_err(s, what);
+    stmt_done(s, st);
+    return err;
+}
+
+/* run() for a write whose RETURNING gives one integer (*out; NULL: not read). */
+static mgo_err run_returning(struct mgo_mgr_store *s, struct mgo_db_stmt *st, const char *what,
+                             int64_t *out)
+{
+    uint64_t t0 = s->write_hist ? mgo_metrics_now_ns() : 0;
+    enum mgo_db_step rc = step(s, st);
+    if (s->write_hist)
+        mgo_histogram_observe_ns(s->write_hist, mgo_metrics_now_ns() - t0);
+    mgo_err err = MGO_OK;
+    if (rc == MGO_DB_ERROR)
+        err = sql_err(s, what);
+    else if (out != NULL && rc == MGO_DB_ROW)
+        *out = mgo_db_col_int64(st, 0);
     stmt_done(s, st);
     return err;
 }
 
 static mgo_err read_version(struct mgo_mgr_store *s, int *out)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "SELECT version FROM schema_version", &st);
     if (err)
         return err;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
-        *out = sqlite3_column_int(st, 0);
-    else if (rc == SQLITE_DONE)
+    int rc = step(s, st);
+    if (rc == MGO_DB_ROW)
+        *out = (int)mgo_db_col_int64(st, 0);
+    else if (rc == MGO_DB_DONE)
         *out = 0;
     else
         err = sql_err(s, "read schema version");
@@ -315,26 +342,45 @@ static mgo_err read_version(struct mgo_mgr_store *s, int *out)
     return err;
 }
 
+static mgo_err exec_ddl(struct mgo_mgr_store *s, const char *sql)
+{
+    if (mgo_db_exec(s->db, sql, true) != 0) {
+        MGO_LOGE(TAG, "exec failed: %s", mgo_db_errmsg(s->db));
+        return MGO_ERR_IO;
+    }
+    return MGO_OK;
+}
+
+/* Each step runs in a transaction that excludes other migrators (SQLite: BEGIN IMMEDIATE;
+ * PostgreSQL: an advisory lock) and reads the version inside it: of two managers starting
+ * together on one database, one migrates and the other finds it done. */
 static mgo_err migrate(struct mgo_mgr_store *s, int max_version)
 {
-    mgo_err err = exec(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
-    if (err)
-        return err;
-    int version = 0;
-    err = read_version(s, &version);
-    if (err)
-        return err;
-    if (version > MGO_MGR_STORE_SCHEMA_VERSION) {
-        MGO_LOGE(TAG, "database schema %d is newer than this program's %d; refusing to open",
-                 version, MGO_MGR_STORE_SCHEMA_VERSION);
-        return MGO_ERR_INVALID;
-    }
-    while (version < max_version) {
-        int next = version + 1;
-        err = exec(s, "BEGIN IMMEDIATE");
-        if (err)
+    for (;;) {
+        if (mgo_db_migrate_begin(s->db) != 0) {
+            MGO_LOGE(TAG, "migration: %s", mgo_db_errmsg(s->db));
+            return MGO_ERR_IO;
+        }
+        int version = 0;
+        mgo_err err =
+            exec_ddl(s, "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)");
+        if (!err)
+            err = read_version(s, &version);
+        if (!err && version > MGO_MGR_STORE_SCHEMA_VERSION) {
+            MGO_LOGE(TAG, "database schema %d is newer than this program's %d; refusing to open",
+                     version, MGO_MGR_STORE_SCHEMA_VERSION);
+            (void)exec(s, "ROLLBACK");
+            return MGO_ERR_INVALID;
+        }
+        if (!err && version >= max_version) {
+            err = exec(s, "COMMIT");
+            if (!err)
+                s->schema_version = version;
             return err;
-        err = exec(s, MIGRATIONS[next - 1]);
+        }
+        int next = version + 1;
+        if (!err)
+            err = exec_ddl(s, MIGRATIONS[next - 1]);
         if (!err) {
             char sql[96];
             snprintf(sql, sizeof(sql),
@@ -352,18 +398,28 @@ static mgo_err migrate(struct mgo_mgr_store *s, int max_version)
         if (err)
             return err;
         MGO_LOGI(TAG, "migrated store to schema %d", next);
-        version = next;
     }
-    s->schema_version = version;
-    return MGO_OK;
 }
 
-mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_mgr_store **out)
+bool mgo_mgr_store_is_url(const char *location)
+{
+    return strncmp(location, "postgresql://", 13) == 0 || strncmp(location, "postgres://", 11) == 0;
+}
+
+const char *mgo_mgr_store_driver(const struct mgo_mgr_store *s)
+{
+    return s->db->ops->name;
+}
+
+mgo_err mgo_mgr_store_open_version(const char *location, int max_version,
+                                   struct mgo_mgr_store **out)
 {
     if (max_version < 1 || max_version > MGO_MGR_STORE_SCHEMA_VERSION)
         return MGO_ERR_INVALID;
+    bool pg = mgo_mgr_store_is_url(location);
     char path[4096];
-    int n = snprintf(path, sizeof(path), "%s/%s", dir, MGO_MGR_STORE_FILE);
+    int n = pg ? snprintf(path, sizeof(path), "PostgreSQL store")
+               : snprintf(path, sizeof(path), "%s/%s", location, MGO_MGR_STORE_FILE);
     if (n < 0 || (size_t)n >= sizeof(path))
         return MGO_ERR_LIMIT;
     struct mgo_mgr_store *s = calloc(1, sizeof(*s));
@@ -372,44 +428,35 @@ mgo_err mgo_mgr_store_open_version(const char *dir, int max_version, struct mgo_
     s->ahead_limit = MGO_MGR_AHEAD_LIMIT;
     s->sample_limit = MGO_MGR_SAMPLES_DEFAULT;
     mgo_err err = MGO_OK;
-    if (sqlite3_open_v2(path, &s->db,
-                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                        NULL) != SQLITE_OK) {
-        MGO_LOGE(TAG, "cannot open %s: %s", path, s->db ? sqlite3_errmsg(s->db) : "no memory");
+    if ((pg ? mgo_db_pg_open(location, &s->db) : mgo_db_sqlite_open(path, &s->db)) != 0) {
+        MGO_LOGE(TAG, "cannot open %s: %s", path, s->db ? mgo_db_errmsg(s->db) : "no memory");
         err = MGO_ERR_IO;
         goto fail_close;
     }
-    sqlite3_busy_timeout(s->db, 5000);
-    /* FULL: a committed manifestVersion must survive power loss, or a restarted manager
-     * could hand out a version an agent has already seen. */
-    /* cache_size: 16 MiB of page cache instead of SQLite's 2 MiB, which a fleet's status
-     * tables outgrow: at 2 MiB every ingested status re-read 2.5 pages from the file (strace,
-     * bench/fleet backlog ingest). The cache fills only as pages are used. */
-    err = exec(s, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON; "
-                  "PRAGMA cache_size=-16384");
-    if (err == MGO_OK)
-        err = migrate(s, max_version);
+    s->pg = pg;
+    s->lock_rows = mgo_db_for_update(s->db)[0] != '\0';
+    err = migrate(s, max_version);
     if (err) {
         /* never repaired or recreated here: a corrupt or locked file stays as it is, for the
          * operator to restore from a backup or to free */
         MGO_LOGE(TAG,
                  "%s: %s; the file was not changed (if it is corrupt, restore it from a "
                  "backup; if another process holds it, stop that process)",
-                 path, sqlite3_errmsg(s->db));
+                 path, mgo_db_errmsg(s->db));
         goto fail_close;
     }
     *out = s;
     return MGO_OK;
 fail_close:
     stmt_cache_clear(s);
-    sqlite3_close(s->db);
+    mgo_db_close(s->db);
     free(s);
     return err;
 }
 
-mgo_err mgo_mgr_store_open(const char *dir, struct mgo_mgr_store **out)
+mgo_err mgo_mgr_store_open(const char *location, struct mgo_mgr_store **out)
 {
-    return mgo_mgr_store_open_version(dir, MGO_MGR_STORE_SCHEMA_VERSION, out);
+    return mgo_mgr_store_open_version(location, MGO_MGR_STORE_SCHEMA_VERSION, out);
 }
 
 void mgo_mgr_store_close(struct mgo_mgr_store *s)
@@ -419,7 +466,7 @@ void mgo_mgr_store_close(struct mgo_mgr_store *s)
     while (s->depth > 0)
         mgo_mgr_store_rollback(s);
     stmt_cache_clear(s);
-    sqlite3_close(s->db);
+    mgo_db_close(s->db);
     free(s);
 }
 
@@ -428,14 +475,20 @@ int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s)
     return s->schema_version;
 }
 
-/* Savepoints are prepared once like every statement (sqlite3_exec compiled them on each
- * call: two compilations per ingested status). */
+/* A transaction control statement of the driver (db.h), observed like run()'s. */
+static mgo_err tx_run(struct mgo_mgr_store *s, int (*op)(struct mgo_db *, unsigned),
+                      const char *what)
+{
+    uint64_t t0 = s->write_hist ? mgo_metrics_now_ns() : 0;
+    int rc = op(s->db, s->depth);
+    if (s->write_hist)
+        mgo_histogram_observe_ns(s->write_hist, mgo_metrics_now_ns() - t0);
+    return rc == 0 ? MGO_OK : sql_err(s, what);
+}
+
 mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s)
 {
-    sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "SAVEPOINT mgo", &st);
-    if (!err)
-        err = run(s, st, "begin");
+    mgo_err err = tx_run(s, s->db->ops->savepoint, "begin");
     if (!err)
         s->depth++;
     return err;
@@ -445,7 +498,6 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
 {
     if (s->depth == 0)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
     mgo_err err = MGO_OK;
     if (s->depth == 1 && s->fail_commits > 0) {
         s->fail_commits--;
@@ -453,9 +505,7 @@ mgo_err mgo_mgr_store_commit(struct mgo_mgr_store *s)
     }
     uint64_t t0 = mgo_metrics_now_ns();
     if (!err)
-        err = prep(s, "RELEASE mgo", &st);
-    if (!err)
-        err = run(s, st, "commit");
+        err = tx_run(s, s->db->ops->release, "commit");
     if (!err && s->depth == 1 && s->commit_hist)
         mgo_histogram_observe_ns(s->commit_hist, mgo_metrics_now_ns() - t0);
     if (err) {
@@ -475,7 +525,8 @@ void mgo_mgr_store_rollback(struct mgo_mgr_store *s)
 {
     if (s->depth == 0)
         return;
-    (void)exec(s, "ROLLBACK TO mgo; RELEASE mgo");
+    if (s->db->ops->rollback(s->db, s->depth) != 0)
+        MGO_LOGE(TAG, "rollback: %s", mgo_db_errmsg(s->db));
     s->depth--;
 }
 
@@ -483,7 +534,7 @@ void mgo_mgr_store_rollback(struct mgo_mgr_store *s)
 
 mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_row *row)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "INSERT INTO apps (id, version, name, source, doc, added_ms) "
                        "VALUES (?, ?, ?, ?, ?, ?)",
@@ -495,25 +546,25 @@ mgo_err mgo_mgr_store_app_put(struct mgo_mgr_store *s, const struct mgo_mgr_app_
     bind_text(st, 3, row->name ? row->name : row->id);
     bind_blob(st, 4, row->source ? (const void *)row->source : "", row->source_len);
     bind_blob(st, 5, row->doc ? (const void *)row->doc : "", row->doc_len);
-    sqlite3_bind_int64(st, 6, row->added_ms ? row->added_ms : mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 6, row->added_ms ? row->added_ms : mgo_mgr_store_now_ms());
     return run(s, st, "add app");
 }
 
-static mgo_err visit_apps(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_app_visit visit,
+static mgo_err visit_apps(struct mgo_mgr_store *s, struct mgo_db_stmt *st, mgo_mgr_app_visit visit,
                           void *ctx, bool *found)
 {
     int rc;
     *found = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_app_row row = {
             .id = col_text(st, 0),
             .version = col_text(st, 1),
             .name = col_text(st, 2),
-            .source = sqlite3_column_blob(st, 3),
-            .source_len = (size_t)sqlite3_column_bytes(st, 3),
-            .doc = sqlite3_column_blob(st, 4),
-            .doc_len = (size_t)sqlite3_column_bytes(st, 4),
-            .added_ms = sqlite3_column_int64(st, 5),
+            .source = mgo_db_col_blob(st, 3),
+            .source_len = mgo_db_col_bytes(st, 3),
+            .doc = mgo_db_col_blob(st, 4),
+            .doc_len = mgo_db_col_bytes(st, 4),
+            .added_ms = mgo_db_col_int64(st, 5),
         };
         *found = true;
         mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
@@ -522,7 +573,7 @@ static mgo_err visit_apps(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_app
             return verr; /* the visitor's failure ends the walk */
         }
     }
-    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read apps");
+    mgo_err err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read apps");
     stmt_done(s, st);
     return err;
 }
@@ -532,7 +583,7 @@ static mgo_err visit_apps(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_app
 mgo_err mgo_mgr_store_app_get(struct mgo_mgr_store *s, const char *id, const char *version,
                               mgo_mgr_app_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        version ? APP_COLS "WHERE id = ? AND version = ?"
                                : APP_COLS "WHERE id = ? ORDER BY rowid DESC LIMIT 1",
@@ -552,7 +603,7 @@ mgo_err mgo_mgr_store_app_get(struct mgo_mgr_store *s, const char *id, const cha
 mgo_err mgo_mgr_store_app_list(struct mgo_mgr_store *s, const char *id, mgo_mgr_app_visit visit,
                                void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err =
         prep(s, id ? APP_COLS "WHERE id = ? ORDER BY rowid" : APP_COLS "ORDER BY id, rowid", &st);
     if (err)
@@ -563,11 +614,11 @@ mgo_err mgo_mgr_store_app_list(struct mgo_mgr_store *s, const char *id, mgo_mgr_
     return visit_apps(s, st, visit, ctx, &found);
 }
 
-static mgo_err count_rows(struct mgo_mgr_store *s, sqlite3_stmt *st, uint64_t *out)
+static mgo_err count_rows(struct mgo_mgr_store *s, struct mgo_db_stmt *st, uint64_t *out)
 {
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     mgo_err err = MGO_OK;
-    if (rc == SQLITE_ROW)
+    if (rc == MGO_DB_ROW)
         *out = col_u64(st, 0);
     else
         err = sql_err(s, "count");
@@ -577,7 +628,7 @@ static mgo_err count_rows(struct mgo_mgr_store *s, sqlite3_stmt *st, uint64_t *o
 
 mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const char *version)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     uint64_t in_use = 0;
     mgo_err err = prep(s,
                        "SELECT COUNT(*) FROM deployments WHERE app_id = ?1 AND desired != 2 "
@@ -600,7 +651,7 @@ mgo_err mgo_mgr_store_app_delete(struct mgo_mgr_store *s, const char *id, const 
     err = run(s, st, "delete app");
     if (err)
         return err;
-    return sqlite3_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
+    return mgo_db_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
 }
 
 /* ---- role identities ------------------------------------------------------------------ */
@@ -647,12 +698,24 @@ static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
 {
     if (refuse_role(s, id) != MGO_OK)
         return MGO_ERR_INVALID;
-    sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT OR IGNORE INTO devices (id) VALUES (?)", &st);
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, "INSERT INTO devices (id) VALUES (?) ON CONFLICT DO NOTHING", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
     return run(s, st, "add device");
+}
+
+/* Locks the device's row (if it exists) until the transaction ends (FOR UPDATE; see
+ * LOCKED). */
+static mgo_err lock_device(struct mgo_mgr_store *s, const char *id)
+{
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, LOCKED("SELECT 1 FROM devices WHERE id = ?"), &st);
+    if (err)
+        return err;
+    bind_text(st, 1, id);
+    return run(s, st, "lock device");
 }
 
 mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id, const uint8_t *caps,
@@ -664,12 +727,12 @@ mgo_err mgo_mgr_store_device_put_caps(struct mgo_mgr_store *s, const char *id, c
     err = ensure_device(s, id);
     if (err)
         goto rollback;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     err = prep(s, "UPDATE devices SET capabilities = ?, last_seen_ms = ? WHERE id = ?", &st);
     if (err)
         goto rollback;
     bind_blob(st, 1, caps, caps_len);
-    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 2, mgo_mgr_store_now_ms());
     bind_text(st, 3, id);
     err = run(s, st, "store capabilities");
     if (err)
@@ -689,16 +752,16 @@ mgo_err mgo_mgr_store_device_put_presence(struct mgo_mgr_store *s, const char *i
     err = ensure_device(s, id);
     if (err)
         goto rollback;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     err = prep(s,
                "UPDATE devices SET has_presence = 1, online = ?, boot = ?, last_seen_ms = ? "
                "WHERE id = ?",
                &st);
     if (err)
         goto rollback;
-    sqlite3_bind_int(st, 1, online ? 1 : 0);
+    mgo_db_bind_int64(st, 1, online ? 1 : 0);
     bind_u64(st, 2, boot);
-    sqlite3_bind_int64(st, 3, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 3, mgo_mgr_store_now_ms());
     bind_text(st, 4, id);
     err = run(s, st, "store presence");
     if (err)
@@ -709,20 +772,20 @@ rollback:
     return err;
 }
 
-static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_device_visit visit,
-                             void *ctx, bool *found)
+static mgo_err visit_devices(struct mgo_mgr_store *s, struct mgo_db_stmt *st,
+                             mgo_mgr_device_visit visit, void *ctx, bool *found)
 {
     int rc;
     *found = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_device_row row = {
             .id = col_text(st, 0),
-            .caps = sqlite3_column_blob(st, 1),
-            .caps_len = (size_t)sqlite3_column_bytes(st, 1),
-            .has_presence = sqlite3_column_int(st, 2) != 0,
-            .online = sqlite3_column_int(st, 3) != 0,
+            .caps = mgo_db_col_blob(st, 1),
+            .caps_len = mgo_db_col_bytes(st, 1),
+            .has_presence = (int)mgo_db_col_int64(st, 2) != 0,
+            .online = (int)mgo_db_col_int64(st, 3) != 0,
             .boot = col_u64(st, 4),
-            .last_seen_ms = sqlite3_column_int64(st, 5),
+            .last_seen_ms = mgo_db_col_int64(st, 5),
             .events_dropped = col_u64(st, 6),
             .statuses_over_rate = col_u64(st, 7),
             .positions_dropped = col_u64(st, 8),
@@ -735,7 +798,7 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_
             return verr; /* the visitor's failure ends the walk */
         }
     }
-    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read devices");
+    mgo_err err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read devices");
     stmt_done(s, st);
     return err;
 }
@@ -756,7 +819,7 @@ static mgo_err visit_devices(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_
 mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
                                  mgo_mgr_device_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     char sql[256];
     snprintf(sql, sizeof sql, "%sFROM devices WHERE id = ?", DEVICE_SELECT(s));
     mgo_err err = prep(s, sql, &st);
@@ -772,7 +835,7 @@ mgo_err mgo_mgr_store_device_get(struct mgo_mgr_store *s, const char *id,
 
 mgo_err mgo_mgr_store_device_list(struct mgo_mgr_store *s, mgo_mgr_device_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     char sql[256];
     snprintf(sql, sizeof sql, "%sFROM devices ORDER BY id", DEVICE_SELECT(s));
     mgo_err err = prep(s, sql, &st);
@@ -802,7 +865,7 @@ mgo_err mgo_mgr_store_deployment_put(struct mgo_mgr_store *s,
 {
     if (refuse_role(s, row->device_id) != MGO_OK)
         return MGO_ERR_INVALID;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     int64_t now = mgo_mgr_store_now_ms();
     mgo_err err = prep(
         s,
@@ -823,39 +886,39 @@ mgo_err mgo_mgr_store_deployment_put(struct mgo_mgr_store *s,
     bind_text(st, 6, row->parameters_json ? row->parameters_json : "{}");
     bind_blob(st, 7, row->doc ? (const void *)row->doc : "", row->doc_len);
     bind_text(st, 8, row->digest ? row->digest : "");
-    sqlite3_bind_int(st, 9, (int)row->desired);
+    mgo_db_bind_int64(st, 9, (int)row->desired);
     bind_u64(st, 10, row->manifest_version);
-    sqlite3_bind_int64(st, 11, now);
+    mgo_db_bind_int64(st, 11, now);
     return run(s, st, "store deployment");
 }
 
 mgo_err mgo_mgr_store_deployment_set_desired(struct mgo_mgr_store *s, const char *id,
                                              enum mgo_mgr_desired desired)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "UPDATE deployments SET desired = ?, updated_ms = ? WHERE id = ?", &st);
     if (err)
         return err;
-    sqlite3_bind_int(st, 1, (int)desired);
-    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 1, (int)desired);
+    mgo_db_bind_int64(st, 2, mgo_mgr_store_now_ms());
     bind_text(st, 3, id);
     err = run(s, st, "update deployment");
     if (err)
         return err;
-    return sqlite3_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
+    return mgo_db_changes(s->db) > 0 ? MGO_OK : MGO_ERR_NOT_FOUND;
 }
 
 #define DEP_COLS                                                                                   \
     "SELECT id, device_id, app_id, app_version, profile_type, parameters, doc, digest,"            \
     " desired, manifest_version, created_ms, updated_ms FROM deployments "
 
-static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
+static mgo_err visit_deployments(struct mgo_mgr_store *s, struct mgo_db_stmt *st,
                                  mgo_mgr_deployment_visit visit, void *ctx, bool *found)
 {
     int rc;
     *found = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-        int desired = sqlite3_column_int(st, 8);
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
+        int desired = (int)mgo_db_col_int64(st, 8);
         struct mgo_mgr_deployment_row row = {
             .id = col_text(st, 0),
             .device_id = col_text(st, 1),
@@ -863,15 +926,15 @@ static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
             .app_version = col_text(st, 3),
             .profile_type = col_text(st, 4),
             .parameters_json = col_text(st, 5),
-            .doc = sqlite3_column_blob(st, 6),
-            .doc_len = (size_t)sqlite3_column_bytes(st, 6),
+            .doc = mgo_db_col_blob(st, 6),
+            .doc_len = mgo_db_col_bytes(st, 6),
             .digest = col_text(st, 7),
             .desired = desired == 1   ? MGO_MGR_DESIRED_REMOVING
                        : desired == 2 ? MGO_MGR_DESIRED_REMOVED
                                       : MGO_MGR_DESIRED_PRESENT,
             .manifest_version = col_u64(st, 9),
-            .created_ms = sqlite3_column_int64(st, 10),
-            .updated_ms = sqlite3_column_int64(st, 11),
+            .created_ms = mgo_db_col_int64(st, 10),
+            .updated_ms = mgo_db_col_int64(st, 11),
         };
         *found = true;
         mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
@@ -880,7 +943,7 @@ static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
             return verr; /* the visitor's failure ends the walk */
         }
     }
-    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read deployments");
+    mgo_err err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read deployments");
     stmt_done(s, st);
     return err;
 }
@@ -888,7 +951,7 @@ static mgo_err visit_deployments(struct mgo_mgr_store *s, sqlite3_stmt *st,
 mgo_err mgo_mgr_store_deployment_get(struct mgo_mgr_store *s, const char *id,
                                      mgo_mgr_deployment_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, DEP_COLS "WHERE id = ?", &st);
     if (err)
         return err;
@@ -904,23 +967,24 @@ mgo_err mgo_mgr_store_deployment_list(struct mgo_mgr_store *s, const char *devic
                                       const char *app_id, bool include_removed,
                                       mgo_mgr_deployment_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     /* With a device, say "device_id = ?1" plainly: SQLite cannot use the deployments_device
      * index for "(?1 IS NULL OR device_id = ?1)", and the full scan per device (every deploy,
      * every manifest publish) made a deploy to 10,000 devices take ~37 s of CPU, mostly
      * pread() of deployment rows (perf, bench/fleet). */
-    mgo_err err = prep(s,
-                       device_id != NULL
-                           ? DEP_COLS "WHERE device_id = ?1 AND (?2 IS NULL OR app_id = ?2) AND"
-                                      " (?3 OR desired != 2) ORDER BY created_ms, rowid"
-                           : DEP_COLS "WHERE (?2 IS NULL OR app_id = ?2) AND (?3 OR desired != 2)"
-                                      " ORDER BY created_ms, rowid",
-                       &st);
+    mgo_err err =
+        prep(s,
+             device_id != NULL ? DEP_COLS "WHERE device_id = ?1 AND (?2 IS NULL OR app_id = ?2) AND"
+                                          " (?3 != 0 OR desired != 2) ORDER BY created_ms, rowid"
+                               : DEP_COLS
+                 "WHERE (?2 IS NULL OR app_id = ?2) AND (?3 != 0 OR desired != 2)"
+                 " ORDER BY created_ms, rowid",
+             &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
     bind_text(st, 2, app_id);
-    sqlite3_bind_int(st, 3, include_removed ? 1 : 0);
+    mgo_db_bind_int64(st, 3, include_removed ? 1 : 0);
     bool found;
     return visit_deployments(s, st, visit, ctx, &found);
 }
@@ -930,17 +994,17 @@ mgo_err mgo_mgr_store_deployment_list(struct mgo_mgr_store *s, const char *devic
 mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_id,
                                    uint64_t *version_out, uint64_t *published_out)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "SELECT version, published FROM manifests WHERE device_id = ?", &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
     uint64_t version = 0, published = 0;
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = step(s, st);
+    if (rc == MGO_DB_ROW) {
         version = col_u64(st, 0);
         published = col_u64(st, 1);
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != MGO_DB_DONE) {
         err = sql_err(s, "read manifest version");
     }
     stmt_done(s, st);
@@ -958,39 +1022,39 @@ mgo_err mgo_mgr_store_manifest_bump(struct mgo_mgr_store *s, const char *device_
 {
     if (refuse_role(s, device_id) != MGO_OK)
         return MGO_ERR_INVALID;
-    uint64_t version = 0;
-    mgo_err err = mgo_mgr_store_manifest_get(s, device_id, &version, NULL);
-    if (err)
-        return err;
-    if (version == UINT64_MAX) {
-        MGO_LOGE(TAG, "device %s: manifestVersion exhausted", device_id);
-        return MGO_ERR_LIMIT;
-    }
-    /* SQLite integers are signed; versions past INT64_MAX are not needed in practice and
-     * refused so ordering in SQL stays right. */
-    if (version >= (uint64_t)INT64_MAX)
-        return MGO_ERR_LIMIT;
-    sqlite3_stmt *st = NULL;
-    err = prep(s,
-               "INSERT INTO manifests (device_id, version, published) VALUES (?1, ?2, 0)"
-               " ON CONFLICT(device_id) DO UPDATE SET version = ?2",
-               &st);
+    /* one statement, so that managers sharing a database never hand out one version twice
+     * (the row is locked by the update). SQL integers are signed; versions past INT64_MAX
+     * are not needed in practice and refused so ordering in SQL stays right. */
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "INSERT INTO manifests (device_id, version, published) VALUES (?1, 1, 0)"
+                       " ON CONFLICT(device_id) DO UPDATE SET version = manifests.version + 1"
+                       " WHERE manifests.version < 9223372036854775807 RETURNING version",
+                       &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
-    bind_u64(st, 2, version + 1);
-    err = run(s, st, "store manifest version");
-    if (!err)
-        *version_out = version + 1;
-    return err;
+    int64_t version = 0; /* stays 0 when the WHERE refused the update (no row returned) */
+    err = run_returning(s, st, "store manifest version", &version);
+    if (err)
+        return err;
+    if (version <= 0) {
+        MGO_LOGE(TAG, "device %s: manifestVersion exhausted", device_id);
+        return MGO_ERR_LIMIT;
+    }
+    *version_out = (uint64_t)version;
+    return MGO_OK;
 }
 
 mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
                                              uint64_t version)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err =
-        prep(s, "UPDATE manifests SET published = MAX(published, ?) WHERE device_id = ?", &st);
+        prep(s,
+             "UPDATE manifests SET published = CASE WHEN published > ?1 THEN published ELSE ?1 END "
+             "WHERE device_id = ?2",
+             &st);
     if (err)
         return err;
     bind_u64(st, 1, version);
@@ -1001,7 +1065,7 @@ mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char
 mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished_only,
                                        mgo_mgr_id_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        unpublished_only ? "SELECT device_id FROM manifests WHERE published < "
                                           "version ORDER BY device_id"
@@ -1011,7 +1075,7 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
     if (err)
         return err;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         if (mgo_mgr_store_is_role(s, col_text(st, 0)))
             continue; /* stored by a version that took roles as devices: never published */
         err = visit(col_text(st, 0), ctx);
@@ -1020,7 +1084,7 @@ mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished
             return err; /* the visitor's failure ends the walk */
         }
     }
-    if (rc != SQLITE_DONE)
+    if (rc != MGO_DB_DONE)
         err = sql_err(s, "read manifests");
     stmt_done(s, st);
     return err;
@@ -1035,15 +1099,15 @@ void mgo_mgr_store_set_history_limit(struct mgo_mgr_store *s, uint32_t per_deplo
 
 /* After a history insert: see mgo_mgr_store_set_history_limit. The subquery walks the
  * deployment's newest `limit` entries of the (deployment_id, n) index. */
-static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
+static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id, int64_t n)
 {
     uint32_t limit = s->history_limit;
     if (limit == 0)
         return MGO_OK;
     int64_t every = limit < 64 ? limit : 64;
-    if (sqlite3_last_insert_rowid(s->db) % every != 0)
+    if (n % every != 0)
         return MGO_OK;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "DELETE FROM status_history WHERE deployment_id = ?1 AND n < "
                        "(SELECT n FROM status_history WHERE deployment_id = ?1 "
@@ -1052,7 +1116,7 @@ static mgo_err prune_history(struct mgo_mgr_store *s, const char *deployment_id)
     if (err)
         return err;
     bind_text(st, 1, deployment_id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit - 1);
+    mgo_db_bind_int64(st, 2, (int64_t)limit - 1);
     return run(s, st, "prune status history");
 }
 
@@ -1077,16 +1141,16 @@ static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct 
 {
     memset(p, 0, sizeof *p);
     snprintf(p->epoch, sizeof p->epoch, "%s", s->epoch);
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
-                       "ahead_over FROM devices WHERE id = ?",
+                       LOCKED("SELECT rcpt_boot, rcpt_seq, top_boot, top_seq, rcpt_epoch, ahead_n, "
+                              "ahead_over FROM devices WHERE id = ?"),
                        &st);
     if (err)
         return err;
     bind_text(st, 1, device);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW) {
+    int rc = step(s, st);
+    if (rc == MGO_DB_ROW) {
         p->rb = col_u64(st, 0);
         p->rs = col_u64(st, 1);
         p->tb = col_u64(st, 2);
@@ -1096,7 +1160,7 @@ static mgo_err dev_pos_read(struct mgo_mgr_store *s, const char *device, struct 
             snprintf(p->epoch, sizeof p->epoch, "%s", e);
         p->an = col_u64(st, 5);
         p->aover = col_u64(st, 6);
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != MGO_DB_DONE) {
         err = sql_err(s, "read journal position");
     }
     stmt_done(s, st);
@@ -1108,7 +1172,7 @@ static mgo_err dev_pos_write(struct mgo_mgr_store *s, const char *device, const 
     mgo_err err = ensure_device(s, device);
     if (err)
         return err;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     err = prep(s,
                "UPDATE devices SET rcpt_boot = ?, rcpt_seq = ?, top_boot = ?, top_seq = ?, "
                "rcpt_epoch = ?, ahead_n = ?, ahead_over = ? WHERE id = ?",
@@ -1129,7 +1193,7 @@ static mgo_err dev_pos_write(struct mgo_mgr_store *s, const char *device, const 
 static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b, uint64_t q,
                          bool *has)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "SELECT 1 FROM device_positions WHERE device_id = ? AND boot = ? AND "
                        "seq = ?",
@@ -1139,9 +1203,9 @@ static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b
     bind_text(st, 1, device);
     bind_u64(st, 2, b);
     bind_u64(st, 3, q);
-    int rc = sqlite3_step(st);
-    *has = rc == SQLITE_ROW;
-    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+    int rc = step(s, st);
+    *has = rc == MGO_DB_ROW;
+    if (rc != MGO_DB_ROW && rc != MGO_DB_DONE)
         err = sql_err(s, "read handled positions");
     stmt_done(s, st);
     return err;
@@ -1152,7 +1216,7 @@ static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b
 static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct dev_pos *p)
 {
     for (;;) {
-        sqlite3_stmt *st = NULL;
+        struct mgo_db_stmt *st = NULL;
         mgo_err err = prep(s,
                            "SELECT boot, seq FROM device_positions WHERE device_id = ? "
                            "ORDER BY boot, seq LIMIT 1",
@@ -1160,13 +1224,13 @@ static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct 
         if (err)
             return err;
         bind_text(st, 1, device);
-        int rc = sqlite3_step(st);
+        int rc = step(s, st);
         uint64_t b = 0, q = 0;
-        bool found = rc == SQLITE_ROW;
+        bool found = rc == MGO_DB_ROW;
         if (found) {
             b = col_u64(st, 0);
             q = col_u64(st, 1);
-        } else if (rc != SQLITE_DONE) {
+        } else if (rc != MGO_DB_DONE) {
             err = sql_err(s, "read handled positions");
         }
         stmt_done(s, st);
@@ -1195,7 +1259,13 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
                              struct mgo_mgr_position *out)
 {
     struct dev_pos p;
-    mgo_err err = dev_pos_read(s, device, &p);
+    mgo_err err = MGO_OK;
+    /* several writers: the device row exists before it is read and locked, so that the
+     * first status of a new device is taken once too (SQLite: dev_pos_write adds it) */
+    if (s->lock_rows)
+        err = ensure_device(s, device);
+    if (!err)
+        err = dev_pos_read(s, device, &p);
     if (err)
         return err;
     bool has = !mgo_pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
@@ -1233,7 +1303,7 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
         snprintf(out->epoch, sizeof out->epoch, "%s", p.epoch);
         return dev_pos_write(s, device, &p);
     } else {
-        sqlite3_stmt *st = NULL;
+        struct mgo_db_stmt *st = NULL;
         err = prep(s, "INSERT INTO device_positions (device_id, boot, seq) VALUES (?, ?, ?)", &st);
         if (err)
             return err;
@@ -1283,7 +1353,7 @@ mgo_err mgo_mgr_store_receipts_reset(struct mgo_mgr_store *s)
 {
     if (s->schema_version < 4)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "UPDATE devices SET rcpt_epoch = ?", &st);
     if (err)
         return err;
@@ -1295,7 +1365,7 @@ mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_vis
 {
     if (s->schema_version < 4)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "SELECT id, rcpt_epoch, rcpt_boot, rcpt_seq FROM devices WHERE "
                        "top_boot > 0 OR top_seq > 0 ORDER BY id",
@@ -1303,7 +1373,7 @@ mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_vis
     if (err)
         return err;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         if (mgo_mgr_store_is_role(s, col_text(st, 0)))
             continue; /* stored by a version that took roles as devices: never published */
         const char *e = col_text(st, 1);
@@ -1312,7 +1382,7 @@ mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_vis
         if (err)
             break;
     }
-    if (!err && rc != SQLITE_DONE)
+    if (!err && rc != MGO_DB_DONE)
         err = sql_err(s, "read receipts");
     stmt_done(s, st);
     return err;
@@ -1325,7 +1395,7 @@ mgo_err mgo_mgr_store_receipts_list(struct mgo_mgr_store *s, mgo_mgr_receipt_vis
 static mgo_err latest_check(struct mgo_mgr_store *s, const struct mgo_mgr_status_row *row,
                             bool *newer, bool *changed)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     /* per (device, deployment) (protocol.md §8.1): retained statuses of different
      * deployments may arrive in any order after a resubscription */
     mgo_err err = prep(s,
@@ -1336,16 +1406,16 @@ static mgo_err latest_check(struct mgo_mgr_store *s, const struct mgo_mgr_status
         return err;
     bind_text(st, 1, row->deployment_id);
     bind_text(st, 2, row->device_id);
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     *changed = true;
     *newer = true;
-    if (rc == SQLITE_ROW) {
+    if (rc == MGO_DB_ROW) {
         const char *state = col_text(st, 3);
         *changed = state == NULL || strcmp(state, row->state) != 0;
         uint64_t boot = col_u64(st, 1), seq = col_u64(st, 2);
-        *newer = !(row->has_journal && sqlite3_column_int(st, 0) &&
+        *newer = !(row->has_journal && (int)mgo_db_col_int64(st, 0) &&
                    !mgo_pos_before(boot, seq, row->boot, row->seq));
-    } else if (rc != SQLITE_DONE) {
+    } else if (rc != MGO_DB_DONE) {
         err = sql_err(s, "read journal position");
     }
     stmt_done(s, st);
@@ -1368,6 +1438,13 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
         return err;
     bool newer = true;
     out->has_position = row->has_journal;
+    if (!row->has_journal && s->lock_rows) {
+        /* several writers: the device's statuses one after the other (with a journal
+         * position, position_take locks the row) */
+        err = lock_device(s, row->device_id);
+        if (err)
+            goto rollback;
+    }
     if (row->has_journal) {
         err = position_take(s, row->device_id, row->boot, row->seq, &out->position);
         if (err)
@@ -1385,26 +1462,27 @@ mgo_err mgo_mgr_store_status_apply(struct mgo_mgr_store *s, const struct mgo_mgr
         " DO UPDATE SET device_id = ?2, state = ?3, has_journal = ?4, boot = ?5, seq = ?6,"
         " doc = ?7, received_ms = ?8",
         "INSERT INTO status_history (deployment_id, device_id, state, has_journal, boot, seq,"
-        " doc, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        " doc, received_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) RETURNING n",
     };
+    int64_t history_n = 0;
     for (size_t i = newer ? 0 : 1; i < 2; i++) {
-        sqlite3_stmt *st = NULL;
+        struct mgo_db_stmt *st = NULL;
         err = prep(s, sqls[i], &st);
         if (err)
             goto rollback;
         bind_text(st, 1, row->deployment_id);
         bind_text(st, 2, row->device_id);
         bind_text(st, 3, row->state);
-        sqlite3_bind_int(st, 4, row->has_journal ? 1 : 0);
+        mgo_db_bind_int64(st, 4, row->has_journal ? 1 : 0);
         bind_u64(st, 5, row->boot);
         bind_u64(st, 6, row->seq);
         bind_text(st, 7, row->doc_json ? row->doc_json : "{}");
-        sqlite3_bind_int64(st, 8, now);
-        err = run(s, st, "store status");
+        mgo_db_bind_int64(st, 8, now);
+        err = run_returning(s, st, "store status", i == 1 ? &history_n : NULL);
         if (err)
             goto rollback;
     }
-    err = prune_history(s, row->deployment_id);
+    err = prune_history(s, row->deployment_id, history_n);
     if (err)
         goto rollback;
     return mgo_mgr_store_commit(s);
@@ -1413,21 +1491,21 @@ rollback:
     return err;
 }
 
-static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_status_visit visit,
-                            void *ctx, bool *found)
+static mgo_err visit_status(struct mgo_mgr_store *s, struct mgo_db_stmt *st,
+                            mgo_mgr_status_visit visit, void *ctx, bool *found)
 {
     int rc;
     *found = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_status_row row = {
             .deployment_id = col_text(st, 0),
             .device_id = col_text(st, 1),
             .state = col_text(st, 2),
-            .has_journal = sqlite3_column_int(st, 3) != 0,
+            .has_journal = (int)mgo_db_col_int64(st, 3) != 0,
             .boot = col_u64(st, 4),
             .seq = col_u64(st, 5),
             .doc_json = col_text(st, 6),
-            .received_ms = sqlite3_column_int64(st, 7),
+            .received_ms = mgo_db_col_int64(st, 7),
         };
         *found = true;
         mgo_err verr = visit ? visit(&row, ctx) : MGO_OK;
@@ -1436,7 +1514,7 @@ static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_s
             return verr; /* the visitor's failure ends the walk */
         }
     }
-    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read status");
+    mgo_err err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read status");
     stmt_done(s, st);
     return err;
 }
@@ -1447,7 +1525,7 @@ static mgo_err visit_status(struct mgo_mgr_store *s, sqlite3_stmt *st, mgo_mgr_s
 mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment_id,
                                  mgo_mgr_status_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, STATUS_COLS "FROM status WHERE deployment_id = ?", &st);
     if (err)
         return err;
@@ -1462,7 +1540,7 @@ mgo_err mgo_mgr_store_status_get(struct mgo_mgr_store *s, const char *deployment
 mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id,
                                   mgo_mgr_status_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        STATUS_COLS "FROM status WHERE (?1 IS NULL OR device_id = ?1) "
                                    "ORDER BY device_id, deployment_id",
@@ -1477,7 +1555,7 @@ mgo_err mgo_mgr_store_status_list(struct mgo_mgr_store *s, const char *device_id
 mgo_err mgo_mgr_store_status_history(struct mgo_mgr_store *s, const char *deployment_id,
                                      mgo_mgr_status_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     /* in journal order (replayed transitions arrive after newer ones, protocol.md §6.3) */
     mgo_err err = prep(s,
                        STATUS_COLS "FROM status_history WHERE deployment_id = ? "
@@ -1507,7 +1585,7 @@ void mgo_mgr_store_set_ahead_limit(struct mgo_mgr_store *s, uint32_t per_device)
  * device's newest `limit` entries of the (device_id, n) index). */
 static mgo_err prune_events(struct mgo_mgr_store *s, const char *device_id)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "UPDATE devices SET events_n = events_n + 1 WHERE id = ? "
                        "RETURNING events_n",
@@ -1515,11 +1593,11 @@ static mgo_err prune_events(struct mgo_mgr_store *s, const char *device_id)
     if (err)
         return err;
     bind_text(st, 1, device_id);
-    int rc = sqlite3_step(st);
-    uint64_t n = rc == SQLITE_ROW ? col_u64(st, 0) : 0;
-    if (rc == SQLITE_ROW)
-        rc = sqlite3_step(st);
-    if (rc != SQLITE_DONE)
+    int rc = step(s, st);
+    uint64_t n = rc == MGO_DB_ROW ? col_u64(st, 0) : 0;
+    if (rc == MGO_DB_ROW)
+        rc = step(s, st);
+    if (rc != MGO_DB_DONE)
         err = sql_err(s, "count events");
     stmt_done(s, st);
     uint32_t limit = s->event_limit;
@@ -1536,7 +1614,7 @@ static mgo_err prune_events(struct mgo_mgr_store *s, const char *device_id)
     if (err)
         return err;
     bind_text(st, 1, device_id);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit - 1);
+    mgo_db_bind_int64(st, 2, (int64_t)limit - 1);
     return run(s, st, "prune events");
 }
 
@@ -1551,7 +1629,7 @@ mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, 
     err = ensure_device(s, device_id);
     if (err)
         goto rollback;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     err = prep(s,
                "INSERT INTO device_events (device_id, type, severity, message,"
                " received_ms) VALUES (?, ?, ?, ?, ?)",
@@ -1562,7 +1640,7 @@ mgo_err mgo_mgr_store_event_add(struct mgo_mgr_store *s, const char *device_id, 
     bind_text(st, 2, type ? type : "");
     bind_text(st, 3, severity ? severity : "");
     bind_text(st, 4, message ? message : "");
-    sqlite3_bind_int64(st, 5, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 5, mgo_mgr_store_now_ms());
     err = run(s, st, "store event");
     if (!err)
         err = prune_events(s, device_id);
@@ -1585,9 +1663,9 @@ mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
     memset(out, 0, sizeof *out);
     if (s->schema_version < 5)
         return MGO_ERR_INTERNAL;
-    static const char *const sel[2] = {
-        "SELECT ev_win_ms, ev_win_n, ev_over FROM devices WHERE id = ?",
-        "SELECT st_win_ms, st_win_n, st_over FROM devices WHERE id = ?",
+    const char *const sel[2] = {
+        LOCKED("SELECT ev_win_ms, ev_win_n, ev_over FROM devices WHERE id = ?"),
+        LOCKED("SELECT st_win_ms, st_win_n, st_over FROM devices WHERE id = ?"),
     };
     static const char *const upd[2] = {
         "UPDATE devices SET ev_win_ms = ?, ev_win_n = ?, ev_over = ? WHERE id = ?",
@@ -1600,16 +1678,16 @@ mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
     err = ensure_device(s, device_id);
     if (err)
         goto rollback;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     err = prep(s, sel[k], &st);
     if (err)
         goto rollback;
     bind_text(st, 1, device_id);
-    int rc = sqlite3_step(st);
+    int rc = step(s, st);
     int64_t win_ms = 0;
     uint64_t win_n = 0, total = 0;
-    if (rc == SQLITE_ROW) {
-        win_ms = sqlite3_column_int64(st, 0);
+    if (rc == MGO_DB_ROW) {
+        win_ms = mgo_db_col_int64(st, 0);
         win_n = col_u64(st, 1);
         total = col_u64(st, 2);
     } else {
@@ -1635,7 +1713,7 @@ mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
     err = prep(s, upd[k], &st);
     if (err)
         goto rollback;
-    sqlite3_bind_int64(st, 1, win_ms);
+    mgo_db_bind_int64(st, 1, win_ms);
     bind_u64(st, 2, win_n);
     bind_u64(st, 3, total);
     bind_text(st, 4, device_id);
@@ -1651,7 +1729,7 @@ rollback:
 mgo_err mgo_mgr_store_event_count(struct mgo_mgr_store *s, const char *device_id,
                                   uint64_t *count_out)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "SELECT COUNT(*) FROM device_events WHERE device_id = ?", &st);
     if (err)
         return err;
@@ -1670,7 +1748,7 @@ void mgo_mgr_store_set_metrics(struct mgo_mgr_store *s, struct mgo_histogram *wr
 
 mgo_err mgo_mgr_store_ping(struct mgo_mgr_store *s)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "SELECT COUNT(*) FROM schema_version", &st);
     if (err)
         return err;
@@ -1687,14 +1765,15 @@ void mgo_mgr_store_set_sample_limit(struct mgo_mgr_store *s, uint32_t keep)
 
 mgo_err mgo_mgr_store_device_counts(struct mgo_mgr_store *s, uint64_t *online, uint64_t *offline)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "SELECT COUNT(*), COALESCE(SUM(has_presence != 0 AND online != 0), 0) "
+                       "SELECT COUNT(*), COALESCE(SUM(CASE WHEN has_presence != 0 AND online != 0 "
+                       "THEN 1 ELSE 0 END), 0) "
                        "FROM devices",
                        &st);
     if (err)
         return err;
-    if (sqlite3_step(st) == SQLITE_ROW) {
+    if (step(s, st) == MGO_DB_ROW) {
         uint64_t all = col_u64(st, 0);
         *online = col_u64(st, 1);
         *offline = all - *online;
@@ -1714,11 +1793,11 @@ mgo_err mgo_mgr_store_sample_add(struct mgo_mgr_store *s, int64_t t_ms, struct m
     if (err)
         return err;
     err = mgo_mgr_store_device_counts(s, &local.online, &local.offline);
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     if (!err)
         err = prep(s, "INSERT INTO fleet_samples (t_ms, online, offline) VALUES (?, ?, ?)", &st);
     if (!err) {
-        sqlite3_bind_int64(st, 1, t_ms);
+        mgo_db_bind_int64(st, 1, t_ms);
         bind_u64(st, 2, local.online);
         bind_u64(st, 3, local.offline);
         err = run(s, st, "store fleet sample");
@@ -1728,7 +1807,7 @@ mgo_err mgo_mgr_store_sample_add(struct mgo_mgr_store *s, int64_t t_ms, struct m
         err = prep(s, "DELETE FROM fleet_samples WHERE n <= (SELECT MAX(n) FROM fleet_samples) - ?",
                    &st);
     if (!err) {
-        sqlite3_bind_int64(st, 1, (sqlite3_int64)s->sample_limit);
+        mgo_db_bind_int64(st, 1, (int64_t)s->sample_limit);
         err = run(s, st, "prune fleet samples");
     }
     if (err) {
@@ -1745,22 +1824,23 @@ mgo_err mgo_mgr_store_samples(struct mgo_mgr_store *s, int64_t since_ms, int64_t
 {
     if (bucket_ms < 1)
         bucket_ms = 1;
-    sqlite3_stmt *st = NULL;
-    /* one row per bucket: SQLite takes the bare columns from the row of MAX(t_ms), so each
-     * bucket is its newest sample */
+    struct mgo_db_stmt *st = NULL;
+    /* one row per bucket: its newest sample (the highest n of the highest t_ms) */
     mgo_err err = prep(s,
-                       "SELECT MAX(t_ms), online, offline FROM fleet_samples WHERE t_ms >= ?1 "
-                       "AND t_ms <= ?3 GROUP BY (t_ms - ?1) / ?2 ORDER BY 1",
+                       "SELECT t_ms, online, offline FROM (SELECT t_ms, online, offline,"
+                       " ROW_NUMBER() OVER (PARTITION BY (t_ms - ?1) / ?2 ORDER BY t_ms DESC,"
+                       " n DESC) AS r FROM fleet_samples WHERE t_ms >= ?1 AND t_ms <= ?3) b"
+                       " WHERE r = 1 ORDER BY 1",
                        &st);
     if (err)
         return err;
-    sqlite3_bind_int64(st, 1, since_ms);
-    sqlite3_bind_int64(st, 2, bucket_ms);
-    sqlite3_bind_int64(st, 3, until_ms);
+    mgo_db_bind_int64(st, 1, since_ms);
+    mgo_db_bind_int64(st, 2, bucket_ms);
+    mgo_db_bind_int64(st, 3, until_ms);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_sample row = {
-            .t_ms = sqlite3_column_int64(st, 0),
+            .t_ms = mgo_db_col_int64(st, 0),
             .online = col_u64(st, 1),
             .offline = col_u64(st, 2),
         };
@@ -1770,14 +1850,14 @@ mgo_err mgo_mgr_store_samples(struct mgo_mgr_store *s, int64_t since_ms, int64_t
             return verr;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read fleet samples");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read fleet samples");
     stmt_done(s, st);
     return err;
 }
 
 mgo_err mgo_mgr_store_sample_count(struct mgo_mgr_store *s, uint64_t *count_out)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "SELECT COUNT(*) FROM fleet_samples", &st);
     if (err)
         return err;
@@ -1787,20 +1867,20 @@ mgo_err mgo_mgr_store_sample_count(struct mgo_mgr_store *s, uint64_t *count_out)
 mgo_err mgo_mgr_store_deployment_states(struct mgo_mgr_store *s, bool by_app,
                                         mgo_mgr_state_count_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        by_app ? "SELECT d.app_id, s.state, COUNT(*) FROM deployments d LEFT JOIN "
                                 "status s ON s.deployment_id = d.id WHERE d.desired != ?1 "
-                                "GROUP BY d.app_id, s.state ORDER BY d.app_id, s.state"
+                                "GROUP BY d.app_id, s.state ORDER BY d.app_id, s.state NULLS FIRST"
                               : "SELECT NULL, s.state, COUNT(*) FROM deployments d LEFT JOIN "
                                 "status s ON s.deployment_id = d.id WHERE d.desired != ?1 "
-                                "GROUP BY s.state ORDER BY s.state",
+                                "GROUP BY s.state ORDER BY s.state NULLS FIRST",
                        &st);
     if (err)
         return err;
-    sqlite3_bind_int(st, 1, (int)MGO_MGR_DESIRED_REMOVED);
+    mgo_db_bind_int64(st, 1, (int)MGO_MGR_DESIRED_REMOVED);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_state_count row = {
             .app_id = col_text(st, 0),
             .state = col_text(st, 1),
@@ -1812,7 +1892,7 @@ mgo_err mgo_mgr_store_deployment_states(struct mgo_mgr_store *s, bool by_app,
             return verr;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "count deployments by state");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "count deployments by state");
     stmt_done(s, st);
     return err;
 }
@@ -1828,32 +1908,50 @@ mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32
 {
     if (s->schema_version < 6)
         return MGO_ERR_INTERNAL;
-    sqlite3_stmt *st = NULL;
-    mgo_err err =
-        prep(s,
-             "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
-             "status_history WHERE state = 'failed' AND received_ms >= ?1 "
-             "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
-             "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
-             "json_extract(c.value, '$.error.message'), h.n "
-             "FROM recent h JOIN json_each(h.doc, '$.components') c "
-             "LEFT JOIN deployments d ON d.id = h.deployment_id "
-             "WHERE json_extract(c.value, '$.state') = 'failed' "
-             "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
-             "json_extract(h.doc, '$.status.error.message'), h.n "
-             "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
-             "WHERE NOT EXISTS (SELECT 1 FROM json_each(h.doc, '$.components') c "
-             "WHERE json_extract(c.value, '$.state') = 'failed') "
-             "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
-             &st);
+    /* the JSON of the reports is read with each database's own functions (SQLite's JSON1,
+     * PostgreSQL's jsonb); the same rows either way */
+    static const char *const sqls[2] = {
+        "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
+        "status_history WHERE state = 'failed' AND received_ms >= ?1 "
+        "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
+        "json_extract(c.value, '$.name'), json_extract(c.value, '$.error.code'), "
+        "json_extract(c.value, '$.error.message'), h.n "
+        "FROM recent h JOIN json_each(h.doc, '$.components') c "
+        "LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE json_extract(c.value, '$.state') = 'failed' "
+        "UNION ALL " FAILURE_COLS "NULL, json_extract(h.doc, '$.status.error.code'), "
+        "json_extract(h.doc, '$.status.error.message'), h.n "
+        "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM json_each(h.doc, '$.components') c "
+        "WHERE json_extract(c.value, '$.state') = 'failed') "
+        "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
+#define PG_COMPONENTS                                                                              \
+    "jsonb_array_elements(CASE WHEN jsonb_typeof(h.doc::jsonb -> 'components') = 'array' "         \
+    "THEN h.doc::jsonb -> 'components' ELSE '[]'::jsonb END) c(value) "
+        "WITH recent AS (SELECT n, received_ms, device_id, deployment_id, doc FROM "
+        "status_history WHERE state = 'failed' AND received_ms >= ?1 "
+        "ORDER BY received_ms DESC, n DESC LIMIT ?2) " FAILURE_COLS
+        "c.value ->> 'name', c.value #>> '{error,code}', c.value #>> '{error,message}', h.n "
+        "FROM recent h CROSS JOIN LATERAL " PG_COMPONENTS
+        "LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE c.value ->> 'state' = 'failed' "
+        "UNION ALL " FAILURE_COLS "NULL, h.doc::jsonb #>> '{status,error,code}', "
+        "h.doc::jsonb #>> '{status,error,message}', h.n "
+        "FROM recent h LEFT JOIN deployments d ON d.id = h.deployment_id "
+        "WHERE NOT EXISTS (SELECT 1 FROM " PG_COMPONENTS "WHERE c.value ->> 'state' = 'failed') "
+        "ORDER BY 1 DESC, 9 DESC LIMIT ?2",
+#undef PG_COMPONENTS
+    };
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, sqls[s->pg], &st);
     if (err)
         return err;
-    sqlite3_bind_int64(st, 1, since_ms);
-    sqlite3_bind_int64(st, 2, (sqlite3_int64)limit);
+    mgo_db_bind_int64(st, 1, since_ms);
+    mgo_db_bind_int64(st, 2, (int64_t)limit);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_failure_row row = {
-            .received_ms = sqlite3_column_int64(st, 0),
+            .received_ms = mgo_db_col_int64(st, 0),
             .device_id = col_text(st, 1),
             .deployment_id = col_text(st, 2),
             .app_id = col_text(st, 3),
@@ -1868,7 +1966,7 @@ mgo_err mgo_mgr_store_failures(struct mgo_mgr_store *s, int64_t since_ms, uint32
             return verr;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read failures");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read failures");
     stmt_done(s, st);
     return err;
 }
@@ -1886,7 +1984,7 @@ mgo_err mgo_mgr_store_device_set_binding(struct mgo_mgr_store *s, const char *id
     if (err)
         return err;
     err = ensure_device(s, id);
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     if (!err)
         err = prep(s, "UPDATE devices SET binding = ? WHERE id = ?", &st);
     if (err) {
@@ -1908,15 +2006,15 @@ mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id, bo
     *http_out = false;
     if (s->schema_version < 7)
         return MGO_OK;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "SELECT binding FROM devices WHERE id = ?", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    int rc = step(s, st);
+    if (rc == MGO_DB_ROW)
         *http_out = strcmp(col_text(st, 0), MGO_MGR_BINDING_HTTP) == 0;
-    else if (rc != SQLITE_DONE)
+    else if (rc != MGO_DB_DONE)
         err = sql_err(s, "read binding");
     stmt_done(s, st);
     return err;
@@ -1924,17 +2022,17 @@ mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id, bo
 
 mgo_err mgo_mgr_store_device_forget_caps(struct mgo_mgr_store *s, const char *id)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "UPDATE devices SET capabilities = NULL, last_seen_ms = ? WHERE id = ? "
                        "AND capabilities IS NOT NULL",
                        &st);
     if (err)
         return err;
-    sqlite3_bind_int64(st, 1, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 1, mgo_mgr_store_now_ms());
     bind_text(st, 2, id);
     err = run(s, st, "forget capabilities");
-    if (!err && sqlite3_changes(s->db) == 0)
+    if (!err && mgo_db_changes(s->db) == 0)
         err = MGO_ERR_NOT_FOUND;
     return err;
 }
@@ -1943,15 +2041,16 @@ mgo_err mgo_mgr_store_client_allow(struct mgo_mgr_store *s, const char *id, bool
 {
     if (s->schema_version < 7)
         return MGO_ERR_INVALID;
-    sqlite3_stmt *st = NULL;
-    mgo_err err = prep(s, "INSERT OR IGNORE INTO margo_clients (id, added_ms) VALUES (?, ?)", &st);
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(
+        s, "INSERT INTO margo_clients (id, added_ms) VALUES (?, ?) ON CONFLICT DO NOTHING", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
-    sqlite3_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 2, mgo_mgr_store_now_ms());
     err = run(s, st, "allow client");
     if (!err && added_out)
-        *added_out = sqlite3_changes(s->db) > 0;
+        *added_out = mgo_db_changes(s->db) > 0;
     return err;
 }
 
@@ -1959,13 +2058,13 @@ mgo_err mgo_mgr_store_client_deny(struct mgo_mgr_store *s, const char *id)
 {
     if (s->schema_version < 7)
         return MGO_ERR_NOT_FOUND;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "DELETE FROM margo_clients WHERE id = ?", &st);
     if (err)
         return err;
     bind_text(st, 1, id);
     err = run(s, st, "deny client");
-    if (!err && sqlite3_changes(s->db) == 0)
+    if (!err && mgo_db_changes(s->db) == 0)
         err = MGO_ERR_NOT_FOUND;
     return err;
 }
@@ -1975,7 +2074,7 @@ mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
 {
     if (s->schema_version < 7)
         return id ? MGO_ERR_NOT_FOUND : MGO_OK;
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        id ? "SELECT id, added_ms FROM margo_clients WHERE id = ?"
                           : "SELECT id, added_ms FROM margo_clients ORDER BY id",
@@ -1986,15 +2085,15 @@ mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
         bind_text(st, 1, id);
     int rc;
     bool found = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         found = true;
-        mgo_err verr = visit ? visit(col_text(st, 0), sqlite3_column_int64(st, 1), ctx) : MGO_OK;
+        mgo_err verr = visit ? visit(col_text(st, 0), mgo_db_col_int64(st, 1), ctx) : MGO_OK;
         if (verr) {
             stmt_done(s, st);
             return verr;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read clients");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read clients");
     stmt_done(s, st);
     if (!err && id && !found)
         err = MGO_ERR_NOT_FOUND;
@@ -2006,7 +2105,7 @@ mgo_err mgo_mgr_store_client_list(struct mgo_mgr_store *s, const char *id,
 mgo_err mgo_mgr_store_device_list_after(struct mgo_mgr_store *s, const char *after,
                                         mgo_mgr_device_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     char sql[256];
     snprintf(sql, sizeof sql, "%sFROM devices WHERE id > ? ORDER BY id", DEVICE_SELECT(s));
     mgo_err err = prep(s, sql, &st);
@@ -2020,7 +2119,7 @@ mgo_err mgo_mgr_store_device_list_after(struct mgo_mgr_store *s, const char *aft
 mgo_err mgo_mgr_store_label_set(struct mgo_mgr_store *s, const char *device_id, const char *key,
                                 const char *value, uint32_t max_per_device)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "SELECT (SELECT COUNT(*) FROM devices WHERE id = ?1),"
                        " (SELECT COUNT(*) FROM device_labels WHERE device_id = ?1),"
@@ -2031,10 +2130,10 @@ mgo_err mgo_mgr_store_label_set(struct mgo_mgr_store *s, const char *device_id, 
     bind_text(st, 1, device_id);
     bind_text(st, 2, key);
     int64_t known = 0, count = 0, has = 0;
-    if (sqlite3_step(st) == SQLITE_ROW) {
-        known = sqlite3_column_int64(st, 0);
-        count = sqlite3_column_int64(st, 1);
-        has = sqlite3_column_int64(st, 2);
+    if (step(s, st) == MGO_DB_ROW) {
+        known = mgo_db_col_int64(st, 0);
+        count = mgo_db_col_int64(st, 1);
+        has = mgo_db_col_int64(st, 2);
     } else {
         err = sql_err(s, "count labels");
     }
@@ -2059,14 +2158,14 @@ mgo_err mgo_mgr_store_label_set(struct mgo_mgr_store *s, const char *device_id, 
 
 mgo_err mgo_mgr_store_label_delete(struct mgo_mgr_store *s, const char *device_id, const char *key)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, "DELETE FROM device_labels WHERE device_id = ? AND key = ?", &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
     bind_text(st, 2, key);
     err = run(s, st, "delete label");
-    if (!err && sqlite3_changes(s->db) == 0)
+    if (!err && mgo_db_changes(s->db) == 0)
         err = MGO_ERR_NOT_FOUND;
     return err;
 }
@@ -2074,21 +2173,21 @@ mgo_err mgo_mgr_store_label_delete(struct mgo_mgr_store *s, const char *device_i
 mgo_err mgo_mgr_store_label_list(struct mgo_mgr_store *s, const char *device_id,
                                  mgo_mgr_label_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err =
         prep(s, "SELECT key, value FROM device_labels WHERE device_id = ? ORDER BY key", &st);
     if (err)
         return err;
     bind_text(st, 1, device_id);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         err = visit(col_text(st, 0), col_text(st, 1), ctx);
         if (err) {
             stmt_done(s, st);
             return err;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read labels");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read labels");
     stmt_done(s, st);
     return err;
 }
@@ -2101,12 +2200,12 @@ mgo_err mgo_mgr_store_label_list(struct mgo_mgr_store *s, const char *device_id,
     " batch_done_ms, created_ms, updated_ms, finished_ms,"                                         \
     " (SELECT COUNT(*) FROM rollout_targets t WHERE t.rollout_id = rollouts.id) FROM rollouts "
 
-static mgo_err visit_rollouts(struct mgo_mgr_store *s, sqlite3_stmt *st,
+static mgo_err visit_rollouts(struct mgo_mgr_store *s, struct mgo_db_stmt *st,
                               mgo_mgr_rollout_visit visit, void *ctx, bool *found)
 {
     int rc;
     *found = false;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_rollout_row r = {
             .id = col_text(st, 0),
             .app_id = col_text(st, 1),
@@ -2116,27 +2215,27 @@ static mgo_err visit_rollouts(struct mgo_mgr_store *s, sqlite3_stmt *st,
             .selector = col_text(st, 5),
             .on_abort = col_text(st, 6),
             .offline_count = col_text(st, 7),
-            .batch_size = (uint32_t)sqlite3_column_int64(st, 8),
-            .batch_percent = (uint32_t)sqlite3_column_int64(st, 9),
-            .canary_size = (uint32_t)sqlite3_column_int64(st, 10),
-            .max_in_flight = (uint32_t)sqlite3_column_int64(st, 11),
-            .gate_timeout_s = (uint32_t)sqlite3_column_int64(st, 12),
-            .soak_s = (uint32_t)sqlite3_column_int64(st, 13),
-            .offline_grace_s = (uint32_t)sqlite3_column_int64(st, 14),
-            .fail_batch_count = sqlite3_column_int64(st, 15),
-            .fail_batch_percent = sqlite3_column_int64(st, 16),
-            .fail_total_count = sqlite3_column_int64(st, 17),
-            .fail_total_percent = sqlite3_column_int64(st, 18),
-            .app_failures_only = sqlite3_column_int(st, 19) != 0,
+            .batch_size = (uint32_t)mgo_db_col_int64(st, 8),
+            .batch_percent = (uint32_t)mgo_db_col_int64(st, 9),
+            .canary_size = (uint32_t)mgo_db_col_int64(st, 10),
+            .max_in_flight = (uint32_t)mgo_db_col_int64(st, 11),
+            .gate_timeout_s = (uint32_t)mgo_db_col_int64(st, 12),
+            .soak_s = (uint32_t)mgo_db_col_int64(st, 13),
+            .offline_grace_s = (uint32_t)mgo_db_col_int64(st, 14),
+            .fail_batch_count = mgo_db_col_int64(st, 15),
+            .fail_batch_percent = mgo_db_col_int64(st, 16),
+            .fail_total_count = mgo_db_col_int64(st, 17),
+            .fail_total_percent = mgo_db_col_int64(st, 18),
+            .app_failures_only = (int)mgo_db_col_int64(st, 19) != 0,
             .state = col_text(st, 20),
             .reason = col_text(st, 21),
-            .batches = (uint32_t)sqlite3_column_int64(st, 22),
-            .batch = (uint32_t)sqlite3_column_int64(st, 23),
-            .batch_started_ms = sqlite3_column_int64(st, 24),
-            .batch_done_ms = sqlite3_column_int64(st, 25),
-            .created_ms = sqlite3_column_int64(st, 26),
-            .updated_ms = sqlite3_column_int64(st, 27),
-            .finished_ms = sqlite3_column_int64(st, 28),
+            .batches = (uint32_t)mgo_db_col_int64(st, 22),
+            .batch = (uint32_t)mgo_db_col_int64(st, 23),
+            .batch_started_ms = mgo_db_col_int64(st, 24),
+            .batch_done_ms = mgo_db_col_int64(st, 25),
+            .created_ms = mgo_db_col_int64(st, 26),
+            .updated_ms = mgo_db_col_int64(st, 27),
+            .finished_ms = mgo_db_col_int64(st, 28),
             .targets = col_u64(st, 29),
         };
         *found = true;
@@ -2146,14 +2245,14 @@ static mgo_err visit_rollouts(struct mgo_mgr_store *s, sqlite3_stmt *st,
             return verr;
         }
     }
-    mgo_err err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read rollouts");
+    mgo_err err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read rollouts");
     stmt_done(s, st);
     return err;
 }
 
 mgo_err mgo_mgr_store_rollout_put(struct mgo_mgr_store *s, const struct mgo_mgr_rollout_row *r)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     int64_t now = mgo_mgr_store_now_ms();
     mgo_err err = prep(
         s,
@@ -2176,29 +2275,29 @@ mgo_err mgo_mgr_store_rollout_put(struct mgo_mgr_store *s, const struct mgo_mgr_
     bind_text(st, 6, r->selector);
     bind_text(st, 7, r->on_abort);
     bind_text(st, 8, r->offline_count);
-    sqlite3_bind_int64(st, 9, r->batch_size);
-    sqlite3_bind_int64(st, 10, r->batch_percent);
-    sqlite3_bind_int64(st, 11, r->canary_size);
-    sqlite3_bind_int64(st, 12, r->max_in_flight);
-    sqlite3_bind_int64(st, 13, r->gate_timeout_s);
-    sqlite3_bind_int64(st, 14, r->soak_s);
-    sqlite3_bind_int64(st, 15, r->offline_grace_s);
-    sqlite3_bind_int64(st, 16, r->fail_batch_count);
-    sqlite3_bind_int64(st, 17, r->fail_batch_percent);
-    sqlite3_bind_int64(st, 18, r->fail_total_count);
-    sqlite3_bind_int64(st, 19, r->fail_total_percent);
-    sqlite3_bind_int(st, 20, r->app_failures_only ? 1 : 0);
+    mgo_db_bind_int64(st, 9, r->batch_size);
+    mgo_db_bind_int64(st, 10, r->batch_percent);
+    mgo_db_bind_int64(st, 11, r->canary_size);
+    mgo_db_bind_int64(st, 12, r->max_in_flight);
+    mgo_db_bind_int64(st, 13, r->gate_timeout_s);
+    mgo_db_bind_int64(st, 14, r->soak_s);
+    mgo_db_bind_int64(st, 15, r->offline_grace_s);
+    mgo_db_bind_int64(st, 16, r->fail_batch_count);
+    mgo_db_bind_int64(st, 17, r->fail_batch_percent);
+    mgo_db_bind_int64(st, 18, r->fail_total_count);
+    mgo_db_bind_int64(st, 19, r->fail_total_percent);
+    mgo_db_bind_int64(st, 20, r->app_failures_only ? 1 : 0);
     bind_text(st, 21, r->state);
     bind_text(st, 22, r->reason);
-    sqlite3_bind_int64(st, 23, r->batches);
-    sqlite3_bind_int64(st, 24, r->batch);
-    sqlite3_bind_int64(st, 25, now);
+    mgo_db_bind_int64(st, 23, r->batches);
+    mgo_db_bind_int64(st, 24, r->batch);
+    mgo_db_bind_int64(st, 25, now);
     return run(s, st, "add rollout");
 }
 
 mgo_err mgo_mgr_store_rollout_update(struct mgo_mgr_store *s, const struct mgo_mgr_rollout_row *r)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "UPDATE rollouts SET state = ?2, reason = ?3, batch = ?4,"
                        " batch_started_ms = ?5, batch_done_ms = ?6, finished_ms = ?7,"
@@ -2209,13 +2308,13 @@ mgo_err mgo_mgr_store_rollout_update(struct mgo_mgr_store *s, const struct mgo_m
     bind_text(st, 1, r->id);
     bind_text(st, 2, r->state);
     bind_text(st, 3, r->reason);
-    sqlite3_bind_int64(st, 4, r->batch);
-    sqlite3_bind_int64(st, 5, r->batch_started_ms);
-    sqlite3_bind_int64(st, 6, r->batch_done_ms);
-    sqlite3_bind_int64(st, 7, r->finished_ms);
-    sqlite3_bind_int64(st, 8, mgo_mgr_store_now_ms());
+    mgo_db_bind_int64(st, 4, r->batch);
+    mgo_db_bind_int64(st, 5, r->batch_started_ms);
+    mgo_db_bind_int64(st, 6, r->batch_done_ms);
+    mgo_db_bind_int64(st, 7, r->finished_ms);
+    mgo_db_bind_int64(st, 8, mgo_mgr_store_now_ms());
     err = run(s, st, "update rollout");
-    if (!err && sqlite3_changes(s->db) == 0)
+    if (!err && mgo_db_changes(s->db) == 0)
         err = MGO_ERR_NOT_FOUND;
     return err;
 }
@@ -2223,7 +2322,7 @@ mgo_err mgo_mgr_store_rollout_update(struct mgo_mgr_store *s, const struct mgo_m
 mgo_err mgo_mgr_store_rollout_get(struct mgo_mgr_store *s, const char *id,
                                   mgo_mgr_rollout_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s, ROLLOUT_COLS "WHERE id = ?", &st);
     if (err)
         return err;
@@ -2238,16 +2337,16 @@ mgo_err mgo_mgr_store_rollout_get(struct mgo_mgr_store *s, const char *id,
 mgo_err mgo_mgr_store_rollout_list(struct mgo_mgr_store *s, bool active_only, uint32_t limit,
                                    uint32_t offset, mgo_mgr_rollout_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        ROLLOUT_COLS "WHERE (?1 = 0 OR state IN ('running', 'paused',"
                                     " 'rolling-back')) ORDER BY n DESC LIMIT ?2 OFFSET ?3",
                        &st);
     if (err)
         return err;
-    sqlite3_bind_int(st, 1, active_only ? 1 : 0);
-    sqlite3_bind_int64(st, 2, limit);
-    sqlite3_bind_int64(st, 3, offset);
+    mgo_db_bind_int64(st, 1, active_only ? 1 : 0);
+    mgo_db_bind_int64(st, 2, limit);
+    mgo_db_bind_int64(st, 3, offset);
     bool found;
     return visit_rollouts(s, st, visit, ctx, &found);
 }
@@ -2255,13 +2354,13 @@ mgo_err mgo_mgr_store_rollout_list(struct mgo_mgr_store *s, bool active_only, ui
 mgo_err mgo_mgr_store_rollout_states(struct mgo_mgr_store *s, mgo_mgr_state_count_visit visit,
                                      void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err =
         prep(s, "SELECT state, COUNT(*) FROM rollouts GROUP BY state ORDER BY state", &st);
     if (err)
         return err;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_state_count row = {.state = col_text(st, 0), .count = col_u64(st, 1)};
         mgo_err verr = visit(&row, ctx);
         if (verr) {
@@ -2269,33 +2368,41 @@ mgo_err mgo_mgr_store_rollout_states(struct mgo_mgr_store *s, mgo_mgr_state_coun
             return verr;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "count rollouts by state");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "count rollouts by state");
     stmt_done(s, st);
     return err;
 }
 
 mgo_err mgo_mgr_store_target_put(struct mgo_mgr_store *s, const struct mgo_mgr_target_row *t)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "INSERT OR REPLACE INTO rollout_targets (rollout_id, device_id, seq, batch,"
+                       "INSERT INTO rollout_targets (rollout_id, device_id, seq, batch,"
                        " state, deployment_id, prev_version, prev_parameters, manifest_version,"
                        " started_ms, done_ms, code, class, message)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                       " ON CONFLICT(rollout_id, device_id) DO UPDATE SET seq = excluded.seq,"
+                       " batch = excluded.batch, state = excluded.state,"
+                       " deployment_id = excluded.deployment_id,"
+                       " prev_version = excluded.prev_version,"
+                       " prev_parameters = excluded.prev_parameters,"
+                       " manifest_version = excluded.manifest_version,"
+                       " started_ms = excluded.started_ms, done_ms = excluded.done_ms,"
+                       " code = excluded.code, class = excluded.class, message = excluded.message",
                        &st);
     if (err)
         return err;
     bind_text(st, 1, t->rollout_id);
     bind_text(st, 2, t->device_id);
-    sqlite3_bind_int64(st, 3, t->seq);
-    sqlite3_bind_int64(st, 4, t->batch);
+    mgo_db_bind_int64(st, 3, t->seq);
+    mgo_db_bind_int64(st, 4, t->batch);
     bind_text(st, 5, t->state);
     bind_text(st, 6, t->deployment_id ? t->deployment_id : "");
     bind_text(st, 7, t->prev_version ? t->prev_version : "");
     bind_text(st, 8, t->prev_parameters);
     bind_u64(st, 9, t->manifest_version);
-    sqlite3_bind_int64(st, 10, t->started_ms);
-    sqlite3_bind_int64(st, 11, t->done_ms);
+    mgo_db_bind_int64(st, 10, t->started_ms);
+    mgo_db_bind_int64(st, 11, t->done_ms);
     bind_text(st, 12, t->code ? t->code : "");
     bind_text(st, 13, t->class_ ? t->class_ : "");
     bind_text(st, 14, t->message ? t->message : "");
@@ -2305,7 +2412,7 @@ mgo_err mgo_mgr_store_target_put(struct mgo_mgr_store *s, const struct mgo_mgr_t
 mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_id, int64_t batch,
                                   const char *state, mgo_mgr_target_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "SELECT rollout_id, device_id, seq, batch, state, deployment_id,"
                        " prev_version, prev_parameters, manifest_version, started_ms, done_ms,"
@@ -2315,22 +2422,22 @@ mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_i
     if (err)
         return err;
     bind_text(st, 1, rollout_id);
-    sqlite3_bind_int64(st, 2, batch);
+    mgo_db_bind_int64(st, 2, batch);
     bind_text(st, 3, state);
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         struct mgo_mgr_target_row t = {
             .rollout_id = col_text(st, 0),
             .device_id = col_text(st, 1),
-            .seq = (uint32_t)sqlite3_column_int64(st, 2),
-            .batch = (uint32_t)sqlite3_column_int64(st, 3),
+            .seq = (uint32_t)mgo_db_col_int64(st, 2),
+            .batch = (uint32_t)mgo_db_col_int64(st, 3),
             .state = col_text(st, 4),
             .deployment_id = col_text(st, 5),
             .prev_version = col_text(st, 6),
             .prev_parameters = col_text(st, 7),
             .manifest_version = col_u64(st, 8),
-            .started_ms = sqlite3_column_int64(st, 9),
-            .done_ms = sqlite3_column_int64(st, 10),
+            .started_ms = mgo_db_col_int64(st, 9),
+            .done_ms = mgo_db_col_int64(st, 10),
             .code = col_text(st, 11),
             .class_ = col_text(st, 12),
             .message = col_text(st, 13),
@@ -2341,7 +2448,7 @@ mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_i
             return err;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read rollout targets");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read rollout targets");
     stmt_done(s, st);
     return err;
 }
@@ -2349,7 +2456,7 @@ mgo_err mgo_mgr_store_target_list(struct mgo_mgr_store *s, const char *rollout_i
 mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_id,
                                     char active_out[MGO_UUID_STR_SIZE])
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     active_out[0] = '\0';
     mgo_err err = prep(s,
                        "SELECT r.id FROM rollout_targets t JOIN rollouts r ON r.id = t.rollout_id"
@@ -2359,10 +2466,10 @@ mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_
     if (err)
         return err;
     bind_text(st, 1, device_id);
-    int rc = sqlite3_step(st);
-    if (rc == SQLITE_ROW)
+    int rc = step(s, st);
+    if (rc == MGO_DB_ROW)
         snprintf(active_out, MGO_UUID_STR_SIZE, "%s", col_text(st, 0));
-    else if (rc != SQLITE_DONE)
+    else if (rc != MGO_DB_DONE)
         err = sql_err(s, "read active rollout");
     stmt_done(s, st);
     return err;
@@ -2370,24 +2477,24 @@ mgo_err mgo_mgr_store_target_active(struct mgo_mgr_store *s, const char *device_
 
 mgo_err mgo_mgr_store_app_states(struct mgo_mgr_store *s, mgo_mgr_app_state_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
                        "SELECT d.app_id, d.app_version, COALESCE(t.state, ''),"
                        " CASE WHEN t.state = 'failed' THEN t.doc END FROM deployments d"
                        " LEFT JOIN status t ON t.deployment_id = d.id WHERE d.desired != 2"
-                       " ORDER BY d.app_id",
+                       " ORDER BY d.app_id, d.rowid",
                        &st);
     if (err)
         return err;
     int rc;
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
         err = visit(col_text(st, 0), col_text(st, 1), col_text(st, 2), col_text(st, 3), ctx);
         if (err) {
             stmt_done(s, st);
             return err;
         }
     }
-    err = rc == SQLITE_DONE ? MGO_OK : sql_err(s, "read app states");
+    err = rc == MGO_DB_DONE ? MGO_OK : sql_err(s, "read app states");
     stmt_done(s, st);
     return err;
 }
@@ -2398,14 +2505,14 @@ mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
                                       const struct mgo_mgr_deployment_query *q,
                                       mgo_mgr_deployment_visit visit, void *ctx)
 {
-    sqlite3_stmt *st = NULL;
+    struct mgo_db_stmt *st = NULL;
     /* Keyset pagination over the primary key's index: "id > ?1 ORDER BY id LIMIT ?6" reads
      * one page of rows whatever the table's size. With a device, "device_id = ?2" is said
      * plainly so that SQLite uses deployments_device (see deployment_list). The state is the
      * one of the newest status (its primary key is the deployment id), 'unreported' when
      * there is none. */
 #define DEP_PAGE_FILTER                                                                            \
-    " AND (?3 IS NULL OR app_id = ?3) AND (?4 OR desired != 2) AND (?5 IS NULL OR"                 \
+    " AND (?3 IS NULL OR app_id = ?3) AND (?4 != 0 OR desired != 2) AND (?5 IS NULL OR"            \
     " COALESCE((SELECT state FROM status WHERE deployment_id = deployments.id),"                   \
     " 'unreported') = ?5) ORDER BY id LIMIT ?6"
     mgo_err err =
@@ -2420,9 +2527,9 @@ mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
     if (q->device_id) /* ?2 appears only in the statement with a device */
         bind_text(st, 2, q->device_id);
     bind_text(st, 3, q->app_id);
-    sqlite3_bind_int(st, 4, q->include_removed ? 1 : 0);
+    mgo_db_bind_int64(st, 4, q->include_removed ? 1 : 0);
     bind_text(st, 5, q->state);
-    sqlite3_bind_int64(st, 6, q->limit > 0 ? (sqlite3_int64)q->limit : -1);
+    mgo_db_bind_int64(st, 6, q->limit > 0 ? (int64_t)q->limit : -1);
     bool found;
     return visit_deployments(s, st, visit, ctx, &found);
 }

@@ -2,8 +2,7 @@
  * HTTP server): a store error while a reply is being built is a 500 problem marked
  * retryable, never a 200 with part of the data. */
 #include "mgo_test.h"
-
-#include <sqlite3.h>
+#include "pg.h"
 
 #include "../../manager/src/api.h"
 #include "../../manager/src/publish.h"
@@ -28,7 +27,7 @@ struct fixture {
 static void setup(struct fixture *f)
 {
     mgo_test_tmpdir("mgr", f->dir);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(f->dir), &f->store), MGO_OK);
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->pub);
@@ -72,12 +71,7 @@ static void request_cleanup(struct mgo_api_request *req)
  * so every status read fails (SQLite: no such table). */
 static void break_status_table(struct fixture *f)
 {
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", f->dir, MGO_MGR_STORE_FILE);
-    sqlite3 *db = NULL;
-    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, "DROP TABLE status", NULL, NULL, NULL), SQLITE_OK);
-    sqlite3_close(db);
+    CU_ASSERT(mgo_test_store_sql(f->dir, "DROP TABLE status"));
 }
 
 static void test_store_error_mid_reply_is_500_retryable(void)
@@ -243,18 +237,11 @@ static void test_devices_roles_and_counters(void)
 
     /* a deployment to a role stored by an older version (the store refuses to make one now):
      * an update is refused, a removal marks it removed without publishing anything */
-    char path[512];
-    snprintf(path, sizeof path, "%s/%s", f.dir, MGO_MGR_STORE_FILE);
-    sqlite3 *db = NULL;
-    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    CU_ASSERT_EQUAL(sqlite3_exec(db,
-                                 "INSERT INTO deployments SELECT 'eeeeeeee-0000-4000-8000-"
-                                 "000000000001', 'margo-monitor', app_id, app_version, "
-                                 "profile_type, parameters, doc, digest, desired, "
-                                 "manifest_version, created_ms, updated_ms FROM deployments",
-                                 NULL, NULL, NULL),
-                    SQLITE_OK);
-    sqlite3_close(db);
+    CU_ASSERT(mgo_test_store_sql(f.dir, "INSERT INTO deployments SELECT 'eeeeeeee-0000-4000-8000-"
+                                        "000000000001', 'margo-monitor', app_id, app_version, "
+                                        "profile_type, parameters, doc, digest, desired, "
+                                        "manifest_version, created_ms, updated_ms FROM "
+                                        "deployments"));
     memset(&req, 0, sizeof req);
     req.method = "PATCH";
     snprintf(req.path, sizeof req.path, "/api/v1/deployments/eeeeeeee-0000-4000-8000-000000000001");

@@ -16,6 +16,7 @@
  *
  * The expected lists are computed from the model the test stored, never written out. */
 #include "mgo_test.h"
+#include "pg.h"
 
 #include <curl/curl.h>
 #include <stdio.h>
@@ -64,7 +65,7 @@ static int by_id(const void *a, const void *b)
 static mgo_err store_model(void)
 {
     struct mgo_mgr_store *s = NULL;
-    mgo_err err = mgo_mgr_store_open(state_dir, &s);
+    mgo_err err = mgo_mgr_store_open(mgo_test_store(state_dir), &s);
     if (err)
         return err;
     err = mgo_mgr_store_begin(s);

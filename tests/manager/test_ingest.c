@@ -3,6 +3,7 @@
  * journal position and forged capabilities are refused, a batch whose commit fails is held
  * (nothing sent live) and stored, in order, by the retry. */
 #include "mgo_test.h"
+#include "pg.h"
 
 #include "../../manager/src/ingest.h"
 #include "../../manager/src/lookup.h"
@@ -29,7 +30,7 @@ struct fixture {
 static void setup(struct fixture *f)
 {
     mgo_test_tmpdir("mgr", f->dir);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(f->dir), &f->store), MGO_OK);
     mgo_mgr_store_set_epoch(f->store, "0123456789abcdef"); /* as the manager does at start */
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);

@@ -3,6 +3,7 @@
  * only changed documents, nothing while disconnected, acknowledgements recorded, signatures,
  * and the after-connect sweep. */
 #include "mgo_test.h"
+#include "pg.h"
 
 #include "../../manager/src/publish.h"
 #include "mgo/margo.h"
@@ -39,7 +40,7 @@ static void put_dep(struct fixture *f, const char *id, const char *device, const
 static void setup(struct fixture *f, const struct mgo_sign_key *key)
 {
     mgo_test_tmpdir("mgr", f->dir);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(f->dir, &f->store), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(f->dir), &f->store), MGO_OK);
     rec_init(&f->rec, &f->outbox);
     f->pub = calloc(1, sizeof *f->pub);
     CU_ASSERT_PTR_NOT_NULL_FATAL(f->pub);

@@ -2,6 +2,7 @@
  * data, operator labels and their bound, rollouts and their targets (progress, filters, the
  * active-rollout check), and the per-app states of the roll-ups. */
 #include "mgo_test.h"
+#include "pg.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -15,7 +16,7 @@ static char dir[256];
 static void open_fresh(void)
 {
     mgo_test_tmpdir("rollout-store", dir);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &store), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &store), MGO_OK);
 }
 
 static void close_fresh(void)
@@ -46,12 +47,12 @@ static const char *labels_of(const char *device, struct labels_seen *l)
 static void test_migration_from_5(void)
 {
     mgo_test_tmpdir("rollout-store", dir);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(dir, 5, &store), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(mgo_test_store(dir), 5, &store), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(store), 5);
     static const uint8_t caps[] = {0x80};
     CU_ASSERT_EQUAL(mgo_mgr_store_device_put_caps(store, "dev1", caps, sizeof caps), MGO_OK);
     mgo_mgr_store_close(store);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &store), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &store), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(store), MGO_MGR_STORE_SCHEMA_VERSION);
     CU_ASSERT_EQUAL(mgo_mgr_store_label_set(store, "dev1", "site", "p7", 64), MGO_OK);
     struct labels_seen l;

@@ -3,6 +3,7 @@
  * capabilities, the migration from schema 5), client SPIFFE IDs, the deployment YAML (read
  * back to the same tree) and bundles (deterministic, exactly the given files). */
 #include "mgo_test.h"
+#include "pg.h"
 
 #include <archive.h>
 #include <archive_entry.h>
@@ -32,7 +33,7 @@ static void test_store(void)
     mgo_test_tmpdir("sb-store", dir);
     /* a schema-5 store with an MQTT device migrates; the device stays mqtt */
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_FATAL(mgo_mgr_store_open_version(dir, 5, &s) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_mgr_store_open_version(mgo_test_store(dir), 5, &s) == MGO_OK);
     CU_ASSERT(mgo_mgr_store_device_put_caps(s, "old-1", (const uint8_t *)"\x80", 1) == MGO_OK);
     char b[8] = "";
     CU_ASSERT(mgo_mgr_store_device_get(s, "old-1", binding_of, b) == MGO_OK);
@@ -40,7 +41,7 @@ static void test_store(void)
     bool added = false, http = true;
     CU_ASSERT(mgo_mgr_store_client_allow(s, "c1", &added) == MGO_ERR_INVALID);
     mgo_mgr_store_close(s);
-    CU_ASSERT_FATAL(mgo_mgr_store_open(dir, &s) == MGO_OK);
+    CU_ASSERT_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s) == MGO_OK);
     CU_ASSERT(mgo_mgr_store_schema_version(s) == MGO_MGR_STORE_SCHEMA_VERSION);
     CU_ASSERT(mgo_mgr_store_device_get(s, "old-1", binding_of, b) == MGO_OK);
     CU_ASSERT_STRING_EQUAL(b, "mqtt");

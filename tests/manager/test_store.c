@@ -1,8 +1,8 @@
 /* test_store.c - the manager's SQLite store: migrations, manifestVersion monotonicity
  * across restarts, transaction atomicity, journal (boot, seq) ordering. */
 #include "mgo_test.h"
+#include "pg.h"
 
-#include <sqlite3.h>
 #include <string.h>
 
 #include "mgo/mgr_store.h"
@@ -52,7 +52,7 @@ static void test_open_empty_reaches_newest_schema(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
     /* every table of the newest schema is usable */
     CU_ASSERT_EQUAL(mgo_mgr_store_event_add(s, "dev1", "t", "info", "m"), MGO_OK);
@@ -61,7 +61,7 @@ static void test_open_empty_reaches_newest_schema(void)
     CU_ASSERT_EQUAL(n, 1);
     mgo_mgr_store_close(s);
     /* reopening does not migrate again and keeps data */
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_event_count(s, "dev1", &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 1);
     mgo_mgr_store_close(s);
@@ -73,7 +73,7 @@ static void test_migrate_from_v1_keeps_data(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(dir, 1, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open_version(mgo_test_store(dir), 1, &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), 1);
     struct mgo_mgr_app_row app = {.id = "hello",
                                   .version = "1.0",
@@ -99,7 +99,7 @@ static void test_migrate_from_v1_keeps_data(void)
     CU_ASSERT_NOT_EQUAL(mgo_mgr_store_status_apply(s, &st, NULL), MGO_OK);
     mgo_mgr_store_close(s);
 
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
     CU_ASSERT_EQUAL(mgo_mgr_store_app_get(s, "hello", "1.0", NULL, NULL), MGO_OK);
     CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
@@ -116,18 +116,12 @@ static void test_refuses_newer_schema(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     mgo_mgr_store_close(s);
     /* pretend a future program wrote schema 99 */
-    char path[512];
-    snprintf(path, sizeof path, "%s/manager.db", dir);
-    sqlite3 *db = NULL;
-    CU_ASSERT_EQUAL_FATAL(sqlite3_open(path, &db), SQLITE_OK);
-    CU_ASSERT_EQUAL(sqlite3_exec(db, "UPDATE schema_version SET version = 99", NULL, NULL, NULL),
-                    SQLITE_OK);
-    sqlite3_close(db);
+    CU_ASSERT_FATAL(mgo_test_store_sql(dir, "UPDATE schema_version SET version = 99"));
     s = NULL;
-    CU_ASSERT_EQUAL(mgo_mgr_store_open(dir, &s), MGO_ERR_INVALID);
+    CU_ASSERT_EQUAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_ERR_INVALID);
     CU_ASSERT_PTR_NULL(s);
     mgo_test_rm_rf(dir);
 }
@@ -139,7 +133,7 @@ static void test_manifest_version_monotonic_across_restart(void)
     struct mgo_mgr_store *s = NULL;
     uint64_t last = 0;
     for (int restart = 0; restart < 3; restart++) {
-        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+        CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
         for (int i = 0; i < 4; i++) {
             uint64_t v = 0;
             CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
@@ -155,7 +149,7 @@ static void test_manifest_version_monotonic_across_restart(void)
         mgo_mgr_store_close(s); /* closes with the savepoint open */
     }
     CU_ASSERT_EQUAL(last, 12);
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     uint64_t v = 0, published = 0;
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
     CU_ASSERT_EQUAL(v, 12);
@@ -183,7 +177,7 @@ static void test_transaction_atomicity(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     /* a deploy to two devices that fails half-way leaves nothing behind */
     uint64_t v = 0;
     CU_ASSERT_EQUAL(mgo_mgr_store_begin(s), MGO_OK);
@@ -210,7 +204,7 @@ static void test_transaction_atomicity(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_deployment_get(s, "dep-2", NULL, NULL), MGO_ERR_NOT_FOUND);
     mgo_mgr_store_close(s);
     /* committed data survives reopen */
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL(count_deployments(s, "dev1"), 1);
     mgo_mgr_store_close(s);
     mgo_test_rm_rf(dir);
@@ -248,7 +242,7 @@ static void test_status_journal_order(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     struct mgo_mgr_status_row r = {.deployment_id = "dep-1",
                                    .device_id = "dev1",
                                    .state = "pending",
@@ -285,7 +279,7 @@ static void test_status_journal_order(void)
     mgo_mgr_store_close(s);
 
     /* after a restart the journal position is still known */
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_status_apply(s, &r, NULL), MGO_ERR_STALE);
     struct states hist = {0};
     CU_ASSERT_EQUAL(mgo_mgr_store_status_history(s, "dep-1", collect_state, &hist), MGO_OK);
@@ -307,7 +301,7 @@ static void test_status_history_limit(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     mgo_mgr_store_set_history_limit(s, 5);
     struct mgo_mgr_status_row a = {.deployment_id = "dep-a",
                                    .device_id = "dev1",
@@ -336,7 +330,7 @@ static void test_status_history_limit(void)
     mgo_mgr_store_close(s);
 
     /* 0 keeps everything */
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     for (uint64_t seq = 101; seq <= 120; seq++) {
         a.seq = seq;
         CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_status_apply(s, &a, NULL), MGO_OK);
@@ -355,7 +349,7 @@ static void test_app_catalog_rules(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     struct mgo_mgr_app_row app = {.id = "hello",
                                   .version = "1.0",
                                   .name = "Hello",
@@ -400,7 +394,7 @@ static void test_visitor_error_ends_the_walk(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     struct mgo_mgr_deployment_row r1 = dep_row("dep-1", "dev1", 1);
     struct mgo_mgr_deployment_row r2 = dep_row("dep-2", "dev1", 2);
     struct mgo_mgr_deployment_row r3 = dep_row("dep-3", "dev1", 3);
@@ -422,7 +416,7 @@ static void test_failed_commit_rolls_back(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_begin(s), MGO_OK);
     struct mgo_mgr_deployment_row r1 = dep_row("dep-1", "dev1", 1);
     CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &r1), MGO_OK);
@@ -473,7 +467,7 @@ static void test_status_positions_gap_and_replay(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     mgo_mgr_store_set_epoch(s, "00000000000000aa");
     CU_ASSERT_EQUAL(mgo_mgr_store_receipts_reset(s), MGO_OK);
     struct mgo_mgr_status_row r = {.deployment_id = "dep-1",
@@ -530,7 +524,7 @@ static void test_status_positions_gap_and_replay(void)
     mgo_mgr_store_close(s);
 
     /* a new run: receipts carry its epoch, positions are kept */
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     mgo_mgr_store_set_epoch(s, "00000000000000cc");
     CU_ASSERT_EQUAL(mgo_mgr_store_receipts_reset(s), MGO_OK);
     struct receipt_seen seen = {0};
@@ -557,7 +551,7 @@ static void test_gap_positions_and_events_bounded(void)
     char dir[256];
     mgo_test_tmpdir("mgr", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     mgo_mgr_store_set_epoch(s, "00000000000000aa");
     mgo_mgr_store_set_ahead_limit(s, 4);
     struct mgo_mgr_position pos;

@@ -4,6 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "pg.h"
+
 static void *run_manager(void *arg)
 {
     mgo_err err = mgo_manager_run(arg);
@@ -19,6 +21,9 @@ void mgo_test_manager_init(struct mgo_test_manager *t, const char *broker_url,
     memset(t, 0, sizeof *t);
     struct mgo_manager_config *cfg = &t->cfg;
     cfg->state_dir = (char *)state_dir;
+    /* MGO_TEST_STORE=postgresql: the store in a database of its own (pg.h) */
+    if (mgo_test_store_pg())
+        cfg->store = (char *)mgo_test_store(state_dir);
     cfg->broker_url = (char *)broker_url;
     cfg->client_id = (char *)client_id;
     cfg->topic_prefix = (char *)"margo/v1";

@@ -4,6 +4,7 @@
  * are thinned to the window; deployments are counted by state and by app; the newest failures
  * of the status history are listed with their component, code and class (mgo/failure.h). */
 #include "mgo_test.h"
+#include "pg.h"
 
 #include <curl/curl.h>
 #include <stdarg.h>
@@ -345,7 +346,7 @@ static void test_store_bounds(void)
     char dir[256];
     mgo_test_tmpdir("overview-store", dir);
     struct mgo_mgr_store *s = NULL;
-    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(dir, &s), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_schema_version(s), MGO_MGR_STORE_SCHEMA_VERSION);
     mgo_mgr_store_set_sample_limit(s, 5);
     uint64_t n = 0;

@@ -16,6 +16,7 @@
 
 struct mgo_manager_config {
     char *state_dir;      /* SQLite store and the generated API token live here */
+    char *store;          /* postgresql://... : the store in PostgreSQL; NULL/"": SQLite */
     char *broker_url;     /* tcp://127.0.0.1:1883 or ssl://host:8883 */
     char *client_id;      /* MQTT client id (persistent session key) */
     char *topic_prefix;   /* margo/v1 */

@@ -44,14 +44,21 @@
 
 struct mgo_mgr_store;
 
-/* Opens (creating when missing) dir/manager.db and migrates it to the newest schema.
- * MGO_ERR_IO when the file cannot be opened, MGO_ERR_INVALID when its schema is newer
- * than this program knows (never downgraded). */
-mgo_err mgo_mgr_store_open(const char *dir, struct mgo_mgr_store **out) MGO_MUST_CHECK;
+/* Opens the store at location and migrates it to the newest schema: a PostgreSQL URL
+ * (postgresql://... or postgres://..., see mgo_mgr_store_is_url) or else a directory, whose
+ * SQLite file manager.db is created when missing. MGO_ERR_IO when the file or database cannot
+ * be opened, MGO_ERR_INVALID when its schema is newer than this program knows (never
+ * downgraded). Several managers may open one PostgreSQL database at once (migrations run
+ * under an advisory lock, read-modify-writes lock the device row). */
+mgo_err mgo_mgr_store_open(const char *location, struct mgo_mgr_store **out) MGO_MUST_CHECK;
 /* Same, migrating only up to max_version (tests build older databases with it). */
-mgo_err mgo_mgr_store_open_version(const char *dir, int max_version,
+mgo_err mgo_mgr_store_open_version(const char *location, int max_version,
                                    struct mgo_mgr_store **out) MGO_MUST_CHECK;
 void mgo_mgr_store_close(struct mgo_mgr_store *s); /* NULL is fine */
+/* Whether location names a PostgreSQL database (starts with postgresql:// or postgres://). */
+bool mgo_mgr_store_is_url(const char *location);
+/* "sqlite" or "postgresql". */
+const char *mgo_mgr_store_driver(const struct mgo_mgr_store *s);
 int mgo_mgr_store_schema_version(const struct mgo_mgr_store *s);
 
 mgo_err mgo_mgr_store_begin(struct mgo_mgr_store *s) MGO_MUST_CHECK;
