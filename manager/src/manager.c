@@ -53,6 +53,20 @@
 #define SWEEP_RETRY_MS 5000
 /* the loop trigger of a reload (mgo_manager_reload) */
 #define RELOAD_TRIGGER 0u
+/* Several managers (share-group, docs/scaling.md "Several managers"): the publisher lease
+ * lasts LEASE_TTL_MS from each renewal, renewed every LEASE_RENEW_MS; its holder stops
+ * publishing LEASE_MARGIN_MS before the lease could expire by its own clock (so wall clocks
+ * of the managers may differ by up to that much). Each manager also keeps a member lease; the
+ * publisher reaps the expired ones. The holder polls the manifests the broker has not
+ * acknowledged every CATCH_UP_MS, and clears the retained documents of removals every
+ * REMOVALS_EVERY polls. */
+#define LEASE_PUBLISHER "publisher"
+#define LEASE_MEMBER_PREFIX "member/"
+#define LEASE_TTL_MS 10000u
+#define LEASE_RENEW_MS 2000
+#define LEASE_MARGIN_MS 3000u
+#define CATCH_UP_MS 250
+#define REMOVALS_EVERY 20u
 
 struct mgo_manager {
     const struct mgo_manager_config *cfg;
@@ -99,6 +113,15 @@ struct mgo_manager {
     char **reload_argv;
     struct mgo_manager_config seen;
     bool seen_valid;
+    /* several managers (share-group): this run's holder name (client id and a random part),
+     * its member lease's name, the publisher lease's term while held, and the timers */
+    bool shared;
+    char instance[MGO_MGR_LEASE_NAME_MAX - 16]; /* room for the member prefix */
+    char member[MGO_MGR_LEASE_NAME_MAX + 1];
+    uint64_t lease_term;  /* 0: not held */
+    uint64_t lease_timer; /* renewal */
+    uint64_t catch_up_timer;
+    unsigned catch_up_n;
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -206,6 +229,10 @@ const struct mgo_cfg_option mgo_manager_options[] = {
     OPT("margo-api-rate", MGO_CFG_INT, margo_api_rate, 1, 1000000, "600",
         "requests per client a minute on the southbound Margo API; past it 429 with "
         "Retry-After"),
+    OPT("share-group", MGO_CFG_STR, share_group, 0, 64, NULL,
+        "several managers on one database (docs/scaling.md): device messages are taken through "
+        "the MQTT shared subscription $share/NAME/... (1-64 of [A-Za-z0-9._-]), a clean session "
+        "is used, and the manager that holds the publisher lease publishes; unset: one manager"),
 };
 const size_t mgo_manager_options_len = sizeof mgo_manager_options / sizeof mgo_manager_options[0];
 
@@ -286,6 +313,8 @@ static mgo_err add_roles(struct mgo_manager *m)
 
 /* ---- MQTT events ----------------------------------------------------------------------- */
 
+/* With share-group every filter is $share/NAME/FILTER: the broker hands each device message
+ * to one manager of the group (MQTT 5 shared subscriptions). */
 static void subscribe_all(struct mgo_manager *m)
 {
     static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_STATUS, MGO_TOPIC_REPLAY,
@@ -293,12 +322,33 @@ static void subscribe_all(struct mgo_manager *m)
                                                 MGO_TOPIC_EVENTS};
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char filter[MGO_MAX_TOPIC_LEN + 1];
+        char shared[MGO_MAX_TOPIC_LEN + 80];
         if (mgo_topic_filter(m->cfg->topic_prefix, kinds[i], NULL, filter, sizeof filter) != MGO_OK)
             continue;
-        mgo_err err = mgo_mqtt_subscribe(m->mqtt, filter, mgo_topic_qos(kinds[i]), NULL);
+        const char *f = filter;
+        if (m->shared) {
+            snprintf(shared, sizeof shared, "$share/%s/%s", m->cfg->share_group, filter);
+            f = shared;
+        }
+        mgo_err err = mgo_mqtt_subscribe(m->mqtt, f, mgo_topic_qos(kinds[i]), NULL);
         if (err)
-            MGO_LOGE(TAG, "subscribe %s: %s", filter, mgo_strerror(err));
+            MGO_LOGE(TAG, "subscribe %s: %s", f, mgo_strerror(err));
     }
+}
+
+/* Every device's receipts get a new epoch (stored), and are published when connected: each
+ * agent replays the statuses no receipt covers yet (protocol.md §6.3 [ACK-4]). */
+static void new_epoch(struct mgo_manager *m, const char *why)
+{
+    char epoch[MGO_MGR_EPOCH_SIZE];
+    mgo_ingest__new_epoch(epoch);
+    mgo_mgr_store_set_epoch(m->store, epoch);
+    mgo_err err = mgo_mgr_store_receipts_reset(m->store);
+    if (err) {
+        MGO_LOGE(TAG, "%s: cannot store the new receipt epoch: %s", why, mgo_strerror(err));
+        return;
+    }
+    MGO_LOGI(TAG, "%s: receipt epoch %s; agents replay what is not receipted", why, epoch);
 }
 
 static void try_connect(void *ctx);
@@ -393,6 +443,11 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         m->was_connected = true;
         mgo_backoff_reset(&m->backoff);
         subscribe_all(m); /* also when resumed: cheap, and the filters may have changed */
+        /* share-group: the session was clean, so device messages the broker had handed to the
+         * last connection and this run never stored are gone: a new epoch asks every agent to
+         * replay what is not receipted (as a new run does; protocol.md §6.3) */
+        if (m->shared && !ev->session_present && m->was_connected)
+            new_epoch(m, "a new MQTT session");
         /* before any status of this connection is stored (protocol.md §6.3) */
         MGO_IGNORE(mgo_publish__receipts(&m->pub));
         sweep(m, ev->session_present);
@@ -422,6 +477,7 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         break;
     case MGO_MQTT_EV_PUBLISH_FAILED:
         MGO_LOGW(TAG, "a publish was not acknowledged (token %d); resent on reconnect", ev->token);
+        mgo_publish__failed(&m->pub, ev->token);
         break;
     case MGO_MQTT_EV_SUBSCRIBED:
         break;
@@ -448,6 +504,7 @@ static void report_depths(void *ctx, struct mgo_mgr_depths *out)
     out->held = mgo_ingest__held(&m->ingest);
     mgo_mqtt_depths(m->mqtt, &out->mqtt_received, &out->mqtt_outgoing);
     out->mqtt_connected = m->mqtt_outbox.connected;
+    out->publisher = m->pub.active;
 }
 
 static void continue_drain(void *ctx)
@@ -517,7 +574,9 @@ static void refresh_manifests(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->refresh_timer = 0;
-    if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
+    if (!m->pub.active)
+        m->refresh_due = true; /* whoever becomes the publisher re-issues them */
+    else if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
         m->refresh_due = true; /* logged by publish.c; done after the next connect */
     int64_t period_ms = (int64_t)(expiry_s(m) * 1000u / 2u);
     if (mgo_loop_timer_add(m->loop, period_ms, refresh_manifests, m, &m->refresh_timer) != MGO_OK)
@@ -530,7 +589,9 @@ static void sample_fleet(void *ctx)
 {
     struct mgo_manager *m = ctx;
     int64_t every_s = m->cfg->fleet_sample_interval_s > 0 ? m->cfg->fleet_sample_interval_s : 60;
-    mgo_err err = mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL);
+    /* one series for the fleet: the publisher samples it */
+    mgo_err err =
+        m->pub.active ? mgo_mgr_store_sample_add(m->store, mgo_mgr_store_now_ms(), NULL) : MGO_OK;
     if (err)
         MGO_LOGW(TAG, "fleet overview: sample not stored: %s", mgo_strerror(err));
     if (mgo_loop_timer_add(m->loop, every_s * 1000, sample_fleet, m, &m->sample_timer) != MGO_OK)
@@ -545,7 +606,8 @@ static void rollout_tick(void *ctx)
     m->rollout_timer = 0;
     m->rollout_kicked = false;
     int64_t again = MGO_ROLLOUT_TICK_MS;
-    MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
+    if (m->pub.active) /* the engine runs on the publisher only */
+        MGO_IGNORE(mgo_rollout__tick(m->store, &m->pub, &again)); /* logged; tried again */
     if (mgo_loop_timer_add(m->loop, again, rollout_tick, m, &m->rollout_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
 }
@@ -555,7 +617,8 @@ static void rollup_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->rollup_timer = 0;
-    MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
+    if (m->pub.active)                               /* the publisher's */
+        MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
     if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
         MGO_OK)
         MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
@@ -575,6 +638,108 @@ static void rollout_kick(void *ctx)
         m->rollout_kicked = true;
     else
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+}
+
+/* ---- several managers: the publisher lease (docs/scaling.md "Several managers") ------- */
+
+static void become_publisher(struct mgo_manager *m, const struct mgo_mgr_lease *l)
+{
+    m->pub.active = true;
+    m->lease_term = l->term;
+    MGO_LOGI(TAG,
+             "publisher lease taken (term %llu): publishing desired state and running the "
+             "sweeps, rollouts and roll-ups",
+             (unsigned long long)l->term);
+    /* what the last holder left: unacknowledged manifests and removals; the manifests'
+     * validity (its refresh timer is unknown here); the roll-ups it published */
+    mgo_rollup__forget(&m->rollup);
+    m->refresh_due = true;
+    if (m->mqtt_outbox.connected) {
+        sweep(m, true);
+        if (mgo_publish__refresh(&m->pub) == MGO_OK)
+            m->refresh_due = false;
+    }
+    rollout_kick(m);
+}
+
+static void step_down(struct mgo_manager *m, const char *why)
+{
+    if (!m->pub.active)
+        return;
+    m->pub.active = false;
+    m->pub.active_until_ns = 0;
+    m->lease_term = 0;
+    MGO_LOGW(TAG, "publisher lease lost (%s): publishing stops; the API is still served", why);
+}
+
+static mgo_err reaped(const char *name, void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    /* the device messages that manager had taken and not stored are gone with it */
+    char why[MGO_MGR_LEASE_NAME_MAX + 64];
+    snprintf(why, sizeof why, "manager %s stopped renewing its lease",
+             name + strlen(LEASE_MEMBER_PREFIX));
+    new_epoch(m, why);
+    if (m->mqtt_outbox.connected)
+        MGO_IGNORE(mgo_publish__receipts(&m->pub)); /* logged by publish.c */
+    return MGO_OK;
+}
+
+/* Timer, every LEASE_RENEW_MS: renews this manager's member lease and takes or renews the
+ * publisher lease (one statement each). The holder stops LEASE_MARGIN_MS before the lease
+ * could run out: its deadline counts from the start of the last renewal that succeeded. */
+static void lease_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->lease_timer = 0;
+    uint64_t started = mgo_metrics_now_ns();
+    struct mgo_mgr_lease l;
+    mgo_err err = mgo_mgr_store_lease_take(m->store, m->member, m->instance, LEASE_TTL_MS, &l);
+    if (err)
+        MGO_LOGW(TAG, "member lease not renewed: %s", mgo_strerror(err));
+    err = mgo_mgr_store_lease_take(m->store, LEASE_PUBLISHER, m->instance, LEASE_TTL_MS, &l);
+    if (err) {
+        MGO_LOGW(TAG, "publisher lease: the store answered %s; trying again in %d ms",
+                 mgo_strerror(err), LEASE_RENEW_MS);
+        if (m->pub.active && mgo_metrics_now_ns() >= m->pub.active_until_ns)
+            step_down(m, "not renewed in time");
+    } else if (!l.held) {
+        step_down(m, "another manager holds it");
+    } else {
+        if (m->pub.active && l.term != m->lease_term)
+            step_down(m, "it changed hands meanwhile");
+        m->pub.active_until_ns = started + (uint64_t)(LEASE_TTL_MS - LEASE_MARGIN_MS) * 1000000u;
+        if (!m->pub.active)
+            become_publisher(m, &l);
+        if (mgo_mgr_store_lease_reap(m->store, LEASE_MEMBER_PREFIX, reaped, m) != MGO_OK)
+            MGO_LOGW(TAG, "expired manager leases not checked; again in %d ms", LEASE_RENEW_MS);
+    }
+    if (mgo_loop_timer_add(m->loop, LEASE_RENEW_MS, lease_tick, m, &m->lease_timer) != MGO_OK) {
+        MGO_LOGE(TAG, "out of memory: the publisher lease cannot be renewed; stopping");
+        mgo_loop_stop(m->loop);
+    }
+}
+
+/* Timer, every CATCH_UP_MS while the publisher: desired state stored by another manager (or
+ * by this one while it was not the publisher) goes out; removals are cleared every
+ * REMOVALS_EVERY polls. Also ends publishing at the lease's local deadline. */
+static void catch_up_tick(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->catch_up_timer = 0;
+    if (m->pub.active && m->pub.active_until_ns != 0 &&
+        mgo_metrics_now_ns() >= m->pub.active_until_ns)
+        step_down(m, "not renewed in time");
+    if (m->pub.active && m->mqtt_outbox.connected) {
+        size_t room = MGO_PUBLISH_MAX_PENDING - m->pub.pending_len;
+        bool more = false;
+        MGO_IGNORE(mgo_publish__catch_up(&m->pub, room, &more)); /* logged; next poll */
+        if (++m->catch_up_n % REMOVALS_EVERY == 0)
+            MGO_IGNORE(mgo_publish__clear_pending_removals(&m->pub)); /* next time */
+    }
+    if (mgo_loop_timer_add(m->loop, CATCH_UP_MS, catch_up_tick, m, &m->catch_up_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: desired state stored by other managers is published "
+                      "only after a reconnect");
 }
 
 static void on_mqtt_ready(void *ctx, int fd, short revents)
@@ -668,6 +833,32 @@ static void announce_ready(void *ctx)
 }
 
 /* ---- lifecycle --------------------------------------------------------------------------- */
+
+/* share-group: checks the name; this run's holder name is the client id and 16 random hex
+ * digits (a restarted manager is a new holder). */
+static mgo_err init_shared(struct mgo_manager *m)
+{
+    const char *g = m->cfg->share_group;
+    m->shared = g != NULL && g[0] != '\0';
+    if (!m->shared)
+        return MGO_OK;
+    size_t n = strspn(g, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._-");
+    if (g[n] != '\0' || n > 64) {
+        MGO_LOGE(TAG, "share-group: \"%.64s\" must be 1-64 of [A-Za-z0-9._-]", g);
+        return MGO_ERR_INVALID;
+    }
+    uint8_t raw[8];
+    if (getrandom(raw, sizeof raw, 0) != (ssize_t)sizeof raw)
+        return MGO_ERR_IO;
+    int len = snprintf(m->instance, sizeof m->instance, "%.150s/", m->cfg->client_id);
+    for (size_t i = 0; i < sizeof raw; i++)
+        len += snprintf(m->instance + len, sizeof m->instance - (size_t)len, "%02x", raw[i]);
+    snprintf(m->member, sizeof m->member, "%s%s", LEASE_MEMBER_PREFIX, m->instance);
+    m->pub.active = false; /* until the publisher lease is taken (lease_tick) */
+    MGO_LOGI(TAG, "share-group %s: device messages through $share/%s/...; instance %s", g, g,
+             m->instance);
+    return MGO_OK;
+}
 
 /* The southbound Margo API (docs/margo-http.md), when margo-api-listen is set: its own
  * listener with the northbound one's bounds. */
@@ -847,11 +1038,17 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
         MGO_LOGI(TAG, "signing manifests and deployments with key %s",
                  mgo_sign_key_id(m->sign_key));
     }
+    err = init_shared(m);
+    if (err)
+        goto fail;
     struct mgo_mqtt_config mc = {
         .url = cfg->broker_url,
         .client_id = cfg->client_id,
-        .clean_start = false,
-        .session_expiry_s = (uint32_t)cfg->session_expiry_s,
+        /* share-group: a stopped manager must not keep a share of the device messages in a
+         * session of its own (the broker queues them for it); a clean session ends with the
+         * connection, and new_epoch covers what it had taken */
+        .clean_start = m->shared,
+        .session_expiry_s = m->shared ? 0u : (uint32_t)cfg->session_expiry_s,
         .keepalive_s = (uint16_t)cfg->keepalive_s,
         .ca_file = cfg->ca_file,
         .cert_file = cfg->cert_file,
@@ -874,6 +1071,7 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     mgo_outbox__mqtt_init(&m->outbox, &m->mqtt_outbox);
     mgo_publish__init(&m->pub, m->store, &m->outbox, cfg->topic_prefix, m->sign_key);
     mgo_publish__set_expiry(&m->pub, expiry_s(m));
+    m->pub.active = !m->shared; /* shared: once the publisher lease is taken */
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
     m->ingest.metrics = &m->metrics;
     mgo_mgr_store_set_metrics(m->store, &m->metrics.store_write, &m->metrics.store_commit);
@@ -935,6 +1133,10 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         MGO_LOGI(TAG, "running: broker %s, prefix %s, store %s/%s", m->cfg->broker_url,
                  m->cfg->topic_prefix, m->cfg->state_dir, MGO_MGR_STORE_FILE);
     mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
+    if (err == MGO_OK && m->shared) {
+        lease_tick(m); /* takes the publisher lease at once when it is free */
+        err = mgo_loop_timer_add(m->loop, CATCH_UP_MS, catch_up_tick, m, &m->catch_up_timer);
+    }
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
     if (err == MGO_OK)
@@ -969,6 +1171,14 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
     if (m->mqtt_outbox.connected)
         MGO_IGNORE(mgo_mqtt_disconnect(m->mqtt, 2000));
     m->mqtt_outbox.connected = false;
+    if (m->shared) {
+        /* another manager takes over at once (and, reaping the member lease, asks the agents
+         * to replay what this one took from the broker and did not store) */
+        m->pub.active = false;
+        if (mgo_mgr_store_lease_release(m->store, LEASE_PUBLISHER, m->instance) != MGO_OK ||
+            mgo_mgr_store_lease_release(m->store, m->member, m->instance) != MGO_OK)
+            MGO_LOGW(TAG, "leases not released; they expire in %u ms", LEASE_TTL_MS);
+    }
     return err;
 }
 

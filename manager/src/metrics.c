@@ -218,6 +218,15 @@ static mgo_err write_rest(const struct mgo_mgr_metrics *mm, const struct mgo_mgr
     if (!err)
         err = mgo_metrics_sample_u64(b, "margo_mqtt_connected", NULL, 0, d->mqtt_connected);
     if (!err)
+        err = mgo_metrics_family(b, "margo_lease_held", "gauge",
+                                 "1 while this manager holds the lease (lease=publisher: it "
+                                 "publishes desired state and runs the sweeps, rollouts and "
+                                 "roll-ups; always 1 without share-group), else 0.");
+    if (!err)
+        err = mgo_metrics_sample_u64(b, "margo_lease_held",
+                                     &(struct mgo_metrics_label){"lease", "publisher"}, 1,
+                                     d->publisher);
+    if (!err)
         err = mgo_metrics_family(b, "margo_mqtt_reconnects_total", "counter",
                                  "MQTT connections established after the first one.");
     if (!err)

@@ -65,6 +65,7 @@ struct mgo_mgr_depths {
     size_t mqtt_received; /* received messages the loop has not taken yet */
     size_t mqtt_outgoing; /* publishes not yet acknowledged by the broker (the outbox) */
     bool mqtt_connected;  /* the MQTT session is up */
+    bool publisher;       /* this manager holds the publisher lease (docs/scaling.md) */
 };
 
 /* What the answers read; the pointers outlive the HTTP front end. */

@@ -8,6 +8,7 @@
 
 #include "mgo/log.h"
 #include "mgo/margo.h"
+#include "mgo/metrics.h"
 #include "mgo/topic.h"
 
 #define TAG "publish"
@@ -22,6 +23,14 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
     p->sign_key = sign_key;
     p->expiry_s = MGO_PUBLISH_DEFAULT_EXPIRY_S;
     p->pending_len = 0;
+    p->active = true;
+    p->active_until_ns = 0;
+}
+
+/* Active, and the lease that makes it so has not run out by the local clock. */
+static bool publishing(const struct mgo_publisher *p)
+{
+    return p->active && (p->active_until_ns == 0 || mgo_metrics_now_ns() < p->active_until_ns);
 }
 
 void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s)
@@ -55,6 +64,28 @@ void mgo_publish__acked(struct mgo_publisher *p, int token)
         p->pending_len--;
         return;
     }
+}
+
+void mgo_publish__failed(struct mgo_publisher *p, int token)
+{
+    for (size_t i = 0; i < p->pending_len; i++) {
+        if (p->pending[i].token != token)
+            continue;
+        memmove(&p->pending[i], &p->pending[i + 1],
+                (p->pending_len - i - 1) * sizeof p->pending[0]);
+        p->pending_len--;
+        return;
+    }
+}
+
+/* Whether device's manifest `version` (or a newer one) is in flight. */
+static bool in_flight(const struct mgo_publisher *p, const char *device, uint64_t version)
+{
+    for (size_t i = 0; i < p->pending_len; i++) {
+        if (p->pending[i].version >= version && strcmp(p->pending[i].device, device) == 0)
+            return true;
+    }
+    return false;
 }
 
 void mgo_publish__connection_lost(struct mgo_publisher *p)
@@ -102,10 +133,19 @@ mgo_err mgo_publish__collect(struct mgo_mgr_store *store, const char *device_id,
 {
     set->len = 0;
     set->docs_len = 0;
-    mgo_err err = mgo_mgr_store_manifest_get(store, device_id, &set->version, NULL);
+    /* one transaction with the manifest's row locked: the deployments read are those of the
+     * version read, even while another manager changes the device (docs/scaling.md) */
+    mgo_err err = mgo_mgr_store_begin(store);
+    if (err)
+        return err;
+    err = mgo_mgr_store_manifest_lock(store, device_id, &set->version);
     if (!err)
         err = mgo_mgr_store_deployment_list(store, device_id, NULL, false, collect_present, set);
-    return err;
+    if (err) {
+        mgo_mgr_store_rollback(store);
+        return err;
+    }
+    return mgo_mgr_store_commit(store);
 }
 
 mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
@@ -146,12 +186,19 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     err = mgo_mgr_store_device_is_http(p->store, device_id, &http);
     if (err || http)
         return err;
+    if (!publishing(p)) {
+        MGO_LOGD(TAG, "device %s: manifest %llu stored; the lease holder publishes it", device_id,
+                 (unsigned long long)version);
+        return MGO_OK;
+    }
     if (!mgo_outbox__connected(p->outbox)) {
         MGO_LOGI_FOR(TAG, device_id, NULL,
                      "device %s: manifest %llu stored; publishing once connected", device_id,
                      (unsigned long long)version);
         return MGO_OK;
     }
+    if (changed_ids == NULL && in_flight(p, device_id, version))
+        return MGO_OK; /* a whole re-send of what is on its way (sweep, poll) */
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
     struct mgo_publish_set *ctx = calloc(1, sizeof *ctx);
@@ -170,6 +217,8 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                  mgo_strerror(err));
         goto cleanup;
     }
+    version = ctx->version; /* the one its deployments were read with (another manager may
+                             * have stored a newer one since the check above) */
     char topic[MGO_MAX_TOPIC_LEN + 1];
     for (size_t i = 0; i < ctx->docs_len; i++) {
         err = mgo_topic_format(p->prefix, MGO_TOPIC_DEPLOYMENT, device_id, ctx->docs[i].id, topic,
@@ -224,6 +273,8 @@ mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_i
     /* the document, then the retained status (protocol.md §7.4 steps 6-7): a deployment
      * that is gone leaves nothing retained behind; its removal stays in the history */
     static const enum mgo_topic_kind kinds[] = {MGO_TOPIC_DEPLOYMENT, MGO_TOPIC_STATUS};
+    if (!publishing(p))
+        return MGO_OK; /* the lease holder clears it (its poll of removals) */
     for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
         char topic[MGO_MAX_TOPIC_LEN + 1];
         mgo_err err =
@@ -375,8 +426,27 @@ static mgo_err collect_removed(const struct mgo_mgr_deployment_row *row, void *c
     return MGO_OK;
 }
 
+mgo_err mgo_publish__clear_pending_removals(struct mgo_publisher *p)
+{
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox))
+        return MGO_OK;
+    struct removal_list rl = {.store = p->store};
+    mgo_err listed =
+        mgo_mgr_store_deployment_list(p->store, NULL, NULL, false, collect_removed, &rl);
+    mgo_err err = listed;
+    for (size_t i = 0; !listed && i < rl.len; i++) {
+        mgo_err c = mgo_publish__clear_removed(p, rl.items[i].device, rl.items[i].deployment);
+        if (c && !err)
+            err = c;
+    }
+    free(rl.items);
+    return err;
+}
+
 mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
 {
+    if (!publishing(p))
+        return MGO_OK; /* the lease holder's */
     struct id_list devices = {0};
     mgo_err err = mgo_mgr_store_manifest_devices(p->store, session_present, add_id, &devices);
     if (!err && !session_present && devices.len > 0)
@@ -389,16 +459,38 @@ mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
             err = e;
     }
     free(devices.ids);
-    struct removal_list rl = {.store = p->store};
-    mgo_err e = mgo_mgr_store_deployment_list(p->store, NULL, NULL, false, collect_removed, &rl);
-    if (e && !err)
-        err = e;
-    for (size_t i = 0; !e && i < rl.len; i++) {
-        mgo_err c = mgo_publish__clear_removed(p, rl.items[i].device, rl.items[i].deployment);
-        if (c && !err)
-            err = c;
+    mgo_err e = mgo_publish__clear_pending_removals(p);
+    return err ? err : e;
+}
+
+mgo_err mgo_publish__catch_up(struct mgo_publisher *p, size_t max, bool *more)
+{
+    *more = false;
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox) || max == 0)
+        return MGO_OK;
+    struct id_list devices = {0};
+    mgo_err listed = mgo_mgr_store_manifest_devices(p->store, true, add_id, &devices);
+    mgo_err err = listed;
+    size_t sent = 0;
+    for (size_t i = 0; !listed && i < devices.len; i++) {
+        if (sent == max) {
+            *more = true;
+            break;
+        }
+        uint64_t version = 0;
+        mgo_err e = mgo_mgr_store_manifest_get(p->store, devices.ids[i], &version, NULL);
+        if (e == MGO_OK && in_flight(p, devices.ids[i], version))
+            continue; /* its acknowledgement will mark it published */
+        if (e == MGO_OK) {
+            e = mgo_publish__device(p, devices.ids[i], NULL, 0);
+            sent++;
+        }
+        if (e && !err)
+            err = e; /* one device that fails does not hold the others back */
     }
-    free(rl.items);
+    if (sent > 0)
+        MGO_LOGD(TAG, "published the stored desired state of %zu devices", sent);
+    free(devices.ids);
     return err;
 }
 
@@ -406,7 +498,7 @@ mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
 
 mgo_err mgo_publish__refresh(struct mgo_publisher *p)
 {
-    if (!mgo_outbox__connected(p->outbox))
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox))
         return MGO_OK;
     struct id_list devices = {0};
     /* every device with a manifest (as after a new session) */

@@ -43,6 +43,11 @@ struct mgo_publisher {
     uint64_t expiry_s;                   /* each manifest's expiresAt = issuedAt + expiry_s */
     struct mgo_pending_pub pending[MGO_PUBLISH_MAX_PENDING];
     size_t pending_len;
+    /* This manager publishes desired state (it holds the publisher lease, or runs alone;
+     * docs/scaling.md "Several managers"). false: manifests, documents and clearings are left
+     * in the store for the holder, as while not connected; receipts still go out. */
+    bool active;
+    uint64_t active_until_ns; /* monotonic (mgo_metrics_now_ns): active ends then; 0: never */
 };
 
 /* What a device's manifest lists: its present deployments in creation order (refs, with
@@ -77,12 +82,25 @@ void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s);
 
 /* Publishes device's present deployments (nothing for a device bound to HTTP: it polls)
  * (changed_ids non-NULL: just those) and its current manifest, issued now and valid for expiry_s
- * (x-margo-mqtt-validity, signed with it). Not connected: MGO_OK, left for the after-connect sweep
- * (the manifest stays unacknowledged). A device without a manifest: MGO_OK, nothing sent. Errors:
+ * (x-margo-mqtt-validity, signed with it). Not connected or not active: MGO_OK, left for the
+ * after-connect sweep or the lease holder (the manifest stays unacknowledged). The same version
+ * of the device's manifest already in flight: MGO_OK, nothing sent again. A device without a
+ * manifest: MGO_OK, nothing sent. The version published is the one stored now. Errors:
  * the store's, MGO_ERR_LIMIT (more than MGO_MAX_DEPLOYMENTS present), encoding and outbox errors
  * (the sweep sends it again). */
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len) MGO_MUST_CHECK;
+/* Publishes (all documents and the manifest, as mgo_publish__device) up to max devices whose
+ * newest manifest the broker has not acknowledged and that are not in flight (the lease
+ * holder's poll: changes stored by another manager, or by this one while not connected or not
+ * the holder). Sets *more when devices were left for the next call. Not connected or not
+ * active: MGO_OK, nothing sent. A device that fails does not stop the others; the first error
+ * is returned. */
+mgo_err mgo_publish__catch_up(struct mgo_publisher *p, size_t max, bool *more) MGO_MUST_CHECK;
+/* Clears the retained documents (and statuses) of every deployment being removed that its
+ * device has reported removed or never reported (as after a connect). Not connected or not
+ * active: MGO_OK, nothing done. */
+mgo_err mgo_publish__clear_pending_removals(struct mgo_publisher *p) MGO_MUST_CHECK;
 /* Re-issues every device's manifest: the same manifestVersion and deployments, a new
  * validity (no deployment document is published again). Called at half of expiry_s, so a
  * device always holds a manifest that has not expired while the manager and the broker
@@ -91,7 +109,8 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
  * returned. */
 mgo_err mgo_publish__refresh(struct mgo_publisher *p) MGO_MUST_CHECK;
 /* Clears the retained document of a deployment being removed and marks it removed in the
- * store. Not connected: MGO_OK, left for the sweep. */
+ * store. Not connected: MGO_OK, left for the sweep; not active: MGO_OK, left for the lease
+ * holder (mgo_publish__clear_pending_removals). */
 mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_id,
                                    const char *deployment_id) MGO_MUST_CHECK;
 /* A deployment being removed that its device never reported (added and removed while the
@@ -119,6 +138,9 @@ mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_
                                 struct mgo_arena *arena, struct mgo_buf *out) MGO_MUST_CHECK;
 /* The broker acknowledged the publish named token: a manifest is recorded as published. */
 void mgo_publish__acked(struct mgo_publisher *p, int token);
+/* The broker did not acknowledge the publish named token: it is no longer in flight (the
+ * manifest stays unacknowledged; the sweep or the holder's poll sends it again). */
+void mgo_publish__failed(struct mgo_publisher *p, int token);
 /* The connection went: outcomes of publishes in flight are unknown (sent again on connect). */
 void mgo_publish__connection_lost(struct mgo_publisher *p);
 

@@ -153,6 +153,12 @@ static const char *const MIGRATIONS[] = {
     "  class TEXT NOT NULL, message TEXT NOT NULL, PRIMARY KEY (rollout_id, device_id));"
     "CREATE INDEX rollout_targets_batch ON rollout_targets(rollout_id, batch, seq);"
     "CREATE INDEX rollout_targets_device ON rollout_targets(device_id);",
+    /* 9: several managers on one database (docs/scaling.md): leases (the publisher's, and
+     * one per running manager), and the manifests not yet acknowledged by the broker, found
+     * without a walk of the table (the lease holder polls them) */
+    "CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, term INTEGER NOT NULL,"
+    "  expires_ms INTEGER NOT NULL);"
+    "CREATE INDEX manifests_unpublished ON manifests(device_id) WHERE published < version;",
 };
 _Static_assert(sizeof(MIGRATIONS) / sizeof(MIGRATIONS[0]) == MGO_MGR_STORE_SCHEMA_VERSION,
                "one migration per schema version");
@@ -2532,4 +2538,138 @@ mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
     mgo_db_bind_int64(st, 6, q->limit > 0 ? (int64_t)q->limit : -1);
     bool found;
     return visit_deployments(s, st, visit, ctx, &found);
+}
+
+/* ---- leases (schema 9, docs/scaling.md "Several managers") ---------------------------- */
+
+static void lease_row(struct mgo_db_stmt *st, struct mgo_mgr_lease *out)
+{
+    const char *h = col_text(st, 0);
+    snprintf(out->holder, sizeof out->holder, "%s", h ? h : "");
+    out->term = col_u64(st, 1);
+    out->expires_ms = mgo_db_col_int64(st, 2);
+}
+
+mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, const char *holder,
+                                 uint32_t ttl_ms, struct mgo_mgr_lease *out)
+{
+    if (s->schema_version < 9)
+        return MGO_ERR_INTERNAL;
+    memset(out, 0, sizeof *out);
+    int64_t now = mgo_mgr_store_now_ms();
+    struct mgo_db_stmt *st = NULL;
+    /* One statement: a new lease, a renewal by its holder, or a takeover of an expired one
+     * (the term grows when the holder changes). Another's lease that has not expired is left
+     * alone: no row comes back. */
+    mgo_err err = prep(s,
+                       "INSERT INTO leases (name, holder, term, expires_ms) VALUES (?1, ?2, 1, ?3)"
+                       " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                       " expires_ms = excluded.expires_ms, term = CASE WHEN leases.holder ="
+                       " excluded.holder THEN leases.term ELSE leases.term + 1 END"
+                       " WHERE leases.holder = excluded.holder OR leases.expires_ms <= ?4"
+                       " RETURNING holder, term, expires_ms",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, name);
+    bind_text(st, 2, holder);
+    mgo_db_bind_int64(st, 3, now + (int64_t)ttl_ms);
+    mgo_db_bind_int64(st, 4, now);
+    enum mgo_db_step rc = step(s, st);
+    if (rc == MGO_DB_ROW) {
+        lease_row(st, out);
+        out->held = strcmp(out->holder, holder) == 0;
+        /* the statement is stepped to its end so the change is complete */
+        while ((rc = step(s, st)) == MGO_DB_ROW) {
+        }
+    }
+    if (rc != MGO_DB_DONE)
+        err = sql_err(s, "take lease");
+    stmt_done(s, st);
+    if (err || out->held)
+        return err;
+    /* held by another: who, and until when */
+    err = prep(s, "SELECT holder, term, expires_ms FROM leases WHERE name = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, name);
+    rc = step(s, st);
+    if (rc == MGO_DB_ROW)
+        lease_row(st, out);
+    else if (rc != MGO_DB_DONE)
+        err = sql_err(s, "read lease");
+    stmt_done(s, st);
+    return err;
+}
+
+mgo_err mgo_mgr_store_lease_release(struct mgo_mgr_store *s, const char *name, const char *holder)
+{
+    if (s->schema_version < 9)
+        return MGO_ERR_INTERNAL;
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, "UPDATE leases SET expires_ms = 0 WHERE name = ? AND holder = ?", &st);
+    if (err)
+        return err;
+    bind_text(st, 1, name);
+    bind_text(st, 2, holder);
+    return run(s, st, "release lease");
+}
+
+mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
+                                 mgo_mgr_id_visit visit, void *ctx)
+{
+    if (s->schema_version < 9)
+        return MGO_ERR_INTERNAL;
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "DELETE FROM leases WHERE substr(name, 1, length(?1)) = ?1 AND"
+                       " expires_ms <= ?2 RETURNING name",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, prefix);
+    mgo_db_bind_int64(st, 2, mgo_mgr_store_now_ms());
+    /* the names are copied first: the deletion completes before any visitor runs */
+    char names[16][MGO_MGR_LEASE_NAME_MAX + 1];
+    size_t n = 0, more = 0;
+    enum mgo_db_step rc;
+    while ((rc = step(s, st)) == MGO_DB_ROW) {
+        if (n < sizeof names / sizeof names[0])
+            snprintf(names[n++], sizeof names[0], "%s", col_text(st, 0));
+        else
+            more++;
+    }
+    if (rc != MGO_DB_DONE)
+        err = sql_err(s, "reap leases");
+    stmt_done(s, st);
+    for (size_t i = 0; !err && i < n; i++)
+        err = visit(names[i], ctx);
+    if (!err && more > 0)
+        MGO_LOGW(TAG, "%zu more expired leases under %s removed", more, prefix);
+    return err;
+}
+
+mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t *version_out)
+{
+    if (s->depth == 0)
+        return MGO_ERR_INTERNAL; /* the lock lasts until the caller's transaction ends */
+    char sql[128];
+    snprintf(sql, sizeof sql, "SELECT version FROM manifests WHERE device_id = ?%s",
+             s->db->ops->for_update);
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s, sql, &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    uint64_t version = 0;
+    enum mgo_db_step rc = step(s, st);
+    if (rc == MGO_DB_ROW)
+        version = col_u64(st, 0);
+    else if (rc != MGO_DB_DONE)
+        err = sql_err(s, "lock manifest");
+    stmt_done(s, st);
+    if (!err)
+        *version_out = version;
+    return err;
 }

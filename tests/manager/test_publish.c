@@ -302,6 +302,77 @@ static void test_sweep_resumed_publishes_unacknowledged_and_clears_removed(void)
     teardown(&f);
 }
 
+/* Several managers (docs/scaling.md): a manager that does not hold the publisher lease stores
+ * and sends nothing but receipts; the holder's poll publishes what is stored and not
+ * acknowledged, never what is already in flight, and always the version stored now. */
+static void test_inactive_then_catch_up(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    f.pub->active = false;
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, false), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__refresh(f.pub), MGO_OK);
+    bool more = true;
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 100, &more), MGO_OK);
+    CU_ASSERT_FALSE(more);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    CU_ASSERT_EQUAL(mgo_publish__receipt(f.pub, "dev1", "00112233445566aa", 1, 1), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 1);
+    rec_clear(&f.rec);
+
+    /* an active publisher whose lease ran out by the local clock publishes nothing either */
+    f.pub->active = true;
+    f.pub->active_until_ns = 1;
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+
+    /* the holder: dev1 (version 2, never acknowledged) and dev2 go out, one device a call */
+    f.pub->active_until_ns = 0;
+    put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_PRESENT);
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 1, &more), MGO_OK);
+    CU_ASSERT_TRUE(more);
+    CU_ASSERT_EQUAL(f.rec.len, 3); /* dev1: two documents and the manifest */
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_FALSE(more);
+    CU_ASSERT_EQUAL(f.rec.len, 5); /* dev2: one document and the manifest; dev1 in flight */
+    /* both in flight: nothing again */
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 5);
+    /* another manager stores a newer version of dev1: published though v2 is in flight */
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, "dev1", &v), MGO_OK);
+    CU_ASSERT_EQUAL(v, 3u);
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 8);
+    struct mgo_desired_state ds;
+    struct mgo_arena arena;
+    mgo_arena_init(&arena, 1 << 20);
+    struct mgo_problems pr;
+    mgo_problems_init(&pr);
+    CU_ASSERT_STRING_EQUAL(f.rec.msgs[7].topic, "margo/v1/devices/dev1/desired");
+    CU_ASSERT_EQUAL_FATAL(
+        mgo_desired_state_decode(f.rec.msgs[7].payload, f.rec.msgs[7].len, &arena, &ds, &pr),
+        MGO_OK);
+    CU_ASSERT_EQUAL(ds.manifest_version, 3u);
+    mgo_arena_cleanup(&arena);
+    /* acknowledged (the tokens of the manifests), or failed: out of flight */
+    for (size_t i = 0; i < f.rec.len; i++) {
+        if (strstr(f.rec.msgs[i].topic, "/desired") != NULL)
+            mgo_publish__acked(f.pub, f.rec.msgs[i].token);
+    }
+    CU_ASSERT_EQUAL(f.pub->pending_len, 0u);
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 8); /* everything acknowledged */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, "dev2", &v), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 10);
+    mgo_publish__failed(f.pub, f.rec.msgs[9].token);
+    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 12); /* not acknowledged: sent again */
+    teardown(&f);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -315,6 +386,7 @@ void mgo_test_register(void)
         {"sweep: new session republishes all", test_sweep_after_new_session_republishes_all},
         {"sweep: resumed session, unacknowledged and removed",
          test_sweep_resumed_publishes_unacknowledged_and_clears_removed},
+        {"several managers: inactive, then the holder's poll", test_inactive_then_catch_up},
         {NULL, NULL},
     };
     mgo_test_add_suite("publish", cases);

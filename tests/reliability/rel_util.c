@@ -731,6 +731,8 @@ void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker
     snprintf(m->log, sizeof m->log, "%s/manager.log", dir);
     snprintf(m->token_path, sizeof m->token_path, "%s/token", dir);
     snprintf(m->token, sizeof m->token, "rel-token-0123456789abcdef");
+    snprintf(m->client_id, sizeof m->client_id, "margo-manager-rel");
+    snprintf(m->state_dir, sizeof m->state_dir, "%s/state", dir);
     (void)mkdir(dir, 0700);
     m->api_port = mgo_test_free_port();
     snprintf(m->api, sizeof m->api, "http://127.0.0.1:%d", m->api_port);
@@ -744,9 +746,9 @@ void rel_manager_start(struct rel_manager *m)
     FILE *f = fopen(m->conf, "w");
     CU_ASSERT_FATAL(f != NULL);
     fprintf(f,
-            "state-dir %s/state\nbroker-url %s\napi-listen 127.0.0.1:%d\napi-token-file %s\n"
-            "log-level info\nclient-id margo-manager-rel\nkeepalive 5\n%s\n",
-            m->dir, m->url, m->api_port, m->token_path, m->extra_conf);
+            "state-dir %s\nbroker-url %s\napi-listen 127.0.0.1:%d\napi-token-file %s\n"
+            "log-level info\nclient-id %s\nkeepalive 5\n%s\n",
+            m->state_dir, m->url, m->api_port, m->token_path, m->client_id, m->extra_conf);
     fclose(f);
     const char *argv[] = {MGO_MANAGER_BIN, "--config", m->conf, NULL};
     f = fopen(m->log, "a");

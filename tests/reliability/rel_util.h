@@ -159,6 +159,8 @@ struct rel_manager {
     int api_port;
     pid_t pid;
     char extra_conf[1024];
+    char client_id[64];  /* default margo-manager-rel */
+    char state_dir[512]; /* default dir/state */
 };
 /* A config file in dir (api on a free port, token file, log-level info). */
 void rel_manager_init(struct rel_manager *m, const char *dir, const char *broker_url);

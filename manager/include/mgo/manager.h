@@ -64,6 +64,9 @@ struct mgo_manager_config {
     char *trust_domain;
     char *wfm_id;
     int64_t margo_api_rate; /* requests per client a minute */
+    /* several managers on one database (docs/scaling.md): the MQTT shared-subscription group
+     * of device messages; NULL/"": off (one manager, today's behaviour) */
+    char *share_group;
 };
 
 extern const struct mgo_cfg_option mgo_manager_options[];

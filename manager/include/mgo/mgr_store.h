@@ -27,6 +27,8 @@
  *      the accepted-client list (margo_clients)
  *   8  fleet rollouts (docs/rollouts.md): operator labels per device (device_labels),
  *      rollouts and their per-device targets (rollouts, rollout_targets)
+ *   9  several managers on one database (docs/scaling.md): leases, and an index of the
+ *      manifests the broker has not acknowledged (manifests_unpublished)
  *
  * Multi-row changes: wrap them in mgo_mgr_store_begin()/commit() (SAVEPOINTs, so they
  * nest); a failed step is undone with mgo_mgr_store_rollback(). */
@@ -39,7 +41,7 @@
 #include "mgo/err.h"
 #include "mgo/limits.h"
 
-#define MGO_MGR_STORE_SCHEMA_VERSION 8
+#define MGO_MGR_STORE_SCHEMA_VERSION 9
 #define MGO_MGR_STORE_FILE "manager.db"
 
 struct mgo_mgr_store;
@@ -514,5 +516,35 @@ struct mgo_mgr_deployment_query {
 mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
                                       const struct mgo_mgr_deployment_query *q,
                                       mgo_mgr_deployment_visit visit, void *ctx) MGO_MUST_CHECK;
+
+/* ---- leases (schema 9, docs/scaling.md "Several managers") ---------------------------- */
+
+#define MGO_MGR_LEASE_NAME_MAX 192 /* a lease's name and a holder's, at most */
+struct mgo_mgr_lease {
+    bool held;          /* the caller holds it now */
+    uint64_t term;      /* grows by one each time the lease changes hands (a fencing token) */
+    int64_t expires_ms; /* the store's wall clock */
+    char holder[MGO_MGR_LEASE_NAME_MAX + 1];
+};
+/* One atomic statement: takes lease `name` for holder until ttl_ms from now (the store's
+ * clock) when it is free or expired, or renews it when holder has it. Otherwise out tells who
+ * holds it until when (held false). */
+mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, const char *holder,
+                                 uint32_t ttl_ms, struct mgo_mgr_lease *out) MGO_MUST_CHECK;
+/* Lets the lease expire now when holder has it (a clean stop: another takes it at once). */
+mgo_err mgo_mgr_store_lease_release(struct mgo_mgr_store *s, const char *name,
+                                    const char *holder) MGO_MUST_CHECK;
+/* Deletes every expired lease whose name starts with prefix (one statement, so of two callers
+ * only one deletes a lease) and visits the names it deleted (at most 16 a call; the others are
+ * deleted and logged). */
+mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
+                                 mgo_mgr_id_visit visit, void *ctx) MGO_MUST_CHECK;
+
+/* Inside a transaction: the device's manifestVersion (0: none), its row locked until the
+ * transaction ends where several managers share the database (SELECT ... FOR UPDATE), so that
+ * what is read with it (the deployments of that version) is not changed by another manager
+ * meanwhile. MGO_ERR_INTERNAL outside a transaction. */
+mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_id,
+                                    uint64_t *version_out) MGO_MUST_CHECK;
 
 #endif
