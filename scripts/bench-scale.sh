@@ -8,7 +8,9 @@
 # --edges K); it prints one "SCALE key=value ..." line, tabulated here.
 
 SCALE_SECTION="$TMP/scale.md"
-SCALE_RUNS_FILE="$TMP/scale-runs.txt"
+# MGO_SCALE_RUNS_FILE: keep the runs' SCALE lines in that file and add to it (the tables are
+# made from every line in it, each with its commit): a second invocation can add combinations
+SCALE_RUNS_FILE="${MGO_SCALE_RUNS_FILE:-$TMP/scale-runs.txt}"
 SCALE_MISSING="$TMP/scale-missing.txt"
 SCALE_FAILED="$TMP/scale-failed.txt"
 SCALE_PG_URL=""
@@ -28,20 +30,22 @@ manager_has() {
 }
 
 # scale_pg_start: a throwaway PostgreSQL cluster through the test kit's tests/support/pg.sh
-# (an unprivileged user, a free loopback port); sets SCALE_PG_URL, or prints why not.
+# (as root it runs as an unprivileged user; 127.0.0.1 on a free port); sets SCALE_PG_URL, or
+# prints why not.
 scale_pg_start() {
-  local helper="$ROOT/tests/support/pg.sh"
+  local helper="$ROOT/tests/support/pg.sh" dir port
   if [ ! -f "$helper" ]; then
     echo "tests/support/pg.sh is not in this tree"
     return 1
   fi
-  local out
-  if ! out="$(bash "$helper" start "$TMP/pg" 2>&1)"; then
-    echo "tests/support/pg.sh start failed: $(echo "$out" | tail -1)"
+  dir="$(mktemp -d /tmp/mgo-test-scalepg.XXXXXX)"
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  SCALE_PG_STOP="bash '$helper' stop '$dir'"
+  if ! SCALE_PG_URL="$(bash "$helper" start "$dir" "$port" 2> "$TMP/pg-start.err")"; then
+    echo "tests/support/pg.sh start failed: $(tail -1 "$TMP/pg-start.err")"
     return 1
   fi
-  SCALE_PG_URL="$(echo "$out" | grep -o 'postgresql://[^ ]*' | tail -1)"
-  SCALE_PG_STOP="bash '$helper' stop '$TMP/pg'"
+  SCALE_PG_URL="$(echo "$SCALE_PG_URL" | grep -o 'postgresql://[^ ]*' | tail -1)"
   if [ -z "$SCALE_PG_URL" ]; then
     echo "tests/support/pg.sh start printed no postgresql:// URL"
     return 1
@@ -55,12 +59,13 @@ scale_cleanup() {
   fi
 }
 
-# scale_db_url: a fresh database in the cluster for one run (the manager creates its schema)
+# scale_db_url SEQ: a fresh database in the cluster for one run (the manager creates its schema)
 scale_db_url() {
-  local name="mgo_scale_$1"
-  psql -X -q -d "$SCALE_PG_URL" -c "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
-  psql -X -q -d "$SCALE_PG_URL" -c "CREATE DATABASE $name" >/dev/null 2>&1 || return 1
-  echo "$SCALE_PG_URL" | sed -E "s#^(postgresql://[^/]*)/[^?]*#\1/$name#"
+  local name="mgo_scale_$1" host="${SCALE_PG_URL%%\?*}"
+  host="$(echo "$host" | sed -E 's#^(postgresql://[^/]*).*#\1#')"
+  psql -X -q -d "$host/postgres" -c "DROP DATABASE IF EXISTS $name" >/dev/null 2>&1 || true
+  psql -X -q -d "$host/postgres" -c "CREATE DATABASE $name" >/dev/null 2>&1 || return 1
+  echo "$host/$name"
 }
 
 # scale_run LABEL N STORE MANAGERS [EXTRA ARGS...]: one run; its SCALE line goes to the runs file
@@ -79,12 +84,14 @@ scale_run() {
   fi
   echo "bench: scale $label: $n devices, $k edges, $store, $mgrs manager(s) $* (load $(load))"
   local o="$TMP/scale-$SCALE_SEQ.txt" e="$TMP/scale-$SCALE_SEQ.err" rc=0
-  run 1800 "$BUILD/bench/mgo-bench-fleet" --build "$BUILD" --app "$ROOT/bench/fleet/bench-app.yaml" \
+  local limit=600
+  [ "$n" -ge 100000 ] && limit=1200
+  run $((limit * 2 + 300)) "$BUILD/bench/mgo-bench-fleet" --build "$BUILD" --app "$ROOT/bench/fleet/bench-app.yaml" \
     --bridge-conf "$ROOT/broker-config/bridge-edge.conf" --devices "$n" --edges "$k" \
-    --managers "$mgrs" --store "$store_arg" --connect-rate 4000 --no-backlog \
-    --timeout "$SCALE_TIMEOUT" "$@" > "$o" 2> "$e" || rc=$?
+    --managers "$mgrs" --store "$store_arg" --connect-rate 1000 --no-backlog \
+    --timeout "$limit" "$@" > "$o" 2> "$e" || rc=$?
   if grep -q '^SCALE ' "$o"; then
-    sed "s/^SCALE /SCALE label=$label /" "$o" | grep '^SCALE ' >> "$SCALE_RUNS_FILE"
+    sed "s/^SCALE /SCALE label=$label commit=$commit${dirty:+-dirty} /" "$o" | grep '^SCALE ' >> "$SCALE_RUNS_FILE"
   else
     echo "bench: scale run failed (exit $rc):" >&2
     tail -3 "$e" >&2
@@ -93,7 +100,8 @@ scale_run() {
 }
 
 scale() {
-  : > "$SCALE_RUNS_FILE"
+  [ -n "${MGO_SCALE_RUNS_FILE:-}" ] || : > "$SCALE_RUNS_FILE"
+  touch "$SCALE_RUNS_FILE"
   : > "$SCALE_MISSING"
   : > "$SCALE_FAILED"
   local sizes runs ingest_s n i
@@ -102,7 +110,6 @@ scale() {
   else
     sizes="${MGO_SCALE_SIZES:-10000 30000 100000}"; runs="${MGO_SCALE_RUNS:-3}"; ingest_s=10
   fi
-  SCALE_TIMEOUT=600
   # which combinations this tree can run
   local have_pg=0 have_share=0 why_pg="" why_share=""
   if ! manager_has --store; then
@@ -124,23 +131,37 @@ scale() {
   [ -n "$why_pg" ] && echo "PostgreSQL, one manager: not measured: $why_pg." >> "$SCALE_MISSING"
   [ -n "$why_share" ] && echo "PostgreSQL, two managers: not measured: $why_share." >> "$SCALE_MISSING"
 
+  # MGO_SCALE_COMBOS: which of sqlite-1 postgresql-1 postgresql-2 to run (default all three);
+  # MGO_SCALE_RUNS_MID: runs of the sizes between 10,000 and 100,000 (default MGO_SCALE_RUNS);
+# MGO_SCALE_LARGE_COMBOS: the same for sizes of 100,000 and more (default: MGO_SCALE_COMBOS);
+# MGO_SCALE_EXTRAS=0: without the bridge-ingest and one-broker comparison runs
+  local combos="${MGO_SCALE_COMBOS:-sqlite-1 postgresql-1 postgresql-2}" c
   for n in $sizes; do
     local r=$runs
+    [ "$n" -gt 10000 ] && r="${MGO_SCALE_RUNS_MID:-$runs}"
     [ "$n" -ge 100000 ] && r=1
     for i in $(seq 1 "$r"); do
-      # status ingest in the first run of the smallest size only (its rate does not depend on N)
+      # status ingest in every run of the smallest size (its rate does not depend on N)
       local ing=()
       [ "$n" = "${sizes%% *}" ] && ing=(--ingest-seconds "$ingest_s")
-      scale_run sqlite-1 "$n" sqlite 1 "${ing[@]}"
-      [ "$have_pg" = 1 ] && scale_run postgresql-1 "$n" postgresql 1 "${ing[@]}"
-      [ "$have_share" = 1 ] && scale_run postgresql-2 "$n" postgresql 2 "${ing[@]}"
+      local cs="$combos"
+      [ "$n" -ge 100000 ] && cs="${MGO_SCALE_LARGE_COMBOS:-$combos}"
+      for c in $cs; do
+        case "$c" in
+          sqlite-1) scale_run sqlite-1 "$n" sqlite 1 "${ing[@]}" ;;
+          postgresql-1) [ "$have_pg" = 1 ] && scale_run postgresql-1 "$n" postgresql 1 "${ing[@]}" ;;
+          postgresql-2) [ "$have_share" = 1 ] && scale_run postgresql-2 "$n" postgresql 2 "${ing[@]}" ;;
+        esac
+      done
     done
   done
-  # the bridge's throughput: the status publisher on edge 1, every status crosses one bridge
-  n="${sizes%% *}"
-  scale_run bridge-ingest "$n" sqlite 1 --ingest-seconds "$ingest_s" --ingest-edge
-  # for comparison: the smallest size on one broker (no edges, no bridge), same ingest
-  scale_run one-broker "$n" sqlite 1 --edges 0 --ingest-seconds "$ingest_s"
+  if [ "${MGO_SCALE_EXTRAS:-1}" = 1 ]; then
+    # the bridge's throughput: the status publisher on edge 1, every status crosses one bridge
+    n="${sizes%% *}"
+    scale_run bridge-ingest "$n" sqlite 1 --ingest-seconds "$ingest_s" --ingest-edge
+    # for comparison: the smallest size on one broker (no edges, no bridge), same ingest
+    scale_run one-broker "$n" sqlite 1 --edges 0 --ingest-seconds "$ingest_s"
+  fi
   scale_cleanup
   scale_write
 }
@@ -153,13 +174,13 @@ scale_write() {
     echo "<!-- bench.sh scale: begin (scripts/bench.sh --scale-only replaces this section) -->"
     echo "## Scale-out (issue 16): edge brokers bridged to a core, SQLite and PostgreSQL, one and two managers"
     echo
-    echo "Measured by \`$cmdline\` on $(date -u +%Y-%m-%dT%H:%MZ), commit $commit$dirty, same"
+    echo "Measured by \`$cmdline\` (tables written $(date -u +%Y-%m-%dT%H:%MZ); the commit of each run is in the last table), same"
     echo "machine and build type as above (2 cores, shared: the load average is in every row)."
     echo "Each run is a fresh core Mosquitto with the manager(s) on it, K edge Mosquittos each joined"
     echo "to the core by \`broker-config/bridge-edge.conf\` as shipped (TLS lines left out, client ids"
     echo "unique per edge; one edge per 15,000 devices, at least 2: an edge holds at most ~19,000"
     echo "connections under the 20,000 open-files limit), and the simulated devices"
-    echo "(\`mgo-fleet-sim\`, 2,000 per process, processes spread evenly over the edges, 4,000"
+    echo "(\`mgo-fleet-sim\`, 2,000 per process, processes spread evenly over the edges, 1,000"
     echo "connects/s in all). Convergence = first \`POST /deployments\` → last \`installed\` status"
     echo "stored by the manager (its own \`received_ms\`; counted in SQLite read-only, or in"
     echo "PostgreSQL through psql with the same SQL); every count is checked against N, a run"
@@ -204,6 +225,9 @@ scale_write() {
     }
     END {
       if (nr == 0) { print "\nNo run completed: no figures."; exit }
+      # rows by fleet size (then as run)
+      for (i = 2; i <= nk; i++) for (j = i; j > 1; j--) { split(keys[j], x, " "); split(keys[j - 1], y, " ")
+        if (x[1] + 0 < y[1] + 0) { t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t } else break }
       print "\n**Convergence** (medians of the runs, min–max in brackets; 100,000 devices run once):\n"
       print "| devices | edges (0: one broker) | store | managers | runs | **convergence total** | p50 / p99 per device | deploy calls (⌈N/256⌉ × POST) | push p99 | registration | CPU during convergence: manager / core / edges / simulators | goal |"
       print "|---|---|---|---|---|---|---|---|---|---|---|---|"
@@ -227,18 +251,18 @@ scale_write() {
       print "\n**Status ingest** (the bench publisher, 8 connections, QoS 1, statuses for up to 20,000 of the"
       print "deployments; stored = new `status_history` rows per second while it published; it runs on"
       print "the same 2 cores and needs about a core itself):\n"
-      print "| store | managers | publisher on | devices | published (acknowledged by the broker) | **stored/s while publishing** | all stored within 60 s | CPU while publishing: managers / core broker | load before |"
-      print "|---|---|---|---|---|---|---|---|---|"
+      print "| store | managers | publisher on | devices | published (acknowledged by the broker) | **stored/s while publishing** | overall: published / (start → last stored) | all stored within 60 s (after the end) | CPU while publishing: managers / core broker | load before |"
+      print "|---|---|---|---|---|---|---|---|---|---|"
       if (bridge != "") ing[++ni] = bridge
       for (i = 1; i <= ni; i++) { kv(ing[i], a)
-        printf "| %s | %s | %s | %s | %s | **%s/s** | %s | %.0f%% / %.0f%% of a core | %s |\n", a["store"], a["managers"],
+        printf "| %s | %s | %s | %s | %s | **%s/s** | %s/s | %s | %.0f%% / %.0f%% of a core | %s |\n", a["store"], a["managers"],
           a["ingest_via"] == "edge" ? "edge 1 (every status crosses a bridge)" : a["edges"] == 0 ? "the only broker (no edges)" : "core (" a["edges"] " edges)", a["devices"], a["ingest_published"],
-          a["ingest_rate"], a["ingest_ok"] == 1 ? "yes" : "**no** (" a["ingest_stored"] " stored)", 100 * a["ingest_mgr_core"], 100 * a["ingest_broker_core"], a["load_conv"] }
+          a["ingest_rate"], a["ingest_overall"], a["ingest_ok"] == 1 ? "yes (+" a["ingest_drain_s"] " s)" : "**no** (" a["ingest_stored"] " stored)", 100 * a["ingest_mgr_core"], 100 * a["ingest_broker_core"], a["load_conv"] }
       print "\n**Every run** (load average 1/5/15 min at the start, after convergence, at the end):\n"
-      print "| # | devices | edges | store | managers | convergence total | registration | load: start / after convergence / end |"
-      print "|---|---|---|---|---|---|---|---|"
+      print "| # | commit | devices | edges | store | managers | convergence total | registration | load: start / after convergence / end |"
+      print "|---|---|---|---|---|---|---|---|---|"
       for (i = 1; i <= nr; i++) { kv(all[i], a)
-        printf "| %d | %s | %s | %s | %s%s | %s s | %s s | %s / %s / %s |\n", i, a["devices"], a["edges"], a["store"], a["managers"],
+        printf "| %d | %s | %s | %s | %s | %s%s | %s s | %s s | %s / %s / %s |\n", i, a["commit"], a["devices"], a["edges"], a["store"], a["managers"],
           a["label"] == "bridge-ingest" ? " (bridge ingest run)" : a["label"] == "one-broker" ? " (one broker, no edges)" : "", a["conv_s"], a["reg_s"], a["load_start"], a["load_conv"], a["load_end"] }
     }' "$SCALE_RUNS_FILE" >> "$SCALE_SECTION"
   {
@@ -246,7 +270,7 @@ scale_write() {
     echo "Reproduce: \`$cmdline\` (builds what it needs in build-bench/, starts and stops every"
     echo "broker, manager and simulator itself; \`MGO_SCALE_SIZES=\"10000 30000\"\` and"
     echo "\`MGO_SCALE_RUNS=1\` shorten it). One run by hand:"
-    echo "\`build-bench/bench/mgo-bench-fleet --build build-bench --devices 100000 --edges 7 --connect-rate 4000 --no-backlog --timeout 600\`."
+    echo "\`build-bench/bench/mgo-bench-fleet --build build-bench --devices 100000 --edges 7 --connect-rate 1000 --no-backlog --timeout 600\`."
     echo "<!-- bench.sh scale: end -->"
   } >> "$SCALE_SECTION"
 }

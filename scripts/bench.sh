@@ -20,7 +20,8 @@
 #                               fleet grows. Replaces only the scale section of docs/benchmarks.md.
 #                               --quick: 2,000 and 5,000 devices, one run each. MGO_SCALE_SIZES
 #                               ("10000 30000") and MGO_SCALE_RUNS (runs below 100,000; default 3)
-#                               override the sizes and the repeats.
+#                               override the sizes and the repeats; more knobs in
+#                               scripts/bench-scale.sh.
 #
 # Environment: MGO_BENCH_BUILD (default build-bench), MGO_BENCH_OUT (default
 # docs/benchmarks.md). Loopback only: every broker, manager, agent and simulator listens on
