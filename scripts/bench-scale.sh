@@ -26,7 +26,9 @@ edges_for() {
 
 # manager_has OPTION: whether this tree's margo-manager --help names OPTION
 manager_has() {
-  "$BUILD/manager/margo-manager" --help 2>&1 | grep -q -- "$1[ =]"
+  local help
+  help="$("$BUILD/manager/margo-manager" --help 2>&1 || true)"
+  echo "$help" | grep -q -- "$1[ =]"
 }
 
 # scale_pg_start: a throwaway PostgreSQL cluster through the test kit's tests/support/pg.sh
@@ -134,7 +136,8 @@ scale() {
   # MGO_SCALE_COMBOS: which of sqlite-1 postgresql-1 postgresql-2 to run (default all three);
   # MGO_SCALE_RUNS_MID: runs of the sizes between 10,000 and 100,000 (default MGO_SCALE_RUNS);
 # MGO_SCALE_LARGE_COMBOS: the same for sizes of 100,000 and more (default: MGO_SCALE_COMBOS);
-# MGO_SCALE_EXTRAS=0: without the bridge-ingest and one-broker comparison runs
+# MGO_SCALE_EXTRAS=0: without the bridge-ingest and one-broker comparison runs;
+# MGO_SCALE_INGEST=0: no status ingest step
   local combos="${MGO_SCALE_COMBOS:-sqlite-1 postgresql-1 postgresql-2}" c
   for n in $sizes; do
     local r=$runs
@@ -143,7 +146,7 @@ scale() {
     for i in $(seq 1 "$r"); do
       # status ingest in every run of the smallest size (its rate does not depend on N)
       local ing=()
-      [ "$n" = "${sizes%% *}" ] && ing=(--ingest-seconds "$ingest_s")
+      [ "$n" = "${sizes%% *}" ] && [ "${MGO_SCALE_INGEST:-1}" = 1 ] && ing=(--ingest-seconds "$ingest_s")
       local cs="$combos"
       [ "$n" -ge 100000 ] && cs="${MGO_SCALE_LARGE_COMBOS:-$combos}"
       for c in $cs; do
