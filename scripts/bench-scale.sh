@@ -258,9 +258,9 @@ scale_write() {
       print "|---|---|---|---|---|---|---|---|---|---|"
       if (bridge != "") ing[++ni] = bridge
       for (i = 1; i <= ni; i++) { kv(ing[i], a)
-        printf "| %s | %s | %s | %s | %s | **%s/s** | %s/s | %s | %.0f%% / %.0f%% of a core | %s |\n", a["store"], a["managers"],
+        printf "| %s | %s | %s | %s | %s | **%s/s** | %s | %s | %.0f%% / %.0f%% of a core | %s |\n", a["store"], a["managers"],
           a["ingest_via"] == "edge" ? "edge 1 (every status crosses a bridge)" : a["edges"] == 0 ? "the only broker (no edges)" : "core (" a["edges"] " edges)", a["devices"], a["ingest_published"],
-          a["ingest_rate"], a["ingest_overall"], a["ingest_ok"] == 1 ? "yes (+" a["ingest_drain_s"] " s)" : "**no** (" a["ingest_stored"] " stored)", 100 * a["ingest_mgr_core"], 100 * a["ingest_broker_core"], a["load_conv"] }
+          a["ingest_rate"], a["ingest_overall"] == "" ? "–" : a["ingest_overall"] "/s", a["ingest_ok"] == 1 ? (a["ingest_drain_s"] == "" ? "yes" : "yes (+" a["ingest_drain_s"] " s)") : "**no** (" a["ingest_stored"] " of " a["ingest_published"] " stored)", 100 * a["ingest_mgr_core"], 100 * a["ingest_broker_core"], a["load_conv"] }
       print "\n**Every run** (load average 1/5/15 min at the start, after convergence, at the end):\n"
       print "| # | commit | devices | edges | store | managers | convergence total | registration | load: start / after convergence / end |"
       print "|---|---|---|---|---|---|---|---|---|"

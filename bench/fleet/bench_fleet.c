@@ -2002,7 +2002,8 @@ int main(int argc, char **argv)
             "sims_kib=%.2f mgr_kib_conv=%.2f brokers_kib_conv=%.2f sims_kib_conv=%.2f "
             "core_sockets=%d edge_devices_max=%d edge_sockets_max=%d edge_rss_mib_max=%.1f "
             "core_rss_mib=%.1f mgr_rss_mib=%.1f "
-            "ingest_rate=%.0f ingest_published=%ld ingest_stored=%lld ingest_ok=%d "
+            "ingest_rate=%.0f ingest_overall=%.0f ingest_drain_s=%.1f ingest_published=%ld "
+            "ingest_stored=%lld ingest_ok=%d "
             "ingest_mgr_core=%.2f ingest_broker_core=%.2f "
             "load_start=%s load_conv=%s load_ingest=%s load_end=%s\n",
             o.devices, o.edges, o.managers, o.store ? "postgresql" : "sqlite",
@@ -2012,7 +2013,8 @@ int main(int argc, char **argv)
             core_kb / n, edges_kb / n, (core_kb + edges_kb - core_kb0 - edges_kb0) / n, sims_kb / n,
             mgrs_kb_c / n, brokers_kb_c / n, sims_kb_c / n, core_sockets, edge_devices_max,
             edge_sockets_max, MIB(edge_kb_max), MIB(core_kb), MIB(mgrs_kb),
-            ingest_ran ? ir_kept.rate_window : -1.0, ingest_ran ? ir_kept.published : -1L,
+            ingest_ran ? ir_kept.rate_window : -1.0, ingest_ran ? ir_kept.rate_overall : -1.0,
+            ingest_ran ? ir_kept.drain_s : -1.0, ingest_ran ? ir_kept.published : -1L,
             ingest_ran ? (long long)ir_kept.stored : -1LL, ingest_ran && ir_kept.ok,
             ingest_ran ? ir_kept.mgr_cpu_share : -1.0, ingest_ran ? ir_kept.broker_cpu_share : -1.0,
             dashes(load_start), dashes(load_conv), dashes(load_ingest), dashes(l_end));
