@@ -701,6 +701,33 @@ static double sims_cpu_s(void)
     return t;
 }
 
+/* CPU seconds of the PostgreSQL backends serving the --store database (their command line is
+ * "postgres: USER DB HOST(PORT) STATE"); 0 with SQLite, where the store runs in the manager. */
+static double store_cpu_s(void)
+{
+    if (!o.store)
+        return 0;
+    const char *dbn = strrchr(o.store, '/');
+    char pat[160];
+    snprintf(pat, sizeof pat, " %.*s ", dbn ? (int)strcspn(dbn + 1, "?") : 0, dbn ? dbn + 1 : "");
+    double t = 0;
+    for (int pid = 2; pid < 4194304; pid++) {
+        char path[64], cmd[256];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        cmd[n] = '\0';
+        if (strncmp(cmd, "postgres: ", 10) == 0 && strstr(cmd, pat))
+            t += mgo_bench_cpu_s(pid);
+    }
+    return t;
+}
+
 static double edges_cpu_s(void)
 {
     double t = 0;
@@ -778,7 +805,7 @@ struct conv_result {
     double api_ms;
     struct stats stored; /* deploy call -> installed stored by the manager, ms */
     struct stats push;   /* deploy call -> device holds the complete manifest, ms */
-    double mgr_cpu_s, broker_cpu_s, edge_cpu_s, sims_cpu_s, wall_s;
+    double mgr_cpu_s, broker_cpu_s, edge_cpu_s, sims_cpu_s, store_cpu_s, wall_s;
 };
 
 static int deploy_all(int64_t *t0_wall, int64_t *t0_ns, double *api_ms)
@@ -832,7 +859,7 @@ static int run_convergence(struct conv_result *r)
     memset(r, 0, sizeof *r);
     int64_t t0_wall = 0, t0_ns = 0;
     double cpu_m0 = mgrs_cpu_s(), cpu_b0 = mgo_bench_cpu_s(broker_pid), cpu_e0 = edges_cpu_s(),
-           cpu_s0 = sims_cpu_s();
+           cpu_s0 = sims_cpu_s(), cpu_p0 = store_cpu_s();
     if (deploy_all(&t0_wall, &t0_ns, &r->api_ms) != 0)
         return -1;
     int64_t deadline = mgo_bench_now_ns() + (int64_t)o.timeout_s * 1000000000;
@@ -852,6 +879,7 @@ static int run_convergence(struct conv_result *r)
     r->broker_cpu_s = mgo_bench_cpu_s(broker_pid) - cpu_b0;
     r->edge_cpu_s = edges_cpu_s() - cpu_e0;
     r->sims_cpu_s = sims_cpu_s() - cpu_s0;
+    r->store_cpu_s = store_cpu_s() - cpu_p0;
     if (stored < o.devices) {
         fprintf(stderr,
                 "bench-fleet: convergence incomplete: %" PRId64
@@ -1997,7 +2025,7 @@ int main(int argc, char **argv)
             "SCALE devices=%d edges=%d managers=%d store=%s ingest_via=%s sims=%d reg_s=%.2f "
             "conv_s=%.2f "
             "p50_ms=%.0f p99_ms=%.0f push_p99_ms=%.0f api_ms=%.0f conv_wall_s=%.2f "
-            "mgr_cpu_s=%.2f core_cpu_s=%.2f edge_cpu_s=%.2f sims_cpu_s=%.2f "
+            "mgr_cpu_s=%.2f core_cpu_s=%.2f edge_cpu_s=%.2f sims_cpu_s=%.2f pg_cpu_s=%.2f "
             "mgr_kib=%.2f mgr_delta_kib=%.2f core_kib=%.2f edges_kib=%.2f brokers_delta_kib=%.2f "
             "sims_kib=%.2f mgr_kib_conv=%.2f brokers_kib_conv=%.2f sims_kib_conv=%.2f "
             "core_sockets=%d edge_devices_max=%d edge_sockets_max=%d edge_rss_mib_max=%.1f "
@@ -2009,15 +2037,16 @@ int main(int argc, char **argv)
             o.devices, o.edges, o.managers, o.store ? "postgresql" : "sqlite",
             o.ingest_edge && o.edges > 0 ? "edge" : "core", n_procs, reg_s, cr.stored.max / 1000,
             cr.stored.p50, cr.stored.p99, cr.push.p99, cr.api_ms, cr.wall_s, cr.mgr_cpu_s,
-            cr.broker_cpu_s, cr.edge_cpu_s, cr.sims_cpu_s, mgrs_kb / n, (mgrs_kb - mgrs_kb0) / n,
-            core_kb / n, edges_kb / n, (core_kb + edges_kb - core_kb0 - edges_kb0) / n, sims_kb / n,
-            mgrs_kb_c / n, brokers_kb_c / n, sims_kb_c / n, core_sockets, edge_devices_max,
-            edge_sockets_max, MIB(edge_kb_max), MIB(core_kb), MIB(mgrs_kb),
-            ingest_ran ? ir_kept.rate_window : -1.0, ingest_ran ? ir_kept.rate_overall : -1.0,
-            ingest_ran ? ir_kept.drain_s : -1.0, ingest_ran ? ir_kept.published : -1L,
-            ingest_ran ? (long long)ir_kept.stored : -1LL, ingest_ran && ir_kept.ok,
-            ingest_ran ? ir_kept.mgr_cpu_share : -1.0, ingest_ran ? ir_kept.broker_cpu_share : -1.0,
-            dashes(load_start), dashes(load_conv), dashes(load_ingest), dashes(l_end));
+            cr.broker_cpu_s, cr.edge_cpu_s, cr.sims_cpu_s, cr.store_cpu_s, mgrs_kb / n,
+            (mgrs_kb - mgrs_kb0) / n, core_kb / n, edges_kb / n,
+            (core_kb + edges_kb - core_kb0 - edges_kb0) / n, sims_kb / n, mgrs_kb_c / n,
+            brokers_kb_c / n, sims_kb_c / n, core_sockets, edge_devices_max, edge_sockets_max,
+            MIB(edge_kb_max), MIB(core_kb), MIB(mgrs_kb), ingest_ran ? ir_kept.rate_window : -1.0,
+            ingest_ran ? ir_kept.rate_overall : -1.0, ingest_ran ? ir_kept.drain_s : -1.0,
+            ingest_ran ? ir_kept.published : -1L, ingest_ran ? (long long)ir_kept.stored : -1LL,
+            ingest_ran && ir_kept.ok, ingest_ran ? ir_kept.mgr_cpu_share : -1.0,
+            ingest_ran ? ir_kept.broker_cpu_share : -1.0, dashes(load_start), dashes(load_conv),
+            dashes(load_ingest), dashes(l_end));
     }
     rc = 0;
 done:
