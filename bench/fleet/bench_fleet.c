@@ -37,6 +37,7 @@
  *
  * Everything it starts is stopped at the end, also on SIGINT/SIGTERM (children also get
  * PR_SET_PDEATHSIG). Results: a markdown section appended to --out, and SUMMARY lines. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -711,8 +712,13 @@ static double store_cpu_s(void)
     char pat[160];
     snprintf(pat, sizeof pat, " %.*s ", dbn ? (int)strcspn(dbn + 1, "?") : 0, dbn ? dbn + 1 : "");
     double t = 0;
-    for (int pid = 2; pid < 4194304; pid++) {
-        char path[64], cmd[256];
+    DIR *proc = opendir("/proc");
+    struct dirent *de;
+    while (proc && (de = readdir(proc)) != NULL) {
+        int pid = atoi(de->d_name);
+        if (pid <= 0)
+            continue;
+        char path[300], cmd[256];
         snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
         int fd = open(path, O_RDONLY);
         if (fd < 0)
@@ -725,6 +731,8 @@ static double store_cpu_s(void)
         if (strncmp(cmd, "postgres: ", 10) == 0 && strstr(cmd, pat))
             t += mgo_bench_cpu_s(pid);
     }
+    if (proc)
+        closedir(proc);
     return t;
 }
 
