@@ -218,7 +218,7 @@ scale_write() {
       cnt[k]++
       add(k, "conv", a["conv_s"]); add(k, "p50", a["p50_ms"]); add(k, "p99", a["p99_ms"])
       add(k, "reg", a["reg_s"]); add(k, "api", a["api_ms"]); add(k, "push", a["push_p99_ms"])
-      add(k, "mgrcpu", a["mgr_cpu_s"]); add(k, "corecpu", a["core_cpu_s"]); add(k, "edgecpu", a["edge_cpu_s"]); add(k, "simcpu", a["sims_cpu_s"])
+      add(k, "mgrcpu", a["mgr_cpu_s"]); add(k, "corecpu", a["core_cpu_s"]); add(k, "edgecpu", a["edge_cpu_s"]); add(k, "simcpu", a["sims_cpu_s"]); add(k, "pgcpu", a["pg_cpu_s"] == "" ? "–" : a["pg_cpu_s"])
       add(k, "wall", a["conv_wall_s"])
       add(k, "mgrkib", a["mgr_kib"]); add(k, "mgrd", a["mgr_delta_kib"]); add(k, "brk", a["core_kib"] + a["edges_kib"])
       add(k, "brkc", a["brokers_kib_conv"]); add(k, "sim", a["sims_kib"]); add(k, "edgerss", a["edge_rss_mib_max"])
@@ -232,13 +232,13 @@ scale_write() {
       for (i = 2; i <= nk; i++) for (j = i; j > 1; j--) { split(keys[j], x, " "); split(keys[j - 1], y, " ")
         if (x[1] + 0 < y[1] + 0) { t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t } else break }
       print "\n**Convergence** (medians of the runs, min–max in brackets; 100,000 devices run once):\n"
-      print "| devices | edges (0: one broker) | store | managers | runs | **convergence total** | p50 / p99 per device | deploy calls (⌈N/256⌉ × POST) | push p99 | registration | CPU during convergence: manager / core / edges / simulators | goal |"
+      print "| devices | edges (0: one broker) | store | managers | runs | **convergence total** | p50 / p99 per device | deploy calls (⌈N/256⌉ × POST) | push p99 | registration | CPU during convergence: manager / core / edges / simulators / PostgreSQL backends | goal |"
       print "|---|---|---|---|---|---|---|---|---|---|---|---|"
       for (i = 1; i <= nk; i++) { k = keys[i]; split(k, p, " ")
         goal = p[1] >= 100000 ? (med(col[k, "conv"]) + 0 < 60 ? "< 60 s: met" : "< 60 s: **missed**") : "–"
-        printf "| %d | %s | %s | %s | %d | **%s s**%s | %s / %s ms | %s ms | %s ms | %s s | %s / %s / %s / %s core-s in %s s | %s |\n", p[1], ed[k], p[2], p[3], cnt[k],
+        printf "| %d | %s | %s | %s | %d | **%s s**%s | %s / %s ms | %s ms | %s ms | %s s | %s / %s / %s / %s / %s core-s in %s s | %s |\n", p[1], ed[k], p[2], p[3], cnt[k],
           med(col[k, "conv"]), rng(col[k, "conv"]), med(col[k, "p50"]), med(col[k, "p99"]), med(col[k, "api"]), med(col[k, "push"]), med(col[k, "reg"]),
-          med(col[k, "mgrcpu"]), med(col[k, "corecpu"]), med(col[k, "edgecpu"]), med(col[k, "simcpu"]), med(col[k, "wall"]), goal }
+          med(col[k, "mgrcpu"]), med(col[k, "corecpu"]), med(col[k, "edgecpu"]), med(col[k, "simcpu"]), p[2] == "sqlite" ? "–" : med(col[k, "pgcpu"]), med(col[k, "wall"]), goal }
       print "\n**Cost curve** (per device, medians): time = convergence total / N; CPU = core-seconds"
       print "during convergence / N; memory = resident memory (VmRSS) with every device registered,"
       print "divided by N, for each part (the managers also without their start-up memory)."
