@@ -130,6 +130,8 @@ scale() {
   else
     have_share=1
   fi
+  # MGO_SCALE_NOTE: a line for the "not measured" list (what this invocation left out, and why)
+  [ -n "${MGO_SCALE_NOTE:-}" ] && echo "$MGO_SCALE_NOTE" >> "$SCALE_MISSING"
   [ -n "$why_pg" ] && echo "PostgreSQL, one manager: not measured: $why_pg." >> "$SCALE_MISSING"
   [ -n "$why_share" ] && echo "PostgreSQL, two managers: not measured: $why_share." >> "$SCALE_MISSING"
 
@@ -139,6 +141,8 @@ scale() {
 # MGO_SCALE_EXTRAS=0: without the bridge-ingest and one-broker comparison runs;
 # MGO_SCALE_INGEST=0: no status ingest step
   local combos="${MGO_SCALE_COMBOS:-sqlite-1 postgresql-1 postgresql-2}" c
+  # MGO_SCALE_SIZES=none: no runs, only the tables from MGO_SCALE_RUNS_FILE
+  [ "$sizes" = none ] && sizes=""
   for n in $sizes; do
     local r=$runs
     [ "$n" -gt 10000 ] && r="${MGO_SCALE_RUNS_MID:-$runs}"
@@ -158,7 +162,7 @@ scale() {
       done
     done
   done
-  if [ "${MGO_SCALE_EXTRAS:-1}" = 1 ]; then
+  if [ "${MGO_SCALE_EXTRAS:-1}" = 1 ] && [ -n "$sizes" ]; then
     # the bridge's throughput: the status publisher on edge 1, every status crosses one bridge
     n="${sizes%% *}"
     scale_run bridge-ingest "$n" sqlite 1 --ingest-seconds "$ingest_s" --ingest-edge
@@ -231,7 +235,7 @@ scale_write() {
       # rows by fleet size (then as run)
       for (i = 2; i <= nk; i++) for (j = i; j > 1; j--) { split(keys[j], x, " "); split(keys[j - 1], y, " ")
         if (x[1] + 0 < y[1] + 0) { t = keys[j]; keys[j] = keys[j - 1]; keys[j - 1] = t } else break }
-      print "\n**Convergence** (medians of the runs, min–max in brackets; 100,000 devices run once):\n"
+      print "\n**Convergence** (medians of the runs, nearest rank, so of two runs the lower; min–max in brackets; 100,000 devices run once):\n"
       print "| devices | edges (0: one broker) | store | managers | runs | **convergence total** | p50 / p99 per device | deploy calls (⌈N/256⌉ × POST) | push p99 | registration | CPU during convergence: manager / core / edges / simulators / PostgreSQL backends | goal |"
       print "|---|---|---|---|---|---|---|---|---|---|---|---|"
       for (i = 1; i <= nk; i++) { k = keys[i]; split(k, p, " ")
