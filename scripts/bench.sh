@@ -10,6 +10,18 @@
 #                               of 0.5 % and 5 % injected failures; --quick: 1,000, one run), and
 #                               replaces only the rollouts section of docs/benchmarks.md (between
 #                               its markers), leaving every other figure as it was measured
+#   scripts/bench.sh --scale-only [--quick]
+#                               only the scale-out step (issue 16): 10,000, 30,000 and 100,000
+#                               devices over several edge brokers bridged to a core, with SQLite
+#                               and with PostgreSQL, one and two managers (each combination this
+#                               tree's margo-manager supports; the others are listed as not
+#                               measured, with the reason); status ingest with one and two
+#                               managers and across a bridge; time and memory per device as the
+#                               fleet grows. Replaces only the scale section of docs/benchmarks.md.
+#                               --quick: 2,000 and 5,000 devices, one run each. MGO_SCALE_SIZES
+#                               ("10000 30000") and MGO_SCALE_RUNS (runs below 100,000; default 3)
+#                               override the sizes and the repeats; more knobs in
+#                               scripts/bench-scale.sh.
 #
 # Environment: MGO_BENCH_BUILD (default build-bench), MGO_BENCH_OUT (default
 # docs/benchmarks.md). Loopback only: every broker, manager, agent and simulator listens on
@@ -22,12 +34,14 @@ BUILD="${MGO_BENCH_BUILD:-$ROOT/build-bench}"
 OUT="${MGO_BENCH_OUT:-$ROOT/docs/benchmarks.md}"
 QUICK=0
 ROLLOUTS_ONLY=0
+SCALE_ONLY=0
 for arg in "$@"; do
   case "$arg" in
     --quick) QUICK=1 ;;
     --rollouts-only) ROLLOUTS_ONLY=1 ;;
-    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
-    *) echo "bench.sh: unknown argument '$arg' (known: --quick, --rollouts-only)" >&2; exit 2 ;;
+    --scale-only) SCALE_ONLY=1 ;;
+    -h|--help) sed -n '2,30p' "$0"; exit 0 ;;
+    *) echo "bench.sh: unknown argument '$arg' (known: --quick, --rollouts-only, --scale-only)" >&2; exit 2 ;;
   esac
 done
 if [ "$QUICK" = 1 ]; then SMALL=200; LARGE=1000; INGEST_S=5; else SMALL=1000; LARGE=10000; INGEST_S=10; fi
@@ -41,6 +55,8 @@ cleanup() {
     kill -TERM "$CHILD" 2>/dev/null || true   # the controller stops what it started
     wait "$CHILD" 2>/dev/null || true
   fi
+  # the scale step's PostgreSQL cluster, when it started one
+  if declare -F scale_cleanup >/dev/null; then scale_cleanup; fi
   rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -59,7 +75,10 @@ run() {
 
 echo "bench: building $BUILD (RelWithDebInfo, no sanitizers)"
 cmake -S "$ROOT" -B "$BUILD" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMGO_BENCH=ON >/dev/null
-if [ "$ROLLOUTS_ONLY" = 1 ]; then
+if [ "$SCALE_ONLY" = 1 ]; then
+  cmake --build "$BUILD" -j"$(nproc)" --target mgo-bench-fleet mgo-fleet-sim mgo-bench-ingest \
+    margo-manager >/dev/null
+elif [ "$ROLLOUTS_ONLY" = 1 ]; then
   cmake --build "$BUILD" -j"$(nproc)" --target mgo-bench-fleet mgo-fleet-sim margo-manager >/dev/null
 else
   cmake --build "$BUILD" -j"$(nproc)" --target mgo-bench-codec mgo-bench-fleet mgo-fleet-sim \
@@ -159,26 +178,41 @@ rollouts() {
   } >> "$ROLL_SECTION"
 }
 
+# splice SECTION_FILE NAME: replaces the section between "<!-- bench.sh NAME: begin" and
+# "<!-- bench.sh NAME: end" in $OUT, or inserts it before the notes (or at the end)
+splice() {
+  local sec="$1" name="$2"
+  if [ -f "$OUT" ] && grep -q "^<!-- bench.sh $name: begin" "$OUT"; then
+    awk -v sec="$sec" -v b="^<!-- bench.sh $name: begin" -v e="^<!-- bench.sh $name: end" '
+      $0 ~ b { skip = 1; while ((getline l < sec) > 0) if (l != "" || started++) print l; next }
+      $0 ~ e { skip = 0; next }
+      !skip { print }' "$OUT" > "$TMP/out.md"
+  elif [ -f "$OUT" ] && grep -q '^## How these numbers are made' "$OUT"; then
+    awk -v sec="$sec" '
+      /^## How these numbers are made/ { while ((getline l < sec) > 0) if (l != "" || started++) print l; print "" }
+      { print }' "$OUT" > "$TMP/out.md"
+  else
+    { [ -f "$OUT" ] && cat "$OUT"; cat "$sec"; } > "$TMP/out.md"
+  fi
+  cp "$TMP/out.md" "$OUT"
+}
+
 if [ "$ROLLOUTS_ONLY" = 1 ]; then
   ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   : > "$TMP/rollout-runs.txt"
   rollouts
-  # splice: replace the marked section, or insert it before the notes (or at the end)
-  if [ -f "$OUT" ] && grep -q '^<!-- bench.sh rollouts: begin' "$OUT"; then
-    awk -v sec="$ROLL_SECTION" '
-      /^<!-- bench.sh rollouts: begin/ { skip = 1; while ((getline l < sec) > 0) if (l != "" || started++) print l; next }
-      /^<!-- bench.sh rollouts: end/ { skip = 0; next }
-      !skip { print }' "$OUT" > "$TMP/out.md"
-  elif [ -f "$OUT" ] && grep -q '^## How these numbers are made' "$OUT"; then
-    awk -v sec="$ROLL_SECTION" '
-      /^## How these numbers are made/ { while ((getline l < sec) > 0) if (l != "" || started++) print l; print "" }
-      { print }' "$OUT" > "$TMP/out.md"
-  else
-    { [ -f "$OUT" ] && cat "$OUT"; cat "$ROLL_SECTION"; } > "$TMP/out.md"
-  fi
-  cp "$TMP/out.md" "$OUT"
+  splice "$ROLL_SECTION" rollouts
   echo "bench: replaced the rollouts section of $OUT"
   sed 's/^SUMMARY /  /' "$TMP/rollout-median.txt" 2>/dev/null || true
+  exit 0
+fi
+
+if [ "$SCALE_ONLY" = 1 ]; then
+  # shellcheck source=scripts/bench-scale.sh
+  . "$ROOT/scripts/bench-scale.sh"
+  scale
+  splice "$SCALE_SECTION" scale
+  echo "bench: replaced the scale section of $OUT"
   exit 0
 fi
 

@@ -26,8 +26,18 @@
  *                  polled every 250 ms), manager and broker CPU, and the devices' versions
  *                  in the store at the end.
  *
+ * Scale-out (issue 16): --edges K starts K edge Mosquittos, each bridged to the core broker with
+ * broker-config/bridge-edge.conf as shipped (TLS lines left out, client ids made unique per
+ * edge); the simulators are spread evenly over the edges and the manager(s) stay on the core.
+ * --managers M starts M margo-manager processes with --share-group (needs a shared store);
+ * --store postgresql://URL gives them that store, and every count is then read from it with
+ * psql, with the same SQL as from the SQLite file. Each run ends with one "SCALE key=value ..."
+ * line (times, CPU, RSS of managers / brokers / simulators per device, sockets per broker,
+ * ingest rate, load averages) that scripts/bench.sh --scale-only tabulates.
+ *
  * Everything it starts is stopped at the end, also on SIGINT/SIGTERM (children also get
  * PR_SET_PDEATHSIG). Results: a markdown section appended to --out, and SUMMARY lines. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
@@ -40,6 +50,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -48,7 +59,10 @@
 #include "bench_util.h"
 #include "mgo/buf.h"
 
-#define MAX_PROCS 32
+#define MAX_PROCS 64
+#define MAX_EDGES 16
+#define MAX_MGRS 4
+#define MAX_DEVICES 200000
 #define MIB(kb) ((double)(kb) / 1024.0)
 #define DEFAULT_TOKEN "bench-token-0123456789abcdef0123456789"
 
@@ -71,6 +85,12 @@ struct opts {
     double rollout_fail_pct; /* < 0: no rollout step */
     int rollout_batches;
     double rollout_threshold_pct;
+    int edges;               /* 0: devices on the core broker; K: K edge brokers bridged to it */
+    const char *bridge_conf; /* broker-config/bridge-edge.conf (the shipped bridge section) */
+    int managers;            /* margo-manager processes (> 1: --share-group) */
+    const char *store;       /* NULL: SQLite in the state dir; else a postgresql:// URL */
+    bool backlog;            /* with --ingest-seconds: also the backlog measurement */
+    bool ingest_edge;        /* the ingest publisher on edge 1 (statuses cross a bridge) */
 };
 
 static struct opts o = {
@@ -92,12 +112,22 @@ static struct opts o = {
     .rollout_fail_pct = -1,
     .rollout_batches = 10,
     .rollout_threshold_pct = 2,
+    .edges = 0,
+    .bridge_conf = "broker-config/bridge-edge.conf",
+    .managers = 1,
+    .store = NULL,
+    .backlog = true,
 };
 
 static volatile sig_atomic_t stop_flag;
 static char work[128];
 static int broker_port, api_port;
-static pid_t broker_pid, manager_pid, agent_pid;
+static pid_t broker_pid, manager_pid, agent_pid; /* manager_pid = mgr_pid[0] */
+static pid_t mgr_pid[MAX_MGRS];
+static int edge_port[MAX_EDGES];
+static pid_t edge_pid[MAX_EDGES];
+static int sim_edge[MAX_PROCS]; /* the edge (or -1: the core) each simulator connects to */
+static int sim_count[MAX_PROCS];
 static pid_t sim_pid[MAX_PROCS];
 static int sim_fd[MAX_PROCS];
 static int n_procs;
@@ -220,6 +250,33 @@ static double ms_since(int64_t t0_ns)
 
 /* ---- broker and manager ------------------------------------------------------------------- */
 
+/* The broker settings every broker of the benchmark gets (core and edges). */
+static void broker_conf_common(FILE *f, int port, const char *dir)
+{
+    fprintf(f,
+            "listener %d 127.0.0.1\nallow_anonymous true\n"
+            "persistence true\npersistence_location %s/\npersistence_file mosquitto.db\n"
+            "autosave_interval 0\n"
+            "max_queued_messages 1000000\nmax_inflight_messages %d\n"
+            "message_size_limit 262144\nset_tcp_nodelay true\n"
+            "log_dest stderr\nlog_type error\nlog_type warning\n",
+            port, dir, o.broker_inflight);
+    /* as root, Mosquitto would switch to user "mosquitto", who cannot write our 0700 dir */
+    if (geteuid() == 0)
+        fprintf(f, "user root\n");
+}
+
+static int wait_port(int port, const char *what, const char *log)
+{
+    for (int i = 0; i < 500 && !stop_flag; i++) {
+        if (port_open(port))
+            return 0;
+        mgo_bench_sleep_ms(10);
+    }
+    fprintf(stderr, "bench-fleet: %s did not start (see %s)\n", what, log);
+    return -1;
+}
+
 static int start_broker(void)
 {
     char conf[512], log[512];
@@ -230,38 +287,101 @@ static int start_broker(void)
         FILE *f = fopen(conf, "w");
         if (!f)
             return -1;
-        fprintf(f,
-                "listener %d 127.0.0.1\nallow_anonymous true\n"
-                "persistence true\npersistence_location %s/\npersistence_file mosquitto.db\n"
-                "autosave_interval 0\n"
-                "max_queued_messages 1000000\nmax_inflight_messages %d\n"
-                "message_size_limit 262144\nset_tcp_nodelay true\n"
-                "log_dest stderr\nlog_type error\nlog_type warning\n",
-                broker_port, work, o.broker_inflight);
-        /* as root, Mosquitto would switch to user "mosquitto", who cannot write our 0700 dir */
-        if (geteuid() == 0)
-            fprintf(f, "user root\n");
+        broker_conf_common(f, broker_port, work);
         fclose(f);
     }
     char *argv[] = {(char *)"/usr/sbin/mosquitto", (char *)"-c", conf, NULL};
     broker_pid = spawn(argv, log, NULL);
-    for (int i = 0; i < 500 && !stop_flag; i++) {
-        if (port_open(broker_port))
-            return 0;
-        mgo_bench_sleep_ms(10);
-    }
-    fprintf(stderr, "bench-fleet: mosquitto did not start (see %s)\n", log);
-    return -1;
+    return wait_port(broker_port, "mosquitto", log);
 }
 
-static int start_manager(void)
+/* Edge broker i: the common settings plus broker-config/bridge-edge.conf as shipped, without
+ * comments and TLS lines (as tests/reliability/test_bridge.c runs it), with the core's
+ * loopback address and the client ids made unique per edge ("edge1" -> "edge<i+1>"). */
+static int start_edge(int i)
 {
-    char bin[512], state[512], tok[512], broker[64], listen[64], log[512];
+    char dir[512], conf[600], log[600];
+    snprintf(dir, sizeof dir, "%s/edge%d", work, i + 1);
+    snprintf(conf, sizeof conf, "%s/mosquitto.conf", dir);
+    snprintf(log, sizeof log, "%s/mosquitto.log", dir);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return -1;
+    FILE *in = fopen(o.bridge_conf, "r");
+    if (!in) {
+        fprintf(stderr, "bench-fleet: --bridge-conf: cannot open %s\n", o.bridge_conf);
+        return -1;
+    }
+    FILE *f = fopen(conf, "w");
+    if (!f) {
+        fclose(in);
+        return -1;
+    }
+    edge_port[i] = free_port();
+    broker_conf_common(f, edge_port[i], dir);
+    char line[1024];
+    int n_topics = 0;
+    while (fgets(line, sizeof line, in)) {
+        if (line[0] == '#' || line[0] == '\n' || strncmp(line, "bridge_cafile", 13) == 0 ||
+            strncmp(line, "bridge_certfile", 15) == 0 || strncmp(line, "bridge_keyfile", 14) == 0 ||
+            strncmp(line, "bridge_tls", 10) == 0 || strncmp(line, "bridge_insecure", 15) == 0)
+            continue;
+        if (strncmp(line, "address ", 8) == 0) {
+            fprintf(f, "address 127.0.0.1:%d\n", broker_port);
+            continue;
+        }
+        n_topics += strncmp(line, "topic ", 6) == 0;
+        char *e = strstr(line, "edge1");
+        if (e && (strncmp(line, "remote_clientid", 15) == 0 ||
+                  strncmp(line, "local_clientid", 14) == 0)) {
+            *e = '\0';
+            fprintf(f, "%sedge%d%s", line, i + 1, e + 5);
+            continue;
+        }
+        fputs(line, f);
+    }
+    fclose(in);
+    fclose(f);
+    if (n_topics == 0) {
+        fprintf(stderr, "bench-fleet: %s has no bridge topic lines\n", o.bridge_conf);
+        return -1;
+    }
+    char *argv[] = {(char *)"/usr/sbin/mosquitto", (char *)"-c", conf, NULL};
+    edge_pid[i] = spawn(argv, log, NULL);
+    return wait_port(edge_port[i], "edge mosquitto", log);
+}
+
+/* Whether margo-manager's --help names an option (the store and share-group options come
+ * from other branches; a clear refusal beats a manager that exits on an unknown flag). */
+static bool manager_has_option(const char *opt)
+{
+    char cmd[700];
+    snprintf(cmd, sizeof cmd, "'%s/manager/margo-manager' --help 2>&1", o.build_dir);
+    FILE *p = popen(cmd, "r");
+    char line[512];
+    bool found = false;
+    size_t n = strlen(opt);
+    while (p && fgets(line, sizeof line, p)) {
+        const char *q = strstr(line, opt);
+        if (q && (q[n] == ' ' || q[n] == '\n' || q[n] == '='))
+            found = true;
+    }
+    if (p)
+        pclose(p);
+    return found;
+}
+
+/* Manager idx (0 answers the benchmark's API calls): own state dir and API port; with more
+ * than one, own MQTT client id and --share-group; with --store, that store. */
+static int start_manager_n(int idx)
+{
+    char bin[512], state[512], tok[512], broker[64], listen[64], log[512], cid[64];
     snprintf(bin, sizeof bin, "%s/manager/margo-manager", o.build_dir);
-    snprintf(state, sizeof state, "%s/manager", work);
+    snprintf(state, sizeof state, idx ? "%s/manager%d" : "%s/manager", work, idx + 1);
     snprintf(tok, sizeof tok, "%s/token", work);
-    snprintf(log, sizeof log, "%s/manager.log", work);
-    snprintf(db_path, sizeof db_path, "%s/manager.db", state);
+    snprintf(log, sizeof log, idx ? "%s/manager%d.log" : "%s/manager.log", work, idx + 1);
+    snprintf(cid, sizeof cid, "margo-manager-%d", idx + 1);
+    if (idx == 0)
+        snprintf(db_path, sizeof db_path, "%s/manager.db", state);
     snprintf(token, sizeof token, "%s", DEFAULT_TOKEN);
     FILE *f = fopen(tok, "w");
     if (!f)
@@ -269,18 +389,34 @@ static int start_manager(void)
     fprintf(f, "%s\n", token);
     fclose(f);
     chmod(tok, 0600);
-    api_port = free_port();
+    int port = free_port();
     snprintf(broker, sizeof broker, "tcp://127.0.0.1:%d", broker_port);
-    snprintf(listen, sizeof listen, "127.0.0.1:%d", api_port);
-    snprintf(api_base, sizeof api_base, "http://127.0.0.1:%d/api/v1", api_port);
-    char *argv[] = {bin, (char *)"--state-dir", state, (char *)"--broker-url", broker,
-                    (char *)"--api-listen", listen, (char *)"--api-token-file", tok,
-                    (char *)"--log-level", (char *)"warn",
-                    /* every report kept: the ingest steps count history rows */
-                    (char *)"--status-history", (char *)"0", NULL};
-    manager_pid = spawn(argv, log, NULL);
+    snprintf(listen, sizeof listen, "127.0.0.1:%d", port);
+    char *argv[24] = {bin, (char *)"--state-dir", state, (char *)"--broker-url", broker,
+                      (char *)"--api-listen", listen, (char *)"--api-token-file", tok,
+                      (char *)"--log-level", (char *)"warn",
+                      /* every report kept: the ingest steps count history rows */
+                      (char *)"--status-history", (char *)"0", NULL};
+    int argc = 13;
+    if (o.store) {
+        argv[argc++] = (char *)"--store";
+        argv[argc++] = (char *)o.store;
+    }
+    if (o.managers > 1) {
+        argv[argc++] = (char *)"--client-id";
+        argv[argc++] = cid;
+        argv[argc++] = (char *)"--share-group";
+        argv[argc++] = (char *)"bench";
+    }
+    argv[argc] = NULL;
+    mgr_pid[idx] = spawn(argv, log, NULL);
+    if (idx == 0) {
+        manager_pid = mgr_pid[0];
+        api_port = port;
+        snprintf(api_base, sizeof api_base, "http://127.0.0.1:%d/api/v1", api_port);
+    }
     char url[128];
-    snprintf(url, sizeof url, "%s/apps", api_base);
+    snprintf(url, sizeof url, "http://127.0.0.1:%d/api/v1/apps", port);
     for (int i = 0; i < 1000 && !stop_flag; i++) {
         if (mgo_bench_http("GET", url, token, NULL, NULL) == 200)
             return 0;
@@ -290,25 +426,103 @@ static int start_manager(void)
     return -1;
 }
 
-/* ---- SQLite (read-only view of the manager's store) --------------------------------------------
- */
+static int start_manager(void)
+{
+    return start_manager_n(0);
+}
+
+/* ---- the manager's store, read-only ----------------------------------------------------------
+ * One way of counting per backend, the same SQL for both: SQLite is opened read-only (the
+ * manager's file, WAL); PostgreSQL is asked through psql (-X -A -t, one row per line,
+ * columns separated by '|'). */
 
 static sqlite3 *db;
 
-static int64_t db_count(const char *sql)
+static bool db_open(void)
 {
     if (!db && sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK) {
         sqlite3_close(db);
         db = NULL;
-        return -1;
+        return false;
     }
     sqlite3_busy_timeout(db, 2000);
-    sqlite3_stmt *st = NULL;
-    int64_t n = -1;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW)
-        n = sqlite3_column_int64(st, 0);
-    sqlite3_finalize(st);
-    return n;
+    return true;
+}
+
+/* Calls row(ctx, cols, n) for every row of sql (at most 8 columns, as text); the number of
+ * rows, or -1 when the query failed. */
+typedef void (*db_row_fn)(void *ctx, const char *const *cols, int n);
+
+static int64_t db_rows(const char *sql, db_row_fn row, void *ctx)
+{
+    int64_t rows = 0;
+    const char *cols[8];
+    if (!o.store) {
+        if (!db_open())
+            return -1;
+        sqlite3_stmt *st = NULL;
+        if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) {
+            sqlite3_finalize(st);
+            return -1;
+        }
+        int rc;
+        while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+            int n = sqlite3_column_count(st) < 8 ? sqlite3_column_count(st) : 8;
+            for (int i = 0; i < n; i++) {
+                cols[i] = (const char *)sqlite3_column_text(st, i);
+                if (!cols[i])
+                    cols[i] = "";
+            }
+            row(ctx, cols, n);
+            rows++;
+        }
+        sqlite3_finalize(st);
+        return rc == SQLITE_DONE ? rows : -1;
+    }
+    /* PostgreSQL: the SQL goes to psql on stdin (no shell quoting of the query) */
+    char sqlf[600], cmd[2000];
+    snprintf(sqlf, sizeof sqlf, "%s/query.sql", work);
+    FILE *q = fopen(sqlf, "w");
+    if (!q)
+        return -1;
+    fprintf(q, "%s;\n", sql);
+    fclose(q);
+    snprintf(cmd, sizeof cmd,
+             "psql -X -q -A -t -F '|' -v ON_ERROR_STOP=1 -d '%s' -f '%s' 2>>'%s/psql.log'", o.store,
+             sqlf, work);
+    FILE *p = popen(cmd, "r");
+    if (!p)
+        return -1;
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    while ((len = getline(&line, &cap, p)) > 0) {
+        if (line[len - 1] == '\n')
+            line[--len] = '\0';
+        int n = 0;
+        char *c = line;
+        cols[n++] = c;
+        while (n < 8 && (c = strchr(c, '|')) != NULL) {
+            *c++ = '\0';
+            cols[n++] = c;
+        }
+        row(ctx, cols, n);
+        rows++;
+    }
+    free(line);
+    return pclose(p) == 0 ? rows : -1;
+}
+
+static void first_int(void *ctx, const char *const *cols, int n)
+{
+    if (n > 0)
+        *(int64_t *)ctx = strtoll(cols[0], NULL, 10);
+}
+
+static int64_t db_count(const char *sql)
+{
+    int64_t v = -1;
+    return db_rows(sql, first_int, &v) == 1 ? v : -1;
 }
 
 /* ---- simulator output ------------------------------------------------------------------------ */
@@ -416,7 +630,6 @@ static int start_sims(void)
 {
     char bin[512], url[64], log[512];
     snprintf(bin, sizeof bin, "%s/bench/mgo-fleet-sim", o.build_dir);
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", broker_port);
     snprintf(log, sizeof log, "%s/sim.log", work);
     n_procs = (o.devices + o.per_proc - 1) / o.per_proc;
     if (n_procs > MAX_PROCS) {
@@ -427,6 +640,11 @@ static int start_sims(void)
     for (int i = 0; i < n_procs; i++) {
         int first = i * o.per_proc;
         int count = o.devices - first < o.per_proc ? o.devices - first : o.per_proc;
+        /* simulator i on edge i % K: the edges get the same number of processes (+-1) */
+        sim_edge[i] = o.edges > 0 ? i % o.edges : -1;
+        sim_count[i] = count;
+        snprintf(url, sizeof url, "tcp://127.0.0.1:%d",
+                 sim_edge[i] >= 0 ? edge_port[sim_edge[i]] : broker_port);
         char a_first[16], a_count[16], a_delay[16], a_rate[16];
         snprintf(a_first, sizeof a_first, "%d", first);
         snprintf(a_count, sizeof a_count, "%d", count);
@@ -467,6 +685,98 @@ static int start_sims(void)
 /* ---- measurements ------------------------------------------------------------------------------
  */
 
+/* CPU seconds of every manager / of every edge broker. */
+static double mgrs_cpu_s(void)
+{
+    double t = 0;
+    for (int i = 0; i < o.managers; i++)
+        t += mgr_pid[i] > 0 ? mgo_bench_cpu_s(mgr_pid[i]) : 0;
+    return t;
+}
+
+static double sims_cpu_s(void)
+{
+    double t = 0;
+    for (int i = 0; i < n_procs; i++)
+        t += sim_pid[i] > 0 ? mgo_bench_cpu_s(sim_pid[i]) : 0;
+    return t;
+}
+
+/* CPU seconds of the PostgreSQL backends serving the --store database (their command line is
+ * "postgres: USER DB HOST(PORT) STATE"); 0 with SQLite, where the store runs in the manager. */
+static double store_cpu_s(void)
+{
+    if (!o.store)
+        return 0;
+    const char *dbn = strrchr(o.store, '/');
+    char pat[160];
+    snprintf(pat, sizeof pat, " %.*s ", dbn ? (int)strcspn(dbn + 1, "?") : 0, dbn ? dbn + 1 : "");
+    double t = 0;
+    DIR *proc = opendir("/proc");
+    struct dirent *de;
+    while (proc && (de = readdir(proc)) != NULL) {
+        int pid = atoi(de->d_name);
+        if (pid <= 0)
+            continue;
+        char path[300], cmd[256];
+        snprintf(path, sizeof path, "/proc/%d/cmdline", pid);
+        int fd = open(path, O_RDONLY);
+        if (fd < 0)
+            continue;
+        ssize_t n = read(fd, cmd, sizeof cmd - 1);
+        close(fd);
+        if (n <= 0)
+            continue;
+        cmd[n] = '\0';
+        if (strncmp(cmd, "postgres: ", 10) == 0 && strstr(cmd, pat))
+            t += mgo_bench_cpu_s(pid);
+    }
+    if (proc)
+        closedir(proc);
+    return t;
+}
+
+static double edges_cpu_s(void)
+{
+    double t = 0;
+    for (int i = 0; i < o.edges; i++)
+        t += edge_pid[i] > 0 ? mgo_bench_cpu_s(edge_pid[i]) : 0;
+    return t;
+}
+
+/* VmRSS (KiB) summed over pids (0 entries skipped); -1 when one is unreadable. */
+static double rss_sum(const pid_t *pids, int n)
+{
+    double kb = 0;
+    for (int i = 0; i < n; i++) {
+        struct mgo_bench_mem m;
+        if (pids[i] <= 0)
+            continue;
+        if (mgo_bench_mem_read(pids[i], &m) != MGO_OK)
+            return -1;
+        kb += (double)m.rss_kb;
+    }
+    return kb;
+}
+
+/* Open sockets of a process (its /proc/PID/fd entries that are sockets): a broker's client
+ * connections plus its listeners and bridges. */
+static int count_sockets(pid_t pid)
+{
+    char dir[64], path[128], target[64];
+    snprintf(dir, sizeof dir, "/proc/%d/fd", (int)pid);
+    int n = 0;
+    for (int fd = 0; fd < 65536; fd++) {
+        snprintf(path, sizeof path, "%s/%d", dir, fd);
+        ssize_t len = readlink(path, target, sizeof target - 1);
+        if (len <= 0)
+            continue;
+        target[len] = '\0';
+        n += strncmp(target, "socket:", 7) == 0;
+    }
+    return n;
+}
+
 struct stats {
     double p50, p99, max;
     size_t n;
@@ -484,6 +794,15 @@ static struct stats stats_of(double *v, size_t n)
     return s;
 }
 
+/* "0.42 0.30 0.20" -> "0.42/0.30/0.20" in place (one token for key=value lines). */
+static const char *dashes(char *load)
+{
+    for (char *p = load; *p; p++)
+        if (*p == ' ')
+            *p = '/';
+    return load;
+}
+
 static const char *met(bool ok)
 {
     return ok ? "met" : "**missed**";
@@ -494,7 +813,7 @@ struct conv_result {
     double api_ms;
     struct stats stored; /* deploy call -> installed stored by the manager, ms */
     struct stats push;   /* deploy call -> device holds the complete manifest, ms */
-    double mgr_cpu_s, broker_cpu_s, wall_s;
+    double mgr_cpu_s, broker_cpu_s, edge_cpu_s, sims_cpu_s, store_cpu_s, wall_s;
 };
 
 static int deploy_all(int64_t *t0_wall, int64_t *t0_ns, double *api_ms)
@@ -530,11 +849,25 @@ static int deploy_all(int64_t *t0_wall, int64_t *t0_ns, double *api_ms)
     return 0;
 }
 
+struct lat_ctx {
+    double *v;
+    size_t n, cap;
+    int64_t t0;
+};
+
+static void lat_row(void *ctx, const char *const *cols, int n)
+{
+    struct lat_ctx *c = ctx;
+    if (n > 0 && c->n < c->cap)
+        c->v[c->n++] = (double)(strtoll(cols[0], NULL, 10) - c->t0);
+}
+
 static int run_convergence(struct conv_result *r)
 {
     memset(r, 0, sizeof *r);
     int64_t t0_wall = 0, t0_ns = 0;
-    double cpu_m0 = mgo_bench_cpu_s(manager_pid), cpu_b0 = mgo_bench_cpu_s(broker_pid);
+    double cpu_m0 = mgrs_cpu_s(), cpu_b0 = mgo_bench_cpu_s(broker_pid), cpu_e0 = edges_cpu_s(),
+           cpu_s0 = sims_cpu_s(), cpu_p0 = store_cpu_s();
     if (deploy_all(&t0_wall, &t0_ns, &r->api_ms) != 0)
         return -1;
     int64_t deadline = mgo_bench_now_ns() + (int64_t)o.timeout_s * 1000000000;
@@ -550,29 +883,28 @@ static int run_convergence(struct conv_result *r)
         mgo_bench_sleep_ms(20);
     }
     r->wall_s = ms_since(t0_ns) / 1000;
-    r->mgr_cpu_s = mgo_bench_cpu_s(manager_pid) - cpu_m0;
+    r->mgr_cpu_s = mgrs_cpu_s() - cpu_m0;
     r->broker_cpu_s = mgo_bench_cpu_s(broker_pid) - cpu_b0;
+    r->edge_cpu_s = edges_cpu_s() - cpu_e0;
+    r->sims_cpu_s = sims_cpu_s() - cpu_s0;
+    r->store_cpu_s = store_cpu_s() - cpu_p0;
     if (stored < o.devices) {
         fprintf(stderr,
-                "bench-fleet: convergence incomplete: %" PRId64 " devices installed, %" PRId64
+                "bench-fleet: convergence incomplete: %" PRId64
+                " devices hold the manifest, %" PRId64 " published installed, %" PRId64
                 " stored by the manager, of %d (failures %" PRId64 ")\n",
-                n_installed, stored, o.devices, n_failed);
+                n_manifest, n_installed, stored, o.devices, n_failed);
         return -1;
     }
     /* per-device stored latency from the manager's own timestamps */
     double *lat = calloc((size_t)o.devices, sizeof *lat);
     double *push = calloc((size_t)o.devices, sizeof *push);
     size_t n = 0, np = 0;
-    sqlite3_stmt *st = NULL;
-    if (lat && push &&
-        sqlite3_prepare_v2(db,
-                           "SELECT s.received_ms FROM status s JOIN deployments d ON d.id = "
-                           "s.deployment_id WHERE d.app_id = 'bench-app' AND s.state = 'installed'",
-                           -1, &st, NULL) == SQLITE_OK) {
-        while (sqlite3_step(st) == SQLITE_ROW && n < (size_t)o.devices)
-            lat[n++] = (double)(sqlite3_column_int64(st, 0) - t0_wall);
-    }
-    sqlite3_finalize(st);
+    struct lat_ctx lc = {.v = lat, .n = 0, .cap = lat ? (size_t)o.devices : 0, .t0 = t0_wall};
+    db_rows("SELECT s.received_ms FROM status s JOIN deployments d ON d.id = s.deployment_id "
+            "WHERE d.app_id = 'bench-app' AND s.state = 'installed'",
+            lat_row, &lc);
+    n = lc.n;
     for (int i = 0; push && i < o.devices; i++) {
         if (track[i].manifest_ns)
             push[np++] = (double)(track[i].manifest_ns - t0_ns) / 1e6;
@@ -895,31 +1227,33 @@ static int read_line(int fd, char *buf, size_t size, int timeout_ms)
  * needs a boot above the last one, or the manager rightly refuses its statuses as already
  * seen); returns its pid with its stdout in *fd once it printed
  * CONNECTED, or -1. */
+static void pair_row(void *ctx, const char *const *cols, int n)
+{
+    if (n >= 2)
+        fprintf((FILE *)ctx, "%s %s\n", cols[0], cols[1]);
+}
+
 static pid_t start_publisher(int seconds, int boot, int *fd)
 {
     char pairs[512], bin[512], url[64], log[512], a_pub[16], a_sec[16], a_boot[16];
     snprintf(pairs, sizeof pairs, "%s/pairs.txt", work);
     snprintf(bin, sizeof bin, "%s/bench/mgo-bench-ingest", o.build_dir);
-    snprintf(url, sizeof url, "tcp://127.0.0.1:%d", broker_port);
+    snprintf(url, sizeof url, "tcp://127.0.0.1:%d",
+             o.ingest_edge && o.edges > 0 ? edge_port[0] : broker_port);
     snprintf(log, sizeof log, "%s/ingest.log", work);
     snprintf(a_pub, sizeof a_pub, "%d", o.ingest_publishers);
     snprintf(a_sec, sizeof a_sec, "%d", seconds);
     snprintf(a_boot, sizeof a_boot, "%d", boot);
     FILE *f = fopen(pairs, "w");
-    sqlite3_stmt *st = NULL;
-    if (!f || sqlite3_prepare_v2(db,
-                                 "SELECT device_id, id FROM deployments WHERE app_id = "
-                                 "'bench-app' AND device_id LIKE 'sim-%'",
-                                 -1, &st, NULL) != SQLITE_OK) {
-        if (f)
-            fclose(f);
+    if (!f)
         return -1;
-    }
-    while (sqlite3_step(st) == SQLITE_ROW)
-        fprintf(f, "%s %s\n", (const char *)sqlite3_column_text(st, 0),
-                (const char *)sqlite3_column_text(st, 1));
-    sqlite3_finalize(st);
+    /* mgo-bench-ingest takes at most 20,000 pairs: the rate does not need every device */
+    int64_t np = db_rows("SELECT device_id, id FROM deployments WHERE app_id = 'bench-app' AND "
+                         "device_id LIKE 'sim-%' ORDER BY device_id LIMIT 20000",
+                         pair_row, f);
     fclose(f);
+    if (np <= 0)
+        return -1;
     char *argv[] = {bin,   (char *)"--url",        url,    (char *)"--pairs",
                     pairs, (char *)"--publishers", a_pub,  (char *)"--seconds",
                     a_sec, (char *)"--boot",       a_boot, NULL};
@@ -948,14 +1282,14 @@ static int run_ingest(struct ingest_result *r)
     char line[256];
     int rc = -1;
     int64_t c0 = db_count(HISTORY_COUNT);
-    double m0 = mgo_bench_cpu_s(manager_pid), b0 = mgo_bench_cpu_s(broker_pid);
+    double m0 = mgrs_cpu_s(), b0 = mgo_bench_cpu_s(broker_pid);
     int64_t t0 = mgo_bench_now_ns();
     if (read_line(fd, line, sizeof line, (o.ingest_seconds + 60) * 1000) != 0 ||
         sscanf(line, "PUBLISHED %ld %lf", &r->published, &r->publish_s) != 2)
         goto out;
     int64_t t_pub = mgo_bench_now_ns();
     int64_t c_pub = db_count(HISTORY_COUNT);
-    double m_pub = mgo_bench_cpu_s(manager_pid), b_pub = mgo_bench_cpu_s(broker_pid);
+    double m_pub = mgrs_cpu_s(), b_pub = mgo_bench_cpu_s(broker_pid);
     double win = (double)(t_pub - t0) / 1e9;
     r->rate_window = (double)(c_pub - c0) / win;
     r->mgr_cpu_share = (m_pub - m0) / win;
@@ -991,7 +1325,8 @@ struct backlog_result {
 static int run_ingest_backlog(struct backlog_result *r)
 {
     memset(r, 0, sizeof *r);
-    stop_child(&manager_pid, 10000);
+    stop_child(&mgr_pid[0], 10000);
+    manager_pid = 0;
     int fd = -1;
     pid_t pid = start_publisher(o.ingest_seconds, 3, &fd);
     if (pid <= 0)
@@ -1158,7 +1493,11 @@ static void cleanup(void)
     for (int i = 0; i < n_procs; i++)
         stop_child(&sim_pid[i], 5000);
     stop_child(&agent_pid, 5000);
-    stop_child(&manager_pid, 10000);
+    for (int i = 0; i < MAX_MGRS; i++)
+        stop_child(&mgr_pid[i], 10000);
+    manager_pid = 0;
+    for (int i = 0; i < MAX_EDGES; i++)
+        stop_child(&edge_pid[i], 10000);
     stop_child(&broker_pid, 10000);
     if (db)
         sqlite3_close(db);
@@ -1178,7 +1517,9 @@ static void usage(void)
             "         [--delay-ms D] [--connect-rate R] [--storm] [--poll] [--poll-requests N]\n"
             "         [--agent BIN] [--timeout S] [--broker-inflight N] [--ingest-seconds S]\n"
             "         [--ingest-publishers N] [--rollout-fail PCT [--rollout-batches N]\n"
-            "         [--rollout-threshold PCT]] [--out FILE]\n");
+            "         [--rollout-threshold PCT]] [--out FILE]\n"
+            "         [--edges K [--bridge-conf FILE]] [--managers M] [--store URL]\n"
+            "         [--no-backlog] [--ingest-edge]\n");
 }
 
 static int int_arg(const char *v, int lo, int hi, int *out_v)
@@ -1214,6 +1555,14 @@ int main(int argc, char **argv)
             o.poll = true;
             continue;
         }
+        if (strcmp(a, "--no-backlog") == 0) {
+            o.backlog = false;
+            continue;
+        }
+        if (strcmp(a, "--ingest-edge") == 0) {
+            o.ingest_edge = true;
+            continue;
+        }
         if (!v) {
             usage();
             return 2;
@@ -1229,8 +1578,21 @@ int main(int argc, char **argv)
         else if (strcmp(a, "--agent") == 0)
             o.agent_bin = v;
         else if (strcmp(a, "--devices") == 0)
-            bad = int_arg(v, 1, 19000, &o.devices);
-        else if (strcmp(a, "--per-proc") == 0)
+            bad = int_arg(v, 1, MAX_DEVICES, &o.devices);
+        else if (strcmp(a, "--edges") == 0)
+            bad = int_arg(v, 0, MAX_EDGES, &o.edges);
+        else if (strcmp(a, "--bridge-conf") == 0)
+            o.bridge_conf = v;
+        else if (strcmp(a, "--managers") == 0)
+            bad = int_arg(v, 1, MAX_MGRS, &o.managers);
+        else if (strcmp(a, "--store") == 0) {
+            if (strcmp(v, "sqlite") == 0)
+                o.store = NULL;
+            else if (strncmp(v, "postgresql://", 13) == 0 && !strpbrk(v, "'\\"))
+                o.store = v;
+            else
+                bad = -1; /* "sqlite" or a postgresql:// URL without quotes */
+        } else if (strcmp(a, "--per-proc") == 0)
             bad = int_arg(v, 1, 5000, &o.per_proc);
         else if (strcmp(a, "--delay-ms") == 0)
             bad = int_arg(v, 0, 60000, &o.delay_ms);
@@ -1260,6 +1622,57 @@ int main(int argc, char **argv)
             return 2;
         }
     }
+    /* each edge holds at most ~19,000 connections under a 20,000 open-files limit, so the
+     * simulators' processes are spread over the edges (or all on the core without edges) */
+    int procs = (o.devices + o.per_proc - 1) / o.per_proc;
+    int per_broker = (procs + (o.edges ? o.edges : 1) - 1) / (o.edges ? o.edges : 1) * o.per_proc;
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max; /* the brokers inherit it */
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY &&
+        (rlim_t)(per_broker < o.devices ? per_broker : o.devices) + 200 > rl.rlim_cur) {
+        fprintf(stderr,
+                "mgo-bench-fleet: up to %d device connections on one broker do not fit its "
+                "open-files limit (%llu): use more --edges\n",
+                per_broker < o.devices ? per_broker : o.devices, (unsigned long long)rl.rlim_cur);
+        return 2;
+    }
+    if (procs > MAX_PROCS) {
+        fprintf(stderr, "mgo-bench-fleet: %d simulator processes > %d: raise --per-proc\n", procs,
+                MAX_PROCS);
+        return 2;
+    }
+    if (o.edges > 0 && o.storm) {
+        fprintf(stderr,
+                "mgo-bench-fleet: --storm restarts the devices' broker: not with --edges\n");
+        return 2;
+    }
+    if (o.store && (o.agent_bin || o.rollout_fail_pct >= 0)) {
+        fprintf(stderr, "mgo-bench-fleet: --agent and --rollout-fail read SQLite: not with a "
+                        "PostgreSQL --store\n");
+        return 2;
+    }
+    if (o.managers > 1 && !o.store) {
+        fprintf(stderr,
+                "mgo-bench-fleet: --managers %d: several managers share one store: give "
+                "--store postgresql://...\n",
+                o.managers);
+        return 2;
+    }
+    if (o.store && !manager_has_option("--store")) {
+        fprintf(stderr, "mgo-bench-fleet: %s/manager/margo-manager has no --store option\n",
+                o.build_dir);
+        return 2;
+    }
+    if (o.managers > 1 && !manager_has_option("--share-group")) {
+        fprintf(stderr, "mgo-bench-fleet: %s/manager/margo-manager has no --share-group option\n",
+                o.build_dir);
+        return 2;
+    }
+    if (o.managers > 1)
+        o.backlog = false; /* the backlog step stops and restarts one manager */
     struct sigaction sa = {.sa_handler = on_signal};
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
@@ -1277,8 +1690,16 @@ int main(int argc, char **argv)
     int rc = 1;
     char load[64];
     struct mgo_bench_mem mem0 = {0}, memN = {0};
-    if (start_broker() != 0 || start_manager() != 0)
+    if (start_broker() != 0)
         goto done;
+    for (int i = 0; i < o.edges; i++) {
+        if (start_edge(i) != 0)
+            goto done;
+    }
+    for (int i = 0; i < o.managers; i++) {
+        if (start_manager_n(i) != 0)
+            goto done;
+    }
     /* the application */
     {
         struct mgo_buf app;
@@ -1297,6 +1718,10 @@ int main(int argc, char **argv)
     mgo_bench_sleep_ms(500);
     if (mgo_bench_mem_read(manager_pid, &mem0) != MGO_OK)
         goto done;
+    double mgrs_kb0 = rss_sum(mgr_pid, o.managers), core_kb0 = rss_sum(&broker_pid, 1),
+           edges_kb0 = rss_sum(edge_pid, o.edges);
+    char load_start[64];
+    mgo_bench_loadavg(load_start, sizeof load_start);
 
     mgo_bench_loadavg(load, sizeof load);
     outf("\n### Fleet of %d simulated devices (%d simulator processes, no-op runtime, "
@@ -1330,6 +1755,26 @@ int main(int argc, char **argv)
     if (mgo_bench_mem_read(manager_pid, &memN) != MGO_OK)
         goto done;
     double per_dev_kb = (double)(memN.rss_kb - mem0.rss_kb) / o.devices;
+    /* memory per device of each part, total RSS / N (and the managers' and brokers' growth
+     * from before the devices came), with every device registered */
+    double mgrs_kb = rss_sum(mgr_pid, o.managers), core_kb = rss_sum(&broker_pid, 1),
+           edges_kb = rss_sum(edge_pid, o.edges), sims_kb = rss_sum(sim_pid, n_procs);
+    int core_sockets = count_sockets(broker_pid);
+    int edge_sockets_max = 0;
+    double edge_kb_max = 0;
+    for (int i = 0; i < o.edges; i++) {
+        int k = count_sockets(edge_pid[i]);
+        double kb = rss_sum(&edge_pid[i], 1);
+        edge_sockets_max = k > edge_sockets_max ? k : edge_sockets_max;
+        edge_kb_max = kb > edge_kb_max ? kb : edge_kb_max;
+    }
+    int edge_devices_max = 0;
+    for (int e = 0; e < o.edges; e++) {
+        int d = 0;
+        for (int i = 0; i < n_procs; i++)
+            d += sim_edge[i] == e ? sim_count[i] : 0;
+        edge_devices_max = d > edge_devices_max ? d : edge_devices_max;
+    }
     outf("| measurement | result | goal (issue 8) | |\n|---|---|---|---|\n");
     outf("| registration: %d devices connected (rate-limited to %d connects/s), capabilities + "
          "presence stored | %.2f s | – | |\n",
@@ -1344,6 +1789,11 @@ int main(int argc, char **argv)
     if (run_convergence(&cr) != 0)
         goto done;
     double goal_s = o.devices <= 1000 ? 1.0 : (double)o.devices / 1000.0;
+    double mgrs_kb_c = rss_sum(mgr_pid, o.managers),
+           brokers_kb_c = rss_sum(&broker_pid, 1) + rss_sum(edge_pid, o.edges),
+           sims_kb_c = rss_sum(sim_pid, n_procs);
+    char load_conv[64];
+    mgo_bench_loadavg(load_conv, sizeof load_conv);
     outf("| deploy API calls (%d × POST /deployments, ≤256 devices each) | %.0f ms | – | |\n",
          (o.devices + 255) / 256, cr.api_ms);
     outf("| push: deploy call → device holds manifest + document (digest verified), p50 / p99 / "
@@ -1417,6 +1867,9 @@ int main(int argc, char **argv)
             rr.on_v2, rr.fail_app, cr.stored.max / 1000, cr.mgr_cpu_s, rr.rolled_back, l2);
     }
 
+    struct ingest_result ir_kept = {0};
+    bool ingest_ran = false;
+    char load_ingest[64] = "-";
     if (o.ingest_seconds > 0) {
         struct ingest_result ir;
         char l2[64];
@@ -1424,6 +1877,9 @@ int main(int argc, char **argv)
         if (run_ingest(&ir) != 0) {
             outf("\n(status ingest not measured: the publisher failed; see ingest.log)\n");
         } else {
+            ir_kept = ir;
+            ingest_ran = true;
+            mgo_bench_loadavg(load_ingest, sizeof load_ingest);
             outf("\n**Status ingest**: %d publisher connections (QoS 1, window 500 each) sending "
                  "valid statuses (real codec, increasing journal positions) for the %d deployments "
                  "the manager knows, for %d s; stored = new rows in the manager's status_history "
@@ -1452,7 +1908,9 @@ int main(int argc, char **argv)
         }
         struct backlog_result br;
         mgo_bench_loadavg(l2, sizeof l2);
-        if (run_ingest_backlog(&br) != 0) {
+        if (!o.backlog) {
+            /* not asked for (--no-backlog, or several managers) */
+        } else if (run_ingest_backlog(&br) != 0) {
             outf("\n(backlog ingest not measured: the publisher or the manager restart failed)\n");
         } else {
             outf("\n**Status ingest from a backlog** (the manager alone on its core): the manager "
@@ -1564,6 +2022,39 @@ int main(int argc, char **argv)
         printf("SUMMARY storm-%d: resynced in %.2f s (goal < 10 s: %s), manager presence %.2f s\n",
                o.devices, sr.resync.max / 1000, sr.ok && sr.resync.max < 10000 ? "met" : "missed",
                sr.presence_ms / 1000);
+    }
+    {
+        /* one key=value line per run for scripts/bench.sh --scale-only (ingest_* = -1: not
+         * measured; ingest_ok 0: not every published status stored within 60 s) */
+        char l_end[64];
+        mgo_bench_loadavg(l_end, sizeof l_end);
+        double n = o.devices;
+        printf(
+            "SCALE devices=%d edges=%d managers=%d store=%s ingest_via=%s sims=%d reg_s=%.2f "
+            "conv_s=%.2f "
+            "p50_ms=%.0f p99_ms=%.0f push_p99_ms=%.0f api_ms=%.0f conv_wall_s=%.2f "
+            "mgr_cpu_s=%.2f core_cpu_s=%.2f edge_cpu_s=%.2f sims_cpu_s=%.2f pg_cpu_s=%.2f "
+            "mgr_kib=%.2f mgr_delta_kib=%.2f core_kib=%.2f edges_kib=%.2f brokers_delta_kib=%.2f "
+            "sims_kib=%.2f mgr_kib_conv=%.2f brokers_kib_conv=%.2f sims_kib_conv=%.2f "
+            "core_sockets=%d edge_devices_max=%d edge_sockets_max=%d edge_rss_mib_max=%.1f "
+            "core_rss_mib=%.1f mgr_rss_mib=%.1f "
+            "ingest_rate=%.0f ingest_overall=%.0f ingest_drain_s=%.1f ingest_published=%ld "
+            "ingest_stored=%lld ingest_ok=%d "
+            "ingest_mgr_core=%.2f ingest_broker_core=%.2f "
+            "load_start=%s load_conv=%s load_ingest=%s load_end=%s\n",
+            o.devices, o.edges, o.managers, o.store ? "postgresql" : "sqlite",
+            o.ingest_edge && o.edges > 0 ? "edge" : "core", n_procs, reg_s, cr.stored.max / 1000,
+            cr.stored.p50, cr.stored.p99, cr.push.p99, cr.api_ms, cr.wall_s, cr.mgr_cpu_s,
+            cr.broker_cpu_s, cr.edge_cpu_s, cr.sims_cpu_s, cr.store_cpu_s, mgrs_kb / n,
+            (mgrs_kb - mgrs_kb0) / n, core_kb / n, edges_kb / n,
+            (core_kb + edges_kb - core_kb0 - edges_kb0) / n, sims_kb / n, mgrs_kb_c / n,
+            brokers_kb_c / n, sims_kb_c / n, core_sockets, edge_devices_max, edge_sockets_max,
+            MIB(edge_kb_max), MIB(core_kb), MIB(mgrs_kb), ingest_ran ? ir_kept.rate_window : -1.0,
+            ingest_ran ? ir_kept.rate_overall : -1.0, ingest_ran ? ir_kept.drain_s : -1.0,
+            ingest_ran ? ir_kept.published : -1L, ingest_ran ? (long long)ir_kept.stored : -1LL,
+            ingest_ran && ir_kept.ok, ingest_ran ? ir_kept.mgr_cpu_share : -1.0,
+            ingest_ran ? ir_kept.broker_cpu_share : -1.0, dashes(load_start), dashes(load_conv),
+            dashes(load_ingest), dashes(l_end));
     }
     rc = 0;
 done:

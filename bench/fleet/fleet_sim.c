@@ -3,7 +3,7 @@
  * connection (Paho MQTTAsync, persistent session, last will), speaking the real protocol with
  * the real codecs:
  *
- *   connect (clean start off) -> subscribe desired + deployments/+ when the session is new ->
+ *   connect (clean start off) -> subscribe desired + deployments/+ (on every connect) ->
  *   retained presence online + capabilities -> on a manifest: decode + validate, wait for every
  *   referenced document with a matching mgo_doc_digest, plan with the agent's own planner
  *   (mgo/plan.h from the agent library, when built with it), then pending -> installing (per
@@ -439,7 +439,9 @@ static void dev_connect(struct sim_device *d)
     MQTTProperties_add(&props, &sx);
     o.keepAliveInterval = 60;
     o.cleanstart = 0;
-    o.connectTimeout = 30;
+    /* generous: on two shared cores a CONNACK can take long; a connect given up on while the
+     * broker completed it comes back as a session takeover */
+    o.connectTimeout = 120;
     o.will = &w;
     o.connectProperties = &props;
     o.onSuccess5 = on_connect_ok;
@@ -756,9 +758,12 @@ static void handle(struct sim_ev *e)
         char sp[8];
         snprintf(sp, sizeof sp, "%d", e->session_present ? 1 : 0);
         out_event('C', d, sp);
+        /* subscribed on every connect, as margo-agent does (agent/src/session.c): a resumed
+         * session may hold no subscription when the first connection ended before its
+         * SUBSCRIBE (a connect that timed out on our side but reached the broker) */
+        d->subscribed = false;
+        dev_subscribe(d);
         if (!e->session_present) {
-            d->subscribed = false;
-            dev_subscribe(d);
             if (d->accepted > 0)
                 d->resync_wait = true;
             /* the broker may have lost its retained state: restore our last status (rule 5) */

@@ -39,13 +39,17 @@ static void cleanup_all(void)
 }
 
 /* broker-config/bridge-edge.conf as shipped, without its TLS lines (the test brokers are plain
- * loopback listeners) and with the core's address. */
+ * loopback listeners) and with the core's address, after mosquitto-tls.conf's
+ * `max_inflight_messages 0` (with which Mosquitto's bridge announces an invalid Receive Maximum
+ * unless the section sets its own window). */
 static void start_edge(void)
 {
     char *shipped = mgo_test_read_file(MGO_SOURCE_DIR "/broker-config/bridge-edge.conf", NULL);
     CU_ASSERT_FATAL(shipped != NULL);
     char conf[4096];
-    size_t len = 0;
+    /* the edge's own settings come first, as on a real edge (a copy of mosquitto-tls.conf,
+     * which ships max_inflight_messages 0); the shipped section must work after them */
+    size_t len = (size_t)snprintf(conf, sizeof conf, "max_inflight_messages 0\n");
     size_t topics = 0;
     for (char *line = strtok(shipped, "\n"); line != NULL; line = strtok(NULL, "\n")) {
         if (line[0] == '#' || strncmp(line, "bridge_cafile", 13) == 0 ||
