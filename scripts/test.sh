@@ -13,7 +13,9 @@ bash scripts/build.sh release
 echo "== build (clang, Debug, ASan+UBSan, fuzzers)"
 bash scripts/build.sh test
 echo "== tests"
-(cd build-test && ctest --output-on-failure --timeout 600 "$@")
+# Two tests at a time (MGO_TEST_JOBS): every test starts its own brokers, databases and folders
+# on free ports; tests with real containers run alone (RUN_SERIAL, tests/CMakeLists.txt).
+(cd build-test && ctest --output-on-failure --timeout 600 -j"${MGO_TEST_JOBS:-2}" "$@")
 # The daemons run Paho threads, libmicrohttpd threads, the runtime worker and the loop: the
 # tests that run them in-process (and the loop, MQTT and HTTP units) run again under
 # ThreadSanitizer. A race report fails the test (halt_on_error).
