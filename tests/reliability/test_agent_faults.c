@@ -413,6 +413,9 @@ static void test_partition_longer_than_keepalive(void)
         mgo_test_sleep_ms(100);
     CU_ASSERT(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLED) > installed_before);
     CU_ASSERT(rel_count_state(&e.rec, a.id, ID_D, MGO_STATE_INSTALLING) >= 1);
+    /* the online presence and the replay are separate publishes: wait for both */
+    while (presence_count(&e.rec, a.id, true, false) < 2 && mgo_test_now_ms() < deadline)
+        mgo_test_sleep_ms(100);
     CU_ASSERT_FATAL(rel_last_presence(&e.rec, a.id, &p));
     CU_ASSERT(p.online && p.boot == boot);
     CU_ASSERT(presence_count(&e.rec, a.id, true, false) >= 2);

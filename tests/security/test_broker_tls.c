@@ -796,8 +796,15 @@ static void test_revoked_certificate_refused_after_sighup(void)
     struct inbox ih = {0};
     hup_broker();
     CU_ASSERT_NOT_EQUAL(connect_as("devices/dev-c.crt", "devices/dev-c.key", "dev-c"), MGO_OK);
-    /* other devices are unaffected */
-    CU_ASSERT_EQUAL(connect_as("devices/dev-a.crt", "devices/dev-a.key", "dev-a"), MGO_OK);
+    /* other devices are unaffected (Mosquitto may still be reloading its listeners' TLS
+     * settings right after it logged the reload: a connect then can meet a socket error) */
+    mgo_err a_err = MGO_ERR_NET;
+    for (int i = 0; i < 5 && a_err != MGO_OK; i++) {
+        if (i > 0)
+            mgo_test_sleep_ms(200);
+        a_err = connect_as("devices/dev-a.crt", "devices/dev-a.key", "dev-a");
+    }
+    CU_ASSERT_EQUAL(a_err, MGO_OK);
     /* the limit (docs/security.md): the connection opened before stays open until it ends */
     pub(held, &ih, "margo/v1/devices/dev-c/events", "still-connected", false);
     CU_ASSERT_EQUAL(ih.published, 1);
