@@ -13,8 +13,13 @@
  * margo-agent, the simulator keeps no on-disk journal (no fsync per status) and acts as soon
  * as a manifest is complete (--settle-ms 0 by default; the agent waits settle-ms, 300 ms).
  *
- * One loop thread owns every device; Paho's callbacks only copy into one process-wide queue.
- * Reconnects use mgo/backoff.h (jittered exponential, the agent's helper).
+ * One loop thread owns every device; Paho's callbacks only copy into one process-wide queue
+ * and wake the loop through an eventfd. The loop is event-driven: it visits only the devices
+ * that had an event or whose timer is due (a min-heap of per-device due times: reconnect
+ * backoff, --delay-ms steps, --settle-ms, a manifest that waited for running jobs) and sleeps
+ * until the earliest due time, the next rate-limited initial connect, or an event; its CPU per
+ * wake-up does not grow with --count. Reconnects use mgo/backoff.h (jittered exponential, the
+ * agent's helper).
  *
  * Progress goes to stdout, one line per event, monotonic ns (same clock as the controller):
  *   READY <n>                 every device connected, subscribed, presence + capabilities sent
@@ -33,11 +38,13 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
@@ -147,6 +154,8 @@ struct sim_device {
     uint8_t *last_status; /* latest status per device (republished after a new session) */
     size_t last_status_len;
     char last_status_topic[MGO_MAX_TOPIC_LEN + 1];
+    int64_t due_ns; /* when the loop visits this device next (valid while heap_pos >= 0) */
+    int heap_pos;   /* index in the due heap, -1 when not in it */
 };
 
 static struct sim_device *devs;
@@ -167,20 +176,29 @@ struct sim_ev {
 };
 
 static pthread_mutex_t q_mu = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t q_cond = PTHREAD_COND_INITIALIZER;
 static struct sim_ev *q_head, *q_tail;
+static int q_efd = -1; /* wakes the loop: written when the queue becomes non-empty, on signals */
+
+static void q_wake(void)
+{
+    uint64_t one = 1;
+    ssize_t n = write(q_efd, &one, sizeof one); /* fails only when the counter is full: awake */
+    (void)n;
+}
 
 static void q_push(struct sim_ev *e)
 {
     e->next = NULL;
     pthread_mutex_lock(&q_mu);
+    bool was_empty = !q_head;
     if (q_tail)
         q_tail->next = e;
     else
         q_head = e;
     q_tail = e;
-    pthread_cond_signal(&q_cond);
     pthread_mutex_unlock(&q_mu);
+    if (was_empty) /* otherwise the loop has been woken and has not taken the queue yet */
+        q_wake();
 }
 
 static void q_push_kind(int dev, enum sim_ev_kind kind, bool sp)
@@ -194,24 +212,32 @@ static void q_push_kind(int dev, enum sim_ev_kind kind, bool sp)
     q_push(e);
 }
 
-/* Takes every queued event (a list), waiting at most wait_ms for the first. */
-static struct sim_ev *q_take_all(int wait_ms)
+/* Takes every queued event (a list); when there is none, sleeps until a callback or a signal
+ * wakes the loop or until the monotonic time deadline_ns (INT64_MAX: no deadline). */
+static struct sim_ev *q_take_all(int64_t deadline_ns)
 {
+    uint64_t cnt;
+    ssize_t n = read(q_efd, &cnt, sizeof cnt); /* non-blocking: clears a pending wake-up */
+    (void)n;
     pthread_mutex_lock(&q_mu);
-    if (!q_head && wait_ms > 0) {
-        struct timespec ts;
-        clock_gettime(CLOCK_REALTIME, &ts);
-        ts.tv_nsec += (long)wait_ms * 1000000L;
-        if (ts.tv_nsec >= 1000000000L) {
-            ts.tv_sec++;
-            ts.tv_nsec -= 1000000000L;
-        }
-        pthread_cond_timedwait(&q_cond, &q_mu, &ts);
-    }
     struct sim_ev *all = q_head;
     q_head = q_tail = NULL;
     pthread_mutex_unlock(&q_mu);
-    return all;
+    if (all || stop_flag || deadline_ns <= mgo_bench_now_ns())
+        return all;
+    /* a push after the take finds the queue empty and writes the eventfd: no wake-up is lost */
+    struct pollfd pfd = {.fd = q_efd, .events = POLLIN};
+    struct timespec ts, *tsp = NULL;
+    if (deadline_ns != INT64_MAX) {
+        int64_t left = deadline_ns - mgo_bench_now_ns();
+        if (left < 0)
+            left = 0;
+        ts.tv_sec = (time_t)(left / 1000000000);
+        ts.tv_nsec = (long)(left % 1000000000);
+        tsp = &ts;
+    }
+    ppoll(&pfd, 1, tsp, NULL);
+    return NULL; /* the caller takes what arrived on its next turn */
 }
 
 static void ev_free(struct sim_ev *e)
@@ -743,6 +769,107 @@ static bool run_jobs(struct sim_device *d, int64_t now)
     return false;
 }
 
+/* ---- the due heap: devices by the time the loop must visit them ------------------------- */
+
+static struct sim_device **heap; /* min-heap on due_ns, cfg.count slots */
+static int heap_len;
+
+static void heap_set(int i, struct sim_device *d)
+{
+    heap[i] = d;
+    d->heap_pos = i;
+}
+
+static void heap_up(int i)
+{
+    struct sim_device *d = heap[i];
+    while (i > 0 && heap[(i - 1) / 2]->due_ns > d->due_ns) {
+        heap_set(i, heap[(i - 1) / 2]);
+        i = (i - 1) / 2;
+    }
+    heap_set(i, d);
+}
+
+static void heap_down(int i)
+{
+    struct sim_device *d = heap[i];
+    for (;;) {
+        int c = 2 * i + 1;
+        if (c >= heap_len)
+            break;
+        if (c + 1 < heap_len && heap[c + 1]->due_ns < heap[c]->due_ns)
+            c++;
+        if (heap[c]->due_ns >= d->due_ns)
+            break;
+        heap_set(i, heap[c]);
+        i = c;
+    }
+    heap_set(i, d);
+}
+
+/* Makes the loop visit d at t at the latest (an earlier visit already planned stays). */
+static void dev_wake_at(struct sim_device *d, int64_t t)
+{
+    if (d->heap_pos >= 0) {
+        if (t < d->due_ns) {
+            d->due_ns = t;
+            heap_up(d->heap_pos);
+        }
+        return;
+    }
+    d->due_ns = t;
+    heap_set(heap_len++, d);
+    heap_up(heap_len - 1);
+}
+
+/* Removes and returns the earliest device when it is due at now, else NULL. */
+static struct sim_device *heap_pop_due(int64_t now)
+{
+    if (heap_len == 0 || heap[0]->due_ns > now)
+        return NULL;
+    struct sim_device *d = heap[0];
+    d->heap_pos = -1;
+    if (--heap_len > 0) {
+        heap_set(0, heap[heap_len]);
+        heap_down(0);
+    }
+    return d;
+}
+
+/* Plans d's next visit from its state: what the loop used to find by scanning every device. */
+static void dev_rearm(struct sim_device *d, int64_t now)
+{
+    int64_t t = INT64_MAX;
+    if (!d->connected && !d->connecting)
+        t = d->next_connect_ns; /* a connect that fails or ends comes back as an event */
+    if (d->has_pending && cfg.settle_ms > 0) {
+        int64_t settled = d->pending_at_ns + (int64_t)cfg.settle_ms * 1000000;
+        if (settled > now && settled < t)
+            t = settled; /* settled and still pending: it waits for documents (events) */
+    }
+    if (d->job_pos < d->njobs && d->connected && d->next_step_ns < t)
+        t = d->next_step_ns; /* not connected: the CONNACK event wakes it */
+    if (t != INT64_MAX)
+        dev_wake_at(d, t);
+}
+
+/* One visit: the work the loop used to do for every device on every wake-up. */
+static void dev_visit(struct sim_device *d, int64_t now)
+{
+    if (!d->connected && !d->connecting && now >= d->next_connect_ns)
+        dev_connect(d);
+    if (d->has_pending)
+        try_plan(d);
+    if (d->njobs) {
+        run_jobs(d, now);
+        if (d->njobs == 0 && d->has_pending) {
+            dev_wake_at(d, now); /* the manifest that waited for these jobs: plan it now */
+            return;
+        }
+    }
+    dev_rearm(d, now);
+}
+
 /* ---- events ----------------------------------------------------------------------------- */
 
 static size_t n_ready;
@@ -813,7 +940,10 @@ static void handle(struct sim_ev *e)
 static void on_signal(int sig)
 {
     (void)sig;
+    int saved = errno;
     stop_flag = 1;
+    q_wake(); /* write(2) is async-signal-safe */
+    errno = saved;
 }
 
 static void usage(void)
@@ -893,13 +1023,16 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
     setvbuf(stdout, NULL, _IOFBF, 1 << 16);
 
+    q_efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     devs = calloc((size_t)cfg.count, sizeof *devs);
-    if (!devs)
+    heap = calloc((size_t)cfg.count, sizeof *heap);
+    if (q_efd < 0 || !devs || !heap)
         return 1;
     for (int i = 0; i < cfg.count; i++) {
         struct sim_device *d = &devs[i];
         d->idx = cfg.first + i;
         snprintf(d->id, sizeof d->id, "%s-%05d", cfg.id_prefix, d->idx);
+        d->heap_pos = -1;
         mgo_backoff_init(&d->bo, cfg.backoff_min_ms, cfg.backoff_max_ms,
                          (uint64_t)d->idx * 2654435761u + 1);
         MQTTAsync_createOptions co = MQTTAsync_createOptions_initializer5;
@@ -918,29 +1051,36 @@ int main(int argc, char **argv)
     bool ready_printed = false;
     while (!stop_flag) {
         int64_t now = mgo_bench_now_ns();
-        /* initial connects, rate limited */
+        /* initial connects, rate limited: device k starts at t_start + k / rate */
         int64_t allowed = (now - t_start) * cfg.connect_rate / 1000000000 + 1;
         while (started < cfg.count && started < allowed) {
-            devs[started].started = true;
-            dev_connect(&devs[started++]);
+            struct sim_device *d = &devs[started++];
+            d->started = true;
+            dev_connect(d);
+            dev_rearm(d, now); /* a refused connect retries after its backoff */
         }
-        struct sim_ev *e = q_take_all(started < cfg.count ? 1 : 5);
+        /* sleep until an event, the next initial connect or the earliest due device */
+        int64_t deadline = heap_len > 0 ? heap[0]->due_ns : INT64_MAX;
+        if (started < cfg.count) {
+            int64_t next_start =
+                t_start + ((int64_t)started * 1000000000 + cfg.connect_rate - 1) / cfg.connect_rate;
+            if (next_start < deadline)
+                deadline = next_start;
+        }
+        struct sim_ev *e = q_take_all(deadline);
         while (e) {
             struct sim_ev *next = e->next;
             handle(e);
+            dev_wake_at(&devs[e->dev], 0); /* visited once this batch is handled */
             ev_free(e);
             e = next;
         }
+        /* visit only the devices with something due (in due order; a device's own order of
+         * events, then its visit, is what it was) */
         now = mgo_bench_now_ns();
-        for (int i = 0; i < started; i++) {
-            struct sim_device *d = &devs[i];
-            if (!d->connected && !d->connecting && now >= d->next_connect_ns)
-                dev_connect(d);
-            if (d->has_pending)
-                try_plan(d);
-            if (d->njobs)
-                run_jobs(d, now);
-        }
+        struct sim_device *d;
+        while ((d = heap_pop_due(now)) != NULL)
+            dev_visit(d, now);
         if (!ready_printed && n_ready == (size_t)cfg.count) {
             printf("READY %d\n", cfg.count);
             ready_printed = true;
@@ -952,5 +1092,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < cfg.count; i++)
         free(devs[i].last_status);
     free(devs);
+    free(heap);
+    close(q_efd);
     return 0;
 }
