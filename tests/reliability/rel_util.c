@@ -321,6 +321,18 @@ bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struc
     return found;
 }
 
+void rel_wait_installed(struct rel_recorder *r, const struct rel_agent *agents,
+                        const char (*deps)[64], const uint64_t *v, size_t n, const char *what)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool ok = rel_wait_state(r, agents[i].id, deps[i], MGO_STATE_INSTALLED, v[i], REL_WAIT_MS);
+        if (!ok)
+            fprintf(stderr, "%s: %s not installed at manifest %llu\n", what, agents[i].id,
+                    (unsigned long long)v[i]);
+        CU_ASSERT(ok);
+    }
+}
+
 bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep, enum mgo_state st,
                     uint64_t min_adopted, int timeout_ms)
 {

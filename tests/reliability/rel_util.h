@@ -104,6 +104,11 @@ bool rel_last(struct rel_recorder *r, const char *device, const char *dep, struc
 /* Waits until the highest status of (device, dep) has state st (and adopted >= min_adopted). */
 bool rel_wait_state(struct rel_recorder *r, const char *device, const char *dep, enum mgo_state st,
                     uint64_t min_adopted, int timeout_ms);
+/* rel_wait_state(installed, min adopted v[i], REL_WAIT_MS) for each of the n agents and their
+ * deployments deps[i], asserted (CU_ASSERT); each one that does not get there is named on
+ * stderr with what. */
+void rel_wait_installed(struct rel_recorder *r, const struct rel_agent *agents,
+                        const char (*deps)[64], const uint64_t *v, size_t n, const char *what);
 /* Number of statuses of (device, dep) (NULL dep = any) with state st, all positions. */
 size_t rel_count_state(struct rel_recorder *r, const char *device, const char *dep,
                        enum mgo_state st);

@@ -73,14 +73,7 @@ static void start_edge(void)
 /* Every device reports `installed` at manifest version >= v[i]. */
 static void converge(const uint64_t *v, const char *what)
 {
-    for (size_t i = 0; i < NDEV; i++) {
-        bool ok = rel_wait_state(&g.e.rec, g.agents[i].id, g.deps[i], MGO_STATE_INSTALLED, v[i],
-                                 REL_WAIT_MS);
-        if (!ok)
-            fprintf(stderr, "%s: %s not installed at manifest %llu\n", what, g.agents[i].id,
-                    (unsigned long long)v[i]);
-        CU_ASSERT(ok);
-    }
+    rel_wait_installed(&g.e.rec, g.agents, (const char(*)[64])g.deps, v, NDEV, what);
 }
 
 /* Reconfigures every deployment with installs held 2 s, restarts broker b once the first
