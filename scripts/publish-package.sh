@@ -84,7 +84,10 @@ PY
 }
 
 comps=$(list_components "$pkg/margo.yaml") || exit 1
-src_host=$(printf '%s\n' "$comps" | head -n1 | cut -f2)
+# The first line's host, without a pipe into head: bash writes line by line, so head could
+# exit before the second line and the writer's SIGPIPE would fail the script (pipefail).
+first=${comps%%$'\n'*}
+src_host=$(cut -f2 <<<"$first")
 dir="$pkg"
 if [ -n "$registry" ] && [ "$registry" != "$src_host" ]; then
   if [ -z "$out" ]; then out=$(mktemp -d /tmp/margo-package-XXXXXX); fi

@@ -340,7 +340,7 @@ EOF2
     compat=$("$ctl" device list --compatible hello-compose)
     [ "$(grep -cE '^docker-device-[12] .* yes' <<<"$compat")" = 2 ] &&
         ok "hello-compose is compatible with both containerised agents" || bad "compatibility: $compat"
-    curl -fsS --max-time 5 "http://127.0.0.1:$api_port/" | grep -qi '<html' &&
+    grep -qi '<html' <<<"$(curl -fsS --max-time 5 "http://127.0.0.1:$api_port/")" &&
         ok "web UI served on the published port" || bad "web UI not served on 127.0.0.1:$api_port"
     deploy_through_docker "$ctl"
     broker_restart_check

@@ -101,10 +101,10 @@ wait_active margo-manager && [ "$(show margo-agent ActiveState)" = inactive ] &&
     ok "boot: margo-manager active (enabled by the postinst), margo-agent disabled" ||
     bad "boot: manager $(show margo-manager ActiveState), agent $(show margo-agent ActiveState)"
 for _ in $(seq 1 40); do
-    in_ct journalctl -u margo-manager --no-pager | grep -q 'manager: connected to tcp://' && break
+    grep -q 'manager: connected to tcp://' <<<"$(in_ct journalctl -u margo-manager --no-pager)" && break
     sleep 0.25
 done
-in_ct journalctl -u margo-manager --no-pager | grep -q 'manager: connected to tcp://' &&
+grep -q 'manager: connected to tcp://' <<<"$(in_ct journalctl -u margo-manager --no-pager)" &&
     ok "manager connected to Debian's mosquitto under its sandbox" ||
     bad "manager not connected: $(in_ct journalctl -u margo-manager --no-pager | tail -n 5)"
 
@@ -145,7 +145,7 @@ in_ct sh -c 'echo "log-level debug" >>/etc/margo/manager.conf'
 in_ct systemctl reload margo-manager
 sleep 1
 [ "$(show margo-manager MainPID)" = "$mpid" ] && [ "$(show margo-manager ActiveState)" = active ] &&
-    in_ct journalctl -u margo-manager --no-pager | grep -q 'manager: reload: done (log-level debug' &&
+    grep -q 'manager: reload: done (log-level debug' <<<"$(in_ct journalctl -u margo-manager --no-pager)" &&
     ok "systemctl reload margo-manager: log-level debug applied, same PID $mpid" ||
     bad "reload: pid $(show margo-manager MainPID) (was $mpid), $(in_ct journalctl -u margo-manager --no-pager | tail -n 3)"
 in_ct sed -i '/^log-level debug$/d' /etc/margo/manager.conf
