@@ -9,6 +9,7 @@
 
 #include "events.h"
 #include "jw.h"
+#include "livebus.h"
 #include "metrics.h"
 #include "mgr_internal.h"
 #include "sse.h"
@@ -99,7 +100,7 @@ struct live_event {
 static bool live_begin(struct mgo_ingest *in, const char *deployment_id, size_t max_bytes,
                        struct live_event *e)
 {
-    if (in->hub == NULL || !mgo_sse__wanted(in->hub, deployment_id))
+    if (in->hub == NULL || (!in->notify_live && !mgo_sse__wanted(in->hub, deployment_id)))
         return false;
     mgo_buf_init(&e->buf, max_bytes);
     mgo_jw_init(&e->w, &e->buf);
@@ -113,7 +114,7 @@ static void live_end(struct mgo_ingest *in, const char *event, const char *deplo
     mgo_jw_obj_end(&e->w);
     if (e->w.err != MGO_OK)
         goto cleanup;
-    if (!in->tx) {
+    if (!in->tx && !in->notify_live) {
         mgo_sse__publish(in->hub, event, deployment_id, (const char *)e->buf.data);
         goto cleanup;
     }
@@ -142,6 +143,54 @@ static void send_live(struct mgo_ingest *in)
 {
     for (struct mgo_ingest_live *l = in->live_head; l; l = l->next)
         mgo_sse__publish(in->hub, l->event, l->deployment_id, l->json);
+    drop_live(in);
+}
+
+/* notify_live: the batch's live events as notifications (livebus.h), in one statement inside
+ * its own savepoint, so that a failure costs the events and not the batch (the store keeps
+ * everything; streams that miss an event see it in their next snapshot). Outside a batch's
+ * transaction the notifications go at once. */
+static void notify_live(struct mgo_ingest *in)
+{
+    size_t n = 0;
+    for (struct mgo_ingest_live *l = in->live_head; l; l = l->next)
+        n++;
+    if (n == 0)
+        return;
+    const char **payloads = calloc(n, sizeof *payloads);
+    struct mgo_buf *bufs = calloc(n, sizeof *bufs);
+    size_t k = 0;
+    mgo_err err = payloads && bufs ? MGO_OK : MGO_ERR_NOMEM;
+    for (struct mgo_ingest_live *l = in->live_head; !err && l; l = l->next) {
+        mgo_buf_init(&bufs[k], MGO_MGR_NOTIFY_MAX);
+        if (mgo_livebus__payload(l->event, l->deployment_id, l->json, &bufs[k]) == MGO_OK)
+            payloads[k] = (const char *)bufs[k].data;
+        else
+            MGO_LOGW(TAG, "a live %s event of %zu bytes does not fit a notification: not sent",
+                     l->event, strlen(l->json));
+        if (payloads[k])
+            k++;
+        else
+            mgo_buf_cleanup(&bufs[k]);
+    }
+    if (!err && in->tx)
+        err = mgo_mgr_store_begin(in->store);
+    if (!err) {
+        err = mgo_mgr_store_notify(in->store, MGO_LIVEBUS_CHANNEL, payloads, k);
+        if (in->tx) {
+            if (err)
+                mgo_mgr_store_rollback(in->store);
+            else
+                err = mgo_mgr_store_commit(in->store);
+        }
+    }
+    if (err)
+        MGO_LOGW(TAG, "%zu live events not sent to the managers' event streams: %s", n,
+                 mgo_strerror(err));
+    for (size_t i = 0; bufs && i < k; i++)
+        mgo_buf_cleanup(&bufs[i]);
+    free(bufs);
+    free(payloads);
     drop_live(in);
 }
 
@@ -635,6 +684,8 @@ size_t mgo_ingest__retry_held(struct mgo_ingest *in, size_t max)
     }
     if (in->held_len == 0 && before > 0)
         MGO_LOGI(TAG, "store available again: %zu held messages stored", before);
+    if (in->notify_live && !in->in_batch)
+        notify_live(in); /* what the retried messages stored is committed already */
     return in->held_len;
 }
 
@@ -718,6 +769,8 @@ void mgo_ingest__http_status(struct mgo_ingest *in, char *topic, uint8_t *payloa
 mgo_err mgo_ingest__commit(struct mgo_ingest *in)
 {
     mgo_err err = MGO_OK;
+    if (in->notify_live)
+        notify_live(in); /* before the commit, which sends the notifications */
     if (in->tx)
         err = mgo_mgr_store_commit(in->store); /* rolls back when it fails */
     in->tx = false;

@@ -41,6 +41,10 @@ struct mgo_ingest {
     struct mgo_mgr_store *store;
     struct mgo_publisher *pub; /* clears a removed deployment's document */
     struct mgo_sse_hub *hub;   /* live events; NULL: none */
+    /* several managers on PostgreSQL (livebus.h): every live event is NOTIFYed in the batch's
+     * transaction, whether or not a stream of this manager wants it, and reaches this
+     * manager's streams too through its listener, never directly */
+    bool notify_live;
     const char *prefix;
     struct mgo_mgr_metrics *metrics; /* messages counted by kind and result; NULL: none */
     /* per-device rates (docs/security.md "Bounded storage"), messages a minute; 0 = none.

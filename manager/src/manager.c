@@ -18,6 +18,7 @@
 #include "http.h"
 #include "ingest.h"
 #include "lease.h"
+#include "livebus.h"
 #include "metrics.h"
 #include "mgr_internal.h"
 #include "outbox.h"
@@ -115,6 +116,7 @@ struct mgo_manager {
     uint64_t catch_up_timer;
     unsigned catch_up_n;
     bool epoch_due; /* a new receipt epoch could not be stored: the lease timer tries again */
+    struct mgo_livebus *bus; /* share-group on PostgreSQL: the live events of every manager */
 };
 
 #define OPT(name, type, field, min, max, def, help)                                                \
@@ -1079,6 +1081,12 @@ mgo_err mgo_manager_new(const struct mgo_manager_config *cfg, struct mgo_manager
     m->pub.active = !m->shared; /* shared: once the publisher lease is taken */
     mgo_ingest__init(&m->ingest, m->store, &m->pub, m->hub, cfg->topic_prefix);
     m->ingest.metrics = &m->metrics;
+    if (m->shared && mgo_mgr_store_is_url(cfg->store ? cfg->store : "")) {
+        err = mgo_livebus__new(m->loop, cfg->store, m->store, m->hub, &m->bus);
+        if (err)
+            goto fail;
+        m->ingest.notify_live = true;
+    }
     mgo_mgr_store_set_metrics(m->store, &m->metrics.store_write, &m->metrics.store_commit);
     m->probe = (struct mgo_mgr_probe){
         .metrics = &m->metrics, .store = m->store, .depths = report_depths, .ctx = m};
@@ -1192,6 +1200,7 @@ void mgo_manager_free(struct mgo_manager *m)
     mgo_http__close(m->http);
     mgo_http__close(m->sb_http);
     mgo_sse__hub_shutdown(m->hub);
+    mgo_livebus__free(m->bus); /* before the loop it watches and times on */
     /* answers requests still posted with 503, so the HTTP threads can end */
     mgo_loop_free(m->loop);
     mgo_http__free(m->http);

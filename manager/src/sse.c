@@ -68,6 +68,16 @@ void mgo_sse__hub_shutdown(struct mgo_sse_hub *hub)
     pthread_mutex_unlock(&hub->mu);
 }
 
+void mgo_sse__end_all(struct mgo_sse_hub *hub)
+{
+    pthread_mutex_lock(&hub->mu);
+    for (struct mgo_sse_client *c = hub->clients; c; c = c->next) {
+        c->ended = true;
+        wake(c);
+    }
+    pthread_mutex_unlock(&hub->mu);
+}
+
 static void client_destroy(struct mgo_sse_client *c)
 {
     mgo_buf_cleanup(&c->pending);

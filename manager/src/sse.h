@@ -17,6 +17,9 @@ struct mgo_sse_hub;
 mgo_err mgo_sse__hub_new(struct mgo_sse_hub **out) MGO_MUST_CHECK;
 void mgo_sse__hub_shutdown(struct mgo_sse_hub *hub); /* ends every stream; NULL is fine */
 void mgo_sse__hub_free(struct mgo_sse_hub *hub);
+/* Loop thread: ends every open stream (its client gets what is pending, then the end, and
+ * reconnects to start again from a snapshot); the hub stays open for new streams. */
+void mgo_sse__end_all(struct mgo_sse_hub *hub);
 /* A client following deployment ids (none = everything); not yet in the hub. NULL: out of
  * memory. */
 struct mgo_sse_client *mgo_sse__client_new(const char *const *deployments, size_t n);

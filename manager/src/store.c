@@ -8,6 +8,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "mgo/buf.h"
 #include "mgo/log.h"
 #include "mgo/margo.h"
 #include "mgo/metrics.h"
@@ -2749,5 +2750,48 @@ mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_
     stmt_done(s, st);
     if (!err)
         *version_out = version;
+    return err;
+}
+
+/* ---- live events across managers ------------------------------------------------------ */
+
+/* One statement for every payload: the payloads go as one text[] literal ("{"a","b"}", each
+ * element quoted, with \ and " escaped) and pg_notify runs once per element. */
+mgo_err mgo_mgr_store_notify(struct mgo_mgr_store *s, const char *channel,
+                             const char *const *payloads, size_t n)
+{
+    if (strcmp(s->db->ops->name, "postgresql") != 0)
+        return MGO_ERR_INVALID;
+    if (n == 0)
+        return MGO_OK;
+    struct mgo_buf arr;
+    mgo_buf_init(&arr, n * (2u * MGO_MGR_NOTIFY_MAX + 3u) + 2u); /* every byte escaped */
+    mgo_err err = mgo_buf_append_str(&arr, "{");
+    for (size_t i = 0; !err && i < n; i++) {
+        if (strlen(payloads[i]) >= MGO_MGR_NOTIFY_MAX) {
+            err = MGO_ERR_INVALID;
+            break;
+        }
+        err = mgo_buf_append_str(&arr, i ? ",\"" : "\"");
+        for (const char *c = payloads[i]; !err && *c; c++) {
+            if (*c == '"' || *c == '\\')
+                err = mgo_buf_append(&arr, "\\", 1);
+            if (!err)
+                err = mgo_buf_append(&arr, c, 1);
+        }
+        if (!err)
+            err = mgo_buf_append_str(&arr, "\"");
+    }
+    if (!err)
+        err = mgo_buf_append(&arr, "}", 2); /* with the NUL */
+    struct mgo_db_stmt *st = NULL;
+    if (!err)
+        err = prep(s, "SELECT pg_notify(?, x) FROM unnest(CAST(? AS text[])) AS x", &st);
+    if (!err) {
+        bind_text(st, 1, channel);
+        bind_text(st, 2, (const char *)arr.data);
+        err = run(s, st, "notify");
+    }
+    mgo_buf_cleanup(&arr);
     return err;
 }

@@ -554,4 +554,14 @@ mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
 mgo_err mgo_mgr_store_manifest_lock(struct mgo_mgr_store *s, const char *device_id,
                                     uint64_t *version_out) MGO_MUST_CHECK;
 
+/* ---- live events across managers (docs/scaling.md "Several managers") ------------------ */
+
+/* PostgreSQL only: NOTIFY channel with each of the n payloads (each shorter than
+ * MGO_MGR_NOTIFY_MAX bytes, no NUL), in one statement. Inside a transaction the notifications
+ * go out at its commit, in commit order, and not at all when it is rolled back.
+ * MGO_ERR_INVALID on SQLite or for a payload too long. */
+#define MGO_MGR_NOTIFY_MAX 8000u
+mgo_err mgo_mgr_store_notify(struct mgo_mgr_store *s, const char *channel,
+                             const char *const *payloads, size_t n) MGO_MUST_CHECK;
+
 #endif

@@ -1,0 +1,296 @@
+/* livebus.c - live events across several managers through PostgreSQL LISTEN/NOTIFY
+ * (livebus.h). One connection of its own, driven by the loop without blocking: connected
+ * with PQconnectStart/PQconnectPoll, LISTEN sent with PQsendQuery, notifications read with
+ * PQconsumeInput/PQnotifies when the socket is readable. */
+#include "livebus.h"
+
+#include <libpq-fe.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "events.h"
+#include "jw.h"
+#include "mgo/limits.h"
+#include "mgo/log.h"
+
+#define TAG "livebus"
+#define RETRY_FIRST_MS 1000
+#define RETRY_MAX_MS 30000
+#define STATUS_REF "status-ref"
+
+enum bus_state { BUS_IDLE, BUS_CONNECTING, BUS_LISTEN_SENT, BUS_LISTENING };
+
+struct mgo_livebus {
+    struct mgo_loop *loop;
+    struct mgo_mgr_store *store;
+    struct mgo_sse_hub *hub;
+    char *url;
+    PGconn *conn;
+    int fd; /* watched socket; -1: none */
+    short fd_events;
+    enum bus_state state;
+    uint64_t retry_timer;
+    int retry_ms;
+    bool was_up; /* the connection was listening before (a loss is logged once) */
+    uint64_t relayed;
+};
+
+static void start_connect(void *ctx);
+
+static void unwatch(struct mgo_livebus *b)
+{
+    if (b->fd >= 0)
+        mgo_loop_unwatch(b->loop, b->fd);
+    b->fd = -1;
+}
+
+/* The connection is gone (or never came): close it, end every stream (each client starts
+ * again from a snapshot, having missed nothing unnoticed) and try again after a backoff. */
+static void lost(struct mgo_livebus *b, const char *why)
+{
+    unwatch(b);
+    if (b->conn) {
+        if (b->was_up || b->state != BUS_CONNECTING)
+            MGO_LOGW(TAG, "%s: %s; live events from other managers stop until it is back; "
+                          "open event streams are ended (their clients reconnect)",
+                     why, PQerrorMessage(b->conn));
+        else
+            MGO_LOGD(TAG, "%s: %s", why, PQerrorMessage(b->conn));
+        PQfinish(b->conn);
+        b->conn = NULL;
+    }
+    if (b->was_up)
+        mgo_sse__end_all(b->hub);
+    b->was_up = false;
+    b->state = BUS_IDLE;
+    if (mgo_loop_timer_add(b->loop, b->retry_ms, start_connect, b, &b->retry_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: the live event connection is not made again");
+    b->retry_ms = b->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : b->retry_ms * 2;
+}
+
+static void on_ready(void *ctx, int fd, short revents);
+
+/* Watches the connection's socket (which PQconnectPoll may change) for events. */
+static bool watch(struct mgo_livebus *b, short events)
+{
+    int fd = PQsocket(b->conn);
+    if (fd == b->fd && events == b->fd_events)
+        return true;
+    unwatch(b);
+    if (fd < 0 || mgo_loop_watch(b->loop, fd, events, on_ready, b) != MGO_OK)
+        return false;
+    b->fd = fd;
+    b->fd_events = events;
+    return true;
+}
+
+/* A status reference: the deployment's current status, read from the store. */
+struct ref_ctx {
+    uint64_t manifest_version;
+    char desired[16];
+    struct mgo_buf *buf;
+};
+
+static mgo_err ref_desired(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct ref_ctx *r = c;
+    snprintf(r->desired, sizeof r->desired, "%s", mgo_mgr_desired_name(row->desired));
+    r->manifest_version = row->manifest_version;
+    return MGO_OK;
+}
+
+static mgo_err ref_status(const struct mgo_mgr_status_row *row, void *c)
+{
+    struct ref_ctx *r = c;
+    struct mgo_jw w;
+    mgo_jw_init(&w, r->buf);
+    mgo_jw_obj(&w);
+    mgo_events__status(&w, row, r->desired, r->manifest_version, false);
+    mgo_jw_obj_end(&w);
+    return w.err;
+}
+
+static void relay_status_ref(struct mgo_livebus *b, const char *deployment_id)
+{
+    if (!mgo_sse__wanted(b->hub, deployment_id))
+        return;
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, 8u * MGO_MAX_MESSAGE_BYTES);
+    struct ref_ctx r = {0, "", &buf};
+    mgo_err err = mgo_mgr_store_deployment_get(b->store, deployment_id, ref_desired, &r);
+    if (!err)
+        err = mgo_mgr_store_status_get(b->store, deployment_id, ref_status, &r);
+    if (!err)
+        mgo_sse__publish(b->hub, "status", deployment_id, (const char *)buf.data);
+    else
+        MGO_LOGW(TAG, "status of deployment %.64s not relayed: %s", deployment_id,
+                 mgo_strerror(err));
+    mgo_buf_cleanup(&buf);
+}
+
+/* One notification: "EVENT\tDEPLOYMENT\tJSON". Anything else is logged and skipped (another
+ * program may NOTIFY on the channel too). */
+static void relay(struct mgo_livebus *b, char *payload)
+{
+    char *t1 = strchr(payload, '\t');
+    char *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
+    if (!t2 || t1 == payload || (size_t)(t2 - t1 - 1) > MGO_MAX_DEPLOYMENT_ID_LEN) {
+        MGO_LOGW(TAG, "a notification on %s that is not EVENT<tab>DEPLOYMENT<tab>JSON: skipped",
+                 MGO_LIVEBUS_CHANNEL);
+        return;
+    }
+    *t1 = *t2 = '\0';
+    const char *event = payload, *dep = t1 + 1, *json = t2 + 1;
+    const char *deployment_id = dep[0] ? dep : NULL;
+    b->relayed++;
+    if (strcmp(event, STATUS_REF) == 0 && deployment_id)
+        relay_status_ref(b, deployment_id);
+    else
+        mgo_sse__publish(b->hub, event, deployment_id, json);
+}
+
+static void read_notifications(struct mgo_livebus *b)
+{
+    if (!PQconsumeInput(b->conn)) {
+        lost(b, "live event connection lost");
+        return;
+    }
+    /* the LISTEN's result (and any other) */
+    while (!PQisBusy(b->conn)) {
+        PGresult *res = PQgetResult(b->conn);
+        if (res == NULL)
+            break;
+        if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+            MGO_LOGW(TAG, "LISTEN %s: %s", MGO_LIVEBUS_CHANNEL, PQresultErrorMessage(res));
+            PQclear(res);
+            lost(b, "LISTEN failed");
+            return;
+        }
+        PQclear(res);
+        if (b->state == BUS_LISTEN_SENT) {
+            b->state = BUS_LISTENING;
+            b->was_up = true;
+            b->retry_ms = RETRY_FIRST_MS;
+            MGO_LOGI(TAG, "listening on %s: live events of every manager of the group",
+                     MGO_LIVEBUS_CHANNEL);
+        }
+    }
+    PGnotify *n;
+    while ((n = PQnotifies(b->conn)) != NULL) {
+        if (b->state == BUS_LISTENING)
+            relay(b, n->extra);
+        PQfreemem(n);
+    }
+}
+
+static void connect_step(struct mgo_livebus *b)
+{
+    switch (PQconnectPoll(b->conn)) {
+    case PGRES_POLLING_READING:
+        if (!watch(b, POLLIN))
+            lost(b, "live event connection: socket not watched");
+        return;
+    case PGRES_POLLING_WRITING:
+        if (!watch(b, POLLOUT))
+            lost(b, "live event connection: socket not watched");
+        return;
+    case PGRES_POLLING_OK:
+        break;
+    default:
+        lost(b, "live event connection failed");
+        return;
+    }
+    if (PQsetnonblocking(b->conn, 1) != 0 ||
+        !PQsendQuery(b->conn, "LISTEN " MGO_LIVEBUS_CHANNEL) || PQflush(b->conn) != 0 ||
+        !watch(b, POLLIN)) {
+        lost(b, "LISTEN not sent");
+        return;
+    }
+    b->state = BUS_LISTEN_SENT;
+}
+
+static void on_ready(void *ctx, int fd, short revents)
+{
+    (void)fd;
+    (void)revents;
+    struct mgo_livebus *b = ctx;
+    if (b->state == BUS_CONNECTING)
+        connect_step(b);
+    else
+        read_notifications(b);
+}
+
+static void start_connect(void *ctx)
+{
+    struct mgo_livebus *b = ctx;
+    b->retry_timer = 0;
+    b->conn = PQconnectStart(b->url);
+    if (b->conn == NULL) {
+        MGO_LOGE(TAG, "out of memory: no live event connection");
+        return;
+    }
+    b->state = BUS_CONNECTING;
+    if (PQstatus(b->conn) == CONNECTION_BAD) {
+        lost(b, "live event connection failed");
+        return;
+    }
+    connect_step(b);
+}
+
+mgo_err mgo_livebus__new(struct mgo_loop *loop, const char *url, struct mgo_mgr_store *store,
+                         struct mgo_sse_hub *hub, struct mgo_livebus **out)
+{
+    struct mgo_livebus *b = calloc(1, sizeof *b);
+    if (!b)
+        return MGO_ERR_NOMEM;
+    b->loop = loop;
+    b->store = store;
+    b->hub = hub;
+    b->fd = -1;
+    b->retry_ms = RETRY_FIRST_MS;
+    b->url = strdup(url);
+    if (!b->url || mgo_loop_timer_add(loop, 0, start_connect, b, &b->retry_timer) != MGO_OK) {
+        free(b->url);
+        free(b);
+        return MGO_ERR_NOMEM;
+    }
+    *out = b;
+    return MGO_OK;
+}
+
+void mgo_livebus__free(struct mgo_livebus *b)
+{
+    if (!b)
+        return;
+    mgo_loop_timer_cancel(b->loop, b->retry_timer);
+    unwatch(b);
+    if (b->conn)
+        PQfinish(b->conn);
+    free(b->url);
+    free(b);
+}
+
+bool mgo_livebus__listening(const struct mgo_livebus *b)
+{
+    return b != NULL && b->state == BUS_LISTENING;
+}
+
+uint64_t mgo_livebus__relayed(const struct mgo_livebus *b)
+{
+    return b ? b->relayed : 0;
+}
+
+mgo_err mgo_livebus__payload(const char *event, const char *deployment_id, const char *json,
+                             struct mgo_buf *out)
+{
+    const char *dep = deployment_id ? deployment_id : "";
+    mgo_buf_reset(out);
+    size_t need = strlen(event) + strlen(dep) + strlen(json) + 2;
+    if (need < MGO_MGR_NOTIFY_MAX)
+        return mgo_buf_printf(out, "%s\t%s\t%s", event, dep, json);
+    if (strcmp(event, "status") == 0 && deployment_id)
+        return mgo_buf_printf(out, STATUS_REF "\t%s\t", dep);
+    return MGO_ERR_LIMIT;
+}

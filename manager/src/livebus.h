@@ -1,0 +1,51 @@
+/* livebus.h - the API's live event stream across several managers (share-group on a
+ * PostgreSQL store; docs/scaling.md "Several managers", docs/api.md "GET /events").
+ *
+ * The broker hands each device message to one manager of the group, so no manager alone sees
+ * every change. Each manager NOTIFYs the live events of what it stored on the channel
+ * MGO_LIVEBUS_CHANNEL, in the transaction that stores it (ingest.c through
+ * mgo_mgr_store_notify), and every manager, itself included, LISTENs on a connection of its
+ * own and hands what arrives to its event-stream hub (sse.c). PostgreSQL delivers
+ * notifications in commit order, and a device's statuses are committed in order under its row
+ * lock, so every stream of every manager sees the same events in the same order.
+ *
+ * A payload is "EVENT\tDEPLOYMENT\tJSON" (DEPLOYMENT empty for events about no deployment).
+ * A status event too long for one notification goes as "status-ref\tDEPLOYMENT\t": the
+ * listener reads that deployment's current status from the store and sends it.
+ *
+ * While the listening connection is down (lost, not yet connected) events cannot be relayed:
+ * every open stream is ended then, so its client reconnects and starts again from a
+ * snapshot, and the connection is made again with a backoff (1 s doubling to 30 s). The
+ * connection is made without blocking the loop (PQconnectStart / PQconnectPoll). */
+#ifndef MGO_MGR_LIVEBUS_H
+#define MGO_MGR_LIVEBUS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "mgo/buf.h"
+#include "mgo/err.h"
+#include "mgo/loop.h"
+#include "mgo/mgr_store.h"
+#include "sse.h"
+
+#define MGO_LIVEBUS_CHANNEL "margo_live"
+
+struct mgo_livebus;
+
+/* Loop thread: starts connecting to url (a PostgreSQL URL) in the background; events go to
+ * hub, status references are read from store. */
+mgo_err mgo_livebus__new(struct mgo_loop *loop, const char *url, struct mgo_mgr_store *store,
+                         struct mgo_sse_hub *hub, struct mgo_livebus **out) MGO_MUST_CHECK;
+void mgo_livebus__free(struct mgo_livebus *b); /* NULL is fine */
+/* Whether the listening connection is up now (tests, readiness). */
+bool mgo_livebus__listening(const struct mgo_livebus *b);
+/* Notifications relayed to the hub so far. */
+uint64_t mgo_livebus__relayed(const struct mgo_livebus *b);
+
+/* The payload of one event (see above) into out (reset first). MGO_ERR_LIMIT when it does not
+ * fit one notification and is not a status event (which then goes as a reference). */
+mgo_err mgo_livebus__payload(const char *event, const char *deployment_id, const char *json,
+                             struct mgo_buf *out) MGO_MUST_CHECK;
+
+#endif
