@@ -2,11 +2,12 @@
  * "Several managers"): this run's holder name, its member lease, and the publisher lease with
  * its term and local deadline.
  *
- * The publisher lease lasts MGO_LEASE_TTL_MS from each renewal (the store's wall clock),
- * renewed every MGO_LEASE_RENEW_MS; its holder counts it as held only until MGO_LEASE_MARGIN_MS
- * before it could expire, on its monotonic clock from the start of the last renewal that
- * succeeded, so it has stopped before another manager can take it over (the managers' wall
- * clocks may differ by up to the margin). Each manager also keeps a member lease
+ * The publisher lease lasts MGO_LEASE_TTL_MS from each renewal (the database's clock, one
+ * clock for every manager), renewed every MGO_LEASE_RENEW_MS; its holder counts it as held
+ * only until MGO_LEASE_MARGIN_MS before it could expire, on its monotonic clock from the start
+ * of the last renewal that succeeded, so it has stopped before another manager can take it
+ * over (the margin covers the renewal's round trip and clocks running at slightly different
+ * rates). Each manager also keeps a member lease
  * "member/<holder>"; the publisher reaps the expired ones (a manager that stopped).
  *
  * Loop thread only; calls only the store. Nothing here calls back into its caller: a renewal

@@ -53,8 +53,9 @@ static void lost(struct mgo_livebus *b, const char *why)
     unwatch(b);
     if (b->conn) {
         if (b->was_up || b->state != BUS_CONNECTING)
-            MGO_LOGW(TAG, "%s: %s; live events from other managers stop until it is back; "
-                          "open event streams are ended (their clients reconnect)",
+            MGO_LOGW(TAG,
+                     "%s: %s; live events from other managers stop until it is back; "
+                     "open event streams are ended (their clients reconnect)",
                      why, PQerrorMessage(b->conn));
         else
             MGO_LOGD(TAG, "%s: %s", why, PQerrorMessage(b->conn));
@@ -202,9 +203,8 @@ static void connect_step(struct mgo_livebus *b)
         lost(b, "live event connection failed");
         return;
     }
-    if (PQsetnonblocking(b->conn, 1) != 0 ||
-        !PQsendQuery(b->conn, "LISTEN " MGO_LIVEBUS_CHANNEL) || PQflush(b->conn) != 0 ||
-        !watch(b, POLLIN)) {
+    if (PQsetnonblocking(b->conn, 1) != 0 || !PQsendQuery(b->conn, "LISTEN " MGO_LIVEBUS_CHANNEL) ||
+        PQflush(b->conn) != 0 || !watch(b, POLLIN)) {
         lost(b, "LISTEN not sent");
         return;
     }

@@ -2632,31 +2632,40 @@ static void lease_row(struct mgo_db_stmt *st, struct mgo_mgr_lease *out)
     out->expires_ms = mgo_db_col_int64(st, 2);
 }
 
+/* The database's clock in milliseconds since the Unix epoch, as SQL: leases are timed by the
+ * one clock every manager sharing the database reads, never by the managers' own. */
+#define DB_NOW_SQLITE "CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+#define DB_NOW_PG "CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS bigint)"
+#define WITH_DB_NOW(before, after)                                                                 \
+    (strcmp(s->db->ops->name, "postgresql") == 0 ? before DB_NOW_PG after                          \
+                                                 : before DB_NOW_SQLITE after)
+
 mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, const char *holder,
                                  uint32_t ttl_ms, struct mgo_mgr_lease *out)
 {
     if (s->schema_version < 9)
         return MGO_ERR_INTERNAL;
     memset(out, 0, sizeof *out);
-    int64_t now = mgo_mgr_store_now_ms();
     struct mgo_db_stmt *st = NULL;
     /* One statement: a new lease, a renewal by its holder, or a takeover of an expired one
      * (the term grows when the holder changes). Another's lease that has not expired is left
-     * alone: no row comes back. */
+     * alone: no row comes back. Both times are the database's clock (WITH_DB_NOW). */
     mgo_err err = prep(s,
-                       "INSERT INTO leases (name, holder, term, expires_ms) VALUES (?1, ?2, 1, ?3)"
-                       " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
-                       " expires_ms = excluded.expires_ms, term = CASE WHEN leases.holder ="
-                       " excluded.holder THEN leases.term ELSE leases.term + 1 END"
-                       " WHERE leases.holder = excluded.holder OR leases.expires_ms <= ?4"
-                       " RETURNING holder, term, expires_ms",
+                       WITH_DB_NOW("WITH db_now(ms) AS (SELECT ",
+                                   ") INSERT INTO leases (name, holder, term, expires_ms)"
+                                   " SELECT ?1, ?2, 1, db_now.ms + ?3 FROM db_now WHERE true"
+                                   " ON CONFLICT(name) DO UPDATE SET holder = excluded.holder,"
+                                   " expires_ms = excluded.expires_ms, term = CASE WHEN"
+                                   " leases.holder = excluded.holder THEN leases.term ELSE"
+                                   " leases.term + 1 END WHERE leases.holder = excluded.holder"
+                                   " OR leases.expires_ms <= excluded.expires_ms - ?3"
+                                   " RETURNING holder, term, expires_ms"),
                        &st);
     if (err)
         return err;
     bind_text(st, 1, name);
     bind_text(st, 2, holder);
-    mgo_db_bind_int64(st, 3, now + (int64_t)ttl_ms);
-    mgo_db_bind_int64(st, 4, now);
+    mgo_db_bind_int64(st, 3, (int64_t)ttl_ms);
     enum mgo_db_step rc = step(s, st);
     if (rc == MGO_DB_ROW) {
         lease_row(st, out);
@@ -2704,13 +2713,13 @@ mgo_err mgo_mgr_store_lease_reap(struct mgo_mgr_store *s, const char *prefix,
         return MGO_ERR_INTERNAL;
     struct mgo_db_stmt *st = NULL;
     mgo_err err = prep(s,
-                       "DELETE FROM leases WHERE substr(name, 1, length(?1)) = ?1 AND"
-                       " expires_ms <= ?2 RETURNING name",
+                       WITH_DB_NOW("DELETE FROM leases WHERE substr(name, 1, length(?1)) = ?1"
+                                   " AND expires_ms <= ",
+                                   " RETURNING name"),
                        &st);
     if (err)
         return err;
     bind_text(st, 1, prefix);
-    mgo_db_bind_int64(st, 2, mgo_mgr_store_now_ms());
     /* the names are copied first: the deletion completes before any visitor runs */
     char names[16][MGO_MGR_LEASE_NAME_MAX + 1];
     size_t n = 0, more = 0;

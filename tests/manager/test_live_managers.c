@@ -43,8 +43,8 @@ static int suite_init(void)
     for (int i = 0; i < 2; i++) {
         snprintf(state[i], sizeof state[i], "%s/state-%d", dir, i);
         mgo_test_manager_init(&mgr[i], mgo_test_broker_url(&broker), state[i],
-                              i == 0 ? "margo-manager-live-a" : "margo-manager-live-b",
-                              token_path, "warn");
+                              i == 0 ? "margo-manager-live-a" : "margo-manager-live-b", token_path,
+                              "warn");
         mgr[i].cfg.store = db_url;
         mgr[i].cfg.share_group = GROUP;
         if (mgo_test_manager_start(&mgr[i], true) != MGO_OK)
@@ -228,7 +228,8 @@ static void test_long_status_goes_by_reference(void)
     const char *payload = "status-ref\tdep-live-ref\t";
     CU_ASSERT_EQUAL(mgo_mgr_store_notify(st, MGO_LIVEBUS_CHANNEL, &payload, 1), MGO_OK);
     /* the live event (no snapshot mark) with the whole status, read from the store */
-    CU_ASSERT(mgo_test_log_wait(log, "\"state\":\"installed\",\"desired\":\"present\"", 0, WAIT_MS));
+    CU_ASSERT(
+        mgo_test_log_wait(log, "\"state\":\"installed\",\"desired\":\"present\"", 0, WAIT_MS));
     CU_ASSERT(mgo_test_log_wait(log, "0007\"}}", 1, WAIT_MS)); /* snapshot's and the live one */
     mgo_test_kill(s, SIGTERM);
     mgo_mgr_store_close(st);

@@ -530,12 +530,12 @@ mgo_err mgo_mgr_store_deployment_page(struct mgo_mgr_store *s,
 struct mgo_mgr_lease {
     bool held;          /* the caller holds it now */
     uint64_t term;      /* grows by one each time the lease changes hands (a fencing token) */
-    int64_t expires_ms; /* the store's wall clock */
+    int64_t expires_ms; /* the database's clock (the statement reads it, not the caller's) */
     char holder[MGO_MGR_LEASE_NAME_MAX + 1];
 };
-/* One atomic statement: takes lease `name` for holder until ttl_ms from now (the store's
- * clock) when it is free or expired, or renews it when holder has it. Otherwise out tells who
- * holds it until when (held false). */
+/* One atomic statement: takes lease `name` for holder until ttl_ms from now (the database's
+ * clock: clock_timestamp() in PostgreSQL, the file's host in SQLite) when it is free or expired, or
+ * renews it when holder has it. Otherwise out tells who holds it until when (held false). */
 mgo_err mgo_mgr_store_lease_take(struct mgo_mgr_store *s, const char *name, const char *holder,
                                  uint32_t ttl_ms, struct mgo_mgr_lease *out) MGO_MUST_CHECK;
 /* Lets the lease expire now when holder has it (a clean stop: another takes it at once). */
