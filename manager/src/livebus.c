@@ -18,6 +18,7 @@
 #define TAG "livebus"
 #define RETRY_FIRST_MS 1000
 #define RETRY_MAX_MS 30000
+#define CONNECT_TIMEOUT_MS 10000 /* a connection (and its LISTEN) not made by then is given up */
 #define STATUS_REF "status-ref"
 
 enum bus_state { BUS_IDLE, BUS_CONNECTING, BUS_LISTEN_SENT, BUS_LISTENING };
@@ -32,6 +33,7 @@ struct mgo_livebus {
     short fd_events;
     enum bus_state state;
     uint64_t retry_timer;
+    uint64_t deadline_timer; /* CONNECT_TIMEOUT_MS after a connection attempt started */
     int retry_ms;
     bool was_up; /* the connection was listening before (a loss is logged once) */
     uint64_t relayed;
@@ -50,6 +52,8 @@ static void unwatch(struct mgo_livebus *b)
  * again from a snapshot, having missed nothing unnoticed) and try again after a backoff. */
 static void lost(struct mgo_livebus *b, const char *why)
 {
+    mgo_loop_timer_cancel(b->loop, b->deadline_timer);
+    b->deadline_timer = 0;
     unwatch(b);
     if (b->conn) {
         if (b->was_up || b->state != BUS_CONNECTING)
@@ -171,6 +175,8 @@ static void read_notifications(struct mgo_livebus *b)
         }
         PQclear(res);
         if (b->state == BUS_LISTEN_SENT) {
+            mgo_loop_timer_cancel(b->loop, b->deadline_timer);
+            b->deadline_timer = 0;
             b->state = BUS_LISTENING;
             b->was_up = true;
             b->retry_ms = RETRY_FIRST_MS;
@@ -222,6 +228,15 @@ static void on_ready(void *ctx, int fd, short revents)
         read_notifications(b);
 }
 
+/* Timer: the connection attempt took too long (a host that does not answer). */
+static void connect_deadline(void *ctx)
+{
+    struct mgo_livebus *b = ctx;
+    b->deadline_timer = 0;
+    if (b->state == BUS_CONNECTING || b->state == BUS_LISTEN_SENT)
+        lost(b, "live event connection not made within 10 s");
+}
+
 static void start_connect(void *ctx)
 {
     struct mgo_livebus *b = ctx;
@@ -232,6 +247,11 @@ static void start_connect(void *ctx)
         return;
     }
     b->state = BUS_CONNECTING;
+    if (mgo_loop_timer_add(b->loop, CONNECT_TIMEOUT_MS, connect_deadline, b, &b->deadline_timer) !=
+        MGO_OK) {
+        lost(b, "out of memory");
+        return;
+    }
     if (PQstatus(b->conn) == CONNECTION_BAD) {
         lost(b, "live event connection failed");
         return;
@@ -265,6 +285,7 @@ void mgo_livebus__free(struct mgo_livebus *b)
     if (!b)
         return;
     mgo_loop_timer_cancel(b->loop, b->retry_timer);
+    mgo_loop_timer_cancel(b->loop, b->deadline_timer);
     unwatch(b);
     if (b->conn)
         PQfinish(b->conn);

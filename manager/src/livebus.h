@@ -16,7 +16,8 @@
  * While the listening connection is down (lost, not yet connected) events cannot be relayed:
  * every open stream is ended then, so its client reconnects and starts again from a
  * snapshot, and the connection is made again with a backoff (1 s doubling to 30 s). The
- * connection is made without blocking the loop (PQconnectStart / PQconnectPoll). */
+ * connection is made without blocking the loop (PQconnectStart / PQconnectPoll), and given
+ * up when it (with its LISTEN) is not made within 10 s. */
 #ifndef MGO_MGR_LIVEBUS_H
 #define MGO_MGR_LIVEBUS_H
 
