@@ -28,19 +28,30 @@ fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-check_config() {
-    /usr/bin/python3 - "$src" <<'PY' || fails=$((fails + 1))
-import os, re, sys, yaml
+# The embedded Python checks: run_py FILE runs the check on stdin after a common preamble
+# (src, fail() counting problems, FILE's services as svcs, docker/Dockerfile's text and stage
+# names) and exits 1 if it reported a problem.
+PY_COMMON='
+import os, re, subprocess, sys, tempfile, yaml
 src = sys.argv[1]
 problems = 0
 def fail(m):
     global problems
     problems += 1
     print("FAIL:", m)
-doc = yaml.safe_load(open(os.path.join(src, "docker-compose.yml")))
+def load(name):
+    return yaml.safe_load(open(os.path.join(src, name)))
+doc = load(sys.argv[2])
 svcs = doc.get("services") or {}
 dockerfile = open(os.path.join(src, "docker", "Dockerfile")).read()
 stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile, re.M | re.I))
+'
+run_py() {
+    /usr/bin/python3 -c "$PY_COMMON$(cat)"$'\n''sys.exit(1 if problems else 0)' "$src" "$1"
+}
+
+check_config() {
+    run_py docker-compose.yml <<'PY' || fails=$((fails + 1))
 agents = [n for n in svcs if n.startswith("agent")]
 for need in ("broker", "manager"):
     if need not in svcs:
@@ -80,7 +91,6 @@ for m in re.finditer(r"^COPY\s+(?!--from)(\S+)", dockerfile, re.M):
 if "listener 1883 127.0.0.1" not in open(os.path.join(src, "broker-config/mosquitto.conf")).read():
     fail("broker-config/mosquitto.conf: the line the broker stage rewrites ('listener 1883 127.0.0.1') is gone")
 print(f"ok: docker-compose.yml: {len(svcs)} services, agents {ids}, stages {sorted(stages)}")
-sys.exit(1 if problems else 0)
 PY
     if command -v docker-compose >/dev/null 2>&1; then
         local out
@@ -95,19 +105,8 @@ PY
 }
 
 check_scale_config() {
-    /usr/bin/python3 - "$src" <<'PY'
-import os, re, subprocess, sys, yaml
-src = sys.argv[1]
-problems = 0
-def fail(m):
-    global problems
-    problems += 1
-    print("FAIL:", m)
-doc = yaml.safe_load(open(os.path.join(src, "docker-compose.scale.yml")))
-svcs = doc.get("services") or {}
-dockerfile = open(os.path.join(src, "docker", "Dockerfile")).read()
-stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile, re.M | re.I))
-base = yaml.safe_load(open(os.path.join(src, "docker-compose.yml")))["services"]
+    run_py docker-compose.scale.yml <<'PY' || fails=$((fails + 1))
+base = load("docker-compose.yml")["services"]
 base_images = {s["build"]["target"]: s["image"] for s in base.values()}
 for need in ("postgres", "broker", "edge"):
     if need not in svcs:
@@ -166,7 +165,6 @@ if not shell:
 elif f"COPY broker-config/bridge-edge.conf {examples}" not in dockerfile:
     fail(f"docker/Dockerfile: the broker stage does not COPY broker-config/bridge-edge.conf to {examples}")
 else:
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         margo_conf = os.path.join(tmp, "margo.conf")
         with open(margo_conf, "w") as f:
@@ -195,9 +193,7 @@ ep = os.path.join(src, "docker/postgres-entrypoint.sh")
 if subprocess.run(["sh", "-n", ep]).returncode != 0:
     fail("docker/postgres-entrypoint.sh: not valid sh")
 print(f"ok: docker-compose.scale.yml: {len(svcs)} services, managers {sorted(mgrs)}, agents {ids}")
-sys.exit(1 if problems else 0)
 PY
-    [ $? -eq 0 ] || fails=$((fails + 1))
     if command -v docker-compose >/dev/null 2>&1; then
         local out
         if out=$(cd "$src" && MARGO_PG_PASSWORD=check docker-compose -f docker-compose.scale.yml config -q 2>&1); then
