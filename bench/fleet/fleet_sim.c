@@ -483,12 +483,26 @@ static void dev_connect(struct sim_device *d)
     }
 }
 
-static void dev_subscribe(struct sim_device *d)
+/* A connection that is gone although no connection-lost event says so (Paho refused a call
+ * with MQTTASYNC_DISCONNECTED: the connection dropped between its connect callback and our
+ * handling of it, and the lost event, if any, was handled before): connect again later, as
+ * for a lost one. */
+static void dev_wake_at(struct sim_device *d, int64_t t);
+
+static void dev_gone(struct sim_device *d)
+{
+    d->connected = false;
+    d->connecting = false;
+    d->next_connect_ns = mgo_bench_now_ns() + (int64_t)mgo_backoff_next_ms(&d->bo) * 1000000;
+    dev_wake_at(d, d->next_connect_ns);
+}
+
+static bool dev_subscribe(struct sim_device *d)
 {
     char t1[MGO_MAX_TOPIC_LEN + 1], t2[MGO_MAX_TOPIC_LEN + 1];
     if (mgo_topic_filter(cfg.prefix, MGO_TOPIC_DESIRED, d->id, t1, sizeof t1) != MGO_OK ||
         mgo_topic_filter(cfg.prefix, MGO_TOPIC_DEPLOYMENT, d->id, t2, sizeof t2) != MGO_OK)
-        return;
+        return false;
     char *topics[2] = {t1, t2};
     int qos[2] = {1, 1};
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
@@ -498,6 +512,7 @@ static void dev_subscribe(struct sim_device *d)
     int rc = MQTTAsync_subscribeMany(d->h, 2, topics, qos, &ro);
     if (rc != MQTTASYNC_SUCCESS)
         fprintf(stderr, "sim %s: subscribe: paho %d\n", d->id, rc);
+    return rc == MQTTASYNC_SUCCESS;
 }
 
 /* ---- desired state ---------------------------------------------------------------------- */
@@ -889,7 +904,10 @@ static void handle(struct sim_ev *e)
          * session may hold no subscription when the first connection ended before its
          * SUBSCRIBE (a connect that timed out on our side but reached the broker) */
         d->subscribed = false;
-        dev_subscribe(d);
+        if (!dev_subscribe(d)) {
+            dev_gone(d);
+            break;
+        }
         if (!e->session_present) {
             if (d->accepted > 0)
                 d->resync_wait = true;

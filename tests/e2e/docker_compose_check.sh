@@ -10,6 +10,8 @@
 #                                         built from the shipped bridge-edge.conf; skipped
 #                                         (exit 77) after those checks pass while margo-manager
 #                                         has no --store or --share-group option
+#   docker_compose_check.sh scale-up MARGOCTL  docker-compose.scale.yml for real (label `slow`):
+#                                         skipped (exit 77) unless MGO_E2E_DOCKER=1
 #
 # `up`, as root: installs docker.io, docker-compose and debootstrap when missing; starts its
 # own dockerd (data root in $MGO_DOCKER_CACHE, default /var/tmp/margo-mqtt-docker, kept as a
@@ -21,6 +23,16 @@
 # gateway, image imported offline), fetches its page, removes it; restarts the broker container
 # and finds a retained message and a persistent session's queued message intact; tears
 # everything down and stops dockerd.
+#
+# `scale-up` shares that machinery (docker_start, compose_up, publish_sample, docker_cleanup):
+# after scale-config's checks it builds and starts docker-compose.scale.yml (PostgreSQL, two
+# managers on it with --share-group, core + edge broker bridged, an agent on each); checks both
+# devices online through each manager; deploys hello-compose through manager 1 to both agents
+# (installed, both pages answer) and reads both installed through manager 2; kills (SIGKILL)
+# the manager holding the publisher lease (its /metrics), then through the survivor
+# reconfigures both (pages change) and finds the lease taken over; restarts the edge broker
+# (the bridge with it) and finds the edge's agent online again; removes both deployments
+# (nothing left running); starts the killed manager again and finds it serving; tears down.
 set -uo pipefail
 src=$(cd "$(dirname "$0")/../.." && pwd)
 mode="${1:-}"
@@ -28,19 +40,30 @@ fails=0
 ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
-check_config() {
-    /usr/bin/python3 - "$src" <<'PY' || fails=$((fails + 1))
-import os, re, sys, yaml
+# The embedded Python checks: run_py FILE runs the check on stdin after a common preamble
+# (src, fail() counting problems, FILE's services as svcs, docker/Dockerfile's text and stage
+# names) and exits 1 if it reported a problem.
+PY_COMMON='
+import os, re, subprocess, sys, tempfile, yaml
 src = sys.argv[1]
 problems = 0
 def fail(m):
     global problems
     problems += 1
     print("FAIL:", m)
-doc = yaml.safe_load(open(os.path.join(src, "docker-compose.yml")))
+def load(name):
+    return yaml.safe_load(open(os.path.join(src, name)))
+doc = load(sys.argv[2])
 svcs = doc.get("services") or {}
 dockerfile = open(os.path.join(src, "docker", "Dockerfile")).read()
 stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile, re.M | re.I))
+'
+run_py() {
+    /usr/bin/python3 -c "$PY_COMMON$(cat)"$'\n''sys.exit(1 if problems else 0)' "$src" "$1"
+}
+
+check_config() {
+    run_py docker-compose.yml <<'PY' || fails=$((fails + 1))
 agents = [n for n in svcs if n.startswith("agent")]
 for need in ("broker", "manager"):
     if need not in svcs:
@@ -80,7 +103,6 @@ for m in re.finditer(r"^COPY\s+(?!--from)(\S+)", dockerfile, re.M):
 if "listener 1883 127.0.0.1" not in open(os.path.join(src, "broker-config/mosquitto.conf")).read():
     fail("broker-config/mosquitto.conf: the line the broker stage rewrites ('listener 1883 127.0.0.1') is gone")
 print(f"ok: docker-compose.yml: {len(svcs)} services, agents {ids}, stages {sorted(stages)}")
-sys.exit(1 if problems else 0)
 PY
     if command -v docker-compose >/dev/null 2>&1; then
         local out
@@ -95,19 +117,8 @@ PY
 }
 
 check_scale_config() {
-    /usr/bin/python3 - "$src" <<'PY'
-import os, re, subprocess, sys, yaml
-src = sys.argv[1]
-problems = 0
-def fail(m):
-    global problems
-    problems += 1
-    print("FAIL:", m)
-doc = yaml.safe_load(open(os.path.join(src, "docker-compose.scale.yml")))
-svcs = doc.get("services") or {}
-dockerfile = open(os.path.join(src, "docker", "Dockerfile")).read()
-stages = set(re.findall(r"^FROM\s+\S+\s+AS\s+(\S+)", dockerfile, re.M | re.I))
-base = yaml.safe_load(open(os.path.join(src, "docker-compose.yml")))["services"]
+    run_py docker-compose.scale.yml <<'PY' || fails=$((fails + 1))
+base = load("docker-compose.yml")["services"]
 base_images = {s["build"]["target"]: s["image"] for s in base.values()}
 for need in ("postgres", "broker", "edge"):
     if need not in svcs:
@@ -166,7 +177,6 @@ if not shell:
 elif f"COPY broker-config/bridge-edge.conf {examples}" not in dockerfile:
     fail(f"docker/Dockerfile: the broker stage does not COPY broker-config/bridge-edge.conf to {examples}")
 else:
-    import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         margo_conf = os.path.join(tmp, "margo.conf")
         with open(margo_conf, "w") as f:
@@ -195,9 +205,7 @@ ep = os.path.join(src, "docker/postgres-entrypoint.sh")
 if subprocess.run(["sh", "-n", ep]).returncode != 0:
     fail("docker/postgres-entrypoint.sh: not valid sh")
 print(f"ok: docker-compose.scale.yml: {len(svcs)} services, managers {sorted(mgrs)}, agents {ids}")
-sys.exit(1 if problems else 0)
 PY
-    [ $? -eq 0 ] || fails=$((fails + 1))
     if command -v docker-compose >/dev/null 2>&1; then
         local out
         if out=$(cd "$src" && MARGO_PG_PASSWORD=check docker-compose -f docker-compose.scale.yml config -q 2>&1); then
@@ -216,13 +224,22 @@ PY
     fi
 }
 
-run_up() {
-    local ctl="$1"
+free_port() {
+    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
+# docker_start: what every Docker run needs. Skips (exit 77) unless MGO_E2E_DOCKER=1; installs
+# docker.io, docker-compose and debootstrap when missing; starts a private dockerd on the cached
+# data root; makes the Debian base image. Sets the globals tmp, subnet_gw and reg_port (the
+# registry's address on the compose network's gateway, which the caller's override gives the
+# network: 172.31.250.0/24) and arms the EXIT trap; the caller sets dc, the docker-compose
+# command line with its project and files. Returns 1 after a failure (reported).
+docker_start() {
     if [ "${MGO_E2E_DOCKER:-0}" != 1 ]; then
         echo "skipped: the Docker run builds images (minutes); run it with MGO_E2E_DOCKER=1 ctest -L slow"
         exit 77
     fi
-    [ "$(id -u)" -eq 0 ] || { bad "needs root (dockerd)"; return; }
+    [ "$(id -u)" -eq 0 ] || { bad "needs root (dockerd)"; return 1; }
     local pkgs=() p
     for p in docker.io docker-compose debootstrap; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || pkgs+=("$p")
@@ -230,20 +247,117 @@ run_up() {
     if [ ${#pkgs[@]} -gt 0 ]; then
         echo "installing ${pkgs[*]}"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${pkgs[@]}" \
-            >/dev/null || { bad "apt-get install ${pkgs[*]} failed"; return; }
+            >/dev/null || { bad "apt-get install ${pkgs[*]} failed"; return 1; }
     fi
     local cache="${MGO_DOCKER_CACHE:-/var/tmp/margo-mqtt-docker}"
     # globals: the EXIT trap uses them after this function returned
     tmp=$(mktemp -d /tmp/mgo-docker-XXXXXX)
+    dc=()
     mkdir -p "$cache/data-root"
     export DOCKER_HOST="unix://$tmp/docker.sock"
     project="mgoe2e$$"
-    api_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    subnet_gw=172.31.250.1
+    reg_port=$(free_port)
+    export MARGO_BASE_IMAGE=margo-mqtt/debian:12 MARGO_DOCKER_SOCKET="$tmp/docker.sock"
+    trap docker_cleanup EXIT
+    # The default bridge (docker0, on its own subnet here) is what `docker-compose build` runs
+    # the Dockerfile's RUN steps on: with --bridge none they get a loopback only and apt-get
+    # cannot reach Debian's archive. docker_cleanup deletes docker0 if this run created it.
+    ip link show docker0 >/dev/null 2>&1 || touch "$tmp/own-docker0"
+    dockerd --data-root "$cache/data-root" --exec-root "$tmp/exec" --pidfile "$tmp/docker.pid" \
+        -H "$DOCKER_HOST" --bip 172.31.249.1/24 --insecure-registry "$subnet_gw:$reg_port" \
+        >"$tmp/dockerd.log" 2>&1 &
+    local up=0
+    for _ in $(seq 1 60); do
+        docker info >/dev/null 2>&1 && { up=1; break; }
+        sleep 0.5
+    done
+    [ "$up" = 1 ] || { bad "dockerd did not start within 30 s: $(tail -n 5 "$tmp/dockerd.log")"; return 1; }
+    ok "dockerd up ($(dockerd --version | cut -d, -f1), $(docker-compose version --short 2>/dev/null | sed 's/^/docker-compose /'), $DOCKER_HOST, data root $cache/data-root)"
+
+    if ! docker image inspect margo-mqtt/debian:12 >/dev/null 2>&1; then
+        if [ ! -s "$cache/debian-12-rootfs.tar" ]; then
+            echo "debootstrap bookworm from http://deb.debian.org/debian (cached in $cache)"
+            rm -rf "$cache/rootfs.tmp"
+            timeout 900 debootstrap --variant=minbase bookworm "$cache/rootfs.tmp" \
+                http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 ||
+                { bad "debootstrap failed (Debian's archive unreachable?): $(tail -n 3 "$cache/debootstrap.log")"; return 1; }
+            tar -C "$cache/rootfs.tmp" -cf "$cache/debian-12-rootfs.tar" . && rm -rf "$cache/rootfs.tmp"
+        fi
+        docker import "$cache/debian-12-rootfs.tar" margo-mqtt/debian:12 >/dev/null ||
+            { bad "docker import of the Debian rootfs failed"; return 1; }
+    fi
+    ok "base image margo-mqtt/debian:12 (debootstrap of Debian's archive)"
+}
+
+# The EXIT trap: the compose project down with its volumes, every container left on the
+# private dockerd (workloads the agents started), dockerd and the registry stopped.
+docker_cleanup() {
+    [ ${#dc[@]} -gt 0 ] && (cd "$src" && timeout 120 "${dc[@]}" down -v --remove-orphans >/dev/null 2>&1)
+    if [ -f "$tmp/docker.pid" ]; then
+        local pid left
+        left=$(docker ps -aq 2>/dev/null)
+        [ -n "$left" ] && docker rm -f $left >/dev/null 2>&1
+        pid=$(cat "$tmp/docker.pid")
+        kill "$pid" 2>/dev/null
+        for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+        kill -0 "$pid" 2>/dev/null && { kill -9 "$pid"; echo "dockerd killed"; }
+    fi
+    [ -f "$tmp/registry.pid" ] && kill "$(cat "$tmp/registry.pid")" 2>/dev/null
+    [ -f "$tmp/own-docker0" ] && ip link delete docker0 2>/dev/null
+    umount "$tmp"/exec/* 2>/dev/null
+    rm -rf "$tmp"
+}
+
+# compose_up: build the images of "${dc[@]}" and start its services. Returns 1 on failure.
+compose_up() {
+    local t0=$SECONDS
+    if ! (cd "$src" && timeout 2400 "${dc[@]}" build >"$tmp/build.log" 2>&1); then
+        bad "docker-compose build failed: $(tail -n 20 "$tmp/build.log")"; return 1
+    fi
+    ok "images built in $((SECONDS - t0)) s"
+    if ! (cd "$src" && timeout 300 "${dc[@]}" up -d >"$tmp/up.log" 2>&1); then
+        bad "docker-compose up failed: $(tail -n 20 "$tmp/up.log")"; return 1
+    fi
+    ok "docker-compose up: $(cd "$src" && "${dc[@]}" ps --services | tr '\n' ' ')"
+}
+
+# read_token SERVICE FILE: the API token the manager container SERVICE wrote on its first start.
+read_token() {
+    for _ in $(seq 1 60); do
+        (cd "$src" && "${dc[@]}" exec -T "$1" cat /var/lib/margo-manager/api-token) >"$2" 2>/dev/null &&
+            [ -s "$2" ] && return 0
+        sleep 1
+    done
+    bad "$1: no API token after 60 s"
+    return 1
+}
+
+# wait_online SECONDS CTL... -- DEVICE...: until `CTL device list` shows every DEVICE online
+# with the compose type; the last listing in $listed.
+wait_online() {
+    local secs="$1" ctlcmd=() d all
+    shift
+    while [ "$1" != -- ]; do ctlcmd+=("$1"); shift; done
+    shift
+    for _ in $(seq 1 "$secs"); do
+        listed=$("${ctlcmd[@]}" device list 2>/dev/null)
+        all=1
+        for d in "$@"; do grep -qE "^$d +online +compose" <<<"$listed" || all=0; done
+        [ "$all" = 1 ] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+run_up() {
+    local ctl="$1"
+    docker_start || return
+    local api_port
+    api_port=$(free_port)
     # A test override: a fixed subnet for the compose network, so the host's registry can
     # listen on its gateway address (reachable from the containers only), and agent-1 told
     # that this registry is plain http.
-    subnet_gw=172.31.250.1
-    reg_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
     cat >"$tmp/override.yml" <<EOF2
 networks:
   default:
@@ -256,75 +370,13 @@ services:
               "--oci-plain-http", "$subnet_gw:$reg_port", "--reconcile-interval", "10"]
 EOF2
     dc=(docker-compose -p "$project" -f "$src/docker-compose.yml" -f "$tmp/override.yml")
-    export MARGO_BASE_IMAGE=margo-mqtt/debian:12 MARGO_DOCKER_SOCKET="$tmp/docker.sock"
     export MARGO_API_PORT="$api_port"
-    cleanup_up() {
-        (cd "$src" && timeout 120 "${dc[@]}" down -v --remove-orphans >/dev/null 2>&1)
-        if [ -f "$tmp/docker.pid" ]; then
-            local pid
-            pid=$(cat "$tmp/docker.pid")
-            kill "$pid" 2>/dev/null
-            for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
-            kill -0 "$pid" 2>/dev/null && { kill -9 "$pid"; echo "dockerd killed"; }
-        fi
-        [ -f "$tmp/registry.pid" ] && kill "$(cat "$tmp/registry.pid")" 2>/dev/null
-        umount "$tmp"/exec/* 2>/dev/null
-        rm -rf "$tmp"
-    }
-    trap cleanup_up EXIT
-    dockerd --data-root "$cache/data-root" --exec-root "$tmp/exec" --pidfile "$tmp/docker.pid" \
-        -H "$DOCKER_HOST" --bridge none --insecure-registry "$subnet_gw:$reg_port" \
-        >"$tmp/dockerd.log" 2>&1 &
-    local up=0
-    for _ in $(seq 1 60); do
-        docker info >/dev/null 2>&1 && { up=1; break; }
-        sleep 0.5
-    done
-    [ "$up" = 1 ] || { bad "dockerd did not start within 30 s: $(tail -n 5 "$tmp/dockerd.log")"; return; }
-    ok "dockerd up ($DOCKER_HOST, data root $cache/data-root)"
-
-    if ! docker image inspect margo-mqtt/debian:12 >/dev/null 2>&1; then
-        if [ ! -s "$cache/debian-12-rootfs.tar" ]; then
-            echo "debootstrap bookworm from http://deb.debian.org/debian (cached in $cache)"
-            rm -rf "$cache/rootfs.tmp"
-            timeout 900 debootstrap --variant=minbase bookworm "$cache/rootfs.tmp" \
-                http://deb.debian.org/debian >"$cache/debootstrap.log" 2>&1 ||
-                { bad "debootstrap failed (Debian's archive unreachable?): $(tail -n 3 "$cache/debootstrap.log")"; return; }
-            tar -C "$cache/rootfs.tmp" -cf "$cache/debian-12-rootfs.tar" . && rm -rf "$cache/rootfs.tmp"
-        fi
-        docker import "$cache/debian-12-rootfs.tar" margo-mqtt/debian:12 >/dev/null ||
-            { bad "docker import of the Debian rootfs failed"; return; }
-    fi
-    ok "base image margo-mqtt/debian:12 (debootstrap of Debian's archive)"
-
-    local t0=$SECONDS
-    if ! (cd "$src" && timeout 2400 "${dc[@]}" build >"$tmp/build.log" 2>&1); then
-        bad "docker-compose build failed: $(tail -n 20 "$tmp/build.log")"; return
-    fi
-    ok "images built in $((SECONDS - t0)) s"
-    if ! (cd "$src" && timeout 300 "${dc[@]}" up -d >"$tmp/up.log" 2>&1); then
-        bad "docker-compose up failed: $(tail -n 20 "$tmp/up.log")"; return
-    fi
-    ok "docker-compose up: $(cd "$src" && "${dc[@]}" ps --services | tr '\n' ' ')"
+    compose_up || return
 
     local token="$tmp/api-token"
-    for _ in $(seq 1 60); do
-        (cd "$src" && "${dc[@]}" exec -T manager cat /var/lib/margo-manager/api-token) >"$token" 2>/dev/null &&
-            [ -s "$token" ] && break
-        sleep 1
-    done
+    read_token manager "$token" || return
     export MARGO_URL="http://127.0.0.1:$api_port" MARGO_TOKEN_FILE="$token"
-    local listed=""
-    for _ in $(seq 1 90); do
-        listed=$("$ctl" device list 2>/dev/null)
-        if grep -qE '^docker-device-1 +online +compose' <<<"$listed" &&
-           grep -qE '^docker-device-2 +online +compose' <<<"$listed"; then
-            break
-        fi
-        sleep 1
-    done
-    if grep -qE '^docker-device-1 +online +compose' <<<"$listed" &&
-       grep -qE '^docker-device-2 +online +compose' <<<"$listed"; then
+    if wait_online 90 "$ctl" -- docker-device-1 docker-device-2; then
         ok "both agents registered online with the compose type through the broker container"
     else
         bad "devices not online with compose after 90 s: $listed"
@@ -377,11 +429,11 @@ broker_restart_check() {
     fi
 }
 
-# A real deployment through agent-1 (docker-compose on the test's dockerd): the registry on
-# the compose network's gateway holds the compose artifacts; the workload image is imported
-# into dockerd from busybox-static (offline).
-deploy_through_docker() {
-    local ctl="$1"
+# publish_sample: a registry on the compose network's gateway (reachable from the containers
+# and the host's dockerd, which pulls the workloads) holding hello-compose's compose artifacts,
+# re-pointed there by scripts/publish-package.sh (the package folder in the global pkg); the
+# workload image imported into dockerd from busybox-static (offline). Returns 1 on failure.
+publish_sample() {
     cat >"$tmp/registry.yml" <<EOF2
 version: 0.1
 log:
@@ -399,29 +451,56 @@ EOF2
         sleep 0.2
     done
     curl -fsS "http://$subnet_gw:$reg_port/v2/" >/dev/null 2>&1 ||
-        { bad "registry on $subnet_gw:$reg_port did not start: $(cat "$tmp/registry.log")"; return; }
+        { bad "registry on $subnet_gw:$reg_port did not start: $(cat "$tmp/registry.log")"; return 1; }
     local root="$tmp/rootfs"
     mkdir -p "$root/bin" "$root/etc" "$root/tmp" "$root/www"
-    cp /bin/busybox "$root/bin/busybox" || { bad "busybox-static missing"; return; }
+    cp /bin/busybox "$root/bin/busybox" || { bad "busybox-static missing"; return 1; }
     /bin/busybox --list | while read -r a; do [ "$a" = busybox ] || ln -sf busybox "$root/bin/$a"; done
     echo 'root:x:0:0:root:/:/bin/sh' >"$root/etc/passwd"
     tar -C "$root" -cf "$tmp/rootfs.tar" .
     local image="$subnet_gw:$reg_port/margo/examples/busybox:1"
     docker import --change 'CMD ["/bin/sh"]' --change 'ENV PATH=/bin' "$tmp/rootfs.tar" "$image" \
-        >/dev/null || { bad "docker import of the busybox image"; return; }
-    local pkg
+        >/dev/null || { bad "docker import of the busybox image"; return 1; }
     pkg=$(bash "$src/scripts/publish-package.sh" --registry "$subnet_gw:$reg_port" \
         --out "$tmp/pkg" "$src/examples/hello-compose" 2>"$tmp/publish.log") ||
-        { bad "publish: $(cat "$tmp/publish.log")"; return; }
+        { bad "publish: $(cat "$tmp/publish.log")"; return 1; }
+}
+
+# deploy_sample CTL... -- DEVICE GREETING: deploys hello-compose to DEVICE on two free ports
+# with GREETING; prints "ID WEB_PORT". Returns 1 (reported) when refused.
+deploy_sample() {
+    local ctlcmd=() out web_port worker_port
+    while [ "$1" != -- ]; do ctlcmd+=("$1"); shift; done
+    shift
+    web_port=$(free_port)
+    worker_port=$(free_port)
+    out=$("${ctlcmd[@]}" deploy hello-compose --device "$1" --no-prompt --set "webPort=$web_port" \
+        --set "workerPort=$worker_port" --set "greeting=$2" 2>&1) ||
+        { bad "deploy to $1: $out"; return 1; }
+    echo "$(grep -oE '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}' <<<"$out" | head -n1) $web_port"
+}
+
+# wait_page PORT TEXT [SECONDS]: until the workload on the host's PORT answers TEXT (default
+# 20 s); the last answer in $got.
+wait_page() {
+    got=""
+    for _ in $(seq 1 $((${3:-20} * 2))); do
+        got=$(curl -fsS --max-time 2 "http://127.0.0.1:$1/" 2>/dev/null) && [ "$got" = "$2" ] && return 0
+        sleep 0.5
+    done
+    return 1
+}
+
+# A real deployment through agent-1 (docker-compose on the test's dockerd): install, page,
+# reconfigure, removal.
+deploy_through_docker() {
+    local ctl="$1"
+    publish_sample || return
     "$ctl" app rm hello-compose >/dev/null 2>&1
     "$ctl" app add "$pkg" >/dev/null || { bad "app add of the re-pointed package"; return; }
-    local web_port worker_port out id
-    web_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    worker_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    out=$("$ctl" deploy hello-compose --device docker-device-1 --no-prompt --set "webPort=$web_port" \
-        --set "workerPort=$worker_port" --set "greeting=Hello from Docker" 2>&1) ||
-        { bad "deploy: $out"; return; }
-    id=$(grep -oE '[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}' <<<"$out" | head -n1)
+    local dep id web_port
+    dep=$(deploy_sample "$ctl" -- docker-device-1 "Hello from Docker") || return
+    read -r id web_port <<<"$dep"
     if "$ctl" watch "$id" --timeout 180 >"$tmp/watch.txt" 2>&1; then
         ok "deployed through the containerised agent (docker-compose): installed"
     else
@@ -429,23 +508,12 @@ EOF2
         (cd "$src" && "${dc[@]}" logs --tail 30 agent-1) 2>&1 | tail -n 30
         return
     fi
-    local got=""
-    for _ in $(seq 1 40); do
-        got=$(curl -fsS --max-time 2 "http://127.0.0.1:$web_port/" 2>/dev/null) && [ "$got" = "Hello from Docker" ] && break
-        sleep 0.5
-    done
-    [ "$got" = "Hello from Docker" ] && ok "the workload answers on the host: $got" ||
+    wait_page "$web_port" "Hello from Docker" && ok "the workload answers on the host: $got" ||
         bad "the workload answered '$got'"
     "$ctl" deployment update "$id" --set "greeting=Reconfigured in Docker" >/dev/null ||
         bad "deployment update refused"
     if "$ctl" watch "$id" --timeout 180 >"$tmp/watch-2.txt" 2>&1; then
-        got=""
-        for _ in $(seq 1 40); do
-            got=$(curl -fsS --max-time 2 "http://127.0.0.1:$web_port/" 2>/dev/null) &&
-                [ "$got" = "Reconfigured in Docker" ] && break
-            sleep 0.5
-        done
-        [ "$got" = "Reconfigured in Docker" ] && ok "reconfigured through the containerised agent: $got" ||
+        wait_page "$web_port" "Reconfigured in Docker" && ok "reconfigured through the containerised agent: $got" ||
             bad "after reconfigure the workload answered '$got'"
     else
         bad "reconfigure: $(cat "$tmp/watch-2.txt")"
@@ -458,10 +526,182 @@ EOF2
     [ "$n" -eq 0 ] && ok "no workload container left" || bad "$n workload containers left"
 }
 
+# wait_state SECONDS STATE CTL... -- DEPLOYMENT...: until `CTL status` (the shared store)
+# shows every DEPLOYMENT in STATE; the last listing in $listed. With several managers this,
+# not `margoctl watch`, follows a deployment: watch reads one manager's event stream, which
+# carries only the statuses that manager stored (docs/scaling.md, Limits).
+wait_state() {
+    local secs="$1" state="$2" ctlcmd=() d all
+    shift 2
+    while [ "$1" != -- ]; do ctlcmd+=("$1"); shift; done
+    shift
+    for _ in $(seq 1 "$secs"); do
+        listed=$("${ctlcmd[@]}" status 2>/dev/null)
+        all=1
+        for d in "$@"; do grep -qE "^$d +[^ ]+ +$state " <<<"$listed" || all=0; done
+        [ "$all" = 1 ] && return 0
+        sleep 1
+    done
+    return 1
+}
+
+# workloads DEPLOYMENT...: how many containers of these deployments exist on the dockerd.
+workloads() {
+    local d
+    for d in "$@"; do docker ps -aq --filter "label=com.docker.compose.project=margo-$d"; done | wc -l
+}
+
+# lease_holder: the manager service (manager-1 or manager-2) whose /metrics says it holds the
+# publisher lease; empty when none does.
+lease_holder() {
+    local n
+    for n in 1 2; do
+        curl -fsS --max-time 5 -H "Authorization: Bearer $(cat "$tmp/token-$n")" \
+            "http://127.0.0.1:${api[$n]}/metrics" 2>/dev/null |
+            grep -q '^margo_lease_held{lease="publisher"} 1$' && { echo "manager-$n"; return; }
+    done
+}
+
+# docker-compose.scale.yml for real: PostgreSQL, two managers sharing it, core + edge broker
+# bridged, an agent on each; deploys through manager 1 to both agents, reads the status through
+# manager 2, kills the publisher-lease holder and changes both deployments through the
+# survivor, restarts the edge broker and removes the edge's deployment through the bridge.
+run_scale_up() {
+    local ctl="$1"
+    docker_start || return
+    api=([1]=$(free_port) [2]=$(free_port))
+    # The test's override: the compose network on a fixed subnet (the registry listens on its
+    # gateway), and both agents told that this registry is plain http.
+    cat >"$tmp/override.yml" <<EOF2
+networks:
+  default:
+    ipam:
+      config:
+        - subnet: 172.31.250.0/24
+services:
+  agent-core:
+    command: ["--device-id", "docker-core-device-1", "--broker-url", "tcp://broker:1883",
+              "--label", "site=core", "--oci-plain-http", "$subnet_gw:$reg_port",
+              "--reconcile-interval", "10"]
+  agent-edge:
+    command: ["--device-id", "docker-edge-device-1", "--broker-url", "tcp://edge:1883",
+              "--label", "site=edge", "--oci-plain-http", "$subnet_gw:$reg_port",
+              "--reconcile-interval", "10"]
+EOF2
+    dc=(docker-compose -p "$project" -f "$src/docker-compose.scale.yml" -f "$tmp/override.yml")
+    export MARGO_API_PORT="${api[1]}" MARGO_API_PORT_2="${api[2]}"
+    MARGO_PG_PASSWORD=$(openssl rand -hex 24)
+    export MARGO_PG_PASSWORD
+    compose_up || return
+    local t0=$SECONDS n
+    read_token manager-1 "$tmp/token-1" && read_token manager-2 "$tmp/token-2" || return
+    m1() { MARGO_URL="http://127.0.0.1:${api[1]}" MARGO_TOKEN_FILE="$tmp/token-1" "$ctl" "$@"; }
+    m2() { MARGO_URL="http://127.0.0.1:${api[2]}" MARGO_TOKEN_FILE="$tmp/token-2" "$ctl" "$@"; }
+    local core=docker-core-device-1 edge=docker-edge-device-1
+    for n in 1 2; do
+        if wait_online 90 "m$n" -- "$core" "$edge"; then
+            ok "manager-$n (127.0.0.1:${api[$n]}): both agents online with the compose type (the edge's through the bridge)"
+        else
+            bad "manager-$n: devices not online after 90 s: $listed"
+            (cd "$src" && "${dc[@]}" logs --tail 15) 2>&1 | tail -n 100
+            return
+        fi
+    done
+    publish_sample || return
+    m1 app add "$pkg" >/dev/null || { bad "app add through manager-1"; return; }
+    grep -q '^hello-compose ' <<<"$(m2 app list 2>&1)" && ok "the app added through manager-1 is in manager-2's catalog" ||
+        bad "manager-2 app list: $(m2 app list 2>&1)"
+    local dep id_core port_core id_edge port_edge
+    dep=$(deploy_sample m1 -- "$core" "Hello core") || return
+    read -r id_core port_core <<<"$dep"
+    dep=$(deploy_sample m1 -- "$edge" "Hello edge") || return
+    read -r id_edge port_edge <<<"$dep"
+    if wait_state 180 installed m1 -- "$id_core" "$id_edge"; then
+        ok "deployed through manager-1: installed on the core's and the edge's agent (manager-1's status)"
+    else
+        bad "not installed through manager-1 after 180 s: $listed"
+        (cd "$src" && "${dc[@]}" logs --tail 30 agent-core agent-edge) 2>&1 | tail -n 60
+        return
+    fi
+    wait_page "$port_core" "Hello core" && wait_page "$port_edge" "Hello edge" &&
+        ok "both workloads answer on the host" || bad "a workload answered '$got'"
+    wait_state 10 installed m2 -- "$id_core" "$id_edge" &&
+        ok "manager-2 shows both deployments installed" || bad "manager-2 status: $listed"
+
+    # kill (SIGKILL) the manager that holds the publisher lease; the other serves and takes it
+    local holder survivor s
+    holder=$(lease_holder)
+    [ -n "$holder" ] || { bad "no manager holds the publisher lease (/metrics)"; return; }
+    [ "$holder" = manager-1 ] && s=2 || s=1
+    survivor=manager-$s
+    (cd "$src" && "${dc[@]}" kill -s SIGKILL "$holder") >"$tmp/kill.log" 2>&1 ||
+        { bad "docker-compose kill $holder: $(cat "$tmp/kill.log")"; return; }
+    ok "$holder (the publisher-lease holder) killed with SIGKILL"
+    "m$s" device list >/dev/null 2>&1 && ok "$survivor still serves the API" ||
+        bad "$survivor does not serve after $holder was killed"
+    "m$s" deployment update "$id_core" --set "greeting=Core after failover" >/dev/null &&
+        "m$s" deployment update "$id_edge" --set "greeting=Edge after failover" >/dev/null ||
+        bad "deployment update through $survivor refused"
+    if wait_page "$port_core" "Core after failover" 180 && wait_page "$port_edge" "Edge after failover" 180 &&
+        wait_state 60 installed "m$s" -- "$id_core" "$id_edge"; then
+        ok "reconfigured both through $survivor after the failover: both pages changed, both installed"
+    else
+        bad "reconfigure through $survivor: page '$got', status $listed"
+    fi
+    [ "$(lease_holder)" = "$survivor" ] && ok "$survivor holds the publisher lease" ||
+        bad "$survivor does not hold the publisher lease"
+
+    # restart the edge broker (and with it the bridge): the edge's agent comes back and a
+    # removal through the bridge converges
+    local conns
+    conns=$(cd "$src" && "${dc[@]}" logs agent-edge 2>&1 | grep -c 'agent: connected')
+    (cd "$src" && timeout 120 "${dc[@]}" restart edge) >"$tmp/restart-edge.log" 2>&1 ||
+        { bad "docker-compose restart edge: $(cat "$tmp/restart-edge.log")"; return; }
+    for _ in $(seq 1 60); do
+        [ "$(cd "$src" && "${dc[@]}" logs agent-edge 2>&1 | grep -c 'agent: connected')" -gt "$conns" ] && break
+        sleep 1
+    done
+    [ "$(cd "$src" && "${dc[@]}" logs agent-edge 2>&1 | grep -c 'agent: connected')" -gt "$conns" ] &&
+        ok "edge broker restarted: the edge's agent connected to it again" ||
+        bad "the edge's agent did not reconnect within 60 s of the edge's restart"
+    if wait_online 90 "m$s" -- "$edge"; then
+        ok "$edge online through $survivor after the edge's restart"
+    else
+        bad "$edge not online 90 s after the edge's restart: $listed"
+    fi
+    "m$s" deployment rm "$id_edge" >/dev/null && "m$s" deployment rm "$id_core" >/dev/null ||
+        bad "deployment rm through $survivor"
+    for _ in $(seq 1 120); do
+        [ "$(workloads "$id_core" "$id_edge")" -eq 0 ] && break
+        sleep 1
+    done
+    n=$(workloads "$id_core" "$id_edge")
+    [ "$n" -eq 0 ] && ok "both removed through $survivor (the edge's through the restarted bridge): no workload container left" ||
+        bad "$n workload containers left 120 s after the removal"
+    # the agents' `removed` statuses: the edge's crossed the restarted bridge outwards
+    wait_state 60 removed "m$s" -- "$id_core" "$id_edge" &&
+        ok "$survivor shows both removed (the edge's status through the restarted bridge)" ||
+        bad "removal status through $survivor: $listed"
+
+    # the killed manager back: it serves again next to the survivor
+    (cd "$src" && "${dc[@]}" start "$holder") >/dev/null 2>&1 || bad "docker-compose start $holder"
+    [ "$holder" = manager-1 ] && n=1 || n=2
+    if wait_online 60 "m$n" -- "$core" "$edge"; then
+        ok "$holder started again: serves, both devices online"
+    else
+        bad "$holder after its restart: $listed"
+    fi
+    echo "note: the checks after 'docker-compose up' took $((SECONDS - t0)) s"
+}
+
 case "$mode" in
     config) check_config ;;
     scale-config) check_scale_config ;;
     up) [ $# -eq 2 ] || { echo "usage: $0 up MARGOCTL" >&2; exit 2; }; check_config; run_up "$2" ;;
-    *) echo "usage: $0 config | scale-config | up MARGOCTL" >&2; exit 2 ;;
+    scale-up)
+        [ $# -eq 2 ] || { echo "usage: $0 scale-up MARGOCTL" >&2; exit 2; }
+        check_scale_config
+        run_scale_up "$2" ;;
+    *) echo "usage: $0 config | scale-config | up MARGOCTL | scale-up MARGOCTL" >&2; exit 2 ;;
 esac
 [ "$fails" -eq 0 ] && echo "PASSED" || { echo "$fails check(s) failed"; exit 1; }
