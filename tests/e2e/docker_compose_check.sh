@@ -527,9 +527,7 @@ deploy_through_docker() {
 }
 
 # wait_state SECONDS STATE CTL... -- DEPLOYMENT...: until `CTL status` (the shared store)
-# shows every DEPLOYMENT in STATE; the last listing in $listed. With several managers this,
-# not `margoctl watch`, follows a deployment: watch reads one manager's event stream, which
-# carries only the statuses that manager stored (docs/scaling.md, Limits).
+# shows every DEPLOYMENT in STATE; the last listing in $listed.
 wait_state() {
     local secs="$1" state="$2" ctlcmd=() d all
     shift 2
@@ -611,11 +609,25 @@ EOF2
     m1 app add "$pkg" >/dev/null || { bad "app add through manager-1"; return; }
     grep -q '^hello-compose ' <<<"$(m2 app list 2>&1)" && ok "the app added through manager-1 is in manager-2's catalog" ||
         bad "manager-2 app list: $(m2 app list 2>&1)"
-    local dep id_core port_core id_edge port_edge
+    local dep id_core port_core id_edge port_edge w watches=() wrc=0
+    # each deployment watched through both managers from its start: the broker hands its
+    # statuses to either manager, and every stream carries what both stored (livebus)
     dep=$(deploy_sample m1 -- "$core" "Hello core") || return
     read -r id_core port_core <<<"$dep"
+    m1 watch "$id_core" --timeout 180 >"$tmp/watch-core-m1.txt" 2>&1 &
+    watches+=($!)
+    m2 watch "$id_core" --timeout 180 >"$tmp/watch-core-m2.txt" 2>&1 &
+    watches+=($!)
     dep=$(deploy_sample m1 -- "$edge" "Hello edge") || return
     read -r id_edge port_edge <<<"$dep"
+    m1 watch "$id_edge" --timeout 180 >"$tmp/watch-edge-m1.txt" 2>&1 &
+    watches+=($!)
+    m2 watch "$id_edge" --timeout 180 >"$tmp/watch-edge-m2.txt" 2>&1 &
+    watches+=($!)
+    for w in "${watches[@]}"; do wait "$w" || wrc=1; done
+    [ "$wrc" = 0 ] &&
+        ok "margoctl watch through manager-1 and through manager-2: both deployments installed (live events of both managers on each stream)" ||
+        bad "watch: $(tail -n 2 "$tmp"/watch-*-m?.txt)"
     if wait_state 180 installed m1 -- "$id_core" "$id_edge"; then
         ok "deployed through manager-1: installed on the core's and the edge's agent (manager-1's status)"
     else
