@@ -1271,6 +1271,10 @@ static pid_t start_publisher(int seconds, int boot, int *fd)
 }
 
 static const char *const HISTORY_COUNT = "SELECT count(*) FROM status_history";
+/* How long the managers may take to store the backlog after the publishers ended: long enough
+ * that a status not stored by then is lost, not slow (a drain of 60 s and more was seen with
+ * PostgreSQL on a loaded machine). */
+#define INGEST_DRAIN_S 300
 
 static int run_ingest(struct ingest_result *r)
 {
@@ -1294,7 +1298,7 @@ static int run_ingest(struct ingest_result *r)
     r->rate_window = (double)(c_pub - c0) / win;
     r->mgr_cpu_share = (m_pub - m0) / win;
     r->broker_cpu_share = (b_pub - b0) / win;
-    int64_t deadline = t_pub + 60000000000LL;
+    int64_t deadline = t_pub + (int64_t)INGEST_DRAIN_S * 1000000000LL;
     int64_t c = c_pub;
     while (!stop_flag && mgo_bench_now_ns() < deadline && c - c0 < r->published) {
         mgo_bench_sleep_ms(50);
@@ -1894,17 +1898,17 @@ int main(int argc, char **argv)
                  ir.published, ir.publish_s, (double)ir.published / ir.publish_s);
             outf("| **stored per second while publishing** | **%.0f/s** | ≥ 20,000/s | %s |\n",
                  ir.rate_window, met(ir.rate_window >= 20000));
-            outf("| stored after publishing ended (%ld of %ld; waited at most 60 s) | +%.1f s "
+            outf("| stored after publishing ended (%ld of %ld; waited at most 300 s) | +%.1f s "
                  "(overall %.0f/s) | every message stored | %s |\n",
                  (long)ir.stored, ir.published, ir.drain_s, ir.rate_overall,
-                 ir.ok ? "met" : "**missed: not all stored within 60 s**");
+                 ir.ok ? "met" : "**missed: not all stored within 300 s**");
             outf("| CPU while publishing: manager / broker | %.0f%% / %.0f%% of a core | – | |\n",
                  100 * ir.mgr_cpu_share, 100 * ir.broker_cpu_share);
             printf(
                 "SUMMARY ingest: %.0f statuses/s stored (goal >= 20000: %s), manager %.0f%% of a "
                 "core, broker %.0f%%, %s (load %s)\n",
                 ir.rate_window, ir.rate_window >= 20000 ? "met" : "missed", 100 * ir.mgr_cpu_share,
-                100 * ir.broker_cpu_share, ir.ok ? "all stored" : "NOT all stored within 60 s", l2);
+                100 * ir.broker_cpu_share, ir.ok ? "all stored" : "NOT all stored within 300 s", l2);
         }
         struct backlog_result br;
         mgo_bench_loadavg(l2, sizeof l2);
@@ -2025,7 +2029,7 @@ int main(int argc, char **argv)
     }
     {
         /* one key=value line per run for scripts/bench.sh --scale-only (ingest_* = -1: not
-         * measured; ingest_ok 0: not every published status stored within 60 s) */
+         * measured; ingest_ok 0: not every published status stored within 300 s) */
         char l_end[64];
         mgo_bench_loadavg(l_end, sizeof l_end);
         double n = o.devices;
