@@ -526,8 +526,11 @@ static void continue_drain(void *ctx)
 /* Takes the MQTT client's queued events. A run of messages is ingested in one store
  * transaction, so a burst of statuses costs one WAL sync instead of one each (the
  * per-message commit capped ingest rates, docs/benchmarks.md); each message still has its
- * own savepoint inside, and a failed commit keeps the whole batch (ingest.h). Any other event
- * (connect, publish outcomes) ends the run and is handled after the commit, in order. After
+ * own savepoint inside, and a failed commit keeps the whole batch (ingest.h). Publish
+ * outcomes do not end the run (they only move the publisher's in-flight list; the
+ * acknowledged manifests are recorded together, in their own transaction, when the drain
+ * ends or before the next other event). Any other event (connect, connection lost) ends the
+ * run and is handled after the commit, in order. After
  * MGO_INGEST_BATCH_MAX events the drain yields to the loop (HTTP requests, timers) and comes
  * back through a 0 ms timer: the descriptor is not readable again until the queue has been
  * emptied once (mgo_mqtt_fd). */
@@ -545,19 +548,25 @@ static void drain_mqtt(struct mgo_manager *m)
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m->mqtt, 0, &ev) != MGO_OK)
             break; /* empty: the readiness is consumed */
+        /* a publish outcome touches no ingest state: the run goes on past it */
+        bool outcome = ev.kind == MGO_MQTT_EV_PUBLISHED || ev.kind == MGO_MQTT_EV_PUBLISH_FAILED;
         if (ev.kind == MGO_MQTT_EV_MESSAGE && !batch) {
             mgo_ingest__begin(&m->ingest);
             batch = true;
             m->batch_first_ns = ev.arrived_ns;
-        } else if (ev.kind != MGO_MQTT_EV_MESSAGE && batch) {
-            commit_batch(m); /* logged; the batch is held */
+        } else if (ev.kind != MGO_MQTT_EV_MESSAGE && !outcome) {
+            if (batch)
+                commit_batch(m); /* logged; the batch is held */
             batch = false;
+            mgo_publish__record_acked(&m->pub); /* before a connect or a loss, in order */
         }
         on_mqtt_event(m, &ev);
         mgo_mqtt_event_cleanup(&ev);
     }
     if (batch)
         commit_batch(m); /* logged; the batch is held */
+    /* the drain's acknowledgements in one transaction (one commit instead of one each) */
+    mgo_publish__record_acked(&m->pub);
     watch_held(m);
 }
 

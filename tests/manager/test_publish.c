@@ -97,6 +97,11 @@ static void test_device_publishes_documents_then_manifest(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 0);
     mgo_publish__acked(f.pub, d->token);
+    CU_ASSERT_EQUAL(f.pub->pending_len, 0u); /* out of flight at once */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
+    CU_ASSERT_EQUAL(published, 0); /* recorded with the others of its drain */
+    mgo_publish__record_acked(f.pub);
+    CU_ASSERT_EQUAL(f.pub->acked_len, 0u);
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 2);
     teardown(&f);
