@@ -630,15 +630,19 @@ static void rollout_tick(void *ctx)
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
 }
 
-/* Timer: the fleet roll-ups that changed go out (at most once a period per topic). */
+/* Timer: the fleet roll-ups that changed go out (at most once a period per topic). The app
+ * roll-ups read every deployment of the fleet, so a round costs in proportion to its size:
+ * the next round waits MGO_ROLLUP_COST_FACTOR times as long as this one took when that is
+ * more than the period (rollup.h), which keeps them to a bounded share of the loop. */
 static void rollup_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->rollup_timer = 0;
+    uint64_t t0 = mgo_metrics_now_ns();
     if (is_publisher(m))                             /* the publisher's */
         MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
-    if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
-        MGO_OK)
+    int64_t next = mgo_rollup__next_ms((mgo_metrics_now_ns() - t0) / 1000000u);
+    if (mgo_loop_timer_add(m->loop, next, rollup_tick, m, &m->rollup_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
 }
 
