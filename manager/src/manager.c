@@ -81,8 +81,10 @@ struct mgo_manager {
     bool rollout_kicked;    /* a status change brought the next tick forward */
     uint64_t rollup_timer;  /* the fleet roll-ups' period (rollup.c) */
     struct mgo_rollup rollup;
-    bool refresh_due;     /* a refresh waits for the next connect (also at start-up) */
-    bool drain_scheduled; /* a continuation of drain_mqtt is queued */
+    bool refresh_due;        /* a refresh waits for the next connect (also at start-up) */
+    bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
+    bool drain_paced;        /* the MQTT descriptor is unwatched until paced_drain runs */
+    uint64_t last_commit_ns; /* end of the last drain that committed something, 0: none */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
@@ -490,6 +492,10 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
 
 static void drain_mqtt(struct mgo_manager *m);
 
+/* After a drain that committed something, the next one waits this long at least
+ * (on_mqtt_ready): commits batch what arrived meanwhile instead of a few messages each. */
+#define DRAIN_PACE_MS 5
+
 /* Commits the open ingest batch; a committed one is measured from its first arrival. */
 static void commit_batch(struct mgo_manager *m)
 {
@@ -566,7 +572,10 @@ static void drain_mqtt(struct mgo_manager *m)
     if (batch)
         commit_batch(m); /* logged; the batch is held */
     /* the drain's acknowledgements in one transaction (one commit instead of one each) */
+    bool acks = m->pub.acked_len > 0;
     mgo_publish__record_acked(&m->pub);
+    if (batch || acks)
+        m->last_commit_ns = mgo_metrics_now_ns(); /* paces the next drain (on_mqtt_ready) */
     watch_held(m);
 }
 
@@ -755,11 +764,43 @@ static void catch_up_tick(void *ctx)
                       "only after a reconnect");
 }
 
+static void on_mqtt_ready(void *ctx, int fd, short revents);
+
+/* Timer: the paced drain is due (on_mqtt_ready). */
+static void paced_drain(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->drain_paced = false;
+    if (mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m) != MGO_OK) {
+        /* not expected (the unwatch freed the slot): the events are taken by timer instead */
+        MGO_LOGE(TAG, "cannot watch the MQTT events again; taking them every %d ms", DRAIN_PACE_MS);
+        if (mgo_loop_timer_add(m->loop, DRAIN_PACE_MS, paced_drain, m, NULL) == MGO_OK)
+            m->drain_paced = true;
+    }
+    drain_mqtt(m);
+}
+
+/* The MQTT events are taken at most once per DRAIN_PACE_MS after a drain that committed
+ * something: while statuses keep coming, each drain then takes what came in the meantime
+ * as one batch (one commit, one WAL sync) instead of a commit per few messages. The
+ * messages wait in the client's queue as they would behind a busy loop (Paho has
+ * acknowledged them; their receipts follow their commit, docs/reliability.md). The
+ * descriptor is unwatched meanwhile, since it stays readable until drained. */
 static void on_mqtt_ready(void *ctx, int fd, short revents)
 {
-    (void)fd;
     (void)revents;
-    drain_mqtt(ctx);
+    struct mgo_manager *m = ctx;
+    uint64_t now = mgo_metrics_now_ns();
+    uint64_t pace_ns = (uint64_t)DRAIN_PACE_MS * 1000000u;
+    if (m->last_commit_ns != 0 && now - m->last_commit_ns < pace_ns && !m->drain_paced) {
+        int64_t wait_ms = (int64_t)((m->last_commit_ns + pace_ns - now + 999999u) / 1000000u);
+        if (mgo_loop_timer_add(m->loop, wait_ms, paced_drain, m, NULL) == MGO_OK) {
+            mgo_loop_unwatch(m->loop, fd);
+            m->drain_paced = true;
+            return;
+        }
+    }
+    drain_mqtt(m);
 }
 
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */
