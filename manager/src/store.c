@@ -1312,6 +1312,8 @@ static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b
 static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct dev_pos *p)
 {
     for (;;) {
+        if (p->an == 0)
+            return MGO_OK; /* none left (p->an counts the device's rows) */
         struct mgo_db_stmt *st = NULL;
         mgo_err err = prep(s,
                            "SELECT boot, seq FROM device_positions WHERE device_id = ? "
@@ -1365,7 +1367,9 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     if (err)
         return err;
     bool has = !mgo_pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
-    if (!has) {
+    /* p.an counts the device's rows in device_positions (kept with them, in the same
+     * transaction): with none, nothing waits beyond a gap and there is nothing to look up */
+    if (!has && p.an > 0) {
         err = ahead_has(s, device, b, q, &has);
         if (err)
             return err;
