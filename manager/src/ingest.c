@@ -203,23 +203,6 @@ static void log_problems(const char *what, const char *topic, const struct mgo_p
     MGO_LOGW(TAG, "%s on %s refused: %s", what, topic, text);
 }
 
-struct dep_owner {
-    bool found;
-    char device[MGO_MAX_DEVICE_ID_LEN + 1];
-    enum mgo_mgr_desired desired;
-    uint64_t manifest_version;
-};
-
-static mgo_err dep_owner_visit(const struct mgo_mgr_deployment_row *row, void *c)
-{
-    struct dep_owner *o = c;
-    o->found = true;
-    o->desired = row->desired;
-    o->manifest_version = row->manifest_version;
-    snprintf(o->device, sizeof o->device, "%s", row->device_id);
-    return MGO_OK;
-}
-
 /* The device's receipt after a handled status: with the batch's commit, or now when there is
  * no open batch (the status was committed by itself). */
 static void note_receipt(struct mgo_ingest *in, const char *device,
@@ -333,18 +316,18 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
                              const uint8_t *payload, size_t len, bool http)
 {
     mgo_err result = MGO_OK;
-    if (!http) {
+    /* the device's binding and the deployment's owner in one read (before the decode: the
+     * read names only the topic's ids) */
+    struct mgo_mgr_status_target owner;
+    mgo_err err = mgo_mgr_store_status_target(in->store, t->device_id, t->deployment_id, &owner);
+    if (err)
+        return err; /* the store could not be read: try again later */
+    if (!http && owner.http) {
         /* an HTTP device reports over HTTP; the copy on its MQTT status topic is the
          * manager's own (docs/margo-http.md), already stored */
-        bool is_http = false;
-        mgo_err berr = mgo_mgr_store_device_is_http(in->store, t->device_id, &is_http);
-        if (berr)
-            return berr;
-        if (is_http) {
-            MGO_LOGD(TAG, "status on %s: device %s is bound to HTTP; not ingested from MQTT", topic,
-                     t->device_id);
-            return MGO_OK;
-        }
+        MGO_LOGD(TAG, "status on %s: device %s is bound to HTTP; not ingested from MQTT", topic,
+                 t->device_id);
+        return MGO_OK;
     }
     struct mgo_arena arena;
     mgo_arena_init(&arena, MGO_MAX_DOC_ARENA_BYTES);
@@ -374,18 +357,11 @@ static mgo_err ingest_status(struct mgo_ingest *in, const struct mgo_topic *t, c
     if (t->kind == MGO_TOPIC_STATUS &&
         rate_take(in, t->device_id, MGO_MGR_RATE_STATUSES, in->status_rate, &over) != MGO_OK)
         MGO_LOGD(TAG, "device %s: status not counted against the rate", t->device_id);
-    struct dep_owner owner = {0};
-    mgo_err err =
-        mgo_mgr_store_deployment_get(in->store, t->deployment_id, dep_owner_visit, &owner);
-    if (err == MGO_ERR_NOT_FOUND || (owner.found && strcmp(owner.device, t->device_id) != 0)) {
+    if (!owner.found || strcmp(owner.device, t->device_id) != 0) {
         MGO_LOGW_FOR(TAG, t->device_id, t->deployment_id,
                      "status on %s ignored: unknown deployment %s for device %s", topic,
                      t->deployment_id, t->device_id);
         result = take_position(in, t, &st);
-        goto cleanup;
-    }
-    if (err) {
-        result = err; /* the store could not be read: try again later */
         goto cleanup;
     }
     struct mgo_value tree;

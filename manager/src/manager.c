@@ -82,8 +82,10 @@ struct mgo_manager {
     bool rollout_kicked;    /* a status change brought the next tick forward */
     uint64_t rollup_timer;  /* the fleet roll-ups' period (rollup.c) */
     struct mgo_rollup rollup;
-    bool refresh_due;     /* a refresh waits for the next connect (also at start-up) */
-    bool drain_scheduled; /* a continuation of drain_mqtt is queued */
+    bool refresh_due;        /* a refresh waits for the next connect (also at start-up) */
+    bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
+    bool drain_paced;        /* the MQTT descriptor is unwatched until paced_drain runs */
+    uint64_t last_commit_ns; /* end of the last drain that committed something, 0: none */
     char token[MGO_API_TOKEN_MAX + 1];
     size_t token_len;
     struct mgo_mqtt_outbox mqtt_outbox;
@@ -492,6 +494,10 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
 
 static void drain_mqtt(struct mgo_manager *m);
 
+/* After a drain that committed something, the next one waits this long at least
+ * (on_mqtt_ready): commits batch what arrived meanwhile instead of a few messages each. */
+#define DRAIN_PACE_MS 5
+
 /* Commits the open ingest batch; a committed one is measured from its first arrival. */
 static void commit_batch(struct mgo_manager *m)
 {
@@ -528,8 +534,11 @@ static void continue_drain(void *ctx)
 /* Takes the MQTT client's queued events. A run of messages is ingested in one store
  * transaction, so a burst of statuses costs one WAL sync instead of one each (the
  * per-message commit capped ingest rates, docs/benchmarks.md); each message still has its
- * own savepoint inside, and a failed commit keeps the whole batch (ingest.h). Any other event
- * (connect, publish outcomes) ends the run and is handled after the commit, in order. After
+ * own savepoint inside, and a failed commit keeps the whole batch (ingest.h). Publish
+ * outcomes do not end the run (they only move the publisher's in-flight list; the
+ * acknowledged manifests are recorded together, in their own transaction, when the drain
+ * ends or before the next other event). Any other event (connect, connection lost) ends the
+ * run and is handled after the commit, in order. After
  * MGO_INGEST_BATCH_MAX events the drain yields to the loop (HTTP requests, timers) and comes
  * back through a 0 ms timer: the descriptor is not readable again until the queue has been
  * emptied once (mgo_mqtt_fd). */
@@ -547,19 +556,28 @@ static void drain_mqtt(struct mgo_manager *m)
         struct mgo_mqtt_event ev;
         if (mgo_mqtt_next(m->mqtt, 0, &ev) != MGO_OK)
             break; /* empty: the readiness is consumed */
+        /* a publish outcome touches no ingest state: the run goes on past it */
+        bool outcome = ev.kind == MGO_MQTT_EV_PUBLISHED || ev.kind == MGO_MQTT_EV_PUBLISH_FAILED;
         if (ev.kind == MGO_MQTT_EV_MESSAGE && !batch) {
             mgo_ingest__begin(&m->ingest);
             batch = true;
             m->batch_first_ns = ev.arrived_ns;
-        } else if (ev.kind != MGO_MQTT_EV_MESSAGE && batch) {
-            commit_batch(m); /* logged; the batch is held */
+        } else if (ev.kind != MGO_MQTT_EV_MESSAGE && !outcome) {
+            if (batch)
+                commit_batch(m); /* logged; the batch is held */
             batch = false;
+            mgo_publish__record_acked(&m->pub); /* before a connect or a loss, in order */
         }
         on_mqtt_event(m, &ev);
         mgo_mqtt_event_cleanup(&ev);
     }
     if (batch)
         commit_batch(m); /* logged; the batch is held */
+    /* the drain's acknowledgements in one transaction (one commit instead of one each) */
+    bool acks = m->pub.acked_len > 0;
+    mgo_publish__record_acked(&m->pub);
+    if (batch || acks)
+        m->last_commit_ns = mgo_metrics_now_ns(); /* paces the next drain (on_mqtt_ready) */
     watch_held(m);
 }
 
@@ -623,15 +641,19 @@ static void rollout_tick(void *ctx)
         MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
 }
 
-/* Timer: the fleet roll-ups that changed go out (at most once a period per topic). */
+/* Timer: the fleet roll-ups that changed go out (at most once a period per topic). The app
+ * roll-ups read every deployment of the fleet, so a round costs in proportion to its size:
+ * the next round waits MGO_ROLLUP_COST_FACTOR times as long as this one took when that is
+ * more than the period (rollup.h), which keeps them to a bounded share of the loop. */
 static void rollup_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->rollup_timer = 0;
+    uint64_t t0 = mgo_metrics_now_ns();
     if (is_publisher(m))                             /* the publisher's */
         MGO_IGNORE(mgo_rollup__publish(&m->rollup)); /* logged; again next period */
-    if (mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer) !=
-        MGO_OK)
+    int64_t next = mgo_rollup__next_ms((mgo_metrics_now_ns() - t0) / 1000000u);
+    if (mgo_loop_timer_add(m->loop, next, rollup_tick, m, &m->rollup_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
 }
 
@@ -744,11 +766,43 @@ static void catch_up_tick(void *ctx)
                       "only after a reconnect");
 }
 
+static void on_mqtt_ready(void *ctx, int fd, short revents);
+
+/* Timer: the paced drain is due (on_mqtt_ready). */
+static void paced_drain(void *ctx)
+{
+    struct mgo_manager *m = ctx;
+    m->drain_paced = false;
+    if (mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m) != MGO_OK) {
+        /* not expected (the unwatch freed the slot): the events are taken by timer instead */
+        MGO_LOGE(TAG, "cannot watch the MQTT events again; taking them every %d ms", DRAIN_PACE_MS);
+        if (mgo_loop_timer_add(m->loop, DRAIN_PACE_MS, paced_drain, m, NULL) == MGO_OK)
+            m->drain_paced = true;
+    }
+    drain_mqtt(m);
+}
+
+/* The MQTT events are taken at most once per DRAIN_PACE_MS after a drain that committed
+ * something: while statuses keep coming, each drain then takes what came in the meantime
+ * as one batch (one commit, one WAL sync) instead of a commit per few messages. The
+ * messages wait in the client's queue as they would behind a busy loop (Paho has
+ * acknowledged them; their receipts follow their commit, docs/reliability.md). The
+ * descriptor is unwatched meanwhile, since it stays readable until drained. */
 static void on_mqtt_ready(void *ctx, int fd, short revents)
 {
-    (void)fd;
     (void)revents;
-    drain_mqtt(ctx);
+    struct mgo_manager *m = ctx;
+    uint64_t now = mgo_metrics_now_ns();
+    uint64_t pace_ns = (uint64_t)DRAIN_PACE_MS * 1000000u;
+    if (m->last_commit_ns != 0 && now - m->last_commit_ns < pace_ns && !m->drain_paced) {
+        int64_t wait_ms = (int64_t)((m->last_commit_ns + pace_ns - now + 999999u) / 1000000u);
+        if (mgo_loop_timer_add(m->loop, wait_ms, paced_drain, m, NULL) == MGO_OK) {
+            mgo_loop_unwatch(m->loop, fd);
+            m->drain_paced = true;
+            return;
+        }
+    }
+    drain_mqtt(m);
 }
 
 /* ---- reload (SIGHUP) -------------------------------------------------------------------- */

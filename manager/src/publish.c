@@ -23,6 +23,7 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
     p->sign_key = sign_key;
     p->expiry_s = MGO_PUBLISH_DEFAULT_EXPIRY_S;
     p->pending_len = 0;
+    p->acked_len = 0;
     p->active = true;
     p->active_until_ns = 0;
 }
@@ -56,14 +57,34 @@ void mgo_publish__acked(struct mgo_publisher *p, int token)
     for (size_t i = 0; i < p->pending_len; i++) {
         if (p->pending[i].token != token)
             continue;
-        if (mgo_mgr_store_manifest_set_published(p->store, p->pending[i].device,
-                                                 p->pending[i].version) != MGO_OK)
-            MGO_LOGE(TAG, "device %s: cannot record manifest as published", p->pending[i].device);
+        if (p->acked_len == MGO_PUBLISH_MAX_PENDING)
+            mgo_publish__record_acked(p); /* empties the list, recorded or not */
+        p->acked[p->acked_len++] = p->pending[i];
         memmove(&p->pending[i], &p->pending[i + 1],
                 (p->pending_len - i - 1) * sizeof p->pending[0]);
         p->pending_len--;
         return;
     }
+}
+
+void mgo_publish__record_acked(struct mgo_publisher *p)
+{
+    if (p->acked_len == 0)
+        return;
+    size_t n = p->acked_len;
+    p->acked_len = 0;
+    mgo_err err = mgo_mgr_store_begin(p->store);
+    for (size_t i = 0; !err && i < n; i++)
+        err =
+            mgo_mgr_store_manifest_set_published(p->store, p->acked[i].device, p->acked[i].version);
+    if (err) {
+        mgo_mgr_store_rollback(p->store);
+        MGO_LOGE(TAG, "cannot record %zu manifests as published: %s (sent again later)", n,
+                 mgo_strerror(err));
+        return;
+    }
+    if (mgo_mgr_store_commit(p->store) != MGO_OK) /* rolls back */
+        MGO_LOGE(TAG, "cannot record %zu manifests as published (sent again later)", n);
 }
 
 void mgo_publish__failed(struct mgo_publisher *p, int token)
@@ -90,6 +111,7 @@ static bool in_flight(const struct mgo_publisher *p, const char *device, uint64_
 
 void mgo_publish__connection_lost(struct mgo_publisher *p)
 {
+    mgo_publish__record_acked(p); /* acknowledged before the connection went */
     p->pending_len = 0;
 }
 
@@ -446,7 +468,8 @@ mgo_err mgo_publish__clear_pending_removals(struct mgo_publisher *p)
 mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
 {
     if (!publishing(p))
-        return MGO_OK; /* the lease holder's */
+        return MGO_OK;            /* the lease holder's */
+    mgo_publish__record_acked(p); /* what is published, as far as known */
     struct id_list devices = {0};
     mgo_err err = mgo_mgr_store_manifest_devices(p->store, session_present, add_id, &devices);
     if (!err && !session_present && devices.len > 0)
@@ -468,6 +491,7 @@ mgo_err mgo_publish__catch_up(struct mgo_publisher *p, size_t max, bool *more)
     *more = false;
     if (!publishing(p) || !mgo_outbox__connected(p->outbox) || max == 0)
         return MGO_OK;
+    mgo_publish__record_acked(p); /* what is published, as far as known */
     struct id_list devices = {0};
     mgo_err listed = mgo_mgr_store_manifest_devices(p->store, true, add_id, &devices);
     mgo_err err = listed;

@@ -43,6 +43,10 @@ struct mgo_publisher {
     uint64_t expiry_s;                   /* each manifest's expiresAt = issuedAt + expiry_s */
     struct mgo_pending_pub pending[MGO_PUBLISH_MAX_PENDING];
     size_t pending_len;
+    /* acknowledged manifests not yet recorded in the store (mgo_publish__record_acked writes
+     * them in one transaction; token unused) */
+    struct mgo_pending_pub acked[MGO_PUBLISH_MAX_PENDING];
+    size_t acked_len;
     /* This manager publishes desired state (it holds the publisher lease, or runs alone;
      * docs/scaling.md "Several managers"). false: manifests, documents and clearings are left
      * in the store for the holder, as while not connected; receipts still go out. */
@@ -136,8 +140,15 @@ mgo_err mgo_publish__receipts(struct mgo_publisher *p) MGO_MUST_CHECK;
  * key is set. The digest of the result equals mgo_doc_digest(tree). */
 mgo_err mgo_publish__encode_doc(const struct mgo_publisher *p, const struct mgo_value *tree,
                                 struct mgo_arena *arena, struct mgo_buf *out) MGO_MUST_CHECK;
-/* The broker acknowledged the publish named token: a manifest is recorded as published. */
+/* The broker acknowledged the publish named token: the manifest is no longer in flight and
+ * is recorded as published by the next mgo_publish__record_acked (the daemon calls it once
+ * per drain of the MQTT events, so a burst of acknowledgements costs one transaction instead
+ * of one commit each). Functions here that read what is published record them first. */
 void mgo_publish__acked(struct mgo_publisher *p, int token);
+/* Records the acknowledged manifests in the store, all in one transaction. A failure is
+ * logged and they stay unrecorded: their manifests are sent again (sweep, holder's poll),
+ * the same version, which devices take as a repeat. */
+void mgo_publish__record_acked(struct mgo_publisher *p);
 /* The broker did not acknowledge the publish named token: it is no longer in flight (the
  * manifest stays unacknowledged; the sweep or the holder's poll sends it again). */
 void mgo_publish__failed(struct mgo_publisher *p, int token);

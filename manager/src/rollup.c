@@ -29,6 +29,14 @@ void mgo_rollup__forget(struct mgo_rollup *r)
     r->len = 0;
 }
 
+int64_t mgo_rollup__next_ms(uint64_t took_ms)
+{
+    if (took_ms >= MGO_ROLLUP_MAX_PERIOD_MS / MGO_ROLLUP_COST_FACTOR)
+        return MGO_ROLLUP_MAX_PERIOD_MS;
+    int64_t next = (int64_t)took_ms * MGO_ROLLUP_COST_FACTOR;
+    return next > MGO_ROLLUP_PERIOD_MS ? next : MGO_ROLLUP_PERIOD_MS;
+}
+
 static uint64_t fnv(const uint8_t *p, size_t n)
 {
     uint64_t h = 1469598103934665603ull;

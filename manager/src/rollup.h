@@ -3,11 +3,11 @@
  * fleet on {prefix}/fleet/apps/{appId}, retained, so a monitor subscribes to one topic
  * instead of every device's status.
  *
- * mgo_rollup__publish() runs from the manager's loop once per MGO_ROLLUP_PERIOD_MS: a topic
- * is published at most that often, and only when its document changed since the last
- * publish (one hash per topic, at most MGO_ROLLUP_MAX_TOPICS remembered). An app that no
- * longer has deployments gets its retained document cleared. Loop thread only; calls the
- * store, rollout.c (summaries) and the outbox. */
+ * mgo_rollup__publish() runs from the manager's loop once per MGO_ROLLUP_PERIOD_MS, or less
+ * often when a round is slow (mgo_rollup__next_ms): a topic is published at most that often, and
+ * only when its document changed since the last publish (one hash per topic, at most
+ * MGO_ROLLUP_MAX_TOPICS remembered). An app that no longer has deployments gets its retained
+ * document cleared. Loop thread only; calls the store, rollout.c (summaries) and the outbox. */
 #ifndef MGO_MGR_ROLLUP_H
 #define MGO_MGR_ROLLUP_H
 
@@ -20,6 +20,11 @@
 #include "mgo/topic.h"
 
 #define MGO_ROLLUP_PERIOD_MS 1000
+/* A round that took T ms is followed by the next after max(period, FACTOR * T), at most
+ * MGO_ROLLUP_MAX_PERIOD_MS: the roll-ups take at most 1/FACTOR of the loop's time however
+ * large the fleet (a round reads every deployment). */
+#define MGO_ROLLUP_COST_FACTOR 20
+#define MGO_ROLLUP_MAX_PERIOD_MS 30000
 #define MGO_ROLLUP_MAX_TOPICS 1024u
 /* A finished rollout's summary is published (once more) for this long after it finished. */
 #define MGO_ROLLUP_FINISHED_MS (10 * 60 * 1000)
@@ -50,5 +55,7 @@ mgo_err mgo_rollup__publish(struct mgo_rollup *r) MGO_MUST_CHECK;
 /* After a new broker session (retained messages may be gone): everything is published
  * again. */
 void mgo_rollup__forget(struct mgo_rollup *r);
+/* The wait in ms before the next round after one that took took_ms (MGO_ROLLUP_COST_FACTOR). */
+int64_t mgo_rollup__next_ms(uint64_t took_ms);
 
 #endif

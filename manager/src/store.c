@@ -776,6 +776,17 @@ static mgo_err lock_device(struct mgo_mgr_store *s, const char *id, bool *found_
     return err;
 }
 
+/* The device's row exists (and, with several writers, is locked) until the transaction
+ * ends or something is rolled back: ensure_device needs no statement for it meanwhile. */
+static void ensured_now(struct mgo_mgr_store *s, const char *id)
+{
+    size_t n = strlen(id);
+    if (s->depth > 0 && n < sizeof s->ensured) {
+        memcpy(s->ensured, id, n + 1);
+        s->ensured_gen = s->tx_gen;
+    }
+}
+
 static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
 {
     if (refuse_role(s, id) != MGO_OK)
@@ -799,10 +810,8 @@ static mgo_err ensure_device(struct mgo_mgr_store *s, const char *id)
     } else {
         err = insert_device(s, id);
     }
-    if (!err && s->depth > 0 && strlen(id) < sizeof s->ensured) {
-        memcpy(s->ensured, id, strlen(id) + 1);
-        s->ensured_gen = s->tx_gen;
-    }
+    if (!err)
+        ensured_now(s, id);
     return err;
 }
 
@@ -1304,6 +1313,8 @@ static mgo_err ahead_has(struct mgo_mgr_store *s, const char *device, uint64_t b
 static mgo_err ahead_absorb(struct mgo_mgr_store *s, const char *device, struct dev_pos *p)
 {
     for (;;) {
+        if (p->an == 0)
+            return MGO_OK; /* none left (p->an counts the device's rows) */
         struct mgo_db_stmt *st = NULL;
         mgo_err err = prep(s,
                            "SELECT boot, seq FROM device_positions WHERE device_id = ? "
@@ -1357,7 +1368,9 @@ static mgo_err position_take(struct mgo_mgr_store *s, const char *device, uint64
     if (err)
         return err;
     bool has = !mgo_pos_before(p.rb, p.rs, b, q); /* at or before the handled-up-to position */
-    if (!has) {
+    /* p.an counts the device's rows in device_positions (kept with them, in the same
+     * transaction): with none, nothing waits beyond a gap and there is nothing to look up */
+    if (!has && p.an > 0) {
         err = ahead_has(s, device, b, q, &has);
         if (err)
             return err;
@@ -1760,30 +1773,40 @@ mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
         "UPDATE devices SET st_win_ms = ?, st_win_n = ?, st_over = ? WHERE id = ?",
     };
     size_t k = kind == MGO_MGR_RATE_EVENTS ? 0 : 1;
+    if (refuse_role(s, device_id) != MGO_OK)
+        return MGO_ERR_INVALID;
     mgo_err err = mgo_mgr_store_begin(s);
     if (err)
         return err;
-    err = ensure_device(s, device_id);
-    if (err)
-        goto rollback;
-    struct mgo_db_stmt *st = NULL;
-    err = prep(s, sel[k], &st);
-    if (err)
-        goto rollback;
-    bind_text(st, 1, device_id);
-    int rc = step(s, st);
+    /* the (locked) read first: a device that exists needs no ensure_device statement (its
+     * row read under LOCKED takes the lock ensure_device would); a missing one is added and
+     * read again */
     int64_t win_ms = 0;
     uint64_t win_n = 0, total = 0;
-    if (rc == MGO_DB_ROW) {
-        win_ms = mgo_db_col_int64(st, 0);
-        win_n = col_u64(st, 1);
-        total = col_u64(st, 2);
-    } else {
-        err = sql_err(s, "read rate");
+    for (int attempt = 0;; attempt++) {
+        struct mgo_db_stmt *st = NULL;
+        err = prep(s, sel[k], &st);
+        if (err)
+            goto rollback;
+        bind_text(st, 1, device_id);
+        int rc = step(s, st);
+        if (rc == MGO_DB_ROW) {
+            win_ms = mgo_db_col_int64(st, 0);
+            win_n = col_u64(st, 1);
+            total = col_u64(st, 2);
+        } else if (rc != MGO_DB_DONE || attempt > 0) {
+            err = sql_err(s, "read rate");
+        }
+        stmt_done(s, st);
+        if (err)
+            goto rollback;
+        if (rc == MGO_DB_ROW)
+            break;
+        err = ensure_device(s, device_id);
+        if (err)
+            goto rollback;
     }
-    stmt_done(s, st);
-    if (err)
-        goto rollback;
+    ensured_now(s, device_id);
     /* a clock stepped back also opens a new window */
     if (now_ms < win_ms || now_ms - win_ms >= RATE_WINDOW_MS) {
         if (per_minute > 0 && win_n > per_minute)
@@ -1798,6 +1821,7 @@ mgo_err mgo_mgr_store_rate_take(struct mgo_mgr_store *s, const char *device_id,
         total++;
     }
     out->total_over = total;
+    struct mgo_db_stmt *st = NULL;
     err = prep(s, upd[k], &st);
     if (err)
         goto rollback;
@@ -2104,6 +2128,59 @@ mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id, bo
         *http_out = strcmp(col_text(st, 0), MGO_MGR_BINDING_HTTP) == 0;
     else if (rc != MGO_DB_DONE)
         err = sql_err(s, "read binding");
+    stmt_done(s, st);
+    return err;
+}
+
+static mgo_err target_visit(const struct mgo_mgr_deployment_row *row, void *c)
+{
+    struct mgo_mgr_status_target *t = c;
+    t->found = true;
+    snprintf(t->device, sizeof t->device, "%s", row->device_id);
+    t->desired = row->desired;
+    t->manifest_version = row->manifest_version;
+    return MGO_OK;
+}
+
+mgo_err mgo_mgr_store_status_target(struct mgo_mgr_store *s, const char *device_id,
+                                    const char *deployment_id, struct mgo_mgr_status_target *out)
+{
+    memset(out, 0, sizeof *out);
+    if (s->schema_version < 7) { /* no binding column: the two reads it stands for */
+        mgo_err err = mgo_mgr_store_device_is_http(s, device_id, &out->http);
+        if (!err)
+            err = mgo_mgr_store_deployment_get(s, deployment_id, target_visit, out);
+        return err == MGO_ERR_NOT_FOUND ? MGO_OK : err;
+    }
+    /* one row always: the binding (NULL: no such device) and the deployment's columns
+     * (NULL: no such deployment) */
+    struct mgo_db_stmt *st = NULL;
+    mgo_err err = prep(s,
+                       "SELECT (SELECT binding FROM devices WHERE id = ?1), d.device_id,"
+                       " d.desired, d.manifest_version FROM (SELECT 1 AS one) AS o"
+                       " LEFT JOIN deployments d ON d.id = ?2",
+                       &st);
+    if (err)
+        return err;
+    bind_text(st, 1, device_id);
+    bind_text(st, 2, deployment_id);
+    int rc = step(s, st);
+    if (rc == MGO_DB_ROW) {
+        const char *binding = col_text(st, 0);
+        out->http = binding != NULL && strcmp(binding, MGO_MGR_BINDING_HTTP) == 0;
+        const char *dev = col_text(st, 1);
+        if (dev != NULL) {
+            int desired = (int)mgo_db_col_int64(st, 2);
+            out->found = true;
+            snprintf(out->device, sizeof out->device, "%s", dev);
+            out->desired = desired == 1   ? MGO_MGR_DESIRED_REMOVING
+                           : desired == 2 ? MGO_MGR_DESIRED_REMOVED
+                                          : MGO_MGR_DESIRED_PRESENT;
+            out->manifest_version = col_u64(st, 3);
+        }
+    } else {
+        err = sql_err(s, "read status target");
+    }
     stmt_done(s, st);
     return err;
 }

@@ -6,6 +6,7 @@
 #include "pg.h"
 
 #include "../../manager/src/publish.h"
+#include "../../manager/src/rollup.h"
 #include "mgo/margo.h"
 #include "mgo/sign.h"
 #include "mgr_test_util.h"
@@ -97,6 +98,11 @@ static void test_device_publishes_documents_then_manifest(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 0);
     mgo_publish__acked(f.pub, d->token);
+    CU_ASSERT_EQUAL(f.pub->pending_len, 0u); /* out of flight at once */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
+    CU_ASSERT_EQUAL(published, 0); /* recorded with the others of its drain */
+    mgo_publish__record_acked(f.pub);
+    CU_ASSERT_EQUAL(f.pub->acked_len, 0u);
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 2);
     teardown(&f);
@@ -373,11 +379,23 @@ static void test_inactive_then_catch_up(void)
     teardown(&f);
 }
 
+static void test_rollup_period_follows_cost(void)
+{
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(0), MGO_ROLLUP_PERIOD_MS);
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(50), MGO_ROLLUP_PERIOD_MS); /* 20 x 50 = the period */
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(51), 51 * MGO_ROLLUP_COST_FACTOR);
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(400), 400 * MGO_ROLLUP_COST_FACTOR);
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(1499), 1499 * MGO_ROLLUP_COST_FACTOR);
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(1500), MGO_ROLLUP_MAX_PERIOD_MS);
+    CU_ASSERT_EQUAL(mgo_rollup__next_ms(UINT64_MAX), MGO_ROLLUP_MAX_PERIOD_MS);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
         {"manifests carry a validity; a refresh re-issues them unchanged otherwise",
          test_manifest_validity_and_refresh},
+        {"the roll-up period stretches with the cost of a round", test_rollup_period_follows_cost},
         {"device: documents then manifest, table QoS/retain, ack recorded",
          test_device_publishes_documents_then_manifest},
         {"device: only changed documents", test_device_only_changed_documents},

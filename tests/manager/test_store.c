@@ -590,6 +590,46 @@ static void test_gap_positions_and_events_bounded(void)
     mgo_test_rm_rf(dir);
 }
 
+/* The one read of an ingested status: the device's binding and the deployment's owner. */
+static void test_status_target(void)
+{
+    char dir[256];
+    mgo_test_tmpdir("mgr", dir);
+    struct mgo_mgr_store *s = NULL;
+    CU_ASSERT_EQUAL_FATAL(mgo_mgr_store_open(mgo_test_store(dir), &s), MGO_OK);
+    struct mgo_mgr_status_target t;
+    /* neither the device nor the deployment */
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_target(s, "dev1", "dep-1", &t), MGO_OK);
+    CU_ASSERT_FALSE(t.http);
+    CU_ASSERT_FALSE(t.found);
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev1", &v), MGO_OK);
+    struct mgo_mgr_deployment_row d = dep_row("dep-1", "dev1", v);
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_put(s, &d), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_target(s, "dev1", "dep-1", &t), MGO_OK);
+    CU_ASSERT_FALSE(t.http);
+    CU_ASSERT_TRUE(t.found);
+    CU_ASSERT_STRING_EQUAL(t.device, "dev1");
+    CU_ASSERT_EQUAL(t.desired, MGO_MGR_DESIRED_PRESENT);
+    CU_ASSERT_EQUAL(t.manifest_version, 2u);
+    /* another device's status naming it: the owner is told, the binding is the topic's */
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_set_binding(s, "dev2", MGO_MGR_BINDING_HTTP), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_target(s, "dev2", "dep-1", &t), MGO_OK);
+    CU_ASSERT_TRUE(t.http);
+    CU_ASSERT_TRUE(t.found);
+    CU_ASSERT_STRING_EQUAL(t.device, "dev1");
+    CU_ASSERT_EQUAL(mgo_mgr_store_deployment_set_desired(s, "dep-1", MGO_MGR_DESIRED_REMOVING),
+                    MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_target(s, "dev2", "dep-9", &t), MGO_OK);
+    CU_ASSERT_TRUE(t.http);
+    CU_ASSERT_FALSE(t.found);
+    CU_ASSERT_EQUAL(mgo_mgr_store_status_target(s, "dev1", "dep-1", &t), MGO_OK);
+    CU_ASSERT_EQUAL(t.desired, MGO_MGR_DESIRED_REMOVING);
+    mgo_mgr_store_close(s);
+    mgo_test_rm_rf(dir);
+}
+
 void mgo_test_register(void)
 {
     static const struct mgo_test_case cases[] = {
@@ -606,6 +646,7 @@ void mgo_test_register(void)
         {"app catalog rules", test_app_catalog_rules},
         {"visitor error ends the walk", test_visitor_error_ends_the_walk},
         {"failed commit rolls back", test_failed_commit_rolls_back},
+        {"status target: binding and deployment owner in one read", test_status_target},
         {NULL, NULL},
     };
     mgo_test_add_suite("manager store", cases);

@@ -391,6 +391,20 @@ mgo_err mgo_mgr_store_device_set_binding(struct mgo_mgr_store *s, const char *id
 /* *http_out: the device exists and is bound to HTTP. */
 mgo_err mgo_mgr_store_device_is_http(struct mgo_mgr_store *s, const char *id,
                                      bool *http_out) MGO_MUST_CHECK;
+/* What ingesting a status of device_id for deployment_id reads, in one statement: whether
+ * the device exists and is bound to HTTP (as mgo_mgr_store_device_is_http), and the
+ * deployment's device, desired state and manifestVersion (found false: no such deployment).
+ * The deployment document and parameters are not read. */
+struct mgo_mgr_status_target {
+    bool http;
+    bool found;
+    char device[MGO_MAX_DEVICE_ID_LEN + 1];
+    enum mgo_mgr_desired desired;
+    uint64_t manifest_version;
+};
+mgo_err mgo_mgr_store_status_target(struct mgo_mgr_store *s, const char *device_id,
+                                    const char *deployment_id,
+                                    struct mgo_mgr_status_target *out) MGO_MUST_CHECK;
 /* Unregisters a device's capabilities (DELETE /api/v1/capabilities/{id}): it keeps its
  * deployments and history but matches nothing until it reports again. MGO_ERR_NOT_FOUND
  * when it has none. */
