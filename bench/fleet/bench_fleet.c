@@ -1908,7 +1908,8 @@ int main(int argc, char **argv)
                 "SUMMARY ingest: %.0f statuses/s stored (goal >= 20000: %s), manager %.0f%% of a "
                 "core, broker %.0f%%, %s (load %s)\n",
                 ir.rate_window, ir.rate_window >= 20000 ? "met" : "missed", 100 * ir.mgr_cpu_share,
-                100 * ir.broker_cpu_share, ir.ok ? "all stored" : "NOT all stored within 300 s", l2);
+                100 * ir.broker_cpu_share, ir.ok ? "all stored" : "NOT all stored within 300 s",
+                l2);
         }
         struct backlog_result br;
         mgo_bench_loadavg(l2, sizeof l2);
