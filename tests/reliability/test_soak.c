@@ -210,6 +210,12 @@ static void test_soak(void)
         mgo_test_sleep_ms(50 + rand_r(&seed) % 200);
     }
     free(restart_at);
+    /* a manager that died during the loop (a crash) fails here, not after a wait per slot */
+    int died = mgo_test_wait_exit(mgr.pid, 0);
+    if (died != -1)
+        fprintf(stderr, "soak: the manager exited (status %d) during the loop; its log is in %s\n",
+                died, dir);
+    CU_ASSERT_FATAL(died == -1);
 
     /* convergence: every device reports exactly what the manager wants */
     size_t present = 0, removed = 0, stuck = 0;
