@@ -80,6 +80,16 @@ static pid_t open_stream(int i, const char *log)
     return pid;
 }
 
+/* An unfiltered stream on each manager, logged to DIR/NAME-0.txt and DIR/NAME-1.txt. */
+static void open_streams(const char *name, char log[2][320], pid_t s[2])
+{
+    for (int i = 0; i < 2; i++) {
+        snprintf(log[i], 320, "%s/%s-%d.txt", dir, name, i);
+        s[i] = open_stream(i, log[i]);
+        CU_ASSERT_FATAL(s[i] > 0);
+    }
+}
+
 static void device_event(const char *device, const char *message)
 {
     char topic[128];
@@ -147,11 +157,7 @@ static void test_every_stream_sees_every_manager(void)
 {
     char log[2][320];
     pid_t s[2];
-    for (int i = 0; i < 2; i++) {
-        snprintf(log[i], sizeof log[i], "%s/stream-%d.txt", dir, i);
-        s[i] = open_stream(i, log[i]);
-        CU_ASSERT_FATAL(s[i] > 0);
-    }
+    open_streams("stream", log, s);
     CU_ASSERT_FATAL(wait_listening(log[0], log[1], "a"));
     uint64_t h0 = handled_events(0), h1 = handled_events(1);
     char msg[16];
@@ -240,11 +246,7 @@ static void test_lost_listener_ends_streams(void)
 {
     char log[2][320];
     pid_t s[2];
-    for (int i = 0; i < 2; i++) {
-        snprintf(log[i], sizeof log[i], "%s/stream-lost-%d.txt", dir, i);
-        s[i] = open_stream(i, log[i]);
-        CU_ASSERT_FATAL(s[i] > 0);
-    }
+    open_streams("stream-lost", log, s);
     CU_ASSERT_FATAL(wait_listening(log[0], log[1], "b"));
     CU_ASSERT_FATAL(mgo_test_store_sql(db_url, "SELECT pg_terminate_backend(pid) FROM "
                                                "pg_stat_activity WHERE query = 'LISTEN "
@@ -253,11 +255,7 @@ static void test_lost_listener_ends_streams(void)
     for (int i = 0; i < 2; i++)
         CU_ASSERT(mgo_test_wait_exit(s[i], WAIT_MS) == 0);
     /* listening again: new streams carry events of both managers again */
-    for (int i = 0; i < 2; i++) {
-        snprintf(log[i], sizeof log[i], "%s/stream-again-%d.txt", dir, i);
-        s[i] = open_stream(i, log[i]);
-        CU_ASSERT_FATAL(s[i] > 0);
-    }
+    open_streams("stream-again", log, s);
     CU_ASSERT(wait_listening(log[0], log[1], "c"));
     for (int i = 0; i < 2; i++)
         mgo_test_kill(s[i], SIGTERM);
