@@ -333,21 +333,30 @@ read_token() {
     return 1
 }
 
-# wait_online SECONDS CTL... -- DEVICE...: until `CTL device list` shows every DEVICE online
-# with the compose type; the last listing in $listed.
-wait_online() {
-    local secs="$1" ctlcmd=() d all
-    shift
+# wait_rows SECONDS "SUBCOMMAND" SUFFIX CTL... -- ITEM...: until `CTL SUBCOMMAND` lists a line
+# matching ^ITEM SUFFIX (an extended regex) for every ITEM; the last listing in $listed.
+wait_rows() {
+    local secs="$1" sub="$2" suffix="$3" ctlcmd=() d all
+    shift 3
     while [ "$1" != -- ]; do ctlcmd+=("$1"); shift; done
     shift
     for _ in $(seq 1 "$secs"); do
-        listed=$("${ctlcmd[@]}" device list 2>/dev/null)
+        # shellcheck disable=SC2086 # SUBCOMMAND is words ("device list")
+        listed=$("${ctlcmd[@]}" $sub 2>/dev/null)
         all=1
-        for d in "$@"; do grep -qE "^$d +online +compose" <<<"$listed" || all=0; done
+        for d in "$@"; do grep -qE "^$d$suffix" <<<"$listed" || all=0; done
         [ "$all" = 1 ] && return 0
         sleep 1
     done
     return 1
+}
+
+# wait_online SECONDS CTL... -- DEVICE...: until `CTL device list` shows every DEVICE online
+# with the compose type; the last listing in $listed.
+wait_online() {
+    local secs="$1"
+    shift
+    wait_rows "$secs" "device list" " +online +compose" "$@"
 }
 
 run_up() {
@@ -529,18 +538,9 @@ deploy_through_docker() {
 # wait_state SECONDS STATE CTL... -- DEPLOYMENT...: until `CTL status` (the shared store)
 # shows every DEPLOYMENT in STATE; the last listing in $listed.
 wait_state() {
-    local secs="$1" state="$2" ctlcmd=() d all
+    local secs="$1" state="$2"
     shift 2
-    while [ "$1" != -- ]; do ctlcmd+=("$1"); shift; done
-    shift
-    for _ in $(seq 1 "$secs"); do
-        listed=$("${ctlcmd[@]}" status 2>/dev/null)
-        all=1
-        for d in "$@"; do grep -qE "^$d +[^ ]+ +$state " <<<"$listed" || all=0; done
-        [ "$all" = 1 ] && return 0
-        sleep 1
-    done
-    return 1
+    wait_rows "$secs" status " +[^ ]+ +$state " "$@"
 }
 
 # workloads DEPLOYMENT...: how many containers of these deployments exist on the dockerd.
@@ -554,9 +554,10 @@ workloads() {
 lease_holder() {
     local n
     for n in 1 2; do
-        curl -fsS --max-time 5 -H "Authorization: Bearer $(cat "$tmp/token-$n")" \
-            "http://127.0.0.1:${api[$n]}/metrics" 2>/dev/null |
-            grep -q '^margo_lease_held{lease="publisher"} 1$' && { echo "manager-$n"; return; }
+        # a here-string, not a pipe: grep -q ending first would SIGPIPE curl (pipefail)
+        grep -q '^margo_lease_held{lease="publisher"} 1$' <<<"$(curl -fsS --max-time 5 \
+            -H "Authorization: Bearer $(cat "$tmp/token-$n")" \
+            "http://127.0.0.1:${api[$n]}/metrics" 2>/dev/null)" && { echo "manager-$n"; return; }
     done
 }
 
