@@ -56,10 +56,13 @@
 #define SWEEP_RETRY_MS 5000
 /* the loop trigger of a reload (mgo_manager_reload) */
 #define RELOAD_TRIGGER 0u
-/* Several managers (share-group, docs/scaling.md "Several managers"; the leases: lease.h):
- * the publisher polls the manifests the broker has not acknowledged every CATCH_UP_MS, and
- * clears the retained documents of removals every REMOVALS_EVERY polls. */
-#define CATCH_UP_MS 250
+/* The publisher's background work (mgo_publish__poll): every PUBLISH_POLL_MS, and at once
+ * while a step leaves more and the publish window has room, at most PUBLISH_STEP_MAX devices
+ * a loop turn. With several managers (share-group, docs/scaling.md "Several managers"; the
+ * leases: lease.h) this is how the holder publishes what the others stored; every
+ * REMOVALS_EVERY polls the holder clears the retained documents of removals. */
+#define PUBLISH_POLL_MS 250
+#define PUBLISH_STEP_MAX 256
 /* attempts at a new receipt epoch at start (it changes every device row; see mgo_manager_new) */
 #define EPOCH_ATTEMPTS 10
 #define REMOVALS_EVERY 20u
@@ -82,7 +85,6 @@ struct mgo_manager {
     bool rollout_kicked;    /* a status change brought the next tick forward */
     uint64_t rollup_timer;  /* the fleet roll-ups' period (rollup.c) */
     struct mgo_rollup rollup;
-    bool refresh_due;        /* a refresh waits for the next connect (also at start-up) */
     bool drain_scheduled;    /* a continuation of drain_mqtt is queued */
     bool drain_paced;        /* the MQTT descriptor is unwatched until paced_drain runs */
     uint64_t last_commit_ns; /* end of the last drain that committed something, 0: none */
@@ -115,8 +117,9 @@ struct mgo_manager {
     bool shared;
     struct mgo_lease lease;
     uint64_t lease_timer; /* renewal */
-    uint64_t catch_up_timer;
-    unsigned catch_up_n;
+    uint64_t publish_timer;
+    bool publish_kicked; /* publish_timer is a 0 ms one */
+    unsigned publish_n;
     bool epoch_due; /* a new receipt epoch could not be stored: the lease timer tries again */
     struct mgo_livebus *bus; /* share-group on PostgreSQL: the live events of every manager */
 };
@@ -388,6 +391,7 @@ static void try_connect(void *ctx)
 }
 
 static void sweep(struct mgo_manager *m, bool session_present);
+static void publish_kick(struct mgo_manager *m);
 
 static void retry_sweep(void *ctx)
 {
@@ -458,10 +462,7 @@ static void on_mqtt_event(struct mgo_manager *m, struct mgo_mqtt_event *ev)
         sweep(m, ev->session_present);
         if (!ev->session_present)
             mgo_rollup__forget(&m->rollup); /* the broker may have lost the retained roll-ups */
-        if (!ev->session_present)
-            m->refresh_due = false; /* the sweep re-issued every manifest */
-        else if (m->refresh_due && mgo_publish__refresh(&m->pub) == MGO_OK)
-            m->refresh_due = false; /* else: again at the next connect or refresh tick */
+        publish_kick(m);
         break;
     case MGO_MQTT_EV_CONNECT_FAILED:
         MGO_LOGW(TAG, "connect to %s failed (reason %d)", m->cfg->broker_url, ev->reason);
@@ -507,7 +508,7 @@ static void commit_batch(struct mgo_manager *m)
 }
 
 /* This manager does the publisher's work now: it holds the lease (or runs alone), and the
- * lease has not run out by the local clock (lease_tick and catch_up_tick then step down). */
+ * lease has not run out by the local clock (lease_tick and publish_tick then step down). */
 static bool is_publisher(const struct mgo_manager *m)
 {
     return m->pub.active &&
@@ -578,6 +579,8 @@ static void drain_mqtt(struct mgo_manager *m)
     mgo_publish__record_acked(&m->pub);
     if (batch || acks)
         m->last_commit_ns = mgo_metrics_now_ns(); /* paces the next drain (on_mqtt_ready) */
+    if (acks && mgo_publish__waiting(&m->pub))
+        publish_kick(m); /* the acknowledgements made room in the publish window */
     watch_held(m);
 }
 
@@ -603,10 +606,10 @@ static void refresh_manifests(void *ctx)
 {
     struct mgo_manager *m = ctx;
     m->refresh_timer = 0;
-    if (!is_publisher(m))
-        m->refresh_due = true; /* whoever becomes the publisher re-issues them */
-    else if (!m->mqtt_outbox.connected || mgo_publish__refresh(&m->pub) != MGO_OK)
-        m->refresh_due = true; /* logged by publish.c; done after the next connect */
+    /* a pass of polls, while connected and the publisher (whoever becomes the publisher
+     * starts one of its own) */
+    mgo_publish__refresh(&m->pub);
+    publish_kick(m);
     int64_t period_ms = (int64_t)(expiry_s(m) * 1000u / 2u);
     if (mgo_loop_timer_add(m->loop, period_ms, refresh_manifests, m, &m->refresh_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: manifests are re-issued only after a reconnect");
@@ -686,12 +689,10 @@ static void become_publisher(struct mgo_manager *m)
     /* what the last holder left: unacknowledged manifests and removals; the manifests'
      * validity (its refresh timer is unknown here); the roll-ups it published */
     mgo_rollup__forget(&m->rollup);
-    m->refresh_due = true;
-    if (m->mqtt_outbox.connected) {
+    if (m->mqtt_outbox.connected)
         sweep(m, true);
-        if (mgo_publish__refresh(&m->pub) == MGO_OK)
-            m->refresh_due = false;
-    }
+    mgo_publish__refresh(&m->pub);
+    publish_kick(m);
     rollout_kick(m);
 }
 
@@ -744,26 +745,43 @@ static void lease_tick(void *ctx)
     }
 }
 
-/* Timer, every CATCH_UP_MS while the publisher: desired state stored by another manager (or
- * by this one while it was not the publisher) goes out; removals are cleared every
- * REMOVALS_EVERY polls. Also ends publishing at the lease's local deadline. */
-static void catch_up_tick(void *ctx)
+/* Timer, every PUBLISH_POLL_MS (0 ms while a step leaves more): a step of the publisher's
+ * background work (mgo_publish__poll: passes, manifests left for room, stored by another
+ * manager, or not acknowledged); removals are cleared every REMOVALS_EVERY polls. Also ends
+ * publishing at the lease's local deadline. */
+static void publish_tick(void *ctx)
 {
     struct mgo_manager *m = ctx;
-    m->catch_up_timer = 0;
+    m->publish_timer = 0;
+    m->publish_kicked = false;
     if (m->pub.active && m->pub.active_until_ns != 0 &&
         mgo_metrics_now_ns() >= m->pub.active_until_ns)
         step_down(m, "not renewed in time");
+    bool more = false;
     if (is_publisher(m) && m->mqtt_outbox.connected) {
-        size_t room = MGO_PUBLISH_MAX_PENDING - m->pub.pending_len;
-        bool more = false;
-        MGO_IGNORE(mgo_publish__catch_up(&m->pub, room, &more)); /* logged; next poll */
-        if (++m->catch_up_n % REMOVALS_EVERY == 0)
+        MGO_IGNORE(mgo_publish__poll(&m->pub, PUBLISH_STEP_MAX, &more)); /* logged; next poll */
+        if (m->shared && ++m->publish_n % REMOVALS_EVERY == 0)
             MGO_IGNORE(mgo_publish__clear_pending_removals(&m->pub)); /* next time */
     }
-    if (mgo_loop_timer_add(m->loop, CATCH_UP_MS, catch_up_tick, m, &m->catch_up_timer) != MGO_OK)
-        MGO_LOGE(TAG, "out of memory: desired state stored by other managers is published "
-                      "only after a reconnect");
+    if (mgo_loop_timer_add(m->loop, more ? 0 : PUBLISH_POLL_MS, publish_tick, m,
+                           &m->publish_timer) != MGO_OK)
+        MGO_LOGE(TAG, "out of memory: stored desired state is published only after a reconnect");
+    else
+        m->publish_kicked = more;
+}
+
+/* The next publish step at once (after acknowledgements made room, a connect, a new
+ * lease), when it is not already due at once. */
+static void publish_kick(struct mgo_manager *m)
+{
+    if (m->publish_kicked || m->publish_timer == 0)
+        return;
+    mgo_loop_timer_cancel(m->loop, m->publish_timer);
+    m->publish_timer = 0;
+    if (mgo_loop_timer_add(m->loop, 0, publish_tick, m, &m->publish_timer) == MGO_OK)
+        m->publish_kicked = true;
+    else
+        MGO_LOGE(TAG, "out of memory: stored desired state is published only after a reconnect");
 }
 
 static void on_mqtt_ready(void *ctx, int fd, short revents);
@@ -1200,10 +1218,10 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         MGO_LOGI(TAG, "running: broker %s, prefix %s, store %s/%s", m->cfg->broker_url,
                  m->cfg->topic_prefix, m->cfg->state_dir, MGO_MGR_STORE_FILE);
     mgo_err err = mgo_loop_watch(m->loop, mgo_mqtt_fd(m->mqtt), POLLIN, on_mqtt_ready, m);
-    if (err == MGO_OK && m->shared) {
+    if (err == MGO_OK && m->shared)
         lease_tick(m); /* takes the publisher lease at once when it is free */
-        err = mgo_loop_timer_add(m->loop, CATCH_UP_MS, catch_up_tick, m, &m->catch_up_timer);
-    }
+    if (err == MGO_OK)
+        err = mgo_loop_timer_add(m->loop, PUBLISH_POLL_MS, publish_tick, m, &m->publish_timer);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, 0, try_connect, m, &m->connect_timer);
     if (err == MGO_OK)
@@ -1212,8 +1230,8 @@ mgo_err mgo_manager_run(struct mgo_manager *m)
         err = mgo_loop_timer_add(m->loop, 0, rollout_tick, m, &m->rollout_timer);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, MGO_ROLLUP_PERIOD_MS, rollup_tick, m, &m->rollup_timer);
-    /* the last run's manifests may be half-way to expiry: re-issue them after connecting */
-    m->refresh_due = true;
+    /* the last run's manifests may be half-way to expiry: re-issue them (once connected) */
+    mgo_publish__refresh(&m->pub);
     if (err == MGO_OK)
         err = mgo_loop_timer_add(m->loop, (int64_t)(expiry_s(m) * 1000u / 2u), refresh_manifests, m,
                                  &m->refresh_timer);

@@ -26,6 +26,10 @@ void mgo_publish__init(struct mgo_publisher *p, struct mgo_mgr_store *store,
     p->acked_len = 0;
     p->active = true;
     p->active_until_ns = 0;
+    p->pass = MGO_PUBLISH_PASS_NONE;
+    p->pass_after[0] = '\0';
+    p->unacked_after[0] = '\0';
+    p->backlog = false;
 }
 
 /* Active, and the lease that makes it so has not run out by the local clock. */
@@ -39,13 +43,9 @@ void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s)
     p->expiry_s = expiry_s > 0 ? expiry_s : 1;
 }
 
+/* Only called with room in the window (mgo_publish__device checks it first). */
 static void remember_pub(struct mgo_publisher *p, int token, const char *device, uint64_t version)
 {
-    if (p->pending_len == MGO_PUBLISH_MAX_PENDING) {
-        /* forget the oldest; its manifest stays unpublished and is sent again on reconnect */
-        memmove(&p->pending[0], &p->pending[1], (p->pending_len - 1) * sizeof p->pending[0]);
-        p->pending_len--;
-    }
     struct mgo_pending_pub *pp = &p->pending[p->pending_len++];
     pp->token = token;
     pp->version = version;
@@ -221,6 +221,12 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     }
     if (changed_ids == NULL && in_flight(p, device_id, version))
         return MGO_OK; /* a whole re-send of what is on its way (sweep, poll) */
+    if (p->pending_len == MGO_PUBLISH_MAX_PENDING) {
+        p->backlog = true; /* mgo_publish__poll sends it once acknowledgements make room */
+        MGO_LOGD(TAG, "device %s: manifest %llu stored; sent when the publish window has room",
+                 device_id, (unsigned long long)version);
+        return MGO_OK;
+    }
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
     struct mgo_publish_set *ctx = calloc(1, sizeof *ctx);
@@ -381,28 +387,7 @@ mgo_err mgo_publish__receipts(struct mgo_publisher *p)
     return err ? err : ctx.first;
 }
 
-/* ---- the after-connect sweep -------------------------------------------------------- */
-
-struct id_list {
-    char (*ids)[MGO_MAX_DEVICE_ID_LEN + 1];
-    size_t len;
-    size_t cap;
-};
-
-static mgo_err add_id(const char *id, void *c)
-{
-    struct id_list *l = c;
-    if (l->len == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 16;
-        void *n = realloc(l->ids, cap * sizeof *l->ids);
-        if (!n)
-            return MGO_ERR_NOMEM;
-        l->ids = n;
-        l->cap = cap;
-    }
-    snprintf(l->ids[l->len++], sizeof l->ids[0], "%s", id);
-    return MGO_OK;
-}
+/* ---- the after-connect sweep, passes and the poll ------------------------------------- */
 
 struct removal {
     char deployment[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
@@ -470,72 +455,161 @@ mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present)
     if (!publishing(p))
         return MGO_OK;            /* the lease holder's */
     mgo_publish__record_acked(p); /* what is published, as far as known */
-    struct id_list devices = {0};
-    mgo_err err = mgo_mgr_store_manifest_devices(p->store, session_present, add_id, &devices);
-    if (!err && !session_present && devices.len > 0)
-        MGO_LOGI(TAG, "new session: publishing the desired state of %zu devices again",
-                 devices.len);
-    /* one device that cannot be published does not hold the others back */
-    for (size_t i = 0; i < devices.len; i++) {
-        mgo_err e = mgo_publish__device(p, devices.ids[i], NULL, 0);
-        if (e && !err)
-            err = e;
+    p->backlog = true;            /* the unacknowledged manifests: the next polls */
+    if (!session_present) {
+        MGO_LOGI(TAG, "new session: publishing every device's desired state again");
+        p->pass = MGO_PUBLISH_PASS_ALL;
+        p->pass_after[0] = '\0';
     }
-    free(devices.ids);
-    mgo_err e = mgo_publish__clear_pending_removals(p);
-    return err ? err : e;
+    return mgo_publish__clear_pending_removals(p);
 }
 
-mgo_err mgo_publish__catch_up(struct mgo_publisher *p, size_t max, bool *more)
+void mgo_publish__refresh(struct mgo_publisher *p)
 {
-    *more = false;
-    if (!publishing(p) || !mgo_outbox__connected(p->outbox) || max == 0)
-        return MGO_OK;
-    mgo_publish__record_acked(p); /* what is published, as far as known */
-    struct id_list devices = {0};
-    mgo_err listed = mgo_mgr_store_manifest_devices(p->store, true, add_id, &devices);
-    mgo_err err = listed;
+    if (!publishing(p))
+        return; /* whoever holds the lease re-issues them (it refreshes on taking it) */
+    if (p->pass != MGO_PUBLISH_PASS_NONE)
+        return; /* the running pass re-issues every manifest too */
+    p->pass = MGO_PUBLISH_PASS_REFRESH;
+    p->pass_after[0] = '\0';
+}
+
+bool mgo_publish__waiting(const struct mgo_publisher *p)
+{
+    return p->pass != MGO_PUBLISH_PASS_NONE || p->backlog;
+}
+
+/* One page of a walk: the devices read (a page is read whole before anything is sent, so
+ * no statement stays open while publishing reads the store). */
+struct page {
+    char (*ids)[MGO_MAX_DEVICE_ID_LEN + 1];
+    uint64_t *versions;
+    bool *acknowledged; /* the broker acknowledged the newest version */
+    size_t len, cap;
+};
+
+static mgo_err page_add(const char *id, uint64_t version, uint64_t published, void *c)
+{
+    struct page *pg = c;
+    if (pg->len == pg->cap)
+        return MGO_ERR_LIMIT; /* the store returned more than asked for */
+    snprintf(pg->ids[pg->len], sizeof pg->ids[0], "%s", id);
+    pg->acknowledged[pg->len] = published >= version;
+    pg->versions[pg->len++] = version;
+    return MGO_OK;
+}
+
+static mgo_err page_read(struct mgo_publisher *p, bool unacked, const char *after, size_t limit,
+                         struct page *pg)
+{
+    pg->len = 0;
+    pg->cap = limit;
+    pg->ids = malloc(limit * sizeof *pg->ids);
+    pg->versions = malloc(limit * sizeof *pg->versions);
+    pg->acknowledged = malloc(limit * sizeof *pg->acknowledged);
+    if (pg->ids == NULL || pg->versions == NULL || pg->acknowledged == NULL)
+        return MGO_ERR_NOMEM;
+    return mgo_mgr_store_manifest_page(p->store, unacked, after, limit, page_add, pg);
+}
+
+static void page_free(struct page *pg)
+{
+    free(pg->ids);
+    free(pg->versions);
+    free(pg->acknowledged);
+}
+
+/* A page of the running pass, at most budget devices; returns how many were sent. */
+static size_t pass_step(struct mgo_publisher *p, size_t budget, mgo_err *first)
+{
+    static const char *const no_documents[1] = {NULL};
+    bool refresh = p->pass == MGO_PUBLISH_PASS_REFRESH;
+    struct page pg;
+    mgo_err err = page_read(p, false, p->pass_after, budget, &pg);
     size_t sent = 0;
-    for (size_t i = 0; !listed && i < devices.len; i++) {
-        if (sent == max) {
-            *more = true;
-            break;
-        }
-        uint64_t version = 0;
-        mgo_err e = mgo_mgr_store_manifest_get(p->store, devices.ids[i], &version, NULL);
-        if (e == MGO_OK && in_flight(p, devices.ids[i], version))
-            continue; /* its acknowledgement will mark it published */
-        if (e == MGO_OK) {
-            e = mgo_publish__device(p, devices.ids[i], NULL, 0);
+    for (size_t i = 0; !err && i < pg.len; i++) {
+        mgo_err e = MGO_OK;
+        if (pg.versions[i] > 0) {
+            /* a refresh sends no document, but only for a manifest the broker took: one never
+             * acknowledged may have documents the device has not got */
+            bool bare = refresh && pg.acknowledged[i];
+            e = mgo_publish__device(p, pg.ids[i], bare ? no_documents : NULL, 0);
             sent++;
         }
-        if (e && !err)
-            err = e; /* one device that fails does not hold the others back */
+        if (e && *first == MGO_OK)
+            *first = e; /* one device that fails does not hold the others back */
+        snprintf(p->pass_after, sizeof p->pass_after, "%s", pg.ids[i]);
+    }
+    if (err) {
+        if (*first == MGO_OK)
+            *first = err; /* the same page again at the next poll */
+    } else if (pg.len < budget) {
+        MGO_LOGI(TAG, "%s every device's manifest",
+                 refresh ? "re-issued (valid for the next period)" : "published again");
+        p->pass = MGO_PUBLISH_PASS_NONE;
+        p->pass_after[0] = '\0';
+    }
+    page_free(&pg);
+    return sent;
+}
+
+/* The unacknowledged manifests not in flight, at most budget devices, from where the walk
+ * stopped. Returns how many were sent; *done: the walk went round the whole list; *cut: it
+ * stopped for the budget with devices left. */
+static size_t unacked_step(struct mgo_publisher *p, size_t budget, bool *done, bool *cut,
+                           mgo_err *first)
+{
+    *done = false;
+    *cut = false;
+    bool from_start = p->unacked_after[0] == '\0';
+    /* the page also holds the devices in flight, which are passed over */
+    size_t limit = budget + p->pending_len;
+    struct page pg;
+    mgo_err err = page_read(p, true, p->unacked_after, limit, &pg);
+    size_t sent = 0, i = 0;
+    for (; !err && i < pg.len && sent < budget; i++) {
+        snprintf(p->unacked_after, sizeof p->unacked_after, "%s", pg.ids[i]);
+        if (pg.versions[i] == 0 || in_flight(p, pg.ids[i], pg.versions[i]))
+            continue; /* a role, or its acknowledgement will mark it published */
+        mgo_err e = mgo_publish__device(p, pg.ids[i], NULL, 0);
+        sent++;
+        if (e && *first == MGO_OK)
+            *first = e; /* one device that fails does not hold the others back */
+    }
+    if (err) {
+        if (*first == MGO_OK)
+            *first = err;
+    } else if (i == pg.len && pg.len < limit) {
+        p->unacked_after[0] = '\0'; /* the end: the next step starts from the first again */
+        *done = from_start;
+    } else {
+        *cut = true;
+    }
+    page_free(&pg);
+    return sent;
+}
+
+mgo_err mgo_publish__poll(struct mgo_publisher *p, size_t max, bool *more)
+{
+    *more = false;
+    if (!publishing(p) || !mgo_outbox__connected(p->outbox))
+        return MGO_OK;
+    mgo_publish__record_acked(p); /* what is published, as far as known */
+    size_t room = MGO_PUBLISH_MAX_PENDING - p->pending_len;
+    size_t budget = max < room ? max : room;
+    mgo_err first = MGO_OK;
+    size_t sent = 0;
+    if (budget > 0 && p->pass != MGO_PUBLISH_PASS_NONE)
+        sent += pass_step(p, budget, &first);
+    bool done = false, cut = false;
+    if (sent < budget && p->pass == MGO_PUBLISH_PASS_NONE) {
+        sent += unacked_step(p, budget - sent, &done, &cut, &first);
+        if (done && p->pending_len < MGO_PUBLISH_MAX_PENDING)
+            p->backlog = false; /* round the whole list with room to spare */
     }
     if (sent > 0)
         MGO_LOGD(TAG, "published the stored desired state of %zu devices", sent);
-    free(devices.ids);
-    return err;
-}
-
-/* ---- validity refresh ----------------------------------------------------------------- */
-
-mgo_err mgo_publish__refresh(struct mgo_publisher *p)
-{
-    if (!publishing(p) || !mgo_outbox__connected(p->outbox))
-        return MGO_OK;
-    struct id_list devices = {0};
-    /* every device with a manifest (as after a new session) */
-    mgo_err err = mgo_mgr_store_manifest_devices(p->store, false, add_id, &devices);
-    static const char *const no_documents[1] = {NULL};
-    for (size_t i = 0; i < devices.len; i++) {
-        mgo_err e = mgo_publish__device(p, devices.ids[i], no_documents, 0);
-        if (e && !err)
-            err = e;
-    }
-    if (devices.len > 0)
-        MGO_LOGI(TAG, "re-issued the manifests of %zu devices (valid for %llu s)", devices.len,
-                 (unsigned long long)p->expiry_s);
-    free(devices.ids);
-    return err;
+    *more = p->pending_len < MGO_PUBLISH_MAX_PENDING && first == MGO_OK &&
+            (p->pass != MGO_PUBLISH_PASS_NONE || cut || (p->backlog && !done));
+    return first;
 }

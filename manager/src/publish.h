@@ -22,8 +22,11 @@
 #include "mgo/sign.h"
 #include "mgo/value.h"
 
-/* Manifest publishes waiting for the broker's acknowledgement at most; past it the oldest
- * is forgotten (its manifest stays unacknowledged and is sent again after a reconnect). */
+/* Manifest publishes waiting for the broker's acknowledgement at most (the publish window).
+ * A device whose manifest would go past it is left in the store, unacknowledged, and
+ * mgo_publish__poll sends it once acknowledgements make room: memory, the MQTT queue and the
+ * work of one loop turn stay bounded however many devices one change touches, and every
+ * acknowledgement finds its manifest (docs/scaling.md "Publishing"). */
 #define MGO_PUBLISH_MAX_PENDING 1024
 
 /* How long a manifest stays valid by default (manifest-expiry): 7 days. */
@@ -52,6 +55,20 @@ struct mgo_publisher {
      * in the store for the holder, as while not connected; receipts still go out. */
     bool active;
     uint64_t active_until_ns; /* monotonic (mgo_metrics_now_ns): active ends then; 0: never */
+    /* A walk over every device with a manifest, a page per poll (mgo_publish__poll):
+     * re-issuing each manifest (refresh), or publishing documents and manifest again (after a
+     * new MQTT session). pass_after: the last device done ("" before the first). */
+    enum mgo_publish_pass {
+        MGO_PUBLISH_PASS_NONE,
+        MGO_PUBLISH_PASS_REFRESH,
+        MGO_PUBLISH_PASS_ALL
+    } pass;
+    char pass_after[MGO_MAX_DEVICE_ID_LEN + 1];
+    /* the walk over unacknowledged manifests: the last device visited ("" from the first) */
+    char unacked_after[MGO_MAX_DEVICE_ID_LEN + 1];
+    /* A manifest was left for lack of room, or the walk has not been round since: the
+     * daemon polls again as soon as acknowledgements make room (mgo_publish__waiting). */
+    bool backlog;
 };
 
 /* What a device's manifest lists: its present deployments in creation order (refs, with
@@ -88,30 +105,39 @@ void mgo_publish__set_expiry(struct mgo_publisher *p, uint64_t expiry_s);
  * (changed_ids non-NULL: just those) and its current manifest, issued now and valid for expiry_s
  * (x-margo-mqtt-validity, signed with it). Not connected or not active: MGO_OK, left for the
  * after-connect sweep or the lease holder (the manifest stays unacknowledged). The same version
- * of the device's manifest already in flight: MGO_OK, nothing sent again. A device without a
- * manifest: MGO_OK, nothing sent. The version published is the one stored now. Errors:
+ * of the device's manifest already in flight: MGO_OK, nothing sent again. The publish window
+ * full (MGO_PUBLISH_MAX_PENDING in flight): MGO_OK, nothing sent, left for mgo_publish__poll.
+ * A device without a manifest: MGO_OK, nothing sent. The version published is the one stored
+ * now. Errors:
  * the store's, MGO_ERR_LIMIT (more than MGO_MAX_DEPLOYMENTS present), encoding and outbox errors
  * (the sweep sends it again). */
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len) MGO_MUST_CHECK;
-/* Publishes (all documents and the manifest, as mgo_publish__device) up to max devices whose
- * newest manifest the broker has not acknowledged and that are not in flight (the lease
- * holder's poll: changes stored by another manager, or by this one while not connected or not
- * the holder). Sets *more when devices were left for the next call. Not connected or not
- * active: MGO_OK, nothing sent. A device that fails does not stop the others; the first error
- * is returned. */
-mgo_err mgo_publish__catch_up(struct mgo_publisher *p, size_t max, bool *more) MGO_MUST_CHECK;
+/* One bounded step of the publisher's background work, at most max devices and never past
+ * the publish window: first a page of the running pass (refresh or republish-all), then the
+ * devices whose newest manifest the broker has not acknowledged and that are not in flight
+ * (left for lack of room, stored by another manager or by this one while not connected or not
+ * the lease holder, or not acknowledged), all documents and the manifest as
+ * mgo_publish__device, walked in device id order from where the last step stopped. Sets
+ * *more when another step now would find more to send (the window has room and work
+ * remains). Not connected or not active: MGO_OK, nothing sent. A device that fails does not
+ * stop the others; the first error is returned. */
+mgo_err mgo_publish__poll(struct mgo_publisher *p, size_t max, bool *more) MGO_MUST_CHECK;
+/* Whether background work waits for room in the publish window (a pass, or manifests left
+ * for lack of room): the daemon polls as soon as acknowledgements free some. */
+bool mgo_publish__waiting(const struct mgo_publisher *p);
 /* Clears the retained documents (and statuses) of every deployment being removed that its
  * device has reported removed or never reported (as after a connect). Not connected or not
  * active: MGO_OK, nothing done. */
 mgo_err mgo_publish__clear_pending_removals(struct mgo_publisher *p) MGO_MUST_CHECK;
-/* Re-issues every device's manifest: the same manifestVersion and deployments, a new
- * validity (no deployment document is published again). Called at half of expiry_s, so a
- * device always holds a manifest that has not expired while the manager and the broker
- * work (protocol.md §3.2). Not connected: MGO_OK, nothing sent (the caller refreshes after
- * the next connect). A device that fails does not stop the others; the first error is
- * returned. */
-mgo_err mgo_publish__refresh(struct mgo_publisher *p) MGO_MUST_CHECK;
+/* Starts re-issuing every device's manifest: the same manifestVersion and deployments, a new
+ * validity (no deployment document is published again), a page per mgo_publish__poll (so
+ * it goes out while connected and active, however long that takes to come). Called at half
+ * of expiry_s, so a device always holds a manifest that has not expired while the manager and
+ * the broker work (protocol.md §3.2). A pass already running goes on (a republish-all pass
+ * re-issues every manifest too). Not active: nothing (the lease holder refreshes on taking the
+ * lease and by its own timer). */
+void mgo_publish__refresh(struct mgo_publisher *p);
 /* Clears the retained document of a deployment being removed and marks it removed in the
  * store. Not connected: MGO_OK, left for the sweep; not active: MGO_OK, left for the lease
  * holder (mgo_publish__clear_pending_removals). */
@@ -122,11 +148,12 @@ mgo_err mgo_publish__clear_removed(struct mgo_publisher *p, const char *device_i
  * "removed" status will ever come. No-op once reported. */
 mgo_err mgo_publish__clear_unreported(struct mgo_publisher *p, const char *device_id,
                                       const char *deployment_id) MGO_MUST_CHECK;
-/* After a connect: publishes every device whose newest manifest the broker has not
- * acknowledged, or every device when the session is new (the broker may have lost its
- * retained messages with it; protocol.md §6.2), and clears retained documents of removed
- * deployments. A device that fails does not stop the others; the first error is returned
- * (the sweep is incomplete: the caller tries again later). */
+/* After a connect (or on taking the publisher lease): the unacknowledged manifests are due
+ * (mgo_publish__poll sends them); when the session is new, every device's documents and
+ * manifest are published again by a pass (the broker may have lost its retained messages with
+ * it; protocol.md §6.2); the retained documents of removed deployments are cleared now.
+ * Returns the store's error of the clearing (the caller tries again later). Not active:
+ * MGO_OK, nothing done. */
 mgo_err mgo_publish__sweep(struct mgo_publisher *p, bool session_present) MGO_MUST_CHECK;
 /* Publishes a device's receipt (retained; docs/protocol.md §6.3): every status up to
  * (boot, seq) is stored. Not connected: MGO_OK, nothing sent (mgo_publish__receipts sends

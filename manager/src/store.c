@@ -1159,23 +1159,45 @@ mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char
     return run(s, st, "mark manifest published");
 }
 
-mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished_only,
-                                       mgo_mgr_id_visit visit, void *ctx)
+mgo_err mgo_mgr_store_manifest_page(struct mgo_mgr_store *s, bool unpublished_only,
+                                    const char *after, size_t limit, mgo_mgr_manifest_visit visit,
+                                    void *ctx)
 {
+    /* the partial index manifests_unpublished serves the unpublished walk, the primary key
+     * the other; devices bound to HTTP poll for their manifests (never published) */
+    static const char *const sql[2][2] = {
+        {"SELECT device_id, version, published FROM manifests WHERE version > 0 AND device_id > ? "
+         "ORDER BY device_id LIMIT ?",
+         "SELECT device_id, version, published FROM manifests WHERE published < version AND "
+         "device_id > ? "
+         "ORDER BY device_id LIMIT ?"},
+        {"SELECT m.device_id, m.version, m.published FROM manifests m WHERE m.version > 0 AND "
+         "m.device_id > ? "
+         "AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = m.device_id AND d.binding = ?) "
+         "ORDER BY m.device_id LIMIT ?",
+         "SELECT m.device_id, m.version, m.published FROM manifests m WHERE m.published < "
+         "m.version AND "
+         "m.device_id > ? AND NOT EXISTS (SELECT 1 FROM devices d WHERE d.id = m.device_id AND "
+         "d.binding = ?) ORDER BY m.device_id LIMIT ?"},
+    };
+    if (limit == 0)
+        return MGO_OK;
+    bool bindings = s->schema_version >= 7;
     struct mgo_db_stmt *st = NULL;
-    mgo_err err = prep(s,
-                       unpublished_only ? "SELECT device_id FROM manifests WHERE published < "
-                                          "version ORDER BY device_id"
-                                        : "SELECT device_id FROM manifests WHERE version > 0 "
-                                          "ORDER BY device_id",
-                       &st);
+    mgo_err err = prep(s, sql[bindings][unpublished_only], &st);
     if (err)
         return err;
+    int i = 1;
+    bind_text(st, i++, after != NULL ? after : "");
+    if (bindings)
+        bind_text(st, i++, MGO_MGR_BINDING_HTTP);
+    bind_u64(st, i, limit);
     int rc;
     while ((rc = step(s, st)) == MGO_DB_ROW) {
-        if (mgo_mgr_store_is_role(s, col_text(st, 0)))
-            continue; /* stored by a version that took roles as devices: never published */
-        err = visit(col_text(st, 0), ctx);
+        /* a role stored as a device by an older version is never published; the visitor
+         * still sees its id with version 0, so a walk moves past it */
+        bool role = mgo_mgr_store_is_role(s, col_text(st, 0));
+        err = visit(col_text(st, 0), role ? 0 : col_u64(st, 1), col_u64(st, 2), ctx);
         if (err) {
             stmt_done(s, st);
             return err; /* the visitor's failure ends the walk */

@@ -130,9 +130,11 @@ static void test_reap_expired_members(void)
 }
 
 /* The index the lease holder polls: a bumped manifest is listed until it is acknowledged. */
-static mgo_err count_id(const char *id, void *ctx)
+static mgo_err count_id(const char *id, uint64_t version, uint64_t published, void *ctx)
 {
+    (void)published;
     (void)id;
+    (void)version;
     (*(int *)ctx)++;
     return MGO_OK;
 }
@@ -150,16 +152,16 @@ static void test_unpublished_manifests(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(b, "dev1", &v), MGO_OK);
     CU_ASSERT_EQUAL(v, 2u); /* the other handle goes on from the stored version */
     int n = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(b, true, count_id, &n), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(b, true, "", 100, count_id, &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 1);
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(a, "dev1", 1), MGO_OK);
     n = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(b, true, count_id, &n), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(b, true, "", 100, count_id, &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 1); /* 1 of 2 acknowledged */
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(a, "dev1", 2), MGO_OK);
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(a, "dev1", 1), MGO_OK); /* late ack */
     n = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(b, true, count_id, &n), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(b, true, "", 100, count_id, &n), MGO_OK);
     CU_ASSERT_EQUAL(n, 0);
     mgo_mgr_store_close(a);
     mgo_mgr_store_close(b);

@@ -58,6 +58,15 @@ static void teardown(struct fixture *f)
     mgo_test_rm_rf(f->dir);
 }
 
+/* Polls until a step leaves nothing more (at most 100 steps). */
+static void poll_all(struct fixture *f)
+{
+    bool more = true;
+    for (int i = 0; more && i < 100; i++)
+        CU_ASSERT_EQUAL(mgo_publish__poll(f->pub, 10, &more), MGO_OK);
+    CU_ASSERT_FALSE(more);
+}
+
 static void check_table(const struct rec_msg *m, enum mgo_topic_kind kind)
 {
     CU_ASSERT_EQUAL(m->qos, mgo_topic_qos(kind));
@@ -232,12 +241,18 @@ static void test_manifest_validity_and_refresh(void)
 
     sleep(1); /* a later issuedAt */
     rec_clear(&f.rec);
+    /* both acknowledged (a refresh of an unacknowledged one carries its documents: below) */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev1", 2), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev2", 1), MGO_OK);
+    f.pub->pending_len = 0;
     /* not connected: nothing, and no error (the manager refreshes after the next connect) */
     f.rec.connected = false;
-    CU_ASSERT_EQUAL(mgo_publish__refresh(f.pub), MGO_OK);
+    mgo_publish__refresh(f.pub);
+    poll_all(&f);
     CU_ASSERT_EQUAL(f.rec.len, 0);
-    f.rec.connected = true;
-    CU_ASSERT_EQUAL(mgo_publish__refresh(f.pub), MGO_OK);
+    f.rec.connected = true; /* the pass goes on once connected */
+    mgo_publish__refresh(f.pub);
+    poll_all(&f);
     /* one manifest per device, no document */
     CU_ASSERT_EQUAL(f.rec.len, 2);
     CU_ASSERT_PTR_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_A));
@@ -273,9 +288,12 @@ static void test_sweep_after_new_session_republishes_all(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev2", 1), MGO_OK);
     /* resumed session: the broker still holds everything */
     CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, true), MGO_OK);
+    poll_all(&f);
     CU_ASSERT_EQUAL(f.rec.len, 0);
-    /* new session: every device's documents and manifest again */
+    /* new session: every device's documents and manifest again, by the polls */
     CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, false), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    poll_all(&f);
     CU_ASSERT_EQUAL(f.rec.len, 5);
     CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/desired"));
     CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev2/desired"));
@@ -290,6 +308,8 @@ static void test_sweep_resumed_publishes_unacknowledged_and_clears_removed(void)
     put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_REMOVING);
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, "dev2", 1), MGO_OK);
     CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, true), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 2); /* the removal is cleared at once */
+    poll_all(&f);
     /* dev1 (never acknowledged): 2 documents + manifest; dev2's removed deployment, never
      * reported, is cleared (an empty retained message) and marked removed */
     CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/desired"));
@@ -311,16 +331,17 @@ static void test_sweep_resumed_publishes_unacknowledged_and_clears_removed(void)
 /* Several managers (docs/scaling.md): a manager that does not hold the publisher lease stores
  * and sends nothing but receipts; the holder's poll publishes what is stored and not
  * acknowledged, never what is already in flight, and always the version stored now. */
-static void test_inactive_then_catch_up(void)
+static void test_inactive_then_poll(void)
 {
     struct fixture f;
     setup(&f, NULL);
     f.pub->active = false;
     CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
     CU_ASSERT_EQUAL(mgo_publish__sweep(f.pub, false), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_publish__refresh(f.pub), MGO_OK);
+    mgo_publish__refresh(f.pub);
+    CU_ASSERT_FALSE(mgo_publish__waiting(f.pub)); /* not the holder: no pass */
     bool more = true;
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 100, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 100, &more), MGO_OK);
     CU_ASSERT_FALSE(more);
     CU_ASSERT_EQUAL(f.rec.len, 0);
     CU_ASSERT_EQUAL(mgo_publish__receipt(f.pub, "dev1", "00112233445566aa", 1, 1), MGO_OK);
@@ -336,20 +357,20 @@ static void test_inactive_then_catch_up(void)
     /* the holder: dev1 (version 2, never acknowledged) and dev2 go out, one device a call */
     f.pub->active_until_ns = 0;
     put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_PRESENT);
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 1, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 1, &more), MGO_OK);
     CU_ASSERT_TRUE(more);
     CU_ASSERT_EQUAL(f.rec.len, 3); /* dev1: two documents and the manifest */
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
     CU_ASSERT_FALSE(more);
     CU_ASSERT_EQUAL(f.rec.len, 5); /* dev2: one document and the manifest; dev1 in flight */
     /* both in flight: nothing again */
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
     CU_ASSERT_EQUAL(f.rec.len, 5);
     /* another manager stores a newer version of dev1: published though v2 is in flight */
     uint64_t v = 0;
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, "dev1", &v), MGO_OK);
     CU_ASSERT_EQUAL(v, 3u);
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
     CU_ASSERT_EQUAL(f.rec.len, 8);
     struct mgo_desired_state ds;
     struct mgo_arena arena;
@@ -368,14 +389,118 @@ static void test_inactive_then_catch_up(void)
             mgo_publish__acked(f.pub, f.rec.msgs[i].token);
     }
     CU_ASSERT_EQUAL(f.pub->pending_len, 0u);
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
     CU_ASSERT_EQUAL(f.rec.len, 8); /* everything acknowledged */
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, "dev2", &v), MGO_OK);
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
     CU_ASSERT_EQUAL(f.rec.len, 10);
     mgo_publish__failed(f.pub, f.rec.msgs[9].token);
-    CU_ASSERT_EQUAL(mgo_publish__catch_up(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
     CU_ASSERT_EQUAL(f.rec.len, 12); /* not acknowledged: sent again */
+    teardown(&f);
+}
+
+/* The publish window: a device past MGO_PUBLISH_MAX_PENDING manifests in flight is left in
+ * the store and goes out with the first poll after an acknowledgement makes room; every
+ * acknowledgement finds its manifest (none is forgotten). */
+static void test_window_full_then_poll(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    for (size_t i = 0; i < MGO_PUBLISH_MAX_PENDING; i++) {
+        struct mgo_pending_pub *pp = &f.pub->pending[i];
+        pp->token = 100000 + (int)i;
+        pp->version = 1;
+        snprintf(pp->device, sizeof pp->device, "other%zu", i);
+    }
+    f.pub->pending_len = MGO_PUBLISH_MAX_PENDING;
+    CU_ASSERT_EQUAL(mgo_publish__device(f.pub, "dev1", NULL, 0), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    CU_ASSERT_TRUE(mgo_publish__waiting(f.pub));
+    bool more = true;
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_FALSE(more); /* no room: the acknowledgements bring the next poll */
+    CU_ASSERT_EQUAL(f.rec.len, 0);
+    mgo_publish__acked(f.pub, 100000); /* the oldest: found, not forgotten */
+    CU_ASSERT_EQUAL(f.pub->acked_len, 1u);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_EQUAL(f.rec.len, 3); /* dev1: both documents and the manifest */
+    CU_ASSERT_EQUAL(f.pub->pending_len, MGO_PUBLISH_MAX_PENDING);
+    CU_ASSERT_FALSE(more);
+    /* the acknowledgement of the one that waited records it */
+    const struct rec_msg *d = rec_find(&f.rec, "margo/v1/devices/dev1/desired");
+    CU_ASSERT_PTR_NOT_NULL_FATAL(d);
+    mgo_publish__acked(f.pub, d->token);
+    mgo_publish__record_acked(f.pub);
+    uint64_t version = 0, published = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, "dev1", &version, &published), MGO_OK);
+    CU_ASSERT_EQUAL(published, version);
+    /* with room and nothing unacknowledged the walk goes round once and the backlog ends */
+    f.pub->pending_len = 0;
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK);
+    CU_ASSERT_FALSE(mgo_publish__waiting(f.pub));
+    CU_ASSERT_EQUAL(f.rec.len, 3);
+    teardown(&f);
+}
+
+/* A refresh of a manifest the broker never acknowledged (the publisher that stored it was
+ * killed before publishing, or the window was full) sends its documents too: a bare manifest
+ * would name documents the device never got. */
+static void test_refresh_unacknowledged_carries_documents(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    mgo_publish__refresh(f.pub);
+    poll_all(&f);
+    CU_ASSERT_EQUAL(f.rec.len, 3);
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_A));
+    CU_ASSERT_PTR_NOT_NULL(rec_find(&f.rec, "margo/v1/devices/dev1/deployments/" DEP_B));
+    CU_ASSERT_STRING_EQUAL(f.rec.msgs[2].topic, "margo/v1/devices/dev1/desired");
+    teardown(&f);
+}
+
+/* A pass (refresh) goes a page per poll, picking up after the last device of the one before,
+ * and then ends; the unacknowledged walk does the same. */
+static void test_pass_pages(void)
+{
+    struct fixture f;
+    setup(&f, NULL);
+    put_dep(&f, DEP_C, "dev2", doc_a, sizeof doc_a, MGO_MGR_DESIRED_PRESENT);
+    uint64_t v = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, "dev3", &v), MGO_OK);
+    const char *devs[] = {"dev1", "dev2", "dev3"};
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(f.store, devs[i], &v, NULL), MGO_OK);
+        CU_ASSERT_EQUAL(mgo_mgr_store_manifest_set_published(f.store, devs[i], v), MGO_OK);
+    }
+    mgo_publish__refresh(f.pub);
+    bool more = false;
+    for (size_t i = 0; i < 3; i++) {
+        CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 1, &more), MGO_OK);
+        CU_ASSERT_EQUAL_FATAL(f.rec.len, i + 1); /* one manifest a poll, no document */
+        char topic[64];
+        snprintf(topic, sizeof topic, "margo/v1/devices/%s/desired", devs[i]);
+        CU_ASSERT_STRING_EQUAL(f.rec.msgs[i].topic, topic);
+        CU_ASSERT_TRUE(more);
+    }
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 1, &more), MGO_OK); /* the end of the pass */
+    CU_ASSERT_EQUAL(f.rec.len, 3);
+    CU_ASSERT_FALSE(mgo_publish__waiting(f.pub));
+    /* all three unacknowledged again (newer versions); none in flight: one a poll */
+    f.pub->pending_len = 0;
+    for (size_t i = 0; i < 3; i++)
+        CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(f.store, devs[i], &v), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 1, &more), MGO_OK);
+    CU_ASSERT_TRUE(more);
+    CU_ASSERT_STRING_EQUAL(f.rec.msgs[f.rec.len - 1].topic, "margo/v1/devices/dev1/desired");
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 1, &more), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(f.rec.msgs[f.rec.len - 1].topic, "margo/v1/devices/dev2/desired");
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 1, &more), MGO_OK);
+    CU_ASSERT_STRING_EQUAL(f.rec.msgs[f.rec.len - 1].topic, "margo/v1/devices/dev3/desired");
+    size_t n = f.rec.len;
+    CU_ASSERT_EQUAL(mgo_publish__poll(f.pub, 10, &more), MGO_OK); /* all in flight */
+    CU_ASSERT_EQUAL(f.rec.len, n);
+    CU_ASSERT_FALSE(more);
     teardown(&f);
 }
 
@@ -404,7 +529,11 @@ void mgo_test_register(void)
         {"sweep: new session republishes all", test_sweep_after_new_session_republishes_all},
         {"sweep: resumed session, unacknowledged and removed",
          test_sweep_resumed_publishes_unacknowledged_and_clears_removed},
-        {"several managers: inactive, then the holder's poll", test_inactive_then_catch_up},
+        {"several managers: inactive, then the holder's poll", test_inactive_then_poll},
+        {"window: full, then the poll after an acknowledgement", test_window_full_then_poll},
+        {"passes and the unacknowledged walk go a page a poll", test_pass_pages},
+        {"a refresh of an unacknowledged manifest carries its documents",
+         test_refresh_unacknowledged_carries_documents},
         {NULL, NULL},
     };
     mgo_test_add_suite("publish", cases);

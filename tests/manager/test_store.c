@@ -32,9 +32,28 @@ static mgo_err count_app_visit(const struct mgo_mgr_app_row *row, void *ctx)
     return MGO_OK;
 }
 
-static mgo_err count_id_visit(const char *id, void *ctx)
+struct seen_ids {
+    char ids[8][16];
+    uint64_t versions[8];
+    size_t len;
+};
+
+static mgo_err collect_ids(const char *id, uint64_t version, uint64_t published, void *ctx)
 {
+    (void)published;
+    struct seen_ids *seen = ctx;
+    if (seen->len == 8)
+        return MGO_ERR_LIMIT;
+    snprintf(seen->ids[seen->len], sizeof seen->ids[0], "%s", id);
+    seen->versions[seen->len++] = version;
+    return MGO_OK;
+}
+
+static mgo_err count_id_visit(const char *id, uint64_t version, uint64_t published, void *ctx)
+{
+    (void)published;
     (void)id;
+    (void)version;
     (*(int *)ctx)++;
     return MGO_OK;
 }
@@ -163,11 +182,31 @@ static void test_manifest_version_monotonic_across_restart(void)
     CU_ASSERT_EQUAL(mgo_mgr_store_manifest_get(s, "dev1", &v, &published), MGO_OK);
     CU_ASSERT_EQUAL(published, 12);
     int unpublished = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, true, count_id_visit, &unpublished), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(s, true, "", 100, count_id_visit, &unpublished),
+                    MGO_OK);
     CU_ASSERT_EQUAL(unpublished, 1); /* dev2 only */
     int all = 0;
-    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_devices(s, false, count_id_visit, &all), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(s, false, "", 100, count_id_visit, &all), MGO_OK);
     CU_ASSERT_EQUAL(all, 2);
+    /* pages in device id order, each after the last id of the one before */
+    struct seen_ids page = {0};
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(s, false, "", 1, collect_ids, &page), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(page.len, 1);
+    CU_ASSERT_STRING_EQUAL(page.ids[0], "dev1");
+    CU_ASSERT_EQUAL(page.versions[0], 12u);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(s, false, "dev1", 5, collect_ids, &page), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(page.len, 2);
+    CU_ASSERT_STRING_EQUAL(page.ids[1], "dev2");
+    CU_ASSERT_EQUAL(page.versions[1], 1u);
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(s, true, "dev2", 5, collect_ids, &page), MGO_OK);
+    CU_ASSERT_EQUAL(page.len, 2); /* nothing after the last */
+    /* a device bound to HTTP polls for its manifest: never in a publishing walk */
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_bump(s, "dev3", &v), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_mgr_store_device_set_binding(s, "dev3", MGO_MGR_BINDING_HTTP), MGO_OK);
+    page.len = 0;
+    CU_ASSERT_EQUAL(mgo_mgr_store_manifest_page(s, true, "", 5, collect_ids, &page), MGO_OK);
+    CU_ASSERT_EQUAL_FATAL(page.len, 1);
+    CU_ASSERT_STRING_EQUAL(page.ids[0], "dev2");
     mgo_mgr_store_close(s);
     mgo_test_rm_rf(dir);
 }

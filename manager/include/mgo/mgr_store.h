@@ -204,10 +204,18 @@ mgo_err mgo_mgr_store_manifest_get(struct mgo_mgr_store *s, const char *device_i
 mgo_err mgo_mgr_store_manifest_set_published(struct mgo_mgr_store *s, const char *device_id,
                                              uint64_t version) MGO_MUST_CHECK;
 typedef mgo_err (*mgo_mgr_id_visit)(const char *id, void *ctx);
-/* Devices with a manifest; with unpublished_only, those whose newest manifest the broker
- * has not acknowledged yet. */
-mgo_err mgo_mgr_store_manifest_devices(struct mgo_mgr_store *s, bool unpublished_only,
-                                       mgo_mgr_id_visit visit, void *ctx) MGO_MUST_CHECK;
+/* One page of a walk over the devices with a manifest, in device id order: up to limit
+ * devices whose id sorts after `after` ("" or NULL: from the first), with their newest
+ * manifestVersion; with unpublished_only, those whose newest manifest the broker has not
+ * acknowledged yet. Devices bound to HTTP are left out (they poll; nothing is published for
+ * them). Each is visited with its newest version and the newest the broker acknowledged; a
+ * role stored as a device by an older version with version 0 (never published). Fewer than
+ * limit visits: the walk reached the end. */
+typedef mgo_err (*mgo_mgr_manifest_visit)(const char *device_id, uint64_t version,
+                                          uint64_t published, void *ctx);
+mgo_err mgo_mgr_store_manifest_page(struct mgo_mgr_store *s, bool unpublished_only,
+                                    const char *after, size_t limit, mgo_mgr_manifest_visit visit,
+                                    void *ctx) MGO_MUST_CHECK;
 
 /* ---- status ------------------------------------------------------------------------- */
 
