@@ -4,8 +4,8 @@
  * Paho 1.3.12 frees the topic and payload of a QoS 1 publish whose first write fails
  * (the broker's socket died under the send thread) while its in-flight list still holds
  * them; a reconnect with the session resumed then re-sends freed memory, a clean one or
- * MQTTAsync_destroy frees it twice (docs/reliability.md, "Paho's freed in-flight
- * publish"). The wrapper retires such a Paho client and connects with a new one. This test
+ * MQTTAsync_destroy frees it twice (docs/reliability.md, "Fixes these tests made
+ * necessary", 9). The wrapper retires such a Paho client and connects with a new one. This test
  * makes that write failure likely: an owner thread keeps the window full while the main
  * thread stops and starts the broker; under ASan a use of the freed memory ends the run.
  * It also checks what the owner relies on: every accepted publish gets exactly one outcome,
