@@ -19,16 +19,17 @@ echo "== tests"
 # The daemons run Paho threads, libmicrohttpd threads, the runtime worker and the loop: the
 # tests that run them in-process (and the loop, MQTT and HTTP units) run again under
 # ThreadSanitizer. A race report fails the test (halt_on_error).
-# The set: the loop and the MQTT client (common), the manager in-process with its HTTP
+# The set: the loop and the MQTT client (common; test_mqtt_restart retires Paho clients under
+# broker restarts), the manager in-process with its HTTP
 # threads (API, ingest, the integration test, the connection limits, the web front end) and
 # the agent with its runtime worker (cancellation), and two store handles on one PostgreSQL
 # database from two threads (test_store_concurrent), two managers in one process relaying live
 # events through PostgreSQL to each other's event streams (test_live_managers). The other tests add runtimes and
 # processes, not threads, and would only double the suite's time.
-TSAN_TARGETS=(common_test_loop common_test_mqtt manager_test_api manager_test_ingest
+TSAN_TARGETS=(common_test_loop common_test_mqtt common_test_mqtt_restart manager_test_api manager_test_ingest
               manager_test_manager_it manager_test_store_concurrent manager_test_live_managers agent_test_agent_cancel security_test_api_limits
               web_test_web web_harness margo-manager margo-agent margoctl)
-TSAN_TESTS='^(common/test_(loop|mqtt)|manager/test_(api|ingest|manager_it|store_concurrent|live_managers)|agent/test_agent_cancel|security/test_api_limits|web/test_web)$'
+TSAN_TESTS='^(common/test_(loop|mqtt|mqtt_restart)|manager/test_(api|ingest|manager_it|store_concurrent|live_managers)|agent/test_agent_cancel|security/test_api_limits|web/test_web)$'
 if [ $# -eq 0 ]; then
   echo "== build (clang, Debug, ThreadSanitizer)"
   bash scripts/build.sh tsan "${TSAN_TARGETS[@]}"

@@ -28,9 +28,30 @@
  * events until the queue is empty before it polls again), so a burst costs one write, not
  * one per message.
  *
+ * Retiring: Paho 1.3.12 (and its master, 2026-01) frees the topic and payload of a QoS 1/2
+ * publish whose first write fails on a dead socket (MQTTAsyncUtils.c, MQTTAsync_processCommand:
+ * the SOCKET_ERROR branch calls the failure callback with code -1 and MQTTAsync_freeCommand)
+ * after MQTTProtocol_startPublish has put the same two pointers in the client's in-flight list
+ * (MQTTProtocol_storePublication takes them over without copying). Whatever touches that list
+ * next uses freed memory: the resend of a resumed session on reconnect (strlen of the topic,
+ * MQTTAsync_completeConnection -> MQTTProtocol_retry), a clean session on reconnect or close,
+ * or MQTTAsync_destroy (a second free). No order of our calls avoids the write failure: the
+ * broker's socket dies between Paho's "connected" check and its write. So such a failure (a
+ * QoS 1/2 publish failed with code -1 and no reason code) marks the Paho client `poisoned`;
+ * the next mgo_mqtt_connect() retires it (callbacks cleared, never reconnected, never
+ * destroyed: it stays in Paho's list of clients, closed) and connects with a new Paho client.
+ * Publishes handed to the retired one are reported as failed then. At most MAX_RETIRED per
+ * wrapper; past that connect fails with MGO_ERR_LIMIT (restart the process). With session
+ * expiry 0 Paho empties its in-flight list inside its own connection close (MQTTAsync_closeSession
+ * -> MQTTAsync_cleanSession), a second free before any callback of ours could intervene;
+ * Debian's Paho tracks its heap and skips a pointer it no longer knows, so that free is
+ * harmless unless the address was reused meanwhile. Retiring cannot help there, so such
+ * clients are not marked (docs/reliability.md "Known limits").
+ *
  * Memory: every event owns malloc'd copies of topic and payload; nothing points into Paho
  * buffers after a callback returns. mgo_mqtt_free() destroys the Paho client first (after
- * MQTTAsync_destroy() returns no callback of ours runs any more), then frees the queue. */
+ * MQTTAsync_destroy() returns no callback of ours runs any more), then frees the queue; a
+ * poisoned Paho client is retired instead of destroyed. */
 #include "mgo/metrics.h"
 #include "mgo/mqtt.h"
 
@@ -71,6 +92,9 @@
 #define MAX_BUFFERED_MESSAGES 1000000
 /* The wait in mgo_mqtt_free() for a clean disconnect. */
 #define FREE_DISCONNECT_MS 1000
+/* Paho clients one wrapper may retire (see "Retiring" above); each holds at most two
+ * windows of publishes (in flight and queued in Paho) until the process ends. */
+#define MAX_RETIRED 64
 
 struct qnode {
     struct qnode *next;
@@ -85,6 +109,7 @@ struct onode {
     struct mgo_mqtt *m;
     int token;
     bool counted; /* counts against the window (false after a reconnect) */
+    bool retired; /* handed to a retired Paho client: reported failed, kept until free */
     char *topic;
     uint8_t *payload;
     size_t len;
@@ -147,6 +172,9 @@ struct mgo_mqtt {
     bool pumping; /* a thread is handing publishes over */
     int last_token;
     enum disc_state disc;
+    bool poisoned;        /* the Paho client holds a freed publish (see "Retiring") */
+    size_t n_retired;     /* Paho clients retired */
+    struct onode *parked; /* nodes handed to retired clients (freed by mgo_mqtt_free) */
 
     int wake_fd;               /* eventfd: bumped by a push into an empty queue and by
                                 * mgo_mqtt_wake() */
@@ -455,14 +483,14 @@ static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp);
 /* Gives one publish to Paho (o is already on the handed list). Paho copies topic and
  * payload before MQTTAsync_send returns; after a successful send o belongs to the outcome
  * callback, which may already have run, so o is not touched again. */
-static int hand_over(struct mgo_mqtt *m, struct onode *o, const char *topic, const void *payload)
+static int hand_over(MQTTAsync client, struct onode *o, const char *topic, const void *payload)
 {
     static const uint8_t empty[1] = {0};
     MQTTAsync_responseOptions ro = MQTTAsync_responseOptions_initializer;
     ro.onSuccess5 = on_publish_ok;
     ro.onFailure5 = on_publish_fail;
     ro.context = o;
-    return MQTTAsync_send(m->client, topic, (int)o->len, o->len > 0 ? payload : empty, o->qos,
+    return MQTTAsync_send(client, topic, (int)o->len, o->len > 0 ? payload : empty, o->qos,
                           o->retain ? 1 : 0, &ro);
 }
 
@@ -492,8 +520,9 @@ static void pump(struct mgo_mqtt *m)
         uint8_t *payload = o->payload;
         o->topic = NULL;
         o->payload = NULL;
+        MQTTAsync client = m->client;
         pthread_mutex_unlock(&m->mu);
-        int rc = hand_over(m, o, topic, payload);
+        int rc = hand_over(client, o, topic, payload);
         free(topic);
         free(payload);
         if (rc != MQTTASYNC_SUCCESS) {
@@ -531,6 +560,11 @@ static void publish_done(struct onode *o, enum mgo_mqtt_event_kind kind, int rea
     struct mgo_mqtt *m = o->m;
     int token = o->token;
     pthread_mutex_lock(&m->mu);
+    if (o->retired) { /* reported when its client was retired; a retired client is closed
+                       * and never reconnected, so this is not expected */
+        pthread_mutex_unlock(&m->mu);
+        return;
+    }
     handed_remove(m, o);
     pthread_mutex_unlock(&m->mu);
     onode_free(o);
@@ -549,6 +583,21 @@ static void on_publish_fail(void *context, MQTTAsync_failureData5 *resp)
     int reason = failure_reason(resp);
     MGO_LOGW(TAG, "publish %d not acknowledged: %s (code %d)", o->token, failure_text(resp),
              reason);
+    /* Paho's write of a QoS 1/2 publish failed on a dead socket: it freed the copies its
+     * in-flight list still holds (see "Retiring" at the top of this file) */
+    struct mgo_mqtt *m = o->m;
+    if (o->qos > 0 && m->session_expiry_s > 0 && resp != NULL && resp->code == MQTTASYNC_FAILURE &&
+        resp->reasonCode == MQTTREASONCODE_SUCCESS) {
+        pthread_mutex_lock(&m->mu);
+        bool was = m->poisoned;
+        m->poisoned = true;
+        pthread_mutex_unlock(&m->mu);
+        if (!was)
+            MGO_LOGW(TAG,
+                     "publish %d failed on a dead socket: Paho keeps freed copies of it; "
+                     "the next connect to %s uses a new Paho client",
+                     o->token, m->url);
+    }
     publish_done(o, MGO_MQTT_EV_PUBLISH_FAILED, reason);
 }
 
@@ -686,6 +735,93 @@ static void free_config_copies(struct mgo_mqtt *m)
     free(m->will_payload);
 }
 
+/* A Paho client for m's URL and client id with the wrapper's callbacks. */
+static mgo_err create_paho(struct mgo_mqtt *m, MQTTAsync *out)
+{
+    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
+    copts.sendWhileDisconnected = 0;
+    /* Paho counts every publish it holds as "buffered" and refuses the 101st by default, even
+     * while connected. The wrapper hands it at most the window (see the top of this file),
+     * plus publishes of an earlier connection Paho still holds, so the bound only has to
+     * stay out of the way. */
+    copts.maxBufferedMessages = MAX_BUFFERED_MESSAGES;
+    MQTTAsync client;
+    int rc = MQTTAsync_createWithOptions(&client, m->url, m->client_id, MQTTCLIENT_PERSISTENCE_NONE,
+                                         NULL, &copts);
+    if (rc != MQTTASYNC_SUCCESS)
+        return paho_err(rc, "create client");
+    rc = MQTTAsync_setCallbacks(client, m, on_connection_lost, on_message, NULL);
+    if (rc == MQTTASYNC_SUCCESS)
+        rc = MQTTAsync_setDisconnected(client, m, on_disconnected);
+    if (rc != MQTTASYNC_SUCCESS) {
+        MQTTAsync_destroy(&client);
+        return paho_err(rc, "set callbacks");
+    }
+    *out = client;
+    return MGO_OK;
+}
+
+/* A retired client gets no packets (closed, never reconnected); Paho insists on a message
+ * callback, and this one needs no context. */
+static int on_retired_message(void *context, char *topic_name, int topic_len,
+                              MQTTAsync_message *msg)
+{
+    (void)context;
+    (void)topic_len;
+    MQTTAsync_freeMessage(&msg);
+    MQTTAsync_free(topic_name);
+    return 1;
+}
+
+/* Owner's thread, m->poisoned: parks the Paho client for good (see "Retiring" at the top of
+ * this file) and reports what was handed to it as failed. With `fresh`, a new Paho client
+ * takes its place. MGO_ERR_CONFLICT while Paho is still closing the old connection. */
+static mgo_err retire_client(struct mgo_mqtt *m, bool fresh)
+{
+    MQTTAsync old = m->client;
+    /* clearing the callbacks fails while Paho is connecting or closing */
+    if (MQTTAsync_isConnected(old) ||
+        MQTTAsync_setCallbacks(old, NULL, NULL, on_retired_message, NULL) != MQTTASYNC_SUCCESS ||
+        MQTTAsync_setDisconnected(old, NULL, NULL) != MQTTASYNC_SUCCESS) {
+        MGO_LOGD(TAG, "retiring the Paho client of %s: it is still closing", m->client_id);
+        return MGO_ERR_CONFLICT;
+    }
+    MQTTAsync next = NULL;
+    if (fresh) {
+        mgo_err err = create_paho(m, &next);
+        if (err != MGO_OK) {
+            /* the old one stays current (poisoned) and callback-less; the next connect tries
+             * again, and connect() refuses to reconnect a poisoned client */
+            return err;
+        }
+    }
+    pthread_mutex_lock(&m->mu);
+    m->client = next;
+    m->poisoned = false;
+    m->n_retired++;
+    size_t n_retired = m->n_retired;
+    struct onode *h = m->handed;
+    m->handed = NULL;
+    m->n_counted = 0;
+    for (struct onode *o = h; o != NULL; o = o->next)
+        o->retired = true;
+    pthread_mutex_unlock(&m->mu);
+    size_t failed = 0;
+    for (struct onode *o = h, *next_o; o != NULL; o = next_o) {
+        next_o = o->next;
+        push_control(m, MGO_MQTT_EV_PUBLISH_FAILED, o->token, MQTTASYNC_DISCONNECTED);
+        /* Paho still names it as a callback context: kept until mgo_mqtt_free() */
+        o->next = m->parked;
+        m->parked = o;
+        failed++;
+    }
+    MGO_LOGW(TAG,
+             "retired Paho client %zu of %s (it holds a freed publish); %zu publishes "
+             "handed to it failed",
+             n_retired, m->client_id, failed);
+    return MGO_OK;
+}
+
 mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out)
 {
     *out = NULL;
@@ -742,31 +878,12 @@ mgo_err mgo_mqtt_new(const struct mgo_mqtt_config *cfg, struct mgo_mqtt **out)
         goto fail_cond;
     }
 
-    MQTTAsync_createOptions copts = MQTTAsync_createOptions_initializer5;
-    copts.sendWhileDisconnected = 0;
-    /* Paho counts every publish it holds as "buffered" and refuses the 101st by default, even
-     * while connected. The wrapper hands it at most the window (see the top of this file),
-     * plus publishes of an earlier connection Paho still holds, so the bound only has to
-     * stay out of the way. */
-    copts.maxBufferedMessages = MAX_BUFFERED_MESSAGES;
-    int rc = MQTTAsync_createWithOptions(&m->client, m->url, m->client_id,
-                                         MQTTCLIENT_PERSISTENCE_NONE, NULL, &copts);
-    if (rc != MQTTASYNC_SUCCESS) {
-        err = paho_err(rc, "create client");
+    err = create_paho(m, &m->client);
+    if (err != MGO_OK)
         goto fail_fd;
-    }
-    rc = MQTTAsync_setCallbacks(m->client, m, on_connection_lost, on_message, NULL);
-    if (rc == MQTTASYNC_SUCCESS)
-        rc = MQTTAsync_setDisconnected(m->client, m, on_disconnected);
-    if (rc != MQTTASYNC_SUCCESS) {
-        err = paho_err(rc, "set callbacks");
-        goto fail_client;
-    }
     *out = m;
     return MGO_OK;
 
-fail_client:
-    MQTTAsync_destroy(&m->client);
 fail_fd:
     close(m->wake_fd);
 fail_cond:
@@ -788,9 +905,27 @@ void mgo_mqtt_free(struct mgo_mqtt *m)
         if (err != MGO_OK)
             MGO_LOGD(TAG, "disconnect before free: %s", mgo_strerror(err));
     }
-    /* After this no callback runs with m as context (Paho calls them under its global
-     * mutex, which destroy takes); pending commands may still fail into our queue here. */
-    MQTTAsync_destroy(&m->client);
+    pthread_mutex_lock(&m->mu);
+    bool poisoned = m->poisoned;
+    pthread_mutex_unlock(&m->mu);
+    if (poisoned) {
+        /* destroy would free its freed publish again: retire it instead */
+        int64_t deadline = now_ms() + FREE_DISCONNECT_MS;
+        while (retire_client(m, false) != MGO_OK) {
+            if (now_ms() > deadline) {
+                /* its callbacks may still name m: keep m rather than free it under them */
+                MGO_LOGE(TAG, "the Paho client of %s did not close; its wrapper is kept",
+                         m->client_id);
+                return;
+            }
+            struct timespec ts = {0, 10 * 1000000L};
+            nanosleep(&ts, NULL);
+        }
+    } else {
+        /* After this no callback runs with m as context (Paho calls them under its global
+         * mutex, which destroy takes); pending commands may still fail into our queue here. */
+        MQTTAsync_destroy(&m->client);
+    }
 
     struct qnode *n = m->head;
     while (n != NULL) {
@@ -805,6 +940,10 @@ void mgo_mqtt_free(struct mgo_mqtt *m)
     for (struct onode *o = m->handed, *next; o != NULL; o = next) {
         next = o->next;
         onode_free(o); /* outcomes Paho never reported */
+    }
+    for (struct onode *o = m->parked, *next; o != NULL; o = next) {
+        next = o->next;
+        onode_free(o); /* contexts of retired Paho clients, which call nothing */
     }
     close(m->wake_fd);
     pthread_cond_destroy(&m->cond);
@@ -940,7 +1079,21 @@ mgo_err mgo_mqtt_connect(struct mgo_mqtt *m)
 
     pthread_mutex_lock(&m->mu);
     m->connected = false;
+    bool poisoned = m->poisoned;
+    size_t n_retired = m->n_retired;
     pthread_mutex_unlock(&m->mu);
+    if (poisoned) {
+        mgo_err err = MGO_ERR_LIMIT;
+        if (n_retired >= MAX_RETIRED)
+            MGO_LOGE(TAG, "connect: %zu Paho clients of %s retired already; restart the process",
+                     n_retired, m->client_id);
+        else
+            err = retire_client(m, true);
+        if (err != MGO_OK) {
+            MQTTProperties_free(&props);
+            return err;
+        }
+    }
 
     MGO_LOGD(TAG, "connecting to %s as %s (clean start %d, session expiry %u s)", m->url,
              m->client_id, opts.cleanstart, (unsigned)m->session_expiry_s);
@@ -1079,13 +1232,14 @@ mgo_err mgo_mqtt_publish(struct mgo_mqtt *m, const char *topic, const void *payl
      * room, so Paho's own refusals still come back from this call; otherwise copied and
      * queued behind the others (only the owner's thread publishes, so order holds). */
     bool direct = !m->pumping && m->out_head == NULL && m->n_counted < m->window;
+    MQTTAsync client = m->client;
     if (direct) {
         m->pumping = true;
         handed_add(m, o);
     }
     pthread_mutex_unlock(&m->mu);
     if (direct) {
-        int rc = hand_over(m, o, topic, payload);
+        int rc = hand_over(client, o, topic, payload);
         pthread_mutex_lock(&m->mu);
         if (rc != MQTTASYNC_SUCCESS)
             handed_remove(m, o);
@@ -1223,4 +1377,12 @@ void mgo_mqtt_depths(struct mgo_mqtt *m, size_t *received, size_t *outgoing)
     *received = m->n_messages;
     *outgoing = m->n_queued + m->n_counted;
     pthread_mutex_unlock(&m->mu);
+}
+
+size_t mgo_mqtt_retired(struct mgo_mqtt *m)
+{
+    pthread_mutex_lock(&m->mu);
+    size_t n = m->n_retired;
+    pthread_mutex_unlock(&m->mu);
+    return n;
 }

@@ -120,5 +120,9 @@ void mgo_mqtt_wake(struct mgo_mqtt *m);
  * queued or handed to Paho whose acknowledgement has not arrived (docs/operations.md
  * "Metrics"). */
 void mgo_mqtt_depths(struct mgo_mqtt *m, size_t *received, size_t *outgoing);
+/* Paho clients this client retired (any thread): a Paho client whose QoS 1/2 publish failed
+ * on a dead socket is never reconnected nor destroyed; the next connect uses a new one
+ * (common/src/mqtt.c, "Retiring", docs/reliability.md). */
+size_t mgo_mqtt_retired(struct mgo_mqtt *m);
 
 #endif
