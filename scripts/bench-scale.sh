@@ -256,7 +256,7 @@ scale_write() {
           med(col[k, "conv"]) * 1000 / n, med(col[k, "mgrcpu"]) * 1000 / n, allcpu * 1000 / n, med(col[k, "mgrkib"]), med(col[k, "mgrd"]),
           med(col[k, "brk"]), med(col[k, "brkc"]), med(col[k, "sim"]), med(col[k, "edgedev"]), med(col[k, "edgesock"]), med(col[k, "edgerss"]), med(col[k, "corerss"]) }
       print "\n**Status ingest** (the bench publisher, 8 connections, QoS 1, statuses for up to 20,000 of the"
-      print "deployments; stored = the publisher's statuses (its journal boot) in `status_history`, per second while it published; it runs on"
+      print "deployments; stored = the statuses of the publisher (its journal boot) in `status_history`, per second while it published; it runs on"
       print "the same 2 cores and needs about a core itself):\n"
       print "| store | managers | publisher on | devices | published (acknowledged by the broker) | **stored/s while publishing** | overall: published / (start → last stored) | all stored within 300 s (after the end) | CPU while publishing: managers / core broker | load before |"
       print "|---|---|---|---|---|---|---|---|---|---|"

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh containers web
 echo "== format (clang-format --dry-run)"
 bash scripts/format.sh --check
+echo "== shell syntax (bash -n: scripts the suite does not run, such as the benchmarks)"
+for f in scripts/*.sh tests/*/*.sh tests/*/*/*.sh .ci/run; do
+  if [ -f "$f" ]; then bash -n "$f"; fi
+done
 echo "== build (gcc, -Werror)"
 bash scripts/build.sh release
 echo "== build (clang, Debug, ASan+UBSan, fuzzers)"
