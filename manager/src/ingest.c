@@ -157,26 +157,34 @@ static void notify_live(struct mgo_ingest *in)
         n++;
     if (n == 0)
         return;
-    const char **payloads = calloc(n, sizeof *payloads);
+    /* each event's payloads (one, or the parts of a long one) in a buffer of its own */
     struct mgo_buf *bufs = calloc(n, sizeof *bufs);
-    size_t k = 0;
-    mgo_err err = payloads && bufs ? MGO_OK : MGO_ERR_NOMEM;
-    for (struct mgo_ingest_live *l = in->live_head; !err && l; l = l->next) {
-        mgo_buf_init(&bufs[k], MGO_MGR_NOTIFY_MAX);
-        if (mgo_livebus__payload(l->event, l->deployment_id, l->json, &bufs[k]) == MGO_OK)
-            payloads[k] = (const char *)bufs[k].data;
-        else
-            MGO_LOGW(TAG, "a live %s event of %zu bytes does not fit a notification: not sent",
-                     l->event, strlen(l->json));
-        if (payloads[k])
-            k++;
-        else
-            mgo_buf_cleanup(&bufs[k]);
+    size_t *counts = calloc(n, sizeof *counts);
+    mgo_err err = bufs && counts ? MGO_OK : MGO_ERR_NOMEM;
+    size_t total = 0, k = 0;
+    for (struct mgo_ingest_live *l = in->live_head; !err && l; l = l->next, k++) {
+        mgo_buf_init(&bufs[k], MGO_LIVEBUS_EVENT_MAX + 16u * MGO_MGR_NOTIFY_MAX);
+        if (mgo_livebus__payloads(l->event, l->deployment_id, l->json, &bufs[k], &counts[k]) !=
+            MGO_OK) {
+            MGO_LOGW(TAG, "a live %s event of %zu bytes is too long to relay: not sent", l->event,
+                     strlen(l->json));
+            counts[k] = 0;
+        }
+        total += counts[k];
+    }
+    const char **payloads = err ? NULL : calloc(total ? total : 1, sizeof *payloads);
+    if (!err && !payloads)
+        err = MGO_ERR_NOMEM;
+    size_t at = 0;
+    for (size_t i = 0; !err && i < n; i++) {
+        const char *p = (const char *)bufs[i].data;
+        for (size_t j = 0; j < counts[i]; j++, p += strlen(p) + 1)
+            payloads[at++] = p;
     }
     if (!err && in->tx)
         err = mgo_mgr_store_begin(in->store);
     if (!err) {
-        err = mgo_mgr_store_notify(in->store, MGO_LIVEBUS_CHANNEL, payloads, k);
+        err = mgo_mgr_store_notify(in->store, MGO_LIVEBUS_CHANNEL, payloads, total);
         if (in->tx) {
             if (err)
                 mgo_mgr_store_rollback(in->store);
@@ -187,9 +195,10 @@ static void notify_live(struct mgo_ingest *in)
     if (err)
         MGO_LOGW(TAG, "%zu live events not sent to the managers' event streams: %s", n,
                  mgo_strerror(err));
-    for (size_t i = 0; bufs && i < k; i++)
+    for (size_t i = 0; bufs && i < n; i++)
         mgo_buf_cleanup(&bufs[i]);
     free(bufs);
+    free(counts);
     free(payloads);
     drop_live(in);
 }

@@ -37,6 +37,11 @@ struct mgo_livebus {
     int retry_ms;
     bool was_up; /* the connection was listening before (a loss is logged once) */
     uint64_t relayed;
+    /* the parts of a long event so far (see livebus.h); parts_next 0: none */
+    struct mgo_buf parts;
+    unsigned parts_next;
+    char parts_event[32];
+    char parts_dep[MGO_MAX_DEPLOYMENT_ID_LEN + 1];
 };
 
 static void start_connect(void *ctx);
@@ -69,6 +74,8 @@ static void lost(struct mgo_livebus *b, const char *why)
     if (b->was_up)
         mgo_sse__end_all(b->hub);
     b->was_up = false;
+    mgo_buf_reset(&b->parts); /* a long event cut by the loss: its streams were ended */
+    b->parts_next = 0;
     b->state = BUS_IDLE;
     if (mgo_loop_timer_add(b->loop, b->retry_ms, start_connect, b, &b->retry_timer) != MGO_OK)
         MGO_LOGE(TAG, "out of memory: the live event connection is not made again");
@@ -135,6 +142,57 @@ static void relay_status_ref(struct mgo_livebus *b, const char *deployment_id)
     mgo_buf_cleanup(&buf);
 }
 
+static void drop_parts(struct mgo_livebus *b)
+{
+    mgo_buf_reset(&b->parts);
+    b->parts_next = 0;
+    b->parts_event[0] = b->parts_dep[0] = '\0';
+}
+
+/* Part k (1, 2, ...) of a long event; out of turn, or past MGO_LIVEBUS_EVENT_MAX: dropped. */
+static void add_part(struct mgo_livebus *b, const char *event, const char *dep, unsigned long k,
+                     const char *data)
+{
+    if (k == 1) {
+        drop_parts(b);
+        snprintf(b->parts_event, sizeof b->parts_event, "%s", event);
+        snprintf(b->parts_dep, sizeof b->parts_dep, "%s", dep);
+    } else if (k != b->parts_next || strcmp(event, b->parts_event) != 0 ||
+               strcmp(dep, b->parts_dep) != 0) {
+        MGO_LOGW(TAG, "part %lu of a long %.32s event out of turn: the event is not relayed", k,
+                 event);
+        drop_parts(b);
+        return;
+    }
+    if (mgo_buf_append_str(&b->parts, data) != MGO_OK) {
+        MGO_LOGW(TAG, "a long %.32s event past %u bytes: not relayed", event,
+                 MGO_LIVEBUS_EVENT_MAX);
+        drop_parts(b);
+        return;
+    }
+    b->parts_next = (unsigned)k + 1;
+}
+
+/* A whole notification while parts are kept: their last part (returns the whole event's
+ * JSON, valid until the next notification; NULL: past the bound, not relayed), or an event
+ * of its own (the parts had no last part: dropped; returns json). */
+static const char *join_parts(struct mgo_livebus *b, const char *event, const char *dep,
+                              const char *json)
+{
+    if (strcmp(event, b->parts_event) != 0 || strcmp(dep, b->parts_dep) != 0) {
+        MGO_LOGW(TAG, "a long %.32s event without its last part: not relayed", b->parts_event);
+        drop_parts(b);
+        return json;
+    }
+    b->parts_next = 0;
+    if (mgo_buf_append_str(&b->parts, json) != MGO_OK) {
+        MGO_LOGW(TAG, "a long %.32s event past %u bytes: not relayed", event,
+                 MGO_LIVEBUS_EVENT_MAX);
+        return NULL;
+    }
+    return (const char *)b->parts.data;
+}
+
 /* One notification: "EVENT\tDEPLOYMENT\tJSON". Anything else is logged and skipped (another
  * program may NOTIFY on the channel too). */
 static void relay(struct mgo_livebus *b, char *payload)
@@ -149,6 +207,17 @@ static void relay(struct mgo_livebus *b, char *payload)
     *t1 = *t2 = '\0';
     const char *event = payload, *dep = t1 + 1, *json = t2 + 1;
     const char *deployment_id = dep[0] ? dep : NULL;
+    char *plus = strchr(payload, '+');
+    if (plus != NULL) { /* part K of a long event: kept until its last part */
+        *plus = '\0';
+        add_part(b, event, dep, strtoul(plus + 1, NULL, 10), json);
+        return;
+    }
+    if (b->parts_next > 0) { /* the last part */
+        json = join_parts(b, event, dep, json);
+        if (json == NULL)
+            return;
+    }
     b->relayed++;
     if (strcmp(event, STATUS_REF) == 0 && deployment_id)
         relay_status_ref(b, deployment_id);
@@ -270,6 +339,7 @@ mgo_err mgo_livebus__new(struct mgo_loop *loop, const char *url, struct mgo_mgr_
     b->hub = hub;
     b->fd = -1;
     b->retry_ms = RETRY_FIRST_MS;
+    mgo_buf_init(&b->parts, MGO_LIVEBUS_EVENT_MAX + 1u);
     b->url = strdup(url);
     if (!b->url || mgo_loop_timer_add(loop, 0, start_connect, b, &b->retry_timer) != MGO_OK) {
         free(b->url);
@@ -289,6 +359,7 @@ void mgo_livebus__free(struct mgo_livebus *b)
     unwatch(b);
     if (b->conn)
         PQfinish(b->conn);
+    mgo_buf_cleanup(&b->parts);
     free(b->url);
     free(b);
 }
@@ -303,15 +374,71 @@ uint64_t mgo_livebus__relayed(const struct mgo_livebus *b)
     return b ? b->relayed : 0;
 }
 
-mgo_err mgo_livebus__payload(const char *event, const char *deployment_id, const char *json,
-                             struct mgo_buf *out)
+/* What a part's event name gains at most: "+K" with K below MGO_LIVEBUS_EVENT_MAX. */
+#define PART_SUFFIX_MAX 7u
+
+mgo_err mgo_livebus__payloads(const char *event, const char *deployment_id, const char *json,
+                              struct mgo_buf *out, size_t *n)
 {
     const char *dep = deployment_id ? deployment_id : "";
     mgo_buf_reset(out);
-    size_t need = strlen(event) + strlen(dep) + strlen(json) + 2;
-    if (need < MGO_MGR_NOTIFY_MAX)
-        return mgo_buf_printf(out, "%s\t%s\t%s", event, dep, json);
-    if (strcmp(event, "status") == 0 && deployment_id)
-        return mgo_buf_printf(out, STATUS_REF "\t%s\t", dep);
-    return MGO_ERR_LIMIT;
+    *n = 0;
+    size_t len = strlen(json), head = strlen(event) + strlen(dep) + 2;
+    mgo_err err;
+    if (head + len < MGO_MGR_NOTIFY_MAX) {
+        err = mgo_buf_printf(out, "%s\t%s\t%s", event, dep, json);
+    } else if (strcmp(event, "status") == 0 && deployment_id) {
+        err = mgo_buf_printf(out, STATUS_REF "\t%s\t", dep);
+    } else {
+        if (len > MGO_LIVEBUS_EVENT_MAX || head + PART_SUFFIX_MAX + 8 >= MGO_MGR_NOTIFY_MAX)
+            return MGO_ERR_LIMIT;
+        size_t room = MGO_MGR_NOTIFY_MAX - 1 - head - PART_SUFFIX_MAX, off = 0;
+        unsigned k = 0;
+        err = MGO_OK;
+        while (!err && off < len) {
+            size_t take = len - off;
+            if (take > room) { /* not inside a UTF-8 sequence: back to its first byte */
+                take = room;
+                while (take > 1 && ((unsigned char)json[off + take] & 0xC0u) == 0x80u)
+                    take--;
+            }
+            k++;
+            if (off + take < len)
+                err = mgo_buf_printf(out, "%s+%u\t%s\t%.*s", event, k, dep, (int)take, json + off);
+            else
+                err = mgo_buf_printf(out, "%s\t%s\t%.*s", event, dep, (int)take, json + off);
+            if (!err)
+                err = mgo_buf_append(out, "", 1);
+            off += take;
+        }
+        *n = err ? 0 : k;
+        return err;
+    }
+    if (!err)
+        err = mgo_buf_append(out, "", 1);
+    *n = err ? 0 : 1;
+    return err;
+}
+
+mgo_err mgo_livebus__notify(struct mgo_mgr_store *store, const char *event,
+                            const char *deployment_id, const char *json)
+{
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, MGO_LIVEBUS_EVENT_MAX + 16u * MGO_MGR_NOTIFY_MAX);
+    size_t n = 0;
+    const char *payloads[MGO_LIVEBUS_EVENT_MAX / 64u];
+    mgo_err err = mgo_livebus__payloads(event, deployment_id, json, &buf, &n);
+    const char *p = (const char *)buf.data;
+    for (size_t i = 0; !err && i < n; i++) {
+        if (i == sizeof payloads / sizeof payloads[0]) {
+            err = MGO_ERR_LIMIT;
+            break;
+        }
+        payloads[i] = p;
+        p += strlen(p) + 1;
+    }
+    if (!err)
+        err = mgo_mgr_store_notify(store, MGO_LIVEBUS_CHANNEL, payloads, n);
+    mgo_buf_cleanup(&buf);
+    return err;
 }

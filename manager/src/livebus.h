@@ -11,7 +11,13 @@
  *
  * A payload is "EVENT\tDEPLOYMENT\tJSON" (DEPLOYMENT empty for events about no deployment).
  * A status event too long for one notification goes as "status-ref\tDEPLOYMENT\t": the
- * listener reads that deployment's current status from the store and sends it.
+ * listener reads that deployment's current status from the store and sends it. Any other
+ * event too long for one goes in parts, "EVENT+K\tDEPLOYMENT\tPART" for part K = 1, 2, ...
+ * and the last as "EVENT\tDEPLOYMENT\tPART", each part cut at a UTF-8 character boundary (a
+ * payload must be valid text); the listener joins them. The parts of an event are sent in
+ * one statement, so in one transaction, whose notifications PostgreSQL queues together, in
+ * order, at its commit; K also keeps two equal parts from being folded into one (PostgreSQL
+ * delivers equal notifications of one transaction once).
  *
  * While the listening connection is down (lost, not yet connected) events cannot be relayed:
  * every open stream is ended then, so its client reconnects and starts again from a
@@ -44,9 +50,18 @@ bool mgo_livebus__listening(const struct mgo_livebus *b);
 /* Notifications relayed to the hub so far. */
 uint64_t mgo_livebus__relayed(const struct mgo_livebus *b);
 
-/* The payload of one event (see above) into out (reset first). MGO_ERR_LIMIT when it does not
- * fit one notification and is not a status event (which then goes as a reference). */
-mgo_err mgo_livebus__payload(const char *event, const char *deployment_id, const char *json,
-                             struct mgo_buf *out) MGO_MUST_CHECK;
+/* The longest event JSON sent in parts (a device event's live JSON is at most this long). */
+#define MGO_LIVEBUS_EVENT_MAX (64u * 1024u)
+
+/* The payloads of one event (see above) into out (reset first), one after the other, each
+ * NUL-terminated; *n: how many. MGO_ERR_LIMIT for an event JSON longer than
+ * MGO_LIVEBUS_EVENT_MAX (not a status: that goes as a reference). */
+mgo_err mgo_livebus__payloads(const char *event, const char *deployment_id, const char *json,
+                              struct mgo_buf *out, size_t *n) MGO_MUST_CHECK;
+/* PostgreSQL: the payloads of one event NOTIFYed on MGO_LIVEBUS_CHANNEL in one statement (at
+ * the commit of the transaction open on store, if one is). Errors of the store, and
+ * MGO_ERR_LIMIT as above. */
+mgo_err mgo_livebus__notify(struct mgo_mgr_store *store, const char *event,
+                            const char *deployment_id, const char *json) MGO_MUST_CHECK;
 
 #endif

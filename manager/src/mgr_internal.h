@@ -41,6 +41,8 @@
  *   rollout.c -> deploy.c, publish.c, labels.c, lookup.c;  rollup.c -> rollout.c, outbox.c
  *   ingest.c -> (on_status hook, set by manager.c: brings the rollout timer forward)
  *   manager.c -> lease.c -> store.c
+ *   manager.c -> livebus.c -> sse.c, events.c, store.c;  ingest.c, southbound.c -> livebus.c
+ *   (its payloads and notify)
  * No file calls back into one that calls it. */
 #ifndef MGO_MGR_INTERNAL_H
 #define MGO_MGR_INTERNAL_H

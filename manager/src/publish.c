@@ -199,6 +199,12 @@ static mgo_err encode_manifest(const struct mgo_publisher *p, const struct mgo_d
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len)
 {
+    if (p->pending_len == MGO_PUBLISH_MAX_PENDING && publishing(p) &&
+        mgo_outbox__connected(p->outbox)) {
+        p->backlog = true; /* mgo_publish__poll sends it once acknowledgements make room */
+        MGO_LOGD(TAG, "device %s: stored; sent when the publish window has room", device_id);
+        return MGO_OK;
+    }
     uint64_t version = 0;
     mgo_err err = mgo_mgr_store_manifest_get(p->store, device_id, &version, NULL);
     if (err || version == 0)
@@ -221,12 +227,6 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
     }
     if (changed_ids == NULL && in_flight(p, device_id, version))
         return MGO_OK; /* a whole re-send of what is on its way (sweep, poll) */
-    if (p->pending_len == MGO_PUBLISH_MAX_PENDING) {
-        p->backlog = true; /* mgo_publish__poll sends it once acknowledgements make room */
-        MGO_LOGD(TAG, "device %s: manifest %llu stored; sent when the publish window has room",
-                 device_id, (unsigned long long)version);
-        return MGO_OK;
-    }
     struct mgo_arena arena;
     mgo_arena_init(&arena, 64u * 1024u * 1024u);
     struct mgo_publish_set *ctx = calloc(1, sizeof *ctx);

@@ -10,6 +10,7 @@
 
 #include "events.h"
 #include "ingest.h"
+#include "livebus.h"
 #include "jw.h"
 #include "mgr_internal.h"
 #include "publish.h"
@@ -536,7 +537,10 @@ static void capabilities_delete(struct mgo_southbound *sb, struct mgo_api_reques
         return;
     }
     MGO_LOGI(TAG, "device %s: unregistered its capabilities", device_id);
-    if (sb->hub && mgo_sse__wanted(sb->hub, NULL)) { /* the event stream, as for a report */
+    /* the event stream, as for a report (ingest.c): with several managers through the store,
+     * so that every manager's streams carry it (livebus.h) */
+    bool relay = sb->ingest != NULL && sb->ingest->notify_live;
+    if (sb->hub && (relay || mgo_sse__wanted(sb->hub, NULL))) {
         struct mgo_buf buf;
         mgo_buf_init(&buf, 4096);
         struct mgo_jw w;
@@ -544,8 +548,12 @@ static void capabilities_delete(struct mgo_southbound *sb, struct mgo_api_reques
         mgo_jw_obj(&w);
         mgo_events__capabilities(&w, device_id);
         mgo_jw_obj_end(&w);
-        if (!w.err)
+        if (!w.err && !relay)
             mgo_sse__publish(sb->hub, "capabilities", NULL, (const char *)buf.data);
+        else if (!w.err && mgo_livebus__notify(sb->store, "capabilities", NULL,
+                                               (const char *)buf.data) != MGO_OK)
+            MGO_LOGW(TAG, "device %s: the capabilities event is not sent to the event streams",
+                     device_id);
         mgo_buf_cleanup(&buf);
     }
     mgo_buf_reset(&req->reply);

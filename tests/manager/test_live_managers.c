@@ -7,7 +7,9 @@
  *      the broker handed it to, and both streams carry them in the same order (the store's
  *      commit order); both managers did take a share of the messages (their metrics);
  *   2. a status too long for one notification reaches a stream as a reference, which the
- *      listener resolves from the store (and mgo_livebus__payload makes that reference);
+ *      listener resolves from the store (and mgo_livebus__payloads makes that reference);
+ *      a device event too long for one goes in parts, cut at UTF-8 boundaries, and reaches
+ *      the streams of both managers whole;
  *   3. the listening connections killed in the database: every open stream is ended (its
  *      client reconnects and starts again from a snapshot), the managers listen again, and
  *      new streams carry events again. */
@@ -193,7 +195,9 @@ static void test_long_status_goes_by_reference(void)
     /* the payload: a reference only for a status too long for one notification */
     struct mgo_buf b;
     mgo_buf_init(&b, MGO_MGR_NOTIFY_MAX);
-    CU_ASSERT_EQUAL(mgo_livebus__payload("status", "dep-1", "{\"a\":1}", &b), MGO_OK);
+    size_t n = 0;
+    CU_ASSERT_EQUAL(mgo_livebus__payloads("status", "dep-1", "{\"a\":1}", &b, &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 1u);
     CU_ASSERT_STRING_EQUAL((const char *)b.data, "status\tdep-1\t{\"a\":1}");
     char *big = malloc(9000);
     CU_ASSERT_FATAL(big != NULL);
@@ -201,9 +205,9 @@ static void test_long_status_goes_by_reference(void)
     big[0] = '"';
     big[8997] = '"';
     big[8998] = '\0';
-    CU_ASSERT_EQUAL(mgo_livebus__payload("status", "dep-1", big, &b), MGO_OK);
+    CU_ASSERT_EQUAL(mgo_livebus__payloads("status", "dep-1", big, &b, &n), MGO_OK);
+    CU_ASSERT_EQUAL(n, 1u);
     CU_ASSERT_STRING_EQUAL((const char *)b.data, "status-ref\tdep-1\t");
-    CU_ASSERT_EQUAL(mgo_livebus__payload("device-event", NULL, big, &b), MGO_ERR_LIMIT);
     mgo_buf_cleanup(&b);
 
     /* a deployment with a status of its own in the shared store, then its reference */
@@ -242,6 +246,98 @@ static void test_long_status_goes_by_reference(void)
     free(big);
 }
 
+/* The whole of a file (NULL: unreadable); free() it. */
+static char *slurp(const char *path)
+{
+    struct mgo_buf b;
+    mgo_buf_init(&b, 1u << 22);
+    if (mgo_buf_read_file(&b, path) != MGO_OK || mgo_buf_append(&b, "", 1) != MGO_OK) {
+        mgo_buf_cleanup(&b);
+        return NULL;
+    }
+    size_t len = 0;
+    return (char *)mgo_buf_take(&b, &len);
+}
+
+/* A device event message of 3,009 bytes (events allow 4,096) whose live JSON is over 8,000:
+ * "long-", then 1,000 times e-acute (two bytes, so cuts fall inside characters) and U+0001
+ * (six bytes in JSON), then "-end"; as YAML (double-quoted) and as the JSON text expected. */
+#define LONG_UNITS 1000
+static void long_message(char *yaml, size_t yaml_size, char *json, size_t json_size)
+{
+    size_t y = (size_t)snprintf(yaml, yaml_size, "\"long-");
+    size_t j = (size_t)snprintf(json, json_size, "long-");
+    for (int i = 0; i < LONG_UNITS; i++) {
+        y += (size_t)snprintf(yaml + y, yaml_size - y, "\xc3\xa9\\x01");
+        j += (size_t)snprintf(json + j, json_size - j, "\xc3\xa9\\u0001");
+    }
+    snprintf(yaml + y, yaml_size - y, "-end\"");
+    snprintf(json + j, json_size - j, "-end");
+}
+
+static void test_long_device_event_in_parts(void)
+{
+    static char yaml[16384], msg[16384];
+    long_message(yaml, sizeof yaml, msg, sizeof msg);
+    CU_ASSERT(strlen(msg) > MGO_MGR_NOTIFY_MAX);
+    char json[16600];
+    snprintf(json, sizeof json, "{\"message\":\"%s\"}", msg);
+    /* the parts: each short enough, none starting inside a character, joined the whole */
+    struct mgo_buf b;
+    mgo_buf_init(&b, 1u << 20);
+    size_t n = 0;
+    CU_ASSERT_EQUAL_FATAL(mgo_livebus__payloads("device-event", "dep-9", json, &b, &n), MGO_OK);
+    CU_ASSERT(n >= 2);
+    char joined[16600] = "";
+    const char *p = (const char *)b.data;
+    for (size_t k = 0; k < n; k++, p += strlen(p) + 1) {
+        CU_ASSERT(strlen(p) < MGO_MGR_NOTIFY_MAX);
+        char head[48];
+        if (k + 1 < n)
+            snprintf(head, sizeof head, "device-event+%zu\tdep-9\t", k + 1);
+        else
+            snprintf(head, sizeof head, "device-event\tdep-9\t");
+        CU_ASSERT_FATAL(strncmp(p, head, strlen(head)) == 0);
+        const char *data = p + strlen(head);
+        CU_ASSERT(((unsigned char)data[0] & 0xC0u) != 0x80u);
+        strncat(joined, data, sizeof joined - strlen(joined) - 1);
+    }
+    CU_ASSERT_STRING_EQUAL(joined, json);
+    /* past 64 KiB: not relayed */
+    char *huge = malloc(MGO_LIVEBUS_EVENT_MAX + 2);
+    CU_ASSERT_FATAL(huge != NULL);
+    memset(huge, 'x', MGO_LIVEBUS_EVENT_MAX + 1);
+    huge[MGO_LIVEBUS_EVENT_MAX + 1] = '\0';
+    CU_ASSERT_EQUAL(mgo_livebus__payloads("device-event", NULL, huge, &b, &n), MGO_ERR_LIMIT);
+    free(huge);
+    mgo_buf_cleanup(&b);
+
+    /* end to end: whichever manager stores it, both streams carry it whole */
+    char log[2][320];
+    pid_t s[2];
+    open_streams("stream-long", log, s);
+    CU_ASSERT_FATAL(wait_listening(log[0], log[1], "d"));
+    CU_ASSERT_EQUAL(mgo_test_publish_yamlf(dev, "margo/v1/devices/live-long/events", false, WAIT_MS,
+                                           "deviceId: live-long\ntype: test-probe\nseverity: "
+                                           "info\nmessage: %s\ntimestamp: 1796428800000\n",
+                                           yaml),
+                    MGO_OK);
+    char needle[16600];
+    snprintf(needle, sizeof needle, "\"message\":\"%s\"", msg);
+    for (int i = 0; i < 2; i++) {
+        bool whole = false;
+        for (int waited = 0; !whole && waited < WAIT_MS; waited += 100) {
+            char *text = slurp(log[i]);
+            whole = text != NULL && strstr(text, needle) != NULL;
+            free(text);
+            if (!whole)
+                mgo_test_sleep_ms(100);
+        }
+        CU_ASSERT(whole);
+        mgo_test_kill(s[i], SIGTERM);
+    }
+}
+
 static void test_lost_listener_ends_streams(void)
 {
     char log[2][320];
@@ -267,6 +363,7 @@ void mgo_test_register(void)
     CU_add_test(s, "every stream sees what every manager stored, in one order",
                 test_every_stream_sees_every_manager);
     CU_add_test(s, "a long status goes by reference", test_long_status_goes_by_reference);
+    CU_add_test(s, "a long device event goes in parts", test_long_device_event_in_parts);
     CU_add_test(s, "a lost listening connection ends the streams, then listens again",
                 test_lost_listener_ends_streams);
 }
