@@ -196,6 +196,9 @@ static mgo_err encode_manifest(const struct mgo_publisher *p, const struct mgo_d
     return err;
 }
 
+static mgo_err send_device(struct mgo_publisher *p, const char *device_id,
+                           const char *const *changed_ids, size_t changed_len, uint64_t version);
+
 mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                             const char *const *changed_ids, size_t changed_len)
 {
@@ -225,6 +228,15 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
                      (unsigned long long)version);
         return MGO_OK;
     }
+    return send_device(p, device_id, changed_ids, changed_len, version);
+}
+
+/* mgo_publish__device once its checks have passed (publishing, connected, room in the window,
+ * an MQTT device whose newest manifest is `version`, as read just before). */
+static mgo_err send_device(struct mgo_publisher *p, const char *device_id,
+                           const char *const *changed_ids, size_t changed_len, uint64_t version)
+{
+    mgo_err err = MGO_OK;
     if (changed_ids == NULL && in_flight(p, device_id, version))
         return MGO_OK; /* a whole re-send of what is on its way (sweep, poll) */
     struct mgo_arena arena;
@@ -479,6 +491,10 @@ bool mgo_publish__waiting(const struct mgo_publisher *p)
     return p->pass != MGO_PUBLISH_PASS_NONE || p->backlog;
 }
 
+/* The poll's steps call send_device directly: they run only while publishing and connected,
+ * within the window's room, and the page gives each device's version and leaves out devices
+ * bound to HTTP, so mgo_publish__device's two reads per device are not needed. */
+
 /* One page of a walk: the devices read (a page is read whole before anything is sent, so
  * no statement stays open while publishing reads the store). */
 struct page {
@@ -526,14 +542,15 @@ static size_t pass_step(struct mgo_publisher *p, size_t budget, mgo_err *first)
     bool refresh = p->pass == MGO_PUBLISH_PASS_REFRESH;
     struct page pg;
     mgo_err err = page_read(p, false, p->pass_after, budget, &pg);
-    size_t sent = 0;
-    for (size_t i = 0; !err && i < pg.len; i++) {
+    size_t sent = 0, i = 0;
+    /* publishing: the lease's local deadline may pass during a step */
+    for (; !err && i < pg.len && publishing(p); i++) {
         mgo_err e = MGO_OK;
         if (pg.versions[i] > 0) {
             /* a refresh sends no document, but only for a manifest the broker took: one never
              * acknowledged may have documents the device has not got */
             bool bare = refresh && pg.acknowledged[i];
-            e = mgo_publish__device(p, pg.ids[i], bare ? no_documents : NULL, 0);
+            e = send_device(p, pg.ids[i], bare ? no_documents : NULL, 0, pg.versions[i]);
             sent++;
         }
         if (e && *first == MGO_OK)
@@ -543,7 +560,7 @@ static size_t pass_step(struct mgo_publisher *p, size_t budget, mgo_err *first)
     if (err) {
         if (*first == MGO_OK)
             *first = err; /* the same page again at the next poll */
-    } else if (pg.len < budget) {
+    } else if (i == pg.len && pg.len < budget) {
         MGO_LOGI(TAG, "%s every device's manifest",
                  refresh ? "re-issued (valid for the next period)" : "published again");
         p->pass = MGO_PUBLISH_PASS_NONE;
@@ -567,11 +584,11 @@ static size_t unacked_step(struct mgo_publisher *p, size_t budget, bool *done, b
     struct page pg;
     mgo_err err = page_read(p, true, p->unacked_after, limit, &pg);
     size_t sent = 0, i = 0;
-    for (; !err && i < pg.len && sent < budget; i++) {
+    for (; !err && i < pg.len && sent < budget && publishing(p); i++) {
         snprintf(p->unacked_after, sizeof p->unacked_after, "%s", pg.ids[i]);
         if (pg.versions[i] == 0 || in_flight(p, pg.ids[i], pg.versions[i]))
             continue; /* a role, or its acknowledgement will mark it published */
-        mgo_err e = mgo_publish__device(p, pg.ids[i], NULL, 0);
+        mgo_err e = send_device(p, pg.ids[i], NULL, 0, pg.versions[i]);
         sent++;
         if (e && *first == MGO_OK)
             *first = e; /* one device that fails does not hold the others back */
