@@ -579,8 +579,9 @@ static size_t unacked_step(struct mgo_publisher *p, size_t budget, bool *done, b
     *done = false;
     *cut = false;
     bool from_start = p->unacked_after[0] == '\0';
-    /* the page also holds the devices in flight, which are passed over */
-    size_t limit = budget + p->pending_len;
+    /* the page may hold devices in flight, which are passed over (a page of them only moves
+     * the walk on: *cut, the next step goes on from there) */
+    size_t limit = 2 * budget;
     struct page pg;
     mgo_err err = page_read(p, true, p->unacked_after, limit, &pg);
     size_t sent = 0, i = 0;
@@ -613,6 +614,9 @@ mgo_err mgo_publish__poll(struct mgo_publisher *p, size_t max, bool *more)
         return MGO_OK;
     mgo_publish__record_acked(p); /* what is published, as far as known */
     size_t room = MGO_PUBLISH_MAX_PENDING - p->pending_len;
+    if (room < MGO_PUBLISH_MIN_ROOM && p->pending_len > 0)
+        return MGO_OK; /* a page read for a few devices costs as much as for many: the
+                        * acknowledgements bring the next poll */
     size_t budget = max < room ? max : room;
     mgo_err first = MGO_OK;
     size_t sent = 0;
@@ -626,7 +630,7 @@ mgo_err mgo_publish__poll(struct mgo_publisher *p, size_t max, bool *more)
     }
     if (sent > 0)
         MGO_LOGD(TAG, "published the stored desired state of %zu devices", sent);
-    *more = p->pending_len < MGO_PUBLISH_MAX_PENDING && first == MGO_OK &&
+    *more = MGO_PUBLISH_MAX_PENDING - p->pending_len >= MGO_PUBLISH_MIN_ROOM && first == MGO_OK &&
             (p->pass != MGO_PUBLISH_PASS_NONE || cut || (p->backlog && !done));
     return first;
 }

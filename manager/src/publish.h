@@ -28,6 +28,9 @@
  * work of one loop turn stay bounded however many devices one change touches, and every
  * acknowledgement finds its manifest (docs/scaling.md "Publishing"). */
 #define MGO_PUBLISH_MAX_PENDING 1024
+/* mgo_publish__poll sends nothing while fewer than this many manifests fit the window and
+ * some are in flight: one step per few acknowledgements would read a page each time. */
+#define MGO_PUBLISH_MIN_ROOM 256u
 
 /* How long a manifest stays valid by default (manifest-expiry): 7 days. */
 #define MGO_PUBLISH_DEFAULT_EXPIRY_S (7u * 24u * 3600u)
@@ -120,11 +123,13 @@ mgo_err mgo_publish__device(struct mgo_publisher *p, const char *device_id,
  * the lease holder, or not acknowledged), all documents and the manifest as
  * mgo_publish__device, walked in device id order from where the last step stopped. Sets
  * *more when another step now would find more to send (the window has room and work
- * remains). Not connected or not active: MGO_OK, nothing sent. A device that fails does not
- * stop the others; the first error is returned. */
+ * remains). While fewer than MGO_PUBLISH_MIN_ROOM manifests fit the window and some are in
+ * flight, nothing is sent. Not connected or not active: MGO_OK, nothing sent. A device that fails
+ * does not stop the others; the first error is returned. */
 mgo_err mgo_publish__poll(struct mgo_publisher *p, size_t max, bool *more) MGO_MUST_CHECK;
 /* Whether background work waits for room in the publish window (a pass, or manifests left
- * for lack of room): the daemon polls as soon as acknowledgements free some. */
+ * for lack of room): the daemon polls as soon as acknowledgements free some (the poll sends
+ * nothing before MGO_PUBLISH_MIN_ROOM fit, unless none is in flight). */
 bool mgo_publish__waiting(const struct mgo_publisher *p);
 /* Clears the retained documents (and statuses) of every deployment being removed that its
  * device has reported removed or never reported (as after a connect). Not connected or not
