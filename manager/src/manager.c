@@ -660,20 +660,29 @@ static void rollup_tick(void *ctx)
         MGO_LOGE(TAG, "out of memory: the fleet roll-ups stop");
 }
 
+/* A periodic timer (*timer, 0 while its callback runs) brought forward to fire in ms, once
+ * until it fires (*kicked); without memory the timer is gone and `lost` says what stops. */
+static void bring_forward(struct mgo_manager *m, uint64_t *timer, bool *kicked, int64_t ms,
+                          mgo_loop_fn fn, const char *lost)
+{
+    if (*kicked || *timer == 0)
+        return;
+    mgo_loop_timer_cancel(m->loop, *timer);
+    *timer = 0;
+    if (mgo_loop_timer_add(m->loop, ms, fn, m, timer) == MGO_OK)
+        *kicked = true;
+    else
+        MGO_LOGE(TAG, "out of memory: %s", lost);
+}
+
 /* Ingest committed a status change: the next rollout tick comes within ROLLOUT_KICK_MS (one
  * tick for a burst of statuses). */
 #define ROLLOUT_KICK_MS 200
 static void rollout_kick(void *ctx)
 {
     struct mgo_manager *m = ctx;
-    if (m->rollout_kicked || m->rollout_timer == 0)
-        return;
-    mgo_loop_timer_cancel(m->loop, m->rollout_timer);
-    m->rollout_timer = 0;
-    if (mgo_loop_timer_add(m->loop, ROLLOUT_KICK_MS, rollout_tick, m, &m->rollout_timer) == MGO_OK)
-        m->rollout_kicked = true;
-    else
-        MGO_LOGE(TAG, "out of memory: rollouts stop moving on");
+    bring_forward(m, &m->rollout_timer, &m->rollout_kicked, ROLLOUT_KICK_MS, rollout_tick,
+                  "rollouts stop moving on");
 }
 
 /* ---- several managers: the publisher lease (docs/scaling.md "Several managers") ------- */
@@ -774,14 +783,8 @@ static void publish_tick(void *ctx)
  * lease), when it is not already due at once. */
 static void publish_kick(struct mgo_manager *m)
 {
-    if (m->publish_kicked || m->publish_timer == 0)
-        return;
-    mgo_loop_timer_cancel(m->loop, m->publish_timer);
-    m->publish_timer = 0;
-    if (mgo_loop_timer_add(m->loop, 0, publish_tick, m, &m->publish_timer) == MGO_OK)
-        m->publish_kicked = true;
-    else
-        MGO_LOGE(TAG, "out of memory: stored desired state is published only after a reconnect");
+    bring_forward(m, &m->publish_timer, &m->publish_kicked, 0, publish_tick,
+                  "stored desired state is published only after a reconnect");
 }
 
 static void on_mqtt_ready(void *ctx, int fd, short revents);
