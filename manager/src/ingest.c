@@ -157,34 +157,21 @@ static void notify_live(struct mgo_ingest *in)
         n++;
     if (n == 0)
         return;
-    /* each event's payloads (one, or the parts of a long one) in a buffer of its own */
-    struct mgo_buf *bufs = calloc(n, sizeof *bufs);
-    size_t *counts = calloc(n, sizeof *counts);
-    mgo_err err = bufs && counts ? MGO_OK : MGO_ERR_NOMEM;
-    size_t total = 0, k = 0;
-    for (struct mgo_ingest_live *l = in->live_head; !err && l; l = l->next, k++) {
-        mgo_buf_init(&bufs[k], MGO_LIVEBUS_EVENT_MAX + 16u * MGO_MGR_NOTIFY_MAX);
-        if (mgo_livebus__payloads(l->event, l->deployment_id, l->json, &bufs[k], &counts[k]) !=
-            MGO_OK) {
-            MGO_LOGW(TAG, "a live %s event of %zu bytes is too long to relay: not sent", l->event,
-                     strlen(l->json));
-            counts[k] = 0;
-        }
-        total += counts[k];
+    /* every event's payloads (one, or the parts of a long one), one after the other */
+    struct mgo_buf buf;
+    mgo_buf_init(&buf, n * (MGO_LIVEBUS_EVENT_MAX + 16u * MGO_MGR_NOTIFY_MAX));
+    size_t total = 0;
+    for (struct mgo_ingest_live *l = in->live_head; l; l = l->next) {
+        size_t k = 0;
+        mgo_err e = mgo_livebus__payloads(l->event, l->deployment_id, l->json, &buf, &k);
+        if (e)
+            MGO_LOGW(TAG, "a live %s event of %zu bytes is not relayed: %s", l->event,
+                     strlen(l->json), mgo_strerror(e));
+        total += k;
     }
-    const char **payloads = err ? NULL : calloc(total ? total : 1, sizeof *payloads);
-    if (!err && !payloads)
-        err = MGO_ERR_NOMEM;
-    size_t at = 0;
-    for (size_t i = 0; !err && i < n; i++) {
-        const char *p = (const char *)bufs[i].data;
-        for (size_t j = 0; j < counts[i]; j++, p += strlen(p) + 1)
-            payloads[at++] = p;
-    }
-    if (!err && in->tx)
-        err = mgo_mgr_store_begin(in->store);
+    mgo_err err = in->tx ? mgo_mgr_store_begin(in->store) : MGO_OK;
     if (!err) {
-        err = mgo_mgr_store_notify(in->store, MGO_LIVEBUS_CHANNEL, payloads, total);
+        err = mgo_livebus__send(in->store, &buf, total);
         if (in->tx) {
             if (err)
                 mgo_mgr_store_rollback(in->store);
@@ -195,11 +182,7 @@ static void notify_live(struct mgo_ingest *in)
     if (err)
         MGO_LOGW(TAG, "%zu live events not sent to the managers' event streams: %s", n,
                  mgo_strerror(err));
-    for (size_t i = 0; bufs && i < n; i++)
-        mgo_buf_cleanup(&bufs[i]);
-    free(bufs);
-    free(counts);
-    free(payloads);
+    mgo_buf_cleanup(&buf);
     drop_live(in);
 }
 

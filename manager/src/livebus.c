@@ -377,11 +377,11 @@ uint64_t mgo_livebus__relayed(const struct mgo_livebus *b)
 /* What a part's event name gains at most: "+K" with K below MGO_LIVEBUS_EVENT_MAX. */
 #define PART_SUFFIX_MAX 7u
 
-mgo_err mgo_livebus__payloads(const char *event, const char *deployment_id, const char *json,
-                              struct mgo_buf *out, size_t *n)
+/* One event's payloads appended to out, each NUL-terminated; *n: how many. */
+static mgo_err append_payloads(const char *event, const char *deployment_id, const char *json,
+                               struct mgo_buf *out, size_t *n)
 {
     const char *dep = deployment_id ? deployment_id : "";
-    mgo_buf_reset(out);
     *n = 0;
     size_t len = strlen(json), head = strlen(event) + strlen(dep) + 2;
     mgo_err err;
@@ -420,25 +420,44 @@ mgo_err mgo_livebus__payloads(const char *event, const char *deployment_id, cons
     return err;
 }
 
+mgo_err mgo_livebus__payloads(const char *event, const char *deployment_id, const char *json,
+                              struct mgo_buf *out, size_t *n)
+{
+    size_t mark = out->len;
+    mgo_err err = append_payloads(event, deployment_id, json, out, n);
+    if (err) { /* none of this event's payloads stays */
+        out->len = mark;
+        if (out->data)
+            out->data[mark] = '\0';
+        *n = 0;
+    }
+    return err;
+}
+
+mgo_err mgo_livebus__send(struct mgo_mgr_store *store, const struct mgo_buf *payloads, size_t n)
+{
+    if (n == 0)
+        return MGO_OK;
+    const char **each = calloc(n, sizeof *each);
+    if (each == NULL)
+        return MGO_ERR_NOMEM;
+    const char *p = (const char *)payloads->data;
+    for (size_t i = 0; i < n; i++, p += strlen(p) + 1)
+        each[i] = p;
+    mgo_err err = mgo_mgr_store_notify(store, MGO_LIVEBUS_CHANNEL, each, n);
+    free(each);
+    return err;
+}
+
 mgo_err mgo_livebus__notify(struct mgo_mgr_store *store, const char *event,
                             const char *deployment_id, const char *json)
 {
     struct mgo_buf buf;
     mgo_buf_init(&buf, MGO_LIVEBUS_EVENT_MAX + 16u * MGO_MGR_NOTIFY_MAX);
     size_t n = 0;
-    const char *payloads[MGO_LIVEBUS_EVENT_MAX / 64u];
     mgo_err err = mgo_livebus__payloads(event, deployment_id, json, &buf, &n);
-    const char *p = (const char *)buf.data;
-    for (size_t i = 0; !err && i < n; i++) {
-        if (i == sizeof payloads / sizeof payloads[0]) {
-            err = MGO_ERR_LIMIT;
-            break;
-        }
-        payloads[i] = p;
-        p += strlen(p) + 1;
-    }
     if (!err)
-        err = mgo_mgr_store_notify(store, MGO_LIVEBUS_CHANNEL, payloads, n);
+        err = mgo_livebus__send(store, &buf, n);
     mgo_buf_cleanup(&buf);
     return err;
 }

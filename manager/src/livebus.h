@@ -53,14 +53,18 @@ uint64_t mgo_livebus__relayed(const struct mgo_livebus *b);
 /* The longest event JSON sent in parts (a device event's live JSON is at most this long). */
 #define MGO_LIVEBUS_EVENT_MAX (64u * 1024u)
 
-/* The payloads of one event (see above) into out (reset first), one after the other, each
- * NUL-terminated; *n: how many. MGO_ERR_LIMIT for an event JSON longer than
- * MGO_LIVEBUS_EVENT_MAX (not a status: that goes as a reference). */
+/* The payloads of one event (see above) appended to out, one after the other, each
+ * NUL-terminated; *n: how many. On an error nothing is appended: MGO_ERR_LIMIT for an event
+ * JSON longer than MGO_LIVEBUS_EVENT_MAX (not a status: that goes as a reference), or past
+ * out's bound. */
 mgo_err mgo_livebus__payloads(const char *event, const char *deployment_id, const char *json,
                               struct mgo_buf *out, size_t *n) MGO_MUST_CHECK;
-/* PostgreSQL: the payloads of one event NOTIFYed on MGO_LIVEBUS_CHANNEL in one statement (at
- * the commit of the transaction open on store, if one is). Errors of the store, and
- * MGO_ERR_LIMIT as above. */
+/* PostgreSQL: the n payloads in `payloads` (as mgo_livebus__payloads makes them) NOTIFYed on
+ * MGO_LIVEBUS_CHANNEL in one statement (at the commit of the transaction open on store, if
+ * one is). Errors of the store, MGO_ERR_NOMEM. */
+mgo_err mgo_livebus__send(struct mgo_mgr_store *store, const struct mgo_buf *payloads,
+                          size_t n) MGO_MUST_CHECK;
+/* One event: mgo_livebus__payloads, then mgo_livebus__send. Their errors. */
 mgo_err mgo_livebus__notify(struct mgo_mgr_store *store, const char *event,
                             const char *deployment_id, const char *json) MGO_MUST_CHECK;
 
