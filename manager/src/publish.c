@@ -52,6 +52,14 @@ static void remember_pub(struct mgo_publisher *p, int token, const char *device,
     snprintf(pp->device, sizeof pp->device, "%s", device);
 }
 
+/* Takes entry i out of the in-flight list. Its order means nothing (every lookup scans it
+ * whole), so the last entry takes its place instead of moving up to the whole window on
+ * every acknowledgement. */
+static void forget_pending(struct mgo_publisher *p, size_t i)
+{
+    p->pending[i] = p->pending[--p->pending_len];
+}
+
 void mgo_publish__acked(struct mgo_publisher *p, int token)
 {
     for (size_t i = 0; i < p->pending_len; i++) {
@@ -60,9 +68,7 @@ void mgo_publish__acked(struct mgo_publisher *p, int token)
         if (p->acked_len == MGO_PUBLISH_MAX_PENDING)
             mgo_publish__record_acked(p); /* empties the list, recorded or not */
         p->acked[p->acked_len++] = p->pending[i];
-        memmove(&p->pending[i], &p->pending[i + 1],
-                (p->pending_len - i - 1) * sizeof p->pending[0]);
-        p->pending_len--;
+        forget_pending(p, i);
         return;
     }
 }
@@ -92,9 +98,7 @@ void mgo_publish__failed(struct mgo_publisher *p, int token)
     for (size_t i = 0; i < p->pending_len; i++) {
         if (p->pending[i].token != token)
             continue;
-        memmove(&p->pending[i], &p->pending[i + 1],
-                (p->pending_len - i - 1) * sizeof p->pending[0]);
-        p->pending_len--;
+        forget_pending(p, i);
         return;
     }
 }
